@@ -1,0 +1,3 @@
+from modelway.cli import main
+
+main()

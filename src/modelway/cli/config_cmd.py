@@ -1,0 +1,55 @@
+"""``modelway config check``: validate the config and show what it resolves to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelway.cli.app import app
+from modelway.config import ConfigError, load_config, mask_secret
+from modelway.gateway.app import environment
+from modelway.providers.registry import SPECS, provider_settings
+
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def check(
+    config: Annotated[Path | None, typer.Option(help="Path to modelway.yaml.")] = None,
+) -> None:
+    """Validate the config; print resolved providers and aliases with keys masked."""
+    environ = environment()
+    try:
+        settings = load_config(config, environ)
+        enabled = provider_settings(settings, environ)
+        for alias in settings.models:
+            for deployment in alias.deployments:
+                if deployment.provider not in enabled and deployment.provider != "mock":
+                    raise ConfigError(
+                        f"alias {alias.name!r} uses provider {deployment.provider!r}, which is "
+                        f"not enabled (set {deployment.provider.upper()}_API_KEY or add it "
+                        "to the providers section)"
+                    )
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    console = Console()
+    providers = Table("provider", "wire", "base URL", "key", title="Providers")
+    providers.add_row("mock", "mock", "(built in)", "-")
+    for name, provider in enabled.items():
+        spec = SPECS.get(name)
+        wire = provider.wire or (spec.wire if spec else "?")
+        base_url = provider.base_url or (spec.base_url if spec else "-")
+        providers.add_row(name, wire, base_url, mask_secret(provider.api_key))
+    console.print(providers)
+    aliases = Table("alias", "strategy", "deployments", "fallbacks", title="Aliases")
+    for alias in settings.models:
+        deployments = ", ".join(f"{d.provider}/{d.model}" for d in alias.deployments)
+        aliases.add_row(alias.name, alias.strategy, deployments, ", ".join(alias.fallbacks) or "-")
+    console.print(aliases)
+    console.print("[green]config OK[/green]")

@@ -1,0 +1,47 @@
+"""``modelway models``: the models the gateway can serve with this configuration."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelway.cli.app import app
+from modelway.config import ConfigError, load_config
+from modelway.engine import Engine
+from modelway.gateway.app import environment
+from modelway.types import ModelInfo
+
+
+async def _list(config: Path | None) -> list[ModelInfo]:
+    environ = environment()
+    engine = Engine(load_config(config, environ), environ)
+    try:
+        return await engine.models()
+    finally:
+        await engine.aclose()
+
+
+@app.command()
+def models(
+    config: Annotated[Path | None, typer.Option(help="Path to modelway.yaml.")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List aliases and every enabled provider's models."""
+    try:
+        infos = asyncio.run(_list(config))
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if json:
+        typer.echo(orjson.dumps([{"id": m.id, "owned_by": m.owned_by} for m in infos]).decode())
+        return
+    table = Table("model", "provider")
+    for info in infos:
+        table.add_row(info.id, info.owned_by)
+    Console().print(table)

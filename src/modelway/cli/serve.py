@@ -1,0 +1,103 @@
+"""``modelway serve``: run the gateway."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+
+from modelway.cli.app import app
+from modelway.config import ConfigError, load_config
+from modelway.gateway.app import create_app, environment
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the gateway reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Server(uvicorn.Server):
+    """Prints one line once the socket listens, so people and tests know it is ready."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            # The bound port, which differs from the configured one for ``--port 0``.
+            port = self.servers[0].sockets[0].getsockname()[1] if self.servers else self.config.port
+            print(f"modelway listening on http://{self.config.host}:{port}", flush=True)
+
+
+def _uvicorn_options(host: str, port: int) -> dict[str, Any]:
+    return {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 30,
+    }
+
+
+@app.command()
+def serve(
+    config: Annotated[Path | None, typer.Option(help="Path to modelway.yaml.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    insecure: Annotated[
+        bool, typer.Option(help="Allow a non-loopback bind with no authentication.")
+    ] = False,
+) -> None:
+    """Run the gateway (OpenAI-compatible API at /v1)."""
+    environ = environment()
+    try:
+        settings = load_config(config, environ)
+    except ConfigError as exc:
+        typer.echo(f"config error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    bind_host = host if host is not None else settings.server.host
+    bind_port = port if port is not None else settings.server.port
+    worker_count = workers if workers is not None else settings.server.workers
+    # Keys arrive in a later version; until then the gateway always runs open.
+    if not is_loopback(bind_host) and not insecure:
+        typer.echo(
+            f"refusing to serve {bind_host} with no authentication: anyone who can reach it "
+            "could spend your provider keys. Bind 127.0.0.1, or pass --insecure.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    print(
+        "WARNING: no master key and no virtual keys: the gateway is open to anyone who can "
+        f"reach {bind_host}:{bind_port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    options = _uvicorn_options(bind_host, bind_port)
+    if worker_count > 1:
+        if config is not None:
+            os.environ["MODELWAY_CONFIG"] = str(config.resolve())
+        print(
+            f"modelway listening on http://{bind_host}:{bind_port} ({worker_count} workers)",
+            flush=True,
+        )
+        uvicorn.run(
+            "modelway.gateway.app:app_from_environment",
+            factory=True,
+            workers=worker_count,
+            **options,
+        )
+        return
+    server = _Server(uvicorn.Config(create_app(settings, environ), **options))
+    server.run()

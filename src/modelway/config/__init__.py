@@ -1,0 +1,46 @@
+"""Configuration as validated data: ``modelway.yaml`` read once at start.
+
+``load_config`` finds and reads the file, interpolates ``${VAR}`` from the environment
+it is given, and validates it into a frozen `Config`; any problem is a `ConfigError`
+whose message names the file and line.
+"""
+
+from modelway.config.environment import load_dotenv_file
+from modelway.config.loading import DEFAULT_CONFIG_FILE, load_config, parse_config
+from modelway.config.masking import mask_secret
+from modelway.config.schema import (
+    KNOWN_PROVIDERS,
+    Config,
+    Deployment,
+    LoggingSettings,
+    LogLevel,
+    ModelAlias,
+    Price,
+    ProviderSettings,
+    ServerSettings,
+    Strategy,
+    Timeouts,
+    Wire,
+)
+from modelway.config.source_map import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "KNOWN_PROVIDERS",
+    "Config",
+    "ConfigError",
+    "Deployment",
+    "LogLevel",
+    "LoggingSettings",
+    "ModelAlias",
+    "Price",
+    "ProviderSettings",
+    "ServerSettings",
+    "Strategy",
+    "Timeouts",
+    "Wire",
+    "load_config",
+    "load_dotenv_file",
+    "mask_secret",
+    "parse_config",
+]

@@ -1,0 +1,148 @@
+"""The shape of ``modelway.yaml`` as msgspec structs: what a valid config can say."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+
+from modelway.config.masking import mask_secret
+
+#: Provider names usable without declaring them under ``providers``.
+KNOWN_PROVIDERS: tuple[str, ...] = (
+    "openai",
+    "azure",
+    "anthropic",
+    "gemini",
+    "ollama",
+    "openrouter",
+    "groq",
+    "mistral",
+    "deepseek",
+    "together",
+    "fireworks",
+    "vllm",
+    "lmstudio",
+    "mock",
+)
+
+Wire = Literal["openai", "anthropic", "ollama"]
+Strategy = Literal["round-robin", "weighted", "least-busy", "lowest-latency"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+Name = Annotated[str, msgspec.Meta(min_length=1)]
+Dollars = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A config section whose repr never shows a secret."""
+
+    #: Fields shown masked: keys, and header values (they often carry ``Authorization``).
+    _secret_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def _safe_items(self) -> Iterator[tuple[str, Any]]:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if name in self._secret_fields:
+                if isinstance(value, dict):
+                    value = {key: mask_secret(item) for key, item in value.items()}
+                elif isinstance(value, str):
+                    value = mask_secret(value)
+            yield name, value
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self._safe_items())
+        return f"{type(self).__name__}({fields})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        # msgspec's own rich repr would print the secrets this class hides.
+        return list(self._safe_items())
+
+
+class ProviderSettings(_Section, frozen=True, kw_only=True):
+    """Credentials and endpoint for one provider; any name with a ``wire`` is a custom one."""
+
+    _secret_fields = frozenset({"api_key", "headers"})
+
+    api_key: str | None = None
+    base_url: str | None = None
+    headers: dict[str, str] = {}
+    wire: Wire | None = None
+    api_version: str | None = None
+
+
+class Timeouts(_Section, frozen=True, kw_only=True):
+    """Seconds allowed to connect, for the first token, between chunks, and in all."""
+
+    connect: Seconds = 10.0
+    first_token: Seconds = 60.0
+    stall: Seconds = 60.0
+    total: Seconds = 600.0
+
+
+class Deployment(_Section, frozen=True, kw_only=True):
+    """One upstream model behind an alias, with its own endpoint, weight and caps."""
+
+    _secret_fields = frozenset({"api_key", "headers"})
+
+    provider: Name
+    model: Name
+    base_url: str | None = None
+    api_key: str | None = None
+    headers: dict[str, str] = {}
+    weight: Positive = 1
+    rpm: Positive | None = None
+    tpm: Positive | None = None
+
+
+class ModelAlias(_Section, frozen=True, kw_only=True):
+    """A model name clients send, served by one or more deployments."""
+
+    name: Name
+    strategy: Strategy = "round-robin"
+    deployments: Annotated[list[Deployment], msgspec.Meta(min_length=1)]
+    fallbacks: list[Name] = []
+    timeouts: Timeouts | None = None
+    retries: Count | None = None
+    cache: bool = False
+
+
+class ServerSettings(_Section, frozen=True, kw_only=True):
+    """Where the gateway listens and the defaults for direct ``provider/model`` calls."""
+
+    host: Name = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
+    workers: Positive = 1
+    default_provider: Name | None = None
+    max_body_bytes: Positive = 10 * 1024 * 1024
+    timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
+    retries: Count = 2
+
+
+class Price(_Section, frozen=True, kw_only=True):
+    """USD per million tokens for one model, overriding the shipped price table."""
+
+    input_per_million: Dollars
+    output_per_million: Dollars
+    cached_input_per_million: Dollars | None = None
+
+
+class LoggingSettings(_Section, frozen=True, kw_only=True):
+    """How much the gateway logs; bodies only when asked."""
+
+    level: LogLevel = "info"
+    log_bodies: bool = False
+
+
+class Config(_Section, frozen=True, kw_only=True):
+    """The whole validated ``modelway.yaml``; an absent file means all defaults."""
+
+    providers: dict[str, ProviderSettings] = {}
+    models: list[ModelAlias] = []
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    prices: dict[str, Price] = {}
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)

@@ -1,0 +1,454 @@
+"""The Anthropic Messages API as an inbound dialect: ``POST /v1/messages`` in, messages out."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from modelway.errors import BadRequest, ModelwayError, UpstreamStatusError
+from modelway.providers.anthropic import ERROR_STATUSES
+from modelway.types import (
+    ChatRequest,
+    ChatResponse,
+    ImagePart,
+    Message,
+    MessageEnd,
+    MessageStart,
+    Part,
+    StopReason,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    UsageReport,
+)
+
+#: Canonical stop reasons in Anthropic's words.
+ANTHROPIC_STOP_REASONS: dict[StopReason, str] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+}
+
+_ERROR_TYPES = {status: kind for kind, status in ERROR_STATUSES.items()}
+_TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+_ROLE_BLOCKS = {"user": ("text", "image", "tool_result"), "assistant": ("text", "tool_use")}
+_KNOWN_BLOCKS = {"text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking"}
+#: Blocks Anthropic defines that the canonical form cannot carry.
+_UNSUPPORTED_BLOCKS = {"document", "search_result", "server_tool_use", "web_search_tool_result"}
+
+
+class AnthropicDialect:
+    """Speaks Anthropic's Messages API to callers (the ``anthropic`` SDKs, Claude clients)."""
+
+    name = "anthropic"
+    stream_media_type = "text/event-stream"
+
+    def decode_chat(self, body: Any) -> ChatRequest:
+        """The canonical request for a Messages API body; ``BadRequest`` names the bad field."""
+        if not isinstance(body, dict):
+            raise BadRequest("body: expected a JSON object")
+        max_tokens = body.get("max_tokens")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise BadRequest("max_tokens: required, a positive integer")
+        raw_messages = body.get("messages")
+        if not isinstance(raw_messages, list) or not raw_messages:
+            raise BadRequest("messages: required, a non-empty list")
+        messages = _system(body.get("system"))
+        for index, raw in enumerate(raw_messages):
+            messages.extend(_messages(raw, f"messages.{index}"))
+        metadata = body.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise BadRequest("metadata: must be an object")
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise BadRequest("stream: must be a boolean")
+        # top_k, thinking and other Anthropic-only fields have no canonical name and are
+        # dropped rather than put in ``extra``, which any provider would receive.
+        return ChatRequest(
+            model=_string(body.get("model"), "model"),
+            messages=messages,
+            tools=_tools(body.get("tools")),
+            tool_choice=_tool_choice(body.get("tool_choice")),
+            temperature=_number(body.get("temperature"), "temperature"),
+            top_p=_number(body.get("top_p"), "top_p"),
+            max_tokens=max_tokens,
+            stop=_strings(body.get("stop_sequences"), "stop_sequences"),
+            stream=stream,
+            include_usage=True,  # Anthropic streams always carry usage.
+            user=_optional_string((metadata or {}).get("user_id"), "metadata.user_id"),
+        )
+
+    def encode_response(self, response: ChatResponse) -> bytes:
+        """A Messages API ``message`` object."""
+        return orjson.dumps(message_object(response))
+
+    def stream_encoder(self, request: ChatRequest) -> AnthropicStreamEncoder:
+        """A fresh SSE encoder for one answer to ``request``."""
+        return AnthropicStreamEncoder(request.model)
+
+    def encode_error(self, error: ModelwayError) -> bytes:
+        """``{"type": "error", "error": {...}}`` in Anthropic's error vocabulary."""
+        return orjson.dumps(error_object(error))
+
+
+# --- request decoding ----------------------------------------------------------------
+
+
+def _system(raw: Any) -> list[Message]:
+    if raw is None or raw == "":
+        return []
+    if isinstance(raw, str):
+        return [Message(role="system", content=[TextPart(raw)])]
+    if not isinstance(raw, list):
+        raise BadRequest("system: must be a string or a list of text blocks")
+    parts: list[Part] = []
+    for index, block in enumerate(raw):
+        if _block_type(block, f"system.{index}") != "text":
+            raise BadRequest(f"system.{index}.type: system blocks must be 'text'")
+        parts.append(TextPart(_string(block.get("text"), f"system.{index}.text", empty=True)))
+    return [Message(role="system", content=parts)] if parts else []
+
+
+def _messages(raw: Any, where: str) -> list[Message]:
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{where}: expected an object")
+    role = raw.get("role")
+    if role not in _ROLE_BLOCKS:
+        raise BadRequest(f"{where}.role: must be 'user' or 'assistant', got {role!r}")
+    content = raw.get("content")
+    if isinstance(content, str):
+        return [Message(role=role, content=[TextPart(content)])]
+    if not isinstance(content, list):
+        raise BadRequest(f"{where}.content: must be a string or a list of content blocks")
+    messages: list[Message] = []
+    parts: list[Part] = []
+    calls: list[ToolCall] = []
+    for index, block in enumerate(content):
+        path = f"{where}.content.{index}"
+        kind = _block_type(block, path)
+        if kind not in _ROLE_BLOCKS[role]:
+            # Claude clients send earlier thinking back; the canonical form has no place for it.
+            if role == "assistant" and kind in ("thinking", "redacted_thinking"):
+                continue
+            raise _unexpected_block(kind, role, path)
+        if kind == "tool_result":
+            # A canonical tool result is its own message, so the user turn splits around it.
+            if parts:
+                messages.append(Message(role="user", content=parts))
+                parts = []
+            messages.append(_tool_result(block, path))
+        elif kind == "tool_use":
+            calls.append(_tool_use(block, path))
+        else:
+            parts.append(_part(block, kind, path))
+    if parts or calls or not messages:
+        messages.append(Message(role=role, content=parts, tool_calls=calls))
+    return messages
+
+
+def _block_type(block: Any, where: str) -> str:
+    if not isinstance(block, dict):
+        raise BadRequest(f"{where}: expected a content block object")
+    kind = block.get("type")
+    if not isinstance(kind, str):
+        raise BadRequest(f"{where}.type: required, a string")
+    return kind
+
+
+def _unexpected_block(kind: str, role: str, where: str) -> BadRequest:
+    if kind in _KNOWN_BLOCKS:
+        return BadRequest(f"{where}.type: {kind!r} blocks are not allowed in {role} messages")
+    if kind in _UNSUPPORTED_BLOCKS:
+        return BadRequest(f"{where}.type: {kind!r} blocks are not supported by this gateway")
+    return BadRequest(f"{where}.type: unknown block type {kind!r}")
+
+
+def _part(block: dict[str, Any], kind: str, where: str) -> Part:
+    if kind == "text":
+        return TextPart(_string(block.get("text"), f"{where}.text", empty=True))
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise BadRequest(f"{where}.source: required, an object")
+    source_type = source.get("type")
+    if source_type == "base64":
+        return ImagePart(
+            data=_string(source.get("data"), f"{where}.source.data"),
+            media_type=_string(source.get("media_type"), f"{where}.source.media_type"),
+        )
+    if source_type == "url":
+        return ImagePart(url=_string(source.get("url"), f"{where}.source.url"))
+    raise BadRequest(f"{where}.source.type: must be 'base64' or 'url', got {source_type!r}")
+
+
+def _tool_use(block: dict[str, Any], where: str) -> ToolCall:
+    arguments = block.get("input", {})
+    if not isinstance(arguments, dict):
+        raise BadRequest(f"{where}.input: must be an object")
+    return ToolCall(
+        id=_string(block.get("id"), f"{where}.id"),
+        name=_string(block.get("name"), f"{where}.name"),
+        arguments=orjson.dumps(arguments).decode(),
+    )
+
+
+def _tool_result(block: dict[str, Any], where: str) -> Message:
+    content = block.get("content", "")
+    if isinstance(content, str):
+        parts: list[Part] = [TextPart(content)] if content else []
+    elif isinstance(content, list):
+        parts = []
+        for index, item in enumerate(content):
+            kind = _block_type(item, f"{where}.content.{index}")
+            if kind not in ("text", "image"):
+                raise BadRequest(f"{where}.content.{index}.type: must be 'text' or 'image'")
+            parts.append(_part(item, kind, f"{where}.content.{index}"))
+    else:
+        raise BadRequest(f"{where}.content: must be a string or a list of blocks")
+    is_error = block.get("is_error", False)
+    if not isinstance(is_error, bool):
+        raise BadRequest(f"{where}.is_error: must be a boolean")
+    if is_error:
+        # Canonical tool messages have no error flag; the model still reads the failure.
+        parts.insert(0, TextPart("Error: "))
+    tool_use_id = _string(block.get("tool_use_id"), f"{where}.tool_use_id")
+    return Message(role="tool", content=parts, tool_call_id=tool_use_id)
+
+
+def _tools(raw: Any) -> list[Tool]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise BadRequest("tools: must be a list")
+    tools: list[Tool] = []
+    for index, spec in enumerate(raw):
+        where = f"tools.{index}"
+        if not isinstance(spec, dict):
+            raise BadRequest(f"{where}: expected an object")
+        if spec.get("type") not in (None, "custom"):
+            raise BadRequest(f"{where}.type: server tool {spec['type']!r} is not supported")
+        schema = spec.get("input_schema")
+        if not isinstance(schema, dict):
+            raise BadRequest(f"{where}.input_schema: required, a JSON Schema object")
+        description = spec.get("description", "")
+        if not isinstance(description, str):
+            raise BadRequest(f"{where}.description: must be a string")
+        name = _string(spec.get("name"), f"{where}.name")
+        tools.append(Tool(name=name, description=description, parameters=schema))
+    return tools
+
+
+def _tool_choice(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise BadRequest("tool_choice: must be an object")
+    kind = raw.get("type")
+    if kind == "tool":
+        return _string(raw.get("name"), "tool_choice.name")
+    if kind not in _TOOL_CHOICES:
+        raise BadRequest(f"tool_choice.type: must be auto, any, tool or none, got {kind!r}")
+    return _TOOL_CHOICES[kind]
+
+
+def _string(value: Any, where: str, *, empty: bool = False) -> str:
+    if not isinstance(value, str) or (not empty and not value):
+        raise BadRequest(f"{where}: required, a {'string' if empty else 'non-empty string'}")
+    return value
+
+
+def _optional_string(value: Any, where: str) -> str | None:
+    return None if value is None else _string(value, where, empty=True)
+
+
+def _number(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise BadRequest(f"{where}: must be a number")
+    return float(value)
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadRequest(f"{where}: must be a list of strings")
+    return list(value)
+
+
+# --- encoding ------------------------------------------------------------------------
+
+
+def message_object(response: ChatResponse) -> dict[str, Any]:
+    """The Messages API ``message`` object for a complete answer."""
+    content: list[dict[str, Any]] = [
+        {"type": "text", "text": part.text}
+        for part in response.message.content
+        if isinstance(part, TextPart)
+    ]
+    content.extend(
+        {"type": "tool_use", "id": call.id, "name": call.name, "input": _arguments(call)}
+        for call in response.message.tool_calls
+    )
+    return {
+        "id": _message_id(response.id),
+        "type": "message",
+        "role": "assistant",
+        "model": response.model,
+        "content": content,
+        "stop_reason": _stop_reason(response.stop_reason, bool(response.message.tool_calls)),
+        "stop_sequence": None,
+        "usage": _usage(response.usage),
+    }
+
+
+def error_object(error: ModelwayError) -> dict[str, Any]:
+    """Anthropic's error body for ``error``."""
+    return {"type": "error", "error": {"type": error_type(error), "message": error.message}}
+
+
+def error_type(error: ModelwayError) -> str:
+    """Anthropic's ``error.type`` for ``error``, chosen by its status."""
+    if isinstance(error, UpstreamStatusError) and error.upstream_status in (503, 529):
+        return "overloaded_error"
+    kind = _ERROR_TYPES.get(error.status)
+    if kind is None or kind == "overloaded_error":
+        return "invalid_request_error" if 400 <= error.status < 500 else "api_error"
+    return kind
+
+
+def _arguments(call: ToolCall) -> Any:
+    try:
+        return orjson.loads(call.arguments or "{}")
+    except orjson.JSONDecodeError:
+        # Anthropic's input must be an object; arguments cut off mid-JSON (max_tokens) are not.
+        return {}
+
+
+def _stop_reason(reason: StopReason, has_tool_calls: bool) -> str:
+    # Claude clients run tools only on stop_reason "tool_use"; some upstreams say "stop".
+    if has_tool_calls and reason == "stop":
+        return "tool_use"
+    return ANTHROPIC_STOP_REASONS[reason]
+
+
+def _usage(usage: Usage | None) -> dict[str, int]:
+    usage = usage or Usage()
+    return {
+        "input_tokens": max(0, usage.prompt_tokens - usage.cached_tokens),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": usage.cached_tokens,
+        "output_tokens": usage.completion_tokens,
+    }
+
+
+def _message_id(response_id: str) -> str:
+    if response_id.startswith("msg_"):
+        return response_id
+    return "msg_" + (response_id or uuid.uuid4().hex)
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    # Anthropic names every SSE event after its data's "type".
+    return b"event: " + str(data["type"]).encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class AnthropicStreamEncoder:
+    """Encodes canonical stream events as the Messages API's SSE event sequence."""
+
+    def __init__(self, model: str) -> None:
+        self._model = model
+        self._started = False
+        self._done = False
+        self._blocks = 0  # content blocks opened so far
+        self._open_kind: str | None = None  # "text" or "tool_use" while a block is open
+        self._tool_blocks: dict[int, int] = {}  # tool call index -> content block index
+        self._stop: StopReason | None = None
+        self._usage: Usage | None = None
+
+    def encode(self, event: StreamEvent) -> bytes:
+        """The SSE events for one canonical event (empty while the message_delta waits)."""
+        if self._done:
+            return b""
+        if isinstance(event, MessageStart):
+            return self._start(event.id, event.model or self._model)
+        out = b"" if self._started else self._start("", self._model)
+        if isinstance(event, TextDelta):
+            if self._open_kind != "text":
+                out += self._open({"type": "text", "text": ""}, "text")
+            delta = {"type": "text_delta", "text": event.text}
+            out += self._delta(self._blocks - 1, delta)
+        elif isinstance(event, ToolCallStart):
+            block = {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
+            out += self._open(block, "tool_use")
+            self._tool_blocks[event.index] = self._blocks - 1
+        elif isinstance(event, ToolCallDelta):
+            # A delta for an earlier call still names that call's block; clients index by it.
+            index = self._tool_blocks.get(event.index)
+            if index is not None:
+                delta = {"type": "input_json_delta", "partial_json": event.arguments}
+                out += self._delta(index, delta)
+        elif isinstance(event, MessageEnd):
+            out += self._close()
+            self._stop = event.stop_reason
+            if self._usage is not None:
+                out += self._end()
+        elif isinstance(event, UsageReport):
+            # Anthropic puts usage in message_delta, so that event waits for the usage.
+            self._usage = event.usage
+            if self._stop is not None:
+                out += self._end()
+        return out
+
+    def finish(self) -> bytes:
+        """The held ``message_delta`` (if usage never came) and ``message_stop``."""
+        if self._done:
+            return b""
+        out = b"" if self._started else self._start("", self._model)
+        return out + self._close() + self._end()
+
+    def error(self, error: ModelwayError) -> bytes:
+        """An ``error`` event, Anthropic's way to fail a stream that already began."""
+        self._done = True
+        return _sse(error_object(error))
+
+    def _start(self, message_id: str, model: str) -> bytes:
+        self._started = True
+        empty = ChatResponse(id=message_id, model=model, message=Message(role="assistant"))
+        message = {**message_object(empty), "stop_reason": None}
+        return _sse({"type": "message_start", "message": message})
+
+    def _open(self, block: dict[str, Any], kind: str) -> bytes:
+        out = self._close()
+        start = {"type": "content_block_start", "index": self._blocks, "content_block": block}
+        self._blocks += 1
+        self._open_kind = kind
+        return out + _sse(start)
+
+    def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
+        return _sse({"type": "content_block_delta", "index": index, "delta": delta})
+
+    def _close(self) -> bytes:
+        if self._open_kind is None:
+            return b""
+        self._open_kind = None
+        stop = {"type": "content_block_stop", "index": self._blocks - 1}
+        return _sse(stop)
+
+    def _end(self) -> bytes:
+        self._done = True
+        delta = {
+            "stop_reason": _stop_reason(self._stop or "stop", bool(self._tool_blocks)),
+            "stop_sequence": None,
+        }
+        usage = _usage(self._usage)
+        end = {"type": "message_delta", "delta": delta, "usage": usage}
+        return _sse(end) + _sse({"type": "message_stop"})

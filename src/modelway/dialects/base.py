@@ -1,0 +1,51 @@
+"""What an inbound dialect is: the wire format a caller speaks to the gateway.
+
+A dialect decodes the caller's request into a canonical ``ChatRequest`` and encodes
+canonical answers, stream events and errors back in the caller's format.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from modelway.errors import ModelwayError
+from modelway.types import ChatRequest, ChatResponse, StreamEvent
+
+
+class StreamEncoder(Protocol):
+    """Encodes one answer's stream events as the bytes the caller's format puts on the wire."""
+
+    def encode(self, event: StreamEvent) -> bytes:
+        """Bytes for this event (may be empty when the format has nothing to say yet)."""
+        ...
+
+    def finish(self) -> bytes:
+        """Closing bytes once the stream ended normally (e.g. ``data: [DONE]``)."""
+        ...
+
+    def error(self, error: ModelwayError) -> bytes:
+        """A final error event, for a failure after the stream began."""
+        ...
+
+
+class Dialect(Protocol):
+    """One inbound wire format."""
+
+    name: str
+    stream_media_type: str
+
+    def decode_chat(self, body: Any) -> ChatRequest:
+        """The canonical request for a parsed JSON body; ``BadRequest`` naming the bad field."""
+        ...
+
+    def encode_response(self, response: ChatResponse) -> bytes:
+        """A complete non-streamed answer."""
+        ...
+
+    def stream_encoder(self, request: ChatRequest) -> StreamEncoder:
+        """A fresh encoder for one streamed answer to ``request``."""
+        ...
+
+    def encode_error(self, error: ModelwayError) -> bytes:
+        """The error body; the HTTP status is ``error.status``."""
+        ...

@@ -1,0 +1,188 @@
+"""The calls every face shares: route a request, try targets with retries and failover.
+
+Both the gateway and ``modelway.Client`` go through ``Engine``. A streamed answer is
+committed to a target only once its first event arrived; until then a retryable
+failure moves on (same target after a backoff, then the next target).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import NamedTuple, TypeVar
+
+import msgspec
+
+from modelway.config import Config
+from modelway.errors import ModelwayError, UpstreamError
+from modelway.routing.resolve import Route, Router, Target
+from modelway.routing.retry import backoff_seconds, should_retry_same_target
+from modelway.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ModelInfo,
+    StreamEvent,
+)
+
+T = TypeVar("T")
+MODELS_CACHE_SECONDS = 60.0
+MODELS_LIST_TIMEOUT = 5.0
+
+
+class Outcome(NamedTuple):
+    """Where an answer came from and how many attempts it took."""
+
+    target: Target
+    attempts: int
+
+
+class OpenStream(NamedTuple):
+    """A streamed answer whose first event has arrived; ``events`` yields all of them."""
+
+    events: AsyncIterator[StreamEvent]
+    outcome: Outcome
+
+
+async def _prepend(
+    first: StreamEvent, rest: AsyncIterator[StreamEvent]
+) -> AsyncIterator[StreamEvent]:
+    yield first
+    async for event in rest:
+        yield event
+
+
+class Engine:
+    """Routing, retries and failover over the configured providers."""
+
+    def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
+        self.config = config
+        self.router = Router(config, environ)
+        self._models_cache: tuple[float, list[ModelInfo]] | None = None
+
+    async def aclose(self) -> None:
+        await self.router.aclose()
+
+    async def attempt_each(
+        self, route: Route, attempt: Callable[[Target], Awaitable[T]]
+    ) -> tuple[T, Outcome]:
+        """Try each target of ``route`` (retrying retryable failures) until one answers."""
+        attempts = 0
+        last_error: ModelwayError | None = None
+        for target in route.targets:
+            for retry in range(route.retries + 1):
+                attempts += 1
+                try:
+                    return await attempt(target), Outcome(target, attempts)
+                except ModelwayError as error:
+                    last_error = error
+                    if not error.retryable:
+                        raise
+                    if retry == route.retries or not should_retry_same_target(error):
+                        break
+                    await asyncio.sleep(backoff_seconds(retry + 1, error))
+        assert last_error is not None
+        raise last_error
+
+    def route(
+        self, model: str, fallbacks: Sequence[str] = (), max_retries: int | None = None
+    ) -> Route:
+        """The route for ``model``, extended by per-call fallback models and retry budget."""
+        route = self.router.route(model)
+        targets = list(route.targets)
+        for fallback in fallbacks:
+            targets.extend(t for t in self.router.route(fallback).targets if t not in targets)
+        retries = route.retries if max_retries is None else max_retries
+        return route._replace(targets=targets, retries=retries)
+
+    @staticmethod
+    def _request_for(request: ChatRequest, target: Target, dialect: str | None) -> ChatRequest:
+        # ``extra`` holds fields in the caller's own vocabulary: only a provider of the same
+        # wire format understands them.
+        if request.extra and dialect != target.backend.wire:
+            return msgspec.structs.replace(request, extra={})
+        return request
+
+    async def complete(
+        self,
+        request: ChatRequest,
+        *,
+        request_id: str,
+        dialect: str | None = None,
+        fallbacks: Sequence[str] = (),
+        max_retries: int | None = None,
+        route: Route | None = None,
+    ) -> tuple[ChatResponse, Outcome]:
+        """A whole answer."""
+
+        async def attempt(target: Target) -> ChatResponse:
+            call = self._request_for(request, target, dialect)
+            return await target.backend.complete(call, target.model, request_id)
+
+        route = route or self.route(request.model, fallbacks, max_retries)
+        return await self.attempt_each(route, attempt)
+
+    async def open_stream(
+        self,
+        request: ChatRequest,
+        *,
+        request_id: str,
+        dialect: str | None = None,
+        fallbacks: Sequence[str] = (),
+        max_retries: int | None = None,
+        route: Route | None = None,
+    ) -> OpenStream:
+        """A streamed answer, committed to a target once its first event arrived."""
+
+        async def attempt(target: Target) -> AsyncIterator[StreamEvent]:
+            call = self._request_for(request, target, dialect)
+            events = target.backend.stream(call, target.model, request_id)
+            try:
+                first = await anext(events)
+            except StopAsyncIteration:
+                raise UpstreamError(
+                    "the upstream stream was empty", provider=target.backend.name
+                ) from None
+            return _prepend(first, events)
+
+        route = route or self.route(request.model, fallbacks, max_retries)
+        events, outcome = await self.attempt_each(route, attempt)
+        return OpenStream(events, outcome)
+
+    async def embeddings(
+        self, request: EmbeddingRequest, *, request_id: str
+    ) -> tuple[EmbeddingResponse, Outcome]:
+        """Vectors for the request's texts."""
+
+        async def attempt(target: Target) -> EmbeddingResponse:
+            return await target.backend.embeddings(request, target.model, request_id)
+
+        return await self.attempt_each(self.router.route(request.model), attempt)
+
+    async def models(self) -> list[ModelInfo]:
+        """Aliases, then every enabled provider's models as ``provider/model``.
+
+        Provider listings are fetched concurrently and cached; a provider that cannot be
+        listed is left out rather than failing the whole answer.
+        """
+        now = time.monotonic()
+        if self._models_cache and now - self._models_cache[0] < MODELS_CACHE_SECONDS:
+            return self._models_cache[1]
+        infos = [ModelInfo(id=name, owned_by="modelway") for name in self.router.aliases]
+        names = [n for n in self.router.settings if n in self.router.backends] + ["mock"]
+        listings = await asyncio.gather(
+            *(self._list(name) for name in dict.fromkeys(names)), return_exceptions=False
+        )
+        for name, models in zip(dict.fromkeys(names), listings, strict=True):
+            infos.extend(ModelInfo(id=f"{name}/{model}", owned_by=name) for model in models)
+        self._models_cache = (now, infos)
+        return infos
+
+    async def _list(self, name: str) -> list[str]:
+        try:
+            async with asyncio.timeout(MODELS_LIST_TIMEOUT):
+                return await self.router.backends[name].list_models()
+        except (ModelwayError, TimeoutError):
+            return []

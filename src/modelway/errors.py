@@ -1,0 +1,210 @@
+"""One error hierarchy for the library, the gateway and the client.
+
+Each class knows the HTTP status a gateway answers with and whether a retry can help.
+Errors are raised where the fact is known and mapped to a caller's dialect in one
+place (``modelway.dialects``). Messages never contain a secret.
+
+    ModelwayError
+    ├── BadRequest                  400
+    │   ├── ContextWindowExceeded   400
+    │   └── PayloadTooLarge         413
+    ├── AuthenticationError         401
+    ├── PermissionDenied            403
+    ├── NotFound                    404
+    │   └── UnknownModel            404
+    ├── RateLimited                 429  retryable, ``retry_after``
+    └── UpstreamError               502  (an upstream's own status when it sent one)
+        ├── UpstreamStatusError     the upstream answered with an HTTP error
+        ├── ConnectError            502  retryable
+        ├── Timeout                 504  retryable
+        ├── EmptyResponse           502
+        ├── UndecodableResponse     502  carries the raw text
+        └── StreamTruncated         502  the stream ended without its finish marker
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+
+
+class ModelwayError(Exception):
+    """Base of every modelway error."""
+
+    status: int = 500
+    retryable: bool = False
+    #: OpenAI-style ``error.type``; dialects map it to their own vocabulary.
+    kind: str = "api_error"
+    #: Machine-readable ``error.code``.
+    code: str | None = None
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class BadRequest(ModelwayError):
+    """The request is malformed or asks for something impossible."""
+
+    status = 400
+    kind = "invalid_request_error"
+
+
+class ContextWindowExceeded(BadRequest):
+    """The prompt does not fit the model's context window."""
+
+    code = "context_length_exceeded"
+
+
+class PayloadTooLarge(BadRequest):
+    """The request body is larger than the gateway accepts."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class AuthenticationError(ModelwayError):
+    """Missing, wrong, expired or revoked credentials."""
+
+    status = 401
+    kind = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(ModelwayError):
+    """Valid credentials that may not do this."""
+
+    status = 403
+    kind = "permission_error"
+
+
+class NotFound(ModelwayError):
+    """No such resource."""
+
+    status = 404
+    kind = "not_found_error"
+
+
+class UnknownModel(NotFound):
+    """No provider or alias serves this model name."""
+
+    code = "model_not_found"
+
+
+class RateLimited(ModelwayError):
+    """Too many requests or tokens; ``retry_after`` says when to come back (seconds)."""
+
+    status = 429
+    retryable = True
+    kind = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class UpstreamError(ModelwayError):
+    """A provider failed to give a usable answer."""
+
+    status = 502
+    kind = "upstream_error"
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.retry_after: float | None = None
+
+
+class UpstreamStatusError(UpstreamError):
+    """The upstream answered with an HTTP error status.
+
+    Keeps the upstream's status, body and headers. Client errors (4xx) keep their
+    status so a caller sees the upstream's 400 as a 400; server errors are 502.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.upstream_status = upstream_status
+        self.body = body
+        self.headers = dict(headers or {})
+        self.retryable = upstream_status in RETRYABLE_STATUSES
+        self.retry_after = retry_after_seconds(self.headers)
+        if upstream_status == 429:
+            self.status, self.kind, self.code = 429, "rate_limit_error", "rate_limit_exceeded"
+        elif 400 <= upstream_status < 500 and upstream_status != 408:
+            self.status = upstream_status
+            self.kind = {
+                401: "authentication_error",
+                403: "permission_error",
+                404: "not_found_error",
+            }.get(upstream_status, "invalid_request_error")
+        elif upstream_status in (408, 504):
+            self.status = 504
+
+
+class ConnectError(UpstreamError):
+    """The upstream could not be reached."""
+
+    retryable = True
+
+
+class Timeout(UpstreamError):
+    """The upstream took too long (to connect, to the first token, between chunks, or in total)."""
+
+    status = 504
+    retryable = True
+    kind = "timeout_error"
+
+
+class EmptyResponse(UpstreamError):
+    """The upstream answered with nothing usable."""
+
+
+class UndecodableResponse(UpstreamError):
+    """The upstream sent a body that is not what its format promises; ``raw`` holds it."""
+
+    def __init__(self, message: str, *, raw: str = "", provider: str | None = None) -> None:
+        super().__init__(message, provider=provider)
+        self.raw = raw[:2000]
+
+
+class StreamTruncated(UpstreamError):
+    """The upstream stream ended before its finish marker."""
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait that a response's ``retry-after-ms`` or ``Retry-After`` header asks for.
+
+    Only the delta-seconds form of ``Retry-After`` is read; an HTTP date is ignored.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    value = lowered.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if value is not None:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,74 @@
+"""A chat call in any dialect, translated through the canonical form.
+
+Pipeline: read body → decode in the caller's dialect → route and call (retries,
+failover) → encode the answer or stream in the caller's dialect. Errors before the
+first byte become an error response; errors after it become a final error event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from modelway.dialects.base import Dialect, StreamEncoder
+from modelway.errors import ModelwayError
+from modelway.gateway.http import error_response, parse_json_body, read_body
+from modelway.gateway.state import GatewayState, outcome_headers
+from modelway.routing.resolve import Route
+from modelway.types import ChatRequest, StreamEvent
+
+
+async def encode_stream(
+    events: AsyncIterator[StreamEvent], encoder: StreamEncoder
+) -> AsyncIterator[bytes]:
+    """The caller's stream bytes; a failure mid-stream ends it with an error event."""
+    try:
+        async for event in events:
+            data = encoder.encode(event)
+            if data:
+                yield data
+    except ModelwayError as error:
+        yield encoder.error(error)
+        return
+    yield encoder.finish()
+
+
+async def answer_chat(
+    state: GatewayState,
+    chat: ChatRequest,
+    dialect: Dialect,
+    request_id: str,
+    route: Route | None = None,
+) -> Response:
+    """Call the engine for a decoded request and answer in the caller's dialect."""
+    engine = state.engine
+    if chat.stream:
+        opened = await engine.open_stream(
+            chat, request_id=request_id, dialect=dialect.name, route=route
+        )
+        return StreamingResponse(
+            encode_stream(opened.events, dialect.stream_encoder(chat)),
+            media_type=dialect.stream_media_type,
+            headers={**outcome_headers(opened.outcome), "cache-control": "no-cache"},
+        )
+    response, outcome = await engine.complete(
+        chat, request_id=request_id, dialect=dialect.name, route=route
+    )
+    return Response(
+        dialect.encode_response(response),
+        media_type="application/json",
+        headers=outcome_headers(outcome),
+    )
+
+
+async def serve_chat(request: Request, dialect: Dialect) -> Response:
+    """The whole chat pipeline for one HTTP request in ``dialect``."""
+    state: GatewayState = request.app.state.gateway
+    try:
+        body = parse_json_body(await read_body(request, state.max_body_bytes))
+        chat = dialect.decode_chat(body)
+        return await answer_chat(state, chat, dialect, request.state.request_id)
+    except ModelwayError as error:
+        return error_response(dialect, error)

@@ -1,0 +1,51 @@
+"""Reading request bodies and writing error responses, the same way for every route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelway.dialects.base import Dialect
+from modelway.errors import BadRequest, ModelwayError, PayloadTooLarge, RateLimited
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing one longer than ``limit`` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json_body(body: bytes) -> Any:
+    """The JSON in a request body, or ``BadRequest`` saying where it broke."""
+    if not body.strip():
+        raise BadRequest("the request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+
+
+def error_response(dialect: Dialect, error: ModelwayError) -> Response:
+    """An error in the caller's dialect with its HTTP status (and ``Retry-After`` if known)."""
+    headers: dict[str, str] = {}
+    retry_after = getattr(error, "retry_after", None)
+    if isinstance(error, RateLimited | ModelwayError) and retry_after is not None:
+        headers["retry-after"] = str(max(1, round(retry_after)))
+    return Response(
+        dialect.encode_error(error),
+        status_code=error.status,
+        media_type="application/json",
+        headers=headers,
+    )

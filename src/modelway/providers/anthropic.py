@@ -1,0 +1,428 @@
+"""Adapter for Anthropic's Messages API (``POST /v1/messages``), streaming included.
+
+The base URL is the host root (``https://api.anthropic.com``), as in Anthropic's SDKs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from modelway.errors import (
+    BadRequest,
+    EmptyResponse,
+    StreamTruncated,
+    UndecodableResponse,
+    UpstreamStatusError,
+)
+from modelway.providers.base import HttpRequest
+from modelway.streams import ServerSentEvent, SSEDecoder
+from modelway.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ImagePart,
+    Message,
+    MessageEnd,
+    MessageStart,
+    Part,
+    StopReason,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    UsageReport,
+)
+
+API_VERSION = "2023-06-01"
+#: Anthropic requires ``max_tokens``; this is sent when the caller gave none.
+DEFAULT_MAX_TOKENS = 4096
+PROVIDER = "anthropic"
+
+#: Anthropic's ``stop_reason`` in canonical terms.
+STOP_REASONS: dict[str, StopReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+#: The HTTP status Anthropic documents for each ``error.type``; a stream's ``error``
+#: event carries only the type, so the status is recovered from it.
+ERROR_STATUSES: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+_TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "any"}
+
+
+class AnthropicAdapter:
+    """Translates canonical requests and answers to and from the Messages API."""
+
+    wire = "anthropic"
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        """``x-api-key`` plus the ``anthropic-version`` every call must name."""
+        headers = {"anthropic-version": API_VERSION}
+        if api_key:
+            headers["x-api-key"] = api_key
+        return headers
+
+    def chat_request(self, request: ChatRequest, model: str) -> HttpRequest:
+        """``POST /v1/messages`` for ``request`` addressed to ``model``."""
+        body = orjson.dumps(messages_body(request, model))
+        return HttpRequest("POST", "/v1/messages", body, {"content-type": "application/json"})
+
+    def parse_chat(self, body: bytes) -> ChatResponse:
+        """A non-streamed Messages API answer."""
+        data = _load_object(body)
+        if data.get("type") == "error":
+            raise upstream_error(data, body)
+        try:
+            return _response(data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise _undecodable("anthropic message has an unexpected shape", body) from exc
+
+    def stream_decoder(self) -> AnthropicStreamDecoder:
+        """A fresh decoder for one streamed answer."""
+        return AnthropicStreamDecoder()
+
+    def embeddings_request(self, request: EmbeddingRequest, model: str) -> HttpRequest:
+        """Always ``BadRequest``: Anthropic has no embeddings API."""
+        raise BadRequest(_NO_EMBEDDINGS)
+
+    def parse_embeddings(self, body: bytes) -> EmbeddingResponse:
+        """Always ``BadRequest``: Anthropic has no embeddings API."""
+        raise BadRequest(_NO_EMBEDDINGS)
+
+    def models_request(self) -> HttpRequest:
+        """``GET /v1/models``; the listing pages at 20 unless asked for more."""
+        return HttpRequest("GET", "/v1/models?limit=1000")
+
+    def parse_models(self, body: bytes) -> list[str]:
+        """The ``data[].id`` of a models listing."""
+        data = _load_object(body)
+        models = data.get("data")
+        if not isinstance(models, list):
+            raise _undecodable("anthropic models listing has no data list", body)
+        return [str(item["id"]) for item in models if isinstance(item, dict) and "id" in item]
+
+    def error_message(self, body: bytes) -> str:
+        """``error.message`` of an Anthropic error body, else the raw text."""
+        text = body.decode(errors="replace")
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return text
+        error = data.get("error") if isinstance(data, dict) else None
+        message = error.get("message") if isinstance(error, dict) else None
+        return message if isinstance(message, str) else text
+
+
+_NO_EMBEDDINGS = "the anthropic provider has no embeddings API; route embeddings elsewhere"
+
+
+# --- request building ----------------------------------------------------------------
+
+
+def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
+    """The JSON body of a Messages API request; ``request.extra`` is merged last."""
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+        "messages": _turns(request.messages),
+    }
+    system = request.system_text()
+    if system:
+        body["system"] = system
+    if request.tools:
+        body["tools"] = [_tool(tool) for tool in request.tools]
+        if request.tool_choice:
+            body["tool_choice"] = _tool_choice(request.tool_choice)
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop_sequences"] = request.stop
+    if request.stream:
+        body["stream"] = True
+    if request.user:
+        body["metadata"] = {"user_id": request.user}
+    body.update(request.extra)
+    return body
+
+
+def _turns(messages: list[Message]) -> list[dict[str, Any]]:
+    turns: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        if message.role == "system":
+            continue
+        blocks = _blocks(message, f"messages.{index}")
+        if not blocks:
+            # Anthropic rejects turns with no content; an empty turn carries nothing anyway.
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        # Anthropic requires user and assistant turns to alternate, so neighbours merge;
+        # this is also how consecutive tool results become one user turn.
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    for turn in turns:
+        if turn["role"] == "user":
+            # Anthropic wants a user turn's tool_result blocks before its other content.
+            turn["content"].sort(key=lambda block: block["type"] != "tool_result")
+    return turns
+
+
+def _blocks(message: Message, where: str) -> list[dict[str, Any]]:
+    blocks = _part_blocks(message.content, where)
+    if message.role == "tool":
+        if not message.tool_call_id:
+            raise BadRequest(f"{where}.tool_call_id: a tool result needs the id of its call")
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+        if blocks:
+            result["content"] = blocks
+        return [result]
+    for number, call in enumerate(message.tool_calls):
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.id,
+                "name": call.name,
+                "input": _tool_input(call, f"{where}.tool_calls.{number}.arguments"),
+            }
+        )
+    return blocks
+
+
+def _part_blocks(parts: list[Part], where: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for number, part in enumerate(parts):
+        if isinstance(part, TextPart):
+            if part.text:  # Anthropic rejects empty text blocks.
+                blocks.append({"type": "text", "text": part.text})
+        else:
+            blocks.append({"type": "image", "source": _image_source(part, f"{where}.{number}")})
+    return blocks
+
+
+def _image_source(part: ImagePart, where: str) -> dict[str, str]:
+    if part.url is None:
+        return {
+            "type": "base64",
+            "media_type": part.media_type or "image/png",
+            "data": part.data or "",
+        }
+    if not part.url.startswith("data:"):
+        return {"type": "url", "url": part.url}
+    # Anthropic's url source must be fetchable, so a data: URL is sent as base64.
+    header, _, data = part.url[5:].partition(",")
+    media_type, _, encoding = header.partition(";")
+    if encoding != "base64":
+        raise BadRequest(f"{where}: image data URLs must be base64-encoded")
+    return {"type": "base64", "media_type": media_type or "image/png", "data": data}
+
+
+def _tool_input(call: ToolCall, where: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(call.arguments or "{}")
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"{where}: tool call {call.id!r} arguments are not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise BadRequest(f"{where}: tool call {call.id!r} arguments must be a JSON object")
+    return value
+
+
+def _tool(tool: Tool) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": tool.name,
+        "input_schema": tool.parameters or {"type": "object", "properties": {}},
+    }
+    if tool.description:
+        spec["description"] = tool.description
+    return spec
+
+
+def _tool_choice(choice: str) -> dict[str, str]:
+    kind = _TOOL_CHOICES.get(choice)
+    return {"type": kind} if kind else {"type": "tool", "name": choice}
+
+
+# --- response parsing ----------------------------------------------------------------
+
+
+def _load_object(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        raise EmptyResponse("anthropic answered with an empty body", provider=PROVIDER)
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise _undecodable("anthropic answered with a body that is not JSON", body) from exc
+    if not isinstance(data, dict):
+        raise _undecodable("anthropic answered with JSON that is not an object", body)
+    return data
+
+
+def _undecodable(message: str, raw: bytes | str) -> UndecodableResponse:
+    text = raw if isinstance(raw, str) else raw.decode(errors="replace")
+    return UndecodableResponse(message, raw=text, provider=PROVIDER)
+
+
+def _response(data: dict[str, Any]) -> ChatResponse:
+    parts: list[Part] = []
+    calls: list[ToolCall] = []
+    for block in data["content"]:
+        kind = block["type"]
+        if kind == "text":
+            parts.append(TextPart(block["text"]))
+        elif kind == "tool_use":
+            arguments = orjson.dumps(block.get("input") or {}).decode()
+            calls.append(ToolCall(id=block["id"], name=block["name"], arguments=arguments))
+        # thinking and server-tool blocks have no canonical form and are left out.
+    usage = data.get("usage")
+    return ChatResponse(
+        id=data.get("id") or "",
+        model=data.get("model") or "",
+        message=Message(role="assistant", content=parts, tool_calls=calls),
+        stop_reason=STOP_REASONS.get(data.get("stop_reason") or "", "stop"),
+        usage=usage_from(usage) if isinstance(usage, dict) else None,
+        created=int(time.time()),
+    )
+
+
+def usage_from(usage: dict[str, Any]) -> Usage:
+    """Canonical usage; Anthropic's ``input_tokens`` excludes cache reads and writes."""
+    cached = usage.get("cache_read_input_tokens") or 0
+    written = usage.get("cache_creation_input_tokens") or 0
+    return Usage(
+        prompt_tokens=(usage.get("input_tokens") or 0) + cached + written,
+        completion_tokens=usage.get("output_tokens") or 0,
+        cached_tokens=cached,
+    )
+
+
+def upstream_error(data: Any, raw: bytes) -> UpstreamStatusError:
+    """The error an Anthropic error object describes, with the status its type implies."""
+    error = data.get("error") if isinstance(data, dict) else None
+    error = error if isinstance(error, dict) else {}
+    kind = str(error.get("type") or "api_error")
+    message = str(error.get("message") or "no message")
+    return UpstreamStatusError(
+        f"anthropic {kind}: {message}",
+        upstream_status=ERROR_STATUSES.get(kind, 500),
+        body=raw,
+        provider=PROVIDER,
+    )
+
+
+# --- streaming -----------------------------------------------------------------------
+
+
+class AnthropicStreamDecoder:
+    """Turns Messages API SSE bytes into canonical stream events."""
+
+    def __init__(self) -> None:
+        self._sse = SSEDecoder()
+        self._input_usage: dict[str, Any] = {}
+        # Content block index -> tool call index: text blocks share the block numbering.
+        self._tool_index: dict[int, int] = {}
+        self._finished = False
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        """Events completed by this chunk."""
+        return self._decode_all(self._sse.feed(chunk))
+
+    def close(self) -> list[StreamEvent]:
+        """Events left at the end; ``StreamTruncated`` if ``message_stop`` never came."""
+        truncated = StreamTruncated("anthropic stream ended before message_stop", provider=PROVIDER)
+        try:
+            events = self._decode_all(self._sse.close())
+        except UndecodableResponse as exc:
+            # A half-received last event is the stream being cut off, not a corrupt one.
+            if self._finished:
+                raise
+            raise truncated from exc
+        if not self._finished:
+            raise truncated
+        return events
+
+    def _decode_all(self, items: list[ServerSentEvent]) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for item in items:
+            if item.event != "ping":
+                events.extend(self._decode(item))
+        return events
+
+    def _decode(self, item: ServerSentEvent) -> list[StreamEvent]:
+        try:
+            data = orjson.loads(item.data)
+        except orjson.JSONDecodeError as exc:
+            raise _undecodable(
+                f"anthropic stream event {item.event!r} is not JSON", item.data
+            ) from exc
+        kind = data.get("type", item.event) if isinstance(data, dict) else None
+        if kind == "error":
+            raise upstream_error(data, item.data.encode())
+        try:
+            return self._event(kind, data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            message = f"anthropic stream event {item.event!r} has an unexpected shape"
+            raise _undecodable(message, item.data) from exc
+
+    def _event(self, kind: Any, data: Any) -> list[StreamEvent]:
+        if kind == "message_start":
+            message = data["message"]
+            self._input_usage = message.get("usage") or {}
+            return [MessageStart(id=message["id"], model=message["model"])]
+        if kind == "content_block_start":
+            return self._block_start(data["index"], data["content_block"])
+        if kind == "content_block_delta":
+            delta = data["delta"]
+            if delta["type"] == "text_delta" and delta["text"]:
+                return [TextDelta(delta["text"])]
+            if delta["type"] == "input_json_delta" and delta["partial_json"]:
+                return [ToolCallDelta(self._tool_index[data["index"]], delta["partial_json"])]
+            return []  # thinking, signature and citation deltas have no canonical form
+        if kind == "message_delta":
+            # message_delta usage is cumulative and may repeat or update the input counts.
+            late = {k: v for k, v in (data.get("usage") or {}).items() if v is not None}
+            stop = STOP_REASONS.get(data["delta"].get("stop_reason") or "", "stop")
+            return [MessageEnd(stop), UsageReport(usage_from({**self._input_usage, **late}))]
+        if kind == "message_stop":
+            self._finished = True
+        elif not isinstance(data, dict):
+            raise TypeError("stream event data is not an object")
+        return []  # content_block_stop, and event types added after this was written
+
+    def _block_start(self, index: int, block: dict[str, Any]) -> list[StreamEvent]:
+        if block["type"] == "text" and block.get("text"):
+            return [TextDelta(block["text"])]
+        if block["type"] != "tool_use":
+            return []
+        call = len(self._tool_index)
+        self._tool_index[index] = call
+        events: list[StreamEvent] = [ToolCallStart(index=call, id=block["id"], name=block["name"])]
+        if block.get("input"):
+            events.append(ToolCallDelta(call, orjson.dumps(block["input"]).decode()))
+        return events

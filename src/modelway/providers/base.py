@@ -1,0 +1,81 @@
+"""What a provider adapter is: a translator between canonical structs and one wire format.
+
+Adapters are sans-IO, like ``h11``: they build request bytes and parse response bytes
+and never touch a socket. Credentials, base URLs and the pooled HTTP client belong to
+``modelway.providers.registry.Provider``; an adapter only translates.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+from modelway.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    StreamEvent,
+)
+
+
+class HttpRequest(NamedTuple):
+    """A request to send; ``path`` is appended to the provider's base URL."""
+
+    method: str
+    path: str
+    body: bytes | None = None
+    headers: dict[str, str] = {}
+
+
+class StreamDecoder(Protocol):
+    """Turns upstream stream bytes, fed as they arrive, into canonical events."""
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        """Events completed by this chunk. Raises ``UndecodableResponse`` on a corrupt item."""
+        ...
+
+    def close(self) -> list[StreamEvent]:
+        """Events left at the end. Raises ``StreamTruncated`` if the finish marker never came."""
+        ...
+
+
+class Adapter(Protocol):
+    """Translation for one wire format (``openai``, ``anthropic``, ``ollama``, ...)."""
+
+    wire: str
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        """Headers that carry the key (and any fixed headers the API requires)."""
+        ...
+
+    def chat_request(self, request: ChatRequest, model: str) -> HttpRequest:
+        """The upstream request for a chat call to ``model`` (streaming when ``request.stream``)."""
+        ...
+
+    def parse_chat(self, body: bytes) -> ChatResponse:
+        """A non-streamed upstream answer."""
+        ...
+
+    def stream_decoder(self) -> StreamDecoder:
+        """A fresh decoder for one streamed answer."""
+        ...
+
+    def embeddings_request(self, request: EmbeddingRequest, model: str) -> HttpRequest:
+        """The upstream request for embeddings; ``BadRequest`` if the API has none."""
+        ...
+
+    def parse_embeddings(self, body: bytes) -> EmbeddingResponse:
+        """An upstream embeddings answer."""
+        ...
+
+    def models_request(self) -> HttpRequest:
+        """The upstream request that lists models."""
+        ...
+
+    def parse_models(self, body: bytes) -> list[str]:
+        """Model ids from a models listing."""
+        ...
+
+    def error_message(self, body: bytes) -> str:
+        """The human message inside an upstream error body (the raw text if unparseable)."""
+        ...

@@ -1,0 +1,55 @@
+"""The built-in ``mock`` provider: deterministic answers in-process, no key, no network."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from modelway.mock.engine import mock_embedding, mock_events, mock_response
+from modelway.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    MessageStart,
+    StreamEvent,
+    Usage,
+)
+
+#: Names ``GET /v1/models`` offers; any other ``mock/<name>`` answers too.
+MOCK_MODELS = ("echo", "mock-1")
+
+
+class MockProvider:
+    """Answers from ``modelway.mock.engine``: ``mock/echo`` echoes, other names fixed text."""
+
+    name = "mock"
+    wire = "mock"
+
+    def __repr__(self) -> str:
+        return "MockProvider()"
+
+    async def complete(self, request: ChatRequest, model: str, request_id: str) -> ChatResponse:
+        response = mock_response(request, model)
+        response.model = f"mock/{model}"
+        return response
+
+    async def stream(
+        self, request: ChatRequest, model: str, request_id: str
+    ) -> AsyncIterator[StreamEvent]:
+        for event in mock_events(request, model):
+            if isinstance(event, MessageStart):
+                event = MessageStart(id=event.id, model=f"mock/{model}")
+            yield event
+
+    async def embeddings(
+        self, request: EmbeddingRequest, model: str, request_id: str
+    ) -> EmbeddingResponse:
+        vectors = [mock_embedding(text, request.dimensions or 8) for text in request.input]
+        tokens = sum(len(text.split()) for text in request.input)
+        return EmbeddingResponse(model=model, vectors=vectors, usage=Usage(prompt_tokens=tokens))
+
+    async def list_models(self) -> list[str]:
+        return list(MOCK_MODELS)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,292 @@
+"""The OpenAI Chat Completions and Embeddings API, and every server that copies it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from modelway.errors import EmptyResponse, StreamTruncated, UndecodableResponse, UpstreamStatusError
+from modelway.providers.base import HttpRequest
+from modelway.streams import SSEDecoder
+from modelway.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ImagePart,
+    Message,
+    MessageEnd,
+    MessageStart,
+    StopReason,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    UsageReport,
+)
+
+_STOP_REASONS: dict[str, StopReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+#: Reasoning models refuse ``max_tokens`` and want ``max_completion_tokens``.
+_COMPLETION_TOKEN_MODELS = ("o1", "o3", "o4", "gpt-5")
+_JSON = {"content-type": "application/json"}
+
+
+def parse_json(body: bytes) -> Any:
+    """A JSON body, or ``EmptyResponse`` / ``UndecodableResponse``."""
+    if not body.strip():
+        raise EmptyResponse("the upstream sent an empty body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UndecodableResponse(
+            "the upstream sent a body that is not JSON", raw=body.decode("utf-8", "replace")
+        ) from None
+
+
+def parse_usage(raw: Any) -> Usage | None:
+    """Canonical usage from an OpenAI ``usage`` object."""
+    if not isinstance(raw, dict):
+        return None
+    details = raw.get("prompt_tokens_details") or {}
+    return Usage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        completion_tokens=int(raw.get("completion_tokens") or 0),
+        cached_tokens=int(details.get("cached_tokens") or 0),
+    )
+
+
+def _encode_message(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text()}
+    content: Any
+    if all(isinstance(part, TextPart) for part in message.content):
+        content = message.text()
+    else:
+        content = [
+            {"type": "text", "text": part.text}
+            if isinstance(part, TextPart)
+            else {"type": "image_url", "image_url": {"url": part.data_url()}}
+            for part in message.content
+            if isinstance(part, TextPart | ImagePart)
+        ]
+    encoded: dict[str, Any] = {"role": message.role, "content": content}
+    if message.name:
+        encoded["name"] = message.name
+    if message.tool_calls:
+        encoded["content"] = content or None
+        encoded["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    return encoded
+
+
+def build_chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
+    """The Chat Completions body for a canonical request."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [_encode_message(m) for m in request.messages],
+    }
+    if request.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                },
+            }
+            for t in request.tools
+        ]
+    if request.tool_choice in ("auto", "none", "required"):
+        body["tool_choice"] = request.tool_choice
+    elif request.tool_choice:
+        body["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.max_tokens is not None:
+        key = (
+            "max_completion_tokens" if model.startswith(_COMPLETION_TOKEN_MODELS) else "max_tokens"
+        )
+        body[key] = request.max_tokens
+    if request.stop:
+        body["stop"] = request.stop
+    if request.user:
+        body["user"] = request.user
+    if request.stream:
+        body["stream"] = True
+        # Always ask for usage; the gateway drops the extra chunk if the caller did not.
+        body["stream_options"] = {"include_usage": True}
+    body.update(request.extra)
+    return body
+
+
+class ChunkDecoder:
+    """``chat.completion.chunk`` events to canonical events; ``data: [DONE]`` ends the stream."""
+
+    def __init__(self) -> None:
+        self._sse = SSEDecoder()
+        self._started = False
+        self._done = False
+        self._tool_indexes: set[int] = set()
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse in self._sse.feed(chunk):
+            self._event(sse.data, events)
+        return events
+
+    def close(self) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for sse in self._sse.close():
+            self._event(sse.data, events)
+        if not self._done:
+            raise StreamTruncated("the upstream stream ended before [DONE]")
+        return events
+
+    def _event(self, data: str, events: list[StreamEvent]) -> None:
+        if data == "[DONE]":
+            self._done = True
+            return
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UndecodableResponse(
+                "the upstream sent a stream chunk that is not JSON", raw=data
+            ) from None
+        if not isinstance(chunk, dict):
+            raise UndecodableResponse(
+                "the upstream sent a stream chunk that is not an object", raw=data
+            )
+        if "error" in chunk:
+            raise upstream_stream_error(chunk["error"])
+        if not self._started:
+            self._started = True
+            events.append(
+                MessageStart(id=str(chunk.get("id") or ""), model=str(chunk.get("model") or ""))
+            )
+        for choice in chunk.get("choices") or ():
+            self._choice(choice, events)
+        usage = parse_usage(chunk.get("usage"))
+        if usage is not None:
+            events.append(UsageReport(usage))
+
+    def _choice(self, choice: dict[str, Any], events: list[StreamEvent]) -> None:
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            events.append(TextDelta(delta["content"]))
+        for call in delta.get("tool_calls") or ():
+            index = int(call.get("index", 0))
+            function = call.get("function") or {}
+            if index not in self._tool_indexes:
+                self._tool_indexes.add(index)
+                events.append(
+                    ToolCallStart(
+                        index=index,
+                        id=str(call.get("id") or f"call_{index}"),
+                        name=str(function.get("name") or ""),
+                    )
+                )
+            if function.get("arguments"):
+                events.append(ToolCallDelta(index=index, arguments=function["arguments"]))
+        reason = choice.get("finish_reason")
+        if reason:
+            events.append(MessageEnd(_STOP_REASONS.get(reason, "stop")))
+
+
+def upstream_stream_error(error: Any) -> UpstreamStatusError:
+    """An error object sent inside a stream, as an error with a fitting status."""
+    message = error.get("message") if isinstance(error, dict) else str(error)
+    code = error.get("code") if isinstance(error, dict) else None
+    status = code if isinstance(code, int) else 500
+    return UpstreamStatusError(f"upstream error in stream: {message}", upstream_status=status)
+
+
+class OpenAIAdapter:
+    """Translation for the OpenAI wire format (base URL ends in ``/v1``)."""
+
+    wire = "openai"
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def chat_request(self, request: ChatRequest, model: str) -> HttpRequest:
+        body = orjson.dumps(build_chat_body(request, model))
+        return HttpRequest("POST", "/chat/completions", body, _JSON)
+
+    def parse_chat(self, body: bytes) -> ChatResponse:
+        data = parse_json(body)
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not choices:
+            raise EmptyResponse("the upstream answer has no choices")
+        raw = choices[0].get("message") or {}
+        message = Message(role="assistant")
+        if raw.get("content"):
+            message.content = [TextPart(raw["content"])]
+        for i, call in enumerate(raw.get("tool_calls") or ()):
+            function = call.get("function") or {}
+            message.tool_calls.append(
+                ToolCall(
+                    id=str(call.get("id") or f"call_{i}"),
+                    name=str(function.get("name") or ""),
+                    arguments=function.get("arguments") or "{}",
+                )
+            )
+        return ChatResponse(
+            id=str(data.get("id") or ""),
+            model=str(data.get("model") or ""),
+            message=message,
+            stop_reason=_STOP_REASONS.get(choices[0].get("finish_reason") or "stop", "stop"),
+            usage=parse_usage(data.get("usage")),
+            created=int(data.get("created") or 0),
+        )
+
+    def stream_decoder(self) -> ChunkDecoder:
+        return ChunkDecoder()
+
+    def embeddings_request(self, request: EmbeddingRequest, model: str) -> HttpRequest:
+        body: dict[str, Any] = {"model": model, "input": request.input}
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        return HttpRequest("POST", "/embeddings", orjson.dumps(body), _JSON)
+
+    def parse_embeddings(self, body: bytes) -> EmbeddingResponse:
+        data = parse_json(body)
+        items = sorted(data.get("data") or (), key=lambda item: item.get("index", 0))
+        return EmbeddingResponse(
+            model=str(data.get("model") or ""),
+            vectors=[item["embedding"] for item in items],
+            usage=parse_usage(data.get("usage")) or Usage(),
+        )
+
+    def models_request(self) -> HttpRequest:
+        return HttpRequest("GET", "/models")
+
+    def parse_models(self, body: bytes) -> list[str]:
+        data = parse_json(body)
+        return [str(item["id"]) for item in data.get("data") or () if "id" in item]
+
+    def error_message(self, body: bytes) -> str:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body.decode("utf-8", "replace")[:500]
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        return body.decode("utf-8", "replace")[:500]

@@ -1,0 +1,114 @@
+"""Which providers exist, how each is reached by default, and which are enabled.
+
+Adding an OpenAI-compatible provider is one ``ProviderSpec`` line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from modelway.config import Config, ConfigError, ProviderSettings
+from modelway.providers.anthropic import AnthropicAdapter
+from modelway.providers.base import Adapter
+from modelway.providers.mock import MockProvider
+from modelway.providers.ollama import OllamaAdapter
+from modelway.providers.openai import OpenAIAdapter
+from modelway.providers.upstream import Backend, HttpProvider
+from modelway.secrets import Secret
+
+
+class ProviderSpec(NamedTuple):
+    """A provider's wire format and default base URL; ``keyless`` ones need no API key."""
+
+    wire: str
+    base_url: str
+    keyless: bool = False
+
+
+SPECS: dict[str, ProviderSpec] = {
+    "openai": ProviderSpec("openai", "https://api.openai.com/v1"),
+    "anthropic": ProviderSpec("anthropic", "https://api.anthropic.com"),
+    "ollama": ProviderSpec("ollama", "http://localhost:11434", keyless=True),
+    "openrouter": ProviderSpec("openai", "https://openrouter.ai/api/v1"),
+    "groq": ProviderSpec("openai", "https://api.groq.com/openai/v1"),
+    "mistral": ProviderSpec("openai", "https://api.mistral.ai/v1"),
+    "deepseek": ProviderSpec("openai", "https://api.deepseek.com/v1"),
+    "together": ProviderSpec("openai", "https://api.together.xyz/v1"),
+    "fireworks": ProviderSpec("openai", "https://api.fireworks.ai/inference/v1"),
+    "vllm": ProviderSpec("openai", "http://localhost:8000/v1", keyless=True),
+    "lmstudio": ProviderSpec("openai", "http://localhost:1234/v1", keyless=True),
+}
+
+_ADAPTERS: dict[str, type[OpenAIAdapter] | type[AnthropicAdapter] | type[OllamaAdapter]] = {
+    "openai": OpenAIAdapter,
+    "anthropic": AnthropicAdapter,
+    "ollama": OllamaAdapter,
+}
+
+
+def adapter_for(wire: str) -> Adapter:
+    """A fresh adapter for a wire format."""
+    return _ADAPTERS[wire]()
+
+
+def env_settings(name: str, environ: Mapping[str, str]) -> ProviderSettings | None:
+    """Settings from ``<NAME>_API_KEY`` / ``<NAME>_BASE_URL``, or None when neither is set."""
+    prefix = name.upper()
+    key = environ.get(f"{prefix}_API_KEY") or None
+    base_url = environ.get(f"{prefix}_BASE_URL") or None
+    if key is None and base_url is None:
+        return None
+    return ProviderSettings(api_key=key, base_url=base_url)
+
+
+def provider_settings(config: Config, environ: Mapping[str, str]) -> dict[str, ProviderSettings]:
+    """Every enabled provider's settings: config entries, filled in from the environment."""
+    enabled: dict[str, ProviderSettings] = {}
+    for name in SPECS:
+        from_env = env_settings(name, environ)
+        if from_env is not None:
+            enabled[name] = from_env
+    for name, settings in config.providers.items():
+        from_env = enabled.get(name) or env_settings(name, environ)
+        if from_env is not None:
+            settings = ProviderSettings(
+                api_key=settings.api_key or from_env.api_key,
+                base_url=settings.base_url or from_env.base_url,
+                headers=settings.headers,
+                wire=settings.wire,
+                api_version=settings.api_version,
+            )
+        enabled[name] = settings
+    return enabled
+
+
+def build_backend(
+    name: str,
+    settings: ProviderSettings,
+    *,
+    model_base_url: str | None = None,
+    model_api_key: str | None = None,
+    model_headers: Mapping[str, str] | None = None,
+) -> Backend:
+    """The run-time provider for a name and its settings (deployment overrides win)."""
+    if name == "mock":
+        return MockProvider()
+    spec = SPECS.get(name)
+    wire = settings.wire or (spec.wire if spec else None)
+    if wire is None or wire not in _ADAPTERS:
+        raise ConfigError(
+            f"provider {name!r} is not available: give it `wire: openai|anthropic|ollama` "
+            "in the providers section"
+        )
+    base_url = model_base_url or settings.base_url or (spec.base_url if spec else None)
+    if not base_url:
+        raise ConfigError(f"provider {name!r} needs a base_url")
+    key = model_api_key or settings.api_key
+    return HttpProvider(
+        name,
+        adapter_for(wire),
+        base_url,
+        Secret(key) if key else None,
+        headers={**settings.headers, **(model_headers or {})},
+    )

@@ -1,0 +1,135 @@
+"""From the ``model`` a caller sends to the provider calls that can answer it.
+
+Order of rules: an alias from the config; ``provider/model``; a prefix rule
+(``gpt-*`` → openai, ``claude-*`` → anthropic, ...); the default provider.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from modelway.config import Config, ModelAlias, ProviderSettings, Timeouts
+from modelway.errors import UnknownModel
+from modelway.providers.registry import SPECS, build_backend, provider_settings
+from modelway.providers.upstream import Backend
+
+PREFIX_RULES: tuple[tuple[str, str], ...] = (
+    ("gpt-", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("chatgpt-", "openai"),
+    ("claude-", "anthropic"),
+    ("gemini-", "gemini"),
+)
+#: Providers whose keyless preference makes them the default for bare model names.
+_DEFAULT_PREFERENCE = ("ollama", "openai")
+
+
+class Target(NamedTuple):
+    """One provider call that can answer: which backend, and the upstream model name."""
+
+    backend: Backend
+    model: str
+
+
+class Route(NamedTuple):
+    """Targets to try in order, the retry budget per target, and the timeouts."""
+
+    targets: list[Target]
+    retries: int
+    timeouts: Timeouts
+    alias: str | None
+
+
+class Router:
+    """Resolves model names; owns every backend and closes them."""
+
+    def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
+        self._config = config
+        self.settings: dict[str, ProviderSettings] = provider_settings(config, environ)
+        self.backends: dict[str, Backend] = {"mock": build_backend("mock", ProviderSettings())}
+        for name, settings in self.settings.items():
+            if name != "mock":
+                self.backends[name] = build_backend(name, settings)
+        self.aliases: dict[str, ModelAlias] = {alias.name: alias for alias in config.models}
+        self._alias_targets = {
+            name: self._deployments(alias) for name, alias in self.aliases.items()
+        }
+        self._turns = {name: itertools.count() for name in self.aliases}
+        self.default_provider = config.server.default_provider or next(
+            (name for name in _DEFAULT_PREFERENCE if name in self.backends), None
+        )
+
+    def _deployments(self, alias: ModelAlias) -> list[Target]:
+        targets = []
+        for deployment in alias.deployments:
+            overrides = deployment.base_url or deployment.api_key or deployment.headers
+            if overrides or deployment.provider not in self.backends:
+                settings = self.settings.get(deployment.provider, ProviderSettings())
+                backend = build_backend(
+                    deployment.provider,
+                    settings,
+                    model_base_url=deployment.base_url,
+                    model_api_key=deployment.api_key,
+                    model_headers=deployment.headers,
+                )
+                # Owned here so ``aclose`` reaches it too.
+                self.backends[f"{alias.name}#{len(self.backends)}"] = backend
+            else:
+                backend = self.backends[deployment.provider]
+            targets.extend([Target(backend, deployment.model)] * max(1, deployment.weight))
+        return targets
+
+    def route(self, model: str) -> Route:
+        """The route for a model name; ``UnknownModel`` if nothing serves it."""
+        server = self._config.server
+        if model in self.aliases:
+            return self._alias_route(model)
+        return Route([self.direct_target(model)], server.retries, server.timeouts, None)
+
+    def _alias_route(self, name: str) -> Route:
+        alias = self.aliases[name]
+        targets = self._alias_targets[name]
+        # Round-robin over deployments (weights repeat a deployment), then the rest in order.
+        start = next(self._turns[name]) % len(targets)
+        ordered = targets[start:] + targets[:start]
+        seen: list[Target] = []
+        for target in ordered:
+            if target not in seen:
+                seen.append(target)
+        for fallback in alias.fallbacks:
+            seen.extend(t for t in self._alias_targets[fallback] if t not in seen)
+        server = self._config.server
+        retries = server.retries if alias.retries is None else alias.retries
+        return Route(seen, retries, alias.timeouts or server.timeouts, name)
+
+    def direct_target(self, model: str) -> Target:
+        """The target for ``provider/model``, a prefix rule or the default provider."""
+        provider, slash, rest = model.partition("/")
+        if slash and (provider in self.backends or provider in SPECS or provider == "gemini"):
+            return Target(self._backend(provider, model), rest)
+        for prefix, name in PREFIX_RULES:
+            if model.startswith(prefix):
+                return Target(self._backend(name, model), model)
+        if self.default_provider is None:
+            raise UnknownModel(
+                f"model {model!r} is not an alias, has no provider prefix (such as "
+                "'openai/' or 'mock/') and no default provider is configured"
+            )
+        return Target(self._backend(self.default_provider, model), model)
+
+    def _backend(self, name: str, model: str) -> Backend:
+        backend = self.backends.get(name)
+        if backend is None:
+            raise UnknownModel(
+                f"model {model!r} needs provider {name!r}, which is not configured "
+                f"(set {name.upper()}_API_KEY or add it to the providers section)"
+            )
+        return backend
+
+    async def aclose(self) -> None:
+        for backend in self.backends.values():
+            await backend.aclose()

@@ -1,0 +1,55 @@
+"""Real processes: one ``modelway mock`` upstream and one gateway pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.gateway import running_gateway
+from tests.integration.mockserver import running_mock
+
+#: Aliases whose upstream misbehaves on purpose (``x-mock-fault`` travels as a deployment header).
+FAULTY_ALIASES = """
+models:
+  - name: broken
+    retries: 0
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "error:500"}}
+  - name: truncated
+    retries: 0
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: truncate}}
+  - name: truncated-anthropic
+    retries: 0
+    deployments:
+      - {provider: anthropic, model: echo, headers: {x-mock-fault: truncate}}
+  - name: corrupt
+    retries: 0
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: corrupt}}
+  - name: failover
+    retries: 0
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "error:503"}}
+      - {provider: anthropic, model: echo}
+"""
+
+
+@pytest.fixture(scope="session")
+def mock_url() -> Iterator[str]:
+    with running_mock() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def gateway_url(mock_url: str) -> Iterator[str]:
+    env = {
+        "OPENAI_BASE_URL": f"{mock_url}/v1",
+        "OPENAI_API_KEY": "sk-test-openai-key",
+        "ANTHROPIC_BASE_URL": mock_url,
+        "ANTHROPIC_API_KEY": "sk-ant-test-key",
+        "OLLAMA_BASE_URL": mock_url,
+    }
+    with running_gateway(env, FAULTY_ALIASES) as url:
+        yield url

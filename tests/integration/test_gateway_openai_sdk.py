@@ -1,0 +1,248 @@
+"""The official ``openai`` SDK against a real gateway, through every provider."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import openai
+import pytest
+
+PROVIDERS = ["mock", "openai", "anthropic", "ollama"]
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+            "required": ["city", "days"],
+        },
+    },
+}
+
+
+@pytest.fixture
+def client(gateway_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="x", max_retries=0)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_echo_answers_verbatim_through_each_provider(client: openai.OpenAI, provider: str) -> None:
+    text = "Hello, gateway!  Two spaces and ünïcode."
+    answer = client.chat.completions.create(
+        model=f"{provider}/echo", messages=[{"role": "user", "content": text}]
+    )
+    assert answer.choices[0].message.content == text
+    assert answer.choices[0].finish_reason == "stop"
+    assert answer.usage is not None and answer.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_stream_concatenates_to_the_echo_through_each_provider(
+    client: openai.OpenAI, provider: str
+) -> None:
+    text = "stream me word by word please"
+    chunks = list(
+        client.chat.completions.create(
+            model=f"{provider}/echo",
+            messages=[{"role": "user", "content": text}],
+            stream=True,
+        )
+    )
+    deltas = [c.choices[0].delta.content or "" for c in chunks if c.choices]
+    assert "".join(deltas) == text
+    assert len([d for d in deltas if d]) > 1
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert all(c.usage is None for c in chunks)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_stream_reports_usage_only_when_asked(client: openai.OpenAI, provider: str) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model=f"{provider}/echo",
+            messages=[{"role": "user", "content": "count these tokens"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    usage = chunks[-1].usage
+    assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens > 0
+    assert chunks[-1].choices == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_call_round_trip_through_each_provider(
+    client: openai.OpenAI, provider: str, stream: bool
+) -> None:
+    messages: list[dict[str, object]] = [{"role": "user", "content": "Weather in Paris?"}]
+    model = f"{provider}/assistant"
+    if stream:
+        calls: dict[int, dict[str, str]] = {}
+        finish = None
+        for chunk in client.chat.completions.create(
+            model=model,
+            messages=messages,
+            tools=[WEATHER_TOOL],
+            stream=True,  # type: ignore[list-item]
+        ):
+            for delta in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
+                call = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+                call["id"] = delta.id or call["id"]
+                if delta.function:
+                    call["name"] += delta.function.name or ""
+                    call["arguments"] += delta.function.arguments or ""
+            if chunk.choices and chunk.choices[0].finish_reason:
+                finish = chunk.choices[0].finish_reason
+        assert finish == "tool_calls"
+        call = calls[0]
+        call_id, name, arguments = call["id"], call["name"], call["arguments"]
+    else:
+        answer = client.chat.completions.create(
+            model=model,
+            messages=messages,
+            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        )
+        assert answer.choices[0].finish_reason == "tool_calls"
+        tool_call = answer.choices[0].message.tool_calls[0]  # type: ignore[index]
+        call_id, name = tool_call.id, tool_call.function.name  # type: ignore[union-attr]
+        arguments = tool_call.function.arguments  # type: ignore[union-attr]
+    assert name == "get_weather"
+    parsed = json.loads(arguments)
+    assert isinstance(parsed["city"], str) and isinstance(parsed["days"], int)
+
+    messages += [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call_id, "content": "sunny, 21 degrees"},
+    ]
+    final = client.chat.completions.create(
+        model=model,
+        messages=messages,
+        tools=[WEATHER_TOOL],  # type: ignore[arg-type, list-item]
+    )
+    assert final.choices[0].finish_reason == "stop"
+    assert "sunny, 21 degrees" in (final.choices[0].message.content or "")
+
+
+def test_model_of_an_unconfigured_provider_is_404_in_openai_shape(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(
+            model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert caught.value.code == "model_not_found"
+
+
+def test_unconfigured_provider_is_404_naming_the_variable(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError, match="GROQ_API_KEY"):
+        client.chat.completions.create(
+            model="groq/llama-3.3-70b", messages=[{"role": "user", "content": "hi"}]
+        )
+
+
+def test_malformed_json_is_400_in_openai_shape(gateway_url: str) -> None:
+    response = httpx.post(f"{gateway_url}/v1/chat/completions", content=b'{"model": "mock/echo",')
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and "JSON" in error["message"]
+
+
+def test_missing_messages_is_400_naming_the_field(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError, match="messages"):
+        client.chat.completions.create(model="mock/echo", messages=[])
+
+
+def test_oversized_body_is_413(gateway_url: str) -> None:
+    body = (
+        b'{"model": "mock/echo", "messages": [{"role": "user", "content": "'
+        + b"x" * (11 * 1024 * 1024)
+        + b'"}]}'
+    )
+    response = httpx.post(f"{gateway_url}/v1/chat/completions", content=body)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+def test_upstream_500_is_502_with_the_upstream_message(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="broken", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code == 502
+    assert "500" in caught.value.message
+
+
+def test_failover_answers_from_the_next_deployment(gateway_url: str) -> None:
+    response = httpx.post(
+        f"{gateway_url}/v1/chat/completions",
+        json={"model": "failover", "messages": [{"role": "user", "content": "still here"}]},
+    )
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "still here"
+    assert response.headers["x-modelway-provider"] == "anthropic"
+    assert response.headers["x-modelway-attempts"] == "2"
+
+
+@pytest.mark.parametrize("alias", ["truncated", "truncated-anthropic", "corrupt"])
+def test_broken_upstream_stream_is_an_error_never_a_silent_success(
+    client: openai.OpenAI, alias: str
+) -> None:
+    with pytest.raises(openai.APIError):
+        for _ in client.chat.completions.create(
+            model=alias,
+            messages=[{"role": "user", "content": "one two three four five six"}],
+            stream=True,
+        ):
+            pass
+
+
+def test_request_id_is_echoed_and_sent_upstream(gateway_url: str, mock_url: str) -> None:
+    response = httpx.post(
+        f"{gateway_url}/v1/chat/completions",
+        headers={"x-request-id": "trace-abc-123"},
+        json={"model": "openai/echo", "messages": [{"role": "user", "content": "id?"}]},
+    )
+    assert response.headers["x-request-id"] == "trace-abc-123"
+    assert httpx.get(f"{mock_url}/mock/stats").json()["last_request_id"] == "trace-abc-123"
+
+
+def test_request_id_is_generated_when_absent(gateway_url: str) -> None:
+    response = httpx.get(f"{gateway_url}/health/live")
+    assert len(response.headers["x-request-id"]) >= 16
+
+
+def test_models_lists_mock_and_each_configured_provider(client: openai.OpenAI) -> None:
+    ids = {model.id for model in client.models.list()}
+    assert {"mock/echo", "openai/echo", "ollama/echo", "broken", "failover"} <= ids
+    assert client.models.retrieve("mock/echo").id == "mock/echo"
+
+
+@pytest.mark.parametrize("provider", ["mock", "openai", "ollama"])
+def test_embeddings_through_each_provider(client: openai.OpenAI, provider: str) -> None:
+    answer = client.embeddings.create(model=f"{provider}/embed", input=["one", "two"])
+    assert len(answer.data) == 2
+    assert answer.data[0].embedding != answer.data[1].embedding
+    assert len(answer.data[0].embedding) > 0
+
+
+def test_embeddings_from_anthropic_is_a_clear_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model="anthropic/echo", input="one")
+
+
+def test_health_endpoints(gateway_url: str) -> None:
+    assert httpx.get(f"{gateway_url}/health/live").json() == {"status": "ok"}
+    assert httpx.get(f"{gateway_url}/health/ready").status_code == 200
+    health = httpx.get(f"{gateway_url}/health").json()
+    assert {"mock", "openai", "anthropic", "ollama"} <= set(health["providers"])
+    assert health["uptime_seconds"] >= 0

@@ -1,0 +1,323 @@
+"""Specifications for reading ``modelway.yaml`` into validated configuration."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from modelway.config import (
+    KNOWN_PROVIDERS,
+    Config,
+    ConfigError,
+    Deployment,
+    ProviderSettings,
+    Timeouts,
+    load_config,
+    load_dotenv_file,
+    mask_secret,
+    parse_config,
+)
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "config"
+KEYS = {"ANTHROPIC_API_KEY": "sk-ant-0123456789abcdef", "AZURE_API_KEY": "az", "K2": "k2"}
+
+
+def error_for(fixture: str, environ: dict[str, str] | None = None) -> str:
+    path = FIXTURES / fixture
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, KEYS if environ is None else environ)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:"), message
+    return message.removeprefix(f"{path}:")
+
+
+# --- valid files -------------------------------------------------------------------
+
+
+def test_the_product_md_models_example_parses() -> None:
+    config = load_config(FIXTURES / "product_example.yaml", KEYS)
+
+    smart, cheap = config.models
+    assert smart.name == "smart"
+    assert smart.strategy == "round-robin"
+    assert smart.deployments[1] == Deployment(
+        provider="openai",
+        model="gpt-4o",
+        base_url="http://10.0.0.5/v1",
+        api_key="k2",
+        weight=2,
+        rpm=600,
+    )
+    assert smart.fallbacks == ["cheap"]
+    assert smart.timeouts == Timeouts(connect=5, first_token=30, stall=20, total=600)
+    assert smart.retries == 2
+    assert cheap.deployments == [Deployment(provider="ollama", model="llama3.2")]
+    assert config.providers["anthropic"].api_key == KEYS["ANTHROPIC_API_KEY"]
+
+
+def test_a_file_using_every_section_parses_with_each_value_typed() -> None:
+    config = load_config(FIXTURES / "full.yaml", KEYS)
+
+    assert config.providers["office-llm"] == ProviderSettings(
+        wire="openai", base_url="http://10.0.0.9:8000/v1", headers={"X-Team": "research"}
+    )
+    # YAML reads 2024-10-21 as a date; no setting is one, so it stays text.
+    assert config.providers["azure"].api_version == "2024-10-21"
+    assert config.models[0].strategy == "weighted"
+    assert config.models[0].cache is True
+    assert config.models[0].deployments[1].api_key == ""
+    assert config.server.port == 9090
+    assert config.server.timeouts.total == 300.0
+    assert config.prices["anthropic/claude-sonnet-4-5"].cached_input_per_million == 0.3
+    assert config.logging.level == "debug"
+    assert config.logging.log_bodies is True
+
+
+def test_an_empty_document_and_empty_sections_mean_the_defaults() -> None:
+    assert parse_config("", {}) == Config()
+    assert parse_config("# nothing yet\nserver:\nmodels:\n", {}) == Config()
+    defaults = Config().server
+    assert (defaults.host, defaults.port, defaults.retries) == ("127.0.0.1", 8080, 2)
+    assert defaults.timeouts == Timeouts(connect=10.0, first_token=60.0, stall=60.0, total=600.0)
+
+
+def test_yaml_anchors_and_merge_keys_are_resolved() -> None:
+    text = (
+        "models:\n"
+        "  - name: a\n"
+        "    deployments:\n"
+        "      - &base {provider: openai, model: gpt-4o, weight: 2}\n"
+        "      - {<<: *base, model: gpt-4o-mini}\n"
+    )
+    deployments = parse_config(text, {}).models[0].deployments
+    assert deployments[1] == Deployment(provider="openai", model="gpt-4o-mini", weight=2)
+
+
+def test_every_known_provider_can_be_named_without_declaring_it() -> None:
+    deployments = ", ".join(f"{{provider: {name}, model: m}}" for name in KNOWN_PROVIDERS)
+    config = parse_config(f"models: [{{name: all, deployments: [{deployments}]}}]\n", {})
+    assert [d.provider for d in config.models[0].deployments] == list(KNOWN_PROVIDERS)
+
+
+# --- errors name the file and line -------------------------------------------------
+
+
+def test_a_value_out_of_range_names_its_line_and_path() -> None:
+    assert error_for("bad_weight.yaml") == (
+        "7: models[0].deployments[1].weight: Expected int >= 1, got 0"
+    )
+
+
+def test_an_unbuilt_section_is_rejected_not_ignored() -> None:
+    assert error_for("unknown_section.yaml") == (
+        "4: limits: unknown field: the 'limits' section is not supported yet"
+    )
+
+
+def test_a_misspelled_field_is_rejected_with_a_suggestion() -> None:
+    assert error_for("misspelled_field.yaml") == (
+        "6: models[0].deployments[0].wieght: unknown field (did you mean 'weight'?)"
+    )
+
+
+def test_an_error_inside_a_mapping_entry_names_the_entry_key() -> None:
+    assert error_for("bad_provider_setting.yaml") == (
+        "7: providers.anthropic.headers.anthropic-beta: Expected str, got int"
+    )
+
+
+def test_a_missing_required_field_names_the_entry_line() -> None:
+    assert error_for("missing_deployments.yaml") == (
+        "2: models[0]: missing required field 'deployments'"
+    )
+
+
+def test_an_unknown_strategy_lists_the_valid_ones() -> None:
+    assert error_for("bad_strategy.yaml") == (
+        "3: models[0].strategy: Invalid enum value 'fastest' "
+        "(expected one of: least-busy, lowest-latency, round-robin, weighted)"
+    )
+
+
+def test_a_duplicate_alias_names_both_lines() -> None:
+    assert error_for("duplicate_alias.yaml") == (
+        "6: models[2].name: duplicate alias 'smart' (first defined at line 2)"
+    )
+
+
+def test_a_fallback_to_an_unknown_alias_is_an_error() -> None:
+    assert error_for("unknown_fallback.yaml") == (
+        "6: models[0].fallbacks[1]: fallback 'cheapest' is not an alias"
+    )
+
+
+def test_a_fallback_cycle_is_an_error_showing_the_cycle() -> None:
+    assert error_for("fallback_cycle.yaml") == (
+        "10: models[2].fallbacks[0]: fallback cycle: smart -> cheap -> local -> smart"
+    )
+
+
+def test_an_alias_falling_back_to_itself_is_a_cycle() -> None:
+    text = (
+        "models:\n  - name: a\n    deployments: [{provider: mock, model: x}]\n    fallbacks: [a]\n"
+    )
+    with pytest.raises(ConfigError, match=r"^modelway.yaml:4: .*fallback cycle: a -> a$"):
+        parse_config(text, {})
+
+
+def test_a_deployment_naming_an_undeclared_provider_is_an_error() -> None:
+    assert error_for("unknown_provider.yaml") == (
+        "5: models[0].deployments[1].provider: unknown provider 'opneai': "
+        "declare it under providers or use a known one"
+    )
+
+
+def test_a_custom_provider_must_say_which_wire_format_it_speaks() -> None:
+    assert error_for("custom_provider_without_wire.yaml").startswith(
+        "2: providers.office-llm: unknown provider 'office-llm': a custom provider needs wire:"
+    )
+
+
+def test_an_unknown_default_provider_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"^x.yaml:2: server.default_provider: unknown provider"):
+        parse_config("server:\n  default_provider: nope\n", {}, source_name="x.yaml")
+
+
+def test_every_semantic_problem_is_reported_at_once() -> None:
+    text = (
+        "models:\n  - name: a\n    deployments: [{provider: nope, model: x}]\n    fallbacks: [b]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, {})
+    assert [problem.split(":")[1] for problem in caught.value.problems] == ["3", "4"]
+
+
+def test_an_unknown_yaml_type_is_an_error() -> None:
+    assert error_for("unknown_yaml_type.yaml") == (
+        "3: providers.openai.api_key: unknown YAML type !secret"
+    )
+
+
+def test_a_yaml_syntax_error_names_its_line() -> None:
+    assert error_for("syntax_error.yaml").startswith("4: YAML syntax error:")
+
+
+def test_a_key_repeated_in_one_mapping_is_an_error() -> None:
+    assert error_for("duplicate_key.yaml") == "4: server.port: duplicate key (first at line 2)"
+
+
+def test_a_type_error_never_echoes_the_value_which_could_be_a_secret() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config("providers:\n  openai: {api_key: 98765432109876}\n", {})
+    assert "98765432109876" not in str(caught.value)
+
+
+# --- interpolation -----------------------------------------------------------------
+
+
+def test_a_variable_is_replaced_by_its_value_from_the_given_environment() -> None:
+    config = parse_config('providers: {openai: {api_key: "${KEY}"}}\n', {"KEY": "sk-1"})
+    assert config.providers["openai"].api_key == "sk-1"
+
+
+def test_a_default_is_used_when_the_variable_is_unset_or_empty() -> None:
+    text = "server:\n  host: ${HOST:-0.0.0.0}\n  port: ${PORT:-8081}\n"
+    assert parse_config(text, {}).server.host == "0.0.0.0"
+    assert parse_config(text, {"HOST": ""}).server.host == "0.0.0.0"
+    assert parse_config(text, {"HOST": "::1", "PORT": "9000"}).server.port == 9000
+
+
+def test_a_missing_variable_without_default_names_the_line() -> None:
+    assert error_for("missing_variable.yaml", environ={}) == (
+        "4: providers.openai.api_key: environment variable OPENAI_API_KEY is not set "
+        "(write ${OPENAI_API_KEY:-default} for a default)"
+    )
+
+
+def test_a_doubled_dollar_keeps_a_literal_reference() -> None:
+    assert parse_config('server: {host: "$${HOST}"}\n', {}).server.host == "${HOST}"
+
+
+def test_a_malformed_reference_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"^modelway.yaml:2: server.host: unterminated"):
+        parse_config("server:\n  host: ${HOST\n", {})
+
+
+def test_references_in_comments_are_ignored() -> None:
+    assert parse_config("# api_key: ${UNSET}\nserver: {port: 1}\n", {}).server.port == 1
+
+
+def test_interpolated_text_is_not_parsed_as_yaml() -> None:
+    config = parse_config('providers: {openai: {api_key: "${KEY}"}}\n', {"KEY": "a: [b"})
+    assert config.providers["openai"].api_key == "a: [b"
+
+
+# --- finding the file --------------------------------------------------------------
+
+
+def test_a_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=r"nope\.yaml: config file not found$"):
+        load_config(missing, {})
+
+
+def test_modelway_config_names_the_file_when_no_path_is_given(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("server: {port: 9999}\n")
+    assert load_config(None, {"MODELWAY_CONFIG": str(path)}).server.port == 9999
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(None, {"MODELWAY_CONFIG": str(tmp_path / "gone.yaml")})
+
+
+def test_modelway_yaml_in_the_working_directory_is_read_when_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None, {}) == Config()
+    (tmp_path / "modelway.yaml").write_text("server:\n  port: 0\n  workers: 0\n")
+    with pytest.raises(ConfigError, match=r"^modelway.yaml:3: server.workers:"):
+        load_config(None, {})
+
+
+# --- .env and secrets --------------------------------------------------------------
+
+
+def test_a_dotenv_file_is_read_without_changing_the_process_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MODELWAY_TEST_FROM_DOTENV", raising=False)
+    monkeypatch.setenv("MODELWAY_TEST_SHARED", "from-process")
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("MODELWAY_TEST_FROM_DOTENV=dotenv\nMODELWAY_TEST_SHARED=from-dotenv\n")
+
+    values = load_dotenv_file(dotenv)
+
+    assert values["MODELWAY_TEST_FROM_DOTENV"] == "dotenv"
+    assert "MODELWAY_TEST_FROM_DOTENV" not in os.environ
+    environ = {**values, **os.environ}
+    assert environ["MODELWAY_TEST_SHARED"] == "from-process"
+
+
+def test_an_absent_dotenv_file_sets_nothing(tmp_path: Path) -> None:
+    assert load_dotenv_file(tmp_path / ".env") == {}
+
+
+def test_a_long_secret_shows_only_its_first_three_and_last_two_characters() -> None:
+    assert mask_secret("sk-abcdefghijklmnopXy") == "sk-…Xy"
+    assert mask_secret("123456789012") == "123…12"
+
+
+def test_a_short_secret_is_hidden_entirely_and_none_shows_a_dash() -> None:
+    assert mask_secret("12345678901") == "****"
+    assert mask_secret("") == "****"
+    assert mask_secret(None) == "-"
+
+
+def test_the_repr_of_a_config_never_shows_a_key_or_header_value() -> None:
+    config = load_config(FIXTURES / "full.yaml", KEYS)
+    text = repr(config)
+    assert KEYS["ANTHROPIC_API_KEY"] not in text
+    assert "research" not in text
+    assert "sk-…ef" in text
