@@ -16,6 +16,7 @@ import msgspec
 
 from modelway.config import Config
 from modelway.errors import ModelwayError, UpstreamError
+from modelway.providers.upstream import Call
 from modelway.routing.resolve import Route, Router, Target
 from modelway.routing.retry import backoff_seconds, should_retry_same_target
 from modelway.types import (
@@ -116,13 +117,14 @@ class Engine:
         route: Route | None = None,
     ) -> tuple[ChatResponse, Outcome]:
         """A whole answer."""
+        chosen = route or self.route(request.model, fallbacks, max_retries)
+        call = Call(request_id, chosen.timeouts)
 
         async def attempt(target: Target) -> ChatResponse:
-            call = self._request_for(request, target, dialect)
-            return await target.backend.complete(call, target.model, request_id)
+            upstream_request = self._request_for(request, target, dialect)
+            return await target.backend.complete(upstream_request, target.model, call)
 
-        route = route or self.route(request.model, fallbacks, max_retries)
-        return await self.attempt_each(route, attempt)
+        return await self.attempt_each(chosen, attempt)
 
     async def open_stream(
         self,
@@ -135,10 +137,12 @@ class Engine:
         route: Route | None = None,
     ) -> OpenStream:
         """A streamed answer, committed to a target once its first event arrived."""
+        chosen = route or self.route(request.model, fallbacks, max_retries)
+        call = Call(request_id, chosen.timeouts)
 
         async def attempt(target: Target) -> AsyncIterator[StreamEvent]:
-            call = self._request_for(request, target, dialect)
-            events = target.backend.stream(call, target.model, request_id)
+            upstream_request = self._request_for(request, target, dialect)
+            events = target.backend.stream(upstream_request, target.model, call)
             try:
                 first = await anext(events)
             except StopAsyncIteration:
@@ -147,19 +151,20 @@ class Engine:
                 ) from None
             return _prepend(first, events)
 
-        route = route or self.route(request.model, fallbacks, max_retries)
-        events, outcome = await self.attempt_each(route, attempt)
+        events, outcome = await self.attempt_each(chosen, attempt)
         return OpenStream(events, outcome)
 
     async def embeddings(
         self, request: EmbeddingRequest, *, request_id: str
     ) -> tuple[EmbeddingResponse, Outcome]:
         """Vectors for the request's texts."""
+        chosen = self.route(request.model)
+        call = Call(request_id, chosen.timeouts)
 
         async def attempt(target: Target) -> EmbeddingResponse:
-            return await target.backend.embeddings(request, target.model, request_id)
+            return await target.backend.embeddings(request, target.model, call)
 
-        return await self.attempt_each(self.router.route(request.model), attempt)
+        return await self.attempt_each(chosen, attempt)
 
     async def models(self) -> list[ModelInfo]:
         """Aliases, then every enabled provider's models as ``provider/model``.

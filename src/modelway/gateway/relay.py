@@ -21,7 +21,7 @@ from modelway.errors import ModelwayError, StreamTruncated, UndecodableResponse,
 from modelway.gateway.state import outcome_headers
 from modelway.providers.base import HttpRequest
 from modelway.providers.openai import parse_json, parse_usage
-from modelway.providers.upstream import HttpProvider
+from modelway.providers.upstream import Call, HttpProvider
 from modelway.routing.resolve import Route, Target
 from modelway.streams import SSEDecoder
 from modelway.types import Usage
@@ -105,6 +105,8 @@ async def relay_chat(
     options = body.get("stream_options")
     wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
 
+    call = Call(request_id, route.timeouts)
+
     def upstream_request(target: Target) -> HttpRequest:
         body["model"] = target.model
         if stream:
@@ -115,7 +117,7 @@ async def relay_chat(
 
         async def complete(target: Target) -> bytes:
             assert isinstance(target.backend, HttpProvider)
-            answer = await target.backend.request(upstream_request(target), request_id)
+            answer = await target.backend.request(upstream_request(target), call)
             parse_json(answer)  # an answer that is not JSON is an upstream failure
             return answer
 
@@ -125,7 +127,8 @@ async def relay_chat(
     async def open_stream(target: Target) -> tuple[bytes, AsyncIterator[bytes]]:
         backend = target.backend
         assert isinstance(backend, HttpProvider)
-        chunks = backend.raw_stream(await backend.open(upstream_request(target), request_id))
+        response = await backend.open(upstream_request(target), call)
+        chunks = backend.raw_stream(response, call)
         try:
             return await anext(chunks), chunks
         except StopAsyncIteration:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from modelway.mock.engine import mock_embedding, mock_events, mock_response
+from modelway.providers.upstream import Call
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -28,13 +29,13 @@ class MockProvider:
     def __repr__(self) -> str:
         return "MockProvider()"
 
-    async def complete(self, request: ChatRequest, model: str, request_id: str) -> ChatResponse:
+    async def complete(self, request: ChatRequest, model: str, call: Call) -> ChatResponse:
         response = mock_response(request, model)
         response.model = f"mock/{model}"
         return response
 
     async def stream(
-        self, request: ChatRequest, model: str, request_id: str
+        self, request: ChatRequest, model: str, call: Call
     ) -> AsyncIterator[StreamEvent]:
         for event in mock_events(request, model):
             if isinstance(event, MessageStart):
@@ -42,7 +43,7 @@ class MockProvider:
             yield event
 
     async def embeddings(
-        self, request: EmbeddingRequest, model: str, request_id: str
+        self, request: EmbeddingRequest, model: str, call: Call
     ) -> EmbeddingResponse:
         vectors = [mock_embedding(text, request.dimensions or 8) for text in request.input]
         tokens = sum(len(text.split()) for text in request.input)

@@ -6,12 +6,14 @@ into ``modelway.errors``; adapters only translate.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import httpx
 import msgspec
 
+from modelway.config import Timeouts
 from modelway.errors import ConnectError, Timeout, UpstreamError, UpstreamStatusError
 from modelway.providers.base import Adapter, HttpRequest
 from modelway.secrets import Secret
@@ -25,24 +27,29 @@ from modelway.types import (
 )
 
 
+class Call(NamedTuple):
+    """Per-call settings every backend receives: the request id and the time allowed."""
+
+    request_id: str
+    timeouts: Timeouts = Timeouts()
+
+
 class Backend(Protocol):
     """What the router calls: an HTTP provider or the built-in mock."""
 
     name: str
     wire: str
 
-    async def complete(self, request: ChatRequest, model: str, request_id: str) -> ChatResponse:
+    async def complete(self, request: ChatRequest, model: str, call: Call) -> ChatResponse:
         """A whole answer."""
         ...
 
-    def stream(
-        self, request: ChatRequest, model: str, request_id: str
-    ) -> AsyncIterator[StreamEvent]:
+    def stream(self, request: ChatRequest, model: str, call: Call) -> AsyncIterator[StreamEvent]:
         """The answer as canonical events; ends after the finish marker or raises."""
         ...
 
     async def embeddings(
-        self, request: EmbeddingRequest, model: str, request_id: str
+        self, request: EmbeddingRequest, model: str, call: Call
     ) -> EmbeddingResponse:
         """Vectors for the request's texts."""
         ...
@@ -87,15 +94,26 @@ class HttpProvider:
     def __repr__(self) -> str:
         return f"HttpProvider(name={self.name!r}, base_url={self.base_url!r})"
 
-    async def open(self, http: HttpRequest, request_id: str) -> httpx.Response:
+    async def open(self, http: HttpRequest, call: Call) -> httpx.Response:
         """Send a request and return the streamed response once its status is known good.
 
         The caller must ``aclose()`` the response. An error status is read, closed and
         raised as ``UpstreamStatusError``.
         """
-        headers = {**http.headers, **self._headers, "x-request-id": request_id}
+        headers = {**http.headers, **self._headers, "x-request-id": call.request_id}
+        limits = call.timeouts
         outgoing = self._client.build_request(
-            http.method, self.base_url + http.path, content=http.body, headers=headers
+            http.method,
+            self.base_url + http.path,
+            content=http.body,
+            headers=headers,
+            # The read timeout is a backstop; ``raw_stream`` enforces first token and stall.
+            timeout=httpx.Timeout(
+                limits.total,
+                connect=limits.connect,
+                read=max(limits.first_token, limits.stall),
+                pool=limits.connect,
+            ),
         )
         try:
             response = await self._client.send(outgoing, stream=True)
@@ -134,14 +152,42 @@ class HttpProvider:
         finally:
             await response.aclose()
 
-    async def request(self, http: HttpRequest, request_id: str) -> bytes:
-        """Send a request and return the whole body of a good answer."""
-        return await self._read(await self.open(http, request_id))
-
-    async def raw_stream(self, response: httpx.Response) -> AsyncIterator[bytes]:
-        """The bytes of an opened response as they arrive; closes it at the end."""
+    async def request(self, http: HttpRequest, call: Call) -> bytes:
+        """Send a request and return the whole body of a good answer within the total time."""
         try:
-            async for chunk in response.aiter_raw():
+            async with asyncio.timeout(call.timeouts.total):
+                return await self._read(await self.open(http, call))
+        except TimeoutError:
+            raise Timeout(
+                f"{self.name}: no answer within {call.timeouts.total:g} s", provider=self.name
+            ) from None
+
+    async def raw_stream(self, response: httpx.Response, call: Call) -> AsyncIterator[bytes]:
+        """The bytes of an opened response as they arrive; closes it at the end.
+
+        Enforces the first-token, stall and total timeouts. Only our own read is timed,
+        never the consumer's work between chunks.
+        """
+        limits = call.timeouts
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limits.total
+        wait, phase = limits.first_token, f"the first token ({limits.first_token:g} s)"
+        chunks = response.aiter_raw()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(min(wait, deadline - loop.time())):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    if loop.time() >= deadline:
+                        phase = f"the whole answer ({limits.total:g} s)"
+                    raise Timeout(
+                        f"{self.name}: upstream too slow: waited longer than allowed for {phase}",
+                        provider=self.name,
+                    ) from None
+                wait, phase = limits.stall, f"the next chunk ({limits.stall:g} s stall)"
                 yield chunk
         except httpx.TimeoutException:
             raise Timeout(f"{self.name}: upstream stream stalled", provider=self.name) from None
@@ -153,37 +199,39 @@ class HttpProvider:
         finally:
             await response.aclose()
 
-    async def complete(self, request: ChatRequest, model: str, request_id: str) -> ChatResponse:
+    async def complete(self, request: ChatRequest, model: str, call: Call) -> ChatResponse:
         if request.stream:
             # A streamed upstream call folded into one answer (the shared path).
             builder = ResponseBuilder()
-            async for event in self.stream(request, model, request_id):
+            async for event in self.stream(request, model, call):
                 builder.add(event)
             return builder.result()
-        body = await self.request(self.adapter.chat_request(request, model), request_id)
+        body = await self.request(self.adapter.chat_request(request, model), call)
         return self.adapter.parse_chat(body)
 
     async def stream(
-        self, request: ChatRequest, model: str, request_id: str
+        self, request: ChatRequest, model: str, call: Call
     ) -> AsyncIterator[StreamEvent]:
         if not request.stream:
             request = _with_stream(request)
-        response = await self.open(self.adapter.chat_request(request, model), request_id)
+        response = await self.open(self.adapter.chat_request(request, model), call)
         decoder = self.adapter.stream_decoder()
-        async for chunk in self.raw_stream(response):
+        async for chunk in self.raw_stream(response, call):
             for event in decoder.feed(chunk):
                 yield event
         for event in decoder.close():
             yield event
 
     async def embeddings(
-        self, request: EmbeddingRequest, model: str, request_id: str
+        self, request: EmbeddingRequest, model: str, call: Call
     ) -> EmbeddingResponse:
-        body = await self.request(self.adapter.embeddings_request(request, model), request_id)
+        body = await self.request(self.adapter.embeddings_request(request, model), call)
         return self.adapter.parse_embeddings(body)
 
     async def list_models(self) -> list[str]:
-        return self.adapter.parse_models(await self.request(self.adapter.models_request(), ""))
+        return self.adapter.parse_models(
+            await self.request(self.adapter.models_request(), Call(""))
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
