@@ -16,7 +16,7 @@ import msgspec
 
 from modelway.config import Config
 from modelway.errors import ModelwayError, UpstreamError
-from modelway.providers.upstream import Call
+from modelway.providers.upstream import Backend, Call
 from modelway.routing.resolve import Route, Router, Target
 from modelway.routing.retry import backoff_seconds, should_retry_same_target
 from modelway.types import (
@@ -58,9 +58,14 @@ async def _prepend(
 class Engine:
     """Routing, retries and failover over the configured providers."""
 
-    def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        environ: Mapping[str, str],
+        backends: Mapping[str, Backend] | None = None,
+    ) -> None:
         self.config = config
-        self.router = Router(config, environ)
+        self.router = Router(config, environ, backends)
         self._models_cache: tuple[float, list[ModelInfo]] | None = None
 
     async def aclose(self) -> None:

@@ -47,13 +47,23 @@ class Route(NamedTuple):
 class Router:
     """Resolves model names; owns every backend and closes them."""
 
-    def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        environ: Mapping[str, str],
+        backends: Mapping[str, Backend] | None = None,
+    ) -> None:
         self._config = config
         self.settings: dict[str, ProviderSettings] = provider_settings(config, environ)
         self.backends: dict[str, Backend] = {"mock": build_backend("mock", ProviderSettings())}
-        for name, settings in self.settings.items():
-            if name != "mock":
-                self.backends[name] = build_backend(name, settings)
+        if backends is not None:
+            # Injected backends (tests, embedding apps) replace the configured ones.
+            self.backends.update(backends)
+            self.settings.update({name: ProviderSettings() for name in backends})
+        else:
+            for name, settings in self.settings.items():
+                if name != "mock":
+                    self.backends[name] = build_backend(name, settings)
         self.aliases: dict[str, ModelAlias] = {alias.name: alias for alias in config.models}
         self._alias_targets = {
             name: self._deployments(alias) for name, alias in self.aliases.items()

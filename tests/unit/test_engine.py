@@ -1,0 +1,146 @@
+"""Retries, failover and fallbacks, with scripted in-process backends."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelway.config import parse_config
+from modelway.engine import Engine
+from modelway.errors import ConnectError, RateLimited, UpstreamStatusError
+from modelway.types import ChatRequest, Message, TextDelta, TextPart
+from tests.unit.fakes import ScriptedBackend
+
+CONFIG = """
+providers:
+  a: {wire: openai, base_url: "http://a.invalid/v1"}
+  b: {wire: openai, base_url: "http://b.invalid/v1"}
+models:
+  - name: pair
+    retries: 2
+    timeouts: {connect: 1, first_token: 2, stall: 3, total: 4}
+    deployments: [{provider: a, model: m-a}, {provider: b, model: m-b}]
+  - name: solo
+    retries: 1
+    deployments: [{provider: a, model: m-a}]
+    fallbacks: [backup]
+  - name: backup
+    deployments: [{provider: b, model: m-b}]
+"""
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Backoff waits, recorded instead of slept."""
+    waited: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    monkeypatch.setattr("modelway.engine.asyncio.sleep", fake_sleep)
+    return waited
+
+
+def engine(**backends: ScriptedBackend) -> Engine:
+    return Engine(parse_config(CONFIG, {}), {}, backends)
+
+
+def ask(model: str, stream: bool = False) -> ChatRequest:
+    return ChatRequest(model=model, messages=[Message("user", [TextPart("hi")])], stream=stream)
+
+
+def server_error() -> UpstreamStatusError:
+    return UpstreamStatusError("boom", upstream_status=500)
+
+
+async def test_a_retryable_failure_is_retried_on_the_same_deployment(sleeps: list[float]) -> None:
+    a = ScriptedBackend("a", [server_error()])
+    answer, outcome = await engine(a=a, b=ScriptedBackend("b")).complete(
+        ask("pair"), request_id="r"
+    )
+    assert answer.message.text() == "a says hi"
+    assert outcome.attempts == 2 and outcome.target.backend is a
+    assert len(sleeps) == 1
+
+
+async def test_a_400_is_never_retried(sleeps: list[float]) -> None:
+    a = ScriptedBackend("a", [UpstreamStatusError("bad", upstream_status=400)])
+    b = ScriptedBackend("b")
+    with pytest.raises(UpstreamStatusError) as caught:
+        await engine(a=a, b=b).complete(ask("pair"), request_id="r")
+    assert caught.value.status == 400
+    assert len(a.calls) == 1 and b.calls == [] and sleeps == []
+
+
+async def test_retry_after_is_waited_for_and_not_less(sleeps: list[float]) -> None:
+    limited = UpstreamStatusError("slow down", upstream_status=429, headers={"Retry-After": "2"})
+    a = ScriptedBackend("a", [limited])
+    await engine(a=a, b=ScriptedBackend("b")).complete(ask("pair"), request_id="r")
+    assert sleeps and sleeps[0] >= 2.0
+
+
+async def test_exhausted_retries_fail_over_to_the_next_deployment(sleeps: list[float]) -> None:
+    a = ScriptedBackend("a", [server_error(), server_error(), ConnectError("down")])
+    b = ScriptedBackend("b")
+    answer, outcome = await engine(a=a, b=b).complete(ask("pair"), request_id="r")
+    assert answer.message.text() == "b says hi"
+    assert outcome.attempts == 4
+    assert [model for model, _ in b.calls] == ["m-b"]
+
+
+async def test_fallback_alias_answers_when_every_deployment_fails(sleeps: list[float]) -> None:
+    a = ScriptedBackend("a", [server_error(), server_error()])
+    b = ScriptedBackend("b")
+    answer, outcome = await engine(a=a, b=b).complete(ask("solo"), request_id="r")
+    assert answer.message.text() == "b says hi"
+    assert outcome.target.model == "m-b"
+
+
+async def test_per_call_fallbacks_and_max_retries(sleeps: list[float]) -> None:
+    a = ScriptedBackend("a", [server_error()])
+    b = ScriptedBackend("b")
+    answer, outcome = await engine(a=a, b=b).complete(
+        ask("a/m-a"), request_id="r", fallbacks=["b/other"], max_retries=0
+    )
+    assert answer.message.text() == "b says hi"
+    assert outcome.attempts == 2 and sleeps == []
+
+
+async def test_the_last_error_is_raised_when_everything_fails(sleeps: list[float]) -> None:
+    a = ScriptedBackend("a", [server_error()] * 3)
+    b = ScriptedBackend("b", [RateLimited("busy")] * 3)
+    with pytest.raises(RateLimited):
+        await engine(a=a, b=b).complete(ask("pair"), request_id="r")
+
+
+async def test_a_stream_fails_over_before_its_first_event(sleeps: list[float]) -> None:
+    a = ScriptedBackend("a", [ConnectError("down")] * 3)
+    b = ScriptedBackend("b")
+    opened = await engine(a=a, b=b).open_stream(ask("pair", stream=True), request_id="r")
+    text = "".join([e.text async for e in opened.events if isinstance(e, TextDelta)])
+    assert text == "b says hi "
+    assert opened.outcome.target.backend is b
+
+
+async def test_alias_timeouts_and_request_id_reach_the_backend(sleeps: list[float]) -> None:
+    a = ScriptedBackend("a")
+    await engine(a=a, b=ScriptedBackend("b")).complete(ask("pair"), request_id="req-7")
+    _, call = a.calls[0]
+    assert call.request_id == "req-7"
+    assert (
+        call.timeouts.connect,
+        call.timeouts.first_token,
+        call.timeouts.stall,
+        call.timeouts.total,
+    ) == (1, 2, 3, 4)
+
+
+async def test_caller_only_fields_do_not_reach_a_provider_of_another_wire(
+    sleeps: list[float],
+) -> None:
+    a = ScriptedBackend("a")
+    request = ask("a/m-a")
+    request.extra = {"logit_bias": {"1": 2}}
+    e = engine(a=a, b=ScriptedBackend("b"))
+    assert e._request_for(request, e.router.direct_target("a/m"), "anthropic").extra == {}
+    assert e._request_for(request, e.router.direct_target("a/m"), "openai").extra == request.extra
+

@@ -1,0 +1,103 @@
+"""Model addressing: aliases, provider/model, prefix rules, the default provider."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelway.config import parse_config
+from modelway.errors import UnknownModel
+from modelway.routing.resolve import Router
+from tests.unit.fakes import ScriptedBackend
+
+CONFIG = """
+providers:
+  a: {wire: openai, base_url: "http://a.invalid/v1"}
+  b: {wire: openai, base_url: "http://b.invalid/v1"}
+models:
+  - name: smart
+    deployments: [{provider: a, model: big}, {provider: b, model: large}]
+    fallbacks: [cheap]
+  - name: cheap
+    deployments: [{provider: b, model: small}]
+  - name: heavy
+    deployments: [{provider: a, model: big, weight: 3}, {provider: b, model: large}]
+"""
+
+
+def router(
+    config: str = CONFIG, environ: dict[str, str] | None = None, **backends: ScriptedBackend
+) -> Router:
+    return Router(parse_config(config, environ or {}), environ or {}, backends or None)
+
+
+def test_provider_slash_model_splits_at_the_first_slash() -> None:
+    r = router(environ={"OPENROUTER_API_KEY": "sk-or-test"})
+    target = r.direct_target("openrouter/meta-llama/llama-3.3-70b-instruct")
+    assert target.backend.name == "openrouter"
+    assert target.model == "meta-llama/llama-3.3-70b-instruct"
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [
+        ("gpt-4o", "openai"),
+        ("o3-mini", "openai"),
+        ("o4-mini", "openai"),
+        ("chatgpt-4o-latest", "openai"),
+        ("claude-sonnet-4-5", "anthropic"),
+    ],
+)
+def test_prefix_rules_pick_the_provider_of_a_bare_name(model: str, provider: str) -> None:
+    r = router(environ={"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "sk-2"})
+    target = r.direct_target(model)
+    assert (target.backend.name, target.model) == (provider, model)
+
+
+def test_bare_name_without_a_rule_goes_to_the_default_provider() -> None:
+    r = router(environ={"OLLAMA_BASE_URL": "http://127.0.0.1:1"})
+    target = r.direct_target("llama3.2")
+    assert (target.backend.name, target.model) == ("ollama", "llama3.2")
+
+
+def test_bare_name_with_no_default_provider_is_unknown() -> None:
+    with pytest.raises(UnknownModel, match="no default provider"):
+        router().direct_target("llama3.2")
+
+
+def test_a_prefix_rule_for_an_unconfigured_provider_names_the_key_variable() -> None:
+    with pytest.raises(UnknownModel, match="ANTHROPIC_API_KEY"):
+        router().direct_target("claude-sonnet-4-5")
+
+
+def test_mock_is_always_present_with_no_key_and_no_config() -> None:
+    target = router("").direct_target("mock/echo")
+    assert (target.backend.name, target.model) == ("mock", "echo")
+
+
+def test_alias_names_win_over_every_other_rule() -> None:
+    r = router(a=ScriptedBackend("a"), b=ScriptedBackend("b"))
+    route = r.route("smart")
+    assert route.alias == "smart"
+    assert [(t.backend.name, t.model) for t in route.targets] == [
+        ("a", "big"),
+        ("b", "large"),
+        ("b", "small"),
+    ]
+
+
+def test_round_robin_starts_each_request_at_the_next_deployment() -> None:
+    r = router(a=ScriptedBackend("a"), b=ScriptedBackend("b"))
+    firsts = [r.route("smart").targets[0].backend.name for _ in range(4)]
+    assert firsts == ["a", "b", "a", "b"]
+
+
+def test_weights_repeat_a_deployment_in_the_rotation() -> None:
+    r = router(a=ScriptedBackend("a"), b=ScriptedBackend("b"))
+    firsts = [r.route("heavy").targets[0].backend.name for _ in range(8)]
+    assert firsts.count("a") == 6 and firsts.count("b") == 2
+
+
+def test_env_base_url_alone_enables_a_provider() -> None:
+    r = router("", {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9"})
+    assert "anthropic" in r.backends
+    assert "openai" not in r.backends
