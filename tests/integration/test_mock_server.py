@@ -14,6 +14,8 @@ import httpx
 import ollama
 import openai
 import pytest
+from anthropic.types import ToolUseBlock
+from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from tests.integration.mockserver import running_mock
 
@@ -110,6 +112,7 @@ def test_openai_tool_call_then_tool_result(oai: openai.OpenAI) -> None:
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
     [call] = choice.message.tool_calls or []
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "mock", "unit": "celsius"}
     messages: Any = [
@@ -178,7 +181,8 @@ def test_anthropic_tool_use_create_and_stream(claude: anthropic.Anthropic) -> No
         tools=ANTHROPIC_TOOLS,
     )
     assert message.stop_reason == "tool_use"
-    [block] = [b for b in message.content if b.type == "tool_use"]
+    [block] = message.content
+    assert isinstance(block, ToolUseBlock)
     assert block.name == "get_weather" and block.input == {"city": "mock", "unit": "celsius"}
     with claude.messages.stream(
         model="mock-1",
@@ -187,8 +191,9 @@ def test_anthropic_tool_use_create_and_stream(claude: anthropic.Anthropic) -> No
         tools=ANTHROPIC_TOOLS,
     ) as stream:
         final = stream.get_final_message()
-    assert [b.type for b in final.content] == ["tool_use"]
-    assert final.content[0].input == {"city": "mock", "unit": "celsius"}
+    [block] = final.content
+    assert isinstance(block, ToolUseBlock)
+    assert block.input == {"city": "mock", "unit": "celsius"}
 
 
 # --- Ollama ----------------------------------------------------------------------------
@@ -342,10 +347,21 @@ def test_fail_rate_one_always_fails_with_500() -> None:
         assert http.get("/v1/models").status_code == 500
 
 
-def test_configured_faults_apply_to_every_request() -> None:
-    with running_mock("--fault", "error:429") as url, httpx.Client(base_url=url) as http:
-        response = http.post("/api/chat", json=chat_body("/api/chat"))
-        assert response.status_code == 429 and response.headers["retry-after"] == "1"
+def test_configured_faults_and_pacing_apply_to_every_request() -> None:
+    options = ["--fault", "truncate", "--fault", "slow-first-token:5"]
+    pacing = ["--latency-ms", "5", "--tokens-per-second", "2000"]
+    with running_mock(*options, *pacing) as url, httpx.Client(base_url=url) as http:
+        for route in CHAT_ROUTES:
+            response = http.post(route, json=chat_body(route))
+            assert response.status_code == 200 and response.content
+            assert FINISH_MARKERS[route] not in response.content
+        # A per-request fault adds to the configured ones.
+        response = http.post(
+            "/api/chat",
+            json=chat_body("/api/chat"),
+            headers={"x-mock-fault": "error:429", "x-mock-retry-after": "2"},
+        )
+        assert response.status_code == 429 and response.headers["retry-after"] == "2"
 
 
 # --- stats -----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from modelway.mock.engine import mock_embedding, mock_events, mock_response
+from modelway.mock.engine import MOCK_MODELS, mock_embedding, mock_events, mock_response
 from modelway.providers.upstream import Call
 from modelway.types import (
     ChatRequest,
@@ -15,9 +15,6 @@ from modelway.types import (
     StreamEvent,
     Usage,
 )
-
-#: Names ``GET /v1/models`` offers; any other ``mock/<name>`` answers too.
-MOCK_MODELS = ("echo", "mock-1")
 
 
 class MockProvider:

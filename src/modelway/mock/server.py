@@ -1,0 +1,409 @@
+"""``modelway mock``: the mock provider over HTTP, in the OpenAI, Anthropic and Ollama formats.
+
+Each chat route decodes with the caller's dialect, answers with ``mock.engine`` and
+encodes with the same dialect, so the mock speaks exactly what the gateway speaks.
+Pacing and faults (``mock.faults``) make it a stand-in for a slow or broken upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from modelway.dialects.anthropic import AnthropicDialect
+from modelway.dialects.base import Dialect
+from modelway.dialects.ollama import OllamaDialect
+from modelway.dialects.openai import OpenAIDialect
+from modelway.errors import BadRequest, ModelwayError
+from modelway.mock.engine import MOCK_MODELS, count_words, mock_embedding, mock_events
+from modelway.mock.faults import (
+    FAULT_HEADER,
+    RETRY_AFTER_HEADER,
+    ConnectionDropped,
+    DroppedBody,
+    Fault,
+    FaultPlan,
+    corrupt_chunk,
+    fault_error,
+    fault_headers,
+    parse_faults,
+    plan_faults,
+)
+from modelway.types import ChatRequest, MessageEnd, StreamEvent, fold_events
+
+#: Chunks a truncated stream sends before it stops.
+TRUNCATE_AFTER_CHUNKS = 3
+EMBEDDING_DIMENSIONS = 8
+
+#: Builds an embeddings answer body from the request body and the texts to embed.
+EmbeddingEncoder = Callable[[dict[str, Any], list[str]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class MockSettings:
+    """How the mock paces its answers and which faults it injects into every request."""
+
+    latency_ms: float = 0.0
+    tokens_per_second: float = 0.0
+    fail_rate: float = 0.0
+    faults: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass
+class MockStats:
+    """What the mock has seen, served as JSON at ``GET /mock/stats``."""
+
+    requests: dict[str, int] = field(default_factory=dict)
+    request_count: int = 0
+    open_streams: int = 0
+    cancelled_streams: int = 0
+    last_request_id: str | None = None
+
+
+class RequestCounter:
+    """Counts requests per path, remembers ``x-request-id`` and adds ``x-mock-request-count``."""
+
+    def __init__(self, app: ASGIApp, stats: MockStats) -> None:
+        self.app = app
+        self.stats = stats
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        stats = self.stats
+        path: str = scope["path"]
+        # The mock's own control routes stay out of the counts tests compare.
+        if not path.startswith("/mock/"):
+            stats.request_count += 1
+            stats.requests[path] = stats.requests.get(path, 0) + 1
+            for name, value in scope["headers"]:
+                if name == b"x-request-id":
+                    stats.last_request_id = value.decode("latin-1")
+        count_header = (b"x-mock-request-count", str(stats.request_count).encode())
+
+        async def send_with_count(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), count_header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_count)
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """Seconds before the first chunk and between chunks."""
+
+    latency: float
+    interval: float
+
+
+class PacedStream(Response):
+    """Sends pre-encoded chunks with the mock's pacing; a client leaving counts as cancelled."""
+
+    def __init__(
+        self,
+        chunks: list[bytes],
+        plan: FaultPlan,
+        pacing: Pacing,
+        stats: MockStats,
+        media_type: str,
+    ) -> None:
+        super().__init__(media_type=media_type, headers={"cache-control": "no-cache"})
+        # Response sets "content-length: 0" for an empty body; a stream is chunked instead.
+        self.raw_headers = [h for h in self.raw_headers if h[0] != b"content-length"]
+        self.chunks = chunks
+        self.plan = plan
+        self.pacing = pacing
+        self.stats = stats
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        self.stats.open_streams += 1
+        streaming = asyncio.ensure_future(self._send_chunks(send))
+        watching = asyncio.ensure_future(_client_gone(receive))
+        try:
+            await asyncio.wait((streaming, watching), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            streaming.cancel()
+            watching.cancel()
+            self.stats.open_streams -= 1
+        if streaming.done() and not streaming.cancelled():
+            error = streaming.exception()
+            if error is None:
+                return
+            if not isinstance(error, OSError):
+                raise error
+        self.stats.cancelled_streams += 1
+
+    async def _send_chunks(self, send: Send) -> None:
+        first_delay = self.pacing.latency + self.plan.first_token_delay
+        interval = self.pacing.interval
+        for index, chunk in enumerate(self.chunks):
+            delay = first_delay if index == 0 else interval
+            if index == 1:
+                delay += self.plan.stall
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            if self.plan.drop:
+                raise ConnectionDropped("mock fault: drop")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _client_gone(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def create_mock_app(settings: MockSettings) -> Starlette:
+    """The mock upstream as an ASGI app; ``ValueError`` if a configured fault is unknown."""
+    return MockServer(settings).app
+
+
+class MockServer:
+    """The mock's routes and the state they share (stats, seeded randomness)."""
+
+    def __init__(self, settings: MockSettings) -> None:
+        if not 0.0 <= settings.fail_rate <= 1.0:
+            raise ValueError(f"fail rate {settings.fail_rate} is not between 0 and 1")
+        self.settings = settings
+        self.faults: tuple[Fault, ...] = parse_faults(settings.faults)
+        self.pacing = Pacing(
+            latency=settings.latency_ms / 1000,
+            interval=1 / settings.tokens_per_second if settings.tokens_per_second > 0 else 0.0,
+        )
+        self.rng = random.Random(settings.seed)
+        self.stats = MockStats()
+        self.openai: Dialect = OpenAIDialect()
+        self.anthropic: Dialect = AnthropicDialect()
+        self.ollama: Dialect = OllamaDialect()
+        routes = [
+            Route("/v1/chat/completions", self.openai_chat, methods=["POST"]),
+            Route("/v1/models", self.openai_models, methods=["GET"]),
+            Route("/v1/embeddings", self.openai_embeddings, methods=["POST"]),
+            Route("/v1/messages", self.anthropic_messages, methods=["POST"]),
+            Route("/api/chat", self.ollama_chat, methods=["POST"]),
+            Route("/api/tags", self.ollama_tags, methods=["GET"]),
+            Route("/api/embed", self.ollama_embed, methods=["POST"]),
+            Route("/mock/stats", self.mock_stats, methods=["GET"]),
+        ]
+        self.app = Starlette(
+            routes=routes, middleware=[Middleware(RequestCounter, stats=self.stats)]
+        )
+
+    # --- routes ------------------------------------------------------------------------
+
+    async def openai_chat(self, request: Request) -> Response:
+        return await self._chat(request, self.openai)
+
+    async def anthropic_messages(self, request: Request) -> Response:
+        return await self._chat(request, self.anthropic)
+
+    async def ollama_chat(self, request: Request) -> Response:
+        return await self._chat(request, self.ollama)
+
+    async def openai_models(self, request: Request) -> Response:
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "mock"} for m in MOCK_MODELS]
+        return await self._json(request, self.openai, lambda: {"object": "list", "data": data})
+
+    async def ollama_tags(self, request: Request) -> Response:
+        models = [
+            {
+                "name": m,
+                "model": m,
+                "modified_at": "2024-01-01T00:00:00Z",
+                "size": 0,
+                "digest": "0" * 64,
+                "details": {"format": "mock", "family": "mock", "parameter_size": "0B"},
+            }
+            for m in MOCK_MODELS
+        ]
+        return await self._json(request, self.ollama, lambda: {"models": models})
+
+    async def openai_embeddings(self, request: Request) -> Response:
+        return await self._embeddings(request, self.openai, _openai_embeddings)
+
+    async def ollama_embed(self, request: Request) -> Response:
+        return await self._embeddings(request, self.ollama, _ollama_embeddings)
+
+    async def mock_stats(self, request: Request) -> Response:
+        return Response(orjson.dumps(self.stats), media_type="application/json")
+
+    # --- shared steps ------------------------------------------------------------------
+
+    def _plan(self, request: Request) -> FaultPlan:
+        """This request's faults; ``BadRequest`` if the header names an unknown one."""
+        faults = self.faults
+        header = request.headers.get(FAULT_HEADER)
+        if header:
+            try:
+                faults = faults + parse_faults([header])
+            except ValueError as error:
+                raise BadRequest(str(error)) from None
+        return plan_faults(
+            faults,
+            retry_after=request.headers.get(RETRY_AFTER_HEADER),
+            fail_rate=self.settings.fail_rate,
+            rng=self.rng,
+        )
+
+    async def _chat(self, request: Request, dialect: Dialect) -> Response:
+        try:
+            plan = self._plan(request)
+            if plan.error_status is not None:
+                return _fault_response(dialect, plan)
+            chat = dialect.decode_chat(await _json_body(request))
+        except ModelwayError as error:
+            return _error_response(dialect, error)
+        events = mock_events(chat, chat.model)
+        if not chat.stream:
+            await self._delay(plan)
+            body = dialect.encode_response(fold_events(events))
+            return _body_response(body, plan)
+        chunks = _stream_chunks(dialect, chat, events, plan)
+        return PacedStream(chunks, plan, self.pacing, self.stats, dialect.stream_media_type)
+
+    async def _json(
+        self, request: Request, dialect: Dialect, answer: Callable[[], Any]
+    ) -> Response:
+        try:
+            plan = self._plan(request)
+        except ModelwayError as error:
+            return _error_response(dialect, error)
+        if plan.error_status is not None:
+            return _fault_response(dialect, plan)
+        await self._delay(plan)
+        return _body_response(orjson.dumps(answer()), plan)
+
+    async def _embeddings(
+        self, request: Request, dialect: Dialect, embed: EmbeddingEncoder
+    ) -> Response:
+        try:
+            body = await _json_body(request)
+            if not isinstance(body, dict):
+                raise BadRequest("request body must be a JSON object")
+            texts = _embedding_inputs(body.get("input"))
+        except ModelwayError as error:
+            return _error_response(dialect, error)
+        return await self._json(request, dialect, lambda: embed(body, texts))
+
+    async def _delay(self, plan: FaultPlan) -> None:
+        delay = self.pacing.latency + plan.first_token_delay + plan.stall
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def _stream_chunks(
+    dialect: Dialect, chat: ChatRequest, events: list[StreamEvent], plan: FaultPlan
+) -> list[bytes]:
+    """The encoded chunks of a streamed answer, with the plan's truncation and corruption."""
+    encoder = dialect.stream_encoder(chat)
+    chunks: list[bytes] = []
+    finish: list[bytes] = []
+    target = chunks
+    for event in events:
+        if isinstance(event, MessageEnd):
+            # From here on the chunks finish the answer; a truncated stream never sends them.
+            target = finish
+        encoded = encoder.encode(event)
+        if encoded:
+            target.append(encoded)
+    if plan.truncate:
+        chunks = chunks[:TRUNCATE_AFTER_CHUNKS]
+    else:
+        chunks += finish
+        chunks.append(encoder.finish())
+    if plan.corrupt:
+        chunks.insert(1, corrupt_chunk(dialect.name, dialect.stream_media_type))
+    return chunks
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise BadRequest("request body is not valid JSON") from None
+
+
+def _error_response(dialect: Dialect, error: ModelwayError) -> Response:
+    return Response(dialect.encode_error(error), error.status, media_type="application/json")
+
+
+def _fault_response(dialect: Dialect, plan: FaultPlan) -> Response:
+    status = plan.error_status or 500
+    body = dialect.encode_error(fault_error(status, plan.retry_after))
+    return Response(body, status, headers=fault_headers(plan), media_type="application/json")
+
+
+def _body_response(body: bytes, plan: FaultPlan) -> Response:
+    if plan.drop:
+        return DroppedBody(body, media_type="application/json")
+    if plan.corrupt or plan.truncate:
+        # A complete HTTP message whose JSON stops halfway.
+        body = body[: max(1, len(body) // 2)]
+    return Response(body, media_type="application/json")
+
+
+def _embedding_inputs(value: Any) -> list[str]:
+    """Texts to embed from an ``input`` field: a string, strings, or token-id lists."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value:
+        if all(isinstance(v, int) for v in value):
+            return [" ".join(map(str, value))]
+        if all(isinstance(v, str) for v in value):
+            return list(value)
+        if all(isinstance(v, list) for v in value):
+            return [" ".join(map(str, v)) for v in value]
+    raise BadRequest("input: expected a string or a non-empty list of strings")
+
+
+def _dimensions(body: dict[str, Any]) -> int:
+    value = body.get("dimensions")
+    return value if isinstance(value, int) and 0 < value <= 4096 else EMBEDDING_DIMENSIONS
+
+
+def _openai_embeddings(body: dict[str, Any], texts: list[str]) -> dict[str, Any]:
+    dimensions = _dimensions(body)
+    as_base64 = body.get("encoding_format") == "base64"
+    data = []
+    for index, text in enumerate(texts):
+        vector = mock_embedding(text, dimensions)
+        embedding: Any = vector
+        if as_base64:
+            # The openai SDK asks for base64 by default: little-endian float32s.
+            embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    tokens = sum(count_words(text) for text in texts)
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.get("model", "mock"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def _ollama_embeddings(body: dict[str, Any], texts: list[str]) -> dict[str, Any]:
+    dimensions = _dimensions(body)
+    return {
+        "model": body.get("model", "mock"),
+        "embeddings": [mock_embedding(text, dimensions) for text in texts],
+        "total_duration": 0,
+        "load_duration": 0,
+        "prompt_eval_count": sum(count_words(text) for text in texts),
+    }
