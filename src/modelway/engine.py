@@ -50,9 +50,13 @@ class OpenStream(NamedTuple):
 async def _prepend(
     first: StreamEvent, rest: AsyncIterator[StreamEvent]
 ) -> AsyncIterator[StreamEvent]:
-    yield first
-    async for event in rest:
-        yield event
+    try:
+        yield first
+        async for event in rest:
+            yield event
+    finally:
+        # A caller that stops early closes the upstream call now, not at garbage collection.
+        await rest.aclose()  # type: ignore[attr-defined]
 
 
 class Engine:

@@ -24,6 +24,7 @@ place (``modelway.dialects``). Messages never contain a secret.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
@@ -192,19 +193,18 @@ class StreamTruncated(UpstreamError):
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait that a response's ``retry-after-ms`` or ``Retry-After`` header asks for.
 
-    Only the delta-seconds form of ``Retry-After`` is read; an HTTP date is ignored.
+    Only the delta-seconds form of ``Retry-After`` is read; an HTTP date, or a value that
+    is not a finite number, is ignored.
     """
     lowered = {k.lower(): v for k, v in headers.items()}
-    value = lowered.get("retry-after-ms")
-    if value is not None:
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = lowered.get(name)
+        if value is None:
+            continue
         try:
-            return max(0.0, float(value) / 1000)
+            seconds = float(value) / scale
         except ValueError:
-            pass
-    value = lowered.get("retry-after")
-    if value is not None:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            return None
+            continue
+        if math.isfinite(seconds):
+            return max(0.0, seconds)
     return None

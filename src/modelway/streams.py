@@ -29,9 +29,13 @@ class SSEDecoder:
         self._event = ""
         self._data: list[str] = []
         self._pending_cr = False
+        self._first_line = True
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """The events completed by this chunk."""
+        if not chunk:
+            # An empty read must not forget a CR that may still be half of a CRLF.
+            return []
         if self._pending_cr and chunk.startswith(b"\n"):
             # The second half of a CRLF that was split across reads.
             chunk = chunk[1:]
@@ -42,6 +46,10 @@ class SSEDecoder:
         lines = buffer.split(b"\n")
         self._buffer = lines.pop()
         events: list[ServerSentEvent] = []
+        if lines and self._first_line:
+            # WHATWG: one leading U+FEFF byte order mark is not part of the first line.
+            self._first_line = False
+            lines[0] = lines[0].removeprefix(b"\xef\xbb\xbf")
         for line in lines:
             event = self._line(line.decode("utf-8", errors="replace"))
             if event is not None:
@@ -58,7 +66,9 @@ class SSEDecoder:
 
     def _line(self, line: str) -> ServerSentEvent | None:
         if not line:
-            if not self._data and not self._event:
+            if not self._data:
+                # WHATWG: an event with no data is not dispatched; its name is dropped.
+                self._event = ""
                 return None
             event = ServerSentEvent(self._event or "message", "\n".join(self._data))
             self._event, self._data = "", []

@@ -143,4 +143,3 @@ async def test_caller_only_fields_do_not_reach_a_provider_of_another_wire(
     e = engine(a=a, b=ScriptedBackend("b"))
     assert e._request_for(request, e.router.direct_target("a/m"), "anthropic").extra == {}
     assert e._request_for(request, e.router.direct_target("a/m"), "openai").extra == request.extra
-

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from modelway.cli.app import app
 from modelway.config import ConfigError, load_config
@@ -48,6 +49,17 @@ def _uvicorn_options(host: str, port: int) -> dict[str, Any]:
         "access_log": False,
         "timeout_graceful_shutdown": 30,
     }
+
+
+def _serve_workers(count: int, options: dict[str, Any]) -> None:
+    """Run ``count`` worker processes on one socket bound here (as ``uvicorn.run`` does)."""
+    settings = uvicorn.Config(
+        "modelway.gateway.app:app_from_environment", factory=True, workers=count, **options
+    )
+    sock = settings.bind_socket()
+    host, port = sock.getsockname()[:2]
+    print(f"modelway listening on http://{host}:{port} ({count} workers)", flush=True)
+    Multiprocess(settings, sockets=[sock]).run()
 
 
 @app.command()
@@ -88,16 +100,7 @@ def serve(
     if worker_count > 1:
         if config is not None:
             os.environ["MODELWAY_CONFIG"] = str(config.resolve())
-        print(
-            f"modelway listening on http://{bind_host}:{bind_port} ({worker_count} workers)",
-            flush=True,
-        )
-        uvicorn.run(
-            "modelway.gateway.app:app_from_environment",
-            factory=True,
-            workers=worker_count,
-            **options,
-        )
+        _serve_workers(worker_count, options)
         return
     server = _Server(uvicorn.Config(create_app(settings, environ), **options))
     server.run()

@@ -164,15 +164,28 @@ def decode_chat_request(body: Any) -> ChatRequest:
     _require(isinstance(body, dict), "the request body must be a JSON object")
     model = body.get("model")
     _require(isinstance(model, str) and bool(model), "model: required, a non-empty string")
+    _require(
+        "functions" not in body and "function_call" not in body,
+        "functions: the legacy functions API is not supported; send `tools` and `tool_choice`",
+    )
     messages = body.get("messages")
     _require(isinstance(messages, list) and bool(messages), "messages: required, a non-empty list")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    # ``max_completion_tokens`` replaced ``max_tokens``; an explicit null defers to the old name.
+    tokens_field = (
+        "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    )
+    max_tokens = body.get(tokens_field)
     _require(
-        max_tokens is None or (isinstance(max_tokens, int) and max_tokens > 0),
-        "max_tokens: expected a positive integer",
+        max_tokens is None or (type(max_tokens) is int and max_tokens > 0),  # bool is not a count
+        f"{tokens_field}: expected a positive integer",
     )
     stop = body.get("stop")
-    _require(stop is None or isinstance(stop, str | list), "stop: expected a string or a list")
+    _require(
+        stop is None
+        or isinstance(stop, str)
+        or (isinstance(stop, list) and all(isinstance(s, str) for s in stop)),
+        "stop: expected a string or a list of strings",
+    )
     stream = body.get("stream", False)
     _require(isinstance(stream, bool), "stream: expected a boolean")
     options = body.get("stream_options") or {}

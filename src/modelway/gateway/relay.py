@@ -75,7 +75,8 @@ class UsageScanner:
                 self.usage = parse_usage(parsed["usage"])
                 if not self._wants_usage and not parsed.get("choices"):
                     continue
-            out.append(b"data: " + data.encode() + b"\n\n")
+            # Data that came on several ``data:`` lines goes out on as many.
+            out.append(b"data: " + data.encode().replace(b"\n", b"\ndata: ") + b"\n\n")
         return b"".join(out)
 
 

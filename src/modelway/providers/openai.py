@@ -53,6 +53,16 @@ def parse_json(body: bytes) -> Any:
         ) from None
 
 
+def _parse_object(body: bytes) -> dict[str, Any]:
+    """A JSON object body; any other JSON is ``UndecodableResponse``, not an ``AttributeError``."""
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise UndecodableResponse(
+            "the upstream sent JSON that is not an object", raw=body.decode("utf-8", "replace")
+        )
+    return data
+
+
 def parse_usage(raw: Any) -> Usage | None:
     """Canonical usage from an OpenAI ``usage`` object."""
     if not isinstance(raw, dict):
@@ -171,7 +181,7 @@ class ChunkDecoder:
             raise UndecodableResponse(
                 "the upstream sent a stream chunk that is not an object", raw=data
             )
-        if "error" in chunk:
+        if chunk.get("error"):
             raise upstream_stream_error(chunk["error"])
         if not self._started:
             self._started = True
@@ -264,7 +274,7 @@ class OpenAIAdapter:
         return HttpRequest("POST", "/embeddings", orjson.dumps(body), _JSON)
 
     def parse_embeddings(self, body: bytes) -> EmbeddingResponse:
-        data = parse_json(body)
+        data = _parse_object(body)
         items = sorted(data.get("data") or (), key=lambda item: item.get("index", 0))
         return EmbeddingResponse(
             model=str(data.get("model") or ""),
@@ -276,7 +286,7 @@ class OpenAIAdapter:
         return HttpRequest("GET", "/models")
 
     def parse_models(self, body: bytes) -> list[str]:
-        data = parse_json(body)
+        data = _parse_object(body)
         return [str(item["id"]) for item in data.get("data") or () if "id" in item]
 
     def error_message(self, body: bytes) -> str:

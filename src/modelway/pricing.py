@@ -1,0 +1,101 @@
+"""What a call cost in USD, from the shipped price table or the config's ``prices``.
+
+The table (``modelway/data/prices.json``) lists USD per million input, output and
+cached-input tokens per provider and model, with the date the prices were taken. A
+model is looked up as ``provider/model``, then as the bare model, then with a version
+suffix stripped (``gpt-4o-2024-08-06`` → ``gpt-4o``, ``claude-sonnet-4-5-20250929`` →
+``claude-sonnet-4-5``, ``mistral-small-latest`` → ``mistral-small``). Config prices,
+keyed the same way, win over the table.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import re
+from collections.abc import Mapping
+
+import msgspec
+
+from modelway.config import Price
+from modelway.types import Usage
+
+TOKENS_PER_UNIT = 1_000_000
+# OpenAI dates (-2024-08-06), Anthropic dates (-20250929), Mistral and OpenAI short
+# versions (-2411, -0613), Gemini revisions (-001) and moving aliases (-latest).
+_VERSION_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|\d{3}|latest)$")
+
+
+class PriceTable(msgspec.Struct, frozen=True):
+    """The shipped price file: prices per provider and model, and when they were taken."""
+
+    about: str
+    taken: str
+    free_providers: list[str]
+    providers: dict[str, dict[str, Price]]
+
+
+@functools.cache
+def price_table() -> PriceTable:
+    """The shipped price table, read once."""
+    raw = importlib.resources.files("modelway").joinpath("data", "prices.json").read_bytes()
+    return msgspec.json.decode(raw, type=PriceTable)
+
+
+@functools.cache
+def _index() -> dict[str, Price]:
+    """Table prices by ``provider/model`` and, for the first provider listing it, bare model."""
+    table = price_table()
+    index: dict[str, Price] = {}
+    for provider, models in table.providers.items():
+        for model, price in models.items():
+            index[f"{provider}/{model}"] = price
+    for models in table.providers.values():
+        for model, price in models.items():
+            index.setdefault(model, price)
+    return index
+
+
+def _candidates(provider: str, model: str) -> list[str]:
+    names = [f"{provider}/{model}", model]
+    stripped = _VERSION_SUFFIX.sub("", model)
+    if stripped != model:
+        names += [f"{provider}/{stripped}", stripped]
+    return names
+
+
+def price_for(
+    provider: str, model: str, overrides: Mapping[str, Price] | None = None
+) -> Price | None:
+    """The price of ``model`` at ``provider``: a config override first, then the table."""
+    candidates = _candidates(provider, model)
+    for source in (overrides or {}, _index()):
+        for name in candidates:
+            price = source.get(name)
+            if price is not None:
+                return price
+    return None
+
+
+def cost_usd(
+    provider: str, model: str, usage: Usage, overrides: Mapping[str, Price] | None = None
+) -> float | None:
+    """USD for ``usage`` of ``model`` at ``provider``; None when no price is known.
+
+    Local providers (mock, ollama, vLLM, LM Studio) cost nothing unless a config
+    override prices them. Cached prompt tokens are billed at the cached-input rate
+    when the model has one.
+    """
+    price = price_for(provider, model, overrides)
+    if price is None:
+        return 0.0 if provider in price_table().free_providers else None
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    cached_rate = price.cached_input_per_million
+    if cached_rate is None:
+        cached_rate = price.input_per_million
+    dollars = (
+        (usage.prompt_tokens - cached) * price.input_per_million
+        + cached * cached_rate
+        + usage.completion_tokens * price.output_per_million
+    )
+    return dollars / TOKENS_PER_UNIT

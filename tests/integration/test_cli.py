@@ -1,0 +1,102 @@
+"""The ``modelway`` command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.integration.gateway import running_gateway
+
+SECRET = "sk-ant-verysecretkey-1234567890"
+
+
+def modelway(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+    return subprocess.run(
+        [sys.executable, "-m", "modelway.cli", *args],
+        cwd=cwd,
+        env={**clean, "COLUMNS": "200", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_config_check_shows_providers_and_aliases_with_keys_masked(tmp_path: Path) -> None:
+    (tmp_path / "modelway.yaml").write_text(
+        "providers:\n"
+        '  anthropic: {api_key: "${MY_KEY}"}\n'
+        "models:\n"
+        "  - name: smart\n"
+        "    deployments: [{provider: anthropic, model: claude-sonnet-4-5}]\n"
+        "    fallbacks: [local]\n"
+        "  - name: local\n"
+        "    deployments: [{provider: mock, model: echo}]\n"
+    )
+    result = modelway("config", "check", cwd=tmp_path, env={"MY_KEY": SECRET})
+    assert result.returncode == 0, result.stderr
+    assert (
+        "anthropic" in result.stdout and "smart" in result.stdout and "config OK" in result.stdout
+    )
+    assert SECRET not in result.stdout + result.stderr
+    assert "sk-" in result.stdout  # masked, not hidden entirely
+
+
+def test_config_check_names_the_line_of_a_bad_value(tmp_path: Path) -> None:
+    (tmp_path / "modelway.yaml").write_text(
+        "models:\n"
+        "  - name: smart\n"
+        "    strategy: fastest\n"
+        "    deployments: [{provider: mock, model: echo}]\n"
+    )
+    result = modelway("config", "check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "modelway.yaml:3" in result.stderr and "strategy" in result.stderr
+
+
+def test_config_check_with_an_unknown_section_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "modelway.yaml").write_text("server: {port: 8080}\nfrobnicate: true\n")
+    result = modelway("config", "check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "modelway.yaml:2" in result.stderr
+
+
+def test_models_json_lists_the_mock_and_aliases(tmp_path: Path) -> None:
+    (tmp_path / "modelway.yaml").write_text(
+        "models:\n  - name: house\n    deployments: [{provider: mock, model: echo}]\n"
+    )
+    result = modelway("models", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    ids = {m["id"] for m in json.loads(result.stdout)}
+    assert {"house", "mock/echo", "mock/mock-1"} <= ids
+
+
+def test_serve_refuses_a_public_bind_without_auth(tmp_path: Path) -> None:
+    result = modelway("serve", "--host", "0.0.0.0", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--insecure" in result.stderr
+
+
+def test_serve_with_two_workers_answers(tmp_path: Path) -> None:
+    with running_gateway(None, None, "--workers", "2") as url:
+        # The parent binds and prints; workers accept once their apps are built.
+        response = None
+        for _ in range(100):
+            try:
+                response = httpx.post(
+                    f"{url}/v1/chat/completions",
+                    json={"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]},
+                )
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert response is not None
+        assert response.json()["choices"][0]["message"]["content"] == "hi"

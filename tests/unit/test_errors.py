@@ -1,0 +1,241 @@
+"""The error hierarchy: each class knows its HTTP status and whether a retry can help."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from modelway.errors import (
+    AuthenticationError,
+    BadRequest,
+    ConnectError,
+    ContextWindowExceeded,
+    EmptyResponse,
+    ModelwayError,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    StreamTruncated,
+    Timeout,
+    UndecodableResponse,
+    UnknownModel,
+    UpstreamError,
+    UpstreamStatusError,
+    retry_after_seconds,
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "retryable", "kind"),
+    [
+        (ModelwayError("x"), 500, False, "api_error"),
+        (BadRequest("x"), 400, False, "invalid_request_error"),
+        (ContextWindowExceeded("x"), 400, False, "invalid_request_error"),
+        (PayloadTooLarge("x"), 413, False, "invalid_request_error"),
+        (AuthenticationError("x"), 401, False, "authentication_error"),
+        (PermissionDenied("x"), 403, False, "permission_error"),
+        (NotFound("x"), 404, False, "not_found_error"),
+        (UnknownModel("x"), 404, False, "not_found_error"),
+        (RateLimited("x"), 429, True, "rate_limit_error"),
+        (UpstreamError("x"), 502, False, "upstream_error"),
+        (ConnectError("x"), 502, True, "upstream_error"),
+        (Timeout("x"), 504, True, "timeout_error"),
+        (EmptyResponse("x"), 502, False, "upstream_error"),
+        (UndecodableResponse("x"), 502, False, "upstream_error"),
+        (StreamTruncated("x"), 502, False, "upstream_error"),
+    ],
+)
+def test_each_error_class_knows_its_status_retryability_and_kind(
+    error: ModelwayError, status: int, retryable: bool, kind: str
+) -> None:
+    assert (error.status, error.retryable, error.kind) == (status, retryable, kind)
+
+
+def test_the_hierarchy_matches_the_module_docstring() -> None:
+    assert issubclass(ContextWindowExceeded, BadRequest)
+    assert issubclass(PayloadTooLarge, BadRequest)
+    assert issubclass(UnknownModel, NotFound)
+    for upstream in (
+        UpstreamStatusError,
+        ConnectError,
+        Timeout,
+        EmptyResponse,
+        UndecodableResponse,
+        StreamTruncated,
+    ):
+        assert issubclass(upstream, UpstreamError)
+    for cls in (BadRequest, AuthenticationError, PermissionDenied, NotFound, RateLimited):
+        assert issubclass(cls, ModelwayError)
+    assert issubclass(UpstreamError, ModelwayError)
+
+
+def test_codes_come_from_the_class_unless_given() -> None:
+    assert UnknownModel("x").code == "model_not_found"
+    assert ContextWindowExceeded("x").code == "context_length_exceeded"
+    assert BadRequest("x").code is None
+    assert BadRequest("x", code="invalid_value").code == "invalid_value"
+    assert RateLimited("x", code="tokens").code == "tokens"
+
+
+def test_rate_limited_carries_retry_after() -> None:
+    assert RateLimited("slow down", retry_after=1.5).retry_after == 1.5
+    assert RateLimited("slow down").retry_after is None
+
+
+def test_upstream_error_remembers_its_provider() -> None:
+    assert ConnectError("refused", provider="openai").provider == "openai"
+    assert UpstreamError("x").retry_after is None
+
+
+def test_undecodable_response_keeps_the_raw_text_bounded() -> None:
+    assert UndecodableResponse("bad", raw="<html>").raw == "<html>"
+    assert len(UndecodableResponse("bad", raw="x" * 10_000).raw) == 2000
+
+
+def test_error_message_is_the_exception_text() -> None:
+    error = BadRequest("model: required")
+
+    assert str(error) == error.message == "model: required"
+
+
+# --- an upstream's HTTP error -----------------------------------------------------------
+
+
+def test_upstream_429_is_a_retryable_429_with_retry_after() -> None:
+    error = UpstreamStatusError(
+        "rate limited", upstream_status=429, headers={"Retry-After": "20"}, provider="openai"
+    )
+
+    assert (error.status, error.retryable, error.retry_after) == (429, True, 20.0)
+    assert (error.kind, error.code) == ("rate_limit_error", "rate_limit_exceeded")
+
+
+def test_upstream_429_prefers_retry_after_ms() -> None:
+    error = UpstreamStatusError(
+        "rate limited",
+        upstream_status=429,
+        headers={"retry-after-ms": "1500", "retry-after": "2"},
+    )
+
+    assert error.retry_after == 1.5
+
+
+def test_upstream_400_keeps_400_and_is_not_retryable() -> None:
+    error = UpstreamStatusError("bad", upstream_status=400, body=b'{"error": {}}')
+
+    assert (error.status, error.retryable, error.kind) == (400, False, "invalid_request_error")
+    assert error.body == b'{"error": {}}'
+
+
+@pytest.mark.parametrize(
+    ("upstream", "kind"),
+    [
+        (401, "authentication_error"),
+        (403, "permission_error"),
+        (404, "not_found_error"),
+        (422, "invalid_request_error"),
+    ],
+)
+def test_upstream_client_errors_keep_their_status_and_get_a_fitting_kind(
+    upstream: int, kind: str
+) -> None:
+    error = UpstreamStatusError("no", upstream_status=upstream)
+
+    assert (error.status, error.retryable, error.kind) == (upstream, False, kind)
+
+
+@pytest.mark.parametrize("upstream", [500, 502, 503, 520, 529])
+def test_upstream_server_errors_are_retryable_502s(upstream: int) -> None:
+    error = UpstreamStatusError("down", upstream_status=upstream)
+
+    assert (error.status, error.retryable) == (502, True)
+    assert error.upstream_status == upstream
+
+
+def test_upstream_501_is_a_502_that_is_not_retried() -> None:
+    error = UpstreamStatusError("not implemented", upstream_status=501)
+
+    assert (error.status, error.retryable) == (502, False)
+
+
+@pytest.mark.parametrize("upstream", [408, 504])
+def test_upstream_timeouts_are_retryable_504s(upstream: int) -> None:
+    error = UpstreamStatusError("slow", upstream_status=upstream)
+
+    assert (error.status, error.retryable) == (504, True)
+
+
+def test_upstream_status_error_keeps_headers_as_a_plain_copy() -> None:
+    headers = {"x-request-id": "req_1"}
+    error = UpstreamStatusError("x", upstream_status=500, headers=headers)
+    headers["x-request-id"] = "changed"
+
+    assert error.headers == {"x-request-id": "req_1"}
+
+
+def test_status_mapping_does_not_leak_between_instances() -> None:
+    UpstreamStatusError("x", upstream_status=429)
+
+    assert UpstreamStatusError("y", upstream_status=500).status == 502
+    assert UpstreamStatusError.status == 502
+    assert UpstreamStatusError.kind == "upstream_error"
+
+
+# --- retry_after_seconds ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({}, None),
+        ({"Retry-After": "7"}, 7.0),
+        ({"retry-after": "0.5"}, 0.5),
+        ({"RETRY-AFTER-MS": "250"}, 0.25),
+        ({"retry-after-ms": "oops", "retry-after": "3"}, 3.0),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
+        ({"Retry-After": "-5"}, 0.0),
+        ({"retry-after-ms": "-5"}, 0.0),
+        ({"retry-after": "nan"}, None),
+    ],
+)
+def test_retry_after_seconds_reads_the_delay_headers(
+    headers: dict[str, str], seconds: float | None
+) -> None:
+    assert retry_after_seconds(headers) == seconds
+
+
+@pytest.mark.parametrize("value", ["inf", "Infinity", "1e999"])
+def test_retry_after_that_is_not_a_finite_number_is_ignored(value: str) -> None:
+    delay = retry_after_seconds({"retry-after": value})
+
+    assert delay is None or math.isfinite(delay)
+
+
+# --- repr -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "text"),
+    [
+        (BadRequest("model: required"), "BadRequest('model: required')"),
+        (RateLimited("slow down", retry_after=3), "RateLimited('slow down')"),
+        (UnknownModel("no model 'x'"), "UnknownModel(\"no model 'x'\")"),
+    ],
+)
+def test_repr_is_the_class_name_and_message(error: ModelwayError, text: str) -> None:
+    assert repr(error) == text
+
+
+def test_repr_of_an_upstream_error_shows_neither_body_nor_headers() -> None:
+    error = UpstreamStatusError(
+        "upstream said 401",
+        upstream_status=401,
+        body=b'{"error": "key sk-live-abc is invalid"}',
+        headers={"set-cookie": "session=secret"},
+        provider="openai",
+    )
+
+    assert repr(error) == "UpstreamStatusError('upstream said 401')"
+    assert str(error) == "upstream said 401"

@@ -1,0 +1,122 @@
+"""``modelway.pricing``: the shipped price table, lookups and config overrides."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from modelway.config import Price
+from modelway.pricing import cost_usd, price_for, price_table
+from modelway.types import Usage
+
+MILLION = Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000)
+
+
+def test_the_price_table_says_when_its_prices_were_taken() -> None:
+    table = price_table()
+
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", table.taken)
+    assert table.taken in table.about
+    for provider in ("openai", "anthropic", "gemini", "groq", "mistral", "deepseek"):
+        assert table.providers[provider], provider
+
+
+def test_the_price_table_is_read_once() -> None:
+    assert price_table() is price_table()
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-4o"),
+        ("openai", "gpt-4o-mini"),
+        ("openai", "gpt-4.1"),
+        ("openai", "gpt-4.1-mini"),
+        ("openai", "o3"),
+        ("openai", "o4-mini"),
+        ("anthropic", "claude-sonnet-4-5"),
+        ("anthropic", "claude-opus-4-1"),
+        ("anthropic", "claude-haiku-4-5"),
+        ("anthropic", "claude-3-5-haiku"),
+        ("gemini", "gemini-2.5-pro"),
+        ("gemini", "gemini-2.5-flash"),
+        ("groq", "llama-3.3-70b-versatile"),
+        ("mistral", "mistral-small-latest"),
+        ("deepseek", "deepseek-chat"),
+    ],
+)
+def test_common_models_have_a_price(provider: str, model: str) -> None:
+    price = price_for(provider, model)
+
+    assert price is not None
+    assert price.output_per_million >= price.input_per_million > 0
+
+
+def test_cost_of_gpt_4o_from_the_table() -> None:
+    usage = Usage(prompt_tokens=1000, completion_tokens=500)
+
+    assert cost_usd("openai", "gpt-4o", usage) == pytest.approx((1000 * 2.5 + 500 * 10) / 1e6)
+
+
+def test_cached_prompt_tokens_are_billed_at_the_cached_rate() -> None:
+    usage = Usage(prompt_tokens=1_000_000, completion_tokens=0, cached_tokens=400_000)
+
+    assert cost_usd("openai", "gpt-4o", usage) == pytest.approx(0.6 * 2.5 + 0.4 * 1.25)
+
+
+def test_cached_tokens_without_a_cached_rate_are_billed_as_input() -> None:
+    usage = Usage(prompt_tokens=1_000_000, cached_tokens=500_000)
+
+    assert cost_usd("groq", "llama-3.3-70b-versatile", usage) == pytest.approx(0.59)
+
+
+def test_a_dated_model_name_falls_back_to_its_family() -> None:
+    assert price_for("openai", "gpt-4o-2024-08-06") == price_for("openai", "gpt-4o")
+    assert price_for("anthropic", "claude-sonnet-4-5-20250929") == price_for(
+        "anthropic", "claude-sonnet-4-5"
+    )
+    assert price_for("anthropic", "claude-3-5-haiku-latest") == price_for(
+        "anthropic", "claude-3-5-haiku"
+    )
+
+
+def test_a_bare_model_is_priced_at_any_provider() -> None:
+    assert price_for("azure", "gpt-4o-mini") == price_for("openai", "gpt-4o-mini")
+    assert price_for("openrouter", "openai/gpt-4o") == price_for("openai", "gpt-4o")
+
+
+def test_mock_and_local_models_cost_nothing() -> None:
+    assert cost_usd("mock", "echo", MILLION) == 0.0
+    assert cost_usd("ollama", "llama3.2", MILLION) == 0.0
+
+
+def test_an_unknown_model_has_no_cost() -> None:
+    assert cost_usd("openai", "gpt-99-ultra", MILLION) is None
+    assert cost_usd("acme", "mystery", MILLION) is None
+
+
+def test_config_prices_override_the_table_by_provider_and_model() -> None:
+    overrides = {"openai/gpt-4o": Price(input_per_million=1.0, output_per_million=3.0)}
+
+    assert cost_usd("openai", "gpt-4o", MILLION, overrides) == pytest.approx(4.0)
+    assert cost_usd("openai", "gpt-4o-2024-08-06", MILLION, overrides) == pytest.approx(4.0)
+
+
+def test_config_prices_override_by_bare_model_even_a_qualified_table_entry() -> None:
+    overrides = {"gpt-4o": Price(input_per_million=1.0, output_per_million=1.0)}
+
+    assert cost_usd("openai", "gpt-4o", MILLION, overrides) == pytest.approx(2.0)
+
+
+def test_config_prices_can_price_a_local_or_unknown_model() -> None:
+    overrides = {
+        "ollama/llama3.2": Price(input_per_million=0.5, output_per_million=0.5),
+        "house-model": Price(
+            input_per_million=2.0, output_per_million=4.0, cached_input_per_million=1.0
+        ),
+    }
+    usage = Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000, cached_tokens=1_000_000)
+
+    assert cost_usd("ollama", "llama3.2", MILLION, overrides) == pytest.approx(1.0)
+    assert cost_usd("vllm", "house-model", usage, overrides) == pytest.approx(1.0 + 4.0)
