@@ -1,7 +1,7 @@
 """``modelway.Client`` / ``AsyncClient``: the engine in-process, with usage and cost.
 
 Everything runs in-process: the built-in mock provider, and an OpenAI-wire provider
-whose HTTP goes to an ``httpx.MockTransport`` instead of a socket.
+whose HTTP goes to a ``MockTransport`` instead of a socket.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from modelway import engine as engine_module
@@ -21,6 +20,7 @@ from modelway.client.chat_request import build_chat_request
 from modelway.config import Config, Price
 from modelway.errors import BadRequest, UnknownModel, UpstreamStatusError
 from modelway.providers.registry import adapter_for
+from modelway.providers.transport import MockReply, MockTransport, UpstreamRequest
 from modelway.providers.upstream import HttpProvider
 from modelway.secrets import Secret
 from modelway.types import (
@@ -56,7 +56,7 @@ WEATHER_TOOL = {
     },
 }
 
-Handler = Callable[[httpx.Request], httpx.Response]
+Handler = Callable[[UpstreamRequest], MockReply]
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +84,7 @@ def openai_upstream(handler: Handler) -> HttpProvider:
         adapter_for("openai"),
         "http://upstream.test/v1",
         Secret(SECRET),
-        transport=httpx.MockTransport(handler),
+        transport=MockTransport(handler),
     )
 
 
@@ -92,18 +92,18 @@ def use_openai(client: AsyncClient, handler: Handler) -> None:
     client.engine.router.backends["openai"] = openai_upstream(handler)
 
 
-def failing(status: int, calls: list[httpx.Request]) -> Handler:
-    def handle(request: httpx.Request) -> httpx.Response:
+def failing(status: int, calls: list[UpstreamRequest]) -> Handler:
+    def handle(request: UpstreamRequest) -> MockReply:
         calls.append(request)
-        return httpx.Response(status, json={"error": {"message": "upstream says no"}})
+        return MockReply(status, json.dumps({"error": {"message": "upstream says no"}}).encode())
 
     return handle
 
 
-def answering(calls: list[httpx.Request]) -> Handler:
-    def handle(request: httpx.Request) -> httpx.Response:
+def answering(calls: list[UpstreamRequest]) -> Handler:
+    def handle(request: UpstreamRequest) -> MockReply:
         calls.append(request)
-        return httpx.Response(200, content=(FIXTURES / "chat_text.json").read_bytes())
+        return MockReply(200, (FIXTURES / "chat_text.json").read_bytes())
 
     return handle
 
@@ -292,7 +292,7 @@ async def test_an_unknown_model_raises_unknown_model_even_with_fallbacks(
 async def test_a_retryable_upstream_failure_is_retried_then_fails_over_to_a_fallback(
     aclient: AsyncClient,
 ) -> None:
-    calls: list[httpx.Request] = []
+    calls: list[UpstreamRequest] = []
     use_openai(aclient, failing(503, calls))
 
     reply = await aclient.chat(
@@ -306,7 +306,7 @@ async def test_a_retryable_upstream_failure_is_retried_then_fails_over_to_a_fall
 
 
 async def test_a_streamed_call_fails_over_before_its_first_event(aclient: AsyncClient) -> None:
-    calls: list[httpx.Request] = []
+    calls: list[UpstreamRequest] = []
     use_openai(aclient, failing(429, calls))
 
     stream = await aclient.chat(
@@ -322,7 +322,7 @@ async def test_a_streamed_call_fails_over_before_its_first_event(aclient: AsyncC
 async def test_a_non_retryable_upstream_error_is_raised_without_trying_fallbacks(
     aclient: AsyncClient,
 ) -> None:
-    calls: list[httpx.Request] = []
+    calls: list[UpstreamRequest] = []
     use_openai(aclient, failing(401, calls))
 
     with pytest.raises(UpstreamStatusError) as caught:
@@ -334,7 +334,7 @@ async def test_a_non_retryable_upstream_error_is_raised_without_trying_fallbacks
 
 
 async def test_client_max_retries_is_the_default_and_a_call_can_override_it() -> None:
-    calls: list[httpx.Request] = []
+    calls: list[UpstreamRequest] = []
     async with AsyncClient(Config(), environ={}, max_retries=2) as aclient:
         use_openai(aclient, failing(500, calls))
 
@@ -351,12 +351,12 @@ async def test_client_max_retries_is_the_default_and_a_call_can_override_it() ->
 async def test_extra_keyword_arguments_reach_an_openai_wire_provider(
     aclient: AsyncClient,
 ) -> None:
-    calls: list[httpx.Request] = []
+    calls: list[UpstreamRequest] = []
     use_openai(aclient, answering(calls))
 
     reply = await aclient.chat("openai/gpt-4.1", messages=HELLO, seed=7, max_tokens=20)
 
-    body = json.loads(calls[0].content)
+    body = json.loads(calls[0].body or b"")
     assert body["seed"] == 7
     assert body["model"] == "gpt-4.1"
     assert reply.message.text() == "Hello! How can I assist you today?"
@@ -428,7 +428,7 @@ def test_sync_usage_is_consistent_under_concurrent_calls(client: Client) -> None
 # --- closing streams early ----------------------------------------------------------------
 
 
-class EndlessStream(httpx.AsyncByteStream):
+class EndlessStream:
     """An upstream SSE body that sends one chunk and then hangs, noting when it is closed."""
 
     def __init__(self) -> None:
@@ -448,8 +448,8 @@ class EndlessStream(httpx.AsyncByteStream):
 
 
 def endless(body: EndlessStream) -> Handler:
-    def handle(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=body)
+    def handle(request: UpstreamRequest) -> MockReply:
+        return MockReply(200, body, {"content-type": "text/event-stream"})
 
     return handle
 

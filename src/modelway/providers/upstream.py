@@ -1,7 +1,7 @@
-"""A provider endpoint at run time: adapter, base URL, key, extra headers and a pooled client.
+"""A provider endpoint at run time: adapter, base URL, key, extra headers and a transport.
 
-This is the only place that sends bytes to a provider and turns transport failures
-into ``modelway.errors``; adapters only translate.
+Adapters only translate; the transport only moves bytes; this module joins them and
+enforces each call's timeouts.
 """
 
 from __future__ import annotations
@@ -10,12 +10,17 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import NamedTuple, Protocol
 
-import httpx
 import msgspec
 
 from modelway.config import Timeouts
-from modelway.errors import ConnectError, Timeout, UpstreamError, UpstreamStatusError
+from modelway.errors import Timeout, UpstreamError, UpstreamStatusError
 from modelway.providers.base import Adapter, HttpRequest
+from modelway.providers.transport import (
+    AiohttpTransport,
+    Transport,
+    UpstreamRequest,
+    UpstreamResponse,
+)
 from modelway.secrets import Secret
 from modelway.types import (
     ChatRequest,
@@ -64,7 +69,7 @@ class Backend(Protocol):
 
 
 class HttpProvider:
-    """A provider reached over HTTP."""
+    """A provider reached over HTTP: adapter + base URL + key + a pooled transport."""
 
     def __init__(
         self,
@@ -74,8 +79,7 @@ class HttpProvider:
         api_key: Secret | None,
         *,
         headers: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.name = name
         self.adapter = adapter
@@ -85,70 +89,55 @@ class HttpProvider:
             **adapter.auth_headers(api_key.reveal() if api_key else None),
             **(headers or {}),
         }
-        self._client = httpx.AsyncClient(
-            timeout=timeout or httpx.Timeout(600.0, connect=10.0, read=120.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-            transport=transport,
-        )
+        self._transport: Transport = transport or AiohttpTransport()
 
     def __repr__(self) -> str:
         return f"HttpProvider(name={self.name!r}, base_url={self.base_url!r})"
 
-    async def open(self, http: HttpRequest, call: Call) -> httpx.Response:
-        """Send a request and return the streamed response once its status is known good.
+    def _attributed(self, error: UpstreamError) -> UpstreamError:
+        """The transport's error, naming this provider."""
+        error.provider = self.name
+        error.message = f"{self.name}: {error.message}"
+        error.args = (error.message,)
+        return error
 
-        The caller must ``aclose()`` the response. An error status is read, closed and
-        raised as ``UpstreamStatusError``.
+    async def open(self, http: HttpRequest, call: Call) -> UpstreamResponse:
+        """Send a request and return the response once its status is known good.
+
+        The caller must ``aclose()`` it. An error status is read, closed and raised as
+        ``UpstreamStatusError``.
         """
-        headers = {**http.headers, **self._headers, "x-request-id": call.request_id}
         limits = call.timeouts
-        outgoing = self._client.build_request(
+        request = UpstreamRequest(
             http.method,
             self.base_url + http.path,
-            content=http.body,
-            headers=headers,
-            # The read timeout is a backstop; ``raw_stream`` enforces first token and stall.
-            timeout=httpx.Timeout(
-                limits.total,
-                connect=limits.connect,
-                read=max(limits.first_token, limits.stall),
-                pool=limits.connect,
-            ),
+            {**http.headers, **self._headers, "x-request-id": call.request_id},
+            http.body,
+            connect_timeout=limits.connect,
+            # A backstop; ``raw_stream`` enforces first token, stall and total itself.
+            read_timeout=max(limits.first_token, limits.stall),
         )
         try:
-            response = await self._client.send(outgoing, stream=True)
-        except httpx.TimeoutException as exc:
-            raise Timeout(
-                f"{self.name}: upstream timed out ({type(exc).__name__})", provider=self.name
-            ) from None
-        except httpx.TransportError as exc:
-            raise ConnectError(
-                f"{self.name}: cannot reach upstream ({type(exc).__name__})", provider=self.name
-            ) from None
-        if response.status_code >= 400:
+            response = await self._transport.send(request)
+        except UpstreamError as error:
+            raise self._attributed(error) from None
+        if response.status >= 400:
             body = await self._read(response)
             message = self.adapter.error_message(body)
             raise UpstreamStatusError(
-                f"{self.name} answered {response.status_code}: {message}",
-                upstream_status=response.status_code,
+                f"{self.name} answered {response.status}: {message}",
+                upstream_status=response.status,
                 body=body,
                 headers=response.headers,
                 provider=self.name,
             )
         return response
 
-    async def _read(self, response: httpx.Response) -> bytes:
+    async def _read(self, response: UpstreamResponse) -> bytes:
         try:
-            return await response.aread()
-        except httpx.TimeoutException:
-            raise Timeout(
-                f"{self.name}: upstream timed out mid-answer", provider=self.name
-            ) from None
-        except httpx.TransportError as exc:
-            raise UpstreamError(
-                f"{self.name}: connection lost mid-answer ({type(exc).__name__})",
-                provider=self.name,
-            ) from None
+            return await response.read()
+        except UpstreamError as error:
+            raise self._attributed(error) from None
         finally:
             await response.aclose()
 
@@ -162,7 +151,7 @@ class HttpProvider:
                 f"{self.name}: no answer within {call.timeouts.total:g} s", provider=self.name
             ) from None
 
-    async def raw_stream(self, response: httpx.Response, call: Call) -> AsyncIterator[bytes]:
+    async def raw_stream(self, response: UpstreamResponse, call: Call) -> AsyncIterator[bytes]:
         """The bytes of an opened response as they arrive; closes it at the end.
 
         Enforces the first-token, stall and total timeouts. Only our own read is timed,
@@ -172,7 +161,7 @@ class HttpProvider:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limits.total
         wait, phase = limits.first_token, f"the first token ({limits.first_token:g} s)"
-        chunks = response.aiter_raw()
+        chunks = response.chunks()
         try:
             while True:
                 try:
@@ -187,15 +176,10 @@ class HttpProvider:
                         f"{self.name}: upstream too slow: waited longer than allowed for {phase}",
                         provider=self.name,
                     ) from None
+                except UpstreamError as error:
+                    raise self._attributed(error) from None
                 wait, phase = limits.stall, f"the next chunk ({limits.stall:g} s stall)"
                 yield chunk
-        except httpx.TimeoutException:
-            raise Timeout(f"{self.name}: upstream stream stalled", provider=self.name) from None
-        except httpx.TransportError as exc:
-            raise UpstreamError(
-                f"{self.name}: connection lost mid-stream ({type(exc).__name__})",
-                provider=self.name,
-            ) from None
         finally:
             await response.aclose()
 
@@ -234,7 +218,7 @@ class HttpProvider:
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
 
 
 def _with_stream(request: ChatRequest) -> ChatRequest:

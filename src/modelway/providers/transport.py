@@ -1,0 +1,206 @@
+"""Sending bytes to an upstream: the one boundary between modelway and an HTTP library.
+
+``HttpProvider`` talks to a ``Transport`` (send a request, get a response whose body
+can be read whole or as chunks), as httpx's client talks to its transports. The
+gateway uses ``AiohttpTransport`` (chosen by measurement: see docs/benchmarks.md);
+tests use ``MockTransport``, which answers in-process. Library exceptions become
+``modelway.errors`` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from typing import NamedTuple, Protocol
+
+import aiohttp
+
+from modelway.errors import ConnectError, Timeout, UpstreamError
+
+
+class UpstreamRequest(NamedTuple):
+    """What a transport sends."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None
+    #: Seconds to connect, and the longest silence while reading (a backstop: callers
+    #: enforce first-token, stall and total limits themselves).
+    connect_timeout: float
+    read_timeout: float
+
+
+class UpstreamResponse(Protocol):
+    """A response whose status and headers are known and whose body is still to come."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    async def read(self) -> bytes:
+        """The whole body; the response is closed afterwards."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop reading; an unfinished body closes its connection (the upstream sees it)."""
+        ...
+
+
+class Transport(Protocol):
+    """Sends one request at a time, pooling connections across them."""
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        """The response, once its status line and headers arrived.
+
+        Raises ``ConnectError`` or ``Timeout`` when it never did.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        ...
+
+
+# --- aiohttp ---------------------------------------------------------------------------
+
+
+class _AiohttpResponse:
+    def __init__(self, response: aiohttp.ClientResponse, url: str) -> None:
+        self._response = response
+        self._url = url
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.read()
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise Timeout("upstream timed out mid-answer") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"connection lost mid-answer ({type(exc).__name__})") from None
+        finally:
+            self._response.release()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        content = self._response.content
+        try:
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    return
+                yield chunk
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise Timeout("upstream stream stalled") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"connection lost mid-stream ({type(exc).__name__})") from None
+
+    async def aclose(self) -> None:
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            # Closing (not releasing) drops the connection, so the upstream stops at once.
+            self._response.close()
+
+
+class AiohttpTransport:
+    """A pooled ``aiohttp`` session, created on first use inside the running loop."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=request.connect_timeout, sock_read=request.read_timeout
+        )
+        try:
+            response = await self._open_session().request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=dict(request.headers),
+                timeout=timeout,
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise Timeout("upstream did not answer in time") from None
+        except aiohttp.ClientError as exc:
+            raise ConnectError(f"cannot reach upstream ({type(exc).__name__})") from None
+        return _AiohttpResponse(response, request.url)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+# --- in-process, for tests -------------------------------------------------------------
+
+
+class MockReply(NamedTuple):
+    """What a ``MockTransport`` handler answers: a whole body or chunks to stream."""
+
+    status: int = 200
+    body: bytes | AsyncIterable[bytes] = b""
+    headers: Mapping[str, str] = {}
+
+
+MockHandler = Callable[[UpstreamRequest], MockReply | Awaitable[MockReply]]
+
+
+class _MockResponse:
+    def __init__(self, reply: MockReply) -> None:
+        self.status = reply.status
+        self.headers: Mapping[str, str] = dict(reply.headers)
+        self._body = reply.body
+        self.closed = False
+
+    async def read(self) -> bytes:
+        if isinstance(self._body, bytes):
+            return self._body
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        if isinstance(self._body, bytes):
+            yield self._body
+            return
+        async for chunk in self._body:
+            if self.closed:
+                return
+            yield chunk
+
+    async def aclose(self) -> None:
+        self.closed = True
+        close = getattr(self._body, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class MockTransport:
+    """Answers every request with ``handler`` in-process, like ``httpx.MockTransport``."""
+
+    def __init__(self, handler: MockHandler) -> None:
+        self._handler = handler
+        self.responses: list[_MockResponse] = []
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        reply = self._handler(request)
+        if inspect.isawaitable(reply):
+            reply = await reply
+        assert isinstance(reply, MockReply)
+        response = _MockResponse(reply)
+        self.responses.append(response)
+        return response
+
+    async def aclose(self) -> None:
+        return None
