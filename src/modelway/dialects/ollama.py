@@ -37,7 +37,7 @@ _IMAGE_SIGNATURES = (
     ("UklGR", "image/webp"),
 )
 #: Timing fields Ollama reports; a translated answer has no such timings, so they are 0.
-_DURATIONS = {
+DURATIONS = {
     "total_duration": 0,
     "load_duration": 0,
     "prompt_eval_duration": 0,
@@ -241,7 +241,8 @@ def encode_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
     ]
 
 
-def _counts(usage: Usage | None) -> dict[str, int]:
+def usage_counts(usage: Usage | None) -> dict[str, int]:
+    """Ollama's ``prompt_eval_count`` and ``eval_count`` (nothing when usage is unknown)."""
     if usage is None:
         return {}
     return {"prompt_eval_count": usage.prompt_tokens, "eval_count": usage.completion_tokens}
@@ -286,8 +287,8 @@ class OllamaStreamEncoder:
                 "message": {"role": "assistant", "content": ""},
                 "done": True,
                 "done_reason": done_reason(self._stop_reason),
-                **_DURATIONS,
-                **_counts(self._usage),
+                **DURATIONS,
+                **usage_counts(self._usage),
             }
         )
 
@@ -351,8 +352,8 @@ class OllamaDialect:
                 "message": message,
                 "done": True,
                 "done_reason": done_reason(response.stop_reason),
-                **_DURATIONS,
-                **_counts(response.usage),
+                **DURATIONS,
+                **usage_counts(response.usage),
             }
         )
 

@@ -17,7 +17,7 @@ from modelway.config import Config, load_config, load_dotenv_file
 from modelway.dialects.openai import encode_error_body
 from modelway.engine import Engine
 from modelway.errors import ModelwayError, NotFound
-from modelway.gateway import health, openai_routes
+from modelway.gateway import anthropic_routes, health, ollama_routes, openai_routes
 from modelway.gateway.request_id import RequestIdMiddleware
 from modelway.gateway.state import GatewayState
 
@@ -56,7 +56,12 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Starlette:
             await engine.aclose()
 
     return Starlette(
-        routes=[*openai_routes.ROUTES, *health.ROUTES],
+        routes=[
+            *openai_routes.ROUTES,
+            *anthropic_routes.ROUTES,
+            *ollama_routes.ROUTES,
+            *health.ROUTES,
+        ],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         lifespan=lifespan,

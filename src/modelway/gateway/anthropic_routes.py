@@ -1,0 +1,47 @@
+"""The Anthropic Messages API: ``/v1/messages`` and ``/v1/messages/count_tokens``."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from modelway.dialects.anthropic import AnthropicDialect
+from modelway.errors import BadRequest, ModelwayError
+from modelway.gateway.chat import serve_chat
+from modelway.gateway.http import error_response, parse_json_body, read_body
+from modelway.gateway.state import GatewayState
+from modelway.tokens import estimate_prompt_tokens
+
+DIALECT = AnthropicDialect()
+
+
+async def messages(request: Request) -> Response:
+    """A Messages API call, served by any provider."""
+    return await serve_chat(request, DIALECT)
+
+
+async def count_tokens(request: Request) -> Response:
+    """An offline estimate of the prompt's input tokens (``cl100k_base``; other vendors differ)."""
+    state: GatewayState = request.app.state.gateway
+    try:
+        body = parse_json_body(await read_body(request, state.max_body_bytes))
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        # count_tokens takes no max_tokens; the shared decoder requires one.
+        chat = DIALECT.decode_chat({**body, "max_tokens": 1})
+        state.engine.router.route(chat.model)  # an unknown model is a 404, as upstream
+    except ModelwayError as error:
+        return error_response(DIALECT, error)
+    return Response(
+        orjson.dumps({"input_tokens": estimate_prompt_tokens(chat)}),
+        media_type="application/json",
+        headers={"x-modelway-estimated": "true"},
+    )
+
+
+ROUTES = [
+    Route("/v1/messages", messages, methods=["POST"]),
+    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+]
