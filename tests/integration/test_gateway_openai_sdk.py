@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -24,8 +25,9 @@ WEATHER_TOOL = {
 
 
 @pytest.fixture
-def client(gateway_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="x", max_retries=0)
+def client(gateway_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="x", max_retries=0) as sdk:
+        yield sdk
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
