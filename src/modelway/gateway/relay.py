@@ -20,7 +20,7 @@ from modelway.engine import Engine, Outcome
 from modelway.errors import ModelwayError, StreamTruncated, UndecodableResponse, UpstreamError
 from modelway.gateway.state import outcome_headers
 from modelway.providers.base import HttpRequest
-from modelway.providers.openai import parse_json, parse_usage
+from modelway.providers.openai import OpenAIAdapter, parse_json, parse_usage
 from modelway.providers.upstream import Call, HttpProvider
 from modelway.routing.resolve import Route, Target
 from modelway.streams import SSEDecoder
@@ -112,7 +112,12 @@ async def relay_chat(
         body["model"] = target.model
         if stream:
             body["stream_options"] = {**(options or {}), "include_usage": True}
-        return HttpRequest("POST", "/chat/completions", orjson.dumps(body), _JSON)
+        assert isinstance(target.backend, HttpProvider)
+        adapter = target.backend.adapter
+        assert isinstance(adapter, OpenAIAdapter)
+        return HttpRequest(
+            "POST", adapter.path("chat/completions", target.model), orjson.dumps(body), _JSON
+        )
 
     if not stream:
 

@@ -230,12 +230,16 @@ class OpenAIAdapter:
 
     wire = "openai"
 
+    def path(self, endpoint: str, model: str) -> str:
+        """The URL path of ``endpoint`` (``chat/completions``, ``embeddings``, ``models``)."""
+        return f"/{endpoint}"
+
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"authorization": f"Bearer {api_key}"} if api_key else {}
 
     def chat_request(self, request: ChatRequest, model: str) -> HttpRequest:
         body = orjson.dumps(build_chat_body(request, model))
-        return HttpRequest("POST", "/chat/completions", body, _JSON)
+        return HttpRequest("POST", self.path("chat/completions", model), body, _JSON)
 
     def parse_chat(self, body: bytes) -> ChatResponse:
         data = parse_json(body)
@@ -271,7 +275,7 @@ class OpenAIAdapter:
         body: dict[str, Any] = {"model": model, "input": request.input}
         if request.dimensions is not None:
             body["dimensions"] = request.dimensions
-        return HttpRequest("POST", "/embeddings", orjson.dumps(body), _JSON)
+        return HttpRequest("POST", self.path("embeddings", model), orjson.dumps(body), _JSON)
 
     def parse_embeddings(self, body: bytes) -> EmbeddingResponse:
         data = _parse_object(body)
@@ -283,7 +287,7 @@ class OpenAIAdapter:
         )
 
     def models_request(self) -> HttpRequest:
-        return HttpRequest("GET", "/models")
+        return HttpRequest("GET", self.path("models", ""))
 
     def parse_models(self, body: bytes) -> list[str]:
         data = _parse_object(body)
@@ -300,3 +304,23 @@ class OpenAIAdapter:
         if isinstance(error, str):
             return error
         return body.decode("utf-8", "replace")[:500]
+
+
+class AzureAdapter(OpenAIAdapter):
+    """OpenAI on Azure: the model names a deployment, every path carries ``api-version``.
+
+    The base URL is the resource root, ``https://<resource>.openai.azure.com``.
+    """
+
+    DEFAULT_API_VERSION = "2024-10-21"
+
+    def __init__(self, api_version: str | None = None) -> None:
+        self.api_version = api_version or self.DEFAULT_API_VERSION
+
+    def path(self, endpoint: str, model: str) -> str:
+        if endpoint == "models":
+            return f"/openai/models?api-version={self.api_version}"
+        return f"/openai/deployments/{model}/{endpoint}?api-version={self.api_version}"
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        return {"api-key": api_key} if api_key else {}

@@ -13,7 +13,7 @@ from modelway.providers.anthropic import AnthropicAdapter
 from modelway.providers.base import Adapter
 from modelway.providers.mock import MockProvider
 from modelway.providers.ollama import OllamaAdapter
-from modelway.providers.openai import OpenAIAdapter
+from modelway.providers.openai import AzureAdapter, OpenAIAdapter
 from modelway.providers.upstream import Backend, HttpProvider
 from modelway.secrets import Secret
 
@@ -29,6 +29,8 @@ class ProviderSpec(NamedTuple):
 SPECS: dict[str, ProviderSpec] = {
     "openai": ProviderSpec("openai", "https://api.openai.com/v1"),
     "anthropic": ProviderSpec("anthropic", "https://api.anthropic.com"),
+    # Azure's base URL is the customer's resource root: it has no default.
+    "azure": ProviderSpec("azure", ""),
     "ollama": ProviderSpec("ollama", "http://localhost:11434", keyless=True),
     "openrouter": ProviderSpec("openai", "https://openrouter.ai/api/v1"),
     "groq": ProviderSpec("openai", "https://api.groq.com/openai/v1"),
@@ -47,8 +49,10 @@ _ADAPTERS: dict[str, type[OpenAIAdapter] | type[AnthropicAdapter] | type[OllamaA
 }
 
 
-def adapter_for(wire: str) -> Adapter:
-    """A fresh adapter for a wire format."""
+def adapter_for(wire: str, settings: ProviderSettings | None = None) -> Adapter:
+    """A fresh adapter for a wire format (Azure's takes its ``api_version``)."""
+    if wire == "azure":
+        return AzureAdapter(settings.api_version if settings else None)
     return _ADAPTERS[wire]()
 
 
@@ -59,7 +63,9 @@ def env_settings(name: str, environ: Mapping[str, str]) -> ProviderSettings | No
     base_url = environ.get(f"{prefix}_BASE_URL") or None
     if key is None and base_url is None:
         return None
-    return ProviderSettings(api_key=key, base_url=base_url)
+    return ProviderSettings(
+        api_key=key, base_url=base_url, api_version=environ.get(f"{prefix}_API_VERSION") or None
+    )
 
 
 def provider_settings(config: Config, environ: Mapping[str, str]) -> dict[str, ProviderSettings]:
@@ -77,7 +83,7 @@ def provider_settings(config: Config, environ: Mapping[str, str]) -> dict[str, P
                 base_url=settings.base_url or from_env.base_url,
                 headers=settings.headers,
                 wire=settings.wire,
-                api_version=settings.api_version,
+                api_version=settings.api_version or from_env.api_version,
             )
         enabled[name] = settings
     return enabled
@@ -96,7 +102,7 @@ def build_backend(
         return MockProvider()
     spec = SPECS.get(name)
     wire = settings.wire or (spec.wire if spec else None)
-    if wire is None or wire not in _ADAPTERS:
+    if wire is None or (wire not in _ADAPTERS and wire != "azure"):
         raise ConfigError(
             f"provider {name!r} is not available: give it `wire: openai|anthropic|ollama` "
             "in the providers section"
@@ -107,7 +113,7 @@ def build_backend(
     key = model_api_key or settings.api_key
     return HttpProvider(
         name,
-        adapter_for(wire),
+        adapter_for(wire, settings),
         base_url,
         Secret(key) if key else None,
         headers={**settings.headers, **(model_headers or {})},
