@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelway.errors import StreamTruncated, UndecodableResponse
-from modelway.gateway.relay import UsageScanner
+from modelway.gateway.scanners import OpenAIScanner as UsageScanner
 from modelway.streams import SSEDecoder
 from modelway.types import Usage
 

@@ -97,7 +97,8 @@ class GenerateStreamEncoder:
 class OllamaGenerateDialect:
     """Callers of Ollama's ``/api/generate``."""
 
-    name = "ollama"
+    # Not "ollama": a generate call is never relayed to an upstream /api/chat.
+    name = "ollama-generate"
     stream_media_type = "application/x-ndjson"
 
     def decode_chat(self, body: Any) -> ChatRequest:

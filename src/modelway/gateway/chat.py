@@ -1,8 +1,9 @@
-"""A chat call in any dialect, translated through the canonical form.
+"""A chat call in any dialect: relayed to a provider of the same format, else translated.
 
-Pipeline: read body → decode in the caller's dialect → route and call (retries,
-failover) → encode the answer or stream in the caller's dialect. Errors before the
-first byte become an error response; errors after it become a final error event.
+Pipeline: read body → decode in the caller's dialect → route → relay, or call through
+the canonical form (retries, failover) and encode the answer or stream in the caller's
+dialect. Errors before the first byte become an error response; errors after it become
+a final error event.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.errors import ModelwayError
 from modelway.gateway.http import error_response, parse_json_body, read_body
+from modelway.gateway.relay import relay_chat, relayable
 from modelway.gateway.state import GatewayState, outcome_headers
 from modelway.routing.resolve import Route
 from modelway.types import ChatRequest, StreamEvent
@@ -64,11 +66,21 @@ async def answer_chat(
 
 
 async def serve_chat(request: Request, dialect: Dialect) -> Response:
-    """The whole chat pipeline for one HTTP request in ``dialect``."""
+    """The whole chat pipeline for one HTTP request in ``dialect``.
+
+    A provider that speaks the caller's own format gets the body relayed as is;
+    any other is reached through the canonical form.
+    """
     state: GatewayState = request.app.state.gateway
+    request_id: str = request.state.request_id
     try:
         body = parse_json_body(await read_body(request, state.max_body_bytes))
-        chat = dialect.decode_chat(body)
-        return await answer_chat(state, chat, dialect, request.state.request_id)
+        chat = dialect.decode_chat(body)  # validates exactly as the translated path would
+        route = state.engine.router.route(chat.model)  # resolved once: round-robin turns once
+        if relayable(route, dialect.name):
+            return await relay_chat(
+                state.engine, route, body, dialect.name, request_id, request.headers
+            )
+        return await answer_chat(state, chat, dialect, request_id, route)
     except ModelwayError as error:
         return error_response(dialect, error)

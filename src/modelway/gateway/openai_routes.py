@@ -13,9 +13,8 @@ from starlette.routing import Route
 
 from modelway.dialects.openai import OpenAIDialect
 from modelway.errors import BadRequest, ModelwayError, NotFound
-from modelway.gateway.chat import answer_chat
+from modelway.gateway.chat import serve_chat
 from modelway.gateway.http import error_response, parse_json_body, read_body
-from modelway.gateway.relay import relay_chat, relayable
 from modelway.gateway.state import GatewayState, outcome_headers
 from modelway.types import EmbeddingRequest, ModelInfo
 
@@ -23,18 +22,8 @@ DIALECT = OpenAIDialect()
 
 
 async def chat_completions(request: Request) -> Response:
-    """Relay to an OpenAI-format provider as is; translate for any other."""
-    state: GatewayState = request.app.state.gateway
-    request_id: str = request.state.request_id
-    try:
-        body = parse_json_body(await read_body(request, state.max_body_bytes))
-        chat = DIALECT.decode_chat(body)
-        route = state.engine.router.route(chat.model)  # resolved once: round-robin turns once
-        if relayable(route):
-            return await relay_chat(state.engine, route, body, request_id)
-        return await answer_chat(state, chat, DIALECT, request_id, route)
-    except ModelwayError as error:
-        return error_response(DIALECT, error)
+    """Chat Completions, relayed to an OpenAI-format provider or translated for any other."""
+    return await serve_chat(request, DIALECT)
 
 
 def _model_object(info: ModelInfo) -> dict[str, Any]:

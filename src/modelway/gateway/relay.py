@@ -1,87 +1,72 @@
-"""The same-dialect fast path: an OpenAI-format call to an OpenAI-format provider.
+"""The same-dialect fast path: a call relayed to a provider that speaks the caller's format.
 
 The request is parsed once (routing needs the model), the model is rewritten and the
-body re-serialised; the answer is relayed as the upstream sent it. Stream events are
-checked to be JSON and scanned for usage but never re-encoded. Upstream is always
-asked for usage (``stream_options.include_usage``); the extra usage-only chunk is
-dropped when the caller did not ask for it.
+body re-serialised; the answer is relayed as the upstream sent it, so fields the
+canonical form cannot carry (Anthropic thinking blocks, Ollama ``format``, OpenAI
+``logprobs``, ...) survive. Stream events are checked and scanned for usage by a
+per-wire scanner (``modelway.gateway.scanners``) but never re-encoded. OpenAI upstreams
+are always asked for usage; the extra usage-only chunk is dropped unless the caller
+asked for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
 from starlette.responses import Response, StreamingResponse
 
-from modelway.dialects.openai import encode_error_body
 from modelway.engine import Engine, Outcome
-from modelway.errors import ModelwayError, StreamTruncated, UndecodableResponse, UpstreamError
+from modelway.errors import ModelwayError, UpstreamError
+from modelway.gateway.scanners import AnthropicScanner, OllamaScanner, OpenAIScanner, StreamScanner
 from modelway.gateway.state import outcome_headers
 from modelway.providers.base import HttpRequest
-from modelway.providers.openai import OpenAIAdapter, parse_json, parse_usage
+from modelway.providers.openai import OpenAIAdapter, parse_json
 from modelway.providers.upstream import Call, HttpProvider
 from modelway.routing.resolve import Route, Target
-from modelway.streams import SSEDecoder
-from modelway.types import Usage
 
 _JSON = {"content-type": "application/json"}
-_DONE = b"data: [DONE]\n\n"
+#: The chat path of each wire whose adapter does not compute one.
+_CHAT_PATHS = {"anthropic": "/v1/messages", "ollama": "/api/chat"}
+#: Caller headers that change the upstream's behaviour and travel with a relayed call.
+_FORWARDED_HEADERS = {"anthropic": ("anthropic-beta",), "openai": (), "ollama": ()}
+_MEDIA_TYPES = {"ollama": "application/x-ndjson"}
 
 
-def relayable(route: Route) -> bool:
-    """Every target speaks the OpenAI wire format over HTTP."""
-    return all(
-        isinstance(t.backend, HttpProvider) and t.backend.wire == "openai" for t in route.targets
+def relayable(route: Route, wire: str) -> bool:
+    """Every target speaks ``wire`` over HTTP."""
+    return wire in _FORWARDED_HEADERS and all(
+        isinstance(t.backend, HttpProvider) and t.backend.wire == wire for t in route.targets
     )
 
 
-class UsageScanner:
-    """Relays an OpenAI stream's SSE events, reading usage and checking each is JSON."""
+def _streams(wire: str, body: dict[str, Any]) -> bool:
+    # Ollama streams unless told not to; the others only when asked.
+    if wire == "ollama":
+        return body.get("stream", True) is not False
+    return body.get("stream") is True
 
-    def __init__(self, caller_wants_usage: bool) -> None:
-        self._sse = SSEDecoder()
-        self._wants_usage = caller_wants_usage
-        self.done = False
-        self.usage: Usage | None = None
 
-    def feed(self, chunk: bytes) -> bytes:
-        """The bytes to pass on for this upstream chunk."""
-        return self._relay(self._sse.feed(chunk))
+def _scanner(wire: str, body: dict[str, Any]) -> StreamScanner:
+    if wire == "anthropic":
+        return AnthropicScanner()
+    if wire == "ollama":
+        return OllamaScanner()
+    options = body.get("stream_options")
+    return OpenAIScanner(isinstance(options, dict) and bool(options.get("include_usage")))
 
-    def close(self) -> bytes:
-        """Bytes left at the end; ``StreamTruncated`` if ``[DONE]`` never came."""
-        out = self._relay(self._sse.close())
-        if not self.done:
-            raise StreamTruncated("the upstream stream ended before [DONE]")
-        return out
 
-    def _relay(self, events: list[Any]) -> bytes:
-        out: list[bytes] = []
-        for event in events:
-            data: str = event.data
-            if data == "[DONE]":
-                self.done = True
-                out.append(_DONE)
-                continue
-            try:
-                parsed = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise UndecodableResponse(
-                    "the upstream sent a stream chunk that is not JSON", raw=data
-                ) from None
-            if isinstance(parsed, dict) and parsed.get("usage"):
-                self.usage = parse_usage(parsed["usage"])
-                if not self._wants_usage and not parsed.get("choices"):
-                    continue
-            # Data that came on several ``data:`` lines goes out on as many.
-            out.append(b"data: " + data.encode().replace(b"\n", b"\ndata: ") + b"\n\n")
-        return b"".join(out)
+def _chat_path(target: Target, wire: str) -> str:
+    assert isinstance(target.backend, HttpProvider)
+    adapter = target.backend.adapter
+    if isinstance(adapter, OpenAIAdapter):
+        return adapter.path("chat/completions", target.model)
+    return _CHAT_PATHS[wire]
 
 
 async def _relay_stream(
-    first: bytes, rest: AsyncIterator[bytes], scanner: UsageScanner
+    first: bytes, rest: AsyncIterator[bytes], scanner: StreamScanner
 ) -> AsyncIterator[bytes]:
     try:
         data = scanner.feed(first)
@@ -95,29 +80,32 @@ async def _relay_stream(
         if data:
             yield data
     except ModelwayError as error:
-        yield b"data: " + encode_error_body(error) + b"\n\n"
+        yield scanner.error(error)
 
 
 async def relay_chat(
-    engine: Engine, route: Route, body: dict[str, Any], request_id: str
+    engine: Engine,
+    route: Route,
+    body: dict[str, Any],
+    wire: str,
+    request_id: str,
+    caller_headers: Mapping[str, str],
 ) -> Response:
-    """Relay a Chat Completions body along ``route`` with retries and failover."""
-    stream = body.get("stream") is True
+    """Relay a chat body in ``wire``'s format along ``route`` with retries and failover."""
+    stream = _streams(wire, body)
     options = body.get("stream_options")
-    wants_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+    headers = dict(_JSON)
+    for name in _FORWARDED_HEADERS[wire]:
+        if name in caller_headers:
+            headers[name] = caller_headers[name]
 
     call = Call(request_id, route.timeouts)
 
     def upstream_request(target: Target) -> HttpRequest:
         body["model"] = target.model
-        if stream:
+        if stream and wire == "openai":
             body["stream_options"] = {**(options or {}), "include_usage": True}
-        assert isinstance(target.backend, HttpProvider)
-        adapter = target.backend.adapter
-        assert isinstance(adapter, OpenAIAdapter)
-        return HttpRequest(
-            "POST", adapter.path("chat/completions", target.model), orjson.dumps(body), _JSON
-        )
+        return HttpRequest("POST", _chat_path(target, wire), orjson.dumps(body), headers)
 
     if not stream:
 
@@ -130,6 +118,8 @@ async def relay_chat(
         answer, outcome = await engine.attempt_each(route, complete)
         return Response(answer, media_type="application/json", headers=outcome_headers(outcome))
 
+    scanner = _scanner(wire, body)
+
     async def open_stream(target: Target) -> tuple[bytes, AsyncIterator[bytes]]:
         backend = target.backend
         assert isinstance(backend, HttpProvider)
@@ -141,12 +131,14 @@ async def relay_chat(
             raise UpstreamError("the upstream stream was empty", provider=backend.name) from None
 
     (first, rest), outcome = await engine.attempt_each(route, open_stream)
-    return _streaming_response(_relay_stream(first, rest, UsageScanner(wants_usage)), outcome)
+    return _streaming_response(_relay_stream(first, rest, scanner), outcome, wire)
 
 
-def _streaming_response(body: AsyncIterator[bytes], outcome: Outcome) -> StreamingResponse:
+def _streaming_response(
+    body: AsyncIterator[bytes], outcome: Outcome, wire: str
+) -> StreamingResponse:
     return StreamingResponse(
         body,
-        media_type="text/event-stream",
+        media_type=_MEDIA_TYPES.get(wire, "text/event-stream"),
         headers={**outcome_headers(outcome), "cache-control": "no-cache"},
     )

@@ -1,0 +1,177 @@
+"""Stream scanners for the same-dialect relay, one per wire format.
+
+A scanner passes the upstream's stream on event by event without re-encoding it,
+checks each event is JSON, reads usage, and knows the wire's finish marker: a stream
+that ends without it raises ``StreamTruncated``; the relay then ends the caller's
+stream with an error event in the same format.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import orjson
+
+from modelway.dialects.anthropic import error_object
+from modelway.dialects.ollama import encode_error_body as ollama_error_body
+from modelway.dialects.openai import encode_error_body as openai_error_body
+from modelway.errors import ModelwayError, StreamTruncated, UndecodableResponse
+from modelway.providers.openai import parse_usage
+from modelway.streams import NDJSONDecoder, ServerSentEvent, SSEDecoder
+from modelway.types import Usage
+
+_DONE = b"data: [DONE]\n\n"
+
+
+class StreamScanner(Protocol):
+    """Relays one upstream stream of a given wire format."""
+
+    usage: Usage | None
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The bytes to pass on for this upstream chunk."""
+        ...
+
+    def close(self) -> bytes:
+        """Bytes left at the end; ``StreamTruncated`` if the finish marker never came."""
+        ...
+
+    def error(self, error: ModelwayError) -> bytes:
+        """A final error event in this wire format."""
+        ...
+
+
+def _json(data: str | bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raw = data if isinstance(data, str) else data.decode("utf-8", "replace")
+        raise UndecodableResponse(
+            "the upstream sent a stream chunk that is not JSON", raw=raw
+        ) from None
+
+
+def _sse(event: ServerSentEvent) -> bytes:
+    # Data that came on several ``data:`` lines goes out on as many.
+    data = b"data: " + event.data.encode().replace(b"\n", b"\ndata: ") + b"\n\n"
+    return data if event.event == "message" else f"event: {event.event}\n".encode() + data
+
+
+class OpenAIScanner:
+    """Chat Completions chunks; ``[DONE]`` ends them. Drops the usage-only chunk unless asked."""
+
+    def __init__(self, caller_wants_usage: bool) -> None:
+        self._sse = SSEDecoder()
+        self._wants_usage = caller_wants_usage
+        self.done = False
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._relay(self._sse.feed(chunk))
+
+    def close(self) -> bytes:
+        out = self._relay(self._sse.close())
+        if not self.done:
+            raise StreamTruncated("the upstream stream ended before [DONE]")
+        return out
+
+    def error(self, error: ModelwayError) -> bytes:
+        return b"data: " + openai_error_body(error) + b"\n\n"
+
+    def _relay(self, events: list[ServerSentEvent]) -> bytes:
+        out: list[bytes] = []
+        for event in events:
+            if event.data == "[DONE]":
+                self.done = True
+                out.append(_DONE)
+                continue
+            parsed = _json(event.data)
+            if isinstance(parsed, dict) and parsed.get("usage"):
+                self.usage = parse_usage(parsed["usage"])
+                if not self._wants_usage and not parsed.get("choices"):
+                    continue
+            out.append(_sse(event))
+        return b"".join(out)
+
+
+class AnthropicScanner:
+    """Messages API events; ``message_stop`` ends them. Usage from start and delta events."""
+
+    def __init__(self) -> None:
+        self._sse = SSEDecoder()
+        self.done = False
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._relay(self._sse.feed(chunk))
+
+    def close(self) -> bytes:
+        out = self._relay(self._sse.close())
+        if not self.done:
+            raise StreamTruncated("the upstream stream ended before message_stop")
+        return out
+
+    def error(self, error: ModelwayError) -> bytes:
+        return b"event: error\ndata: " + orjson.dumps(error_object(error)) + b"\n\n"
+
+    def _relay(self, events: list[ServerSentEvent]) -> bytes:
+        out: list[bytes] = []
+        for event in events:
+            parsed = _json(event.data)
+            kind = parsed.get("type") if isinstance(parsed, dict) else None
+            if kind == "message_start":
+                self._count(parsed.get("message", {}).get("usage"))
+            elif kind == "message_delta":
+                self._count(parsed.get("usage"))
+            elif kind in ("message_stop", "error"):
+                self.done = True
+            out.append(_sse(event))
+        return b"".join(out)
+
+    def _count(self, raw: Any) -> None:
+        if not isinstance(raw, dict):
+            return
+        usage = self.usage or Usage()
+        cached = int(raw.get("cache_read_input_tokens") or 0)
+        if "input_tokens" in raw:
+            created = int(raw.get("cache_creation_input_tokens") or 0)
+            usage.prompt_tokens = int(raw["input_tokens"] or 0) + cached + created
+            usage.cached_tokens = cached
+        if "output_tokens" in raw:
+            usage.completion_tokens = int(raw["output_tokens"] or 0)
+        self.usage = usage
+
+
+class OllamaScanner:
+    """``/api/chat`` NDJSON lines; the ``done: true`` line ends them and carries the counts."""
+
+    def __init__(self) -> None:
+        self._lines = NDJSONDecoder()
+        self.done = False
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._relay(self._lines.feed(chunk))
+
+    def close(self) -> bytes:
+        out = self._relay(self._lines.close())
+        if not self.done:
+            raise StreamTruncated("the upstream stream ended before its done line")
+        return out
+
+    def error(self, error: ModelwayError) -> bytes:
+        return ollama_error_body(error) + b"\n"
+
+    def _relay(self, lines: list[bytes]) -> bytes:
+        out: list[bytes] = []
+        for line in lines:
+            parsed = _json(line)
+            if isinstance(parsed, dict) and (parsed.get("done") or parsed.get("error")):
+                self.done = True
+                if parsed.get("done"):
+                    self.usage = Usage(
+                        prompt_tokens=int(parsed.get("prompt_eval_count") or 0),
+                        completion_tokens=int(parsed.get("eval_count") or 0),
+                    )
+            out.append(line + b"\n")
+        return b"".join(out)
