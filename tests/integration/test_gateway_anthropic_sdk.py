@@ -129,3 +129,20 @@ def test_a_broken_upstream_stream_is_an_error_event(client: anthropic.Anthropic)
         ) as stream,
     ):
         stream.get_final_message()
+
+
+def test_a_claude_model_name_mapped_by_an_alias_streams_tools_from_another_provider(
+    client: anthropic.Anthropic,
+) -> None:
+    with client.messages.stream(
+        model="claude-opus-4-5",
+        max_tokens=200,
+        tools=[WEATHER],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "Weather in Lisbon?"}],
+    ) as stream:
+        final = stream.get_final_message()
+        provider = stream.response.headers["x-modelway-provider"]
+    assert provider == "openai"
+    assert final.stop_reason == "tool_use"
+    tool_use = next(block for block in final.content if block.type == "tool_use")
+    assert tool_use.name == "get_weather" and isinstance(tool_use.input["city"], str)  # type: ignore[index]
