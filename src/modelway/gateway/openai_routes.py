@@ -1,4 +1,4 @@
-"""The OpenAI-format API: ``/v1/chat/completions``, ``/v1/models``, ``/v1/embeddings``."""
+"""The OpenAI-format API: chat completions, responses, completions, models, embeddings."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from modelway.dialects.completions import CompletionsDialect
 from modelway.dialects.openai import OpenAIDialect
+from modelway.dialects.responses import ResponsesDialect
 from modelway.errors import BadRequest, ModelwayError, NotFound
 from modelway.gateway.chat import serve_chat
 from modelway.gateway.http import error_response, parse_json_body, read_body
@@ -19,11 +21,23 @@ from modelway.gateway.state import GatewayState, outcome_headers
 from modelway.types import EmbeddingRequest, ModelInfo
 
 DIALECT = OpenAIDialect()
+RESPONSES = ResponsesDialect()
+COMPLETIONS = CompletionsDialect()
 
 
 async def chat_completions(request: Request) -> Response:
     """Chat Completions, relayed to an OpenAI-format provider or translated for any other."""
     return await serve_chat(request, DIALECT)
+
+
+async def responses(request: Request) -> Response:
+    """The Responses API, served by any provider through the canonical form."""
+    return await serve_chat(request, RESPONSES)
+
+
+async def completions(request: Request) -> Response:
+    """Legacy Completions: one prompt, answered by any chat model."""
+    return await serve_chat(request, COMPLETIONS)
 
 
 def _model_object(info: ModelInfo) -> dict[str, Any]:
@@ -102,6 +116,8 @@ async def embeddings(request: Request) -> Response:
 
 ROUTES = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/responses", responses, methods=["POST"]),
+    Route("/v1/completions", completions, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),

@@ -1,0 +1,279 @@
+"""The OpenAI Responses API as an inbound dialect: ``POST /v1/responses`` in, responses out.
+
+The gateway keeps no conversation state, so each request must carry its whole input:
+``previous_response_id``, ``conversation``, ``item_reference`` items and ``background``
+are refused with a 400 that says so; ``store`` is accepted and ignored (nothing is
+stored, and a later ``GET /v1/responses/{id}`` finds nothing).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from modelway.dialects.openai import encode_error_body
+from modelway.dialects.responses_stream import ResponsesStreamEncoder, response_object
+from modelway.errors import BadRequest, ModelwayError
+from modelway.types import (
+    ChatRequest,
+    ChatResponse,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    Tool,
+    ToolCall,
+)
+
+_ROLES: dict[str, Any] = {
+    "user": "user",
+    "assistant": "assistant",
+    "system": "system",
+    "developer": "system",
+}
+_TOOL_CHOICES = ("auto", "none", "required")
+#: Fields that only make sense with state the gateway does not keep.
+_STATEFUL_FIELDS = {
+    "previous_response_id": "the gateway keeps no response history; send the whole "
+    "conversation in `input` instead",
+    "conversation": "the gateway keeps no conversations; send the whole conversation in `input`",
+    "prompt": "stored prompt templates are not supported; send `instructions` and `input`",
+}
+#: Reasoning items are sent back by stateless clients; the canonical form has no place for them.
+_SKIPPED_ITEMS = {"reasoning"}
+_EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+class ResponsesDialect:
+    """Callers using the OpenAI Responses API (``client.responses.create``)."""
+
+    name = "responses"
+    stream_media_type = "text/event-stream"
+
+    def decode_chat(self, body: Any) -> ChatRequest:
+        """The canonical request for a Responses API body; ``BadRequest`` names the bad field."""
+        return decode_responses_request(body)
+
+    def encode_response(self, response: ChatResponse) -> bytes:
+        """A ``response`` object."""
+        return orjson.dumps(response_object(response))
+
+    def stream_encoder(self, request: ChatRequest) -> ResponsesStreamEncoder:
+        """A fresh SSE encoder for one answer to ``request``."""
+        return ResponsesStreamEncoder(request)
+
+    def encode_error(self, error: ModelwayError) -> bytes:
+        """OpenAI's ``{"error": {...}}`` envelope."""
+        return encode_error_body(error)
+
+
+def decode_responses_request(body: Any) -> ChatRequest:
+    """The canonical request for a parsed ``POST /v1/responses`` body."""
+    if not isinstance(body, dict):
+        raise BadRequest("body: expected a JSON object")
+    for field, reason in _STATEFUL_FIELDS.items():
+        if body.get(field) is not None:
+            raise BadRequest(f"{field}: not supported: {reason}")
+    if body.get("background"):
+        raise BadRequest("background: not supported: the gateway keeps no response to poll")
+    _check_text_format(body.get("text"))
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("model: required, a non-empty string")
+    messages = _instructions(body.get("instructions"))
+    messages.extend(_input(body.get("input")))
+    max_tokens = body.get("max_output_tokens")
+    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
+        raise BadRequest("max_output_tokens: expected a positive integer")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise BadRequest("stream: expected a boolean")
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise BadRequest("user: expected a string")
+    # Fields with no canonical name (reasoning, include, metadata, truncation, store,
+    # parallel_tool_calls, ...) are dropped: ``extra`` would reach providers that do not
+    # speak this dialect.
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        tools=_tools(body.get("tools")),
+        tool_choice=_tool_choice(body.get("tool_choice")),
+        temperature=_number(body, "temperature"),
+        top_p=_number(body, "top_p"),
+        max_tokens=max_tokens,
+        stream=stream,
+        include_usage=True,  # response.completed always carries usage.
+        user=user,
+    )
+
+
+def _check_text_format(text: Any) -> None:
+    if text is None:
+        return
+    if not isinstance(text, dict):
+        raise BadRequest("text: expected an object")
+    text_format = text.get("format")
+    kind = text_format.get("type") if isinstance(text_format, dict) else text_format
+    if kind not in (None, "text"):
+        raise BadRequest(f"text.format.type: {kind!r} (structured output) is not supported")
+
+
+def _instructions(raw: Any) -> list[Message]:
+    if raw is None or raw == "":
+        return []
+    if not isinstance(raw, str):
+        raise BadRequest("instructions: expected a string")
+    return [Message(role="system", content=[TextPart(raw)])]
+
+
+def _input(raw: Any) -> list[Message]:
+    if isinstance(raw, str):
+        return [Message(role="user", content=[TextPart(raw)])]
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("input: required, a string or a non-empty list of items")
+    messages: list[Message] = []
+    for index, item in enumerate(raw):
+        where = f"input.{index}"
+        if not isinstance(item, dict):
+            raise BadRequest(f"{where}: expected an object")
+        kind = item.get("type", "message")
+        if kind == "message":
+            messages.append(_message(item, where))
+        elif kind == "function_call":
+            call = _function_call(item, where)
+            # Calls the model made together belong to one assistant turn, after its text.
+            if messages and messages[-1].role == "assistant":
+                messages[-1].tool_calls.append(call)
+            else:
+                messages.append(Message(role="assistant", tool_calls=[call]))
+        elif kind == "function_call_output":
+            messages.append(_function_call_output(item, where))
+        elif kind == "item_reference":
+            raise BadRequest(f"{where}.type: item_reference needs stored items; send them in full")
+        elif kind not in _SKIPPED_ITEMS:
+            raise BadRequest(f"{where}.type: input item type {kind!r} is not supported")
+    return messages
+
+
+def _message(item: dict[str, Any], where: str) -> Message:
+    role = item.get("role")
+    if role not in _ROLES:
+        raise BadRequest(
+            f"{where}.role: must be user, assistant, system or developer, got {role!r}"
+        )
+    return Message(role=_ROLES[role], content=_content(item.get("content"), f"{where}.content"))
+
+
+def _content(raw: Any, where: str) -> list[Part]:
+    if isinstance(raw, str):
+        return [TextPart(raw)] if raw else []
+    if not isinstance(raw, list):
+        raise BadRequest(f"{where}: expected a string or a list of content parts")
+    parts: list[Part] = []
+    for index, part in enumerate(raw):
+        path = f"{where}.{index}"
+        if not isinstance(part, dict):
+            raise BadRequest(f"{path}: expected an object")
+        kind = part.get("type")
+        if kind in ("input_text", "output_text"):
+            parts.append(TextPart(_string(part.get("text"), f"{path}.text")))
+        elif kind == "refusal":
+            parts.append(TextPart(_string(part.get("refusal"), f"{path}.refusal")))
+        elif kind == "input_image":
+            parts.append(_image(part, path))
+        else:
+            raise BadRequest(f"{path}.type: content part type {kind!r} is not supported")
+    return parts
+
+
+def _image(part: dict[str, Any], where: str) -> ImagePart:
+    if part.get("file_id") is not None:
+        raise BadRequest(f"{where}.file_id: uploaded files are not supported; send image_url")
+    url = _string(part.get("image_url"), f"{where}.image_url")
+    if url.startswith("data:") and ";base64," in url:
+        # Inline images become base64 data so providers without URL fetching take them.
+        header, _, data = url.partition(";base64,")
+        return ImagePart(data=data, media_type=header[5:] or "image/png")
+    return ImagePart(url=url)
+
+
+def _function_call(item: dict[str, Any], where: str) -> ToolCall:
+    arguments = item.get("arguments", "{}")
+    if not isinstance(arguments, str):
+        raise BadRequest(f"{where}.arguments: expected a JSON string")
+    return ToolCall(
+        id=_string(item.get("call_id"), f"{where}.call_id", empty=False),
+        name=_string(item.get("name"), f"{where}.name", empty=False),
+        arguments=arguments or "{}",
+    )
+
+
+def _function_call_output(item: dict[str, Any], where: str) -> Message:
+    output = item.get("output")
+    if isinstance(output, str):
+        parts: list[Part] = [TextPart(output)] if output else []
+    elif isinstance(output, list):
+        parts = _content(output, f"{where}.output")
+    else:
+        raise BadRequest(f"{where}.output: expected a string or a list of content parts")
+    call_id = _string(item.get("call_id"), f"{where}.call_id", empty=False)
+    return Message(role="tool", content=parts, tool_call_id=call_id)
+
+
+def _tools(raw: Any) -> list[Tool]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise BadRequest("tools: expected a list")
+    tools: list[Tool] = []
+    for index, spec in enumerate(raw):
+        where = f"tools.{index}"
+        if not isinstance(spec, dict):
+            raise BadRequest(f"{where}: expected an object")
+        kind = spec.get("type")
+        if kind != "function":
+            raise BadRequest(
+                f"{where}.type: {kind!r} tools are not supported by this gateway; "
+                "only function tools are"
+            )
+        description = spec.get("description") or ""
+        if not isinstance(description, str):
+            raise BadRequest(f"{where}.description: expected a string")
+        parameters = spec.get("parameters") or _EMPTY_SCHEMA
+        if not isinstance(parameters, dict):
+            raise BadRequest(f"{where}.parameters: expected a JSON Schema object")
+        name = _string(spec.get("name"), f"{where}.name", empty=False)
+        # ``strict`` has no canonical name; providers validate arguments their own way.
+        tools.append(Tool(name=name, description=description, parameters=parameters))
+    return tools
+
+
+def _tool_choice(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        if raw not in _TOOL_CHOICES:
+            raise BadRequest(f"tool_choice: must be auto, none or required, got {raw!r}")
+        return raw
+    if not isinstance(raw, dict):
+        raise BadRequest("tool_choice: expected a string or an object")
+    if raw.get("type") != "function":
+        raise BadRequest(f"tool_choice.type: only 'function' is supported, got {raw.get('type')!r}")
+    return _string(raw.get("name"), "tool_choice.name", empty=False)
+
+
+def _string(value: Any, where: str, *, empty: bool = True) -> str:
+    if not isinstance(value, str) or (not empty and not value):
+        raise BadRequest(f"{where}: required, a {'string' if empty else 'non-empty string'}")
+    return value
+
+
+def _number(body: dict[str, Any], name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise BadRequest(f"{name}: expected a number")
+    return float(value)
