@@ -53,6 +53,8 @@ def gateway_url(mock_url: str) -> Iterator[str]:
         "ANTHROPIC_BASE_URL": mock_url,
         "ANTHROPIC_API_KEY": "sk-ant-test-key",
         "OLLAMA_BASE_URL": mock_url,
+        "GEMINI_BASE_URL": mock_url,
+        "GEMINI_API_KEY": "gemini-test-key",
     }
     with running_gateway(env, FAULTY_ALIASES) as url:
         yield url

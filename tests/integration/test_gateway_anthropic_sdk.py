@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import anthropic
 import pytest
 
-PROVIDERS = ["mock", "openai", "anthropic", "ollama"]
+PROVIDERS = ["mock", "openai", "anthropic", "ollama", "gemini"]
 WEATHER = {
     "name": "get_weather",
     "description": "Weather for a city",
@@ -109,7 +109,9 @@ def test_count_tokens_gives_a_positive_estimate(client: anthropic.Anthropic) -> 
 def test_errors_come_back_in_anthropic_shape(client: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.NotFoundError) as caught:
         client.messages.create(
-            model="gemini-2.5-flash", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+            model="mistral/mistral-large-latest",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "x"}],
         )
     assert caught.value.body["type"] == "error"  # type: ignore[index]
     assert caught.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import ollama
 import pytest
 
-PROVIDERS = ["mock", "openai", "anthropic", "ollama"]
+PROVIDERS = ["mock", "openai", "anthropic", "ollama", "gemini"]
 WEATHER = {
     "type": "function",
     "function": {
@@ -84,5 +84,7 @@ def test_tags_show_embed_and_version(client: ollama.Client) -> None:
 
 def test_unknown_model_is_an_ollama_error(client: ollama.Client) -> None:
     with pytest.raises(ollama.ResponseError) as caught:
-        client.chat(model="gemini-2.5-flash", messages=[{"role": "user", "content": "x"}])
+        client.chat(
+            model="mistral/mistral-large-latest", messages=[{"role": "user", "content": "x"}]
+        )
     assert caught.value.status_code == 404

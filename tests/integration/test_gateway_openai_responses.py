@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-PROVIDERS = ["mock", "openai", "anthropic", "ollama"]
+PROVIDERS = ["mock", "openai", "anthropic", "ollama", "gemini"]
 WEATHER = {
     "type": "function",
     "name": "get_weather",

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-PROVIDERS = ["mock", "openai", "anthropic", "ollama"]
+PROVIDERS = ["mock", "openai", "anthropic", "ollama", "gemini"]
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -142,7 +142,7 @@ def test_tool_call_round_trip_through_each_provider(
 def test_model_of_an_unconfigured_provider_is_404_in_openai_shape(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(
-            model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}]
+            model="mistral/mistral-large-latest", messages=[{"role": "user", "content": "hi"}]
         )
     assert caught.value.code == "model_not_found"
 

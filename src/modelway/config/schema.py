@@ -27,7 +27,7 @@ KNOWN_PROVIDERS: tuple[str, ...] = (
     "mock",
 )
 
-Wire = Literal["openai", "anthropic", "ollama"]
+Wire = Literal["openai", "anthropic", "ollama", "gemini"]
 Strategy = Literal["round-robin", "weighted", "least-busy", "lowest-latency"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 

@@ -1,4 +1,5 @@
-"""``modelway mock``: the mock provider over HTTP, in the OpenAI, Anthropic and Ollama formats.
+"""``modelway mock``: the mock provider over HTTP, in the OpenAI, Anthropic, Ollama and Gemini
+formats.
 
 Each chat route decodes with the caller's dialect, answers with ``mock.engine`` and
 encodes with the same dialect, so the mock speaks exactly what the gateway speaks.
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelway.dialects.anthropic import AnthropicDialect
 from modelway.dialects.base import Dialect
+from modelway.dialects.gemini import GeminiDialect
 from modelway.dialects.ollama import OllamaDialect
 from modelway.dialects.openai import OpenAIDialect
 from modelway.errors import BadRequest, ModelwayError
@@ -192,6 +194,7 @@ class MockServer:
         self.openai: Dialect = OpenAIDialect()
         self.anthropic: Dialect = AnthropicDialect()
         self.ollama: Dialect = OllamaDialect()
+        self.gemini: Dialect = GeminiDialect()
         routes = [
             Route("/v1/chat/completions", self.openai_chat, methods=["POST"]),
             Route("/v1/models", self.openai_models, methods=["GET"]),
@@ -200,6 +203,12 @@ class MockServer:
             Route("/api/chat", self.ollama_chat, methods=["POST"]),
             Route("/api/tags", self.ollama_tags, methods=["GET"]),
             Route("/api/embed", self.ollama_embed, methods=["POST"]),
+            Route("/v1beta/models", self.gemini_models, methods=["GET"]),
+            Route("/v1beta/models/{model}:generateContent", self.gemini_chat, methods=["POST"]),
+            Route(
+                "/v1beta/models/{model}:streamGenerateContent", self.gemini_chat, methods=["POST"]
+            ),
+            Route("/v1beta/models/{model}:batchEmbedContents", self.gemini_embed, methods=["POST"]),
             Route("/mock/stats", self.mock_stats, methods=["GET"]),
         ]
         self.app = Starlette(
@@ -216,6 +225,29 @@ class MockServer:
 
     async def ollama_chat(self, request: Request) -> Response:
         return await self._chat(request, self.ollama)
+
+    async def gemini_chat(self, request: Request) -> Response:
+        # Gemini names the model and streaming in the URL; the dialect reads them from the body.
+        stream = request.url.path.endswith(":streamGenerateContent")
+        if stream and request.query_params.get("alt") != "sse":
+            error = BadRequest("streamGenerateContent: the mock streams only with ?alt=sse")
+            return _error_response(self.gemini, error)
+        fields = {"model": request.path_params["model"], "stream": stream}
+        return await self._chat(request, self.gemini, fields)
+
+    async def gemini_models(self, request: Request) -> Response:
+        models = [{"name": f"models/{m}", "displayName": m} for m in MOCK_MODELS]
+        return await self._json(request, self.gemini, lambda: {"models": models})
+
+    async def gemini_embed(self, request: Request) -> Response:
+        try:
+            requests = _gemini_embed_requests(await _json_body(request))
+        except ModelwayError as error:
+            return _error_response(self.gemini, error)
+        dimensions = _dimensions({"dimensions": requests[0].get("outputDimensionality")})
+        texts = ["".join(str(p.get("text", "")) for p in r["content"]["parts"]) for r in requests]
+        vectors = [{"values": mock_embedding(text, dimensions)} for text in texts]
+        return await self._json(request, self.gemini, lambda: {"embeddings": vectors})
 
     async def openai_models(self, request: Request) -> Response:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "mock"} for m in MOCK_MODELS]
@@ -262,12 +294,17 @@ class MockServer:
             rng=self.rng,
         )
 
-    async def _chat(self, request: Request, dialect: Dialect) -> Response:
+    async def _chat(
+        self, request: Request, dialect: Dialect, url_fields: dict[str, Any] | None = None
+    ) -> Response:
         try:
             plan = self._plan(request)
             if plan.error_status is not None:
                 return _fault_response(dialect, plan)
-            chat = dialect.decode_chat(await _json_body(request))
+            body = await _json_body(request)
+            if url_fields and isinstance(body, dict):
+                body.update(url_fields)
+            chat = dialect.decode_chat(body)
         except ModelwayError as error:
             return _error_response(dialect, error)
         events = mock_events(chat, chat.model)
@@ -371,6 +408,19 @@ def _embedding_inputs(value: Any) -> list[str]:
         if all(isinstance(v, list) for v in value):
             return [" ".join(map(str, v)) for v in value]
     raise BadRequest("input: expected a string or a non-empty list of strings")
+
+
+def _gemini_embed_requests(body: Any) -> list[dict[str, Any]]:
+    """The ``requests`` of a ``batchEmbedContents`` body, each with ``content.parts``."""
+    requests = body.get("requests") if isinstance(body, dict) else None
+    if not isinstance(requests, list) or not requests:
+        raise BadRequest("requests: required, a non-empty list")
+    for index, item in enumerate(requests):
+        content = item.get("content") if isinstance(item, dict) else None
+        parts = content.get("parts") if isinstance(content, dict) else None
+        if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+            raise BadRequest(f"requests.{index}.content.parts: required, a list of parts")
+    return requests
 
 
 def _dimensions(body: dict[str, Any]) -> int:

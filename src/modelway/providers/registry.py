@@ -5,12 +5,13 @@ Adding an OpenAI-compatible provider is one ``ProviderSpec`` line here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from modelway.config import Config, ConfigError, ProviderSettings
 from modelway.providers.anthropic import AnthropicAdapter
 from modelway.providers.base import Adapter
+from modelway.providers.gemini import GeminiAdapter
 from modelway.providers.mock import MockProvider
 from modelway.providers.ollama import OllamaAdapter
 from modelway.providers.openai import AzureAdapter, OpenAIAdapter
@@ -29,6 +30,7 @@ class ProviderSpec(NamedTuple):
 SPECS: dict[str, ProviderSpec] = {
     "openai": ProviderSpec("openai", "https://api.openai.com/v1"),
     "anthropic": ProviderSpec("anthropic", "https://api.anthropic.com"),
+    "gemini": ProviderSpec("gemini", "https://generativelanguage.googleapis.com"),
     # Azure's base URL is the customer's resource root: it has no default.
     "azure": ProviderSpec("azure", ""),
     "ollama": ProviderSpec("ollama", "http://localhost:11434", keyless=True),
@@ -42,10 +44,11 @@ SPECS: dict[str, ProviderSpec] = {
     "lmstudio": ProviderSpec("openai", "http://localhost:1234/v1", keyless=True),
 }
 
-_ADAPTERS: dict[str, type[OpenAIAdapter] | type[AnthropicAdapter] | type[OllamaAdapter]] = {
+_ADAPTERS: dict[str, Callable[[], Adapter]] = {
     "openai": OpenAIAdapter,
     "anthropic": AnthropicAdapter,
     "ollama": OllamaAdapter,
+    "gemini": GeminiAdapter,
 }
 
 
@@ -104,7 +107,7 @@ def build_backend(
     wire = settings.wire or (spec.wire if spec else None)
     if wire is None or (wire not in _ADAPTERS and wire != "azure"):
         raise ConfigError(
-            f"provider {name!r} is not available: give it `wire: openai|anthropic|ollama` "
+            f"provider {name!r} is not available: give it `wire: openai|anthropic|ollama|gemini` "
             "in the providers section"
         )
     base_url = model_base_url or settings.base_url or (spec.base_url if spec else None)

@@ -119,7 +119,7 @@ class Router:
     def direct_target(self, model: str) -> Target:
         """The target for ``provider/model``, a prefix rule or the default provider."""
         provider, slash, rest = model.partition("/")
-        if slash and (provider in self.backends or provider in SPECS or provider == "gemini"):
+        if slash and (provider in self.backends or provider in SPECS):
             return Target(self._backend(provider, model), rest)
         for prefix, name in PREFIX_RULES:
             if model.startswith(prefix):

@@ -1,0 +1,309 @@
+"""The Gemini API as an inbound dialect: ``generateContent`` bodies in, responses out.
+
+Gemini names the model (and, by the method, streaming) in the URL, not the body, so
+``decode_chat`` expects the route to have put ``"model"`` (and ``"stream": true`` for
+``:streamGenerateContent``) into the parsed body first; Gemini bodies use neither name.
+Google's JSON parser accepts proto field names too, so ``inline_data`` is read like
+``inlineData``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from modelway.dialects.gemini_responses import (
+    GeminiStreamEncoder,
+    error_object,
+    response_object,
+)
+from modelway.errors import BadRequest, ModelwayError
+from modelway.types import (
+    ChatRequest,
+    ChatResponse,
+    ImagePart,
+    Message,
+    Part,
+    TextPart,
+    Tool,
+    ToolCall,
+)
+
+_MODES = {"AUTO": "auto", "VALIDATED": "auto", "NONE": "none", "ANY": "required"}
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+class GeminiDialect:
+    """Speaks the Gemini API to callers (the ``google-genai`` SDKs, Gemini clients)."""
+
+    name = "gemini"
+    stream_media_type = "text/event-stream"
+
+    def decode_chat(self, body: Any) -> ChatRequest:
+        """The canonical request for a ``generateContent`` body the route added ``model`` to."""
+        if not isinstance(body, dict):
+            raise BadRequest("body: expected a JSON object")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise BadRequest("model: required in the URL path")
+        raw_contents = body.get("contents")
+        if not isinstance(raw_contents, list) or not raw_contents:
+            raise BadRequest("contents: required, a non-empty list")
+        messages = _system(_get(body, "systemInstruction"))
+        decoder = _ContentDecoder()
+        for index, content in enumerate(raw_contents):
+            messages.extend(decoder.content(content, f"contents.{index}"))
+        config = _object(_get(body, "generationConfig"), "generationConfig")
+        count = _get(config, "candidateCount")
+        if count not in (None, 1):
+            raise BadRequest("generationConfig.candidateCount: only 1 candidate is supported")
+        # topK, responseMimeType, thinkingConfig and safetySettings have no canonical
+        # name and are dropped rather than put in ``extra``, which any provider receives.
+        return ChatRequest(
+            model=model.removeprefix("models/"),
+            messages=messages,
+            tools=_tools(body.get("tools")),
+            tool_choice=_tool_choice(_get(body, "toolConfig")),
+            temperature=_number(config, "temperature"),
+            top_p=_number(config, "topP"),
+            max_tokens=_max_tokens(_get(config, "maxOutputTokens")),
+            stop=_strings(_get(config, "stopSequences"), "generationConfig.stopSequences"),
+            stream=body.get("stream") is True,
+            include_usage=True,  # Gemini chunks always carry usageMetadata.
+        )
+
+    def encode_response(self, response: ChatResponse) -> bytes:
+        """A ``GenerateContentResponse``."""
+        return orjson.dumps(response_object(response))
+
+    def stream_encoder(self, request: ChatRequest) -> GeminiStreamEncoder:
+        """A fresh SSE encoder for one answer to ``request``."""
+        return GeminiStreamEncoder(request.model)
+
+    def encode_error(self, error: ModelwayError) -> bytes:
+        """``{"error": {"code", "message", "status"}}``, Google's error shape."""
+        return orjson.dumps(error_object(error))
+
+
+# --- request decoding ----------------------------------------------------------------
+
+
+def _get(data: dict[str, Any], name: str) -> Any:
+    """A field by its JSON name, or by the proto name Google's parser also accepts."""
+    value = data.get(name)
+    return data.get(_CAMEL.sub("_", name).lower()) if value is None else value
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{where}: must be an object")
+    return value
+
+
+def _system(raw: Any) -> list[Message]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):  # not in the API, but some clients send it
+        return [Message(role="system", content=[TextPart(raw)])] if raw else []
+    parts = _object(raw, "systemInstruction").get("parts")
+    if not isinstance(parts, list):
+        raise BadRequest("systemInstruction.parts: required, a list")
+    texts = []
+    for index, part in enumerate(parts):
+        text = _object(part, f"systemInstruction.parts.{index}").get("text")
+        if not isinstance(text, str):
+            raise BadRequest(f"systemInstruction.parts.{index}.text: required, a string")
+        texts.append(text)
+    text = "".join(texts)
+    return [Message(role="system", content=[TextPart(text)])] if text else []
+
+
+class _ContentDecoder:
+    """Decodes turns in order, pairing each functionResponse with the call it answers."""
+
+    def __init__(self) -> None:
+        # Calls of the latest model turn not yet answered: (id, name).
+        self._pending: list[tuple[str, str]] = []
+
+    def content(self, raw: Any, where: str) -> list[Message]:
+        content = _object(raw, where)
+        role = content.get("role") or "user"
+        if role not in ("user", "model", "function", "tool"):
+            raise BadRequest(f"{where}.role: must be 'user' or 'model', got {role!r}")
+        parts = content.get("parts")
+        if not isinstance(parts, list):
+            raise BadRequest(f"{where}.parts: required, a list")
+        messages: list[Message] = []
+        canonical: list[Part] = []
+        calls: list[ToolCall] = []
+        for index, part in enumerate(parts):
+            path = f"{where}.parts.{index}"
+            part = _object(part, path)
+            if part.get("thought"):
+                continue  # earlier thinking has no canonical form
+            call, response = _get(part, "functionCall"), _get(part, "functionResponse")
+            if call is not None and role == "model":
+                calls.append(self._call(call, f"{path}.functionCall", len(calls), where))
+            elif response is not None and role != "model":
+                if canonical:  # a canonical tool result is its own message
+                    messages.append(Message(role="user", content=canonical))
+                    canonical = []
+                messages.append(self._response(response, f"{path}.functionResponse"))
+            elif call is not None or response is not None:
+                kind = "functionCall" if call is not None else "functionResponse"
+                raise BadRequest(f"{path}.{kind}: not allowed in a {role!r} turn")
+            else:
+                canonical.append(_part(part, path))
+        if role == "model":
+            self._pending = [(call.id, call.name) for call in calls]
+            return [Message(role="assistant", content=canonical, tool_calls=calls)]
+        if canonical or not messages:
+            messages.append(Message(role="user", content=canonical))
+        return messages
+
+    def _call(self, raw: Any, where: str, number: int, turn: str) -> ToolCall:
+        call = _object(raw, where)
+        args = call.get("args", {})
+        if not isinstance(args, dict):
+            raise BadRequest(f"{where}.args: must be an object")
+        call_id = call.get("id") or f"call_{turn.rsplit('.', 1)[-1]}_{number}"
+        name = _string(call.get("name"), f"{where}.name")
+        return ToolCall(id=str(call_id), name=name, arguments=orjson.dumps(args).decode())
+
+    def _response(self, raw: Any, where: str) -> Message:
+        response = _object(raw, where)
+        name = _string(response.get("name"), f"{where}.name")
+        value = response.get("response", {})
+        if not isinstance(value, dict):
+            raise BadRequest(f"{where}.response: must be an object")
+        call_id = response.get("id")
+        match = next(
+            (p for p in self._pending if p[0] == call_id or (call_id is None and p[1] == name)),
+            None,
+        )
+        if match is None:
+            raise BadRequest(f"{where}.name: no earlier functionCall {name!r} awaits a response")
+        self._pending.remove(match)
+        # A bare {"result": "..."} or {"output": "..."} is the tool's text output.
+        inner = next(iter(value.values())) if len(value) == 1 else None
+        single = isinstance(inner, str) and next(iter(value)) in ("result", "output")
+        text = inner if single and isinstance(inner, str) else orjson.dumps(value).decode()
+        return Message(role="tool", content=[TextPart(text)], tool_call_id=match[0], name=name)
+
+
+def _part(part: dict[str, Any], where: str) -> Part:
+    text = part.get("text")
+    if isinstance(text, str):
+        return TextPart(text)
+    inline = _get(part, "inlineData")
+    if inline is not None:
+        inline = _object(inline, f"{where}.inlineData")
+        media_type = _string(_get(inline, "mimeType"), f"{where}.inlineData.mimeType")
+        if not media_type.startswith("image/"):
+            raise BadRequest(f"{where}.inlineData.mimeType: only images are supported")
+        return ImagePart(
+            data=_string(inline.get("data"), f"{where}.inlineData.data"), media_type=media_type
+        )
+    file = _get(part, "fileData")
+    if file is not None:
+        file = _object(file, f"{where}.fileData")
+        media_type = _get(file, "mimeType")
+        if isinstance(media_type, str) and not media_type.startswith("image/"):
+            raise BadRequest(f"{where}.fileData.mimeType: only images are supported")
+        url = _string(_get(file, "fileUri"), f"{where}.fileData.fileUri")
+        return ImagePart(url=url, media_type=media_type)
+    known = ", ".join(sorted(k for k in part if k not in ("thoughtSignature", "thought_signature")))
+    raise BadRequest(f"{where}: unsupported part ({known or 'empty'}); expected text or an image")
+
+
+def _tools(raw: Any) -> list[Tool]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise BadRequest("tools: must be a list")
+    tools: list[Tool] = []
+    for index, spec in enumerate(raw):
+        where = f"tools.{index}"
+        declarations = _get(_object(spec, where), "functionDeclarations")
+        if not isinstance(declarations, list):
+            kinds = ", ".join(spec) or "empty"
+            raise BadRequest(f"{where}: only functionDeclarations are supported, got {kinds}")
+        for number, raw_declaration in enumerate(declarations):
+            path = f"{where}.functionDeclarations.{number}"
+            declaration = _object(raw_declaration, path)
+            schema = _get(declaration, "parameters")
+            if schema is None:
+                schema = _get(declaration, "parametersJsonSchema")
+            description = declaration.get("description", "")
+            if not isinstance(description, str):
+                raise BadRequest(f"{path}.description: must be a string")
+            tools.append(
+                Tool(
+                    name=_string(declaration.get("name"), f"{path}.name"),
+                    description=description,
+                    parameters=_lower_types(_object(schema, f"{path}.parameters")),
+                )
+            )
+    return tools
+
+
+def _lower_types(schema: Any) -> Any:
+    """Gemini's ``"OBJECT"``-style type names as JSON Schema's ``"object"``."""
+    if isinstance(schema, list):
+        return [_lower_types(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _lower_types(value) for key, value in schema.items()}
+    if isinstance(schema.get("type"), str):
+        out["type"] = schema["type"].lower()
+    return out
+
+
+def _tool_choice(raw: Any) -> str | None:
+    config = _object(_get(_object(raw, "toolConfig"), "functionCallingConfig"), "toolConfig")
+    mode = config.get("mode")
+    if mode is None or mode == "MODE_UNSPECIFIED":
+        return None
+    if mode not in _MODES:
+        raise BadRequest(
+            f"toolConfig.functionCallingConfig.mode: must be AUTO, ANY or NONE, got {mode!r}"
+        )
+    where = "toolConfig.functionCallingConfig.allowedFunctionNames"
+    names = _strings(_get(config, "allowedFunctionNames"), where)
+    # One allowed name is a forced call; several can only be "any tool" canonically.
+    return names[0] if mode == "ANY" and len(names) == 1 else _MODES[mode]
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{where}: required, a non-empty string")
+    return value
+
+
+def _number(config: dict[str, Any], name: str) -> float | None:
+    value = _get(config, name)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise BadRequest(f"generationConfig.{name}: must be a number")
+    return float(value)
+
+
+def _max_tokens(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise BadRequest("generationConfig.maxOutputTokens: must be a positive integer")
+    return value
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadRequest(f"{where}: must be a list of strings")
+    return list(value)

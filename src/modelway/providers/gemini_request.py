@@ -1,0 +1,158 @@
+"""Canonical chat requests as Gemini ``generateContent`` bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from modelway.errors import BadRequest
+from modelway.providers.gemini_schema import gemini_schema
+from modelway.types import ChatRequest, ImagePart, Message, Part, TextPart, Tool
+
+#: Gemini 3 rejects replayed function calls without the ``thoughtSignature`` it sent;
+#: the canonical form cannot carry one, so the documented bypass value stands in.
+SKIP_THOUGHT_SIGNATURE = "skip_thought_signature_validator"
+
+_FUNCTION_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+
+
+def generate_content_body(request: ChatRequest) -> dict[str, Any]:
+    """The JSON body of a ``generateContent`` request; ``request.extra`` is merged last.
+
+    The model is not in the body: Gemini takes it from the URL path.
+    """
+    body: dict[str, Any] = {"contents": _contents(request.messages)}
+    system = request.system_text()
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
+    if request.tools:
+        body["tools"] = [{"functionDeclarations": [_declaration(t) for t in request.tools]}]
+        if request.tool_choice:
+            body["toolConfig"] = {"functionCallingConfig": _calling_config(request.tool_choice)}
+    config: dict[str, Any] = {}
+    if request.temperature is not None:
+        config["temperature"] = request.temperature
+    if request.top_p is not None:
+        config["topP"] = request.top_p
+    if request.max_tokens is not None:
+        config["maxOutputTokens"] = request.max_tokens
+    if request.stop:
+        config["stopSequences"] = request.stop
+    if config:
+        body["generationConfig"] = config
+    for key, value in request.extra.items():
+        # generationConfig.topK and the like arrive as objects that add to ours.
+        if isinstance(value, dict) and isinstance(body.get(key), dict):
+            body[key] = {**body[key], **value}
+        else:
+            body[key] = value
+    return body
+
+
+def _contents(messages: list[Message]) -> list[dict[str, Any]]:
+    contents: list[dict[str, Any]] = []
+    call_names: dict[str, str] = {}
+    for index, message in enumerate(messages):
+        where = f"messages.{index}"
+        if message.role == "system":
+            continue
+        if message.role == "tool":
+            parts = [_function_response(message, call_names, where)]
+            parts += _parts([m for m in message.content if isinstance(m, ImagePart)], where)
+        else:
+            parts = _parts(message.content, where)
+            if message.role == "assistant":
+                parts += _function_calls(message, where)
+                call_names.update((call.id, call.name) for call in message.tool_calls)
+        if not parts:
+            continue  # Gemini rejects a turn without parts.
+        role = "model" if message.role == "assistant" else "user"
+        # Gemini wants user and model turns to alternate, so neighbours merge; this is
+        # also how consecutive tool results become one user turn.
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
+    return contents
+
+
+def _parts(parts: list[Part] | list[ImagePart], where: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for number, part in enumerate(parts):
+        if isinstance(part, TextPart):
+            if part.text:
+                out.append({"text": part.text})
+        else:
+            out.append(_image(part, f"{where}.content.{number}"))
+    return out
+
+
+def _image(part: ImagePart, where: str) -> dict[str, Any]:
+    if part.url is None:
+        return {"inlineData": {"mimeType": part.media_type or "image/png", "data": part.data}}
+    if part.url.startswith("data:"):
+        header, _, data = part.url[5:].partition(",")
+        media_type, _, encoding = header.partition(";")
+        if encoding != "base64":
+            raise BadRequest(f"{where}: image data URLs must be base64-encoded")
+        return {"inlineData": {"mimeType": media_type or "image/png", "data": data}}
+    # fileData needs a MIME type; Gemini fetches File API and public URIs itself.
+    media_type = part.media_type or _guess_image_type(part.url)
+    return {"fileData": {"mimeType": media_type, "fileUri": part.url}}
+
+
+def _guess_image_type(url: str) -> str:
+    suffix = url.split("?", 1)[0].rsplit(".", 1)[-1].lower()
+    return {"png": "image/png", "webp": "image/webp", "gif": "image/gif"}.get(suffix, "image/jpeg")
+
+
+def _function_calls(message: Message, where: str) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    for number, call in enumerate(message.tool_calls):
+        path = f"{where}.tool_calls.{number}.arguments"
+        try:
+            args = orjson.loads(call.arguments or "{}")
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"{path}: tool call {call.id!r} arguments are not valid JSON") from exc
+        if not isinstance(args, dict):
+            raise BadRequest(f"{path}: tool call {call.id!r} arguments must be a JSON object")
+        part: dict[str, Any] = {"functionCall": {"name": call.name, "args": args}}
+        if number == 0:
+            # Gemini signs only the first call of a parallel batch.
+            part["thoughtSignature"] = SKIP_THOUGHT_SIGNATURE
+        parts.append(part)
+    return parts
+
+
+def _function_response(message: Message, names: dict[str, str], where: str) -> dict[str, Any]:
+    # Gemini pairs results with calls by function name, so the name comes from the call.
+    name = names.get(message.tool_call_id or "") or message.name
+    if not name:
+        raise BadRequest(
+            f"{where}.tool_call_id: no earlier assistant tool call has id {message.tool_call_id!r}"
+        )
+    text = message.text()
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = None
+    # functionResponse.response must be an object; other output is wrapped.
+    response = value if isinstance(value, dict) else {"result": text}
+    return {"functionResponse": {"name": name, "response": response}}
+
+
+def _declaration(tool: Tool) -> dict[str, Any]:
+    declaration: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        declaration["description"] = tool.description
+    if tool.parameters.get("properties"):
+        declaration["parameters"] = gemini_schema(tool.parameters)
+    return declaration
+
+
+def _calling_config(choice: str) -> dict[str, Any]:
+    mode = _FUNCTION_MODES.get(choice)
+    if mode is not None:
+        return {"mode": mode}
+    return {"mode": "ANY", "allowedFunctionNames": [choice]}
