@@ -55,6 +55,8 @@ def gateway_url(mock_url: str) -> Iterator[str]:
         "OLLAMA_BASE_URL": mock_url,
         "GEMINI_BASE_URL": mock_url,
         "GEMINI_API_KEY": "gemini-test-key",
+        "AZURE_BASE_URL": mock_url,
+        "AZURE_API_KEY": "azure-test-key",
     }
     with running_gateway(env, FAULTY_ALIASES) as url:
         yield url

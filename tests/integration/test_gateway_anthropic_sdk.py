@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import anthropic
 import pytest
 
-PROVIDERS = ["mock", "openai", "anthropic", "ollama", "gemini"]
+PROVIDERS = ["mock", "openai", "azure", "anthropic", "ollama", "gemini"]
 WEATHER = {
     "name": "get_weather",
     "description": "Weather for a city",

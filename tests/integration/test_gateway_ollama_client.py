@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import ollama
 import pytest
 
-PROVIDERS = ["mock", "openai", "anthropic", "ollama", "gemini"]
+PROVIDERS = ["mock", "openai", "azure", "anthropic", "ollama", "gemini"]
 WEATHER = {
     "type": "function",
     "function": {
@@ -67,9 +67,11 @@ def test_tool_call_round_trip_through_each_provider(client: ollama.Client, provi
     assert "snow, -3 degrees" in (final.message.content or "")
 
 
-def test_generate_answers_and_streams(client: ollama.Client) -> None:
-    assert client.generate(model="mock/echo", prompt="say this").response == "say this"
-    parts = list(client.generate(model="mock/echo", prompt="and stream this", stream=True))
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_generate_answers_and_streams(client: ollama.Client, provider: str) -> None:
+    model = f"{provider}/echo"
+    assert client.generate(model=model, prompt="say this").response == "say this"
+    parts = list(client.generate(model=model, prompt="and stream this", stream=True))
     assert "".join(p.response for p in parts) == "and stream this"
     assert parts[-1].done
 

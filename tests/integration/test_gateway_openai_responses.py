@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-PROVIDERS = ["mock", "openai", "anthropic", "ollama", "gemini"]
+PROVIDERS = ["mock", "openai", "azure", "anthropic", "ollama", "gemini"]
 WEATHER = {
     "type": "function",
     "name": "get_weather",
@@ -76,7 +76,7 @@ def test_responses_refuses_server_side_state_clearly(client: openai.OpenAI) -> N
         client.responses.create(model="mock/echo", input="x", previous_response_id="resp_1")
 
 
-@pytest.mark.parametrize("provider", ["mock", "anthropic"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 def test_legacy_completions_stream_and_not(client: openai.OpenAI, provider: str) -> None:
     answer = client.completions.create(model=f"{provider}/echo", prompt="complete me")
     assert answer.choices[0].text == "complete me"

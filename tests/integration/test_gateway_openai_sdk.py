@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-PROVIDERS = ["mock", "openai", "anthropic", "ollama", "gemini"]
+PROVIDERS = ["mock", "openai", "azure", "anthropic", "ollama", "gemini"]
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -229,7 +229,7 @@ def test_models_lists_mock_and_each_configured_provider(client: openai.OpenAI) -
     assert client.models.retrieve("mock/echo").id == "mock/echo"
 
 
-@pytest.mark.parametrize("provider", ["mock", "openai", "ollama"])
+@pytest.mark.parametrize("provider", ["mock", "openai", "ollama", "gemini"])
 def test_embeddings_through_each_provider(client: openai.OpenAI, provider: str) -> None:
     answer = client.embeddings.create(model=f"{provider}/embed", input=["one", "two"])
     assert len(answer.data) == 2

@@ -200,6 +200,11 @@ class MockServer:
             Route("/v1/models", self.openai_models, methods=["GET"]),
             Route("/v1/embeddings", self.openai_embeddings, methods=["POST"]),
             Route("/v1/messages", self.anthropic_messages, methods=["POST"]),
+            Route(
+                "/openai/deployments/{deployment}/chat/completions",
+                self.azure_chat,
+                methods=["POST"],
+            ),
             Route("/api/chat", self.ollama_chat, methods=["POST"]),
             Route("/api/tags", self.ollama_tags, methods=["GET"]),
             Route("/api/embed", self.ollama_embed, methods=["POST"]),
@@ -219,6 +224,13 @@ class MockServer:
 
     async def openai_chat(self, request: Request) -> Response:
         return await self._chat(request, self.openai)
+
+    async def azure_chat(self, request: Request) -> Response:
+        # Azure names the deployment in the URL and requires an api-version.
+        if not request.query_params.get("api-version"):
+            return _error_response(self.openai, BadRequest("api-version: required"))
+        fields = {"model": request.path_params["deployment"]}
+        return await self._chat(request, self.openai, fields)
 
     async def anthropic_messages(self, request: Request) -> Response:
         return await self._chat(request, self.anthropic)
