@@ -248,3 +248,33 @@ def test_health_endpoints(gateway_url: str) -> None:
     health = httpx.get(f"{gateway_url}/health").json()
     assert {"mock", "openai", "anthropic", "ollama"} <= set(health["providers"])
     assert health["uptime_seconds"] >= 0
+
+
+# A 1x1 transparent PNG.
+PNG_DATA_URL = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNk"
+    "YAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_inline_image_reaches_each_provider_in_its_own_format(
+    client: openai.OpenAI, mock_url: str, provider: str
+) -> None:
+    # The mock upstream decodes the image part with that format's own rules, so a
+    # mistranslated image is a 400 from upstream, not a silent drop.
+    answer = client.chat.completions.create(
+        model=f"{provider}/echo",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is in this picture?"},
+                    {"type": "image_url", "image_url": {"url": PNG_DATA_URL}},
+                ],
+            }
+        ],
+    )
+    assert answer.choices[0].message.content == "what is in this picture?"
+    if provider != "mock":  # the in-process mock has no upstream to ask
+        assert httpx.get(f"{mock_url}/mock/stats").json()["last_request_images"] == 1

@@ -44,7 +44,7 @@ from modelway.mock.faults import (
     parse_faults,
     plan_faults,
 )
-from modelway.types import ChatRequest, MessageEnd, StreamEvent, fold_events
+from modelway.types import ChatRequest, ImagePart, MessageEnd, StreamEvent, fold_events
 
 #: Chunks a truncated stream sends before it stops.
 TRUNCATE_AFTER_CHUNKS = 3
@@ -74,6 +74,8 @@ class MockStats:
     open_streams: int = 0
     cancelled_streams: int = 0
     last_request_id: str | None = None
+    #: Image parts in the last chat request, so tests can see an image arrived.
+    last_request_images: int = 0
 
 
 class RequestCounter:
@@ -319,6 +321,9 @@ class MockServer:
             chat = dialect.decode_chat(body)
         except ModelwayError as error:
             return _error_response(dialect, error)
+        self.stats.last_request_images = sum(
+            isinstance(part, ImagePart) for message in chat.messages for part in message.content
+        )
         events = mock_events(chat, chat.model)
         if not chat.stream:
             await self._delay(plan)

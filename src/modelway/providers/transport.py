@@ -29,6 +29,8 @@ class UpstreamRequest(NamedTuple):
     #: enforce first-token, stall and total limits themselves).
     connect_timeout: float
     read_timeout: float
+    #: Seconds for the whole exchange, body included; None when the caller times it.
+    total_timeout: float | None = None
 
 
 class UpstreamResponse(Protocol):
@@ -122,7 +124,9 @@ class AiohttpTransport:
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=request.connect_timeout, sock_read=request.read_timeout
+            total=request.total_timeout,
+            sock_connect=request.connect_timeout,
+            sock_read=request.read_timeout,
         )
         try:
             response = await self._open_session().request(

@@ -101,11 +101,14 @@ class HttpProvider:
         error.args = (error.message,)
         return error
 
-    async def open(self, http: HttpRequest, call: Call) -> UpstreamResponse:
+    async def open(
+        self, http: HttpRequest, call: Call, *, whole: bool = False
+    ) -> UpstreamResponse:
         """Send a request and return the response once its status is known good.
 
         The caller must ``aclose()`` it. An error status is read, closed and raised as
-        ``UpstreamStatusError``.
+        ``UpstreamStatusError``. ``whole`` asks the transport to bound the whole exchange
+        by the total timeout (for answers read at once, not streamed).
         """
         limits = call.timeouts
         request = UpstreamRequest(
@@ -116,6 +119,7 @@ class HttpProvider:
             connect_timeout=limits.connect,
             # A backstop; ``raw_stream`` enforces first token, stall and total itself.
             read_timeout=max(limits.first_token, limits.stall),
+            total_timeout=limits.total if whole else None,
         )
         try:
             response = await self._transport.send(request)
@@ -143,13 +147,7 @@ class HttpProvider:
 
     async def request(self, http: HttpRequest, call: Call) -> bytes:
         """Send a request and return the whole body of a good answer within the total time."""
-        try:
-            async with asyncio.timeout(call.timeouts.total):
-                return await self._read(await self.open(http, call))
-        except TimeoutError:
-            raise Timeout(
-                f"{self.name}: no answer within {call.timeouts.total:g} s", provider=self.name
-            ) from None
+        return await self._read(await self.open(http, call, whole=True))
 
     async def raw_stream(self, response: UpstreamResponse, call: Call) -> AsyncIterator[bytes]:
         """The bytes of an opened response as they arrive; closes it at the end.
