@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from modelway.dialects.base import Dialect, StreamEncoder
-from modelway.errors import ModelwayError
+from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway.http import error_response, parse_json_body, read_body
 from modelway.gateway.relay import relay_chat, relayable
 from modelway.gateway.state import GatewayState, outcome_headers
@@ -75,12 +75,17 @@ async def serve_chat(request: Request, dialect: Dialect) -> Response:
     request_id: str = request.state.request_id
     try:
         body = parse_json_body(await read_body(request, state.max_body_bytes))
-        chat = dialect.decode_chat(body)  # validates exactly as the translated path would
-        route = state.engine.router.route(chat.model)  # resolved once: round-robin turns once
+        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(model, str) or not model:
+            raise BadRequest("model: required, a non-empty string")
+        route = state.engine.router.route(model)  # resolved once: round-robin turns once
         if relayable(route, dialect.name):
+            # A provider of the caller's own format validates the rest itself and answers
+            # any problem in that same format; only routing needed parsing here.
             return await relay_chat(
                 state.engine, route, body, dialect.name, request_id, request.headers
             )
+        chat = dialect.decode_chat(body)
         return await answer_chat(state, chat, dialect, request_id, route)
     except ModelwayError as error:
         return error_response(dialect, error)

@@ -15,8 +15,10 @@ from modelway.errors import BadRequest, ModelwayError, PayloadTooLarge, RateLimi
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing one longer than ``limit`` bytes before reading it all."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        return await request.body()  # the server enforces the declared length
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
