@@ -8,6 +8,7 @@ failure moves on (same target after a backoff, then the next target).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import NamedTuple, TypeVar
@@ -15,7 +16,7 @@ from typing import NamedTuple, TypeVar
 import msgspec
 
 from modelway.config import Config
-from modelway.errors import ModelwayError, UpstreamError
+from modelway.errors import ModelwayError, UnknownModel, UpstreamError
 from modelway.providers.upstream import Backend, Call
 from modelway.routing.resolve import Route, Router, Target
 from modelway.routing.retry import backoff_seconds, should_retry_same_target
@@ -29,6 +30,7 @@ from modelway.types import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("modelway.engine")
 MODELS_CACHE_SECONDS = 60.0
 MODELS_LIST_TIMEOUT = 5.0
 
@@ -103,7 +105,13 @@ class Engine:
         route = self.router.route(model)
         targets = list(route.targets)
         for fallback in fallbacks:
-            targets.extend(t for t in self.router.route(fallback).targets if t not in targets)
+            try:
+                extra = self.router.route(fallback).targets
+            except UnknownModel:
+                # A fallback nothing serves must not stop the primary from being tried.
+                log.warning("fallback %r is served by no provider; skipped", fallback)
+                continue
+            targets.extend(t for t in extra if t not in targets)
         retries = route.retries if max_retries is None else max_retries
         return route._replace(targets=targets, retries=retries)
 

@@ -14,7 +14,9 @@ place (``modelway.dialects``). Messages never contain a secret.
     │   └── UnknownModel            404
     ├── RateLimited                 429  retryable, ``retry_after``
     └── UpstreamError               502  (an upstream's own status when it sent one)
-        ├── UpstreamStatusError     the upstream answered with an HTTP error
+        ├── UpstreamStatusError     the upstream answered with an HTTP error; its
+        │                           400/401/403/404/429 subclasses are also the
+        │                           BadRequest/AuthenticationError/... above
         ├── ConnectError            502  retryable
         ├── Timeout                 504  retryable
         ├── EmptyResponse           502
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Self
 
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 
@@ -130,7 +133,15 @@ class UpstreamStatusError(UpstreamError):
 
     Keeps the upstream's status, body and headers. Client errors (4xx) keep their
     status so a caller sees the upstream's 400 as a 400; server errors are 502.
+    Constructing one gives the subclass that is also the matching general error, so
+    ``except RateLimited`` catches an upstream 429 and ``except AuthenticationError``
+    an upstream 401, whoever refused.
     """
+
+    def __new__(cls, *args: object, upstream_status: int = 500, **kwargs: object) -> Self:
+        if cls is UpstreamStatusError:
+            cls = _STATUS_CLASSES.get(upstream_status, cls)  # type: ignore[assignment]
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -158,6 +169,36 @@ class UpstreamStatusError(UpstreamError):
             }.get(upstream_status, "invalid_request_error")
         elif upstream_status in (408, 504):
             self.status = 504
+
+
+class UpstreamRateLimited(UpstreamStatusError, RateLimited):
+    """The upstream answered 429."""
+
+
+class UpstreamAuthenticationError(UpstreamStatusError, AuthenticationError):
+    """The upstream refused the provider key (401)."""
+
+
+class UpstreamPermissionDenied(UpstreamStatusError, PermissionDenied):
+    """The upstream answered 403."""
+
+
+class UpstreamNotFound(UpstreamStatusError, NotFound):
+    """The upstream answered 404 (often: no such model there)."""
+
+
+class UpstreamBadRequest(UpstreamStatusError, BadRequest):
+    """The upstream refused the request as malformed (400, 422)."""
+
+
+_STATUS_CLASSES: dict[int, type[UpstreamStatusError]] = {
+    400: UpstreamBadRequest,
+    422: UpstreamBadRequest,
+    401: UpstreamAuthenticationError,
+    403: UpstreamPermissionDenied,
+    404: UpstreamNotFound,
+    429: UpstreamRateLimited,
+}
 
 
 class ConnectError(UpstreamError):

@@ -100,3 +100,19 @@ def test_serve_with_two_workers_answers(tmp_path: Path) -> None:
                 time.sleep(0.1)
         assert response is not None
         assert response.json()["choices"][0]["message"]["content"] == "hi"
+
+
+def test_config_check_and_serve_refuse_the_same_unbuildable_provider(tmp_path: Path) -> None:
+    # Azure has no default base URL: the config parses but the provider cannot be built.
+    (tmp_path / "modelway.yaml").write_text("providers:\n  azure: {api_key: abc}\n")
+    checked = modelway("config", "check", cwd=tmp_path)
+    served = modelway("serve", "--port", "0", cwd=tmp_path)
+    for result in (checked, served):
+        assert result.returncode == 2
+        assert "azure" in result.stderr and "base_url" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
+    result = modelway("serve", "--port", "99999", cwd=tmp_path)
+    assert result.returncode == 2

@@ -278,3 +278,10 @@ def test_an_inline_image_reaches_each_provider_in_its_own_format(
     assert answer.choices[0].message.content == "what is in this picture?"
     if provider != "mock":  # the in-process mock has no upstream to ask
         assert httpx.get(f"{mock_url}/mock/stats").json()["last_request_images"] == 1
+
+
+def test_a_get_on_a_post_route_is_405_with_allow(gateway_url: str) -> None:
+    response = httpx.get(f"{gateway_url}/v1/chat/completions")
+    assert response.status_code == 405
+    assert "POST" in response.headers["allow"]
+    assert response.json()["error"]["type"] == "invalid_request_error"

@@ -143,3 +143,13 @@ async def test_caller_only_fields_do_not_reach_a_provider_of_another_wire(
     e = engine(a=a, b=ScriptedBackend("b"))
     assert e._request_for(request, e.router.direct_target("a/m"), "anthropic").extra == {}
     assert e._request_for(request, e.router.direct_target("a/m"), "openai").extra == request.extra
+
+
+async def test_a_per_call_fallback_nothing_serves_does_not_stop_the_primary(
+    sleeps: list[float],
+) -> None:
+    a = ScriptedBackend("a")
+    answer, _ = await engine(a=a, b=ScriptedBackend("b")).complete(
+        ask("a/m-a"), request_id="r", fallbacks=["nosuchprovider-model"]
+    )
+    assert answer.message.text() == "a says hi"

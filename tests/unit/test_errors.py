@@ -237,5 +237,30 @@ def test_repr_of_an_upstream_error_shows_neither_body_nor_headers() -> None:
         provider="openai",
     )
 
-    assert repr(error) == "UpstreamStatusError('upstream said 401')"
+    assert repr(error) == "UpstreamAuthenticationError('upstream said 401')"
     assert str(error) == "upstream said 401"
+
+
+@pytest.mark.parametrize(
+    ("status", "general"),
+    [
+        (429, RateLimited),
+        (401, AuthenticationError),
+        (403, PermissionDenied),
+        (404, NotFound),
+        (400, BadRequest),
+        (422, BadRequest),
+    ],
+)
+def test_an_upstream_refusal_is_also_the_matching_general_error(
+    status: int, general: type[ModelwayError]
+) -> None:
+    error = UpstreamStatusError("no", upstream_status=status, headers={"Retry-After": "4"})
+    assert isinstance(error, general) and isinstance(error, UpstreamStatusError)
+    assert error.upstream_status == status
+
+
+def test_an_upstream_429_keeps_its_retry_after_when_caught_as_rate_limited() -> None:
+    with pytest.raises(RateLimited) as caught:
+        raise UpstreamStatusError("slow down", upstream_status=429, headers={"retry-after": "7"})
+    assert caught.value.retry_after == 7.0 and caught.value.retryable

@@ -6,7 +6,7 @@ import typer
 
 app = typer.Typer(
     name="modelway",
-    help="A self-hosted AI gateway and chat app: one endpoint in front of every LLM provider.",
+    help="A self-hosted AI gateway: one endpoint in front of every LLM provider.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -13,6 +13,7 @@ from modelway.cli.app import app
 from modelway.config import ConfigError, load_config, mask_secret
 from modelway.gateway.app import environment
 from modelway.providers.registry import SPECS, provider_settings
+from modelway.routing.resolve import Router
 
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -26,6 +27,7 @@ def check(
     environ = environment()
     try:
         settings = load_config(config, environ)
+        Router(settings, environ)  # exactly what `serve` builds: what fails there fails here
         enabled = provider_settings(settings, environ)
         for alias in settings.models:
             for deployment in alias.deployments:
@@ -49,7 +51,10 @@ def check(
     console.print(providers)
     aliases = Table("alias", "strategy", "deployments", "fallbacks", title="Aliases")
     for alias in settings.models:
-        deployments = ", ".join(f"{d.provider}/{d.model}" for d in alias.deployments)
+        deployments = ", ".join(
+            f"{d.provider}/{d.model}" + (f" (weight {d.weight})" if d.weight > 1 else "")
+            for d in alias.deployments
+        )
         aliases.add_row(alias.name, alias.strategy, deployments, ", ".join(alias.fallbacks) or "-")
     console.print(aliases)
     console.print("[green]config OK[/green]")

@@ -16,6 +16,7 @@ from uvicorn.supervisors import Multiprocess
 from modelway.cli.app import app
 from modelway.config import ConfigError, load_config
 from modelway.gateway.app import create_app, environment
+from modelway.routing.resolve import Router
 
 
 def is_loopback(host: str) -> bool:
@@ -66,8 +67,10 @@ def _serve_workers(count: int, options: dict[str, Any]) -> None:
 def serve(
     config: Annotated[Path | None, typer.Option(help="Path to modelway.yaml.")] = None,
     host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port to listen on (0: any free one).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes.")] = None,
     insecure: Annotated[
         bool, typer.Option(help="Allow a non-loopback bind with no authentication.")
     ] = False,
@@ -76,13 +79,14 @@ def serve(
     environ = environment()
     try:
         settings = load_config(config, environ)
+        Router(settings, environ)  # every provider builds now, or the error is shown now
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None
     bind_host = host if host is not None else settings.server.host
     bind_port = port if port is not None else settings.server.port
     worker_count = workers if workers is not None else settings.server.workers
-    # Keys arrive in a later version; until then the gateway always runs open.
+    # The gateway has no authentication yet, so it serves loopback unless told otherwise.
     if not is_loopback(bind_host) and not insecure:
         typer.echo(
             f"refusing to serve {bind_host} with no authentication: anyone who can reach it "
@@ -91,8 +95,8 @@ def serve(
         )
         raise typer.Exit(2)
     print(
-        "WARNING: no master key and no virtual keys: the gateway is open to anyone who can "
-        f"reach {bind_host}:{bind_port}",
+        "WARNING: this gateway has no authentication: anyone who can reach "
+        f"{bind_host}:{bind_port} can use it and the provider keys it holds",
         file=sys.stderr,
         flush=True,
     )

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from modelway.config import Config, load_config, load_dotenv_file
 from modelway.dialects.openai import encode_error_body
 from modelway.engine import Engine
-from modelway.errors import ModelwayError, NotFound
+from modelway.errors import BadRequest, ModelwayError, NotFound
 from modelway.gateway import anthropic_routes, health, ollama_routes, openai_routes
 from modelway.gateway.request_id import RequestIdMiddleware
 from modelway.gateway.state import GatewayState
@@ -26,14 +26,18 @@ log = logging.getLogger("modelway.gateway")
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    error: ModelwayError = (
-        NotFound(f"no route {request.method} {request.url.path}")
-        if exc.status_code == 404
-        else ModelwayError(exc.detail or "request refused")
-    )
-    error.status = exc.status_code
+    error: ModelwayError
+    if exc.status_code == 404:
+        error = NotFound(f"no route {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        error = BadRequest(f"{request.url.path} does not take {request.method}")
+    else:
+        error = ModelwayError(exc.detail or "request refused")
     return Response(
-        encode_error_body(error), status_code=exc.status_code, media_type="application/json"
+        encode_error_body(error),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers=exc.headers,
     )
 
 

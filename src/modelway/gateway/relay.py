@@ -112,7 +112,10 @@ async def relay_chat(
         async def complete(target: Target) -> bytes:
             assert isinstance(target.backend, HttpProvider)
             answer = await target.backend.request(upstream_request(target), call)
-            parse_json(answer)  # an answer that is not JSON is an upstream failure
+            try:
+                parse_json(answer)  # an answer that is not JSON is an upstream failure
+            except UpstreamError as error:
+                raise target.backend.attributed(error) from None
             return answer
 
         answer, outcome = await engine.attempt_each(route, complete)

@@ -94,16 +94,14 @@ class HttpProvider:
     def __repr__(self) -> str:
         return f"HttpProvider(name={self.name!r}, base_url={self.base_url!r})"
 
-    def _attributed(self, error: UpstreamError) -> UpstreamError:
+    def attributed(self, error: UpstreamError) -> UpstreamError:
         """The transport's error, naming this provider."""
         error.provider = self.name
         error.message = f"{self.name}: {error.message}"
         error.args = (error.message,)
         return error
 
-    async def open(
-        self, http: HttpRequest, call: Call, *, whole: bool = False
-    ) -> UpstreamResponse:
+    async def open(self, http: HttpRequest, call: Call, *, whole: bool = False) -> UpstreamResponse:
         """Send a request and return the response once its status is known good.
 
         The caller must ``aclose()`` it. An error status is read, closed and raised as
@@ -114,7 +112,9 @@ class HttpProvider:
         request = UpstreamRequest(
             http.method,
             self.base_url + http.path,
-            {**http.headers, **self._headers, "x-request-id": call.request_id},
+            {**http.headers, **self._headers, "x-request-id": call.request_id}
+            if call.request_id
+            else {**http.headers, **self._headers},
             http.body,
             connect_timeout=limits.connect,
             # A backstop; ``raw_stream`` enforces first token, stall and total itself.
@@ -124,7 +124,7 @@ class HttpProvider:
         try:
             response = await self._transport.send(request)
         except UpstreamError as error:
-            raise self._attributed(error) from None
+            raise self.attributed(error) from None
         if response.status >= 400:
             body = await self._read(response)
             message = self.adapter.error_message(body)
@@ -141,7 +141,7 @@ class HttpProvider:
         try:
             return await response.read()
         except UpstreamError as error:
-            raise self._attributed(error) from None
+            raise self.attributed(error) from None
         finally:
             await response.aclose()
 
@@ -175,7 +175,7 @@ class HttpProvider:
                         provider=self.name,
                     ) from None
                 except UpstreamError as error:
-                    raise self._attributed(error) from None
+                    raise self.attributed(error) from None
                 wait, phase = limits.stall, f"the next chunk ({limits.stall:g} s stall)"
                 yield chunk
         finally:

@@ -125,6 +125,11 @@ class Router:
             if model.startswith(prefix):
                 return Target(self._backend(name, model), model)
         if self.default_provider is None:
+            if slash:
+                raise UnknownModel(
+                    f"model {model!r}: {provider!r} is not a provider name, and no default "
+                    "provider is configured to take the whole name"
+                )
             raise UnknownModel(
                 f"model {model!r} is not an alias, has no provider prefix (such as "
                 "'openai/' or 'mock/') and no default provider is configured"
