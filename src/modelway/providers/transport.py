@@ -25,11 +25,10 @@ class UpstreamRequest(NamedTuple):
     url: str
     headers: Mapping[str, str]
     body: bytes | None
-    #: Seconds to connect, and the longest silence while reading (a backstop: callers
-    #: enforce first-token, stall and total limits themselves).
+    #: Seconds to connect.
     connect_timeout: float
-    read_timeout: float
-    #: Seconds for the whole exchange, body included; None when the caller times it.
+    #: Seconds for the whole exchange, body included; None when the caller times the
+    #: reads itself (streams: first token, stall and total are enforced per chunk).
     total_timeout: float | None = None
 
 
@@ -123,10 +122,9 @@ class AiohttpTransport:
         return self._session
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        # No per-read socket timer: it costs on every read and the caller times reads.
         timeout = aiohttp.ClientTimeout(
-            total=request.total_timeout,
-            sock_connect=request.connect_timeout,
-            sock_read=request.read_timeout,
+            total=request.total_timeout, sock_connect=request.connect_timeout
         )
         try:
             response = await self._open_session().request(

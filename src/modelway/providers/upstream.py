@@ -117,8 +117,7 @@ class HttpProvider:
             else {**http.headers, **self._headers},
             http.body,
             connect_timeout=limits.connect,
-            # A backstop; ``raw_stream`` enforces first token, stall and total itself.
-            read_timeout=max(limits.first_token, limits.stall),
+            # Streams are timed chunk by chunk in ``raw_stream``; whole answers by ``total``.
             total_timeout=limits.total if whole else None,
         )
         try:
