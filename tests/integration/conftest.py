@@ -31,6 +31,16 @@ models:
   - name: claude-opus-4-5            # a name an Anthropic client cannot change...
     deployments:
       - {provider: openai, model: assistant}   # ...served by another provider's model
+  - name: slow-start
+    retries: 0
+    timeouts: {first_token: 0.5}
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "slow-first-token:3000"}}
+  - name: stalling
+    retries: 0
+    timeouts: {stall: 0.5}
+    deployments:
+      - {provider: anthropic, model: echo, headers: {x-mock-fault: "stall:3000"}}
   - name: failover
     retries: 0
     deployments:

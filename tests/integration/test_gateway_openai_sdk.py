@@ -285,3 +285,24 @@ def test_a_get_on_a_post_route_is_405_with_allow(gateway_url: str) -> None:
     assert response.status_code == 405
     assert "POST" in response.headers["allow"]
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_no_first_token_in_time_is_a_504_before_anything_is_sent(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(
+            model="slow-start", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    assert caught.value.status_code == 504
+    assert "first token" in caught.value.message
+
+
+def test_a_stream_that_stalls_ends_with_an_error_event(client: openai.OpenAI) -> None:
+    received = []
+    with pytest.raises(openai.APIError, match="stall"):
+        for chunk in client.chat.completions.create(
+            model="stalling",
+            messages=[{"role": "user", "content": "one two three four"}],
+            stream=True,
+        ):
+            received.append(chunk)
+    assert received  # the stream had begun: the failure came as its last event
