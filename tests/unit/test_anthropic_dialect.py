@@ -432,6 +432,7 @@ def sse_names(data: bytes) -> list[str]:
 def test_stream_encoder_emits_the_documented_event_sequence() -> None:
     assert sse_names(encode_stream(TOOL_STREAM)) == [
         "message_start",
+        "ping",
         "content_block_start",
         "content_block_delta",
         "content_block_delta",

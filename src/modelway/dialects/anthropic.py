@@ -361,6 +361,9 @@ def _sse(data: dict[str, Any]) -> bytes:
     return b"event: " + str(data["type"]).encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
+_PING = _sse({"type": "ping"})
+
+
 class AnthropicStreamEncoder:
     """Encodes canonical stream events as the Messages API's SSE event sequence."""
 
@@ -424,7 +427,8 @@ class AnthropicStreamEncoder:
         self._started = True
         empty = ChatResponse(id=message_id, model=model, message=Message(role="assistant"))
         message = {**message_object(empty), "stop_reason": None}
-        return _sse({"type": "message_start", "message": message})
+        # Anthropic follows message_start with a ping; clients expect and skip it.
+        return _sse({"type": "message_start", "message": message}) + _PING
 
     def _open(self, block: dict[str, Any], kind: str) -> bytes:
         out = self._close()
