@@ -17,7 +17,7 @@ from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway.http import error_response, parse_json_body, read_body
 from modelway.gateway.relay import relay_chat, relayable
-from modelway.gateway.state import GatewayState, outcome_headers
+from modelway.gateway.state import GatewayState, json_answer, outcome_headers
 from modelway.routing.resolve import Route
 from modelway.types import ChatRequest, StreamEvent
 
@@ -58,11 +58,7 @@ async def answer_chat(
     response, outcome = await engine.complete(
         chat, request_id=request_id, dialect=dialect.name, route=route
     )
-    return Response(
-        dialect.encode_response(response),
-        media_type="application/json",
-        headers=outcome_headers(outcome),
-    )
+    return json_answer(dialect.encode_response(response), outcome)
 
 
 async def serve_chat(request: Request, dialect: Dialect) -> Response:

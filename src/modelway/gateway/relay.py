@@ -20,7 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from modelway.engine import Engine, Outcome
 from modelway.errors import ModelwayError, UpstreamError
 from modelway.gateway.scanners import AnthropicScanner, OllamaScanner, OpenAIScanner, StreamScanner
-from modelway.gateway.state import outcome_headers
+from modelway.gateway.state import json_answer, outcome_headers
 from modelway.providers.base import HttpRequest
 from modelway.providers.openai import OpenAIAdapter, parse_json
 from modelway.providers.upstream import Call, HttpProvider
@@ -119,7 +119,7 @@ async def relay_chat(
             return answer
 
         answer, outcome = await engine.attempt_each(route, complete)
-        return Response(answer, media_type="application/json", headers=outcome_headers(outcome))
+        return json_answer(answer, outcome)
 
     scanner = _scanner(wire, body)
 

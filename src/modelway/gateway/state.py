@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from starlette.responses import Response
+
 from modelway.config import Config
 from modelway.engine import Engine, Outcome
 
@@ -29,3 +31,14 @@ def outcome_headers(outcome: Outcome) -> dict[str, str]:
         "x-modelway-model": outcome.target.model,
         "x-modelway-attempts": str(outcome.attempts),
     }
+
+
+def json_answer(body: bytes, outcome: Outcome) -> Response:
+    """A JSON answer with the outcome headers, encoded once rather than through a dict."""
+    response = Response(body, media_type="application/json")
+    response.raw_headers += [
+        (b"x-modelway-provider", outcome.target.backend.name.encode()),
+        (b"x-modelway-model", outcome.target.model.encode()),
+        (b"x-modelway-attempts", str(outcome.attempts).encode()),
+    ]
+    return response
