@@ -290,7 +290,7 @@ def test_corrupt_sends_one_invalid_json_chunk_mid_stream(http: httpx.Client, rou
     response = http.post(route, json=chat_body(route), headers={"x-mock-fault": "corrupt"})
     payloads = _payloads(route, response.content)
     broken = [i for i, payload in enumerate(payloads) if not _is_json(payload)]
-    assert broken == [1]
+    assert len(broken) == 1 and 0 < broken[0] < len(payloads) - 1  # one, and mid-stream
     assert FINISH_MARKERS[route] in response.content
 
 
