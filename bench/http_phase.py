@@ -1,0 +1,73 @@
+"""Non-streaming scenarios: every target against the same nginx, runs interleaved.
+
+All targets are started first and warmed up; then each repeat measures every target in
+turn (1 connection for latency, 32 for throughput), so slow drift on a shared machine
+spreads over all of them instead of favouring whoever ran first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.memory import PeakRss
+from bench.processes import Server, resident_bytes
+from bench.settings import Settings
+from bench.wrk_load import LoadResult, run_wrk, warm_up
+
+LATENCY_CONNECTIONS = 1
+THROUGHPUT_CONNECTIONS = 32
+
+
+@dataclass
+class HttpTarget:
+    """Something wrk can load: its chat URL, the model name it expects, and its process."""
+
+    key: str
+    label: str
+    kind: str  # direct | relay | modelway | litellm
+    server: Server
+    model: str
+    latency: LoadResult = field(default_factory=lambda: LoadResult(LATENCY_CONNECTIONS))
+    throughput: LoadResult = field(default_factory=lambda: LoadResult(THROUGHPUT_CONNECTIONS))
+    idle_rss_mb: float = 0.0
+    peak_rss_mb: float = 0.0
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.server.url}/v1/chat/completions"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "kind": self.kind,
+            "ready_seconds": self.server.ready_seconds,
+            "idle_rss_mb": self.idle_rss_mb,
+            "peak_rss_mb": self.peak_rss_mb,
+            "c1": self.latency.summary(),
+            "c32": self.throughput.summary(),
+        }
+
+
+def run_http_phase(targets: list[HttpTarget], settings: Settings, api_key: str) -> dict[str, Any]:
+    """Warm every target, then ``settings.repeats`` interleaved rounds; the summaries by key."""
+    for target in targets:
+        target.idle_rss_mb = resident_bytes(target.server.pid) / 1_000_000
+        print(f"  warm-up {target.label}", flush=True)
+        warm_up(target.chat_url, target.model, settings.warmup_seconds, api_key)
+    for repeat in range(settings.repeats):
+        for target in targets:
+            print(f"  round {repeat + 1}/{settings.repeats}: {target.label}", flush=True)
+            with PeakRss(target.server.pid) as rss:
+                for load in (target.latency, target.throughput):
+                    load.runs.append(
+                        run_wrk(
+                            target.chat_url,
+                            target.model,
+                            load.connections,
+                            settings.seconds,
+                            api_key,
+                        )
+                    )
+            target.peak_rss_mb = max(target.peak_rss_mb, rss.peak_mb)
+    return {target.key: target.summary() for target in targets}

@@ -1,0 +1,160 @@
+"""Start server processes on free loopback ports, wait until they answer, stop them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import psutil
+
+READY_TIMEOUT_SECONDS = 90.0
+POLL_SECONDS = 0.01
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on at this moment, on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers a GET with a 2xx status."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return 200 <= int(response.status) < 300
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def resident_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants (workers of multi-process servers)."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` and its descendants."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+class ServerFailed(RuntimeError):
+    """A server exited or never became ready; the message carries the end of its log."""
+
+
+@dataclass
+class Server:
+    """One started server process: its own session, log file, port and readiness URL."""
+
+    name: str
+    command: list[str]
+    port: int
+    ready_url: str
+    log_path: Path
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    ready_seconds: float = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, f"{self.name} is not started"
+        return self.process.pid
+
+    def start(self) -> Server:
+        """Start the process and block until ``ready_url`` answers (the time is recorded)."""
+        environ = {**os.environ, **(self.env or {})}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.started_at = time.perf_counter()
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=environ,
+                cwd=self.cwd,
+                start_new_session=True,  # its own process group, so stop() reaches workers
+            )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = self.started_at + READY_TIMEOUT_SECONDS
+        while time.perf_counter() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServerFailed(f"{self.name} exited early:\n{self.log_tail()}")
+            if answers(self.ready_url):
+                self.ready_seconds = time.perf_counter() - self.started_at
+                return
+            time.sleep(POLL_SECONDS)
+        self.stop()
+        raise ServerFailed(
+            f"{self.name} not ready after {READY_TIMEOUT_SECONDS}s:\n{self.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        """SIGTERM the process group this server started, then SIGKILL what is left."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        group = os.getpgid(process.pid)
+        os.killpg(group, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(group, signal.SIGKILL)
+            process.wait(timeout=5)
+        # Workers that outlived their parent are still in the same group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()

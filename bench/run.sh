@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Install what the benchmark suite needs, then run it.
+#   bench/run.sh full  [suite args]   all scenarios; writes docs/benchmarks.md and its PNG
+#   bench/run.sh quick [suite args]   under 2 minutes; writes to a temp dir unless --out
+#   bench/run.sh setup                only install (nginx, wrk, the bench extra)
+# Extra arguments go to `python -m bench.suite` (--out, --results, --skip-litellm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-quick}"
+shift || true
+
+apt_install() {
+  local missing=()
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "==> installing ${missing[*]} (apt-get)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+venv_install() {
+  if [ ! -x .venv/bin/python ]; then
+    scripts/setup dev
+  fi
+  if ! .venv/bin/python -c "import granian, aiohttp, uvicorn, httpx, starlette, orjson, psutil, matplotlib, uvloop, httptools" 2>/dev/null; then
+    echo "==> installing modelway[bench] into .venv"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
+  fi
+}
+
+litellm_install() {
+  local venv=bench/.venv-litellm
+  if [ -x "$venv/bin/litellm" ]; then
+    return 0
+  fi
+  echo "==> installing LiteLLM proxy into $venv (its own venv, never a modelway dependency)"
+  if python3 -m venv "$venv" && "$venv/bin/python" -m pip install --quiet \
+      --disable-pip-version-check "litellm[proxy]"; then
+    return 0
+  fi
+  echo "==> LiteLLM did not install; the suite continues without it" >&2
+  rm -rf "$venv"
+}
+
+apt_install
+venv_install
+suite_args=()
+case "$mode" in
+  setup) exit 0 ;;
+  full) litellm_install ;;
+  quick) [ -x bench/.venv-litellm/bin/litellm ] || suite_args+=(--skip-litellm) ;;
+  *) echo "usage: bench/run.sh [full|quick|setup] [suite args]" >&2; exit 2 ;;
+esac
+exec .venv/bin/python -m bench.suite --mode "$mode" \
+  --command "${BENCH_COMMAND:-bench/run.sh $mode${*:+ $*}}" "${suite_args[@]}" "$@"

@@ -1,0 +1,179 @@
+"""Run the benchmark suite and write the report: ``python -m bench.suite --mode full``.
+
+Phases, all against upstreams started here and stopped at the end: non-streaming load
+(direct, relay variants, modelway, LiteLLM) on nginx; streams through the mock; the
+translation cost; and fresh-start readiness and idle memory of a modelway worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import shlex
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.http_phase import HttpTarget, run_http_phase
+from bench.machine import machine, versions
+from bench.processes import Server
+from bench.report import write_report
+from bench.servers import (
+    BENCH_DIR,
+    RELAY_VARIANTS,
+    REPO_ROOT,
+    litellm_installed,
+    litellm_server,
+    mock_server,
+    modelway_server,
+    relay_server,
+)
+from bench.settings import MODES, Settings
+from bench.startup_phase import run_startup
+from bench.stream_phase import StreamTarget, run_stream_phase, run_translation
+from bench.targets import check_targets
+from bench.upstream_nginx import nginx_server
+
+MODELWAY_MODEL = "openai/gpt-4o-mini"
+
+
+def http_targets(
+    stack: ExitStack, run_dir: Path, nginx: Server, litellm: Server | None
+) -> list[HttpTarget]:
+    """Start every non-streaming target (each one's exit is registered on ``stack``)."""
+    base = f"{nginx.url}/v1"
+    targets = [HttpTarget("direct", "direct (nginx)", "direct", nginx, "gpt-4o-mini")]
+    for variant in RELAY_VARIANTS:
+        server = stack.enter_context(relay_server(run_dir, variant, base))
+        key = f"relay-{variant.server}-{variant.client}"
+        targets.append(HttpTarget(key, variant.name, "relay", server, MODELWAY_MODEL))
+    gateway = modelway_server(run_dir, "modelway", {"OPENAI_BASE_URL": base, "OPENAI_API_KEY": "x"})
+    stack.enter_context(gateway)
+    targets.append(HttpTarget("modelway", "modelway", "modelway", gateway, MODELWAY_MODEL))
+    if litellm is not None:
+        targets.append(HttpTarget("litellm", "LiteLLM proxy", "litellm", litellm, "bench-static"))
+    return targets
+
+
+def start_litellm(
+    stack: ExitStack, run_dir: Path, nginx: Server, mock: Server, key: str
+) -> tuple[Server | None, str | None]:
+    """LiteLLM when installed and able to start; otherwise why not."""
+    if not litellm_installed():
+        return None, "not installed (bench/run.sh installs it in full mode)"
+    server = litellm_server(run_dir, f"{nginx.url}/v1", f"{mock.url}/v1", "litellm", key)
+    try:
+        return stack.enter_context(server), None
+    except RuntimeError as error:
+        print(f"  LiteLLM did not start, continuing without it: {error}", flush=True)
+        return None, "it did not start (see its log in the run directory)"
+
+
+def run_suite(
+    settings: Settings, run_dir: Path, with_litellm: bool, command: str
+) -> dict[str, Any]:
+    """Every phase; the raw results with the targets checked."""
+    api_key = "sk-bench-" + secrets.token_hex(24)
+    started = time.time()
+    results: dict[str, Any] = {
+        "mode": settings.mode,
+        "command": command,
+        "machine": machine(),
+        "versions": versions(),
+        "settings": {
+            **settings.__dict__,
+            "stream_levels": [list(x) for x in settings.stream_levels],
+        },
+    }
+    with ExitStack() as stack:
+        nginx = stack.enter_context(nginx_server(run_dir))
+        mock = stack.enter_context(mock_server(run_dir, settings.tokens_per_second))
+        litellm, skipped = (
+            start_litellm(stack, run_dir, nginx, mock, api_key)
+            if with_litellm
+            else (None, "skipped (--skip-litellm)")
+        )
+        results["litellm_skipped"] = skipped
+        print("==> non-streaming load", flush=True)
+        with ExitStack() as http_stack:
+            targets = http_targets(http_stack, run_dir, nginx, litellm)
+            results["http"] = run_http_phase(targets, settings, api_key)
+        print("==> streaming load", flush=True)
+        streaming_gateway = stack.enter_context(
+            modelway_server(
+                run_dir,
+                "modelway-streams",
+                {
+                    "OPENAI_BASE_URL": f"{mock.url}/v1",
+                    "OPENAI_API_KEY": "x",
+                    "ANTHROPIC_BASE_URL": mock.url,
+                    "ANTHROPIC_API_KEY": "x",
+                },
+            )
+        )
+        stream_targets = [
+            StreamTarget("direct", "direct (mock)", mock, "echo"),
+            StreamTarget("modelway", "modelway", streaming_gateway, "openai/echo"),
+        ]
+        if litellm is not None:
+            stream_targets.append(StreamTarget("litellm", "LiteLLM proxy", litellm, "bench-stream"))
+        results["streams"] = run_stream_phase(stream_targets, settings, api_key)
+        print("==> translation cost", flush=True)
+        results["translation"] = run_translation(streaming_gateway, settings, api_key)
+        print("==> fresh start: ready time and idle memory", flush=True)
+        results["startup"] = run_startup(
+            lambda: modelway_server(
+                run_dir, "modelway-startup", {"OPENAI_BASE_URL": f"{nginx.url}/v1"}
+            ),
+            settings.startup_repeats,
+        )
+    results["finished_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results["duration_seconds"] = round(time.time() - started, 1)
+    results["targets"] = check_targets(results, settings.top_stream_level)
+    return results
+
+
+def default_out(mode: str) -> Path:
+    """Full runs write the docs; quick runs write to a temp dir so CI leaves docs alone."""
+    if mode == "full":
+        return REPO_ROOT / "docs" / "benchmarks.md"
+    return Path(tempfile.mkdtemp(prefix="modelway-bench-")) / "benchmarks.md"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run modelway's benchmark suite.")
+    parser.add_argument("--mode", choices=sorted(MODES), default="quick")
+    parser.add_argument("--out", type=Path, help="the Markdown report (the PNG goes beside it)")
+    parser.add_argument("--results", type=Path, help="the raw JSON results")
+    parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--command", help="the command to record in the report")
+    args = parser.parse_args()
+    settings = MODES[args.mode]
+    out: Path = args.out or default_out(args.mode)
+    results_path: Path = args.results or (
+        BENCH_DIR / "results" / "latest.json"
+        if args.out is None and args.mode == "full"
+        else out.parent / "latest.json"
+    )
+    command = args.command or shlex.join(
+        [Path(sys.executable).name, "-m", "bench.suite", *sys.argv[1:]]
+    )
+    run_dir = Path(tempfile.mkdtemp(prefix="modelway-bench-run-"))
+    print(f"==> {settings.mode} run; processes and logs in {run_dir}", flush=True)
+    results = run_suite(settings, run_dir, not args.skip_litellm, command)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    plot = write_report(results, out)
+    print(f"==> report {out}\n==> plot {plot}\n==> results {results_path}", flush=True)
+    for row in results["targets"]:
+        verdict = {True: "met", False: "NOT MET", None: "not measured"}[row["met"]]
+        print(f"  [{verdict:>12}] {row['scenario']}: {row['target']} — {row['measured']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""The targets of /work/shared/BENCHMARKS.md, checked against one run's figures.
+
+Each target is a ratio or a difference against references measured in the same run.
+A target whose reference is missing (LiteLLM not installed) is "not measured", never met.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+REFERENCE_KEY = "relay-granian-asgi-aiohttp"
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One row of the targets table."""
+
+    scenario: str
+    target: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+    note: str = ""
+
+
+def _rps(http: dict[str, Any], key: str) -> float | None:
+    entry = http.get(key)
+    if not entry or "c32" not in entry:
+        return None
+    return float(entry["c32"]["rps"])
+
+
+def _check(value: float | None, limit: float, *, at_least: bool) -> bool | None:
+    if value is None:
+        return None
+    return value >= limit if at_least else value <= limit
+
+
+def throughput_targets(http: dict[str, Any]) -> list[TargetCheck]:
+    modelway, reference, litellm = (_rps(http, k) for k in ("modelway", REFERENCE_KEY, "litellm"))
+    to_reference = modelway / reference if modelway and reference else None
+    to_litellm = modelway / litellm if modelway and litellm else None
+    pipeline_note = (
+        "modelway has no virtual keys, limits, usage records or metrics yet: "
+        "its whole pipeline today is the relay path"
+    )
+    return [
+        TargetCheck(
+            "bare relay path, non-streaming, 32 connections, 1 worker",
+            "≥ 1.0\u00d7 reference relay",
+            f"{to_reference:.2f}\u00d7 ({modelway:,.0f} vs {reference:,.0f} req/s)"
+            if to_reference and modelway and reference
+            else "not measured",
+            _check(to_reference, 1.0, at_least=True),
+        ),
+        TargetCheck(
+            "full pipeline, same load",
+            "≥ 0.8\u00d7 reference relay",
+            f"{to_reference:.2f}\u00d7" if to_reference else "not measured",
+            _check(to_reference, 0.8, at_least=True),
+            pipeline_note,
+        ),
+        TargetCheck(
+            "full pipeline, same load",
+            "≥ 25\u00d7 LiteLLM",
+            f"{to_litellm:.1f}\u00d7 ({modelway:,.0f} vs {litellm:,.0f} req/s)"
+            if to_litellm and modelway and litellm
+            else "not measured (LiteLLM not in this run)",
+            _check(to_litellm, 25.0, at_least=True),
+        ),
+    ]
+
+
+def latency_targets(http: dict[str, Any]) -> list[TargetCheck]:
+    direct, modelway = http.get("direct"), http.get("modelway")
+    rows = []
+    for figure, limit in (("p50_ms", 1.0), ("p99_ms", 2.5)):
+        added = modelway["c1"][figure] - direct["c1"][figure] if direct and modelway else None
+        name = "median" if figure == "p50_ms" else "p99"
+        rows.append(
+            TargetCheck(
+                "added latency at 1 connection, full pipeline",
+                f"{name} ≤ {limit} ms over direct",
+                f"{added:+.2f} ms" if added is not None else "not measured",
+                _check(added, limit, at_least=False),
+            )
+        )
+    return rows
+
+
+def streaming_targets(streams: dict[str, Any], top_level: int) -> list[TargetCheck]:
+    direct = streams.get("direct", {}).get("levels", {})
+    modelway = streams.get("modelway", {}).get("levels", {})
+    added_ttft = (
+        modelway["1"]["ttft_p50_ms"] - direct["1"]["ttft_p50_ms"]
+        if "1" in direct and "1" in modelway
+        else None
+    )
+    top = modelway.get(str(top_level))
+    top_direct = direct.get(str(top_level))
+    held = top["extra_max_ms"] if top else None
+    rss = top["peak_rss_mb"] if top else None
+    level_note = "" if top_level >= 1000 else f"quick mode: {top_level} streams, not 1,000"
+    held_note = (
+        f"the same figure direct to the mock: {top_direct['extra_max_ms']:.1f} ms "
+        "(client and mock share the 2 cores)"
+        if top_direct
+        else ""
+    )
+    return [
+        TargetCheck(
+            "streaming, time to first token added (1 stream)",
+            "median ≤ 1 ms over direct",
+            f"{added_ttft:+.2f} ms" if added_ttft is not None else "not measured",
+            _check(added_ttft, 1.0, at_least=False),
+        ),
+        TargetCheck(
+            f"{top_level:,} concurrent streams, 20 tokens/s each",
+            "no chunk held back > 5 ms (max gap \u2212 nominal 50 ms)",
+            f"{held:.1f} ms" if held is not None else "not measured",
+            _check(held, 5.0, at_least=False),
+            "; ".join(filter(None, [level_note, held_note])),
+        ),
+        TargetCheck(
+            f"{top_level:,} concurrent streams, 20 tokens/s each",
+            "worker resident memory ≤ 200 MB",
+            f"{rss:.0f} MB peak" if rss is not None else "not measured",
+            _check(rss, 200.0, at_least=False),
+            level_note,
+        ),
+    ]
+
+
+def startup_targets(startup: dict[str, Any]) -> list[TargetCheck]:
+    rss, ready = startup.get("idle_rss_mb_median"), startup.get("ready_seconds_median")
+    return [
+        TargetCheck(
+            "idle worker",
+            "resident memory ≤ 70 MB",
+            f"{rss:.0f} MB" if rss is not None else "not measured",
+            _check(rss, 70.0, at_least=False),
+        ),
+        TargetCheck(
+            "idle worker",
+            "ready ≤ 1.5 s after start",
+            f"{ready:.2f} s" if ready is not None else "not measured",
+            _check(ready, 1.5, at_least=False),
+            "process start until /health/ready answers 200",
+        ),
+    ]
+
+
+def translation_target(translation: dict[str, Any]) -> TargetCheck:
+    ratio = translation.get("ratio") or None
+    return TargetCheck(
+        "translation (OpenAI in → Anthropic out), streaming",
+        "≤ 1.3\u00d7 the cost of same-dialect relay",
+        f"{ratio:.2f}\u00d7 gateway CPU per stream" if ratio else "not measured",
+        _check(ratio, 1.3, at_least=False),
+    )
+
+
+def check_targets(results: dict[str, Any], top_level: int) -> list[dict[str, Any]]:
+    """Every target row, as plain data for the JSON results and the report."""
+    rows = [
+        *throughput_targets(results["http"]),
+        *latency_targets(results["http"]),
+        *streaming_targets(results["streams"], top_level),
+        *startup_targets(results["startup"]),
+        translation_target(results["translation"]),
+    ]
+    return [asdict(row) for row in rows]
