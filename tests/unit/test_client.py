@@ -18,7 +18,7 @@ from modelway import engine as engine_module
 from modelway.client import AsyncChatStream, AsyncClient, ChatStream, Client, UsageTracker
 from modelway.client.chat_request import build_chat_request
 from modelway.config import Config, Price
-from modelway.errors import BadRequest, UnknownModel, UpstreamStatusError
+from modelway.errors import BadRequest, ModelwayError, UnknownModel, UpstreamStatusError
 from modelway.providers.registry import adapter_for
 from modelway.providers.transport import MockReply, MockTransport, UpstreamRequest
 from modelway.providers.upstream import HttpProvider
@@ -558,3 +558,16 @@ def test_client_reads_a_config_file_with_aliases_and_prices(tmp_path: Path) -> N
         assert ids[0] == "smart"
         assert "aliases=['smart']" in repr(client)
         assert client.usage.summary().cost_usd == pytest.approx(6.0)
+
+
+async def test_an_upstream_error_that_quotes_the_key_does_not_pass_it_on(
+    aclient: AsyncClient,
+) -> None:
+    def quoting(request: UpstreamRequest) -> MockReply:
+        body = {"error": {"message": f"Incorrect API key provided: {SECRET}."}}
+        return MockReply(401, json.dumps(body).encode())
+
+    use_openai(aclient, quoting)
+    with pytest.raises(ModelwayError) as caught:
+        await aclient.chat("openai/gpt-4o", messages=HELLO, max_retries=0)
+    assert SECRET not in str(caught.value) and "****" in str(caught.value)

@@ -90,6 +90,7 @@ class HttpProvider:
             **(headers or {}),
         }
         self._transport: Transport = transport or AiohttpTransport()
+        self._key = api_key.reveal() if api_key else ""
 
     def __repr__(self) -> str:
         return f"HttpProvider(name={self.name!r}, base_url={self.base_url!r})"
@@ -127,6 +128,9 @@ class HttpProvider:
         if response.status >= 400:
             body = await self._read(response)
             message = self.adapter.error_message(body)
+            if self._key:
+                # Some APIs quote the key they refused; it must not reach our caller.
+                message = message.replace(self._key, "****")
             raise UpstreamStatusError(
                 f"{self.name} answered {response.status}: {message}",
                 upstream_status=response.status,
