@@ -21,6 +21,7 @@ from modelway.providers.transport import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from modelway.providers.watchdog import ReadWatchdog
 from modelway.secrets import Secret
 from modelway.types import (
     ChatRequest,
@@ -155,33 +156,36 @@ class HttpProvider:
     async def raw_stream(self, response: UpstreamResponse, call: Call) -> AsyncIterator[bytes]:
         """The bytes of an opened response as they arrive; closes it at the end.
 
-        Enforces the first-token, stall and total timeouts. Only our own read is timed,
+        Enforces the first-token, stall and total timeouts. Only our own reads are timed,
         never the consumer's work between chunks.
         """
         limits = call.timeouts
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limits.total
-        wait, phase = limits.first_token, f"the first token ({limits.first_token:g} s)"
+        watchdog = ReadWatchdog(limits.first_token, limits.stall, limits.total)
         chunks = response.chunks()
         try:
             while True:
                 try:
-                    async with asyncio.timeout(min(wait, deadline - loop.time())):
-                        chunk = await anext(chunks)
+                    watchdog.reading()
+                    chunk = await anext(chunks)
                 except StopAsyncIteration:
                     return
-                except TimeoutError:
-                    if loop.time() >= deadline:
-                        phase = f"the whole answer ({limits.total:g} s)"
+                except (TimeoutError, asyncio.CancelledError):
+                    if watchdog.expired is None:
+                        raise  # cancelled from outside: the caller went away
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        task.uncancel()
                     raise Timeout(
-                        f"{self.name}: upstream too slow: waited longer than allowed for {phase}",
+                        f"{self.name}: upstream too slow: waited longer than allowed for "
+                        f"{watchdog.expired}",
                         provider=self.name,
                     ) from None
                 except UpstreamError as error:
                     raise self.attributed(error) from None
-                wait, phase = limits.stall, f"the next chunk ({limits.stall:g} s stall)"
+                watchdog.received()
                 yield chunk
         finally:
+            watchdog.close()
             await response.aclose()
 
     async def complete(self, request: ChatRequest, model: str, call: Call) -> ChatResponse:

@@ -1,0 +1,71 @@
+"""Times the reads of one upstream stream with one timer per quiet period.
+
+``asyncio.timeout`` around every read costs a timer handle per chunk; a stream of
+thousands of chunks pays that thousands of times. The watchdog instead notes when
+each read starts and keeps one timer that fires at the earliest moment a limit could
+run out; only then does it cancel the read (never the caller's work between reads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class ReadWatchdog:
+    """First-token, stall and total limits for the reads of one stream."""
+
+    def __init__(self, first_token: float, stall: float, total: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        now = self._loop.time()
+        self._deadline = now + total
+        self._stall = stall
+        self._limit = first_token
+        self._phase = f"the first token ({first_token:g} s)"
+        self._total = total
+        self._read_started = now
+        self._reader: asyncio.Task[object] | None = None
+        #: What ran out, once something has; the read that was waiting is cancelled.
+        self.expired: str | None = None
+        self._handle = self._loop.call_at(min(now + first_token, self._deadline), self._check)
+
+    def reading(self) -> None:
+        """A read is about to wait; ``TimeoutError`` if the total time is already spent."""
+        now = self._loop.time()
+        if now >= self._deadline:
+            self.expired = f"the whole answer ({self._total:g} s)"
+            raise TimeoutError
+        self._read_started = now
+        self._reader = asyncio.current_task()
+
+    def received(self) -> None:
+        """The read returned a chunk; from now on the limit is the stall between chunks."""
+        self._reader = None
+        if self._limit != self._stall:
+            # Once, at the first chunk: the timer was set for the first-token limit.
+            self._limit = self._stall
+            self._phase = f"the next chunk ({self._stall:g} s stall)"
+            self._handle.cancel()
+            due = min(self._loop.time() + self._stall, self._deadline)
+            self._handle = self._loop.call_at(due, self._check)
+
+    def close(self) -> None:
+        self._handle.cancel()
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if self._reader is not None:
+            if now >= self._deadline:
+                self._expire(f"the whole answer ({self._total:g} s)")
+                return
+            if now - self._read_started >= self._limit:
+                self._expire(self._phase)
+                return
+            due = self._read_started + self._limit
+        else:
+            due = now + self._limit
+        self._handle = self._loop.call_at(min(due, self._deadline), self._check)
+
+    def _expire(self, phase: str) -> None:
+        self.expired = phase
+        assert self._reader is not None
+        self._reader.cancel()
