@@ -36,6 +36,7 @@ from modelway.types import (
     Usage,
     UsageReport,
 )
+from tests.unit.wire import decode_stream
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "anthropic"
 adapter = AnthropicAdapter()
@@ -57,12 +58,7 @@ def user(text: str) -> Message:
 
 
 def decode(chunks: list[bytes]) -> list[StreamEvent]:
-    decoder = adapter.stream_decoder()
-    events: list[StreamEvent] = []
-    for chunk in chunks:
-        events.extend(decoder.feed(chunk))
-    events.extend(decoder.close())
-    return events
+    return decode_stream(adapter, chunks)
 
 
 STREAM_TEXT_EVENTS: list[StreamEvent] = [

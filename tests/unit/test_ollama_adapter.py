@@ -35,6 +35,7 @@ from modelway.types import (
     UsageReport,
     fold_events,
 )
+from tests.unit.wire import decode_stream
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "ollama"
 adapter = OllamaAdapter()
@@ -55,12 +56,7 @@ def user(text: str) -> Message:
 
 
 def decode(chunks: list[bytes]) -> list[StreamEvent]:
-    decoder = adapter.stream_decoder()
-    events: list[StreamEvent] = []
-    for chunk in chunks:
-        events += decoder.feed(chunk)
-    events += decoder.close()
-    return events
+    return decode_stream(adapter, chunks)
 
 
 def without_ids(events: list[StreamEvent]) -> list[StreamEvent]:

@@ -35,6 +35,7 @@ from modelway.types import (
     UsageReport,
     fold_events,
 )
+from tests.unit.wire import decode_stream
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "openai"
 adapter = OpenAIAdapter()
@@ -56,11 +57,7 @@ def user(text: str) -> Message:
 
 
 def decode(pieces: list[bytes]) -> list[StreamEvent]:
-    decoder = adapter.stream_decoder()
-    events: list[StreamEvent] = []
-    for piece in pieces:
-        events += decoder.feed(piece)
-    return events + decoder.close()
+    return decode_stream(adapter, pieces)
 
 
 TEXT_STREAM_EVENTS: list[StreamEvent] = [

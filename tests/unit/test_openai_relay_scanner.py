@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelway.errors import StreamTruncated, UndecodableResponse
-from modelway.gateway.scanners import OpenAIScanner as UsageScanner
+from modelway.gateway.scanners import OpenAIScanner
 from modelway.streams import SSEDecoder
 from modelway.types import Usage
 
@@ -38,8 +38,8 @@ def without_usage_chunk(stream: bytes) -> bytes:
     return b"".join(frame for frame in frames(stream) if not is_usage_only(frame))
 
 
-def relay(pieces: list[bytes], wants_usage: bool) -> tuple[bytes, UsageScanner]:
-    scanner = UsageScanner(caller_wants_usage=wants_usage)
+def relay(pieces: list[bytes], wants_usage: bool) -> tuple[bytes, OpenAIScanner]:
+    scanner = OpenAIScanner(caller_wants_usage=wants_usage)
     out = b"".join(scanner.feed(piece) for piece in pieces)
     return out + scanner.close(), scanner
 
@@ -100,7 +100,7 @@ def test_chunks_with_null_usage_are_passed_and_leave_usage_unset() -> None:
 
 
 def test_done_is_relayed_and_marks_the_stream_done() -> None:
-    scanner = UsageScanner(caller_wants_usage=False)
+    scanner = OpenAIScanner(caller_wants_usage=False)
 
     assert scanner.feed(b"data: [DONE]\n\n") == b"data: [DONE]\n\n"
     assert scanner.done
@@ -108,7 +108,7 @@ def test_done_is_relayed_and_marks_the_stream_done() -> None:
 
 
 def test_done_without_trailing_blank_line_is_relayed_at_close() -> None:
-    scanner = UsageScanner(caller_wants_usage=True)
+    scanner = OpenAIScanner(caller_wants_usage=True)
 
     assert scanner.feed(b'data: {"id":"c","choices":[]}\n\ndata: [DONE]') == (
         b'data: {"id":"c","choices":[]}\n\n'
@@ -117,7 +117,7 @@ def test_done_without_trailing_blank_line_is_relayed_at_close() -> None:
 
 
 def test_stream_without_done_is_truncated_after_relaying_what_came() -> None:
-    scanner = UsageScanner(caller_wants_usage=True)
+    scanner = OpenAIScanner(caller_wants_usage=True)
     stream = TEXT_STREAM.removesuffix(b"data: [DONE]\n\n")
 
     assert scanner.feed(stream) == stream
@@ -126,7 +126,7 @@ def test_stream_without_done_is_truncated_after_relaying_what_came() -> None:
 
 
 def test_chunk_that_is_not_json_is_undecodable_and_carries_the_raw_text() -> None:
-    scanner = UsageScanner(caller_wants_usage=True)
+    scanner = OpenAIScanner(caller_wants_usage=True)
 
     with pytest.raises(UndecodableResponse) as raised:
         scanner.feed(b'data: {"id": "c", "choi\n\n')
@@ -138,7 +138,7 @@ def test_chunk_that_is_not_json_is_undecodable_and_carries_the_raw_text() -> Non
 def test_error_chunk_is_relayed_for_the_caller_to_read() -> None:
     error = b'data: {"error":{"message":"overloaded","type":"server_error","code":null}}\n\n'
 
-    assert UsageScanner(caller_wants_usage=False).feed(error) == error
+    assert OpenAIScanner(caller_wants_usage=False).feed(error) == error
 
 
 def test_comments_and_crlf_line_ends_are_normalised_without_touching_data() -> None:
