@@ -15,7 +15,7 @@ from typing import NamedTuple, TypeVar
 
 import msgspec
 
-from modelway.config import Config
+from modelway.config import Config, ProviderSettings
 from modelway.errors import ModelwayError, UnknownModel, UpstreamError
 from modelway.providers.upstream import Backend, Call
 from modelway.routing.resolve import Route, Router, Target
@@ -76,6 +76,27 @@ class Engine:
 
     async def aclose(self) -> None:
         await self.router.aclose()
+
+    def connect_provider(
+        self, name: str, *, api_key: str | None = None, base_url: str | None = None
+    ) -> None:
+        """Enable or re-key provider ``name`` at run time; ``BadRequest`` if impossible."""
+        known = self.router.settings.get(name) or self.config.providers.get(name)
+        settings = ProviderSettings(
+            api_key=api_key,
+            base_url=base_url or (known.base_url if known else None),
+            headers=known.headers if known else {},
+            wire=known.wire if known else None,
+            api_version=known.api_version if known else None,
+        )
+        self.router.connect(name, settings)
+        self._models_cache = None
+
+    def disconnect_provider(self, name: str) -> bool:
+        """Remove provider ``name``; ``False`` if it was not enabled."""
+        removed = self.router.disconnect(name)
+        self._models_cache = None
+        return removed
 
     async def attempt_each(
         self, route: Route, attempt: Callable[[Target], Awaitable[T]]

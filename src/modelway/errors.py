@@ -13,6 +13,7 @@ place (``modelway.dialects``). Messages never contain a secret.
     ├── NotFound                    404
     │   └── UnknownModel            404
     ├── RateLimited                 429  retryable, ``retry_after``
+    │   └── BudgetExceeded          429  code ``budget_exceeded``, not retryable
     └── UpstreamError               502  (an upstream's own status when it sent one)
         ├── UpstreamStatusError     the upstream answered with an HTTP error; its
         │                           400/401/403/404/429 subclasses are also the
@@ -114,6 +115,13 @@ class RateLimited(ModelwayError):
     ) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+
+
+class BudgetExceeded(RateLimited):
+    """A key's or team's spending budget for the period is used up."""
+
+    retryable = False
+    code = "budget_exceeded"
 
 
 class UpstreamError(ModelwayError):

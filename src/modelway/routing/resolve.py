@@ -10,8 +10,8 @@ import itertools
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from modelway.config import Config, ModelAlias, ProviderSettings, Timeouts
-from modelway.errors import UnknownModel
+from modelway.config import Config, ConfigError, ModelAlias, ProviderSettings, Timeouts
+from modelway.errors import BadRequest, UnknownModel
 from modelway.providers.registry import SPECS, build_backend, provider_settings
 from modelway.providers.upstream import Backend
 
@@ -69,6 +69,7 @@ class Router:
             name: self._deployments(alias) for name, alias in self.aliases.items()
         }
         self._turns = {name: itertools.count() for name in self.aliases}
+        self._retired: list[Backend] = []
         self.default_provider = config.server.default_provider or next(
             (name for name in _DEFAULT_PREFERENCE if name in self.backends), None
         )
@@ -92,6 +93,38 @@ class Router:
                 backend = self.backends[deployment.provider]
             targets.extend([Target(backend, deployment.model)] * max(1, deployment.weight))
         return targets
+
+    def connect(self, name: str, settings: ProviderSettings) -> None:
+        """Add or replace provider ``name`` at run time (the web chat's connect dialog)."""
+        if name == "mock":
+            raise BadRequest("the mock provider is built in and cannot be replaced")
+        if name not in SPECS and settings.wire is None:
+            raise BadRequest(f"unknown provider {name!r}")
+        try:
+            backend = build_backend(name, settings)
+        except ConfigError as error:
+            raise BadRequest(str(error)) from None
+        previous = self.backends.get(name)
+        if previous is not None:
+            # Calls in flight may still hold it: closed with the router, not now.
+            self._retired.append(previous)
+        self.backends[name] = backend
+        self.settings[name] = settings
+        if self.default_provider is None and name in _DEFAULT_PREFERENCE:
+            self.default_provider = name
+
+    def disconnect(self, name: str) -> bool:
+        """Remove a provider added at run time; ``False`` if there was none."""
+        backend = self.backends.get(name)
+        if name == "mock" or backend is None:
+            return False
+        self._retired.append(self.backends.pop(name))
+        self.settings.pop(name, None)
+        if self.default_provider == name and self._config.server.default_provider is None:
+            self.default_provider = next(
+                (other for other in _DEFAULT_PREFERENCE if other in self.backends), None
+            )
+        return True
 
     def route(self, model: str) -> Route:
         """The route for a model name; ``UnknownModel`` if nothing serves it."""
@@ -146,5 +179,5 @@ class Router:
         return backend
 
     async def aclose(self) -> None:
-        for backend in self.backends.values():
+        for backend in [*self.backends.values(), *self._retired]:
             await backend.aclose()
