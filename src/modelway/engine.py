@@ -16,7 +16,7 @@ from typing import NamedTuple, TypeVar
 import msgspec
 
 from modelway.config import Config, ProviderSettings
-from modelway.errors import ModelwayError, UnknownModel, UpstreamError
+from modelway.errors import ModelwayError, Unavailable, UnknownModel, UpstreamError
 from modelway.providers.upstream import Backend, Call
 from modelway.routing.resolve import Route, Router, Target
 from modelway.routing.retry import backoff_seconds, should_retry_same_target
@@ -41,6 +41,19 @@ class Outcome(NamedTuple):
     target: Target
     attempts: int
 
+    @property
+    def fallback(self) -> str | None:
+        """The fallback model that answered, when the primary ones could not."""
+        return self.target.fallback
+
+    def stream_ended(self, error: ModelwayError | None = None) -> None:
+        """A stream held open on this target is over; ``error`` if it broke mid-way."""
+        state = self.target.deployment
+        if state is not None:
+            state.finished()
+            if error is not None:
+                state.failed(error, time.monotonic())
+
 
 class OpenStream(NamedTuple):
     """A streamed answer whose first event has arrived; ``events`` yields all of them."""
@@ -49,16 +62,34 @@ class OpenStream(NamedTuple):
     outcome: Outcome
 
 
-async def _prepend(
-    first: StreamEvent, rest: AsyncIterator[StreamEvent]
+async def _stream_from(
+    first: StreamEvent, rest: AsyncIterator[StreamEvent], outcome: Outcome
 ) -> AsyncIterator[StreamEvent]:
+    error: ModelwayError | None = None
     try:
         yield first
         async for event in rest:
             yield event
+    except ModelwayError as exc:
+        error = exc
+        raise
     finally:
+        outcome.stream_ended(error)
         # A caller that stops early closes the upstream call now, not at garbage collection.
         await rest.aclose()  # type: ignore[attr-defined]
+
+
+def _resting_error(route: Route) -> Unavailable:
+    now = time.monotonic()
+    soonest = min(
+        (t.deployment.cooled_until - now for t in route.targets if t.deployment is not None),
+        default=None,
+    )
+    name = route.alias or "this model"
+    return Unavailable(
+        f"no deployment of {name!r} can be asked now: each is cooling down after failures",
+        retry_after=None if soonest is None else max(soonest, 0.0),
+    )
 
 
 class Engine:
@@ -99,24 +130,61 @@ class Engine:
         return removed
 
     async def attempt_each(
-        self, route: Route, attempt: Callable[[Target], Awaitable[T]]
+        self,
+        route: Route,
+        attempt: Callable[[Target], Awaitable[T]],
+        *,
+        holds: bool = False,
     ) -> tuple[T, Outcome]:
-        """Try each target of ``route`` (retrying retryable failures) until one answers."""
+        """Try each target of ``route`` (retrying retryable failures) until one answers.
+
+        Cooling deployments are skipped; retries stop at the route's total time budget.
+        With ``holds`` the answer is a stream that stays in flight on its target until
+        the caller reports ``Outcome.stream_ended``.
+        """
         attempts = 0
         last_error: ModelwayError | None = None
+        deadline = time.monotonic() + route.timeouts.total
         for target in route.targets:
+            state = target.deployment
             for retry in range(route.retries + 1):
+                # A retry has already waited out the deployment's rest (see below).
+                if retry == 0 and state is not None and not state.admit(time.monotonic()):
+                    break
                 attempts += 1
+                started = time.monotonic()
+                if state is not None:
+                    state.started()
                 try:
-                    return await attempt(target), Outcome(target, attempts)
+                    result = await attempt(target)
                 except ModelwayError as error:
+                    if state is not None:
+                        state.finished()
+                        state.failed(error, time.monotonic())
                     last_error = error
                     if not error.retryable:
                         raise
                     if retry == route.retries or not should_retry_same_target(error):
                         break
-                    await asyncio.sleep(backoff_seconds(retry + 1, error))
-        assert last_error is not None
+                    now = time.monotonic()
+                    delay = backoff_seconds(retry + 1, error)
+                    if state is not None:
+                        delay = max(delay, state.cooled_until - now)
+                    if now + delay > deadline:
+                        break
+                    await asyncio.sleep(delay)
+                    continue
+                except BaseException:
+                    if state is not None:
+                        state.finished()
+                    raise
+                if state is not None:
+                    state.succeeded(time.monotonic() - started)
+                    if not holds:
+                        state.finished()
+                return result, Outcome(target, attempts)
+        if last_error is None:
+            raise _resting_error(route)
         raise last_error
 
     def route(
@@ -132,7 +200,9 @@ class Engine:
                 # A fallback nothing serves must not stop the primary from being tried.
                 log.warning("fallback %r is served by no provider; skipped", fallback)
                 continue
-            targets.extend(t for t in extra if t not in targets)
+            targets.extend(
+                t._replace(fallback=t.fallback or fallback) for t in extra if t not in targets
+            )
         retries = route.retries if max_retries is None else max_retries
         return route._replace(targets=targets, retries=retries)
 
@@ -178,19 +248,18 @@ class Engine:
         chosen = route or self.route(request.model, fallbacks, max_retries)
         call = Call(request_id, chosen.timeouts)
 
-        async def attempt(target: Target) -> AsyncIterator[StreamEvent]:
+        async def attempt(target: Target) -> tuple[StreamEvent, AsyncIterator[StreamEvent]]:
             upstream_request = self._request_for(request, target, dialect)
             events = target.backend.stream(upstream_request, target.model, call)
             try:
-                first = await anext(events)
+                return await anext(events), events
             except StopAsyncIteration:
                 raise UpstreamError(
                     "the upstream stream was empty", provider=target.backend.name
                 ) from None
-            return _prepend(first, events)
 
-        events, outcome = await self.attempt_each(chosen, attempt)
-        return OpenStream(events, outcome)
+        (first, rest), outcome = await self.attempt_each(chosen, attempt, holds=True)
+        return OpenStream(_stream_from(first, rest, outcome), outcome)
 
     async def embeddings(
         self, request: EmbeddingRequest, *, request_id: str

@@ -19,6 +19,7 @@ place (``modelway.dialects``). Messages never contain a secret.
         │                           400/401/403/404/429 subclasses are also the
         │                           BadRequest/AuthenticationError/... above
         ├── ConnectError            502  retryable
+        ├── Unavailable             503  retryable: every deployment is cooling down
         ├── Timeout                 504  retryable
         ├── EmptyResponse           502
         ├── UndecodableResponse     502  carries the raw text
@@ -213,6 +214,18 @@ class ConnectError(UpstreamError):
     """The upstream could not be reached."""
 
     retryable = True
+
+
+class Unavailable(UpstreamError):
+    """No deployment may be asked now: each is cooling down; ``retry_after`` says until when."""
+
+    status = 503
+    retryable = True
+    code = "no_deployment_available"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Timeout(UpstreamError):

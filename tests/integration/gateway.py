@@ -25,6 +25,18 @@ def running_gateway(
     start_timeout: float = 20.0,
 ) -> Iterator[str]:
     """Run ``modelway serve --port 0`` in an empty directory; yield its root URL."""
+    with gateway_process(env, config, *options, start_timeout=start_timeout) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def gateway_process(
+    env: Mapping[str, str] | None = None,
+    config: str | None = None,
+    *options: str,
+    start_timeout: float = 20.0,
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Like ``running_gateway``, also yielding the process (to signal it)."""
     with tempfile.TemporaryDirectory() as workdir, tempfile.TemporaryFile() as stderr:
         args = [sys.executable, "-m", "modelway.cli", "serve", "--port", "0", *options]
         if config is not None:
@@ -47,7 +59,7 @@ def running_gateway(
                 raise RuntimeError(
                     "modelway serve did not start:\n" + stderr.read().decode(errors="replace")
                 )
-            yield url
+            yield url, process
         finally:
             process.terminate()
             try:

@@ -571,3 +571,22 @@ async def test_an_upstream_error_that_quotes_the_key_does_not_pass_it_on(
     with pytest.raises(ModelwayError) as caught:
         await aclient.chat("openai/gpt-4o", messages=HELLO, max_retries=0)
     assert SECRET not in str(caught.value) and "****" in str(caught.value)
+
+
+async def test_client_timeouts_replace_the_configured_ones_for_every_call() -> None:
+    from tests.unit.fakes import ScriptedBackend
+
+    backend = ScriptedBackend("openai")
+    async with AsyncClient(
+        Config(), environ={}, timeouts={"first_token": 1.5, "total": 9}
+    ) as client:
+        client.engine.router.backends["openai"] = backend  # type: ignore[assignment]
+        await client.chat("openai/gpt-4o-mini", HELLO)
+    ((_, call),) = backend.calls
+    assert (call.timeouts.first_token, call.timeouts.total) == (1.5, 9)
+    assert call.timeouts.connect == 10.0  # the rest keep their defaults
+
+
+def test_client_timeouts_must_be_valid() -> None:
+    with pytest.raises(ValueError, match="timeouts"):
+        AsyncClient(Config(), environ={}, timeouts={"first_token": -1})

@@ -6,7 +6,7 @@ import pytest
 
 from modelway.config import parse_config
 from modelway.engine import Engine
-from modelway.errors import ConnectError, RateLimited, UpstreamStatusError
+from modelway.errors import ConnectError, RateLimited, Unavailable, UpstreamStatusError
 from modelway.types import ChatRequest, Message, TextDelta, TextPart
 from tests.unit.fakes import ScriptedBackend
 
@@ -153,3 +153,71 @@ async def test_a_per_call_fallback_nothing_serves_does_not_stop_the_primary(
         ask("a/m-a"), request_id="r", fallbacks=["nosuchprovider-model"]
     )
     assert answer.message.text() == "a says hi"
+
+
+async def test_a_fallback_answer_says_which_fallback_it_came_from(sleeps: list[float]) -> None:
+    a = ScriptedBackend("a", [server_error(), server_error()])
+    _, outcome = await engine(a=a, b=ScriptedBackend("b")).complete(ask("solo"), request_id="r")
+    assert outcome.fallback == "backup"
+    _, direct = await engine(a=ScriptedBackend("a"), b=ScriptedBackend("b")).complete(
+        ask("solo"), request_id="r"
+    )
+    assert direct.fallback is None
+
+
+async def test_a_cooling_deployment_is_skipped_by_later_requests(sleeps: list[float]) -> None:
+    cooling = """
+providers:
+  a: {wire: openai, base_url: "http://a.invalid/v1"}
+  b: {wire: openai, base_url: "http://b.invalid/v1"}
+models:
+  - name: pair
+    retries: 0
+    cooldown: {failures: 1, window: 60, seconds: 60}
+    deployments: [{provider: a, model: m-a}, {provider: b, model: m-b}]
+"""
+    a = ScriptedBackend("a", [server_error()] * 10)
+    b = ScriptedBackend("b")
+    e = Engine(parse_config(cooling, {}), {}, {"a": a, "b": b})
+    for _ in range(4):
+        answer, _ = await e.complete(ask("pair"), request_id="r")
+        assert answer.message.text() == "b says hi"
+    assert len(a.calls) == 1  # failed once, then rested
+
+
+async def test_every_deployment_resting_is_a_503_with_retry_after(sleeps: list[float]) -> None:
+    resting = """
+providers:
+  a: {wire: openai, base_url: "http://a.invalid/v1"}
+models:
+  - name: solo
+    retries: 0
+    cooldown: {failures: 1, window: 60, seconds: 30}
+    deployments: [{provider: a, model: m-a}]
+"""
+    e = Engine(parse_config(resting, {}), {}, {"a": ScriptedBackend("a", [server_error()] * 3)})
+    with pytest.raises(UpstreamStatusError):
+        await e.complete(ask("solo"), request_id="r")
+    with pytest.raises(Unavailable) as caught:
+        await e.complete(ask("solo"), request_id="r")
+    assert caught.value.status == 503
+    assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 30
+
+
+async def test_retries_stop_at_the_total_time_budget(sleeps: list[float]) -> None:
+    # "pair" allows 4 s in total; a Retry-After of 10 s cannot be waited for inside it.
+    a = ScriptedBackend("a", [RateLimited("wait", retry_after=10.0)])
+    answer, _ = await engine(a=a, b=ScriptedBackend("b")).complete(ask("pair"), request_id="r")
+    assert answer.message.text() == "b says hi"
+    assert sleeps == [] and len(a.calls) == 1
+
+
+async def test_a_stream_stays_in_flight_on_its_deployment_until_it_ends(
+    sleeps: list[float],
+) -> None:
+    e = engine(a=ScriptedBackend("a"), b=ScriptedBackend("b"))
+    opened = await e.open_stream(ask("pair", stream=True), request_id="r")
+    state = opened.outcome.target.deployment
+    assert state is not None and state.in_flight == 1
+    _ = [event async for event in opened.events]
+    assert state.in_flight == 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,8 +41,18 @@ class _Server(uvicorn.Server):
             port = self.servers[0].sockets[0].getsockname()[1] if self.servers else self.config.port
             print(f"modelway listening on http://{self.config.host}:{port}", flush=True)
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                # uvicorn re-raises SIGTERM after draining, so the exit status would say
+                # "killed"; a drained shutdown is a clean exit.
+                self._captured_signals.clear()
 
-def _uvicorn_options(host: str, port: int) -> dict[str, Any]:
+
+def _uvicorn_options(host: str, port: int, shutdown_grace: float) -> dict[str, Any]:
     return {
         "host": host,
         "port": port,
@@ -48,7 +60,8 @@ def _uvicorn_options(host: str, port: int) -> dict[str, Any]:
         "http": "httptools",
         "log_level": "warning",
         "access_log": False,
-        "timeout_graceful_shutdown": 30,
+        # On SIGTERM: stop accepting, let open streams finish for this long, then cut them.
+        "timeout_graceful_shutdown": shutdown_grace,
     }
 
 
@@ -100,7 +113,7 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
-    options = _uvicorn_options(bind_host, bind_port)
+    options = _uvicorn_options(bind_host, bind_port, settings.server.shutdown_grace)
     if worker_count > 1:
         if config is not None:
             os.environ["MODELWAY_CONFIG"] = str(config.resolve())

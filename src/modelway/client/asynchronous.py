@@ -22,10 +22,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, overload
 
+import msgspec
+
 from modelway.client.chat_request import MessageLike, ToolLike, build_chat_request
 from modelway.client.usage import UsageTracker
-from modelway.config import Config, load_config
+from modelway.config import Config, Timeouts, load_config
 from modelway.engine import Engine, Outcome
+from modelway.routing.resolve import Route
 from modelway.types import (
     ChatResponse,
     EmbeddingRequest,
@@ -112,7 +115,9 @@ class AsyncClient:
     ``config`` is a path to ``modelway.yaml``, a loaded ``Config``, or None (then
     ``$MODELWAY_CONFIG`` or ``./modelway.yaml`` if present). ``environ`` supplies the
     provider keys (default: ``.env`` overlaid by the process environment, as the
-    gateway reads them). ``max_retries`` is the default retry budget per target.
+    gateway reads them). ``max_retries`` is the default retry budget per target;
+    ``timeouts`` (``Timeouts`` or a dict of its fields: connect, first_token, stall,
+    total, in seconds) replace the configured ones for every call.
     """
 
     def __init__(
@@ -121,7 +126,14 @@ class AsyncClient:
         *,
         environ: Mapping[str, str] | None = None,
         max_retries: int | None = None,
+        timeouts: Timeouts | Mapping[str, float] | None = None,
     ) -> None:
+        if timeouts is not None and not isinstance(timeouts, Timeouts):
+            try:
+                timeouts = msgspec.convert(dict(timeouts), Timeouts)
+            except msgspec.ValidationError as error:
+                raise ValueError(f"timeouts: {error}") from None
+        self._timeouts = timeouts
         if environ is None:
             # Imported here: the gateway app (Starlette) is not needed to use the library.
             from modelway.gateway.app import environment
@@ -249,19 +261,21 @@ class AsyncClient:
                 request,
                 request_id=_request_id(),
                 dialect=_DIALECT,
-                fallbacks=fallbacks or (),
-                max_retries=retries,
+                route=self._route(model, fallbacks, retries),
             )
             return AsyncChatStream(events, outcome, self.usage)
         response, outcome = await self._engine.complete(
             request,
             request_id=_request_id(),
             dialect=_DIALECT,
-            fallbacks=fallbacks or (),
-            max_retries=retries,
+            route=self._route(model, fallbacks, retries),
         )
         self.usage.record(outcome.target.backend.name, outcome.target.model, response.usage)
         return response
+
+    def _route(self, model: str, fallbacks: Sequence[str] | None, retries: int | None) -> Route:
+        route = self._engine.route(model, fallbacks or (), retries)
+        return route if self._timeouts is None else route._replace(timeouts=self._timeouts)
 
     async def embeddings(
         self, model: str, input: str | Sequence[str], *, dimensions: int | None = None

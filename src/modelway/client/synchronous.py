@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeVar, overload
 from modelway.client.asynchronous import AsyncChatStream, AsyncClient
 from modelway.client.chat_request import MessageLike, ToolLike
 from modelway.client.usage import UsageTracker
-from modelway.config import Config
+from modelway.config import Config, Timeouts
 from modelway.engine import Outcome
 from modelway.types import ChatResponse, EmbeddingResponse, ModelInfo, StreamEvent
 
@@ -168,12 +168,13 @@ class Client:
         *,
         environ: Mapping[str, str] | None = None,
         max_retries: int | None = None,
+        timeouts: Timeouts | Mapping[str, float] | None = None,
     ) -> None:
         runner = _LoopThread()
 
         async def build() -> AsyncClient:
             # Built on the loop that will use its connection pools.
-            return AsyncClient(config, environ=environ, max_retries=max_retries)
+            return AsyncClient(config, environ=environ, max_retries=max_retries, timeouts=timeouts)
 
         try:
             self._async = runner.run(build())

@@ -11,6 +11,7 @@ from modelway.config.masking import mask_secret
 from modelway.config.schema import (
     KNOWN_PROVIDERS,
     Config,
+    Cooldown,
     Deployment,
     LoggingSettings,
     LogLevel,
@@ -29,6 +30,7 @@ __all__ = [
     "KNOWN_PROVIDERS",
     "Config",
     "ConfigError",
+    "Cooldown",
     "Deployment",
     "LogLevel",
     "LoggingSettings",

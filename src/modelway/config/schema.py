@@ -84,6 +84,14 @@ class Timeouts(_Section, frozen=True, kw_only=True):
     total: Seconds = 600.0
 
 
+class Cooldown(_Section, frozen=True, kw_only=True):
+    """A deployment failing ``failures`` times within ``window`` seconds rests ``seconds``."""
+
+    failures: Positive = 3
+    window: Seconds = 60.0
+    seconds: Seconds = 30.0
+
+
 class Deployment(_Section, frozen=True, kw_only=True):
     """One upstream model behind an alias, with its own endpoint, weight and caps."""
 
@@ -108,6 +116,7 @@ class ModelAlias(_Section, frozen=True, kw_only=True):
     fallbacks: list[Name] = []
     timeouts: Timeouts | None = None
     retries: Count | None = None
+    cooldown: Cooldown | None = None
     cache: bool = False
 
 
@@ -121,6 +130,9 @@ class ServerSettings(_Section, frozen=True, kw_only=True):
     max_body_bytes: Positive = 10 * 1024 * 1024
     timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
     retries: Count = 2
+    cooldown: Cooldown = msgspec.field(default_factory=Cooldown)
+    #: Seconds open streams may take to finish after SIGTERM before they are cut.
+    shutdown_grace: Seconds = 30.0
 
 
 class Price(_Section, frozen=True, kw_only=True):

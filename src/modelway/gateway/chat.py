@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway.http import error_response, parse_json_body, read_body
 from modelway.gateway.relay import relay_chat, relayable
 from modelway.gateway.state import GatewayState, json_answer, outcome_headers
+from modelway.gateway.streaming import EventStream
 from modelway.routing.resolve import Route
 from modelway.types import ChatRequest, StreamEvent
 
@@ -34,6 +35,8 @@ async def encode_stream(
     except ModelwayError as error:
         yield encoder.error(error)
         return
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
     yield encoder.finish()
 
 
@@ -50,10 +53,10 @@ async def answer_chat(
         opened = await engine.open_stream(
             chat, request_id=request_id, dialect=dialect.name, route=route
         )
-        return StreamingResponse(
+        return EventStream(
             encode_stream(opened.events, dialect.stream_encoder(chat)),
             media_type=dialect.stream_media_type,
-            headers={**outcome_headers(opened.outcome), "cache-control": "no-cache"},
+            headers=outcome_headers(opened.outcome),
         )
     response, outcome = await engine.complete(
         chat, request_id=request_id, dialect=dialect.name, route=route

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -11,6 +12,7 @@ from starlette.routing import Route
 
 from modelway import __version__
 from modelway.gateway.state import GatewayState
+from modelway.routing.resolve import Router
 
 
 async def live(request: Request) -> Response:
@@ -37,8 +39,18 @@ async def health(request: Request) -> Response:
         "providers": sorted({backend.name for backend in router.backends.values()}),
         "aliases": sorted(router.aliases),
         "default_provider": router.default_provider,
+        "deployments": _deployments(router),
     }
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _deployments(router: Router) -> dict[str, list[dict[str, Any]]]:
+    """Each alias's deployments: healthy, cooling (skipped) or probing, with live counters."""
+    now = time.monotonic()
+    return {
+        alias: [state.snapshot(now) for state in states]
+        for alias, states in router.deployment_states().items()
+    }
 
 
 ROUTES = [

@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from modelway.engine import Engine, Outcome
 from modelway.errors import ModelwayError, UpstreamError
 from modelway.gateway.scanners import AnthropicScanner, OllamaScanner, OpenAIScanner, StreamScanner
 from modelway.gateway.state import json_answer, outcome_headers
+from modelway.gateway.streaming import EventStream
 from modelway.providers.base import HttpRequest
 from modelway.providers.openai import OpenAIAdapter, parse_json
 from modelway.providers.upstream import Call, HttpProvider
@@ -66,8 +67,9 @@ def _chat_path(target: Target, wire: str) -> str:
 
 
 async def _relay_stream(
-    first: bytes, rest: AsyncIterator[bytes], scanner: StreamScanner
+    first: bytes, rest: AsyncIterator[bytes], scanner: StreamScanner, outcome: Outcome
 ) -> AsyncIterator[bytes]:
+    failure: ModelwayError | None = None
     try:
         data = scanner.feed(first)
         if data:
@@ -80,7 +82,11 @@ async def _relay_stream(
         if data:
             yield data
     except ModelwayError as error:
+        failure = error
         yield scanner.error(error)
+    finally:
+        outcome.stream_ended(failure)
+        await rest.aclose()  # type: ignore[attr-defined]
 
 
 async def relay_chat(
@@ -133,15 +139,9 @@ async def relay_chat(
         except StopAsyncIteration:
             raise UpstreamError("the upstream stream was empty", provider=backend.name) from None
 
-    (first, rest), outcome = await engine.attempt_each(route, open_stream)
-    return _streaming_response(_relay_stream(first, rest, scanner), outcome, wire)
-
-
-def _streaming_response(
-    body: AsyncIterator[bytes], outcome: Outcome, wire: str
-) -> StreamingResponse:
-    return StreamingResponse(
-        body,
+    (first, rest), outcome = await engine.attempt_each(route, open_stream, holds=True)
+    return EventStream(
+        _relay_stream(first, rest, scanner, outcome),
         media_type=_MEDIA_TYPES.get(wire, "text/event-stream"),
-        headers={**outcome_headers(outcome), "cache-control": "no-cache"},
+        headers=outcome_headers(outcome),
     )

@@ -26,11 +26,14 @@ class GatewayState:
 
 def outcome_headers(outcome: Outcome) -> dict[str, str]:
     """Response headers that say which provider and model answered, after how many tries."""
-    return {
+    headers = {
         "x-modelway-provider": outcome.target.backend.name,
         "x-modelway-model": outcome.target.model,
         "x-modelway-attempts": str(outcome.attempts),
     }
+    if outcome.fallback is not None:
+        headers["x-modelway-fallback"] = outcome.fallback
+    return headers
 
 
 def json_answer(body: bytes, outcome: Outcome) -> Response:
@@ -41,4 +44,6 @@ def json_answer(body: bytes, outcome: Outcome) -> Response:
         (b"x-modelway-model", outcome.target.model.encode()),
         (b"x-modelway-attempts", str(outcome.attempts).encode()),
     ]
+    if outcome.fallback is not None:
+        response.raw_headers.append((b"x-modelway-fallback", outcome.fallback.encode()))
     return response

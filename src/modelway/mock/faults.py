@@ -9,6 +9,8 @@ every request in ``MockSettings.faults``:
     truncate                end the stream early, without its finish marker
     corrupt                 one chunk (or the body) of invalid JSON
     drop                    close the connection abruptly mid-body
+    times:<n>               only the first n requests sending this same header value
+                            meet its faults; later ones are answered normally
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ RETRY_AFTER_HEADER = "x-mock-retry-after"
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 _FLAGS = frozenset({"truncate", "corrupt", "drop"})
-_WITH_VALUE = frozenset({"error", "slow-first-token", "stall"})
+_WITH_VALUE = frozenset({"error", "slow-first-token", "stall", "times"})
 
 
 class Fault(NamedTuple):
@@ -74,7 +76,7 @@ def parse_fault(text: str) -> Fault:
         return Fault(kind, number)
     raise ValueError(
         f"unknown fault {text!r}; expected error:<status>, slow-first-token:<ms>, "
-        "stall:<ms>, truncate, corrupt or drop"
+        "stall:<ms>, truncate, corrupt, drop or times:<n>"
     )
 
 
@@ -101,6 +103,8 @@ def plan_faults(
             first_token_delay += fault.value / 1000
         elif fault.kind == "stall":
             stall += fault.value / 1000
+        elif fault.kind == "times":
+            continue  # applied by the server, which counts requests per header value
         else:
             flags.add(fault.kind)
     if error_status is None and fail_rate > 0 and rng is not None and rng.random() < fail_rate:

@@ -76,6 +76,8 @@ class MockStats:
     last_request_id: str | None = None
     #: Image parts in the last chat request, so tests can see an image arrived.
     last_request_images: int = 0
+    #: Requests seen per ``x-mock-fault`` header value (for ``times:<n>``).
+    fault_uses: dict[str, int] = field(default_factory=dict)
 
 
 class RequestCounter:
@@ -298,9 +300,14 @@ class MockServer:
         header = request.headers.get(FAULT_HEADER)
         if header:
             try:
-                faults = faults + parse_faults([header])
+                extra = parse_faults([header])
             except ValueError as error:
                 raise BadRequest(str(error)) from None
+            limit = next((fault.value for fault in extra if fault.kind == "times"), None)
+            seen = self.stats.fault_uses.get(header, 0)
+            self.stats.fault_uses[header] = seen + 1
+            if limit is None or seen < limit:
+                faults = faults + extra
         return plan_faults(
             faults,
             retry_after=request.headers.get(RETRY_AFTER_HEADER),

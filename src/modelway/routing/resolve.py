@@ -7,6 +7,7 @@ Order of rules: an alias from the config; ``provider/model``; a prefix rule
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -14,6 +15,8 @@ from modelway.config import Config, ConfigError, ModelAlias, ProviderSettings, T
 from modelway.errors import BadRequest, UnknownModel
 from modelway.providers.registry import SPECS, build_backend, provider_settings
 from modelway.providers.upstream import Backend
+from modelway.routing.deployments import DeploymentState
+from modelway.routing.strategies import order_targets
 
 PREFIX_RULES: tuple[tuple[str, str], ...] = (
     ("gpt-", "openai"),
@@ -33,6 +36,11 @@ class Target(NamedTuple):
 
     backend: Backend
     model: str
+    #: Live state of an alias's deployment; direct ``provider/model`` calls have none.
+    deployment: DeploymentState | None = None
+    weight: int = 1
+    #: The fallback model (alias or name) this target came from, if it is one.
+    fallback: str | None = None
 
 
 class Route(NamedTuple):
@@ -69,6 +77,7 @@ class Router:
             name: self._deployments(alias) for name, alias in self.aliases.items()
         }
         self._turns = {name: itertools.count() for name in self.aliases}
+        self._rng = random.Random()
         self._retired: list[Backend] = []
         self.default_provider = config.server.default_provider or next(
             (name for name in _DEFAULT_PREFERENCE if name in self.backends), None
@@ -76,7 +85,8 @@ class Router:
 
     def _deployments(self, alias: ModelAlias) -> list[Target]:
         targets = []
-        for deployment in alias.deployments:
+        cooldown = alias.cooldown or self._config.server.cooldown
+        for index, deployment in enumerate(alias.deployments):
             overrides = deployment.base_url or deployment.api_key or deployment.headers
             if overrides or deployment.provider not in self.backends:
                 settings = self.settings.get(deployment.provider, ProviderSettings())
@@ -91,8 +101,17 @@ class Router:
                 self.backends[f"{alias.name}#{len(self.backends)}"] = backend
             else:
                 backend = self.backends[deployment.provider]
-            targets.extend([Target(backend, deployment.model)] * max(1, deployment.weight))
+            name = f"{alias.name}#{index} ({deployment.provider}/{deployment.model})"
+            state = DeploymentState(name, cooldown)
+            targets.append(Target(backend, deployment.model, state, max(1, deployment.weight)))
         return targets
+
+    def deployment_states(self) -> dict[str, list[DeploymentState]]:
+        """Every alias's deployment states, for ``/health``."""
+        return {
+            name: [t.deployment for t in targets if t.deployment is not None]
+            for name, targets in self._alias_targets.items()
+        }
 
     def connect(self, name: str, settings: ProviderSettings) -> None:
         """Add or replace provider ``name`` at run time (the web chat's connect dialog)."""
@@ -135,19 +154,20 @@ class Router:
 
     def _alias_route(self, name: str) -> Route:
         alias = self.aliases[name]
-        targets = self._alias_targets[name]
-        # Round-robin over deployments (weights repeat a deployment), then the rest in order.
-        start = next(self._turns[name]) % len(targets)
-        ordered = targets[start:] + targets[:start]
-        seen: list[Target] = []
-        for target in ordered:
-            if target not in seen:
-                seen.append(target)
+        targets = self._ordered(name)
         for fallback in alias.fallbacks:
-            seen.extend(t for t in self._alias_targets[fallback] if t not in seen)
+            targets.extend(
+                t._replace(fallback=fallback) for t in self._ordered(fallback) if t not in targets
+            )
         server = self._config.server
         retries = server.retries if alias.retries is None else alias.retries
-        return Route(seen, retries, alias.timeouts or server.timeouts, name)
+        return Route(targets, retries, alias.timeouts or server.timeouts, name)
+
+    def _ordered(self, name: str) -> list[Target]:
+        """An alias's deployments in the order its strategy tries them this time."""
+        alias = self.aliases[name]
+        turn = next(self._turns[name])
+        return order_targets(alias.strategy, self._alias_targets[name], turn, self._rng)
 
     def direct_target(self, model: str) -> Target:
         """The target for ``provider/model``, a prefix rule or the default provider."""

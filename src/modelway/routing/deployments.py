@@ -1,0 +1,133 @@
+"""Live facts about each deployment: calls in flight, time to first token, cooldown.
+
+A deployment is *healthy*, *cooling* (skipped after ``failures`` failures within
+``window`` seconds, or while an upstream's ``Retry-After`` runs), or *probing* (its rest
+is over and one request is let through: a success makes it healthy, a failure cools it
+down again). Strategies read ``in_flight`` and ``latency``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any, Literal
+
+from modelway.config import Cooldown
+from modelway.errors import ModelwayError
+
+log = logging.getLogger("modelway.routing")
+#: Weight of the newest sample in the moving average of time to first token.
+LATENCY_SMOOTHING = 0.3
+#: A ``Retry-After`` honoured for a deployment is capped so a bogus value cannot bench it.
+MAX_REST_SECONDS = 300.0
+
+Condition = Literal["healthy", "cooling", "probing"]
+
+
+class DeploymentState:
+    """One deployment's counters; updated by the engine around every attempt."""
+
+    __slots__ = (
+        "_cooldown",
+        "_failures",
+        "_probe_running",
+        "cooled_until",
+        "in_flight",
+        "latency",
+        "name",
+    )
+
+    def __init__(self, name: str, cooldown: Cooldown) -> None:
+        self.name = name
+        self._cooldown = cooldown
+        self.in_flight = 0
+        #: Moving average of seconds to the first byte of an answer; ``None`` until measured.
+        self.latency: float | None = None
+        self.cooled_until = 0.0
+        self._failures: deque[float] = deque()
+        self._probe_running = False
+
+    def condition(self, now: float | None = None) -> Condition:
+        """Healthy, cooling (skipped), or probing (rest over, not yet proven)."""
+        if self.cooled_until == 0.0:
+            return "healthy"
+        if (time.monotonic() if now is None else now) < self.cooled_until:
+            return "cooling"
+        return "probing"
+
+    def admit(self, now: float) -> bool:
+        """Whether a call may go here now; the first call after a rest becomes the probe."""
+        condition = self.condition(now)
+        if condition == "healthy":
+            return True
+        if condition == "cooling" or self._probe_running:
+            return False
+        self._probe_running = True
+        log.info("deployment %s: rest over, probing with one request", self.name)
+        return True
+
+    def started(self) -> None:
+        self.in_flight += 1
+
+    def finished(self) -> None:
+        self.in_flight -= 1
+
+    def succeeded(self, first_byte_seconds: float) -> None:
+        """An answer (or a stream's first bytes) arrived in ``first_byte_seconds``."""
+        previous = self.latency
+        self.latency = (
+            first_byte_seconds
+            if previous is None
+            else previous + LATENCY_SMOOTHING * (first_byte_seconds - previous)
+        )
+        if self.cooled_until:
+            log.info("deployment %s: probe succeeded, back in rotation", self.name)
+        self.cooled_until = 0.0
+        self._probe_running = False
+        self._failures.clear()
+
+    def failed(self, error: ModelwayError, now: float) -> None:
+        """A failure the deployment is to blame for; enough of them cool it down."""
+        if not error.retryable:
+            # The request's own fault (400, 401, ...) says nothing about the deployment.
+            self._probe_running = False
+            return
+        retry_after = getattr(error, "retry_after", None)
+        if self._probe_running:
+            self._rest(now, self._cooldown.seconds, "probe failed")
+            return
+        if retry_after:
+            # The upstream said when to come back: nobody asks it again sooner.
+            until = now + min(float(retry_after), MAX_REST_SECONDS)
+            if until > self.cooled_until:
+                self.cooled_until = until
+                log.info("deployment %s: upstream asked to wait %.1f s", self.name, retry_after)
+        failures = self._failures
+        failures.append(now)
+        while failures and failures[0] <= now - self._cooldown.window:
+            failures.popleft()
+        if len(failures) >= self._cooldown.failures:
+            self._rest(now, self._cooldown.seconds, f"{len(failures)} failures")
+
+    def _rest(self, now: float, seconds: float, reason: str) -> None:
+        until = now + seconds
+        if until > self.cooled_until:
+            self.cooled_until = until
+            log.warning("deployment %s cooled down for %.1f s (%s)", self.name, seconds, reason)
+        self._probe_running = False
+        self._failures.clear()
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """What ``/health`` shows about this deployment."""
+        condition = self.condition(now)
+        return {
+            "deployment": self.name,
+            "state": condition,
+            "in_flight": self.in_flight,
+            "latency_ms": None if self.latency is None else round(self.latency * 1000, 1),
+            "recent_failures": len(self._failures),
+            "cooling_for_seconds": round(self.cooled_until - now, 1)
+            if condition == "cooling"
+            else 0.0,
+        }

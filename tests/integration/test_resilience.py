@@ -1,0 +1,241 @@
+"""Resilient routing against real processes: retries, failover, fallbacks, cooldown,
+timeouts, client disconnects and graceful shutdown, with ``modelway mock`` faults.
+
+Each alias sends its own ``x-mock-fault`` value, so the mock's per-value counts
+(``fault_uses`` in ``/mock/stats``) say how often each deployment was asked.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from tests.integration.gateway import gateway_process, running_gateway
+
+RESILIENCE_ALIASES = """
+server:
+  retries: 0
+models:
+  - name: wait-then-answer
+    retries: 1
+    deployments:
+      - {provider: openai, model: echo,
+         headers: {x-mock-fault: "error:429,times:1", x-mock-retry-after: "2"}}
+  - name: bad-request
+    retries: 3
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "error:400,times:99"}}
+  - name: second-deployment
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "error:503,times:99"}}
+      - {provider: anthropic, model: echo}
+  - name: primary-down
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "error:500,times:999"}}
+    fallbacks: [backup]
+  - name: backup
+    deployments: [{provider: ollama, model: echo}]
+  - name: flaky
+    cooldown: {failures: 2, window: 60, seconds: 1.5}
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "error:500,times:2"}}
+      - {provider: anthropic, model: echo}
+  - name: over-time
+    timeouts: {total: 0.5}
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "stall:1500"}}
+  - name: long-stall
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "stall:8000"}}
+  - name: long-stall-anthropic
+    deployments:
+      - {provider: anthropic, model: echo, headers: {x-mock-fault: "stall:8000"}}
+"""
+
+
+def _env(mock_url: str) -> dict[str, str]:
+    return {
+        "OPENAI_BASE_URL": f"{mock_url}/v1",
+        "OPENAI_API_KEY": "sk-test",
+        "ANTHROPIC_BASE_URL": mock_url,
+        "ANTHROPIC_API_KEY": "sk-ant-test",
+        "OLLAMA_BASE_URL": mock_url,
+    }
+
+
+@pytest.fixture(scope="module")
+def gateway(mock_url: str) -> Iterator[str]:
+    with running_gateway(_env(mock_url), RESILIENCE_ALIASES) as url:
+        yield url
+
+
+def chat(gateway: str, model: str, text: str = "hello there", **extra: object) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+    return httpx.post(f"{gateway}/v1/chat/completions", json=body, timeout=30)
+
+
+def fault_uses(mock_url: str, fault: str) -> int:
+    uses: dict[str, int] = httpx.get(f"{mock_url}/mock/stats").json()["fault_uses"]
+    return uses.get(fault, 0)
+
+
+def wait_for(condition: Callable[[], bool], within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def deployment_states(gateway: str, alias: str) -> list[str]:
+    deployments = httpx.get(f"{gateway}/health").json()["deployments"][alias]
+    return [d["state"] for d in deployments]
+
+
+def test_a_429_is_retried_after_its_retry_after_and_not_before(gateway: str, mock_url: str) -> None:
+    started = time.monotonic()
+    response = chat(gateway, "wait-then-answer")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "hello there"
+    assert response.headers["x-modelway-attempts"] == "2"
+    assert fault_uses(mock_url, "error:429,times:1") == 2
+    assert elapsed >= 2.0  # the upstream said "wait 2 s"
+
+
+def test_a_400_is_never_retried(gateway: str, mock_url: str) -> None:
+    response = chat(gateway, "bad-request")
+    assert response.status_code == 400
+    assert "error" in response.json()
+    assert fault_uses(mock_url, "error:400,times:99") == 1
+
+
+def test_a_failing_deployment_fails_over_to_the_next(gateway: str) -> None:
+    # Round-robin: whichever deployment goes first, the answer comes from anthropic.
+    for _ in range(2):
+        response = chat(gateway, "second-deployment", "still here")
+        assert response.status_code == 200
+        assert response.json()["choices"][0]["message"]["content"] == "still here"
+        assert response.headers["x-modelway-provider"] == "anthropic"
+        assert "x-modelway-fallback" not in response.headers
+
+
+def test_a_fallback_alias_answers_and_the_response_says_so(gateway: str) -> None:
+    response = chat(gateway, "primary-down", "from the backup")
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "from the backup"
+    assert response.headers["x-modelway-fallback"] == "backup"
+    assert response.headers["x-modelway-provider"] == "ollama"
+
+
+def test_a_failing_deployment_cools_down_then_is_probed_back_in(
+    gateway: str, mock_url: str
+) -> None:
+    fault = "error:500,times:2"
+    # Two failures (each answered by the other deployment) cool the first one down.
+    assert wait_for(
+        lambda: chat(gateway, "flaky").status_code == 200 and fault_uses(mock_url, fault) >= 2
+    )
+    assert deployment_states(gateway, "flaky")[0] == "cooling"
+    for _ in range(4):
+        assert chat(gateway, "flaky").headers["x-modelway-provider"] == "anthropic"
+    assert fault_uses(mock_url, fault) == 2  # skipped while cooling
+    # After its rest one request probes it; the upstream has recovered, so it is back.
+    assert wait_for(lambda: deployment_states(gateway, "flaky")[0] == "probing")
+    providers = {chat(gateway, "flaky").headers["x-modelway-provider"] for _ in range(4)}
+    assert "openai" in providers
+    assert deployment_states(gateway, "flaky")[0] == "healthy"
+
+
+def test_a_stream_longer_than_the_total_timeout_is_cut_with_an_error_event(
+    gateway: str,
+) -> None:
+    with httpx.stream(
+        "POST",
+        f"{gateway}/v1/chat/completions",
+        json={
+            "model": "over-time",
+            "stream": True,
+            "messages": [{"role": "user", "content": "a b c"}],
+        },
+        timeout=30,
+    ) as response:
+        body = response.read().decode()
+    assert response.status_code == 200
+    assert '"error"' in body and "too slow" in body
+    assert "[DONE]" not in body
+
+
+def _open_stream_and_leave(gateway: str, path: str, body: bytes, headers: str = "") -> None:
+    """Read the start of a streamed answer over a raw socket, then hang up."""
+    url = urlparse(gateway)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\ncontent-type: application/json\r\n"
+            f"{headers}content-length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        sock.sendall(request)
+        received = b""
+        while b"data:" not in received:
+            received += sock.recv(4096)
+
+
+@pytest.mark.parametrize(
+    ("path", "model", "headers"),
+    [
+        ("/v1/chat/completions", "long-stall", ""),  # relayed as is
+        ("/v1/chat/completions", "long-stall-anthropic", ""),  # translated
+    ],
+)
+def test_a_client_that_hangs_up_cancels_the_upstream_call(
+    gateway: str, mock_url: str, path: str, model: str, headers: str
+) -> None:
+    def cancelled() -> int:
+        return int(httpx.get(f"{mock_url}/mock/stats").json()["cancelled_streams"])
+
+    before = cancelled()
+    body = (
+        b'{"model": "' + model.encode() + b'", "stream": true, '
+        b'"messages": [{"role": "user", "content": "one two three"}]}'
+    )
+    _open_stream_and_leave(gateway, path, body, headers)
+    # The upstream stalls for 8 s: seeing it cancelled well before proves the hang-up reached it.
+    assert wait_for(lambda: cancelled() > before, within=4.0)
+
+
+def test_sigterm_lets_an_open_stream_finish_then_exits(mock_url: str) -> None:
+    config = """
+server: {shutdown_grace: 20}
+models:
+  - name: slow
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "stall:1500"}}
+"""
+    with gateway_process(_env(mock_url), config) as (url, process):
+        with httpx.stream(
+            "POST",
+            f"{url}/v1/chat/completions",
+            json={
+                "model": "slow",
+                "stream": True,
+                "messages": [{"role": "user", "content": "x y"}],
+            },
+            timeout=30,
+        ) as response:
+            chunks = response.iter_text()
+            first = next(chunks)
+            assert "data:" in first
+            process.send_signal(signal.SIGTERM)
+            rest = "".join(chunks)
+        assert "[DONE]" in rest
+        assert '"error"' not in rest
+        assert process.wait(timeout=15) == 0
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/health/live", timeout=2)

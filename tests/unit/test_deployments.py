@@ -1,0 +1,87 @@
+"""Deployment health: cooldown after repeated failures, Retry-After rests, probing back in."""
+
+from __future__ import annotations
+
+from modelway.config import Cooldown
+from modelway.errors import BadRequest, RateLimited, UpstreamStatusError
+from modelway.routing.deployments import DeploymentState
+
+
+def state(failures: int = 2, window: float = 10.0, seconds: float = 5.0) -> DeploymentState:
+    return DeploymentState("smart#0", Cooldown(failures=failures, window=window, seconds=seconds))
+
+
+def server_error() -> UpstreamStatusError:
+    return UpstreamStatusError("boom", upstream_status=500)
+
+
+def test_a_deployment_is_cooled_down_after_enough_failures_within_the_window() -> None:
+    s = state(failures=2)
+    s.failed(server_error(), now=100.0)
+    assert s.admit(100.5)
+    s.failed(server_error(), now=101.0)
+    assert s.condition(101.0) == "cooling"
+    assert not s.admit(105.9)
+
+
+def test_failures_further_apart_than_the_window_do_not_add_up() -> None:
+    s = state(failures=2, window=10.0)
+    s.failed(server_error(), now=100.0)
+    s.failed(server_error(), now=111.0)
+    assert s.condition(111.0) == "healthy"
+
+
+def test_after_its_rest_exactly_one_request_probes_the_deployment() -> None:
+    s = state(failures=1, seconds=5.0)
+    s.failed(server_error(), now=100.0)
+    assert s.condition(105.0) == "probing"
+    assert s.admit(105.0)
+    assert not s.admit(105.1)  # the probe is running: others still skip it
+
+
+def test_a_successful_probe_brings_the_deployment_back() -> None:
+    s = state(failures=1)
+    s.failed(server_error(), now=100.0)
+    assert s.admit(106.0)
+    s.succeeded(0.2)
+    assert s.condition(106.1) == "healthy"
+    assert s.admit(106.1) and s.admit(106.2)
+
+
+def test_a_failed_probe_rests_the_deployment_again() -> None:
+    s = state(failures=1, seconds=5.0)
+    s.failed(server_error(), now=100.0)
+    assert s.admit(106.0)
+    s.failed(server_error(), now=106.0)
+    assert s.condition(110.9) == "cooling"
+    assert s.admit(111.0)
+
+
+def test_retry_after_rests_the_deployment_until_the_upstream_said() -> None:
+    s = state(failures=5)
+    s.failed(RateLimited("slow down", retry_after=2.0), now=100.0)
+    assert not s.admit(101.9)
+    assert s.admit(102.0)
+
+
+def test_the_callers_own_mistakes_never_cool_a_deployment() -> None:
+    s = state(failures=1)
+    s.failed(BadRequest("bad field"), now=100.0)
+    assert s.condition(100.0) == "healthy"
+
+
+def test_latency_is_a_moving_average_of_time_to_first_byte() -> None:
+    s = state()
+    s.succeeded(1.0)
+    assert s.latency == 1.0
+    s.succeeded(2.0)
+    assert s.latency is not None and 1.0 < s.latency < 2.0
+
+
+def test_the_health_snapshot_names_the_state_and_how_long_it_rests() -> None:
+    s = state(failures=1, seconds=5.0)
+    s.failed(server_error(), now=100.0)
+    snapshot = s.snapshot(102.0)
+    assert snapshot["state"] == "cooling"
+    assert snapshot["cooling_for_seconds"] == 3.0
+    assert snapshot["deployment"] == "smart#0"
