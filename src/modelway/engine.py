@@ -16,7 +16,8 @@ from typing import NamedTuple, TypeVar
 import msgspec
 
 from modelway.config import Config, ProviderSettings
-from modelway.errors import ModelwayError, Unavailable, UnknownModel, UpstreamError
+from modelway.errors import ModelwayError, RateLimited, Unavailable, UnknownModel, UpstreamError
+from modelway.limits import UNLIMITED, MemoryLimiter, RateLimiter, Ticket
 from modelway.providers.upstream import Backend, Call
 from modelway.routing.resolve import Route, Router, Target
 from modelway.routing.retry import backoff_seconds, should_retry_same_target
@@ -40,6 +41,8 @@ class Outcome(NamedTuple):
 
     target: Target
     attempts: int
+    #: The admission against the deployment's own RPM/TPM caps, settled with real usage.
+    deployment_ticket: Ticket = UNLIMITED
 
     @property
     def fallback(self) -> str | None:
@@ -100,9 +103,13 @@ class Engine:
         config: Config,
         environ: Mapping[str, str],
         backends: Mapping[str, Backend] | None = None,
+        *,
+        rates: RateLimiter | None = None,
     ) -> None:
         self.config = config
         self.router = Router(config, environ, backends)
+        #: Enforces deployments' own RPM/TPM caps (shared through Redis by the gateway).
+        self.rates: RateLimiter = rates or MemoryLimiter()
         self._models_cache: tuple[float, list[ModelInfo]] | None = None
 
     async def aclose(self) -> None:
@@ -151,6 +158,15 @@ class Engine:
                 # A retry has already waited out the deployment's rest (see below).
                 if retry == 0 and state is not None and not state.admit(time.monotonic()):
                     break
+                ticket = UNLIMITED
+                if state is not None and (state.rpm or state.tpm):
+                    try:
+                        ticket = await self.rates.admit(
+                            state.limit_scope, rpm=state.rpm, tpm=state.tpm
+                        )
+                    except RateLimited as error:
+                        last_error = error  # at its own cap: the next deployment answers
+                        break
                 attempts += 1
                 started = time.monotonic()
                 if state is not None:
@@ -182,7 +198,7 @@ class Engine:
                     state.succeeded(time.monotonic() - started)
                     if not holds:
                         state.finished()
-                return result, Outcome(target, attempts)
+                return result, Outcome(target, attempts, ticket)
         if last_error is None:
             raise _resting_error(route)
         raise last_error

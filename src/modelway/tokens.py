@@ -9,6 +9,7 @@ loaded on first use only: an idle worker never pays for it.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any
 
 import orjson
@@ -25,7 +26,10 @@ IMAGE_TOKENS = 765
 def _encoding() -> Any:
     import bpe_openai
 
-    return bpe_openai.get_encoding("cl100k_base")
+    with warnings.catch_warnings():
+        # bpe-openai reads its bundled data with a deprecated importlib.resources call.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return bpe_openai.get_encoding("cl100k_base")
 
 
 def count_text_tokens(text: str) -> int:

@@ -221,3 +221,19 @@ async def test_a_stream_stays_in_flight_on_its_deployment_until_it_ends(
     assert state is not None and state.in_flight == 1
     _ = [event async for event in opened.events]
     assert state.in_flight == 0
+
+
+async def test_a_deployment_at_its_own_rpm_cap_is_passed_over(sleeps: list[float]) -> None:
+    capped = """
+providers:
+  a: {wire: openai, base_url: "http://a.invalid/v1"}
+  b: {wire: openai, base_url: "http://b.invalid/v1"}
+models:
+  - name: pair
+    deployments: [{provider: a, model: m-a, rpm: 1}, {provider: b, model: m-b}]
+"""
+    a, b = ScriptedBackend("a"), ScriptedBackend("b")
+    e = Engine(parse_config(capped, {}), {}, {"a": a, "b": b})
+    answers = [(await e.complete(ask("pair"), request_id="r"))[0] for _ in range(4)]
+    assert all(answer.message.text() in ("a says hi", "b says hi") for answer in answers)
+    assert len(a.calls) == 1 and len(b.calls) == 3

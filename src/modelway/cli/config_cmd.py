@@ -6,14 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from modelway.cli.app import app
-from modelway.config import ConfigError, load_config, mask_secret
-from modelway.gateway.app import environment
-from modelway.providers.registry import SPECS, provider_settings
-from modelway.routing.resolve import Router
 
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -24,6 +18,14 @@ def check(
     config: Annotated[Path | None, typer.Option(help="Path to modelway.yaml.")] = None,
 ) -> None:
     """Validate the config; print resolved providers and aliases with keys masked."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from modelway.config import ConfigError, load_config, mask_secret
+    from modelway.gateway.app import environment
+    from modelway.providers.registry import SPECS, provider_settings
+    from modelway.routing.resolve import Router
+
     environ = environment()
     try:
         settings = load_config(config, environ)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 import typer
-import uvicorn
 
 from modelway.cli.app import app
-from modelway.mock.faults import ConnectionDropped
-from modelway.mock.server import MockSettings, create_mock_app
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 @app.command("mock")
@@ -33,6 +34,10 @@ def mock(
     seed: int | None = typer.Option(None, help="Seed for --fail-rate, for reproducible runs."),
 ) -> None:
     """A local upstream speaking the OpenAI, Anthropic and Ollama formats, with faults on demand."""
+    import uvicorn
+
+    from modelway.mock.server import MockSettings, create_mock_app
+
     settings = MockSettings(
         latency_ms=latency_ms,
         tokens_per_second=tokens_per_second,
@@ -76,5 +81,11 @@ async def _serve(server: uvicorn.Server, host: str) -> None:
 
 
 class _IgnoreDroppedConnections(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        from modelway.mock.faults import ConnectionDropped
+
+        self._dropped = ConnectionDropped
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], ConnectionDropped))
+        return not (record.exc_info and isinstance(record.exc_info[1], self._dropped))

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from modelway.cli.app import app
-from modelway.config import ConfigError, load_config
-from modelway.engine import Engine
-from modelway.gateway.app import environment
-from modelway.types import ModelInfo
+
+if TYPE_CHECKING:
+    from modelway.types import ModelInfo
 
 
 async def _list(config: Path | None) -> list[ModelInfo]:
+    from modelway.config import load_config
+    from modelway.engine import Engine
+    from modelway.gateway.app import environment
+
     environ = environment()
     engine = Engine(load_config(config, environ), environ)
     try:
@@ -33,6 +33,12 @@ def models(
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List aliases and every enabled provider's models."""
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    from modelway.config import ConfigError
+
     try:
         infos = asyncio.run(_list(config))
     except ConfigError as exc:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import os
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import uvicorn
-from uvicorn.supervisors import Multiprocess
 
 from modelway.cli.app import app
-from modelway.config import ConfigError, load_config
-from modelway.gateway.app import create_app, environment
-from modelway.routing.resolve import Router
 
 
 def is_loopback(host: str) -> bool:
@@ -52,6 +49,23 @@ class _Server(uvicorn.Server):
                 self._captured_signals.clear()
 
 
+def _authentication_configured(environ: Mapping[str, str]) -> bool:
+    """A master key is set, or the store holds a live virtual key."""
+    if environ.get("MODELWAY_MASTER_KEY"):
+        return True
+
+    from modelway.store import Store, database_url
+
+    async def live_keys() -> bool:
+        store = await Store.open(database_url(environ))
+        try:
+            return bool(await store.keys.list(include_revoked=False))
+        finally:
+            await store.aclose()
+
+    return asyncio.run(live_keys())
+
+
 def _uvicorn_options(host: str, port: int, shutdown_grace: float) -> dict[str, Any]:
     return {
         "host": host,
@@ -67,6 +81,8 @@ def _uvicorn_options(host: str, port: int, shutdown_grace: float) -> dict[str, A
 
 def _serve_workers(count: int, options: dict[str, Any]) -> None:
     """Run ``count`` worker processes on one socket bound here (as ``uvicorn.run`` does)."""
+    from uvicorn.supervisors import Multiprocess
+
     settings = uvicorn.Config(
         "modelway.gateway.app:app_from_environment", factory=True, workers=count, **options
     )
@@ -89,6 +105,10 @@ def serve(
     ] = False,
 ) -> None:
     """Run the gateway (OpenAI-compatible API at /v1)."""
+    from modelway.config import ConfigError, load_config
+    from modelway.gateway.app import create_app, environment
+    from modelway.routing.resolve import Router
+
     environ = environment()
     try:
         settings = load_config(config, environ)
@@ -99,20 +119,22 @@ def serve(
     bind_host = host if host is not None else settings.server.host
     bind_port = port if port is not None else settings.server.port
     worker_count = workers if workers is not None else settings.server.workers
-    # The gateway has no authentication yet, so it serves loopback unless told otherwise.
-    if not is_loopback(bind_host) and not insecure:
-        typer.echo(
-            f"refusing to serve {bind_host} with no authentication: anyone who can reach it "
-            "could spend your provider keys. Bind 127.0.0.1, or pass --insecure.",
-            err=True,
+    if not _authentication_configured(environ):
+        # Open mode: fine on this machine, never on a public address without being told.
+        if not is_loopback(bind_host) and not insecure:
+            typer.echo(
+                f"refusing to serve {bind_host} with no authentication: anyone who can reach "
+                "it could spend your provider keys. Set MODELWAY_MASTER_KEY (or create a key "
+                "with `modelway keys create`), bind 127.0.0.1, or pass --insecure.",
+                err=True,
+            )
+            raise typer.Exit(2)
+        print(
+            "WARNING: OPEN MODE — no MODELWAY_MASTER_KEY and no virtual keys: anyone who can "
+            f"reach {bind_host}:{bind_port} can use this gateway and the provider keys it holds",
+            file=sys.stderr,
+            flush=True,
         )
-        raise typer.Exit(2)
-    print(
-        "WARNING: this gateway has no authentication: anyone who can reach "
-        f"{bind_host}:{bind_port} can use it and the provider keys it holds",
-        file=sys.stderr,
-        flush=True,
-    )
     options = _uvicorn_options(bind_host, bind_port, settings.server.shutdown_grace)
     if worker_count > 1:
         if config is not None:

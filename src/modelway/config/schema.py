@@ -133,6 +133,8 @@ class ServerSettings(_Section, frozen=True, kw_only=True):
     cooldown: Cooldown = msgspec.field(default_factory=Cooldown)
     #: Seconds open streams may take to finish after SIGTERM before they are cut.
     shutdown_grace: Seconds = 30.0
+    #: Self-service sign-up (``POST /auth/register``, ``POST /auth/keys``).
+    signup: bool = False
 
 
 class Price(_Section, frozen=True, kw_only=True):

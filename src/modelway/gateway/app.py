@@ -17,9 +17,25 @@ from modelway.config import Config, load_config, load_dotenv_file
 from modelway.dialects.openai import encode_error_body
 from modelway.engine import Engine
 from modelway.errors import BadRequest, ModelwayError, NotFound
-from modelway.gateway import anthropic_routes, health, ollama_routes, openai_routes
+from modelway.gateway import (
+    admin_api,
+    anthropic_routes,
+    chat_api,
+    chat_connections,
+    health,
+    ollama_routes,
+    openai_routes,
+    signup,
+    web_pages,
+)
+from modelway.gateway.accounting import Accounts, seed_budgets
+from modelway.gateway.auth import Authenticator, AuthMiddleware
 from modelway.gateway.request_id import RequestIdMiddleware
 from modelway.gateway.state import GatewayState
+from modelway.limits import Limits
+from modelway.secrets import Secret
+from modelway.store import Store, data_dir, database_url
+from modelway.store.writer import UsageWriter
 
 log = logging.getLogger("modelway.gateway")
 
@@ -52,12 +68,35 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = Engine(config, environ)
-        app.state.gateway = GatewayState(config=config, engine=engine)
+        store = await Store.open(database_url(environ))  # migrations applied
+        limits = Limits.from_environment(environ.get("REDIS_URL") or None)
+        engine = Engine(config, environ, rates=limits.rates)
+        writer = UsageWriter(store, data_dir(environ) / "usage-spill.jsonl")
+        writer.start()
+        master = environ.get("MODELWAY_MASTER_KEY") or None
+        auth = Authenticator(store, Secret(master) if master else None)
+        if await auth.refresh_open_mode():
+            log.warning(
+                "OPEN MODE: no MODELWAY_MASTER_KEY and no virtual keys; anyone who can reach "
+                "this gateway can use it and the provider keys it holds"
+            )
+        await seed_budgets(store, limits)
+        state = GatewayState(
+            config=config,
+            engine=engine,
+            store=store,
+            auth=auth,
+            accounts=Accounts(limits, writer, config.prices),
+        )
+        await chat_connections.restore_connections(state)  # providers connected from the web chat
+        app.state.gateway = state
         try:
             yield
         finally:
             await engine.aclose()
+            await writer.aclose()  # after the server drained: every record is flushed
+            await limits.aclose()
+            await store.aclose()
 
     return Starlette(
         routes=[
@@ -65,8 +104,13 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Starlette:
             *anthropic_routes.ROUTES,
             *ollama_routes.ROUTES,
             *health.ROUTES,
+            *chat_api.ROUTES,
+            *chat_connections.ROUTES,
+            *admin_api.ROUTES,
+            *signup.ROUTES,
+            *web_pages.ROUTES,
         ],
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(AuthMiddleware)],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         lifespan=lifespan,
     )

@@ -9,34 +9,51 @@ a final error event.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from modelway.dialects.base import Dialect, StreamEncoder
+from modelway.engine import OpenStream
 from modelway.errors import BadRequest, ModelwayError
+from modelway.gateway.accounting import CLIENT_CLOSED, Ledger
+from modelway.gateway.auth import ANONYMOUS, Caller
 from modelway.gateway.http import error_response, parse_json_body, read_body
 from modelway.gateway.relay import relay_chat, relayable
 from modelway.gateway.state import GatewayState, json_answer, outcome_headers
 from modelway.gateway.streaming import EventStream
 from modelway.routing.resolve import Route
-from modelway.types import ChatRequest, StreamEvent
+from modelway.types import ChatRequest, Usage, UsageReport
 
 
 async def encode_stream(
-    events: AsyncIterator[StreamEvent], encoder: StreamEncoder
+    opened: OpenStream, encoder: StreamEncoder, ledger: Ledger
 ) -> AsyncIterator[bytes]:
     """The caller's stream bytes; a failure mid-stream ends it with an error event."""
+    events = opened.events
+    usage: Usage | None = None
+    failure: ModelwayError | None = None
+    status = CLIENT_CLOSED
+    sent = 0
     try:
         async for event in events:
+            if isinstance(event, UsageReport):
+                usage = event.usage
             data = encoder.encode(event)
             if data:
+                ledger.first_byte()
+                sent += len(data)
                 yield data
+        status = 200
     except ModelwayError as error:
+        failure = error
+        status = error.status
         yield encoder.error(error)
         return
     finally:
         await events.aclose()  # type: ignore[attr-defined]
+        await ledger.close(status, usage, failure, answer_bytes=sent)
     yield encoder.finish()
 
 
@@ -45,46 +62,80 @@ async def answer_chat(
     chat: ChatRequest,
     dialect: Dialect,
     request_id: str,
-    route: Route | None = None,
+    route: Route,
+    ledger: Ledger,
 ) -> Response:
     """Call the engine for a decoded request and answer in the caller's dialect."""
     engine = state.engine
+    ledger.stream = chat.stream
     if chat.stream:
         opened = await engine.open_stream(
             chat, request_id=request_id, dialect=dialect.name, route=route
         )
+        ledger.outcome = opened.outcome
         return EventStream(
-            encode_stream(opened.events, dialect.stream_encoder(chat)),
+            encode_stream(opened, dialect.stream_encoder(chat), ledger),
             media_type=dialect.stream_media_type,
             headers=outcome_headers(opened.outcome),
         )
     response, outcome = await engine.complete(
         chat, request_id=request_id, dialect=dialect.name, route=route
     )
-    return json_answer(dialect.encode_response(response), outcome)
+    ledger.outcome = outcome
+    ledger.first_byte()
+    answer = dialect.encode_response(response)
+    await ledger.close(200, response.usage, answer_bytes=len(answer))
+    return json_answer(answer, outcome)
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    """The reply budget the caller set, in any dialect's field name."""
+    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+        value = body.get(name)
+        if isinstance(value, int):
+            return value
+    options = body.get("options")
+    if isinstance(options, dict) and isinstance(options.get("num_predict"), int):
+        return int(options["num_predict"])
+    return None
 
 
 async def serve_chat(request: Request, dialect: Dialect) -> Response:
     """The whole chat pipeline for one HTTP request in ``dialect``.
 
-    A provider that speaks the caller's own format gets the body relayed as is;
-    any other is reached through the canonical form.
+    Caller (set by ``AuthMiddleware``) → limits and budget → route → relay to a provider
+    of the caller's own format, or call any other through the canonical form → one usage
+    record. Rate-limit headers go on every answer, refusals included.
     """
     state: GatewayState = request.app.state.gateway
     request_id: str = request.state.request_id
+    caller: Caller = request.scope.get("state", {}).get("caller", ANONYMOUS)
+    ledger: Ledger | None = None
     try:
-        body = parse_json_body(await read_body(request, state.max_body_bytes))
+        raw = await read_body(request, state.max_body_bytes)
+        body = parse_json_body(raw)
         model = body.get("model") if isinstance(body, dict) else None
         if not isinstance(model, str) or not model:
             raise BadRequest("model: required, a non-empty string")
+        ledger = state.accounts.open(
+            caller, request_id, dialect.name, model, body.get("stream") is True
+        )
+        await ledger.admit(len(raw), _max_tokens(body))
         route = state.engine.router.route(model)  # resolved once: round-robin turns once
+        ledger.alias = route.alias
         if relayable(route, dialect.name):
             # A provider of the caller's own format validates the rest itself and answers
             # any problem in that same format; only routing needed parsing here.
-            return await relay_chat(
-                state.engine, route, body, dialect.name, request_id, request.headers
+            response = await relay_chat(
+                state.engine, route, body, dialect.name, request_id, request.headers, ledger
             )
-        chat = dialect.decode_chat(body)
-        return await answer_chat(state, chat, dialect, request_id, route)
+        else:
+            chat = dialect.decode_chat(body)
+            response = await answer_chat(state, chat, dialect, request_id, route, ledger)
     except ModelwayError as error:
-        return error_response(dialect, error)
+        if ledger is not None:
+            await ledger.close(error.status, error=error)
+        response = error_response(dialect, error)
+    if ledger is not None and ledger.ticket.headers:
+        response.raw_headers += ledger.ticket.headers
+    return response

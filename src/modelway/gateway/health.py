@@ -21,11 +21,19 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Ready to serve: the engine is built (the store and Redis join this check when used)."""
+    """Ready to serve: the engine is built and the store answers (Redis joins when used)."""
     state: GatewayState | None = getattr(request.app.state, "gateway", None)
     if state is None:
         return Response(b'{"status":"starting"}', status_code=503, media_type="application/json")
-    return Response(b'{"status":"ready","checks":{"engine":"ok"}}', media_type="application/json")
+    if not await state.store.ping():
+        return Response(
+            b'{"status":"unavailable","checks":{"engine":"ok","store":"unreachable"}}',
+            status_code=503,
+            media_type="application/json",
+        )
+    return Response(
+        b'{"status":"ready","checks":{"engine":"ok","store":"ok"}}', media_type="application/json"
+    )
 
 
 async def health(request: Request) -> Response:

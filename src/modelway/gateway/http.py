@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -44,7 +45,8 @@ def error_response(dialect: Dialect, error: ModelwayError) -> Response:
     headers: dict[str, str] = {}
     retry_after = getattr(error, "retry_after", None)
     if isinstance(error, RateLimited | ModelwayError) and retry_after is not None:
-        headers["retry-after"] = str(max(1, round(retry_after)))
+        # Rounded up: a client that obeys it to the second is not refused again.
+        headers["retry-after"] = str(max(1, math.ceil(retry_after)))
     return Response(
         dialect.encode_error(error),
         status_code=error.status,

@@ -19,7 +19,14 @@ from starlette.responses import Response
 
 from modelway.engine import Engine, Outcome
 from modelway.errors import ModelwayError, UpstreamError
-from modelway.gateway.scanners import AnthropicScanner, OllamaScanner, OpenAIScanner, StreamScanner
+from modelway.gateway.accounting import CLIENT_CLOSED, Ledger
+from modelway.gateway.scanners import (
+    AnthropicScanner,
+    OllamaScanner,
+    OpenAIScanner,
+    StreamScanner,
+    answer_usage,
+)
 from modelway.gateway.state import json_answer, outcome_headers
 from modelway.gateway.streaming import EventStream
 from modelway.providers.base import HttpRequest
@@ -67,26 +74,38 @@ def _chat_path(target: Target, wire: str) -> str:
 
 
 async def _relay_stream(
-    first: bytes, rest: AsyncIterator[bytes], scanner: StreamScanner, outcome: Outcome
+    first: bytes,
+    rest: AsyncIterator[bytes],
+    scanner: StreamScanner,
+    outcome: Outcome,
+    ledger: Ledger,
 ) -> AsyncIterator[bytes]:
     failure: ModelwayError | None = None
+    status = CLIENT_CLOSED
+    sent = 0
     try:
         data = scanner.feed(first)
+        ledger.first_byte()
         if data:
+            sent += len(data)
             yield data
         async for chunk in rest:
             data = scanner.feed(chunk)
             if data:
+                sent += len(data)
                 yield data
         data = scanner.close()
         if data:
             yield data
+        status = 200
     except ModelwayError as error:
         failure = error
+        status = error.status
         yield scanner.error(error)
     finally:
         outcome.stream_ended(failure)
         await rest.aclose()  # type: ignore[attr-defined]
+        await ledger.close(status, scanner.usage, failure, answer_bytes=sent)
 
 
 async def relay_chat(
@@ -96,9 +115,11 @@ async def relay_chat(
     wire: str,
     request_id: str,
     caller_headers: Mapping[str, str],
+    ledger: Ledger,
 ) -> Response:
     """Relay a chat body in ``wire``'s format along ``route`` with retries and failover."""
     stream = _streams(wire, body)
+    ledger.stream = stream
     options = body.get("stream_options")
     headers = dict(_JSON)
     for name in _FORWARDED_HEADERS[wire]:
@@ -115,16 +136,19 @@ async def relay_chat(
 
     if not stream:
 
-        async def complete(target: Target) -> bytes:
+        async def complete(target: Target) -> tuple[bytes, Any]:
             assert isinstance(target.backend, HttpProvider)
             answer = await target.backend.request(upstream_request(target), call)
             try:
-                parse_json(answer)  # an answer that is not JSON is an upstream failure
+                parsed = parse_json(answer)  # an answer that is not JSON is an upstream failure
             except UpstreamError as error:
                 raise target.backend.attributed(error) from None
-            return answer
+            return answer, parsed
 
-        answer, outcome = await engine.attempt_each(route, complete)
+        (answer, parsed), outcome = await engine.attempt_each(route, complete)
+        ledger.outcome = outcome
+        ledger.first_byte()
+        await ledger.close(200, answer_usage(wire, parsed), answer_bytes=len(answer))
         return json_answer(answer, outcome)
 
     scanner = _scanner(wire, body)
@@ -140,8 +164,9 @@ async def relay_chat(
             raise UpstreamError("the upstream stream was empty", provider=backend.name) from None
 
     (first, rest), outcome = await engine.attempt_each(route, open_stream, holds=True)
+    ledger.outcome = outcome
     return EventStream(
-        _relay_stream(first, rest, scanner, outcome),
+        _relay_stream(first, rest, scanner, outcome, ledger),
         media_type=_MEDIA_TYPES.get(wire, "text/event-stream"),
         headers=outcome_headers(outcome),
     )

@@ -129,17 +129,41 @@ class AnthropicScanner:
         return b"".join(out)
 
     def _count(self, raw: Any) -> None:
-        if not isinstance(raw, dict):
-            return
-        usage = self.usage or Usage()
-        cached = int(raw.get("cache_read_input_tokens") or 0)
-        if "input_tokens" in raw:
-            created = int(raw.get("cache_creation_input_tokens") or 0)
-            usage.prompt_tokens = int(raw["input_tokens"] or 0) + cached + created
-            usage.cached_tokens = cached
-        if "output_tokens" in raw:
-            usage.completion_tokens = int(raw["output_tokens"] or 0)
-        self.usage = usage
+        if isinstance(raw, dict):
+            self.usage = anthropic_usage(raw, self.usage)
+
+
+def anthropic_usage(raw: dict[str, Any], usage: Usage | None = None) -> Usage:
+    """Anthropic's usage object read into ``usage`` (a stream reports it in two parts)."""
+    usage = usage or Usage()
+    cached = int(raw.get("cache_read_input_tokens") or 0)
+    if "input_tokens" in raw:
+        created = int(raw.get("cache_creation_input_tokens") or 0)
+        usage.prompt_tokens = int(raw["input_tokens"] or 0) + cached + created
+        usage.cached_tokens = cached
+    if "output_tokens" in raw:
+        usage.completion_tokens = int(raw["output_tokens"] or 0)
+    return usage
+
+
+def ollama_usage(line: dict[str, Any]) -> Usage:
+    """The counts on Ollama's final (``done``) line."""
+    return Usage(
+        prompt_tokens=int(line.get("prompt_eval_count") or 0),
+        completion_tokens=int(line.get("eval_count") or 0),
+    )
+
+
+def answer_usage(wire: str, answer: Any) -> Usage | None:
+    """The usage a whole (non-streamed) answer in ``wire``'s format reports, if any."""
+    if not isinstance(answer, dict):
+        return None
+    if wire == "ollama":
+        return ollama_usage(answer) if answer.get("done") else None
+    raw = answer.get("usage")
+    if not isinstance(raw, dict):
+        return None
+    return anthropic_usage(raw) if wire == "anthropic" else parse_usage(raw)
 
 
 class OllamaScanner:
@@ -169,9 +193,6 @@ class OllamaScanner:
             if isinstance(parsed, dict) and (parsed.get("done") or parsed.get("error")):
                 self.done = True
                 if parsed.get("done"):
-                    self.usage = Usage(
-                        prompt_tokens=int(parsed.get("prompt_eval_count") or 0),
-                        completion_tokens=int(parsed.get("eval_count") or 0),
-                    )
+                    self.usage = ollama_usage(parsed)
             out.append(line + b"\n")
         return b"".join(out)

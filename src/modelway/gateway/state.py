@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 
 from modelway.config import Config
 from modelway.engine import Engine, Outcome
+from modelway.store import Store
+
+if TYPE_CHECKING:
+    from modelway.gateway.accounting import Accounts
+    from modelway.gateway.auth import Authenticator
 
 
 @dataclass
 class GatewayState:
-    """The engine and settings every route uses."""
+    """The engine, the store and settings every route uses."""
 
     config: Config
     engine: Engine
+    store: Store
+    auth: Authenticator
+    accounts: Accounts
     started_at: float = field(default_factory=time.time)
 
     @property

@@ -46,13 +46,13 @@ class EventStream(Response):
         watcher = asyncio.create_task(watch())
         body = self.body_iterator
         try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": self.status_code,
-                    "headers": self.raw_headers,
-                }
-            )
+            # The first chunk is taken before the headers go out, so the body has started
+            # and closing it always runs its cleanup (an unstarted generator skips it).
+            first = await anext(body, b"")
+            start = {"type": "http.response.start", "status": self.status_code}
+            await send({**start, "headers": self.raw_headers})
+            if first:
+                await send({"type": "http.response.body", "body": first, "more_body": True})
             async for chunk in body:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})

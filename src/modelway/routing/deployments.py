@@ -36,10 +36,17 @@ class DeploymentState:
         "in_flight",
         "latency",
         "name",
+        "rpm",
+        "tpm",
     )
 
-    def __init__(self, name: str, cooldown: Cooldown) -> None:
+    def __init__(
+        self, name: str, cooldown: Cooldown, rpm: int | None = None, tpm: int | None = None
+    ) -> None:
         self.name = name
+        #: The deployment's own caps (a provider's quota for this key), enforced per minute.
+        self.rpm = rpm
+        self.tpm = tpm
         self._cooldown = cooldown
         self.in_flight = 0
         #: Moving average of seconds to the first byte of an answer; ``None`` until measured.
@@ -47,6 +54,11 @@ class DeploymentState:
         self.cooled_until = 0.0
         self._failures: deque[float] = deque()
         self._probe_running = False
+
+    @property
+    def limit_scope(self) -> str:
+        """The rate-limit scope of this deployment's own RPM/TPM caps."""
+        return f"deployment:{self.name}"
 
     def condition(self, now: float | None = None) -> Condition:
         """Healthy, cooling (skipped), or probing (rest over, not yet proven)."""

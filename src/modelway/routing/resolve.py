@@ -102,7 +102,7 @@ class Router:
             else:
                 backend = self.backends[deployment.provider]
             name = f"{alias.name}#{index} ({deployment.provider}/{deployment.model})"
-            state = DeploymentState(name, cooldown)
+            state = DeploymentState(name, cooldown, deployment.rpm, deployment.tpm)
             targets.append(Target(backend, deployment.model, state, max(1, deployment.weight)))
         return targets
 

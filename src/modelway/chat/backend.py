@@ -1,0 +1,151 @@
+"""What the terminal chat needs from wherever answers and history come from.
+
+Two backends fulfil ``ChatBackend``: ``LocalBackend`` (the engine and store in this
+process, configured as ``modelway serve`` is) and ``RemoteBackend`` (a running gateway
+over HTTP). A reply is a stream of ``ReplyEvent``; failures are ``ModelwayError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import NamedTuple, Protocol
+
+from modelway.tokens import count_text_tokens, estimate_prompt_tokens
+from modelway.types import (
+    ChatRequest,
+    Message,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    UsageReport,
+)
+
+#: Longest session title, taken from the first user message.
+TITLE_LENGTH = 60
+
+
+class SessionInfo(NamedTuple):
+    """A saved chat session as the terminal shows it."""
+
+    id: str
+    title: str
+    model: str | None
+    system: str | None
+    updated_at: float
+
+
+class Turn(NamedTuple):
+    """One saved message; ``error`` is set on a reply that failed or was stopped."""
+
+    role: str
+    content: str
+    model: str | None = None
+    error: str | None = None
+
+
+class Answered(NamedTuple):
+    """Who is answering: the provider (when known) and the model it runs."""
+
+    provider: str | None
+    model: str
+
+
+class TokensUsed(NamedTuple):
+    """Tokens a reply took; ``estimated`` when counted here rather than reported upstream."""
+
+    prompt: int
+    completion: int
+    estimated: bool
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+
+ReplyEvent = Answered | TextDelta | TokensUsed
+
+
+class ChatBackend(Protocol):
+    """Answers and history for the terminal chat."""
+
+    #: Where answers come from, for the banner (``in-process`` or the gateway URL).
+    location: str
+
+    async def check_model(self, model: str) -> None:
+        """Raise ``UnknownModel`` when ``model`` can be known to have no provider."""
+        ...
+
+    def answer_once(
+        self, content: str, model: str, system: str | None
+    ) -> AsyncGenerator[ReplyEvent, None]:
+        """One reply to one message, saved nowhere (for pipes and scripts)."""
+        ...
+
+    async def sessions(self) -> list[SessionInfo]:
+        """Saved sessions, most recently used first."""
+        ...
+
+    async def create_session(self, title: str, model: str, system: str | None) -> SessionInfo:
+        """A new, empty session."""
+        ...
+
+    async def open_session(self, session_id: str) -> tuple[SessionInfo, list[Turn]]:
+        """A session and its messages, oldest first; ``NotFound`` if there is none."""
+        ...
+
+    async def set_model(self, session_id: str, model: str) -> None:
+        """Remember ``model`` as the session's model."""
+        ...
+
+    def send(
+        self, session: SessionInfo, content: str, model: str
+    ) -> AsyncGenerator[ReplyEvent, None]:
+        """Save ``content`` as the next user message and stream the reply, which is saved too."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and the store."""
+        ...
+
+
+def session_title(content: str) -> str:
+    """A session's title: the first line of its first message, shortened."""
+    line = next((line.strip() for line in content.splitlines() if line.strip()), "New chat")
+    if len(line) <= TITLE_LENGTH:
+        return line
+    return line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+
+def chat_request(model: str, system: str | None, turns: list[Turn], content: str) -> ChatRequest:
+    """The streamed request for ``content`` after ``turns``; failed replies are left out."""
+    messages = [Message("system", [TextPart(system)])] if system else []
+    messages += [
+        Message("user" if turn.role == "user" else "assistant", [TextPart(turn.content)])
+        for turn in turns
+        if turn.content and turn.error is None
+    ]
+    messages.append(Message("user", [TextPart(content)]))
+    return ChatRequest(model=model, messages=messages, stream=True, include_usage=True)
+
+
+async def reply_events(
+    request: ChatRequest, events: AsyncIterator[StreamEvent], reply: list[str]
+) -> AsyncGenerator[ReplyEvent, None]:
+    """Text deltas of a canonical stream (also appended to ``reply``), then the tokens used.
+
+    When the provider reports no usage the tokens are estimated here.
+    """
+    usage = None
+    async for event in events:
+        if isinstance(event, TextDelta):
+            if event.text:
+                reply.append(event.text)
+                yield event
+        elif isinstance(event, UsageReport):
+            usage = event.usage
+    if usage is not None:
+        yield TokensUsed(usage.prompt_tokens, usage.completion_tokens, usage.estimated)
+    else:
+        yield TokensUsed(
+            estimate_prompt_tokens(request), count_text_tokens("".join(reply)), estimated=True
+        )

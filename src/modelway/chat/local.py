@@ -1,0 +1,125 @@
+"""The terminal chat in-process: the engine ``modelway serve`` would build, history in the store."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncGenerator
+
+from modelway.chat.backend import (
+    Answered,
+    ReplyEvent,
+    SessionInfo,
+    TokensUsed,
+    Turn,
+    chat_request,
+    reply_events,
+)
+from modelway.engine import Engine
+from modelway.errors import ModelwayError, NotFound
+from modelway.store import ChatRepository, Store
+from modelway.store.records import ChatMessage, ChatSession
+
+#: What a reply that the user stopped is saved with, so it stays out of later context.
+STOPPED = "stopped"
+
+
+class LocalBackend:
+    """Answers from ``engine``; sessions kept in ``store``."""
+
+    location = "in-process"
+
+    def __init__(self, engine: Engine, store: Store) -> None:
+        self._engine = engine
+        self._store = store
+        self._chats: ChatRepository = store.chats
+
+    async def reconnect_saved_providers(self) -> None:
+        """Enable the providers the web chat's connect dialog saved, as the gateway does.
+
+        So a provider connected in the browser answers in the terminal too (the gateway's
+        own start does this in ``chat_connections.restore_connections``).
+        """
+        for provider, (api_key, base_url) in (await self._store.connections.secrets()).items():
+            with contextlib.suppress(ModelwayError):  # one the gateway also skips
+                self._engine.connect_provider(provider, api_key=api_key, base_url=base_url)
+
+    async def check_model(self, model: str) -> None:
+        self._engine.route(model)
+
+    async def answer_once(
+        self, content: str, model: str, system: str | None
+    ) -> AsyncGenerator[ReplyEvent, None]:
+        request = chat_request(model, system, [], content)
+        opened = await self._engine.open_stream(request, request_id=uuid.uuid4().hex)
+        yield Answered(opened.outcome.target.backend.name, opened.outcome.target.model)
+        async for event in reply_events(request, opened.events, []):
+            yield event
+
+    async def sessions(self) -> list[SessionInfo]:
+        return [_session_info(session) for session in await self._chats.list_sessions()]
+
+    async def create_session(self, title: str, model: str, system: str | None) -> SessionInfo:
+        session = await self._chats.create_session(title=title, model=model, system=system)
+        return _session_info(session)
+
+    async def open_session(self, session_id: str) -> tuple[SessionInfo, list[Turn]]:
+        session = await self._chats.get_session(session_id)
+        if session is None:
+            raise NotFound(f"no chat session {session_id!r}")
+        messages = await self._chats.list_messages(session_id)
+        return _session_info(session), [_turn(message) for message in messages]
+
+    async def set_model(self, session_id: str, model: str) -> None:
+        await self._chats.update_session(session_id, model=model)
+
+    async def send(
+        self, session: SessionInfo, content: str, model: str
+    ) -> AsyncGenerator[ReplyEvent, None]:
+        chats = self._chats
+        history = [_turn(message) for message in await chats.list_messages(session.id)]
+        await chats.add_message(session.id, "user", content)
+        request = chat_request(model, session.system, history, content)
+        reply: list[str] = []
+        answered: Answered | None = None
+        tokens: TokensUsed | None = None
+        error: str | None = STOPPED  # until the stream ends well or fails
+        try:
+            opened = await self._engine.open_stream(request, request_id=uuid.uuid4().hex)
+            answered = Answered(opened.outcome.target.backend.name, opened.outcome.target.model)
+            yield answered
+            async for event in reply_events(request, opened.events, reply):
+                if isinstance(event, TokensUsed):
+                    tokens = event
+                yield event
+            error = None
+        except ModelwayError as failure:
+            error = failure.message
+            raise
+        finally:
+            # Also runs when the user stops the reply: what arrived is kept, marked stopped.
+            await chats.add_message(
+                session.id,
+                "assistant",
+                "".join(reply),
+                model=answered.model if answered else model,
+                provider=answered.provider if answered else None,
+                prompt_tokens=tokens.prompt if tokens else None,
+                completion_tokens=tokens.completion if tokens else None,
+                usage_accurate=not tokens.estimated if tokens else None,
+                error=error,
+            )
+
+    async def aclose(self) -> None:
+        try:
+            await self._engine.aclose()
+        finally:
+            await self._store.aclose()
+
+
+def _session_info(session: ChatSession) -> SessionInfo:
+    return SessionInfo(session.id, session.title, session.model, session.system, session.updated_at)
+
+
+def _turn(message: ChatMessage) -> Turn:
+    return Turn(message.role, message.content, message.model, message.error)

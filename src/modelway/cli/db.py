@@ -1,0 +1,44 @@
+"""``modelway db upgrade``: apply the store's migrations (``serve`` also does at start)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from modelway.cli.app import app
+
+db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+async def _upgrade(url: str) -> str | None:
+    from modelway.store import Store
+    from modelway.store.migrate import current_revision
+
+    store = await Store.open(url)
+    try:
+        return await current_revision(store.engine)
+    finally:
+        await store.aclose()
+
+
+@db_app.command("upgrade")
+def upgrade() -> None:
+    """Run the migrations up to the newest schema."""
+    # Imported here, as in every command: `modelway --help` should not load the gateway.
+    from modelway.gateway.app import environment
+    from modelway.store import database_url, display_url
+
+    try:
+        url = database_url(environment())
+    except ValueError as exc:
+        typer.echo(f"database error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"database: {display_url(url)}")
+    try:
+        revision = asyncio.run(_upgrade(url))
+    except Exception as exc:  # connection refused, bad credentials, locked file...
+        typer.echo(f"database error: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"schema at revision {revision} (newest)")

@@ -1,0 +1,76 @@
+"""``modelway usage``: requests, tokens, cost and latency per key, model or day."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+import msgspec
+import typer
+
+from modelway.cli.app import app
+from modelway.cli.keys import JsonOption, KeyOption, UrlOption, target
+
+
+class Grouping(StrEnum):
+    """What a usage summary groups by."""
+
+    key = "key"
+    model = "model"
+    day = "day"
+
+
+@app.command()
+def usage(
+    by: Annotated[Grouping, typer.Option(help="Group by key, model or UTC day.")] = Grouping.key,
+    since: Annotated[
+        str | None, typer.Option(help="Only usage from this date on (YYYY-MM-DD, UTC).")
+    ] = None,
+    key_id: Annotated[str | None, typer.Option(help="Only this key's usage.")] = None,
+    json: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+) -> None:
+    """Summarise the usage audit."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from modelway.cli.admin_client import run_admin
+
+    url, key, environ = target(url, key)
+    summary = run_admin(lambda admin: admin.usage(by.value, since, key_id), url, key, environ)
+    if json:
+        typer.echo(msgspec.json.encode(summary).decode())
+        return
+    rows: list[dict[str, Any]] = summary["rows"]
+    if not rows:
+        typer.echo("no usage recorded" + (f" since {since}" if since else "") + " yet")
+        return
+    table = Table(by.value)
+    for number in ("requests", "errors", "prompt", "completion", "cost USD", "p50 ms", "p95 ms"):
+        table.add_column(number, justify="right")
+    for row in rows:
+        table.add_row(
+            _group(row, by),
+            str(row["requests"]),
+            str(row["errors"]),
+            str(row["prompt_tokens"]),
+            str(row["completion_tokens"]),
+            f"{row['cost_usd']:.4f}",
+            _milliseconds(row["latency_p50_ms"]),
+            _milliseconds(row["latency_p95_ms"]),
+        )
+    Console().print(table)
+
+
+def _group(row: dict[str, Any], by: Grouping) -> str:
+    group = row["group"]
+    if by is Grouping.key:
+        if group is None:
+            return "(master or open)"
+        return f"{row.get('key_name') or '?'} ({group})"
+    return group or "-"
+
+
+def _milliseconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"

@@ -1,0 +1,325 @@
+"""The admin API under ``/admin/api/``: virtual keys and usage, for the master key only.
+
+Bodies are checked by msgspec structs (unknown fields and wrong types are a 400 that
+names the field); errors come in OpenAI's shape. The store-side operations are plain
+functions of a ``Store`` so ``modelway keys`` / ``modelway usage`` give the same answers
+without a running gateway. A new key's plaintext is in the create answer and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, TypeVar, cast
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from modelway.dialects.openai import OpenAIDialect
+from modelway.errors import BadRequest, ModelwayError, NotFound, PermissionDenied
+from modelway.gateway.auth import Caller, presented_key
+from modelway.gateway.http import error_response, read_body
+from modelway.gateway.state import GatewayState
+from modelway.store import KeyRecord, Store
+from modelway.store.records import BudgetPeriod
+from modelway.store.usage import SummaryBy
+
+ERRORS = OpenAIDialect()
+SUMMARY_GROUPS = ("key", "model", "day")
+MAX_RECENT = 1000
+DAY_SECONDS = 86_400.0
+NO_MASTER_KEY = (
+    "the admin API is off: this gateway has no master key (set MODELWAY_MASTER_KEY and restart it)"
+)
+NOT_MASTER = "the admin API takes the master key (MODELWAY_MASTER_KEY), not a virtual key"
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+Body = TypeVar("Body", bound=msgspec.Struct)
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class NewKey(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /admin/api/keys``: a key's settings; only ``name`` is required."""
+
+    name: Annotated[str, msgspec.Meta(max_length=200)]
+    owner_user: str | None = None
+    owner_team: str | None = None
+    models: list[str] = msgspec.field(default_factory=list)
+    rpm: Positive | None = None
+    tpm: Positive | None = None
+    budget_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    budget_tokens: Positive | None = None
+    budget_period: BudgetPeriod = "month"
+    #: Epoch seconds or an RFC 3339 time (UTC when it has no offset).
+    expires_at: float | datetime | None = None
+    expires_in_days: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+def decode_body(raw: bytes, schema: type[Body]) -> Body:
+    """The body as ``schema``, or ``BadRequest`` naming the field that is wrong."""
+    if not raw.strip():
+        raise BadRequest("the request body is empty; expected a JSON object")
+    try:
+        return msgspec.json.decode(raw, type=schema)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(_field_message(str(exc))) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON ({exc})") from None
+
+
+_AT_FIELD = re.compile(r"^(?P<problem>.*) - at `\$\.?(?P<field>[^`]*)`$")
+
+
+def _field_message(text: str) -> str:
+    """msgspec's ``Expected int, got str - at `$.rpm``` as ``rpm: expected int, got str``."""
+    match = _AT_FIELD.match(text)
+    if match is None:  # about the whole body: a missing or unknown field, or not an object
+        return f"invalid request body: {text[:1].lower()}{text[1:]}"
+    problem, field = match["problem"], match["field"] or "body"
+    return f"{field}: {problem[:1].lower()}{problem[1:]}"
+
+
+def key_view(record: KeyRecord, now: float | None = None) -> dict[str, Any]:
+    """A key as the API shows it: its settings and status; never its hash or plaintext."""
+    now = time.time() if now is None else now
+    status = "revoked" if record.revoked else "expired" if record.expired(now) else "active"
+    view: dict[str, Any] = msgspec.to_builtins(record)
+    view["status"] = status
+    return view
+
+
+def expiry_of(new: NewKey, now: float) -> float | None:
+    """Epoch seconds at which the new key expires (None: never)."""
+    if new.expires_at is not None and new.expires_in_days is not None:
+        raise BadRequest("give expires_at or expires_in_days, not both")
+    if new.expires_in_days is not None:
+        return now + new.expires_in_days * DAY_SECONDS
+    if new.expires_at is None:
+        return None
+    at = new.expires_at
+    if isinstance(at, datetime):
+        at = (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
+    if at <= now:
+        raise BadRequest("expires_at: that time has already passed")
+    return at
+
+
+async def create_key(store: Store, new: NewKey) -> dict[str, Any]:
+    """Store a new key; its view plus ``key``, the plaintext, shown this once."""
+    now = time.time()
+    record, plaintext = await store.keys.create(
+        new.name.strip(),
+        owner_user=new.owner_user,
+        owner_team=new.owner_team,
+        models=[glob for glob in new.models if glob.strip()],
+        rpm=new.rpm,
+        tpm=new.tpm,
+        budget_usd=new.budget_usd,
+        budget_tokens=new.budget_tokens,
+        budget_period=new.budget_period,
+        expires_at=expiry_of(new, now),
+        metadata=new.metadata,
+    )
+    return {**key_view(record, now), "key": plaintext}
+
+
+async def list_keys(store: Store) -> list[dict[str, Any]]:
+    """Every key, newest first, revoked ones included (with their status)."""
+    now = time.time()
+    return [key_view(record, now) for record in await store.keys.list(include_revoked=True)]
+
+
+async def get_key(store: Store, key_id: str) -> KeyRecord:
+    """One key; ``NotFound`` if there is none with that id."""
+    record = await store.keys.get(key_id)
+    if record is None:
+        raise NotFound(f"no key with id {key_id!r}")
+    return record
+
+
+async def revoke_key(store: Store, key_id: str) -> dict[str, Any]:
+    """Revoke a key (revoking twice is harmless); its view afterwards."""
+    await get_key(store, key_id)
+    await store.keys.revoke(key_id)
+    return key_view(await get_key(store, key_id))
+
+
+def since_epoch(text: str | None) -> float | None:
+    """``YYYY-MM-DD`` (UTC midnight) or an RFC 3339 time as epoch seconds."""
+    if text is None or not text.strip():
+        return None
+    try:
+        if len(text.strip()) == 10:
+            day = date.fromisoformat(text.strip())
+            return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadRequest(f"since: a date like 2025-01-31 (not {text!r})") from None
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
+
+
+async def usage_summary(
+    store: Store, by: str = "key", since: str | None = None, key_id: str | None = None
+) -> dict[str, Any]:
+    """Requests, errors, tokens, cost and latency per key, model or UTC day."""
+    if by not in SUMMARY_GROUPS:
+        raise BadRequest(f"by: one of key, model, day (not {by!r})")
+    group = cast(SummaryBy, by)
+    summary = await store.usage.summary(by=group, since=since_epoch(since), key_id=key_id or None)
+    rows: list[dict[str, Any]] = msgspec.to_builtins(summary)
+    if by == "key":
+        names = {record.id: record.name for record in await store.keys.list()}
+        for row in rows:
+            row["key_name"] = names.get(row["group"])
+    return {"by": by, "since": since or None, "key_id": key_id or None, "rows": rows}
+
+
+async def recent_requests(
+    store: Store,
+    limit: int = 100,
+    key_id: str | None = None,
+    model: str | None = None,
+    status: int | None = None,
+) -> dict[str, Any]:
+    """The newest usage records first, optionally one key's, model's or status's."""
+    records = await store.usage.recent(
+        limit=min(limit, MAX_RECENT), key_id=key_id, model=model, status=status
+    )
+    return {"requests": msgspec.to_builtins(records)}
+
+
+# --- HTTP --------------------------------------------------------------------------------
+
+
+def answers_errors(handler: Handler) -> Handler:
+    """Answers a ``ModelwayError`` raised by ``handler`` in OpenAI's error shape."""
+
+    async def answer(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ModelwayError as error:
+            return error_response(ERRORS, error)
+
+    answer.__doc__ = handler.__doc__
+    return answer
+
+
+def json_response(body: object, status: int = 200) -> Response:
+    """``body`` as JSON, never cached (some answers hold a key shown once)."""
+    return Response(
+        msgspec.json.encode(body),
+        status_code=status,
+        media_type="application/json",
+        headers={"cache-control": "no-store"},
+    )
+
+
+def _master_only(handler: Handler) -> Handler:
+    """Runs ``handler`` for the master key only; every error in OpenAI's shape."""
+
+    async def guarded(request: Request) -> Response:
+        state: GatewayState = request.app.state.gateway
+        caller: Caller | None = request.scope.get("state", {}).get("caller")
+        if caller is None:  # not behind AuthMiddleware: check the key here
+            caller = await state.auth.caller(presented_key(request.scope))
+        if state.auth.master_key is None:
+            raise PermissionDenied(NO_MASTER_KEY)
+        if not caller.is_master:
+            raise PermissionDenied(NOT_MASTER)
+        return await handler(request)
+
+    guarded.__doc__ = handler.__doc__
+    return answers_errors(guarded)
+
+
+def _store(request: Request) -> Store:
+    state: GatewayState = request.app.state.gateway
+    return state.store
+
+
+def _query_int(request: Request, name: str, default: int | None) -> int | None:
+    text = request.query_params.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRequest(f"{name}: a whole number (not {text!r})") from None
+
+
+def _query_text(request: Request, name: str) -> str | None:
+    return request.query_params.get(name) or None
+
+
+@_master_only
+async def post_key(request: Request) -> Response:
+    """Create a key; the answer holds its plaintext, which is never shown again."""
+    state: GatewayState = request.app.state.gateway
+    new = decode_body(await read_body(request, state.max_body_bytes), NewKey)
+    return json_response(await create_key(state.store, new), status=201)
+
+
+@_master_only
+async def get_keys(request: Request) -> Response:
+    """Every key with its settings and status."""
+    return json_response({"keys": await list_keys(_store(request))})
+
+
+@_master_only
+async def get_one_key(request: Request) -> Response:
+    """One key by id."""
+    return json_response(key_view(await get_key(_store(request), request.path_params["key_id"])))
+
+
+@_master_only
+async def delete_key(request: Request) -> Response:
+    """Revoke a key; it stops working on this replica at once, on others within seconds."""
+    state: GatewayState = request.app.state.gateway
+    key_id = request.path_params["key_id"]
+    view = await revoke_key(state.store, key_id)
+    state.auth.verifier.forget(key_id)
+    return json_response(view)
+
+
+@_master_only
+async def get_usage(request: Request) -> Response:
+    """The usage summary: ``?by=key|model|day&since=YYYY-MM-DD&key_id=``."""
+    summary = await usage_summary(
+        _store(request),
+        by=request.query_params.get("by", "key"),
+        since=_query_text(request, "since"),
+        key_id=_query_text(request, "key_id"),
+    )
+    return json_response(summary)
+
+
+@_master_only
+async def get_requests(request: Request) -> Response:
+    """Recent usage records: ``?limit=&key_id=&model=&status=``."""
+    limit = _query_int(request, "limit", 100)
+    assert limit is not None
+    if limit < 1:
+        raise BadRequest("limit: at least 1")
+    recent = await recent_requests(
+        _store(request),
+        limit=limit,
+        key_id=_query_text(request, "key_id"),
+        model=_query_text(request, "model"),
+        status=_query_int(request, "status", None),
+    )
+    return json_response(recent)
+
+
+ROUTES = [
+    Route("/admin/api/keys", post_key, methods=["POST"]),
+    Route("/admin/api/keys", get_keys, methods=["GET"]),
+    Route("/admin/api/keys/{key_id}", get_one_key, methods=["GET"]),
+    Route("/admin/api/keys/{key_id}", delete_key, methods=["DELETE"]),
+    Route("/admin/api/usage", get_usage, methods=["GET"]),
+    Route("/admin/api/requests", get_requests, methods=["GET"]),
+]

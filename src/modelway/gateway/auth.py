@@ -1,0 +1,164 @@
+"""Who is calling: the master key, a virtual key, or nobody in open mode.
+
+Keys come as ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` (the Anthropic
+SDK's header). A virtual key is verified with Argon2 once per process and then served
+from ``KeyVerifier``'s cache, re-read by id every few seconds so a revocation reaches
+every replica within 5 s. With no master key and no virtual keys the gateway is open
+(``modelway serve`` allows that on loopback only).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from fnmatch import fnmatchcase
+from typing import NamedTuple
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from modelway.dialects.anthropic import AnthropicDialect
+from modelway.dialects.base import Dialect
+from modelway.dialects.ollama import OllamaDialect
+from modelway.dialects.openai import OpenAIDialect
+from modelway.errors import AuthenticationError, ModelwayError, PermissionDenied
+from modelway.gateway.http import error_response
+from modelway.secrets import Secret
+from modelway.store import KeyRecord, KeyVerifier, Store
+
+log = logging.getLogger("modelway.auth")
+#: How often open mode checks whether a virtual key has appeared (created by the CLI).
+OPEN_MODE_RECHECK_SECONDS = 5.0
+#: Paths anyone may reach: health probes, metrics, and the pages (their APIs are guarded).
+_PUBLIC_PREFIXES = ("/health", "/metrics", "/static/", "/auth/")
+_PUBLIC_PATHS = frozenset({"/", "/admin", "/favicon.ico"})
+_MISSING = "missing API key: send it as 'Authorization: Bearer <key>' or in the 'x-api-key' header"
+
+
+class Caller(NamedTuple):
+    """The principal behind a request, as limits, budgets and usage records see it."""
+
+    key_id: str | None
+    name: str
+    user: str | None = None
+    team: str | None = None
+    is_master: bool = False
+    key: KeyRecord | None = None
+
+    def check_model(self, model: str) -> None:
+        """``PermissionDenied`` unless the key's model globs allow ``model``."""
+        allowed = self.key.models if self.key is not None else ()
+        if allowed and not any(fnmatchcase(model, glob) for glob in allowed):
+            raise PermissionDenied(f"this key may not use model {model!r}")
+
+
+ANONYMOUS = Caller(key_id=None, name="anonymous")
+MASTER = Caller(key_id=None, name="master", is_master=True)
+
+
+def presented_key(scope: Scope) -> str | None:
+    """The key in ``Authorization: Bearer`` or ``x-api-key``, if any."""
+    name: bytes
+    value: bytes
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif name == b"x-api-key" and value:
+            return value.decode("latin-1").strip()
+    return None
+
+
+class Authenticator:
+    """Turns a presented key into a ``Caller``; knows whether the gateway is open."""
+
+    def __init__(self, store: Store, master_key: Secret | None) -> None:
+        self.store = store
+        self.master_key = master_key
+        self.verifier = KeyVerifier(store)
+        self._open = master_key is None
+        self._open_checked_at = 0.0
+
+    async def refresh_open_mode(self) -> bool:
+        """Open only while there is no master key and no live virtual key."""
+        if self.master_key is None:
+            try:
+                self._open = not await self.store.keys.list(include_revoked=False)
+            except Exception:
+                log.warning("could not count keys; keeping the previous open-mode decision")
+            self._open_checked_at = time.monotonic()
+        return self._open
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    async def caller(self, key: str | None) -> Caller:
+        """The caller presenting ``key``; ``AuthenticationError`` if it may not call."""
+        if self._open:
+            if time.monotonic() - self._open_checked_at > OPEN_MODE_RECHECK_SECONDS:
+                await self.refresh_open_mode()
+            if self._open:
+                return ANONYMOUS
+        if key is None:
+            raise AuthenticationError(_MISSING)
+        master = self.master_key
+        if master is not None and hmac.compare_digest(key.encode(), master.reveal().encode()):
+            return MASTER
+        record = await self.verifier.verify(key)
+        return Caller(
+            key_id=record.id,
+            name=record.name,
+            user=record.owner_user,
+            team=record.owner_team,
+            key=record,
+        )
+
+
+def dialect_for_path(path: str) -> Dialect:
+    """The wire format a path's callers expect errors in."""
+    if path.startswith("/v1/messages"):
+        return _ANTHROPIC
+    if path.startswith("/api/"):
+        return _OLLAMA
+    return _OPENAI
+
+
+_OPENAI: Dialect = OpenAIDialect()
+_ANTHROPIC: Dialect = AnthropicDialect()
+_OLLAMA: Dialect = OllamaDialect()
+
+
+class AuthMiddleware:
+    """Puts the ``Caller`` in ``scope["state"]["caller"]``; refuses in the caller's dialect."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        state = getattr(scope["app"].state, "gateway", None)
+        if state is None:  # still starting
+            await self.app(scope, receive, send)
+            return
+        try:
+            caller = await state.auth.caller(presented_key(scope))
+        except ModelwayError as error:
+            await error_response(dialect_for_path(path), error)(scope, receive, send)
+            return
+        except Exception:
+            # A key not yet cached while the store is down: say so, do not guess.
+            log.warning("could not check a key: the store is unreachable", exc_info=True)
+            unreachable = ModelwayError("the key store is unreachable; try again shortly")
+            unreachable.status = 503
+            await error_response(dialect_for_path(path), unreachable)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        await self.app(scope, receive, send)

@@ -1,0 +1,410 @@
+"""The web chat's API: sessions and history in the store, replies streamed as JSON events.
+
+A reply streams as server-sent events, each ``data: <json>`` with a ``type`` of
+``provider``, ``delta``, ``usage``, ``error``, ``rate_limited`` or ``done`` (see
+docs/chat.md). The user's message is saved before the call and the reply after it,
+also when the call fails (with its error) or the caller stops it (marked stopped).
+Provider keys given to the connect dialog stay on the server: answers only say
+whether a provider has one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from modelway.chat.backend import TokensUsed, Turn, chat_request, reply_events, session_title
+from modelway.chat.local import STOPPED
+from modelway.dialects.openai import OpenAIDialect
+from modelway.engine import OpenStream
+from modelway.errors import BadRequest, ModelwayError, NotFound, PermissionDenied, RateLimited
+from modelway.gateway.accounting import CLIENT_CLOSED, Ledger
+from modelway.gateway.auth import ANONYMOUS, Caller
+from modelway.gateway.http import error_response, parse_json_body, read_body
+from modelway.gateway.state import GatewayState
+from modelway.store.records import ChatMessage, ChatSession
+from modelway.types import ChatRequest, TextDelta, Usage
+
+log = logging.getLogger("modelway.gateway.chat_api")
+ERRORS = OpenAIDialect()
+DEFAULT_TITLE = "New chat"
+TITLE_LIMIT = 200
+#: A chat event, as sent to the page (``type`` plus its fields).
+Event = dict[str, Any]
+Emit = Callable[[Event], Awaitable[None]]
+
+
+def _principal(request: Request) -> Caller:
+    """The caller ``AuthMiddleware`` identified (anonymous while the gateway is open)."""
+    caller: Caller = request.scope.get("state", {}).get("caller", ANONYMOUS)
+    return caller
+
+
+async def _caller(request: Request) -> str | None:
+    """The owner of the caller's sessions: its key's id, ``master``, or None when open."""
+    caller = _principal(request)
+    return "master" if caller.is_master else caller.key_id
+
+
+def _require_admin(request: Request) -> None:
+    """Provider keys are the operator's business: the master key (or an open gateway)."""
+    caller = _principal(request)
+    if not caller.is_master and caller is not ANONYMOUS:
+        raise PermissionDenied("connecting providers needs the master key")
+
+
+def _json(body: object, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
+
+
+def _handles_errors(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Answers a ``ModelwayError`` raised by ``handler`` in OpenAI's error shape."""
+
+    async def answer(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ModelwayError as error:
+            return error_response(ERRORS, error)
+
+    answer.__doc__ = handler.__doc__
+    return answer
+
+
+async def _json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    state: GatewayState = request.app.state.gateway
+    raw = await read_body(request, state.max_body_bytes)
+    if optional and not raw.strip():
+        return {}
+    body = parse_json_body(raw)
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def _session_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The session settings in ``body``, checked; fields it does not name are left out."""
+    return {name: check(body[name]) for name, check in _SETTING_CHECKS.items() if name in body}
+
+
+def _title(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest("title: a non-empty string")
+    return value.strip()[:TITLE_LIMIT]
+
+
+def _optional_text(name: str) -> Callable[[object], str | None]:
+    def check(value: object) -> str | None:
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"{name}: a string or null")
+        return value or None
+
+    return check
+
+
+def _temperature(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest("temperature: a number from 0 to 2, or null")
+    if not (math.isfinite(value) and 0.0 <= value <= 2.0):
+        raise BadRequest("temperature: a number from 0 to 2, or null")
+    return float(value)
+
+
+def _max_tokens(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest("max_tokens: a positive integer, or null")
+    return value
+
+
+_SETTING_CHECKS: dict[str, Callable[[object], Any]] = {
+    "title": _title,
+    "model": _optional_text("model"),
+    "system": _optional_text("system"),
+    "temperature": _temperature,
+    "max_tokens": _max_tokens,
+}
+
+
+async def _owned_session(request: Request) -> ChatSession:
+    """The session the path names, if the caller owns it; ``NotFound`` otherwise."""
+    state: GatewayState = request.app.state.gateway
+    session_id = request.path_params["session_id"]
+    session = await state.store.chats.get_session(session_id)
+    if session is None or session.owner != await _caller(request):
+        raise NotFound(f"no chat session {session_id}")
+    return session
+
+
+# --- sessions ----------------------------------------------------------------------------
+
+
+@_handles_errors
+async def list_sessions(request: Request) -> Response:
+    """The caller's sessions, most recently used first."""
+    state: GatewayState = request.app.state.gateway
+    sessions = await state.store.chats.list_sessions(owner=await _caller(request))
+    return _json({"sessions": sessions})
+
+
+@_handles_errors
+async def create_session(request: Request) -> Response:
+    """A new session with the settings given."""
+    state: GatewayState = request.app.state.gateway
+    fields = {"title": DEFAULT_TITLE, **_session_fields(await _json_object(request, optional=True))}
+    session = await state.store.chats.create_session(owner=await _caller(request), **fields)
+    return _json(session, status=201)
+
+
+@_handles_errors
+async def get_session(request: Request) -> Response:
+    """One session and its messages, oldest first."""
+    state: GatewayState = request.app.state.gateway
+    session = await _owned_session(request)
+    messages = await state.store.chats.list_messages(session.id)
+    return _json({"session": session, "messages": messages})
+
+
+@_handles_errors
+async def update_session(request: Request) -> Response:
+    """Change a session's title, model, system prompt, temperature or max tokens."""
+    state: GatewayState = request.app.state.gateway
+    session = await _owned_session(request)
+    fields = _session_fields(await _json_object(request))
+    updated = await state.store.chats.update_session(session.id, **fields) if fields else session
+    if updated is None:
+        raise NotFound(f"no chat session {session.id}")
+    return _json(updated)
+
+
+@_handles_errors
+async def delete_session(request: Request) -> Response:
+    """Delete a session and its messages."""
+    state: GatewayState = request.app.state.gateway
+    session = await _owned_session(request)
+    await state.store.chats.delete_session(session.id)
+    return Response(status_code=204)
+
+
+# --- replies -----------------------------------------------------------------------------
+
+
+@_handles_errors
+async def post_message(request: Request) -> Response:
+    """Save the user's message and stream the reply as chat events (or regenerate the last)."""
+    state: GatewayState = request.app.state.gateway
+    session = await _owned_session(request)
+    body = await _json_object(request)
+    regenerate = body.get("regenerate") is True
+    content = body.get("content")
+    if not regenerate and (not isinstance(content, str) or not content.strip()):
+        raise BadRequest("content: a non-empty string")
+    model = body.get("model") or session.model
+    if not isinstance(model, str):
+        raise BadRequest("model: name one, or set the session's model")
+    history = await state.store.chats.list_messages(session.id)
+    if regenerate:
+        content, history = await _drop_last_reply(state, history)
+    else:
+        await _save_user_message(state, session, history, str(content))
+    if model != session.model:
+        await state.store.chats.update_session(session.id, model=model)
+    turns = [Turn(m.role, m.content, m.model, m.error) for m in history]
+    chat = chat_request(model, session.system, turns, str(content))
+    chat = msgspec.structs.replace(
+        chat, temperature=session.temperature, max_tokens=session.max_tokens
+    )
+    ledger = state.accounts.open(
+        _principal(request), request.state.request_id, "chat", model, stream=True
+    )
+
+    async def produce(emit: Emit) -> None:
+        await _stream_reply(state, session.id, chat, ledger, emit)
+
+    return ChatEventStream(produce)
+
+
+async def _save_user_message(
+    state: GatewayState, session: ChatSession, history: list[ChatMessage], content: str
+) -> None:
+    await state.store.chats.add_message(session.id, "user", content)
+    if session.title == DEFAULT_TITLE and not any(m.role == "user" for m in history):
+        await state.store.chats.update_session(session.id, title=session_title(content))
+
+
+async def _drop_last_reply(
+    state: GatewayState, history: list[ChatMessage]
+) -> tuple[str, list[ChatMessage]]:
+    """The last user message and the history before it, once the reply after it is deleted."""
+    while history and history[-1].role == "assistant":
+        await state.store.chats.delete_message(history.pop().id)
+    if not history:
+        raise BadRequest("there is no message to answer again")
+    return history[-1].content, history[:-1]
+
+
+async def _open_chat_stream(state: GatewayState, chat: ChatRequest, ledger: Ledger) -> OpenStream:
+    """The one place the chat API calls a model, through the public API's limits."""
+    prompt_bytes = sum(len(message.text()) for message in chat.messages)
+    await ledger.admit(prompt_bytes, chat.max_tokens)
+    route = state.engine.route(chat.model)
+    ledger.alias = route.alias
+    opened = await state.engine.open_stream(
+        chat, request_id=ledger.request_id, dialect=None, route=route
+    )
+    ledger.outcome = opened.outcome
+    return opened
+
+
+async def _stream_reply(
+    state: GatewayState, session_id: str, chat: ChatRequest, ledger: Ledger, emit: Emit
+) -> None:
+    """Emit the reply's events and save it, whatever happens: done, failed or stopped."""
+    reply = _Reply(chat.model)
+    request_id = ledger.request_id
+    status = CLIENT_CLOSED
+    failed: ModelwayError | None = None
+    try:
+        opened = await _open_chat_stream(state, chat, ledger)
+        reply.provider = opened.outcome.target.backend.name
+        reply.model = opened.outcome.target.model
+        await emit({"type": "provider", "provider": reply.provider, "model": reply.model})
+        async for event in reply_events(chat, opened.events, reply.text):
+            if isinstance(event, TextDelta):
+                ledger.first_byte()
+                await emit({"type": "delta", "text": event.text})
+            elif isinstance(event, TokensUsed):
+                reply.tokens = event
+                await emit(_usage_event(event))
+        reply.error = None
+        status = 200
+    except RateLimited as failure:
+        failed, status = failure, failure.status
+        reply.error = failure.message
+        retry_after = failure.retry_after
+        await emit({"type": "rate_limited", "message": reply.error, "retry_after": retry_after})
+    except ModelwayError as failure:
+        failed, status = failure, failure.status
+        reply.error = failure.message
+        await emit({"type": "error", "message": reply.error, "status": failure.status})
+    except Exception:
+        log.exception("chat reply failed", extra={"request_id": request_id})
+        status = 500
+        reply.error = "internal gateway error"
+        await emit({"type": "error", "message": reply.error, "status": 500})
+    finally:
+        # Also runs when the caller stops the reply: what arrived is kept, marked stopped.
+        saved_id = await _save_reply(state, session_id, reply)
+        tokens = reply.tokens
+        usage = None
+        if tokens is not None:
+            usage = Usage(tokens.prompt, tokens.completion, estimated=tokens.estimated)
+        await ledger.close(status, usage, failed, answer_bytes=len("".join(reply.text)))
+    await emit({"type": "done", "message_id": saved_id})
+
+
+class _Reply:
+    """What is known of a reply so far, to be saved however it ends."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.provider: str | None = None
+        self.text: list[str] = []
+        self.tokens: TokensUsed | None = None
+        self.error: str | None = STOPPED  # until the stream ends well or fails
+
+
+async def _save_reply(state: GatewayState, session_id: str, reply: _Reply) -> str | None:
+    tokens = reply.tokens
+    try:
+        saved = await state.store.chats.add_message(
+            session_id,
+            "assistant",
+            "".join(reply.text),
+            model=reply.model,
+            provider=reply.provider,
+            prompt_tokens=tokens.prompt if tokens else None,
+            completion_tokens=tokens.completion if tokens else None,
+            usage_accurate=not tokens.estimated if tokens else None,
+            error=reply.error,
+        )
+    except NotFound:
+        return None  # the session was deleted while it answered
+    return saved.id
+
+
+def _usage_event(tokens: TokensUsed) -> Event:
+    counts = {"prompt": tokens.prompt, "completion": tokens.completion, "total": tokens.total}
+    return {"type": "usage", "tokens": counts, "accurate": not tokens.estimated}
+
+
+class ChatEventStream(Response):
+    """Server-sent chat events; the caller leaving cancels the reply (which then saves itself).
+
+    Starlette's streaming response would keep reading the upstream after a browser's
+    Stop on some servers; watching for ``http.disconnect`` here makes Stop stop the call.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, produce: Callable[[Emit], Awaitable[None]]) -> None:
+        super().__init__(headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        # Response sets "content-length: 0" for an empty body; a stream is chunked instead.
+        self.raw_headers = [h for h in self.raw_headers if h[0] != b"content-length"]
+        self.produce = produce
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+
+        async def emit(event: Event) -> None:
+            body = b"data: " + orjson.dumps(event) + b"\n\n"
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
+        producing = asyncio.ensure_future(self.produce(emit))
+        watching = asyncio.ensure_future(_caller_gone(receive))
+        try:
+            await asyncio.wait((producing, watching), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watching.cancel()
+            if not producing.done():
+                producing.cancel()
+                # The reply saves what arrived before it lets go.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await producing
+        if producing.cancelled():
+            return
+        failure = producing.exception()
+        if failure is not None and not isinstance(failure, OSError | ClientDisconnect):
+            raise failure
+        with contextlib.suppress(OSError, ClientDisconnect):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _caller_gone(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+ROUTES = [
+    Route("/chat/api/sessions", list_sessions, methods=["GET"]),
+    Route("/chat/api/sessions", create_session, methods=["POST"]),
+    Route("/chat/api/sessions/{session_id}", get_session, methods=["GET"]),
+    Route("/chat/api/sessions/{session_id}", update_session, methods=["PATCH"]),
+    Route("/chat/api/sessions/{session_id}", delete_session, methods=["DELETE"]),
+    Route("/chat/api/sessions/{session_id}/messages", post_message, methods=["POST"]),
+]

@@ -1,0 +1,77 @@
+"""Self-service sign-up: an account (email + password), then keys it owns.
+
+Off unless ``server.signup`` is true in the config; then ``/auth/register`` and
+``/auth/keys`` answer 404. Passwords are stored as Argon2id hashes by the store; a
+key made here belongs to the account (``owner_user`` is its email) and its plaintext
+is in the answer only.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from modelway.errors import NotFound
+from modelway.gateway.admin_api import (
+    NewKey,
+    answers_errors,
+    create_key,
+    decode_body,
+    json_response,
+)
+from modelway.gateway.http import read_body
+from modelway.gateway.state import GatewayState
+
+SIGNUP_OFF = "self-service sign-up is off on this gateway (server.signup in modelway.yaml)"
+#: Accounts post small bodies; a password is at most a kilobyte.
+MAX_BODY_BYTES = 16 * 1024
+
+
+class Registration(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /auth/register``."""
+
+    email: str
+    password: str
+
+
+class KeyRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /auth/keys``: an account's credentials and a name for the new key."""
+
+    email: str
+    password: str
+    name: str
+
+
+def _signup_state(request: Request) -> GatewayState:
+    """The gateway's state; ``NotFound`` while sign-up is off."""
+    state: GatewayState = request.app.state.gateway
+    if not state.config.server.signup:
+        raise NotFound(SIGNUP_OFF)
+    return state
+
+
+@answers_errors
+async def register(request: Request) -> Response:
+    """Open an account; the answer is the account (id, email), never the password."""
+    state = _signup_state(request)
+    body = decode_body(await read_body(request, MAX_BODY_BYTES), Registration)
+    user = await state.store.users.register(body.email, body.password)
+    return json_response(user, status=201)
+
+
+@answers_errors
+async def new_key(request: Request) -> Response:
+    """A new key owned by the account these credentials open (wrong ones: 401)."""
+    state = _signup_state(request)
+    body = decode_body(await read_body(request, MAX_BODY_BYTES), KeyRequest)
+    user = await state.store.users.authenticate(body.email, body.password)
+    created = await create_key(state.store, NewKey(name=body.name, owner_user=user.email))
+    return json_response(created, status=201)
+
+
+ROUTES = [
+    Route("/auth/register", register, methods=["POST"]),
+    Route("/auth/keys", new_key, methods=["POST"]),
+]

@@ -1,0 +1,89 @@
+"""The ``Limits`` the gateway holds for its lifetime: rate limits and budgets, memory or Redis."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modelway.limits.budgets import BudgetBook, BudgetLedger
+from modelway.limits.memory_rates import MemoryLimiter
+from modelway.limits.tickets import RateLimiter
+
+if TYPE_CHECKING:
+    # redis.asyncio costs ~20 MB resident: imported only when REDIS_URL is set.
+    from redis.asyncio import Redis
+
+#: Seconds to wait on Redis (to connect, for an answer) before failing open.
+REDIS_TIMEOUT = 0.5
+#: Connections per process; a check holds one for a single round trip.
+REDIS_CONNECTIONS = 64
+
+
+class Limits:
+    """Rate limits (``rates``) and budgets (``budgets``), in memory or in one shared Redis."""
+
+    def __init__(
+        self, rates: RateLimiter, budgets: BudgetLedger, *, redis: Redis | None = None
+    ) -> None:
+        self.rates = rates
+        self.budgets = budgets
+        self._redis = redis
+
+    @classmethod
+    def from_environment(
+        cls, redis_url: str | None, *, prefix: str = "mw:", timeout: float = REDIS_TIMEOUT
+    ) -> Limits:
+        """In memory when ``redis_url`` is None, else through one pooled Redis client.
+
+        ``timeout`` bounds each wait on Redis (a pooled connection, connecting, an answer)
+        before failing open. Nothing connects yet; a malformed URL raises ``ValueError``
+        (without the URL, which may hold a password).
+        """
+        if redis_url is None:
+            return cls(MemoryLimiter(), BudgetBook())
+        from redis.asyncio import BlockingConnectionPool, Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        from modelway.limits.redis_budgets import RedisBudgetBook
+        from modelway.limits.redis_rates import RedisLimiter
+
+        try:
+            # A burst waits briefly for a pooled connection instead of failing at once.
+            pool = BlockingConnectionPool.from_url(
+                redis_url,
+                max_connections=REDIS_CONNECTIONS,
+                timeout=timeout,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
+                # One quick retry heals a pooled connection Redis closed; more would stall requests.
+                retry=Retry(NoBackoff(), 1),
+            )
+        except ValueError as error:
+            raise ValueError(f"REDIS_URL is not a Redis URL: {error}") from None
+        client = Redis.from_pool(pool)
+        return cls(
+            RedisLimiter(client, prefix=prefix),
+            RedisBudgetBook(client, prefix=prefix),
+            redis=client,
+        )
+
+    @property
+    def backend(self) -> str:
+        """``"redis"`` or ``"memory"``, for logs and health."""
+        return "memory" if self._redis is None else "redis"
+
+    async def ping(self) -> bool:
+        """Whether limits are enforced: always in memory; with Redis, whether it answers."""
+        if self._redis is None:
+            return True
+        from redis.exceptions import RedisError  # loaded already: there is a client
+
+        try:
+            return bool(await self._redis.ping())
+        except RedisError:
+            return False
+
+    async def aclose(self) -> None:
+        """Close the Redis connection pool, if any."""
+        if self._redis is not None:
+            await self._redis.aclose()

@@ -1,0 +1,90 @@
+"""Spending budgets shared by every gateway replica through Redis.
+
+One hash per scope and period window (``mw:budget:<scope>:2026-11``) with fields ``usd``
+and ``tokens``, increased atomically; day and month windows expire on their own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
+
+from modelway.limits.budgets import Period, PeriodWindow, exceeded
+from modelway.limits.outage import RedisOutage
+
+#: A finished window lingers this long (seconds) so replicas with a late clock still see it.
+_EXPIRY_GRACE = 3600
+
+
+class RedisBudgetBook:
+    """Budgets in Redis; fails open (unchecked, uncharged, logged) while Redis is unreachable."""
+
+    def __init__(
+        self, client: Redis, *, prefix: str = "mw:", clock: Callable[[], float] = time.time
+    ) -> None:
+        self._client = client
+        self._prefix = prefix + "budget:"
+        self._windows = PeriodWindow(clock)
+        self.outage = RedisOutage("budgets")
+
+    async def check(
+        self, scope: str, *, usd: float | None = None, tokens: int | None = None, period: Period
+    ) -> None:
+        """Raise ``BudgetExceeded`` when this period's spend has reached a limit."""
+        if (usd is None and tokens is None) or self.outage.skipping():
+            return
+        key, _ = self._key(scope, period)
+        try:
+            usd_spent, tokens_spent = await self._client.hmget(key, ("usd", "tokens"))
+        except RedisError as error:
+            self.outage.failed(error)
+            return
+        self.outage.succeeded()
+        refusal = exceeded(
+            period,
+            usd_limit=usd,
+            tokens_limit=tokens,
+            usd_spent=float(usd_spent or 0),
+            tokens_spent=int(tokens_spent or 0),
+            windows=self._windows,
+        )
+        if refusal is not None:
+            raise refusal
+
+    async def charge(self, scope: str, *, usd: float, tokens: int, period: Period) -> None:
+        """Add a finished call's cost and tokens to this period's spend (one atomic round trip)."""
+        if self.outage.skipping():
+            return
+        key, ends = self._key(scope, period)
+        async with self._client.pipeline(transaction=True) as pipeline:
+            pipeline.hincrbyfloat(key, "usd", usd)
+            pipeline.hincrby(key, "tokens", tokens)
+            if ends != float("inf"):
+                pipeline.expireat(key, int(ends) + _EXPIRY_GRACE)
+            await self._run(pipeline)
+
+    async def seed(self, scope: str, period: Period, usd: float, tokens: int) -> None:
+        """Start this period's spend from stored usage, unless Redis already counts it."""
+        key, ends = self._key(scope, period)
+        async with self._client.pipeline(transaction=True) as pipeline:
+            pipeline.hsetnx(key, "usd", repr(float(usd)))
+            pipeline.hsetnx(key, "tokens", int(tokens))
+            if ends != float("inf"):
+                pipeline.expireat(key, int(ends) + _EXPIRY_GRACE)
+            await self._run(pipeline)
+
+    def _key(self, scope: str, period: Period) -> tuple[str, float]:
+        window, ends = self._windows.current(period)
+        return f"{self._prefix}{scope}:{window}", ends
+
+    async def _run(self, pipeline: Pipeline) -> None:
+        try:
+            await pipeline.execute()
+        except RedisError as error:
+            self.outage.failed(error)
+        else:
+            self.outage.succeeded()

@@ -1,0 +1,31 @@
+"""Inserts that meet an existing row, in each database's own syntax."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+
+def insert_or_ignore(dialect: str, table: Table) -> Insert:
+    """An INSERT that skips rows whose primary key exists (replays stay idempotent)."""
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"the store does not support {dialect}")
+
+
+def insert_or_update(dialect: str, table: Table, values: Mapping[str, Any], key: str) -> Insert:
+    """An INSERT of one row that replaces the row with the same ``key`` when there is one."""
+    changes = {name: value for name, value in values.items() if name != key}
+    if dialect == "postgresql":
+        pg = postgresql.insert(table).values(**values)
+        return pg.on_conflict_do_update(index_elements=[key], set_=changes)
+    if dialect == "sqlite":
+        lite = sqlite.insert(table).values(**values)
+        return lite.on_conflict_do_update(index_elements=[key], set_=changes)
+    raise NotImplementedError(f"the store does not support {dialect}")

@@ -1,0 +1,109 @@
+"""The ``Store``: one async engine, migrated at open, and a repository per table group."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from modelway.store.chats import ChatRepository
+from modelway.store.connections import ConnectionRepository
+from modelway.store.keys import KeyRepository
+from modelway.store.location import display_url, sqlite_path
+from modelway.store.migrate import upgrade_to_head
+from modelway.store.usage import UsageRepository
+from modelway.store.users import UserRepository
+
+log = logging.getLogger("modelway.store")
+# aiosqlite logs every statement with its parameters at DEBUG; those include saved
+# provider keys, so it never logs below INFO whatever the root level is.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
+#: How long SQLite waits for another writer before giving up (milliseconds).
+SQLITE_BUSY_TIMEOUT_MS = 5000
+#: How long opening a PostgreSQL connection may take (seconds).
+CONNECT_TIMEOUT = 5.0
+#: How long a readiness ping may take (seconds).
+PING_TIMEOUT = 2.0
+
+
+class Store:
+    """The gateway's persistent state; open with ``await Store.open(url)``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.keys = KeyRepository(engine)
+        self.users = UserRepository(engine)
+        self.usage = UsageRepository(engine)
+        self.chats = ChatRepository(engine)
+        self.connections = ConnectionRepository(engine)
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect to ``url`` and (unless told not to) apply every pending migration."""
+        engine = create_engine(url)
+        try:
+            if migrate:
+                await upgrade_to_head(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        log.info("store open", extra={"database": display_url(url)})
+        return cls(engine)
+
+    @property
+    def display_url(self) -> str:
+        """Where the data lives, password masked."""
+        return display_url(self.engine.url)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    async def ping(self) -> bool:
+        """Whether the database answers a trivial query within ``PING_TIMEOUT`` seconds."""
+        try:
+            async with asyncio.timeout(PING_TIMEOUT), self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:  # any failure means "not ready"; the reason goes to the log
+            log.warning("store ping failed", exc_info=True)
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine tuned for the backend: WAL and a busy timeout for SQLite."""
+    parsed = make_url(url)
+    options: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        if sqlite_path(parsed) is None:
+            # In-memory: every connection would otherwise see its own empty database.
+            options["poolclass"] = StaticPool
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        engine = create_async_engine(parsed, **options)
+        event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        # Connections die when PostgreSQL restarts; pre-ping replaces them instead of failing.
+        options["pool_pre_ping"] = True
+        options["connect_args"] = {"timeout": CONNECT_TIMEOUT}
+    return create_async_engine(parsed, **options)
+
+
+def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

@@ -1,0 +1,157 @@
+"""Virtual keys: ``mw-`` + random characters, stored as an Argon2id hash and a lookup prefix."""
+
+from __future__ import annotations
+
+import builtins
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, get_args
+
+from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from modelway.errors import BadRequest
+from modelway.store.argon2id import hash_secret
+from modelway.store.records import BudgetPeriod, KeyRecord, new_id
+from modelway.store.tables import api_keys
+
+KEY_MARKER = "mw-"
+#: Characters after ``mw-`` kept in clear to find a key's row; 48 bits, not enough to guess with.
+PREFIX_LENGTH = 8
+#: Random bytes per key: token_urlsafe(32) gives 43 URL-safe characters.
+KEY_BYTES = 32
+BUDGET_PERIODS: frozenset[str] = frozenset(get_args(BudgetPeriod))
+
+
+def key_prefix(plaintext: str) -> str | None:
+    """The lookup prefix of a key, or None when the text cannot be a modelway key."""
+    if not plaintext.startswith(KEY_MARKER) or len(plaintext) < len(KEY_MARKER) + 32:
+        return None
+    return plaintext[len(KEY_MARKER) : len(KEY_MARKER) + PREFIX_LENGTH]
+
+
+@dataclass(frozen=True)
+class KeyCandidate:
+    """A stored key whose prefix matches: its settings and the hash to verify against."""
+
+    record: KeyRecord
+    key_hash: str = field(repr=False)
+
+
+class KeyRepository:
+    """Create, list, read and revoke virtual keys."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(
+        self,
+        name: str,
+        *,
+        owner_user: str | None = None,
+        owner_team: str | None = None,
+        models: Sequence[str] = (),
+        rpm: int | None = None,
+        tpm: int | None = None,
+        budget_usd: float | None = None,
+        budget_tokens: int | None = None,
+        budget_period: BudgetPeriod = "month",
+        expires_at: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> tuple[KeyRecord, str]:
+        """A new key: its record, and the plaintext, which is never available again."""
+        _check_settings(name, rpm, tpm, budget_usd, budget_tokens, budget_period)
+        plaintext = KEY_MARKER + secrets.token_urlsafe(KEY_BYTES)
+        prefix = key_prefix(plaintext)
+        assert prefix is not None
+        record = KeyRecord(
+            id=new_id(),
+            name=name,
+            prefix=prefix,
+            owner_user=owner_user,
+            owner_team=owner_team,
+            models=tuple(models),
+            rpm=rpm,
+            tpm=tpm,
+            budget_usd=budget_usd,
+            budget_tokens=budget_tokens,
+            budget_period=budget_period,
+            expires_at=expires_at,
+            metadata=dict(metadata or {}),
+            created_at=time.time(),
+            revoked_at=None,
+        )
+        key_hash = await hash_secret(plaintext)
+        values = {
+            **{name: getattr(record, name) for name in record.__struct_fields__},
+            "models": list(record.models),
+            "key_hash": key_hash,
+        }
+        async with self._engine.begin() as connection:
+            await connection.execute(insert(api_keys).values(values))
+        return record, plaintext
+
+    async def list(self, *, include_revoked: bool = True) -> list[KeyRecord]:
+        """Every key, newest first."""
+        query = select(*_RECORD_COLUMNS).order_by(api_keys.c.created_at.desc())
+        if not include_revoked:
+            query = query.where(api_keys.c.revoked_at.is_(None))
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [_record(row._mapping) for row in rows]
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        """One key by id, revoked or not; None if there is no such key."""
+        query = select(*_RECORD_COLUMNS).where(api_keys.c.id == key_id)
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else _record(row._mapping)
+
+    async def revoke(self, key_id: str) -> bool:
+        """Revoke a key for good; False if there was no such key or it was already revoked."""
+        statement = (
+            update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=time.time())
+        )
+        async with self._engine.begin() as connection:
+            result = await connection.execute(statement)
+        return result.rowcount > 0
+
+    async def find_candidates(self, prefix: str) -> builtins.list[KeyCandidate]:
+        """The keys (revoked ones too) whose lookup prefix is ``prefix``, with their hashes."""
+        query = select(*_RECORD_COLUMNS, api_keys.c.key_hash).where(api_keys.c.prefix == prefix)
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [KeyCandidate(record=_record(row._mapping), key_hash=row.key_hash) for row in rows]
+
+
+_RECORD_COLUMNS = [api_keys.c[name] for name in KeyRecord.__struct_fields__]
+
+
+def _record(values: RowMapping) -> KeyRecord:
+    return KeyRecord(
+        **{name: values[name] for name in KeyRecord.__struct_fields__ if name != "models"},
+        models=tuple(values["models"]),
+    )
+
+
+def _check_settings(
+    name: str,
+    rpm: int | None,
+    tpm: int | None,
+    budget_usd: float | None,
+    budget_tokens: int | None,
+    budget_period: str,
+) -> None:
+    if not name.strip():
+        raise BadRequest("a key needs a name")
+    if budget_period not in BUDGET_PERIODS:
+        raise BadRequest(f"budget period is one of day, month, total (not {budget_period!r})")
+    for label, limit in (("rpm", rpm), ("tpm", tpm), ("budget_tokens", budget_tokens)):
+        if limit is not None and limit < 1:
+            raise BadRequest(f"{label} must be at least 1")
+    if budget_usd is not None and budget_usd < 0:
+        raise BadRequest("budget_usd cannot be negative")

@@ -1,0 +1,64 @@
+"""Where the store lives: ``DATABASE_URL``, else a SQLite file in the data directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+
+DEFAULT_DATA_DIR = "./.modelway"
+SQLITE_FILE = "modelway.db"
+
+#: Schemes people write, and the async driver each one means here.
+_ASYNC_SCHEMES = {
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+    "postgresql+psycopg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
+
+
+def data_dir(environ: Mapping[str, str]) -> Path:
+    """``MODELWAY_DATA_DIR`` (default ``./.modelway/``), created private to this user."""
+    path = Path(environ.get("MODELWAY_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
+    if not path.exists():
+        # It holds provider keys and chat history: other local users have no business there.
+        path.mkdir(parents=True, mode=0o700)
+    return path
+
+
+def database_url(environ: Mapping[str, str]) -> str:
+    """The async SQLAlchemy URL of the store for this environment."""
+    configured = environ.get("DATABASE_URL", "").strip()
+    if configured:
+        return _async_url(configured)
+    return f"sqlite+aiosqlite:///{(data_dir(environ) / SQLITE_FILE).resolve()}"
+
+
+def _async_url(text: str) -> str:
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        raise ValueError("DATABASE_URL must look like postgresql://user:pass@host/db")
+    scheme = _ASYNC_SCHEMES.get(scheme, scheme)
+    url = make_url(f"{scheme}://{rest}")
+    if url.drivername == "postgresql+asyncpg" and "sslmode" in url.query:
+        # libpq spells it sslmode; asyncpg takes the same values as ``ssl``.
+        query = {k: v for k, v in url.query.items() if k != "sslmode"}
+        url = url.set(query={**query, "ssl": url.query["sslmode"]})
+    return url.render_as_string(hide_password=False)
+
+
+def display_url(url: str | URL) -> str:
+    """The URL with any password masked, fit for logs and terminals."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_path(url: str | URL) -> Path | None:
+    """The file of a SQLite URL, or None for an in-memory or non-SQLite database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(os.path.abspath(parsed.database))

@@ -1,0 +1,141 @@
+"""What the store hands out: frozen msgspec structs, never ORM rows.
+
+Ids are uuid4 hex strings and times are float epoch seconds throughout. No record
+carries a password hash, a key hash or a provider key, so a repr or a log line of
+one can never leak a secret.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+import msgspec
+
+BudgetPeriod = Literal["day", "month", "total"]
+ChatRole = Literal["user", "assistant"]
+
+
+def new_id() -> str:
+    """A fresh record id (uuid4 hex)."""
+    return uuid.uuid4().hex
+
+
+class ChatSession(msgspec.Struct, frozen=True, kw_only=True):
+    """One conversation of the web or terminal chat, with its per-session settings."""
+
+    id: str
+    owner: str | None
+    title: str
+    model: str | None
+    system: str | None
+    temperature: float | None
+    max_tokens: int | None
+    created_at: float
+    updated_at: float
+
+
+class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One turn of a chat session; an assistant turn keeps who answered and its usage."""
+
+    id: str
+    session_id: str
+    role: ChatRole
+    content: str
+    model: str | None
+    provider: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    usage_accurate: bool | None
+    error: str | None
+    created_at: float
+
+
+class ProviderConnection(msgspec.Struct, frozen=True, kw_only=True):
+    """A provider connected at run time, as shown to people: whether it has a key, never the key."""
+
+    provider: str
+    base_url: str | None
+    has_key: bool
+    created_at: float
+
+
+class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A virtual key's settings; the key itself is shown once and only its hash is stored."""
+
+    id: str
+    name: str
+    prefix: str
+    owner_user: str | None
+    owner_team: str | None
+    models: tuple[str, ...]
+    rpm: int | None
+    tpm: int | None
+    budget_usd: float | None
+    budget_tokens: int | None
+    budget_period: BudgetPeriod
+    expires_at: float | None
+    metadata: dict[str, Any]
+    created_at: float
+    revoked_at: float | None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def expired(self, now: float) -> bool:
+        """Whether the key is past its expiry at ``now`` (epoch seconds)."""
+        return self.expires_at is not None and now >= self.expires_at
+
+
+class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A self-service account (sign-up is off unless enabled)."""
+
+    id: str
+    email: str
+    created_at: float
+
+
+class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One request as the audit keeps it; ``id`` makes a replayed write idempotent.
+
+    ``request_id`` comes from the caller's ``X-Request-ID`` when it sent one, so it need
+    not be unique; ``id`` is generated per record and is.
+    """
+
+    request_id: str
+    time: float
+    key_id: str | None = None
+    user: str | None = None
+    team: str | None = None
+    dialect: str | None = None
+    alias: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    status: int = 200
+    error_type: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    usage_estimated: bool = False
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    stream: bool = False
+    retries: int = 0
+    fallback_used: str | None = None
+    cache_hit: bool = False
+    id: str = msgspec.field(default_factory=new_id)
+
+
+class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One group of a usage summary (a key, a model or a UTC day)."""
+
+    group: str | None
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None

@@ -1,0 +1,134 @@
+"""The schema as SQLAlchemy Core tables; migrations must produce exactly this (a test checks)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = String(32)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("prefix", String(16), nullable=False, index=True),
+    Column("key_hash", Text, nullable=False),
+    Column("owner_user", Text),
+    Column("owner_team", Text),
+    Column("models", JSON, nullable=False),
+    Column("rpm", Integer),
+    Column("tpm", Integer),
+    Column("budget_usd", Double),
+    Column("budget_tokens", BigInteger),
+    Column("budget_period", String(8), nullable=False),
+    Column("expires_at", Double),
+    Column("metadata", JSON, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("revoked_at", Double),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+usage_records = Table(
+    "usage_records",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("request_id", Text, nullable=False, index=True),
+    Column("time", Double, nullable=False, index=True),
+    # The UTC date of ``time`` (YYYY-MM-DD), so grouping by day is the same SQL everywhere.
+    Column("day", String(10), nullable=False, index=True),
+    Column("key_id", Id),
+    Column("user", Text),
+    Column("team", Text),
+    Column("dialect", Text),
+    Column("alias", Text),
+    Column("provider", Text),
+    Column("model", Text),
+    Column("status", Integer, nullable=False),
+    Column("error_type", Text),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("usage_estimated", Boolean, nullable=False),
+    Column("cost_usd", Double, nullable=False),
+    Column("latency_ms", Double, nullable=False),
+    Column("ttft_ms", Double),
+    Column("stream", Boolean, nullable=False),
+    Column("retries", Integer, nullable=False),
+    Column("fallback_used", Text),
+    Column("cache_hit", Boolean, nullable=False),
+    Index(None, "key_id", "time"),
+    Index(None, "team", "time"),
+    Index(None, "model", "time"),
+)
+
+chat_sessions = Table(
+    "chat_sessions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("owner", Text),
+    Column("title", Text, nullable=False),
+    Column("model", Text),
+    Column("system", Text),
+    Column("temperature", Double),
+    Column("max_tokens", Integer),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index(None, "owner", "updated_at"),
+)
+
+chat_messages = Table(
+    "chat_messages",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("session_id", Id, ForeignKey("chat_sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("model", Text),
+    Column("provider", Text),
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("usage_accurate", Boolean),
+    Column("error", Text),
+    Column("created_at", Double, nullable=False),
+    Index(None, "session_id", "created_at"),
+)
+
+provider_connections = Table(
+    "provider_connections",
+    metadata,
+    Column("provider", String(64), primary_key=True),
+    # Kept server side only: needed to call the provider, never returned by any API.
+    Column("api_key", Text),
+    Column("base_url", Text),
+    Column("created_at", Double, nullable=False),
+)

@@ -1,0 +1,179 @@
+"""The usage audit: one row per request, written in batches, read as summaries and spend."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from msgspec.structs import asdict
+from sqlalchemy import Integer, Select, case, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+
+from modelway.errors import BadRequest
+from modelway.store.conflicts import insert_or_ignore
+from modelway.store.records import UsageRecord, UsageRow
+from modelway.store.tables import usage_records
+
+SummaryBy = Literal["key", "model", "day"]
+_GROUP_COLUMNS = {
+    "key": usage_records.c.key_id,
+    "model": usage_records.c.model,
+    "day": usage_records.c.day,
+}
+_RECORD_COLUMNS = [usage_records.c[name] for name in UsageRecord.__struct_fields__]
+
+
+def utc_day(epoch: float) -> str:
+    """The UTC date of an epoch time, as the ``day`` column keeps it."""
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch))
+
+
+class UsageRepository:
+    """Write usage records (idempotently) and answer questions about them."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def insert_many(self, records: Sequence[UsageRecord]) -> None:
+        """Store records; one whose ``id`` is already stored is skipped, so replays are safe."""
+        if not records:
+            return
+        rows = [{**asdict(record), "day": utc_day(record.time)} for record in records]
+        async with self._engine.begin() as connection:
+            statement = insert_or_ignore(connection.dialect.name, usage_records)
+            await connection.execute(statement, rows)
+
+    async def summary(
+        self, by: SummaryBy = "key", since: float | None = None, key_id: str | None = None
+    ) -> list[UsageRow]:
+        """Requests, errors, tokens, cost and latency percentiles per key, model or UTC day."""
+        if by not in _GROUP_COLUMNS:
+            raise BadRequest(f"usage is summarised by key, model or day (not {by!r})")
+        group = _GROUP_COLUMNS[by]
+        table = usage_records
+        filters = _filters(since=since, key_id=key_id)
+        async with self._engine.connect() as connection:
+            on_postgres = connection.dialect.name == "postgresql"
+            columns: list[Any] = [
+                group.label("group"),
+                func.count().label("requests"),
+                func.coalesce(func.sum(case((table.c.status >= 400, 1), else_=0)), 0)
+                .cast(Integer)
+                .label("errors"),
+                func.coalesce(func.sum(table.c.prompt_tokens), 0).label("prompt_tokens"),
+                func.coalesce(func.sum(table.c.completion_tokens), 0).label("completion_tokens"),
+                func.coalesce(func.sum(table.c.cost_usd), 0.0).label("cost_usd"),
+            ]
+            if on_postgres:
+                columns += [
+                    func.percentile_cont(0.5).within_group(table.c.latency_ms).label("p50"),
+                    func.percentile_cont(0.95).within_group(table.c.latency_ms).label("p95"),
+                ]
+            query = select(*columns).where(*filters).group_by(group)
+            rows = (await connection.execute(query)).all()
+            if on_postgres:
+                percentiles = {row.group: (row.p50, row.p95) for row in rows}
+            else:
+                # SQLite has no percentile aggregate: compute it here over each group.
+                latencies = await connection.execute(
+                    select(group, table.c.latency_ms).where(*filters)
+                )
+                percentiles = _percentiles((group, latency) for group, latency in latencies)
+        summary = [
+            UsageRow(
+                group=row.group,
+                requests=int(row.requests),
+                errors=int(row.errors),
+                prompt_tokens=int(row.prompt_tokens),
+                completion_tokens=int(row.completion_tokens),
+                cost_usd=float(row.cost_usd),
+                latency_p50_ms=_float(percentiles.get(row.group, (None, None))[0]),
+                latency_p95_ms=_float(percentiles.get(row.group, (None, None))[1]),
+            )
+            for row in rows
+        ]
+        if by == "day":
+            return sorted(summary, key=lambda row: row.group or "")
+        return sorted(summary, key=lambda row: (-row.requests, row.group or ""))
+
+    async def recent(
+        self,
+        limit: int = 100,
+        key_id: str | None = None,
+        model: str | None = None,
+        status: int | None = None,
+    ) -> list[UsageRecord]:
+        """The newest records first, optionally only one key's, one model's or one status's."""
+        query: Select[Any] = (
+            select(*_RECORD_COLUMNS)
+            .where(*_filters(key_id=key_id, model=model, status=status))
+            .order_by(usage_records.c.time.desc())
+            .limit(max(0, limit))
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [UsageRecord(**row._asdict()) for row in rows]
+
+    async def spend(
+        self, key_id: str | None = None, team: str | None = None, since: float | None = None
+    ) -> tuple[float, int]:
+        """USD and tokens (prompt + completion) spent, to seed budgets at start."""
+        table = usage_records
+        query = select(
+            func.coalesce(func.sum(table.c.cost_usd), 0.0),
+            func.coalesce(func.sum(table.c.prompt_tokens + table.c.completion_tokens), 0),
+        ).where(*_filters(since=since, key_id=key_id, team=team))
+        async with self._engine.connect() as connection:
+            cost, tokens = (await connection.execute(query)).one()
+        return float(cost), int(tokens)
+
+
+def _filters(
+    *,
+    since: float | None = None,
+    key_id: str | None = None,
+    team: str | None = None,
+    model: str | None = None,
+    status: int | None = None,
+) -> list[ColumnElement[bool]]:
+    table = usage_records
+    filters: list[ColumnElement[bool]] = []
+    if since is not None:
+        filters.append(table.c.time >= since)
+    if key_id is not None:
+        filters.append(table.c.key_id == key_id)
+    if team is not None:
+        filters.append(table.c.team == team)
+    if model is not None:
+        filters.append(table.c.model == model)
+    if status is not None:
+        filters.append(table.c.status == status)
+    return filters
+
+
+def _percentiles(
+    rows: Iterable[tuple[str | None, float]],
+) -> dict[str | None, tuple[float, float]]:
+    """p50 and p95 per group, interpolated as PostgreSQL's ``percentile_cont`` does."""
+    groups: dict[str | None, list[float]] = defaultdict(list)
+    for group, latency in rows:
+        groups[group].append(latency)
+    percentiles: dict[str | None, tuple[float, float]] = {}
+    for group, values in groups.items():
+        values.sort()
+        percentiles[group] = (_percentile(values, 0.5), _percentile(values, 0.95))
+    return percentiles
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    position = fraction * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,194 @@
+"""Write usage records off the hot path, in batches, without losing one when the store is down.
+
+``record()`` only appends to an in-memory buffer. A background task stores the buffer
+in batches. While the store fails, batches stay buffered and are retried with backoff;
+past ``max_buffer`` records the oldest go to a JSON-lines spill file (fsynced). Once
+the store answers again the spill file is replayed and removed. Every record has a
+unique id and inserts skip ids already stored, so a retry or replay never duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelway.store.records import UsageRecord
+from modelway.store.spill import SpillFile
+
+if TYPE_CHECKING:
+    from modelway.store.database import Store
+
+log = logging.getLogger("modelway.store")
+
+#: First wait after a failed write (seconds); doubles up to ``max_backoff``.
+FIRST_BACKOFF = 0.2
+#: How long one batch insert may take before it counts as failed (seconds).
+INSERT_TIMEOUT = 30.0
+
+
+class UsageWriter:
+    """Batched, durable usage writes: ``start()``, ``record(rec)``, ``await aclose()``."""
+
+    def __init__(
+        self,
+        store: Store,
+        spill_path: Path | str,
+        *,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        max_buffer: int = 50_000,
+        max_backoff: float = 5.0,
+        close_timeout: float = 5.0,
+    ) -> None:
+        self._usage = store.usage
+        self._spill = SpillFile(Path(spill_path))
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._max_buffer = max_buffer
+        self._max_backoff = max_backoff
+        self._close_timeout = close_timeout
+        self._buffer: deque[UsageRecord] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._backoff = FIRST_BACKOFF
+        self._retry_at = 0.0
+        self._failing = False
+        self._spilled = 0
+
+    @property
+    def pending(self) -> int:
+        """Records not yet in the store: buffered, plus those this process spilled."""
+        return len(self._buffer) + self._spilled
+
+    def record(self, record: UsageRecord) -> None:
+        """Queue one record; never blocks, never awaits."""
+        self._buffer.append(record)
+        size = len(self._buffer)
+        if size == self._batch_size or size > self._max_buffer:
+            self._wake.set()
+
+    def start(self) -> None:
+        """Start the background flush task (inside a running event loop)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="modelway-usage-writer")
+
+    async def aclose(self) -> None:
+        """Store everything left (or spill it if the store is down) and stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        else:
+            await self._final_flush()
+
+    async def _run(self) -> None:
+        while not self._closing:
+            try:
+                async with asyncio.timeout(self._flush_interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self._closing:
+                break
+            try:
+                await self._step()
+            except Exception:  # a bug here must not silently stop all usage writes
+                log.exception("usage writer step failed")
+        await self._final_flush()
+
+    async def _step(self) -> None:
+        if time.monotonic() >= self._retry_at and await self._flush_buffer():
+            await self._replay_spill()
+        await self._spill_overflow()
+
+    async def _flush_buffer(self) -> bool:
+        """Store the buffer batch by batch; False (and a later retry) when the store fails."""
+        while self._buffer:
+            batch = list(itertools.islice(self._buffer, self._batch_size))
+            if not await self._insert(batch):
+                return False
+            for _ in batch:
+                self._buffer.popleft()
+        return True
+
+    async def _replay_spill(self) -> bool:
+        """Store what the spill file holds, then remove it; False when the store fails."""
+        if not self._spill.exists():
+            return True
+        replay = await asyncio.to_thread(self._spill.claim)
+        if replay is None:
+            return True  # absent, or another worker is replaying it
+        try:
+            while batch := await asyncio.to_thread(replay.read_batch, self._batch_size):
+                if not await self._insert(batch):
+                    return False
+            await asyncio.to_thread(replay.remove)
+            log.info("usage spill file replayed into the store")
+            self._spilled = 0
+            return True
+        finally:
+            await asyncio.to_thread(replay.close)
+
+    async def _insert(self, batch: list[UsageRecord]) -> bool:
+        try:
+            async with asyncio.timeout(INSERT_TIMEOUT):
+                await self._usage.insert_many(batch)
+        except Exception as exc:
+            self._failed(exc)
+            return False
+        if self._failing:
+            log.info("usage writes resumed")
+        self._failing = False
+        self._backoff = FIRST_BACKOFF
+        self._retry_at = 0.0
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._failing:
+            log.warning(
+                "cannot write usage records (%s: %s); buffering them and retrying",
+                type(exc).__name__,
+                exc,
+            )
+        self._failing = True
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, self._max_backoff)
+
+    async def _spill_overflow(self) -> None:
+        """Move the oldest records past ``max_buffer`` to the spill file."""
+        if len(self._buffer) <= self._max_buffer:
+            return
+        # Spill a batch's worth below the limit, so one fsync covers many records.
+        keep = max(0, self._max_buffer - self._batch_size)
+        records = [self._buffer.popleft() for _ in range(len(self._buffer) - keep)]
+        await self._spill_records(records)
+
+    async def _spill_records(self, records: list[UsageRecord]) -> None:
+        try:
+            await asyncio.to_thread(self._spill.append, records)
+        except OSError:
+            log.exception("cannot write the usage spill file; keeping records in memory")
+            self._buffer.extendleft(reversed(records))
+            return
+        self._spilled += len(records)
+
+    async def _final_flush(self) -> None:
+        """At shutdown: one bounded try at the store, then spill whatever it did not take."""
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                if await self._flush_buffer():
+                    await self._replay_spill()
+        except TimeoutError:
+            log.warning("usage store too slow at shutdown; spilling the rest to a local file")
+        if self._buffer:
+            records = list(self._buffer)
+            self._buffer.clear()
+            await self._spill_records(records)

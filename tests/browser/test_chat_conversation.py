@@ -1,0 +1,117 @@
+"""Talking to a model in the web chat: streaming, Markdown, history, models, stop, regenerate."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.chat_page import (
+    STREAMING,
+    message_box,
+    pick_model,
+    reload,
+    reply_text,
+    send,
+    wait_until_answered,
+)
+
+
+def test_a_reply_streams_in_and_shows_reported_token_usage(page: Page) -> None:
+    pick_model(page, "slow")
+    words = " ".join(f"word{n}" for n in range(40))
+    reply = send(page, words)
+    # Part of the answer is on the page while the rest is still on its way.
+    expect(reply_text(reply)).to_contain_text("word0")
+    expect(reply).to_have_class(STREAMING)
+    expect(reply_text(reply)).not_to_contain_text("word39")
+    wait_until_answered(reply)
+    expect(reply_text(reply)).to_have_text(words)
+    expect(reply.locator(".origin")).to_have_text("openai · echo")
+    expect(reply.locator(".usage")).to_contain_text("tokens · reported")
+
+
+def test_enter_sends_and_shift_enter_starts_a_new_line(page: Page) -> None:
+    pick_model(page, "mock/echo")
+    box = message_box(page)
+    box.press_sequentially("first line")
+    box.press("Shift+Enter")
+    box.press_sequentially("second line")
+    expect(box).to_have_value("first line\nsecond line")
+    box.press("Enter")
+    expect(page.locator(".message.user")).to_have_text("first line\nsecond line")
+    expect(box).to_have_value("")
+
+
+def test_a_code_block_in_a_reply_is_highlighted_and_can_be_copied(page: Page) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    pick_model(page, "mock/echo")
+    reply = send(page, "Here:\n\n```python\ndef add(a, b):\n    return a + b\n```\n")
+    wait_until_answered(reply)
+    code = reply.locator("pre code.hljs")
+    expect(code).to_have_text("def add(a, b):\n    return a + b\n")
+    expect(code.locator(".hljs-keyword").first).to_have_text("def")
+    reply.get_by_role("button", name="Copy code").click()
+    expect(reply.get_by_role("button", name="Copy code")).to_have_text("Copied")
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == "def add(a, b):\n    return a + b\n"
+
+
+def test_the_conversation_is_still_there_after_a_refresh(page: Page) -> None:
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "remember **this** please"))
+    reload(page)
+    expect(page.locator(".message.user")).to_have_text(["remember **this** please"])
+    expect(page.locator(".message.assistant .message-body strong")).to_have_text("this")
+    expect(page.locator(".message.assistant .usage")).to_contain_text("reported")
+    current = page.locator(".session.current")
+    expect(current).to_have_text("remember **this** please")
+    expect(page.locator("#chat-title")).to_have_text("remember **this** please")
+
+
+def test_switching_the_model_answers_with_the_new_one_and_is_remembered(page: Page) -> None:
+    pick_model(page, "mock/echo")
+    first = send(page, "who answers?")
+    wait_until_answered(first)
+    expect(first.locator(".origin")).to_have_text("mock · echo")
+    pick_model(page, "mock/mock-1")
+    second = send(page, "and now?")
+    wait_until_answered(second)
+    expect(second.locator(".origin")).to_have_text("mock · mock-1")
+    expect(reply_text(second)).not_to_have_text("and now?")
+    reload(page)
+    expect(page.get_by_label("Model", exact=True)).to_have_value("mock/mock-1")
+
+
+def test_stop_ends_a_reply_mid_stream_and_keeps_what_arrived(page: Page) -> None:
+    pick_model(page, "slow")
+    words = " ".join(f"w{n}" for n in range(400))
+    reply = send(page, words)
+    expect(reply_text(reply)).to_contain_text("w1")
+    page.get_by_role("button", name="Stop").click()
+    expect(reply).to_have_class(re.compile(r"\bstopped\b"))
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    expect(reply).not_to_have_class(STREAMING)
+    assert "w399" not in reply_text(reply).inner_text()
+    # The gateway saved the part that arrived, marked stopped.
+    reload(page)
+    saved = page.locator(".message.assistant")
+    expect(saved).to_have_count(1)
+    expect(saved).to_have_class(re.compile(r"\bstopped\b"))
+    expect(reply_text(saved)).to_contain_text("w0")
+    assert "w399" not in reply_text(saved).inner_text()
+
+
+def test_regenerate_replaces_the_last_reply(page: Page) -> None:
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "say it again"))
+    first_id = page.locator(".message.assistant").get_attribute("data-message-id")
+    page.get_by_role("button", name="Regenerate reply").click()
+    replies = page.locator(".message.assistant")
+    expect(replies).to_have_count(1)
+    expect(replies).not_to_have_attribute("data-message-id", first_id or "")
+    wait_until_answered(replies)
+    expect(reply_text(replies)).to_have_text("say it again")
+    reload(page)
+    expect(page.locator(".message.assistant")).to_have_count(1)
+    expect(page.locator(".message.user")).to_have_count(1)

@@ -1,0 +1,123 @@
+"""The page around the chat: providers, the gateway key, themes, phones, and how it is served."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from playwright.sync_api import Browser, Page, Request, Route, expect
+
+from tests.browser.chat_page import (
+    new_chat,
+    open_chat,
+    pick_model,
+    reload,
+    send,
+    wait_until_answered,
+)
+
+SECRET = "gsk-test-secret-key-0123456789"
+
+
+def test_a_provider_connected_at_run_time_serves_models_and_its_key_never_comes_back(
+    page: Page, mock_url: str
+) -> None:
+    bodies: list[str] = []
+    page.on("response", lambda response: bodies.append(_text(response)))
+    page.get_by_role("button", name="Connect a provider").click()
+    dialog = page.get_by_role("dialog", name="Connect a provider")
+    dialog.get_by_label("Provider", exact=True).select_option("groq")
+    dialog.get_by_label("API key").fill(SECRET)
+    dialog.get_by_label("Base URL").fill(f"{mock_url}/v1")
+    dialog.get_by_role("button", name="Connect").click()
+    expect(dialog.locator(".connection")).to_contain_text("groq")
+    expect(dialog.locator(".connection")).to_contain_text("key stored")
+    expect(dialog.get_by_label("API key")).to_have_value("")
+    dialog.get_by_role("button", name="Close").click()
+
+    pick_model(page, "groq/echo")
+    reply = send(page, "through a provider connected just now")
+    wait_until_answered(reply)
+    expect(reply.locator(".origin")).to_have_text("groq · echo")
+
+    page.get_by_role("button", name="Connect a provider").click()
+    dialog.get_by_role("button", name="Disconnect groq").click()
+    expect(dialog.locator(".connection")).to_have_count(0)
+    assert bodies and not any(SECRET in body for body in bodies)
+
+
+def _text(response: object) -> str:
+    try:
+        return response.text()  # type: ignore[attr-defined,no-any-return]
+    except Exception:
+        return ""  # a streamed body or a redirect has no text to read back
+
+
+def test_a_401_asks_for_the_gateway_key_and_sends_it_as_bearer(page: Page) -> None:
+    seen: list[str | None] = []
+
+    def require_key(route: Route, request: Request) -> None:
+        authorization = request.headers.get("authorization")
+        seen.append(authorization)
+        if authorization != "Bearer mw-test-key":
+            body = '{"error": {"message": "a key is required", "type": "authentication_error"}}'
+            route.fulfill(status=401, body=body, content_type="application/json")
+        else:
+            route.continue_()
+
+    page.route("**/chat/api/sessions", require_key)
+    page.reload()
+    dialog = page.get_by_role("dialog", name="Gateway key")
+    expect(dialog).to_contain_text("a key is required")
+    dialog.get_by_label("Key", exact=True).fill("mw-test-key")
+    dialog.get_by_role("button", name="Use key").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator(".session").first).to_be_visible()
+    assert seen[0] is None and seen[-1] == "Bearer mw-test-key"
+    assert page.evaluate("localStorage.getItem('modelway.gatewayKey')") == "mw-test-key"
+
+
+def test_the_theme_follows_the_system_until_toggled(browser: Browser, gateway_url: str) -> None:
+    context = browser.new_context(base_url=gateway_url, color_scheme="dark")
+    page = context.new_page()
+    open_chat(page)
+    root = page.locator("html")
+    expect(root).to_have_attribute("data-theme", "dark")
+    page.get_by_role("button", name="Light theme").click()
+    expect(root).to_have_attribute("data-theme", "light")
+    reload(page)
+    expect(root).to_have_attribute("data-theme", "light")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(255, 255, 255)"
+    context.close()
+
+
+def test_on_a_phone_the_sessions_open_as_a_drawer(browser: Browser, gateway_url: str) -> None:
+    context = browser.new_context(
+        base_url=gateway_url, viewport={"width": 390, "height": 800}, is_mobile=True
+    )
+    page = context.new_page()
+    open_chat(page)
+    sidebar = page.locator("#sidebar")
+    expect(sidebar).not_to_be_in_viewport()
+    page.get_by_role("button", name="Show chats").click()
+    expect(sidebar).to_be_in_viewport()
+    new_chat(page)
+    expect(sidebar).not_to_be_in_viewport()
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "small screen"))
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390  # nothing sticks out sideways
+    context.close()
+
+
+def test_assets_are_cached_for_good_and_the_page_revalidated(gateway_url: str) -> None:
+    page = httpx.get(f"{gateway_url}/")
+    assert page.headers["cache-control"] == "no-cache"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    script = re.search(r'src="(/static/app-[A-Z0-9]+\.js)"', page.text)
+    assert script is not None
+    asset = httpx.get(f"{gateway_url}{script.group(1)}")
+    assert asset.status_code == 200
+    assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert httpx.get(f"{gateway_url}/static/nothing-here.js").status_code == 404

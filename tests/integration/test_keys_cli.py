@@ -1,0 +1,191 @@
+"""``modelway keys`` and ``modelway usage``, on the store directly and through a gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from modelway.store import Store, UsageRecord, database_url
+from tests.integration.gateway import running_gateway
+
+MASTER = "mk-cli-test-master-key-0123456789"
+CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "hello"}]}
+
+
+def modelway(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MODELWAY_", "DATABASE_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "modelway.cli", *args],
+        cwd=data_dir.parent,
+        env={**clean, "COLUMNS": "200", "MODELWAY_DATA_DIR": str(data_dir), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def record_usage(data_dir: Path, *records: UsageRecord) -> None:
+    store = await Store.open(database_url({"MODELWAY_DATA_DIR": str(data_dir)}))
+    try:
+        await store.usage.insert_many(records)
+    finally:
+        await store.aclose()
+
+
+def json_of(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    for word in words:
+        assert word in lines[0]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cli") / "data"
+
+
+@pytest.fixture(scope="module")
+def gateway_url(data_dir: Path) -> Iterator[str]:
+    """A gateway on the same store the CLI uses directly."""
+    env = {"MODELWAY_MASTER_KEY": MASTER, "MODELWAY_DATA_DIR": str(data_dir)}
+    with running_gateway(env) as url:
+        yield url
+
+
+def chat_status(url: str, key: str) -> int:
+    headers = {"authorization": f"Bearer {key}"}
+    return httpx.post(
+        f"{url}/v1/chat/completions", json=CHAT, headers=headers, timeout=30
+    ).status_code
+
+
+# --- the store directly ------------------------------------------------------------------
+
+
+def test_create_prints_the_key_once_with_a_warning(data_dir: Path) -> None:
+    result = modelway("keys", "create", "--name", "laptop", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "mw-" in result.stdout and "laptop" in result.stdout
+    assert "will not be shown again" in result.stderr
+
+
+def test_create_list_and_revoke_on_the_store(data_dir: Path) -> None:
+    created = json_of(
+        modelway(
+            "keys", "create", "--name", "batch", "--models", "gpt-*,mock/*",
+            "--rpm", "30", "--tpm", "5000", "--budget-usd", "2.5", "--budget-tokens", "9000",
+            "--period", "day", "--user", "ada", "--team", "ml", "--expires-in-days", "7",
+            "--json", data_dir=data_dir,
+        )
+    )  # fmt: skip
+    assert created["key"].startswith("mw-") and created["id"]
+    assert created["models"] == ["gpt-*", "mock/*"]
+    assert (created["rpm"], created["tpm"], created["budget_usd"]) == (30, 5000, 2.5)
+    assert (created["budget_tokens"], created["budget_period"]) == (9000, "day")
+    assert (created["owner_user"], created["owner_team"]) == ("ada", "ml")
+    assert created["expires_at"] is not None
+
+    listed = modelway("keys", "list", "--json", data_dir=data_dir)
+    assert created["key"] not in listed.stdout and "argon2" not in listed.stdout
+    assert created["id"] in {key["id"] for key in json_of(listed)}
+    table = modelway("keys", "list", data_dir=data_dir)
+    assert created["id"] in table.stdout and "batch" in table.stdout
+    assert created["key"] not in table.stdout
+
+    revoked = modelway("keys", "revoke", created["id"], data_dir=data_dir)
+    assert revoked.returncode == 0, revoked.stderr
+    statuses = {
+        key["id"]: key["status"]
+        for key in json_of(modelway("keys", "list", "--json", data_dir=data_dir))
+    }
+    assert statuses[created["id"]] == "revoked"
+
+
+def test_revoking_an_unknown_key_is_one_line_on_stderr(data_dir: Path) -> None:
+    result = modelway("keys", "revoke", "no-such-id", data_dir=data_dir)
+    assert_one_line_error(result, "no-such-id")
+
+
+def test_usage_answers_in_the_admin_api_shape(data_dir: Path) -> None:
+    asyncio.run(record_usage(data_dir, UsageRecord(request_id="r", time=time.time(), model="m-9")))
+    summary = json_of(
+        modelway("usage", "--by", "model", "--since", "2024-01-01", "--json", data_dir=data_dir)
+    )
+    assert summary["by"] == "model" and summary["since"] == "2024-01-01"
+    assert {"group": "m-9", "requests": 1}.items() <= summary["rows"][0].items()
+    table = modelway("usage", "--by", "model", data_dir=data_dir)
+    assert table.returncode == 0, table.stderr
+    assert "m-9" in table.stdout
+
+
+def test_usage_with_a_bad_date_is_one_line_on_stderr(data_dir: Path) -> None:
+    assert_one_line_error(modelway("usage", "--since", "last week", data_dir=data_dir), "since")
+
+
+# --- a running gateway (--url) -----------------------------------------------------------
+
+
+def test_keys_created_on_the_store_work_on_the_gateway(gateway_url: str, data_dir: Path) -> None:
+    created = json_of(modelway("keys", "create", "--name", "direct", "--json", data_dir=data_dir))
+    assert chat_status(gateway_url, created["key"]) == 200
+
+
+def test_create_list_and_revoke_through_the_gateway(gateway_url: str, data_dir: Path) -> None:
+    remote = ("--url", gateway_url)
+    created = json_of(
+        modelway("keys", "create", "--name", "remote", "--models", "mock/*", "--json", *remote,
+                 data_dir=data_dir, MODELWAY_MASTER_KEY=MASTER)
+    )  # fmt: skip
+    assert chat_status(gateway_url, created["key"]) == 200
+
+    listed = json_of(
+        modelway("keys", "list", "--json", *remote, "--key", MASTER, data_dir=data_dir)
+    )
+    assert created["id"] in {key["id"] for key in listed}
+
+    revoked = modelway("keys", "revoke", created["id"], *remote, "--key", MASTER, data_dir=data_dir)
+    assert revoked.returncode == 0, revoked.stderr
+    assert chat_status(gateway_url, created["key"]) == 401
+
+    usage = json_of(
+        modelway("usage", "--by", "day", "--json", *remote, "--key", MASTER, data_dir=data_dir)
+    )
+    assert usage["by"] == "day" and isinstance(usage["rows"], list)
+
+
+def test_a_wrong_master_key_is_one_line_on_stderr(gateway_url: str, data_dir: Path) -> None:
+    wrong = "mk-wrong-master-key-0123456789"
+    result = modelway("keys", "list", "--url", gateway_url, "--key", wrong, data_dir=data_dir)
+    assert_one_line_error(result, "refused")
+    assert wrong not in result.stderr
+
+
+def test_an_unknown_key_through_the_gateway_is_one_line(gateway_url: str, data_dir: Path) -> None:
+    result = modelway(
+        "keys", "revoke", "no-such-id", "--url", gateway_url, "--key", MASTER, data_dir=data_dir
+    )
+    assert_one_line_error(result, "no-such-id", "404")
+
+
+def test_an_unreachable_gateway_is_one_line_on_stderr(data_dir: Path) -> None:
+    result = modelway(
+        "keys", "list", "--url", "http://127.0.0.1:9", "--key", MASTER, data_dir=data_dir
+    )
+    assert_one_line_error(result, "cannot reach the gateway")

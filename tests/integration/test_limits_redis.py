@@ -1,0 +1,284 @@
+"""Rate limits and budgets in a real redis-server: atomic, shared by replicas, failing open."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio import Redis
+
+from modelway.errors import BudgetExceeded, RateLimited
+from modelway.limits import UNLIMITED, Limits, RedisBudgetBook, RedisLimiter
+from tests.redis_server import free_port, running_redis
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with running_redis() as url:
+        yield url
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+async def test_requests_beyond_rpm_are_refused_with_a_retry_time(client: Redis) -> None:
+    limiter = RedisLimiter(client)
+    for _ in range(3):
+        await limiter.admit("key:a", rpm=3)
+    with pytest.raises(RateLimited) as refused:
+        await limiter.admit("key:a", rpm=3)
+    assert refused.value.retry_after is not None
+    assert 59.0 < refused.value.retry_after <= 61.0
+    assert "requests per minute: limit 3, used 3, requested 1" in refused.value.message
+
+
+async def test_the_window_slides_on_the_redis_clock(client: Redis) -> None:
+    limiter = RedisLimiter(client)
+    for _ in range(2):
+        await limiter.admit("key:a", rpm=2)
+    limiter.clock_offset = 30.0  # half a minute later
+    with pytest.raises(RateLimited):
+        await limiter.admit("key:a", rpm=2)
+    limiter.clock_offset = 59.0  # still inside the window: no double burst at an edge
+    with pytest.raises(RateLimited):
+        await limiter.admit("key:a", rpm=2)
+    limiter.clock_offset = 61.0  # one window and one bucket later
+    await limiter.admit("key:a", rpm=2)
+    await limiter.admit("key:a", rpm=2)
+
+
+async def test_a_refusal_on_tokens_does_not_count_a_request(client: Redis) -> None:
+    limiter = RedisLimiter(client)
+    await limiter.admit("key:a", rpm=2, tpm=1000, tokens=900)
+    with pytest.raises(RateLimited) as refused:
+        await limiter.admit("key:a", rpm=2, tpm=1000, tokens=200)
+    assert "tokens per minute: limit 1000, used 900, requested 200" in refused.value.message
+    assert (await limiter.admit("key:a", rpm=2, tpm=1000, tokens=100)).requests_used == 2
+
+
+async def test_a_refusal_on_requests_does_not_count_tokens(client: Redis) -> None:
+    limiter = RedisLimiter(client)
+    await limiter.admit("key:a", rpm=1, tpm=1000, tokens=100)
+    with pytest.raises(RateLimited):
+        await limiter.admit("key:a", rpm=1, tpm=1000, tokens=500)
+    assert (await limiter.admit("key:a", tpm=1000, tokens=900)).tokens_used == 1000
+
+
+async def test_a_request_larger_than_the_token_limit_can_never_pass(client: Redis) -> None:
+    limiter = RedisLimiter(client)
+    with pytest.raises(RateLimited) as refused:
+        await limiter.admit("key:a", tpm=1000, tokens=5000)
+    assert refused.value.retry_after is None
+
+
+async def test_settle_refunds_and_charges_the_difference(client: Redis) -> None:
+    limiter = RedisLimiter(client)
+    ticket = await limiter.admit("key:a", tpm=1000, tokens=800)
+    await limiter.settle(ticket, 200)
+    ticket = await limiter.admit("key:a", tpm=1000, tokens=100)
+    assert ticket.tokens_used == 300
+    await limiter.settle(ticket, 700)
+    with pytest.raises(RateLimited):
+        await limiter.admit("key:a", tpm=1000, tokens=101)
+    assert (await limiter.admit("key:a", tpm=1000, tokens=100)).tokens_used == 1000
+
+
+async def test_tokens_retry_after_counts_only_what_must_leave(client: Redis) -> None:
+    limiter = RedisLimiter(client)
+    await limiter.admit("key:a", tpm=1000, tokens=600)
+    limiter.clock_offset = 30.0
+    await limiter.admit("key:a", tpm=1000, tokens=300)
+    with pytest.raises(RateLimited) as first_must_leave:
+        await limiter.admit("key:a", tpm=1000, tokens=400)
+    with pytest.raises(RateLimited) as both_must_leave:
+        await limiter.admit("key:a", tpm=1000, tokens=800)
+    assert first_must_leave.value.retry_after is not None
+    assert both_must_leave.value.retry_after is not None
+    assert 29.0 < first_must_leave.value.retry_after <= 31.0
+    assert both_must_leave.value.retry_after - first_must_leave.value.retry_after == (
+        pytest.approx(30.0, abs=1.0)
+    )
+
+
+async def test_headers_match_the_memory_limiter(client: Redis) -> None:
+    limiter = RedisLimiter(client)
+    await limiter.admit("key:a", rpm=60, tpm=10_000, tokens=1000)
+    headers = dict((await limiter.admit("key:a", rpm=60, tpm=10_000, tokens=500)).headers)
+    assert headers[b"x-ratelimit-limit-requests"] == b"60"
+    assert headers[b"x-ratelimit-remaining-requests"] == b"58"
+    assert headers[b"x-ratelimit-limit-tokens"] == b"10000"
+    assert headers[b"x-ratelimit-remaining-tokens"] == b"8500"
+    assert headers[b"x-ratelimit-reset-requests"].startswith((b"1m", b"59.", b"60"))
+
+
+async def test_keys_expire_on_their_own(client: Redis) -> None:
+    await RedisLimiter(client, prefix="mw:").admit("key:a", rpm=5)
+    time_to_live = await client.pttl("mw:rate:key:a")
+    assert 60_000 < time_to_live <= 62_000
+
+
+async def test_an_unlimited_scope_never_touches_redis(client: Redis) -> None:
+    limiter = RedisLimiter(client)
+    assert (await limiter.admit("key:a", tokens=100)) is UNLIMITED
+    assert await client.dbsize() == 0
+
+
+def test_two_replicas_on_one_redis_admit_exactly_the_limit_together(redis_url: str) -> None:
+    """Two event loops in two threads, each with its own pool and limiter, race for 60 slots."""
+    admitted: list[int] = []
+
+    async def replica() -> int:
+        # As a gateway process builds it, with waits long enough for a loaded test machine.
+        limits = Limits.from_environment(redis_url, timeout=10)
+        results = await asyncio.gather(
+            *(limits.rates.admit("key:shared", rpm=60, tpm=6000, tokens=50) for _ in range(300)),
+            return_exceptions=True,
+        )
+        await limits.aclose()
+        refused = [r for r in results if isinstance(r, BaseException)]
+        assert all(isinstance(r, RateLimited) for r in refused)
+        assert all(r is not UNLIMITED for r in results)  # Redis answered every one
+        return len(results) - len(refused)
+
+    threads = [
+        threading.Thread(target=lambda: admitted.append(asyncio.run(replica()))) for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(admitted) == 2
+    assert sum(admitted) == 60
+
+
+def test_two_replicas_share_one_token_limit(redis_url: str) -> None:
+    admitted: list[int] = []
+
+    async def replica() -> int:
+        limits = Limits.from_environment(redis_url, prefix="tokens:", timeout=10)
+        results = await asyncio.gather(
+            *(limits.rates.admit("key:shared", tpm=1000, tokens=10) for _ in range(120)),
+            return_exceptions=True,
+        )
+        await limits.aclose()
+        assert all(r is not UNLIMITED for r in results)
+        return sum(1 for r in results if not isinstance(r, BaseException))
+
+    threads = [
+        threading.Thread(target=lambda: admitted.append(asyncio.run(replica()))) for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(admitted) == 100
+
+
+def _epoch(moment: str) -> float:
+    return datetime.fromisoformat(moment).replace(tzinfo=UTC).timestamp()
+
+
+async def test_budgets_are_shared_and_keyed_per_period_window(client: Redis) -> None:
+    def clock() -> float:
+        return _epoch("2026-11-23T12:00:00")
+
+    first = RedisBudgetBook(client, clock=clock)
+    second = RedisBudgetBook(client, clock=clock)
+    await first.charge("key:a", usd=6.0, tokens=100, period="month")
+    await second.charge("key:a", usd=4.0, tokens=100, period="month")
+    with pytest.raises(BudgetExceeded) as refused:
+        await first.check("key:a", usd=10.0, period="month")
+    assert "monthly budget of $10.00" in refused.value.message
+    assert await client.hgetall("mw:budget:key:a:2026-11") == {b"usd": b"10", b"tokens": b"200"}
+    expires_at = await client.expiretime("mw:budget:key:a:2026-11")
+    assert expires_at == _epoch("2026-12-01T00:00:00") + 3600
+
+
+async def test_a_daily_budget_renews_at_midnight_utc_in_redis(client: Redis) -> None:
+    now = [_epoch("2026-11-23T23:59:59")]
+    book = RedisBudgetBook(client, clock=lambda: now[0])
+    await book.charge("key:a", usd=5.0, tokens=0, period="day")
+    with pytest.raises(BudgetExceeded):
+        await book.check("key:a", usd=5.0, period="day")
+    now[0] = _epoch("2026-11-24T00:00:00")
+    await book.check("key:a", usd=5.0, period="day")
+
+
+async def test_a_total_budget_never_expires(client: Redis) -> None:
+    book = RedisBudgetBook(client)
+    await book.charge("key:a", usd=1.0, tokens=10, period="total")
+    assert await client.ttl("mw:budget:key:a:total") == -1
+    with pytest.raises(BudgetExceeded):
+        await book.check("key:a", tokens=10, period="total")
+
+
+async def test_seed_fills_a_window_redis_does_not_hold_yet(client: Redis) -> None:
+    book = RedisBudgetBook(client)
+    await book.seed("key:a", "total", 3.0, 30)
+    await book.seed("key:a", "total", 1.0, 10)  # another replica starting later: no change
+    await book.charge("key:a", usd=1.0, tokens=10, period="total")
+    assert await client.hgetall("mw:budget:key:a:total") == {b"usd": b"4", b"tokens": b"40"}
+
+
+async def test_limits_from_a_redis_url_enforce_and_answer_pings(redis_url: str) -> None:
+    limits = Limits.from_environment(redis_url)
+    try:
+        assert await limits.ping()
+        await limits.rates.admit("key:a", rpm=1)
+        with pytest.raises(RateLimited):
+            await limits.rates.admit("key:a", rpm=1)
+    finally:
+        await limits.aclose()
+
+
+async def test_with_redis_down_requests_pass_unlimited_and_the_outage_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    limits = Limits.from_environment(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with caplog.at_level(logging.ERROR, logger="modelway.limits"):
+            for _ in range(3):
+                ticket = await asyncio.wait_for(limits.rates.admit("key:a", rpm=1), 10)
+                assert ticket is UNLIMITED
+                await asyncio.wait_for(limits.budgets.check("key:a", usd=0.0, period="day"), 10)
+                await limits.budgets.charge("key:a", usd=1.0, tokens=1, period="day")
+            await limits.rates.settle(ticket, 100)
+        assert not await limits.ping()
+    finally:
+        await limits.aclose()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("rate limits: Redis is unreachable" in message for message in messages)
+    assert any("budgets: Redis is unreachable" in message for message in messages)
+    assert len(messages) == 2  # once per outage, not once per request
+
+
+async def test_a_redis_that_never_answers_fails_open_instead_of_hanging() -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def swallow(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # accept the connection, never answer
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    limits = Limits.from_environment(f"redis://127.0.0.1:{port}/0")
+    try:
+        ticket = await asyncio.wait_for(limits.rates.admit("key:a", rpm=1), 10)
+        assert ticket is UNLIMITED
+        assert not await asyncio.wait_for(limits.ping(), 10)
+    finally:
+        await limits.aclose()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -1,0 +1,132 @@
+"""The store against a real PostgreSQL server: the SQLite specifications, plus an outage.
+
+The repository tests are the unit modules' own, imported so pytest runs them again here
+with the ``store`` fixture below (PostgreSQL) in place of theirs (SQLite in a tmp dir).
+One server serves the whole session; every test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select, text
+from typer.testing import CliRunner
+
+from modelway.cli import app
+from modelway.store import Store, UsageRecord, UsageWriter, database_url
+from modelway.store.migrate import current_revision, head_revision
+from modelway.store.tables import metadata, usage_records
+from tests.postgres import PostgresServer, postgres_available, running_postgres
+from tests.unit.test_store_chats import *  # noqa: F403
+from tests.unit.test_store_connections import *  # noqa: F403
+from tests.unit.test_store_keys import *  # noqa: F403
+from tests.unit.test_store_usage import *  # noqa: F403
+from tests.unit.test_store_users import *  # noqa: F403
+from tests.unit.test_store_verifier import *  # noqa: F403
+from tests.unit.test_store_writer import *  # noqa: F403
+from tests.unit.test_store_writer import eventually
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not postgres_available(), reason="PostgreSQL 15 binaries not installed"),
+]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+async def store(postgres: PostgresServer) -> AsyncIterator[Store]:
+    store = await Store.open(database_url({"DATABASE_URL": postgres.url}))
+    async with store.engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {', '.join(metadata.tables)} CASCADE"))
+    yield store
+    await store.aclose()
+
+
+async def test_postgres_is_migrated_to_head_with_exactly_the_table_definitions(
+    store: Store,
+) -> None:
+    assert await current_revision(store.engine) == head_revision()
+    async with store.engine.connect() as connection:
+        differences = await connection.run_sync(
+            lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+            )
+        )
+    assert differences == []
+
+
+async def test_workers_starting_together_on_an_empty_database_migrate_it_once(
+    postgres: PostgresServer,
+) -> None:
+    url = database_url({"DATABASE_URL": postgres.create_database("fresh_for_race")})
+    stores = await asyncio.gather(*(Store.open(url) for _ in range(4)))
+    for opened in stores:
+        assert await current_revision(opened.engine) == head_revision()
+        await opened.aclose()
+
+
+async def test_a_writer_under_load_loses_and_doubles_nothing_across_a_postgres_restart(
+    postgres: PostgresServer, store: Store, tmp_path: Path
+) -> None:
+    spill = tmp_path / "usage-spill.jsonl"
+    writer = UsageWriter(
+        store, spill, batch_size=50, flush_interval=0.01, max_buffer=300, max_backoff=0.2
+    )
+    writer.start()
+    sent: list[str] = []
+
+    async def load(count: int) -> None:
+        for _ in range(count):
+            record = UsageRecord(request_id=f"req-{len(sent)}", time=1_700_000_000.0 + len(sent))
+            sent.append(record.request_id)
+            writer.record(record)
+            if len(sent) % 25 == 0:
+                await asyncio.sleep(0.001)  # requests arrive over time, not all at once
+
+    await load(1000)
+    await asyncio.to_thread(postgres.stop)
+    await load(1500)
+    await eventually(spill.exists)  # past max_buffer: records went to the local file
+    await asyncio.to_thread(postgres.start)
+    await load(1000)
+    await eventually(lambda: writer.pending == 0 and not spill.exists())
+    await writer.aclose()
+
+    async with store.engine.connect() as connection:
+        stored = list((await connection.execute(select(usage_records.c.request_id))).scalars())
+        rows = (await connection.execute(select(func.count()).select_from(usage_records))).scalar()
+    assert rows == len(sent) == 3500
+    assert sorted(stored) == sorted(sent)
+
+
+async def test_readiness_ping_fails_while_postgres_is_down(
+    postgres: PostgresServer, store: Store
+) -> None:
+    await asyncio.to_thread(postgres.stop)
+    try:
+        assert await store.ping() is False
+    finally:
+        await asyncio.to_thread(postgres.start)
+    assert await store.ping() is True
+
+
+def test_db_upgrade_on_postgres_masks_the_password(
+    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with_password = postgres.url.replace("postgres@", "postgres:hunter2@")
+    monkeypatch.setenv("DATABASE_URL", with_password)
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "hunter2" not in result.output
+    assert "postgresql+asyncpg://postgres:***@127.0.0.1" in result.output

@@ -1,0 +1,345 @@
+"""``modelway chat`` as people use it: in a pseudo-terminal, in a pipe, against a gateway."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import pexpect
+import pytest
+
+from tests.integration.gateway import running_gateway
+from tests.integration.mockserver import running_mock
+
+#: Escape sequences (colours, cursor moves, bracketed paste) and carriage returns.
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|[\r\x01\x02]")
+#: Seconds to wait for text before deciding it will never come (not a timing assertion).
+PATIENCE = 20
+MASTER_KEY = "mw-terminal-chat-master-key-0123456789"
+WRONG_KEY = "mw-terminal-chat-wrong-key-9876543210"
+
+
+def _environment(data_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.endswith(("_API_KEY", "_BASE_URL")) and not k.startswith("MODELWAY_")
+    }
+    return {**clean, "MODELWAY_DATA_DIR": str(data_dir), "COLUMNS": "100", **(extra or {})}
+
+
+def chat_in_pipe(
+    *args: str, stdin: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``echo STDIN | modelway chat ARGS``."""
+    return subprocess.run(
+        [sys.executable, "-m", "modelway.cli", "chat", *args],
+        input=stdin,
+        cwd=cwd,
+        env=_environment(cwd / "data", env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+class Terminal:
+    """A ``modelway chat`` in a pseudo-terminal, read as a person reads the screen."""
+
+    def __init__(self, child: pexpect.spawn) -> None:
+        self.child = child
+        self._unread = ""
+
+    def send(self, line: str) -> None:
+        self.child.sendline(line)
+
+    def expect(self, text: str) -> str:
+        """Wait until ``text`` shows; return what showed up to it (codes removed)."""
+        while text not in self._unread:
+            try:
+                chunk = self.child.read_nonblocking(4096, timeout=PATIENCE)
+            except (pexpect.TIMEOUT, pexpect.EOF):
+                raise AssertionError(
+                    f"never saw {text!r}; the screen ended:\n{self._unread}"
+                ) from None
+            self._unread = _TERMINAL_CODES.sub("", self._unread + chunk)
+        before, _, self._unread = self._unread.partition(text)
+        return before
+
+    def prompt(self, model: str) -> str:
+        """Wait for the prompt naming ``model``; return what showed before it."""
+        return self.expect(f"{model} > ")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    return tmp_path
+
+
+class StartChat(Protocol):
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> Terminal: ...
+
+
+@pytest.fixture
+def terminal_factory(workdir: Path) -> Iterator[StartChat]:
+    children: list[pexpect.spawn] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Terminal:
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "modelway.cli", "chat", *args],
+            cwd=str(workdir),
+            env=_environment(workdir / "data", env),
+            encoding="utf-8",
+            dimensions=(50, 100),
+        )
+        children.append(child)
+        return Terminal(child)
+
+    yield start
+    for child in children:
+        child.close(force=True)
+
+
+# --- pipe mode -------------------------------------------------------------------------
+
+
+def test_piped_message_is_answered_once_in_plain_text(workdir: Path) -> None:
+    result = chat_in_pipe("-m", "mock/echo", stdin="hi\n", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi\n"
+    assert "\x1b" not in result.stdout
+
+
+def test_piped_chat_uses_mock_echo_when_no_model_is_named(workdir: Path) -> None:
+    result = chat_in_pipe(stdin="no model named", cwd=workdir)
+    assert (result.returncode, result.stdout) == (0, "no model named\n")
+
+
+def test_piped_chat_sends_all_of_stdin_as_one_message(workdir: Path) -> None:
+    text = "# Title\n\nfirst paragraph\n\n```python\nprint('x')\n```"
+    result = chat_in_pipe("-m", "mock/echo", stdin=text + "\n", cwd=workdir)
+    assert result.stdout == text + "\n"  # plain text: the Markdown is not rendered
+
+
+def test_piped_chat_with_an_unknown_model_fails_with_one_line(workdir: Path) -> None:
+    result = chat_in_pipe("-m", "nosuch/model", stdin="hi", cwd=workdir)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ") and "nosuch/model" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_piped_chat_with_empty_input_fails(workdir: Path) -> None:
+    result = chat_in_pipe("-m", "mock/echo", stdin="", cwd=workdir)
+    assert result.returncode == 1
+    assert "stdin" in result.stderr or "standard input" in result.stderr
+
+
+# --- interactive, in-process --------------------------------------------------------------
+
+
+def test_interactive_chat_streams_switches_models_and_resumes_sessions(
+    terminal_factory: StartChat,
+) -> None:
+    term = terminal_factory("-m", "mock/echo")
+    term.prompt("mock/echo")
+
+    term.send("hello **terminal** chat")
+    reply = term.expect("tokens")
+    assert "hello terminal chat" in reply  # Markdown rendered: the asterisks are gone
+    term.prompt("mock/echo")
+
+    term.send("/model mock/other")
+    term.prompt("mock/other")
+    term.send("and now?")
+    assert "Hello from the other mock model" in term.expect("tokens")
+    term.prompt("mock/other")
+
+    term.send("/new")
+    term.prompt("mock/other")
+    term.send("/model mock/echo")
+    term.prompt("mock/echo")
+    term.send("a second session")
+    assert "a second session" in term.expect("tokens")
+    term.prompt("mock/echo")
+
+    term.send("/history")
+    listing = term.prompt("mock/echo")
+    assert listing.index("a second session") < listing.index("hello **terminal** chat")
+    assert "mock/other" in listing
+
+    term.send("/history 2")
+    transcript = term.prompt("mock/other")  # the session's own model comes back with it
+    assert "you > hello **terminal** chat" in transcript
+    assert "you > and now?" in transcript
+    assert "Hello from the other mock model" in transcript
+
+    term.send("/exit")
+    term.child.expect(pexpect.EOF, timeout=PATIENCE)
+    term.child.close()
+    assert term.child.exitstatus == 0
+
+
+def test_errors_show_as_one_red_line_and_the_session_goes_on(terminal_factory: StartChat) -> None:
+    term = terminal_factory("-m", "mock/echo")
+    term.prompt("mock/echo")
+    term.send("/model nosuch/model")
+    assert "error: model 'nosuch/model'" in term.prompt("mock/echo")
+    term.send("/frobnicate")
+    assert "unknown command /frobnicate" in term.prompt("mock/echo")
+    term.send("still here")
+    assert "still here" in term.expect("tokens")
+    term.prompt("mock/echo")
+    term.child.sendeof()  # Ctrl-D quits
+    term.child.expect(pexpect.EOF, timeout=PATIENCE)
+    term.child.close()
+    assert term.child.exitstatus == 0
+    assert "Traceback" not in term._unread
+
+
+def test_a_message_of_several_lines_goes_between_triple_quotes(terminal_factory: StartChat) -> None:
+    term = terminal_factory("-m", "mock/echo")
+    term.prompt("mock/echo")
+    for line in ('"""', "first line", "second line", '"""'):
+        term.send(line)
+    term.expect("tokens")
+    term.prompt("mock/echo")
+    term.send("/history 1")
+    assert "you > first line\nsecond line\n" in term.prompt("mock/echo")  # one message
+    term.send("/exit")
+    term.child.expect(pexpect.EOF, timeout=PATIENCE)
+
+
+def test_resume_flag_reopens_a_saved_session(terminal_factory: StartChat) -> None:
+    first = terminal_factory("-m", "mock/echo", "--system", "be brief")
+    first.prompt("mock/echo")
+    first.send("remember this line")
+    first.expect("tokens")
+    first.prompt("mock/echo")
+    first.send("/history")
+    listing = first.prompt("mock/echo")
+    row = re.search(r"remember this line\s+mock/echo\s.*?([0-9a-f]{8})\s*$", listing, re.M)
+    assert row is not None, listing
+    first.send("/exit")
+    first.child.expect(pexpect.EOF, timeout=PATIENCE)
+
+    second = terminal_factory("--resume", row.group(1))
+    transcript = second.prompt("mock/echo")
+    assert "system: be brief" in transcript
+    assert "you > remember this line" in transcript
+    second.send("/exit")
+    second.child.expect(pexpect.EOF, timeout=PATIENCE)
+
+
+def test_ctrl_c_stops_a_reply_without_leaving_the_chat(terminal_factory: StartChat) -> None:
+    words = " ".join(f"word{n}" for n in range(40))
+    with running_mock("--tokens-per-second", "2") as mock_url:  # a reply that takes a while
+        term = terminal_factory(
+            "-m",
+            "openai/echo",
+            env={"OPENAI_BASE_URL": f"{mock_url}/v1", "OPENAI_API_KEY": "sk-test"},
+        )
+        term.prompt("openai/echo")
+        term.send(words)
+        term.expect(words)  # the terminal echoes the line typed
+        term.expect("word0")  # the reply has begun
+        term.child.sendintr()
+        term.expect("stopped")
+        term.prompt("openai/echo")
+        term.send("/model mock/echo")
+        term.prompt("mock/echo")
+        term.send("after the stop")
+        assert "after the stop" in term.expect("tokens")
+        term.prompt("mock/echo")
+        term.send("/resume 1")
+        assert "(stopped)" in term.prompt("mock/echo")
+        term.send("/exit")
+        term.child.expect(pexpect.EOF, timeout=PATIENCE)
+
+
+# --- against a running gateway ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chat_gateway() -> Iterator[str]:
+    with running_gateway({"MODELWAY_MASTER_KEY": MASTER_KEY}) as url:
+        yield url
+
+
+def test_piped_chat_against_a_gateway(workdir: Path, chat_gateway: str) -> None:
+    result = chat_in_pipe(
+        "--url",
+        chat_gateway,
+        "--key",
+        MASTER_KEY,
+        "-m",
+        "mock/echo",
+        stdin="over http",
+        cwd=workdir,
+    )
+    assert (result.returncode, result.stdout) == (0, "over http\n"), result.stderr
+
+
+def test_piped_chat_with_a_wrong_key_is_refused_without_showing_it(
+    workdir: Path, chat_gateway: str
+) -> None:
+    result = chat_in_pipe("--url", chat_gateway, "--key", WRONG_KEY, stdin="hi", cwd=workdir)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: gateway answered 401")
+    assert WRONG_KEY not in result.stdout + result.stderr
+
+
+def test_a_wrong_key_in_the_terminal_is_one_red_line_and_the_chat_goes_on(
+    terminal_factory: StartChat, chat_gateway: str
+) -> None:
+    term = terminal_factory("--url", chat_gateway, "--key", WRONG_KEY)
+    term.prompt("mock/echo")
+    term.send("hello?")
+    shown = term.prompt("mock/echo")
+    assert "error: gateway answered 401" in shown
+    term.send("/history")
+    assert "error: gateway answered 401" in term.prompt("mock/echo")
+    term.send("/exit")
+    term.child.expect(pexpect.EOF, timeout=PATIENCE)
+    assert WRONG_KEY not in shown + term._unread
+
+
+def test_piped_chat_against_a_gateway_that_is_down(workdir: Path) -> None:
+    result = chat_in_pipe("--url", "http://127.0.0.1:9", stdin="anyone?", cwd=workdir)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: cannot reach the gateway at http://127.0.0.1:9"
+
+
+def test_interactive_chat_against_a_gateway_keeps_history_there(
+    terminal_factory: StartChat, chat_gateway: str
+) -> None:
+    term = terminal_factory(
+        "--url", chat_gateway, "-m", "mock/echo", env={"MODELWAY_API_KEY": MASTER_KEY}
+    )
+    term.prompt("mock/echo")
+    term.send("remote **hello**")
+    assert "remote hello" in term.expect("tokens")
+    term.prompt("mock/echo")
+    term.send("/new")
+    term.prompt("mock/echo")
+    term.send("/model mock/other")
+    term.prompt("mock/other")
+    term.send("remote second")
+    assert "Hello from the other mock model" in term.expect("tokens")
+    term.prompt("mock/other")
+    term.send("/history")
+    listing = term.prompt("mock/other")
+    assert "remote second" in listing and "remote **hello**" in listing
+    term.send("/resume 2")
+    transcript = term.prompt("mock/echo")
+    assert "you > remote **hello**" in transcript
+    term.send("/exit")
+    term.child.expect(pexpect.EOF, timeout=PATIENCE)

@@ -1,0 +1,352 @@
+"""The web chat's API in-process: sessions, reply events, what is saved, connections."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from starlette.applications import Starlette
+
+from modelway.config import parse_config
+from modelway.engine import Engine
+from modelway.errors import BudgetExceeded, ModelwayError, UpstreamError
+from modelway.gateway import web_pages
+from modelway.gateway.app import create_app
+from modelway.gateway.chat_connections import restore_connections
+from modelway.gateway.state import GatewayState
+from modelway.providers.upstream import Call
+from modelway.types import ChatRequest, MessageEnd, MessageStart, StreamEvent, TextDelta
+from tests.unit.fakes import ScriptedBackend
+
+
+class QuietBackend(ScriptedBackend):
+    """Answers without reporting usage, or fails after its first word when told to."""
+
+    def __init__(self, name: str, fail_midway: ModelwayError | None = None) -> None:
+        super().__init__(name)
+        self.fail_midway = fail_midway
+        self.requests: list[ChatRequest] = []
+        self.hang = asyncio.Event()
+        self.closed = False
+
+    async def stream(
+        self, request: ChatRequest, model: str, call: Call
+    ) -> AsyncIterator[StreamEvent]:
+        self.requests.append(request)
+        yield MessageStart(id="r1", model=model)
+        try:
+            yield TextDelta("partial ")
+            if self.fail_midway is not None:
+                raise self.fail_midway
+            if model == "hangs":
+                await self.hang.wait()
+            yield TextDelta("answer")
+            yield MessageEnd("stop")
+        finally:
+            self.closed = True
+
+
+class RefusingBackend(ScriptedBackend):
+    """Refuses every call with the error it is given."""
+
+    def __init__(self, name: str, error: ModelwayError) -> None:
+        super().__init__(name, [error] * 10)
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    environ = {"MODELWAY_DATA_DIR": str(tmp_path)}
+    app = create_app(parse_config("", environ), environ)
+    async with app.router.lifespan_context(app):
+        state: GatewayState = app.state.gateway
+        built = state.engine
+        state.engine = Engine(
+            state.config,
+            {},
+            {
+                "quiet": QuietBackend("quiet"),
+                "flaky": QuietBackend("flaky", UpstreamError("the upstream went away")),
+                "broke": RefusingBackend("broke", BudgetExceeded("budget used up")),
+            },
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield app, client
+        await state.engine.aclose()
+        state.engine = built
+
+
+async def _new_session(client: httpx.AsyncClient, **fields: Any) -> str:
+    response = await client.post("/chat/api/sessions", json=fields)
+    assert response.status_code == 201
+    return str(response.json()["id"])
+
+
+async def _events(client: httpx.AsyncClient, session_id: str, **body: Any) -> list[dict[str, Any]]:
+    response = await client.post(f"/chat/api/sessions/{session_id}/messages", json=body)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    blocks = [block for block in response.text.split("\n\n") if block]
+    assert all(block.startswith("data: ") for block in blocks)
+    return [orjson.loads(block[len("data: ") :]) for block in blocks]
+
+
+async def _messages(client: httpx.AsyncClient, session_id: str) -> list[dict[str, Any]]:
+    response = await client.get(f"/chat/api/sessions/{session_id}")
+    assert response.status_code == 200
+    messages: list[dict[str, Any]] = response.json()["messages"]
+    return messages
+
+
+async def test_a_reply_streams_provider_deltas_usage_and_done_and_both_turns_are_saved(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    session_id = await _new_session(client, model="mock/echo")
+    events = await _events(client, session_id, content="hello there")
+    assert events[0] == {"type": "provider", "provider": "mock", "model": "echo"}
+    assert "".join(e["text"] for e in events if e["type"] == "delta") == "hello there"
+    usage = next(e for e in events if e["type"] == "usage")
+    assert usage["accurate"] is True
+    assert usage["tokens"]["total"] == usage["tokens"]["prompt"] + usage["tokens"]["completion"]
+    assert events[-1]["type"] == "done"
+    user, reply = await _messages(client, session_id)
+    assert (user["role"], user["content"]) == ("user", "hello there")
+    assert (reply["role"], reply["content"], reply["error"]) == ("assistant", "hello there", None)
+    assert reply["id"] == events[-1]["message_id"]
+    assert reply["usage_accurate"] is True
+
+
+# bpe-openai (the local tokenizer) loads its data through a deprecated importlib call.
+@pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
+async def test_usage_is_estimated_when_the_provider_reports_none(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    session_id = await _new_session(client)
+    events = await _events(client, session_id, content="count me", model="quiet/m")
+    usage = next(e for e in events if e["type"] == "usage")
+    assert usage["accurate"] is False
+    assert usage["tokens"]["completion"] > 0
+    reply = (await _messages(client, session_id))[-1]
+    assert reply["usage_accurate"] is False
+    assert reply["completion_tokens"] == usage["tokens"]["completion"]
+
+
+@pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
+async def test_the_session_settings_and_history_reach_the_model(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    app, client = gateway
+    session_id = await _new_session(
+        client, system="Be brief.", temperature=0.3, max_tokens=50, model="quiet/m"
+    )
+    await _events(client, session_id, content="first")
+    await _events(client, session_id, content="second")
+    backend = app.state.gateway.engine.router.backends["quiet"]
+    request = backend.requests[-1]
+    assert [(m.role, m.text()) for m in request.messages] == [
+        ("system", "Be brief."),
+        ("user", "first"),
+        ("assistant", "partial answer"),
+        ("user", "second"),
+    ]
+    assert (request.temperature, request.max_tokens) == (0.3, 50)
+
+
+async def test_the_first_message_names_the_session_and_the_model_is_remembered(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    session_id = await _new_session(client)
+    await _events(
+        client, session_id, content="Plan a trip to Lisbon\nwith details", model="quiet/m"
+    )
+    session = (await client.get(f"/chat/api/sessions/{session_id}")).json()["session"]
+    assert session["title"] == "Plan a trip to Lisbon"
+    assert session["model"] == "quiet/m"
+
+
+async def test_a_failure_mid_stream_is_an_error_event_and_the_partial_reply_keeps_it(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    session_id = await _new_session(client, model="flaky/m")
+    events = await _events(client, session_id, content="go")
+    assert [e["type"] for e in events] == ["provider", "delta", "error", "done"]
+    assert events[2] == {"type": "error", "message": "the upstream went away", "status": 502}
+    reply = (await _messages(client, session_id))[-1]
+    assert (reply["content"], reply["error"]) == ("partial ", "the upstream went away")
+
+
+async def test_a_refusal_before_the_stream_opens_is_a_rate_limited_event(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    session_id = await _new_session(client, model="broke/m")
+    events = await _events(client, session_id, content="go")
+    assert events[0] == {"type": "rate_limited", "message": "budget used up", "retry_after": None}
+    assert events[1]["type"] == "done"
+    assert (await _messages(client, session_id))[-1]["error"] == "budget used up"
+
+
+async def test_an_unknown_model_is_an_error_event_not_a_broken_stream(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    session_id = await _new_session(client)
+    events = await _events(client, session_id, content="go", model="nobody/here")
+    assert events[0]["type"] == "error"
+    assert events[0]["status"] == 404
+
+
+async def test_regenerate_answers_the_last_message_again_in_place_of_its_reply(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    session_id = await _new_session(client, model="mock/echo")
+    await _events(client, session_id, content="once more")
+    first_reply = (await _messages(client, session_id))[-1]
+    events = await _events(client, session_id, content="", regenerate=True)
+    assert "".join(e["text"] for e in events if e["type"] == "delta") == "once more"
+    messages = await _messages(client, session_id)
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[-1]["id"] != first_reply["id"]
+
+
+async def test_stopping_a_reply_closes_the_upstream_and_saves_what_arrived_as_stopped(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    app, client = gateway
+    session_id = await _new_session(client, model="quiet/hangs")
+    first_delta = asyncio.Event()
+    sent: list[bytes] = []
+    body = orjson.dumps({"content": "go"})
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await first_delta.wait()
+        return {"type": "http.disconnect"}  # the browser's Stop
+
+    async def send(message: dict[str, Any]) -> None:
+        chunk = message.get("body", b"")
+        sent.append(chunk)
+        if b'"delta"' in chunk:
+            first_delta.set()
+
+    path = f"/chat/api/sessions/{session_id}/messages"
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"gateway")],
+        "client": ("127.0.0.1", 1),
+        "server": ("gateway", 80),
+    }
+    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+    assert app.state.gateway.engine.router.backends["quiet"].closed
+    assert not any(b'"done"' in chunk for chunk in sent)
+    reply = (await _messages(client, session_id))[-1]
+    assert (reply["content"], reply["error"]) == ("partial ", "stopped")
+
+
+async def test_session_settings_are_checked(gateway: tuple[Starlette, httpx.AsyncClient]) -> None:
+    _, client = gateway
+    for bad in ({"temperature": 3}, {"max_tokens": 0}, {"max_tokens": True}, {"title": " "}):
+        response = await client.post("/chat/api/sessions", json=bad)
+        assert response.status_code == 400
+        assert response.json()["error"]["type"] == "invalid_request_error"
+    session_id = await _new_session(client)
+    response = await client.patch(f"/chat/api/sessions/{session_id}", json={"temperature": "hot"})
+    assert response.status_code == 400
+
+
+async def test_sessions_are_listed_renamed_and_deleted(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    older = await _new_session(client)
+    newer = await _new_session(client, title="Newer")
+    listed = (await client.get("/chat/api/sessions")).json()["sessions"]
+    assert [s["id"] for s in listed][:2] == [newer, older]
+    renamed = await client.patch(f"/chat/api/sessions/{older}", json={"title": "Renamed"})
+    assert renamed.json()["title"] == "Renamed"
+    assert (await client.delete(f"/chat/api/sessions/{older}")).status_code == 204
+    missing = await client.get(f"/chat/api/sessions/{older}")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "not_found_error"
+    posted = await client.post(f"/chat/api/sessions/{older}/messages", json={"content": "hi"})
+    assert posted.status_code == 404
+
+
+async def test_a_connected_provider_is_routed_to_and_its_key_is_never_answered_or_logged(
+    gateway: tuple[Starlette, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, client = gateway
+    secret = "gsk-unit-secret-value"
+    caplog.set_level(logging.DEBUG, logger="modelway")
+    created = await client.post(
+        "/chat/api/connections",
+        json={"provider": "groq", "api_key": secret, "base_url": "http://127.0.0.1:9/v1"},
+    )
+    assert created.status_code == 201
+    listed = await client.get("/chat/api/connections")
+    assert listed.json()["connections"] == [
+        {"provider": "groq", "base_url": "http://127.0.0.1:9/v1", "has_key": True}
+    ]
+    assert "groq" in listed.json()["providers"]
+    assert secret not in created.text + listed.text + caplog.text
+    assert app.state.gateway.engine.route("groq/llama").targets[0].backend.name == "groq"
+    assert (await client.delete("/chat/api/connections/groq")).status_code == 204
+    assert "groq" not in app.state.gateway.engine.router.backends
+    assert (await client.delete("/chat/api/connections/groq")).status_code == 404
+
+
+async def test_only_known_providers_can_be_connected(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    for body in (
+        {"provider": "mock"},
+        {"provider": "nonsense"},
+        {"provider": "openai", "base_url": "file:///etc"},
+    ):
+        response = await client.post("/chat/api/connections", json=body)
+        assert response.status_code == 400
+
+
+async def test_saved_connections_are_restored_at_start(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    app, _ = gateway
+    state: GatewayState = app.state.gateway
+    await state.store.connections.save("mistral", "mistral-key", None)
+    await restore_connections(state)
+    assert "mistral" in state.engine.router.backends
+
+
+async def test_the_page_says_to_run_setup_when_the_web_chat_is_not_built(
+    gateway: tuple[Starlette, httpx.AsyncClient],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    _, client = gateway
+    monkeypatch.setattr(web_pages, "STATIC_DIR", tmp_path / "not-built")
+    response = await client.get("/")
+    assert response.status_code == 503
+    assert "scripts/setup" in response.text

@@ -1,0 +1,180 @@
+"""Checking a presented key: Argon2 once per key per process, revocation seen within 5 s."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from modelway.errors import AuthenticationError
+from modelway.store import KeyVerifier, Store, database_url
+from modelway.store import verifier as verifier_module
+from modelway.store.tables import api_keys
+from tests.unit.test_store_keys import cheap_argon2  # noqa: F401  (autouse)
+
+
+class Clock:
+    """Stands in for ``time`` in the verifier so a test can move time forward."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await Store.open(database_url({"MODELWAY_DATA_DIR": str(tmp_path)}))
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(verifier_module, "time", clock)
+    return clock
+
+
+@pytest.fixture
+def argon2_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every Argon2 verification the verifier runs (the hash checked against)."""
+    runs: list[str] = []
+    real = verifier_module.secret_matches
+
+    async def counting(secret_hash: str, secret: str) -> bool:
+        runs.append(secret_hash)
+        return await real(secret_hash, secret)
+
+    monkeypatch.setattr(verifier_module, "secret_matches", counting)
+    yield runs
+
+
+async def test_a_valid_key_verifies_to_its_record(store: Store) -> None:
+    record, plaintext = await store.keys.create("ci")
+    assert await KeyVerifier(store).verify(plaintext) == record
+
+
+async def test_argon2_runs_once_per_key_per_process(
+    store: Store, clock: Clock, argon2_runs: list[str]
+) -> None:
+    _, plaintext = await store.keys.create("ci")
+    verifier = KeyVerifier(store)
+    for _ in range(5):
+        await verifier.verify(plaintext)
+        clock.advance(10)  # past the refresh: a re-read by id, still no Argon2
+    assert len(argon2_runs) == 1
+
+
+async def test_concurrent_checks_of_one_key_share_one_argon2_run(
+    store: Store, argon2_runs: list[str]
+) -> None:
+    record, plaintext = await store.keys.create("ci")
+    verifier = KeyVerifier(store)
+    results = await asyncio.gather(*(verifier.verify(plaintext) for _ in range(20)))
+    assert results == [record] * 20
+    assert len(argon2_runs) == 1
+
+
+async def test_a_wrong_key_is_refused_without_echoing_it(store: Store) -> None:
+    record, plaintext = await store.keys.create("ci")
+    wrong = plaintext[:-4] + ("AAAA" if not plaintext.endswith("AAAA") else "BBBB")
+    with pytest.raises(AuthenticationError) as refused:
+        await KeyVerifier(store).verify(wrong)
+    assert refused.value.message == "invalid API key"
+    assert wrong not in str(refused.value) and record.prefix not in str(refused.value)
+
+
+@pytest.mark.parametrize("presented", ["", "sk-not-ours", "mw-short", "mw-" + "x" * 40])
+async def test_unknown_keys_are_refused(store: Store, presented: str) -> None:
+    with pytest.raises(AuthenticationError, match="invalid API key"):
+        await KeyVerifier(store).verify(presented)
+
+
+async def test_a_flood_of_one_wrong_key_runs_argon2_once(
+    store: Store, argon2_runs: list[str]
+) -> None:
+    _, plaintext = await store.keys.create("ci")
+    wrong = plaintext[:11] + "x" * (len(plaintext) - 11)  # right prefix: a real candidate
+    verifier = KeyVerifier(store)
+    for _ in range(10):
+        with pytest.raises(AuthenticationError):
+            await verifier.verify(wrong)
+    assert len(argon2_runs) == 1
+
+
+async def test_an_expired_key_is_refused_as_expired(store: Store, clock: Clock) -> None:
+    _, plaintext = await store.keys.create("ci", expires_at=clock.now + 60)
+    verifier = KeyVerifier(store)
+    await verifier.verify(plaintext)
+    clock.advance(61)
+    with pytest.raises(AuthenticationError, match="expired"):
+        await verifier.verify(plaintext)
+
+
+async def test_a_revoked_key_is_refused_as_revoked(store: Store) -> None:
+    record, plaintext = await store.keys.create("ci")
+    await store.keys.revoke(record.id)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await KeyVerifier(store).verify(plaintext)
+
+
+async def test_a_revocation_elsewhere_is_seen_after_the_refresh_interval(
+    store: Store, clock: Clock
+) -> None:
+    record, plaintext = await store.keys.create("ci")
+    replica = KeyVerifier(store)
+    await replica.verify(plaintext)
+    await store.keys.revoke(record.id)  # another replica (or the CLI) revokes it
+    clock.advance(verifier_module.REFRESH_AFTER - 0.5)
+    await replica.verify(plaintext)  # still trusted within the interval
+    clock.advance(1)
+    assert verifier_module.REFRESH_AFTER + 0.5 < 5  # the promise: revoked within 5 seconds
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await replica.verify(plaintext)
+
+
+async def test_forgetting_a_key_applies_a_local_revocation_at_once(store: Store) -> None:
+    record, plaintext = await store.keys.create("ci")
+    verifier = KeyVerifier(store)
+    await verifier.verify(plaintext)
+    await store.keys.revoke(record.id)
+    verifier.forget(record.id)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await verifier.verify(plaintext)
+
+
+async def test_a_cached_key_keeps_working_while_the_store_is_briefly_down(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record, plaintext = await store.keys.create("ci")
+    verifier = KeyVerifier(store)
+    await verifier.verify(plaintext)
+
+    async def unreachable(key_id: str) -> None:
+        raise ConnectionRefusedError("database down")
+
+    monkeypatch.setattr(store.keys, "get", unreachable)
+    clock.advance(10)
+    assert await verifier.verify(plaintext) == record
+
+
+async def test_settings_changed_in_the_store_reach_the_cache_on_refresh(
+    store: Store, clock: Clock
+) -> None:
+    record, plaintext = await store.keys.create("ci")
+    verifier = KeyVerifier(store)
+    assert (await verifier.verify(plaintext)).expires_at is None
+    async with store.engine.begin() as connection:
+        await connection.execute(api_keys.update().where(api_keys.c.id == record.id).values(rpm=5))
+    clock.advance(10)
+    assert (await verifier.verify(plaintext)).rpm == 5

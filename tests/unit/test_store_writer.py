@@ -1,0 +1,199 @@
+"""The usage writer: batched off the hot path, and nothing lost or doubled when the store fails."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import msgspec
+import pytest
+from sqlalchemy import select
+
+from modelway.store import Store, UsageRecord, UsageWriter, database_url
+from modelway.store.spill import SpillFile
+from modelway.store.tables import usage_records
+from modelway.store.usage import UsageRepository
+
+
+class Outage:
+    """Stands in for the usage repository; while ``down`` every insert fails as a dead DB would."""
+
+    def __init__(self, usage: UsageRepository) -> None:
+        self._usage = usage
+        self.down = False
+        self.batches: list[int] = []
+
+    async def insert_many(self, records: Sequence[UsageRecord]) -> None:
+        if self.down:
+            raise ConnectionRefusedError("database unreachable")
+        self.batches.append(len(records))
+        await self._usage.insert_many(records)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await Store.open(database_url({"MODELWAY_DATA_DIR": str(tmp_path)}))
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture
+def outage(store: Store) -> Outage:
+    outage = Outage(store.usage)
+    store.usage = outage  # type: ignore[assignment]
+    return outage
+
+
+@pytest.fixture
+def spill_path(tmp_path: Path) -> Path:
+    return tmp_path / "usage-spill.jsonl"
+
+
+def records(count: int, start: int = 0) -> list[UsageRecord]:
+    return [
+        UsageRecord(request_id=f"req-{n}", time=1_700_000_000.0 + n)
+        for n in range(start, start + count)
+    ]
+
+
+def spilled(path: Path) -> int:
+    """How many records the spill file holds."""
+    return len(path.read_bytes().splitlines())
+
+
+def write_spill(path: Path, batch: list[UsageRecord], torn_tail: bytes) -> None:
+    """A spill file as a crash in the middle of an append leaves it."""
+    path.write_bytes(b"".join(msgspec.json.encode(r) + b"\n" for r in batch) + torn_tail)
+
+
+async def stored_ids(store: Store) -> list[str]:
+    async with store.engine.connect() as connection:
+        return list((await connection.execute(select(usage_records.c.request_id))).scalars())
+
+
+async def eventually(condition: Callable[[], object], attempts: int = 500) -> None:
+    """Wait (a few seconds at most) until ``condition()`` holds."""
+    for _ in range(attempts):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition never held")
+
+
+async def test_recorded_usage_reaches_the_store_in_batches(
+    store: Store, outage: Outage, spill_path: Path
+) -> None:
+    writer = UsageWriter(store, spill_path, batch_size=10, flush_interval=0.01)
+    writer.start()
+    for record in records(25):
+        writer.record(record)
+    await eventually(lambda: sum(outage.batches) == 25)
+    await writer.aclose()
+    assert max(outage.batches) <= 10
+    assert sorted(await stored_ids(store)) == sorted(r.request_id for r in records(25))
+
+
+async def test_closing_flushes_what_is_still_buffered(store: Store, spill_path: Path) -> None:
+    writer = UsageWriter(store, spill_path, flush_interval=60)
+    writer.start()
+    for record in records(7):
+        writer.record(record)
+    assert writer.pending == 7
+    await writer.aclose()
+    assert len(await stored_ids(store)) == 7
+    assert writer.pending == 0
+
+
+async def test_records_taken_before_start_are_kept(store: Store, spill_path: Path) -> None:
+    writer = UsageWriter(store, spill_path)
+    for record in records(3):
+        writer.record(record)
+    await writer.aclose()
+    assert len(await stored_ids(store)) == 3
+
+
+async def test_an_outage_buffers_then_spills_and_recovery_stores_everything_once(
+    store: Store, outage: Outage, spill_path: Path
+) -> None:
+    writer = UsageWriter(
+        store, spill_path, batch_size=5, flush_interval=0.01, max_buffer=10, max_backoff=0.02
+    )
+    writer.start()
+    outage.down = True
+    for record in records(40):
+        writer.record(record)
+    await eventually(lambda: spill_path.exists() and writer.pending == 40)
+    assert 40 - spilled(spill_path) <= 10  # memory stays bounded
+    outage.down = False
+    await eventually(lambda: writer.pending == 0 and not spill_path.exists())
+    await writer.aclose()
+    assert sorted(await stored_ids(store)) == sorted(r.request_id for r in records(40))
+
+
+async def test_shutdown_during_an_outage_spills_everything_and_the_next_start_replays_it(
+    store: Store, outage: Outage, spill_path: Path
+) -> None:
+    writer = UsageWriter(store, spill_path, flush_interval=60, close_timeout=0.5)
+    writer.start()
+    outage.down = True
+    for record in records(12):
+        writer.record(record)
+    await writer.aclose()
+    assert spilled(spill_path) == 12
+    assert await stored_ids(store) == []
+
+    outage.down = False
+    restarted = UsageWriter(store, spill_path, flush_interval=0.01)
+    restarted.start()
+    await eventually(lambda: not spill_path.exists())
+    await restarted.aclose()
+    assert len(await stored_ids(store)) == 12
+
+
+async def test_a_replay_skips_records_already_stored_and_a_torn_last_line(
+    store: Store, spill_path: Path
+) -> None:
+    batch = records(6)
+    await store.usage.insert_many(batch[:3])  # stored, but the spill was written anyway
+    write_spill(spill_path, batch, torn_tail=b'{"request_id": "torn')
+    writer = UsageWriter(store, spill_path, flush_interval=0.01)
+    writer.start()
+    await eventually(lambda: not spill_path.exists())
+    await writer.aclose()
+    assert sorted(await stored_ids(store)) == sorted(r.request_id for r in batch)
+
+
+async def test_a_store_that_hangs_at_shutdown_cannot_hold_the_records_hostage(
+    store: Store, spill_path: Path
+) -> None:
+    class Hanging:
+        async def insert_many(self, records: Sequence[UsageRecord]) -> None:
+            await asyncio.Event().wait()
+
+    store.usage = Hanging()  # type: ignore[assignment]
+    writer = UsageWriter(store, spill_path, flush_interval=60, close_timeout=0.2)
+    writer.start()
+    for record in records(4):
+        writer.record(record)
+    await writer.aclose()
+    assert spilled(spill_path) == 4
+
+
+def test_an_append_waiting_on_a_replay_goes_to_a_fresh_file(tmp_path: Path) -> None:
+    spill = SpillFile(tmp_path / "spill.jsonl")
+    spill.append(records(2))
+    replay = spill.claim()
+    assert replay is not None
+    assert SpillFile(spill.path).claim() is None  # one replayer at a time
+    appender = threading.Thread(target=spill.append, args=(records(1, start=100),))
+    appender.start()  # blocks on the replay's lock
+    assert [r.request_id for r in replay.read_batch(10)] == ["req-0", "req-1"]
+    replay.remove()
+    replay.close()
+    appender.join()
+    fresh = spill.claim()
+    assert fresh is not None
+    assert [r.request_id for r in fresh.read_batch(10)] == ["req-100"]
+    fresh.close()

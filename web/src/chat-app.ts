@@ -1,0 +1,256 @@
+// The page's controller: sessions, the current conversation, and one reply stream at a time.
+import { chatApi, errorMessage } from "./api";
+import { Composer } from "./composer";
+import { ConnectDialog } from "./connect";
+import { Conversation, type Reply } from "./conversation";
+import { confirmAction } from "./dialogs";
+import { required } from "./elements";
+import { readEvents } from "./events";
+import { ModelPicker } from "./models";
+import { SessionList } from "./sessions";
+import { SettingsPanel } from "./settings";
+import type { ChatEvent, ChatSession, SessionSettings } from "./types";
+
+export class ChatApp {
+  private sessions: ChatSession[] = [];
+  private current: ChatSession | null = null;
+  private streaming: AbortController | null = null;
+
+  private readonly title = required<HTMLElement>("chat-title");
+  private readonly notice = required<HTMLElement>("notice");
+  private readonly layout = required<HTMLElement>("app");
+  private readonly sidebarToggle = required<HTMLButtonElement>("toggle-sidebar");
+  private readonly conversation = new Conversation(required("messages"), () => void this.regenerate());
+  private readonly composer = new Composer((text) => void this.send(text), () => this.stop());
+  private readonly models = new ModelPicker(required("model-picker"), (m) => void this.pickModel(m));
+  private readonly settings = new SettingsPanel((values) => this.saveSettings(values));
+  private readonly sessionList = new SessionList(required("session-list"), {
+    select: (id) => void this.open(id),
+    rename: (id, title) => void this.update(id, { title }),
+    remove: (session) => void this.remove(session),
+  });
+
+  constructor() {
+    new ConnectDialog(() => this.models.load());
+    required("new-chat").addEventListener("click", () => void this.newChat());
+    this.sidebarToggle.addEventListener("click", () => this.showSidebar(!this.sidebarShown()));
+    required("backdrop").addEventListener("click", () => this.showSidebar(false));
+  }
+
+  async start(): Promise<void> {
+    await this.guard(async () => {
+      await Promise.all([this.models.load(), this.loadSessions()]);
+      const wanted = decodeURIComponent(location.hash.slice(1));
+      const first = this.sessions.find((s) => s.id === wanted) ?? this.sessions[0];
+      if (first) await this.open(first.id);
+      else this.showSession(null);
+    });
+    this.composer.focus();
+    // Tests (and impatient people) wait for this before acting on the page.
+    document.body.dataset.ready = "true";
+  }
+
+  private async loadSessions(): Promise<void> {
+    this.sessions = await chatApi.listSessions();
+    this.sessionList.render(this.sessions, this.current?.id ?? null);
+  }
+
+  private async open(id: string): Promise<void> {
+    if (this.composer.busy) this.stop();
+    await this.guard(async () => {
+      const { session, messages } = await chatApi.getSession(id);
+      this.showSession(session);
+      this.conversation.show(messages);
+    });
+    this.showSidebar(false);
+  }
+
+  private showSession(session: ChatSession | null): void {
+    this.current = session;
+    this.title.textContent = session?.title ?? "New chat";
+    history.replaceState(null, "", session ? `#${encodeURIComponent(session.id)}` : location.pathname);
+    this.settings.show(session);
+    this.models.choose(session?.model ?? null);
+    this.sessionList.render(this.sessions, session?.id ?? null);
+    if (!session) this.conversation.clear();
+  }
+
+  private async newChat(): Promise<void> {
+    if (this.composer.busy) this.stop();
+    if (this.current && this.conversation.isEmpty()) {
+      // An untouched chat is already a new one: no second empty session.
+      this.showSidebar(false);
+      this.composer.focus();
+      return;
+    }
+    await this.guard(async () => {
+      const session = await chatApi.createSession({ model: this.models.value || null });
+      this.sessions.unshift(session);
+      this.showSession(session);
+      this.conversation.clear();
+    });
+    this.showSidebar(false);
+    this.composer.focus();
+  }
+
+  /** The current session, created (with the picked model and settings) on first use. */
+  private async ensureSession(): Promise<ChatSession> {
+    if (this.current) return this.current;
+    const session = await chatApi.createSession({
+      model: this.models.value || null,
+      ...this.settings.values(),
+    });
+    this.sessions.unshift(session);
+    this.showSession(session);
+    return session;
+  }
+
+  private async update(id: string, changes: SessionSettings): Promise<void> {
+    await this.guard(async () => {
+      const updated = await chatApi.updateSession(id, changes);
+      this.sessions = this.sessions.map((s) => (s.id === id ? updated : s));
+      if (this.current?.id === id) {
+        this.current = updated;
+        this.title.textContent = updated.title;
+      }
+      this.sessionList.render(this.sessions, this.current?.id ?? null);
+    });
+  }
+
+  private async remove(session: ChatSession): Promise<void> {
+    if (!(await confirmAction(`Delete “${session.title}” and its messages?`))) return;
+    await this.guard(async () => {
+      await chatApi.deleteSession(session.id);
+      this.sessions = this.sessions.filter((s) => s.id !== session.id);
+      if (this.current?.id === session.id) this.showSession(null);
+      else this.sessionList.render(this.sessions, this.current?.id ?? null);
+    });
+  }
+
+  private async pickModel(model: string): Promise<void> {
+    if (this.current) await this.update(this.current.id, { model });
+  }
+
+  private async saveSettings(values: SessionSettings): Promise<void> {
+    if (!this.current) {
+      await this.ensureSession();
+      return;
+    }
+    await this.update(this.current.id, values);
+  }
+
+  private async send(text: string): Promise<void> {
+    if (this.composer.busy) return;
+    this.composer.setBusy(true);
+    let session: ChatSession;
+    try {
+      session = await this.ensureSession();
+    } catch (error) {
+      this.composer.setBusy(false);
+      this.showNotice((error as Error).message);
+      return;
+    }
+    this.conversation.addUser(text);
+    await this.streamReply(session, { content: text, model: this.models.value });
+  }
+
+  private async regenerate(): Promise<void> {
+    if (this.composer.busy || !this.current) return;
+    this.composer.setBusy(true);
+    this.conversation.dropLastReply();
+    await this.streamReply(this.current, { content: "", regenerate: true, model: this.models.value });
+  }
+
+  private stop(): void {
+    this.streaming?.abort();
+  }
+
+  private async streamReply(
+    session: ChatSession,
+    body: { content: string; model: string; regenerate?: boolean },
+  ): Promise<void> {
+    const controller = new AbortController();
+    this.streaming = controller;
+    this.composer.setBusy(true);
+    this.hideNotice();
+    const reply = this.conversation.startReply(body.model);
+    let messageId: string | null = null;
+    try {
+      const response = await chatApi.sendMessage(session.id, body, controller.signal);
+      if (!response.ok) {
+        reply.showError(await errorMessage(response), response.status);
+      } else {
+        for await (const event of readEvents(response)) {
+          messageId = applyEvent(reply, event) ?? messageId;
+        }
+      }
+    } catch (error) {
+      if (controller.signal.aborted) reply.markStopped();
+      else reply.showError((error as Error).message);
+    } finally {
+      reply.finish(messageId);
+      this.streaming = null;
+      this.composer.setBusy(false);
+      this.conversation.refreshRegenerate();
+    }
+    // The first message names the session and every message moves it to the top.
+    await this.guard(() => this.loadSessions());
+    const fresh = this.sessions.find((s) => s.id === session.id);
+    if (fresh && this.current?.id === fresh.id) {
+      this.current = fresh;
+      this.title.textContent = fresh.title;
+    }
+  }
+
+  private sidebarShown(): boolean {
+    return this.layout.classList.contains("sidebar-open");
+  }
+
+  private showSidebar(shown: boolean): void {
+    this.layout.classList.toggle("sidebar-open", shown);
+    this.sidebarToggle.setAttribute("aria-expanded", String(shown));
+    required("backdrop").hidden = !shown;
+  }
+
+  /** Runs an action, showing its failure in the notice bar rather than losing it. */
+  private async guard(action: () => Promise<void>): Promise<void> {
+    try {
+      await action();
+    } catch (error) {
+      this.showNotice((error as Error).message);
+    }
+  }
+
+  private showNotice(message: string): void {
+    this.notice.textContent = message;
+    this.notice.hidden = false;
+  }
+
+  private hideNotice(): void {
+    this.notice.hidden = true;
+  }
+}
+
+/** Applies one stream event to the reply; returns the saved message's id when done. */
+function applyEvent(reply: Reply, event: ChatEvent): string | null {
+  switch (event.type) {
+    case "provider":
+      reply.setProvider(event.provider, event.model);
+      break;
+    case "delta":
+      reply.appendText(event.text);
+      break;
+    case "usage":
+      reply.setUsage(event.tokens, event.accurate);
+      break;
+    case "error":
+      reply.showError(event.message, event.status);
+      break;
+    case "rate_limited":
+      reply.showRateLimit(event.message, event.retry_after);
+      break;
+    case "done":
+      return event.message_id;
+  }
+  return null;
+}

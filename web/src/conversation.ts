@@ -1,0 +1,218 @@
+// The message list: past turns from the store, and the reply being streamed.
+import { copyButton } from "./clipboard";
+import { element } from "./elements";
+import { renderMarkdown } from "./markdown";
+import type { ChatMessage, TokenCounts } from "./types";
+
+/** The error a reply the user stopped is saved with (the terminal chat uses it too). */
+const STOPPED = "stopped";
+
+/** How close to the bottom (px) still counts as following the conversation. */
+const FOLLOW_DISTANCE = 80;
+
+export class Conversation {
+  private following = true;
+
+  constructor(
+    private readonly container: HTMLElement,
+    private readonly onRegenerate: () => void,
+  ) {
+    // Reading back up stops the view from jumping to each new line; scrolling down resumes.
+    container.addEventListener("scroll", () => {
+      const distance = container.scrollHeight - container.scrollTop - container.clientHeight;
+      this.following = distance < FOLLOW_DISTANCE;
+    });
+  }
+
+  clear(): void {
+    this.container.replaceChildren(
+      element(
+        "div",
+        { className: "empty" },
+        element("p", {}, "Ask anything. Replies stream in as Markdown."),
+      ),
+    );
+  }
+
+  show(messages: ChatMessage[]): void {
+    if (messages.length === 0) return this.clear();
+    this.container.replaceChildren();
+    for (const message of messages) {
+      if (message.role === "user") this.addUser(message.content);
+      else this.addStoredReply(message);
+    }
+    this.refreshRegenerate();
+    this.jumpToEnd();
+  }
+
+  isEmpty(): boolean {
+    return this.container.querySelector(".message") === null;
+  }
+
+  addUser(text: string): void {
+    this.container.querySelector(".empty")?.remove();
+    const body = element("div", { className: "message-body plain" }, text);
+    this.container.append(
+      element("article", { className: "message user", "aria-label": "You" }, body),
+    );
+    this.jumpToEnd();
+  }
+
+  startReply(model: string): Reply {
+    this.container.querySelector(".empty")?.remove();
+    const reply = this.newReply(model);
+    this.container.append(reply.node);
+    this.follow();
+    return reply;
+  }
+
+  /** Removes the last reply, which a regenerate replaces. */
+  dropLastReply(): void {
+    const last = this.container.lastElementChild;
+    if (last?.classList.contains("assistant")) last.remove();
+  }
+
+  /** Only the last reply offers to be regenerated. */
+  refreshRegenerate(): void {
+    const replies = this.container.querySelectorAll(".message.assistant");
+    replies.forEach((node, index) => {
+      node.classList.toggle("is-last", index === replies.length - 1);
+    });
+  }
+
+  /** Keeps the newest text in view, unless the reader scrolled up. */
+  follow(): void {
+    if (this.following) this.container.scrollTop = this.container.scrollHeight;
+  }
+
+  private jumpToEnd(): void {
+    this.following = true;
+    this.container.scrollTop = this.container.scrollHeight;
+  }
+
+  private newReply(model: string): Reply {
+    return new Reply(
+      model,
+      () => this.onRegenerate(),
+      () => this.follow(),
+    );
+  }
+
+  private addStoredReply(message: ChatMessage): void {
+    const reply = this.newReply(message.model ?? "assistant");
+    reply.node.dataset.messageId = message.id;
+    if (message.provider) reply.setProvider(message.provider, message.model ?? "");
+    reply.appendText(message.content);
+    if (message.prompt_tokens !== null || message.completion_tokens !== null) {
+      const prompt = message.prompt_tokens ?? 0;
+      const completion = message.completion_tokens ?? 0;
+      reply.setUsage(
+        { prompt, completion, total: prompt + completion },
+        message.usage_accurate ?? false,
+      );
+    }
+    if (message.error === STOPPED) reply.markStopped();
+    else if (message.error) reply.showError(message.error);
+    reply.finish(message.id);
+    this.container.append(reply.node);
+  }
+}
+
+/** One assistant reply, filled in as its stream events arrive. */
+export class Reply {
+  readonly node: HTMLElement;
+  private readonly body: HTMLElement;
+  private readonly meta: HTMLElement;
+  private readonly origin: HTMLElement;
+  private readonly usage: HTMLElement;
+  private text = "";
+  private renderPending = false;
+
+  constructor(
+    model: string,
+    onRegenerate: () => void,
+    private readonly onRender: () => void,
+  ) {
+    this.origin = element("span", { className: "origin" }, model);
+    this.usage = element("span", { className: "usage", hidden: true });
+    this.body = element("div", { className: "message-body markdown" });
+    const regenerate = element(
+      "button",
+      { type: "button", className: "regenerate", "aria-label": "Regenerate reply" },
+      "Regenerate",
+    );
+    regenerate.addEventListener("click", onRegenerate);
+    this.meta = element(
+      "footer",
+      { className: "message-meta" },
+      this.origin,
+      this.usage,
+      copyButton(() => this.text, "Copy reply"),
+      regenerate,
+    );
+    this.node = element(
+      "article",
+      { className: "message assistant streaming", "aria-label": "Assistant", "aria-busy": "true" },
+      this.body,
+      this.meta,
+    );
+  }
+
+  setProvider(provider: string, model: string): void {
+    this.origin.textContent = model ? `${provider} · ${model}` : provider;
+  }
+
+  appendText(text: string): void {
+    this.text += text;
+    if (this.renderPending) return;
+    // Many deltas arrive per frame: parse and highlight once per frame, not once per delta.
+    this.renderPending = true;
+    requestAnimationFrame(() => this.render());
+  }
+
+  setUsage(tokens: TokenCounts, accurate: boolean): void {
+    const kind = accurate ? "reported" : "estimated";
+    this.usage.hidden = false;
+    this.usage.dataset.accurate = String(accurate);
+    this.usage.textContent = `${tokens.prompt} + ${tokens.completion} = ${tokens.total} tokens · ${kind}`;
+    this.usage.title = accurate
+      ? "Token counts reported by the provider"
+      : "Token counts estimated locally; the provider reported none";
+  }
+
+  showError(message: string, status?: number): void {
+    const prefix = status ? `Error ${status}: ` : "Error: ";
+    this.node.classList.add("failed");
+    this.node.insertBefore(
+      element("p", { className: "message-error", role: "alert" }, prefix + message),
+      this.meta,
+    );
+  }
+
+  showRateLimit(message: string, retryAfter: number | null): void {
+    const wait = retryAfter ? ` Try again in ${Math.ceil(retryAfter)} s.` : "";
+    this.node.classList.add("failed");
+    this.node.insertBefore(
+      element("p", { className: "message-error rate-limited", role: "alert" }, `Rate limited: ${message}.${wait}`),
+      this.meta,
+    );
+  }
+
+  markStopped(): void {
+    this.node.classList.add("stopped");
+    this.meta.prepend(element("span", { className: "stopped-label" }, "Stopped"));
+  }
+
+  finish(messageId: string | null): void {
+    if (messageId) this.node.dataset.messageId = messageId;
+    this.render();
+    this.node.classList.remove("streaming");
+    this.node.removeAttribute("aria-busy");
+  }
+
+  private render(): void {
+    this.renderPending = false;
+    renderMarkdown(this.body, this.text);
+    this.onRender();
+  }
+}

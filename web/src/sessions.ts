@@ -1,0 +1,84 @@
+// The sidebar's list of chat sessions: pick, rename in place, delete.
+import { element } from "./elements";
+import { icon } from "./icons";
+import type { ChatSession } from "./types";
+
+export interface SessionActions {
+  select(id: string): void;
+  rename(id: string, title: string): void;
+  remove(session: ChatSession): void;
+}
+
+export class SessionList {
+  constructor(
+    private readonly list: HTMLElement,
+    private readonly actions: SessionActions,
+  ) {}
+
+  render(sessions: ChatSession[], currentId: string | null): void {
+    if (sessions.length === 0) {
+      this.list.replaceChildren(element("li", { className: "sessions-empty" }, "No chats yet"));
+      return;
+    }
+    this.list.replaceChildren(...sessions.map((s) => this.item(s, s.id === currentId)));
+  }
+
+  private item(session: ChatSession, current: boolean): HTMLLIElement {
+    const open = element(
+      "button",
+      { type: "button", className: "session-open", "aria-current": current ? "page" : undefined },
+      session.title || "Untitled",
+    );
+    open.addEventListener("click", () => this.actions.select(session.id));
+    const rename = element(
+      "button",
+      { type: "button", className: "button icon small", "aria-label": `Rename ${session.title}` },
+      icon("edit"),
+    );
+    const remove = element(
+      "button",
+      { type: "button", className: "button icon small", "aria-label": `Delete ${session.title}` },
+      icon("trash"),
+    );
+    const item = element(
+      "li",
+      { className: current ? "session current" : "session", "data-session-id": session.id },
+      open,
+      rename,
+      remove,
+    );
+    rename.addEventListener("click", () => this.editTitle(item, session));
+    remove.addEventListener("click", () => this.actions.remove(session));
+    return item;
+  }
+
+  private editTitle(item: HTMLLIElement, session: ChatSession): void {
+    const input = element("input", {
+      type: "text",
+      className: "session-title-input",
+      "aria-label": "Chat title",
+      maxlength: "200",
+    });
+    input.value = session.title;
+    const form = element("form", { className: "session-rename" }, input);
+    let settled = false;
+    const settle = (save: boolean) => {
+      if (settled) return;
+      settled = true;
+      const title = input.value.trim();
+      if (save && title && title !== session.title) this.actions.rename(session.id, title);
+      else form.replaceWith(...this.item(session, item.classList.contains("current")).childNodes);
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      settle(true);
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") settle(false);
+    });
+    input.addEventListener("blur", () => settle(true));
+    item.replaceChildren(form);
+    input.focus();
+    input.select();
+  }
+}

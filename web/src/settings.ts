@@ -1,0 +1,48 @@
+// Per-session settings: system prompt, temperature and max tokens.
+import { required } from "./elements";
+import type { ChatSession, SessionSettings } from "./types";
+
+export class SettingsPanel {
+  private readonly form = required<HTMLFormElement>("settings");
+  private readonly toggle = required<HTMLButtonElement>("toggle-settings");
+  private readonly system = required<HTMLTextAreaElement>("setting-system");
+  private readonly temperature = required<HTMLInputElement>("setting-temperature");
+  private readonly maxTokens = required<HTMLInputElement>("setting-max-tokens");
+  private readonly status = required<HTMLElement>("settings-status");
+
+  constructor(save: (settings: SessionSettings) => Promise<void>) {
+    this.toggle.addEventListener("click", () => this.setOpen(this.form.hidden));
+    this.form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!this.form.reportValidity()) return;
+      this.status.textContent = "Saving…";
+      try {
+        await save(this.values());
+        this.status.textContent = "Saved";
+      } catch (error) {
+        this.status.textContent = `Not saved: ${(error as Error).message}`;
+      }
+    });
+  }
+
+  show(session: ChatSession | null): void {
+    this.system.value = session?.system ?? "";
+    this.temperature.value = session?.temperature?.toString() ?? "";
+    this.maxTokens.value = session?.max_tokens?.toString() ?? "";
+    this.status.textContent = "";
+  }
+
+  values(): SessionSettings {
+    return {
+      system: this.system.value.trim() || null,
+      temperature: this.temperature.value === "" ? null : Number(this.temperature.value),
+      max_tokens: this.maxTokens.value === "" ? null : Number(this.maxTokens.value),
+    };
+  }
+
+  private setOpen(open: boolean): void {
+    this.form.hidden = !open;
+    this.toggle.setAttribute("aria-expanded", String(open));
+    if (open) this.system.focus();
+  }
+}
