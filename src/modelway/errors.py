@@ -110,6 +110,8 @@ class RateLimited(ModelwayError):
     retryable = True
     kind = "rate_limit_error"
     code = "rate_limit_exceeded"
+    #: ``x-ratelimit-*`` headers a gateway refusal carries (the limits as they stand).
+    rate_limit_headers: list[tuple[bytes, bytes]] = []
 
     def __init__(
         self, message: str, *, retry_after: float | None = None, code: str | None = None

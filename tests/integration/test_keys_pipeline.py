@@ -139,6 +139,7 @@ def test_rpm_limit_refuses_with_retry_after_and_headers_on_every_answer(
     refused = chat(gateway, key)
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
     assert refused.json()["error"]["type"] == "rate_limit_error"
 
 
@@ -245,3 +246,19 @@ def test_the_web_chat_api_goes_through_the_same_keys_limits_and_usage_records(
         f"{gateway}/chat/api/connections", json={"provider": "groq"}, headers=headers
     )
     assert refused.status_code == 403
+
+
+def test_a_team_budget_is_shared_by_every_key_of_the_team() -> None:
+    config = "budgets:\n  - {team: red, tokens: 6, period: day}\n"
+    with tempfile.TemporaryDirectory() as data:
+        env = {"MODELWAY_DATA_DIR": data, "MODELWAY_MASTER_KEY": MASTER}
+        _, first = create_key(env, owner_team="red")
+        _, second = create_key(env, owner_team="red")
+        _, other_team = create_key(env, owner_team="blue")
+        with running_gateway(env, config) as url:
+            assert chat(url, first).status_code == 200  # 4 tokens
+            assert chat(url, second).status_code == 200  # 8 tokens: the day's 6 are spent
+            refused = chat(url, first)
+            assert refused.status_code == 429
+            assert refused.json()["error"]["code"] == "budget_exceeded"
+            assert chat(url, other_team).status_code == 200

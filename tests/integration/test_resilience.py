@@ -46,6 +46,11 @@ models:
     deployments:
       - {provider: openai, model: echo, headers: {x-mock-fault: "error:500,times:2"}}
       - {provider: anthropic, model: echo}
+  - name: unreachable-first
+    strategy: weighted
+    deployments:
+      - {provider: openai, model: echo, base_url: "http://127.0.0.1:1/v1", weight: 1000}
+      - {provider: anthropic, model: echo}
   - name: over-time
     timeouts: {total: 0.5}
     deployments:
@@ -125,6 +130,14 @@ def test_a_failing_deployment_fails_over_to_the_next(gateway: str) -> None:
         assert response.json()["choices"][0]["message"]["content"] == "still here"
         assert response.headers["x-modelway-provider"] == "anthropic"
         assert "x-modelway-fallback" not in response.headers
+
+
+def test_a_deployment_that_cannot_be_reached_fails_over_to_the_next(gateway: str) -> None:
+    # Nothing listens on port 1: the connection is refused, a retryable failure.
+    response = chat(gateway, "unreachable-first", "through the other one")
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "through the other one"
+    assert response.headers["x-modelway-provider"] == "anthropic"
 
 
 def test_a_fallback_alias_answers_and_the_response_says_so(gateway: str) -> None:

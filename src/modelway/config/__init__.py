@@ -20,6 +20,7 @@ from modelway.config.schema import (
     ProviderSettings,
     ServerSettings,
     Strategy,
+    TeamBudget,
     Timeouts,
     Wire,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "ProviderSettings",
     "ServerSettings",
     "Strategy",
+    "TeamBudget",
     "Timeouts",
     "Wire",
     "load_config",

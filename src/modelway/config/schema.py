@@ -145,6 +145,15 @@ class Price(_Section, frozen=True, kw_only=True):
     cached_input_per_million: Dollars | None = None
 
 
+class TeamBudget(_Section, frozen=True, kw_only=True):
+    """Spend allowed to every key of one team together, per period."""
+
+    team: Name
+    usd: Dollars | None = None
+    tokens: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    period: Literal["day", "month", "total"] = "month"
+
+
 class LoggingSettings(_Section, frozen=True, kw_only=True):
     """How much the gateway logs; bodies only when asked."""
 
@@ -159,4 +168,6 @@ class Config(_Section, frozen=True, kw_only=True):
     models: list[ModelAlias] = []
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     prices: dict[str, Price] = {}
+    #: Team budgets (a key's own budget is set on the key).
+    budgets: list[TeamBudget] = []
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)

@@ -20,7 +20,7 @@ _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]*)`\Z")
 _MISSING_FIELD = re.compile(r"Object missing required field `(?P<name>[^`]*)`\Z")
 #: Sections the product names that a later release adds; until then they are refused.
-_NOT_YET_SUPPORTED = frozenset({"limits", "budgets", "store", "redis"})
+_NOT_YET_SUPPORTED = frozenset({"limits", "store", "redis"})
 
 
 def convert_config(data: Any, source: SourceMap) -> Config:

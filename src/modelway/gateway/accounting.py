@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from modelway.config import Price
+from modelway.config import Price, TeamBudget
 from modelway.engine import Outcome
 from modelway.errors import ModelwayError
 from modelway.gateway.auth import Caller
@@ -34,10 +34,17 @@ CLIENT_CLOSED = 499
 class Accounts:
     """What every ledger needs for the gateway's lifetime: limits, budgets, the writer."""
 
-    def __init__(self, limits: Limits, writer: UsageWriter, prices: Mapping[str, Price]) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        writer: UsageWriter,
+        prices: Mapping[str, Price],
+        team_budgets: Sequence[TeamBudget] = (),
+    ) -> None:
         self.limits = limits
         self.writer = writer
         self.prices = prices
+        self.team_budgets = {budget.team: budget for budget in team_budgets}
 
     def open(
         self, caller: Caller, request_id: str, dialect: str, model: str, stream: bool
@@ -101,6 +108,11 @@ class Ledger:
         if key.budget_usd is not None or key.budget_tokens is not None:
             await limits.budgets.check(
                 scope, usd=key.budget_usd, tokens=key.budget_tokens, period=key.budget_period
+            )
+        team = self._accounts.team_budgets.get(key.owner_team or "")
+        if team is not None:
+            await limits.budgets.check(
+                f"team:{team.team}", usd=team.usd, tokens=team.tokens, period=team.period
             )
         if key.rpm is not None or key.tpm is not None:
             estimate = request_bytes // BYTES_PER_TOKEN + (max_tokens or 0)
@@ -172,27 +184,40 @@ class Ledger:
                 return
             if self.ticket is not UNLIMITED:
                 await limits.rates.settle(self.ticket, usage.total_tokens)
+            tokens = usage.total_tokens
             if key.budget_usd is not None or key.budget_tokens is not None:
                 await limits.budgets.charge(
-                    f"key:{key.id}", usd=cost, tokens=usage.total_tokens, period=key.budget_period
+                    f"key:{key.id}", usd=cost, tokens=tokens, period=key.budget_period
+                )
+            team = self._accounts.team_budgets.get(key.owner_team or "")
+            if team is not None:
+                await limits.budgets.charge(
+                    f"team:{team.team}", usd=cost, tokens=tokens, period=team.period
                 )
         except Exception:
             # The answer was delivered; a limits store hiccup must not turn it into an error.
             log.warning("could not settle limits for request %s", self.request_id, exc_info=True)
 
 
-async def seed_budgets(store: Store, limits: Limits) -> None:
-    """Start in-memory budgets from stored spend (Redis keeps its own across restarts)."""
-    if limits.backend != "memory":
-        return
+def _period_starts() -> dict[str, float | None]:
     now = datetime.now(UTC)
-    starts: dict[str, float | None] = {
+    return {
         "day": now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp(),
         "month": now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp(),
         "total": None,
     }
+
+
+async def seed_budgets(store: Store, limits: Limits, team_budgets: Sequence[TeamBudget]) -> None:
+    """Start in-memory budgets from stored spend (Redis keeps its own across restarts)."""
+    if limits.backend != "memory":
+        return
+    starts = _period_starts()
     for key in await store.keys.list(include_revoked=False):
         if key.budget_usd is None and key.budget_tokens is None:
             continue
         usd, tokens = await store.usage.spend(key_id=key.id, since=starts[key.budget_period])
         await limits.budgets.seed(f"key:{key.id}", key.budget_period, usd, tokens)
+    for team in team_budgets:
+        usd, tokens = await store.usage.spend(team=team.team, since=starts[team.period])
+        await limits.budgets.seed(f"team:{team.team}", team.period, usd, tokens)

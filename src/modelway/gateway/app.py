@@ -80,13 +80,13 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Starlette:
                 "OPEN MODE: no MODELWAY_MASTER_KEY and no virtual keys; anyone who can reach "
                 "this gateway can use it and the provider keys it holds"
             )
-        await seed_budgets(store, limits)
+        await seed_budgets(store, limits, config.budgets)
         state = GatewayState(
             config=config,
             engine=engine,
             store=store,
             auth=auth,
-            accounts=Accounts(limits, writer, config.prices),
+            accounts=Accounts(limits, writer, config.prices, config.budgets),
         )
         await chat_connections.restore_connections(state)  # providers connected from the web chat
         app.state.gateway = state

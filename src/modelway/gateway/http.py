@@ -47,9 +47,12 @@ def error_response(dialect: Dialect, error: ModelwayError) -> Response:
     if isinstance(error, RateLimited | ModelwayError) and retry_after is not None:
         # Rounded up: a client that obeys it to the second is not refused again.
         headers["retry-after"] = str(max(1, math.ceil(retry_after)))
-    return Response(
+    response = Response(
         dialect.encode_error(error),
         status_code=error.status,
         media_type="application/json",
         headers=headers,
     )
+    if isinstance(error, RateLimited) and error.rate_limit_headers:
+        response.raw_headers += error.rate_limit_headers
+    return response

@@ -110,11 +110,12 @@ def refusal(
     """
     per = "minute" if window == 60 else f"{window:g} seconds"
     if tpm is not None and tokens > tpm:
-        return RateLimited(
+        error = RateLimited(
             f"Request too large: it needs {tokens} tokens and the limit is {tpm} tokens "
             f"per {per}. Send a shorter request.",
             retry_after=None,
         )
+        return _with_headers(error, rpm, tpm, requests_used, tokens_used, 0.0)
     parts = []
     if requests_wait is not None:
         parts.append(f"requests per {per}: limit {rpm}, used {requests_used}, requested 1")
@@ -122,8 +123,24 @@ def refusal(
         parts.append(f"tokens per {per}: limit {tpm}, used {tokens_used}, requested {tokens}")
     wait = max(requests_wait or 0.0, tokens_wait or 0.0)
     if math.isinf(wait):  # a limit of 0: no amount of waiting helps
-        return RateLimited(f"Rate limit reached on {'; '.join(parts)}.", retry_after=None)
-    return RateLimited(
+        error = RateLimited(f"Rate limit reached on {'; '.join(parts)}.", retry_after=None)
+        return _with_headers(error, rpm, tpm, requests_used, tokens_used, 0.0)
+    error = RateLimited(
         f"Rate limit reached on {'; '.join(parts)}. Please try again in {format_reset(wait)}.",
         retry_after=math.ceil(wait * 1000) / 1000,
     )
+    return _with_headers(error, rpm, tpm, requests_used, tokens_used, wait)
+
+
+def _with_headers(
+    error: RateLimited,
+    rpm: int | None,
+    tpm: int | None,
+    requests_used: int,
+    tokens_used: int,
+    reset: float,
+) -> RateLimited:
+    # A refusal shows the same x-ratelimit-* headers an admitted request would.
+    state = Ticket("", 0, 0, rpm, requests_used, tpm, tokens_used, reset)
+    error.rate_limit_headers = state.headers
+    return error
