@@ -21,17 +21,22 @@ THROUGHPUT_CONNECTIONS = 32
 
 @dataclass
 class HttpTarget:
-    """Something wrk can load: its chat URL, the model name it expects, and its process."""
+    """Something wrk can load: its chat URL, the model name it expects, and its process.
+
+    ``api_key`` is the bearer key wrk sends; without one, the run's shared key.
+    """
 
     key: str
     label: str
     kind: str  # direct | relay | modelway | litellm
     server: Server
     model: str
+    api_key: str | None = None
     latency: LoadResult = field(default_factory=lambda: LoadResult(LATENCY_CONNECTIONS))
     throughput: LoadResult = field(default_factory=lambda: LoadResult(THROUGHPUT_CONNECTIONS))
     idle_rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
+    warmup_requests: int = 0
 
     @property
     def chat_url(self) -> str:
@@ -44,6 +49,7 @@ class HttpTarget:
             "ready_seconds": self.server.ready_seconds,
             "idle_rss_mb": self.idle_rss_mb,
             "peak_rss_mb": self.peak_rss_mb,
+            "warmup_requests": self.warmup_requests,
             "c1": self.latency.summary(),
             "c32": self.throughput.summary(),
         }
@@ -54,7 +60,9 @@ def run_http_phase(targets: list[HttpTarget], settings: Settings, api_key: str) 
     for target in targets:
         target.idle_rss_mb = resident_bytes(target.server.pid) / 1_000_000
         print(f"  warm-up {target.label}", flush=True)
-        warm_up(target.chat_url, target.model, settings.warmup_seconds, api_key)
+        target.warmup_requests = warm_up(
+            target.chat_url, target.model, settings.warmup_seconds, target.api_key or api_key
+        )
     for repeat in range(settings.repeats):
         for target in targets:
             print(f"  round {repeat + 1}/{settings.repeats}: {target.label}", flush=True)
@@ -66,7 +74,7 @@ def run_http_phase(targets: list[HttpTarget], settings: Settings, api_key: str) 
                             target.model,
                             load.connections,
                             settings.seconds,
-                            api_key,
+                            target.api_key or api_key,
                         )
                     )
             target.peak_rss_mb = max(target.peak_rss_mb, rss.peak_mb)

@@ -20,6 +20,9 @@ LITELLM_BIN = BENCH_DIR / ".venv-litellm" / "bin"
 
 #: Provider settings that must not leak from the caller's shell into a measured gateway.
 _PROVIDER_SUFFIXES = ("_API_KEY", "_BASE_URL")
+#: Nor may the gateway's own settings (a master key would close the open-mode target).
+_GATEWAY_PREFIX = "MODELWAY_"
+_GATEWAY_SETTINGS = ("DATABASE_URL", "REDIS_URL")
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,13 @@ RELAY_VARIANTS = (
 
 
 def clean_environment(extra: dict[str, str]) -> dict[str, str]:
-    """The caller's environment without provider keys or base URLs, plus ``extra``."""
+    """The caller's environment without provider or gateway settings, plus ``extra``."""
     kept = {
         name: value
         for name, value in os.environ.items()
-        if not name.endswith(_PROVIDER_SUFFIXES) and name != "MODELWAY_CONFIG"
+        if not name.endswith(_PROVIDER_SUFFIXES)
+        and not name.startswith(_GATEWAY_PREFIX)
+        and name not in _GATEWAY_SETTINGS
     }
     return {**kept, **extra}
 
@@ -86,14 +91,21 @@ def relay_server(run_dir: Path, variant: RelayVariant, upstream_base: str) -> Se
     )
 
 
+def modelway_data_dir(run_dir: Path, name: str) -> Path:
+    """The store directory of the gateway ``name`` (``MODELWAY_DATA_DIR``)."""
+    return run_dir / name / "data"
+
+
 def modelway_server(run_dir: Path, name: str, providers: dict[str, str]) -> Server:
     """``modelway serve --workers 1`` with ``providers`` (e.g. OPENAI_BASE_URL) as its only setup.
 
-    It runs in an empty directory so no ``modelway.yaml`` or ``.env`` is picked up.
+    It runs in an empty directory so no ``modelway.yaml`` or ``.env`` is picked up; its
+    store is a SQLite file in ``modelway_data_dir(run_dir, name)``, kept across restarts.
     """
     port = free_port()
     home = run_dir / name
     home.mkdir(parents=True, exist_ok=True)
+    providers = {"MODELWAY_DATA_DIR": str(modelway_data_dir(run_dir, name)), **providers}
     return Server(
         name=name,
         command=[str(VENV_BIN / "modelway"), "serve", "--port", str(port), "--workers", "1"],

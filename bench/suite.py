@@ -1,8 +1,9 @@
 """Run the benchmark suite and write the report: ``python -m bench.suite --mode full``.
 
 Phases, all against upstreams started here and stopped at the end: non-streaming load
-(direct, relay variants, modelway, LiteLLM) on nginx; streams through the mock; the
-translation cost; and fresh-start readiness and idle memory of a modelway worker.
+(direct, relay variants, modelway in open mode and with its full pipeline, LiteLLM) on
+nginx; streams through the mock; the translation cost; and fresh-start readiness and
+idle memory of a modelway worker.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ import orjson
 
 from bench.http_phase import HttpTarget, run_http_phase
 from bench.machine import machine, versions
+from bench.pipeline import (
+    PIPELINE_RPM,
+    PIPELINE_TPM,
+    count_usage_records,
+    create_virtual_key,
+    prepare_store,
+)
 from bench.processes import Server
 from bench.report import write_report
 from bench.servers import (
@@ -30,6 +38,7 @@ from bench.servers import (
     litellm_installed,
     litellm_server,
     mock_server,
+    modelway_data_dir,
     modelway_server,
     relay_server,
 )
@@ -40,6 +49,8 @@ from bench.targets import check_targets
 from bench.upstream_nginx import nginx_server
 
 MODELWAY_MODEL = "openai/gpt-4o-mini"
+#: The gateway with its whole request path: master key set, one virtual key used by wrk.
+PIPELINE = "modelway-pipeline"
 
 
 def http_targets(
@@ -47,14 +58,26 @@ def http_targets(
 ) -> list[HttpTarget]:
     """Start every non-streaming target (each one's exit is registered on ``stack``)."""
     base = f"{nginx.url}/v1"
+    providers = {"OPENAI_BASE_URL": base, "OPENAI_API_KEY": "x"}
     targets = [HttpTarget("direct", "direct (nginx)", "direct", nginx, "gpt-4o-mini")]
     for variant in RELAY_VARIANTS:
         server = stack.enter_context(relay_server(run_dir, variant, base))
         key = f"relay-{variant.server}-{variant.client}"
         targets.append(HttpTarget(key, variant.name, "relay", server, MODELWAY_MODEL))
-    gateway = modelway_server(run_dir, "modelway", {"OPENAI_BASE_URL": base, "OPENAI_API_KEY": "x"})
-    stack.enter_context(gateway)
-    targets.append(HttpTarget("modelway", "modelway", "modelway", gateway, MODELWAY_MODEL))
+    # Open mode (no master key, no virtual key): the bare relay path.
+    prepare_store(modelway_data_dir(run_dir, "modelway"))
+    gateway = stack.enter_context(modelway_server(run_dir, "modelway", providers))
+    label = "modelway, open mode (bare relay)"
+    targets.append(HttpTarget("modelway", label, "modelway", gateway, MODELWAY_MODEL))
+    # Every request authenticated, rate limited and recorded.
+    virtual_key = create_virtual_key(modelway_data_dir(run_dir, PIPELINE))
+    master_key = "sk-bench-master-" + secrets.token_hex(16)
+    pipeline = modelway_server(run_dir, PIPELINE, {**providers, "MODELWAY_MASTER_KEY": master_key})
+    stack.enter_context(pipeline)
+    label = "modelway, full pipeline (virtual key)"
+    targets.append(
+        HttpTarget(PIPELINE, label, "modelway", pipeline, MODELWAY_MODEL, api_key=virtual_key)
+    )
     if litellm is not None:
         targets.append(HttpTarget("litellm", "LiteLLM proxy", "litellm", litellm, "bench-static"))
     return targets
@@ -103,7 +126,10 @@ def run_suite(
         with ExitStack() as http_stack:
             targets = http_targets(http_stack, run_dir, nginx, litellm)
             results["http"] = run_http_phase(targets, settings, api_key)
+        # The gateways have stopped, so their usage writers have flushed.
+        results["pipeline"] = pipeline_check(results["http"][PIPELINE], run_dir)
         print("==> streaming load", flush=True)
+        prepare_store(modelway_data_dir(run_dir, "modelway-streams"))
         streaming_gateway = stack.enter_context(
             modelway_server(
                 run_dir,
@@ -136,6 +162,18 @@ def run_suite(
     results["duration_seconds"] = round(time.time() - started, 1)
     results["targets"] = check_targets(results, settings.top_stream_level)
     return results
+
+
+def pipeline_check(entry: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The full-pipeline target's limits, and proof it recorded what it answered."""
+    answered = entry["warmup_requests"] + entry["c1"]["requests"] + entry["c32"]["requests"]
+    return {
+        "rpm": PIPELINE_RPM,
+        "tpm": PIPELINE_TPM,
+        # wrk does not count answers still in flight when it stops, so records >= answered.
+        "answered_requests": answered,
+        "usage_records": count_usage_records(modelway_data_dir(run_dir, PIPELINE)),
+    }
 
 
 def default_out(mode: str) -> Path:

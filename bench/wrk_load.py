@@ -101,8 +101,12 @@ def measure(
     return result
 
 
-def warm_up(url: str, model: str, seconds: float, api_key: str) -> None:
-    """Load the target briefly so pools are open and code paths are hot before measuring."""
+def warm_up(url: str, model: str, seconds: float, api_key: str) -> int:
+    """Load the target briefly so pools are open and code paths are hot before measuring.
+
+    Returns how many requests it answered.
+    """
     run = run_wrk(url, model, 32, seconds, api_key)
     if run.requests == 0 or run.errors >= run.requests:
         raise RuntimeError(f"warm-up against {url}: {run.requests} requests, {run.errors} errors")
+    return run.requests

@@ -25,7 +25,7 @@ RELAY_KEYS = (
     "relay-granian-asgi-httpx",
     "relay-uvicorn-httpx",
 )
-HTTP_KEYS = ("direct", *RELAY_KEYS, "modelway")
+HTTP_KEYS = ("direct", *RELAY_KEYS, "modelway", "modelway-pipeline")
 TARGET_COUNT = 11
 
 
@@ -80,6 +80,17 @@ def test_every_non_streaming_target_has_positive_figures_and_no_errors(
             assert entry[load]["p99_ms"] > 0
             assert entry[load]["errors"] == 0
         assert entry["peak_rss_mb"] > 0
+
+
+def test_the_full_pipeline_records_a_usage_record_for_every_answer(
+    quick_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, results = quick_run
+    pipeline = results["pipeline"]
+    assert pipeline["answered_requests"] > 0
+    # wrk leaves out answers in flight when it stops; the gateway still records them.
+    assert pipeline["usage_records"] >= pipeline["answered_requests"]
+    assert "The full pipeline:" in out.read_text()
 
 
 def test_every_streaming_level_completes_its_streams(

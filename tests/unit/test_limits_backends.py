@@ -28,3 +28,18 @@ def test_a_malformed_redis_url_is_refused_without_echoing_it() -> None:
     with pytest.raises(ValueError, match="REDIS_URL is not a Redis URL") as refused:
         Limits.from_environment("http://:hunter2@cache:6379")
     assert "hunter2" not in str(refused.value)
+
+
+def test_an_idle_gateway_without_redis_never_imports_it() -> None:
+    import subprocess
+    import sys
+
+    check = (
+        "import sys, asyncio; from modelway.limits import Limits; "
+        "import modelway.gateway.app; Limits.from_environment(None); "
+        "print('redis' in sys.modules, 'sqlalchemy.dialects.postgresql' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False", "False"]

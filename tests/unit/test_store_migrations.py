@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from typer.testing import CliRunner
 
 from modelway.cli import app
 from modelway.store import Store, database_url, display_url
-from modelway.store.migrate import current_revision, head_revision
+from modelway.store.migrate import alembic_config, current_revision, head_revision
 from modelway.store.tables import metadata
 
 
@@ -67,6 +71,64 @@ async def test_opening_again_keeps_the_data_and_migrates_nothing(tmp_path: Path)
         assert await second.chats.get_session(session.id) == session
     finally:
         await second.aclose()
+
+
+async def test_a_database_behind_head_is_upgraded_on_open(tmp_path: Path) -> None:
+    store = await Store.open(sqlite_url(tmp_path))
+    async with store.engine.begin() as connection:
+
+        def downgrade_to_base(sync: object) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = sync
+            command.downgrade(config, "base")
+
+        await connection.run_sync(downgrade_to_base)
+    assert await current_revision(store.engine) is None
+    await store.aclose()
+    reopened = await Store.open(sqlite_url(tmp_path))
+    try:
+        assert await current_revision(reopened.engine) == head_revision()
+        assert await schema_differences(reopened) == []
+    finally:
+        await reopened.aclose()
+
+
+def test_the_head_read_from_the_version_files_is_alembics_head() -> None:
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def test_current_revision_reads_what_alembic_reads(tmp_path: Path) -> None:
+    store = await Store.open(sqlite_url(tmp_path))
+    try:
+        async with store.engine.connect() as connection:
+            by_alembic = await connection.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+        assert await current_revision(store.engine) == by_alembic == head_revision()
+    finally:
+        await store.aclose()
+
+
+# A fresh interpreter: this test module has imported Alembic already.
+_OPEN_AT_HEAD = """
+import asyncio, sys
+from modelway.store import Store
+store = asyncio.run(Store.open(sys.argv[1]))
+asyncio.run(store.aclose())
+print("alembic imported" if "alembic" in sys.modules else "alembic not imported")
+"""
+
+
+def test_opening_a_database_already_at_head_does_not_import_alembic(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    first = subprocess.run(
+        [sys.executable, "-c", _OPEN_AT_HEAD, url], capture_output=True, text=True, check=True
+    )
+    assert first.stdout.strip() == "alembic imported"  # an empty file: migrated
+    again = subprocess.run(
+        [sys.executable, "-c", _OPEN_AT_HEAD, url], capture_output=True, text=True, check=True
+    )
+    assert again.stdout.strip() == "alembic not imported"
 
 
 async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:

@@ -136,6 +136,8 @@ async def serve_chat(request: Request, dialect: Dialect) -> Response:
         if ledger is not None:
             await ledger.close(error.status, error=error)
         response = error_response(dialect, error)
-    if ledger is not None and ledger.ticket.headers:
-        response.raw_headers += ledger.ticket.headers
+    if ledger is not None:
+        rate_limit_headers = ledger.ticket.headers  # a property that builds them: read once
+        if rate_limit_headers:
+            response.raw_headers += rate_limit_headers
     return response

@@ -6,15 +6,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
+
+# Each dialect's insert is imported where it is used: a SQLite gateway never loads the
+# PostgreSQL dialect (a few MB of an idle worker).
 
 
 def insert_or_ignore(dialect: str, table: Table) -> Insert:
     """An INSERT that skips rows whose primary key exists (replays stay idempotent)."""
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table).on_conflict_do_nothing()
     if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table).on_conflict_do_nothing()
     raise NotImplementedError(f"the store does not support {dialect}")
 
@@ -23,9 +29,13 @@ def insert_or_update(dialect: str, table: Table, values: Mapping[str, Any], key:
     """An INSERT of one row that replaces the row with the same ``key`` when there is one."""
     changes = {name: value for name, value in values.items() if name != key}
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         pg = postgresql.insert(table).values(**values)
         return pg.on_conflict_do_update(index_elements=[key], set_=changes)
     if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         lite = sqlite.insert(table).values(**values)
         return lite.on_conflict_do_update(index_elements=[key], set_=changes)
     raise NotImplementedError(f"the store does not support {dialect}")

@@ -1,0 +1,167 @@
+"""The gateway's own CPU per request, in-process: open mode against the full pipeline.
+
+No HTTP server and no load generator share the CPU here: the ASGI app is called directly
+(as uvicorn would call it) by ``concurrency`` tasks on one uvloop, against a real nginx
+upstream through the gateway's pooled aiohttp client. Rounds alternate between the two
+apps and the medians are compared, so drift on a shared machine hits both alike.
+``--profile`` runs cProfile over the pipeline rounds and prints the top functions.
+
+    python -m bench.profile_pipeline --requests 4000 --rounds 5 [--profile pipeline.prof]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import pstats
+import secrets
+import statistics
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from starlette.applications import Starlette
+from starlette.types import Message
+
+from bench.pipeline import create_virtual_key
+from bench.upstream_nginx import nginx_server
+from modelway.config import load_config
+from modelway.gateway.app import create_app
+
+BODY = (
+    b'{"model":"openai/gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},'
+    b'{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32}'
+)
+
+
+def http_scope(app: Starlette, key: str | None) -> dict[str, Any]:
+    """The scope uvicorn builds for wrk's POST (the app fills in ``app`` and ``state``)."""
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(BODY)).encode()),
+    ]
+    if key is not None:
+        headers.append((b"authorization", b"Bearer " + key.encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8080),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": "POST",
+        "root_path": "",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "headers": headers,
+    }
+
+
+async def call(app: Starlette, scope: dict[str, Any]) -> int:
+    """One request through the ASGI app; its status."""
+    sent = False
+    status = 0
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            await asyncio.Event().wait()  # a client that stays: never disconnects
+        sent = True
+        return {"type": "http.request", "body": BODY, "more_body": False}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app({**scope, "state": {}}, receive, send)
+    return status
+
+
+async def load(app: Starlette, key: str | None, requests: int, concurrency: int) -> float:
+    """``requests`` calls by ``concurrency`` tasks; CPU seconds of this process per call."""
+    scope = http_scope(app, key)
+    per_task = requests // concurrency
+
+    async def worker() -> None:
+        for _ in range(per_task):
+            status = await call(app, scope)
+            if status != 200:
+                raise RuntimeError(f"the gateway answered {status}")
+
+    started = time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return (time.process_time() - started) / (per_task * concurrency)
+
+
+@contextlib.asynccontextmanager
+async def started(app: Starlette) -> AsyncIterator[Starlette]:
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def gateway(upstream: str, data_dir: Path, master_key: str | None) -> Starlette:
+    environ = {
+        "OPENAI_BASE_URL": upstream,
+        "OPENAI_API_KEY": "x",
+        "MODELWAY_DATA_DIR": str(data_dir),
+    }
+    if master_key is not None:
+        environ["MODELWAY_MASTER_KEY"] = master_key
+    return create_app(load_config(None, environ), environ)
+
+
+async def compare(
+    upstream: str,
+    run_dir: Path,
+    key: str,
+    settings: argparse.Namespace,
+) -> None:
+    """Alternate rounds on both apps; print CPU per request (and the profile if asked)."""
+    requests, concurrency, profile = settings.requests, settings.concurrency, settings.profile
+    open_app = gateway(upstream, run_dir / "open", None)
+    pipeline_app = gateway(upstream, run_dir / "pipeline", "sk-master-" + secrets.token_hex(8))
+    profiler = cProfile.Profile() if profile else None
+    cpu: dict[str, list[float]] = {"open mode": [], "full pipeline": []}
+    async with started(open_app), started(pipeline_app):
+        await load(open_app, None, requests // 4, concurrency)  # warm-up
+        await load(pipeline_app, key, requests // 4, concurrency)
+        for _ in range(settings.rounds):
+            cpu["open mode"].append(await load(open_app, None, requests, concurrency))
+            if profiler is not None:
+                profiler.enable()
+            cpu["full pipeline"].append(await load(pipeline_app, key, requests, concurrency))
+            if profiler is not None:
+                profiler.disable()
+    for name, values in cpu.items():
+        runs = ", ".join(f"{value * 1e6:.0f}" for value in values)
+        print(f"{name:>14}: {statistics.median(values) * 1e6:6.1f} µs CPU per request ({runs})")
+    added = statistics.median(cpu["full pipeline"]) - statistics.median(cpu["open mode"])
+    print(f"{'pipeline adds':>14}: {added * 1e6:+6.1f} µs per request")
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(profile)
+        pstats.Stats(str(profile)).sort_stats("tottime").print_stats(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=4000, help="per round and app")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", type=Path, help="cProfile the pipeline rounds into this file")
+    args = parser.parse_args()
+    run_dir = Path(tempfile.mkdtemp(prefix="modelway-profile-"))
+    key = create_virtual_key(run_dir / "pipeline")
+    with nginx_server(run_dir) as nginx:
+        uvloop.run(compare(f"{nginx.url}/v1", run_dir, key, args))
+
+
+if __name__ == "__main__":
+    main()
