@@ -34,6 +34,8 @@ T = TypeVar("T")
 log = logging.getLogger("modelway.engine")
 MODELS_CACHE_SECONDS = 60.0
 MODELS_LIST_TIMEOUT = 5.0
+#: Seconds a deployment's rest may exceed the upstream's Retry-After and still be waited for.
+REST_SLACK = 0.05
 
 
 class Outcome(NamedTuple):
@@ -185,7 +187,11 @@ class Engine:
                     now = time.monotonic()
                     delay = backoff_seconds(retry + 1, error)
                     if state is not None:
-                        delay = max(delay, state.cooled_until - now)
+                        rest = state.cooled_until - now
+                        retry_after = getattr(error, "retry_after", None) or 0.0
+                        if rest > retry_after + REST_SLACK:
+                            break  # benched by its cooldown, not asked to wait: move on
+                        delay = max(delay, rest)
                     if now + delay > deadline:
                         break
                     await asyncio.sleep(delay)
@@ -201,6 +207,7 @@ class Engine:
                 return result, Outcome(target, attempts, ticket)
         if last_error is None:
             raise _resting_error(route)
+        last_error.attempts = attempts
         raise last_error
 
     def route(

@@ -44,6 +44,8 @@ class ModelwayError(Exception):
     kind: str = "api_error"
     #: Machine-readable ``error.code``.
     code: str | None = None
+    #: Upstream calls made before giving up (set by the engine on the error it raises).
+    attempts: int | None = None
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)

@@ -237,3 +237,35 @@ models:
     answers = [(await e.complete(ask("pair"), request_id="r"))[0] for _ in range(4)]
     assert all(answer.message.text() in ("a says hi", "b says hi") for answer in answers)
     assert len(a.calls) == 1 and len(b.calls) == 3
+
+
+async def test_a_deployment_benched_by_its_cooldown_is_not_waited_for(
+    sleeps: list[float],
+) -> None:
+    benching = """
+providers:
+  a: {wire: openai, base_url: "http://a.invalid/v1"}
+  b: {wire: openai, base_url: "http://b.invalid/v1"}
+models:
+  - name: pair
+    strategy: weighted
+    retries: 2
+    cooldown: {failures: 1, window: 60, seconds: 60}
+    deployments: [{provider: a, model: m-a, weight: 1000000}, {provider: b, model: m-b}]
+"""
+    a = ScriptedBackend("a", [server_error()] * 5)
+    e = Engine(parse_config(benching, {}), {}, {"a": a, "b": ScriptedBackend("b")})
+    answer, outcome = await e.complete(ask("pair"), request_id="r")
+    assert answer.message.text() == "b says hi"
+    assert sleeps == []  # the 60 s rest is not slept through: the next deployment answers
+    assert len(a.calls) == 1 and outcome.attempts == 2
+
+
+async def test_the_error_after_every_attempt_says_how_many_were_made(
+    sleeps: list[float],
+) -> None:
+    a = ScriptedBackend("a", [server_error()] * 9)
+    b = ScriptedBackend("b", [server_error()] * 9)
+    with pytest.raises(UpstreamStatusError) as caught:
+        await engine(a=a, b=b).complete(ask("pair"), request_id="r")
+    assert caught.value.attempts == 6  # three tries on each of two deployments

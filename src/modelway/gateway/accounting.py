@@ -135,13 +135,18 @@ class Ledger:
             return
         self._closed = True
         now = time.monotonic()
-        if usage is None:
-            usage = Usage(
-                prompt_tokens=self.request_bytes // BYTES_PER_TOKEN,
-                completion_tokens=answer_bytes // BYTES_PER_TOKEN,
-                estimated=True,
-            )
         outcome = self.outcome
+        if usage is None:
+            # Nothing reached a provider (refused, unknown model, ...): no tokens were spent.
+            usage = (
+                Usage()
+                if outcome is None
+                else Usage(
+                    prompt_tokens=self.request_bytes // BYTES_PER_TOKEN,
+                    completion_tokens=answer_bytes // BYTES_PER_TOKEN,
+                    estimated=True,
+                )
+            )
         provider = outcome.target.backend.name if outcome else None
         upstream_model = outcome.target.model if outcome else None
         cost = 0.0
@@ -156,9 +161,9 @@ class Ledger:
                 user=caller.user,
                 team=caller.team,
                 dialect=self.dialect,
-                alias=self.alias,
+                alias=self.alias or self.model,  # what the caller asked for
                 provider=provider,
-                model=upstream_model or self.model,
+                model=upstream_model,
                 status=status,
                 error_type=None if error is None else type(error).__name__,
                 prompt_tokens=usage.prompt_tokens,

@@ -76,10 +76,8 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Starlette:
         master = environ.get("MODELWAY_MASTER_KEY") or None
         auth = Authenticator(store, Secret(master) if master else None)
         if await auth.refresh_open_mode():
-            log.warning(
-                "OPEN MODE: no MODELWAY_MASTER_KEY and no virtual keys; anyone who can reach "
-                "this gateway can use it and the provider keys it holds"
-            )
+            # `modelway serve` has already said so loudly, once for all workers.
+            log.info("open mode: no MODELWAY_MASTER_KEY and no virtual keys")
         await seed_budgets(store, limits, config.budgets)
         state = GatewayState(
             config=config,

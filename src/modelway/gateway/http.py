@@ -55,4 +55,9 @@ def error_response(dialect: Dialect, error: ModelwayError) -> Response:
     )
     if isinstance(error, RateLimited) and error.rate_limit_headers:
         response.raw_headers += error.rate_limit_headers
+    if error.attempts is not None:
+        response.raw_headers.append((b"x-modelway-attempts", b"%d" % error.attempts))
+        provider = getattr(error, "provider", None)
+        if provider:
+            response.raw_headers.append((b"x-modelway-provider", provider.encode()))
     return response
