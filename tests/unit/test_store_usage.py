@@ -171,3 +171,11 @@ async def test_spend_sums_cost_and_tokens_per_key_team_and_period(store: Store) 
     assert (await store.usage.spend(key_id="key-a", since=DAY_TWO))[1] == 15
     assert await store.usage.spend(key_id="nobody") == (0.0, 0)
     assert (await store.usage.spend())[1] == 45
+
+
+def test_usage_record_ids_are_unique_and_fit_the_id_column() -> None:
+    from modelway.store.records import UsageRecord
+
+    ids = {UsageRecord(request_id="same", time=0.0).id for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(record_id) == 32 for record_id in ids)
