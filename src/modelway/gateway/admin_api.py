@@ -19,16 +19,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelway.dialects.openai import OpenAIDialect
-from modelway.errors import BadRequest, ModelwayError, NotFound, PermissionDenied
+from modelway.errors import BadRequest, NotFound, PermissionDenied
 from modelway.gateway.auth import Caller, presented_key
-from modelway.gateway.http import error_response, read_body
+from modelway.gateway.http import answers_errors, read_body
 from modelway.gateway.state import GatewayState
 from modelway.store import KeyRecord, Store
 from modelway.store.records import BudgetPeriod
 from modelway.store.usage import SummaryBy
 
-ERRORS = OpenAIDialect()
 SUMMARY_GROUPS = ("key", "model", "day")
 MAX_RECENT = 1000
 DAY_SECONDS = 86_400.0
@@ -194,19 +192,6 @@ async def recent_requests(
 
 
 # --- HTTP --------------------------------------------------------------------------------
-
-
-def answers_errors(handler: Handler) -> Handler:
-    """Answers a ``ModelwayError`` raised by ``handler`` in OpenAI's error shape."""
-
-    async def answer(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except ModelwayError as error:
-            return error_response(ERRORS, error)
-
-    answer.__doc__ = handler.__doc__
-    return answer
 
 
 def json_response(body: object, status: int = 200) -> Response:

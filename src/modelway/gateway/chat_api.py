@@ -26,18 +26,16 @@ from starlette.types import Receive, Scope, Send
 
 from modelway.chat.backend import TokensUsed, Turn, chat_request, reply_events, session_title
 from modelway.chat.local import STOPPED
-from modelway.dialects.openai import OpenAIDialect
 from modelway.engine import OpenStream
 from modelway.errors import BadRequest, ModelwayError, NotFound, PermissionDenied, RateLimited
 from modelway.gateway.accounting import CLIENT_CLOSED, Ledger
 from modelway.gateway.auth import ANONYMOUS, Caller
-from modelway.gateway.http import error_response, parse_json_body, read_body
+from modelway.gateway.http import answers_errors, parse_json_body, read_body
 from modelway.gateway.state import GatewayState
 from modelway.store.records import ChatMessage, ChatSession
 from modelway.types import ChatRequest, TextDelta, Usage
 
 log = logging.getLogger("modelway.gateway.chat_api")
-ERRORS = OpenAIDialect()
 DEFAULT_TITLE = "New chat"
 TITLE_LIMIT = 200
 #: A chat event, as sent to the page (``type`` plus its fields).
@@ -66,21 +64,6 @@ def _require_admin(request: Request) -> None:
 
 def _json(body: object, status: int = 200) -> Response:
     return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
-
-
-def _handles_errors(
-    handler: Callable[[Request], Awaitable[Response]],
-) -> Callable[[Request], Awaitable[Response]]:
-    """Answers a ``ModelwayError`` raised by ``handler`` in OpenAI's error shape."""
-
-    async def answer(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except ModelwayError as error:
-            return error_response(ERRORS, error)
-
-    answer.__doc__ = handler.__doc__
-    return answer
 
 
 async def _json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:
@@ -154,7 +137,7 @@ async def _owned_session(request: Request) -> ChatSession:
 # --- sessions ----------------------------------------------------------------------------
 
 
-@_handles_errors
+@answers_errors
 async def list_sessions(request: Request) -> Response:
     """The caller's sessions, most recently used first."""
     state: GatewayState = request.app.state.gateway
@@ -162,7 +145,7 @@ async def list_sessions(request: Request) -> Response:
     return _json({"sessions": sessions})
 
 
-@_handles_errors
+@answers_errors
 async def create_session(request: Request) -> Response:
     """A new session with the settings given."""
     state: GatewayState = request.app.state.gateway
@@ -171,7 +154,7 @@ async def create_session(request: Request) -> Response:
     return _json(session, status=201)
 
 
-@_handles_errors
+@answers_errors
 async def get_session(request: Request) -> Response:
     """One session and its messages, oldest first."""
     state: GatewayState = request.app.state.gateway
@@ -180,7 +163,7 @@ async def get_session(request: Request) -> Response:
     return _json({"session": session, "messages": messages})
 
 
-@_handles_errors
+@answers_errors
 async def update_session(request: Request) -> Response:
     """Change a session's title, model, system prompt, temperature or max tokens."""
     state: GatewayState = request.app.state.gateway
@@ -192,7 +175,7 @@ async def update_session(request: Request) -> Response:
     return _json(updated)
 
 
-@_handles_errors
+@answers_errors
 async def delete_session(request: Request) -> Response:
     """Delete a session and its messages."""
     state: GatewayState = request.app.state.gateway
@@ -204,7 +187,7 @@ async def delete_session(request: Request) -> Response:
 # --- replies -----------------------------------------------------------------------------
 
 
-@_handles_errors
+@answers_errors
 async def post_message(request: Request) -> Response:
     """Save the user's message and stream the reply as chat events (or regenerate the last)."""
     state: GatewayState = request.app.state.gateway

@@ -13,7 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelway.errors import BadRequest, ModelwayError, NotFound
-from modelway.gateway.chat_api import _handles_errors, _json, _json_object, _require_admin
+from modelway.gateway.chat_api import _json, _json_object, _require_admin
+from modelway.gateway.http import answers_errors
 from modelway.gateway.state import GatewayState
 from modelway.providers.registry import SPECS
 
@@ -24,7 +25,7 @@ def _known_providers() -> list[str]:
     return sorted(name for name in SPECS if name != "mock")
 
 
-@_handles_errors
+@answers_errors
 async def list_connections(request: Request) -> Response:
     """Providers connected at run time (whether each has a key, never the key)."""
     state: GatewayState = request.app.state.gateway
@@ -36,7 +37,7 @@ async def list_connections(request: Request) -> Response:
     return _json({"connections": connections, "providers": _known_providers()})
 
 
-@_handles_errors
+@answers_errors
 async def add_connection(request: Request) -> Response:
     """Connect (or re-key) a provider; its models are usable at once."""
     state: GatewayState = request.app.state.gateway
@@ -59,7 +60,7 @@ async def add_connection(request: Request) -> Response:
     return _json(body, status=201)
 
 
-@_handles_errors
+@answers_errors
 async def delete_connection(request: Request) -> Response:
     """Forget a provider connected at run time and stop routing to it."""
     state: GatewayState = request.app.state.gateway

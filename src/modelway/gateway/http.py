@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -10,7 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelway.dialects.base import Dialect
+from modelway.dialects.openai import OpenAIDialect
 from modelway.errors import BadRequest, ModelwayError, PayloadTooLarge, RateLimited
+
+_OPENAI_ERRORS: Dialect = OpenAIDialect()
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -61,3 +65,22 @@ def error_response(dialect: Dialect, error: ModelwayError) -> Response:
         if provider:
             response.raw_headers.append((b"x-modelway-provider", provider.encode()))
     return response
+
+
+RouteHandler = Callable[[Request], Awaitable[Response]]
+
+
+def answers_errors(handler: RouteHandler) -> RouteHandler:
+    """Answers a ``ModelwayError`` raised by ``handler`` in OpenAI's error shape.
+
+    For the gateway's own JSON APIs (admin, chat, sign-up), which speak no other dialect.
+    """
+
+    async def answer(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ModelwayError as error:
+            return error_response(_OPENAI_ERRORS, error)
+
+    answer.__doc__ = handler.__doc__
+    return answer

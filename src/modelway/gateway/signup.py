@@ -14,14 +14,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelway.errors import NotFound
-from modelway.gateway.admin_api import (
-    NewKey,
-    answers_errors,
-    create_key,
-    decode_body,
-    json_response,
-)
-from modelway.gateway.http import read_body
+from modelway.gateway.admin_api import NewKey, create_key, decode_body, json_response
+from modelway.gateway.http import answers_errors, read_body
 from modelway.gateway.state import GatewayState
 
 SIGNUP_OFF = "self-service sign-up is off on this gateway (server.signup in modelway.yaml)"
