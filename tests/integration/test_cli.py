@@ -85,6 +85,16 @@ def test_serve_refuses_a_public_bind_without_auth(tmp_path: Path) -> None:
     assert "--insecure" in result.stderr
 
 
+def test_serve_names_a_database_it_cannot_use_without_a_traceback_or_password(
+    tmp_path: Path,
+) -> None:
+    env = {"DATABASE_URL": "mysql://app:s3cret-pw@db/modelway"}
+    result = modelway("serve", "--port", "0", cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert "PostgreSQL or SQLite, not 'mysql'" in result.stderr
+    assert "Traceback" not in result.stderr and "s3cret-pw" not in result.stderr
+
+
 def test_serve_with_two_workers_answers(tmp_path: Path) -> None:
     with running_gateway(None, None, "--workers", "2") as url:
         # The parent binds and prints; workers accept once their apps are built.

@@ -163,6 +163,11 @@ def test_postgres_urls_get_the_async_driver(scheme: str) -> None:
     assert url == "postgresql+asyncpg://app:s3cret@db:5432/modelway"
 
 
+def test_a_database_the_store_does_not_run_on_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="PostgreSQL or SQLite, not 'mysql'"):
+        database_url({"DATABASE_URL": "mysql://app:s3cret@db/modelway"})
+
+
 def test_libpq_sslmode_becomes_asyncpgs_ssl() -> None:
     url = database_url({"DATABASE_URL": "postgres://app@db/modelway?sslmode=require"})
     assert url == "postgresql+asyncpg://app@db/modelway?ssl=require"

@@ -113,7 +113,10 @@ def serve(
     try:
         settings = load_config(config, environ)
         Router(settings, environ)  # every provider builds now, or the error is shown now
-    except ConfigError as exc:
+        from modelway.store import database_url
+
+        database_url(environ)  # an unusable DATABASE_URL is said now, not as a traceback
+    except (ConfigError, ValueError) as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None
     bind_host = host if host is not None else settings.server.host

@@ -22,7 +22,7 @@ def insert_or_ignore(dialect: str, table: Table) -> Insert:
         from sqlalchemy.dialects import sqlite
 
         return sqlite.insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"the store does not support {dialect}")
+    raise ValueError(f"the store runs on PostgreSQL or SQLite, not {dialect!r}")
 
 
 def insert_or_update(dialect: str, table: Table, values: Mapping[str, Any], key: str) -> Insert:
@@ -38,4 +38,4 @@ def insert_or_update(dialect: str, table: Table, values: Mapping[str, Any], key:
 
         lite = sqlite.insert(table).values(**values)
         return lite.on_conflict_do_update(index_elements=[key], set_=changes)
-    raise NotImplementedError(f"the store does not support {dialect}")
+    raise ValueError(f"the store runs on PostgreSQL or SQLite, not {dialect!r}")

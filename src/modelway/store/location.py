@@ -11,6 +11,8 @@ from sqlalchemy.engine import URL, make_url
 DEFAULT_DATA_DIR = "./.modelway"
 SQLITE_FILE = "modelway.db"
 
+#: The databases the store's migrations and upserts are written for.
+SUPPORTED_BACKENDS = ("postgresql", "sqlite")
 #: Schemes people write, and the async driver each one means here.
 _ASYNC_SCHEMES = {
     "postgres": "postgresql+asyncpg",
@@ -44,6 +46,10 @@ def _async_url(text: str) -> str:
         raise ValueError("DATABASE_URL must look like postgresql://user:pass@host/db")
     scheme = _ASYNC_SCHEMES.get(scheme, scheme)
     url = make_url(f"{scheme}://{rest}")
+    if url.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise ValueError(
+            f"DATABASE_URL: the store runs on PostgreSQL or SQLite, not {url.get_backend_name()!r}"
+        )
     if url.drivername == "postgresql+asyncpg" and "sslmode" in url.query:
         # libpq spells it sslmode; asyncpg takes the same values as ``ssl``.
         query = {k: v for k, v in url.query.items() if k != "sslmode"}
