@@ -1,9 +1,11 @@
-"""The gateway's own CPU per request, in-process: open mode against the full pipeline.
+"""The gateway's own CPU per request, in-process: the reference relay, open mode, the pipeline.
 
 No HTTP server and no load generator share the CPU here: the ASGI app is called directly
 (as uvicorn would call it) by ``concurrency`` tasks on one uvloop, against a real nginx
-upstream through the gateway's pooled aiohttp client. Rounds alternate between the two
-apps and the medians are compared, so drift on a shared machine hits both alike.
+upstream through the gateway's pooled aiohttp client. The reference relay
+(``bench/relay.py``) is called the same way, so its figure is what the least a relay can
+do costs without any server. Rounds alternate between the apps and the medians are
+compared, so drift on a shared machine hits all alike.
 ``--profile`` runs cProfile over the pipeline rounds and prints the top functions.
 
     python -m bench.profile_pipeline --requests 4000 --rounds 5 [--profile pipeline.prof]
@@ -13,25 +15,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
+import os
 import pstats
 import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import uvloop
 from starlette.applications import Starlette
-from starlette.types import Message
+from starlette.types import Message, Receive, Send
 
 from bench.pipeline import create_virtual_key
 from bench.upstream_nginx import nginx_server
 from modelway.config import load_config
-from modelway.gateway.app import create_app
+from modelway.gateway.app import Gateway, create_app
 
 BODY = (
     b'{"model":"openai/gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},'
@@ -39,7 +41,7 @@ BODY = (
 )
 
 
-def http_scope(app: Starlette, key: str | None) -> dict[str, Any]:
+def http_scope(app: Gateway, key: str | None) -> dict[str, Any]:
     """The scope uvicorn builds for wrk's POST (the app fills in ``app`` and ``state``)."""
     headers = [
         (b"host", b"127.0.0.1"),
@@ -64,7 +66,10 @@ def http_scope(app: Starlette, key: str | None) -> dict[str, Any]:
     }
 
 
-async def call(app: Starlette, scope: dict[str, Any]) -> int:
+App = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+
+
+async def call(app: App, scope: dict[str, Any]) -> int:
     """One request through the ASGI app; its status."""
     sent = False
     status = 0
@@ -85,7 +90,7 @@ async def call(app: Starlette, scope: dict[str, Any]) -> int:
     return status
 
 
-async def load(app: Starlette, key: str | None, requests: int, concurrency: int) -> float:
+async def load(app: App, key: str | None, requests: int, concurrency: int) -> float:
     """``requests`` calls by ``concurrency`` tasks; CPU seconds of this process per call."""
     scope = http_scope(app, key)
     per_task = requests // concurrency
@@ -101,13 +106,16 @@ async def load(app: Starlette, key: str | None, requests: int, concurrency: int)
     return (time.process_time() - started) / (per_task * concurrency)
 
 
-@contextlib.asynccontextmanager
-async def started(app: Starlette) -> AsyncIterator[Starlette]:
-    async with app.router.lifespan_context(app):
-        yield app
+def reference_relay(upstream: str) -> Starlette:
+    """``bench/relay.py``'s app, configured for ``upstream`` (it reads the environment)."""
+    os.environ["RELAY_UPSTREAM"] = upstream
+    os.environ["RELAY_CLIENT"] = "aiohttp"
+    from bench import relay
+
+    return relay.app
 
 
-def gateway(upstream: str, data_dir: Path, master_key: str | None) -> Starlette:
+def gateway(upstream: str, data_dir: Path, master_key: str | None) -> Gateway:
     environ = {
         "OPENAI_BASE_URL": upstream,
         "OPENAI_API_KEY": "x",
@@ -126,14 +134,21 @@ async def compare(
 ) -> None:
     """Alternate rounds on both apps; print CPU per request (and the profile if asked)."""
     requests, concurrency, profile = settings.requests, settings.concurrency, settings.profile
+    reference = reference_relay(upstream)
     open_app = gateway(upstream, run_dir / "open", None)
     pipeline_app = gateway(upstream, run_dir / "pipeline", "sk-master-" + secrets.token_hex(8))
     profiler = cProfile.Profile() if profile else None
-    cpu: dict[str, list[float]] = {"open mode": [], "full pipeline": []}
-    async with started(open_app), started(pipeline_app):
-        await load(open_app, None, requests // 4, concurrency)  # warm-up
+    cpu: dict[str, list[float]] = {"reference relay": [], "open mode": [], "full pipeline": []}
+    async with (
+        reference.router.lifespan_context(reference),
+        open_app.lifespan(),
+        pipeline_app.lifespan(),
+    ):
+        await load(reference, None, requests // 4, concurrency)  # warm-up
+        await load(open_app, None, requests // 4, concurrency)
         await load(pipeline_app, key, requests // 4, concurrency)
         for _ in range(settings.rounds):
+            cpu["reference relay"].append(await load(reference, None, requests, concurrency))
             cpu["open mode"].append(await load(open_app, None, requests, concurrency))
             if profiler is not None:
                 profiler.enable()
@@ -142,9 +157,11 @@ async def compare(
                 profiler.disable()
     for name, values in cpu.items():
         runs = ", ".join(f"{value * 1e6:.0f}" for value in values)
-        print(f"{name:>14}: {statistics.median(values) * 1e6:6.1f} µs CPU per request ({runs})")
-    added = statistics.median(cpu["full pipeline"]) - statistics.median(cpu["open mode"])
-    print(f"{'pipeline adds':>14}: {added * 1e6:+6.1f} µs per request")
+        print(f"{name:>15}: {statistics.median(values) * 1e6:6.1f} µs CPU per request ({runs})")
+    reference_cpu = statistics.median(cpu["reference relay"])
+    for name in ("open mode", "full pipeline"):
+        added = statistics.median(cpu[name]) - reference_cpu
+        print(f"{name:>15}: {added * 1e6:+6.1f} µs per request over the reference relay")
     if profiler is not None and profile is not None:
         profiler.dump_stats(profile)
         pstats.Stats(str(profile)).sort_stats("tottime").print_stats(30)

@@ -11,13 +11,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from starlette.applications import Starlette
 
 from modelway.config import parse_config
 from modelway.engine import Engine
 from modelway.errors import BudgetExceeded, ModelwayError, UpstreamError
 from modelway.gateway import web_pages
-from modelway.gateway.app import create_app
+from modelway.gateway.app import Gateway, create_app
 from modelway.gateway.chat_connections import restore_connections
 from modelway.gateway.state import GatewayState
 from modelway.providers.upstream import Call
@@ -60,10 +59,10 @@ class RefusingBackend(ScriptedBackend):
 
 
 @pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
     environ = {"MODELWAY_DATA_DIR": str(tmp_path)}
     app = create_app(parse_config("", environ), environ)
-    async with app.router.lifespan_context(app):
+    async with app.lifespan():
         state: GatewayState = app.state.gateway
         built = state.engine
         state.engine = Engine(
@@ -105,7 +104,7 @@ async def _messages(client: httpx.AsyncClient, session_id: str) -> list[dict[str
 
 
 async def test_a_reply_streams_provider_deltas_usage_and_done_and_both_turns_are_saved(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     _, client = gateway
     session_id = await _new_session(client, model="mock/echo")
@@ -126,7 +125,7 @@ async def test_a_reply_streams_provider_deltas_usage_and_done_and_both_turns_are
 # bpe-openai (the local tokenizer) loads its data through a deprecated importlib call.
 @pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
 async def test_usage_is_estimated_when_the_provider_reports_none(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     _, client = gateway
     session_id = await _new_session(client)
@@ -141,7 +140,7 @@ async def test_usage_is_estimated_when_the_provider_reports_none(
 
 @pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
 async def test_the_session_settings_and_history_reach_the_model(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     app, client = gateway
     session_id = await _new_session(
@@ -161,7 +160,7 @@ async def test_the_session_settings_and_history_reach_the_model(
 
 
 async def test_the_first_message_names_the_session_and_the_model_is_remembered(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     _, client = gateway
     session_id = await _new_session(client)
@@ -174,7 +173,7 @@ async def test_the_first_message_names_the_session_and_the_model_is_remembered(
 
 
 async def test_a_failure_mid_stream_is_an_error_event_and_the_partial_reply_keeps_it(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     _, client = gateway
     session_id = await _new_session(client, model="flaky/m")
@@ -186,7 +185,7 @@ async def test_a_failure_mid_stream_is_an_error_event_and_the_partial_reply_keep
 
 
 async def test_a_refusal_before_the_stream_opens_is_a_rate_limited_event(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     _, client = gateway
     session_id = await _new_session(client, model="broke/m")
@@ -197,7 +196,7 @@ async def test_a_refusal_before_the_stream_opens_is_a_rate_limited_event(
 
 
 async def test_an_unknown_model_is_an_error_event_not_a_broken_stream(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     _, client = gateway
     session_id = await _new_session(client)
@@ -207,7 +206,7 @@ async def test_an_unknown_model_is_an_error_event_not_a_broken_stream(
 
 
 async def test_regenerate_answers_the_last_message_again_in_place_of_its_reply(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     _, client = gateway
     session_id = await _new_session(client, model="mock/echo")
@@ -221,7 +220,7 @@ async def test_regenerate_answers_the_last_message_again_in_place_of_its_reply(
 
 
 async def test_stopping_a_reply_closes_the_upstream_and_saves_what_arrived_as_stopped(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     app, client = gateway
     session_id = await _new_session(client, model="quiet/hangs")
@@ -265,7 +264,7 @@ async def test_stopping_a_reply_closes_the_upstream_and_saves_what_arrived_as_st
     assert (reply["content"], reply["error"]) == ("partial ", "stopped")
 
 
-async def test_session_settings_are_checked(gateway: tuple[Starlette, httpx.AsyncClient]) -> None:
+async def test_session_settings_are_checked(gateway: tuple[Gateway, httpx.AsyncClient]) -> None:
     _, client = gateway
     for bad in ({"temperature": 3}, {"max_tokens": 0}, {"max_tokens": True}, {"title": " "}):
         response = await client.post("/chat/api/sessions", json=bad)
@@ -277,7 +276,7 @@ async def test_session_settings_are_checked(gateway: tuple[Starlette, httpx.Asyn
 
 
 async def test_sessions_are_listed_renamed_and_deleted(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     _, client = gateway
     older = await _new_session(client)
@@ -295,7 +294,7 @@ async def test_sessions_are_listed_renamed_and_deleted(
 
 
 async def test_a_connected_provider_is_routed_to_and_its_key_is_never_answered_or_logged(
-    gateway: tuple[Starlette, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
+    gateway: tuple[Gateway, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
 ) -> None:
     app, client = gateway
     secret = "gsk-unit-secret-value"
@@ -318,7 +317,7 @@ async def test_a_connected_provider_is_routed_to_and_its_key_is_never_answered_o
 
 
 async def test_only_known_providers_can_be_connected(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     _, client = gateway
     for body in (
@@ -331,7 +330,7 @@ async def test_only_known_providers_can_be_connected(
 
 
 async def test_saved_connections_are_restored_at_start(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     app, _ = gateway
     state: GatewayState = app.state.gateway
@@ -341,7 +340,7 @@ async def test_saved_connections_are_restored_at_start(
 
 
 async def test_the_page_says_to_run_setup_when_the_web_chat_is_not_built(
-    gateway: tuple[Starlette, httpx.AsyncClient],
+    gateway: tuple[Gateway, httpx.AsyncClient],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:

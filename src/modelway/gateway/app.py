@@ -1,4 +1,4 @@
-"""The gateway's ASGI application."""
+"""The gateway's ASGI application: a direct path for chat calls in front of Starlette."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import os
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from modelway.config import Config, load_config, load_dotenv_file
+from modelway.dialects.base import Dialect
 from modelway.dialects.openai import encode_error_body
 from modelway.engine import Engine
 from modelway.errors import BadRequest, ModelwayError, NotFound
@@ -29,8 +32,10 @@ from modelway.gateway import (
     web_pages,
 )
 from modelway.gateway.accounting import Accounts, seed_budgets
-from modelway.gateway.auth import Authenticator, AuthMiddleware
-from modelway.gateway.request_id import RequestIdMiddleware
+from modelway.gateway.auth import Authenticator, AuthMiddleware, authenticate
+from modelway.gateway.chat import serve_chat
+from modelway.gateway.http import error_response
+from modelway.gateway.request_id import RequestIdMiddleware, RequestIds
 from modelway.gateway.state import GatewayState
 from modelway.limits import Limits
 from modelway.secrets import Secret
@@ -38,6 +43,15 @@ from modelway.store import Store, data_dir, database_url
 from modelway.store.writer import UsageWriter
 
 log = logging.getLogger("modelway.gateway")
+#: Chat calls: ``Gateway`` sends a POST to one of these straight to the chat pipeline.
+CHAT_PATHS: dict[str, Dialect] = {
+    "/v1/chat/completions": openai_routes.DIALECT,
+    "/v1/responses": openai_routes.RESPONSES,
+    "/v1/completions": openai_routes.COMPLETIONS,
+    "/v1/messages": anthropic_routes.DIALECT,
+    "/api/chat": ollama_routes.DIALECT,
+    "/api/generate": ollama_routes.GENERATE,
+}
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -63,7 +77,57 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return Response(encode_error_body(error), status_code=500, media_type="application/json")
 
 
-def create_app(config: Config, environ: Mapping[str, str]) -> Starlette:
+class Gateway:
+    """The ASGI application: chat calls skip Starlette's layers, everything else uses them.
+
+    A chat call is the request that must cost nothing, and Starlette's middleware stack
+    and router (five layers, a regex match per route) were a large part of what it did
+    cost. Here a POST to a chat path takes the same steps in one place: request id,
+    caller, ``serve_chat``, the ``X-Request-ID`` header. The Starlette app keeps the
+    lifespan, every other route, and the chat routes for anything that is not a POST.
+    """
+
+    def __init__(self, app: Starlette, ids: RequestIds) -> None:
+        self.app = app
+        self._ids = ids
+
+    @property
+    def state(self) -> State:
+        return self.app.state
+
+    def lifespan(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """Start and stop the gateway around in-process use (tests, profiles)."""
+        return self.app.router.lifespan_context(self.app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            dialect = CHAT_PATHS.get(scope["path"])
+            state: GatewayState | None = getattr(self.app.state, "gateway", None)
+            if dialect is not None and state is not None:
+                await self._chat(state, dialect, scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _chat(
+        self, state: GatewayState, dialect: Dialect, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        request_id = self._ids.for_request(scope)
+        scope["app"] = self.app
+        request_state = scope.setdefault("state", {})
+        request_state["request_id"] = request_id
+        try:
+            request_state["caller"] = await authenticate(state.auth, scope)
+            response = await serve_chat(Request(scope, receive), dialect)
+        except ModelwayError as error:
+            response = error_response(dialect, error)
+        except Exception:
+            log.exception("unexpected error", extra={"path": scope["path"]})
+            response = error_response(dialect, ModelwayError("internal gateway error"))
+        response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
+        await response(scope, receive, send)
+
+
+def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
     """The gateway for a validated config and the environment it reads keys from."""
 
     @contextlib.asynccontextmanager
@@ -96,7 +160,8 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Starlette:
             await limits.aclose()
             await store.aclose()
 
-    return Starlette(
+    ids = RequestIds()
+    app = Starlette(
         routes=[
             *openai_routes.ROUTES,
             *anthropic_routes.ROUTES,
@@ -108,10 +173,11 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Starlette:
             *signup.ROUTES,
             *web_pages.ROUTES,
         ],
-        middleware=[Middleware(RequestIdMiddleware), Middleware(AuthMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware, ids=ids), Middleware(AuthMiddleware)],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         lifespan=lifespan,
     )
+    return Gateway(app, ids)
 
 
 def environment() -> dict[str, str]:
@@ -119,7 +185,7 @@ def environment() -> dict[str, str]:
     return {**load_dotenv_file(".env"), **os.environ}
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> Gateway:
     """The app as worker processes build it: config path from ``MODELWAY_CONFIG``."""
     environ = environment()
     return create_app(load_config(None, environ), environ)

@@ -130,6 +130,20 @@ _ANTHROPIC: Dialect = AnthropicDialect()
 _OLLAMA: Dialect = OllamaDialect()
 
 
+async def authenticate(auth: Authenticator, scope: Scope) -> Caller:
+    """The caller of a request; ``ModelwayError`` (401/403/503) when it may not call."""
+    try:
+        return await auth.caller(presented_key(scope))
+    except ModelwayError:
+        raise
+    except Exception:
+        # A key not yet cached while the store is down: say so, do not guess.
+        log.warning("could not check a key: the store is unreachable", exc_info=True)
+        unreachable = ModelwayError("the key store is unreachable; try again shortly")
+        unreachable.status = 503
+        raise unreachable from None
+
+
 class AuthMiddleware:
     """Puts the ``Caller`` in ``scope["state"]["caller"]``; refuses in the caller's dialect."""
 
@@ -149,16 +163,9 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            caller = await state.auth.caller(presented_key(scope))
+            caller = await authenticate(state.auth, scope)
         except ModelwayError as error:
             await error_response(dialect_for_path(path), error)(scope, receive, send)
-            return
-        except Exception:
-            # A key not yet cached while the store is down: say so, do not guess.
-            log.warning("could not check a key: the store is unreachable", exc_info=True)
-            unreachable = ModelwayError("the key store is unreachable; try again shortly")
-            unreachable.status = 503
-            await error_response(dialect_for_path(path), unreachable)(scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)

@@ -21,27 +21,29 @@ class RequestIds:
     def next(self) -> str:
         return f"{self._prefix}{next(self._counter):08x}"
 
+    def for_request(self, scope: Scope) -> str:
+        """The caller's ``X-Request-ID`` when it is sane, else a fresh id."""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                candidate: str = value.decode("latin-1")
+                if _SANE.match(candidate):
+                    return candidate
+                break
+        return self.next()
+
 
 class RequestIdMiddleware:
     """Puts the id in ``scope["state"]["request_id"]`` and on every response."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, ids: RequestIds | None = None) -> None:
         self.app = app
-        self._ids = RequestIds()
+        self._ids = ids or RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                if _SANE.match(candidate):
-                    request_id = candidate
-                break
-        if not request_id:
-            request_id = self._ids.next()
+        request_id = self._ids.for_request(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode("latin-1"))
 

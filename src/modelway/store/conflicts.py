@@ -12,19 +12,6 @@ from sqlalchemy.sql.dml import Insert
 # PostgreSQL dialect (a few MB of an idle worker).
 
 
-def insert_or_ignore(dialect: str, table: Table) -> Insert:
-    """An INSERT that skips rows whose primary key exists (replays stay idempotent)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if dialect == "sqlite":
-        from sqlalchemy.dialects import sqlite
-
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise ValueError(f"the store runs on PostgreSQL or SQLite, not {dialect!r}")
-
-
 def insert_or_update(dialect: str, table: Table, values: Mapping[str, Any], key: str) -> Insert:
     """An INSERT of one row that replaces the row with the same ``key`` when there is one."""
     changes = {name: value for name, value in values.items() if name != key}
