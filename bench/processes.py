@@ -53,6 +53,28 @@ def resident_bytes(pid: int) -> int:
     return total
 
 
+def worker_bytes(pid: int) -> tuple[int, int]:
+    """Resident memory of the largest worker under ``pid`` and of ``pid`` itself.
+
+    For a server that forks workers (granian, ``modelway serve``) the first is the worker
+    and the second its supervisor; for one that serves in its own process there are no
+    children and the process itself is the worker.
+    """
+    try:
+        root = psutil.Process(pid)
+        own = root.memory_info().rss
+        children = root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return 0, 0
+    sizes = []
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            sizes.append(child.memory_info().rss)
+    if not sizes:
+        return own, 0
+    return max(sizes), own
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of ``pid`` and its descendants."""
     root = psutil.Process(pid)

@@ -221,12 +221,20 @@ def startup_section(results: dict[str, Any]) -> list[str]:
     startup = results["startup"]
     ready = ", ".join(f"{value:.2f}" for value in startup["ready_seconds"])
     idle = ", ".join(f"{value:.0f}" for value in startup["idle_rss_mb"])
+    supervisor = startup.get("supervisor_rss_mb_median")
+    beside = (
+        f" The supervisor process the worker was forked from (granian's process manager, "
+        f"which restarts a worker that dies): {supervisor:.0f} MB."
+        if supervisor
+        else ""
+    )
     return [
         "## Idle worker",
         "",
         f"`modelway serve --workers 1` started {startup['repeats']} times: ready after "
-        f"{startup['ready_seconds_median']:.2f} s median ({ready}); resident memory "
-        f"{startup['idle_rss_mb_median']:.0f} MB median ({idle}) one second after ready.",
+        f"{startup['ready_seconds_median']:.2f} s median ({ready}); the worker's resident "
+        f"memory {startup['idle_rss_mb_median']:.0f} MB median ({idle}) one second after "
+        f"ready.{beside}",
         "",
         *first_start_lines(startup),
     ]

@@ -74,9 +74,11 @@ def mock_server(run_dir: Path, tokens_per_second: float) -> Server:
     )
 
 
-def relay_server(run_dir: Path, variant: RelayVariant, upstream_base: str) -> Server:
+def relay_server(
+    run_dir: Path, variant: RelayVariant, upstream_base: str, slug: str = ""
+) -> Server:
     port = free_port()
-    slug = f"relay-{variant.server}-{variant.client}"
+    slug = f"relay-{variant.server}-{variant.client}{'-' + slug if slug else ''}"
     return Server(
         name=variant.name,
         command=[

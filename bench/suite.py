@@ -33,6 +33,7 @@ from bench.processes import Server
 from bench.report import write_report
 from bench.servers import (
     BENCH_DIR,
+    REFERENCE_RELAY,
     RELAY_VARIANTS,
     REPO_ROOT,
     litellm_installed,
@@ -142,8 +143,13 @@ def run_suite(
                 },
             )
         )
+        # The reference relay streams too: the least a Python relay costs per chunk.
+        reference = stack.enter_context(
+            relay_server(run_dir, REFERENCE_RELAY, f"{mock.url}/v1", slug="streams")
+        )
         stream_targets = [
             StreamTarget("direct", "direct (mock)", mock, "echo"),
+            StreamTarget("relay", "reference relay", reference, "openai/echo"),
             StreamTarget("modelway", "modelway", streaming_gateway, "openai/echo"),
         ]
         if litellm is not None:

@@ -86,7 +86,11 @@ def cost_usd(
     override prices them. Cached prompt tokens are billed at the cached-input rate
     when the model has one.
     """
-    price = price_for(provider, model, overrides)
+    return priced_cost(price_for(provider, model, overrides), provider, usage)
+
+
+def priced_cost(price: Price | None, provider: str, usage: Usage) -> float | None:
+    """``cost_usd`` with the price already looked up (``price_for``)."""
     if price is None:
         return 0.0 if provider in price_table().free_providers else None
     cached = min(usage.cached_tokens, usage.prompt_tokens)

@@ -56,6 +56,15 @@ class SSEDecoder:
                 events.append(event)
         return events
 
+    @property
+    def between_events(self) -> bool:
+        """Nothing is buffered: the next byte starts the first line of a new event."""
+        return not (self._buffer or self._data or self._event or self._pending_cr)
+
+    def skipped(self) -> None:
+        """The caller handled a chunk of whole events itself (see ``between_events``)."""
+        self._first_line = False
+
     def close(self) -> list[ServerSentEvent]:
         """Events still pending when the stream ends (a final event without a blank line)."""
         events = self.feed(b"\n") if self._buffer else []

@@ -97,7 +97,7 @@ def test_every_streaming_level_completes_its_streams(
     quick_run: tuple[Path, dict[str, Any]],
 ) -> None:
     _, results = quick_run
-    for key in ("direct", "modelway"):
+    for key in ("direct", "relay", "modelway"):
         levels = results["streams"][key]["levels"]
         assert set(levels) == {"1", "100"}
         for figures in levels.values():
@@ -111,6 +111,8 @@ def test_every_streaming_level_completes_its_streams(
     assert translation["ratio"] > 0
     assert results["startup"]["ready_seconds_median"] > 0
     assert results["startup"]["idle_rss_mb_median"] > 0
+    # modelway serve is a supervisor and the worker it forked: both were measured.
+    assert results["startup"]["supervisor_rss_mb_median"] > 0
 
 
 def test_every_target_has_a_row_with_a_verdict(quick_run: tuple[Path, dict[str, Any]]) -> None:

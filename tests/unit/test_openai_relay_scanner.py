@@ -180,3 +180,21 @@ def test_random_splits_relay_the_same_bytes(
     pieces = [stream[a:b] for a, b in itertools.pairwise(bounds)]
 
     assert relay(pieces, wants_usage)[0] == relay([stream], wants_usage)[0]
+
+
+@pytest.mark.parametrize("wants_usage", [True, False])
+def test_one_event_per_read_relays_the_same_bytes_as_one_read(wants_usage: bool) -> None:
+    # How providers send: each read a whole event (the path that skips decoding).
+    whole, _ = relay([TOOL_STREAM], wants_usage)
+
+    out, scanner = relay(frames(TOOL_STREAM), wants_usage)
+
+    assert out == whole
+    assert scanner.usage == TOOL_USAGE
+    assert scanner.done
+
+
+def test_a_byte_order_mark_before_the_first_event_is_dropped_whatever_the_reads() -> None:
+    stream = b"\xef\xbb\xbf" + TEXT_STREAM
+
+    assert relay(frames(stream), wants_usage=True)[0] == TEXT_STREAM

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import os
 import socket
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-import uvicorn
 
 from modelway.cli.app import app
 
@@ -28,25 +26,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class _Server(uvicorn.Server):
-    """Prints one line once the socket listens, so people and tests know it is ready."""
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            # The bound port, which differs from the configured one for ``--port 0``.
-            port = self.servers[0].sockets[0].getsockname()[1] if self.servers else self.config.port
-            print(f"modelway listening on http://{self.config.host}:{port}", flush=True)
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        with super().capture_signals():
-            try:
-                yield
-            finally:
-                # uvicorn re-raises SIGTERM after draining, so the exit status would say
-                # "killed"; a drained shutdown is a clean exit.
-                self._captured_signals.clear()
+def free_port(host: str) -> int:
+    """A port nobody listens on now (``--port 0``); the workers then bind it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _authentication_configured(environ: Mapping[str, str]) -> bool:
@@ -66,32 +52,6 @@ def _authentication_configured(environ: Mapping[str, str]) -> bool:
     return asyncio.run(live_keys())
 
 
-def _uvicorn_options(host: str, port: int, shutdown_grace: float) -> dict[str, Any]:
-    return {
-        "host": host,
-        "port": port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "log_level": "warning",
-        "access_log": False,
-        # On SIGTERM: stop accepting, let open streams finish for this long, then cut them.
-        "timeout_graceful_shutdown": shutdown_grace,
-    }
-
-
-def _serve_workers(count: int, options: dict[str, Any]) -> None:
-    """Run ``count`` worker processes on one socket bound here (as ``uvicorn.run`` does)."""
-    from uvicorn.supervisors import Multiprocess
-
-    settings = uvicorn.Config(
-        "modelway.gateway.app:app_from_environment", factory=True, workers=count, **options
-    )
-    sock = settings.bind_socket()
-    host, port = sock.getsockname()[:2]
-    print(f"modelway listening on http://{host}:{port} ({count} workers)", flush=True)
-    Multiprocess(settings, sockets=[sock]).run()
-
-
 @app.command()
 def serve(
     config: Annotated[Path | None, typer.Option(help="Path to modelway.yaml.")] = None,
@@ -106,7 +66,7 @@ def serve(
 ) -> None:
     """Run the gateway (OpenAI-compatible API at /v1)."""
     from modelway.config import ConfigError, load_config
-    from modelway.gateway.app import create_app, environment
+    from modelway.gateway.app import environment
     from modelway.routing.resolve import Router
 
     environ = environment()
@@ -121,6 +81,8 @@ def serve(
         raise typer.Exit(2) from None
     bind_host = host if host is not None else settings.server.host
     bind_port = port if port is not None else settings.server.port
+    if bind_port == 0:
+        bind_port = free_port(bind_host)
     worker_count = workers if workers is not None else settings.server.workers
     if not _authentication_configured(environ):
         # Open mode: fine on this machine, never on a public address without being told.
@@ -138,11 +100,20 @@ def serve(
             file=sys.stderr,
             flush=True,
         )
-    options = _uvicorn_options(bind_host, bind_port, settings.server.shutdown_grace)
-    if worker_count > 1:
-        if config is not None:
-            os.environ["MODELWAY_CONFIG"] = str(config.resolve())
-        _serve_workers(worker_count, options)
-        return
-    server = _Server(uvicorn.Config(create_app(settings, environ), **options))
-    server.run()
+    if config is not None:
+        os.environ["MODELWAY_CONFIG"] = str(config.resolve())  # the workers load it again
+    # Checks done: this process becomes the lean supervisor of the workers (same pid),
+    # so neither it nor the workers it forks carry the CLI and the checks' imports.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    supervisor = [sys.executable, "-m", "modelway.gateway.workers"]
+    os.execv(
+        sys.executable,
+        [
+            *supervisor,
+            bind_host,
+            str(bind_port),
+            str(worker_count),
+            str(settings.server.shutdown_grace),
+        ],
+    )

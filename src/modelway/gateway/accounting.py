@@ -18,7 +18,7 @@ from modelway.engine import Outcome
 from modelway.errors import ModelwayError
 from modelway.gateway.auth import Caller
 from modelway.limits import UNLIMITED, Limits, Ticket
-from modelway.pricing import cost_usd
+from modelway.pricing import price_for, priced_cost
 from modelway.store import Store
 from modelway.store.records import UsageRecord
 from modelway.store.writer import UsageWriter
@@ -29,6 +29,7 @@ log = logging.getLogger("modelway.usage")
 BYTES_PER_TOKEN = 4
 #: The status a record gets when the client hung up before the answer ended (nginx's).
 CLIENT_CLOSED = 499
+_PRICE_CACHE_SIZE = 4096
 
 
 class Accounts:
@@ -45,6 +46,18 @@ class Accounts:
         self.writer = writer
         self.prices = prices
         self.team_budgets = {budget.team: budget for budget in team_budgets}
+        self._prices: dict[tuple[str, str], Price | None] = {}
+
+    def cost(self, provider: str, model: str, usage: Usage) -> float:
+        """USD for ``usage`` (0 when the price is unknown); prices are looked up once."""
+        key = (provider, model)
+        try:
+            price = self._prices[key]
+        except KeyError:
+            if len(self._prices) > _PRICE_CACHE_SIZE:
+                self._prices.clear()  # model names come from callers: keep it bounded
+            price = self._prices[key] = price_for(provider, model, self.prices)
+        return priced_cost(price, provider, usage) or 0.0
 
     def open(
         self, caller: Caller, request_id: str, dialect: str, model: str, stream: bool
@@ -151,7 +164,7 @@ class Ledger:
         upstream_model = outcome.target.model if outcome else None
         cost = 0.0
         if provider is not None and upstream_model is not None:
-            cost = cost_usd(provider, upstream_model, usage, self._accounts.prices) or 0.0
+            cost = self._accounts.cost(provider, upstream_model, usage)
         caller = self.caller
         self._accounts.writer.record(
             UsageRecord(

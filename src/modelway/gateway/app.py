@@ -32,7 +32,7 @@ from modelway.gateway import (
     web_pages,
 )
 from modelway.gateway.accounting import Accounts, seed_budgets
-from modelway.gateway.auth import Authenticator, AuthMiddleware, authenticate
+from modelway.gateway.auth import Authenticator, AuthMiddleware, authenticate, presented_key
 from modelway.gateway.chat import serve_chat
 from modelway.gateway.http import error_response
 from modelway.gateway.request_id import RequestIdMiddleware, RequestIds
@@ -89,11 +89,17 @@ class Gateway:
 
     def __init__(self, app: Starlette, ids: RequestIds) -> None:
         self.app = app
-        self._ids = ids
+        self.ids = ids
 
     @property
     def state(self) -> State:
         return self.app.state
+
+    @property
+    def gateway(self) -> GatewayState | None:
+        """What the routes share, once the lifespan has started (None before)."""
+        state: GatewayState | None = getattr(self.app.state, "gateway", None)
+        return state
 
     def lifespan(self) -> contextlib.AbstractAsyncContextManager[object]:
         """Start and stop the gateway around in-process use (tests, profiles)."""
@@ -102,7 +108,7 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             dialect = CHAT_PATHS.get(scope["path"])
-            state: GatewayState | None = getattr(self.app.state, "gateway", None)
+            state = self.gateway
             if dialect is not None and state is not None:
                 await self._chat(state, dialect, scope, receive, send)
                 return
@@ -111,12 +117,12 @@ class Gateway:
     async def _chat(
         self, state: GatewayState, dialect: Dialect, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        request_id = self._ids.for_request(scope)
+        request_id = self.ids.for_request(scope)
         scope["app"] = self.app
         request_state = scope.setdefault("state", {})
         request_state["request_id"] = request_id
         try:
-            request_state["caller"] = await authenticate(state.auth, scope)
+            request_state["caller"] = await authenticate(state.auth, presented_key(scope))
             response = await serve_chat(Request(scope, receive), dialect)
         except ModelwayError as error:
             response = error_response(dialect, error)

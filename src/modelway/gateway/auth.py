@@ -57,16 +57,26 @@ MASTER = Caller(key_id=None, name="master", is_master=True)
 
 
 def presented_key(scope: Scope) -> str | None:
-    """The key in ``Authorization: Bearer`` or ``x-api-key``, if any."""
+    """The key in an ASGI request's ``Authorization: Bearer`` or ``x-api-key`` header."""
+    authorization = api_key = None
     name: bytes
     value: bytes
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-        elif name == b"x-api-key" and value:
-            return value.decode("latin-1").strip()
+            authorization = value.decode("latin-1")
+        elif name == b"x-api-key":
+            api_key = value.decode("latin-1")
+    return key_in(authorization, api_key)
+
+
+def key_in(authorization: str | None, api_key: str | None) -> str | None:
+    """The key a caller presented: a bearer token, else the ``x-api-key`` value."""
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    if api_key and api_key.strip():
+        return api_key.strip()
     return None
 
 
@@ -130,10 +140,10 @@ _ANTHROPIC: Dialect = AnthropicDialect()
 _OLLAMA: Dialect = OllamaDialect()
 
 
-async def authenticate(auth: Authenticator, scope: Scope) -> Caller:
-    """The caller of a request; ``ModelwayError`` (401/403/503) when it may not call."""
+async def authenticate(auth: Authenticator, key: str | None) -> Caller:
+    """The caller presenting ``key``; ``ModelwayError`` (401/403/503) when it may not call."""
     try:
-        return await auth.caller(presented_key(scope))
+        return await auth.caller(key)
     except ModelwayError:
         raise
     except Exception:
@@ -163,7 +173,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            caller = await authenticate(state.auth, scope)
+            caller = await authenticate(state.auth, presented_key(scope))
         except ModelwayError as error:
             await error_response(dialect_for_path(path), error)(scope, receive, send)
             return

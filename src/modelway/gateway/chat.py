@@ -9,7 +9,7 @@ a final error event.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -100,19 +100,39 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return None
 
 
-async def serve_chat(request: Request, dialect: Dialect) -> Response:
-    """The whole chat pipeline for one HTTP request in ``dialect``.
+class CallerHeaders(Protocol):
+    """The request's headers as the chat pipeline reads them (Starlette's or granian's)."""
 
-    Caller (set by ``AuthMiddleware``) → limits and budget → route → relay to a provider
-    of the caller's own format, or call any other through the canonical form → one usage
-    record. Rate-limit headers go on every answer, refusals included.
-    """
+    def get(self, key: str, /) -> str | None: ...
+
+
+async def serve_chat(request: Request, dialect: Dialect) -> Response:
+    """``chat_call`` for a Starlette request (``request_id`` and caller set on its state)."""
     state: GatewayState = request.app.state.gateway
-    request_id: str = request.state.request_id
-    caller: Caller = request.scope.get("state", {}).get("caller", ANONYMOUS)
-    ledger: Ledger | None = None
     try:
         raw = await read_body(request, state.max_body_bytes)
+    except ModelwayError as error:
+        return error_response(dialect, error)
+    caller: Caller = request.scope.get("state", {}).get("caller", ANONYMOUS)
+    return await chat_call(state, dialect, raw, request.headers, request.state.request_id, caller)
+
+
+async def chat_call(
+    state: GatewayState,
+    dialect: Dialect,
+    raw: bytes,
+    headers: CallerHeaders,
+    request_id: str,
+    caller: Caller,
+) -> Response:
+    """The whole chat pipeline for one request body in ``dialect``.
+
+    Limits and budget → route → relay to a provider of the caller's own format, or call
+    any other through the canonical form → one usage record. Rate-limit headers go on
+    every answer, refusals included.
+    """
+    ledger: Ledger | None = None
+    try:
         body = parse_json_body(raw)
         model = body.get("model") if isinstance(body, dict) else None
         if not isinstance(model, str) or not model:
@@ -127,7 +147,7 @@ async def serve_chat(request: Request, dialect: Dialect) -> Response:
             # A provider of the caller's own format validates the rest itself and answers
             # any problem in that same format; only routing needed parsing here.
             response = await relay_chat(
-                state.engine, route, body, dialect.name, request_id, request.headers, ledger
+                state.engine, route, body, dialect.name, request_id, headers, ledger
             )
         else:
             chat = dialect.decode_chat(body)

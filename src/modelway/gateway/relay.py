@@ -11,8 +11,8 @@ asked for it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.responses import Response
@@ -33,6 +33,9 @@ from modelway.providers.base import HttpRequest
 from modelway.providers.openai import OpenAIAdapter, parse_json
 from modelway.providers.upstream import Call, HttpProvider
 from modelway.routing.resolve import Route, Target
+
+if TYPE_CHECKING:
+    from modelway.gateway.chat import CallerHeaders
 
 _JSON = {"content-type": "application/json"}
 #: The chat path of each wire whose adapter does not compute one.
@@ -114,7 +117,7 @@ async def relay_chat(
     body: dict[str, Any],
     wire: str,
     request_id: str,
-    caller_headers: Mapping[str, str],
+    caller_headers: CallerHeaders,
     ledger: Ledger,
 ) -> Response:
     """Relay a chat body in ``wire``'s format along ``route`` with retries and failover."""
@@ -123,8 +126,9 @@ async def relay_chat(
     options = body.get("stream_options")
     headers = dict(_JSON)
     for name in _FORWARDED_HEADERS[wire]:
-        if name in caller_headers:
-            headers[name] = caller_headers[name]
+        value = caller_headers.get(name)
+        if value is not None:
+            headers[name] = value
 
     call = Call(request_id, route.timeouts)
 

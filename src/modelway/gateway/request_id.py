@@ -22,13 +22,16 @@ class RequestIds:
         return f"{self._prefix}{next(self._counter):08x}"
 
     def for_request(self, scope: Scope) -> str:
-        """The caller's ``X-Request-ID`` when it is sane, else a fresh id."""
+        """The ASGI request's ``X-Request-ID`` when it is sane, else a fresh id."""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                candidate: str = value.decode("latin-1")
-                if _SANE.match(candidate):
-                    return candidate
-                break
+                return self.given_or_new(value.decode("latin-1"))
+        return self.next()
+
+    def given_or_new(self, given: str | None) -> str:
+        """``given`` (the caller's ``X-Request-ID``) when it is sane, else a fresh id."""
+        if given is not None and _SANE.match(given):
+            return given
         return self.next()
 
 

@@ -67,6 +67,13 @@ class OpenAIScanner:
         self.usage: Usage | None = None
 
     def feed(self, chunk: bytes) -> bytes:
+        # The common case, whole ``data: <json>`` events with nothing buffered, is checked
+        # and passed on as the upstream's own bytes: no text decoding, no re-encoding.
+        if self._sse.between_events and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+            frames = chunk[:-2].split(b"\n\n")
+            if all(frame.startswith(b"data: ") and b"\n" not in frame for frame in frames):
+                self._sse.skipped()
+                return self._relay_frames(chunk, frames)
         return self._relay(self._sse.feed(chunk))
 
     def close(self) -> bytes:
@@ -84,14 +91,31 @@ class OpenAIScanner:
             if event.data == "[DONE]":
                 self.done = True
                 out.append(_DONE)
-                continue
-            parsed = _json(event.data)
-            if isinstance(parsed, dict) and parsed.get("usage"):
-                self.usage = parse_usage(parsed["usage"])
-                if not self._wants_usage and not parsed.get("choices"):
-                    continue
-            out.append(_sse(event))
+            elif self._passes(event.data):
+                out.append(_sse(event))
         return b"".join(out)
+
+    def _relay_frames(self, chunk: bytes, frames: list[bytes]) -> bytes:
+        kept = []
+        for frame in frames:
+            data = frame[6:]
+            if data == b"[DONE]":
+                self.done = True
+                kept.append(frame)
+            elif self._passes(data):
+                kept.append(frame)
+        if len(kept) == len(frames):
+            return chunk
+        return b"".join(frame + b"\n\n" for frame in kept)
+
+    def _passes(self, data: str | bytes) -> bool:
+        """Whether a chunk goes on to the caller; reads its usage (it must be JSON)."""
+        parsed = _json(data)
+        if isinstance(parsed, dict) and parsed.get("usage"):
+            self.usage = parse_usage(parsed["usage"])
+            if not self._wants_usage and not parsed.get("choices"):
+                return False  # the usage-only chunk the caller did not ask for
+        return True
 
 
 class AnthropicScanner:

@@ -112,6 +112,7 @@ class AiohttpTransport:
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, float], aiohttp.ClientTimeout] = {}
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -123,15 +124,18 @@ class AiohttpTransport:
 
     async def send(self, request: UpstreamRequest) -> UpstreamResponse:
         # No per-read socket timer: it costs on every read and the caller times reads.
-        timeout = aiohttp.ClientTimeout(
-            total=request.total_timeout, sock_connect=request.connect_timeout
-        )
+        limits = (request.total_timeout, request.connect_timeout)
+        timeout = self._timeouts.get(limits)
+        if timeout is None:  # a few distinct pairs per gateway (one per alias at most)
+            timeout = self._timeouts[limits] = aiohttp.ClientTimeout(
+                total=request.total_timeout, sock_connect=request.connect_timeout
+            )
         try:
             response = await self._open_session().request(
                 request.method,
                 request.url,
                 data=request.body,
-                headers=dict(request.headers),
+                headers=request.headers,
                 timeout=timeout,
             )
         except (TimeoutError, aiohttp.ServerTimeoutError):
