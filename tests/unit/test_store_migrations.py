@@ -12,7 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from typer.testing import CliRunner
 
 from modelway.cli import app
@@ -135,8 +135,8 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> No
     store = await Store.open(sqlite_url(tmp_path))
     try:
         async with store.engine.connect() as connection:
-            mode = (await connection.exec_driver_sql("PRAGMA journal_mode")).scalar()
-            timeout = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+            mode = (await connection.execute(text("PRAGMA journal_mode"))).scalar()
+            timeout = (await connection.execute(text("PRAGMA busy_timeout"))).scalar()
         assert mode == "wal"
         assert timeout == 5000
     finally:

@@ -7,9 +7,9 @@ from typing import Any
 
 from msgspec.structs import asdict
 from sqlalchemy import Row, delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelway.errors import BadRequest, NotFound
+from modelway.store.engine import Database
 from modelway.store.records import ChatMessage, ChatRole, ChatSession, new_id
 from modelway.store.tables import chat_messages, chat_sessions
 
@@ -21,7 +21,7 @@ _ROLES = frozenset({"user", "assistant"})
 class ChatRepository:
     """Sessions (newest updated first) and their messages (oldest first)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self._engine = engine
 
     async def create_session(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelway.errors import BadRequest
 from modelway.store.conflicts import insert_or_update
+from modelway.store.engine import Database
 from modelway.store.records import ProviderConnection
 from modelway.store.tables import provider_connections
 
@@ -16,7 +16,7 @@ from modelway.store.tables import provider_connections
 class ConnectionRepository:
     """One saved connection per provider name; saving again replaces it."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self._engine = engine
 
     async def save(self, provider: str, api_key: str | None, base_url: str | None) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from modelway.store.chats import ChatRepository
 from modelway.store.connections import ConnectionRepository
+from modelway.store.engine import Database
 from modelway.store.keys import KeyRepository
 from modelway.store.location import display_url, sqlite_path
 from modelway.store.migrate import upgrade_to_head
@@ -35,7 +35,7 @@ PING_TIMEOUT = 2.0
 class Store:
     """The gateway's persistent state; open with ``await Store.open(url)``."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self.engine = engine
         self.keys = KeyRepository(engine)
         self.users = UserRepository(engine)
@@ -81,7 +81,7 @@ class Store:
         await self.engine.dispose()
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str) -> Database:
     """An async engine tuned for the backend: WAL and a busy timeout for SQLite."""
     parsed = make_url(url)
     options: dict[str, Any] = {}
@@ -90,14 +90,14 @@ def create_engine(url: str) -> AsyncEngine:
             # In-memory: every connection would otherwise see its own empty database.
             options["poolclass"] = StaticPool
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        engine = create_async_engine(parsed, **options)
+        engine = Database(parsed, **options)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
     if parsed.get_backend_name() == "postgresql":
         # Connections die when PostgreSQL restarts; pre-ping replaces them instead of failing.
         options["pool_pre_ping"] = True
         options["connect_args"] = {"timeout": CONNECT_TIMEOUT}
-    return create_async_engine(parsed, **options)
+    return Database(parsed, **options)
 
 
 def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from sqlalchemy import RowMapping, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelway.errors import BadRequest
 from modelway.store.argon2id import hash_secret
+from modelway.store.engine import Database
 from modelway.store.records import BudgetPeriod, KeyRecord, new_id
 from modelway.store.tables import api_keys
 
@@ -43,7 +43,7 @@ class KeyCandidate:
 class KeyRepository:
     """Create, list, read and revoke virtual keys."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self._engine = engine
 
     async def create(

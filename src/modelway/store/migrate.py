@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from modelway.store.engine import Database
 from modelway.store.location import sqlite_path
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def _alembic_head() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-async def upgrade_to_head(engine: AsyncEngine) -> None:
+async def upgrade_to_head(engine: Database) -> None:
     """Apply every pending migration; concurrent workers wait for the first one to finish."""
     if await current_revision(engine) == head_revision():
         return  # the common start: nothing to do, no lock to take, Alembic not imported
@@ -96,7 +96,7 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
         await connection.run_sync(_upgrade)
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
+async def current_revision(engine: Database) -> str | None:
     """The revision the database is at (None when it was never migrated)."""
     async with engine.connect() as connection:
         return await connection.run_sync(_current)
@@ -125,7 +125,7 @@ def _current(connection: Connection) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def _migration_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+async def _migration_lock(engine: Database) -> AsyncIterator[None]:
     """Several gateway workers start at once; only one may create the tables."""
     database = sqlite_path(engine.url)
     if database is not None:

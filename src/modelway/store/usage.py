@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from msgspec.structs import astuple
 from sqlalchemy import Integer, Select, case, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from modelway.errors import BadRequest
+from modelway.store.engine import Database
 from modelway.store.records import UsageRecord, UsageRow
 from modelway.store.tables import usage_records
 
@@ -62,7 +62,7 @@ def _rows(records: Sequence[UsageRecord]) -> list[tuple[Any, ...]]:
 class UsageRepository:
     """Write usage records (idempotently) and answer questions about them."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self._engine = engine
 
     async def insert_many(self, records: Sequence[UsageRecord]) -> None:

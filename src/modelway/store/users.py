@@ -7,10 +7,10 @@ import time
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from modelway.errors import AuthenticationError, BadRequest
 from modelway.store.argon2id import hash_secret, secret_matches
+from modelway.store.engine import Database
 from modelway.store.records import UserRecord, new_id
 from modelway.store.tables import users
 
@@ -31,7 +31,7 @@ def normalise_email(email: str) -> str:
 class UserRepository:
     """Register and authenticate accounts."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self._engine = engine
         # Compared against when the email is unknown, so timing does not reveal who exists.
         self._decoy_hash: str | None = None
