@@ -60,7 +60,8 @@ def count_usage_records(data_dir: Path) -> int:
         store = await Store.open(database_url(store_environment(data_dir)), migrate=False)
         try:
             async with store.engine.connect() as connection:
-                total = await connection.scalar(select(func.count()).select_from(usage_records))
+                counted = await connection.execute(select(func.count()).select_from(usage_records))
+                total = counted.scalar()
             return int(total or 0)
         finally:
             await store.aclose()

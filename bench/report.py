@@ -158,6 +158,11 @@ def comparison_section(results: dict[str, Any]) -> list[str]:
             if best
             else []
         ),
+        "modelway is built on what this comparison keeps choosing: `modelway serve` runs "
+        "granian workers on the RSGI interface (chat calls served natively, other routes "
+        "through Starlette) and calls upstreams with one pooled aiohttp session per "
+        "provider; httpx costs several times more per call here.",
+        "",
     ]
 
 
