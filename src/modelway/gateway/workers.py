@@ -1,22 +1,30 @@
-"""The worker supervisor ``modelway serve`` becomes once its checks pass.
+"""The worker supervisor: what ``modelway serve`` becomes (``execv``, same pid).
 
-    python -m modelway.gateway.workers HOST PORT WORKERS SHUTDOWN_GRACE
+    python -m modelway.gateway.workers [--config PATH] [--host H] [--port P]
+                                       [--workers N] [--insecure]
 
-granian's process manager runs ``WORKERS`` processes serving the gateway over RSGI
+It checks the setup — the config, every provider, the store URL, open mode on a public
+address — and says what is wrong (exit status 2) before anything listens. Then it
+imports the gateway once, so each worker it forks starts with it loaded (ready sooner;
+the pages stay shared), and granian's process manager runs the workers over RSGI
 (``modelway.gateway.rsgi``), restarts one that dies, and on SIGTERM/SIGINT lets each
-stop: it stops accepting, answers its open requests for ``SHUTDOWN_GRACE`` seconds and
-flushes its usage records. This module imports little, so the supervisor stays small
-and the workers it forks start from a lean process.
+stop: it stops accepting, answers its open requests for ``server.shutdown_grace``
+seconds and flushes its usage records.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import ipaddress
 import math
 import os
 import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from granian.constants import HTTPModes, Interfaces, Loops
 from granian.log import LogLevels
@@ -24,6 +32,42 @@ from granian.server import MPServer
 
 #: The workers' application (a factory: each worker builds its own).
 TARGET = "modelway.gateway.rsgi:app_from_environment"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the gateway reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def free_port(host: str) -> int:
+    """A port nobody listens on now (``--port 0``); the workers then bind it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _authentication_configured(environ: Mapping[str, str]) -> bool:
+    """A master key is set, or the store holds a live virtual key."""
+    if environ.get("MODELWAY_MASTER_KEY"):
+        return True
+
+    from modelway.store import Store, database_url
+
+    async def live_keys() -> bool:
+        store = await Store.open(database_url(environ))
+        try:
+            return bool(await store.keys.list(include_revoked=False))
+        finally:
+            await store.aclose()
+
+    return asyncio.run(live_keys())
 
 
 def announce_when_listening(host: str, port: int, workers: int) -> None:
@@ -77,6 +121,55 @@ def serve(host: str, port: int, workers: int, shutdown_grace: float) -> None:
     server.serve()
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    """Check the setup, then serve; exit status 2 with the reason when it is unusable."""
+    parser = argparse.ArgumentParser(prog="modelway serve")
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--insecure", action="store_true")
+    args = parser.parse_args(argv)
+
+    from modelway.config import ConfigError, load_config, load_dotenv_file
+    from modelway.routing.resolve import Router
+    from modelway.store import database_url
+
+    environ = {**load_dotenv_file(".env"), **os.environ}
+    try:
+        settings = load_config(args.config, environ)
+        Router(settings, environ)  # every provider builds now, or the error is shown now
+        database_url(environ)  # an unusable DATABASE_URL is said now, not as a traceback
+    except (ConfigError, ValueError) as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    host = args.host if args.host is not None else settings.server.host
+    port = args.port if args.port is not None else settings.server.port
+    if port == 0:
+        port = free_port(host)
+    workers = args.workers if args.workers is not None else settings.server.workers
+    if not _authentication_configured(environ):
+        # Open mode: fine on this machine, never on a public address without being told.
+        if not is_loopback(host) and not args.insecure:
+            print(
+                f"refusing to serve {host} with no authentication: anyone who can reach "
+                "it could spend your provider keys. Set MODELWAY_MASTER_KEY (or create a key "
+                "with `modelway keys create`), bind 127.0.0.1, or pass --insecure.",
+                file=sys.stderr,
+            )
+            sys.exit(2)
+        print(
+            "WARNING: OPEN MODE — no MODELWAY_MASTER_KEY and no virtual keys: anyone who can "
+            f"reach {host}:{port} can use this gateway and the provider keys it holds",
+            file=sys.stderr,
+            flush=True,
+        )
+    if args.config is not None:
+        os.environ["MODELWAY_CONFIG"] = str(args.config.resolve())  # the workers load it again
+    import modelway.gateway.rsgi  # noqa: F401  loaded once here, inherited by every worker
+
+    serve(host, port, workers, settings.server.shutdown_grace)
+
+
 if __name__ == "__main__":
-    host, port, workers, grace = sys.argv[1:5]
-    serve(host, int(port), int(workers), float(grace))
+    main()
