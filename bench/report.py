@@ -61,6 +61,9 @@ def targets_section(results: dict[str, Any]) -> list[str]:
         "## Targets",
         "",
         *table(["scenario", "target", "measured", "verdict", "note"], rows),
+        "How a request travels, what was measured to shape it and what holds each missed "
+        "target back: [performance.md](performance.md).",
+        "",
     ]
 
 
