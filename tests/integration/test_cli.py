@@ -123,6 +123,16 @@ def test_config_check_and_serve_refuse_the_same_unbuildable_provider(tmp_path: P
         assert "Traceback" not in result.stderr
 
 
+def test_serve_says_when_its_port_is_taken_even_by_another_gateway(tmp_path: Path) -> None:
+    with running_gateway() as url:
+        port = url.rsplit(":", 1)[1]
+        result = modelway("serve", "--port", port, cwd=tmp_path)
+        assert httpx.get(f"{url}/health", timeout=5).status_code == 200  # still the first
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
     result = modelway("serve", "--port", "99999", cwd=tmp_path)
     assert result.returncode == 2

@@ -53,6 +53,26 @@ def free_port(host: str) -> int:
         return port
 
 
+def bind_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (in use, not an address here), or None.
+
+    Bound without ``SO_REUSEPORT``, so another gateway already serving the port (whose
+    workers share it that way) is found too, not silently joined.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return str(exc)
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def _authentication_configured(environ: Mapping[str, str]) -> bool:
     """A master key is set, or the store holds a live virtual key."""
     if environ.get("MODELWAY_MASTER_KEY"):
@@ -147,6 +167,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     port = args.port if args.port is not None else settings.server.port
     if port == 0:
         port = free_port(host)
+    problem = bind_problem(host, port)
+    if problem is not None:
+        print(f"cannot listen on {host}:{port}: {problem}", file=sys.stderr)
+        sys.exit(1)
     workers = args.workers if args.workers is not None else settings.server.workers
     if not _authentication_configured(environ):
         # Open mode: fine on this machine, never on a public address without being told.
