@@ -136,3 +136,16 @@ def test_serve_says_when_its_port_is_taken_even_by_another_gateway(tmp_path: Pat
 def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
     result = modelway("serve", "--port", "99999", cwd=tmp_path)
     assert result.returncode == 2
+
+
+def test_serve_says_when_the_store_cannot_be_reached_without_its_password(
+    tmp_path: Path,
+) -> None:
+    url = "postgresql://gateway:pw-never-shown@127.0.0.1:9/modelway"  # nothing listens on 9
+    result = modelway("serve", "--port", "0", cwd=tmp_path, env={"DATABASE_URL": url})
+    assert result.returncode == 1
+    assert "cannot open the store at postgresql+asyncpg://gateway:***@127.0.0.1:9" in (
+        result.stderr
+    )
+    assert "pw-never-shown" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr

@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from granian.constants import HTTPModes, Interfaces, Loops
@@ -73,21 +73,33 @@ def bind_problem(host: str, port: int) -> str | None:
     return None
 
 
-def _authentication_configured(environ: Mapping[str, str]) -> bool:
-    """A master key is set, or the store holds a live virtual key."""
-    if environ.get("MODELWAY_MASTER_KEY"):
-        return True
+def _live_keys(url: str) -> bool:
+    """Open the store (migrating it once, before any worker) and say whether it holds a
+    live virtual key; raises what the database raised when it cannot be reached."""
+    from modelway.store import Store
 
-    from modelway.store import Store, database_url
-
-    async def live_keys() -> bool:
-        store = await Store.open(database_url(environ))
+    async def check() -> bool:
+        store = await Store.open(url)
         try:
             return bool(await store.keys.list(include_revoked=False))
         finally:
             await store.aclose()
 
-    return asyncio.run(live_keys())
+    return asyncio.run(check())
+
+
+def _unreachable(url: str, error: BaseException) -> str:
+    """What to tell a person whose store cannot be opened (never the password)."""
+    from sqlalchemy.engine import make_url
+
+    from modelway.store.location import display_url
+
+    reason = str(getattr(error, "orig", None) or error).splitlines()[0] if str(error) else ""
+    password = make_url(url).password
+    if password:
+        reason = reason.replace(str(password), "***")
+    kind = type(getattr(error, "orig", None) or error).__name__
+    return f"cannot open the store at {display_url(url)}: {kind}{': ' + reason if reason else ''}"
 
 
 def announce_when_listening(host: str, port: int, workers: int) -> None:
@@ -159,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         settings = load_config(args.config, environ)
         Router(settings, environ)  # every provider builds now, or the error is shown now
-        database_url(environ)  # an unusable DATABASE_URL is said now, not as a traceback
+        url = database_url(environ)  # an unusable DATABASE_URL is said now
     except (ConfigError, ValueError) as exc:
         print(f"config error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -172,7 +184,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"cannot listen on {host}:{port}: {problem}", file=sys.stderr)
         sys.exit(1)
     workers = args.workers if args.workers is not None else settings.server.workers
-    if not _authentication_configured(environ):
+    try:
+        keys_exist = _live_keys(url)
+    except Exception as exc:
+        print(_unreachable(url, exc), file=sys.stderr)
+        sys.exit(1)
+    if not environ.get("MODELWAY_MASTER_KEY") and not keys_exist:
         # Open mode: fine on this machine, never on a public address without being told.
         if not is_loopback(host) and not args.insecure:
             print(
