@@ -149,3 +149,19 @@ def test_serve_says_when_the_store_cannot_be_reached_without_its_password(
     )
     assert "pw-never-shown" not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_takes_localhost_as_a_host(tmp_path: Path) -> None:
+    with running_gateway(None, None, "--host", "localhost") as url:
+        assert url.startswith("http://127.0.0.1:")
+        assert httpx.get(f"{url}/health", timeout=5).status_code == 200
+
+
+def test_serve_says_when_its_data_directory_cannot_be_made(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = {"MODELWAY_DATA_DIR": str(blocker / "data")}
+    result = modelway("serve", "--port", "0", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert "cannot use the data directory" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -175,7 +175,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (ConfigError, ValueError) as exc:
         print(f"config error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:  # the data directory cannot be created
+        print(f"cannot use the data directory: {exc}", file=sys.stderr)
+        sys.exit(1)
     host = args.host if args.host is not None else settings.server.host
+    if host == "localhost":
+        host = "127.0.0.1"  # granian binds addresses, not names
     port = args.port if args.port is not None else settings.server.port
     if port == 0:
         port = free_port(host)
@@ -202,6 +207,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             "WARNING: OPEN MODE — no MODELWAY_MASTER_KEY and no virtual keys: anyone who can "
             f"reach {host}:{port} can use this gateway and the provider keys it holds",
+            file=sys.stderr,
+            flush=True,
+        )
+    if workers > 1 and not environ.get("REDIS_URL"):
+        print(
+            f"note: {workers} workers and no REDIS_URL: each worker counts rate limits and "
+            "budgets on its own, so a key's limits are multiplied by the worker count. Set "
+            "REDIS_URL to share them.",
             file=sys.stderr,
             flush=True,
         )
