@@ -161,6 +161,12 @@ def test_malformed_json_is_400_in_openai_shape(gateway_url: str) -> None:
     assert error["type"] == "invalid_request_error" and "JSON" in error["message"]
 
 
+def test_a_body_that_is_json_but_not_an_object_is_400_saying_so(gateway_url: str) -> None:
+    response = httpx.post(f"{gateway_url}/v1/chat/completions", content=b"[1, 2]")
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "the request body must be a JSON object"
+
+
 def test_missing_messages_is_400_naming_the_field(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="messages"):
         client.chat.completions.create(model="mock/echo", messages=[])

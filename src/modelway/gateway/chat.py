@@ -134,7 +134,9 @@ async def chat_call(
     ledger: Ledger | None = None
     try:
         body = parse_json_body(raw)
-        model = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        model = body.get("model")
         if not isinstance(model, str) or not model:
             raise BadRequest("model: required, a non-empty string")
         ledger = state.accounts.open(
