@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -32,9 +33,9 @@ from modelway.gateway import (
     web_pages,
 )
 from modelway.gateway.accounting import Accounts, seed_budgets
-from modelway.gateway.auth import Authenticator, AuthMiddleware, authenticate, presented_key
-from modelway.gateway.chat import serve_chat
-from modelway.gateway.http import error_response
+from modelway.gateway.auth import Authenticator, AuthMiddleware
+from modelway.gateway.chat import chat_request
+from modelway.gateway.http import read_body
 from modelway.gateway.request_id import RequestIdMiddleware, RequestIds
 from modelway.gateway.state import GatewayState
 from modelway.limits import Limits
@@ -117,19 +118,11 @@ class Gateway:
     async def _chat(
         self, state: GatewayState, dialect: Dialect, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        request_id = self.ids.for_request(scope)
-        scope["app"] = self.app
-        request_state = scope.setdefault("state", {})
-        request_state["request_id"] = request_id
-        try:
-            request_state["caller"] = await authenticate(state.auth, presented_key(scope))
-            response = await serve_chat(Request(scope, receive), dialect)
-        except ModelwayError as error:
-            response = error_response(dialect, error)
-        except Exception:
-            log.exception("unexpected error", extra={"path": scope["path"]})
-            response = error_response(dialect, ModelwayError("internal gateway error"))
-        response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
+        request = Request(scope, receive)
+        headers = request.headers
+        request_id = self.ids.given_or_new(headers.get("x-request-id"))
+        read = functools.partial(read_body, request)
+        response = await chat_request(state, dialect, headers, request_id, read)
         await response(scope, receive, send)
 
 

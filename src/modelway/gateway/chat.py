@@ -8,7 +8,8 @@ a final error event.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from starlette.requests import Request
@@ -18,13 +19,15 @@ from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.engine import OpenStream
 from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway.accounting import CLIENT_CLOSED, Ledger
-from modelway.gateway.auth import ANONYMOUS, Caller
+from modelway.gateway.auth import ANONYMOUS, Caller, authenticate, key_in
 from modelway.gateway.http import error_response, parse_json_body, read_body
 from modelway.gateway.relay import relay_chat, relayable
 from modelway.gateway.state import GatewayState, json_answer, outcome_headers
 from modelway.gateway.streaming import EventStream
 from modelway.routing.resolve import Route
 from modelway.types import ChatRequest, Usage, UsageReport
+
+log = logging.getLogger("modelway.gateway")
 
 
 async def encode_stream(
@@ -104,6 +107,32 @@ class CallerHeaders(Protocol):
     """The request's headers as the chat pipeline reads them (Starlette's or granian's)."""
 
     def get(self, key: str, /) -> str | None: ...
+
+
+async def chat_request(
+    state: GatewayState,
+    dialect: Dialect,
+    headers: CallerHeaders,
+    request_id: str,
+    read: Callable[[int], Awaitable[bytes]],
+) -> Response:
+    """A chat call as the gateway's direct path serves it, under ASGI or RSGI alike.
+
+    The caller from its key, the body by ``read(limit)``, ``chat_call``; any failure is
+    answered in ``dialect``; the answer carries ``X-Request-ID``.
+    """
+    try:
+        key = key_in(headers.get("authorization"), headers.get("x-api-key"))
+        caller = await authenticate(state.auth, key)
+        raw = await read(state.max_body_bytes)
+        response = await chat_call(state, dialect, raw, headers, request_id, caller)
+    except ModelwayError as error:
+        response = error_response(dialect, error)
+    except Exception:
+        log.exception("unexpected error", extra={"request_id": request_id})
+        response = error_response(dialect, ModelwayError("internal gateway error"))
+    response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
+    return response
 
 
 async def serve_chat(request: Request, dialect: Dialect) -> Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -18,20 +18,34 @@ _OPENAI_ERRORS: Dialect = OpenAIDialect()
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing one longer than ``limit`` bytes before reading it all."""
+    """A Starlette request's whole body, within ``limit`` bytes (``read_limited``)."""
     declared = request.headers.get("content-length")
+    return await read_limited(declared, request.body, request.stream, limit)
+
+
+async def read_limited(
+    declared: str | None,
+    whole: Callable[[], Awaitable[bytes]],
+    chunks: Callable[[], AsyncIterator[bytes]],
+    limit: int,
+) -> bytes:
+    """The whole body, refusing one longer than ``limit`` bytes before reading it all.
+
+    ``declared`` is the Content-Length header: when there is one, ``whole()`` reads the
+    body (the server enforces the length); otherwise ``chunks()`` is counted as it comes.
+    """
     if declared is not None and declared.isdigit():
         if int(declared) > limit:
             raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        return await request.body()  # the server enforces the declared length
-    chunks: list[bytes] = []
+        return await whole()
+    parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks():
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def parse_json_body(body: bytes) -> Any:

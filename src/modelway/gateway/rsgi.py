@@ -21,18 +21,14 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
-
-from starlette.responses import Response
 
 from modelway.config import load_config
 from modelway.dialects.base import Dialect
-from modelway.errors import ModelwayError, PayloadTooLarge
 from modelway.gateway.app import CHAT_PATHS, Gateway, create_app, environment
-from modelway.gateway.auth import authenticate, key_in
-from modelway.gateway.chat import chat_call
-from modelway.gateway.http import error_response
+from modelway.gateway.chat import chat_request
+from modelway.gateway.http import read_limited
 from modelway.gateway.state import GatewayState
 from modelway.gateway.streaming import EventStream
 
@@ -158,21 +154,11 @@ def _text_headers(raw: Any) -> list[tuple[str, str]]:
 
 
 async def read_body(protocol: Any, headers: RsgiHeaders, limit: int) -> bytes:
-    """The whole body, refusing one longer than ``limit`` bytes before reading it all."""
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        body: bytes = await protocol()  # granian enforces the declared length
-        return body
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in protocol:
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """An RSGI request's whole body, within ``limit`` bytes (``read_limited``)."""
+    body: bytes = await read_limited(
+        headers.get("content-length"), protocol, protocol.__aiter__, limit
+    )
+    return body
 
 
 _HTTP_SCOPE: dict[str, Any] = {"type": "http"}
@@ -181,23 +167,15 @@ _HTTP_SCOPE: dict[str, Any] = {"type": "http"}
 class RsgiGateway:
     """The RSGI application ``modelway serve`` runs in each granian worker."""
 
-    def __init__(
-        self,
-        app: Gateway,
-        shutdown_grace: float,
-        on_ready: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, app: Gateway, shutdown_grace: float) -> None:
         self.asgi = app
         self._shutdown_grace = shutdown_grace
-        self._on_ready = on_ready
         self._lifespan = contextlib.AsyncExitStack()
         self._in_flight = 0
         self._drained: asyncio.Event | None = None  # set once stopping, when none are open
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self._lifespan.enter_async_context(self.asgi.lifespan()))
-        if self._on_ready is not None:
-            loop.call_soon(self._on_ready)  # runs once the worker is serving
         loop.call_later(_PARENT_CHECK_SECONDS, self._check_parent, os.getppid(), loop)
 
     def _check_parent(self, parent: int, loop: asyncio.AbstractEventLoop) -> None:
@@ -244,20 +222,13 @@ class RsgiGateway:
     async def _chat(
         self, state: GatewayState, dialect: Dialect, headers: RsgiHeaders, protocol: Any
     ) -> None:
-        request_id = self.asgi.ids.given_or_new(headers.get("x-request-id"))
-        response: Response
-        try:
-            caller = await authenticate(
-                state.auth, key_in(headers.get("authorization"), headers.get("x-api-key"))
-            )
-            raw = await read_body(protocol, headers, state.max_body_bytes)
-            response = await chat_call(state, dialect, raw, headers, request_id, caller)
-        except ModelwayError as error:
-            response = error_response(dialect, error)
-        except Exception:
-            log.exception("unexpected error")
-            response = error_response(dialect, ModelwayError("internal gateway error"))
-        response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
+        response = await chat_request(
+            state,
+            dialect,
+            headers,
+            self.asgi.ids.given_or_new(headers.get("x-request-id")),
+            lambda limit: read_body(protocol, headers, limit),
+        )
         if isinstance(response, EventStream):
             send = Send(protocol)
             try:
