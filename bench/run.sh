@@ -23,14 +23,14 @@ apt_install() {
 }
 
 venv_install() {
-  if [ ! -x .venv/bin/python ]; then
+  # The bench group of uv.lock (installed by `scripts/setup dev`) holds the suite's tools.
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import granian, aiohttp, uvicorn, httpx, starlette, orjson, psutil, matplotlib, uvloop, httptools" 2>/dev/null; then
     scripts/setup dev
   fi
-  if ! .venv/bin/python -c "import granian, aiohttp, uvicorn, httpx, starlette, orjson, psutil, matplotlib, uvloop, httptools" 2>/dev/null; then
-    echo "==> installing modelway[bench] into .venv"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[bench]"
-  fi
 }
+
+# The LiteLLM release the figures in docs/benchmarks.md were taken with; change it deliberately.
+LITELLM_VERSION=1.106.2
 
 litellm_install() {
   local venv=bench/.venv-litellm
@@ -38,8 +38,9 @@ litellm_install() {
     return 0
   fi
   echo "==> installing LiteLLM proxy into $venv (its own venv, never a modelway dependency)"
-  if python3 -m venv "$venv" && "$venv/bin/python" -m pip install --quiet \
-      --disable-pip-version-check "litellm[proxy]"; then
+  source scripts/uv.sh
+  ensure_uv
+  if "$UV" venv --quiet "$venv" && "$UV" pip install --quiet --python "$venv/bin/python" "litellm[proxy]==$LITELLM_VERSION"; then
     return 0
   fi
   echo "==> LiteLLM did not install; the suite continues without it" >&2

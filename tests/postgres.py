@@ -14,17 +14,19 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.polling import wait_until
 
 BIN = Path(os.environ.get("POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
 DATABASE = "modelway_test"
 
 
-def postgres_available() -> bool:
-    """Whether this machine has the PostgreSQL server binaries."""
-    return (BIN / "postgres").exists() and (BIN / "initdb").exists()
+def _require_binaries() -> None:
+    """PostgreSQL is part of the suite, never skipped: its absence is a clear failure."""
+    if not ((BIN / "postgres").exists() and (BIN / "initdb").exists()):
+        raise RuntimeError(f"no PostgreSQL server binaries in {BIN} (set POSTGRES_BIN)")
 
 
 class PostgresServer:
@@ -58,11 +60,21 @@ class PostgresServer:
                 [str(BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"]
             )
         )
-        self.start()
+        # The port is free when picked but may be taken before postgres binds it (tests run
+        # in parallel): then postgres exits, and another port is tried.
+        for _ in range(_PORT_ATTEMPTS):
+            try:
+                self.start()
+                break
+            except PortTaken:
+                self.port = _free_port()
+        else:
+            raise RuntimeError(f"postgres found no free port:\n{self._log_text()}")
         self.create_database(DATABASE)
 
     def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
+        """Start the server (on the same port as before) and wait until it accepts connections."""
+        self._log.write_bytes(b"")
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(
                 _as_postgres(
@@ -122,25 +134,43 @@ class PostgresServer:
             )
         )
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(f"postgres exited:\n{self._log.read_text(errors='replace')}")
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        process = self._process
+        assert process is not None
+
+        def settled() -> str:
+            if process.poll() is not None:
+                return "exited"
+            # Asked through this server's own socket directory: another test's server on
+            # the same port cannot answer for it. Postgres opens its TCP port first.
             ready = subprocess.run(
-                [str(BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"],
+                [str(BIN / "pg_isready"), "-h", str(self.sockets), "-p", str(self.port), "-q"],
                 check=False,
             )
-            if ready.returncode == 0:
-                return
-            time.sleep(0.05)
-        raise RuntimeError("postgres did not become ready")
+            return "ready" if ready.returncode == 0 else ""
+
+        if wait_until(settled, within=timeout, what="postgres starting") == "ready":
+            return
+        self._process = None
+        if "could not bind" in self._log_text():
+            raise PortTaken(self.port)
+        raise RuntimeError(f"postgres exited:\n{self._log_text()}")
+
+    def _log_text(self) -> str:
+        return self._log.read_text(errors="replace") if self._log.exists() else ""
+
+
+class PortTaken(RuntimeError):
+    """Another process bound the picked port first."""
+
+
+_PORT_ATTEMPTS = 5
 
 
 @contextlib.contextmanager
 def running_postgres() -> Iterator[PostgresServer]:
     """A fresh PostgreSQL with an empty ``modelway_test`` database, always stopped after."""
+    _require_binaries()
     root = Path(tempfile.mkdtemp(prefix="modelway-pg-"))
     try:
         if os.geteuid() == 0:

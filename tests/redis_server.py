@@ -7,8 +7,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
+from pathlib import Path
+
+from tests.polling import wait_until
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -22,45 +24,56 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_redis(start_timeout: float = 10.0) -> Iterator[str]:
+def running_redis(start_timeout: float = 30.0) -> Iterator[str]:
     """Run a throwaway ``redis-server`` (no persistence) and yield its ``redis://`` URL."""
     with tempfile.TemporaryDirectory(prefix="modelway-redis-") as directory:
-        port = free_port()
-        process = subprocess.Popen(
-            [
-                REDIS_SERVER,
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--dir", directory,
-                "--save", "",
-                "--appendonly", "no",
-                "--logfile", f"{directory}/redis.log",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        log = Path(directory, "redis.log")
+        # The port is free when picked but may be taken before redis binds it (tests run
+        # in parallel): then redis exits, and another port is tried.
+        for _ in range(_PORT_ATTEMPTS):
+            port = free_port()
+            process = subprocess.Popen(
+                [
+                    REDIS_SERVER,
+                    "--port", str(port),
+                    "--bind", "127.0.0.1",
+                    "--dir", directory,
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--logfile", str(log),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            if _started(process, log, start_timeout):
+                break
+        else:
+            raise RuntimeError(f"redis-server did not start:\n{log.read_text(errors='replace')}")
         try:
-            _wait_until_listening(process, port, start_timeout, f"{directory}/redis.log")
             yield f"redis://127.0.0.1:{port}/0"
         finally:
             process.terminate()
             try:
-                process.wait(timeout=5)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
 
 
-def _wait_until_listening(
-    process: subprocess.Popen[bytes], port: int, timeout: float, log: str
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.02)
-    with contextlib.suppress(OSError), open(log) as text:
-        raise RuntimeError(f"redis-server did not start on port {port}:\n{text.read()}")
-    raise RuntimeError(f"redis-server did not start on port {port}")
+_PORT_ATTEMPTS = 5
+
+
+def _started(process: subprocess.Popen[bytes], log: Path, timeout: float) -> bool:
+    """Whether this very process is ready (its own log says so), not just the port answering."""
+
+    def settled() -> str:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if "Ready to accept connections" in text:
+            return "ready"
+        return "exited" if process.poll() is not None else ""
+
+    if wait_until(settled, within=timeout, what="redis-server starting") == "ready":
+        return True
+    if "Address already in use" not in log.read_text(errors="replace"):
+        raise RuntimeError(f"redis-server exited:\n{log.read_text(errors='replace')}")
+    return False

@@ -7,7 +7,8 @@ place (``modelway.dialects``). Messages never contain a secret.
     ModelwayError
     ├── BadRequest                  400
     │   ├── ContextWindowExceeded   400
-    │   └── PayloadTooLarge         413
+    │   ├── PayloadTooLarge         413
+    │   └── RequestBodyTimeout      408  the caller did not send its body in time
     ├── AuthenticationError         401
     ├── PermissionDenied            403
     ├── NotFound                    404
@@ -75,6 +76,13 @@ class PayloadTooLarge(BadRequest):
 
     status = 413
     code = "payload_too_large"
+
+
+class RequestBodyTimeout(BadRequest):
+    """The caller did not send the whole request body within the time allowed."""
+
+    status = 408
+    code = "request_timeout"
 
 
 class AuthenticationError(ModelwayError):

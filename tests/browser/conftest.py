@@ -18,6 +18,7 @@ from playwright.sync_api import (
     BrowserContext,
     Page,
     Playwright,
+    expect,
     sync_playwright,
 )
 
@@ -27,6 +28,10 @@ from tests.integration.gateway import running_gateway
 from tests.integration.mockserver import running_mock
 
 CHROMIUM = Path(os.environ.get("MODELWAY_TEST_CHROMIUM", "/usr/bin/chromium"))
+#: Milliseconds a page action or expectation waits before failing. They return as soon as
+#: the page is ready, so only a failing test pays for patience a busy machine needs.
+PATIENCE_MS = 30_000
+expect.set_options(timeout=PATIENCE_MS)
 #: The paced upstream streams this many words a second: slow enough to press Stop.
 SLOW_WORDS_PER_SECOND = 20
 #: Aliases whose upstream (``modelway mock``) is slow or fails on purpose.
@@ -72,8 +77,7 @@ def playwright_driver() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/system-packages installs it)")
+    assert CHROMIUM.exists(), f"no Chromium at {CHROMIUM} (scripts/system-packages installs it)"
     browser = playwright_driver.chromium.launch(executable_path=str(CHROMIUM))
     yield browser
     browser.close()
@@ -82,7 +86,7 @@ def browser(playwright_driver: Playwright) -> Iterator[Browser]:
 @pytest.fixture
 def context(browser: Browser, gateway_url: str) -> Iterator[BrowserContext]:
     context = browser.new_context(base_url=gateway_url, viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(PATIENCE_MS)
     yield context
     context.close()
 

@@ -15,6 +15,7 @@ from tests.browser.chat_page import (
     send,
     wait_until_answered,
 )
+from tests.polling import wait_until
 
 
 def test_a_reply_streams_in_and_shows_reported_token_usage(page: Page) -> None:
@@ -93,10 +94,15 @@ def test_stop_ends_a_reply_mid_stream_and_keeps_what_arrived(page: Page) -> None
     expect(page.get_by_role("button", name="Send")).to_be_visible()
     expect(reply).not_to_have_class(STREAMING)
     assert "w399" not in reply_text(reply).inner_text()
-    # The gateway saved the part that arrived, marked stopped.
-    reload(page)
+    # The gateway saves the part that arrived, marked stopped, once it sees the page hang
+    # up: a refresh shows it as soon as it is saved.
     saved = page.locator(".message.assistant")
-    expect(saved).to_have_count(1)
+
+    def saved_after_a_refresh() -> bool:
+        reload(page)
+        return saved.count() == 1
+
+    wait_until(saved_after_a_refresh)
     expect(saved).to_have_class(re.compile(r"\bstopped\b"))
     expect(reply_text(saved)).to_contain_text("w0")
     assert "w399" not in reply_text(saved).inner_text()

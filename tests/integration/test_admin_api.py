@@ -294,3 +294,29 @@ def test_without_a_master_key_the_admin_api_says_so(signup_gateway: httpx.Client
     response = signup_gateway.get("/admin/api/keys", headers=bearer(key))
     assert response.status_code == 403
     assert "MODELWAY_MASTER_KEY" in error_message(response)
+
+
+# --- request bodies ----------------------------------------------------------------------
+
+
+def test_a_chunked_body_past_max_body_bytes_is_413_and_not_taken_in(tmp_path: Path) -> None:
+    env = {"MODELWAY_MASTER_KEY": MASTER, "MODELWAY_DATA_DIR": str(tmp_path)}
+    config = "server:\n  max_body_bytes: 4096\n"
+    chunk, chunks = b"x" * 65536, 1024  # 64 MiB, no Content-Length
+    with running_gateway(env, config) as url, httpx.Client(base_url=url, timeout=30) as client:
+        for path in ("/admin/api/keys", "/chat/api/sessions"):
+            sent = 0
+
+            def body() -> Iterator[bytes]:
+                nonlocal sent
+                for _ in range(chunks):
+                    sent += 1
+                    yield chunk
+
+            response = client.post(path, content=body(), headers=AS_MASTER)
+
+            assert response.status_code == 413, response.text
+            assert response.json()["error"]["code"] == "payload_too_large"
+            # The gateway stopped reading and closed: only what the sockets buffer went out.
+            assert sent < chunks // 2
+        assert client.post("/admin/api/keys", json={"name": "small"}, headers=AS_MASTER).is_success

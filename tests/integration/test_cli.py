@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.integration.gateway import running_gateway
+from tests.polling import wait_until
 
 SECRET = "sk-ant-verysecretkey-1234567890"
 
@@ -98,17 +98,17 @@ def test_serve_names_a_database_it_cannot_use_without_a_traceback_or_password(
 def test_serve_with_two_workers_answers(tmp_path: Path) -> None:
     with running_gateway(None, None, "--workers", "2") as url:
         # The parent binds and prints; workers accept once their apps are built.
-        response = None
-        for _ in range(100):
+        def answer() -> httpx.Response | None:
             try:
-                response = httpx.post(
+                return httpx.post(
                     f"{url}/v1/chat/completions",
                     json={"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]},
+                    timeout=30,
                 )
-                break
             except httpx.TransportError:
-                time.sleep(0.1)
-        assert response is not None
+                return None
+
+        response = wait_until(answer)
         assert response.json()["choices"][0]["message"]["content"] == "hi"
 
 

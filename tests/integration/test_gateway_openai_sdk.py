@@ -183,6 +183,20 @@ def test_oversized_body_is_413(gateway_url: str) -> None:
     assert response.json()["error"]["code"] == "payload_too_large"
 
 
+def test_a_chunked_body_without_content_length_is_served(gateway_url: str) -> None:
+    body = json.dumps(
+        {"model": "mock/echo", "messages": [{"role": "user", "content": "bit by bit"}]}
+    )
+
+    def chunks() -> Iterator[bytes]:
+        yield body[:10].encode()
+        yield body[10:].encode()
+
+    response = httpx.post(f"{gateway_url}/v1/chat/completions", content=chunks())
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "bit by bit"
+
+
 def test_upstream_500_is_502_with_the_upstream_message(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(model="broken", messages=[{"role": "user", "content": "x"}])

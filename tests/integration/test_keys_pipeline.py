@@ -20,7 +20,8 @@ import pytest
 from modelway.store import Store, database_url
 from modelway.store.records import UsageRecord
 from tests.integration.gateway import running_gateway
-from tests.postgres import postgres_available, running_postgres
+from tests.polling import wait_until
+from tests.postgres import running_postgres
 from tests.redis_server import running_redis
 
 MASTER = "master-test-key-0123456789"
@@ -53,15 +54,6 @@ def chat(url: str, key: str | None, model: str = "mock/echo") -> httpx.Response:
         headers=headers,
         timeout=30,
     )
-
-
-def wait_for(condition: Callable[[], bool], within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +107,7 @@ def test_wrong_expired_and_revoked_keys_are_refused_with_clear_messages(
     assert chat(gateway, key).status_code == 200
     store_call(data_env, lambda s: s.keys.revoke(key_id))
     # Revoked by another process (the CLI, another replica): refused within 5 seconds.
-    assert wait_for(lambda: chat(gateway, key).status_code == 401, within=6.0)
+    wait_until(lambda: chat(gateway, key).status_code == 401, within=6.0)
     for response in (wrong, refused):
         assert "mw-" not in response.text  # never echoes a key
 
@@ -169,7 +161,7 @@ def test_every_request_leaves_one_usage_record(gateway: str, data_env: dict[str,
     def records() -> list[UsageRecord]:
         return store_call(data_env, lambda s: s.usage.recent(limit=10, key_id=key_id))  # type: ignore[no-any-return]
 
-    assert wait_for(lambda: len(records()) == 3, within=10.0)
+    wait_until(lambda: len(records()) == 3)
     by_id = {r.request_id: r for r in records()}
     plain = by_id[ok.headers["x-request-id"]]
     assert (plain.status, plain.provider, plain.model) == (200, "mock", "echo")
@@ -182,7 +174,6 @@ def test_every_request_leaves_one_usage_record(gateway: str, data_env: dict[str,
     assert refused.status == 404 and refused.error_type == "UnknownModel"
 
 
-@pytest.mark.skipif(not postgres_available(), reason="PostgreSQL 15 binaries not installed")
 def test_two_replicas_on_postgres_and_redis_enforce_one_global_limit_and_revocation() -> None:
     with running_postgres() as postgres, running_redis() as redis_url:
         env = {
@@ -199,7 +190,7 @@ def test_two_replicas_on_postgres_and_redis_enforce_one_global_limit_and_revocat
             spare_id, spare = create_key(env)
             assert chat(first, spare).status_code == 200 and chat(second, spare).status_code == 200
             store_call(env, lambda s: s.keys.revoke(spare_id))
-            assert wait_for(
+            wait_until(
                 lambda: (
                     chat(first, spare).status_code == 401 and chat(second, spare).status_code == 401
                 ),
@@ -238,7 +229,7 @@ def test_the_web_chat_api_goes_through_the_same_keys_limits_and_usage_records(
         records[:] = store_call(data_env, lambda s: s.usage.recent(limit=10, key_id=key_id))
         return len(records) == 2
 
-    assert wait_for(recorded, within=10.0)
+    wait_until(recorded)
     assert {r.dialect for r in records} == {"chat"}
     assert sorted(r.status for r in records) == [200, 429]
     # Connecting providers is the operator's business.

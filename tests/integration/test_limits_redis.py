@@ -201,8 +201,10 @@ async def test_budgets_are_shared_and_keyed_per_period_window(client: Redis) -> 
         await first.check("key:a", usd=10.0, period="month")
     assert "monthly budget of $10.00" in refused.value.message
     assert await client.hgetall("mw:budget:key:a:2026-11") == {b"usd": b"10", b"tokens": b"200"}
-    expires_at = await client.expiretime("mw:budget:key:a:2026-11")
-    assert expires_at == _epoch("2026-12-01T00:00:00") + 3600
+    # The window lives until it ends on the books' clock (7.5 days), plus an hour of grace,
+    # counted on Redis's own clock: whatever the calendar says today, the key is alive.
+    time_to_live = await client.ttl("mw:budget:key:a:2026-11")
+    assert 7.5 * 86400 + 3600 - 60 <= time_to_live <= 7.5 * 86400 + 3600
 
 
 async def test_a_daily_budget_renews_at_midnight_utc_in_redis(client: Redis) -> None:
@@ -213,6 +215,20 @@ async def test_a_daily_budget_renews_at_midnight_utc_in_redis(client: Redis) -> 
         await book.check("key:a", usd=5.0, period="day")
     now[0] = _epoch("2026-11-24T00:00:00")
     await book.check("key:a", usd=5.0, period="day")
+    # The finished day lingers for an hour and a second on Redis's clock, then goes.
+    assert 3600 - 60 <= await client.ttl("mw:budget:key:a:2026-11-23") <= 3601
+
+
+async def test_a_budget_window_outlives_a_redis_clock_far_ahead_of_the_replicas(
+    client: Redis,
+) -> None:
+    # A replica whose clock is a year behind Redis's (or a Redis server whose clock is
+    # ahead): the window must still be enforced, not expire the moment it is written.
+    redis_now, _ = await client.time()
+    book = RedisBudgetBook(client, clock=lambda: redis_now - 365 * 86400)
+    await book.charge("key:a", usd=5.0, tokens=0, period="month")
+    with pytest.raises(BudgetExceeded):
+        await book.check("key:a", usd=5.0, period="month")
 
 
 async def test_a_total_budget_never_expires(client: Redis) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ from anthropic.types import ToolUseBlock
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from tests.integration.mockserver import running_mock
+from tests.polling import eventually, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -377,15 +377,6 @@ def test_stats_count_requests_and_remember_the_request_id(http: httpx.Client) ->
     assert count == after["request_count"]
 
 
-def _wait_for(http: httpx.Client, key: str, value: int, timeout: float = 5.0) -> int:
-    deadline = time.monotonic() + timeout
-    seen = http.get("/mock/stats").json()[key]
-    while seen != value and time.monotonic() < deadline:
-        time.sleep(0.02)
-        seen = http.get("/mock/stats").json()[key]
-    return int(seen)
-
-
 def test_a_client_leaving_early_counts_as_a_cancelled_stream(http: httpx.Client, root: str) -> None:
     cancelled = http.get("/mock/stats").json()["cancelled_streams"]
     route = "/v1/chat/completions"
@@ -396,8 +387,8 @@ def test_a_client_leaving_early_counts_as_a_cancelled_stream(http: httpx.Client,
         ) as response,
     ):
         next(response.iter_bytes())
-    assert _wait_for(http, "cancelled_streams", cancelled + 1) == cancelled + 1
-    assert _wait_for(http, "open_streams", 0) == 0
+    wait_until(lambda: http.get("/mock/stats").json()["cancelled_streams"] == cancelled + 1)
+    wait_until(lambda: http.get("/mock/stats").json()["open_streams"] == 0)
 
 
 async def _open_stalled_stream(host: str, port: int) -> asyncio.StreamWriter:
@@ -427,10 +418,11 @@ async def test_holds_a_thousand_concurrent_slow_streams(root: str) -> None:
         for writer in writers:
             writer.close()
         await asyncio.gather(*(writer.wait_closed() for writer in writers))
-        deadline = time.monotonic() + 10
-        stats = (await http.get("/mock/stats")).json()
-        while stats["open_streams"] and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            stats = (await http.get("/mock/stats")).json()
-    assert stats["open_streams"] == 0
+        stats: dict[str, int] = {}
+
+        async def all_closed() -> bool:
+            stats.update((await http.get("/mock/stats")).json())
+            return stats["open_streams"] == 0
+
+        await eventually(all_closed)
     assert stats["cancelled_streams"] == cancelled + streams

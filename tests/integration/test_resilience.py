@@ -10,13 +10,14 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import httpx
 import pytest
 
 from tests.integration.gateway import gateway_process, running_gateway
+from tests.polling import wait_until
 
 RESILIENCE_ALIASES = """
 server:
@@ -90,15 +91,6 @@ def fault_uses(mock_url: str, fault: str) -> int:
     return uses.get(fault, 0)
 
 
-def wait_for(condition: Callable[[], bool], within: float = 5.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
 def deployment_states(gateway: str, alias: str) -> list[str]:
     deployments = httpx.get(f"{gateway}/health").json()["deployments"][alias]
     return [d["state"] for d in deployments]
@@ -153,7 +145,7 @@ def test_a_failing_deployment_cools_down_then_is_probed_back_in(
 ) -> None:
     fault = "error:500,times:2"
     # Two failures (each answered by the other deployment) cool the first one down.
-    assert wait_for(
+    wait_until(
         lambda: chat(gateway, "flaky").status_code == 200 and fault_uses(mock_url, fault) >= 2
     )
     assert deployment_states(gateway, "flaky")[0] == "cooling"
@@ -161,7 +153,7 @@ def test_a_failing_deployment_cools_down_then_is_probed_back_in(
         assert chat(gateway, "flaky").headers["x-modelway-provider"] == "anthropic"
     assert fault_uses(mock_url, fault) == 2  # skipped while cooling
     # After its rest one request probes it; the upstream has recovered, so it is back.
-    assert wait_for(lambda: deployment_states(gateway, "flaky")[0] == "probing")
+    wait_until(lambda: deployment_states(gateway, "flaky")[0] == "probing")
     providers = {chat(gateway, "flaky").headers["x-modelway-provider"] for _ in range(4)}
     assert "openai" in providers
     assert deployment_states(gateway, "flaky")[0] == "healthy"
@@ -220,7 +212,7 @@ def test_a_client_that_hangs_up_cancels_the_upstream_call(
     )
     _open_stream_and_leave(gateway, path, body, headers)
     # The upstream stalls for 8 s: seeing it cancelled well before proves the hang-up reached it.
-    assert wait_for(lambda: cancelled() > before, within=4.0)
+    wait_until(lambda: cancelled() > before, within=4.0)
 
 
 def test_sigterm_lets_an_open_stream_finish_then_exits(mock_url: str) -> None:

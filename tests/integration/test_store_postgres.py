@@ -8,6 +8,7 @@ One server serves the whole session; every test starts from empty tables.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,22 +20,26 @@ from typer.testing import CliRunner
 
 from modelway.cli import app
 from modelway.store import Store, UsageRecord, UsageWriter, database_url
-from modelway.store.migrate import current_revision, head_revision
+from modelway.store.database import create_engine
+from modelway.store.migrate import (
+    PG_MIGRATION_LOCK,
+    current_revision,
+    head_revision,
+    upgrade_to_head,
+)
 from modelway.store.tables import metadata, usage_records
-from tests.postgres import PostgresServer, postgres_available, running_postgres
+from tests.polling import eventually
+from tests.postgres import PostgresServer, running_postgres
 from tests.unit.test_store_chats import *  # noqa: F403
 from tests.unit.test_store_connections import *  # noqa: F403
 from tests.unit.test_store_keys import *  # noqa: F403
+from tests.unit.test_store_migrations import revisions_shipped
 from tests.unit.test_store_usage import *  # noqa: F403
 from tests.unit.test_store_users import *  # noqa: F403
 from tests.unit.test_store_verifier import *  # noqa: F403
 from tests.unit.test_store_writer import *  # noqa: F403
-from tests.unit.test_store_writer import eventually
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not postgres_available(), reason="PostgreSQL 15 binaries not installed"),
-]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
@@ -66,13 +71,32 @@ async def test_postgres_is_migrated_to_head_with_exactly_the_table_definitions(
 
 
 async def test_workers_starting_together_on_an_empty_database_migrate_it_once(
-    postgres: PostgresServer,
+    postgres: PostgresServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = database_url({"DATABASE_URL": postgres.create_database("fresh_for_race")})
-    stores = await asyncio.gather(*(Store.open(url) for _ in range(4)))
+    caplog.set_level(logging.INFO, logger="alembic.runtime.migration")
+    stores = await asyncio.gather(*(Store.open(url) for _ in range(8)))
     for opened in stores:
         assert await current_revision(opened.engine) == head_revision()
         await opened.aclose()
+    applied = [r.getMessage() for r in caplog.records if "Running upgrade" in r.getMessage()]
+    assert len(applied) == revisions_shipped()  # each revision ran once, in one worker
+
+
+async def test_a_starter_waits_for_the_advisory_lock_and_then_gives_up_saying_why(
+    postgres: PostgresServer,
+) -> None:
+    url = database_url({"DATABASE_URL": postgres.create_database("fresh_for_lock")})
+    holder, starter = create_engine(url), create_engine(url)
+    try:
+        async with holder.connect() as migrating:  # another process, migrating for ever
+            await migrating.execute(text(f"SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))
+            with pytest.raises(TimeoutError, match="waiting for another modelway process"):
+                await upgrade_to_head(starter, lock_timeout=0.2)
+        assert await current_revision(starter) is None  # it waited and migrated nothing
+    finally:
+        await holder.dispose()
+        await starter.dispose()
 
 
 async def test_a_writer_under_load_loses_and_doubles_nothing_across_a_postgres_restart(

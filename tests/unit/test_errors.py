@@ -17,6 +17,7 @@ from modelway.errors import (
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    RequestBodyTimeout,
     StreamTruncated,
     Timeout,
     UndecodableResponse,
@@ -34,6 +35,7 @@ from modelway.errors import (
         (BadRequest("x"), 400, False, "invalid_request_error"),
         (ContextWindowExceeded("x"), 400, False, "invalid_request_error"),
         (PayloadTooLarge("x"), 413, False, "invalid_request_error"),
+        (RequestBodyTimeout("x"), 408, False, "invalid_request_error"),
         (AuthenticationError("x"), 401, False, "authentication_error"),
         (PermissionDenied("x"), 403, False, "permission_error"),
         (NotFound("x"), 404, False, "not_found_error"),
@@ -56,6 +58,7 @@ def test_each_error_class_knows_its_status_retryability_and_kind(
 def test_the_hierarchy_matches_the_module_docstring() -> None:
     assert issubclass(ContextWindowExceeded, BadRequest)
     assert issubclass(PayloadTooLarge, BadRequest)
+    assert issubclass(RequestBodyTimeout, BadRequest)
     assert issubclass(UnknownModel, NotFound)
     for upstream in (
         UpstreamStatusError,

@@ -362,7 +362,8 @@ def test_stop_reasons_encode_in_gemini_words(reason: Any, expected: str) -> None
 
 
 def test_encoded_answers_are_valid_sdk_responses() -> None:
-    types = pytest.importorskip("google.genai.types")
+    from google.genai import types
+
     response = types.GenerateContentResponse.model_validate_json(
         dialect.encode_response(TOOL_ANSWER)
     )
@@ -373,7 +374,8 @@ def test_encoded_answers_are_valid_sdk_responses() -> None:
 
 
 def test_the_sdk_client_reads_encoded_answers_and_streams() -> None:
-    genai = pytest.importorskip("google.genai")
+    from google import genai
+
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:

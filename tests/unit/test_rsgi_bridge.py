@@ -5,14 +5,29 @@ test, since ``modelway serve`` runs on it)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from modelway.errors import PayloadTooLarge
-from modelway.gateway.rsgi import Receive, Send, asgi_scope, read_body
+from modelway.config import ServerSettings, parse_config
+from modelway.errors import PayloadTooLarge, RequestBodyTimeout
+from modelway.gateway import http
+from modelway.gateway.app import Gateway, create_app
+from modelway.gateway.http import answers_errors, read_body
+from modelway.gateway.request_id import RequestIds
+from modelway.gateway.rsgi import Receive, RsgiGateway, Send, asgi_scope, request_body
+from modelway.gateway.rsgi import read_body as read_rsgi_body
 
 
 class Headers:
@@ -52,21 +67,59 @@ class Stream:
 
 @dataclass
 class Protocol:
-    body: bytes = b""
-    chunks: list[bytes] = field(default_factory=list)
+    """granian's protocol object for one request: its body, and what was answered.
+
+    As granian's, it hands the body over once, whole (``await protocol()``) or as an
+    iterator (``protocol.__aiter__()``, which is the protocol itself), and a chunked body
+    ends with an empty chunk before ``StopAsyncIteration``.
+    """
+
+    #: The body as one piece; None: the ``chunks`` gathered (what granian does then).
+    body: bytes | None = None
+    chunks: Iterable[bytes] = ()
+    #: After the last chunk, the body neither goes on nor ends (a caller gone quiet).
+    stalls: bool = False
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     answered: tuple[int, list[tuple[str, str]], bytes] | None = None
     stream: Stream | None = None
+    #: How much of the body was read: whole reads, and chunks taken from ``chunks``.
+    whole_reads: int = 0
+    chunks_read: int = 0
+    _handed_over: bool = False
+    _rest: AsyncIterator[bytes] | None = None
 
     async def __call__(self) -> bytes:
-        return self.body
+        self._hand_over()
+        self.whole_reads += 1
+        if self.body is not None:
+            return self.body
+        return b"".join([chunk async for chunk in self._chunks()])
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        async def chunks() -> AsyncIterator[bytes]:
-            for chunk in self.chunks:
-                yield chunk
+    def __aiter__(self) -> Protocol:
+        self._hand_over()
+        self._rest = self._chunks()
+        return self
 
-        return chunks()
+    async def __anext__(self) -> bytes:
+        if self._rest is None:
+            raise StopAsyncIteration
+        try:
+            return await anext(self._rest)
+        except StopAsyncIteration:
+            self._rest = None
+            return b""
+
+    def _hand_over(self) -> None:
+        if self._handed_over:
+            raise RuntimeError("RSGI protocol error")  # granian's, for a second read
+        self._handed_over = True
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            self.chunks_read += 1
+            yield chunk
+        if self.stalls:
+            await asyncio.Event().wait()
 
     async def client_disconnect(self) -> None:
         await self.disconnected.wait()
@@ -91,16 +144,27 @@ def test_the_asgi_scope_carries_method_path_query_headers_and_addresses() -> Non
     assert scope["server"] == ("127.0.0.1", 8080)
 
 
-async def test_receive_gives_the_body_once_then_waits_for_the_client_to_leave() -> None:
-    protocol = Protocol(body=b'{"a":1}')
-    receive = Receive(protocol)
+async def test_receive_gives_the_body_as_it_comes_then_waits_for_the_client_to_leave() -> None:
+    protocol = Protocol(chunks=[b'{"a"', b":1}"])
+    receive = Receive(protocol, request_body(protocol, Headers([]), limit=100))
 
-    assert await receive() == {"type": "http.request", "body": b'{"a":1}', "more_body": False}
+    assert await receive() == {"type": "http.request", "body": b'{"a"', "more_body": True}
+    assert await receive() == {"type": "http.request", "body": b":1}", "more_body": True}
+    assert await receive() == {"type": "http.request", "body": b"", "more_body": False}
     waiting = asyncio.create_task(receive())
     await asyncio.sleep(0)
     assert not waiting.done()
     protocol.disconnected.set()
     assert await waiting == {"type": "http.disconnect"}
+
+
+async def test_a_declared_body_is_read_whole_in_one_message() -> None:
+    protocol = Protocol(body=b'{"a":1}')
+    receive = Receive(protocol, request_body(protocol, Headers([("content-length", "7")]), 100))
+
+    assert await receive() == {"type": "http.request", "body": b'{"a":1}', "more_body": True}
+    assert await receive() == {"type": "http.request", "body": b"", "more_body": False}
+    assert (protocol.whole_reads, protocol.chunks_read) == (1, 0)
 
 
 async def test_a_whole_answer_goes_out_in_one_response_bytes_call() -> None:
@@ -142,18 +206,28 @@ async def test_a_declared_body_over_the_limit_is_refused_before_it_is_read() -> 
     protocol = Protocol(body=b"x" * 100)
 
     with pytest.raises(PayloadTooLarge):
-        await read_body(protocol, Headers([("content-length", "100")]), limit=10)
-    assert await read_body(protocol, Headers([("content-length", "100")]), limit=100) == (
+        await read_rsgi_body(protocol, Headers([("content-length", "100")]), limit=10)
+    assert await read_rsgi_body(protocol, Headers([("content-length", "100")]), limit=100) == (
         b"x" * 100
     )
 
 
 async def test_a_chunked_body_is_refused_once_it_passes_the_limit() -> None:
+    # Also: the body is taken from granian's iterator once (a second __aiter__ is an error).
     chunks: Any = [b"12345", b"67890", b"abc"]
 
-    assert await read_body(Protocol(chunks=chunks), Headers([]), limit=13) == b"1234567890abc"
+    assert await read_rsgi_body(Protocol(chunks=chunks), Headers([]), limit=13) == (
+        b"1234567890abc"
+    )
     with pytest.raises(PayloadTooLarge):
-        await read_body(Protocol(chunks=chunks), Headers([]), limit=12)
+        await read_rsgi_body(Protocol(chunks=chunks), Headers([]), limit=12)
+
+
+async def test_a_chat_body_that_stops_coming_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http, "BODY_READ_SECONDS", 0.01)
+
+    with pytest.raises(RequestBodyTimeout):
+        await read_rsgi_body(Protocol(chunks=[b"{"], stalls=True), Headers([]), limit=100)
 
 
 async def test_the_stream_is_released_when_the_body_ends_or_the_handler_gives_up() -> None:
@@ -171,3 +245,133 @@ async def test_the_stream_is_released_when_the_body_ends_or_the_handler_gives_up
     await unfinished({"type": "http.response.body", "body": b"one", "more_body": True})
     unfinished.finish()
     assert unfinished._stream is None
+
+
+# --- bodies through the bridge: bounded by server.max_body_bytes -------------------------
+
+LIMIT = 1000
+
+
+async def echo(request: Request) -> Response:
+    """Answers with the body it was given, read with no bound of its own."""
+    return Response(await request.body())
+
+
+async def echo_within_limit(request: Request) -> Response:
+    """Answers with the body, read as the gateway's routes read theirs."""
+    return Response(await read_body(request, 10 * LIMIT))
+
+
+def bridge() -> RsgiGateway:
+    """The bridge in front of a small app whose routes answer errors as the gateway's do."""
+    routes = [
+        Route("/echo", answers_errors(echo), methods=["POST"]),
+        Route("/echo-within-limit", answers_errors(echo_within_limit), methods=["POST"]),
+    ]
+    app = Gateway(Starlette(routes=routes), RequestIds())
+    return RsgiGateway(app, ServerSettings(max_body_bytes=LIMIT))
+
+
+def post(path: str, *headers: tuple[str, str]) -> Scope:
+    return Scope(Headers(list(headers)), method="POST", path=path, query_string="")
+
+
+def answer_of(protocol: Protocol) -> tuple[int, bytes]:
+    assert protocol.answered is not None
+    status, _, body = protocol.answered
+    return status, body
+
+
+def error_code(body: bytes) -> str:
+    code: str = orjson.loads(body)["error"]["code"]
+    return code
+
+
+def many_chunks(size: int) -> Iterator[bytes]:
+    """A chunked body of ten thousand chunks of ``size`` bytes."""
+    return itertools.repeat(b"x" * size, 10_000)
+
+
+async def test_a_chunked_body_past_the_limit_is_413_and_read_no_further() -> None:
+    protocol = Protocol(chunks=many_chunks(100))
+
+    await bridge().__rsgi__(post("/echo"), protocol)
+
+    status, body = answer_of(protocol)
+    assert status == 413 and error_code(body) == "payload_too_large"
+    assert protocol.chunks_read == LIMIT // 100 + 1  # the chunk that passed it, no more
+
+
+async def test_a_declared_length_past_the_limit_is_413_before_anything_is_read() -> None:
+    protocol = Protocol(body=b"x" * (LIMIT + 1), chunks=many_chunks(100))
+
+    await bridge().__rsgi__(post("/echo", ("content-length", str(LIMIT + 1))), protocol)
+
+    status, body = answer_of(protocol)
+    assert status == 413 and error_code(body) == "payload_too_large"
+    assert (protocol.whole_reads, protocol.chunks_read) == (0, 0)
+
+
+async def test_a_body_right_at_the_limit_is_accepted() -> None:
+    chunked = Protocol(chunks=[b"x" * 100] * (LIMIT // 100))
+    await bridge().__rsgi__(post("/echo"), chunked)
+    declared = Protocol(body=b"y" * LIMIT)
+    await bridge().__rsgi__(post("/echo", ("content-length", str(LIMIT))), declared)
+
+    assert answer_of(chunked) == (200, b"x" * LIMIT)
+    assert answer_of(declared) == (200, b"y" * LIMIT)
+
+
+async def test_a_body_that_stops_coming_is_408_on_a_bridged_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(http, "BODY_READ_SECONDS", 0.01)
+    protocol = Protocol(chunks=[b"{"], stalls=True)
+
+    await bridge().__rsgi__(post("/echo-within-limit"), protocol)
+
+    status, body = answer_of(protocol)
+    assert status == 408 and error_code(body) == "request_timeout"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.one_of(st.integers(0, 2 * LIMIT), st.integers(LIMIT - 2, LIMIT + 2)).flatmap(
+        lambda size: st.binary(min_size=size, max_size=size)
+    ),
+    cuts=st.lists(st.integers(min_value=0, max_value=2 * LIMIT), max_size=12),
+    route=st.sampled_from(["/echo", "/echo-within-limit"]),
+)
+async def test_any_chunking_arrives_intact_within_the_limit_and_is_413_past_it(
+    body: bytes, cuts: list[int], route: str
+) -> None:
+    """However a body is cut, the app gets it whole or the caller a 413; never a 500."""
+    edges = sorted([0, len(body), *(cut for cut in cuts if cut < len(body))])
+    chunks = [body[start:end] for start, end in itertools.pairwise(edges)]  # some empty
+    protocol = Protocol(chunks=chunks)
+
+    await bridge().__rsgi__(post(route), protocol)
+
+    status, answered = answer_of(protocol)
+    if len(body) <= LIMIT:
+        assert (status, answered) == (200, body)
+    else:
+        assert status == 413 and error_code(answered) == "payload_too_large"
+        read = [len(chunk) for chunk in chunks[: protocol.chunks_read]]
+        assert sum(read[:-1]) <= LIMIT < sum(read)  # stopped at the chunk that passed it
+
+
+async def test_the_gateways_own_api_refuses_a_chunked_body_past_max_body_bytes(
+    tmp_path: Path,
+) -> None:
+    environ = {"MODELWAY_DATA_DIR": str(tmp_path)}
+    config = parse_config("server:\n  max_body_bytes: 1000\n", environ)
+    app = create_app(config, environ)
+    protocol = Protocol(chunks=many_chunks(100))
+
+    async with app.lifespan():
+        await RsgiGateway(app, config.server).__rsgi__(post("/chat/api/sessions"), protocol)
+
+    status, body = answer_of(protocol)
+    assert status == 413 and error_code(body) == "payload_too_large"
+    assert protocol.chunks_read == 11

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import fcntl
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +17,14 @@ from typer.testing import CliRunner
 
 from modelway.cli import app
 from modelway.store import Store, database_url, display_url
-from modelway.store.migrate import alembic_config, current_revision, head_revision
+from modelway.store.database import create_engine
+from modelway.store.location import sqlite_path
+from modelway.store.migrate import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    upgrade_to_head,
+)
 from modelway.store.tables import metadata
 
 
@@ -53,13 +60,80 @@ async def test_migrations_produce_exactly_the_table_definitions(tmp_path: Path) 
         await store.aclose()
 
 
+# One gateway worker: says "ready" once imported, opens the store when told, logs what
+# Alembic ran ("Running upgrade ..." once per revision applied).
+_WORKER = """
+import asyncio, logging, sys
+from modelway.store import Store
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+print("ready", flush=True)
+sys.stdin.readline()
+store = asyncio.run(Store.open(sys.argv[1]))
+asyncio.run(store.aclose())
+"""
+
+
+def start_workers_together(url: str, count: int) -> list[subprocess.CompletedProcess[str]]:
+    """Run ``count`` worker processes released at one instant; each one's exit and log."""
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    for worker in workers:  # every interpreter is up before any of them touches the file
+        assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    done = []
+    for worker in workers:
+        _, log = worker.communicate(timeout=120)
+        done.append(subprocess.CompletedProcess(worker.args, worker.returncode, "", log))
+    return done
+
+
+def revisions_shipped() -> int:
+    return len(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))
+
+
 async def test_workers_starting_together_on_an_empty_file_migrate_it_once(
     tmp_path: Path,
 ) -> None:
-    stores = await asyncio.gather(*(Store.open(sqlite_url(tmp_path)) for _ in range(4)))
-    for opened in stores:
-        assert await current_revision(opened.engine) == head_revision()
-        await opened.aclose()
+    url, count = sqlite_url(tmp_path), 8
+    workers = start_workers_together(url, count)
+
+    for worker in workers:
+        assert worker.returncode == 0, worker.stderr  # never "database is locked"
+    migrations_run = sorted(worker.stderr.count("Running upgrade") for worker in workers)
+    assert migrations_run == [0] * (count - 1) + [revisions_shipped()]  # one ran them all
+    store = await Store.open(url)
+    try:
+        assert await current_revision(store.engine) == head_revision()
+        assert await schema_differences(store) == []
+    finally:
+        await store.aclose()
+
+
+async def test_a_starter_waits_for_the_migration_lock_and_then_gives_up_saying_why(
+    tmp_path: Path,
+) -> None:
+    url = sqlite_url(tmp_path)
+    database = sqlite_path(url)
+    assert database is not None
+    engine = create_engine(url)
+    with (database.parent / f"{database.name}.migrate.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another process is migrating, and never finishes
+        with pytest.raises(TimeoutError, match="waiting for another modelway process") as raised:
+            await upgrade_to_head(engine, lock_timeout=0.2)
+    await engine.dispose()
+    assert str(database) in str(raised.value)
+    assert not database.exists()  # it waited without touching the file
 
 
 async def test_opening_again_keeps_the_data_and_migrates_nothing(tmp_path: Path) -> None:

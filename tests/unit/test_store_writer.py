@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import msgspec
@@ -15,6 +15,7 @@ from modelway.store import Store, UsageRecord, UsageWriter, database_url
 from modelway.store.spill import SpillFile
 from modelway.store.tables import usage_records
 from modelway.store.usage import UsageRepository
+from tests.polling import eventually
 
 
 class Outage:
@@ -71,15 +72,6 @@ def write_spill(path: Path, batch: list[UsageRecord], torn_tail: bytes) -> None:
 async def stored_ids(store: Store) -> list[str]:
     async with store.engine.connect() as connection:
         return list((await connection.execute(select(usage_records.c.request_id))).scalars())
-
-
-async def eventually(condition: Callable[[], object], attempts: int = 500) -> None:
-    """Wait (a few seconds at most) until ``condition()`` holds."""
-    for _ in range(attempts):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition never held")
 
 
 async def test_recorded_usage_reaches_the_store_in_batches(

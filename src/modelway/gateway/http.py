@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -12,13 +13,22 @@ from starlette.responses import Response
 
 from modelway.dialects.base import Dialect
 from modelway.dialects.openai import OpenAIDialect
-from modelway.errors import BadRequest, ModelwayError, PayloadTooLarge, RateLimited
+from modelway.errors import (
+    BadRequest,
+    ModelwayError,
+    PayloadTooLarge,
+    RateLimited,
+    RequestBodyTimeout,
+)
 
 _OPENAI_ERRORS: Dialect = OpenAIDialect()
+#: Seconds a caller has to send a whole request body: a slow sender holds a connection
+#: and what it sent so far, so a trickle cannot hold them for ever.
+BODY_READ_SECONDS = 60.0
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """A Starlette request's whole body, within ``limit`` bytes (``read_limited``)."""
+    """A Starlette request's whole body, within ``limit`` bytes and time (``read_limited``)."""
     declared = request.headers.get("content-length")
     return await read_limited(declared, request.body, request.stream, limit)
 
@@ -26,26 +36,56 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def read_limited(
     declared: str | None,
     whole: Callable[[], Awaitable[bytes]],
-    chunks: Callable[[], AsyncIterator[bytes]],
+    chunks: Callable[[], AsyncIterable[bytes]],
     limit: int,
 ) -> bytes:
-    """The whole body, refusing one longer than ``limit`` bytes before reading it all.
+    """The whole body as ``limited_chunks`` bounds it, sent within ``BODY_READ_SECONDS``."""
+    try:
+        async with asyncio.timeout(BODY_READ_SECONDS):
+            if _declared_within(declared, limit):
+                return await whole()  # one read, not a generator, on the common path
+            return b"".join([chunk async for chunk in limited_chunks(None, whole, chunks, limit)])
+    except TimeoutError:
+        raise RequestBodyTimeout(
+            f"the request body did not arrive within {BODY_READ_SECONDS:g} s"
+        ) from None
 
-    ``declared`` is the Content-Length header: when there is one, ``whole()`` reads the
-    body (the server enforces the length); otherwise ``chunks()`` is counted as it comes.
+
+async def limited_chunks(
+    declared: str | None,
+    whole: Callable[[], Awaitable[bytes]],
+    chunks: Callable[[], AsyncIterable[bytes]],
+    limit: int,
+) -> AsyncGenerator[bytes, None]:
+    """A body's chunks, refusing one longer than ``limit`` bytes before reading it all.
+
+    ``declared`` is the Content-Length header: one over ``limit`` is refused before
+    anything is read; within it, ``whole()`` reads the body (the server enforces the
+    length). Otherwise ``chunks()`` is counted as it comes and stopped at the first
+    chunk that passes ``limit``: no more than ``limit`` bytes and one chunk are held.
     """
-    if declared is not None and declared.isdigit():
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        return await whole()
-    parts: list[bytes] = []
+    if _declared_within(declared, limit):
+        yield await whole()
+        return
     size = 0
     async for chunk in chunks():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        parts.append(chunk)
-    return b"".join(parts)
+            raise _too_large(limit)
+        yield chunk
+
+
+def _declared_within(declared: str | None, limit: int) -> bool:
+    """Whether a Content-Length was sent; ``PayloadTooLarge`` if it is over ``limit``."""
+    if declared is None or not declared.isdigit():
+        return False
+    if int(declared) > limit:
+        raise _too_large(limit)
+    return True
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than {limit} bytes")
 
 
 def parse_json_body(body: bytes) -> Any:

@@ -7,7 +7,9 @@ from granian and answers with one ``response_bytes`` call (a stream through
 ``response_stream``). Every other request — pages, admin and chat APIs, health — goes
 to the same ASGI app ``modelway serve`` always had, through the small bridge below
 (``asgi_scope``, ``Receive``, ``Send``), written here because no library adapts RSGI
-to ASGI.
+to ASGI. The bridge passes a body on as it arrives and never more of it than
+``server.max_body_bytes``: ``await protocol()`` would gather a chunked body of any size
+in memory before the app could refuse it.
 
 Lifespan: ``__rsgi_init__`` starts the ASGI app's lifespan before the worker listens;
 ``__rsgi_del__`` waits (up to ``server.shutdown_grace``) for the requests still being
@@ -21,14 +23,14 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Protocol
 
-from modelway.config import load_config
+from modelway.config import ServerSettings, load_config
 from modelway.dialects.base import Dialect
 from modelway.gateway.app import CHAT_PATHS, Gateway, create_app, environment
 from modelway.gateway.chat import chat_request
-from modelway.gateway.http import read_limited
+from modelway.gateway.http import limited_chunks, read_limited
 from modelway.gateway.state import GatewayState
 from modelway.gateway.streaming import EventStream
 
@@ -84,20 +86,36 @@ def asgi_scope(scope: RsgiScope) -> dict[str, Any]:
 
 
 class Receive:
-    """ASGI ``receive`` over RSGI: the body in one message, then waits for a disconnect."""
+    """ASGI ``receive`` over RSGI: the body a chunk a message, then waits for a disconnect.
 
-    __slots__ = ("_body_read", "_protocol")
+    ``body`` is ``request_body``, bounded by ``server.max_body_bytes`` whatever the route
+    does: a Content-Length over it is refused before anything is read, a chunked body at
+    its first chunk past it (``PayloadTooLarge`` reaches the route that reads). A route's
+    own ``read_body`` counts the same chunks, so it stops as early and answers in its
+    own error shape. Without ``body`` (a chat call's, read already) it only waits.
+    """
 
-    def __init__(self, protocol: Any, *, body_read: bool = False) -> None:
+    __slots__ = ("_body", "_protocol")
+
+    def __init__(self, protocol: Any, body: AsyncGenerator[bytes, None] | None = None) -> None:
         self._protocol = protocol
-        self._body_read = body_read
+        self._body = body
 
     async def __call__(self) -> dict[str, Any]:
-        if not self._body_read:
-            self._body_read = True
-            return {"type": "http.request", "body": await self._protocol(), "more_body": False}
+        if self._body is not None:
+            async for chunk in self._body:
+                if chunk:  # granian ends a chunked body with an empty chunk
+                    return {"type": "http.request", "body": chunk, "more_body": True}
+            self._body = None
+            return {"type": "http.request", "body": b"", "more_body": False}
         await self._protocol.client_disconnect()
         return {"type": "http.disconnect"}
+
+    async def aclose(self) -> None:
+        """Stop reading the body (a route may answer without reading it all)."""
+        if self._body is not None:
+            await self._body.aclose()
+        self._body = None
 
 
 class Send:
@@ -153,10 +171,19 @@ def _text_headers(raw: Any) -> list[tuple[str, str]]:
     return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]
 
 
+def request_body(protocol: Any, headers: RsgiHeaders, limit: int) -> AsyncGenerator[bytes, None]:
+    """An RSGI request's body as it arrives, within ``limit`` bytes (``limited_chunks``)."""
+    return limited_chunks(headers.get("content-length"), protocol, lambda: protocol, limit)
+
+
 async def read_body(protocol: Any, headers: RsgiHeaders, limit: int) -> bytes:
-    """An RSGI request's whole body, within ``limit`` bytes (``read_limited``)."""
+    """An RSGI request's whole body, within ``limit`` bytes and time (``read_limited``).
+
+    The chunks are ``protocol`` itself, not ``protocol.__aiter__()``: granian hands the
+    body over once, and ``async for`` calls ``__aiter__`` again (a protocol error).
+    """
     body: bytes = await read_limited(
-        headers.get("content-length"), protocol, protocol.__aiter__, limit
+        headers.get("content-length"), protocol, lambda: protocol, limit
     )
     return body
 
@@ -167,9 +194,10 @@ _HTTP_SCOPE: dict[str, Any] = {"type": "http"}
 class RsgiGateway:
     """The RSGI application ``modelway serve`` runs in each granian worker."""
 
-    def __init__(self, app: Gateway, shutdown_grace: float) -> None:
+    def __init__(self, app: Gateway, server: ServerSettings) -> None:
         self.asgi = app
-        self._shutdown_grace = shutdown_grace
+        self._shutdown_grace = server.shutdown_grace
+        self._max_body_bytes = server.max_body_bytes
         self._lifespan = contextlib.AsyncExitStack()
         self._in_flight = 0
         self._drained: asyncio.Event | None = None  # set once stopping, when none are open
@@ -209,15 +237,21 @@ class RsgiGateway:
             if dialect is not None and state is not None:
                 await self._chat(state, dialect, scope.headers, protocol)
             else:
-                send = Send(protocol)
-                try:
-                    await self.asgi(asgi_scope(scope), Receive(protocol), send)
-                finally:
-                    send.finish()
+                await self._bridged(scope, protocol)
         finally:
             self._in_flight -= 1
             if not self._in_flight and self._drained is not None:
                 self._drained.set()
+
+    async def _bridged(self, scope: RsgiScope, protocol: Any) -> None:
+        body = request_body(protocol, scope.headers, self._max_body_bytes)
+        receive = Receive(protocol, body)
+        send = Send(protocol)
+        try:
+            await self.asgi(asgi_scope(scope), receive, send)
+        finally:
+            send.finish()
+            await receive.aclose()
 
     async def _chat(
         self, state: GatewayState, dialect: Dialect, headers: RsgiHeaders, protocol: Any
@@ -232,7 +266,7 @@ class RsgiGateway:
         if isinstance(response, EventStream):
             send = Send(protocol)
             try:
-                await response(_HTTP_SCOPE, Receive(protocol, body_read=True), send)
+                await response(_HTTP_SCOPE, Receive(protocol), send)
             finally:
                 send.finish()
         else:
@@ -245,4 +279,4 @@ def app_from_environment() -> RsgiGateway:
     """The app as granian workers build it: config path from ``MODELWAY_CONFIG``."""
     environ = environment()
     config = load_config(None, environ)
-    return RsgiGateway(create_app(config, environ), config.server.shutdown_grace)
+    return RsgiGateway(create_app(config, environ), config.server)

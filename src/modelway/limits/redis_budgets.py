@@ -1,11 +1,15 @@
 """Spending budgets shared by every gateway replica through Redis.
 
 One hash per scope and period window (``mw:budget:<scope>:2026-11``) with fields ``usd``
-and ``tokens``, increased atomically; day and month windows expire on their own.
+and ``tokens``, increased atomically; day and month windows expire on their own. Expiry is
+set as a time to live, never as an absolute time: Redis's clock and the replica's need not
+agree (with ``EXPIREAT``, a Redis clock an hour ahead of the replica's drops the window at
+once and the budget is never enforced).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -59,27 +63,30 @@ class RedisBudgetBook:
         """Add a finished call's cost and tokens to this period's spend (one atomic round trip)."""
         if self.outage.skipping():
             return
-        key, ends = self._key(scope, period)
+        key, time_to_live = self._key(scope, period)
         async with self._client.pipeline(transaction=True) as pipeline:
             pipeline.hincrbyfloat(key, "usd", usd)
             pipeline.hincrby(key, "tokens", tokens)
-            if ends != float("inf"):
-                pipeline.expireat(key, int(ends) + _EXPIRY_GRACE)
+            if time_to_live is not None:
+                pipeline.expire(key, time_to_live)
             await self._run(pipeline)
 
     async def seed(self, scope: str, period: Period, usd: float, tokens: int) -> None:
         """Start this period's spend from stored usage, unless Redis already counts it."""
-        key, ends = self._key(scope, period)
+        key, time_to_live = self._key(scope, period)
         async with self._client.pipeline(transaction=True) as pipeline:
             pipeline.hsetnx(key, "usd", repr(float(usd)))
             pipeline.hsetnx(key, "tokens", int(tokens))
-            if ends != float("inf"):
-                pipeline.expireat(key, int(ends) + _EXPIRY_GRACE)
+            if time_to_live is not None:
+                pipeline.expire(key, time_to_live)
             await self._run(pipeline)
 
-    def _key(self, scope: str, period: Period) -> tuple[str, float]:
-        window, ends = self._windows.current(period)
-        return f"{self._prefix}{scope}:{window}", ends
+    def _key(self, scope: str, period: Period) -> tuple[str, int | None]:
+        """The window's key, and the seconds it should live (None: forever)."""
+        window, _ = self._windows.current(period)
+        seconds_left = self._windows.seconds_left(period)
+        key = f"{self._prefix}{scope}:{window}"
+        return key, None if seconds_left is None else math.ceil(seconds_left) + _EXPIRY_GRACE
 
     async def _run(self, pipeline: Pipeline) -> None:
         try:

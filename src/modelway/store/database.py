@@ -82,7 +82,11 @@ class Store:
 
 
 def create_engine(url: str) -> Database:
-    """An async engine tuned for the backend: WAL and a busy timeout for SQLite."""
+    """An async engine tuned for the backend: a busy timeout for SQLite connections.
+
+    WAL mode is set once, at start, under the migration lock (``upgrade_to_head``): it
+    stays in the file, and two connections switching to it at once fail instead of waiting.
+    """
     parsed = make_url(url)
     options: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
@@ -102,7 +106,7 @@ def create_engine(url: str) -> Database:
 
 def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Writers in several workers queue for the write lock instead of failing at once.
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")

@@ -1,9 +1,14 @@
 """Run the package's Alembic migrations on an async engine, one process at a time.
 
+Gateway workers start together. "Read the revision, migrate if behind" runs under a
+lock (a lock file beside a SQLite database, an advisory lock on PostgreSQL), so one
+starter migrates and the others wait, find the work done, and start.
+
 Alembic (with Mako, about 10 MB resident) is imported only when the database is behind
 the newest revision. The common start, a database already at head, costs one plain
-query: the head is read from the version files and the database's revision from the
-``alembic_version`` table, the same table and column Alembic reads.
+query (on SQLite, under the lock, after a WAL pragma): the head is read from the
+version files and the database's revision from the ``alembic_version`` table, the
+same table and column Alembic reads.
 """
 
 from __future__ import annotations
@@ -13,15 +18,17 @@ import asyncio
 import contextlib
 import fcntl
 import functools
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from modelway.store.engine import Connection as AsyncConnection
 from modelway.store.engine import Database
-from modelway.store.location import sqlite_path
+from modelway.store.location import display_url, sqlite_path
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
@@ -30,7 +37,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: Alembic's default version table (``env.py`` does not rename it).
 VERSION_TABLE = "alembic_version"
 #: Arbitrary constant naming the PostgreSQL advisory lock that serialises migrations.
-_PG_MIGRATION_LOCK = 0x6D6F64656C776179  # "modelway"
+PG_MIGRATION_LOCK = 0x6D6F64656C776179  # "modelway"
+#: How long a starter waits for another process's migration (seconds): generous, as
+#: batch mode rebuilding a large SQLite table can take minutes.
+MIGRATION_LOCK_TIMEOUT = 300.0
+#: How often a waiting starter tries the lock again (seconds).
+_LOCK_RETRY_INTERVAL = 0.05
 
 
 def alembic_config() -> AlembicConfig:
@@ -88,18 +100,45 @@ def _alembic_head() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-async def upgrade_to_head(engine: Database) -> None:
-    """Apply every pending migration; concurrent workers wait for the first one to finish."""
+async def upgrade_to_head(
+    engine: Database, *, lock_timeout: float = MIGRATION_LOCK_TIMEOUT
+) -> None:
+    """Apply every pending migration; concurrent starters wait for the first one to finish.
+
+    Raises ``TimeoutError`` when another process holds the migration lock longer than
+    ``lock_timeout`` seconds.
+    """
+    database = sqlite_path(engine.url)
+    if database is not None:
+        # Every starter locks before its first statement: two connections turning a new file
+        # to WAL both read it, then both ask to write, and SQLite fails the second at once
+        # with "database is locked" (waiting would deadlock), whatever the busy timeout.
+        lock_file = database.with_name(database.name + ".migrate.lock")
+        async with _locked_file(lock_file, lock_timeout, str(database)):
+            async with engine.connect() as connection:
+                await connection.execute(text("PRAGMA journal_mode=WAL"))  # kept in the file
+            async with engine.begin() as connection:
+                await connection.run_sync(_upgrade_if_behind)
+        return
     if await current_revision(engine) == head_revision():
         return  # the common start: nothing to do, no lock to take, Alembic not imported
-    async with _migration_lock(engine), engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await _take_postgres_lock(connection, lock_timeout, display_url(engine.url))
+        await connection.run_sync(_upgrade_if_behind)
 
 
 async def current_revision(engine: Database) -> str | None:
     """The revision the database is at (None when it was never migrated)."""
     async with engine.connect() as connection:
         return await connection.run_sync(_current)
+
+
+def _upgrade_if_behind(connection: Connection) -> None:
+    # Read again under the lock: a starter that waited finds the work done, and a
+    # process that migrates nothing never imports Alembic.
+    if _current(connection) != head_revision():
+        _upgrade(connection)
 
 
 def _upgrade(connection: Connection) -> None:
@@ -125,29 +164,49 @@ def _current(connection: Connection) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def _migration_lock(engine: Database) -> AsyncIterator[None]:
-    """Several gateway workers start at once; only one may create the tables."""
-    database = sqlite_path(engine.url)
-    if database is not None:
-        lock_path = database.with_name(database.name + ".migrate.lock")
-        handle = await asyncio.to_thread(_locked_file, lock_path)
+async def _locked_file(path: Path, lock_timeout: float, database: str) -> AsyncIterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block."""
+    # flock rather than SQLite's own locks: taking it touches nothing SQLite reads, and
+    # the kernel drops it when its holder dies, so a crashed starter never blocks the next.
+    handle = await asyncio.to_thread(path.open, "a")
+
+    async def take() -> bool:
         try:
-            yield
-        finally:
-            handle.close()
-    elif engine.dialect.name == "postgresql":
-        async with engine.connect() as connection:
-            await connection.execute(text(f"SELECT pg_advisory_lock({_PG_MIGRATION_LOCK})"))
-            try:
-                yield
-            finally:
-                await connection.execute(text(f"SELECT pg_advisory_unlock({_PG_MIGRATION_LOCK})"))
-                await connection.commit()
-    else:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    try:
+        await _wait_for(take, lock_timeout, f"{database} (lock file {path})")
         yield
+    finally:
+        handle.close()  # releases the lock
 
 
-def _locked_file(path: Path) -> TextIO:
-    handle = path.open("a")
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    return handle
+async def _take_postgres_lock(
+    connection: AsyncConnection, lock_timeout: float, database: str
+) -> None:
+    """Take the migration advisory lock until ``connection``'s transaction ends.
+
+    Commit, rollback or a dropped connection releases it: no pooled connection is ever
+    left holding it.
+    """
+
+    async def take() -> bool:
+        statement = text(f"SELECT pg_try_advisory_xact_lock({PG_MIGRATION_LOCK})")
+        return bool((await connection.execute(statement)).scalar())
+
+    await _wait_for(take, lock_timeout, f"{database} (advisory lock {PG_MIGRATION_LOCK:#x})")
+
+
+async def _wait_for(take: Callable[[], Awaitable[bool]], lock_timeout: float, what: str) -> None:
+    """Try ``take`` until it succeeds; ``TimeoutError`` naming ``what`` after ``lock_timeout`` s."""
+    deadline = time.monotonic() + lock_timeout
+    while not await take():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"gave up after {lock_timeout:g} s waiting for another modelway process to finish "
+                f"migrating {what}; is a `modelway db upgrade` or gateway start still running?"
+            )
+        await asyncio.sleep(_LOCK_RETRY_INTERVAL)
