@@ -72,8 +72,11 @@ def test_a_request_without_a_key_is_refused_in_each_callers_dialect(gateway: str
     response = chat(gateway, None)
     assert response.status_code == 401
     assert "missing API key" in response.json()["error"]["message"]
-    with pytest.raises(anthropic.AuthenticationError) as caught:
-        anthropic.Anthropic(base_url=gateway, api_key="wrong").messages.create(
+    with (
+        anthropic.Anthropic(base_url=gateway, api_key="wrong") as sdk,
+        pytest.raises(anthropic.AuthenticationError) as caught,
+    ):
+        sdk.messages.create(
             model="mock/echo", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
         )
     assert caught.value.body["type"] == "error"  # type: ignore[index]
@@ -85,13 +88,14 @@ def test_a_request_without_a_key_is_refused_in_each_callers_dialect(gateway: str
 def test_the_master_key_and_a_virtual_key_may_call(gateway: str, data_env: dict[str, str]) -> None:
     assert chat(gateway, MASTER).status_code == 200
     _, key = create_key(data_env)
-    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=key)
-    reply = client.chat.completions.create(model="mock/echo", messages=HELLO)  # type: ignore[arg-type]
+    with openai.OpenAI(base_url=f"{gateway}/v1", api_key=key) as client:
+        reply = client.chat.completions.create(model="mock/echo", messages=HELLO)  # type: ignore[arg-type]
     assert reply.choices[0].message.content == "hello there"
     # The Anthropic SDK sends its key as x-api-key.
-    message = anthropic.Anthropic(base_url=gateway, api_key=key).messages.create(
-        model="mock/echo", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
-    )
+    with anthropic.Anthropic(base_url=gateway, api_key=key) as sdk:
+        message = sdk.messages.create(
+            model="mock/echo", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
     assert message.content[0].text == "hi"  # type: ignore[union-attr]
 
 

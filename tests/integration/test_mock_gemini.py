@@ -178,20 +178,20 @@ def test_the_google_genai_sdk_talks_to_the_mock(root: str) -> None:
     from google import genai
 
     options = genai.types.HttpOptions(base_url=root, api_version="v1beta")
-    client = genai.Client(api_key="test", http_options=options)
-    answer = client.models.generate_content(model="echo", contents="Hello,  mock world!")
-    assert answer.text == "Hello,  mock world!"
-    chunks = list(client.models.generate_content_stream(model="mock-1", contents="Hi"))
-    assert "mock-1" in "".join(chunk.text or "" for chunk in chunks)
-    weather = genai.types.FunctionDeclaration(
-        name="get_weather", description="Weather", parameters_json_schema=WEATHER_SCHEMA
-    )
-    config = genai.types.GenerateContentConfig(
-        tools=[genai.types.Tool(function_declarations=[weather])]
-    )
-    called = client.models.generate_content(model="mock-1", contents="Weather?", config=config)
-    [call] = called.function_calls or []
-    assert (call.name, call.args) == ("get_weather", {"city": "mock", "unit": "celsius"})
-    embedded = client.models.embed_content(model="echo", contents=["a", "b"])
-    assert len(embedded.embeddings or []) == 2
-    assert [m.name for m in client.models.list()] == ["models/echo", "models/mock-1"]
+    with genai.Client(api_key="test", http_options=options) as client:
+        answer = client.models.generate_content(model="echo", contents="Hello,  mock world!")
+        assert answer.text == "Hello,  mock world!"
+        chunks = list(client.models.generate_content_stream(model="mock-1", contents="Hi"))
+        assert "mock-1" in "".join(chunk.text or "" for chunk in chunks)
+        weather = genai.types.FunctionDeclaration(
+            name="get_weather", description="Weather", parameters_json_schema=WEATHER_SCHEMA
+        )
+        config = genai.types.GenerateContentConfig(
+            tools=[genai.types.Tool(function_declarations=[weather])]
+        )
+        called = client.models.generate_content(model="mock-1", contents="Weather?", config=config)
+        [call] = called.function_calls or []
+        assert (call.name, call.args) == ("get_weather", {"city": "mock", "unit": "celsius"})
+        embedded = client.models.embed_content(model="echo", contents=["a", "b"])
+        assert len(embedded.embeddings or []) == 2
+        assert [m.name for m in client.models.list()] == ["models/echo", "models/mock-1"]

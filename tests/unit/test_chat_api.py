@@ -219,32 +219,9 @@ async def test_regenerate_answers_the_last_message_again_in_place_of_its_reply(
     assert messages[-1]["id"] != first_reply["id"]
 
 
-async def test_stopping_a_reply_closes_the_upstream_and_saves_what_arrived_as_stopped(
-    gateway: tuple[Gateway, httpx.AsyncClient],
-) -> None:
-    app, client = gateway
-    session_id = await _new_session(client, model="quiet/hangs")
-    first_delta = asyncio.Event()
-    sent: list[bytes] = []
-    body = orjson.dumps({"content": "go"})
-    delivered = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await first_delta.wait()
-        return {"type": "http.disconnect"}  # the browser's Stop
-
-    async def send(message: dict[str, Any]) -> None:
-        chunk = message.get("body", b"")
-        sent.append(chunk)
-        if b'"delta"' in chunk:
-            first_delta.set()
-
+def _post_message_scope(session_id: str) -> dict[str, Any]:
     path = f"/chat/api/sessions/{session_id}/messages"
-    scope = {
+    return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
@@ -257,11 +234,76 @@ async def test_stopping_a_reply_closes_the_upstream_and_saves_what_arrived_as_st
         "client": ("127.0.0.1", 1),
         "server": ("gateway", 80),
     }
-    await asyncio.wait_for(app(scope, receive, send), timeout=10)
+
+
+def _receive_then_hang_up(body: bytes, hung_up: asyncio.Event) -> Any:
+    """ASGI ``receive``: the body, then ``http.disconnect`` once ``hung_up`` is set."""
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await hung_up.wait()
+        return {"type": "http.disconnect"}  # the browser's Stop
+
+    return receive
+
+
+async def test_stopping_a_reply_closes_the_upstream_and_saves_what_arrived_as_stopped(
+    gateway: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    app, client = gateway
+    session_id = await _new_session(client, model="quiet/hangs")
+    first_delta = asyncio.Event()
+    sent: list[bytes] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        chunk = message.get("body", b"")
+        sent.append(chunk)
+        if b'"delta"' in chunk:
+            first_delta.set()
+
+    receive = _receive_then_hang_up(orjson.dumps({"content": "go"}), first_delta)
+    await asyncio.wait_for(app(_post_message_scope(session_id), receive, send), timeout=10)
     assert app.state.gateway.engine.router.backends["quiet"].closed
     assert not any(b'"done"' in chunk for chunk in sent)
     reply = (await _messages(client, session_id))[-1]
     assert (reply["content"], reply["error"]) == ("partial ", "stopped")
+
+
+async def test_a_hang_up_seen_twice_while_the_reply_saves_still_saves_it_as_stopped(
+    gateway: tuple[Gateway, httpx.AsyncClient],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A write fails (the browser closed the connection) and the disconnect arrives too:
+    # the first ends the stream, the second cancels the reply again while it is saving.
+    app, client = gateway
+    session_id = await _new_session(client, model="quiet/hangs")
+    hung_up = asyncio.Event()
+    chats = app.state.gateway.store.chats
+    add_message = chats.add_message
+
+    async def send(message: dict[str, Any]) -> None:
+        if b'"delta"' in message.get("body", b""):
+            hung_up.set()
+            raise ConnectionResetError("RSGI transport is closed")
+
+    async def add_message_slowly(session: str, role: str, *args: Any, **fields: Any) -> Any:
+        if role == "assistant":
+            for _ in range(20):  # the disconnect is seen and the reply cancelled meanwhile
+                await asyncio.sleep(0)
+        return await add_message(session, role, *args, **fields)
+
+    monkeypatch.setattr(chats, "add_message", add_message_slowly)
+    receive = _receive_then_hang_up(orjson.dumps({"content": "go"}), hung_up)
+    await asyncio.wait_for(app(_post_message_scope(session_id), receive, send), timeout=10)
+    await app.state.gateway.finish_pending()
+    reply = (await _messages(client, session_id))[-1]
+    assert (reply["role"], reply["content"], reply["error"]) == ("assistant", "partial ", "stopped")
+    assert "chat reply failed" not in caplog.text  # a caller leaving is not a gateway error
 
 
 async def test_session_settings_are_checked(gateway: tuple[Gateway, httpx.AsyncClient]) -> None:

@@ -154,6 +154,7 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
         try:
             yield
         finally:
+            await state.finish_pending()  # replies being saved after their caller left
             await engine.aclose()
             await writer.aclose()  # after the server drained: every record is flushed
             await limits.aclose()

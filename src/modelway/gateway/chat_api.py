@@ -276,6 +276,8 @@ async def _stream_reply(
                 await emit(_usage_event(event))
         reply.error = None
         status = 200
+    except (OSError, ClientDisconnect):
+        pass  # the caller left between two events: the reply is saved as stopped
     except RateLimited as failure:
         failed, status = failure, failure.status
         reply.error = failure.message
@@ -292,13 +294,29 @@ async def _stream_reply(
         await emit({"type": "error", "message": reply.error, "status": 500})
     finally:
         # Also runs when the caller stops the reply: what arrived is kept, marked stopped.
-        saved_id = await _save_reply(state, session_id, reply)
-        tokens = reply.tokens
-        usage = None
-        if tokens is not None:
-            usage = Usage(tokens.prompt, tokens.completion, estimated=tokens.estimated)
-        await ledger.close(status, usage, failed, answer_bytes=len("".join(reply.text)))
+        # Run to the end even if the caller's leaving cancels this task again meanwhile.
+        saved_id = await state.to_the_end(
+            _settle_reply(state, session_id, reply, ledger, status, failed)
+        )
     await emit({"type": "done", "message_id": saved_id})
+
+
+async def _settle_reply(
+    state: GatewayState,
+    session_id: str,
+    reply: _Reply,
+    ledger: Ledger,
+    status: int,
+    failed: ModelwayError | None,
+) -> str | None:
+    """Save the reply however it ended and close its usage record; the saved message's id."""
+    saved_id = await _save_reply(state, session_id, reply)
+    tokens = reply.tokens
+    usage = None
+    if tokens is not None:
+        usage = Usage(tokens.prompt, tokens.completion, estimated=tokens.estimated)
+    await ledger.close(status, usage, failed, answer_bytes=len("".join(reply.text)))
+    return saved_id
 
 
 class _Reply:
