@@ -2,7 +2,7 @@
 # Install what the benchmark suite needs, then run it.
 #   bench/run.sh full  [suite args]   all scenarios; writes docs/benchmarks.md and its PNG
 #   bench/run.sh quick [suite args]   under 2 minutes; writes to a temp dir unless --out
-#   bench/run.sh setup                only install (nginx, wrk, the bench extra)
+#   bench/run.sh setup                only install (nginx, wrk, the bench group of uv.lock)
 # Extra arguments go to `python -m bench.suite` (--out, --results, --skip-litellm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
