@@ -19,8 +19,10 @@ from modelway.config import Config, ProviderSettings
 from modelway.errors import ModelwayError, RateLimited, Unavailable, UnknownModel, UpstreamError
 from modelway.limits import UNLIMITED, MemoryLimiter, RateLimiter, Ticket
 from modelway.providers.upstream import Backend, Call
-from modelway.routing.resolve import Route, Router, Target
+from modelway.routing.deployments import DeploymentState
+from modelway.routing.resolve import Router
 from modelway.routing.retry import backoff_seconds, should_retry_same_target
+from modelway.routing.targets import Route, Target
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -97,6 +99,64 @@ def _resting_error(route: Route) -> Unavailable:
     )
 
 
+class _Tries:
+    """What ``attempt_each`` has tried so far: how many attempts, the last error, the deadline."""
+
+    __slots__ = ("count", "deadline", "last_error")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.count = 0
+        self.last_error: ModelwayError | None = None
+
+    def failure(self, route: Route) -> ModelwayError:
+        """The error to raise once every target has been tried."""
+        if self.last_error is None:
+            return _resting_error(route)
+        self.last_error.attempts = self.count
+        return self.last_error
+
+
+async def _attempt_once(
+    target: Target,
+    state: DeploymentState,
+    attempt: Callable[[Target], Awaitable[T]],
+    holds: bool,
+) -> T:
+    """One attempt, kept in its deployment's health; ``holds`` leaves it in flight on success."""
+    started = time.monotonic()
+    state.started()
+    try:
+        result = await attempt(target)
+    except ModelwayError as error:
+        state.finished()
+        state.failed(error, time.monotonic())
+        raise
+    except BaseException:
+        state.finished()
+        raise
+    state.succeeded(time.monotonic() - started)
+    if not holds:
+        state.finished()
+    return result
+
+
+def _retry_delay(
+    state: DeploymentState | None, retry: int, error: ModelwayError, deadline: float
+) -> float | None:
+    """Seconds to wait before trying the same target again; None to move on instead."""
+    if not should_retry_same_target(error):
+        return None
+    now = time.monotonic()
+    delay = backoff_seconds(retry + 1, error)
+    if state is not None:
+        rest = state.cooled_until - now
+        if rest > (error.retry_after or 0.0) + REST_SLACK:
+            return None  # benched by its cooldown, not asked to wait: move on
+        delay = max(delay, rest)
+    return None if now + delay > deadline else delay
+
+
 class Engine:
     """Routing, retries and failover over the configured providers."""
 
@@ -151,74 +211,71 @@ class Engine:
         With ``holds`` the answer is a stream that stays in flight on its target until
         the caller reports ``Outcome.stream_ended``.
         """
-        attempts = 0
-        last_error: ModelwayError | None = None
-        deadline = time.monotonic() + route.timeouts.total
+        tries = _Tries(time.monotonic() + route.timeouts.total)
         for target in route.targets:
-            state = target.deployment
-            for retry in range(route.retries + 1):
-                # A retry has already waited out the deployment's rest (see below).
-                if retry == 0 and state is not None and not state.admit(time.monotonic()):
-                    break
-                ticket = UNLIMITED
-                if state is not None and (state.rpm or state.tpm):
-                    try:
-                        ticket = await self.rates.admit(
-                            state.limit_scope, rpm=state.rpm, tpm=state.tpm
-                        )
-                    except RateLimited as error:
-                        last_error = error  # at its own cap: the next deployment answers
-                        break
-                attempts += 1
-                started = time.monotonic()
-                if state is not None:
-                    state.started()
+            answered = await self._try_target(target, route.retries, attempt, holds, tries)
+            if answered is not None:
+                result, ticket = answered
+                return result, Outcome(target, tries.count, ticket)
+        raise tries.failure(route)
+
+    async def _try_target(
+        self,
+        target: Target,
+        retries: int,
+        attempt: Callable[[Target], Awaitable[T]],
+        holds: bool,
+        tries: _Tries,
+    ) -> tuple[T, Ticket] | None:
+        """The target's answer and its deployment ticket; None to move on to the next target."""
+        state = target.deployment
+        if state is not None and not state.admit(time.monotonic()):
+            return None  # cooling down (a retry below has already waited out its rest)
+        for retry in range(retries + 1):
+            ticket = UNLIMITED
+            if state is not None and (state.rpm or state.tpm):
                 try:
-                    result = await attempt(target)
-                except ModelwayError as error:
-                    if state is not None:
-                        state.finished()
-                        state.failed(error, time.monotonic())
-                    last_error = error
-                    if not error.retryable:
-                        raise
-                    if retry == route.retries or not should_retry_same_target(error):
-                        break
-                    now = time.monotonic()
-                    delay = backoff_seconds(retry + 1, error)
-                    if state is not None:
-                        rest = state.cooled_until - now
-                        retry_after = getattr(error, "retry_after", None) or 0.0
-                        if rest > retry_after + REST_SLACK:
-                            break  # benched by its cooldown, not asked to wait: move on
-                        delay = max(delay, rest)
-                    if now + delay > deadline:
-                        break
-                    await asyncio.sleep(delay)
-                    continue
-                except BaseException:
-                    if state is not None:
-                        state.finished()
+                    ticket = await self.rates.admit(state.limit_scope, rpm=state.rpm, tpm=state.tpm)
+                except RateLimited as error:
+                    tries.last_error = error  # at its own cap: the next deployment answers
+                    return None
+            tries.count += 1
+            try:
+                if state is None:  # a direct provider/model call: no deployment health to keep
+                    return await attempt(target), ticket
+                return await _attempt_once(target, state, attempt, holds), ticket
+            except ModelwayError as error:
+                tries.last_error = error
+                if not error.retryable:
                     raise
-                if state is not None:
-                    state.succeeded(time.monotonic() - started)
-                    if not holds:
-                        state.finished()
-                return result, Outcome(target, attempts, ticket)
-        if last_error is None:
-            raise _resting_error(route)
-        last_error.attempts = attempts
-        raise last_error
+                if retry == retries:
+                    return None
+                delay = _retry_delay(state, retry, error, tries.deadline)
+                if delay is None:
+                    return None
+                await asyncio.sleep(delay)
+        return None
 
     def route(
-        self, model: str, fallbacks: Sequence[str] = (), max_retries: int | None = None
+        self,
+        model: str,
+        fallbacks: Sequence[str] = (),
+        max_retries: int | None = None,
+        *,
+        take_turn: bool = True,
     ) -> Route:
-        """The route for ``model``, extended by per-call fallback models and retry budget."""
-        route = self.router.route(model)
+        """The route for ``model``, extended by per-call fallback models and retry budget.
+
+        ``take_turn=False`` looks a model up without moving its alias's round-robin turn
+        (for answers that make no call: showing a model, counting tokens).
+        """
+        route = self.router.route(model, take_turn=take_turn)
+        if not fallbacks and max_retries is None:
+            return route  # the common call: the route as configured, no copy
         targets = list(route.targets)
         for fallback in fallbacks:
             try:
-                extra = self.router.route(fallback).targets
+                extra = self.router.route(fallback, take_turn=take_turn).targets
             except UnknownModel:
                 # A fallback nothing serves must not stop the primary from being tried.
                 log.warning("fallback %r is served by no provider; skipped", fallback)
@@ -285,10 +342,10 @@ class Engine:
         return OpenStream(_stream_from(first, rest, outcome), outcome)
 
     async def embeddings(
-        self, request: EmbeddingRequest, *, request_id: str
+        self, request: EmbeddingRequest, *, request_id: str, route: Route | None = None
     ) -> tuple[EmbeddingResponse, Outcome]:
         """Vectors for the request's texts."""
-        chosen = self.route(request.model)
+        chosen = route or self.route(request.model)
         call = Call(request_id, chosen.timeouts)
 
         async def attempt(target: Target) -> EmbeddingResponse:

@@ -47,6 +47,8 @@ class ModelwayError(Exception):
     code: str | None = None
     #: Upstream calls made before giving up (set by the engine on the error it raises).
     attempts: int | None = None
+    #: Seconds after which asking again may succeed, when someone said (``Retry-After``).
+    retry_after: float | None = None
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -146,7 +148,6 @@ class UpstreamError(ModelwayError):
     def __init__(self, message: str, *, provider: str | None = None) -> None:
         super().__init__(message)
         self.provider = provider
-        self.retry_after: float | None = None
 
 
 class UpstreamStatusError(UpstreamError):

@@ -257,3 +257,30 @@ def test_a_team_budget_is_shared_by_every_key_of_the_team() -> None:
             assert refused.status_code == 429
             assert refused.json()["error"]["code"] == "budget_exceeded"
             assert chat(url, other_team).status_code == 200
+
+
+def test_embeddings_go_through_the_same_keys_limits_and_usage_records(
+    gateway: str, data_env: dict[str, str]
+) -> None:
+    # As reported: a key for mock/echo at 1 rpm could embed with any model, unrecorded.
+    key_id, key = create_key(data_env, models=["mock/echo"], rpm=1)
+    headers = {"authorization": f"Bearer {key}"}
+
+    def embed(path: str, model: str) -> httpx.Response:
+        body = {"model": model, "input": ["one", "two"]}
+        return httpx.post(f"{gateway}{path}", json=body, headers=headers, timeout=30)
+
+    assert [embed("/v1/embeddings", "mock/other").status_code for _ in range(3)] == [403] * 3
+    assert embed("/api/embed", "mock/other").json() == {
+        "error": "this key may not use model 'mock/other'"
+    }
+    assert embed("/v1/embeddings", "mock/echo").status_code == 200
+    assert embed("/api/embed", "mock/echo").status_code == 429  # the minute's one request
+
+    def recorded() -> list[UsageRecord] | None:
+        found = store_call(data_env, lambda s: s.usage.recent(limit=10, key_id=key_id))
+        return found if len(found) == 6 else None
+
+    found = wait_until(recorded)
+    assert sorted(r.status for r in found) == [200, 403, 403, 403, 403, 429]
+    assert {r.dialect for r in found} == {"openai", "ollama"}

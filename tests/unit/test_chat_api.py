@@ -65,7 +65,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Gateway, httpx.AsyncCli
     async with app.lifespan():
         state: GatewayState = app.state.gateway
         built = state.engine
-        state.engine = Engine(
+        state.calls.engine = Engine(
             state.config,
             {},
             {
@@ -78,7 +78,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Gateway, httpx.AsyncCli
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield app, client
         await state.engine.aclose()
-        state.engine = built
+        state.calls.engine = built
 
 
 async def _new_session(client: httpx.AsyncClient, **fields: Any) -> str:
@@ -300,7 +300,7 @@ async def test_a_hang_up_seen_twice_while_the_reply_saves_still_saves_it_as_stop
     monkeypatch.setattr(chats, "add_message", add_message_slowly)
     receive = _receive_then_hang_up(orjson.dumps({"content": "go"}), hung_up)
     await asyncio.wait_for(app(_post_message_scope(session_id), receive, send), timeout=10)
-    await app.state.gateway.finish_pending()
+    await app.state.gateway.calls.drain()
     reply = (await _messages(client, session_id))[-1]
     assert (reply["role"], reply["content"], reply["error"]) == ("assistant", "partial ", "stopped")
     assert "chat reply failed" not in caplog.text  # a caller leaving is not a gateway error

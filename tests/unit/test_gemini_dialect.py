@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelway.dialects.gemini import GeminiDialect
 from modelway.errors import (
     AuthenticationError,
     BadRequest,
@@ -23,6 +22,7 @@ from modelway.errors import (
     Timeout,
     UpstreamStatusError,
 )
+from modelway.mock.gemini_dialect import GeminiDialect
 from modelway.providers.gemini import GeminiAdapter
 from modelway.types import (
     ChatRequest,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelway.calls.scanners import OpenAIScanner
 from modelway.errors import StreamTruncated, UndecodableResponse
-from modelway.gateway.scanners import OpenAIScanner
 from modelway.streams import SSEDecoder
 from modelway.types import Usage
 

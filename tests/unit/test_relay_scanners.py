@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from modelway.calls.scanners import AnthropicScanner, OllamaScanner, StreamScanner
 from modelway.errors import StreamTruncated, UndecodableResponse
-from modelway.gateway.scanners import AnthropicScanner, OllamaScanner, StreamScanner
 from modelway.streams import NDJSONDecoder, SSEDecoder
 from modelway.types import Usage
 

@@ -7,8 +7,8 @@ from collections import Counter
 
 from modelway.config import Cooldown
 from modelway.routing.deployments import DeploymentState
-from modelway.routing.resolve import Target
 from modelway.routing.strategies import order_targets
+from modelway.routing.targets import Target
 from tests.unit.fakes import ScriptedBackend
 
 

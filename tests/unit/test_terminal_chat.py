@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from modelway.calls import stored_calls
 from modelway.chat.backend import (
     Answered,
     ReplyEvent,
@@ -22,7 +23,6 @@ from modelway.chat.local import STOPPED, LocalBackend
 from modelway.chat.remote import RemoteBackend
 from modelway.chat.render import when
 from modelway.config import Config
-from modelway.engine import Engine
 from modelway.errors import AuthenticationError, ModelwayError, RateLimited, UnknownModel
 from modelway.providers.transport import MockReply, MockTransport, UpstreamRequest
 from modelway.store import Store, database_url
@@ -79,14 +79,36 @@ def test_times_read_as_people_say_them() -> None:
 
 @pytest.fixture
 async def local(tmp_path: Path) -> AsyncIterator[LocalBackend]:
-    store = await Store.open(database_url({"MODELWAY_DATA_DIR": str(tmp_path)}))
-    backend = LocalBackend(Engine(Config(), {}), store)
+    environ = {"MODELWAY_DATA_DIR": str(tmp_path)}
+    store = await Store.open(database_url(environ))
+    backend = LocalBackend(stored_calls(Config(), environ, store), store)
     yield backend
     await backend.aclose()
 
 
 async def _session(backend: LocalBackend, model: str = "mock/echo") -> SessionInfo:
     return await backend.create_session("a test", model, None)
+
+
+async def test_local_replies_are_metered_calls_recorded_in_the_store(tmp_path: Path) -> None:
+    environ = {"MODELWAY_DATA_DIR": str(tmp_path)}
+    store = await Store.open(database_url(environ))
+    backend = LocalBackend(stored_calls(Config(), environ, store), store)
+    session = await _session(backend)
+    await _collect(backend.send(session, "count me", "mock/echo"))
+    await backend.aclose()  # flushes the usage writer
+    store = await Store.open(database_url(environ))
+    try:
+        [record] = await store.usage.recent(limit=10)
+    finally:
+        await store.aclose()
+    assert (record.dialect, record.provider, record.model, record.status) == (
+        "terminal",
+        "mock",
+        "echo",
+        200,
+    )
+    assert record.stream and record.completion_tokens == 2 and not record.usage_estimated
 
 
 async def test_local_replies_are_streamed_and_both_messages_saved(local: LocalBackend) -> None:

@@ -1,4 +1,4 @@
-"""The terminal chat in-process: the engine ``modelway serve`` would build, history in the store."""
+"""The terminal chat in-process: calls as ``modelway serve`` makes them, history in the store."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncGenerator
 
+from modelway.calls import ANONYMOUS, Calls, MeteredCall
 from modelway.chat.backend import (
     Answered,
     ReplyEvent,
@@ -15,22 +16,25 @@ from modelway.chat.backend import (
     chat_request,
     reply_events,
 )
-from modelway.engine import Engine
 from modelway.errors import ModelwayError, NotFound
 from modelway.store import ChatRepository, Store
 from modelway.store.records import ChatMessage, ChatSession
+from modelway.types import ChatRequest
 
 #: What a reply that the user stopped is saved with, so it stays out of later context.
 STOPPED = "stopped"
+#: The terminal chat's calls in usage records (the web chat's are ``chat``).
+DIALECT = "terminal"
 
 
 class LocalBackend:
-    """Answers from ``engine``; sessions kept in ``store``."""
+    """Answers as metered calls (usage recorded in ``store``, as the gateway's are); sessions
+    kept in ``store``."""
 
     location = "in-process"
 
-    def __init__(self, engine: Engine, store: Store) -> None:
-        self._engine = engine
+    def __init__(self, calls: Calls, store: Store) -> None:
+        self._calls = calls
         self._store = store
         self._chats: ChatRepository = store.chats
 
@@ -42,19 +46,30 @@ class LocalBackend:
         """
         for provider, (api_key, base_url) in (await self._store.connections.secrets()).items():
             with contextlib.suppress(ModelwayError):  # one the gateway also skips
-                self._engine.connect_provider(provider, api_key=api_key, base_url=base_url)
+                self._calls.engine.connect_provider(provider, api_key=api_key, base_url=base_url)
 
     async def check_model(self, model: str) -> None:
-        self._engine.route(model)
+        self._calls.engine.route(model, take_turn=False)
+
+    def _open(self, request: ChatRequest) -> MeteredCall:
+        return self._calls.open(
+            ANONYMOUS,
+            request.model,
+            dialect=DIALECT,
+            request_id=uuid.uuid4().hex,
+            request_bytes=sum(len(message.text()) for message in request.messages),
+            max_tokens=request.max_tokens,
+        )
 
     async def answer_once(
         self, content: str, model: str, system: str | None
     ) -> AsyncGenerator[ReplyEvent, None]:
         request = chat_request(model, system, [], content)
-        opened = await self._engine.open_stream(request, request_id=uuid.uuid4().hex)
-        yield Answered(opened.outcome.target.backend.name, opened.outcome.target.model)
-        async for event in reply_events(request, opened.events, []):
-            yield event
+        async with self._open(request) as call:
+            events = await call.stream(request)
+            yield _answered(call)
+            async for event in reply_events(request, events, []):
+                yield event
 
     async def sessions(self) -> list[SessionInfo]:
         return [_session_info(session) for session in await self._chats.list_sessions()]
@@ -85,20 +100,21 @@ class LocalBackend:
         tokens: TokensUsed | None = None
         error: str | None = STOPPED  # until the stream ends well or fails
         try:
-            opened = await self._engine.open_stream(request, request_id=uuid.uuid4().hex)
-            answered = Answered(opened.outcome.target.backend.name, opened.outcome.target.model)
-            yield answered
-            async for event in reply_events(request, opened.events, reply):
-                if isinstance(event, TokensUsed):
-                    tokens = event
-                yield event
+            async with self._open(request) as call:
+                events = await call.stream(request)
+                answered = _answered(call)
+                yield answered
+                async for event in reply_events(request, events, reply):
+                    if isinstance(event, TokensUsed):
+                        tokens = event
+                    yield event
             error = None
         except ModelwayError as failure:
             error = failure.message
             raise
         finally:
             # Also runs when the user stops the reply: what arrived is kept, marked stopped.
-            await chats.add_message(
+            saved = chats.add_message(
                 session.id,
                 "assistant",
                 "".join(reply),
@@ -109,12 +125,19 @@ class LocalBackend:
                 usage_accurate=not tokens.estimated if tokens else None,
                 error=error,
             )
+            await self._calls.finisher.run(saved)
 
     async def aclose(self) -> None:
         try:
-            await self._engine.aclose()
+            await self._calls.aclose()
         finally:
             await self._store.aclose()
+
+
+def _answered(call: MeteredCall) -> Answered:
+    outcome = call.outcome
+    assert outcome is not None
+    return Answered(outcome.target.backend.name, outcome.target.model)
 
 
 def _session_info(session: ChatSession) -> SessionInfo:

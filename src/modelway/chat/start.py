@@ -11,12 +11,12 @@ from typing import NamedTuple, TextIO
 
 from rich.console import Console
 
+from modelway.calls import stored_calls
 from modelway.chat.backend import ChatBackend
 from modelway.chat.local import LocalBackend
 from modelway.chat.remote import RemoteBackend
 from modelway.chat.repl import ChatRepl
 from modelway.config import ConfigError, load_config
-from modelway.engine import Engine
 from modelway.errors import ModelwayError
 from modelway.store import Store, database_url
 from modelway.types import TextDelta
@@ -75,18 +75,22 @@ def run_chat(
 
 
 async def _open_backend(options: ChatOptions, environ: Mapping[str, str]) -> ChatBackend:
-    """A gateway client for ``--url``, else the engine (and store) as ``serve`` builds them."""
+    """A gateway client for ``--url``, else metered calls and the store as ``serve`` has them."""
     if options.url is not None:
         return RemoteBackend(options.url, options.key)
-    engine = Engine(load_config(options.config, environ), environ)
+    config = load_config(options.config, environ)
     try:
         store = await Store.open(database_url(environ))
     except Exception as error:
-        await engine.aclose()
         # The first line names the problem; SQLAlchemy masks any password in a URL.
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelwayError(f"cannot open the chat history store: {first_line}") from None
-    backend = LocalBackend(engine, store)
+    try:
+        calls = stored_calls(config, environ, store)
+    except BaseException:
+        await store.aclose()
+        raise
+    backend = LocalBackend(calls, store)
     try:
         await backend.reconnect_saved_providers()
     except BaseException:

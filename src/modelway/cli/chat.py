@@ -35,7 +35,7 @@ def chat(
 ) -> None:
     """Chat with streamed Markdown; with stdin not a terminal, answer it once as plain text."""
     from modelway.chat.start import ChatOptions, run_chat
-    from modelway.gateway.app import environment
+    from modelway.config import environment
 
     environ = environment()
     if key is not None and url is None and key != environ.get("MODELWAY_API_KEY"):

@@ -21,8 +21,7 @@ def check(
     from rich.console import Console
     from rich.table import Table
 
-    from modelway.config import ConfigError, load_config, mask_secret
-    from modelway.gateway.app import environment
+    from modelway.config import ConfigError, environment, load_config, mask_secret
     from modelway.providers.registry import SPECS, provider_settings
     from modelway.routing.resolve import Router
 

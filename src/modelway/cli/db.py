@@ -27,7 +27,7 @@ async def _upgrade(url: str) -> str | None:
 def upgrade() -> None:
     """Run the migrations up to the newest schema."""
     # Imported here, as in every command: `modelway --help` should not load the gateway.
-    from modelway.gateway.app import environment
+    from modelway.config import environment
     from modelway.store import database_url, display_url
 
     try:

@@ -38,7 +38,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 def target(url: str | None, key: str | None) -> tuple[str | None, str | None, dict[str, str]]:
     """``--url``, the master key to send there, and the environment (``.env`` included)."""
-    from modelway.gateway.app import environment
+    from modelway.config import environment
 
     environ = environment()
     if key is not None and url is None:

@@ -15,9 +15,8 @@ if TYPE_CHECKING:
 
 
 async def _list(config: Path | None) -> list[ModelInfo]:
-    from modelway.config import load_config
+    from modelway.config import environment, load_config
     from modelway.engine import Engine
-    from modelway.gateway.app import environment
 
     environ = environment()
     engine = Engine(load_config(config, environ), environ)

@@ -24,11 +24,13 @@ from typing import Any, Literal, overload
 
 import msgspec
 
+from modelway.calls import ANONYMOUS, Accounts, Calls, MeteredCall
 from modelway.client.chat_request import MessageLike, ToolLike, build_chat_request
 from modelway.client.usage import UsageTracker
-from modelway.config import Config, Timeouts, load_config
+from modelway.config import Config, Timeouts, environment, load_config
 from modelway.engine import Engine, Outcome
-from modelway.routing.resolve import Route
+from modelway.limits import Limits
+from modelway.store.records import UsageRecord
 from modelway.types import (
     ChatResponse,
     EmbeddingRequest,
@@ -36,7 +38,6 @@ from modelway.types import (
     ModelInfo,
     StreamEvent,
     Usage,
-    UsageReport,
 )
 
 #: The chat request's fields are in OpenAI's vocabulary, so its ``extra`` fields are too.
@@ -56,13 +57,9 @@ class AsyncChatStream:
     ends or is closed.
     """
 
-    def __init__(
-        self, events: AsyncIterator[StreamEvent], outcome: Outcome, usage: UsageTracker
-    ) -> None:
+    def __init__(self, events: AsyncIterator[StreamEvent], outcome: Outcome) -> None:
         self._events = events
         self.outcome = outcome
-        self._tracker = usage
-        self._usage: Usage | None = None
         self._finished = False
 
     def __repr__(self) -> str:
@@ -82,8 +79,6 @@ class AsyncChatStream:
             # The end of the stream, an upstream error or a cancellation: all finish it.
             await self.aclose()
             raise
-        if isinstance(event, UsageReport):
-            self._usage = event.usage
         return event
 
     async def aclose(self) -> None:
@@ -91,8 +86,6 @@ class AsyncChatStream:
         if self._finished:
             return
         self._finished = True
-        target = self.outcome.target
-        self._tracker.record(target.backend.name, target.model, self._usage)
         aclose = getattr(self._events, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -135,15 +128,14 @@ class AsyncClient:
                 raise ValueError(f"timeouts: {error}") from None
         self._timeouts = timeouts
         if environ is None:
-            # Imported here: the gateway app (Starlette) is not needed to use the library.
-            from modelway.gateway.app import environment
-
             environ = environment()
         if not isinstance(config, Config):
             config = load_config(config, environ)
-        self._engine = Engine(config, environ)
-        self._max_retries = max_retries
+        limits = Limits.from_environment(None)  # deployments' own caps, in this process
         self.usage = UsageTracker(config.prices)
+        accounts = Accounts(limits, _TrackedUsage(self.usage), config.prices)
+        self._calls = Calls(Engine(config, environ, rates=limits.rates), accounts)
+        self._max_retries = max_retries
         self._closed = False
 
     def __repr__(self) -> str:
@@ -151,7 +143,7 @@ class AsyncClient:
 
     def describe(self) -> str:
         """Enabled providers and aliases by name only: never a key or a base URL."""
-        router = self._engine.router
+        router = self._calls.engine.router
         providers = sorted({"mock", *router.settings})
         state = ", closed" if self._closed else ""
         return f"providers={providers}, aliases={sorted(router.aliases)}{state}"
@@ -163,7 +155,7 @@ class AsyncClient:
     @property
     def engine(self) -> Engine:
         """The engine this client calls: routing, retries and failover."""
-        return self._engine
+        return self._calls.engine
 
     @overload
     async def chat(
@@ -256,26 +248,25 @@ class AsyncClient:
             extra=extra,
         )
         retries = self._max_retries if max_retries is None else max_retries
-        if stream:
-            events, outcome = await self._engine.open_stream(
-                request,
-                request_id=_request_id(),
-                dialect=_DIALECT,
-                route=self._route(model, fallbacks, retries),
-            )
-            return AsyncChatStream(events, outcome, self.usage)
-        response, outcome = await self._engine.complete(
-            request,
-            request_id=_request_id(),
-            dialect=_DIALECT,
-            route=self._route(model, fallbacks, retries),
-        )
-        self.usage.record(outcome.target.backend.name, outcome.target.model, response.usage)
-        return response
+        async with self._open(model, fallbacks or (), retries) as call:
+            if not stream:
+                return await call.complete(request)
+            events = await call.stream(request)
+            assert call.outcome is not None
+            return AsyncChatStream(events, call.outcome)  # the call ends with the stream
 
-    def _route(self, model: str, fallbacks: Sequence[str] | None, retries: int | None) -> Route:
-        route = self._engine.route(model, fallbacks or (), retries)
-        return route if self._timeouts is None else route._replace(timeouts=self._timeouts)
+    def _open(
+        self, model: str, fallbacks: Sequence[str] = (), retries: int | None = None
+    ) -> MeteredCall:
+        return self._calls.open(
+            ANONYMOUS,
+            model,
+            dialect=_DIALECT,
+            request_id=_request_id(),
+            fallbacks=fallbacks,
+            max_retries=retries,
+            timeouts=self._timeouts,
+        )
 
     async def embeddings(
         self, model: str, input: str | Sequence[str], *, dimensions: int | None = None
@@ -284,20 +275,19 @@ class AsyncClient:
         self._check_open()
         texts = [input] if isinstance(input, str) else list(input)
         request = EmbeddingRequest(model=model, input=texts, dimensions=dimensions)
-        response, outcome = await self._engine.embeddings(request, request_id=_request_id())
-        self.usage.record(outcome.target.backend.name, outcome.target.model, response.usage)
-        return response
+        async with self._open(model) as call:
+            return await call.embed(request)
 
     async def models(self) -> list[ModelInfo]:
         """Aliases, then every enabled provider's models as ``provider/model``."""
         self._check_open()
-        return await self._engine.models()
+        return await self._calls.engine.models()
 
     async def aclose(self) -> None:
         """Release pooled connections; the client cannot be used afterwards."""
         if not self._closed:
             self._closed = True
-            await self._engine.aclose()
+            await self._calls.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -309,3 +299,21 @@ class AsyncClient:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class _TrackedUsage:
+    """The client's usage records, added up in its ``UsageTracker`` (there is no store)."""
+
+    def __init__(self, tracker: UsageTracker) -> None:
+        self._tracker = tracker
+
+    def record(self, record: UsageRecord) -> None:
+        if record.provider is None or record.model is None:
+            return  # refused before any provider answered
+        usage = None
+        if not record.usage_estimated:  # the tracker counts what providers reported
+            usage = Usage(record.prompt_tokens, record.completion_tokens, record.cached_tokens)
+        self._tracker.record(record.provider, record.model, usage)
+
+    async def aclose(self) -> None:
+        pass

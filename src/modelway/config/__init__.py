@@ -5,7 +5,7 @@ it is given, and validates it into a frozen `Config`; any problem is a `ConfigEr
 whose message names the file and line.
 """
 
-from modelway.config.environment import load_dotenv_file
+from modelway.config.environment import environment, load_dotenv_file
 from modelway.config.loading import DEFAULT_CONFIG_FILE, load_config, parse_config
 from modelway.config.masking import mask_secret
 from modelway.config.schema import (
@@ -43,6 +43,7 @@ __all__ = [
     "TeamBudget",
     "Timeouts",
     "Wire",
+    "environment",
     "load_config",
     "load_dotenv_file",
     "mask_secret",

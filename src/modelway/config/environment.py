@@ -1,4 +1,4 @@
-"""Read a ``.env`` file without touching the process environment."""
+"""The environment settings come from: ``.env`` overlaid by the process environment."""
 
 from __future__ import annotations
 
@@ -16,3 +16,8 @@ def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
         return {}
     # A bare ``NAME`` line (no ``=``) yields None: it sets nothing, so it is dropped.
     return {name: value for name, value in dotenv_values(path).items() if value is not None}
+
+
+def environment() -> dict[str, str]:
+    """``.env`` (in the working directory) overlaid by the process environment, which wins."""
+    return {**load_dotenv_file(".env"), **os.environ}

@@ -241,7 +241,7 @@ def encode_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
     ]
 
 
-def usage_counts(usage: Usage | None) -> dict[str, int]:
+def encode_usage(usage: Usage | None) -> dict[str, int]:
     """Ollama's ``prompt_eval_count`` and ``eval_count`` (nothing when usage is unknown)."""
     if usage is None:
         return {}
@@ -288,7 +288,7 @@ class OllamaStreamEncoder:
                 "done": True,
                 "done_reason": done_reason(self._stop_reason),
                 **DURATIONS,
-                **usage_counts(self._usage),
+                **encode_usage(self._usage),
             }
         )
 
@@ -353,7 +353,7 @@ class OllamaDialect:
                 "done": True,
                 "done_reason": done_reason(response.stop_reason),
                 **DURATIONS,
-                **usage_counts(response.usage),
+                **encode_usage(response.usage),
             }
         )
 

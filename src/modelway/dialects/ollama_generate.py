@@ -13,7 +13,7 @@ from modelway.dialects.ollama import (
     created_at,
     done_reason,
     encode_error_body,
-    usage_counts,
+    encode_usage,
 )
 from modelway.errors import BadRequest, ModelwayError
 from modelway.types import (
@@ -87,7 +87,7 @@ class GenerateStreamEncoder:
             done=True,
             done_reason=done_reason(self._stop),
             **DURATIONS,
-            **usage_counts(self._usage),
+            **encode_usage(self._usage),
         )
 
     def error(self, error: ModelwayError) -> bytes:
@@ -113,7 +113,7 @@ class OllamaGenerateDialect:
                 "done": True,
                 "done_reason": done_reason(response.stop_reason),
                 **DURATIONS,
-                **usage_counts(response.usage),
+                **encode_usage(response.usage),
             }
         )
 

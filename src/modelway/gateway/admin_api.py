@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from modelway.calls import Caller
 from modelway.errors import BadRequest, NotFound, PermissionDenied
-from modelway.gateway.auth import Caller, presented_key
+from modelway.gateway.auth import presented_key
 from modelway.gateway.http import answers_errors, read_body
 from modelway.gateway.state import GatewayState
 from modelway.store import KeyRecord, Store

@@ -1,4 +1,4 @@
-"""The Anthropic Messages API: ``/v1/messages`` and ``/v1/messages/count_tokens``."""
+"""The Anthropic API besides messages (``gateway.chat``): ``/v1/messages/count_tokens``."""
 
 from __future__ import annotations
 
@@ -7,19 +7,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelway.dialects.anthropic import AnthropicDialect
 from modelway.errors import BadRequest, ModelwayError
-from modelway.gateway.chat import serve_chat
+from modelway.gateway.dialect_paths import ANTHROPIC as DIALECT
 from modelway.gateway.http import error_response, parse_json_body, read_body
 from modelway.gateway.state import GatewayState
 from modelway.tokens import estimate_prompt_tokens
-
-DIALECT = AnthropicDialect()
-
-
-async def messages(request: Request) -> Response:
-    """A Messages API call, served by any provider."""
-    return await serve_chat(request, DIALECT)
 
 
 async def count_tokens(request: Request) -> Response:
@@ -31,7 +23,8 @@ async def count_tokens(request: Request) -> Response:
             raise BadRequest("the request body must be a JSON object")
         # count_tokens takes no max_tokens; the shared decoder requires one.
         chat = DIALECT.decode_chat({**body, "max_tokens": 1})
-        state.engine.router.route(chat.model)  # an unknown model is a 404, as upstream
+        # An unknown model is a 404, as upstream; looking it up takes no round-robin turn.
+        state.engine.route(chat.model, take_turn=False)
     except ModelwayError as error:
         return error_response(DIALECT, error)
     return Response(
@@ -42,6 +35,5 @@ async def count_tokens(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/v1/messages", messages, methods=["POST"]),
     Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
 ]

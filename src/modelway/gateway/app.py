@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
@@ -16,14 +15,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from modelway.config import Config, load_config, load_dotenv_file
+from modelway.calls import seed_budgets, stored_calls
+from modelway.config import Config, environment, load_config
 from modelway.dialects.base import Dialect
 from modelway.dialects.openai import encode_error_body
-from modelway.engine import Engine
 from modelway.errors import BadRequest, ModelwayError, NotFound
 from modelway.gateway import (
     admin_api,
     anthropic_routes,
+    chat,
     chat_api,
     chat_connections,
     health,
@@ -32,27 +32,15 @@ from modelway.gateway import (
     signup,
     web_pages,
 )
-from modelway.gateway.accounting import Accounts, seed_budgets
 from modelway.gateway.auth import Authenticator, AuthMiddleware
-from modelway.gateway.chat import chat_request
+from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.http import read_body
 from modelway.gateway.request_id import RequestIdMiddleware, RequestIds
 from modelway.gateway.state import GatewayState
-from modelway.limits import Limits
 from modelway.secrets import Secret
-from modelway.store import Store, data_dir, database_url
-from modelway.store.writer import UsageWriter
+from modelway.store import Store, database_url
 
 log = logging.getLogger("modelway.gateway")
-#: Chat calls: ``Gateway`` sends a POST to one of these straight to the chat pipeline.
-CHAT_PATHS: dict[str, Dialect] = {
-    "/v1/chat/completions": openai_routes.DIALECT,
-    "/v1/responses": openai_routes.RESPONSES,
-    "/v1/completions": openai_routes.COMPLETIONS,
-    "/v1/messages": anthropic_routes.DIALECT,
-    "/api/chat": ollama_routes.DIALECT,
-    "/api/generate": ollama_routes.GENERATE,
-}
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -83,9 +71,9 @@ class Gateway:
 
     A chat call is the request that must cost nothing, and Starlette's middleware stack
     and router (five layers, a regex match per route) were a large part of what it did
-    cost. Here a POST to a chat path takes the same steps in one place: request id,
-    caller, ``serve_chat``, the ``X-Request-ID`` header. The Starlette app keeps the
-    lifespan, every other route, and the chat routes for anything that is not a POST.
+    cost. Here a POST to a chat path (``CHAT_PATHS``) takes the same steps in one place:
+    request id, ``chat_request`` (caller, call, ``X-Request-ID``). The Starlette app keeps
+    the lifespan, every other route, and the chat routes for anything that is not a POST.
     """
 
     def __init__(self, app: Starlette, ids: RequestIds) -> None:
@@ -122,7 +110,7 @@ class Gateway:
         headers = request.headers
         request_id = self.ids.given_or_new(headers.get("x-request-id"))
         read = functools.partial(read_body, request)
-        response = await chat_request(state, dialect, headers, request_id, read)
+        response = await chat.chat_request(state, dialect, headers, request_id, read)
         await response(scope, receive, send)
 
 
@@ -132,37 +120,28 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(database_url(environ))  # migrations applied
-        limits = Limits.from_environment(environ.get("REDIS_URL") or None)
-        engine = Engine(config, environ, rates=limits.rates)
-        writer = UsageWriter(store, data_dir(environ) / "usage-spill.jsonl")
-        writer.start()
-        master = environ.get("MODELWAY_MASTER_KEY") or None
-        auth = Authenticator(store, Secret(master) if master else None)
-        if await auth.refresh_open_mode():
-            # `modelway serve` has already said so loudly, once for all workers.
-            log.info("open mode: no MODELWAY_MASTER_KEY and no virtual keys")
-        await seed_budgets(store, limits, config.budgets)
-        state = GatewayState(
-            config=config,
-            engine=engine,
-            store=store,
-            auth=auth,
-            accounts=Accounts(limits, writer, config.prices, config.budgets),
-        )
-        await chat_connections.restore_connections(state)  # providers connected from the web chat
-        app.state.gateway = state
+        calls = stored_calls(config, environ, store)
         try:
+            master = environ.get("MODELWAY_MASTER_KEY") or None
+            auth = Authenticator(store, Secret(master) if master else None)
+            if await auth.refresh_open_mode():
+                # `modelway serve` has already said so loudly, once for all workers.
+                log.info("open mode: no MODELWAY_MASTER_KEY and no virtual keys")
+            await seed_budgets(store, calls.accounts.limits, config.budgets)
+            state = GatewayState(config=config, calls=calls, store=store, auth=auth)
+            await chat_connections.restore_connections(state)  # connected from the web chat
+            app.state.gateway = state
             yield
         finally:
-            await state.finish_pending()  # replies being saved after their caller left
-            await engine.aclose()
-            await writer.aclose()  # after the server drained: every record is flushed
-            await limits.aclose()
-            await store.aclose()
+            try:
+                await calls.aclose()  # after the server drained: every record is flushed
+            finally:
+                await store.aclose()
 
     ids = RequestIds()
     app = Starlette(
         routes=[
+            *chat.ROUTES,
             *openai_routes.ROUTES,
             *anthropic_routes.ROUTES,
             *ollama_routes.ROUTES,
@@ -178,11 +157,6 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
         lifespan=lifespan,
     )
     return Gateway(app, ids)
-
-
-def environment() -> dict[str, str]:
-    """``.env`` overlaid by the process environment (the environment wins)."""
-    return {**load_dotenv_file(".env"), **os.environ}
 
 
 def app_from_environment() -> Gateway:

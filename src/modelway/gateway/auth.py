@@ -12,19 +12,16 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from fnmatch import fnmatchcase
-from typing import NamedTuple
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modelway.dialects.anthropic import AnthropicDialect
-from modelway.dialects.base import Dialect
-from modelway.dialects.ollama import OllamaDialect
-from modelway.dialects.openai import OpenAIDialect
-from modelway.errors import AuthenticationError, ModelwayError, PermissionDenied
+from modelway.calls import ANONYMOUS, MASTER, Caller
+from modelway.errors import AuthenticationError, ModelwayError
+from modelway.gateway.dialect_paths import error_dialect
 from modelway.gateway.http import error_response
 from modelway.secrets import Secret
-from modelway.store import KeyRecord, KeyVerifier, Store
+from modelway.store import KeyVerifier, Store
 
 log = logging.getLogger("modelway.auth")
 #: How often open mode checks whether a virtual key has appeared (created by the CLI).
@@ -35,25 +32,10 @@ _PUBLIC_PATHS = frozenset({"/", "/admin", "/favicon.ico"})
 _MISSING = "missing API key: send it as 'Authorization: Bearer <key>' or in the 'x-api-key' header"
 
 
-class Caller(NamedTuple):
-    """The principal behind a request, as limits, budgets and usage records see it."""
-
-    key_id: str | None
-    name: str
-    user: str | None = None
-    team: str | None = None
-    is_master: bool = False
-    key: KeyRecord | None = None
-
-    def check_model(self, model: str) -> None:
-        """``PermissionDenied`` unless the key's model globs allow ``model``."""
-        allowed = self.key.models if self.key is not None else ()
-        if allowed and not any(fnmatchcase(model, glob) for glob in allowed):
-            raise PermissionDenied(f"this key may not use model {model!r}")
-
-
-ANONYMOUS = Caller(key_id=None, name="anonymous")
-MASTER = Caller(key_id=None, name="master", is_master=True)
+def request_caller(request: Request) -> Caller:
+    """The caller ``AuthMiddleware`` identified (anonymous while the gateway is open)."""
+    caller: Caller = request.scope.get("state", {}).get("caller", ANONYMOUS)
+    return caller
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -126,20 +108,6 @@ class Authenticator:
         )
 
 
-def dialect_for_path(path: str) -> Dialect:
-    """The wire format a path's callers expect errors in."""
-    if path.startswith("/v1/messages"):
-        return _ANTHROPIC
-    if path.startswith("/api/"):
-        return _OLLAMA
-    return _OPENAI
-
-
-_OPENAI: Dialect = OpenAIDialect()
-_ANTHROPIC: Dialect = AnthropicDialect()
-_OLLAMA: Dialect = OllamaDialect()
-
-
 async def authenticate(auth: Authenticator, key: str | None) -> Caller:
     """The caller presenting ``key``; ``ModelwayError`` (401/403/503) when it may not call."""
     try:
@@ -175,7 +143,7 @@ class AuthMiddleware:
         try:
             caller = await authenticate(state.auth, presented_key(scope))
         except ModelwayError as error:
-            await error_response(dialect_for_path(path), error)(scope, receive, send)
+            await error_response(error_dialect(path), error)(scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)

@@ -24,16 +24,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from modelway.calls import ANONYMOUS, MeteredCall
 from modelway.chat.backend import TokensUsed, Turn, chat_request, reply_events, session_title
 from modelway.chat.local import STOPPED
-from modelway.engine import OpenStream
 from modelway.errors import BadRequest, ModelwayError, NotFound, PermissionDenied, RateLimited
-from modelway.gateway.accounting import CLIENT_CLOSED, Ledger
-from modelway.gateway.auth import ANONYMOUS, Caller
+from modelway.gateway.auth import request_caller
 from modelway.gateway.http import answers_errors, parse_json_body, read_body
 from modelway.gateway.state import GatewayState
 from modelway.store.records import ChatMessage, ChatSession
-from modelway.types import ChatRequest, TextDelta, Usage
+from modelway.types import ChatRequest, TextDelta
 
 log = logging.getLogger("modelway.gateway.chat_api")
 DEFAULT_TITLE = "New chat"
@@ -43,21 +42,15 @@ Event = dict[str, Any]
 Emit = Callable[[Event], Awaitable[None]]
 
 
-def _principal(request: Request) -> Caller:
-    """The caller ``AuthMiddleware`` identified (anonymous while the gateway is open)."""
-    caller: Caller = request.scope.get("state", {}).get("caller", ANONYMOUS)
-    return caller
-
-
 async def _caller(request: Request) -> str | None:
     """The owner of the caller's sessions: its key's id, ``master``, or None when open."""
-    caller = _principal(request)
+    caller = request_caller(request)
     return "master" if caller.is_master else caller.key_id
 
 
 def _require_admin(request: Request) -> None:
     """Provider keys are the operator's business: the master key (or an open gateway)."""
-    caller = _principal(request)
+    caller = request_caller(request)
     if not caller.is_master and caller is not ANONYMOUS:
         raise PermissionDenied("connecting providers needs the master key")
 
@@ -212,12 +205,17 @@ async def post_message(request: Request) -> Response:
     chat = msgspec.structs.replace(
         chat, temperature=session.temperature, max_tokens=session.max_tokens
     )
-    ledger = state.accounts.open(
-        _principal(request), request.state.request_id, "chat", model, stream=True
+    call = state.calls.open(
+        request_caller(request),
+        model,
+        dialect="chat",
+        request_id=request.state.request_id,
+        request_bytes=sum(len(message.text()) for message in chat.messages),
+        max_tokens=chat.max_tokens,
     )
 
     async def produce(emit: Emit) -> None:
-        await _stream_reply(state, session.id, chat, ledger, emit)
+        await _stream_reply(state, session.id, chat, call, emit)
 
     return ChatEventStream(produce)
 
@@ -241,82 +239,43 @@ async def _drop_last_reply(
     return history[-1].content, history[:-1]
 
 
-async def _open_chat_stream(state: GatewayState, chat: ChatRequest, ledger: Ledger) -> OpenStream:
-    """The one place the chat API calls a model, through the public API's limits."""
-    prompt_bytes = sum(len(message.text()) for message in chat.messages)
-    await ledger.admit(prompt_bytes, chat.max_tokens)
-    route = state.engine.route(chat.model)
-    ledger.alias = route.alias
-    opened = await state.engine.open_stream(
-        chat, request_id=ledger.request_id, dialect=None, route=route
-    )
-    ledger.outcome = opened.outcome
-    return opened
-
-
 async def _stream_reply(
-    state: GatewayState, session_id: str, chat: ChatRequest, ledger: Ledger, emit: Emit
+    state: GatewayState, session_id: str, chat: ChatRequest, call: MeteredCall, emit: Emit
 ) -> None:
     """Emit the reply's events and save it, whatever happens: done, failed or stopped."""
     reply = _Reply(chat.model)
-    request_id = ledger.request_id
-    status = CLIENT_CLOSED
-    failed: ModelwayError | None = None
     try:
-        opened = await _open_chat_stream(state, chat, ledger)
-        reply.provider = opened.outcome.target.backend.name
-        reply.model = opened.outcome.target.model
-        await emit({"type": "provider", "provider": reply.provider, "model": reply.model})
-        async for event in reply_events(chat, opened.events, reply.text):
-            if isinstance(event, TextDelta):
-                ledger.first_byte()
-                await emit({"type": "delta", "text": event.text})
-            elif isinstance(event, TokensUsed):
-                reply.tokens = event
-                await emit(_usage_event(event))
-        reply.error = None
-        status = 200
+        async with call:
+            events = await call.stream(chat)
+            assert call.outcome is not None
+            reply.provider = call.outcome.target.backend.name
+            reply.model = call.outcome.target.model
+            await emit({"type": "provider", "provider": reply.provider, "model": reply.model})
+            async for event in reply_events(chat, events, reply.text):
+                if isinstance(event, TextDelta):
+                    await emit({"type": "delta", "text": event.text})
+                elif isinstance(event, TokensUsed):
+                    reply.tokens = event
+                    await emit(_usage_event(event))
+            reply.error = None
     except (OSError, ClientDisconnect):
         pass  # the caller left between two events: the reply is saved as stopped
     except RateLimited as failure:
-        failed, status = failure, failure.status
         reply.error = failure.message
         retry_after = failure.retry_after
         await emit({"type": "rate_limited", "message": reply.error, "retry_after": retry_after})
     except ModelwayError as failure:
-        failed, status = failure, failure.status
         reply.error = failure.message
         await emit({"type": "error", "message": reply.error, "status": failure.status})
     except Exception:
-        log.exception("chat reply failed", extra={"request_id": request_id})
-        status = 500
+        log.exception("chat reply failed", extra={"request_id": call.request_id})
         reply.error = "internal gateway error"
         await emit({"type": "error", "message": reply.error, "status": 500})
     finally:
         # Also runs when the caller stops the reply: what arrived is kept, marked stopped.
         # Run to the end even if the caller's leaving cancels this task again meanwhile.
-        saved_id = await state.to_the_end(
-            _settle_reply(state, session_id, reply, ledger, status, failed)
-        )
+        saved_id = await state.calls.finisher.run(_save_reply(state, session_id, reply))
     await emit({"type": "done", "message_id": saved_id})
-
-
-async def _settle_reply(
-    state: GatewayState,
-    session_id: str,
-    reply: _Reply,
-    ledger: Ledger,
-    status: int,
-    failed: ModelwayError | None,
-) -> str | None:
-    """Save the reply however it ended and close its usage record; the saved message's id."""
-    saved_id = await _save_reply(state, session_id, reply)
-    tokens = reply.tokens
-    usage = None
-    if tokens is not None:
-        usage = Usage(tokens.prompt, tokens.completion, estimated=tokens.estimated)
-    await ledger.close(status, usage, failed, answer_bytes=len("".join(reply.text)))
-    return saved_id
 
 
 class _Reply:

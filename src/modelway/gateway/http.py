@@ -101,8 +101,8 @@ def parse_json_body(body: bytes) -> Any:
 def error_response(dialect: Dialect, error: ModelwayError) -> Response:
     """An error in the caller's dialect with its HTTP status (and ``Retry-After`` if known)."""
     headers: dict[str, str] = {}
-    retry_after = getattr(error, "retry_after", None)
-    if isinstance(error, RateLimited | ModelwayError) and retry_after is not None:
+    retry_after = error.retry_after
+    if retry_after is not None:
         # Rounded up: a client that obeys it to the second is not refused again.
         headers["retry-after"] = str(max(1, math.ceil(retry_after)))
     response = Response(

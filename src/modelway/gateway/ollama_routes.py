@@ -10,16 +10,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelway import __version__
-from modelway.dialects.ollama import OllamaDialect
-from modelway.dialects.ollama_generate import OllamaGenerateDialect
 from modelway.errors import BadRequest, ModelwayError
-from modelway.gateway.chat import serve_chat
+from modelway.gateway.auth import request_caller
+from modelway.gateway.chat import metered_answer
+from modelway.gateway.dialect_paths import OLLAMA as DIALECT
 from modelway.gateway.http import error_response, parse_json_body, read_body
 from modelway.gateway.state import GatewayState, outcome_headers
 from modelway.types import EmbeddingRequest, ModelInfo
 
-DIALECT = OllamaDialect()
-GENERATE = OllamaGenerateDialect()
 #: The Ollama API version whose shapes these routes follow.
 OLLAMA_API_VERSION = "0.12.0"
 _EPOCH = "1970-01-01T00:00:00Z"
@@ -38,16 +36,6 @@ def _details(info: ModelInfo) -> dict[str, Any]:
         "parameter_size": "",
         "quantization_level": "",
     }
-
-
-async def chat(request: Request) -> Response:
-    """An Ollama chat call, served by any provider."""
-    return await serve_chat(request, DIALECT)
-
-
-async def generate(request: Request) -> Response:
-    """An Ollama generate call (one prompt), served by any provider."""
-    return await serve_chat(request, GENERATE)
 
 
 async def tags(request: Request) -> Response:
@@ -75,7 +63,7 @@ async def show(request: Request) -> Response:
         name = body.get("model") or body.get("name") if isinstance(body, dict) else None
         if not isinstance(name, str) or not name:
             raise BadRequest("model: required, a string")
-        target = state.engine.router.route(name).targets[0]
+        target = state.engine.route(name, take_turn=False).targets[0]
     except ModelwayError as error:
         return error_response(DIALECT, error)
     info = ModelInfo(id=name, owned_by=target.backend.name)
@@ -93,30 +81,47 @@ async def show(request: Request) -> Response:
 
 
 async def embed(request: Request) -> Response:
-    """Embeddings from any provider that has them, in Ollama's shape."""
+    """Embeddings from any provider that has them, in Ollama's shape: a metered call."""
     state: GatewayState = request.app.state.gateway
     try:
-        body = parse_json_body(await read_body(request, state.max_body_bytes))
-        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-            raise BadRequest("model: required, a string")
-        texts = body.get("input")
-        texts = [texts] if isinstance(texts, str) else texts
-        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-            raise BadRequest("input: expected a string or a non-empty list of strings")
-        answer, outcome = await state.engine.embeddings(
-            EmbeddingRequest(model=body["model"], input=texts, dimensions=body.get("dimensions")),
-            request_id=request.state.request_id,
-        )
+        raw = await read_body(request, state.max_body_bytes)
+        embedding_request = _decode_embed_request(parse_json_body(raw))
     except ModelwayError as error:
         return error_response(DIALECT, error)
-    return _json(
-        {
-            "model": body["model"],
-            "embeddings": answer.vectors,
-            "prompt_eval_count": answer.usage.prompt_tokens,
-        },
-        outcome_headers(outcome),
+    call = state.calls.open(
+        request_caller(request),
+        embedding_request.model,
+        dialect=DIALECT.name,
+        request_id=request.state.request_id,
+        request_bytes=len(raw),
     )
+
+    async def answer() -> Response:
+        embedded = await call.embed(embedding_request)
+        assert call.outcome is not None
+        return _json(
+            {
+                "model": embedding_request.model,
+                "embeddings": embedded.vectors,
+                "prompt_eval_count": embedded.usage.prompt_tokens,
+            },
+            outcome_headers(call.outcome),
+        )
+
+    return await metered_answer(call, DIALECT, answer)
+
+
+def _decode_embed_request(body: Any) -> EmbeddingRequest:
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        raise BadRequest("model: required, a string")
+    texts = body.get("input")
+    texts = [texts] if isinstance(texts, str) else texts
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise BadRequest("input: expected a string or a non-empty list of strings")
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (not isinstance(dimensions, int) or dimensions <= 0):
+        raise BadRequest("dimensions: expected a positive integer")
+    return EmbeddingRequest(model=body["model"], input=texts, dimensions=dimensions)
 
 
 async def version(request: Request) -> Response:
@@ -125,8 +130,6 @@ async def version(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/api/chat", chat, methods=["POST"]),
-    Route("/api/generate", generate, methods=["POST"]),
     Route("/api/tags", tags, methods=["GET"]),
     Route("/api/show", show, methods=["POST"]),
     Route("/api/embed", embed, methods=["POST"]),

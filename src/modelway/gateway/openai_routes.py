@@ -1,4 +1,4 @@
-"""The OpenAI-format API: chat completions, responses, completions, models, embeddings."""
+"""The OpenAI-format API besides chat (``gateway.chat``): models and embeddings."""
 
 from __future__ import annotations
 
@@ -11,33 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelway.dialects.completions import CompletionsDialect
-from modelway.dialects.openai import OpenAIDialect
-from modelway.dialects.responses import ResponsesDialect
 from modelway.errors import BadRequest, ModelwayError, NotFound
-from modelway.gateway.chat import serve_chat
+from modelway.gateway.auth import request_caller
+from modelway.gateway.chat import metered_answer
+from modelway.gateway.dialect_paths import OPENAI as DIALECT
 from modelway.gateway.http import error_response, parse_json_body, read_body
 from modelway.gateway.state import GatewayState, outcome_headers
 from modelway.types import EmbeddingRequest, ModelInfo
-
-DIALECT = OpenAIDialect()
-RESPONSES = ResponsesDialect()
-COMPLETIONS = CompletionsDialect()
-
-
-async def chat_completions(request: Request) -> Response:
-    """Chat Completions, relayed to an OpenAI-format provider or translated for any other."""
-    return await serve_chat(request, DIALECT)
-
-
-async def responses(request: Request) -> Response:
-    """The Responses API, served by any provider through the canonical form."""
-    return await serve_chat(request, RESPONSES)
-
-
-async def completions(request: Request) -> Response:
-    """Legacy Completions: one prompt, answered by any chat model."""
-    return await serve_chat(request, COMPLETIONS)
 
 
 def _model_object(info: ModelInfo) -> dict[str, Any]:
@@ -88,36 +68,45 @@ def _encode_vector(vector: list[float], encoding: str) -> list[float] | str:
 
 
 async def embeddings(request: Request) -> Response:
-    """Embeddings from any provider that has them, in OpenAI's shape."""
+    """Embeddings from any provider that has them, in OpenAI's shape: a metered call."""
     state: GatewayState = request.app.state.gateway
     try:
-        body = parse_json_body(await read_body(request, state.max_body_bytes))
-        embedding_request, encoding = _decode_embedding_request(body)
-        answer, outcome = await state.engine.embeddings(
-            embedding_request, request_id=request.state.request_id
-        )
+        raw = await read_body(request, state.max_body_bytes)
+        embedding_request, encoding = _decode_embedding_request(parse_json_body(raw))
     except ModelwayError as error:
         return error_response(DIALECT, error)
-    data = [
-        {"object": "embedding", "index": i, "embedding": _encode_vector(v, encoding)}
-        for i, v in enumerate(answer.vectors)
-    ]
-    tokens = answer.usage.prompt_tokens
-    payload = {
-        "object": "list",
-        "data": data,
-        "model": answer.model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-    return Response(
-        orjson.dumps(payload), media_type="application/json", headers=outcome_headers(outcome)
+    call = state.calls.open(
+        request_caller(request),
+        embedding_request.model,
+        dialect=DIALECT.name,
+        request_id=request.state.request_id,
+        request_bytes=len(raw),
     )
+
+    async def answer() -> Response:
+        embedded = await call.embed(embedding_request)
+        data = [
+            {"object": "embedding", "index": i, "embedding": _encode_vector(v, encoding)}
+            for i, v in enumerate(embedded.vectors)
+        ]
+        tokens = embedded.usage.prompt_tokens
+        payload = {
+            "object": "list",
+            "data": data,
+            "model": embedded.model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        assert call.outcome is not None
+        return Response(
+            orjson.dumps(payload),
+            media_type="application/json",
+            headers=outcome_headers(call.outcome),
+        )
+
+    return await metered_answer(call, DIALECT, answer)
 
 
 ROUTES = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/responses", responses, methods=["POST"]),
-    Route("/v1/completions", completions, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),

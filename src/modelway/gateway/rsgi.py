@@ -26,10 +26,11 @@ import signal
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Protocol
 
-from modelway.config import ServerSettings, load_config
+from modelway.config import ServerSettings, environment, load_config
 from modelway.dialects.base import Dialect
-from modelway.gateway.app import CHAT_PATHS, Gateway, create_app, environment
+from modelway.gateway.app import Gateway, create_app
 from modelway.gateway.chat import chat_request
+from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.http import limited_chunks, read_limited
 from modelway.gateway.state import GatewayState
 from modelway.gateway.streaming import EventStream

@@ -26,7 +26,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelway.dialects.anthropic import AnthropicDialect
 from modelway.dialects.base import Dialect
-from modelway.dialects.gemini import GeminiDialect
 from modelway.dialects.ollama import OllamaDialect
 from modelway.dialects.openai import OpenAIDialect
 from modelway.errors import BadRequest, ModelwayError
@@ -44,6 +43,7 @@ from modelway.mock.faults import (
     parse_faults,
     plan_faults,
 )
+from modelway.mock.gemini_dialect import GeminiDialect
 from modelway.types import ChatRequest, ImagePart, MessageEnd, StreamEvent, fold_events
 
 #: Chunks a truncated stream sends before it stops.

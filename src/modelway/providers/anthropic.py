@@ -306,18 +306,18 @@ def _response(data: dict[str, Any]) -> ChatResponse:
         model=data.get("model") or "",
         message=Message(role="assistant", content=parts, tool_calls=calls),
         stop_reason=STOP_REASONS.get(data.get("stop_reason") or "", "stop"),
-        usage=usage_from(usage) if isinstance(usage, dict) else None,
+        usage=parse_usage(usage) if isinstance(usage, dict) else None,
         created=int(time.time()),
     )
 
 
-def usage_from(usage: dict[str, Any]) -> Usage:
+def parse_usage(usage: dict[str, Any]) -> Usage:
     """Canonical usage; Anthropic's ``input_tokens`` excludes cache reads and writes."""
-    cached = usage.get("cache_read_input_tokens") or 0
-    written = usage.get("cache_creation_input_tokens") or 0
+    cached = int(usage.get("cache_read_input_tokens") or 0)
+    written = int(usage.get("cache_creation_input_tokens") or 0)
     return Usage(
-        prompt_tokens=(usage.get("input_tokens") or 0) + cached + written,
-        completion_tokens=usage.get("output_tokens") or 0,
+        prompt_tokens=int(usage.get("input_tokens") or 0) + cached + written,
+        completion_tokens=int(usage.get("output_tokens") or 0),
         cached_tokens=cached,
     )
 
@@ -408,7 +408,7 @@ class AnthropicStreamDecoder:
             # message_delta usage is cumulative and may repeat or update the input counts.
             late = {k: v for k, v in (data.get("usage") or {}).items() if v is not None}
             stop = STOP_REASONS.get(data["delta"].get("stop_reason") or "", "stop")
-            return [MessageEnd(stop), UsageReport(usage_from({**self._input_usage, **late}))]
+            return [MessageEnd(stop), UsageReport(parse_usage({**self._input_usage, **late}))]
         if kind == "message_stop":
             self._finished = True
         elif not isinstance(data, dict):

@@ -175,7 +175,7 @@ def _undecodable(message: str, raw: bytes | str) -> UndecodableResponse:
     return UndecodableResponse(message, raw=text, provider=PROVIDER)
 
 
-def usage_from(metadata: dict[str, Any]) -> Usage:
+def parse_usage(metadata: dict[str, Any]) -> Usage:
     """Canonical usage: ``promptTokenCount`` already includes cached tokens; thinking counts
     as completion, as OpenAI counts reasoning tokens."""
     return Usage(
@@ -243,7 +243,7 @@ class ChunkReader:
             stop = "tool_calls"  # Gemini says STOP after function calls too.
         events: list[StreamEvent] = [MessageEnd(stop)]
         if self._usage is not None:
-            events.append(UsageReport(usage_from(self._usage)))
+            events.append(UsageReport(parse_usage(self._usage)))
         return events
 
     def _part(self, part: dict[str, Any]) -> list[StreamEvent]:

@@ -105,7 +105,7 @@ class DeploymentState:
             # The request's own fault (400, 401, ...) says nothing about the deployment.
             self._probe_running = False
             return
-        retry_after = getattr(error, "retry_after", None)
+        retry_after = error.retry_after
         if self._probe_running:
             self._rest(now, self._cooldown.seconds, "probe failed")
             return

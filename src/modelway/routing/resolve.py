@@ -6,17 +6,16 @@ Order of rules: an alias from the config; ``provider/model``; a prefix rule
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections.abc import Mapping
-from typing import NamedTuple
 
-from modelway.config import Config, ConfigError, ModelAlias, ProviderSettings, Timeouts
+from modelway.config import Config, ConfigError, ModelAlias, ProviderSettings
 from modelway.errors import BadRequest, UnknownModel
 from modelway.providers.registry import SPECS, build_backend, provider_settings
 from modelway.providers.upstream import Backend
 from modelway.routing.deployments import DeploymentState
 from modelway.routing.strategies import order_targets
+from modelway.routing.targets import Route, Target
 
 PREFIX_RULES: tuple[tuple[str, str], ...] = (
     ("gpt-", "openai"),
@@ -29,27 +28,6 @@ PREFIX_RULES: tuple[tuple[str, str], ...] = (
 )
 #: Providers whose keyless preference makes them the default for bare model names.
 _DEFAULT_PREFERENCE = ("ollama", "openai")
-
-
-class Target(NamedTuple):
-    """One provider call that can answer: which backend, and the upstream model name."""
-
-    backend: Backend
-    model: str
-    #: Live state of an alias's deployment; direct ``provider/model`` calls have none.
-    deployment: DeploymentState | None = None
-    weight: int = 1
-    #: The fallback model (alias or name) this target came from, if it is one.
-    fallback: str | None = None
-
-
-class Route(NamedTuple):
-    """Targets to try in order, the retry budget per target, and the timeouts."""
-
-    targets: list[Target]
-    retries: int
-    timeouts: Timeouts
-    alias: str | None
 
 
 class Router:
@@ -76,7 +54,7 @@ class Router:
         self._alias_targets = {
             name: self._deployments(alias) for name, alias in self.aliases.items()
         }
-        self._turns = {name: itertools.count() for name in self.aliases}
+        self._turns = dict.fromkeys(self.aliases, 0)
         self._rng = random.Random()
         self._retired: list[Backend] = []
         self.default_provider = config.server.default_provider or next(
@@ -145,28 +123,36 @@ class Router:
             )
         return True
 
-    def route(self, model: str) -> Route:
-        """The route for a model name; ``UnknownModel`` if nothing serves it."""
+    def route(self, model: str, *, take_turn: bool = True) -> Route:
+        """The route for a model name; ``UnknownModel`` if nothing serves it.
+
+        Each call that will be made takes the next turn of its alias's strategy; a lookup
+        that makes no call (``take_turn=False``: showing or counting) leaves the turns be.
+        """
         server = self._config.server
         if model in self.aliases:
-            return self._alias_route(model)
+            return self._alias_route(model, take_turn)
         return Route([self.direct_target(model)], server.retries, server.timeouts, None)
 
-    def _alias_route(self, name: str) -> Route:
+    def _alias_route(self, name: str, take_turn: bool) -> Route:
         alias = self.aliases[name]
-        targets = self._ordered(name)
+        targets = self._ordered(name, take_turn)
         for fallback in alias.fallbacks:
             targets.extend(
-                t._replace(fallback=fallback) for t in self._ordered(fallback) if t not in targets
+                t._replace(fallback=fallback)
+                for t in self._ordered(fallback, take_turn)
+                if t not in targets
             )
         server = self._config.server
         retries = server.retries if alias.retries is None else alias.retries
         return Route(targets, retries, alias.timeouts or server.timeouts, name)
 
-    def _ordered(self, name: str) -> list[Target]:
+    def _ordered(self, name: str, take_turn: bool) -> list[Target]:
         """An alias's deployments in the order its strategy tries them this time."""
         alias = self.aliases[name]
-        turn = next(self._turns[name])
+        turn = self._turns[name]
+        if take_turn:
+            self._turns[name] = turn + 1
         return order_targets(alias.strategy, self._alias_targets[name], turn, self._rng)
 
     def direct_target(self, model: str) -> Target:

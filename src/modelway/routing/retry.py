@@ -24,7 +24,7 @@ def backoff_seconds(attempt: int, error: ModelwayError | None = None) -> float:
     ``Retry-After``.
     """
     delay = random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1)))
-    retry_after = getattr(error, "retry_after", None)
+    retry_after = None if error is None else error.retry_after
     if retry_after is not None:
         delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
     return delay
@@ -32,5 +32,5 @@ def backoff_seconds(attempt: int, error: ModelwayError | None = None) -> float:
 
 def should_retry_same_target(error: ModelwayError) -> bool:
     """A retryable error whose ``Retry-After`` (if any) is short enough to wait for."""
-    retry_after = getattr(error, "retry_after", None)
+    retry_after = error.retry_after
     return error.retryable and (retry_after is None or retry_after <= MAX_RETRY_AFTER)

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from modelway.config import Strategy
-
-if TYPE_CHECKING:
-    from modelway.routing.resolve import Target
+from modelway.routing.targets import Target
 
 
 def rotation(targets: Sequence[Target], turn: int) -> list[Target]:

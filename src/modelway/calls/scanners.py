@@ -16,7 +16,7 @@ from modelway.dialects.anthropic import error_object
 from modelway.dialects.ollama import encode_error_body as ollama_error_body
 from modelway.dialects.openai import encode_error_body as openai_error_body
 from modelway.errors import ModelwayError, StreamTruncated, UndecodableResponse
-from modelway.providers.openai import parse_usage
+from modelway.providers import anthropic, ollama, openai
 from modelway.streams import NDJSONDecoder, ServerSentEvent, SSEDecoder
 from modelway.types import Usage
 
@@ -112,7 +112,7 @@ class OpenAIScanner:
         """Whether a chunk goes on to the caller; reads its usage (it must be JSON)."""
         parsed = _json(data)
         if isinstance(parsed, dict) and parsed.get("usage"):
-            self.usage = parse_usage(parsed["usage"])
+            self.usage = openai.parse_usage(parsed["usage"])
             if not self._wants_usage and not parsed.get("choices"):
                 return False  # the usage-only chunk the caller did not ask for
         return True
@@ -125,6 +125,7 @@ class AnthropicScanner:
         self._sse = SSEDecoder()
         self.done = False
         self.usage: Usage | None = None
+        self._reported: dict[str, Any] = {}  # input counts at the start, output at the end
 
     def feed(self, chunk: bytes) -> bytes:
         return self._relay(self._sse.feed(chunk))
@@ -154,28 +155,8 @@ class AnthropicScanner:
 
     def _count(self, raw: Any) -> None:
         if isinstance(raw, dict):
-            self.usage = anthropic_usage(raw, self.usage)
-
-
-def anthropic_usage(raw: dict[str, Any], usage: Usage | None = None) -> Usage:
-    """Anthropic's usage object read into ``usage`` (a stream reports it in two parts)."""
-    usage = usage or Usage()
-    cached = int(raw.get("cache_read_input_tokens") or 0)
-    if "input_tokens" in raw:
-        created = int(raw.get("cache_creation_input_tokens") or 0)
-        usage.prompt_tokens = int(raw["input_tokens"] or 0) + cached + created
-        usage.cached_tokens = cached
-    if "output_tokens" in raw:
-        usage.completion_tokens = int(raw["output_tokens"] or 0)
-    return usage
-
-
-def ollama_usage(line: dict[str, Any]) -> Usage:
-    """The counts on Ollama's final (``done``) line."""
-    return Usage(
-        prompt_tokens=int(line.get("prompt_eval_count") or 0),
-        completion_tokens=int(line.get("eval_count") or 0),
-    )
+            self._reported.update((k, v) for k, v in raw.items() if v is not None)
+            self.usage = anthropic.parse_usage(self._reported)
 
 
 def answer_usage(wire: str, answer: Any) -> Usage | None:
@@ -183,11 +164,21 @@ def answer_usage(wire: str, answer: Any) -> Usage | None:
     if not isinstance(answer, dict):
         return None
     if wire == "ollama":
-        return ollama_usage(answer) if answer.get("done") else None
+        return ollama.parse_usage(answer) if answer.get("done") else None
     raw = answer.get("usage")
     if not isinstance(raw, dict):
         return None
-    return anthropic_usage(raw) if wire == "anthropic" else parse_usage(raw)
+    return anthropic.parse_usage(raw) if wire == "anthropic" else openai.parse_usage(raw)
+
+
+def scanner_for(wire: str, body: dict[str, Any]) -> StreamScanner:
+    """The scanner for a stream in ``wire``'s format that ``body`` asked for."""
+    if wire == "anthropic":
+        return AnthropicScanner()
+    if wire == "ollama":
+        return OllamaScanner()
+    options = body.get("stream_options")
+    return OpenAIScanner(isinstance(options, dict) and bool(options.get("include_usage")))
 
 
 class OllamaScanner:
@@ -217,6 +208,6 @@ class OllamaScanner:
             if isinstance(parsed, dict) and (parsed.get("done") or parsed.get("error")):
                 self.done = True
                 if parsed.get("done"):
-                    self.usage = ollama_usage(parsed)
+                    self.usage = ollama.parse_usage(parsed)
             out.append(line + b"\n")
         return b"".join(out)

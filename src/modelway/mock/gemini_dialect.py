@@ -1,4 +1,4 @@
-"""The Gemini API as an inbound dialect: ``generateContent`` bodies in, responses out.
+"""The Gemini API as an inbound dialect, for the mock upstream: ``generateContent`` in, answers out.
 
 Gemini names the model (and, by the method, streaming) in the URL, not the body, so
 ``decode_chat`` expects the route to have put ``"model"`` (and ``"stream": true`` for
@@ -14,12 +14,12 @@ from typing import Any
 
 import orjson
 
-from modelway.dialects.gemini_responses import (
+from modelway.errors import BadRequest, ModelwayError
+from modelway.mock.gemini_responses import (
     GeminiStreamEncoder,
     error_object,
     response_object,
 )
-from modelway.errors import BadRequest, ModelwayError
 from modelway.types import (
     ChatRequest,
     ChatResponse,

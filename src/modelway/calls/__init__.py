@@ -1,0 +1,30 @@
+"""Calling a model, metered: the one layer every face goes through (no HTTP here).
+
+``Calls.open(caller, model, ...)`` gives a ``MeteredCall``: admitted against the
+caller's key (models, budgets, RPM/TPM), routed once, run by the engine (relayed in the
+caller's own format or translated), and recorded with one usage record, its limits
+settled and budgets charged. ``CallHook`` is the seam for what every call shares
+(cache, metrics, guardrails).
+"""
+
+from modelway.calls.accounts import Accounts, UsageRecorder, seed_budgets
+from modelway.calls.caller import ANONYMOUS, MASTER, Caller
+from modelway.calls.hooks import CallHook, Chunk
+from modelway.calls.metered import CLIENT_CLOSED, Calls, MeteredCall, Relayed
+from modelway.calls.stored import stored_calls
+
+__all__ = [
+    "ANONYMOUS",
+    "CLIENT_CLOSED",
+    "MASTER",
+    "Accounts",
+    "CallHook",
+    "Caller",
+    "Calls",
+    "Chunk",
+    "MeteredCall",
+    "Relayed",
+    "UsageRecorder",
+    "seed_budgets",
+    "stored_calls",
+]

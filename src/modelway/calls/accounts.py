@@ -1,0 +1,145 @@
+"""What admitting and settling a call needs for a process's lifetime: limits, budgets, prices.
+
+Admission for a caller with a key: model allowed? → budget left (key, then its team)?
+→ RPM/TPM (tokens reserved from an estimate). Settlement: the reservation settled with
+the real token count, the cost charged to the budgets. Nothing here awaits the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from modelway.calls.caller import Caller
+from modelway.config import Price, TeamBudget
+from modelway.limits import UNLIMITED, Limits, Ticket
+from modelway.pricing import price_for, priced_cost
+from modelway.store import Store
+from modelway.store.records import UsageRecord
+from modelway.types import Usage
+
+log = logging.getLogger("modelway.usage")
+#: Bytes per token for the admission estimate (a reservation, settled with real usage).
+BYTES_PER_TOKEN = 4
+_PRICE_CACHE_SIZE = 4096
+
+
+class UsageRecorder(Protocol):
+    """Where usage records go: the batched store writer, or a client's own tally."""
+
+    def record(self, record: UsageRecord) -> None: ...
+
+    async def aclose(self) -> None:
+        """Flush what is still held (at shutdown)."""
+        ...
+
+
+class Accounts:
+    """Limits, budgets, prices and the recorder every metered call of a process shares."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        recorder: UsageRecorder,
+        prices: Mapping[str, Price],
+        team_budgets: Sequence[TeamBudget] = (),
+    ) -> None:
+        self.limits = limits
+        self.recorder = recorder
+        self.prices = prices
+        self.team_budgets = {budget.team: budget for budget in team_budgets}
+        self._prices: dict[tuple[str, str], Price | None] = {}
+
+    async def aclose(self) -> None:
+        """Flush the recorder, then close the limits' connections."""
+        try:
+            await self.recorder.aclose()
+        finally:
+            await self.limits.aclose()
+
+    def cost(self, provider: str, model: str, usage: Usage) -> float:
+        """USD for ``usage`` (0 when the price is unknown); prices are looked up once."""
+        key = (provider, model)
+        try:
+            price = self._prices[key]
+        except KeyError:
+            if len(self._prices) > _PRICE_CACHE_SIZE:
+                self._prices.clear()  # model names come from callers: keep it bounded
+            price = self._prices[key] = price_for(provider, model, self.prices)
+        return priced_cost(price, provider, usage) or 0.0
+
+    async def admit(
+        self, caller: Caller, model: str, request_bytes: int, max_tokens: int | None
+    ) -> Ticket:
+        """Refuse (``PermissionDenied``, ``BudgetExceeded``, ``RateLimited``) or reserve."""
+        key = caller.key
+        if key is None:
+            return UNLIMITED
+        caller.check_model(model)
+        scope = f"key:{key.id}"
+        limits = self.limits
+        if key.budget_usd is not None or key.budget_tokens is not None:
+            await limits.budgets.check(
+                scope, usd=key.budget_usd, tokens=key.budget_tokens, period=key.budget_period
+            )
+        team = self.team_budgets.get(key.owner_team or "")
+        if team is not None:
+            await limits.budgets.check(
+                f"team:{team.team}", usd=team.usd, tokens=team.tokens, period=team.period
+            )
+        if key.rpm is None and key.tpm is None:
+            return UNLIMITED
+        estimate = request_bytes // BYTES_PER_TOKEN + (max_tokens or 0)
+        return await limits.rates.admit(scope, rpm=key.rpm, tpm=key.tpm, tokens=estimate)
+
+    async def settle(
+        self, caller: Caller, tickets: Sequence[Ticket], usage: Usage, cost: float
+    ) -> None:
+        """Settle reservations with the real token count and charge the caller's budgets."""
+        limits = self.limits
+        try:
+            for ticket in tickets:
+                if ticket is not UNLIMITED:
+                    await limits.rates.settle(ticket, usage.total_tokens)
+            key = caller.key
+            if key is None:
+                return
+            tokens = usage.total_tokens
+            if key.budget_usd is not None or key.budget_tokens is not None:
+                await limits.budgets.charge(
+                    f"key:{key.id}", usd=cost, tokens=tokens, period=key.budget_period
+                )
+            team = self.team_budgets.get(key.owner_team or "")
+            if team is not None:
+                await limits.budgets.charge(
+                    f"team:{team.team}", usd=cost, tokens=tokens, period=team.period
+                )
+        except Exception:
+            # The answer was delivered; a limits store hiccup must not turn it into an error.
+            log.warning("could not settle limits for a call", exc_info=True)
+
+
+def _period_starts() -> dict[str, float | None]:
+    now = datetime.now(UTC)
+    return {
+        "day": now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp(),
+        "month": now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp(),
+        "total": None,
+    }
+
+
+async def seed_budgets(store: Store, limits: Limits, team_budgets: Sequence[TeamBudget]) -> None:
+    """Start in-memory budgets from stored spend (Redis keeps its own across restarts)."""
+    if limits.backend != "memory":
+        return
+    starts = _period_starts()
+    for key in await store.keys.list(include_revoked=False):
+        if key.budget_usd is None and key.budget_tokens is None:
+            continue
+        usd, tokens = await store.usage.spend(key_id=key.id, since=starts[key.budget_period])
+        await limits.budgets.seed(f"key:{key.id}", key.budget_period, usd, tokens)
+    for team in team_budgets:
+        usd, tokens = await store.usage.spend(team=team.team, since=starts[team.period])
+        await limits.budgets.seed(f"team:{team.team}", team.period, usd, tokens)

@@ -1,0 +1,448 @@
+"""One call to a model, metered from admission to its usage record: the way every face calls.
+
+The gateway's endpoints (chat in every dialect, embeddings, the web chat), the terminal
+chat and ``modelway.Client`` all do::
+
+    async with calls.open(caller, model, dialect="openai", request_id=rid) as call:
+        answer = await call.complete(chat)     # or call.stream(chat), call.embed(request),
+                                               # call.relay(body, headers)
+
+Entering admits the call (the key's models, budgets, RPM/TPM), routes it once and asks
+the hooks; running it calls the engine (retries, failover); its end — an answer, a
+stream that ends or is closed, an error, a refusal — records one usage record, settles
+the token reservation and charges the budgets, once. A stream owns that end: it comes
+when the stream does. The call's state is its own; callers read it through properties.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from types import TracebackType
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from modelway.calls.accounts import BYTES_PER_TOKEN, Accounts
+from modelway.calls.caller import Caller
+from modelway.calls.finishing import Finisher
+from modelway.calls.hooks import CallHook, Chunk
+from modelway.calls.relay import Headers, Relay, relayable
+from modelway.calls.scanners import StreamScanner
+from modelway.config import Timeouts
+from modelway.engine import Engine, Outcome
+from modelway.errors import ModelwayError
+from modelway.limits import UNLIMITED, Ticket
+from modelway.providers.upstream import Call
+from modelway.routing.targets import Route
+from modelway.store.records import UsageRecord
+from modelway.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    UsageReport,
+)
+
+#: The status a record gets when the caller left before the answer ended (nginx's).
+CLIENT_CLOSED = 499
+C = TypeVar("C", bound=Chunk)
+
+
+class Calls:
+    """Opens metered calls; one per process, shared by every face."""
+
+    def __init__(self, engine: Engine, accounts: Accounts, hooks: Sequence[CallHook] = ()) -> None:
+        self.engine = engine
+        self.accounts = accounts
+        self.hooks = tuple(hooks)
+        #: Settlements (and other steps) that finish even when their caller is cancelled.
+        self.finisher = Finisher()
+
+    def open(
+        self,
+        caller: Caller,
+        model: str,
+        *,
+        dialect: str,
+        request_id: str,
+        request_bytes: int = 0,
+        max_tokens: int | None = None,
+        fallbacks: Sequence[str] = (),
+        max_retries: int | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> MeteredCall:
+        """A call of ``model`` for ``caller``; ``async with`` it to admit and route it.
+
+        ``request_bytes`` and ``max_tokens`` size the token reservation of a key with a
+        TPM limit; ``fallbacks``, ``max_retries`` and ``timeouts`` adjust the route.
+        """
+        return MeteredCall(
+            self,
+            caller,
+            model,
+            dialect,
+            request_id,
+            request_bytes,
+            max_tokens,
+            (fallbacks, max_retries, timeouts),
+        )
+
+    async def drain(self) -> None:
+        """Wait for settlements still running (before the usage writer and limits close)."""
+        await self.finisher.drain()
+
+    async def aclose(self) -> None:
+        """At shutdown, once no call is running: finish, close upstreams, flush usage."""
+        await self.drain()
+        try:
+            await self.engine.aclose()
+        finally:
+            await self.accounts.aclose()
+
+
+class MeteredCall:
+    """One call from admission to its usage record (see the module docstring)."""
+
+    __slots__ = (
+        "_caller",
+        "_calls",
+        "_dialect",
+        "_first_byte_at",
+        "_max_tokens",
+        "_metered_stream",
+        "_model",
+        "_outcome",
+        "_request_bytes",
+        "_request_id",
+        "_route",
+        "_route_options",
+        "_settled",
+        "_started",
+        "_stream",
+        "_ticket",
+        "_time",
+        "_upstream",
+    )
+
+    def __init__(
+        self,
+        calls: Calls,
+        caller: Caller,
+        model: str,
+        dialect: str,
+        request_id: str,
+        request_bytes: int,
+        max_tokens: int | None,
+        route_options: tuple[Sequence[str], int | None, Timeouts | None],
+    ) -> None:
+        self._calls = calls
+        self._caller = caller
+        self._model = model
+        self._dialect = dialect
+        self._request_id = request_id
+        self._request_bytes = request_bytes
+        self._max_tokens = max_tokens
+        self._route_options = route_options
+        self._route: Route | None = None
+        self._ticket: Ticket = UNLIMITED
+        self._outcome: Outcome | None = None
+        self._stream = False
+        #: A stream handed out and not over yet: the metered one, and what it reads.
+        self._metered_stream: AsyncGenerator[Any, None] | None = None
+        self._upstream: AsyncIterator[Any] | None = None
+        self._settled = False
+        self._time = time.time()
+        self._started = time.monotonic()
+        self._first_byte_at: float | None = None
+
+    # --- what callers and hooks may read ------------------------------------------------
+
+    @property
+    def request_id(self) -> str:
+        return self._request_id
+
+    @property
+    def caller(self) -> Caller:
+        return self._caller
+
+    @property
+    def dialect(self) -> str:
+        """The caller's wire format (``openai``, ``anthropic``, ``ollama``, ``chat``, ...)."""
+        return self._dialect
+
+    @property
+    def model(self) -> str:
+        """The model name the caller asked for."""
+        return self._model
+
+    @property
+    def route(self) -> Route:
+        """Where the call may go, resolved once on entering."""
+        assert self._route is not None, "enter the call (async with) first"
+        return self._route
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """Which target answered, after how many attempts (None until one did)."""
+        return self._outcome
+
+    @property
+    def rate_limit_headers(self) -> list[tuple[bytes, bytes]]:
+        """``x-ratelimit-*`` headers for the answer (none without a key's limits)."""
+        return self._ticket.headers
+
+    def relayable(self) -> bool:
+        """Whether every target speaks the caller's own format (``relay`` then applies)."""
+        return relayable(self.route, self._dialect)
+
+    # --- entering and leaving ----------------------------------------------------------
+
+    async def __aenter__(self) -> MeteredCall:
+        calls = self._calls
+        try:
+            self._ticket = await calls.accounts.admit(
+                self._caller, self._model, self._request_bytes, self._max_tokens
+            )
+            fallbacks, max_retries, timeouts = self._route_options
+            route = calls.engine.route(self._model, fallbacks, max_retries)
+            self._route = route if timeouts is None else route._replace(timeouts=timeouts)
+            for hook in calls.hooks:
+                hook.before(self)
+        except ModelwayError as error:
+            await self._finish(error.status, None, error)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if error is None:
+            if self._metered_stream is None and not self._settled:
+                await self._finish(200, None, None)  # nothing ran: the call is over anyway
+            return  # a stream handed out finishes the call when it ends
+        if self._metered_stream is not None:
+            # Read inside the block: closing it records what it counted. Never started: its
+            # upstream is closed here and the failure recorded.
+            await self._metered_stream.aclose()
+            if self._upstream is not None:
+                await self._upstream.aclose()  # type: ignore[attr-defined]
+        if isinstance(error, ModelwayError):
+            await self._finish(error.status, None, error)
+        else:
+            await self._finish(CLIENT_CLOSED, None, None)
+
+    # --- running it ----------------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest) -> ChatResponse:
+        """The whole answer, translated from and to the canonical form."""
+        response, self._outcome = await self._calls.engine.complete(
+            request, request_id=self._request_id, dialect=self._dialect, route=self.route
+        )
+        self._first_byte()
+        await self._finish(200, response.usage, None, len(response.message.text().encode()))
+        return response
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """The answer's canonical events, once the first has arrived; metered as they pass."""
+        self._stream = True
+        opened = await self._calls.engine.open_stream(
+            request, request_id=self._request_id, dialect=self._dialect, route=self.route
+        )
+        self._outcome = opened.outcome
+        return self._metered(opened.events, _EventTally())
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Vectors for the request's texts."""
+        response, self._outcome = await self._calls.engine.embeddings(
+            request, request_id=self._request_id, route=self.route
+        )
+        self._first_byte()
+        await self._finish(200, response.usage, None)
+        return response
+
+    async def relay(self, body: dict[str, Any], headers: Headers) -> Relayed:
+        """The caller's own format relayed as the upstream answers it (see ``relayable``)."""
+        route = self.route
+        relay = Relay(self._calls.engine, route, body, self._dialect, headers)
+        call = Call(self._request_id, route.timeouts)
+        self._stream = relay.stream
+        if not relay.stream:
+            whole = await relay.whole(call)
+            self._outcome = whole.outcome
+            self._first_byte()
+            await self._finish(200, whole.usage, None, len(whole.body))
+            return Relayed(whole.body, None, "application/json", whole.outcome, None)
+        opened = await relay.open(call)
+        self._outcome = opened.outcome
+        chunks = self._metered(opened.chunks, _ByteTally(opened.scanner))
+        return Relayed(None, chunks, opened.media_type, opened.outcome, opened.scanner.error)
+
+    # --- metering ------------------------------------------------------------------------
+
+    def _metered(self, source: AsyncIterator[C], tally: _Tally) -> AsyncGenerator[C, None]:
+        """``source`` passed on; its end (whole, failed or abandoned) finishes the call."""
+        self._upstream = source
+        metered = self._meter(source, tally)
+        self._metered_stream = metered
+        return metered
+
+    async def _meter(self, source: AsyncIterator[C], tally: _Tally) -> AsyncGenerator[C, None]:
+        self._upstream = None  # started: from here on, closing it closes ``source``
+        status = CLIENT_CLOSED
+        failure: ModelwayError | None = None
+        hooks = self._calls.hooks
+        try:
+            async for chunk in source:
+                self._first_byte()
+                tally.add(chunk)
+                for hook in hooks:
+                    hook.chunk(self, chunk)
+                yield chunk
+            status = 200
+        except ModelwayError as error:
+            failure, status = error, error.status
+            raise
+        finally:
+            self._metered_stream = None
+            try:
+                await source.aclose()  # type: ignore[attr-defined]
+            finally:
+                await self._finish(status, tally.usage, failure, tally.size)
+
+    def _first_byte(self) -> None:
+        if self._first_byte_at is None:
+            self._first_byte_at = time.monotonic()
+
+    async def _finish(
+        self, status: int, usage: Usage | None, error: ModelwayError | None, answer_bytes: int = 0
+    ) -> None:
+        """Record the call, then settle its limits and budgets; only the first time."""
+        if self._settled:
+            return
+        self._settled = True
+        outcome = self._outcome
+        if usage is None:
+            # Nothing reached a provider (refused, unknown model, ...): no tokens were spent.
+            usage = (
+                Usage()
+                if outcome is None
+                else Usage(
+                    prompt_tokens=self._request_bytes // BYTES_PER_TOKEN,
+                    completion_tokens=answer_bytes // BYTES_PER_TOKEN,
+                    estimated=True,
+                )
+            )
+        accounts = self._calls.accounts
+        cost = 0.0
+        if outcome is not None:
+            cost = accounts.cost(outcome.target.backend.name, outcome.target.model, usage)
+        record = self._record(status, usage, error, cost)
+        accounts.recorder.record(record)
+        for hook in self._calls.hooks:
+            hook.after(self, record)
+        deployment_ticket = UNLIMITED if outcome is None else outcome.deployment_ticket
+        if (
+            self._caller.key is None
+            and self._ticket is UNLIMITED
+            and deployment_ticket is UNLIMITED
+        ):
+            return  # nothing reserved, no budget: nothing to settle
+        tickets = (deployment_ticket, self._ticket)
+        settle = accounts.settle(self._caller, tickets, usage, cost)
+        if accounts.limits.backend == "memory":
+            await settle  # never suspends, so no cancellation can cut it short
+        else:
+            # A caller leaving may cancel this task mid-way through Redis's round trips:
+            # the budgets are still charged, in a task of their own.
+            await self._calls.finisher.run(settle)
+
+    def _record(
+        self, status: int, usage: Usage, error: ModelwayError | None, cost: float
+    ) -> UsageRecord:
+        outcome = self._outcome
+        caller = self._caller
+        first_byte = self._first_byte_at
+        return UsageRecord(
+            request_id=self._request_id,
+            time=self._time,
+            key_id=caller.key_id,
+            user=caller.user,
+            team=caller.team,
+            dialect=self._dialect,
+            alias=(self._route.alias if self._route else None) or self._model,
+            provider=outcome.target.backend.name if outcome else None,
+            model=outcome.target.model if outcome else None,
+            status=status,
+            error_type=None if error is None else type(error).__name__,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            usage_estimated=usage.estimated,
+            cost_usd=cost,
+            latency_ms=(time.monotonic() - self._started) * 1000,
+            ttft_ms=None if first_byte is None else (first_byte - self._started) * 1000,
+            stream=self._stream,
+            retries=max(0, outcome.attempts - 1) if outcome else 0,
+            fallback_used=outcome.fallback if outcome else None,
+        )
+
+
+class Relayed(NamedTuple):
+    """A relayed answer: the whole ``body``, or ``chunks`` of a stream (metered)."""
+
+    body: bytes | None
+    chunks: AsyncIterator[bytes] | None
+    media_type: str
+    outcome: Outcome
+    #: A final error event in the stream's own format (streams only).
+    error_event: Callable[[ModelwayError], bytes] | None
+
+
+class _Tally(Protocol):
+    """What a metered stream counts: the answer's size and the usage it reports."""
+
+    size: int
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    def add(self, chunk: Any) -> None: ...
+
+
+class _EventTally:
+    """Canonical events: usage from ``UsageReport``, size from the text."""
+
+    __slots__ = ("size", "usage")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.usage: Usage | None = None
+
+    def add(self, chunk: StreamEvent) -> None:
+        if isinstance(chunk, TextDelta):
+            self.size += len(chunk.text)
+        elif isinstance(chunk, UsageReport):
+            self.usage = chunk.usage
+
+
+class _ByteTally:
+    """Relayed bytes: usage as the stream's scanner read it."""
+
+    __slots__ = ("_scanner", "size")
+
+    def __init__(self, scanner: StreamScanner) -> None:
+        self._scanner = scanner
+        self.size = 0
+
+    @property
+    def usage(self) -> Usage | None:
+        usage: Usage | None = self._scanner.usage
+        return usage
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)

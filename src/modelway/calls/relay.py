@@ -1,0 +1,176 @@
+"""The same-dialect fast path: a call relayed to a provider that speaks the caller's format.
+
+The request is parsed once (routing needs the model), the model is rewritten and the
+body re-serialised; the answer is relayed as the upstream sent it, so fields the
+canonical form cannot carry (Anthropic thinking blocks, Ollama ``format``, OpenAI
+``logprobs``, ...) survive. Stream events are checked and scanned for usage by a
+per-wire scanner (``modelway.calls.scanners``) but never re-encoded. OpenAI upstreams
+are always asked for usage; the extra usage-only chunk is dropped unless the caller
+asked for it. Metering is the caller's (``MeteredCall.relay``): this module only talks
+to the upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, NamedTuple, Protocol
+
+import orjson
+
+from modelway.calls.scanners import StreamScanner, answer_usage, scanner_for
+from modelway.engine import Engine, Outcome
+from modelway.errors import ModelwayError, UpstreamError
+from modelway.providers.base import HttpRequest
+from modelway.providers.openai import OpenAIAdapter, parse_json
+from modelway.providers.upstream import Call, HttpProvider
+from modelway.routing.targets import Route, Target
+from modelway.types import Usage
+
+_JSON = {"content-type": "application/json"}
+#: The chat path of each wire whose adapter does not compute one.
+_CHAT_PATHS = {"anthropic": "/v1/messages", "ollama": "/api/chat"}
+#: Caller headers that change the upstream's behaviour and travel with a relayed call.
+_FORWARDED_HEADERS = {"anthropic": ("anthropic-beta",), "openai": (), "ollama": ()}
+_MEDIA_TYPES = {"ollama": "application/x-ndjson"}
+
+
+class Headers(Protocol):
+    """A request's headers as the relay reads them (Starlette's or granian's)."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+
+class WholeAnswer(NamedTuple):
+    """A relayed answer read whole: the upstream's body as it sent it."""
+
+    body: bytes
+    usage: Usage | None
+    outcome: Outcome
+
+
+class OpenedRelay(NamedTuple):
+    """A relayed stream whose first chunk has arrived."""
+
+    chunks: AsyncIterator[bytes]
+    scanner: StreamScanner
+    media_type: str
+    outcome: Outcome
+
+
+def relayable(route: Route, wire: str) -> bool:
+    """Every target speaks ``wire`` over HTTP."""
+    return wire in _FORWARDED_HEADERS and all(
+        isinstance(t.backend, HttpProvider) and t.backend.wire == wire for t in route.targets
+    )
+
+
+def streams(wire: str, body: dict[str, Any]) -> bool:
+    """Whether ``body`` asks for a stream in ``wire``'s convention."""
+    # Ollama streams unless told not to; the others only when asked.
+    if wire == "ollama":
+        return body.get("stream", True) is not False
+    return body.get("stream") is True
+
+
+def _chat_path(target: Target, wire: str) -> str:
+    assert isinstance(target.backend, HttpProvider)
+    adapter = target.backend.adapter
+    if isinstance(adapter, OpenAIAdapter):
+        return adapter.path("chat/completions", target.model)
+    return _CHAT_PATHS[wire]
+
+
+class Relay:
+    """One chat body in ``wire``'s format, relayed along a route with retries and failover."""
+
+    def __init__(
+        self, engine: Engine, route: Route, body: dict[str, Any], wire: str, headers: Headers
+    ) -> None:
+        self._engine = engine
+        self._route = route
+        self._body = body
+        self._wire = wire
+        self.stream = streams(wire, body)
+        self._options = body.get("stream_options")
+        # Made before the body is rewritten: it reads whether the caller asked for usage.
+        self._scanner = scanner_for(wire, body) if self.stream else None
+        self._headers = dict(_JSON)
+        for name in _FORWARDED_HEADERS[wire]:
+            value = headers.get(name)
+            if value is not None:
+                self._headers[name] = value
+
+    def _upstream_request(self, target: Target) -> HttpRequest:
+        body = self._body
+        body["model"] = target.model
+        if self.stream and self._wire == "openai":
+            body["stream_options"] = {**(self._options or {}), "include_usage": True}
+        return HttpRequest(
+            "POST", _chat_path(target, self._wire), orjson.dumps(body), self._headers
+        )
+
+    async def whole(self, call: Call) -> WholeAnswer:
+        """The whole answer (a body that asked for no stream)."""
+
+        async def complete(target: Target) -> tuple[bytes, Any]:
+            assert isinstance(target.backend, HttpProvider)
+            answer = await target.backend.request(self._upstream_request(target), call)
+            try:
+                parsed = parse_json(answer)  # an answer that is not JSON is an upstream failure
+            except UpstreamError as error:
+                raise target.backend.attributed(error) from None
+            return answer, parsed
+
+        (answer, parsed), outcome = await self._engine.attempt_each(self._route, complete)
+        return WholeAnswer(answer, answer_usage(self._wire, parsed), outcome)
+
+    async def open(self, call: Call) -> OpenedRelay:
+        """The stream, committed to a target once its first chunk arrived."""
+
+        async def open_stream(target: Target) -> tuple[bytes, AsyncIterator[bytes]]:
+            backend = target.backend
+            assert isinstance(backend, HttpProvider)
+            response = await backend.open(self._upstream_request(target), call)
+            chunks = backend.raw_stream(response, call)
+            try:
+                return await anext(chunks), chunks
+            except StopAsyncIteration:
+                raise UpstreamError(
+                    "the upstream stream was empty", provider=backend.name
+                ) from None
+
+        (first, rest), outcome = await self._engine.attempt_each(
+            self._route, open_stream, holds=True
+        )
+        scanner = self._scanner
+        assert scanner is not None, "a body that asked for no stream is read whole"
+        return OpenedRelay(
+            _scanned(first, rest, scanner, outcome),
+            scanner,
+            _MEDIA_TYPES.get(self._wire, "text/event-stream"),
+            outcome,
+        )
+
+
+async def _scanned(
+    first: bytes, rest: AsyncIterator[bytes], scanner: StreamScanner, outcome: Outcome
+) -> AsyncIterator[bytes]:
+    """The upstream's chunks as ``scanner`` passes them on; the target is released at the end."""
+    failure: ModelwayError | None = None
+    try:
+        data = scanner.feed(first)
+        if data:
+            yield data
+        async for chunk in rest:
+            data = scanner.feed(chunk)
+            if data:
+                yield data
+        data = scanner.close()
+        if data:
+            yield data
+    except ModelwayError as error:
+        failure = error
+        raise
+    finally:
+        outcome.stream_ended(failure)
+        await rest.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,26 @@
+"""Metered calls whose usage records go to the store: as the gateway and the terminal chat run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from modelway.calls.accounts import Accounts
+from modelway.calls.metered import Calls
+from modelway.config import Config
+from modelway.engine import Engine
+from modelway.limits import Limits
+from modelway.store import Store, data_dir
+from modelway.store.writer import UsageWriter
+
+
+def stored_calls(config: Config, environ: Mapping[str, str], store: Store) -> Calls:
+    """Calls limited as ``REDIS_URL`` says (else in memory), recorded in batches to ``store``.
+
+    Usage records that cannot reach the store wait in ``usage-spill.jsonl`` in the data
+    directory. ``Calls.aclose`` flushes them.
+    """
+    limits = Limits.from_environment(environ.get("REDIS_URL") or None)
+    engine = Engine(config, environ, rates=limits.rates)
+    writer = UsageWriter(store, data_dir(environ) / "usage-spill.jsonl")
+    writer.start()
+    return Calls(engine, Accounts(limits, writer, config.prices, config.budgets))

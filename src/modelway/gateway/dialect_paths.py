@@ -1,0 +1,47 @@
+"""Which wire format each path speaks: the one table behind the chat routes and the errors.
+
+``CHAT_PATHS`` lists the chat calls; ``gateway.app`` serves a POST to one of them
+directly (ASGI), ``gateway.rsgi`` natively (RSGI), and ``chat_routes`` gives Starlette
+the same paths (so a GET is a 405 in the usual shape). ``error_dialect`` says in which
+format a path's callers expect an error (a refused key, say).
+"""
+
+from __future__ import annotations
+
+from modelway.dialects.anthropic import AnthropicDialect
+from modelway.dialects.base import Dialect
+from modelway.dialects.completions import CompletionsDialect
+from modelway.dialects.ollama import OllamaDialect
+from modelway.dialects.ollama_generate import OllamaGenerateDialect
+from modelway.dialects.openai import OpenAIDialect
+from modelway.dialects.responses import ResponsesDialect
+
+OPENAI: Dialect = OpenAIDialect()
+RESPONSES: Dialect = ResponsesDialect()
+COMPLETIONS: Dialect = CompletionsDialect()
+ANTHROPIC: Dialect = AnthropicDialect()
+OLLAMA: Dialect = OllamaDialect()
+OLLAMA_GENERATE: Dialect = OllamaGenerateDialect()
+
+#: Chat calls, by path: each answered in its own dialect by any provider.
+CHAT_PATHS: dict[str, Dialect] = {
+    "/v1/chat/completions": OPENAI,
+    "/v1/responses": RESPONSES,
+    "/v1/completions": COMPLETIONS,
+    "/v1/messages": ANTHROPIC,
+    "/api/chat": OLLAMA,
+    "/api/generate": OLLAMA_GENERATE,
+}
+#: Every other path that has a dialect of its own, by prefix (the rest speak OpenAI's).
+_PREFIXES: tuple[tuple[str, Dialect], ...] = (("/v1/messages", ANTHROPIC), ("/api/", OLLAMA))
+
+
+def error_dialect(path: str) -> Dialect:
+    """The format in which a path's callers expect an error."""
+    dialect = CHAT_PATHS.get(path)
+    if dialect is not None:
+        return dialect
+    for prefix, prefixed in _PREFIXES:
+        if path.startswith(prefix):
+            return prefixed
+    return OPENAI

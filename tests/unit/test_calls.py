@@ -1,0 +1,427 @@
+"""The metered call in-process: admission, one usage record however a call ends, hooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from modelway.calls import ANONYMOUS, Accounts, Caller, CallHook, Calls, Chunk, MeteredCall
+from modelway.config import Config, Price, parse_config
+from modelway.engine import Engine
+from modelway.errors import (
+    BadRequest,
+    BudgetExceeded,
+    ModelwayError,
+    PermissionDenied,
+    RateLimited,
+    UnknownModel,
+    UpstreamError,
+)
+from modelway.limits import Limits
+from modelway.providers.registry import adapter_for
+from modelway.providers.transport import MockReply, MockTransport, UpstreamRequest
+from modelway.providers.upstream import HttpProvider
+from modelway.secrets import Secret
+from modelway.store.records import KeyRecord, UsageRecord
+from modelway.types import (
+    ChatRequest,
+    EmbeddingRequest,
+    Message,
+    TextDelta,
+    TextPart,
+    UsageReport,
+)
+from tests.unit.fakes import ScriptedBackend
+
+PRICES = {"quiet/m": Price(input_per_million=1_000_000.0, output_per_million=2_000_000.0)}
+
+
+class Recorded:
+    """A usage recorder that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    def record(self, record: UsageRecord) -> None:
+        self.records.append(record)
+
+    async def aclose(self) -> None:
+        return None
+
+    @property
+    def only(self) -> UsageRecord:
+        [record] = self.records
+        return record
+
+
+def key(**limits: Any) -> Caller:
+    record = KeyRecord(
+        id="k1",
+        name="team key",
+        prefix="mw-abc",
+        owner_user="ann",
+        owner_team="red",
+        models=limits.pop("models", ()),
+        rpm=limits.pop("rpm", None),
+        tpm=limits.pop("tpm", None),
+        budget_usd=limits.pop("budget_usd", None),
+        budget_tokens=limits.pop("budget_tokens", None),
+        budget_period="total",
+        expires_at=None,
+        metadata={},
+        created_at=0.0,
+        revoked_at=None,
+    )
+    return Caller(key_id="k1", name="team key", user="ann", team="red", key=record)
+
+
+def chat(model: str = "quiet/m", text: str = "hello", stream: bool = False) -> ChatRequest:
+    return ChatRequest(
+        model=model,
+        messages=[Message(role="user", content=[TextPart(text)])],
+        stream=stream,
+    )
+
+
+@pytest.fixture
+def recorded() -> Recorded:
+    return Recorded()
+
+
+def make_calls(recorded: Recorded, config: Config | None = None, **backends: Any) -> Calls:
+    limits = Limits.from_environment(None)
+    engine = Engine(
+        config or Config(),
+        {},
+        {"quiet": ScriptedBackend("quiet"), **backends},
+        rates=limits.rates,
+    )
+    return Calls(engine, Accounts(limits, recorded, PRICES))
+
+
+@pytest.fixture
+async def calls(recorded: Recorded) -> AsyncIterator[Calls]:
+    made = make_calls(recorded)
+    yield made
+    await made.aclose()
+
+
+def open_call(calls: Calls, caller: Caller = ANONYMOUS, model: str = "quiet/m") -> MeteredCall:
+    return calls.open(caller, model, dialect="openai", request_id="r1", request_bytes=40)
+
+
+# --- one record, however the call ends -----------------------------------------------------
+
+
+async def test_a_whole_answer_leaves_one_record_with_its_tokens_and_cost(
+    calls: Calls, recorded: Recorded
+) -> None:
+    async with open_call(calls, key()) as call:
+        answer = await call.complete(chat())
+    assert answer.message.text() == "quiet says hi"
+    record = recorded.only
+    assert (record.request_id, record.dialect, record.alias) == ("r1", "openai", "quiet/m")
+    assert (record.provider, record.model, record.status) == ("quiet", "m", 200)
+    assert (record.key_id, record.user, record.team) == ("k1", "ann", "red")
+    assert (record.prompt_tokens, record.completion_tokens) == (1, 3)
+    assert record.cost_usd == pytest.approx(1.0 + 6.0)  # 1 M$/M in, 2 M$/M out
+    assert not record.stream and not record.usage_estimated
+    assert record.ttft_ms is not None and record.latency_ms >= record.ttft_ms
+
+
+async def test_a_stream_is_recorded_when_it_ends_with_the_usage_it_reported(
+    calls: Calls, recorded: Recorded
+) -> None:
+    async with open_call(calls) as call:
+        events = await call.stream(chat(stream=True))
+    assert recorded.records == []  # the stream owns the end of the call
+    seen = [event async for event in events]
+    assert any(isinstance(event, UsageReport) for event in seen)
+    record = recorded.only
+    assert record.stream and record.status == 200
+    assert (record.prompt_tokens, record.completion_tokens, record.usage_estimated) == (1, 3, False)
+
+
+async def test_a_stream_left_early_is_recorded_as_the_caller_closing_it(
+    calls: Calls, recorded: Recorded
+) -> None:
+    async with open_call(calls) as call:
+        events = await call.stream(chat(stream=True))
+    async for event in events:
+        if isinstance(event, TextDelta):
+            break
+    await events.aclose()  # type: ignore[attr-defined]
+    record = recorded.only
+    assert record.status == 499 and record.usage_estimated  # no usage report arrived
+
+
+async def test_a_stream_read_inside_the_block_and_cancelled_is_recorded_once(
+    calls: Calls, recorded: Recorded
+) -> None:
+    started = asyncio.Event()
+
+    async def reader() -> None:
+        async with open_call(calls) as call:
+            async for _ in await call.stream(chat(stream=True)):
+                started.set()
+                await asyncio.Event().wait()  # the user stops it here
+
+    task = asyncio.create_task(reader())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert recorded.only.status == 499
+
+
+async def test_a_failure_is_recorded_with_its_status_and_error(recorded: Recorded) -> None:
+    broken = ScriptedBackend("broken", [UpstreamError("went away")] * 5)
+    calls = make_calls(recorded, broken=broken)
+    with pytest.raises(UpstreamError):
+        async with open_call(calls, model="broken/m") as call:
+            await call.complete(chat("broken/m"))
+    record = recorded.only
+    assert (record.status, record.error_type, record.provider) == (502, "UpstreamError", None)
+    assert record.prompt_tokens == 0  # nothing was answered: no tokens charged
+    await calls.aclose()
+
+
+async def test_an_error_in_the_block_after_a_stream_was_opened_closes_it_and_records_it(
+    calls: Calls, recorded: Recorded
+) -> None:
+    with pytest.raises(BadRequest):
+        async with open_call(calls) as call:
+            await call.stream(chat(stream=True))
+            raise BadRequest("the caller's format cannot say that")
+    record = recorded.only
+    assert (record.status, record.error_type, record.provider) == (400, "BadRequest", "quiet")
+
+
+async def test_an_unknown_model_is_recorded_under_the_name_asked_for(
+    calls: Calls, recorded: Recorded
+) -> None:
+    with pytest.raises(UnknownModel):
+        async with open_call(calls, model="nobody/knows"):
+            pass
+    record = recorded.only
+    assert (record.status, record.alias, record.provider) == (404, "nobody/knows", None)
+
+
+async def test_embeddings_are_metered_calls_too(calls: Calls, recorded: Recorded) -> None:
+    async with open_call(calls, key(models=("quiet/*",))) as call:
+        answer = await call.embed(EmbeddingRequest(model="quiet/m", input=["a", "b"]))
+    assert len(answer.vectors) == 2
+    assert (recorded.only.provider, recorded.only.status) == ("quiet", 200)
+
+
+# --- admission -----------------------------------------------------------------------------
+
+
+async def test_a_model_outside_the_keys_globs_is_refused_and_recorded(
+    calls: Calls, recorded: Recorded
+) -> None:
+    with pytest.raises(PermissionDenied):
+        async with open_call(calls, key(models=("mock/*",))):
+            pytest.fail("a refused call never runs")
+    assert (recorded.only.status, recorded.only.error_type) == (403, "PermissionDenied")
+
+
+async def test_rpm_refuses_the_call_over_the_limit_and_answers_carry_the_headers(
+    calls: Calls, recorded: Recorded
+) -> None:
+    caller = key(rpm=1)
+    async with open_call(calls, caller) as call:
+        await call.complete(chat())
+        headers = dict(call.rate_limit_headers)
+    assert headers[b"x-ratelimit-limit-requests"] == b"1"
+    assert headers[b"x-ratelimit-remaining-requests"] == b"0"
+    with pytest.raises(RateLimited) as refused:
+        async with open_call(calls, caller):
+            pass
+    assert refused.value.retry_after is not None
+    assert [r.status for r in recorded.records] == [200, 429]
+
+
+async def test_a_spent_budget_refuses_the_next_call(calls: Calls, recorded: Recorded) -> None:
+    caller = key(budget_usd=5.0)
+    async with open_call(calls, caller) as call:
+        await call.complete(chat())  # costs $7
+    with pytest.raises(BudgetExceeded):
+        async with open_call(calls, caller):
+            pass
+    assert [r.status for r in recorded.records] == [200, 429]
+
+
+async def test_showing_a_model_takes_no_round_robin_turn(recorded: Recorded) -> None:
+    config = parse_config(
+        "models:\n  - name: pair\n    deployments: [{provider: openai, model: a}, "
+        "{provider: anthropic, model: b}]\n",
+        {},
+    )
+    first, second = ScriptedBackend("first"), ScriptedBackend("second")
+    calls = make_calls(recorded, config, openai=first, anthropic=second)
+    for _ in range(3):
+        calls.engine.route("pair", take_turn=False)
+    answered = []
+    for _ in range(2):
+        async with open_call(calls, model="pair") as call:
+            answered.append((await call.complete(chat("pair"))).message.text())
+    assert answered == ["first says hi", "second says hi"]  # the turns were all still there
+    await calls.aclose()
+
+
+# --- hooks ---------------------------------------------------------------------------------
+
+
+class Watching(CallHook):
+    def __init__(self, refuse: ModelwayError | None = None) -> None:
+        self.refuse = refuse
+        self.seen: list[str] = []
+
+    def before(self, call: MeteredCall) -> None:
+        self.seen.append(f"before {call.model} via {call.route.targets[0].backend.name}")
+        if self.refuse is not None:
+            raise self.refuse
+
+    def chunk(self, call: MeteredCall, chunk: Chunk) -> None:
+        if isinstance(chunk, TextDelta):
+            self.seen.append(f"chunk {chunk.text.strip()}")
+
+    def after(self, call: MeteredCall, record: UsageRecord) -> None:
+        self.seen.append(f"after {record.status}")
+
+
+async def test_hooks_see_each_call_before_it_runs_each_chunk_and_its_record(
+    recorded: Recorded,
+) -> None:
+    hook = Watching()
+    calls = make_calls(recorded)
+    calls.hooks = (hook,)
+    async with open_call(calls) as call:
+        async for _ in await call.stream(chat(stream=True)):
+            pass
+    assert hook.seen == [
+        "before quiet/m via quiet",
+        "chunk quiet",
+        "chunk says",
+        "chunk hi",
+        "after 200",
+    ]
+    await calls.aclose()
+
+
+async def test_a_hook_may_refuse_a_call_which_is_then_recorded(recorded: Recorded) -> None:
+    calls = make_calls(recorded)
+    calls.hooks = (Watching(refuse=PermissionDenied("not on this path")),)
+    with pytest.raises(PermissionDenied):
+        async with open_call(calls):
+            pytest.fail("a refused call never runs")
+    assert recorded.only.status == 403
+    await calls.aclose()
+
+
+# --- relay ---------------------------------------------------------------------------------
+
+
+def openai_upstream(stream_lines: list[bytes] | None = None) -> HttpProvider:
+    def handle(request: UpstreamRequest) -> MockReply:
+        body = json.loads(request.body or b"{}")
+        if body.get("stream"):
+            return MockReply(200, _chunks(stream_lines or []))
+        answer = {
+            "id": "c1",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+        }
+        return MockReply(200, json.dumps(answer).encode())
+
+    return HttpProvider(
+        "openai",
+        adapter_for("openai"),
+        "http://up.test/v1",
+        Secret("sk-x"),
+        transport=MockTransport(handle),
+    )
+
+
+async def _chunks(lines: list[bytes]) -> AsyncIterator[bytes]:
+    for line in lines:
+        yield line
+
+
+class NoHeaders:
+    def get(self, key: str, /) -> str | None:
+        return None
+
+
+async def test_a_relayed_answer_is_the_upstreams_bytes_and_is_recorded(recorded: Recorded) -> None:
+    calls = make_calls(recorded, openai=openai_upstream())
+    async with calls.open(ANONYMOUS, "openai/gpt-x", dialect="openai", request_id="r2") as call:
+        assert call.relayable()
+        relayed = await call.relay({"model": "openai/gpt-x", "messages": []}, NoHeaders())
+    assert relayed.body is not None and json.loads(relayed.body)["model"] == "gpt-x"
+    record = recorded.only
+    assert (record.provider, record.prompt_tokens, record.completion_tokens) == ("openai", 5, 1)
+    await calls.aclose()
+
+
+async def test_a_relayed_stream_is_recorded_with_the_usage_its_scanner_read(
+    recorded: Recorded,
+) -> None:
+    lines = [
+        b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n',
+        b'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    calls = make_calls(recorded, openai=openai_upstream(lines))
+    body = {"model": "openai/gpt-x", "messages": [], "stream": True}
+    async with calls.open(ANONYMOUS, "openai/gpt-x", dialect="openai", request_id="r3") as call:
+        relayed = await call.relay(body, NoHeaders())
+    assert relayed.chunks is not None
+    sent = b"".join([chunk async for chunk in relayed.chunks])
+    assert b'"usage"' not in sent  # the caller did not ask for the usage chunk
+    record = recorded.only
+    assert record.stream and (record.prompt_tokens, record.completion_tokens) == (7, 2)
+    await calls.aclose()
+
+
+# --- a settlement survives the caller going away -------------------------------------------
+
+
+async def test_the_budget_is_charged_even_when_the_caller_is_cancelled_while_settling(
+    calls: Calls, recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Settling with Redis takes round trips a cancellation could cut (in memory, none).
+    monkeypatch.setattr(Limits, "backend", property(lambda limits: "redis"))
+    caller = key(budget_usd=5.0)
+    budgets = calls.accounts.limits.budgets
+    charge = budgets.charge
+    charging, released = asyncio.Event(), asyncio.Event()
+
+    async def slow_charge(*args: Any, **kwargs: Any) -> None:
+        charging.set()
+        await released.wait()
+        await charge(*args, **kwargs)
+
+    monkeypatch.setattr(budgets, "charge", slow_charge)
+
+    async def run() -> None:
+        async with open_call(calls, caller) as call:
+            await call.complete(chat())
+
+    task = asyncio.create_task(run())
+    await charging.wait()
+    task.cancel()  # the caller leaves while the call is being settled
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    released.set()
+    await calls.drain()
+    with pytest.raises(BudgetExceeded):
+        async with open_call(calls, caller):
+            pass

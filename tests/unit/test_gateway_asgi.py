@@ -1,0 +1,199 @@
+"""The gateway as an ASGI app in-process: the direct chat path, embeddings, their records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import httpx
+import pytest
+
+from modelway.config import parse_config
+from modelway.gateway.app import Gateway, create_app
+from modelway.gateway.state import GatewayState
+from modelway.providers.registry import adapter_for
+from modelway.providers.transport import MockReply, MockTransport, UpstreamRequest
+from modelway.providers.upstream import HttpProvider
+from modelway.secrets import Secret
+from modelway.store.records import UsageRecord
+from tests.polling import eventually
+
+MASTER = "mw-master-key-for-the-asgi-tests-0123"
+HELLO = [{"role": "user", "content": "hello there"}]
+
+
+class Setup(NamedTuple):
+    app: Gateway
+    http: httpx.AsyncClient
+    state: GatewayState
+
+
+def openai_upstream(request: UpstreamRequest) -> MockReply:
+    body = json.loads(request.body or b"{}")
+    answer = {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body["model"],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "from upstream"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+        "system_fingerprint": "kept-as-sent",
+    }
+    return MockReply(200, json.dumps(answer).encode())
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Setup]:
+    environ = {"MODELWAY_DATA_DIR": str(tmp_path), "MODELWAY_MASTER_KEY": MASTER}
+    # Priced, so an embedding's record carries a cost (the mock is free otherwise).
+    prices = "prices:\n  mock/echo: {input_per_million: 1000000, output_per_million: 0}\n"
+    app = create_app(parse_config(prices, environ), environ)
+    async with app.lifespan():
+        state: GatewayState = app.state.gateway
+        state.engine.router.backends["openai"] = HttpProvider(
+            "openai",
+            adapter_for("openai"),
+            "http://upstream.test/v1",
+            Secret("sk-upstream"),
+            transport=MockTransport(openai_upstream),
+        )
+        transport = httpx.ASGITransport(app=app)
+        headers = {"authorization": f"Bearer {MASTER}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gateway", headers=headers
+        ) as http:
+            yield Setup(app, http, state)
+
+
+async def records(state: GatewayState, count: int) -> list[UsageRecord]:
+    """The gateway's usage records once ``count`` have reached the store (newest first)."""
+
+    async def stored() -> list[UsageRecord] | None:
+        found = await state.store.usage.recent(limit=50)
+        return found if len(found) >= count else None
+
+    found = await eventually(stored)
+    assert len(found) == count
+    return found
+
+
+# --- the direct chat path ------------------------------------------------------------------
+
+
+async def test_a_chat_call_is_translated_on_the_direct_path_and_recorded(gateway: Setup) -> None:
+    response = await gateway.http.post(
+        "/v1/chat/completions",
+        json={"model": "mock/echo", "messages": HELLO},
+        headers={"x-request-id": "req-asgi-1"},
+    )
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "hello there"
+    assert response.headers["x-request-id"] == "req-asgi-1"
+    assert response.headers["x-modelway-provider"] == "mock"
+    [record] = await records(gateway.state, 1)
+    assert (record.request_id, record.dialect, record.provider, record.status) == (
+        "req-asgi-1",
+        "openai",
+        "mock",
+        200,
+    )
+
+
+async def test_a_streamed_chat_call_ends_with_its_finish_marker(gateway: Setup) -> None:
+    body = {"model": "mock/echo", "messages": HELLO, "stream": True}
+    async with gateway.http.stream("POST", "/v1/chat/completions", json=body) as response:
+        text = (await response.aread()).decode()
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert text.rstrip().endswith("data: [DONE]")
+    [record] = await records(gateway.state, 1)
+    assert record.stream and record.status == 200
+
+
+async def test_a_call_to_a_provider_of_the_callers_format_is_relayed_as_sent(
+    gateway: Setup,
+) -> None:
+    response = await gateway.http.post(
+        "/v1/chat/completions", json={"model": "openai/gpt-x", "messages": HELLO}
+    )
+    answer = response.json()
+    assert (answer["model"], answer["system_fingerprint"]) == ("gpt-x", "kept-as-sent")
+    assert response.headers["x-modelway-provider"] == "openai"
+    [record] = await records(gateway.state, 1)
+    assert (record.prompt_tokens, record.completion_tokens) == (5, 2)
+
+
+async def test_each_dialect_is_answered_in_its_own_shape(gateway: Setup) -> None:
+    anthropic = await gateway.http.post(
+        "/v1/messages", json={"model": "mock/echo", "max_tokens": 50, "messages": HELLO}
+    )
+    assert anthropic.json()["content"][0]["text"] == "hello there"
+    ollama = await gateway.http.post(
+        "/api/chat", json={"model": "mock/echo", "messages": HELLO, "stream": False}
+    )
+    assert ollama.json()["message"]["content"] == "hello there"
+    refused = await gateway.http.post(
+        "/v1/messages",
+        json={"model": "mock/echo", "max_tokens": 50, "messages": HELLO},
+        headers={"authorization": "Bearer mw-wrong-key-000000000000000000000000"},
+    )
+    assert refused.status_code == 401 and refused.json()["type"] == "error"
+    assert {r.dialect for r in await records(gateway.state, 2)} == {"anthropic", "ollama"}
+
+
+async def test_a_get_on_a_chat_path_is_a_405_in_the_usual_shape(gateway: Setup) -> None:
+    response = await gateway.http.get("/v1/chat/completions")
+    assert response.status_code == 405
+    assert "does not take GET" in response.json()["error"]["message"]
+
+
+# --- embeddings are metered calls ----------------------------------------------------------
+
+
+async def _key(gateway: Setup, **settings: Any) -> dict[str, str]:
+    _, plaintext = await gateway.state.store.keys.create("embedder", **settings)
+    return {"authorization": f"Bearer {plaintext}"}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/embeddings", {"input": ["a", "b"]}),
+        ("/api/embed", {"input": ["a", "b"]}),
+    ],
+    ids=["openai", "ollama"],
+)
+async def test_embeddings_obey_the_keys_models_and_rpm_and_are_recorded(
+    gateway: Setup, path: str, body: dict[str, Any]
+) -> None:
+    headers = await _key(gateway, models=["mock/echo"], rpm=1)
+    denied = await gateway.http.post(path, json={**body, "model": "mock/other"}, headers=headers)
+    assert denied.status_code == 403
+    served = await gateway.http.post(path, json={**body, "model": "mock/echo"}, headers=headers)
+    assert served.status_code == 200
+    assert served.headers["x-ratelimit-limit-requests"] == "1"
+    assert served.headers["x-ratelimit-remaining-requests"] == "0"
+    limited = await gateway.http.post(path, json={**body, "model": "mock/echo"}, headers=headers)
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+    found = await records(gateway.state, 3)
+    assert sorted(r.status for r in found) == [200, 403, 429]
+    [answered] = [r for r in found if r.status == 200]
+    assert (answered.provider, answered.model) == ("mock", "echo")
+    assert answered.prompt_tokens > 0 and answered.key_id is not None
+    assert answered.cost_usd == pytest.approx(answered.prompt_tokens * 1.0)
+
+
+async def test_an_embedding_budget_is_charged_and_then_refuses(gateway: Setup) -> None:
+    headers = await _key(gateway, budget_tokens=1)
+    body = {"model": "mock/echo", "input": "several words to count"}
+    assert (await gateway.http.post("/v1/embeddings", json=body, headers=headers)).is_success
+    refused = await gateway.http.post("/v1/embeddings", json=body, headers=headers)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "budget_exceeded"
