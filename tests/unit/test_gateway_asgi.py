@@ -9,9 +9,12 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modelway.config import parse_config
 from modelway.gateway.app import Gateway, create_app
+from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.state import GatewayState
 from modelway.providers.registry import adapter_for
 from modelway.providers.transport import MockReply, MockTransport, UpstreamRequest
@@ -47,7 +50,14 @@ def openai_upstream(request: UpstreamRequest) -> MockReply:
         "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
         "system_fingerprint": "kept-as-sent",
     }
-    return MockReply(200, json.dumps(answer).encode())
+    if not body.get("stream"):
+        return MockReply(200, json.dumps(answer).encode())
+    delta = {**answer, "object": "chat.completion.chunk"}
+    choice = {"index": 0, "delta": {"content": "from upstream"}, "finish_reason": "stop"}
+    delta["choices"] = [choice]
+    events = [json.dumps(delta), "[DONE]"]
+    sse = "".join(f"data: {event}\n\n" for event in events).encode()
+    return MockReply(200, sse, {"content-type": "text/event-stream"})
 
 
 @pytest.fixture
@@ -130,6 +140,14 @@ async def test_a_call_to_a_provider_of_the_callers_format_is_relayed_as_sent(
     assert (record.prompt_tokens, record.completion_tokens) == (5, 2)
 
 
+async def test_a_relayed_call_whose_stream_is_not_a_boolean_is_a_400(gateway: Setup) -> None:
+    # The upstream would read "stream": 1 its own way; the gateway must know which it is.
+    body = {"model": "openai/gpt-x", "messages": HELLO, "stream": 1}
+    response = await gateway.http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "stream: expected a boolean"
+
+
 async def test_each_dialect_is_answered_in_its_own_shape(gateway: Setup) -> None:
     anthropic = await gateway.http.post(
         "/v1/messages", json={"model": "mock/echo", "max_tokens": 50, "messages": HELLO}
@@ -197,3 +215,93 @@ async def test_an_embedding_budget_is_charged_and_then_refuses(gateway: Setup) -
     refused = await gateway.http.post("/v1/embeddings", json=body, headers=headers)
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "budget_exceeded"
+
+
+@pytest.mark.parametrize(
+    ("path", "shape"),
+    [
+        ("/v1/embeddings", lambda body: body["error"]["type"] == "authentication_error"),
+        ("/api/embed", lambda body: isinstance(body["error"], str)),
+        ("/v1/messages/count_tokens", lambda body: body["type"] == "error"),
+    ],
+    ids=["openai", "ollama", "anthropic"],
+)
+async def test_a_wrong_key_is_refused_in_the_dialect_of_the_path(
+    gateway: Setup, path: str, shape: Any
+) -> None:
+    refused = await gateway.http.post(
+        path,
+        json={"model": "mock/echo", "input": "x"},
+        headers={"authorization": "Bearer mw-wrong-key-000000000000000000000000"},
+    )
+    assert refused.status_code == 401
+    assert shape(refused.json())
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_EMBED_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": st.sampled_from(["mock/echo", "", "nobody/x", "mock"]) | _JSON,
+        "input": st.text(max_size=20) | st.lists(st.text(max_size=8), max_size=4) | _JSON,
+        "dimensions": st.integers(-2, 4) | _JSON,
+        "encoding_format": st.sampled_from(["float", "base64", "hex"]) | _JSON,
+    },
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from(["/v1/embeddings", "/api/embed"]),
+    body=_EMBED_FIELDS.map(json.dumps).map(str.encode) | st.binary(max_size=40),
+)
+async def test_no_embedding_body_is_a_500(gateway: Setup, path: str, body: bytes) -> None:
+    response = await gateway.http.post(path, content=body)
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        error = response.json()["error"]
+        assert isinstance(error, str) if path == "/api/embed" else isinstance(error["message"], str)
+
+
+_CHAT_FIELDS = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": st.sampled_from(["mock/echo", "openai/gpt-x", "", "nobody/x"]) | _JSON,
+        "messages": st.lists(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "role": st.sampled_from(["user", "assistant", "x"]) | _JSON,
+                    "content": st.text(max_size=10) | _JSON,
+                },
+            ),
+            max_size=3,
+        )
+        | _JSON,
+        "input": st.text(max_size=10) | _JSON,
+        "prompt": st.text(max_size=10) | _JSON,
+        "stream": st.booleans() | _JSON,
+        "max_tokens": st.integers(-1, 50) | _JSON,
+        "tools": _JSON,
+    },
+)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from(sorted(CHAT_PATHS)),
+    body=_CHAT_FIELDS.map(json.dumps).map(str.encode) | st.binary(max_size=40),
+)
+async def test_no_chat_body_is_a_500_in_any_dialect(gateway: Setup, path: str, body: bytes) -> None:
+    response = await gateway.http.post(path, content=body)
+    assert response.status_code < 500, response.text

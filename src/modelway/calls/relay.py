@@ -19,7 +19,7 @@ import orjson
 
 from modelway.calls.scanners import StreamScanner, answer_usage, scanner_for
 from modelway.engine import Engine, Outcome
-from modelway.errors import ModelwayError, UpstreamError
+from modelway.errors import BadRequest, ModelwayError, UpstreamError
 from modelway.providers.base import HttpRequest
 from modelway.providers.openai import OpenAIAdapter, parse_json
 from modelway.providers.upstream import Call, HttpProvider
@@ -65,11 +65,13 @@ def relayable(route: Route, wire: str) -> bool:
 
 
 def streams(wire: str, body: dict[str, Any]) -> bool:
-    """Whether ``body`` asks for a stream in ``wire``'s convention."""
+    """Whether ``body`` asks for a stream in ``wire``'s convention (a 400 unless a boolean)."""
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        # The upstream would judge the field its own way; the gateway must know for sure.
+        raise BadRequest("stream: expected a boolean")
     # Ollama streams unless told not to; the others only when asked.
-    if wire == "ollama":
-        return body.get("stream", True) is not False
-    return body.get("stream") is True
+    return stream is not False if wire == "ollama" else stream is True
 
 
 def _chat_path(target: Target, wire: str) -> str:

@@ -121,7 +121,7 @@ def _messages(raw: Any, where: str) -> list[Message]:
     if not isinstance(raw, dict):
         raise BadRequest(f"{where}: expected an object")
     role = raw.get("role")
-    if role not in _ROLE_BLOCKS:
+    if role not in ("user", "assistant"):  # a tuple: a list or an object is no role, no TypeError
         raise BadRequest(f"{where}.role: must be 'user' or 'assistant', got {role!r}")
     content = raw.get("content")
     if isinstance(content, str):
@@ -253,7 +253,7 @@ def _tool_choice(raw: Any) -> str | None:
     kind = raw.get("type")
     if kind == "tool":
         return _string(raw.get("name"), "tool_choice.name")
-    if kind not in _TOOL_CHOICES:
+    if not isinstance(kind, str) or kind not in _TOOL_CHOICES:
         raise BadRequest(f"tool_choice.type: must be auto, any, tool or none, got {kind!r}")
     return _TOOL_CHOICES[kind]
 

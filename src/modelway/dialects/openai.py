@@ -122,7 +122,7 @@ def _decode_message(raw: Any, where: str) -> Message:
             content=decode_content(raw.get("content"), f"{where}.content"),
             tool_call_id=raw["tool_call_id"],
         )
-    _require(role in _ROLES, f"{where}.role: unknown role {role!r}")
+    _require(isinstance(role, str) and role in _ROLES, f"{where}.role: unknown role {role!r}")
     message = Message(
         role=_ROLES[role],  # type: ignore[arg-type]
         content=decode_content(raw.get("content"), f"{where}.content"),

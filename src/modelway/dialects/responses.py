@@ -139,6 +139,8 @@ def _input(raw: Any) -> list[Message]:
         if not isinstance(item, dict):
             raise BadRequest(f"{where}: expected an object")
         kind = item.get("type", "message")
+        if not isinstance(kind, str):
+            raise BadRequest(f"{where}.type: expected a string")
         if kind == "message":
             messages.append(_message(item, where))
         elif kind == "function_call":
@@ -159,7 +161,7 @@ def _input(raw: Any) -> list[Message]:
 
 def _message(item: dict[str, Any], where: str) -> Message:
     role = item.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise BadRequest(
             f"{where}.role: must be user, assistant, system or developer, got {role!r}"
         )

@@ -23,7 +23,7 @@ from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway.auth import authenticate, key_in
 from modelway.gateway.dialect_paths import CHAT_PATHS
-from modelway.gateway.http import error_response, parse_json_body, read_body
+from modelway.gateway.http import error_response, metered_answer, parse_json_body, read_body
 from modelway.gateway.state import GatewayState, json_answer, outcome_headers
 from modelway.gateway.streaming import EventStream
 from modelway.types import StreamEvent
@@ -80,36 +80,15 @@ async def chat_call(
         request_bytes=len(raw),
         max_tokens=_max_tokens(body),
     )
-    # Written out rather than through ``metered_answer``: this is the path every call takes.
-    try:
-        async with call:
-            if call.relayable():
-                # A provider of the caller's own format validates the rest itself and
-                # answers any problem in that same format; only routing needed parsing here.
-                response = _relayed_response(await call.relay(body, headers))
-            else:
-                response = await _translated_response(call, dialect, body)
-    except ModelwayError as error:
-        response = error_response(dialect, error)
-    rate_limit_headers = call.rate_limit_headers  # a property that builds them: read once
-    if rate_limit_headers:
-        response.raw_headers += rate_limit_headers
-    return response
 
+    async def answer() -> Response:
+        if call.relayable():
+            # A provider of the caller's own format validates the rest itself and answers
+            # any problem in that same format; only routing needed parsing here.
+            return _relayed_response(await call.relay(body, headers))
+        return await _translated_response(call, dialect, body)
 
-async def metered_answer(
-    call: MeteredCall, dialect: Dialect, answer: Callable[[], Awaitable[Response]]
-) -> Response:
-    """``answer()`` within ``call``; errors in ``dialect``; rate-limit headers on every answer."""
-    try:
-        async with call:
-            response = await answer()
-    except ModelwayError as error:
-        response = error_response(dialect, error)
-    rate_limit_headers = call.rate_limit_headers  # a property that builds them: read once
-    if rate_limit_headers:
-        response.raw_headers += rate_limit_headers
-    return response
+    return await metered_answer(call, dialect, answer)
 
 
 async def _translated_response(

@@ -11,6 +11,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelway.calls import MeteredCall
 from modelway.dialects.base import Dialect
 from modelway.dialects.openai import OpenAIDialect
 from modelway.errors import (
@@ -96,6 +97,21 @@ def parse_json_body(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+
+
+async def metered_answer(
+    call: MeteredCall, dialect: Dialect, answer: Callable[[], Awaitable[Response]]
+) -> Response:
+    """``answer()`` within ``call``; errors in ``dialect``; rate-limit headers on every answer."""
+    try:
+        async with call:
+            response = await answer()
+    except ModelwayError as error:
+        response = error_response(dialect, error)
+    rate_limit_headers = call.rate_limit_headers  # a property that builds them: read once
+    if rate_limit_headers:
+        response.raw_headers += rate_limit_headers
+    return response
 
 
 def error_response(dialect: Dialect, error: ModelwayError) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -11,12 +12,11 @@ from starlette.routing import Route
 
 from modelway import __version__
 from modelway.errors import BadRequest, ModelwayError
-from modelway.gateway.auth import request_caller
-from modelway.gateway.chat import metered_answer
 from modelway.gateway.dialect_paths import OLLAMA as DIALECT
+from modelway.gateway.embeddings import answer_embeddings
 from modelway.gateway.http import error_response, parse_json_body, read_body
-from modelway.gateway.state import GatewayState, outcome_headers
-from modelway.types import EmbeddingRequest, ModelInfo
+from modelway.gateway.state import GatewayState
+from modelway.types import EmbeddingRequest, EmbeddingResponse, ModelInfo
 
 #: The Ollama API version whose shapes these routes follow.
 OLLAMA_API_VERSION = "0.12.0"
@@ -82,33 +82,22 @@ async def show(request: Request) -> Response:
 
 async def embed(request: Request) -> Response:
     """Embeddings from any provider that has them, in Ollama's shape: a metered call."""
-    state: GatewayState = request.app.state.gateway
-    try:
-        raw = await read_body(request, state.max_body_bytes)
-        embedding_request = _decode_embed_request(parse_json_body(raw))
-    except ModelwayError as error:
-        return error_response(DIALECT, error)
-    call = state.calls.open(
-        request_caller(request),
-        embedding_request.model,
-        dialect=DIALECT.name,
-        request_id=request.state.request_id,
-        request_bytes=len(raw),
-    )
+    return await answer_embeddings(request, DIALECT, _ollama_embeddings)
 
-    async def answer() -> Response:
-        embedded = await call.embed(embedding_request)
-        assert call.outcome is not None
-        return _json(
-            {
-                "model": embedding_request.model,
-                "embeddings": embedded.vectors,
-                "prompt_eval_count": embedded.usage.prompt_tokens,
-            },
-            outcome_headers(call.outcome),
-        )
 
-    return await metered_answer(call, DIALECT, answer)
+def _ollama_embeddings(
+    body: Any,
+) -> tuple[EmbeddingRequest, Callable[[EmbeddingResponse], dict[str, Any]]]:
+    embedding_request = _decode_embed_request(body)
+
+    def encode(embedded: EmbeddingResponse) -> dict[str, Any]:
+        return {
+            "model": embedding_request.model,
+            "embeddings": embedded.vectors,
+            "prompt_eval_count": embedded.usage.prompt_tokens,
+        }
+
+    return embedding_request, encode
 
 
 def _decode_embed_request(body: Any) -> EmbeddingRequest:

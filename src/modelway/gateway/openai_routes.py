@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -11,13 +12,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelway.errors import BadRequest, ModelwayError, NotFound
-from modelway.gateway.auth import request_caller
-from modelway.gateway.chat import metered_answer
+from modelway.errors import BadRequest, NotFound
 from modelway.gateway.dialect_paths import OPENAI as DIALECT
-from modelway.gateway.http import error_response, parse_json_body, read_body
-from modelway.gateway.state import GatewayState, outcome_headers
-from modelway.types import EmbeddingRequest, ModelInfo
+from modelway.gateway.embeddings import answer_embeddings
+from modelway.gateway.http import error_response
+from modelway.gateway.state import GatewayState
+from modelway.types import EmbeddingRequest, EmbeddingResponse, ModelInfo
 
 
 def _model_object(info: ModelInfo) -> dict[str, Any]:
@@ -67,43 +67,29 @@ def _encode_vector(vector: list[float], encoding: str) -> list[float] | str:
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
-async def embeddings(request: Request) -> Response:
-    """Embeddings from any provider that has them, in OpenAI's shape: a metered call."""
-    state: GatewayState = request.app.state.gateway
-    try:
-        raw = await read_body(request, state.max_body_bytes)
-        embedding_request, encoding = _decode_embedding_request(parse_json_body(raw))
-    except ModelwayError as error:
-        return error_response(DIALECT, error)
-    call = state.calls.open(
-        request_caller(request),
-        embedding_request.model,
-        dialect=DIALECT.name,
-        request_id=request.state.request_id,
-        request_bytes=len(raw),
-    )
+def _openai_embeddings(
+    body: Any,
+) -> tuple[EmbeddingRequest, Callable[[EmbeddingResponse], dict[str, Any]]]:
+    embedding_request, encoding = _decode_embedding_request(body)
 
-    async def answer() -> Response:
-        embedded = await call.embed(embedding_request)
-        data = [
-            {"object": "embedding", "index": i, "embedding": _encode_vector(v, encoding)}
-            for i, v in enumerate(embedded.vectors)
-        ]
+    def encode(embedded: EmbeddingResponse) -> dict[str, Any]:
         tokens = embedded.usage.prompt_tokens
-        payload = {
+        return {
             "object": "list",
-            "data": data,
+            "data": [
+                {"object": "embedding", "index": i, "embedding": _encode_vector(v, encoding)}
+                for i, v in enumerate(embedded.vectors)
+            ],
             "model": embedded.model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
-        assert call.outcome is not None
-        return Response(
-            orjson.dumps(payload),
-            media_type="application/json",
-            headers=outcome_headers(call.outcome),
-        )
 
-    return await metered_answer(call, DIALECT, answer)
+    return embedding_request, encode
+
+
+async def embeddings(request: Request) -> Response:
+    """Embeddings from any provider that has them, in OpenAI's shape: a metered call."""
+    return await answer_embeddings(request, DIALECT, _openai_embeddings)
 
 
 ROUTES = [
