@@ -208,6 +208,19 @@ async def test_embeddings_obey_the_keys_models_and_rpm_and_are_recorded(
     assert answered.cost_usd == pytest.approx(answered.prompt_tokens * 1.0)
 
 
+@pytest.mark.parametrize("path", ["/v1/embeddings", "/api/embed"], ids=["openai", "ollama"])
+async def test_embeddings_count_against_the_keys_tpm(gateway: Setup, path: str) -> None:
+    headers = await _key(gateway, tpm=60)
+    body = {"model": "mock/echo", "input": "words " * 30}
+    served = await gateway.http.post(path, json=body, headers=headers)
+    assert served.status_code == 200
+    assert served.headers["x-ratelimit-limit-tokens"] == "60"
+    assert int(served.headers["x-ratelimit-remaining-tokens"]) < 60
+    refused = await gateway.http.post(path, json=body, headers=headers)
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    assert sorted(r.status for r in await records(gateway.state, 2)) == [200, 429]
+
+
 async def test_an_embedding_budget_is_charged_and_then_refuses(gateway: Setup) -> None:
     headers = await _key(gateway, budget_tokens=1)
     body = {"model": "mock/echo", "input": "several words to count"}
