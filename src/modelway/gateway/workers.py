@@ -7,7 +7,8 @@ It checks the setup — the config, every provider, the store URL, open mode on 
 address — and says what is wrong (exit status 2) before anything listens. Then it
 imports the gateway once, so each worker it forks starts with it loaded (ready sooner;
 the pages stay shared), and granian's process manager runs the workers over RSGI
-(``modelway.gateway.rsgi``), restarts one that dies, and on SIGTERM/SIGINT lets each
+(``modelway.gateway.rsgi``), replaces one that dies (``Supervisor``: after a backoff
+while it keeps dying young, never stopping the others), and on SIGTERM/SIGINT lets each
 stop: it stops accepting, answers its open requests for ``server.shutdown_grace``
 seconds and flushes its usage records.
 """
@@ -25,6 +26,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from granian.constants import HTTPModes, Interfaces, Loops
 from granian.log import LogLevels
@@ -132,9 +134,72 @@ def announce_when_listening(host: str, port: int, workers: int) -> None:
     os.register_at_fork(after_in_parent=after_fork)
 
 
+class RespawnBackoff:
+    """How long to wait before replacing a dead worker: at once after a long life, then
+    doubling while it keeps dying young (``first`` up to ``ceiling`` seconds)."""
+
+    def __init__(self, first: float = 0.5, ceiling: float = 30.0, stable_after: float = 30.0):
+        self.first, self.ceiling, self.stable_after = first, ceiling, stable_after
+        self._streaks: dict[int, int] = {}
+
+    def delay(self, worker: int, lived: float) -> float:
+        """The wait before respawning ``worker``, which died after ``lived`` seconds."""
+        if lived >= self.stable_after:
+            self._streaks[worker] = 0
+            return 0.0
+        streak = self._streaks.get(worker, 0)
+        self._streaks[worker] = streak + 1
+        return float(min(self.first * 2**streak, self.ceiling))
+
+
+class Supervisor(MPServer):
+    """granian's process manager, except that workers dying in quick succession never
+    stop the gateway.
+
+    granian's own loop calls two deaths of one worker within ~5.5 s a crash loop and
+    exits, stopping the healthy workers with it: a gateway with ``--workers 2`` would go
+    down for good after two ``kill -9`` a second apart. Here a dead worker is replaced
+    after a backoff while the others keep serving, and each death is said on stderr.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.backoff = RespawnBackoff()
+
+    def _serve_loop(self, spawn_target: Any, target_loader: Any) -> None:
+        due: dict[int, float] = {}  # worker index -> when to respawn it (monotonic)
+        while True:
+            wait = max(0.0, min(due.values()) - time.monotonic()) if due else None
+            self.main_loop_interrupt.wait(wait)
+            if self.interrupt_signal:
+                break
+            self.main_loop_interrupt.clear()  # a death after this sets it again
+            now = time.monotonic()
+            while self.interrupt_children:
+                index = self.interrupt_children.pop(0)
+                delay = self.backoff.delay(index, now - self.wrks[index].birth)
+                due[index] = now + delay
+                alive: list[Any] = [w for w in self.wrks if w.inner.is_alive()]
+                print(
+                    f"modelway: worker-{index + 1} died; respawning it in {delay:.1f} s "
+                    f"({len(alive)} of {self.workers} workers serving)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            ready = sorted(index for index, when in due.items() if when <= now)
+            if ready:
+                for index in ready:
+                    del due[index]
+                self._respawn_workers(ready, spawn_target, target_loader)
+                self._metrics.incr_respawn_err(len(ready))
+            if self.reload_signal:
+                granian: Any = super()  # untyped: granian's respawn of every worker on HUP
+                granian._reload(spawn_target, target_loader)
+
+
 def serve(host: str, port: int, workers: int, shutdown_grace: float) -> None:
     """Run the workers until a signal stops them."""
-    server = MPServer(
+    server = Supervisor(
         TARGET,
         factory=True,
         address=host,

@@ -1,0 +1,79 @@
+"""Workers that die, even in quick succession, are replaced; the gateway never goes down."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from modelway.gateway.workers import RespawnBackoff
+from tests.integration.gateway import _wait_for_banner
+from tests.polling import wait_until
+
+
+def test_a_worker_that_keeps_dying_young_waits_longer_each_time() -> None:
+    backoff = RespawnBackoff(first=0.5, ceiling=4.0, stable_after=30.0)
+    assert [backoff.delay(0, lived=1.0) for _ in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert backoff.delay(1, lived=1.0) == 0.5  # each worker has its own streak
+    assert backoff.delay(0, lived=60.0) == 0.0  # a long life resets it
+    assert backoff.delay(0, lived=1.0) == 0.5
+
+
+def _workers(supervisor: int) -> set[int]:
+    children: set[int] = set()
+    for task in Path(f"/proc/{supervisor}/task").iterdir():
+        try:
+            children.update(int(pid) for pid in (task / "children").read_text().split())
+        except FileNotFoundError:  # a thread that ended while we looked
+            continue
+    return children
+
+
+def test_two_worker_deaths_in_a_row_leave_the_gateway_serving(tmp_path: Path) -> None:
+    stderr = tmp_path / "stderr.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELWAY_")}
+    env["MODELWAY_DATA_DIR"] = str(tmp_path)
+    with stderr.open("w") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "modelway.cli", "serve", "--port", "0", "--workers", "2"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+    try:
+        url = _wait_for_banner(process, 30)
+        assert url is not None, stderr.read_text()
+        first = _workers(process.pid)
+        assert len(first) == 2
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(_workers(process.pid) - {victim}) == 2, what="a replacement")
+        # granian's own supervisor calls this a crash loop and stops every worker.
+        [replacement] = _workers(process.pid) - first
+        os.kill(replacement, signal.SIGKILL)
+        with httpx.Client(base_url=url, timeout=10) as http:
+            assert http.get("/health/live").status_code == 200  # the survivor answers
+            wait_until(
+                lambda: len(_workers(process.pid) - first - {replacement}) == 1,
+                what="a second replacement",
+            )
+            assert process.poll() is None
+            assert http.get("/health/live").status_code == 200
+        said = stderr.read_text()
+        assert said.count("died; respawning it in") == 2
+        assert "(1 of 2 workers serving)" in said
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
