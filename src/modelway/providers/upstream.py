@@ -15,6 +15,7 @@ import msgspec
 from modelway.config import Timeouts
 from modelway.errors import Timeout, UpstreamError, UpstreamStatusError
 from modelway.providers.base import Adapter, HttpRequest
+from modelway.providers.redaction import MASK, redactor_for
 from modelway.providers.transport import (
     AiohttpTransport,
     Transport,
@@ -131,7 +132,7 @@ class HttpProvider:
             message = self.adapter.error_message(body)
             if self._key:
                 # Some APIs quote the key they refused; it must not reach our caller.
-                message = message.replace(self._key, "****")
+                message = message.replace(self._key, MASK.decode())
             raise UpstreamStatusError(
                 f"{self.name} answered {response.status}: {message}",
                 upstream_status=response.status,
@@ -157,17 +158,21 @@ class HttpProvider:
         """The bytes of an opened response as they arrive; closes it at the end.
 
         Enforces the first-token, stall and total timeouts. Only our own reads are timed,
-        never the consumer's work between chunks.
+        never the consumer's work between chunks. This provider's key, should the upstream
+        quote it, is replaced (``redaction``).
         """
         limits = call.timeouts
         watchdog = ReadWatchdog(limits.first_token, limits.stall, limits.total)
         chunks = response.chunks()
+        redactor = redactor_for(self._key)
         try:
             while True:
                 try:
                     watchdog.reading()
                     chunk = await anext(chunks)
                 except StopAsyncIteration:
+                    if redactor is not None and (held := redactor.close()):
+                        yield held
                     return
                 except (TimeoutError, asyncio.CancelledError):
                     if watchdog.expired is None:
@@ -183,6 +188,11 @@ class HttpProvider:
                 except UpstreamError as error:
                     raise self.attributed(error) from None
                 watchdog.received()
+                if redactor is not None:
+                    # Some upstreams quote the key they refused, mid-stream too.
+                    chunk = redactor.feed(chunk)
+                    if not chunk:
+                        continue
                 yield chunk
         finally:
             watchdog.close()
