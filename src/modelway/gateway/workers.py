@@ -231,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from modelway.config import ConfigError, load_config, load_dotenv_file
     from modelway.routing.resolve import Router
     from modelway.store import database_url
+    from modelway.store.location import privacy_warning
 
     environ = {**load_dotenv_file(".env"), **os.environ}
     try:
@@ -243,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as exc:  # the data directory cannot be created
         print(f"cannot use the data directory: {exc}", file=sys.stderr)
         sys.exit(1)
+    exposed = privacy_warning(url)
+    if exposed is not None:
+        print(f"WARNING: {exposed}", file=sys.stderr, flush=True)
     host = args.host if args.host is not None else settings.server.host
     if host == "localhost":
         host = "127.0.0.1"  # granian binds addresses, not names

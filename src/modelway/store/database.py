@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 from sqlalchemy import event, text
@@ -90,9 +91,14 @@ def create_engine(url: str) -> Database:
     parsed = make_url(url)
     options: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
-        if sqlite_path(parsed) is None:
+        path = sqlite_path(parsed)
+        if path is None:
             # In-memory: every connection would otherwise see its own empty database.
             options["poolclass"] = StaticPool
+        elif path.parent.is_dir():
+            # SQLite would create it 0644 (its journals take the same mode): it holds
+            # provider keys and chat history, so only this user may read it.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         engine = Database(parsed, **options)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)

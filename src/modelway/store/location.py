@@ -32,6 +32,26 @@ def data_dir(environ: Mapping[str, str]) -> Path:
     return path
 
 
+def privacy_warning(url: str | URL) -> str | None:
+    """What to tell the operator when other local users can read a SQLite store or its
+    directory (a data directory created beforehand keeps the mode it was given)."""
+    path = sqlite_path(url)
+    if path is None:
+        return None
+    for place in (path.parent, path):
+        try:
+            mode = place.stat().st_mode
+        except OSError:
+            continue
+        if mode & 0o007:
+            return (
+                f"{place} can be read by other users of this machine (mode {mode & 0o777:o}); "
+                "it holds provider keys and chat history: chmod 700 the directory and 600 "
+                "the database"
+            )
+    return None
+
+
 def database_url(environ: Mapping[str, str]) -> str:
     """The async SQLAlchemy URL of the store for this environment."""
     configured = environ.get("DATABASE_URL", "").strip()
