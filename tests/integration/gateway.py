@@ -35,9 +35,16 @@ def gateway_process(
     config: str | None = None,
     *options: str,
     start_timeout: float = 20.0,
+    stderr_path: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Like ``running_gateway``, also yielding the process (to signal it)."""
-    with tempfile.TemporaryDirectory() as workdir, tempfile.TemporaryFile() as stderr:
+    """Like ``running_gateway``, also yielding the process (to signal it); its stderr
+    goes to ``stderr_path`` when given (to read what it logged)."""
+    with contextlib.ExitStack() as stack:
+        workdir = stack.enter_context(tempfile.TemporaryDirectory())
+        if stderr_path is None:
+            stderr = stack.enter_context(tempfile.TemporaryFile())
+        else:
+            stderr = stack.enter_context(stderr_path.open("w+b"))
         args = [sys.executable, "-m", "modelway.cli", "serve", "--port", "0", *options]
         if config is not None:
             path = Path(workdir, "modelway.yaml")

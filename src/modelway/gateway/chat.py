@@ -26,6 +26,7 @@ from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.http import error_response, metered_answer, parse_json_body, read_body
 from modelway.gateway.state import GatewayState, json_answer, outcome_headers
 from modelway.gateway.streaming import EventStream
+from modelway.logs import log_body
 from modelway.types import StreamEvent
 
 log = logging.getLogger("modelway.gateway")
@@ -47,6 +48,8 @@ async def chat_request(
         key = key_in(headers.get("authorization"), headers.get("x-api-key"))
         caller = await authenticate(state.auth, key)
         raw = await read(state.max_body_bytes)
+        if state.config.logging.log_bodies:
+            log_body(request_id, dialect.name, raw)
         response = await chat_call(state, dialect, raw, headers, request_id, caller)
     except ModelwayError as error:
         response = error_response(dialect, error)

@@ -34,6 +34,7 @@ from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.http import limited_chunks, read_limited
 from modelway.gateway.state import GatewayState
 from modelway.gateway.streaming import EventStream
+from modelway.logs import configure_logging
 
 log = logging.getLogger("modelway.gateway")
 #: How often a worker checks that its supervisor is still there.
@@ -280,4 +281,5 @@ def app_from_environment() -> RsgiGateway:
     """The app as granian workers build it: config path from ``MODELWAY_CONFIG``."""
     environ = environment()
     config = load_config(None, environ)
+    configure_logging(config.logging)
     return RsgiGateway(create_app(config, environ), config.server)
