@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from modelway.calls import ANONYMOUS, Accounts, Caller, CallHook, Calls, Chunk, MeteredCall
+from modelway.calls.metered import MAX_MODEL_NAME
 from modelway.config import Config, Price, parse_config
 from modelway.engine import Engine
 from modelway.errors import (
@@ -209,6 +210,17 @@ async def test_an_unknown_model_is_recorded_under_the_name_asked_for(
             pass
     record = recorded.only
     assert (record.status, record.alias, record.provider) == (404, "nobody/knows", None)
+
+
+async def test_a_model_name_past_the_bound_is_refused_and_kept_only_to_the_bound(
+    calls: Calls, recorded: Recorded
+) -> None:
+    # 20 requests naming a 5 MiB model grew the store by 300 MiB, even for a mock/* key.
+    with pytest.raises(BadRequest, match="model: at most 256 characters"):
+        async with open_call(calls, key(models=("mock/*",)), model="m" * 5_000_000):
+            pytest.fail("a refused call never runs")
+    record = recorded.only
+    assert (record.status, record.alias) == (400, "m" * MAX_MODEL_NAME)
 
 
 async def test_embeddings_are_metered_calls_too(calls: Calls, recorded: Recorded) -> None:

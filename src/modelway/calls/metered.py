@@ -29,7 +29,7 @@ from modelway.calls.relay import Headers, Relay, relayable
 from modelway.calls.scanners import StreamScanner
 from modelway.config import Timeouts
 from modelway.engine import Engine, Outcome
-from modelway.errors import ModelwayError
+from modelway.errors import BadRequest, ModelwayError
 from modelway.limits import UNLIMITED, Ticket
 from modelway.providers.upstream import Call
 from modelway.routing.targets import Route
@@ -47,6 +47,8 @@ from modelway.types import (
 
 #: The status a record gets when the caller left before the answer ended (nginx's).
 CLIENT_CLOSED = 499
+#: The longest model name a call may ask for (real ones, Bedrock ARNs included, are shorter).
+MAX_MODEL_NAME = 256
 C = TypeVar("C", bound=Chunk)
 
 
@@ -202,6 +204,9 @@ class MeteredCall:
     async def __aenter__(self) -> MeteredCall:
         calls = self._calls
         try:
+            if len(self._model) > MAX_MODEL_NAME:
+                # Refused before it is counted, routed or kept whole in the usage record.
+                raise BadRequest(f"model: at most {MAX_MODEL_NAME} characters")
             self._ticket = await calls.accounts.admit(
                 self._caller, self._model, self._request_bytes, self._max_tokens
             )
@@ -374,7 +379,7 @@ class MeteredCall:
             user=caller.user,
             team=caller.team,
             dialect=self._dialect,
-            alias=(self._route.alias if self._route else None) or self._model,
+            alias=(self._route.alias if self._route else None) or self._model[:MAX_MODEL_NAME],
             provider=outcome.target.backend.name if outcome else None,
             model=outcome.target.model if outcome else None,
             status=status,
