@@ -21,6 +21,7 @@ from modelway.providers.transport import MockReply, MockTransport, UpstreamReque
 from modelway.providers.upstream import HttpProvider
 from modelway.secrets import Secret
 from modelway.store.records import UsageRecord
+from modelway.store.writer import UsageWriter
 from tests.polling import eventually
 
 MASTER = "mw-master-key-for-the-asgi-tests-0123"
@@ -318,3 +319,41 @@ _CHAT_FIELDS = st.fixed_dictionaries(
 async def test_no_chat_body_is_a_500_in_any_dialect(gateway: Setup, path: str, body: bytes) -> None:
     response = await gateway.http.post(path, content=body)
     assert response.status_code < 500, response.text
+
+
+# --- readiness -------------------------------------------------------------------------------
+
+
+async def test_readiness_turns_false_while_usage_records_have_nowhere_to_go(
+    gateway: Setup, tmp_path: Path
+) -> None:
+    class FullDisk:
+        """A store whose inserts fail as SQLite's do when the disk is full."""
+
+        class usage:
+            @staticmethod
+            async def insert_many(records: Any) -> None:
+                raise OSError(28, "database or disk is full")
+
+    (tmp_path / "full").touch()  # the spill file's directory is a file: no spill either
+    full: Any = FullDisk()
+    writer = UsageWriter(full, tmp_path / "full" / "spill.jsonl", flush_interval=0.01)
+    writer.start()
+    accounts = gateway.state.calls.accounts
+    kept, accounts.recorder = accounts.recorder, writer
+    try:
+        assert (await gateway.http.get("/health/ready")).status_code == 200
+        await gateway.http.post(
+            "/v1/chat/completions", json={"model": "mock/echo", "messages": HELLO}
+        )
+
+        async def unready() -> bool:
+            response = await gateway.http.get("/health/ready")
+            checks = response.json()["checks"]
+            return response.status_code == 503 and checks["usage_records"] == "unwritable"
+
+        await eventually(unready, what="readiness to say records cannot be written")
+    finally:
+        accounts.recorder = kept
+        await writer.aclose()
+    assert (await gateway.http.get("/health/ready")).status_code == 200

@@ -189,3 +189,60 @@ def test_an_append_waiting_on_a_replay_goes_to_a_fresh_file(tmp_path: Path) -> N
     assert fresh is not None
     assert [r.request_id for r in fresh.read_batch(10)] == ["req-100"]
     fresh.close()
+
+
+# --- a full disk: neither the store nor the spill file takes records -------------------------
+
+
+async def test_with_nowhere_to_write_memory_stays_bounded_drops_are_counted_and_logged(
+    store: Store, outage: Outage, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "full").touch()
+    spill_path = tmp_path / "full" / "usage-spill.jsonl"  # cannot be written, as on a full disk
+    writer = UsageWriter(
+        store, spill_path, batch_size=5, flush_interval=0.01, max_buffer=10, max_backoff=0.02
+    )
+    writer.start()
+    outage.down = True
+    for record in records(30):
+        writer.record(record)
+    await eventually(lambda: writer.dropped == 20)
+    assert not writer.writable
+    assert writer.pending == 10
+    assert any(r.levelname == "ERROR" and "dropped" in r.getMessage() for r in caplog.records)
+    outage.down = False  # space returns: the store takes what was held
+    await eventually(lambda: writer.pending == 0 and writer.writable)
+    await writer.aclose()
+    assert sorted(await stored_ids(store)) == sorted(r.request_id for r in records(10, 20))
+
+
+async def test_shutdown_with_nowhere_to_write_says_how_many_records_were_lost(
+    store: Store, outage: Outage, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "full").touch()
+    spill_path = tmp_path / "full" / "usage-spill.jsonl"
+    writer = UsageWriter(store, spill_path, flush_interval=60, close_timeout=0.2)
+    writer.start()
+    outage.down = True
+    for record in records(7):
+        writer.record(record)
+    await writer.aclose()
+    assert writer.dropped == 7
+    [said] = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert said.levelname == "ERROR" and "dropped 7 usage records" in said.getMessage()
+
+
+async def test_a_store_failure_makes_the_held_records_durable_at_once(
+    store: Store, outage: Outage, spill_path: Path
+) -> None:
+    writer = UsageWriter(store, spill_path, flush_interval=0.01, max_buffer=1000)
+    writer.start()
+    outage.down = True
+    for record in records(3):
+        writer.record(record)
+    # Far below max_buffer, yet on disk: a crash now would lose nothing.
+    await eventually(lambda: spill_path.exists() and spilled(spill_path) == 3)
+    assert writer.writable
+    outage.down = False
+    await eventually(lambda: writer.pending == 0 and not spill_path.exists())
+    await writer.aclose()

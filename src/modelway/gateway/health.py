@@ -13,6 +13,7 @@ from starlette.routing import Route
 from modelway import __version__
 from modelway.gateway.state import GatewayState
 from modelway.routing.resolve import Router
+from modelway.store.writer import UsageWriter
 
 
 async def live(request: Request) -> Response:
@@ -21,18 +22,22 @@ async def live(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    """Ready to serve: the engine is built and the store answers (Redis joins when used)."""
+    """Ready to serve: the engine is built, the store answers and usage records have
+    somewhere to go (the store or the spill file); Redis joins when used."""
     state: GatewayState | None = getattr(request.app.state, "gateway", None)
     if state is None:
         return Response(b'{"status":"starting"}', status_code=503, media_type="application/json")
-    if not await state.store.ping():
-        return Response(
-            b'{"status":"unavailable","checks":{"engine":"ok","store":"unreachable"}}',
-            status_code=503,
-            media_type="application/json",
-        )
+    checks = {"engine": "ok", "store": "ok" if await state.store.ping() else "unreachable"}
+    writer = state.calls.accounts.recorder
+    if isinstance(writer, UsageWriter):
+        checks["usage_records"] = "ok" if writer.writable else "unwritable"
+        if writer.dropped:
+            checks["usage_records_dropped"] = str(writer.dropped)
+    fine = checks["store"] == "ok" and checks.get("usage_records", "ok") == "ok"
     return Response(
-        b'{"status":"ready","checks":{"engine":"ok","store":"ok"}}', media_type="application/json"
+        orjson.dumps({"status": "ready" if fine else "unavailable", "checks": checks}),
+        status_code=200 if fine else 503,
+        media_type="application/json",
     )
 
 

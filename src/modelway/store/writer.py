@@ -5,6 +5,11 @@ in batches. While the store fails, batches stay buffered and are retried with ba
 past ``max_buffer`` records the oldest go to a JSON-lines spill file (fsynced). Once
 the store answers again the spill file is replayed and removed. Every record has a
 unique id and inserts skip ids already stored, so a retry or replay never duplicates.
+
+When the spill file cannot be written either (a full disk holding both), ``writable``
+turns false (readiness says so), records wait in memory — at most ``max_buffer``, the
+oldest dropped past that — and reach the store when it takes them again. Every record
+dropped is counted (``dropped``) and logged at error level.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ log = logging.getLogger("modelway.store")
 FIRST_BACKOFF = 0.2
 #: How long one batch insert may take before it counts as failed (seconds).
 INSERT_TIMEOUT = 30.0
+#: At most one "records dropped" error line per this many seconds (with the count since).
+DROP_LOG_INTERVAL = 10.0
 
 
 class UsageWriter:
@@ -59,12 +66,26 @@ class UsageWriter:
         self._backoff = FIRST_BACKOFF
         self._retry_at = 0.0
         self._failing = False
+        self._spill_failing = False
         self._spilled = 0
+        self._dropped = 0
+        self._dropped_unlogged = 0
+        self._drop_logged_at = -DROP_LOG_INTERVAL
 
     @property
     def pending(self) -> int:
         """Records not yet in the store: buffered, plus those this process spilled."""
         return len(self._buffer) + self._spilled
+
+    @property
+    def writable(self) -> bool:
+        """False while neither the store nor the spill file takes records."""
+        return not (self._failing and self._spill_failing)
+
+    @property
+    def dropped(self) -> int:
+        """Records lost since start because nothing could hold them."""
+        return self._dropped
 
     def record(self, record: UsageRecord) -> None:
         """Queue one record; never blocks, never awaits."""
@@ -105,8 +126,14 @@ class UsageWriter:
         await self._final_flush()
 
     async def _step(self) -> None:
-        if time.monotonic() >= self._retry_at and await self._flush_buffer():
-            await self._replay_spill()
+        if time.monotonic() >= self._retry_at:
+            if await self._flush_buffer():
+                await self._replay_spill()
+            elif self._buffer:
+                # The store failed: what is held becomes durable now, not at the limit.
+                records = list(self._buffer)
+                self._buffer.clear()
+                await self._spill_records(records)
         await self._spill_overflow()
 
     async def _flush_buffer(self) -> bool:
@@ -166,6 +193,9 @@ class UsageWriter:
         """Move the oldest records past ``max_buffer`` to the spill file."""
         if len(self._buffer) <= self._max_buffer:
             return
+        if self._spill_failing and time.monotonic() < self._retry_at:
+            self._drop_oldest()  # the spill is retried with the store, not per record
+            return
         # Spill a batch's worth below the limit, so one fsync covers many records.
         keep = max(0, self._max_buffer - self._batch_size)
         records = [self._buffer.popleft() for _ in range(len(self._buffer) - keep)]
@@ -174,11 +204,43 @@ class UsageWriter:
     async def _spill_records(self, records: list[UsageRecord]) -> None:
         try:
             await asyncio.to_thread(self._spill.append, records)
-        except OSError:
-            log.exception("cannot write the usage spill file; keeping records in memory")
+        except OSError as exc:
+            if not self._spill_failing:
+                log.error(
+                    "cannot write the usage spill file either (%s); holding up to %d usage "
+                    "records in memory until the store or the disk takes them",
+                    exc,
+                    self._max_buffer,
+                )
+            self._spill_failing = True
             self._buffer.extendleft(reversed(records))
+            self._drop_oldest()
             return
+        if self._spill_failing:
+            log.info("the usage spill file is writable again")
+        self._spill_failing = False
         self._spilled += len(records)
+
+    def _drop_oldest(self, keep: int | None = None) -> None:
+        """Drop the oldest records past ``keep`` (``max_buffer``): counted and logged."""
+        excess = len(self._buffer) - (self._max_buffer if keep is None else keep)
+        for _ in range(max(0, excess)):
+            self._buffer.popleft()
+        self._dropped += max(0, excess)
+        self._dropped_unlogged += max(0, excess)
+        now = time.monotonic()
+        last_word = keep == 0  # at shutdown every drop not yet told is told
+        if self._dropped_unlogged and (
+            last_word or now - self._drop_logged_at >= DROP_LOG_INTERVAL
+        ):
+            log.error(
+                "dropped %d usage records: neither the store nor the spill file can be "
+                "written (%d dropped since start)",
+                self._dropped_unlogged,
+                self._dropped,
+            )
+            self._dropped_unlogged = 0
+            self._drop_logged_at = now
 
     async def _final_flush(self) -> None:
         """At shutdown: one bounded try at the store, then spill whatever it did not take."""
@@ -192,3 +254,4 @@ class UsageWriter:
             records = list(self._buffer)
             self._buffer.clear()
             await self._spill_records(records)
+        self._drop_oldest(keep=0)  # nowhere left to keep them: the process is ending
