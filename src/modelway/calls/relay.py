@@ -18,8 +18,12 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from modelway.calls.scanners import StreamScanner, answer_usage, scanner_for
+from modelway.dialects.anthropic import AnthropicDialect
+from modelway.dialects.base import Dialect
+from modelway.dialects.ollama import OllamaDialect
+from modelway.dialects.openai import OpenAIDialect
 from modelway.engine import Engine, Outcome
-from modelway.errors import BadRequest, ModelwayError, UpstreamError
+from modelway.errors import BadRequest, ModelwayError, UpstreamError, UpstreamStatusError
 from modelway.providers.base import HttpRequest
 from modelway.providers.openai import OpenAIAdapter, parse_json
 from modelway.providers.upstream import Call, HttpProvider
@@ -32,6 +36,12 @@ _CHAT_PATHS = {"anthropic": "/v1/messages", "ollama": "/api/chat"}
 #: Caller headers that change the upstream's behaviour and travel with a relayed call.
 _FORWARDED_HEADERS = {"anthropic": ("anthropic-beta",), "openai": (), "ollama": ()}
 _MEDIA_TYPES = {"ollama": "application/x-ndjson"}
+#: Each relayable wire's own decoder: it judges a body only when an upstream failed on it.
+_DIALECTS: dict[str, Dialect] = {
+    "openai": OpenAIDialect(),
+    "anthropic": AnthropicDialect(),
+    "ollama": OllamaDialect(),
+}
 
 
 class Headers(Protocol):
@@ -111,12 +121,31 @@ class Relay:
             "POST", _chat_path(target, self._wire), orjson.dumps(body), self._headers
         )
 
+    def _blamed(self, error: UpstreamStatusError) -> ModelwayError:
+        """The error to report for an upstream's refusal of the relayed body.
+
+        A relayed body is not validated on the way (that is the fast path's point), so a
+        malformed one may make an upstream answer 5xx. When the caller's own format
+        refuses the body, that 5xx is the caller's fault: a 400 naming the field, neither
+        retried nor counted towards the deployment's cooldown for everyone else.
+        """
+        if error.upstream_status < 500:
+            return error
+        try:
+            _DIALECTS[self._wire].decode_chat(self._body)
+        except BadRequest as refused:
+            return BadRequest(f"{refused} (the upstream answered {error.upstream_status} to it)")
+        return error
+
     async def whole(self, call: Call) -> WholeAnswer:
         """The whole answer (a body that asked for no stream)."""
 
         async def complete(target: Target) -> tuple[bytes, Any]:
             assert isinstance(target.backend, HttpProvider)
-            answer = await target.backend.request(self._upstream_request(target), call)
+            try:
+                answer = await target.backend.request(self._upstream_request(target), call)
+            except UpstreamStatusError as error:
+                raise self._blamed(error) from None
             try:
                 parsed = parse_json(answer)  # an answer that is not JSON is an upstream failure
             except UpstreamError as error:
@@ -132,7 +161,10 @@ class Relay:
         async def open_stream(target: Target) -> tuple[bytes, AsyncIterator[bytes]]:
             backend = target.backend
             assert isinstance(backend, HttpProvider)
-            response = await backend.open(self._upstream_request(target), call)
+            try:
+                response = await backend.open(self._upstream_request(target), call)
+            except UpstreamStatusError as error:
+                raise self._blamed(error) from None
             chunks = backend.raw_stream(response, call)
             try:
                 return await anext(chunks), chunks
