@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from modelway.gateway.workers import RespawnBackoff
+from modelway.gateway.workers import MAX_OPEN_FILES, RespawnBackoff
 from tests.integration.gateway import _wait_for_banner
 from tests.polling import wait_until
 
@@ -75,5 +76,42 @@ def test_two_worker_deaths_in_a_row_leave_the_gateway_serving(tmp_path: Path) ->
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _soft_open_files(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError("no open-files limit")
+
+
+def test_the_workers_may_hold_as_many_connections_as_the_hard_limit_allows(
+    tmp_path: Path,
+) -> None:
+    def low_soft_limit() -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELWAY_")}
+    env["MODELWAY_DATA_DIR"] = str(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelway.cli", "serve", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=low_soft_limit,
+    )
+    try:
+        assert _wait_for_banner(process, 30) is not None
+        [worker] = _workers(process.pid)
+        assert _soft_open_files(worker) == min(hard, MAX_OPEN_FILES)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
         if process.stdout is not None:
             process.stdout.close()

@@ -20,6 +20,7 @@ import asyncio
 import ipaddress
 import math
 import os
+import resource
 import socket
 import sys
 import threading
@@ -34,6 +35,8 @@ from granian.server import MPServer
 
 #: The workers' application (a factory: each worker builds its own).
 TARGET = "modelway.gateway.rsgi:app_from_environment"
+#: The most open files (connections) a worker asks for, when the hard limit allows.
+MAX_OPEN_FILES = 1_048_576
 
 
 def is_loopback(host: str) -> bool:
@@ -197,8 +200,26 @@ class Supervisor(MPServer):
                 granian._reload(spawn_target, target_loader)
 
 
+def raise_open_files_limit() -> int:
+    """Lift the soft limit on open files to the hard one (the workers inherit it).
+
+    Each connection is a file descriptor; the usual soft limit of 1,024 lets a thousand
+    idle or slow connections stop the gateway from accepting anyone else.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else min(hard, MAX_OPEN_FILES)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            return soft
+        return wanted
+    return soft
+
+
 def serve(host: str, port: int, workers: int, shutdown_grace: float) -> None:
     """Run the workers until a signal stops them."""
+    raise_open_files_limit()
     server = Supervisor(
         TARGET,
         factory=True,
