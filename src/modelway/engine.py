@@ -363,7 +363,7 @@ class Engine:
         if self._models_cache and now - self._models_cache[0] < MODELS_CACHE_SECONDS:
             return self._models_cache[1]
         infos = [ModelInfo(id=name, owned_by="modelway") for name in self.router.aliases]
-        names = [n for n in self.router.settings if n in self.router.backends] + ["mock"]
+        names = [n for n in [*self.router.settings, "mock"] if n in self.router.backends]
         listings = await asyncio.gather(
             *(self._list(name) for name in dict.fromkeys(names)), return_exceptions=False
         )

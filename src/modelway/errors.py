@@ -8,13 +8,17 @@ place (``modelway.dialects``). Messages never contain a secret.
     ├── BadRequest                  400
     │   ├── ContextWindowExceeded   400
     │   ├── PayloadTooLarge         413
-    │   └── RequestBodyTimeout      408  the caller did not send its body in time
+    │   ├── RequestBodyTimeout      408  the caller did not send its body in time
+    │   ├── UnsupportedMediaType    415  a browser API's body that is not JSON
+    │   └── MisdirectedRequest      421  a Host an open gateway does not answer to
     ├── AuthenticationError         401
     ├── PermissionDenied            403
+    │   └── CrossSiteRequest        403  a state-changing request from another origin
     ├── NotFound                    404
     │   └── UnknownModel            404
     ├── RateLimited                 429  retryable, ``retry_after``
     │   └── BudgetExceeded          429  code ``budget_exceeded``, not retryable
+    ├── ServerBusy                  503  retryable: too many key checks queued
     └── UpstreamError               502  (an upstream's own status when it sent one)
         ├── UpstreamStatusError     the upstream answered with an HTTP error; its
         │                           400/401/403/404/429 subclasses are also the
@@ -87,6 +91,20 @@ class RequestBodyTimeout(BadRequest):
     code = "request_timeout"
 
 
+class UnsupportedMediaType(BadRequest):
+    """The body is not in the media type the route takes (the browser APIs take JSON)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class MisdirectedRequest(BadRequest):
+    """The request names a host (``Host``) this gateway does not answer to."""
+
+    status = 421
+    code = "host_not_allowed"
+
+
 class AuthenticationError(ModelwayError):
     """Missing, wrong, expired or revoked credentials."""
 
@@ -100,6 +118,12 @@ class PermissionDenied(ModelwayError):
 
     status = 403
     kind = "permission_error"
+
+
+class CrossSiteRequest(PermissionDenied):
+    """A state-changing request a page of another origin made (CSRF): refused."""
+
+    code = "cross_site_request"
 
 
 class NotFound(ModelwayError):
@@ -137,6 +161,18 @@ class BudgetExceeded(RateLimited):
 
     retryable = False
     code = "budget_exceeded"
+
+
+class ServerBusy(ModelwayError):
+    """The gateway has too much of one costly kind of work queued (checking new keys)."""
+
+    status = 503
+    retryable = True
+    code = "server_busy"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UpstreamError(ModelwayError):

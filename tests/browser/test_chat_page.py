@@ -7,6 +7,7 @@ import re
 import httpx
 from playwright.sync_api import Browser, Page, Request, Route, expect
 
+from modelway.gateway.web_pages import SECURITY_HEADERS
 from tests.browser.chat_page import (
     new_chat,
     open_chat,
@@ -121,3 +122,11 @@ def test_assets_are_cached_for_good_and_the_page_revalidated(gateway_url: str) -
     assert asset.status_code == 200
     assert asset.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert httpx.get(f"{gateway_url}/static/nothing-here.js").status_code == 404
+
+
+def test_the_page_carries_its_security_headers_however_it_is_asked_for(gateway_url: str) -> None:
+    for path in ("/", "/static/index.html"):
+        page = httpx.get(f"{gateway_url}{path}")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        for name, value in SECURITY_HEADERS.items():
+            assert page.headers[name] == value, (path, name)

@@ -313,7 +313,8 @@ def test_a_chunked_body_past_max_body_bytes_is_413_and_not_taken_in(tmp_path: Pa
                     sent += 1
                     yield chunk
 
-            response = client.post(path, content=body(), headers=AS_MASTER)
+            json = {"content-type": "application/json"}  # the web chat's API takes no other
+            response = client.post(path, content=body(), headers={**AS_MASTER, **json})
 
             assert response.status_code == 413, response.text
             assert response.json()["error"]["code"] == "payload_too_large"

@@ -75,7 +75,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[Gateway, httpx.AsyncCli
             },
         )
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             yield app, client
         await state.engine.aclose()
         state.calls.engine = built
@@ -230,7 +230,7 @@ def _post_message_scope(session_id: str) -> dict[str, Any]:
         "path": path,
         "raw_path": path.encode(),
         "query_string": b"",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"gateway")],
+        "headers": [(b"content-type", b"application/json"), (b"host", b"127.0.0.1")],
         "client": ("127.0.0.1", 1),
         "server": ("gateway", 80),
     }

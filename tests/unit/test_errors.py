@@ -11,7 +11,9 @@ from modelway.errors import (
     BadRequest,
     ConnectError,
     ContextWindowExceeded,
+    CrossSiteRequest,
     EmptyResponse,
+    MisdirectedRequest,
     ModelwayError,
     NotFound,
     PayloadTooLarge,
@@ -22,6 +24,7 @@ from modelway.errors import (
     Timeout,
     UndecodableResponse,
     UnknownModel,
+    UnsupportedMediaType,
     UpstreamError,
     UpstreamStatusError,
     retry_after_seconds,
@@ -36,8 +39,11 @@ from modelway.errors import (
         (ContextWindowExceeded("x"), 400, False, "invalid_request_error"),
         (PayloadTooLarge("x"), 413, False, "invalid_request_error"),
         (RequestBodyTimeout("x"), 408, False, "invalid_request_error"),
+        (UnsupportedMediaType("x"), 415, False, "invalid_request_error"),
+        (MisdirectedRequest("x"), 421, False, "invalid_request_error"),
         (AuthenticationError("x"), 401, False, "authentication_error"),
         (PermissionDenied("x"), 403, False, "permission_error"),
+        (CrossSiteRequest("x"), 403, False, "permission_error"),
         (NotFound("x"), 404, False, "not_found_error"),
         (UnknownModel("x"), 404, False, "not_found_error"),
         (RateLimited("x"), 429, True, "rate_limit_error"),
@@ -59,6 +65,9 @@ def test_the_hierarchy_matches_the_module_docstring() -> None:
     assert issubclass(ContextWindowExceeded, BadRequest)
     assert issubclass(PayloadTooLarge, BadRequest)
     assert issubclass(RequestBodyTimeout, BadRequest)
+    assert issubclass(UnsupportedMediaType, BadRequest)
+    assert issubclass(MisdirectedRequest, BadRequest)
+    assert issubclass(CrossSiteRequest, PermissionDenied)
     assert issubclass(UnknownModel, NotFound)
     for upstream in (
         UpstreamStatusError,

@@ -93,7 +93,7 @@ async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
             transport=MockTransport(_quoting_upstream),
         )
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             yield client
 
 

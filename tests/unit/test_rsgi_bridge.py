@@ -370,7 +370,8 @@ async def test_the_gateways_own_api_refuses_a_chunked_body_past_max_body_bytes(
     protocol = Protocol(chunks=many_chunks(100))
 
     async with app.lifespan():
-        await RsgiGateway(app, config.server).__rsgi__(post("/chat/api/sessions"), protocol)
+        json = ("content-type", "application/json")
+        await RsgiGateway(app, config.server).__rsgi__(post("/chat/api/sessions", json), protocol)
 
     status, body = answer_of(protocol)
     assert status == 413 and error_code(body) == "payload_too_large"

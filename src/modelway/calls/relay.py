@@ -84,6 +84,15 @@ def streams(wire: str, body: dict[str, Any]) -> bool:
     return stream is not False if wire == "ollama" else stream is True
 
 
+def stream_options(wire: str, body: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI stream's ``stream_options``, which the relay adds to (a 400 unless an object)."""
+    # As the OpenAI dialect reads it: absent, null or empty is no options.
+    options = (body.get("stream_options") if wire == "openai" else None) or {}
+    if not isinstance(options, dict):
+        raise BadRequest("stream_options: expected an object")
+    return options
+
+
 def _chat_path(target: Target, wire: str) -> str:
     assert isinstance(target.backend, HttpProvider)
     adapter = target.backend.adapter
@@ -103,7 +112,7 @@ class Relay:
         self._body = body
         self._wire = wire
         self.stream = streams(wire, body)
-        self._options = body.get("stream_options")
+        self._options = stream_options(wire, body) if self.stream else {}
         # Made before the body is rewritten: it reads whether the caller asked for usage.
         self._scanner = scanner_for(wire, body) if self.stream else None
         self._headers = dict(_JSON)
@@ -116,7 +125,7 @@ class Relay:
         body = self._body
         body["model"] = target.model
         if self.stream and self._wire == "openai":
-            body["stream_options"] = {**(self._options or {}), "include_usage": True}
+            body["stream_options"] = {**self._options, "include_usage": True}
         return HttpRequest(
             "POST", _chat_path(target, self._wire), orjson.dumps(body), self._headers
         )

@@ -43,8 +43,11 @@ def check(
         raise typer.Exit(2) from None
     console = Console()
     providers = Table("provider", "wire", "base URL", "key", title="Providers")
-    providers.add_row("mock", "mock", "(built in)", "-")
+    if "mock" not in settings.switched_off():
+        providers.add_row("mock", "mock", "(built in)", "-")
     for name, provider in enabled.items():
+        if name == "mock":  # shown above, once
+            continue
         spec = SPECS.get(name)
         wire = provider.wire or (spec.wire if spec else "?")
         base_url = provider.base_url or (spec.base_url if spec else "-")

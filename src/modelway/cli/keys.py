@@ -166,4 +166,8 @@ def _limits(view: dict[str, Any]) -> str:
 def _when(epoch: float | None) -> str:
     if epoch is None:
         return "never"
-    return time.strftime("%Y-%m-%d", time.gmtime(epoch))
+    try:
+        return time.strftime("%Y-%m-%d", time.gmtime(epoch))
+    except (OverflowError, OSError, ValueError):
+        # Stored before expiries were bounded (year 9999), a time no calendar shows.
+        return f"epoch {epoch:g}"

@@ -144,7 +144,7 @@ class AsyncClient:
     def describe(self) -> str:
         """Enabled providers and aliases by name only: never a key or a base URL."""
         router = self._calls.engine.router
-        providers = sorted({"mock", *router.settings})
+        providers = sorted({*router.settings, *({"mock"} & router.backends.keys())})
         state = ", closed" if self._closed else ""
         return f"providers={providers}, aliases={sorted(router.aliases)}{state}"
 

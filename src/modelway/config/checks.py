@@ -15,6 +15,7 @@ def check_config(config: Config, source: SourceMap) -> list[str]:
         *_check_deployments(config, source),
         *_check_alias_names(config, source),
         *_check_fallbacks(config, source),
+        *_check_switched_off(config, source),
     ]
 
 
@@ -105,6 +106,23 @@ def _fallback_cycles(config: Config, source: SourceMap, index_of: dict[str, int]
     for name in index_of:
         if name not in finished:
             visit(name)
+    return problems
+
+
+def _check_switched_off(config: Config, source: SourceMap) -> list[str]:
+    """A provider switched off (``enabled: false``) may not serve an alias or be the default."""
+    off = config.switched_off()
+    problems = []
+    default = config.server.default_provider
+    if default in off:
+        message = f"provider {default!r} is switched off (enabled: false)"
+        problems.append(source.problem(("server", "default_provider"), message))
+    for alias_index, alias in enumerate(config.models):
+        for index, deployment in enumerate(alias.deployments):
+            if deployment.provider in off:
+                path = ("models", alias_index, "deployments", index, "provider")
+                message = f"provider {deployment.provider!r} is switched off (enabled: false)"
+                problems.append(source.problem(path, message))
     return problems
 
 

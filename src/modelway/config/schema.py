@@ -73,6 +73,9 @@ class ProviderSettings(_Section, frozen=True, kw_only=True):
     headers: dict[str, str] = {}
     wire: Wire | None = None
     api_version: str | None = None
+    #: ``false`` switches the provider off, its key in the environment notwithstanding
+    #: (the built-in ``mock``, which is otherwise always on, included).
+    enabled: bool = True
 
 
 class Timeouts(_Section, frozen=True, kw_only=True):
@@ -120,6 +123,26 @@ class ModelAlias(_Section, frozen=True, kw_only=True):
     cache: bool = False
 
 
+class KeyChecks(_Section, frozen=True, kw_only=True):
+    """Bounds on checking keys a worker has not verified yet (one Argon2 run, 64 MiB, each).
+
+    Keys already verified are served from memory and never limited. Failures count per
+    client address (its /64 for IPv6) and per key prefix from that address, over a
+    sliding ``window`` of seconds; past either limit the address's unverified keys get a
+    429 until failures leave the window.
+    """
+
+    #: Failed checks of unverified keys one client address may cause per ``window``.
+    failures_per_address: Positive = 30
+    #: Failed checks of keys with one lookup prefix, from one address, per ``window``.
+    failures_per_prefix: Positive = 10
+    window: Seconds = 60.0
+    #: Argon2 checks running at once in one worker process.
+    concurrent: Positive = 1
+    #: Checks waiting for one of those; a check beyond them is answered 503.
+    waiting: Count = 32
+
+
 class ServerSettings(_Section, frozen=True, kw_only=True):
     """Where the gateway listens and the defaults for direct ``provider/model`` calls."""
 
@@ -135,6 +158,13 @@ class ServerSettings(_Section, frozen=True, kw_only=True):
     shutdown_grace: Seconds = 30.0
     #: Self-service sign-up (``POST /auth/register``, ``POST /auth/keys``).
     signup: bool = False
+    #: Host names an open gateway (no key) answers to besides loopback ones; ``*``: any.
+    allowed_hosts: list[Name] = []
+    #: Whether providers connected at run time (the web chat's connect dialog) may reach
+    #: link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, ...).
+    allow_link_local_provider_urls: bool = False
+    #: Limits on checking keys not yet verified (against guessing and CPU exhaustion).
+    key_checks: KeyChecks = msgspec.field(default_factory=KeyChecks)
 
 
 class Price(_Section, frozen=True, kw_only=True):
@@ -171,3 +201,7 @@ class Config(_Section, frozen=True, kw_only=True):
     #: Team budgets (a key's own budget is set on the key).
     budgets: list[TeamBudget] = []
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+
+    def switched_off(self) -> frozenset[str]:
+        """The providers this config switches off (``enabled: false``)."""
+        return frozenset(name for name, settings in self.providers.items() if not settings.enabled)

@@ -142,6 +142,7 @@ def _decode_tools(tools: Any) -> list[Tool]:
         assert isinstance(function, dict)
         _require(isinstance(function.get("name"), str), f"tools.{i}.function.name: required")
         parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        _require(isinstance(parameters, dict), f"tools.{i}.function.parameters: expected object")
         decoded.append(Tool(function["name"], function.get("description") or "", parameters))
     return decoded
 

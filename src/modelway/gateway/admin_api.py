@@ -21,10 +21,11 @@ from starlette.routing import Route
 
 from modelway.calls import Caller
 from modelway.errors import BadRequest, NotFound, PermissionDenied
-from modelway.gateway.auth import presented_key
-from modelway.gateway.http import answers_errors, read_body
+from modelway.gateway.auth import peer_host, presented_key
+from modelway.gateway.http import answers_errors, check_nesting, read_body
 from modelway.gateway.state import GatewayState
 from modelway.store import KeyRecord, Store
+from modelway.store.keys import MAX_EXPIRES_AT, MAX_RATE, MAX_TOKEN_BUDGET
 from modelway.store.records import BudgetPeriod
 from modelway.store.usage import SummaryBy
 
@@ -36,7 +37,11 @@ NO_MASTER_KEY = (
 )
 NOT_MASTER = "the admin API takes the master key (MODELWAY_MASTER_KEY), not a virtual key"
 
-Positive = Annotated[int, msgspec.Meta(ge=1)]
+#: An ``rpm`` or ``tpm``; a token budget (bounded by the store's columns).
+Rate = Annotated[int, msgspec.Meta(ge=1, le=MAX_RATE)]
+Tokens = Annotated[int, msgspec.Meta(ge=1, le=MAX_TOKEN_BUDGET)]
+#: The HTTP statuses a usage record can hold (``?status=`` outside them is a 400).
+STATUSES = range(100, 600)
 Body = TypeVar("Body", bound=msgspec.Struct)
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -48,10 +53,10 @@ class NewKey(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     owner_user: str | None = None
     owner_team: str | None = None
     models: list[str] = msgspec.field(default_factory=list)
-    rpm: Positive | None = None
-    tpm: Positive | None = None
+    rpm: Rate | None = None
+    tpm: Rate | None = None
     budget_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
-    budget_tokens: Positive | None = None
+    budget_tokens: Tokens | None = None
     budget_period: BudgetPeriod = "month"
     #: Epoch seconds or an RFC 3339 time (UTC when it has no offset).
     expires_at: float | datetime | None = None
@@ -69,6 +74,8 @@ def decode_body(raw: bytes, schema: type[Body]) -> Body:
         raise BadRequest(_field_message(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"the request body is not valid JSON ({exc})") from None
+    except RecursionError:  # a free-form field (``metadata``) nested deeper than msgspec goes
+        raise BadRequest("the request body nests too deep") from None
 
 
 _AT_FIELD = re.compile(r"^(?P<problem>.*) - at `\$\.?(?P<field>[^`]*)`$")
@@ -93,11 +100,15 @@ def key_view(record: KeyRecord, now: float | None = None) -> dict[str, Any]:
 
 
 def expiry_of(new: NewKey, now: float) -> float | None:
-    """Epoch seconds at which the new key expires (None: never)."""
+    """Epoch seconds at which the new key expires (None: never), at the latest in year 9999."""
     if new.expires_at is not None and new.expires_in_days is not None:
         raise BadRequest("give expires_at or expires_in_days, not both")
     if new.expires_in_days is not None:
-        return now + new.expires_in_days * DAY_SECONDS
+        expiry = now + new.expires_in_days * DAY_SECONDS
+        if not expiry <= MAX_EXPIRES_AT:  # NaN too
+            most = (MAX_EXPIRES_AT - now) // DAY_SECONDS
+            raise BadRequest(f"expires_in_days: at most {most:.0f} (the end of year 9999)")
+        return expiry
     if new.expires_at is None:
         return None
     at = new.expires_at
@@ -105,11 +116,14 @@ def expiry_of(new: NewKey, now: float) -> float | None:
         at = (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
     if at <= now:
         raise BadRequest("expires_at: that time has already passed")
+    if not at <= MAX_EXPIRES_AT:
+        raise BadRequest("expires_at: no later than 9999-12-31T23:59:59Z")
     return at
 
 
 async def create_key(store: Store, new: NewKey) -> dict[str, Any]:
     """Store a new key; its view plus ``key``, the plaintext, shown this once."""
+    check_nesting("metadata", new.metadata)
     now = time.time()
     record, plaintext = await store.keys.create(
         new.name.strip(),
@@ -158,7 +172,7 @@ def since_epoch(text: str | None) -> float | None:
             return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise BadRequest(f"since: a date like 2025-01-31 (not {text!r})") from None
+        raise BadRequest(f"since: a date like 2025-01-31 (not {text[:40]!r})") from None
     return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
 
 
@@ -212,7 +226,8 @@ def _master_only(handler: Handler) -> Handler:
         state: GatewayState = request.app.state.gateway
         caller: Caller | None = request.scope.get("state", {}).get("caller")
         if caller is None:  # not behind AuthMiddleware: check the key here
-            caller = await state.auth.caller(presented_key(request.scope))
+            key = presented_key(request.scope)
+            caller = await state.auth.caller(key, peer_host(request.scope))
         if state.auth.master_key is None:
             raise PermissionDenied(NO_MASTER_KEY)
         if not caller.is_master:
@@ -234,8 +249,8 @@ def _query_int(request: Request, name: str, default: int | None) -> int | None:
         return default
     try:
         return int(text)
-    except ValueError:
-        raise BadRequest(f"{name}: a whole number (not {text!r})") from None
+    except ValueError:  # not a number, or more digits than Python converts
+        raise BadRequest(f"{name}: a whole number (not {text[:40]!r})") from None
 
 
 def _query_text(request: Request, name: str) -> str | None:
@@ -291,12 +306,15 @@ async def get_requests(request: Request) -> Response:
     assert limit is not None
     if limit < 1:
         raise BadRequest("limit: at least 1")
+    status = _query_int(request, "status", None)
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"status: an HTTP status, {STATUSES.start} to {STATUSES.stop - 1}")
     recent = await recent_requests(
         _store(request),
         limit=limit,
         key_id=_query_text(request, "key_id"),
         model=_query_text(request, "model"),
-        status=_query_int(request, "status", None),
+        status=status,
     )
     return json_response(recent)
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
-from starlette.datastructures import State
+from starlette.datastructures import Headers, State
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from modelway.calls import seed_budgets, stored_calls
+from modelway.calls.relay import Headers as HeaderLookup
 from modelway.config import Config, environment, load_config
 from modelway.dialects.base import Dialect
 from modelway.dialects.openai import encode_error_body
@@ -32,15 +33,18 @@ from modelway.gateway import (
     signup,
     web_pages,
 )
-from modelway.gateway.auth import Authenticator, AuthMiddleware
-from modelway.gateway.dialect_paths import CHAT_PATHS
-from modelway.gateway.http import read_body
+from modelway.gateway.auth import Authenticator, AuthMiddleware, peer_host
+from modelway.gateway.browser_guard import BrowserGuard, HostPolicy
+from modelway.gateway.dialect_paths import CHAT_PATHS, error_dialect
+from modelway.gateway.http import error_response, read_body
 from modelway.gateway.request_id import RequestIdMiddleware, RequestIds
 from modelway.gateway.state import GatewayState
 from modelway.secrets import Secret
 from modelway.store import Store, database_url
 
 log = logging.getLogger("modelway.gateway")
+#: Set by ``modelway serve`` for its workers: the address it bound (``--host`` or the config).
+BIND_HOST_VARIABLE = "MODELWAY_BIND_HOST"
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -74,11 +78,14 @@ class Gateway:
     cost. Here a POST to a chat path (``CHAT_PATHS``) takes the same steps in one place:
     request id, ``chat_request`` (caller, call, ``X-Request-ID``). The Starlette app keeps
     the lifespan, every other route, and the chat routes for anything that is not a POST.
+    Every request first passes ``refused`` (``browser_guard``: Host, origin, content type).
     """
 
-    def __init__(self, app: Starlette, ids: RequestIds) -> None:
+    def __init__(self, app: Starlette, ids: RequestIds, guard: BrowserGuard | None = None) -> None:
         self.app = app
         self.ids = ids
+        #: By default, open mode answers only to loopback names.
+        self.guard = guard or BrowserGuard(HostPolicy((), "127.0.0.1"))
 
     @property
     def state(self) -> State:
@@ -94,23 +101,46 @@ class Gateway:
         """Start and stop the gateway around in-process use (tests, profiles)."""
         return self.app.router.lifespan_context(self.app)
 
+    def refused(
+        self, state: GatewayState, method: str, path: str, headers: HeaderLookup
+    ) -> Response | None:
+        """The answer refusing a request a browser must not make (``browser_guard``), or None."""
+        error = self.guard.refusal(method, path, headers, state.auth.is_open)
+        if error is None:
+            return None
+        log.info("refused %s %s: %s", method, path, error.code)
+        response = error_response(error_dialect(path), error)
+        request_id = self.ids.given_or_new(headers.get("x-request-id"))
+        response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
+        return response
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            dialect = CHAT_PATHS.get(scope["path"])
-            state = self.gateway
-            if dialect is not None and state is not None:
-                await self._chat(state, dialect, scope, receive, send)
+        state = self.gateway
+        if scope["type"] == "http" and state is not None:
+            headers = Headers(scope=scope)
+            refused = self.refused(state, scope["method"], scope["path"], headers)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+            dialect = CHAT_PATHS.get(scope["path"]) if scope["method"] == "POST" else None
+            if dialect is not None:
+                await self._chat(state, dialect, headers, scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
     async def _chat(
-        self, state: GatewayState, dialect: Dialect, scope: Scope, receive: Receive, send: Send
+        self,
+        state: GatewayState,
+        dialect: Dialect,
+        headers: Headers,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> None:
-        request = Request(scope, receive)
-        headers = request.headers
         request_id = self.ids.given_or_new(headers.get("x-request-id"))
-        read = functools.partial(read_body, request)
-        response = await chat.chat_request(state, dialect, headers, request_id, read)
+        read = functools.partial(read_body, Request(scope, receive))
+        client = peer_host(scope)
+        response = await chat.chat_request(state, dialect, headers, request_id, read, client=client)
         await response(scope, receive, send)
 
 
@@ -123,7 +153,9 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
         calls = stored_calls(config, environ, store)
         try:
             master = environ.get("MODELWAY_MASTER_KEY") or None
-            auth = Authenticator(store, Secret(master) if master else None)
+            auth = Authenticator(
+                store, Secret(master) if master else None, config.server.key_checks
+            )
             if await auth.refresh_open_mode():
                 # `modelway serve` has already said so loudly, once for all workers.
                 log.info("open mode: no MODELWAY_MASTER_KEY and no virtual keys")
@@ -152,11 +184,17 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
             *signup.ROUTES,
             *web_pages.ROUTES,
         ],
-        middleware=[Middleware(RequestIdMiddleware, ids=ids), Middleware(AuthMiddleware)],
+        middleware=[
+            Middleware(web_pages.SecurityHeadersMiddleware),
+            Middleware(RequestIdMiddleware, ids=ids),
+            Middleware(AuthMiddleware),
+        ],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         lifespan=lifespan,
     )
-    return Gateway(app, ids)
+    bind_host = environ.get(BIND_HOST_VARIABLE) or config.server.host
+    guard = BrowserGuard(HostPolicy(config.server.allowed_hosts, bind_host))
+    return Gateway(app, ids, guard)
 
 
 def app_from_environment() -> Gateway:

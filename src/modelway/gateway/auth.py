@@ -1,9 +1,12 @@
 """Who is calling: the master key, a virtual key, or nobody in open mode.
 
 Keys come as ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` (the Anthropic
-SDK's header). A virtual key is verified with Argon2 once per process and then served
-from ``KeyVerifier``'s cache, re-read by id every few seconds so a revocation reaches
-every replica within 5 s. With no master key and no virtual keys the gateway is open
+SDK's header), each header at most once: with two, the HTTP layers in front of the
+gateway and the gateway itself could each pick another one, so the request is refused.
+A virtual key is verified with Argon2 once per process and then served from
+``KeyVerifier``'s cache, re-read by id every few seconds so a revocation reaches every
+replica within 5 s; checks of keys not verified yet are limited per client address
+(``key_attempts``). With no master key and no virtual keys the gateway is open
 (``modelway serve`` allows that on loopback only).
 """
 
@@ -12,14 +15,19 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelway.calls import ANONYMOUS, MASTER, Caller
+from modelway.config import KeyChecks
 from modelway.errors import AuthenticationError, ModelwayError
 from modelway.gateway.dialect_paths import error_dialect
 from modelway.gateway.http import error_response
+from modelway.gateway.key_attempts import KeyAttempts
 from modelway.secrets import Secret
 from modelway.store import KeyVerifier, Store
 
@@ -30,6 +38,18 @@ OPEN_MODE_RECHECK_SECONDS = 5.0
 _PUBLIC_PREFIXES = ("/health", "/metrics", "/static/", "/auth/")
 _PUBLIC_PATHS = frozenset({"/", "/admin", "/favicon.ico"})
 _MISSING = "missing API key: send it as 'Authorization: Bearer <key>' or in the 'x-api-key' header"
+_REPEATED = "more than one {} header: send the API key in one header, once"
+
+
+class GranianHeaders(Protocol):
+    """An RSGI request's headers, as granian gives them (every value of a name: ``get_all``)."""
+
+    def get(self, key: str, default: None = None, /) -> str | None: ...
+    def get_all(self, key: str, /) -> list[str]: ...
+
+
+#: A request's headers as either server interface gives them.
+RequestHeaders = Headers | GranianHeaders
 
 
 def request_caller(request: Request) -> Caller:
@@ -40,35 +60,56 @@ def request_caller(request: Request) -> Caller:
 
 def presented_key(scope: Scope) -> str | None:
     """The key in an ASGI request's ``Authorization: Bearer`` or ``x-api-key`` header."""
-    authorization = api_key = None
-    name: bytes
-    value: bytes
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            authorization = value.decode("latin-1")
-        elif name == b"x-api-key":
-            api_key = value.decode("latin-1")
-    return key_in(authorization, api_key)
+    return headers_key(Headers(scope=scope))
 
 
-def key_in(authorization: str | None, api_key: str | None) -> str | None:
-    """The key a caller presented: a bearer token, else the ``x-api-key`` value."""
+def headers_key(headers: RequestHeaders) -> str | None:
+    """The key in a request's headers (Starlette's or granian's), by ``key_in``."""
+    values = headers.getlist if isinstance(headers, Headers) else headers.get_all
+    return key_in(values("authorization"), values("x-api-key"))
+
+
+def key_in(authorization: Sequence[str], api_key: Sequence[str]) -> str | None:
+    """The key a caller presented: a bearer token, else the ``x-api-key`` value.
+
+    Each argument is every value of its header. A header sent twice is refused
+    (``AuthenticationError``), whichever values it carries.
+    """
+    if len(authorization) > 1:
+        raise AuthenticationError(_REPEATED.format("Authorization"))
+    if len(api_key) > 1:
+        raise AuthenticationError(_REPEATED.format("x-api-key"))
     if authorization:
-        scheme, _, token = authorization.partition(" ")
+        scheme, _, token = authorization[0].partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-    if api_key and api_key.strip():
-        return api_key.strip()
+    if api_key and api_key[0].strip():
+        return api_key[0].strip()
     return None
+
+
+def peer_host(scope: Scope) -> str | None:
+    """The address of an ASGI request's peer (None when the server does not say)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 class Authenticator:
     """Turns a presented key into a ``Caller``; knows whether the gateway is open."""
 
-    def __init__(self, store: Store, master_key: Secret | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        master_key: Secret | None,
+        key_checks: KeyChecks | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        checks = key_checks or KeyChecks()
         self.store = store
         self.master_key = master_key
-        self.verifier = KeyVerifier(store)
+        self.verifier = KeyVerifier(store, concurrent=checks.concurrent, waiting=checks.waiting)
+        self.attempts = KeyAttempts(checks, clock=clock)
         self._open = master_key is None
         self._open_checked_at = 0.0
 
@@ -86,8 +127,12 @@ class Authenticator:
     def is_open(self) -> bool:
         return self._open
 
-    async def caller(self, key: str | None) -> Caller:
-        """The caller presenting ``key``; ``AuthenticationError`` if it may not call."""
+    async def caller(self, key: str | None, client: str | None = None) -> Caller:
+        """The caller presenting ``key`` from the address ``client``.
+
+        ``AuthenticationError`` if it may not call; ``RateLimited`` or ``ServerBusy`` when
+        an unverified key cannot be checked now (``key_attempts``).
+        """
         if self._open:
             if time.monotonic() - self._open_checked_at > OPEN_MODE_RECHECK_SECONDS:
                 await self.refresh_open_mode()
@@ -98,7 +143,9 @@ class Authenticator:
         master = self.master_key
         if master is not None and hmac.compare_digest(key.encode(), master.reveal().encode()):
             return MASTER
-        record = await self.verifier.verify(key)
+        record = await self.verifier.remembered(key)
+        if record is None:  # only a key not verified yet pays Argon2, and only within limits
+            record = await self.attempts.checked(key, client, self.verifier.check)
         return Caller(
             key_id=record.id,
             name=record.name,
@@ -108,10 +155,10 @@ class Authenticator:
         )
 
 
-async def authenticate(auth: Authenticator, key: str | None) -> Caller:
-    """The caller presenting ``key``; ``ModelwayError`` (401/403/503) when it may not call."""
+async def authenticate(auth: Authenticator, key: str | None, client: str | None) -> Caller:
+    """The caller presenting ``key`` from ``client``; ``ModelwayError`` (401/429/503) if not."""
     try:
-        return await auth.caller(key)
+        return await auth.caller(key, client)
     except ModelwayError:
         raise
     except Exception:
@@ -141,7 +188,8 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            caller = await authenticate(state.auth, presented_key(scope))
+            key = presented_key(scope)
+            caller = await authenticate(state.auth, key, peer_host(scope))
         except ModelwayError as error:
             await error_response(error_dialect(path), error)(scope, receive, send)
             return

@@ -21,7 +21,7 @@ from modelway.calls import Caller, MeteredCall, Relayed
 from modelway.calls.relay import Headers
 from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.errors import BadRequest, ModelwayError
-from modelway.gateway.auth import authenticate, key_in
+from modelway.gateway.auth import RequestHeaders, authenticate, headers_key
 from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.http import error_response, metered_answer, parse_json_body, read_body
 from modelway.gateway.state import GatewayState, json_answer, outcome_headers
@@ -35,18 +35,20 @@ log = logging.getLogger("modelway.gateway")
 async def chat_request(
     state: GatewayState,
     dialect: Dialect,
-    headers: Headers,
+    headers: RequestHeaders,
     request_id: str,
     read: Callable[[int], Awaitable[bytes]],
+    *,
+    client: str | None,
 ) -> Response:
     """A chat call as the gateway serves it, under ASGI or RSGI alike.
 
-    The caller from its key, the body by ``read(limit)``, ``chat_call``; any failure is
-    answered in ``dialect``; the answer carries ``X-Request-ID``.
+    The caller from its key (``client``: the peer's address), the body by
+    ``read(limit)``, ``chat_call``; any failure is answered in ``dialect``; the answer
+    carries ``X-Request-ID``.
     """
     try:
-        key = key_in(headers.get("authorization"), headers.get("x-api-key"))
-        caller = await authenticate(state.auth, key)
+        caller = await authenticate(state.auth, headers_key(headers), client)
         raw = await read(state.max_body_bytes)
         if state.config.logging.log_bodies:
             log_body(request_id, dialect.name, raw)
@@ -168,7 +170,9 @@ def _chat_endpoint(dialect: Dialect) -> Callable[[Request], Awaitable[Response]]
     async def endpoint(request: Request) -> Response:
         state: GatewayState = request.app.state.gateway
         read = lambda limit: read_body(request, limit)  # noqa: E731
-        return await chat_request(state, dialect, request.headers, request.state.request_id, read)
+        client = request.client.host if request.client else None
+        request_id = request.state.request_id
+        return await chat_request(state, dialect, request.headers, request_id, read, client=client)
 
     return endpoint
 

@@ -1,7 +1,9 @@
 """The web chat's connect dialog: providers added at run time, their keys kept server-side.
 
 A key arrives once, is saved in the store and handed to the engine; it is never sent
-back (the list says only whether a provider has one) and never logged.
+back (the list says only whether a provider has one) and never logged. A base URL at a
+link-local or cloud metadata address is refused (``providers.destinations``), and a
+provider connected here has its upstream errors told by status alone.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from modelway.errors import BadRequest, ModelwayError, NotFound
 from modelway.gateway.chat_api import _json, _json_object, _require_admin
 from modelway.gateway.http import answers_errors
 from modelway.gateway.state import GatewayState
+from modelway.providers.destinations import refused_destination
 from modelway.providers.registry import SPECS
 
 log = logging.getLogger("modelway.chat")
@@ -53,6 +56,10 @@ async def add_connection(request: Request) -> Response:
     ):
         raise BadRequest("base_url: an http:// or https:// URL, or null")
     api_key, base_url = (api_key or "").strip() or None, (base_url or "").strip() or None
+    if base_url is not None and not state.config.server.allow_link_local_provider_urls:
+        refused = await refused_destination(base_url)
+        if refused is not None:
+            raise BadRequest(refused)
     state.engine.connect_provider(provider, api_key=api_key, base_url=base_url)
     await state.store.connections.save(provider, api_key, base_url)
     log.info("provider connected at run time", extra={"provider": provider})

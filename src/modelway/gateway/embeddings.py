@@ -1,4 +1,9 @@
-"""Embeddings over HTTP, in OpenAI's or Ollama's shape: decoded, run as a metered call, encoded."""
+"""Embeddings over HTTP, in OpenAI's or Ollama's shape: decoded, run as a metered call, encoded.
+
+Both shapes share ``model``, ``input`` (a string or a list of strings) and ``dimensions``,
+and the bounds below: a caller's numbers never size the work unchecked. A text's length
+is bounded by the body's (``server.max_body_bytes``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelway.dialects.base import Dialect
-from modelway.errors import ModelwayError
+from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway.auth import request_caller
 from modelway.gateway.http import error_response, metered_answer, parse_json_body, read_body
 from modelway.gateway.state import GatewayState, outcome_headers
@@ -18,6 +23,31 @@ from modelway.types import EmbeddingRequest, EmbeddingResponse
 
 #: The request a body asks for, and how to shape its answer (``BadRequest`` if malformed).
 Decode = Callable[[Any], tuple[EmbeddingRequest, Callable[[EmbeddingResponse], Any]]]
+#: The most texts one request may embed (OpenAI's own limit).
+MAX_INPUTS = 2048
+#: The most dimensions a request may ask for: more than any embedding model has.
+MAX_DIMENSIONS = 8192
+
+
+def decode_embedding_request(body: Any) -> EmbeddingRequest:
+    """``model``, ``input`` and ``dimensions``, as both shapes spell them; else ``BadRequest``."""
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        raise BadRequest("model: required, a string")
+    texts = body.get("input")
+    texts = [texts] if isinstance(texts, str) else texts
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise BadRequest("input: expected a string or a non-empty list of strings")
+    if len(texts) > MAX_INPUTS:
+        raise BadRequest(f"input: at most {MAX_INPUTS} texts a request (not {len(texts)})")
+    dimensions = body.get("dimensions")
+    # ``True`` is an int to Python, not to JSON.
+    if dimensions is not None and (
+        not isinstance(dimensions, int)
+        or isinstance(dimensions, bool)
+        or not 1 <= dimensions <= MAX_DIMENSIONS
+    ):
+        raise BadRequest(f"dimensions: expected a whole number from 1 to {MAX_DIMENSIONS}")
+    return EmbeddingRequest(model=body["model"], input=texts, dimensions=dimensions)
 
 
 async def answer_embeddings(request: Request, dialect: Dialect, decode: Decode) -> Response:

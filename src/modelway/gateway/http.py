@@ -6,6 +6,7 @@ import asyncio
 import math
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
@@ -26,6 +27,11 @@ _OPENAI_ERRORS: Dialect = OpenAIDialect()
 #: Seconds a caller has to send a whole request body: a slow sender holds a connection
 #: and what it sent so far, so a trickle cannot hold them for ever.
 BODY_READ_SECONDS = 60.0
+#: The deepest a JSON body may nest: parts of it are written again (to an upstream, into
+#: a stream event, for a token count), and orjson writes no deeper than 254 levels.
+MAX_JSON_NESTING = 128
+#: What a header value keeps as it is: visible ASCII and space, but ``%`` (the escape).
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -90,13 +96,30 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 def parse_json_body(body: bytes) -> Any:
-    """The JSON in a request body, or ``BadRequest`` saying where it broke."""
+    """The JSON in a request body, or ``BadRequest`` saying where it broke or that it nests
+    deeper than ``MAX_JSON_NESTING``."""
     if not body.strip():
         raise BadRequest("the request body is empty; expected a JSON object")
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    # Fewer brackets than levels allowed cannot nest too deep: most bodies skip the walk.
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_NESTING:
+        check_nesting("the request body", value)
+    return value
+
+
+def check_nesting(what: str, value: Any) -> None:
+    """``BadRequest`` if ``value`` nests lists and objects deeper than ``MAX_JSON_NESTING``."""
+    # Iterative: a deep value must not exhaust the stack it is being checked for.
+    stack = [(value, 1)] if isinstance(value, list | dict) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_NESTING:
+            raise BadRequest(f"{what} nests deeper than {MAX_JSON_NESTING} levels")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, list | dict))
 
 
 async def metered_answer(
@@ -112,6 +135,17 @@ async def metered_answer(
     if rate_limit_headers:
         response.raw_headers += rate_limit_headers
     return response
+
+
+def header_value(text: str) -> str:
+    """``text`` fit for a response header: anything but visible ASCII percent-encoded (UTF-8).
+
+    Model names are the caller's and may hold any character; a header can carry neither
+    characters outside Latin-1 (encoding them raises) nor line breaks.
+    """
+    if text.isascii() and text.isprintable() and "%" not in text:
+        return text
+    return quote(text, safe=_HEADER_SAFE, errors="surrogatepass")
 
 
 def error_response(dialect: Dialect, error: ModelwayError) -> Response:
@@ -133,7 +167,7 @@ def error_response(dialect: Dialect, error: ModelwayError) -> Response:
         response.raw_headers.append((b"x-modelway-attempts", b"%d" % error.attempts))
         provider = getattr(error, "provider", None)
         if provider:
-            response.raw_headers.append((b"x-modelway-provider", provider.encode()))
+            response.raw_headers.append((b"x-modelway-provider", header_value(provider).encode()))
     return response
 
 

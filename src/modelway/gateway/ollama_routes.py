@@ -13,7 +13,7 @@ from starlette.routing import Route
 from modelway import __version__
 from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway.dialect_paths import OLLAMA as DIALECT
-from modelway.gateway.embeddings import answer_embeddings
+from modelway.gateway.embeddings import answer_embeddings, decode_embedding_request
 from modelway.gateway.http import error_response, parse_json_body, read_body
 from modelway.gateway.state import GatewayState
 from modelway.types import EmbeddingRequest, EmbeddingResponse, ModelInfo
@@ -88,7 +88,7 @@ async def embed(request: Request) -> Response:
 def _ollama_embeddings(
     body: Any,
 ) -> tuple[EmbeddingRequest, Callable[[EmbeddingResponse], dict[str, Any]]]:
-    embedding_request = _decode_embed_request(body)
+    embedding_request = decode_embedding_request(body)
 
     def encode(embedded: EmbeddingResponse) -> dict[str, Any]:
         return {
@@ -98,19 +98,6 @@ def _ollama_embeddings(
         }
 
     return embedding_request, encode
-
-
-def _decode_embed_request(body: Any) -> EmbeddingRequest:
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        raise BadRequest("model: required, a string")
-    texts = body.get("input")
-    texts = [texts] if isinstance(texts, str) else texts
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise BadRequest("input: expected a string or a non-empty list of strings")
-    dimensions = body.get("dimensions")
-    if dimensions is not None and (not isinstance(dimensions, int) or dimensions <= 0):
-        raise BadRequest("dimensions: expected a positive integer")
-    return EmbeddingRequest(model=body["model"], input=texts, dimensions=dimensions)
 
 
 async def version(request: Request) -> Response:

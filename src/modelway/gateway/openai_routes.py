@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelway.errors import BadRequest, NotFound
+from modelway.errors import BadRequest, NotFound, UpstreamError
 from modelway.gateway.dialect_paths import OPENAI as DIALECT
-from modelway.gateway.embeddings import answer_embeddings
+from modelway.gateway.embeddings import answer_embeddings, decode_embedding_request
 from modelway.gateway.http import error_response
 from modelway.gateway.state import GatewayState
 from modelway.types import EmbeddingRequest, EmbeddingResponse, ModelInfo
@@ -45,26 +45,21 @@ async def get_model(request: Request) -> Response:
 
 
 def _decode_embedding_request(body: Any) -> tuple[EmbeddingRequest, str]:
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        raise BadRequest("model: required, a string")
-    texts = body.get("input")
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise BadRequest("input: expected a string or a non-empty list of strings")
+    embedding_request = decode_embedding_request(body)
     encoding = body.get("encoding_format") or "float"
     if encoding not in ("float", "base64"):
         raise BadRequest("encoding_format: expected 'float' or 'base64'")
-    dimensions = body.get("dimensions")
-    if dimensions is not None and (not isinstance(dimensions, int) or dimensions <= 0):
-        raise BadRequest("dimensions: expected a positive integer")
-    return EmbeddingRequest(model=body["model"], input=texts, dimensions=dimensions), encoding
+    return embedding_request, encoding
 
 
 def _encode_vector(vector: list[float], encoding: str) -> list[float] | str:
     if encoding == "float":
         return vector
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    try:
+        packed = struct.pack(f"<{len(vector)}f", *vector)
+    except (struct.error, OverflowError):  # an upstream's values that are not float32s
+        raise UpstreamError("the upstream's embedding is not a list of float32 numbers") from None
+    return base64.b64encode(packed).decode()
 
 
 def _openai_embeddings(

@@ -43,6 +43,7 @@ _PARENT_CHECK_SECONDS = 1.0
 
 class RsgiHeaders(Protocol):
     def get(self, key: str, default: None = None, /) -> str | None: ...
+    def get_all(self, key: str, /) -> list[str]: ...
     def items(self) -> list[tuple[str, str]]: ...
 
 
@@ -237,7 +238,14 @@ class RsgiGateway:
             state = self.asgi.gateway
             dialect = CHAT_PATHS.get(scope.path) if scope.method == "POST" else None
             if dialect is not None and state is not None:
-                await self._chat(state, dialect, scope.headers, protocol)
+                # The bridged requests pass the same check in the ASGI app.
+                refused = self.asgi.refused(state, "POST", scope.path, scope.headers)
+                if refused is not None:
+                    protocol.response_bytes(
+                        refused.status_code, _text_headers(refused.raw_headers), refused.body
+                    )
+                    return
+                await self._chat(state, dialect, scope, protocol)
             else:
                 await self._bridged(scope, protocol)
         finally:
@@ -256,14 +264,17 @@ class RsgiGateway:
             await receive.aclose()
 
     async def _chat(
-        self, state: GatewayState, dialect: Dialect, headers: RsgiHeaders, protocol: Any
+        self, state: GatewayState, dialect: Dialect, scope: RsgiScope, protocol: Any
     ) -> None:
+        headers = scope.headers
+        peer = _address(scope.client)
         response = await chat_request(
             state,
             dialect,
             headers,
             self.asgi.ids.given_or_new(headers.get("x-request-id")),
             lambda limit: read_body(protocol, headers, limit),
+            client=peer[0] if peer else None,
         )
         if isinstance(response, EventStream):
             send = Send(protocol)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from modelway.calls import Calls
 from modelway.config import Config
 from modelway.engine import Engine, Outcome
+from modelway.gateway.http import header_value
 from modelway.store import Store
 
 if TYPE_CHECKING:
@@ -39,12 +40,12 @@ class GatewayState:
 def outcome_headers(outcome: Outcome) -> dict[str, str]:
     """Response headers that say which provider and model answered, after how many tries."""
     headers = {
-        "x-modelway-provider": outcome.target.backend.name,
-        "x-modelway-model": outcome.target.model,
+        "x-modelway-provider": header_value(outcome.target.backend.name),
+        "x-modelway-model": header_value(outcome.target.model),
         "x-modelway-attempts": str(outcome.attempts),
     }
     if outcome.fallback is not None:
-        headers["x-modelway-fallback"] = outcome.fallback
+        headers["x-modelway-fallback"] = header_value(outcome.fallback)
     return headers
 
 
@@ -52,10 +53,12 @@ def json_answer(body: bytes, outcome: Outcome) -> Response:
     """A JSON answer with the outcome headers, encoded once rather than through a dict."""
     response = Response(body, media_type="application/json")
     response.raw_headers += [
-        (b"x-modelway-provider", outcome.target.backend.name.encode()),
-        (b"x-modelway-model", outcome.target.model.encode()),
+        (b"x-modelway-provider", header_value(outcome.target.backend.name).encode()),
+        (b"x-modelway-model", header_value(outcome.target.model).encode()),
         (b"x-modelway-attempts", str(outcome.attempts).encode()),
     ]
     if outcome.fallback is not None:
-        response.raw_headers.append((b"x-modelway-fallback", outcome.fallback.encode()))
+        response.raw_headers.append(
+            (b"x-modelway-fallback", header_value(outcome.fallback).encode())
+        )
     return response

@@ -3,6 +3,8 @@
 The assets are built from ``web/`` by ``scripts/setup`` into the package's ``static``
 folder. Their names carry a content hash, so they are cached for a year; the page that
 names them is revalidated on every load. Without a build, ``/`` says how to make one.
+Every HTML answer, whichever route makes it (``/``, ``/static/index.html``, the page
+without a build), carries the same ``SECURITY_HEADERS`` (``SecurityHeadersMiddleware``).
 """
 
 from __future__ import annotations
@@ -15,29 +17,33 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 #: esbuild's ``[name]-[hash]`` file names: safe to cache for good.
 HASHED_NAME = re.compile(r"-[A-Z0-9]{8}\.(?:js|css)$")
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
-#: Defence in depth behind the sanitiser: no inline or foreign script, no framing.
-PAGE_HEADERS = {
+#: Defence in depth behind the sanitiser, on every HTML answer: no inline or foreign
+#: script, no framing (``frame-ancestors``, and ``x-frame-options`` for older browsers).
+SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
         "frame-ancestors 'none'"
     ),
+    "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
-    "cache-control": REVALIDATE,
 }
+_RAW_SECURITY_HEADERS = [
+    (name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()
+]
 
 MISSING_BUILD = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>modelway: web chat not built</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto">
+<body>
 <h1>The web chat is not built yet</h1>
 <p>The gateway is running, but its web chat's files are missing. From the modelway
 source folder, run:</p>
@@ -56,7 +62,8 @@ async def chat_page(request: Request) -> Response:
     if not page.is_file():
         headers = {"cache-control": "no-store"}
         return HTMLResponse(MISSING_BUILD, status_code=503, headers=headers)
-    return FileResponse(page, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    headers = {"cache-control": REVALIDATE}
+    return FileResponse(page, media_type="text/html; charset=utf-8", headers=headers)
 
 
 class BuiltAssets(StaticFiles):
@@ -74,6 +81,36 @@ class BuiltAssets(StaticFiles):
         response.headers["cache-control"] = IMMUTABLE if hashed else REVALIDATE
         response.headers["x-content-type-options"] = "nosniff"
         return response
+
+
+class SecurityHeadersMiddleware:
+    """Adds ``SECURITY_HEADERS`` to every HTML answer (those it already has are kept)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: list[tuple[bytes, bytes]] = list(message.get("headers", []))
+                if _is_html(headers):
+                    present = {name.lower() for name, _ in headers}
+                    headers += [h for h in _RAW_SECURITY_HEADERS if h[0] not in present]
+                    message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
+
+
+def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name.lower() == b"content-type":
+            return value.lstrip().lower().startswith(b"text/html")
+    return False
 
 
 ROUTES = [

@@ -300,6 +300,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             file=sys.stderr,
             flush=True,
         )
+        if not is_loopback(host):
+            # Against DNS rebinding: a web page can only bring a name of its own.
+            shown = "any IP address" if host in ("0.0.0.0", "::", "") else host
+            print(
+                f"note: open mode answers only to loopback host names, {shown} and the "
+                "names in server.allowed_hosts (421 for any other Host)",
+                file=sys.stderr,
+                flush=True,
+            )
     if workers > 1 and not environ.get("REDIS_URL"):
         print(
             f"note: {workers} workers and no REDIS_URL: each worker counts rate limits and "
@@ -311,6 +320,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.config is not None:
         os.environ["MODELWAY_CONFIG"] = str(args.config.resolve())  # the workers load it again
     import modelway.gateway.rsgi  # noqa: F401  loaded once here, inherited by every worker
+    from modelway.gateway.app import BIND_HOST_VARIABLE
+
+    os.environ[BIND_HOST_VARIABLE] = host  # --host is not in the config the workers load
 
     serve(host, port, workers, settings.server.shutdown_grace)
 

@@ -1,8 +1,10 @@
 """The mock provider's answers: deterministic stream events for any chat request, no I/O.
 
 ``echo`` repeats the last user message verbatim; any other model says a fixed sentence
-naming itself. Offered tools are called with arguments built from their JSON Schema, and
-a tool result is answered in text that quotes it.
+naming itself. Offered tools are called with arguments built from their JSON Schema
+(``mock.schema_examples``, bounded), and a tool result is answered in text that quotes it.
+Embeddings are unit vectors from a hash of the text, within ``MAX_EMBEDDING_DIMENSIONS``
+and ``MAX_EMBEDDING_VALUES``: a request is the caller's, so none may size the work freely.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import math
 import re
 import struct
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
 
 import orjson
 
+from modelway.errors import BadRequest
+from modelway.mock.schema_examples import schema_example
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -36,6 +39,12 @@ from modelway.types import (
 ECHO_MODEL = "echo"
 #: The models ``modelway mock`` lists; any other name answers too.
 MOCK_MODELS = ("echo", "mock-1")
+#: Dimensions of a mock embedding when the request names none.
+EMBEDDING_DIMENSIONS = 8
+#: The most dimensions a mock embedding has (asking for more is a 400).
+MAX_EMBEDDING_DIMENSIONS = 4096
+#: The most values (inputs times dimensions) one mock embeddings answer holds.
+MAX_EMBEDDING_VALUES = 2**18
 
 # A word with the whitespace after it, or a whitespace run with no word before it (the
 # start of the text), so the pieces always concatenate back to the exact text.
@@ -68,20 +77,34 @@ def mock_response(request: ChatRequest, model: str) -> ChatResponse:
     return fold_events(mock_events(request, model))
 
 
-def mock_embedding(text: str, dimensions: int = 8) -> list[float]:
+def mock_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
     """A deterministic unit vector derived from a hash of ``text``."""
-    values: list[float] = []
-    block = 0
-    while len(values) < dimensions:
-        digest = hashlib.sha256(f"{block}:{text}".encode()).digest()
-        for (word,) in struct.iter_unpack("<I", digest):
-            values.append(word / 2**31 - 1.0)
-        block += 1
-    del values[dimensions:]
+    # One SHAKE-256 pass gives any number of bytes: the work is the text's length plus
+    # the dimensions, never their product.
+    digest = hashlib.shake_256(text.encode("utf-8", "surrogatepass")).digest(4 * dimensions)
+    values = [word / 2**31 - 1.0 for (word,) in struct.iter_unpack("<I", digest)]
     norm = math.sqrt(sum(v * v for v in values))
     if norm == 0.0:
         return [1.0] + [0.0] * (dimensions - 1) if dimensions else []
     return [v / norm for v in values]
+
+
+def mock_embeddings(texts: Sequence[str], dimensions: int | None = None) -> list[list[float]]:
+    """``mock_embedding`` of each text; ``BadRequest`` naming the field past the mock's bounds."""
+    dimensions = EMBEDDING_DIMENSIONS if dimensions is None else dimensions
+    check_embedding_size(len(texts), dimensions)
+    return [mock_embedding(text, dimensions) for text in texts]
+
+
+def check_embedding_size(count: int, dimensions: int) -> None:
+    """``BadRequest`` naming the field unless ``count`` vectors of ``dimensions`` are allowed."""
+    if not 1 <= dimensions <= MAX_EMBEDDING_DIMENSIONS:
+        raise BadRequest(f"dimensions: the mock makes 1 to {MAX_EMBEDDING_DIMENSIONS}")
+    if count * dimensions > MAX_EMBEDDING_VALUES:
+        raise BadRequest(
+            f"input: the mock answers at most {MAX_EMBEDDING_VALUES} values a request "
+            f"(inputs times dimensions; {count} x {dimensions} asked)"
+        )
 
 
 def split_words(text: str) -> list[str]:
@@ -100,37 +123,6 @@ def mock_answer_text(model: str) -> str:
         f"Hello from the {model} mock model. "
         "This answer is fixed and deterministic, so tests can rely on it."
     )
-
-
-def schema_example(schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> Any:
-    """A value that satisfies a JSON Schema (the common subset tools use)."""
-    root = schema if root is None else root
-    if "$ref" in schema:
-        return schema_example(_resolve_ref(root, schema["$ref"]), root)
-    if "const" in schema:
-        return schema["const"]
-    if "default" in schema:
-        return schema["default"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for combinator in ("anyOf", "oneOf", "allOf"):
-        options = [o for o in schema.get(combinator, []) if o.get("type") != "null"]
-        if options:
-            return schema_example(options[0], root)
-    kind = _schema_type(schema)
-    if kind == "object":
-        return _object_example(schema, root)
-    if kind == "array":
-        items = schema.get("items")
-        item = schema_example(items, root) if isinstance(items, Mapping) else "mock"
-        return [item] * max(1, int(schema.get("minItems", 1)))
-    if kind in ("integer", "number"):
-        return _number_example(schema, integer=kind == "integer")
-    if kind == "boolean":
-        return True
-    if kind == "null":
-        return None
-    return _string_example(schema)
 
 
 def _tool_to_call(request: ChatRequest) -> Tool | None:
@@ -178,66 +170,3 @@ def _prompt_tokens(request: ChatRequest) -> int:
         total += count_words(message.text())
         total += sum(count_words(call.arguments) for call in message.tool_calls)
     return total
-
-
-def _schema_type(schema: Mapping[str, Any]) -> str:
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if isinstance(kind, str):
-        return kind
-    if "properties" in schema:
-        return "object"
-    if "items" in schema:
-        return "array"
-    return "string"
-
-
-def _object_example(schema: Mapping[str, Any], root: Mapping[str, Any]) -> dict[str, Any]:
-    properties: Mapping[str, Any] = schema.get("properties", {})
-    names = schema.get("required") or list(properties)
-    return {name: schema_example(properties.get(name, {}), root) for name in names}
-
-
-def _number_example(schema: Mapping[str, Any], *, integer: bool) -> int | float:
-    value: float = 1 if integer else 1.5
-    if "minimum" in schema:
-        value = max(value, schema["minimum"])
-    if "exclusiveMinimum" in schema:
-        value = max(value, schema["exclusiveMinimum"] + (1 if integer else 0.5))
-    if "maximum" in schema:
-        value = min(value, schema["maximum"])
-    if "exclusiveMaximum" in schema:
-        value = min(value, schema["exclusiveMaximum"] - (1 if integer else 0.5))
-    return math.ceil(value) if integer else value
-
-
-_FORMAT_EXAMPLES = {
-    "date": "2024-01-01",
-    "date-time": "2024-01-01T00:00:00Z",
-    "time": "00:00:00",
-    "email": "mock@example.com",
-    "uri": "https://example.com",
-    "url": "https://example.com",
-    "uuid": "00000000-0000-4000-8000-000000000000",
-}
-
-
-def _string_example(schema: Mapping[str, Any]) -> str:
-    text = _FORMAT_EXAMPLES.get(str(schema.get("format")), "mock")
-    min_length = int(schema.get("minLength", 0))
-    if len(text) < min_length:
-        text = text + "x" * (min_length - len(text))
-    if "maxLength" in schema:
-        text = text[: int(schema["maxLength"])]
-    return text
-
-
-def _resolve_ref(root: Mapping[str, Any], ref: str) -> Mapping[str, Any]:
-    # Only local references ("#/$defs/Name"), which is what tool schemas use.
-    node: Any = root
-    for part in ref.removeprefix("#/").split("/"):
-        if not part:
-            continue
-        node = node.get(part, {}) if isinstance(node, Mapping) else {}
-    return node if isinstance(node, Mapping) else {}

@@ -29,7 +29,15 @@ from modelway.dialects.base import Dialect
 from modelway.dialects.ollama import OllamaDialect
 from modelway.dialects.openai import OpenAIDialect
 from modelway.errors import BadRequest, ModelwayError
-from modelway.mock.engine import MOCK_MODELS, count_words, mock_embedding, mock_events
+from modelway.mock.engine import (
+    EMBEDDING_DIMENSIONS,
+    MAX_EMBEDDING_DIMENSIONS,
+    MOCK_MODELS,
+    check_embedding_size,
+    count_words,
+    mock_embedding,
+    mock_events,
+)
 from modelway.mock.faults import (
     FAULT_HEADER,
     RETRY_AFTER_HEADER,
@@ -48,7 +56,6 @@ from modelway.types import ChatRequest, ImagePart, MessageEnd, StreamEvent, fold
 
 #: Chunks a truncated stream sends before it stops.
 TRUNCATE_AFTER_CHUNKS = 3
-EMBEDDING_DIMENSIONS = 8
 
 #: Builds an embeddings answer body from the request body and the texts to embed.
 EmbeddingEncoder = Callable[[dict[str, Any], list[str]], dict[str, Any]]
@@ -258,9 +265,10 @@ class MockServer:
     async def gemini_embed(self, request: Request) -> Response:
         try:
             requests = _gemini_embed_requests(await _json_body(request))
+            dimensions = _dimensions({"dimensions": requests[0].get("outputDimensionality")})
+            check_embedding_size(len(requests), dimensions)
         except ModelwayError as error:
             return _error_response(self.gemini, error)
-        dimensions = _dimensions({"dimensions": requests[0].get("outputDimensionality")})
         texts = ["".join(str(p.get("text", "")) for p in r["content"]["parts"]) for r in requests]
         vectors = [{"values": mock_embedding(text, dimensions)} for text in texts]
         return await self._json(request, self.gemini, lambda: {"embeddings": vectors})
@@ -359,6 +367,7 @@ class MockServer:
             if not isinstance(body, dict):
                 raise BadRequest("request body must be a JSON object")
             texts = _embedding_inputs(body.get("input"))
+            check_embedding_size(len(texts), _dimensions(body))
         except ModelwayError as error:
             return _error_response(dialect, error)
         return await self._json(request, dialect, lambda: embed(body, texts))
@@ -449,7 +458,9 @@ def _gemini_embed_requests(body: Any) -> list[dict[str, Any]]:
 
 def _dimensions(body: dict[str, Any]) -> int:
     value = body.get("dimensions")
-    return value if isinstance(value, int) and 0 < value <= 4096 else EMBEDDING_DIMENSIONS
+    if isinstance(value, int) and 0 < value <= MAX_EMBEDDING_DIMENSIONS:
+        return value
+    return EMBEDDING_DIMENSIONS
 
 
 def _openai_embeddings(body: dict[str, Any], texts: list[str]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from modelway.mock.engine import MOCK_MODELS, mock_embedding, mock_events, mock_response
+from modelway.mock.engine import MOCK_MODELS, mock_embeddings, mock_events, mock_response
 from modelway.providers.upstream import Call
 from modelway.types import (
     ChatRequest,
@@ -42,7 +42,7 @@ class MockProvider:
     async def embeddings(
         self, request: EmbeddingRequest, model: str, call: Call
     ) -> EmbeddingResponse:
-        vectors = [mock_embedding(text, request.dimensions or 8) for text in request.input]
+        vectors = mock_embeddings(request.input, request.dimensions)
         tokens = sum(len(text.split()) for text in request.input)
         return EmbeddingResponse(model=model, vectors=vectors, usage=Usage(prompt_tokens=tokens))
 

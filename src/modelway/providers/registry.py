@@ -15,6 +15,7 @@ from modelway.providers.gemini import GeminiAdapter
 from modelway.providers.mock import MockProvider
 from modelway.providers.ollama import OllamaAdapter
 from modelway.providers.openai import AzureAdapter, OpenAIAdapter
+from modelway.providers.transport import AiohttpTransport
 from modelway.providers.upstream import Backend, HttpProvider
 from modelway.secrets import Secret
 
@@ -72,13 +73,19 @@ def env_settings(name: str, environ: Mapping[str, str]) -> ProviderSettings | No
 
 
 def provider_settings(config: Config, environ: Mapping[str, str]) -> dict[str, ProviderSettings]:
-    """Every enabled provider's settings: config entries, filled in from the environment."""
+    """Every enabled provider's settings: config entries, filled in from the environment.
+
+    A provider the config switches off (``enabled: false``) is left out, keys or not.
+    """
+    off = config.switched_off()
     enabled: dict[str, ProviderSettings] = {}
     for name in SPECS:
         from_env = env_settings(name, environ)
-        if from_env is not None:
+        if from_env is not None and name not in off:
             enabled[name] = from_env
     for name, settings in config.providers.items():
+        if name in off:
+            continue
         from_env = enabled.get(name) or env_settings(name, environ)
         if from_env is not None:
             settings = ProviderSettings(
@@ -99,8 +106,15 @@ def build_backend(
     model_base_url: str | None = None,
     model_api_key: str | None = None,
     model_headers: Mapping[str, str] | None = None,
+    connected: bool = False,
+    allow_link_local: bool = False,
 ) -> Backend:
-    """The run-time provider for a name and its settings (deployment overrides win)."""
+    """The run-time provider for a name and its settings (deployment overrides win).
+
+    ``connected``: connected at run time (the web chat's connect dialog), so its URL came
+    from a caller: its errors are told by status alone, and it reaches no link-local or
+    metadata address unless ``allow_link_local`` (``providers.destinations``).
+    """
     if name == "mock":
         return MockProvider()
     spec = SPECS.get(name)
@@ -120,4 +134,6 @@ def build_backend(
         base_url,
         Secret(key) if key else None,
         headers={**settings.headers, **(model_headers or {})},
+        transport=AiohttpTransport(refuse_link_local=connected and not allow_link_local),
+        quote_errors=not connected,
     )

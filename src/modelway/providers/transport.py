@@ -12,10 +12,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from typing import NamedTuple, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from modelway.errors import ConnectError, Timeout, UpstreamError
+from modelway.providers.destinations import RefusedDestination, guarded_socket
 
 
 class UpstreamRequest(NamedTuple):
@@ -108,17 +111,31 @@ class _AiohttpResponse:
 
 
 class AiohttpTransport:
-    """A pooled ``aiohttp`` session, created on first use inside the running loop."""
+    """A pooled ``aiohttp`` session, created on first use inside the running loop.
 
-    def __init__(self) -> None:
+    ``refuse_link_local``: no connection to a link-local or metadata address, checked on
+    the address each connection is opened to (``destinations.guarded_socket``), for a
+    provider whose URL came from the connect dialog. ``resolver`` replaces aiohttp's.
+    """
+
+    def __init__(
+        self, *, refuse_link_local: bool = False, resolver: AbstractResolver | None = None
+    ) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, float], aiohttp.ClientTimeout] = {}
+        self._refuse_link_local = refuse_link_local
+        self._resolver = resolver
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=0,
+                ttl_dns_cache=300,
+                resolver=self._resolver,
+                socket_factory=guarded_socket if self._refuse_link_local else None,
+            )
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                skip_auto_headers=("User-Agent",),
+                connector=connector, skip_auto_headers=("User-Agent",)
             )
         return self._session
 
@@ -140,6 +157,12 @@ class AiohttpTransport:
             )
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise Timeout("upstream did not answer in time") from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, RefusedDestination):
+                # Not retryable: asking again reaches the same address.
+                host = urlsplit(request.url).hostname
+                raise UpstreamError(f"refused to connect to {host}: {exc.os_error}") from None
+            raise ConnectError(f"cannot reach upstream ({type(exc).__name__})") from None
         except aiohttp.ClientError as exc:
             raise ConnectError(f"cannot reach upstream ({type(exc).__name__})") from None
         return _AiohttpResponse(response, request.url)

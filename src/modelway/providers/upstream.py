@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from http import HTTPStatus
 from typing import NamedTuple, Protocol
 
 import msgspec
@@ -71,7 +72,11 @@ class Backend(Protocol):
 
 
 class HttpProvider:
-    """A provider reached over HTTP: adapter + base URL + key + a pooled transport."""
+    """A provider reached over HTTP: adapter + base URL + key + a pooled transport.
+
+    ``quote_errors=False`` (a provider connected at run time, whose URL came from a
+    caller): an upstream error is its status alone, never its body (``open``).
+    """
 
     def __init__(
         self,
@@ -82,6 +87,7 @@ class HttpProvider:
         *,
         headers: Mapping[str, str] | None = None,
         transport: Transport | None = None,
+        quote_errors: bool = True,
     ) -> None:
         self.name = name
         self.adapter = adapter
@@ -93,6 +99,7 @@ class HttpProvider:
         }
         self._transport: Transport = transport or AiohttpTransport()
         self._key = api_key.reveal() if api_key else ""
+        self._quote_errors = quote_errors
 
     def __repr__(self) -> str:
         return f"HttpProvider(name={self.name!r}, base_url={self.base_url!r})"
@@ -128,6 +135,14 @@ class HttpProvider:
         except UpstreamError as error:
             raise self.attributed(error) from None
         if response.status >= 400:
+            if not self._quote_errors:
+                await response.aclose()  # unread: whatever it says stays there
+                raise UpstreamStatusError(
+                    withheld_error(self.name, response.status),
+                    upstream_status=response.status,
+                    headers=response.headers,
+                    provider=self.name,
+                )
             body = await self._read(response)
             message = self.adapter.error_message(body)
             if self._key:
@@ -234,6 +249,19 @@ class HttpProvider:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+def withheld_error(provider: str, status: int) -> str:
+    """An upstream error told by its status alone: the body of an internal service's error
+    page must not become a way to read it through the gateway."""
+    try:
+        reason = f" {HTTPStatus(status).phrase}"
+    except ValueError:
+        reason = ""
+    return (
+        f"{provider} answered {status}{reason} (its message is not shown: the provider was "
+        "connected at run time)"
+    )
 
 
 def _with_stream(request: ChatRequest) -> ChatRequest:

@@ -40,8 +40,12 @@ class Router:
         backends: Mapping[str, Backend] | None = None,
     ) -> None:
         self._config = config
+        #: Providers the config switches off: their models are unknown.
+        self.switched_off = config.switched_off()
         self.settings: dict[str, ProviderSettings] = provider_settings(config, environ)
-        self.backends: dict[str, Backend] = {"mock": build_backend("mock", ProviderSettings())}
+        self.backends: dict[str, Backend] = {}
+        if "mock" not in self.switched_off:
+            self.backends["mock"] = build_backend("mock", ProviderSettings())
         if backends is not None:
             # Injected backends (tests, embedding apps) replace the configured ones.
             self.backends.update(backends)
@@ -95,10 +99,15 @@ class Router:
         """Add or replace provider ``name`` at run time (the web chat's connect dialog)."""
         if name == "mock":
             raise BadRequest("the mock provider is built in and cannot be replaced")
+        if name in self.switched_off:
+            raise BadRequest(f"provider {name!r} is switched off in the config (enabled: false)")
         if name not in SPECS and settings.wire is None:
             raise BadRequest(f"unknown provider {name!r}")
+        allow_link_local = self._config.server.allow_link_local_provider_urls
         try:
-            backend = build_backend(name, settings)
+            backend = build_backend(
+                name, settings, connected=True, allow_link_local=allow_link_local
+            )
         except ConfigError as error:
             raise BadRequest(str(error)) from None
         previous = self.backends.get(name)
@@ -158,7 +167,8 @@ class Router:
     def direct_target(self, model: str) -> Target:
         """The target for ``provider/model``, a prefix rule or the default provider."""
         provider, slash, rest = model.partition("/")
-        if slash and (provider in self.backends or provider in SPECS):
+        known = provider in self.backends or provider in SPECS or provider in self.switched_off
+        if slash and known:
             return Target(self._backend(provider, model), rest)
         for prefix, name in PREFIX_RULES:
             if model.startswith(prefix):
@@ -177,6 +187,8 @@ class Router:
 
     def _backend(self, name: str, model: str) -> Backend:
         backend = self.backends.get(name)
+        if name in self.switched_off:
+            raise UnknownModel(f"model {model!r} needs provider {name!r}, which is switched off")
         if backend is None:
             raise UnknownModel(
                 f"model {model!r} needs provider {name!r}, which is not configured "

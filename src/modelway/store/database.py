@@ -13,7 +13,7 @@ from sqlalchemy.pool import StaticPool
 
 from modelway.store.chats import ChatRepository
 from modelway.store.connections import ConnectionRepository
-from modelway.store.engine import Database
+from modelway.store.engine import Database, nul_replaced
 from modelway.store.keys import KeyRepository
 from modelway.store.location import display_url, sqlite_path
 from modelway.store.migrate import upgrade_to_head
@@ -107,7 +107,24 @@ def create_engine(url: str) -> Database:
         # Connections die when PostgreSQL restarts; pre-ping replaces them instead of failing.
         options["pool_pre_ping"] = True
         options["connect_args"] = {"timeout": CONNECT_TIMEOUT}
+        engine = Database(parsed, **options)
+        event.listen(engine.sync_engine, "before_cursor_execute", _without_nul, retval=True)
+        return engine
     return Database(parsed, **options)
+
+
+def _without_nul(
+    connection: Any,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> tuple[str, Any]:
+    """Every statement's parameters as PostgreSQL text can hold them (``nul_replaced``)."""
+    if executemany:
+        return statement, [nul_replaced(row) for row in parameters]
+    return statement, nul_replaced(parameters)
 
 
 def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:

@@ -101,3 +101,20 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await greenlet_spawn(self.sync_engine.dispose)
+
+
+def nul_replaced(row: Any) -> Any:
+    """``row``'s strings (a row of parameters) with U+FFFD for each NUL.
+
+    PostgreSQL text cannot hold NUL (asyncpg refuses to send one, failing the statement),
+    and a caller's string may: a model name, a key's name, a filter.
+    """
+    if isinstance(row, dict):
+        return {name: _text(value) for name, value in row.items()}
+    if isinstance(row, list | tuple):
+        return type(row)(_text(value) for value in row)
+    return row
+
+
+def _text(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,12 @@ PREFIX_LENGTH = 8
 #: Random bytes per key: token_urlsafe(32) gives 43 URL-safe characters.
 KEY_BYTES = 32
 BUDGET_PERIODS: frozenset[str] = frozenset(get_args(BudgetPeriod))
+#: The largest ``rpm`` or ``tpm``: the columns are 32-bit integers (in PostgreSQL).
+MAX_RATE = 2**31 - 1
+#: The largest ``budget_tokens``: the column is a 64-bit integer.
+MAX_TOKEN_BUDGET = 2**63 - 1
+#: The latest ``expires_at``, 9999-12-31T23:59:59Z: no later time has a calendar date.
+MAX_EXPIRES_AT = 253_402_300_799.0
 
 
 def key_prefix(plaintext: str) -> str | None:
@@ -63,6 +70,8 @@ class KeyRepository:
     ) -> tuple[KeyRecord, str]:
         """A new key: its record, and the plaintext, which is never available again."""
         _check_settings(name, rpm, tpm, budget_usd, budget_tokens, budget_period)
+        if expires_at is not None and not expires_at <= MAX_EXPIRES_AT:  # NaN too
+            raise BadRequest("expires_at: no later than 9999-12-31T23:59:59Z")
         plaintext = KEY_MARKER + secrets.token_urlsafe(KEY_BYTES)
         prefix = key_prefix(plaintext)
         assert prefix is not None
@@ -150,8 +159,10 @@ def _check_settings(
         raise BadRequest("a key needs a name")
     if budget_period not in BUDGET_PERIODS:
         raise BadRequest(f"budget period is one of day, month, total (not {budget_period!r})")
-    for label, limit in (("rpm", rpm), ("tpm", tpm), ("budget_tokens", budget_tokens)):
-        if limit is not None and limit < 1:
-            raise BadRequest(f"{label} must be at least 1")
-    if budget_usd is not None and budget_usd < 0:
-        raise BadRequest("budget_usd cannot be negative")
+    limits = [("rpm", rpm, MAX_RATE), ("tpm", tpm, MAX_RATE)]
+    limits.append(("budget_tokens", budget_tokens, MAX_TOKEN_BUDGET))
+    for label, limit, most in limits:
+        if limit is not None and not 1 <= limit <= most:
+            raise BadRequest(f"{label} must be from 1 to {most}")
+    if budget_usd is not None and not 0 <= budget_usd < math.inf:  # NaN is neither
+        raise BadRequest("budget_usd must be a finite number, not negative")

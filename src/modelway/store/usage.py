@@ -13,7 +13,7 @@ from sqlalchemy import Integer, Select, case, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from modelway.errors import BadRequest
-from modelway.store.engine import Database
+from modelway.store.engine import Database, nul_replaced
 from modelway.store.records import UsageRecord, UsageRow
 from modelway.store.tables import usage_records
 
@@ -81,6 +81,7 @@ class UsageRepository:
                 raise ValueError(f"the store runs on PostgreSQL or SQLite, not {dialect!r}")
             driver: Any = (await connection.get_raw_connection()).driver_connection
             if dialect == "postgresql":
+                rows = [nul_replaced(row) for row in rows]  # as the engine does for Core
                 await driver.executemany(_INSERT_SQL[dialect], rows)  # asyncpg: atomic
             else:
                 try:

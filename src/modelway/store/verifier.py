@@ -3,7 +3,15 @@
 A key is verified with Argon2 once per process, then remembered under the SHA-256 of
 its text. A remembered key is re-read by id (one indexed SELECT) once its entry is
 ``REFRESH_AFTER`` seconds old, so a revocation reaches every replica within 5 seconds.
-Refusals are remembered too, so a flood of wrong keys cannot make the server hash.
+
+Refusals are remembered apart (``REFUSAL_TTL`` seconds, at most ``MAX_REFUSALS``), so
+one wrong key presented again is not hashed again, and no number of wrong keys can
+push a verified key out of its own table. Argon2 (64 MiB and ~50-200 ms of a core a
+run) runs in a thread, at most ``concurrent`` runs at once with at most ``waiting``
+more in line (``CheckQueue``: callers from addresses that have not failed go first; a
+check the line has no room for is refused at once, ``ServerBusy``). Who may ask for a
+check at all is the gateway's to limit (``gateway.key_attempts``): ``remembered``
+answers without Argon2, ``check`` may run it.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from modelway.errors import AuthenticationError
 from modelway.store.argon2id import secret_matches
+from modelway.store.check_queue import CheckQueue
 from modelway.store.keys import key_prefix
 from modelway.store.records import KeyRecord
 
@@ -30,8 +39,10 @@ log = logging.getLogger("modelway.store")
 REFRESH_AFTER = 4.0
 #: Seconds a refusal is remembered.
 REFUSAL_TTL = 10.0
-#: Distinct keys remembered; the oldest entry goes when full.
+#: Verified keys remembered; the oldest entry goes when full. Only a valid key gets in.
 MAX_ENTRIES = 10_000
+#: Refused keys remembered, apart from the verified ones; the oldest goes when full.
+MAX_REFUSALS = 10_000
 
 INVALID = "invalid API key"
 EXPIRED = "this API key has expired"
@@ -46,41 +57,71 @@ class _Entry:
 
 
 class KeyVerifier:
-    """``await verify(plaintext) -> KeyRecord``; raises AuthenticationError otherwise."""
+    """``await verify(plaintext) -> KeyRecord``; raises AuthenticationError otherwise.
 
-    def __init__(self, store: Store) -> None:
+    ``concurrent`` Argon2 runs at once, ``waiting`` more queued (``server.key_checks``).
+    """
+
+    def __init__(self, store: Store, *, concurrent: int = 1, waiting: int = 32) -> None:
         self._keys = store.keys
-        self._entries: dict[bytes, _Entry] = {}
+        self._verified: dict[bytes, _Entry] = {}
+        self._refused: dict[bytes, _Entry] = {}
         self._running: dict[bytes, asyncio.Task[_Entry]] = {}
+        self._queue = CheckQueue(concurrent, waiting)
+
+    @property
+    def checks_waiting(self) -> int:
+        """Argon2 runs waiting for a free slot right now."""
+        return self._queue.waiting
 
     async def verify(self, plaintext: str) -> KeyRecord:
         """The key's record if it is valid, unexpired and unrevoked."""
+        record = await self.remembered(plaintext)
+        return record if record is not None else await self.check(plaintext)
+
+    async def remembered(self, plaintext: str) -> KeyRecord | None:
+        """The record of a key verified before, None for a key never verified or refused.
+
+        Never runs Argon2 (a stale entry is re-read by id); raises AuthenticationError
+        for a key refused within ``REFUSAL_TTL`` or one expired or revoked since.
+        """
         digest = hashlib.sha256(plaintext.encode()).digest()
-        entry = self._entries.get(digest)
-        if entry is None or self._stale(entry):
-            entry = await self._shared(digest, plaintext, entry)
-        record = entry.record
-        if record is None:
-            raise AuthenticationError(entry.refusal)
-        if record.expired(time.time()):
-            raise AuthenticationError(EXPIRED)
-        return record
+        entry = self._verified.get(digest)
+        if entry is None:
+            refused = self._refused.get(digest)
+            if refused is None or self._stale(refused):
+                return None
+            raise AuthenticationError(refused.refusal)
+        if self._stale(entry):
+            entry = await self._shared(digest, plaintext, entry, False)
+        return _valid(entry)
+
+    async def check(self, plaintext: str, suspect: bool = False) -> KeyRecord:
+        """Verify a key not remembered against the stored hashes with its prefix (Argon2).
+
+        ``suspect``: it comes from an address with recent failures, so it waits behind
+        every check that does not.
+        """
+        digest = hashlib.sha256(plaintext.encode()).digest()
+        return _valid(await self._shared(digest, plaintext, None, suspect))
 
     def forget(self, key_id: str) -> None:
         """Drop every remembered entry of one key (a local revocation applies at once)."""
-        for digest, entry in list(self._entries.items()):
+        for digest, entry in list(self._verified.items()):
             if entry.record is not None and entry.record.id == key_id:
-                del self._entries[digest]
+                del self._verified[digest]
 
     def _stale(self, entry: _Entry) -> bool:
         ttl = REFRESH_AFTER if entry.record is not None else REFUSAL_TTL
         return time.monotonic() - entry.checked_at >= ttl
 
-    async def _shared(self, digest: bytes, plaintext: str, entry: _Entry | None) -> _Entry:
+    async def _shared(
+        self, digest: bytes, plaintext: str, entry: _Entry | None, suspect: bool
+    ) -> _Entry:
         """Run one check per distinct key at a time; concurrent callers await the same one."""
         task = self._running.get(digest)
         if task is None:
-            task = asyncio.create_task(self._check(digest, plaintext, entry))
+            task = asyncio.create_task(self._check(digest, plaintext, entry, suspect))
             self._running[digest] = task
             task.add_done_callback(functools.partial(self._finished, digest))
         # Shielded: a caller that goes away must not cancel the check others wait for.
@@ -91,11 +132,13 @@ class KeyVerifier:
         if not task.cancelled():
             task.exception()  # retrieved: every waiter has already seen it
 
-    async def _check(self, digest: bytes, plaintext: str, entry: _Entry | None) -> _Entry:
+    async def _check(
+        self, digest: bytes, plaintext: str, entry: _Entry | None, suspect: bool
+    ) -> _Entry:
         if entry is not None and entry.record is not None:
             fresh = await self._reread(entry)
         else:
-            fresh = await self._verify_with_argon2(plaintext)
+            fresh = await self._verify_with_argon2(plaintext, suspect)
         self._remember(digest, fresh)
         return fresh
 
@@ -113,18 +156,40 @@ class KeyVerifier:
             return _Entry(None, REVOKED, time.monotonic())
         return _Entry(record, "", time.monotonic())
 
-    async def _verify_with_argon2(self, plaintext: str) -> _Entry:
+    async def _verify_with_argon2(self, plaintext: str, suspect: bool) -> _Entry:
         prefix = key_prefix(plaintext)
         candidates = [] if prefix is None else await self._keys.find_candidates(prefix)
         for candidate in candidates:
-            if await secret_matches(candidate.key_hash, plaintext):
+            # The check is a shielded task: no caller's cancellation frees the slot early.
+            async with self._queue.slot(suspect):
+                matches = await secret_matches(candidate.key_hash, plaintext)
+            if matches:
                 if candidate.record.revoked:
                     return _Entry(None, REVOKED, time.monotonic())
                 return _Entry(candidate.record, "", time.monotonic())
         return _Entry(None, INVALID, time.monotonic())
 
     def _remember(self, digest: bytes, entry: _Entry) -> None:
-        self._entries.pop(digest, None)
-        while len(self._entries) >= MAX_ENTRIES:
-            del self._entries[next(iter(self._entries))]
-        self._entries[digest] = entry
+        if entry.record is None:
+            self._verified.pop(digest, None)
+            _put(self._refused, digest, entry, MAX_REFUSALS)
+        else:
+            self._refused.pop(digest, None)
+            _put(self._verified, digest, entry, MAX_ENTRIES)
+
+
+def _valid(entry: _Entry) -> KeyRecord:
+    record = entry.record
+    if record is None:
+        raise AuthenticationError(entry.refusal)
+    if record.expired(time.time()):
+        raise AuthenticationError(EXPIRED)
+    return record
+
+
+def _put(entries: dict[bytes, _Entry], digest: bytes, entry: _Entry, limit: int) -> None:
+    """Insert as the newest entry; the oldest go while the table is full."""
+    entries.pop(digest, None)
+    while len(entries) >= limit:
+        del entries[next(iter(entries))]
+    entries[digest] = entry

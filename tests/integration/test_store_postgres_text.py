@@ -1,0 +1,75 @@
+"""Callers' strings with NUL in them, on PostgreSQL, whose text cannot hold one.
+
+A model name, a key's name or a filter is the caller's, and JSON lets it hold ``\\u0000``.
+asyncpg refused to send such a string, so the statement failed: a 500 on the admin API,
+and a usage record that could never be written, retried for ever with every record
+batched beside it. The store now writes U+FFFD in its place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from modelway.store import Store, UsageRecord, UsageWriter, database_url
+from modelway.store.tables import metadata
+from tests.polling import eventually
+from tests.postgres import PostgresServer, running_postgres
+from tests.unit.test_store_keys import cheap_argon2  # noqa: F401  (autouse)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+async def store(postgres: PostgresServer) -> AsyncIterator[Store]:
+    store = await Store.open(database_url({"DATABASE_URL": postgres.url}))
+    async with store.engine.begin() as connection:
+        await connection.execute(text(f"TRUNCATE {', '.join(metadata.tables)} CASCADE"))
+    yield store
+    await store.aclose()
+
+
+async def test_a_key_named_with_nul_is_stored_with_a_replacement_character(store: Store) -> None:
+    record, _ = await store.keys.create("a\x00b", owner_user="\x00", owner_team="t\x00")
+    stored = await store.keys.get(record.id)
+    assert stored is not None
+    assert (stored.name, stored.owner_user, stored.owner_team) == ("a\ufffdb", "\ufffd", "t\ufffd")
+
+
+async def test_filters_with_nul_match_nothing(store: Store) -> None:
+    await store.usage.insert_many([UsageRecord(request_id="r", time=1.0, model="m")])
+    assert await store.keys.get("\x00") is None
+    assert await store.keys.revoke("\x00") is False
+    assert await store.usage.recent(model="\x00") == []
+    assert await store.usage.recent(key_id="\x00") == []
+    assert await store.usage.summary(key_id="\x00") == []
+
+
+async def test_a_usage_record_with_nul_is_written_with_those_beside_it(
+    store: Store, tmp_path: Path
+) -> None:
+    writer = UsageWriter(store, tmp_path / "spill.jsonl", flush_interval=0.01)
+    writer.start()
+    try:
+        writer.record(UsageRecord(request_id="poisoned", time=1.0, model="e\x00cho", alias="a\x00"))
+        writer.record(UsageRecord(request_id="beside", time=2.0, model="echo"))
+
+        async def both() -> list[UsageRecord] | None:
+            found = await store.usage.recent(limit=10)
+            return found if len(found) == 2 else None
+
+        found = await eventually(both)
+    finally:
+        await writer.aclose()
+    stored = {record.request_id: record for record in found}
+    assert (stored["poisoned"].model, stored["poisoned"].alias) == ("e\ufffdcho", "a\ufffd")
+    assert not (tmp_path / "spill.jsonl").exists()
