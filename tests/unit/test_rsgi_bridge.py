@@ -22,9 +22,8 @@ from starlette.routing import Route
 
 from modelway.config import ServerSettings, parse_config
 from modelway.errors import PayloadTooLarge, RequestBodyTimeout
-from modelway.gateway import http
 from modelway.gateway.app import Gateway, create_app
-from modelway.gateway.http import answers_errors, read_body
+from modelway.gateway.http import BodyLimits, answers_errors, read_body
 from modelway.gateway.request_id import RequestIds
 from modelway.gateway.rsgi import Receive, RsgiGateway, Send, asgi_scope, request_body
 from modelway.gateway.rsgi import read_body as read_rsgi_body
@@ -206,28 +205,27 @@ async def test_a_declared_body_over_the_limit_is_refused_before_it_is_read() -> 
     protocol = Protocol(body=b"x" * 100)
 
     with pytest.raises(PayloadTooLarge):
-        await read_rsgi_body(protocol, Headers([("content-length", "100")]), limit=10)
-    assert await read_rsgi_body(protocol, Headers([("content-length", "100")]), limit=100) == (
-        b"x" * 100
-    )
+        await read_rsgi_body(protocol, Headers([("content-length", "100")]), BodyLimits(10))
+    assert await read_rsgi_body(
+        protocol, Headers([("content-length", "100")]), BodyLimits(100)
+    ) == (b"x" * 100)
 
 
 async def test_a_chunked_body_is_refused_once_it_passes_the_limit() -> None:
     # Also: the body is taken from granian's iterator once (a second __aiter__ is an error).
     chunks: Any = [b"12345", b"67890", b"abc"]
 
-    assert await read_rsgi_body(Protocol(chunks=chunks), Headers([]), limit=13) == (
+    assert await read_rsgi_body(Protocol(chunks=chunks), Headers([]), BodyLimits(13)) == (
         b"1234567890abc"
     )
     with pytest.raises(PayloadTooLarge):
-        await read_rsgi_body(Protocol(chunks=chunks), Headers([]), limit=12)
+        await read_rsgi_body(Protocol(chunks=chunks), Headers([]), BodyLimits(12))
 
 
-async def test_a_chat_body_that_stops_coming_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http, "BODY_READ_SECONDS", 0.01)
-
+async def test_a_chat_body_that_stops_coming_is_a_timeout() -> None:
+    limits = BodyLimits(100, timeout=0.01)
     with pytest.raises(RequestBodyTimeout):
-        await read_rsgi_body(Protocol(chunks=[b"{"], stalls=True), Headers([]), limit=100)
+        await read_rsgi_body(Protocol(chunks=[b"{"], stalls=True), Headers([]), limits)
 
 
 async def test_the_stream_is_released_when_the_body_ends_or_the_handler_gives_up() -> None:
@@ -257,9 +255,12 @@ async def echo(request: Request) -> Response:
     return Response(await request.body())
 
 
+ECHO_LIMITS = BodyLimits(10 * LIMIT)
+
+
 async def echo_within_limit(request: Request) -> Response:
     """Answers with the body, read as the gateway's routes read theirs."""
-    return Response(await read_body(request, 10 * LIMIT))
+    return Response(await read_body(request, ECHO_LIMITS))
 
 
 def bridge() -> RsgiGateway:
@@ -325,7 +326,7 @@ async def test_a_body_right_at_the_limit_is_accepted() -> None:
 async def test_a_body_that_stops_coming_is_408_on_a_bridged_route(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(http, "BODY_READ_SECONDS", 0.01)
+    monkeypatch.setitem(globals(), "ECHO_LIMITS", BodyLimits(10 * LIMIT, timeout=0.01))
     protocol = Protocol(chunks=[b"{"], stalls=True)
 
     await bridge().__rsgi__(post("/echo-within-limit"), protocol)

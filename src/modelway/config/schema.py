@@ -151,6 +151,10 @@ class ServerSettings(_Section, frozen=True, kw_only=True):
     workers: Positive = 1
     default_provider: Name | None = None
     max_body_bytes: Positive = 10 * 1024 * 1024
+    #: Seconds a caller has to send a whole request body (408 after).
+    body_timeout: Seconds = 60.0
+    #: Request bodies a worker receives at once; more are answered 503 at once.
+    max_bodies_arriving: Positive = 512
     timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
     retries: Count = 2
     cooldown: Cooldown = msgspec.field(default_factory=Cooldown)

@@ -261,7 +261,7 @@ def _query_text(request: Request, name: str) -> str | None:
 async def post_key(request: Request) -> Response:
     """Create a key; the answer holds its plaintext, which is never shown again."""
     state: GatewayState = request.app.state.gateway
-    new = decode_body(await read_body(request, state.max_body_bytes), NewKey)
+    new = decode_body(await read_body(request, state.body_limits), NewKey)
     return json_response(await create_key(state.store, new), status=201)
 
 

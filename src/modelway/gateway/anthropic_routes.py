@@ -18,7 +18,7 @@ async def count_tokens(request: Request) -> Response:
     """An offline estimate of the prompt's input tokens (``cl100k_base``; other vendors differ)."""
     state: GatewayState = request.app.state.gateway
     try:
-        body = parse_json_body(await read_body(request, state.max_body_bytes))
+        body = parse_json_body(await read_body(request, state.body_limits))
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object")
         # count_tokens takes no max_tokens; the shared decoder requires one.

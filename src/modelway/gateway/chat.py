@@ -23,7 +23,13 @@ from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway.auth import RequestHeaders, authenticate, headers_key
 from modelway.gateway.dialect_paths import CHAT_PATHS
-from modelway.gateway.http import error_response, metered_answer, parse_json_body, read_body
+from modelway.gateway.http import (
+    BodyLimits,
+    error_response,
+    metered_answer,
+    parse_json_body,
+    read_body,
+)
 from modelway.gateway.state import GatewayState, json_answer, outcome_headers
 from modelway.gateway.streaming import EventStream
 from modelway.logs import log_body
@@ -37,19 +43,19 @@ async def chat_request(
     dialect: Dialect,
     headers: RequestHeaders,
     request_id: str,
-    read: Callable[[int], Awaitable[bytes]],
+    read: Callable[[BodyLimits], Awaitable[bytes]],
     *,
     client: str | None,
 ) -> Response:
     """A chat call as the gateway serves it, under ASGI or RSGI alike.
 
     The caller from its key (``client``: the peer's address), the body by
-    ``read(limit)``, ``chat_call``; any failure is answered in ``dialect``; the answer
+    ``read(limits)``, ``chat_call``; any failure is answered in ``dialect``; the answer
     carries ``X-Request-ID``.
     """
     try:
         caller = await authenticate(state.auth, headers_key(headers), client)
-        raw = await read(state.max_body_bytes)
+        raw = await read(state.body_limits)
         if state.config.logging.log_bodies:
             log_body(request_id, dialect.name, raw)
         response = await chat_call(state, dialect, raw, headers, request_id, caller)
@@ -169,7 +175,7 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
 def _chat_endpoint(dialect: Dialect) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         state: GatewayState = request.app.state.gateway
-        read = lambda limit: read_body(request, limit)  # noqa: E731
+        read = lambda limits: read_body(request, limits)  # noqa: E731
         client = request.client.host if request.client else None
         request_id = request.state.request_id
         return await chat_request(state, dialect, request.headers, request_id, read, client=client)

@@ -61,7 +61,7 @@ def _json(body: object, status: int = 200) -> Response:
 
 async def _json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:
     state: GatewayState = request.app.state.gateway
-    raw = await read_body(request, state.max_body_bytes)
+    raw = await read_body(request, state.body_limits)
     if optional and not raw.strip():
         return {}
     body = parse_json_body(raw)

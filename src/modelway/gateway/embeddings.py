@@ -54,7 +54,7 @@ async def answer_embeddings(request: Request, dialect: Dialect, decode: Decode) 
     """Vectors from any provider that has them: admitted, limited and recorded as chat is."""
     state: GatewayState = request.app.state.gateway
     try:
-        raw = await read_body(request, state.max_body_bytes)
+        raw = await read_body(request, state.body_limits)
         embedding, encode = decode(parse_json_body(raw))
     except ModelwayError as error:
         return error_response(dialect, error)

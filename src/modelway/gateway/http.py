@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import orjson
@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelway.calls import MeteredCall
+from modelway.config import ServerSettings
 from modelway.dialects.base import Dialect
 from modelway.dialects.openai import OpenAIDialect
 from modelway.errors import (
@@ -21,12 +22,15 @@ from modelway.errors import (
     PayloadTooLarge,
     RateLimited,
     RequestBodyTimeout,
+    ServerBusy,
 )
 
 _OPENAI_ERRORS: Dialect = OpenAIDialect()
-#: Seconds a caller has to send a whole request body: a slow sender holds a connection
-#: and what it sent so far, so a trickle cannot hold them for ever.
+#: Seconds a caller has to send a whole request body (``server.body_timeout``): a slow
+#: sender holds a connection and what it sent so far, so a trickle cannot hold them for ever.
 BODY_READ_SECONDS = 60.0
+#: Request bodies a worker receives at once (``server.max_bodies_arriving``); more are 503.
+MAX_BODIES_ARRIVING = 512
 #: The deepest a JSON body may nest: parts of it are written again (to an upstream, into
 #: a stream event, for a token count), and orjson writes no deeper than 254 levels.
 MAX_JSON_NESTING = 128
@@ -34,28 +38,61 @@ MAX_JSON_NESTING = 128
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """A Starlette request's whole body, within ``limit`` bytes and time (``read_limited``)."""
+class BodyLimits(NamedTuple):
+    """How a request body is taken in: at most ``max_bytes``, within ``timeout`` seconds,
+    and no more than ``most_arriving`` bodies at once in this process."""
+
+    max_bytes: int
+    timeout: float = BODY_READ_SECONDS
+    most_arriving: int = MAX_BODIES_ARRIVING
+
+
+def body_limits(server: ServerSettings) -> BodyLimits:
+    """The body limits ``server:`` in modelway.yaml sets."""
+    return BodyLimits(server.max_body_bytes, server.body_timeout, server.max_bodies_arriving)
+
+
+class _Arrivals:
+    """How many request bodies this process is receiving right now."""
+
+    count = 0
+
+
+async def read_body(request: Request, limits: BodyLimits) -> bytes:
+    """A Starlette request's whole body, within ``limits`` (``read_limited``)."""
     declared = request.headers.get("content-length")
-    return await read_limited(declared, request.body, request.stream, limit)
+    return await read_limited(declared, request.body, request.stream, limits)
 
 
 async def read_limited(
     declared: str | None,
     whole: Callable[[], Awaitable[bytes]],
     chunks: Callable[[], AsyncIterable[bytes]],
-    limit: int,
+    limits: BodyLimits,
 ) -> bytes:
-    """The whole body as ``limited_chunks`` bounds it, sent within ``BODY_READ_SECONDS``."""
+    """The whole body as ``limited_chunks`` bounds it, sent within ``limits.timeout``.
+
+    Past ``limits.most_arriving`` bodies arriving at once the request is refused at once
+    (503, ``Retry-After``) without reading it: each slow sender holds a connection, and
+    a crowd of them must not take every file descriptor the worker has.
+    """
+    if _Arrivals.count >= limits.most_arriving:
+        raise ServerBusy(
+            "too many request bodies are arriving at once; try again shortly", retry_after=1
+        )
+    _Arrivals.count += 1
     try:
-        async with asyncio.timeout(BODY_READ_SECONDS):
-            if _declared_within(declared, limit):
+        async with asyncio.timeout(limits.timeout):
+            if _declared_within(declared, limits.max_bytes):
                 return await whole()  # one read, not a generator, on the common path
-            return b"".join([chunk async for chunk in limited_chunks(None, whole, chunks, limit)])
+            parts = limited_chunks(None, whole, chunks, limits.max_bytes)
+            return b"".join([chunk async for chunk in parts])
     except TimeoutError:
         raise RequestBodyTimeout(
-            f"the request body did not arrive within {BODY_READ_SECONDS:g} s"
+            f"the request body did not arrive within {limits.timeout:g} s"
         ) from None
+    finally:
+        _Arrivals.count -= 1
 
 
 async def limited_chunks(

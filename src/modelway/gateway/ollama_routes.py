@@ -59,7 +59,7 @@ async def show(request: Request) -> Response:
     """What Ollama clients ask before using a model; 404 when nothing serves it."""
     state: GatewayState = request.app.state.gateway
     try:
-        body = parse_json_body(await read_body(request, state.max_body_bytes))
+        body = parse_json_body(await read_body(request, state.body_limits))
         name = body.get("model") or body.get("name") if isinstance(body, dict) else None
         if not isinstance(name, str) or not name:
             raise BadRequest("model: required, a string")

@@ -31,7 +31,7 @@ from modelway.dialects.base import Dialect
 from modelway.gateway.app import Gateway, create_app
 from modelway.gateway.chat import chat_request
 from modelway.gateway.dialect_paths import CHAT_PATHS
-from modelway.gateway.http import limited_chunks, read_limited
+from modelway.gateway.http import BodyLimits, limited_chunks, read_limited
 from modelway.gateway.state import GatewayState
 from modelway.gateway.streaming import EventStream
 from modelway.logs import configure_logging
@@ -179,14 +179,14 @@ def request_body(protocol: Any, headers: RsgiHeaders, limit: int) -> AsyncGenera
     return limited_chunks(headers.get("content-length"), protocol, lambda: protocol, limit)
 
 
-async def read_body(protocol: Any, headers: RsgiHeaders, limit: int) -> bytes:
-    """An RSGI request's whole body, within ``limit`` bytes and time (``read_limited``).
+async def read_body(protocol: Any, headers: RsgiHeaders, limits: BodyLimits) -> bytes:
+    """An RSGI request's whole body, within ``limits`` (``read_limited``).
 
     The chunks are ``protocol`` itself, not ``protocol.__aiter__()``: granian hands the
     body over once, and ``async for`` calls ``__aiter__`` again (a protocol error).
     """
     body: bytes = await read_limited(
-        headers.get("content-length"), protocol, lambda: protocol, limit
+        headers.get("content-length"), protocol, lambda: protocol, limits
     )
     return body
 
@@ -273,7 +273,7 @@ class RsgiGateway:
             dialect,
             headers,
             self.asgi.ids.given_or_new(headers.get("x-request-id")),
-            lambda limit: read_body(protocol, headers, limit),
+            lambda limits: read_body(protocol, headers, limits),
             client=peer[0] if peer else None,
         )
         if isinstance(response, EventStream):

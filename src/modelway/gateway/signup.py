@@ -46,11 +46,15 @@ def _signup_state(request: Request) -> GatewayState:
     return state
 
 
+async def _read(request: Request, state: GatewayState) -> bytes:
+    return await read_body(request, state.body_limits._replace(max_bytes=MAX_BODY_BYTES))
+
+
 @answers_errors
 async def register(request: Request) -> Response:
     """Open an account; the answer is the account (id, email), never the password."""
     state = _signup_state(request)
-    body = decode_body(await read_body(request, MAX_BODY_BYTES), Registration)
+    body = decode_body(await _read(request, state), Registration)
     user = await state.store.users.register(body.email, body.password)
     return json_response(user, status=201)
 
@@ -59,7 +63,7 @@ async def register(request: Request) -> Response:
 async def new_key(request: Request) -> Response:
     """A new key owned by the account these credentials open (wrong ones: 401)."""
     state = _signup_state(request)
-    body = decode_body(await read_body(request, MAX_BODY_BYTES), KeyRequest)
+    body = decode_body(await _read(request, state), KeyRequest)
     user = await state.store.users.authenticate(body.email, body.password)
     created = await create_key(state.store, NewKey(name=body.name, owner_user=user.email))
     return json_response(created, status=201)

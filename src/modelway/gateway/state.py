@@ -11,7 +11,7 @@ from starlette.responses import Response
 from modelway.calls import Calls
 from modelway.config import Config
 from modelway.engine import Engine, Outcome
-from modelway.gateway.http import header_value
+from modelway.gateway.http import BodyLimits, body_limits, header_value
 from modelway.store import Store
 
 if TYPE_CHECKING:
@@ -27,14 +27,15 @@ class GatewayState:
     store: Store
     auth: Authenticator
     started_at: float = field(default_factory=time.time)
+    body_limits: BodyLimits = field(init=False)
+
+    def __post_init__(self) -> None:
+        server = self.config.server
+        self.body_limits = body_limits(server)
 
     @property
     def engine(self) -> Engine:
         return self.calls.engine
-
-    @property
-    def max_body_bytes(self) -> int:
-        return self.config.server.max_body_bytes
 
 
 def outcome_headers(outcome: Outcome) -> dict[str, str]:
