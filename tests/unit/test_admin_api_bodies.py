@@ -25,6 +25,20 @@ def test_an_unknown_field_is_named() -> None:
         decode_body(b'{"name": "x", "owner": "me"}', NewKey)
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"name": "x", "owner_user": "' + b"u" * 201 + b'"}', "owner_user"),
+        (b'{"name": "x", "owner_team": "' + b"t" * 201 + b'"}', "owner_team"),
+        (b'{"name": "x", "models": ["' + b"m" * 257 + b'"]}', "models[0]"),
+        (b'{"name": "x", "models": [' + b",".join([b'"m"'] * 257) + b"]}", "models"),
+    ],
+)
+def test_every_text_that_reaches_the_records_has_a_bound(body: bytes, field: str) -> None:
+    with pytest.raises(BadRequest, match=rf"^{field.replace('[', '.').replace(']', '.')}:"):
+        decode_body(body, NewKey)
+
+
 def test_broken_json_says_so() -> None:
     with pytest.raises(BadRequest, match="not valid JSON"):
         decode_body(b'{"name": ', NewKey)

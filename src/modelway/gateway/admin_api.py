@@ -42,6 +42,11 @@ Rate = Annotated[int, msgspec.Meta(ge=1, le=MAX_RATE)]
 Tokens = Annotated[int, msgspec.Meta(ge=1, le=MAX_TOKEN_BUDGET)]
 #: The HTTP statuses a usage record can hold (``?status=`` outside them is a 400).
 STATUSES = range(100, 600)
+#: A key's name, user or team: each reaches every usage record and report of the key.
+Label = Annotated[str, msgspec.Meta(max_length=200)]
+#: A model glob a key may use, and how many a key may have.
+ModelGlob = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+MAX_MODEL_GLOBS = 256
 Body = TypeVar("Body", bound=msgspec.Struct)
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -49,10 +54,12 @@ Handler = Callable[[Request], Awaitable[Response]]
 class NewKey(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """``POST /admin/api/keys``: a key's settings; only ``name`` is required."""
 
-    name: Annotated[str, msgspec.Meta(max_length=200)]
-    owner_user: str | None = None
-    owner_team: str | None = None
-    models: list[str] = msgspec.field(default_factory=list)
+    name: Label
+    owner_user: Label | None = None
+    owner_team: Label | None = None
+    models: Annotated[list[ModelGlob], msgspec.Meta(max_length=MAX_MODEL_GLOBS)] = msgspec.field(
+        default_factory=list
+    )
     rpm: Rate | None = None
     tpm: Rate | None = None
     budget_usd: Annotated[float, msgspec.Meta(ge=0)] | None = None
