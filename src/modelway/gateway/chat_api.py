@@ -25,6 +25,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from modelway.calls import ANONYMOUS, MeteredCall
+from modelway.calls.metered import MAX_MODEL_NAME
 from modelway.chat.backend import TokensUsed, Turn, chat_request, reply_events, session_title
 from modelway.chat.local import STOPPED
 from modelway.errors import BadRequest, ModelwayError, NotFound, PermissionDenied, RateLimited
@@ -100,17 +101,28 @@ def _temperature(value: object) -> float | None:
     return float(value)
 
 
+#: The most ``max_tokens`` a session may ask for (the store keeps it in an integer column).
+MAX_TOKENS = 2**31 - 1
+
+
 def _max_tokens(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BadRequest("max_tokens: a positive integer, or null")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS:
+        raise BadRequest(f"max_tokens: a positive integer up to {MAX_TOKENS}, or null")
     return value
+
+
+def _model(value: object) -> str | None:
+    model = _optional_text("model")(value)
+    if model is not None and len(model) > MAX_MODEL_NAME:
+        raise BadRequest(f"model: at most {MAX_MODEL_NAME} characters")
+    return model
 
 
 _SETTING_CHECKS: dict[str, Callable[[object], Any]] = {
     "title": _title,
-    "model": _optional_text("model"),
+    "model": _model,
     "system": _optional_text("system"),
     "temperature": _temperature,
     "max_tokens": _max_tokens,
