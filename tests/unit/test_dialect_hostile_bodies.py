@@ -180,7 +180,13 @@ REALISTIC: dict[str, dict[str, Any]] = {
 }
 
 _JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    # Past 64 bits: Python decodes them, but JSON written again (orjson) cannot hold them.
+    | st.sampled_from([2**64, -(2**63) - 1, 10**30])
+    | st.floats()
+    | st.text(max_size=8),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
     ),
@@ -238,3 +244,21 @@ def test_any_part_swapped_for_any_json_decodes_or_is_a_4xx(path: str, data: st.D
         value = data.draw(_JSON, label="value")
         _mutate(body, place, value, delete=data.draw(st.booleans(), label="delete"))
     _decode(CHAT_PATHS[path], body)
+
+
+@pytest.mark.parametrize(
+    ("path", "place"),
+    [
+        ("/v1/chat/completions", ("messages", 3, "tool_calls", 0, "function", "arguments")),
+        ("/v1/messages", ("messages", 1, "content", 1, "input")),
+        ("/api/chat", ("messages", 2, "tool_calls", 0, "function", "arguments")),
+    ],
+)
+def test_tool_arguments_json_cannot_carry_are_a_400_naming_them(
+    path: str, place: tuple[Any, ...]
+) -> None:
+    body = copy.deepcopy(REALISTIC[path])
+    _mutate(body, place, {"n": -(2**63) - 1}, delete=False)
+    with pytest.raises(ModelwayError) as refused:
+        CHAT_PATHS[path].decode_chat(body)
+    assert refused.value.status == 400 and "64-bit" in str(refused.value)

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from modelway.dialects.base import arguments_text
 from modelway.errors import BadRequest, ModelwayError, UpstreamStatusError
 from modelway.providers.anthropic import ERROR_STATUSES
 from modelway.types import (
@@ -195,7 +196,7 @@ def _tool_use(block: dict[str, Any], where: str) -> ToolCall:
     return ToolCall(
         id=_string(block.get("id"), f"{where}.id"),
         name=_string(block.get("name"), f"{where}.name"),
-        arguments=orjson.dumps(arguments).decode(),
+        arguments=arguments_text(arguments, f"{where}.input"),
     )
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from modelway.errors import ModelwayError
+import orjson
+
+from modelway.errors import BadRequest, ModelwayError
 from modelway.types import ChatRequest, ChatResponse, StreamEvent
 
 
@@ -49,3 +51,12 @@ class Dialect(Protocol):
     def encode_error(self, error: ModelwayError) -> bytes:
         """The error body; the HTTP status is ``error.status``."""
         ...
+
+
+def arguments_text(arguments: Any, where: str) -> str:
+    """A caller's tool-call arguments (an object) as the JSON text the canonical form
+    keeps; ``BadRequest`` for what JSON cannot carry on (an integer past 64 bits)."""
+    try:
+        return orjson.dumps(arguments).decode()
+    except orjson.JSONEncodeError as exc:
+        raise BadRequest(f"{where}: {exc}") from None

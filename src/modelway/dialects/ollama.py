@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from modelway.dialects.base import arguments_text
 from modelway.errors import BadRequest, ModelwayError
 from modelway.types import (
     ChatRequest,
@@ -80,7 +81,11 @@ def _decode_tool_calls(calls: Any, where: str, turn: int) -> list[ToolCall]:
             isinstance(arguments, dict | str),
             f"{where}.{i}.function.arguments: expected an object",
         )
-        text = arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode()
+        text = (
+            arguments
+            if isinstance(arguments, str)
+            else arguments_text(arguments, f"{where}.{i}.function.arguments")
+        )
         # Ollama calls have no ids; make ones unique in the conversation for other providers.
         call_id = call.get("id") if isinstance(call.get("id"), str) else f"call_{turn}_{i}"
         decoded.append(ToolCall(id=str(call_id), name=str(name), arguments=text or "{}"))

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from modelway.dialects.base import arguments_text
 from modelway.errors import BadRequest, ModelwayError
 from modelway.types import (
     ChatRequest,
@@ -105,7 +106,7 @@ def _decode_tool_calls(calls: Any, where: str) -> list[ToolCall]:
         name, arguments = function.get("name"), function.get("arguments", "{}")
         _require(isinstance(name, str), f"{where}.{i}.function.name: expected a string")
         if not isinstance(arguments, str):
-            arguments = orjson.dumps(arguments).decode()
+            arguments = arguments_text(arguments, f"{where}.{i}.function.arguments")
         decoded.append(
             ToolCall(id=str(call.get("id") or f"call_{i}"), name=str(name), arguments=arguments)
         )
