@@ -202,6 +202,27 @@ def test_tool_choice_naming_a_tool_calls_that_tool() -> None:
     assert mock_response(request, "mock-1").message.tool_calls[0].name == "get_time"
 
 
+def test_a_user_message_saying_call_a_tool_calls_that_tool_with_its_arguments() -> None:
+    # How an agent's test makes the mock use one of the agent's many tools.
+    request = chat(user('please call get_weather {"city": "Oslo"} now'), tools=[CLOCK, WEATHER])
+    [call] = mock_response(request, "echo").message.tool_calls
+    assert (call.name, orjson.loads(call.arguments)) == ("get_weather", {"city": "Oslo"})
+
+
+@pytest.mark.parametrize("text", ["call get_weather", "call get_weather [1]", "call get_weather {"])
+def test_call_without_a_json_object_uses_the_schemas_example(text: str) -> None:
+    [call] = mock_response(chat(user(text), tools=[CLOCK, WEATHER]), "echo").message.tool_calls
+    assert call.name == "get_weather"
+    assert orjson.loads(call.arguments) == {"city": "mock", "unit": "celsius"}
+
+
+def test_call_naming_no_offered_tool_calls_the_first() -> None:
+    [call] = mock_response(
+        chat(user("call nothing"), tools=[CLOCK, WEATHER]), "echo"
+    ).message.tool_calls
+    assert call.name == "get_time"
+
+
 def test_tool_choice_none_answers_in_text() -> None:
     request = chat(user("just talk"), tools=[WEATHER], tool_choice="none")
     response = mock_response(request, "echo")

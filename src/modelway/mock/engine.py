@@ -3,6 +3,9 @@
 ``echo`` repeats the last user message verbatim; any other model says a fixed sentence
 naming itself. Offered tools are called with arguments built from their JSON Schema
 (``mock.schema_examples``, bounded), and a tool result is answered in text that quotes it.
+Which tool: the one ``tool_choice`` names, else the one the last user message asks for
+with ``call <tool name>`` (optionally followed by a JSON object of its arguments; how an
+agent's test makes the mock read a file), else the first offered.
 Embeddings are unit vectors from a hash of the text, within ``MAX_EMBEDDING_DIMENSIONS``
 and ``MAX_EMBEDDING_VALUES``: a request is the caller's, so none may size the work freely.
 """
@@ -49,15 +52,17 @@ MAX_EMBEDDING_VALUES = 2**18
 # A word with the whitespace after it, or a whitespace run with no word before it (the
 # start of the text), so the pieces always concatenate back to the exact text.
 _WORD_PIECE = re.compile(r"\S+\s*|\s+")
+#: ``call Read {"file_path": "/tmp/notes.txt"}`` in a user message: which tool to call.
+_CALL_TOOL = re.compile(r"\bcall (?P<name>[\w.:-]{1,128})(?:\s+(?P<arguments>\{.*\}))?", re.DOTALL)
 
 
 def mock_events(request: ChatRequest, model: str) -> list[StreamEvent]:
     """The stream events of the mock's answer to ``request`` as ``model``."""
     events: list[StreamEvent] = [MessageStart(id=f"mock-{uuid.uuid4().hex}", model=model)]
     stop_reason: StopReason = "stop"
-    tool = _tool_to_call(request)
+    tool, asked_arguments = _tool_to_call(request)
     if tool is not None:
-        arguments = orjson.dumps(schema_example(tool.parameters)).decode()
+        arguments = asked_arguments or orjson.dumps(schema_example(tool.parameters)).decode()
         events.append(ToolCallStart(index=0, id=f"call_{uuid.uuid4().hex[:24]}", name=tool.name))
         events.append(ToolCallDelta(index=0, arguments=arguments))
         completion_tokens = count_words(arguments)
@@ -125,15 +130,32 @@ def mock_answer_text(model: str) -> str:
     )
 
 
-def _tool_to_call(request: ChatRequest) -> Tool | None:
+def _tool_to_call(request: ChatRequest) -> tuple[Tool | None, str | None]:
+    """The tool to call and the arguments the user asked for (JSON text), if any."""
     if not request.tools or request.tool_choice == "none":
-        return None
+        return None, None
     if not request.messages or request.messages[-1].role != "user":
-        return None
+        return None, None
     for tool in request.tools:
         if tool.name == request.tool_choice:
-            return tool
-    return request.tools[0]
+            return tool, None
+    asked = _CALL_TOOL.search(request.messages[-1].text())
+    if asked is not None:
+        for tool in request.tools:
+            if tool.name == asked["name"]:
+                return tool, _json_object_text(asked["arguments"])
+    return request.tools[0], None
+
+
+def _json_object_text(text: str | None) -> str | None:
+    """``text`` when it is a JSON object (re-encoded), else None."""
+    if not text:
+        return None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return orjson.dumps(value).decode() if isinstance(value, dict) else None
 
 
 def _answer_text(request: ChatRequest, model: str) -> str:

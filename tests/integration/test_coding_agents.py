@@ -1,0 +1,79 @@
+"""The coding agents people point at a gateway, run for real through ``modelway serve``.
+
+The CLIs come from npm as pinned in ``tests/agents/package-lock.json`` (installed by
+``scripts/setup dev``). ``modelway mock`` is the upstream, speaking each provider's
+format; a prompt of the form ``call <tool> {arguments}`` makes it ask the agent to run
+that tool, so one run is a whole agent turn: the model asks for a file, the agent reads
+it and sends it back, and the model's answer quotes it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.gateway import running_gateway
+from tests.integration.mockserver import running_mock
+
+AGENTS = Path(__file__).resolve().parents[1] / "agents" / "node_modules" / ".bin"
+SECRET = "the secret word is kumquat"
+
+
+@pytest.fixture(scope="module")
+def mock_url() -> Iterator[str]:
+    with running_mock() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def gateway_url(mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    env = {
+        "MODELWAY_DATA_DIR": str(tmp_path_factory.mktemp("gateway")),
+        "ANTHROPIC_API_KEY": "sk-ant-upstream-000000000000",
+        "ANTHROPIC_BASE_URL": mock_url,
+    }
+    with running_gateway(env) as url:
+        yield url
+
+
+def _agent_env(home: Path, **extra: str) -> dict[str, str]:
+    """A clean environment: its own HOME (no user config, no login), no proxies."""
+    keep = ("PATH", "LANG", "TMPDIR")
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    return {**env, "HOME": str(home), "NO_COLOR": "1", **extra}
+
+
+def test_claude_code_reads_a_file_through_the_gateway(gateway_url: str, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text(SECRET + "\n")
+    (tmp_path / "home").mkdir()
+    env = _agent_env(
+        tmp_path / "home",
+        ANTHROPIC_BASE_URL=gateway_url,
+        ANTHROPIC_API_KEY="sk-ant-for-the-gateway-0000",
+    )
+    prompt = f'call Read {{"file_path": "{notes}"}}'
+    done = subprocess.run(
+        [
+            str(AGENTS / "claude"),
+            "-p",
+            prompt,
+            "--model",
+            "anthropic/claude-sonnet-4-6",
+            "--allowedTools",
+            "Read",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The mock's last answer quotes the tool result Claude Code sent back: the file.
+    assert "The Read tool returned" in done.stdout and SECRET in done.stdout, done.stdout
