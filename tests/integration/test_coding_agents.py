@@ -44,7 +44,12 @@ def _agent_env(home: Path, **extra: str) -> dict[str, str]:
     """A clean environment: its own HOME (no user config, no login), no proxies."""
     keep = ("PATH", "LANG", "TMPDIR")
     env = {name: os.environ[name] for name in keep if name in os.environ}
-    return {**env, "HOME": str(home), "NO_COLOR": "1", **extra}
+    quiet = {  # no update checks, telemetry or other calls home: the gateway is the network
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_TELEMETRY": "1",
+    }
+    return {**env, **quiet, "HOME": str(home), "NO_COLOR": "1", **extra}
 
 
 def test_claude_code_reads_a_file_through_the_gateway(gateway_url: str, tmp_path: Path) -> None:
