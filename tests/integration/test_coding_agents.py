@@ -35,6 +35,9 @@ def gateway_url(mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "MODELWAY_DATA_DIR": str(tmp_path_factory.mktemp("gateway")),
         "ANTHROPIC_API_KEY": "sk-ant-upstream-000000000000",
         "ANTHROPIC_BASE_URL": mock_url,
+        "OPENAI_API_KEY": "sk-openai-upstream-000000000000",
+        "OPENAI_BASE_URL": f"{mock_url}/v1",
+        "OLLAMA_BASE_URL": mock_url,
     }
     with running_gateway(env) as url:
         yield url
@@ -52,7 +55,16 @@ def _agent_env(home: Path, **extra: str) -> dict[str, str]:
     return {**env, **quiet, "HOME": str(home), "NO_COLOR": "1", **extra}
 
 
-def test_claude_code_reads_a_file_through_the_gateway(gateway_url: str, tmp_path: Path) -> None:
+# Claude Code speaks Anthropic's format: relayed as it is to an Anthropic-format upstream,
+# translated to the others (system turns mid-conversation, cache_control, thinking...).
+@pytest.mark.parametrize(
+    "model",
+    ["anthropic/claude-sonnet-4-6", "openai/claude-sonnet-4-6", "ollama/claude-sonnet-4-6"],
+    ids=["anthropic-format", "openai-format", "ollama-format"],
+)
+def test_claude_code_reads_a_file_through_the_gateway(
+    gateway_url: str, tmp_path: Path, model: str
+) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text(SECRET + "\n")
     (tmp_path / "home").mkdir()
@@ -68,7 +80,7 @@ def test_claude_code_reads_a_file_through_the_gateway(gateway_url: str, tmp_path
             "-p",
             prompt,
             "--model",
-            "anthropic/claude-sonnet-4-6",
+            model,
             "--allowedTools",
             "Read",
         ],
