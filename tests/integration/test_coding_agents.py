@@ -94,3 +94,37 @@ def test_claude_code_reads_a_file_through_the_gateway(
     assert done.returncode == 0, done.stdout + done.stderr
     # The mock's last answer quotes the tool result Claude Code sent back: the file.
     assert "The Read tool returned" in done.stdout and SECRET in done.stdout, done.stdout
+
+
+def test_codex_runs_a_command_through_the_gateway(gateway_url: str, tmp_path: Path) -> None:
+    # Codex speaks the Responses API: relayed as it is to OpenAI (namespace and hosted
+    # tools, encrypted reasoning included).
+    notes = tmp_path / "notes.txt"
+    notes.write_text(SECRET + "\n")
+    codex_home = tmp_path / "home" / ".codex"
+    codex_home.mkdir(parents=True)
+    (codex_home / "config.toml").write_text(
+        'model = "openai/gpt-5"\n'
+        'model_provider = "modelway"\n'
+        "[model_providers.modelway]\n"
+        'name = "modelway"\n'
+        f'base_url = "{gateway_url}/v1"\n'
+        'env_key = "MODELWAY_API_KEY"\n'
+        'wire_api = "responses"\n'
+    )
+    env = _agent_env(
+        tmp_path / "home", CODEX_HOME=str(codex_home), MODELWAY_API_KEY="mw-for-the-gateway"
+    )
+    prompt = f'call exec_command {{"cmd": "cat {notes}"}}'
+    done = subprocess.run(
+        [str(AGENTS / "codex"), "exec", "--skip-git-repo-check", prompt],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "The exec_command tool returned" in done.stdout, done.stdout + done.stderr
+    assert SECRET in done.stdout.split("The exec_command tool returned", 1)[1]
