@@ -1,11 +1,11 @@
 """What a call cost in USD, from the shipped price table or the config's ``prices``.
 
-The table (``modelway/data/prices.json``) lists USD per million input, output and
-cached-input tokens per provider and model, with the date the prices were taken. A
-model is looked up as ``provider/model``, then as the bare model, then with a version
-suffix stripped (``gpt-4o-2024-08-06`` → ``gpt-4o``, ``claude-sonnet-4-5-20250929`` →
-``claude-sonnet-4-5``, ``mistral-small-latest`` → ``mistral-small``). Config prices,
-keyed the same way, win over the table.
+The table (``modelway/data/prices.json``) lists USD per million input, output,
+cached-input (cache read) and cache-write tokens per provider and model, with the date
+the prices were taken. A model is looked up as ``provider/model``, then as the bare
+model, then with a version suffix stripped (``gpt-4o-2024-08-06`` → ``gpt-4o``,
+``claude-sonnet-4-5-20250929`` → ``claude-sonnet-4-5``, ``mistral-small-latest`` →
+``mistral-small``). Config prices, keyed the same way, win over the table.
 """
 
 from __future__ import annotations
@@ -83,8 +83,9 @@ def cost_usd(
     """USD for ``usage`` of ``model`` at ``provider``; None when no price is known.
 
     Local providers (mock, ollama, vLLM, LM Studio) cost nothing unless a config
-    override prices them. Cached prompt tokens are billed at the cached-input rate
-    when the model has one.
+    override prices them. Prompt tokens read from the cache are billed at the
+    cached-input rate and those written to it at the cache-write rate, each at the input
+    rate when the model has none; the rest of the prompt at the input rate.
     """
     return priced_cost(price_for(provider, model, overrides), provider, usage)
 
@@ -93,13 +94,16 @@ def priced_cost(price: Price | None, provider: str, usage: Usage) -> float | Non
     """``cost_usd`` with the price already looked up (``price_for``)."""
     if price is None:
         return 0.0 if provider in price_table().free_providers else None
+    # Cache reads and writes are parts of prompt_tokens (types.Usage): priced once each.
     cached = min(usage.cached_tokens, usage.prompt_tokens)
+    written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+    input_rate = price.input_per_million
     cached_rate = price.cached_input_per_million
-    if cached_rate is None:
-        cached_rate = price.input_per_million
+    write_rate = price.cache_write_per_million
     dollars = (
-        (usage.prompt_tokens - cached) * price.input_per_million
-        + cached * cached_rate
+        (usage.prompt_tokens - cached - written) * input_rate
+        + cached * (input_rate if cached_rate is None else cached_rate)
+        + written * (input_rate if write_rate is None else write_rate)
         + usage.completion_tokens * price.output_per_million
     )
     return dollars / TOKENS_PER_UNIT

@@ -106,12 +106,19 @@ class ChatRequest(msgspec.Struct):
 
 
 class Usage(msgspec.Struct):
-    """Token counts; ``estimated`` is true when counted locally, not reported upstream."""
+    """Token counts; ``estimated`` is true when counted locally, not reported upstream.
+
+    ``prompt_tokens`` is every input token, OpenAI's meaning: it *includes*
+    ``cached_tokens`` (read from the provider's prompt cache) and ``cache_write_tokens``
+    (written to it), which are parts of it, never added on top. Anthropic counts its
+    ``input_tokens`` without either; its adapter and dialect convert.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
     estimated: bool = False
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -14,7 +14,7 @@ from modelway.config import parse_config
 from modelway.gateway.app import Gateway, create_app
 from modelway.gateway.state import GatewayState
 from modelway.providers.registry import adapter_for
-from modelway.providers.transport import MockReply, MockTransport, UpstreamRequest
+from modelway.providers.transport import MockHandler, MockReply, MockTransport, UpstreamRequest
 from modelway.providers.upstream import HttpProvider
 from modelway.secrets import Secret
 
@@ -53,8 +53,11 @@ def openai_upstream(request: UpstreamRequest) -> MockReply:
 
 
 @asynccontextmanager
-async def in_process_gateway(data_dir: Path, config: str = "") -> AsyncIterator[Setup]:
-    """A gateway with a master key, ``config`` as its modelway.yaml and an OpenAI upstream."""
+async def in_process_gateway(
+    data_dir: Path, config: str = "", upstream: MockHandler = openai_upstream
+) -> AsyncIterator[Setup]:
+    """A gateway with a master key, ``config`` as its modelway.yaml and an OpenAI upstream
+    (``upstream`` answers its requests in-process)."""
     environ = {"MODELWAY_DATA_DIR": str(data_dir), "MODELWAY_MASTER_KEY": MASTER}
     app = create_app(parse_config(config, environ), environ)
     async with app.lifespan():
@@ -64,7 +67,7 @@ async def in_process_gateway(data_dir: Path, config: str = "") -> AsyncIterator[
             adapter_for("openai"),
             "http://upstream.test/v1",
             Secret("sk-upstream"),
-            transport=MockTransport(openai_upstream),
+            transport=MockTransport(upstream),
         )
         headers = {"authorization": f"Bearer {MASTER}"}
         async with httpx.AsyncClient(

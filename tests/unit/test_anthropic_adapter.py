@@ -306,7 +306,9 @@ def test_parse_chat_reads_a_tool_use_answer_with_cache_usage() -> None:
         )
     ]
     # input_tokens excludes cache reads and writes; canonical prompt_tokens includes both.
-    assert response.usage == Usage(prompt_tokens=1404, completion_tokens=73, cached_tokens=1000)
+    assert response.usage == Usage(
+        prompt_tokens=1404, completion_tokens=73, cached_tokens=1000, cache_write_tokens=20
+    )
 
 
 @pytest.mark.parametrize(
@@ -481,3 +483,46 @@ def test_models_are_listed_from_get_v1_models() -> None:
 def test_a_last_event_without_its_blank_line_still_finishes_the_stream() -> None:
     data = fixture("stream_text.sse").rstrip(b"\n")
     assert decode([data]) == STREAM_TEXT_EVENTS
+
+
+# --- prompt cache usage --------------------------------------------------------------
+
+
+def cache_stream(delta_usage: dict[str, Any]) -> bytes:
+    start_usage = {
+        "input_tokens": 10,
+        "cache_creation_input_tokens": 200,
+        "cache_read_input_tokens": 1000,
+        "output_tokens": 1,
+    }
+    events: list[dict[str, Any]] = [
+        {
+            "type": "message_start",
+            "message": {"id": "msg_1", "model": "claude-sonnet-4-5", "usage": start_usage},
+        },
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": delta_usage},
+        {"type": "message_stop"},
+    ]
+    return b"".join(
+        b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+        for event in events
+    )
+
+
+def test_stream_usage_reads_cache_reads_and_writes_from_message_start() -> None:
+    events = decode([cache_stream({"output_tokens": 5})])
+    # input_tokens (10) leaves out the cache; canonical prompt_tokens holds all 1210.
+    assert events[-1] == UsageReport(
+        Usage(prompt_tokens=1210, completion_tokens=5, cached_tokens=1000, cache_write_tokens=200)
+    )
+
+
+def test_stream_usage_takes_the_cache_counts_message_delta_updates() -> None:
+    late = {"output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 1200}
+    events = decode([cache_stream(late)])
+    assert events[-1] == UsageReport(
+        Usage(prompt_tokens=1210, completion_tokens=5, cached_tokens=1200, cache_write_tokens=0)
+    )

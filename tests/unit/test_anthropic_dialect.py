@@ -291,7 +291,10 @@ BLOCK_MESSAGES = [
         (_set("max_tokens", True), "max_tokens: required, a positive integer"),
         (_set("max_tokens", "100"), "max_tokens: required, a positive integer"),
         (_set("messages", []), "messages: required, a non-empty list"),
-        (_set("messages.0.role", "system"), "messages.0.role: must be 'user' or 'assistant'"),
+        (
+            _set("messages.0.role", "developer"),
+            "messages.0.role: must be 'user', 'assistant' or 'system'",
+        ),
         (_set("messages.0.content", 5), "messages.0.content: must be a string or a list"),
         (
             _set("messages.2.content.0", {"type": "foo"}),
@@ -578,3 +581,52 @@ def test_errors_encode_in_anthropic_vocabulary(error: ModelwayError, error_type:
     assert body == {"type": "error", "error": {"type": error_type, "message": error.message}}
     if error_type != "request_too_large":  # documented, but absent from the SDK's union
         assert ErrorResponse.model_validate(body).error.type == error_type
+
+
+# --- prompt cache usage --------------------------------------------------------------
+
+#: 30 uncached prompt tokens, 1000 read from the cache and 200 written to it.
+CACHE_USAGE = Usage(
+    prompt_tokens=1230, completion_tokens=5, cached_tokens=1000, cache_write_tokens=200
+)
+ANTHROPIC_CACHE_USAGE = {
+    "input_tokens": 30,
+    "cache_creation_input_tokens": 200,
+    "cache_read_input_tokens": 1000,
+    "output_tokens": 5,
+}
+
+
+def test_answer_usage_says_input_tokens_without_the_cache_reads_and_writes() -> None:
+    response = ChatResponse(
+        id="msg_1",
+        model="m",
+        message=Message(role="assistant", content=[TextPart("hi")]),
+        usage=CACHE_USAGE,
+    )
+    assert orjson.loads(dialect.encode_response(response))["usage"] == ANTHROPIC_CACHE_USAGE
+
+
+def test_stream_message_delta_usage_carries_the_cache_reads_and_writes() -> None:
+    encoder = dialect.stream_encoder(ChatRequest(model="m", messages=[]))
+    out = b"".join(
+        encoder.encode(event)
+        for event in (MessageStart(id="msg_1", model="m"), TextDelta("hi"), MessageEnd("stop"))
+    )
+    out += encoder.encode(UsageReport(CACHE_USAGE)) + encoder.finish()
+    deltas = [
+        orjson.loads(line[6:])
+        for line in out.split(b"\n")
+        if line.startswith(b"data: ") and b'"message_delta"' in line
+    ]
+    assert [delta["usage"] for delta in deltas] == [ANTHROPIC_CACHE_USAGE]
+
+
+def test_cache_usage_round_trips_through_the_anthropic_adapter() -> None:
+    response = ChatResponse(
+        id="msg_1",
+        model="m",
+        message=Message(role="assistant", content=[TextPart("hi")]),
+        usage=CACHE_USAGE,
+    )
+    assert adapter.parse_chat(dialect.encode_response(response)).usage == CACHE_USAGE

@@ -437,3 +437,73 @@ async def test_the_budget_is_charged_even_when_the_caller_is_cancelled_while_set
     with pytest.raises(BudgetExceeded):
         async with open_call(calls, caller):
             pass
+
+
+# --- prompt cache usage ----------------------------------------------------------------------
+
+
+async def test_a_relayed_stream_records_the_cached_tokens_its_scanner_read(
+    recorded: Recorded,
+) -> None:
+    usage = {
+        "prompt_tokens": 1210,
+        "completion_tokens": 2,
+        "prompt_tokens_details": {"cached_tokens": 1000},
+    }
+    lines = [
+        b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n',
+        b'data: {"choices":[],"usage":' + json.dumps(usage).encode() + b"}\n\n",
+        b"data: [DONE]\n\n",
+    ]
+    calls = make_calls(recorded, openai=openai_upstream(lines))
+    body = {"model": "openai/gpt-x", "messages": [], "stream": True}
+    async with calls.open(ANONYMOUS, "openai/gpt-x", dialect="openai", request_id="r4") as call:
+        relayed = await call.relay(body, NoHeaders())
+    assert relayed.chunks is not None
+    _ = [chunk async for chunk in relayed.chunks]
+    record = recorded.only
+    assert (record.prompt_tokens, record.cached_tokens, record.cache_write_tokens) == (
+        1210,
+        1000,
+        0,
+    )
+    await calls.aclose()
+
+
+async def test_a_translated_anthropic_answer_records_its_cache_reads_and_writes(
+    recorded: Recorded,
+) -> None:
+    def handle(request: UpstreamRequest) -> MockReply:
+        answer = {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-x",
+            "content": [{"type": "text", "text": "hi"}],
+            "stop_reason": "end_turn",
+            "usage": {
+                "input_tokens": 10,
+                "cache_creation_input_tokens": 200,
+                "cache_read_input_tokens": 1000,
+                "output_tokens": 5,
+            },
+        }
+        return MockReply(200, json.dumps(answer).encode())
+
+    upstream = HttpProvider(
+        "anthropic",
+        adapter_for("anthropic"),
+        "http://up.test",
+        Secret("sk-x"),
+        transport=MockTransport(handle),
+    )
+    calls = make_calls(recorded, anthropic=upstream)
+    async with calls.open(
+        ANONYMOUS, "anthropic/claude-x", dialect="openai", request_id="r5"
+    ) as call:
+        answer = await call.complete(chat("anthropic/claude-x"))
+    assert answer.usage is not None and answer.usage.prompt_tokens == 1210
+    record = recorded.only
+    assert (record.prompt_tokens, record.completion_tokens) == (1210, 5)
+    assert (record.cached_tokens, record.cache_write_tokens) == (1000, 200)
+    await calls.aclose()

@@ -18,7 +18,7 @@ from modelway.errors import (
     UndecodableResponse,
     UpstreamStatusError,
 )
-from modelway.providers.gemini import GeminiAdapter
+from modelway.providers.gemini import GeminiAdapter, parse_usage
 from modelway.providers.gemini_schema import gemini_schema
 from modelway.types import (
     ChatRequest,
@@ -574,3 +574,14 @@ def test_models_are_listed_without_their_models_prefix() -> None:
         "gemini-2.5-flash",
         "text-embedding-004",
     ]
+
+
+def test_usage_counts_cached_content_inside_the_prompt_and_reports_no_cache_writes() -> None:
+    metadata = {
+        "promptTokenCount": 1404,
+        "candidatesTokenCount": 9,
+        "cachedContentTokenCount": 1000,
+    }
+    assert parse_usage(metadata) == Usage(
+        prompt_tokens=1404, completion_tokens=9, cached_tokens=1000, cache_write_tokens=0
+    )

@@ -14,7 +14,7 @@ from openai.types import CreateEmbeddingResponse, Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from modelway.errors import EmptyResponse, StreamTruncated, UndecodableResponse, UpstreamStatusError
-from modelway.providers.openai import OpenAIAdapter
+from modelway.providers.openai import OpenAIAdapter, parse_responses_usage, parse_usage
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -600,3 +600,40 @@ def test_error_message_is_read_from_the_error_envelope_or_falls_back_to_raw(
 
 def test_error_message_fallback_is_bounded() -> None:
     assert len(adapter.error_message(b"x" * 10_000)) == 500
+
+
+# --- prompt cache usage --------------------------------------------------------------
+
+
+def test_chat_usage_counts_cached_tokens_inside_the_prompt() -> None:
+    raw = {
+        "prompt_tokens": 2006,
+        "completion_tokens": 300,
+        "total_tokens": 2306,
+        "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 0},
+    }
+    assert parse_usage(raw) == Usage(prompt_tokens=2006, completion_tokens=300, cached_tokens=1920)
+
+
+def test_chat_usage_reads_cache_writes_an_openai_compatible_upstream_reports() -> None:
+    raw = {
+        "prompt_tokens": 2006,
+        "completion_tokens": 3,
+        "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 2000},
+    }
+    usage = parse_usage(raw)
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.cache_write_tokens) == (2006, 2000)
+
+
+def test_responses_usage_counts_cached_tokens_inside_the_input() -> None:
+    raw = {
+        "input_tokens": 2006,
+        "input_tokens_details": {"cached_tokens": 1920},
+        "output_tokens": 300,
+        "output_tokens_details": {"reasoning_tokens": 128},
+        "total_tokens": 2306,
+    }
+    assert parse_responses_usage(raw) == Usage(
+        prompt_tokens=2006, completion_tokens=300, cached_tokens=1920
+    )

@@ -709,3 +709,35 @@ def test_the_legacy_functions_api_is_refused_with_a_clear_400_not_dropped() -> N
     }
     with pytest.raises(BadRequest, match="send `tools`"):
         OpenAIDialect().decode_chat(body)
+
+
+# --- prompt cache usage --------------------------------------------------------------
+
+
+def test_answer_usage_counts_cache_reads_and_writes_inside_prompt_tokens() -> None:
+    # From an Anthropic upstream: 30 uncached, 1000 read from the cache, 200 written to it.
+    usage = Usage(
+        prompt_tokens=1230, completion_tokens=5, cached_tokens=1000, cache_write_tokens=200
+    )
+    response = ChatResponse(
+        id="c1", model="m", message=Message(role="assistant", content=[TextPart("hi")]), usage=usage
+    )
+    body = orjson.loads(dialect.encode_response(response))
+    assert body["usage"] == {
+        "prompt_tokens": 1230,
+        "completion_tokens": 5,
+        "total_tokens": 1235,
+        "prompt_tokens_details": {"cached_tokens": 1000},
+    }
+    ChatCompletion.model_validate(body)
+
+
+def test_stream_usage_chunk_carries_the_cached_tokens() -> None:
+    encoder = dialect.stream_encoder(ChatRequest(model="m", messages=[], include_usage=True))
+    usage = Usage(
+        prompt_tokens=1230, completion_tokens=5, cached_tokens=1000, cache_write_tokens=200
+    )
+    out = encoder.encode(UsageReport(usage))
+    chunk = orjson.loads(out.split(b"\n")[0][6:])
+    assert chunk["usage"]["prompt_tokens"] == 1230
+    assert chunk["usage"]["prompt_tokens_details"] == {"cached_tokens": 1000}

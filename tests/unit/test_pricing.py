@@ -120,3 +120,46 @@ def test_config_prices_can_price_a_local_or_unknown_model() -> None:
 
     assert cost_usd("ollama", "llama3.2", MILLION, overrides) == pytest.approx(1.0)
     assert cost_usd("vllm", "house-model", usage, overrides) == pytest.approx(1.0 + 4.0)
+
+
+# --- prompt cache ----------------------------------------------------------------------
+
+
+def test_cache_reads_cost_the_cached_rate_and_cache_writes_the_write_rate() -> None:
+    # claude-sonnet-4-5: input 3.0, cache read 0.3, 5-minute cache write 3.75 (1.25x input).
+    usage = Usage(
+        prompt_tokens=1_230, completion_tokens=100, cached_tokens=1_000, cache_write_tokens=200
+    )
+    expected = (30 * 3.0 + 1_000 * 0.3 + 200 * 3.75 + 100 * 15.0) / 1e6
+
+    assert cost_usd("anthropic", "claude-sonnet-4-5-20250929", usage) == pytest.approx(expected)
+
+
+def test_every_anthropic_model_prices_cache_writes_at_one_and_a_quarter_times_input() -> None:
+    for model, price in price_table().providers["anthropic"].items():
+        assert price.cache_write_per_million is not None, model
+        assert price.cache_write_per_million == pytest.approx(1.25 * price.input_per_million, 0.05)
+
+
+def test_cache_writes_without_a_write_price_cost_the_input_rate() -> None:
+    overrides = {
+        "house": Price(input_per_million=2.0, output_per_million=4.0, cached_input_per_million=1.0)
+    }
+    usage = Usage(prompt_tokens=3_000_000, cached_tokens=1_000_000, cache_write_tokens=1_000_000)
+
+    # 1M uncached and 1M written at 2.0, 1M read at 1.0: each token priced once.
+    assert cost_usd("vllm", "house", usage, overrides) == pytest.approx(2.0 + 2.0 + 1.0)
+
+
+def test_cache_counts_larger_than_the_prompt_are_never_priced_twice() -> None:
+    overrides = {
+        "house": Price(
+            input_per_million=2.0,
+            output_per_million=4.0,
+            cached_input_per_million=1.0,
+            cache_write_per_million=3.0,
+        )
+    }
+    usage = Usage(prompt_tokens=1_000_000, cached_tokens=600_000, cache_write_tokens=600_000)
+
+    assert cost_usd("vllm", "house", usage, overrides) == pytest.approx(0.6 * 1.0 + 0.4 * 3.0)

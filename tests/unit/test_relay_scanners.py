@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
-from modelway.calls.scanners import AnthropicScanner, OllamaScanner, StreamScanner
+from modelway.calls.scanners import AnthropicScanner, OllamaScanner, StreamScanner, answer_usage
 from modelway.errors import StreamTruncated, UndecodableResponse
 from modelway.streams import NDJSONDecoder, SSEDecoder
 from modelway.types import Usage
@@ -69,3 +70,44 @@ def test_ollama_stream_without_its_done_line_is_truncated() -> None:
     with pytest.raises(StreamTruncated):
         scanner.close()
     assert scanner.error(StreamTruncated("cut")) == b'{"error":"cut"}\n'
+
+
+# --- prompt cache usage --------------------------------------------------------------
+
+#: Anthropic's counts for 10 uncached input tokens, 1000 read from the cache, 200 written.
+CACHE_COUNTS = {
+    "input_tokens": 10,
+    "cache_creation_input_tokens": 200,
+    "cache_read_input_tokens": 1000,
+}
+CACHE_USAGE = Usage(
+    prompt_tokens=1210, completion_tokens=5, cached_tokens=1000, cache_write_tokens=200
+)
+
+
+def test_anthropic_scanner_reads_cache_reads_and_writes_from_message_start() -> None:
+    start = {"type": "message_start", "message": {"usage": {**CACHE_COUNTS, "output_tokens": 1}}}
+    delta = {"type": "message_delta", "delta": {}, "usage": {"output_tokens": 5}}
+    stream = b"".join(
+        b"data: " + orjson.dumps(event) + b"\n\n"
+        for event in (start, delta, {"type": "message_stop"})
+    )
+    scanner = AnthropicScanner()
+    relay(scanner, stream, 0)
+    assert scanner.usage == CACHE_USAGE
+
+
+def test_a_whole_anthropic_answer_reports_its_cache_reads_and_writes() -> None:
+    answer = {"type": "message", "usage": {**CACHE_COUNTS, "output_tokens": 5}}
+    assert answer_usage("anthropic", answer) == CACHE_USAGE
+
+
+def test_a_whole_openai_answer_reports_its_cached_tokens() -> None:
+    usage = {
+        "prompt_tokens": 1210,
+        "completion_tokens": 5,
+        "prompt_tokens_details": {"cached_tokens": 1000},
+    }
+    assert answer_usage("openai", {"usage": usage}) == Usage(
+        prompt_tokens=1210, completion_tokens=5, cached_tokens=1000
+    )

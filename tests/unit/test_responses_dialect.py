@@ -635,3 +635,22 @@ def test_an_empty_answer_still_streams_an_empty_message_item() -> None:
         [item.type for item in final.output] == [item.type for item in whole.output] == ["message"]
     )
     assert final.output_text == ""
+
+
+# --- prompt cache usage --------------------------------------------------------------
+
+
+def test_answer_usage_counts_cache_reads_and_writes_inside_input_tokens() -> None:
+    usage = Usage(
+        prompt_tokens=1230, completion_tokens=5, cached_tokens=1000, cache_write_tokens=200
+    )
+    response = ChatResponse(
+        id="r1", model="m", message=Message(role="assistant", content=[TextPart("hi")]), usage=usage
+    )
+    body = orjson.loads(dialect.encode_response(response))
+    assert body["usage"]["input_tokens"] == 1230
+    assert body["usage"]["input_tokens_details"] == {
+        "cached_tokens": 1000,
+        "cache_write_tokens": 200,
+    }
+    Response.model_validate(body)

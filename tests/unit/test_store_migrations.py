@@ -265,3 +265,33 @@ def test_db_upgrade_migrates_the_data_dirs_database_and_says_where_it_is(
     assert f"{tmp_path / 'data' / 'modelway.db'}" in result.output
     assert f"revision {head_revision()}" in result.output
     assert (tmp_path / "data" / "modelway.db").exists()
+
+
+async def test_usage_records_written_before_cache_write_tokens_read_back_with_none(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(sqlite_url(tmp_path))
+    async with store.engine.begin() as connection:
+
+        def downgrade_to_0001(sync: object) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = sync
+            command.downgrade(config, "0001")
+
+        await connection.run_sync(downgrade_to_0001)
+        await connection.execute(
+            text(
+                "INSERT INTO usage_records (id, request_id, time, day, status, prompt_tokens,"
+                " completion_tokens, cached_tokens, usage_estimated, cost_usd, latency_ms,"
+                " stream, retries, cache_hit) VALUES ('r1', 'q1', 0, '1970-01-01', 200, 1210,"
+                " 5, 1000, false, 0.001, 1.0, false, 0, false)"
+            )
+        )
+    await store.aclose()
+    reopened = await Store.open(sqlite_url(tmp_path))
+    try:
+        (record,) = await reopened.usage.recent()
+        assert (record.prompt_tokens, record.cached_tokens) == (1210, 1000)
+        assert record.cache_write_tokens == 0
+    finally:
+        await reopened.aclose()

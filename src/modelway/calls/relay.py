@@ -8,6 +8,11 @@ per-wire scanner (``modelway.calls.scanners``) but never re-encoded. OpenAI upst
 are always asked for usage; the extra usage-only chunk is dropped unless the caller
 asked for it. Metering is the caller's (``MeteredCall.relay``): this module only talks
 to the upstream.
+
+The caller's format names the relay (``"openai"``, ``"responses"``, ...); each is relayed
+to providers of one wire: a Responses API body goes to an OpenAI upstream's
+``/responses``, untouched but for its model (hosted and namespace tools, reasoning items,
+``include``, ``store`` and ``previous_response_id`` all reach it).
 """
 
 from __future__ import annotations
@@ -33,10 +38,18 @@ from modelway.types import Usage
 _JSON = {"content-type": "application/json"}
 #: The chat path of each wire whose adapter does not compute one.
 _CHAT_PATHS = {"anthropic": "/v1/messages", "ollama": "/api/chat"}
+#: The upstream wire each relayable caller format is relayed to.
+_UPSTREAM_WIRES = {
+    "openai": "openai",
+    "responses": "openai",
+    "anthropic": "anthropic",
+    "ollama": "ollama",
+}
 #: Caller headers that change the upstream's behaviour and travel with a relayed call.
-_FORWARDED_HEADERS = {"anthropic": ("anthropic-beta",), "openai": (), "ollama": ()}
+_FORWARDED_HEADERS = {"anthropic": ("anthropic-beta",), "openai": (), "responses": (), "ollama": ()}
 _MEDIA_TYPES = {"ollama": "application/x-ndjson"}
 #: Each relayable wire's own decoder: it judges a body only when an upstream failed on it.
+#: Responses has none: its decoder refuses valid bodies it cannot translate (hosted tools).
 _DIALECTS: dict[str, Dialect] = {
     "openai": OpenAIDialect(),
     "anthropic": AnthropicDialect(),
@@ -68,9 +81,28 @@ class OpenedRelay(NamedTuple):
 
 
 def relayable(route: Route, wire: str) -> bool:
-    """Every target speaks ``wire`` over HTTP."""
-    return wire in _FORWARDED_HEADERS and all(
-        isinstance(t.backend, HttpProvider) and t.backend.wire == wire for t in route.targets
+    """Every target speaks the caller's format ``wire`` over HTTP."""
+    upstream_wire = _UPSTREAM_WIRES.get(wire)
+    return upstream_wire is not None and all(
+        isinstance(t.backend, HttpProvider)
+        and t.backend.wire == upstream_wire
+        and (wire != "responses" or _speaks_responses(t.backend))
+        for t in route.targets
+    )
+
+
+#: Providers known to serve OpenAI's ``/v1/responses`` themselves. Most OpenAI-compatible
+#: services (DeepSeek, Mistral, ...) serve Chat Completions only: Responses calls to them
+#: are translated, as they worked before the relay existed.
+RESPONSES_PROVIDERS = frozenset({"openai"})
+
+
+def _speaks_responses(backend: HttpProvider) -> bool:
+    adapter = backend.adapter
+    return (
+        isinstance(adapter, OpenAIAdapter)
+        and adapter.speaks_responses
+        and backend.name in RESPONSES_PROVIDERS
     )
 
 
@@ -97,7 +129,8 @@ def _chat_path(target: Target, wire: str) -> str:
     assert isinstance(target.backend, HttpProvider)
     adapter = target.backend.adapter
     if isinstance(adapter, OpenAIAdapter):
-        return adapter.path("chat/completions", target.model)
+        endpoint = "responses" if wire == "responses" else "chat/completions"
+        return adapter.path(endpoint, target.model)
     return _CHAT_PATHS[wire]
 
 
@@ -138,10 +171,11 @@ class Relay:
         refuses the body, that 5xx is the caller's fault: a 400 naming the field, neither
         retried nor counted towards the deployment's cooldown for everyone else.
         """
-        if error.upstream_status < 500:
+        judge = _DIALECTS.get(self._wire)
+        if error.upstream_status < 500 or judge is None:
             return error
         try:
-            _DIALECTS[self._wire].decode_chat(self._body)
+            judge.decode_chat(self._body)
         except BadRequest as refused:
             return BadRequest(f"{refused} (the upstream answered {error.upstream_status} to it)")
         return error

@@ -159,6 +159,59 @@ class AnthropicScanner:
             self.usage = anthropic.parse_usage(self._reported)
 
 
+#: The Responses API events that end a stream; each carries the final ``response``.
+_RESPONSES_ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class ResponsesScanner:
+    """Responses API events; ``response.completed`` (``.incomplete``, ``.failed``) ends them.
+
+    Usage is the final event's ``response.usage``.
+    """
+
+    def __init__(self) -> None:
+        self._sse = SSEDecoder()
+        self.done = False
+        self.usage: Usage | None = None
+        self._sequence = -1  # the last ``sequence_number`` passed on
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self._relay(self._sse.feed(chunk))
+
+    def close(self) -> bytes:
+        out = self._relay(self._sse.close())
+        if not self.done:
+            raise StreamTruncated("the upstream stream ended before response.completed")
+        return out
+
+    def error(self, error: ModelwayError) -> bytes:
+        # The API's own stream error event; the caller saw no final ``response`` object.
+        event = {
+            "type": "error",
+            "code": error.code or error.kind,
+            "message": error.message,
+            "param": None,
+            "sequence_number": self._sequence + 1,
+        }
+        return b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
+
+    def _relay(self, events: list[ServerSentEvent]) -> bytes:
+        out: list[bytes] = []
+        for event in events:
+            parsed = _json(event.data)
+            if isinstance(parsed, dict):
+                sequence = parsed.get("sequence_number")
+                if isinstance(sequence, int):
+                    self._sequence = sequence
+                if parsed.get("type") in _RESPONSES_ENDS:
+                    self.done = True
+                    response = parsed.get("response")
+                    if isinstance(response, dict):
+                        self.usage = openai.parse_responses_usage(response.get("usage"))
+            out.append(_sse(event))
+        return b"".join(out)
+
+
 def answer_usage(wire: str, answer: Any) -> Usage | None:
     """The usage a whole (non-streamed) answer in ``wire``'s format reports, if any."""
     if not isinstance(answer, dict):
@@ -168,6 +221,8 @@ def answer_usage(wire: str, answer: Any) -> Usage | None:
     raw = answer.get("usage")
     if not isinstance(raw, dict):
         return None
+    if wire == "responses":
+        return openai.parse_responses_usage(raw)
     return anthropic.parse_usage(raw) if wire == "anthropic" else openai.parse_usage(raw)
 
 
@@ -177,6 +232,8 @@ def scanner_for(wire: str, body: dict[str, Any]) -> StreamScanner:
         return AnthropicScanner()
     if wire == "ollama":
         return OllamaScanner()
+    if wire == "responses":
+        return ResponsesScanner()
     options = body.get("stream_options")
     return OpenAIScanner(isinstance(options, dict) and bool(options.get("include_usage")))
 

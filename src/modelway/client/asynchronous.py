@@ -312,7 +312,12 @@ class _TrackedUsage:
             return  # refused before any provider answered
         usage = None
         if not record.usage_estimated:  # the tracker counts what providers reported
-            usage = Usage(record.prompt_tokens, record.completion_tokens, record.cached_tokens)
+            usage = Usage(
+                record.prompt_tokens,
+                record.completion_tokens,
+                record.cached_tokens,
+                cache_write_tokens=record.cache_write_tokens,
+            )
         self._tracker.record(record.provider, record.model, usage)
 
     async def aclose(self) -> None:

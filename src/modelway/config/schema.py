@@ -176,7 +176,11 @@ class Price(_Section, frozen=True, kw_only=True):
 
     input_per_million: Dollars
     output_per_million: Dollars
+    #: Prompt tokens read from the provider's prompt cache; the input price when unset.
     cached_input_per_million: Dollars | None = None
+    #: Prompt tokens written to the prompt cache (Anthropic: 1.25 times input for 5-minute
+    #: writes); the input price when unset.
+    cache_write_per_million: Dollars | None = None
 
 
 class TeamBudget(_Section, frozen=True, kw_only=True):

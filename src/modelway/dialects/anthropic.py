@@ -41,6 +41,9 @@ ANTHROPIC_STOP_REASONS: dict[StopReason, str] = {
 _ERROR_TYPES = {status: kind for kind, status in ERROR_STATUSES.items()}
 _TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 _ROLE_BLOCKS = {"user": ("text", "image", "tool_result"), "assistant": ("text", "tool_use")}
+#: Decoding reads only the keys it maps: ``cache_control`` (on system blocks, content
+#: blocks and tools), ``citations``, a thinking block's ``signature`` and a redacted one's
+#: ``data`` are prompt-caching and provenance details no canonical field carries.
 _KNOWN_BLOCKS = {"text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking"}
 #: Blocks Anthropic defines that the canonical form cannot carry.
 _UNSUPPORTED_BLOCKS = {"document", "search_result", "server_tool_use", "web_search_tool_result"}
@@ -62,7 +65,8 @@ class AnthropicDialect:
         raw_messages = body.get("messages")
         if not isinstance(raw_messages, list) or not raw_messages:
             raise BadRequest("messages: required, a non-empty list")
-        messages = _system(body.get("system"))
+        system = body.get("system")
+        messages = [] if system is None else _system(system, "system")
         for index, raw in enumerate(raw_messages):
             messages.extend(_messages(raw, f"messages.{index}"))
         metadata = body.get("metadata")
@@ -71,8 +75,10 @@ class AnthropicDialect:
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise BadRequest("stream: must be a boolean")
-        # top_k, thinking and other Anthropic-only fields have no canonical name and are
-        # dropped rather than put in ``extra``, which any provider would receive.
+        # top_k, thinking, output_config (effort), context_management, service_tier,
+        # container, mcp_servers and other Anthropic-only fields have no canonical name
+        # and are dropped rather than put in ``extra``, which any provider would receive.
+        # Claude Code sends several of them on every call (docs/compatibility.md).
         return ChatRequest(
             model=_string(body.get("model"), "model"),
             messages=messages,
@@ -103,18 +109,17 @@ class AnthropicDialect:
 # --- request decoding ----------------------------------------------------------------
 
 
-def _system(raw: Any) -> list[Message]:
-    if raw is None or raw == "":
-        return []
+def _system(raw: Any, where: str) -> list[Message]:
+    """The system message for the top-level ``system`` or a ``role: "system"`` turn's content."""
     if isinstance(raw, str):
-        return [Message(role="system", content=[TextPart(raw)])]
+        return [Message(role="system", content=[TextPart(raw)])] if raw else []
     if not isinstance(raw, list):
-        raise BadRequest("system: must be a string or a list of text blocks")
+        raise BadRequest(f"{where}: must be a string or a list of text blocks")
     parts: list[Part] = []
     for index, block in enumerate(raw):
-        if _block_type(block, f"system.{index}") != "text":
-            raise BadRequest(f"system.{index}.type: system blocks must be 'text'")
-        parts.append(TextPart(_string(block.get("text"), f"system.{index}.text", empty=True)))
+        if _block_type(block, f"{where}.{index}") != "text":
+            raise BadRequest(f"{where}.{index}.type: system blocks must be 'text'")
+        parts.append(TextPart(_string(block.get("text"), f"{where}.{index}.text", empty=True)))
     return [Message(role="system", content=parts)] if parts else []
 
 
@@ -122,9 +127,13 @@ def _messages(raw: Any, where: str) -> list[Message]:
     if not isinstance(raw, dict):
         raise BadRequest(f"{where}: expected an object")
     role = raw.get("role")
-    if role not in ("user", "assistant"):  # a tuple: a list or an object is no role, no TypeError
-        raise BadRequest(f"{where}.role: must be 'user' or 'assistant', got {role!r}")
     content = raw.get("content")
+    if role == "system":
+        # Not in Anthropic's public API, but Claude Code sends such turns mid-conversation;
+        # they stay where they are (providers with one system prompt join them into it).
+        return _system(content, f"{where}.content")
+    if role not in ("user", "assistant"):  # a tuple: a list or an object is no role, no TypeError
+        raise BadRequest(f"{where}.role: must be 'user', 'assistant' or 'system', got {role!r}")
     if isinstance(content, str):
         return [Message(role=role, content=[TextPart(content)])]
     if not isinstance(content, list):
@@ -342,10 +351,12 @@ def _stop_reason(reason: StopReason, has_tool_calls: bool) -> str:
 
 
 def _usage(usage: Usage | None) -> dict[str, int]:
+    # Anthropic's input_tokens leaves out the cache reads and writes the canonical count holds.
     usage = usage or Usage()
+    uncached = usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens
     return {
-        "input_tokens": max(0, usage.prompt_tokens - usage.cached_tokens),
-        "cache_creation_input_tokens": 0,
+        "input_tokens": max(0, uncached),
+        "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
         "output_tokens": usage.completion_tokens,
     }

@@ -96,7 +96,10 @@ def usage_object(usage: Usage) -> dict[str, Any]:
     """The Responses API ``usage`` object (``input_tokens`` includes cached tokens)."""
     return {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": 0},
+        "input_tokens_details": {
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
         "output_tokens": usage.completion_tokens,
         # The canonical form does not count reasoning tokens apart.
         "output_tokens_details": {"reasoning_tokens": 0},

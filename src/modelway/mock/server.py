@@ -1,5 +1,5 @@
-"""``modelway mock``: the mock provider over HTTP, in the OpenAI, Anthropic, Ollama and Gemini
-formats.
+"""``modelway mock``: the mock provider over HTTP, in the OpenAI (chat and Responses),
+Anthropic, Ollama and Gemini formats.
 
 Each chat route decodes with the caller's dialect, answers with ``mock.engine`` and
 encodes with the same dialect, so the mock speaks exactly what the gateway speaks.
@@ -52,6 +52,7 @@ from modelway.mock.faults import (
     plan_faults,
 )
 from modelway.mock.gemini_dialect import GeminiDialect
+from modelway.mock.responses_dialect import MockResponsesDialect
 from modelway.types import ChatRequest, ImagePart, MessageEnd, StreamEvent, fold_events
 
 #: Chunks a truncated stream sends before it stops.
@@ -203,11 +204,13 @@ class MockServer:
         self.rng = random.Random(settings.seed)
         self.stats = MockStats()
         self.openai: Dialect = OpenAIDialect()
+        self.responses: Dialect = MockResponsesDialect()
         self.anthropic: Dialect = AnthropicDialect()
         self.ollama: Dialect = OllamaDialect()
         self.gemini: Dialect = GeminiDialect()
         routes = [
             Route("/v1/chat/completions", self.openai_chat, methods=["POST"]),
+            Route("/v1/responses", self.openai_responses, methods=["POST"]),
             Route("/v1/models", self.openai_models, methods=["GET"]),
             Route("/v1/embeddings", self.openai_embeddings, methods=["POST"]),
             Route("/v1/messages", self.anthropic_messages, methods=["POST"]),
@@ -235,6 +238,9 @@ class MockServer:
 
     async def openai_chat(self, request: Request) -> Response:
         return await self._chat(request, self.openai)
+
+    async def openai_responses(self, request: Request) -> Response:
+        return await self._chat(request, self.responses)
 
     async def azure_chat(self, request: Request) -> Response:
         # Azure names the deployment in the URL and requires an api-version.

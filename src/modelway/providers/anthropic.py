@@ -312,13 +312,15 @@ def _response(data: dict[str, Any]) -> ChatResponse:
 
 
 def parse_usage(usage: dict[str, Any]) -> Usage:
-    """Canonical usage; Anthropic's ``input_tokens`` excludes cache reads and writes."""
+    """Canonical usage; Anthropic's ``input_tokens`` excludes cache reads and writes,
+    the canonical ``prompt_tokens`` includes both."""
     cached = int(usage.get("cache_read_input_tokens") or 0)
     written = int(usage.get("cache_creation_input_tokens") or 0)
     return Usage(
         prompt_tokens=int(usage.get("input_tokens") or 0) + cached + written,
         completion_tokens=int(usage.get("output_tokens") or 0),
         cached_tokens=cached,
+        cache_write_tokens=written,
     )
 
 

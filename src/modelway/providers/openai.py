@@ -64,14 +64,37 @@ def _parse_object(body: bytes) -> dict[str, Any]:
 
 
 def parse_usage(raw: Any) -> Usage | None:
-    """Canonical usage from an OpenAI ``usage`` object."""
+    """Canonical usage from an OpenAI ``usage`` object.
+
+    ``prompt_tokens`` counts the cached tokens too, as the canonical form does. OpenAI
+    reports no cache writes; ``cache_write_tokens`` in the details is read where an
+    OpenAI-compatible upstream (OpenRouter) sends it.
+    """
     if not isinstance(raw, dict):
         return None
-    details = raw.get("prompt_tokens_details") or {}
+    details = raw.get("prompt_tokens_details")
+    details = details if isinstance(details, dict) else {}
     return Usage(
         prompt_tokens=int(raw.get("prompt_tokens") or 0),
         completion_tokens=int(raw.get("completion_tokens") or 0),
         cached_tokens=int(details.get("cached_tokens") or 0),
+        cache_write_tokens=int(details.get("cache_write_tokens") or 0),
+    )
+
+
+def parse_responses_usage(raw: Any) -> Usage | None:
+    """Canonical usage from a Responses API ``usage`` object (``input_tokens`` counts cached ones).
+
+    Reasoning tokens are part of ``output_tokens`` there, so they are counted and priced.
+    """
+    if not isinstance(raw, dict):
+        return None
+    details = raw.get("input_tokens_details") or {}
+    return Usage(
+        prompt_tokens=int(raw.get("input_tokens") or 0),
+        completion_tokens=int(raw.get("output_tokens") or 0),
+        cached_tokens=int(details.get("cached_tokens") or 0),
+        cache_write_tokens=int(details.get("cache_write_tokens") or 0),
     )
 
 
@@ -229,9 +252,12 @@ class OpenAIAdapter:
     """Translation for the OpenAI wire format (base URL ends in ``/v1``)."""
 
     wire = "openai"
+    #: Whether ``path("responses", ...)`` reaches the upstream's Responses API (relayed to).
+    speaks_responses = True
 
     def path(self, endpoint: str, model: str) -> str:
-        """The URL path of ``endpoint`` (``chat/completions``, ``embeddings``, ``models``)."""
+        """The URL path of ``endpoint`` (``chat/completions``, ``responses``, ``embeddings``,
+        ``models``)."""
         return f"/{endpoint}"
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
@@ -313,6 +339,9 @@ class AzureAdapter(OpenAIAdapter):
     """
 
     DEFAULT_API_VERSION = "2024-10-21"
+    # Azure serves Responses at /openai/v1/responses (or /openai/responses with a preview
+    # api-version), not under deployments: such calls are translated to chat instead.
+    speaks_responses = False
 
     def __init__(self, api_version: str | None = None) -> None:
         self.api_version = api_version or self.DEFAULT_API_VERSION

@@ -143,6 +143,8 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    #: Prompt tokens written to the provider's prompt cache (part of ``prompt_tokens``).
+    cache_write_tokens: int = 0
     usage_estimated: bool = False
     cost_usd: float = 0.0
     latency_ms: float = 0.0
