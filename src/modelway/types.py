@@ -72,11 +72,31 @@ class Message(msgspec.Struct):
 
 
 class Tool(msgspec.Struct):
-    """A function the model may call; ``parameters`` is a JSON Schema object."""
+    """A function the model may call; ``parameters`` is a JSON Schema object.
+
+    ``namespace`` is set for a function the caller offered inside a group (the Responses
+    API's ``namespace`` tools); ``name`` is then ``<namespace>__<its own name>``, the one
+    name providers see. Only the caller's dialect reads ``namespace``.
+    """
 
     name: str
     description: str = ""
     parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    namespace: str | None = None
+
+
+class ResponseFormat(msgspec.Struct):
+    """The structured output a caller asked for.
+
+    ``json_schema`` wants JSON valid against ``schema`` (named ``name``); ``json_object``
+    wants any JSON object. Each adapter asks its upstream for it in its own terms.
+    """
+
+    type: Literal["json_schema", "json_object"]
+    name: str = "output"
+    schema: dict[str, Any] | None = None
+    description: str | None = None
+    strict: bool | None = None
 
 
 class ChatRequest(msgspec.Struct):
@@ -98,6 +118,8 @@ class ChatRequest(msgspec.Struct):
     #: The caller wants usage in the stream (OpenAI's ``stream_options.include_usage``).
     include_usage: bool = False
     user: str | None = None
+    #: Structured output (OpenAI's ``response_format``); ``None`` is free text.
+    response_format: ResponseFormat | None = None
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def system_text(self) -> str:

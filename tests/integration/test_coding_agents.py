@@ -96,15 +96,23 @@ def test_claude_code_reads_a_file_through_the_gateway(
     assert "The Read tool returned" in done.stdout and SECRET in done.stdout, done.stdout
 
 
-def test_codex_runs_a_command_through_the_gateway(gateway_url: str, tmp_path: Path) -> None:
-    # Codex speaks the Responses API: relayed as it is to OpenAI (namespace and hosted
-    # tools, encrypted reasoning included).
+# Codex speaks the Responses API: relayed as it is to OpenAI (namespace and hosted tools,
+# encrypted reasoning included); translated to the others (namespace tools flattened,
+# hosted ones left out).
+@pytest.mark.parametrize(
+    "model",
+    ["openai/gpt-5", "anthropic/gpt-5", "ollama/gpt-5"],
+    ids=["openai-format", "anthropic-format", "ollama-format"],
+)
+def test_codex_runs_a_command_through_the_gateway(
+    gateway_url: str, tmp_path: Path, model: str
+) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text(SECRET + "\n")
     codex_home = tmp_path / "home" / ".codex"
     codex_home.mkdir(parents=True)
     (codex_home / "config.toml").write_text(
-        'model = "openai/gpt-5"\n'
+        f'model = "{model}"\n'
         'model_provider = "modelway"\n'
         "[model_providers.modelway]\n"
         'name = "modelway"\n'

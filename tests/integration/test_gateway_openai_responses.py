@@ -97,7 +97,7 @@ CODEX_INPUT: Any = [
 
 
 def test_a_codex_stream_is_relayed_to_an_openai_upstream(client: openai.OpenAI) -> None:
-    # The gateway cannot translate a namespace or web_search tool; relayed, it need not.
+    # Relayed, namespace and web_search tools reach the upstream as sent.
     events = list(
         client.responses.create(
             model="openai/echo",

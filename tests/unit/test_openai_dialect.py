@@ -36,6 +36,7 @@ from modelway.types import (
     Message,
     MessageEnd,
     MessageStart,
+    ResponseFormat,
     StreamEvent,
     TextDelta,
     TextPart,
@@ -293,9 +294,9 @@ def test_realistic_request_decodes_into_the_canonical_request() -> None:
         stream=True,
         include_usage=True,
         user="user-42",
+        response_format=ResponseFormat(type="json_object"),
         extra={
             "seed": 7,
-            "response_format": {"type": "json_object"},
             "parallel_tool_calls": False,
             "metadata": {"team": "search"},
         },
@@ -337,7 +338,6 @@ def test_empty_string_content_and_null_content_are_no_parts() -> None:
 def test_canonical_fields_do_not_leak_into_extra() -> None:
     assert dialect.decode_chat(REALISTIC).extra.keys() == {
         "seed",
-        "response_format",
         "parallel_tool_calls",
         "metadata",
     }

@@ -290,8 +290,8 @@ def test_previous_response_id_is_refused_saying_the_gateway_keeps_no_history() -
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input.0.type"),
         ({"instructions": 3}, "instructions"),
         ({"tools": {"type": "function"}}, "tools"),
-        ({"tools": [{"type": "web_search"}]}, "tools.0.type"),
-        ({"tools": [{"type": "file_search", "vector_store_ids": []}]}, "tools.0.type"),
+        ({"tools": [{"type": "custom", "name": "apply_patch"}]}, "tools.0.type"),
+        ({"tools": [{"type": "namespace", "name": "ns", "tools": "x"}]}, "tools.0.tools"),
         ({"tools": [{"type": "function"}]}, "tools.0.name"),
         ({"tool_choice": "any"}, "tool_choice"),
         ({"tool_choice": {"type": "web_search_preview"}}, "tool_choice.type"),
@@ -316,8 +316,13 @@ def test_invalid_fields_are_named_in_the_error(changes: dict[str, Any], field: s
 
 
 def test_unsupported_tool_types_say_they_are_not_supported() -> None:
-    with pytest.raises(BadRequest, match="'web_search' tools are not supported"):
-        decode(tools=[{"type": "web_search"}])
+    with pytest.raises(BadRequest, match="'custom' tools are not supported"):
+        decode(tools=[{"type": "custom", "name": "apply_patch"}])
+
+
+@pytest.mark.parametrize("kind", ["web_search", "web_search_2025_08_26", "file_search", "mcp"])
+def test_hosted_tools_are_left_out_of_a_translated_request(kind: str) -> None:
+    assert decode(tools=[{"type": kind}]).tools == []
 
 
 def test_a_body_that_is_not_an_object_is_refused() -> None:

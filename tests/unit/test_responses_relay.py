@@ -177,10 +177,10 @@ async def test_a_responses_call_to_the_mock_is_still_translated(gateway: Setup) 
     response = await gateway.http.post("/v1/responses", json={"model": "mock/echo", "input": "hi"})
     assert response.status_code == 200
     assert response.json()["output"][0]["content"][0]["text"] == "hi"
-    # Translation cannot carry a namespace tool; it says so instead of dropping it.
-    refused = await gateway.http.post("/v1/responses", json={**CODEX, "model": "mock/echo"})
-    assert refused.status_code == 400
-    assert "'namespace' tools are not supported" in refused.json()["error"]["message"]
+    # Translated, a Codex body's namespace tools are flattened and its hosted tools dropped.
+    codex = await gateway.http.post("/v1/responses", json={**CODEX, "model": "mock/echo"})
+    assert codex.status_code == 200, codex.text
+    assert codex.headers["x-modelway-dropped-tools"] == "web_search"
     assert gateway.sent == []
 
 

@@ -93,7 +93,7 @@ class AnthropicDialect:
             user=_optional_string((metadata or {}).get("user_id"), "metadata.user_id"),
         )
 
-    def encode_response(self, response: ChatResponse) -> bytes:
+    def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
         """A Messages API ``message`` object."""
         return orjson.dumps(message_object(response))
 

@@ -40,8 +40,9 @@ class Dialect(Protocol):
         """The canonical request for a parsed JSON body; ``BadRequest`` naming the bad field."""
         ...
 
-    def encode_response(self, response: ChatResponse) -> bytes:
-        """A complete non-streamed answer."""
+    def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
+        """A complete non-streamed answer to ``request`` (when known: a dialect may need
+        what was asked to name things the caller's way)."""
         ...
 
     def stream_encoder(self, request: ChatRequest) -> StreamEncoder:

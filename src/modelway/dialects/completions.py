@@ -46,7 +46,7 @@ class CompletionsDialect:
         """The canonical request for a Completions body; ``BadRequest`` names the bad field."""
         return decode_completion_request(body)
 
-    def encode_response(self, response: ChatResponse) -> bytes:
+    def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
         """A ``text_completion`` object."""
         body = _completion(
             response.id,

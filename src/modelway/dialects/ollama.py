@@ -18,6 +18,7 @@ from modelway.types import (
     MessageEnd,
     MessageStart,
     Part,
+    ResponseFormat,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -214,7 +215,18 @@ def decode_chat_request(body: Any) -> ChatRequest:
         top_p=sampling.top_p,
         max_tokens=sampling.max_tokens,
         stop=sampling.stop,
+        response_format=_decode_format(body.get("format")),
     )
+
+
+def _decode_format(raw: Any) -> ResponseFormat | None:
+    """Ollama's ``format``: ``"json"`` for any JSON, or a JSON schema; absent is free text."""
+    if raw is None or raw == "":
+        return None
+    if raw == "json":
+        return ResponseFormat(type="json_object")
+    _require(isinstance(raw, dict), 'format: expected "json" or a JSON schema object')
+    return ResponseFormat(type="json_schema", schema=raw)
 
 
 # --- encoding answers -----------------------------------------------------------------
@@ -346,7 +358,7 @@ class OllamaDialect:
     def decode_chat(self, body: Any) -> ChatRequest:
         return decode_chat_request(body)
 
-    def encode_response(self, response: ChatResponse) -> bytes:
+    def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
         message: dict[str, Any] = {"role": "assistant", "content": response.message.text()}
         if response.message.tool_calls:
             message["tool_calls"] = encode_tool_calls(response.message.tool_calls)

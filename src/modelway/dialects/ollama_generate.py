@@ -104,7 +104,7 @@ class OllamaGenerateDialect:
     def decode_chat(self, body: Any) -> ChatRequest:
         return _CHAT.decode_chat(_as_chat_body(body))
 
-    def encode_response(self, response: ChatResponse) -> bytes:
+    def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
         return orjson.dumps(
             {
                 "model": response.model,

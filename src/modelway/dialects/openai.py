@@ -17,6 +17,7 @@ from modelway.types import (
     MessageEnd,
     MessageStart,
     Part,
+    ResponseFormat,
     StreamEvent,
     TextDelta,
     TextPart,
@@ -43,6 +44,7 @@ _CANONICAL_FIELDS = frozenset(
         "stream",
         "stream_options",
         "user",
+        "response_format",
         "functions",
         "function_call",
     }
@@ -161,6 +163,42 @@ def _decode_tool_choice(choice: Any) -> str | None:
     return str(function["name"])
 
 
+def decode_response_format(raw: Any) -> ResponseFormat | None:
+    """The canonical form of a Chat Completions ``response_format``; ``text`` is none."""
+    if raw is None:
+        return None
+    _require(isinstance(raw, dict), "response_format: expected an object")
+    kind = raw.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ResponseFormat(type="json_object")
+    _require(
+        kind == "json_schema",
+        "response_format.type: expected 'text', 'json_object' or 'json_schema'",
+    )
+    spec = raw.get("json_schema")
+    _require(isinstance(spec, dict), "response_format.json_schema: expected an object")
+    name = spec.get("name")
+    _require(
+        isinstance(name, str) and bool(name), "response_format.json_schema.name: required, a string"
+    )
+    schema = spec.get("schema")
+    _require(
+        schema is None or isinstance(schema, dict),
+        "response_format.json_schema.schema: expected an object",
+    )
+    description = spec.get("description")
+    strict = spec.get("strict")
+    return ResponseFormat(
+        type="json_schema",
+        name=str(name),
+        schema=schema,
+        description=description if isinstance(description, str) else None,
+        strict=strict if isinstance(strict, bool) else None,
+    )
+
+
 def decode_chat_request(body: Any) -> ChatRequest:
     """The canonical request for a parsed Chat Completions body."""
     _require(isinstance(body, dict), "the request body must be a JSON object")
@@ -204,6 +242,7 @@ def decode_chat_request(body: Any) -> ChatRequest:
         stream=stream,
         include_usage=bool(options.get("include_usage")),
         user=body.get("user"),
+        response_format=decode_response_format(body.get("response_format")),
         extra={k: v for k, v in body.items() if k not in _CANONICAL_FIELDS},
     )
 
@@ -303,7 +342,7 @@ class OpenAIDialect:
     def decode_chat(self, body: Any) -> ChatRequest:
         return decode_chat_request(body)
 
-    def encode_response(self, response: ChatResponse) -> bytes:
+    def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
         message = response.message
         encoded: dict[str, Any] = {"role": "assistant", "content": message.text() or None}
         if message.tool_calls:

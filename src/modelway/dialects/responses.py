@@ -4,16 +4,27 @@ The gateway keeps no conversation state, so each request must carry its whole in
 ``previous_response_id``, ``conversation``, ``item_reference`` items and ``background``
 are refused with a 400 that says so; ``store`` is accepted and ignored (nothing is
 stored, and a later ``GET /v1/responses/{id}`` finds nothing).
+
+Translated, a ``namespace`` tool (Codex sends them) becomes one canonical function per
+member, named ``<namespace>__<name>``; answers name such a call back by its own name plus
+``namespace``, as the API does. Hosted tools (``web_search``, ``file_search``, ...) run on
+OpenAI's servers only, so they are left out of a translated request.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
 from modelway.dialects.openai import encode_error_body
-from modelway.dialects.responses_stream import ResponsesStreamEncoder, response_object
+from modelway.dialects.responses_stream import (
+    NAMESPACE_SEPARATOR,
+    ResponsesStreamEncoder,
+    namespaced_names,
+    response_object,
+)
 from modelway.errors import BadRequest, ModelwayError
 from modelway.types import (
     ChatRequest,
@@ -43,6 +54,22 @@ _STATEFUL_FIELDS = {
 #: Reasoning items are sent back by stateless clients; the canonical form has no place for them.
 _SKIPPED_ITEMS = {"reasoning"}
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+#: The tool names every provider accepts (OpenAI's and Anthropic's rule).
+_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+#: Tools OpenAI runs itself: no other provider can, so a translated request leaves them out.
+_HOSTED_TOOLS = frozenset(
+    {
+        "web_search",
+        "web_search_preview",
+        "file_search",
+        "code_interpreter",
+        "image_generation",
+        "computer_use_preview",
+        "computer_use",
+        "mcp",
+        "local_shell",
+    }
+)
 
 
 class ResponsesDialect:
@@ -55,9 +82,9 @@ class ResponsesDialect:
         """The canonical request for a Responses API body; ``BadRequest`` names the bad field."""
         return decode_responses_request(body)
 
-    def encode_response(self, response: ChatResponse) -> bytes:
-        """A ``response`` object."""
-        return orjson.dumps(response_object(response))
+    def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
+        """A ``response`` object; ``request`` gives namespaced calls their namespace back."""
+        return orjson.dumps(response_object(response, request))
 
     def stream_encoder(self, request: ChatRequest) -> ResponsesStreamEncoder:
         """A fresh SSE encoder for one answer to ``request``."""
@@ -95,11 +122,12 @@ def decode_responses_request(body: Any) -> ChatRequest:
     # Fields with no canonical name (reasoning, include, metadata, truncation, store,
     # parallel_tool_calls, ...) are dropped: ``extra`` would reach providers that do not
     # speak this dialect.
+    tools = _tools(body.get("tools"))
     return ChatRequest(
         model=model,
         messages=messages,
-        tools=_tools(body.get("tools")),
-        tool_choice=_tool_choice(body.get("tool_choice")),
+        tools=tools,
+        tool_choice=_tool_choice(body.get("tool_choice"), tools),
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
         max_tokens=max_tokens,
@@ -205,9 +233,14 @@ def _function_call(item: dict[str, Any], where: str) -> ToolCall:
     arguments = item.get("arguments", "{}")
     if not isinstance(arguments, str):
         raise BadRequest(f"{where}.arguments: expected a JSON string")
+    name = _string(item.get("name"), f"{where}.name", empty=False)
+    namespace = item.get("namespace")
+    if namespace is not None:
+        # A call to a namespace's function, sent back as the API reported it.
+        name = _flattened(_string(namespace, f"{where}.namespace", empty=False), name, where)
     return ToolCall(
         id=_string(item.get("call_id"), f"{where}.call_id", empty=False),
-        name=_string(item.get("name"), f"{where}.name", empty=False),
+        name=name,
         arguments=arguments or "{}",
     )
 
@@ -235,24 +268,79 @@ def _tools(raw: Any) -> list[Tool]:
         if not isinstance(spec, dict):
             raise BadRequest(f"{where}: expected an object")
         kind = spec.get("type")
-        if kind != "function":
+        if kind == "function":
+            tools.append(_function_tool(spec, where))
+        elif kind == "namespace":
+            tools.extend(_namespace_tools(spec, where))
+        elif not (isinstance(kind, str) and _is_hosted(kind)):
             raise BadRequest(
                 f"{where}.type: {kind!r} tools are not supported by this gateway; "
-                "only function tools are"
+                "only function and namespace tools are"
             )
-        description = spec.get("description") or ""
-        if not isinstance(description, str):
-            raise BadRequest(f"{where}.description: expected a string")
-        parameters = spec.get("parameters") or _EMPTY_SCHEMA
-        if not isinstance(parameters, dict):
-            raise BadRequest(f"{where}.parameters: expected a JSON Schema object")
-        name = _string(spec.get("name"), f"{where}.name", empty=False)
-        # ``strict`` has no canonical name; providers validate arguments their own way.
-        tools.append(Tool(name=name, description=description, parameters=parameters))
     return tools
 
 
-def _tool_choice(raw: Any) -> str | None:
+def dropped_tools(body: Any) -> list[str]:
+    """The hosted tool types a translated request for ``body`` leaves out, in order."""
+    raw = body.get("tools") if isinstance(body, dict) else None
+    if not isinstance(raw, list):
+        return []
+    kinds = (spec.get("type") for spec in raw if isinstance(spec, dict))
+    return list(dict.fromkeys(k for k in kinds if isinstance(k, str) and _is_hosted(k)))
+
+
+def _is_hosted(kind: str) -> bool:
+    # Dated variants (``web_search_2025_08_26``) are the same hosted tools.
+    return kind in _HOSTED_TOOLS or kind.startswith("web_search_")
+
+
+def _function_tool(spec: dict[str, Any], where: str, namespace: str | None = None) -> Tool:
+    description = spec.get("description") or ""
+    if not isinstance(description, str):
+        raise BadRequest(f"{where}.description: expected a string")
+    parameters = spec.get("parameters") or _EMPTY_SCHEMA
+    if not isinstance(parameters, dict):
+        raise BadRequest(f"{where}.parameters: expected a JSON Schema object")
+    name = _string(spec.get("name"), f"{where}.name", empty=False)
+    if namespace is not None:
+        name = _flattened(namespace, name, where)
+    # ``strict`` has no canonical name; providers validate arguments their own way.
+    return Tool(name=name, description=description, parameters=parameters, namespace=namespace)
+
+
+def _namespace_tools(spec: dict[str, Any], where: str) -> list[Tool]:
+    namespace = _string(spec.get("name"), f"{where}.name", empty=False)
+    about = spec.get("description") or ""
+    if not isinstance(about, str):
+        raise BadRequest(f"{where}.description: expected a string")
+    members = spec.get("tools")
+    if not isinstance(members, list):
+        raise BadRequest(f"{where}.tools: expected a list of function tools")
+    tools: list[Tool] = []
+    for index, member in enumerate(members):
+        path = f"{where}.tools.{index}"
+        if not isinstance(member, dict) or member.get("type", "function") != "function":
+            raise BadRequest(f"{path}: expected a function tool")
+        tool = _function_tool(member, path, namespace)
+        if about:
+            # The namespace's description is all the model learns about the group.
+            tool.description = f"{about}\n\n{tool.description}" if tool.description else about
+        tools.append(tool)
+    return tools
+
+
+def _flattened(namespace: str, name: str, where: str) -> str:
+    flat = f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+    if not _TOOL_NAME.fullmatch(flat):
+        # Truncating would make two functions one, or a name the caller never sent.
+        raise BadRequest(
+            f"{where}.name: namespace {namespace!r} and function {name!r} give the tool name "
+            f"{flat!r}, which providers refuse: at most 64 letters, digits, '_' or '-'"
+        )
+    return flat
+
+
+def _tool_choice(raw: Any, tools: list[Tool]) -> str | None:
     if raw is None:
         return None
     if isinstance(raw, str):
@@ -263,7 +351,17 @@ def _tool_choice(raw: Any) -> str | None:
         raise BadRequest("tool_choice: expected a string or an object")
     if raw.get("type") != "function":
         raise BadRequest(f"tool_choice.type: only 'function' is supported, got {raw.get('type')!r}")
-    return _string(raw.get("name"), "tool_choice.name", empty=False)
+    name = _string(raw.get("name"), "tool_choice.name", empty=False)
+    namespace = raw.get("namespace")
+    if namespace is not None:
+        return _flattened(
+            _string(namespace, "tool_choice.namespace", empty=False), name, "tool_choice"
+        )
+    if any(tool.name == name for tool in tools):
+        return name
+    # A namespace's function chosen by its own name, when only one namespace has it.
+    members = [flat for flat, (_, own) in namespaced_names(tools).items() if own == name]
+    return members[0] if len(members) == 1 else name
 
 
 def _string(value: Any, where: str, *, empty: bool = True) -> str:

@@ -31,6 +31,8 @@ from modelway.types import (
     UsageReport,
 )
 
+#: Joins a namespace and its function's name into the one canonical tool name.
+NAMESPACE_SEPARATOR = "__"
 #: Stop reasons that leave a response ``incomplete``, with the reason the API gives.
 _INCOMPLETE_REASONS: dict[StopReason, str] = {
     "length": "max_output_tokens",
@@ -41,15 +43,18 @@ _INCOMPLETE_REASONS: dict[StopReason, str] = {
 # --- the response object -------------------------------------------------------------
 
 
-def response_object(response: ChatResponse) -> dict[str, Any]:
-    """The ``response`` object for a complete, non-streamed answer."""
+def response_object(response: ChatResponse, request: ChatRequest | None = None) -> dict[str, Any]:
+    """The ``response`` object for a complete, non-streamed answer to ``request``."""
+    namespaces = namespaced_names(request.tools) if request is not None else {}
     response_id = responses_id(response.id)
     status = _status(response.stop_reason)
     output: list[dict[str, Any]] = []
     text = response.message.text()
     if text or not response.message.tool_calls:
         output.append(message_item(_message_id(response_id, 0), text, status))
-    output.extend(function_call_item(call, status) for call in response.message.tool_calls)
+    output.extend(
+        function_call_item(call, status, namespaces) for call in response.message.tool_calls
+    )
     body = _response(
         response_id,
         response.model,
@@ -80,15 +85,34 @@ def message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
     }
 
 
-def function_call_item(call: ToolCall, status: str) -> dict[str, Any]:
-    """A ``function_call`` output item; ``call_id`` is what the caller answers with."""
-    return {
+def function_call_item(
+    call: ToolCall, status: str, namespaces: dict[str, tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """A ``function_call`` output item; ``call_id`` is what the caller answers with.
+
+    A call to a namespace's function (``namespaces``: from ``namespaced_names``) carries
+    the function's own name and its ``namespace``, as the API reports it.
+    """
+    item: dict[str, Any] = {
         "id": "fc_" + call.id,
         "type": "function_call",
         "call_id": call.id,
         "name": call.name,
         "arguments": call.arguments,
         "status": status,
+    }
+    grouped = namespaces.get(call.name) if namespaces else None
+    if grouped is not None:
+        item["namespace"], item["name"] = grouped
+    return item
+
+
+def namespaced_names(tools: list[Tool]) -> dict[str, tuple[str, str]]:
+    """Each flattened tool name in ``tools`` -> its namespace and its own name."""
+    return {
+        tool.name: (tool.namespace, tool.name.removeprefix(tool.namespace + NAMESPACE_SEPARATOR))
+        for tool in tools
+        if tool.namespace is not None
     }
 
 
@@ -201,6 +225,7 @@ class ResponsesStreamEncoder:
 
     def __init__(self, request: ChatRequest) -> None:
         self._request = request
+        self._namespaces = namespaced_names(request.tools)
         self._id = ""
         self._model = request.model
         self._created_at = int(time.time())
@@ -337,7 +362,7 @@ class ResponsesStreamEncoder:
         output_index = len(self._output)
         self._calls[event.index] = output_index
         call = ToolCall(id=event.id, name=event.name, arguments="")
-        self._output.append(function_call_item(call, "in_progress"))
+        self._output.append(function_call_item(call, "in_progress", self._namespaces))
         return self._item_event("response.output_item.added", output_index)
 
     def _call_delta(self, event: ToolCallDelta) -> bytes:

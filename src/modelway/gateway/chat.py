@@ -20,12 +20,14 @@ from starlette.routing import Route
 from modelway.calls import Caller, MeteredCall, Relayed
 from modelway.calls.relay import Headers
 from modelway.dialects.base import Dialect, StreamEncoder
+from modelway.dialects.responses import ResponsesDialect, dropped_tools
 from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway.auth import RequestHeaders, authenticate, headers_key
 from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.http import (
     BodyLimits,
     error_response,
+    header_value,
     metered_answer,
     parse_json_body,
     read_body,
@@ -106,17 +108,27 @@ async def _translated_response(
     call: MeteredCall, dialect: Dialect, body: dict[str, Any]
 ) -> Response:
     chat = dialect.decode_chat(body)
+    response: Response
     if not chat.stream:
         answer = await call.complete(chat)
         assert call.outcome is not None
-        return json_answer(dialect.encode_response(answer), call.outcome)
-    events = await call.stream(chat)
-    assert call.outcome is not None
-    return EventStream(
-        _encoded(events, dialect.stream_encoder(chat)),
-        media_type=dialect.stream_media_type,
-        headers=outcome_headers(call.outcome),
-    )
+        response = json_answer(dialect.encode_response(answer, chat), call.outcome)
+    else:
+        events = await call.stream(chat)
+        assert call.outcome is not None
+        response = EventStream(
+            _encoded(events, dialect.stream_encoder(chat)),
+            media_type=dialect.stream_media_type,
+            headers=outcome_headers(call.outcome),
+        )
+    if isinstance(dialect, ResponsesDialect):
+        # Only the Responses API offers tools that run on OpenAI's side; translating
+        # leaves them out, and the caller should learn which.
+        dropped = dropped_tools(body)
+        if dropped:
+            value = header_value(",".join(dropped)).encode()
+            response.raw_headers.append((b"x-modelway-dropped-tools", value))
+    return response
 
 
 async def _encoded(

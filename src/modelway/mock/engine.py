@@ -5,7 +5,9 @@ naming itself. Offered tools are called with arguments built from their JSON Sch
 (``mock.schema_examples``, bounded), and a tool result is answered in text that quotes it.
 Which tool: the one ``tool_choice`` names, else the one the last user message asks for
 with ``call <tool name>`` (optionally followed by a JSON object of its arguments; how an
-agent's test makes the mock read a file), else the first offered.
+agent's test makes the mock read a file), else the first offered. A structured-output
+request (``response_format``) is answered with JSON: an example valid against its schema,
+or for ``json_object`` the answer text as ``{"answer": ...}`` unless it is a JSON object.
 Embeddings are unit vectors from a hash of the text, within ``MAX_EMBEDDING_DIMENSIONS``
 and ``MAX_EMBEDDING_VALUES``: a request is the caller's, so none may size the work freely.
 """
@@ -159,6 +161,16 @@ def _json_object_text(text: str | None) -> str | None:
 
 
 def _answer_text(request: ChatRequest, model: str) -> str:
+    wanted = request.response_format
+    if wanted is None or (request.messages and request.messages[-1].role == "tool"):
+        return _free_text(request, model)
+    if wanted.schema is not None:
+        return orjson.dumps(schema_example(wanted.schema)).decode()
+    text = _free_text(request, model)
+    return _json_object_text(text) or orjson.dumps({"answer": text}).decode()
+
+
+def _free_text(request: ChatRequest, model: str) -> str:
     messages = request.messages
     if messages and messages[-1].role == "tool":
         return _tool_result_text(request)

@@ -74,7 +74,7 @@ class GeminiDialect:
             include_usage=True,  # Gemini chunks always carry usageMetadata.
         )
 
-    def encode_response(self, response: ChatResponse) -> bytes:
+    def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
         """A ``GenerateContentResponse``."""
         return orjson.dumps(response_object(response))
 

@@ -1,6 +1,6 @@
 """The Responses API as the mock serves it: what an OpenAI upstream accepts, answered.
 
-The gateway's Responses dialect refuses tools it cannot translate; an upstream takes them.
+An upstream takes every tool type; the gateway's dialect, translating, drops hosted tools.
 The mock runs no hosted tools (``web_search``, ``file_search``, ...), so it answers as if
 they were absent, and offers the functions a ``namespace`` tool groups as plain functions.
 Everything else (decoding, encoding, refusing server-side state) is the gateway's dialect.

@@ -29,6 +29,7 @@ from modelway.types import (
     MessageEnd,
     MessageStart,
     Part,
+    ResponseFormat,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -73,6 +74,11 @@ ERROR_STATUSES: dict[str, int] = {
 }
 
 _TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "any"}
+
+#: The tool a structured-output request is answered through: Anthropic has no
+#: ``response_format``, so the schema becomes this tool's input schema, the call is
+#: forced, and its input comes back as the answer's text.
+STRUCTURED_OUTPUT_TOOL = "modelway_structured_output"
 
 
 class AnthropicAdapter:
@@ -154,7 +160,9 @@ def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
     system = request.system_text()
     if system:
         body["system"] = system
-    if request.tools:
+    if request.response_format is not None:
+        body.update(_structured_output_tools(request, request.response_format))
+    elif request.tools:
         body["tools"] = [_tool(tool) for tool in request.tools]
         if request.tool_choice:
             body["tool_choice"] = _tool_choice(request.tool_choice)
@@ -269,6 +277,35 @@ def _tool_choice(choice: str) -> dict[str, str]:
     return {"type": kind} if kind else {"type": "tool", "name": choice}
 
 
+def _structured_output_tools(request: ChatRequest, wanted: ResponseFormat) -> dict[str, Any]:
+    """``tools`` and ``tool_choice`` that make the answer a call of the output tool.
+
+    With the caller's own tools on offer the model must call *some* tool ("any"): one
+    of the caller's, or the output tool to answer; otherwise the output tool is forced.
+    """
+    schema = wanted.schema if wanted.schema is not None else {"type": "object"}
+    if schema.get("type") != "object":
+        # Anthropic's input_schema must describe an object.
+        raise BadRequest(
+            "response_format.json_schema.schema: the anthropic provider needs a schema "
+            'of "type": "object" at the top level'
+        )
+    if any(tool.name == STRUCTURED_OUTPUT_TOOL for tool in request.tools):
+        raise BadRequest(f"tools: the name {STRUCTURED_OUTPUT_TOOL!r} is reserved")
+    about = f"Give your final answer by calling this tool; its input is the answer ({wanted.name})."
+    if wanted.description:
+        about = f"{about} {wanted.description}"
+    output = {"name": STRUCTURED_OUTPUT_TOOL, "description": about, "input_schema": schema}
+    offered = [] if request.tool_choice == "none" else [_tool(t) for t in request.tools]
+    if not offered:
+        choice = {"type": "tool", "name": STRUCTURED_OUTPUT_TOOL}
+    elif request.tool_choice in (None, "auto", "required"):
+        choice = {"type": "any"}
+    else:
+        choice = _tool_choice(request.tool_choice)
+    return {"tools": [*offered, output], "tool_choice": choice}
+
+
 # --- response parsing ----------------------------------------------------------------
 
 
@@ -296,19 +333,28 @@ def _response(data: dict[str, Any]) -> ChatResponse:
         kind = block["type"]
         if kind == "text":
             parts.append(TextPart(block["text"]))
+        elif kind == "tool_use" and block["name"] == STRUCTURED_OUTPUT_TOOL:
+            parts.append(TextPart(orjson.dumps(block.get("input") or {}).decode()))
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
             calls.append(ToolCall(id=block["id"], name=block["name"], arguments=arguments))
         # thinking and server-tool blocks have no canonical form and are left out.
     usage = data.get("usage")
+    stop = STOP_REASONS.get(data.get("stop_reason") or "", "stop")
+    if stop == "tool_calls" and not calls and _calls_output_tool(data["content"]):
+        stop = "stop"  # the only call was the structured-output tool: the answer is its text
     return ChatResponse(
         id=data.get("id") or "",
         model=data.get("model") or "",
         message=Message(role="assistant", content=parts, tool_calls=calls),
-        stop_reason=STOP_REASONS.get(data.get("stop_reason") or "", "stop"),
+        stop_reason=stop,
         usage=parse_usage(usage) if isinstance(usage, dict) else None,
         created=int(time.time()),
     )
+
+
+def _calls_output_tool(blocks: list[dict[str, Any]]) -> bool:
+    return any(b["type"] == "tool_use" and b["name"] == STRUCTURED_OUTPUT_TOOL for b in blocks)
 
 
 def parse_usage(usage: dict[str, Any]) -> Usage:
@@ -349,6 +395,8 @@ class AnthropicStreamDecoder:
         self._input_usage: dict[str, Any] = {}
         # Content block index -> tool call index: text blocks share the block numbering.
         self._tool_index: dict[int, int] = {}
+        # Content blocks calling the structured-output tool; their input is answer text.
+        self._output_blocks: set[int] = set()
         self._finished = False
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
@@ -403,6 +451,8 @@ class AnthropicStreamDecoder:
             delta = data["delta"]
             if delta["type"] == "text_delta" and delta["text"]:
                 return [TextDelta(delta["text"])]
+            if delta["type"] == "input_json_delta" and data["index"] in self._output_blocks:
+                return [TextDelta(delta["partial_json"])] if delta["partial_json"] else []
             if delta["type"] == "input_json_delta" and delta["partial_json"]:
                 return [ToolCallDelta(self._tool_index[data["index"]], delta["partial_json"])]
             return []  # thinking, signature and citation deltas have no canonical form
@@ -410,6 +460,8 @@ class AnthropicStreamDecoder:
             # message_delta usage is cumulative and may repeat or update the input counts.
             late = {k: v for k, v in (data.get("usage") or {}).items() if v is not None}
             stop = STOP_REASONS.get(data["delta"].get("stop_reason") or "", "stop")
+            if stop == "tool_calls" and self._output_blocks and not self._tool_index:
+                stop = "stop"  # only the structured-output tool was called
             return [MessageEnd(stop), UsageReport(parse_usage({**self._input_usage, **late}))]
         if kind == "message_stop":
             self._finished = True
@@ -422,6 +474,9 @@ class AnthropicStreamDecoder:
             return [TextDelta(block["text"])]
         if block["type"] != "tool_use":
             return []
+        if block["name"] == STRUCTURED_OUTPUT_TOOL:
+            self._output_blocks.add(index)
+            return [TextDelta(orjson.dumps(block["input"]).decode())] if block.get("input") else []
         call = len(self._tool_index)
         self._tool_index[index] = call
         events: list[StreamEvent] = [ToolCallStart(index=call, id=block["id"], name=block["name"])]

@@ -39,6 +39,11 @@ def generate_content_body(request: ChatRequest) -> dict[str, Any]:
         config["maxOutputTokens"] = request.max_tokens
     if request.stop:
         config["stopSequences"] = request.stop
+    if request.response_format is not None:
+        config["responseMimeType"] = "application/json"
+        if request.response_format.schema is not None:
+            # responseSchema is Gemini's OpenAPI subset, the one its function declarations take.
+            config["responseSchema"] = gemini_schema(request.response_format.schema)
     if config:
         body["generationConfig"] = config
     for key, value in request.extra.items():

@@ -209,6 +209,9 @@ def build_chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
         options["stop"] = request.stop
     if options:
         body["options"] = options
+    if request.response_format is not None:
+        # Ollama's ``format`` takes a JSON schema, or "json" for any JSON.
+        body["format"] = request.response_format.schema or "json"
     body.update(request.extra)
     return body
 

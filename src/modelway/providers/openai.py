@@ -18,6 +18,7 @@ from modelway.types import (
     Message,
     MessageEnd,
     MessageStart,
+    ResponseFormat,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -163,8 +164,24 @@ def build_chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
         body["stream"] = True
         # Always ask for usage; the gateway drops the extra chunk if the caller did not.
         body["stream_options"] = {"include_usage": True}
+    if request.response_format is not None:
+        body["response_format"] = encode_response_format(request.response_format)
     body.update(request.extra)
     return body
+
+
+def encode_response_format(wanted: ResponseFormat) -> dict[str, Any]:
+    """Chat Completions' ``response_format`` for a canonical one."""
+    if wanted.type == "json_object":
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": wanted.name}
+    if wanted.description is not None:
+        spec["description"] = wanted.description
+    if wanted.schema is not None:
+        spec["schema"] = wanted.schema
+    if wanted.strict is not None:
+        spec["strict"] = wanted.strict
+    return {"type": "json_schema", "json_schema": spec}
 
 
 class ChunkDecoder:
