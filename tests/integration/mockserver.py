@@ -36,6 +36,18 @@ def running_mock(*options: str, start_timeout: float = 15.0) -> Iterator[str]:
             _stop(process)
 
 
+def providers_at(mock_url: str) -> dict[str, str]:
+    """The environment that makes a gateway's anthropic, openai and ollama providers
+    reach ``modelway mock`` at ``mock_url``, each in its own format."""
+    return {
+        "ANTHROPIC_API_KEY": "sk-ant-upstream-000000000000",
+        "ANTHROPIC_BASE_URL": mock_url,
+        "OPENAI_API_KEY": "sk-openai-upstream-000000000000",
+        "OPENAI_BASE_URL": f"{mock_url}/v1",
+        "OLLAMA_BASE_URL": mock_url,
+    }
+
+
 def _wait_until_ready(process: subprocess.Popen[str], timeout: float) -> str | None:
     # readline blocks, so it runs in a thread that the timeout can abandon.
     found: list[str] = []

@@ -20,7 +20,7 @@ from pydantic_ai.providers.openai import OpenAIProvider
 
 from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 from tests.integration.gateway import running_gateway
-from tests.integration.mockserver import running_mock
+from tests.integration.mockserver import providers_at, running_mock
 
 SECRET = "the secret word is kumquat"
 KEY = "mw-any-key-in-open-mode"
@@ -32,11 +32,7 @@ def gateway_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with running_mock() as mock_url:
         env = {
             "MODELWAY_DATA_DIR": str(tmp_path_factory.mktemp("gateway")),
-            "ANTHROPIC_API_KEY": "sk-ant-upstream-000000000000",
-            "ANTHROPIC_BASE_URL": mock_url,
-            "OPENAI_API_KEY": "sk-openai-upstream-000000000000",
-            "OPENAI_BASE_URL": f"{mock_url}/v1",
-            "OLLAMA_BASE_URL": mock_url,
+            **providers_at(mock_url),
         }
         with running_gateway(env) as url:
             yield url

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.gateway import running_gateway
-from tests.integration.mockserver import running_mock
+from tests.integration.mockserver import providers_at, running_mock
 
 AGENTS = Path(__file__).resolve().parents[1] / "agents" / "node_modules" / ".bin"
 SECRET = "the secret word is kumquat"
@@ -33,11 +33,7 @@ def mock_url() -> Iterator[str]:
 def gateway_url(mock_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {
         "MODELWAY_DATA_DIR": str(tmp_path_factory.mktemp("gateway")),
-        "ANTHROPIC_API_KEY": "sk-ant-upstream-000000000000",
-        "ANTHROPIC_BASE_URL": mock_url,
-        "OPENAI_API_KEY": "sk-openai-upstream-000000000000",
-        "OPENAI_BASE_URL": f"{mock_url}/v1",
-        "OLLAMA_BASE_URL": mock_url,
+        **providers_at(mock_url),
     }
     with running_gateway(env) as url:
         yield url
@@ -53,6 +49,23 @@ def _agent_env(home: Path, **extra: str) -> dict[str, str]:
         "DISABLE_TELEMETRY": "1",
     }
     return {**env, **quiet, "HOME": str(home), "NO_COLOR": "1", **extra}
+
+
+def _run_agent(
+    command: list[str], workdir: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run an agent CLI from ``tests/agents`` to its end; it must exit 0."""
+    done = subprocess.run(
+        [str(AGENTS / command[0]), *command[1:]],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
 
 
 # Claude Code speaks Anthropic's format: relayed as it is to an Anthropic-format upstream,
@@ -74,24 +87,9 @@ def test_claude_code_reads_a_file_through_the_gateway(
         ANTHROPIC_API_KEY="sk-ant-for-the-gateway-0000",
     )
     prompt = f'call Read {{"file_path": "{notes}"}}'
-    done = subprocess.run(
-        [
-            str(AGENTS / "claude"),
-            "-p",
-            prompt,
-            "--model",
-            model,
-            "--allowedTools",
-            "Read",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    done = _run_agent(
+        ["claude", "-p", prompt, "--model", model, "--allowedTools", "Read"], tmp_path, env
     )
-    assert done.returncode == 0, done.stdout + done.stderr
     # The mock's last answer quotes the tool result Claude Code sent back: the file.
     assert "The Read tool returned" in done.stdout and SECRET in done.stdout, done.stdout
 
@@ -124,15 +122,6 @@ def test_codex_runs_a_command_through_the_gateway(
         tmp_path / "home", CODEX_HOME=str(codex_home), MODELWAY_API_KEY="mw-for-the-gateway"
     )
     prompt = f'call exec_command {{"cmd": "cat {notes}"}}'
-    done = subprocess.run(
-        [str(AGENTS / "codex"), "exec", "--skip-git-repo-check", prompt],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = _run_agent(["codex", "exec", "--skip-git-repo-check", prompt], tmp_path, env)
     assert "The exec_command tool returned" in done.stdout, done.stdout + done.stderr
     assert SECRET in done.stdout.split("The exec_command tool returned", 1)[1]

@@ -5,33 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelway.config import parse_config
-from modelway.gateway.app import Gateway, create_app
 from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.state import GatewayState
-from modelway.providers.registry import adapter_for
-from modelway.providers.transport import MockReply, MockTransport, UpstreamRequest
-from modelway.providers.upstream import HttpProvider
-from modelway.secrets import Secret
+from modelway.providers.transport import MockReply, UpstreamRequest
 from modelway.store.records import UsageRecord
 from modelway.store.writer import UsageWriter
 from tests.polling import eventually
+from tests.unit.gateways import Setup, in_process_gateway
 
-MASTER = "mw-master-key-for-the-asgi-tests-0123"
 HELLO = [{"role": "user", "content": "hello there"}]
-
-
-class Setup(NamedTuple):
-    app: Gateway
-    http: httpx.AsyncClient
-    state: GatewayState
 
 
 def openai_upstream(request: UpstreamRequest) -> MockReply:
@@ -63,25 +51,10 @@ def openai_upstream(request: UpstreamRequest) -> MockReply:
 
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Setup]:
-    environ = {"MODELWAY_DATA_DIR": str(tmp_path), "MODELWAY_MASTER_KEY": MASTER}
     # Priced, so an embedding's record carries a cost (the mock is free otherwise).
     prices = "prices:\n  mock/echo: {input_per_million: 1000000, output_per_million: 0}\n"
-    app = create_app(parse_config(prices, environ), environ)
-    async with app.lifespan():
-        state: GatewayState = app.state.gateway
-        state.engine.router.backends["openai"] = HttpProvider(
-            "openai",
-            adapter_for("openai"),
-            "http://upstream.test/v1",
-            Secret("sk-upstream"),
-            transport=MockTransport(openai_upstream),
-        )
-        transport = httpx.ASGITransport(app=app)
-        headers = {"authorization": f"Bearer {MASTER}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://gateway", headers=headers
-        ) as http:
-            yield Setup(app, http, state)
+    async with in_process_gateway(tmp_path, prices, upstream=openai_upstream) as setup:
+        yield setup
 
 
 async def records(state: GatewayState, count: int) -> list[UsageRecord]:
