@@ -5,7 +5,8 @@ from them; translation never goes dialect-to-provider directly.
 
 A streamed answer is a sequence of events::
 
-    MessageStart, (TextDelta | ToolCallStart | ToolCallDelta)*, MessageEnd, [UsageReport]
+    MessageStart, (ReasoningDelta | TextDelta | ToolCallStart | ToolCallDelta)*, MessageEnd,
+    [UsageReport]
 
 and a non-streamed answer is the fold of the same sequence (``ResponseBuilder``), so
 both modes share one path.
@@ -65,6 +66,12 @@ class Message(msgspec.Struct):
     tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    #: An assistant turn's visible thinking, when the model showed any.
+    reasoning: str | None = None
+    #: What the provider that thought needs to see that thinking again (Anthropic's
+    #: ``signature``, Gemini's ``thoughtSignature``), as ``"<wire>:<its value>"``: only a
+    #: provider of that wire reads it; callers get it back opaque and return it unchanged.
+    reasoning_signature: str | None = None
 
     def text(self) -> str:
         """All text parts joined."""
@@ -99,6 +106,23 @@ class ResponseFormat(msgspec.Struct):
     strict: bool | None = None
 
 
+#: Named thinking levels, least to most; each adapter maps them to its provider's terms.
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
+
+class Reasoning(msgspec.Struct):
+    """How much the model should think before answering.
+
+    ``effort`` is a named level (OpenAI's ``reasoning_effort``, Anthropic's
+    ``output_config.effort``); ``budget_tokens`` a token budget (Anthropic's
+    ``thinking.budget_tokens``, Gemini's ``thinkingBudget``). Callers give either; each
+    adapter derives the one its provider takes (``modelway.reasoning``).
+    """
+
+    effort: Effort | None = None
+    budget_tokens: int | None = None
+
+
 class ChatRequest(msgspec.Struct):
     """A chat request in canonical form.
 
@@ -120,6 +144,8 @@ class ChatRequest(msgspec.Struct):
     user: str | None = None
     #: Structured output (OpenAI's ``response_format``); ``None`` is free text.
     response_format: ResponseFormat | None = None
+    #: Thinking the caller asked for; ``None`` leaves it to the provider's default.
+    reasoning: Reasoning | None = None
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def system_text(self) -> str:
@@ -174,6 +200,13 @@ class TextDelta(msgspec.Struct, tag="text_delta"):
     text: str
 
 
+class ReasoningDelta(msgspec.Struct, tag="reasoning_delta"):
+    """A piece of the model's visible thinking, or its signature (see ``Message``)."""
+
+    text: str = ""
+    signature: str | None = None
+
+
 class ToolCallStart(msgspec.Struct, tag="tool_call_start"):
     """A new tool call begins; ``index`` counts tool calls from 0 within one answer."""
 
@@ -201,7 +234,15 @@ class UsageReport(msgspec.Struct, tag="usage"):
     usage: Usage
 
 
-StreamEvent = MessageStart | TextDelta | ToolCallStart | ToolCallDelta | MessageEnd | UsageReport
+StreamEvent = (
+    MessageStart
+    | ReasoningDelta
+    | TextDelta
+    | ToolCallStart
+    | ToolCallDelta
+    | MessageEnd
+    | UsageReport
+)
 
 
 class ResponseBuilder:
@@ -212,6 +253,8 @@ class ResponseBuilder:
         self.model = ""
         self._text: list[str] = []
         self._tool_calls: list[ToolCall] = []
+        self._reasoning: list[str] = []
+        self.reasoning_signature: str | None = None
         self.stop_reason: StopReason | None = None
         self.usage: Usage | None = None
 
@@ -224,6 +267,11 @@ class ResponseBuilder:
             while len(self._tool_calls) <= event.index:
                 self._tool_calls.append(ToolCall(id="", name="", arguments=""))
             self._tool_calls[event.index] = ToolCall(id=event.id, name=event.name, arguments="")
+        elif isinstance(event, ReasoningDelta):
+            if event.text:
+                self._reasoning.append(event.text)
+            if event.signature is not None:
+                self.reasoning_signature = event.signature
         elif isinstance(event, MessageStart):
             self.id, self.model = event.id, event.model
         elif isinstance(event, MessageEnd):
@@ -240,6 +288,8 @@ class ResponseBuilder:
             role="assistant",
             content=[TextPart(text)] if text else [],
             tool_calls=self._tool_calls,
+            reasoning="".join(self._reasoning) if self._reasoning else None,
+            reasoning_signature=self.reasoning_signature,
         )
         return ChatResponse(
             id=self.id,
@@ -262,6 +312,9 @@ def fold_events(events: Iterable[StreamEvent]) -> ChatResponse:
 def response_events(response: ChatResponse) -> list[StreamEvent]:
     """The stream events that describe a complete answer (the inverse of ``fold_events``)."""
     events: list[StreamEvent] = [MessageStart(id=response.id, model=response.model)]
+    message = response.message
+    if message.reasoning is not None or message.reasoning_signature is not None:
+        events.append(ReasoningDelta(message.reasoning or "", message.reasoning_signature))
     text = response.message.text()
     if text:
         events.append(TextDelta(text))

@@ -28,7 +28,7 @@ models:
     retries: 0
     deployments:
       - {provider: openai, model: echo, headers: {x-mock-fault: corrupt}}
-  - name: claude-opus-4-5            # a name an Anthropic client cannot change...
+  - name: claude-opus-4-8            # a name an Anthropic client cannot change...
     deployments:
       - {provider: openai, model: assistant}   # ...served by another provider's model
   - name: slow-start

@@ -37,9 +37,11 @@ def running_mock(*options: str, start_timeout: float = 15.0) -> Iterator[str]:
 
 
 def providers_at(mock_url: str) -> dict[str, str]:
-    """The environment that makes a gateway's anthropic, openai and ollama providers
-    reach ``modelway mock`` at ``mock_url``, each in its own format."""
+    """The environment that makes a gateway's anthropic, openai, ollama and gemini
+    providers reach ``modelway mock`` at ``mock_url``, each in its own format."""
     return {
+        "GEMINI_API_KEY": "gemini-upstream-000000000000",
+        "GEMINI_BASE_URL": mock_url,
         "ANTHROPIC_API_KEY": "sk-ant-upstream-000000000000",
         "ANTHROPIC_BASE_URL": mock_url,
         "OPENAI_API_KEY": "sk-openai-upstream-000000000000",

@@ -12,9 +12,12 @@ from collections.abc import Iterator
 import pytest
 from anthropic import AsyncAnthropic
 from openai import AsyncOpenAI
+from pydantic import BaseModel
 from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai import NativeOutput
 from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.profiles.anthropic import anthropic_model_profile
 from pydantic_ai.providers.anthropic import AnthropicProvider
 from pydantic_ai.providers.openai import OpenAIProvider
 
@@ -95,3 +98,75 @@ async def test_pydantic_ai_runs_a_tool_through_the_anthropic_endpoint(
         agent = PydanticAgent(AnthropicModel(model, provider=provider), tools=[read_notes])
         result = await agent.run("call read_notes")
     assert SECRET in result.output
+
+
+# --- structured output: each framework's own way of asking for it ----------------------------
+
+
+class City(BaseModel):
+    name: str
+    population: int
+    landmarks: list[str]
+
+
+def _valid_city(output: object) -> None:
+    assert isinstance(output, City), output
+    assert isinstance(output.population, int) and all(isinstance(x, str) for x in output.landmarks)
+
+
+@pytest.mark.parametrize("model", [*FORMATS, "gemini/gemini-2.5-flash"])
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+async def test_the_openai_agents_sdk_gets_its_output_type(
+    gateway_url: str, model: str, streamed: bool
+) -> None:
+    """``output_type`` is the Responses API's ``text.format: json_schema``."""
+    set_tracing_disabled(True)
+    async with AsyncOpenAI(base_url=f"{gateway_url}/v1", api_key=KEY) as client:
+        agent = Agent(
+            name="cities",
+            instructions="Describe the city.",
+            output_type=City,
+            model=OpenAIResponsesModel(model=model, openai_client=client),
+        )
+        if streamed:
+            run = Runner.run_streamed(agent, "Paris")
+            async for _ in run.stream_events():
+                pass
+            output = run.final_output
+        else:
+            output = (await Runner.run(agent, "Paris")).final_output
+    _valid_city(output)
+
+
+@pytest.mark.parametrize("model", [*FORMATS, "gemini/gemini-2.5-flash"])
+async def test_pydantic_ai_native_output_through_the_openai_endpoint(
+    gateway_url: str, model: str
+) -> None:
+    """``NativeOutput`` is Chat Completions' ``response_format: json_schema``."""
+    async with AsyncOpenAI(base_url=f"{gateway_url}/v1", api_key=KEY) as client:
+        provider = OpenAIProvider(openai_client=client)
+        agent = PydanticAgent(
+            OpenAIChatModel(model, provider=provider), output_type=NativeOutput(City)
+        )
+        result = await agent.run("Paris")
+    _valid_city(result.output)
+
+
+@pytest.mark.parametrize("model", [*FORMATS, "gemini/gemini-2.5-flash"])
+async def test_pydantic_ai_native_output_through_the_anthropic_endpoint(
+    gateway_url: str, model: str
+) -> None:
+    """``NativeOutput`` is Anthropic's structured output (``output_format``, beta header).
+
+    pydantic-ai decides by the model's name whether Anthropic's native structured output
+    is there; a gateway's ``provider/model`` names need the profile named for it.
+    """
+    async with AsyncAnthropic(base_url=gateway_url, api_key=KEY) as client:
+        provider = AnthropicProvider(anthropic_client=client)
+        profile = anthropic_model_profile("claude-sonnet-4-6")
+        agent = PydanticAgent(
+            AnthropicModel(model, provider=provider, profile=profile),
+            output_type=NativeOutput(City),
+        )
+        result = await agent.run("Paris")
+    _valid_city(result.output)

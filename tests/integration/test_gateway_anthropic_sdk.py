@@ -137,7 +137,7 @@ def test_a_claude_model_name_mapped_by_an_alias_streams_tools_from_another_provi
     client: anthropic.Anthropic,
 ) -> None:
     with client.messages.stream(
-        model="claude-opus-4-5",
+        model="claude-opus-4-8",
         max_tokens=200,
         tools=[WEATHER],  # type: ignore[list-item]
         messages=[{"role": "user", "content": "Weather in Lisbon?"}],

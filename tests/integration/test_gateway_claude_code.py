@@ -39,8 +39,10 @@ def test_a_claude_code_message_is_answered_through_each_provider(
     assert response.status_code == 200, response.text
     message = response.json()
     assert message["type"] == "message"
-    # The mock calls the first tool offered: the answer Claude Code acts on.
-    (tool_use,) = message["content"]
+    # The mock calls the first tool offered: the answer Claude Code acts on. Providers that
+    # think (the built-in mock does when asked, as Claude Code asks) show it first.
+    *thinking, tool_use = message["content"]
+    assert [block["type"] for block in thinking] == (["thinking"] if provider == "mock" else [])
     assert tool_use["type"] == "tool_use" and tool_use["name"] == "Bash"
     assert isinstance(tool_use["input"]["command"], str)
     assert message["stop_reason"] == "tool_use"
@@ -62,9 +64,13 @@ def test_a_claude_code_stream_is_answered_through_each_provider(
     assert events[0]["type"] == "message_start"
     assert [event["type"] for event in events[-2:]] == ["message_delta", "message_stop"]
     blocks = [event["content_block"] for event in events if event["type"] == "content_block_start"]
-    assert [(block["type"], block["name"]) for block in blocks] == [("tool_use", "Bash")]
+    thinking = [{"type": "thinking", "thinking": "", "signature": ""}] if provider == "mock" else []
+    assert blocks[:-1] == thinking
+    assert (blocks[-1]["type"], blocks[-1]["name"]) == ("tool_use", "Bash")
     arguments = "".join(
-        event["delta"]["partial_json"] for event in events if event["type"] == "content_block_delta"
+        event["delta"]["partial_json"]
+        for event in events
+        if event["type"] == "content_block_delta" and event["delta"]["type"] == "input_json_delta"
     )
     assert isinstance(json.loads(arguments)["command"], str)
     assert events[-2]["delta"]["stop_reason"] == "tool_use"

@@ -143,8 +143,11 @@ def test_the_mock_serves_responses_as_an_openai_upstream(mock_url: str) -> None:
 
 
 def test_responses_refuses_server_side_state_clearly(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError, match="previous_response_id"):
+    # Kept responses chain (tests/integration/test_gateway_response_state.py); others do not.
+    with pytest.raises(openai.NotFoundError, match="previous_response_id"):
         client.responses.create(model="mock/echo", input="x", previous_response_id="resp_1")
+    with pytest.raises(openai.BadRequestError, match="conversation"):
+        client.responses.create(model="mock/echo", input="x", extra_body={"conversation": "c"})
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

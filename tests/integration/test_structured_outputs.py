@@ -14,9 +14,8 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-#: Providers whose mock answers the translated request with JSON (the mock's Gemini
-#: dialect does not read ``responseSchema``, so Gemini is covered by the unit tests).
-PROVIDERS = ["mock", "openai", "anthropic", "ollama"]
+#: Every provider format the mock speaks (Gemini's own suite: test_structured_outputs_gemini).
+PROVIDERS = ["mock", "openai", "anthropic", "ollama", "gemini"]
 
 
 class Person(pydantic.BaseModel):

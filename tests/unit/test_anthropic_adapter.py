@@ -458,7 +458,7 @@ def test_unknown_stream_events_and_deltas_are_ignored() -> None:
         b'event: future_event\ndata: {"type": "future_event"}\n\n'
         b"event: content_block_delta\n"
         b'data: {"type": "content_block_delta", "index": 0, '
-        b'"delta": {"type": "thinking_delta", "thinking": "hmm"}}\n\nevent: ping',
+        b'"delta": {"type": "citations_delta", "citation": {}}}\n\nevent: ping',
     )
     assert decode([data]) == STREAM_TEXT_EVENTS
 

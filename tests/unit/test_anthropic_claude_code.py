@@ -84,6 +84,8 @@ def test_a_claude_code_request_decodes_with_its_system_turns_in_place() -> None:
                     id=tool_id, name="Bash", arguments='{"command":"ls","description":"List files"}'
                 )
             ],
+            reasoning="I should run ls.",
+            reasoning_signature="anthropic:EqQBCkgIARABGAIiQL3Bz5yvLjsZ2Y",
         ),
         Message(role="tool", content=[TextPart("README.md\nsrc")], tool_call_id=tool_id),
         Message(role="user", content=[ImagePart(data="iVBORw0KGgo=", media_type="image/png")]),
@@ -139,7 +141,7 @@ def test_cache_control_changes_nothing_on_any_block_or_tool() -> None:
     assert dialect.decode_chat(body) == dialect.decode_chat(without("cache_control", body))
 
 
-def test_thinking_blocks_with_signature_or_data_are_dropped() -> None:
+def test_thinking_blocks_keep_their_text_and_signature_for_anthropic() -> None:
     assistant = [
         {"type": "thinking", "thinking": "hm", "signature": "EqQBCkgIARAB"},
         {"type": "redacted_thinking", "data": "EmwKAhgB"},
@@ -151,7 +153,13 @@ def test_thinking_blocks_with_signature_or_data_are_dropped() -> None:
         {"role": "user", "content": "b"},
     ]
     request = dialect.decode_chat(claude_code_body(messages=messages, system=None))
-    assert request.messages[1] == Message(role="assistant", content=[TextPart("Done.")])
+    # The first signed block is kept (a turn's redacted block follows its thinking).
+    assert request.messages[1] == Message(
+        role="assistant",
+        content=[TextPart("Done.")],
+        reasoning="hm",
+        reasoning_signature="anthropic:EqQBCkgIARAB",
+    )
 
 
 def test_claude_code_top_level_fields_are_accepted_and_dropped() -> None:
@@ -161,9 +169,7 @@ def test_claude_code_top_level_fields_are_accepted_and_dropped() -> None:
         for key, value in body.items()
         if key
         not in (
-            "thinking",
             "context_management",
-            "output_config",
             "service_tier",
             "container",
             "mcp_servers",

@@ -197,6 +197,8 @@ def test_tool_use_and_tool_results_become_tool_calls_and_tool_messages() -> None
                 ToolCall(id="t1", name="get_weather", arguments='{"city":"Paris"}'),
                 ToolCall(id="t2", name="get_weather", arguments='{"city":"Rome"}'),
             ],
+            reasoning="two calls",
+            reasoning_signature="anthropic:sig",
         ),
         Message(role="tool", content=[TextPart("18C")], tool_call_id="t1"),
         Message(role="tool", content=[TextPart("Error: "), TextPart("no data")], tool_call_id="t2"),

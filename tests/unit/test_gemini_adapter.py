@@ -27,6 +27,7 @@ from modelway.types import (
     Message,
     MessageEnd,
     MessageStart,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     TextPart,
@@ -73,7 +74,9 @@ STREAM_TEXT_EVENTS: list[StreamEvent] = [
 STREAM_FUNCTION_CALL_EVENTS: list[StreamEvent] = [
     MessageStart(id="Ak5qZ_XKJbOe1e8P9b2s-Qc", model="gemini-2.5-pro"),
     TextDelta("Let me check"),
+    ReasoningDelta("The user wants weather."),
     TextDelta(" both cities:"),
+    ReasoningDelta(signature="gemini:CiQBVKhc7mTRYmCxjV0="),
     ToolCallStart(index=0, id="call_0", name="get_weather"),
     ToolCallDelta(index=0, arguments='{"location":"San Francisco, CA"}'),
     ToolCallStart(index=1, id="fc_paris", name="get_weather"),

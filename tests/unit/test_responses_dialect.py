@@ -252,11 +252,15 @@ def test_store_is_accepted_and_ignored() -> None:
     assert decode(store=True) == decode()
 
 
-def test_previous_response_id_is_refused_saying_the_gateway_keeps_no_history() -> None:
+def test_previous_response_id_is_left_to_the_face() -> None:
+    # gateway.response_state loads the conversation it names (tests/unit/test_response_state.py).
+    assert decode(previous_response_id="resp_123") == decode()
+
+
+def test_conversation_is_refused_saying_the_gateway_keeps_none() -> None:
     with pytest.raises(BadRequest) as caught:
-        decode(previous_response_id="resp_123")
-    assert caught.value.message.startswith("previous_response_id:")
-    assert "keeps no response history" in caught.value.message
+        decode(conversation="conv_123")
+    assert caught.value.message.startswith("conversation:")
     assert caught.value.status == 400
 
 
@@ -304,7 +308,10 @@ def test_previous_response_id_is_refused_saying_the_gateway_keeps_no_history() -
         ({"user": 42}, "user"),
         ({"conversation": "conv_1"}, "conversation"),
         ({"background": True}, "background"),
-        ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, "text.format"),
+        (
+            {"text": {"format": {"type": "json_schema", "name": "x", "schema": 1}}},
+            "text.format.schema",
+        ),
     ],
 )
 def test_invalid_fields_are_named_in_the_error(changes: dict[str, Any], field: str) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from modelway.dialects import ollama as ollama_dialect
 from modelway.dialects.anthropic import AnthropicDialect
+from modelway.dialects.openai import OpenAIDialect as OpenAIDialectForMock
 from modelway.dialects.openai import decode_chat_request
 from modelway.errors import BadRequest
 from modelway.mock.engine import mock_events
@@ -302,3 +303,65 @@ def test_ollama_dialect_decodes_format_into_the_canonical_field() -> None:
     assert ollama_dialect.decode_chat_request(body).response_format is None
     with pytest.raises(BadRequest, match="format"):
         ollama_dialect.decode_chat_request({**body, "format": 3})
+
+
+# --- the Responses API and the Anthropic Messages API as callers -----------------------------
+
+
+@pytest.mark.parametrize("model", ["mock/echo", "anthropic/claude-test"])
+async def test_responses_parse_gets_a_pydantic_object(setup: Setup, model: str) -> None:
+    response = await sdk(setup).responses.parse(
+        model=model, input="Describe a person.", text_format=Person
+    )
+    assert isinstance(response.output_parsed, Person)
+    assert response.text is not None and response.text.format is not None
+    assert response.text.format.type == "json_schema"  # the format is echoed back
+
+
+async def test_responses_stream_a_structured_answer(setup: Setup) -> None:
+    async with sdk(setup).responses.stream(
+        model="anthropic/claude-test", input="Describe a person.", text_format=Person
+    ) as stream:
+        response = await stream.get_final_response()
+    assert isinstance(response.output_parsed, Person)
+
+
+@pytest.mark.parametrize("key", ["output_config", "output_format"])
+@pytest.mark.parametrize("model", ["mock/echo", "openai/gpt-test"])
+async def test_anthropic_callers_structured_output_reaches_other_providers(
+    setup: Setup, key: str, model: str
+) -> None:
+    spec = {"type": "json_schema", "schema": PERSON_SCHEMA}
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "Describe a person."}],
+        key: {"format": spec} if key == "output_config" else spec,
+    }
+    seen: list[dict[str, Any]] = []
+    if model.startswith("openai/"):
+        setup.state.engine.router.backends["openai"] = HttpProvider(
+            "openai",
+            adapter_for("openai"),
+            "http://upstream.test/v1",
+            Secret("sk-upstream"),
+            transport=MockTransport(_recording_openai_mock(seen)),
+        )
+    reply = await setup.http.post("/v1/messages", json=body)
+    assert reply.status_code == 200, reply.text
+    answer = json.loads(reply.json()["content"][0]["text"])
+    assert set(answer) == {"name", "age"}
+    if seen:
+        assert seen[0]["response_format"]["json_schema"]["schema"] == PERSON_SCHEMA
+
+
+def _recording_openai_mock(seen: list[dict[str, Any]]) -> Any:
+    dialect = OpenAIDialectForMock()
+
+    def answer(request: UpstreamRequest) -> MockReply:
+        raw = json.loads(request.body or b"{}")
+        seen.append(raw)
+        chat = dialect.decode_chat(raw)
+        return MockReply(200, dialect.encode_response(fold_events(mock_events(chat, chat.model))))
+
+    return answer

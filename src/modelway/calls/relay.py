@@ -12,7 +12,10 @@ to the upstream.
 The caller's format names the relay (``"openai"``, ``"responses"``, ...); each is relayed
 to providers of one wire: a Responses API body goes to an OpenAI upstream's
 ``/responses``, untouched but for its model (hosted and namespace tools, reasoning items,
-``include``, ``store`` and ``previous_response_id`` all reach it).
+``include``, ``store`` and ``previous_response_id`` all reach it) — except a call whose
+``previous_response_id`` names a response the gateway kept itself (``resp_mw…``, from a
+translated call), which the face translates so the chain continues
+(``gateway.response_state``).
 """
 
 from __future__ import annotations

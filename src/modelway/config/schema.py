@@ -199,6 +199,14 @@ class LoggingSettings(_Section, frozen=True, kw_only=True):
     log_bodies: bool = False
 
 
+class ResponsesSettings(_Section, frozen=True, kw_only=True):
+    """What the gateway keeps of translated Responses API answers (``previous_response_id``)."""
+
+    #: Days a stored response can be continued or read; 0 stores nothing (``store`` is
+    #: then ignored and ``previous_response_id`` is a 400).
+    store_days: Annotated[float, msgspec.Meta(ge=0, le=3650)] = 30.0
+
+
 class Config(_Section, frozen=True, kw_only=True):
     """The whole validated ``modelway.yaml``; an absent file means all defaults."""
 
@@ -209,6 +217,7 @@ class Config(_Section, frozen=True, kw_only=True):
     #: Team budgets (a key's own budget is set on the key).
     budgets: list[TeamBudget] = []
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    responses: ResponsesSettings = msgspec.field(default_factory=ResponsesSettings)
 
     def switched_off(self) -> frozenset[str]:
         """The providers this config switches off (``enabled: false``)."""

@@ -9,7 +9,8 @@ import orjson
 
 from modelway.dialects.base import arguments_text
 from modelway.errors import BadRequest, ModelwayError, UpstreamStatusError
-from modelway.providers.anthropic import ERROR_STATUSES
+from modelway.providers.anthropic import ERROR_STATUSES, REDACTED
+from modelway.reasoning import EFFORTS, signature_for, tagged
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -18,6 +19,9 @@ from modelway.types import (
     MessageEnd,
     MessageStart,
     Part,
+    Reasoning,
+    ReasoningDelta,
+    ResponseFormat,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -42,9 +46,11 @@ _ERROR_TYPES = {status: kind for kind, status in ERROR_STATUSES.items()}
 _TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 _ROLE_BLOCKS = {"user": ("text", "image", "tool_result"), "assistant": ("text", "tool_use")}
 #: Decoding reads only the keys it maps: ``cache_control`` (on system blocks, content
-#: blocks and tools), ``citations``, a thinking block's ``signature`` and a redacted one's
-#: ``data`` are prompt-caching and provenance details no canonical field carries.
+#: blocks and tools) and ``citations`` are prompt-caching and provenance details no
+#: canonical field carries.
 _KNOWN_BLOCKS = {"text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking"}
+#: Wire tags of signatures another provider wrote, passed to callers as they are.
+_SIGNATURE_OWNERS = {"gemini", "openai", "ollama"}
 #: Blocks Anthropic defines that the canonical form cannot carry.
 _UNSUPPORTED_BLOCKS = {"document", "search_result", "server_tool_use", "web_search_tool_result"}
 
@@ -75,10 +81,14 @@ class AnthropicDialect:
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise BadRequest("stream: must be a boolean")
-        # top_k, thinking, output_config (effort), context_management, service_tier,
-        # container, mcp_servers and other Anthropic-only fields have no canonical name
-        # and are dropped rather than put in ``extra``, which any provider would receive.
-        # Claude Code sends several of them on every call (docs/compatibility.md).
+        # top_k, context_management, service_tier, container, mcp_servers and other
+        # Anthropic-only fields have no canonical name and are dropped rather than put in
+        # ``extra``, which any provider would receive. Claude Code sends several of them
+        # on every call (docs/agents.md).
+        output_config = body.get("output_config")
+        if output_config is not None and not isinstance(output_config, dict):
+            raise BadRequest("output_config: must be an object")
+        output_config = output_config or {}
         return ChatRequest(
             model=_string(body.get("model"), "model"),
             messages=messages,
@@ -91,6 +101,8 @@ class AnthropicDialect:
             stream=stream,
             include_usage=True,  # Anthropic streams always carry usage.
             user=_optional_string((metadata or {}).get("user_id"), "metadata.user_id"),
+            reasoning=_reasoning(body.get("thinking"), output_config.get("effort")),
+            response_format=_output_format(body, output_config),
         )
 
     def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
@@ -123,6 +135,56 @@ def _system(raw: Any, where: str) -> list[Message]:
     return [Message(role="system", content=parts)] if parts else []
 
 
+def _reasoning(thinking: Any, effort: Any) -> Reasoning | None:
+    """``thinking`` (enabled with a budget, adaptive, disabled) and ``output_config.effort``."""
+    if effort is not None and (not isinstance(effort, str) or effort not in EFFORTS):
+        raise BadRequest(f"output_config.effort: must be one of {', '.join(EFFORTS)}")
+    if thinking is None:
+        return Reasoning(effort=effort) if effort else None
+    if not isinstance(thinking, dict):
+        raise BadRequest("thinking: must be an object")
+    kind = thinking.get("type")
+    if kind == "disabled":
+        return Reasoning(effort="none")
+    if kind == "adaptive":
+        return Reasoning(effort=effort or "medium")
+    if kind != "enabled":
+        raise BadRequest("thinking.type: must be 'enabled', 'adaptive' or 'disabled'")
+    tokens = thinking.get("budget_tokens")
+    if type(tokens) is not int or tokens < 1:
+        raise BadRequest("thinking.budget_tokens: required, a positive integer")
+    return Reasoning(effort=effort, budget_tokens=tokens)
+
+
+def _output_format(body: dict[str, Any], output_config: dict[str, Any]) -> ResponseFormat | None:
+    """Structured output: ``output_config.format``, or the beta's top-level ``output_format``."""
+    where = "output_config.format"
+    raw = output_config.get("format")
+    if raw is None:
+        where, raw = "output_format", body.get("output_format")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or raw.get("type") != "json_schema":
+        raise BadRequest(f"{where}: must be an object of type 'json_schema'")
+    schema = raw.get("schema")
+    if not isinstance(schema, dict):
+        raise BadRequest(f"{where}.schema: required, a JSON Schema object")
+    return ResponseFormat(type="json_schema", schema=schema)
+
+
+def _signature(block: dict[str, Any], key: str, where: str) -> str | None:
+    """A thinking block's signature in canonical form (see ``Message.reasoning_signature``)."""
+    value = block.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{where}.{key}: must be a string")
+    owner = value.partition(":")[0]
+    if owner in _SIGNATURE_OWNERS:
+        return value  # another provider's, handed out by this gateway: kept opaque
+    return tagged(REDACTED if key == "data" else "anthropic", value)
+
+
 def _messages(raw: Any, where: str) -> list[Message]:
     if not isinstance(raw, dict):
         raise BadRequest(f"{where}: expected an object")
@@ -141,13 +203,20 @@ def _messages(raw: Any, where: str) -> list[Message]:
     messages: list[Message] = []
     parts: list[Part] = []
     calls: list[ToolCall] = []
+    thoughts: list[str] = []
+    signature: str | None = None
     for index, block in enumerate(content):
         path = f"{where}.content.{index}"
         kind = _block_type(block, path)
+        if role == "assistant" and kind == "thinking":
+            # Earlier thinking, sent back so the provider that wrote it can check it.
+            thoughts.append(_string(block.get("thinking"), f"{path}.thinking", empty=True))
+            signature = signature or _signature(block, "signature", path)
+            continue
+        if role == "assistant" and kind == "redacted_thinking":
+            signature = signature or _signature(block, "data", path)
+            continue
         if kind not in _ROLE_BLOCKS[role]:
-            # Claude clients send earlier thinking back; the canonical form has no place for it.
-            if role == "assistant" and kind in ("thinking", "redacted_thinking"):
-                continue
             raise _unexpected_block(kind, role, path)
         if kind == "tool_result":
             # A canonical tool result is its own message, so the user turn splits around it.
@@ -159,8 +228,11 @@ def _messages(raw: Any, where: str) -> list[Message]:
             calls.append(_tool_use(block, path))
         else:
             parts.append(_part(block, kind, path))
-    if parts or calls or not messages:
-        messages.append(Message(role=role, content=parts, tool_calls=calls))
+    if parts or calls or thoughts or signature or not messages:
+        message = Message(role=role, content=parts, tool_calls=calls)
+        message.reasoning = "".join(thoughts) if thoughts else None
+        message.reasoning_signature = signature
+        messages.append(message)
     return messages
 
 
@@ -299,11 +371,13 @@ def _strings(value: Any, where: str) -> list[str]:
 
 def message_object(response: ChatResponse) -> dict[str, Any]:
     """The Messages API ``message`` object for a complete answer."""
-    content: list[dict[str, Any]] = [
+    message = response.message
+    content = _thinking_blocks(message.reasoning, message.reasoning_signature)
+    content.extend(
         {"type": "text", "text": part.text}
         for part in response.message.content
         if isinstance(part, TextPart)
-    ]
+    )
     content.extend(
         {"type": "tool_use", "id": call.id, "name": call.name, "input": _arguments(call)}
         for call in response.message.tool_calls
@@ -318,6 +392,24 @@ def message_object(response: ChatResponse) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": _usage(response.usage),
     }
+
+
+def _thinking_blocks(reasoning: str | None, signature: str | None) -> list[dict[str, Any]]:
+    """The thinking (or redacted thinking) block for a turn's reasoning, if it has any."""
+    redacted = signature_for(REDACTED, signature)
+    if redacted is not None:
+        return [{"type": "redacted_thinking", "data": redacted}]
+    if reasoning is None and signature is None:
+        return []
+    return [{"type": "thinking", "thinking": reasoning or "", "signature": _signed(signature)}]
+
+
+def _signed(signature: str | None) -> str:
+    """A signature as callers see it: Anthropic's own as Anthropic wrote it, others opaque."""
+    if signature is None:
+        return ""
+    own = signature_for("anthropic", signature)
+    return own if own is not None else signature
 
 
 def error_object(error: ModelwayError) -> dict[str, Any]:
@@ -396,7 +488,9 @@ class AnthropicStreamEncoder:
         if isinstance(event, MessageStart):
             return self._start(event.id, event.model or self._model)
         out = b"" if self._started else self._start("", self._model)
-        if isinstance(event, TextDelta):
+        if isinstance(event, ReasoningDelta):
+            out += self._reasoning(event)
+        elif isinstance(event, TextDelta):
             if self._open_kind != "text":
                 out += self._open({"type": "text", "text": ""}, "text")
             delta = {"type": "text_delta", "text": event.text}
@@ -441,6 +535,20 @@ class AnthropicStreamEncoder:
         message = {**message_object(empty), "stop_reason": None}
         # Anthropic follows message_start with a ping; clients expect and skip it.
         return _sse({"type": "message_start", "message": message}) + _PING
+
+    def _reasoning(self, event: ReasoningDelta) -> bytes:
+        if signature_for(REDACTED, event.signature) is not None:
+            (block,) = _thinking_blocks(None, event.signature)
+            return self._open(block, "redacted_thinking") + self._close()
+        out = b""
+        if self._open_kind != "thinking":
+            out += self._open({"type": "thinking", "thinking": "", "signature": ""}, "thinking")
+        if event.text:
+            out += self._delta(self._blocks - 1, {"type": "thinking_delta", "thinking": event.text})
+        if event.signature is not None:
+            delta = {"type": "signature_delta", "signature": _signed(event.signature)}
+            out += self._delta(self._blocks - 1, delta)
+        return out
 
     def _open(self, block: dict[str, Any], kind: str) -> bytes:
         out = self._close()

@@ -18,6 +18,8 @@ from modelway.types import (
     MessageEnd,
     MessageStart,
     Part,
+    Reasoning,
+    ReasoningDelta,
     ResponseFormat,
     StopReason,
     StreamEvent,
@@ -28,6 +30,7 @@ from modelway.types import (
     ToolCallDelta,
     ToolCallStart,
     Usage,
+    UsageReport,
 )
 
 _ROLES = ("system", "user", "assistant", "tool")
@@ -133,6 +136,10 @@ def _decode_message(raw: Any, turn: int, linker: _ToolResultLinker) -> Message:
             name=tool_name,
         )
     message = Message(role=role, content=parts)
+    thinking = raw.get("thinking")
+    if role == "assistant" and thinking:
+        _require(isinstance(thinking, str), f"{where}.thinking: expected a string")
+        message.reasoning = thinking
     if raw.get("tool_calls"):
         _require(role == "assistant", f"{where}.tool_calls: only assistant messages call tools")
         message.tool_calls = _decode_tool_calls(raw["tool_calls"], f"{where}.tool_calls", turn)
@@ -216,7 +223,20 @@ def decode_chat_request(body: Any) -> ChatRequest:
         max_tokens=sampling.max_tokens,
         stop=sampling.stop,
         response_format=_decode_format(body.get("format")),
+        reasoning=decode_think(body.get("think")),
     )
+
+
+def decode_think(raw: Any) -> Reasoning | None:
+    """Ollama's ``think``: true, false, or a level (``low``, ``medium``, ``high``)."""
+    if raw is None:
+        return None
+    if raw is True:
+        return Reasoning(effort="medium")
+    if raw is False:
+        return Reasoning(effort="none")
+    _require(raw in ("low", "medium", "high"), "think: expected a boolean or low, medium or high")
+    return Reasoning(effort=raw)
 
 
 def _decode_format(raw: Any) -> ResponseFormat | None:
@@ -323,6 +343,10 @@ class OllamaStreamEncoder:
             if not event.text:
                 return b""
             return self._message_line({"role": "assistant", "content": event.text})
+        if isinstance(event, ReasoningDelta):
+            if not event.text:
+                return b""  # Ollama has no signatures
+            return self._message_line({"role": "assistant", "content": "", "thinking": event.text})
         if isinstance(event, ToolCallDelta):
             # Ollama sends each call whole, so arguments wait until the answer ends.
             self._calls.setdefault(event.index, ("", []))[1].append(event.arguments)
@@ -338,6 +362,8 @@ class OllamaStreamEncoder:
             out = self._tool_calls_line() if self._calls else b""
             # Usage usually follows MessageEnd; the done line waits for it (or finish()).
             return out + self._final_line() if self._usage is not None else out
+        if not isinstance(event, UsageReport):
+            return b""
         self._usage = event.usage
         return self._final_line() if self._stop_reason is not None else b""
 
@@ -360,6 +386,8 @@ class OllamaDialect:
 
     def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
         message: dict[str, Any] = {"role": "assistant", "content": response.message.text()}
+        if response.message.reasoning:
+            message["thinking"] = response.message.reasoning
         if response.message.tool_calls:
             message["tool_calls"] = encode_tool_calls(response.message.tool_calls)
         return orjson.dumps(

@@ -9,6 +9,7 @@ import orjson
 
 from modelway.dialects.base import arguments_text
 from modelway.errors import BadRequest, ModelwayError
+from modelway.reasoning import EFFORTS
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -17,6 +18,8 @@ from modelway.types import (
     MessageEnd,
     MessageStart,
     Part,
+    Reasoning,
+    ReasoningDelta,
     ResponseFormat,
     StreamEvent,
     TextDelta,
@@ -45,6 +48,7 @@ _CANONICAL_FIELDS = frozenset(
         "stream_options",
         "user",
         "response_format",
+        "reasoning_effort",
         "functions",
         "function_call",
     }
@@ -199,6 +203,16 @@ def decode_response_format(raw: Any) -> ResponseFormat | None:
     )
 
 
+def _decode_reasoning_effort(raw: Any) -> Reasoning | None:
+    if raw is None:
+        return None
+    _require(
+        isinstance(raw, str) and raw in EFFORTS,
+        f"reasoning_effort: must be one of {', '.join(EFFORTS)}",
+    )
+    return Reasoning(effort=raw)
+
+
 def decode_chat_request(body: Any) -> ChatRequest:
     """The canonical request for a parsed Chat Completions body."""
     _require(isinstance(body, dict), "the request body must be a JSON object")
@@ -243,6 +257,7 @@ def decode_chat_request(body: Any) -> ChatRequest:
         include_usage=bool(options.get("include_usage")),
         user=body.get("user"),
         response_format=decode_response_format(body.get("response_format")),
+        reasoning=_decode_reasoning_effort(body.get("reasoning_effort")),
         extra={k: v for k, v in body.items() if k not in _CANONICAL_FIELDS},
     )
 
@@ -297,6 +312,9 @@ class ChunkEncoder:
     def encode(self, event: StreamEvent) -> bytes:
         if isinstance(event, TextDelta):
             return self._chunk({"content": event.text})
+        if isinstance(event, ReasoningDelta):
+            # DeepSeek's field, which OpenAI-format clients that show thinking read.
+            return self._chunk({"reasoning_content": event.text}) if event.text else b""
         if isinstance(event, ToolCallDelta):
             return self._chunk(
                 {"tool_calls": [{"index": event.index, "function": {"arguments": event.arguments}}]}
@@ -345,6 +363,8 @@ class OpenAIDialect:
     def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
         message = response.message
         encoded: dict[str, Any] = {"role": "assistant", "content": message.text() or None}
+        if message.reasoning:
+            encoded["reasoning_content"] = message.reasoning
         if message.tool_calls:
             encoded["tool_calls"] = encode_tool_calls(message.tool_calls)
         body: dict[str, Any] = {

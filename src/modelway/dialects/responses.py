@@ -1,9 +1,10 @@
 """The OpenAI Responses API as an inbound dialect: ``POST /v1/responses`` in, responses out.
 
-The gateway keeps no conversation state, so each request must carry its whole input:
-``previous_response_id``, ``conversation``, ``item_reference`` items and ``background``
-are refused with a 400 that says so; ``store`` is accepted and ignored (nothing is
-stored, and a later ``GET /v1/responses/{id}`` finds nothing).
+Decoding is stateless: ``previous_response_id`` and ``store`` are read by the face
+(``gateway.response_state`` keeps translated answers and prepends the conversation a
+``previous_response_id`` names); ``conversation``, ``item_reference`` items and
+``background`` need state the gateway does not keep and are refused with a 400 that
+says so.
 
 Translated, a ``namespace`` tool (Codex sends them) becomes one canonical function per
 member, named ``<namespace>__<name>``; answers name such a call back by its own name plus
@@ -26,12 +27,15 @@ from modelway.dialects.responses_stream import (
     response_object,
 )
 from modelway.errors import BadRequest, ModelwayError
+from modelway.reasoning import EFFORTS
 from modelway.types import (
     ChatRequest,
     ChatResponse,
     ImagePart,
     Message,
     Part,
+    Reasoning,
+    ResponseFormat,
     TextPart,
     Tool,
     ToolCall,
@@ -46,13 +50,9 @@ _ROLES: dict[str, Any] = {
 _TOOL_CHOICES = ("auto", "none", "required")
 #: Fields that only make sense with state the gateway does not keep.
 _STATEFUL_FIELDS = {
-    "previous_response_id": "the gateway keeps no response history; send the whole "
-    "conversation in `input` instead",
     "conversation": "the gateway keeps no conversations; send the whole conversation in `input`",
     "prompt": "stored prompt templates are not supported; send `instructions` and `input`",
 }
-#: Reasoning items are sent back by stateless clients; the canonical form has no place for them.
-_SKIPPED_ITEMS = {"reasoning"}
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 #: The tool names every provider accepts (OpenAI's and Anthropic's rule).
 _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -104,7 +104,7 @@ def decode_responses_request(body: Any) -> ChatRequest:
             raise BadRequest(f"{field}: not supported: {reason}")
     if body.get("background"):
         raise BadRequest("background: not supported: the gateway keeps no response to poll")
-    _check_text_format(body.get("text"))
+    response_format = _text_format(body.get("text"))
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("model: required, a non-empty string")
@@ -119,7 +119,7 @@ def decode_responses_request(body: Any) -> ChatRequest:
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise BadRequest("user: expected a string")
-    # Fields with no canonical name (reasoning, include, metadata, truncation, store,
+    # Fields with no canonical name (include, metadata, truncation, store,
     # parallel_tool_calls, ...) are dropped: ``extra`` would reach providers that do not
     # speak this dialect.
     tools = _tools(body.get("tools"))
@@ -134,18 +134,56 @@ def decode_responses_request(body: Any) -> ChatRequest:
         stream=stream,
         include_usage=True,  # response.completed always carries usage.
         user=user,
+        response_format=response_format,
+        reasoning=_reasoning(body.get("reasoning")),
     )
 
 
-def _check_text_format(text: Any) -> None:
+def _text_format(text: Any) -> ResponseFormat | None:
+    """``text.format``: free text, ``json_object`` or ``json_schema`` (name, schema, strict)."""
     if text is None:
-        return
+        return None
     if not isinstance(text, dict):
         raise BadRequest("text: expected an object")
-    text_format = text.get("format")
-    kind = text_format.get("type") if isinstance(text_format, dict) else text_format
-    if kind not in (None, "text"):
-        raise BadRequest(f"text.format.type: {kind!r} (structured output) is not supported")
+    spec = text.get("format")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise BadRequest("text.format: expected an object")
+    kind = spec.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ResponseFormat(type="json_object")
+    if kind != "json_schema":
+        raise BadRequest("text.format.type: expected 'text', 'json_object' or 'json_schema'")
+    name = _string(spec.get("name"), "text.format.name", empty=False)
+    schema = spec.get("schema")
+    if not isinstance(schema, dict):
+        raise BadRequest("text.format.schema: required, a JSON Schema object")
+    description = spec.get("description")
+    if description is not None and not isinstance(description, str):
+        raise BadRequest("text.format.description: expected a string")
+    strict = spec.get("strict")
+    if strict is not None and not isinstance(strict, bool):
+        raise BadRequest("text.format.strict: expected a boolean")
+    return ResponseFormat(
+        type="json_schema", name=name, schema=schema, description=description, strict=strict
+    )
+
+
+def _reasoning(raw: Any) -> Reasoning | None:
+    """``reasoning.effort``; ``summary`` needs nothing: visible thinking always comes back."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise BadRequest("reasoning: expected an object")
+    effort = raw.get("effort")
+    if effort is None:
+        return None
+    if not isinstance(effort, str) or effort not in EFFORTS:
+        raise BadRequest(f"reasoning.effort: must be one of {', '.join(EFFORTS)}")
+    return Reasoning(effort=effort)
 
 
 def _instructions(raw: Any) -> list[Message]:
@@ -162,6 +200,8 @@ def _input(raw: Any) -> list[Message]:
     if not isinstance(raw, list) or not raw:
         raise BadRequest("input: required, a string or a non-empty list of items")
     messages: list[Message] = []
+    # A reasoning item belongs to the assistant turn that follows it.
+    thought: Message | None = None
     for index, item in enumerate(raw):
         where = f"input.{index}"
         if not isinstance(item, dict):
@@ -169,22 +209,64 @@ def _input(raw: Any) -> list[Message]:
         kind = item.get("type", "message")
         if not isinstance(kind, str):
             raise BadRequest(f"{where}.type: expected a string")
+        if kind == "reasoning":
+            thought = _reasoning_item(item, where, thought)
+            continue
         if kind == "message":
-            messages.append(_message(item, where))
+            message = _message(item, where)
+            if message.role == "assistant" and thought is not None:
+                _take_reasoning(message, thought)
+                thought = None
+            messages.append(message)
         elif kind == "function_call":
             call = _function_call(item, where)
             # Calls the model made together belong to one assistant turn, after its text.
-            if messages and messages[-1].role == "assistant":
+            if messages and messages[-1].role == "assistant" and thought is None:
                 messages[-1].tool_calls.append(call)
             else:
-                messages.append(Message(role="assistant", tool_calls=[call]))
+                turn = Message(role="assistant", tool_calls=[call])
+                if thought is not None:
+                    _take_reasoning(turn, thought)
+                    thought = None
+                messages.append(turn)
         elif kind == "function_call_output":
             messages.append(_function_call_output(item, where))
         elif kind == "item_reference":
             raise BadRequest(f"{where}.type: item_reference needs stored items; send them in full")
-        elif kind not in _SKIPPED_ITEMS:
+        else:
             raise BadRequest(f"{where}.type: input item type {kind!r} is not supported")
     return messages
+
+
+def _reasoning_item(item: dict[str, Any], where: str, before: Message | None) -> Message:
+    """The thinking a ``reasoning`` item carries (summary and content texts, and its
+    ``encrypted_content``: the signature this gateway handed out), added to ``before``."""
+    texts: list[str] = []
+    for key, part_type in (("summary", "summary_text"), ("content", "reasoning_text")):
+        parts = item.get(key)
+        if parts is None:
+            continue
+        if not isinstance(parts, list):
+            raise BadRequest(f"{where}.{key}: expected a list")
+        for number, part in enumerate(parts):
+            if not isinstance(part, dict) or part.get("type") != part_type:
+                raise BadRequest(f"{where}.{key}.{number}: expected a {part_type} part")
+            texts.append(_string(part.get("text"), f"{where}.{key}.{number}.text"))
+        if texts:
+            break  # content repeats the summary's thinking in full; one of them is enough
+    signature = item.get("encrypted_content")
+    if signature is not None and not isinstance(signature, str):
+        raise BadRequest(f"{where}.encrypted_content: expected a string")
+    thought = before or Message(role="assistant")
+    if texts:
+        thought.reasoning = (thought.reasoning or "") + "".join(texts)
+    thought.reasoning_signature = signature or thought.reasoning_signature
+    return thought
+
+
+def _take_reasoning(turn: Message, thought: Message) -> None:
+    turn.reasoning = thought.reasoning
+    turn.reasoning_signature = thought.reasoning_signature
 
 
 def _message(item: dict[str, Any], where: str) -> Message:

@@ -20,6 +20,7 @@ from modelway.types import (
     ChatResponse,
     MessageEnd,
     MessageStart,
+    ReasoningDelta,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -49,9 +50,13 @@ def response_object(response: ChatResponse, request: ChatRequest | None = None) 
     response_id = responses_id(response.id)
     status = _status(response.stop_reason)
     output: list[dict[str, Any]] = []
+    message = response.message
+    if message.reasoning is not None or message.reasoning_signature is not None:
+        item = reasoning_item(_reasoning_id(response_id), message.reasoning or "")
+        output.append(_signed(item, message.reasoning_signature))
     text = response.message.text()
     if text or not response.message.tool_calls:
-        output.append(message_item(_message_id(response_id, 0), text, status))
+        output.append(message_item(_message_id(response_id, len(output)), text, status))
     output.extend(
         function_call_item(call, status, namespaces) for call in response.message.tool_calls
     )
@@ -62,6 +67,7 @@ def response_object(response: ChatResponse, request: ChatRequest | None = None) 
         status=status,
         output=output,
         usage=response.usage,
+        request=request,
     )
     return _finished(body, response.stop_reason)
 
@@ -83,6 +89,19 @@ def message_item(item_id: str, text: str, status: str) -> dict[str, Any]:
         "status": status,
         "content": content,
     }
+
+
+def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
+    """A ``reasoning`` output item: the model's visible thinking as one summary part."""
+    summary = [{"type": "summary_text", "text": text}] if text else []
+    return {"id": item_id, "type": "reasoning", "summary": summary}
+
+
+def _signed(item: dict[str, Any], signature: str | None) -> dict[str, Any]:
+    # The signature rides in ``encrypted_content``, which clients send back unchanged.
+    if signature is not None:
+        item["encrypted_content"] = signature
+    return item
 
 
 def function_call_item(
@@ -177,7 +196,7 @@ def _request_echo(request: ChatRequest) -> dict[str, Any]:
     choice: Any = request.tool_choice or "auto"
     if choice not in ("auto", "none", "required"):
         choice = {"type": "function", "name": choice}
-    return {
+    echo: dict[str, Any] = {
         "max_output_tokens": request.max_tokens,
         "temperature": request.temperature,
         "top_p": request.top_p,
@@ -185,6 +204,17 @@ def _request_echo(request: ChatRequest) -> dict[str, Any]:
         "tools": [_tool_object(tool) for tool in request.tools],
         "user": request.user,
     }
+    wanted = request.response_format
+    if wanted is not None and wanted.type == "json_object":
+        echo["text"] = {"format": {"type": "json_object"}}
+    elif wanted is not None:
+        spec = {"type": "json_schema", "name": wanted.name, "schema": wanted.schema}
+        echo["text"] = {
+            "format": {**spec, "description": wanted.description, "strict": wanted.strict}
+        }
+    if request.reasoning is not None and request.reasoning.effort is not None:
+        echo["reasoning"] = {"effort": request.reasoning.effort, "summary": None}
+    return echo
 
 
 def _tool_object(tool: Tool) -> dict[str, Any]:
@@ -199,6 +229,10 @@ def _tool_object(tool: Tool) -> dict[str, Any]:
 
 def _text_part(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _reasoning_id(response_id: str) -> str:
+    return "rs_" + response_id.removeprefix("resp_")
 
 
 def _message_id(response_id: str, output_index: int) -> str:
@@ -235,11 +269,16 @@ class ResponsesStreamEncoder:
         self._output: list[dict[str, Any]] = []
         self._text_index: int | None = None  # output index of the open message item
         self._text: list[str] = []
+        self._reasoning_index: int | None = None  # output index of the open reasoning item
+        self._reasoning: list[str] = []
         # Tool call items stay open until the answer ends: a canonical stream may send an
         # earlier call's argument deltas after a later call began.
         self._calls: dict[int, int] = {}  # canonical tool call index -> output index
         self._stop: StopReason | None = None
         self._usage: Usage | None = None
+        #: Fields every ``response`` object of the stream repeats that the canonical
+        #: request cannot say (``store``, ``previous_response_id``).
+        self.echo: dict[str, Any] = {}
 
     def encode(self, event: StreamEvent) -> bytes:
         """The SSE events for one canonical event (empty while ``response.completed`` waits)."""
@@ -248,10 +287,12 @@ class ResponsesStreamEncoder:
         if isinstance(event, MessageStart):
             return b"" if self._started else self._start(event.id, event.model)
         out = b"" if self._started else self._start("", self._model)
-        if isinstance(event, TextDelta):
-            out += self._text_delta(event.text)
+        if isinstance(event, ReasoningDelta):
+            out += self._reasoning_delta(event)
+        elif isinstance(event, TextDelta):
+            out += self._close_reasoning() + self._text_delta(event.text)
         elif isinstance(event, ToolCallStart):
-            out += self._close_text("completed") + self._open_call(event)
+            out += self._close_reasoning() + self._close_text("completed") + self._open_call(event)
         elif isinstance(event, ToolCallDelta):
             out += self._call_delta(event)
         elif isinstance(event, MessageEnd):
@@ -315,7 +356,7 @@ class ResponsesStreamEncoder:
         return self._event({"type": f"response.{status}", "response": body})
 
     def _body(self, status: str, usage: Usage | None = None) -> dict[str, Any]:
-        return _response(
+        body = _response(
             self._id,
             self._model,
             self._created_at,
@@ -324,8 +365,48 @@ class ResponsesStreamEncoder:
             usage=usage,
             request=self._request,
         )
+        body.update(self.echo)
+        return body
 
     # --- output items ---
+
+    def _reasoning_delta(self, event: ReasoningDelta) -> bytes:
+        out = b""
+        if self._reasoning_index is None:
+            self._reasoning_index = len(self._output)
+            self._reasoning = []
+            self._output.append(reasoning_item(_reasoning_id(self._id), ""))
+            out += self._item_event("response.output_item.added", self._reasoning_index)
+        item = self._output[self._reasoning_index]
+        _signed(item, event.signature)
+        if not event.text:
+            return out
+        position = {"item_id": item["id"], "output_index": self._reasoning_index}
+        if not self._reasoning:
+            part = {"type": "summary_text", "text": ""}
+            added = {"type": "response.reasoning_summary_part.added", "summary_index": 0}
+            out += self._event({**added, **position, "part": part})
+        self._reasoning.append(event.text)
+        delta = {"type": "response.reasoning_summary_text.delta", "summary_index": 0}
+        return out + self._event({**delta, **position, "delta": event.text})
+
+    def _close_reasoning(self) -> bytes:
+        if self._reasoning_index is None:
+            return b""
+        index, text = self._reasoning_index, "".join(self._reasoning)
+        self._reasoning_index = None
+        item = self._output[index]
+        out = b""
+        if text:
+            item["summary"] = [{"type": "summary_text", "text": text}]
+            position = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+            done = {"type": "response.reasoning_summary_text.done", **position, "text": text}
+            out += self._event(done)
+            part = {"type": "summary_text", "text": text}
+            out += self._event(
+                {"type": "response.reasoning_summary_part.done", **position, "part": part}
+            )
+        return out + self._item_event("response.output_item.done", index)
 
     def _open_text(self) -> bytes:
         self._text_index = len(self._output)
@@ -382,8 +463,10 @@ class ResponsesStreamEncoder:
 
     def _close_items(self) -> bytes:
         status = _status(self._stop or "stop")
+        out = self._close_reasoning()
         # An answer with no output still has its (empty) message, as a whole response does.
-        out = self._open_text() if not self._output else b""
+        if not any(item["type"] != "reasoning" for item in self._output):
+            out += self._open_text()
         out += self._close_text(status)
         for output_index in sorted(self._calls.values()):
             item = self._output[output_index]

@@ -4,7 +4,9 @@ Read the body → the caller from its key → ``calls.open`` (admission, route) 
 a provider of the caller's own format, or translated through the canonical form →
 the answer or stream in the caller's dialect. Errors before the first byte become an
 error response; after it, a final error event. The call meters itself
-(``modelway.calls``); this module only speaks HTTP.
+(``modelway.calls``); this module only speaks HTTP. A translated Responses API call
+keeps its answer for ``previous_response_id`` (``gateway.response_state``), and a
+relayable one that continues a response the gateway kept is translated instead.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from modelway.calls.relay import Headers
 from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.dialects.responses import ResponsesDialect, dropped_tools
 from modelway.errors import BadRequest, ModelwayError
+from modelway.gateway import response_state
 from modelway.gateway.auth import RequestHeaders, authenticate, headers_key
 from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.http import (
@@ -95,29 +98,40 @@ async def chat_call(
     )
 
     async def answer() -> Response:
-        if call.relayable():
+        if call.relayable() and not (
+            isinstance(dialect, ResponsesDialect) and response_state.names_stored_response(body)
+        ):
             # A provider of the caller's own format validates the rest itself and answers
             # any problem in that same format; only routing needed parsing here.
             return _relayed_response(await call.relay(body, headers))
-        return await _translated_response(call, dialect, body)
+        return await _translated_response(state, call, dialect, body, len(raw))
 
     return await metered_answer(call, dialect, answer)
 
 
 async def _translated_response(
-    call: MeteredCall, dialect: Dialect, body: dict[str, Any]
+    state: GatewayState, call: MeteredCall, dialect: Dialect, body: dict[str, Any], size: int
 ) -> Response:
     chat = dialect.decode_chat(body)
+    turn = None
+    if isinstance(dialect, ResponsesDialect):
+        # Continues a kept response (its conversation joins chat.messages) and keeps this one.
+        turn = await response_state.open_turn(state, call.caller, body, chat, size)
     response: Response
     if not chat.stream:
         answer = await call.complete(chat)
         assert call.outcome is not None
-        response = json_answer(dialect.encode_response(answer, chat), call.outcome)
+        if turn is not None:
+            encoded = await turn.answer_body(answer, chat)
+        else:
+            encoded = dialect.encode_response(answer, chat)
+        response = json_answer(encoded, call.outcome)
     else:
         events = await call.stream(chat)
         assert call.outcome is not None
+        encoder = dialect.stream_encoder(chat)
         response = EventStream(
-            _encoded(events, dialect.stream_encoder(chat)),
+            _encoded(events, encoder) if turn is None else turn.encoded(events, encoder),
             media_type=dialect.stream_media_type,
             headers=outcome_headers(call.outcome),
         )

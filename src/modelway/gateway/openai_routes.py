@@ -1,10 +1,11 @@
-"""The OpenAI-format API besides chat (``gateway.chat``): models and embeddings."""
+"""The OpenAI-format API besides chat (``gateway.chat``): models, embeddings, and the
+Responses API answers the gateway kept (``GET``/``DELETE /v1/responses/{id}``)."""
 
 from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -12,7 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelway.errors import BadRequest, NotFound, UpstreamError
+from modelway.calls import Caller
+from modelway.errors import BadRequest, ModelwayError, NotFound, UpstreamError
+from modelway.gateway import response_state
+from modelway.gateway.auth import request_caller
 from modelway.gateway.dialect_paths import OPENAI as DIALECT
 from modelway.gateway.embeddings import answer_embeddings, decode_embedding_request
 from modelway.gateway.http import error_response
@@ -87,8 +91,31 @@ async def embeddings(request: Request) -> Response:
     return await answer_embeddings(request, DIALECT, _openai_embeddings)
 
 
+async def get_response(request: Request) -> Response:
+    """A response the gateway kept (a translated ``POST /v1/responses``), in the caller's scope."""
+    return await _stored_response(request, response_state.stored_response)
+
+
+async def delete_response(request: Request) -> Response:
+    """Delete a response the gateway kept: ``{"id", "object": "response", "deleted": true}``."""
+    return await _stored_response(request, response_state.delete_stored_response)
+
+
+async def _stored_response(
+    request: Request, action: Callable[[GatewayState, Caller, str], Awaitable[bytes]]
+) -> Response:
+    state: GatewayState = request.app.state.gateway
+    try:
+        body = await action(state, request_caller(request), request.path_params["response_id"])
+    except ModelwayError as error:
+        return error_response(DIALECT, error)
+    return Response(body, media_type="application/json")
+
+
 ROUTES = [
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/v1/models/{model_id:path}", get_model, methods=["GET"]),
     Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
+    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
 ]

@@ -8,6 +8,10 @@ with ``call <tool name>`` (optionally followed by a JSON object of its arguments
 agent's test makes the mock read a file), else the first offered. A structured-output
 request (``response_format``) is answered with JSON: an example valid against its schema,
 or for ``json_object`` the answer text as ``{"answer": ...}`` unless it is a JSON object.
+A request asking for thinking (``ChatRequest.reasoning``) is answered with one line of
+visible thinking that names the effort or budget it got, signed for the wire the mock
+speaks; a signed earlier turn sent back with a signature the mock did not write is a 400,
+as Anthropic and Gemini refuse tampered thinking.
 Embeddings are unit vectors from a hash of the text, within ``MAX_EMBEDDING_DIMENSIONS``
 and ``MAX_EMBEDDING_VALUES``: a request is the caller's, so none may size the work freely.
 """
@@ -25,11 +29,14 @@ import orjson
 
 from modelway.errors import BadRequest
 from modelway.mock.schema_examples import schema_example
+from modelway.reasoning import signature_for, tagged
 from modelway.types import (
     ChatRequest,
     ChatResponse,
     MessageEnd,
     MessageStart,
+    Reasoning,
+    ReasoningDelta,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -58,9 +65,21 @@ _WORD_PIECE = re.compile(r"\S+\s*|\s+")
 _CALL_TOOL = re.compile(r"\bcall (?P<name>[\w.:-]{1,128})(?:\s+(?P<arguments>\{.*\}))?", re.DOTALL)
 
 
-def mock_events(request: ChatRequest, model: str) -> list[StreamEvent]:
-    """The stream events of the mock's answer to ``request`` as ``model``."""
+_MOCK_SIGNATURE = re.compile(r"mocksig-[0-9a-f]{24}")
+#: The value Gemini documents for replayed calls whose signature was lost.
+_GEMINI_BYPASS = "skip_thought_signature_validator"
+#: The wires whose providers sign their thinking (and check it when it comes back).
+_SIGNING_WIRES = ("anthropic", "gemini")
+
+
+def mock_events(request: ChatRequest, model: str, wire: str = "openai") -> list[StreamEvent]:
+    """The stream events of the mock's answer to ``request`` as ``model``, speaking ``wire``."""
+    _check_signatures(request, wire)
     events: list[StreamEvent] = [MessageStart(id=f"mock-{uuid.uuid4().hex}", model=model)]
+    if request.reasoning is not None and request.reasoning.effort != "none":
+        thought = mock_thinking(request.reasoning)
+        signature = tagged(wire, mock_signature(thought)) if wire in _SIGNING_WIRES else None
+        events.append(ReasoningDelta(thought, signature))
     stop_reason: StopReason = "stop"
     tool, asked_arguments = _tool_to_call(request)
     if tool is not None:
@@ -79,9 +98,38 @@ def mock_events(request: ChatRequest, model: str) -> list[StreamEvent]:
     return events
 
 
-def mock_response(request: ChatRequest, model: str) -> ChatResponse:
+def mock_response(request: ChatRequest, model: str, wire: str = "openai") -> ChatResponse:
     """The mock's complete answer: the fold of ``mock_events``."""
-    return fold_events(mock_events(request, model))
+    return fold_events(mock_events(request, model, wire))
+
+
+def mock_thinking(reasoning: Reasoning) -> str:
+    """The mock's visible thinking: which effort or budget the request asked for."""
+    if reasoning.budget_tokens is not None:
+        return f"Thinking with a budget of {reasoning.budget_tokens} tokens."
+    return f"Thinking at {reasoning.effort} effort."
+
+
+def mock_signature(thought: str) -> str:
+    """The signature the mock writes for its thinking ``thought``."""
+    return "mocksig-" + hashlib.sha256(thought.encode()).hexdigest()[:24]
+
+
+def _check_signatures(request: ChatRequest, wire: str) -> None:
+    for index, message in enumerate(request.messages):
+        signature = signature_for(wire, message.reasoning_signature)
+        if signature is None:
+            continue
+        # Anthropic gets the thinking back with its signature; Gemini only the signature.
+        if message.reasoning is not None:
+            valid = signature == mock_signature(message.reasoning)
+        else:
+            valid = _MOCK_SIGNATURE.fullmatch(signature) is not None or signature == _GEMINI_BYPASS
+        if not valid:
+            raise BadRequest(
+                f"messages.{index}: invalid thinking signature: thinking blocks must be "
+                "sent back unchanged"
+            )
 
 
 def mock_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:

@@ -9,6 +9,7 @@ Google's JSON parser accepts proto field names too, so ``inline_data`` is read l
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -20,12 +21,15 @@ from modelway.mock.gemini_responses import (
     error_object,
     response_object,
 )
+from modelway.reasoning import tagged
 from modelway.types import (
     ChatRequest,
     ChatResponse,
     ImagePart,
     Message,
     Part,
+    Reasoning,
+    ResponseFormat,
     TextPart,
     Tool,
     ToolCall,
@@ -33,6 +37,9 @@ from modelway.types import (
 
 _MODES = {"AUTO": "auto", "VALIDATED": "auto", "NONE": "none", "ANY": "required"}
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+#: ``responseSchema`` nested deeper than this is passed on as sent (the example generator
+#: has its own bound); recursion stays far from Python's limit whatever the body holds.
+MAX_SCHEMA_DEPTH = 64
 
 
 class GeminiDialect:
@@ -59,8 +66,8 @@ class GeminiDialect:
         count = _get(config, "candidateCount")
         if count not in (None, 1):
             raise BadRequest("generationConfig.candidateCount: only 1 candidate is supported")
-        # topK, responseMimeType, thinkingConfig and safetySettings have no canonical
-        # name and are dropped rather than put in ``extra``, which any provider receives.
+        # topK and safetySettings have no canonical name and are dropped rather than put
+        # in ``extra``, which any provider receives.
         return ChatRequest(
             model=model.removeprefix("models/"),
             messages=messages,
@@ -72,6 +79,8 @@ class GeminiDialect:
             stop=_strings(_get(config, "stopSequences"), "generationConfig.stopSequences"),
             stream=body.get("stream") is True,
             include_usage=True,  # Gemini chunks always carry usageMetadata.
+            response_format=_response_format(config),
+            reasoning=_thinking(_get(config, "thinkingConfig")),
         )
 
     def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
@@ -122,6 +131,24 @@ def _system(raw: Any) -> list[Message]:
     return [Message(role="system", content=[TextPart(text)])] if text else []
 
 
+def _thinking(raw: Any) -> Reasoning | None:
+    """``thinkingConfig``: a ``thinkingBudget`` (0 is off) or a ``thinkingLevel``."""
+    if raw is None:
+        return None
+    config = _object(raw, "generationConfig.thinkingConfig")
+    tokens = _get(config, "thinkingBudget")
+    level = _get(config, "thinkingLevel")
+    if tokens is not None:
+        if type(tokens) is not int or tokens < -1:
+            raise BadRequest("generationConfig.thinkingConfig.thinkingBudget: must be an integer")
+        return Reasoning(effort="none") if tokens == 0 else Reasoning(budget_tokens=tokens)
+    if level is not None:
+        if level not in ("minimal", "low", "medium", "high"):
+            raise BadRequest("generationConfig.thinkingConfig.thinkingLevel: unknown level")
+        return Reasoning(effort=level)
+    return None
+
+
 class _ContentDecoder:
     """Decodes turns in order, pairing each functionResponse with the call it answers."""
 
@@ -140,11 +167,15 @@ class _ContentDecoder:
         messages: list[Message] = []
         canonical: list[Part] = []
         calls: list[ToolCall] = []
+        signature: str | None = None
         for index, part in enumerate(parts):
             path = f"{where}.parts.{index}"
             part = _object(part, path)
+            signed = _get(part, "thoughtSignature")
+            if isinstance(signed, str) and signed and role == "model" and signature is None:
+                signature = tagged("gemini", signed)
             if part.get("thought"):
-                continue  # earlier thinking has no canonical form
+                continue  # Gemini needs only the signature of earlier thinking
             call, response = _get(part, "functionCall"), _get(part, "functionResponse")
             if call is not None and role == "model":
                 calls.append(self._call(call, f"{path}.functionCall", len(calls), where))
@@ -160,7 +191,14 @@ class _ContentDecoder:
                 canonical.append(_part(part, path))
         if role == "model":
             self._pending = [(call.id, call.name) for call in calls]
-            return [Message(role="assistant", content=canonical, tool_calls=calls)]
+            return [
+                Message(
+                    role="assistant",
+                    content=canonical,
+                    tool_calls=calls,
+                    reasoning_signature=signature,
+                )
+            ]
         if canonical or not messages:
             messages.append(Message(role="user", content=canonical))
         return messages
@@ -260,6 +298,83 @@ def _lower_types(schema: Any) -> Any:
     out = {key: _lower_types(value) for key, value in schema.items()}
     if isinstance(schema.get("type"), str):
         out["type"] = schema["type"].lower()
+    return out
+
+
+def _response_format(config: dict[str, Any]) -> ResponseFormat | None:
+    """Structured output from ``responseMimeType`` and ``responseSchema``/``responseJsonSchema``.
+
+    ``responseSchema`` is Gemini's OpenAPI subset (``"OBJECT"``, ``nullable``, enum values
+    always strings), read back as the JSON Schema it stands for; ``responseJsonSchema`` is
+    JSON Schema already. A schema with no MIME type is JSON too; another MIME type
+    (``text/plain``, ``text/x.enum``) asks for no JSON, so gets none.
+    """
+    mime_type = _get(config, "responseMimeType")
+    if mime_type is not None and not isinstance(mime_type, str):
+        raise BadRequest("generationConfig.responseMimeType: must be a string")
+    json_schema, schema = _get(config, "responseJsonSchema"), _get(config, "responseSchema")
+    if json_schema is not None and schema is not None:
+        raise BadRequest(
+            "generationConfig: responseSchema and responseJsonSchema cannot both be set"
+        )
+    if mime_type not in (None, "application/json"):
+        return None
+    if json_schema is not None:
+        where = "generationConfig.responseJsonSchema"
+        return ResponseFormat(type="json_schema", schema=_object(json_schema, where))
+    if schema is not None:
+        where = "generationConfig.responseSchema"
+        return ResponseFormat(type="json_schema", schema=_openapi_schema(_object(schema, where)))
+    return ResponseFormat(type="json_object") if mime_type is not None else None
+
+
+#: Gemini's enum values are strings whatever the type; these types read them back.
+_ENUM_VALUES = {"true": True, "false": False}
+
+
+def _enum_value(kind: str, value: Any) -> Any:
+    """An enum value Gemini sent as a string, as the ``kind`` of value it stands for."""
+    if not isinstance(value, str):
+        return value
+    if kind == "boolean":
+        return _ENUM_VALUES[value.lower()]
+    return int(value) if kind == "integer" else float(value)
+
+
+def _openapi_schema(schema: Any, depth: int = 0) -> Any:
+    """A Gemini ``Schema`` (OpenAPI 3.0 subset) as JSON Schema.
+
+    Type names are lowercased, ``nullable: true`` becomes a ``[type, "null"]`` type list
+    and the string values of a non-string ``enum`` become numbers or booleans again.
+    Only the fields that hold schemas are walked, and no deeper than ``MAX_SCHEMA_DEPTH``.
+    """
+    if not isinstance(schema, dict) or depth > MAX_SCHEMA_DEPTH:
+        return schema
+    out = {key: value for key, value in schema.items() if key != "nullable"}
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        out["properties"] = {
+            name: _openapi_schema(value, depth + 1) for name, value in properties.items()
+        }
+    if "items" in schema:
+        out["items"] = _openapi_schema(schema["items"], depth + 1)
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(combinator)
+        if isinstance(options, list):
+            out[combinator] = [_openapi_schema(option, depth + 1) for option in options]
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        kind = out["type"] = kind.lower()
+        if kind == "type_unspecified":
+            del out["type"]
+        enum = schema.get("enum")
+        if kind in ("integer", "number", "boolean") and isinstance(enum, list):
+            with contextlib.suppress(KeyError, ValueError):  # unreadable: left as sent
+                out["enum"] = [_enum_value(kind, value) for value in enum]
+        if schema.get("nullable") is True and kind != "type_unspecified":
+            out["type"] = [kind, "null"]
+    if schema.get("format") == "enum":
+        del out["format"]  # Gemini's marker for a string enum, not a JSON Schema format
     return out
 
 

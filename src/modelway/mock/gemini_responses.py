@@ -8,10 +8,12 @@ from typing import Any
 import orjson
 
 from modelway.errors import ModelwayError
+from modelway.reasoning import signature_for
 from modelway.types import (
     ChatResponse,
     MessageEnd,
     MessageStart,
+    ReasoningDelta,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -48,8 +50,10 @@ _STATUS_NAMES = {
 
 def response_object(response: ChatResponse) -> dict[str, Any]:
     """The ``GenerateContentResponse`` for a complete answer."""
-    parts = [{"text": p.text} for p in response.message.content if isinstance(p, TextPart)]
-    parts += [_function_call(call) for call in response.message.tool_calls]
+    message = response.message
+    parts = _thought_parts(message.reasoning or "", message.reasoning_signature)
+    parts += [{"text": p.text} for p in message.content if isinstance(p, TextPart)]
+    parts += [_function_call(call) for call in message.tool_calls]
     chunk = _chunk(response.id, response.model, parts)
     chunk["candidates"][0]["finishReason"] = GEMINI_FINISH_REASONS[response.stop_reason]
     chunk["usageMetadata"] = usage_metadata(response.usage or Usage())
@@ -83,6 +87,17 @@ def _function_call(call: ToolCall) -> dict[str, Any]:
     if not isinstance(args, dict):
         args = {}
     return {"functionCall": {"id": call.id, "name": call.name, "args": args}}
+
+
+def _thought_parts(text: str, signature: str | None) -> list[dict[str, Any]]:
+    """Thinking as Gemini shows it: a ``thought`` part, signed with ``thoughtSignature``."""
+    if not text and signature is None:
+        return []
+    part: dict[str, Any] = {"thought": True, "text": text}
+    own = signature_for("gemini", signature)
+    if own is not None:
+        part["thoughtSignature"] = own
+    return [part]
 
 
 def _chunk(response_id: str, model: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -129,7 +144,10 @@ class GeminiStreamEncoder:
                 call.arguments += event.arguments
             return b""
         out = self._flush_calls()
-        if isinstance(event, TextDelta):
+        if isinstance(event, ReasoningDelta):
+            parts = _thought_parts(event.text, event.signature)
+            out += _sse(_chunk(self._id, self._model, parts)) if parts else b""
+        elif isinstance(event, TextDelta):
             out += _sse(_chunk(self._id, self._model, [{"text": event.text}]))
         elif isinstance(event, MessageEnd):
             self._stop = event.stop_reason

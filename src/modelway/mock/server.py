@@ -340,12 +340,12 @@ class MockServer:
             if url_fields and isinstance(body, dict):
                 body.update(url_fields)
             chat = dialect.decode_chat(body)
+            events = mock_events(chat, chat.model, dialect.name)
         except ModelwayError as error:
             return _error_response(dialect, error)
         self.stats.last_request_images = sum(
             isinstance(part, ImagePart) for message in chat.messages for part in message.content
         )
-        events = mock_events(chat, chat.model)
         if not chat.stream:
             await self._delay(plan)
             body = dialect.encode_response(fold_events(events))

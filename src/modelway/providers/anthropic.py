@@ -18,6 +18,7 @@ from modelway.errors import (
     UpstreamStatusError,
 )
 from modelway.providers.base import HttpRequest
+from modelway.reasoning import ANTHROPIC_MIN_BUDGET, anthropic_thinks, budget, signature_for, tagged
 from modelway.streams import ServerSentEvent, SSEDecoder
 from modelway.types import (
     ChatRequest,
@@ -29,6 +30,7 @@ from modelway.types import (
     MessageEnd,
     MessageStart,
     Part,
+    ReasoningDelta,
     ResponseFormat,
     StopReason,
     StreamEvent,
@@ -46,6 +48,8 @@ API_VERSION = "2023-06-01"
 #: Anthropic requires ``max_tokens``; this is sent when the caller gave none.
 DEFAULT_MAX_TOKENS = 4096
 PROVIDER = "anthropic"
+#: The wire tag of a redacted thinking block's ``data`` in ``Message.reasoning_signature``.
+REDACTED = "anthropic-redacted"
 
 #: Anthropic's ``stop_reason`` in canonical terms.
 STOP_REASONS: dict[str, StopReason] = {
@@ -152,11 +156,7 @@ _NO_EMBEDDINGS = "the anthropic provider has no embeddings API; route embeddings
 
 def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
     """The JSON body of a Messages API request; ``request.extra`` is merged last."""
-    body: dict[str, Any] = {
-        "model": model,
-        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
-        "messages": _turns(request.messages),
-    }
+    body: dict[str, Any] = {"model": model, "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS}
     system = request.system_text()
     if system:
         body["system"] = system
@@ -166,9 +166,14 @@ def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
         body["tools"] = [_tool(tool) for tool in request.tools]
         if request.tool_choice:
             body["tool_choice"] = _tool_choice(request.tool_choice)
-    if request.temperature is not None:
+    thinking = _thinking(request, model, body)
+    if thinking:
+        body["thinking"] = thinking
+    body["messages"] = _turns(request.messages, with_thinking=bool(thinking))
+    if request.temperature is not None and not thinking:
+        # With thinking on Anthropic accepts no temperature but 1 and top_p of 0.95 or more.
         body["temperature"] = request.temperature
-    if request.top_p is not None:
+    if request.top_p is not None and (not thinking or request.top_p >= 0.95):
         body["top_p"] = request.top_p
     if request.stop:
         body["stop_sequences"] = request.stop
@@ -180,12 +185,51 @@ def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
     return body
 
 
-def _turns(messages: list[Message]) -> list[dict[str, Any]]:
+def _thinking(request: ChatRequest, model: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``thinking`` setting for ``request``, raising ``max_tokens`` in ``body`` to fit it.
+
+    None when the caller asked for none, the model cannot think, or Anthropic would refuse
+    it: a forced tool call (``tool_choice`` any/tool, structured output) or a tool-use turn
+    being continued whose thinking block the caller did not send back.
+    """
+    wanted = request.reasoning
+    if wanted is None or wanted.effort == "none" or not anthropic_thinks(model):
+        return None
+    if body.get("tool_choice", {}).get("type") in ("any", "tool"):
+        return None
+    last = next((m for m in reversed(request.messages) if m.role == "assistant"), None)
+    if last is not None and last.tool_calls and not _thinking_block(last):
+        return None
+    tokens = budget(wanted)
+    if request.max_tokens is None:
+        body["max_tokens"] = tokens + DEFAULT_MAX_TOKENS  # thinking counts toward max_tokens
+    else:
+        tokens = min(tokens, request.max_tokens - 1)
+    if tokens < ANTHROPIC_MIN_BUDGET:
+        return None
+    return {"type": "enabled", "budget_tokens": tokens}
+
+
+def _thinking_block(message: Message) -> dict[str, Any] | None:
+    """The thinking block Anthropic wrote for this turn, when the caller kept it."""
+    signature = signature_for(PROVIDER, message.reasoning_signature)
+    if signature is not None:
+        return {"type": "thinking", "thinking": message.reasoning or "", "signature": signature}
+    data = signature_for(REDACTED, message.reasoning_signature)
+    return {"type": "redacted_thinking", "data": data} if data is not None else None
+
+
+def _turns(messages: list[Message], *, with_thinking: bool = False) -> list[dict[str, Any]]:
     turns: list[dict[str, Any]] = []
     for index, message in enumerate(messages):
         if message.role == "system":
             continue
         blocks = _blocks(message, f"messages.{index}")
+        if with_thinking and message.role == "assistant":
+            # Only Anthropic's own signed blocks go back, first in their turn.
+            thought = _thinking_block(message)
+            if thought is not None:
+                blocks.insert(0, thought)
         if not blocks:
             # Anthropic rejects turns with no content; an empty turn carries nothing anyway.
             continue
@@ -329,16 +373,24 @@ def _undecodable(message: str, raw: bytes | str) -> UndecodableResponse:
 def _response(data: dict[str, Any]) -> ChatResponse:
     parts: list[Part] = []
     calls: list[ToolCall] = []
+    thoughts: list[str] = []
+    signature: str | None = None
     for block in data["content"]:
         kind = block["type"]
-        if kind == "text":
+        if kind == "thinking":
+            thoughts.append(block.get("thinking") or "")
+            if block.get("signature"):
+                signature = signature or tagged(PROVIDER, block["signature"])
+        elif kind == "redacted_thinking" and block.get("data"):
+            signature = signature or tagged(REDACTED, block["data"])
+        elif kind == "text":
             parts.append(TextPart(block["text"]))
         elif kind == "tool_use" and block["name"] == STRUCTURED_OUTPUT_TOOL:
             parts.append(TextPart(orjson.dumps(block.get("input") or {}).decode()))
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
             calls.append(ToolCall(id=block["id"], name=block["name"], arguments=arguments))
-        # thinking and server-tool blocks have no canonical form and are left out.
+        # server-tool blocks have no canonical form and are left out.
     usage = data.get("usage")
     stop = STOP_REASONS.get(data.get("stop_reason") or "", "stop")
     if stop == "tool_calls" and not calls and _calls_output_tool(data["content"]):
@@ -346,7 +398,13 @@ def _response(data: dict[str, Any]) -> ChatResponse:
     return ChatResponse(
         id=data.get("id") or "",
         model=data.get("model") or "",
-        message=Message(role="assistant", content=parts, tool_calls=calls),
+        message=Message(
+            role="assistant",
+            content=parts,
+            tool_calls=calls,
+            reasoning="".join(thoughts) if thoughts else None,
+            reasoning_signature=signature,
+        ),
         stop_reason=stop,
         usage=parse_usage(usage) if isinstance(usage, dict) else None,
         created=int(time.time()),
@@ -455,7 +513,11 @@ class AnthropicStreamDecoder:
                 return [TextDelta(delta["partial_json"])] if delta["partial_json"] else []
             if delta["type"] == "input_json_delta" and delta["partial_json"]:
                 return [ToolCallDelta(self._tool_index[data["index"]], delta["partial_json"])]
-            return []  # thinking, signature and citation deltas have no canonical form
+            if delta["type"] == "thinking_delta" and delta["thinking"]:
+                return [ReasoningDelta(delta["thinking"])]
+            if delta["type"] == "signature_delta" and delta["signature"]:
+                return [ReasoningDelta(signature=tagged(PROVIDER, delta["signature"]))]
+            return []  # citation deltas have no canonical form
         if kind == "message_delta":
             # message_delta usage is cumulative and may repeat or update the input counts.
             late = {k: v for k, v in (data.get("usage") or {}).items() if v is not None}
@@ -472,6 +534,15 @@ class AnthropicStreamDecoder:
     def _block_start(self, index: int, block: dict[str, Any]) -> list[StreamEvent]:
         if block["type"] == "text" and block.get("text"):
             return [TextDelta(block["text"])]
+        if block["type"] == "thinking" and (block.get("thinking") or block.get("signature")):
+            signature = block.get("signature")
+            return [
+                ReasoningDelta(
+                    block.get("thinking") or "", signature and tagged(PROVIDER, signature)
+                )
+            ]
+        if block["type"] == "redacted_thinking" and block.get("data"):
+            return [ReasoningDelta(signature=tagged(REDACTED, block["data"]))]
         if block["type"] != "tool_use":
             return []
         if block["name"] == STRUCTURED_OUTPUT_TOOL:

@@ -18,6 +18,7 @@ from modelway.errors import (
 )
 from modelway.providers.base import HttpRequest
 from modelway.providers.gemini_request import generate_content_body
+from modelway.reasoning import tagged
 from modelway.streams import SSEDecoder
 from modelway.types import (
     ChatRequest,
@@ -26,6 +27,7 @@ from modelway.types import (
     EmbeddingResponse,
     MessageEnd,
     MessageStart,
+    ReasoningDelta,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -80,7 +82,7 @@ class GeminiAdapter:
     def chat_request(self, request: ChatRequest, model: str) -> HttpRequest:
         """``:generateContent``, or ``:streamGenerateContent?alt=sse`` when streaming."""
         method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
-        body = orjson.dumps(generate_content_body(request))
+        body = orjson.dumps(generate_content_body(request, model))
         headers = {"content-type": "application/json"}
         return HttpRequest("POST", f"{_model_path(model)}:{method}", body, headers)
 
@@ -210,6 +212,7 @@ class ChunkReader:
         self.finished = False
         self._calls = 0
         self._usage: dict[str, Any] | None = None
+        self._signed = False
 
     def read(self, data: dict[str, Any]) -> list[StreamEvent]:
         """The events one response object adds; nothing once the answer has finished."""
@@ -247,8 +250,17 @@ class ChunkReader:
         return events
 
     def _part(self, part: dict[str, Any]) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        signature = part.get("thoughtSignature")
+        if isinstance(signature, str) and signature and not self._signed:
+            # The first signature is the one Gemini checks (see ``generate_content_body``).
+            self._signed = True
+            events.append(ReasoningDelta(signature=tagged(PROVIDER, signature)))
+        text = part.get("text")
         if part.get("thought"):
-            return []  # thought summaries have no canonical form
+            if isinstance(text, str) and text:
+                events.append(ReasoningDelta(text))
+            return events
         if "functionCall" in part:
             call = part["functionCall"]
             index = self._calls
@@ -257,11 +269,13 @@ class ChunkReader:
             call_id = call.get("id") or f"call_{index}"
             arguments = orjson.dumps(call.get("args") or {}).decode()
             return [
+                *events,
                 ToolCallStart(index=index, id=call_id, name=call["name"]),
                 ToolCallDelta(index=index, arguments=arguments),
             ]
-        text = part.get("text")
-        return [TextDelta(text)] if isinstance(text, str) and text else []
+        if isinstance(text, str) and text:
+            events.append(TextDelta(text))
+        return events
 
 
 def _model(data: dict[str, Any]) -> str:

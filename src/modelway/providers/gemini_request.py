@@ -8,17 +8,23 @@ import orjson
 
 from modelway.errors import BadRequest
 from modelway.providers.gemini_schema import gemini_schema
-from modelway.types import ChatRequest, ImagePart, Message, Part, TextPart, Tool
+from modelway.reasoning import budget, effort, gemini_thinks, signature_for
+from modelway.types import ChatRequest, ImagePart, Message, Part, Reasoning, TextPart, Tool
 
 #: Gemini 3 rejects replayed function calls without the ``thoughtSignature`` it sent;
-#: the canonical form cannot carry one, so the documented bypass value stands in.
+#: when the caller did not keep it (``Message.reasoning_signature``), the documented
+#: bypass value stands in.
 SKIP_THOUGHT_SIGNATURE = "skip_thought_signature_validator"
+#: The largest thinking budgets Gemini 2.5 accepts (Pro, the others).
+_MAX_BUDGET_PRO = 32768
+_MAX_BUDGET = 24576
 
 _FUNCTION_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 
 
-def generate_content_body(request: ChatRequest) -> dict[str, Any]:
-    """The JSON body of a ``generateContent`` request; ``request.extra`` is merged last.
+def generate_content_body(request: ChatRequest, model: str = "") -> dict[str, Any]:
+    """The JSON body of a ``generateContent`` request for ``model``; ``request.extra`` is
+    merged last.
 
     The model is not in the body: Gemini takes it from the URL path.
     """
@@ -44,6 +50,10 @@ def generate_content_body(request: ChatRequest) -> dict[str, Any]:
         if request.response_format.schema is not None:
             # responseSchema is Gemini's OpenAPI subset, the one its function declarations take.
             config["responseSchema"] = gemini_schema(request.response_format.schema)
+    if request.reasoning is not None and gemini_thinks(model):
+        thinking = _thinking_config(request.reasoning, model)
+        if thinking is not None:
+            config["thinkingConfig"] = thinking
     if config:
         body["generationConfig"] = config
     for key, value in request.extra.items():
@@ -53,6 +63,22 @@ def generate_content_body(request: ChatRequest) -> dict[str, Any]:
         else:
             body[key] = value
     return body
+
+
+def _thinking_config(wanted: Reasoning, model: str) -> dict[str, Any] | None:
+    """``thinkingConfig``: a level for Gemini 3, a token budget for 2.5; thoughts shown."""
+    level = effort(wanted)
+    pro = "pro" in model
+    if level == "none":
+        # Pro models always think; the others stop with a budget of 0.
+        return None if pro else {"thinkingBudget": 0}
+    if not model.startswith(("gemini-2", "models/gemini-2")):
+        return {"includeThoughts": True, "thinkingLevel": "low" if level in _LOW else "high"}
+    tokens = min(budget(wanted), _MAX_BUDGET_PRO if pro else _MAX_BUDGET)
+    return {"includeThoughts": True, "thinkingBudget": tokens}
+
+
+_LOW = ("minimal", "low")
 
 
 def _contents(messages: list[Message]) -> list[dict[str, Any]]:
@@ -68,7 +94,14 @@ def _contents(messages: list[Message]) -> list[dict[str, Any]]:
         else:
             parts = _parts(message.content, where)
             if message.role == "assistant":
-                parts += _function_calls(message, where)
+                calls = _function_calls(message, where)
+                signature = signature_for("gemini", message.reasoning_signature)
+                if signature is not None:
+                    # Gemini signs the first call of a batch, or the answer's text.
+                    signed = calls[0] if calls else parts[0] if parts else None
+                    if signed is not None:
+                        signed["thoughtSignature"] = signature
+                parts += calls
                 call_names.update((call.id, call.name) for call in message.tool_calls)
         if not parts:
             continue  # Gemini rejects a turn without parts.

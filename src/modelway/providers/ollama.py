@@ -20,6 +20,7 @@ from modelway.errors import (
     UpstreamStatusError,
 )
 from modelway.providers.base import HttpRequest
+from modelway.reasoning import effort, ollama_thinks
 from modelway.streams import NDJSONDecoder
 from modelway.types import (
     ChatRequest,
@@ -30,6 +31,7 @@ from modelway.types import (
     Message,
     MessageEnd,
     MessageStart,
+    ReasoningDelta,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -212,8 +214,15 @@ def build_chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
     if request.response_format is not None:
         # Ollama's ``format`` takes a JSON schema, or "json" for any JSON.
         body["format"] = request.response_format.schema or "json"
+    if request.reasoning is not None and ollama_thinks(model):
+        # Ollama takes true/false, or a level for the models that have levels (gpt-oss).
+        level = effort(request.reasoning)
+        body["think"] = level if "gpt-oss" in model and level in _LEVELS else level != "none"
     body.update(request.extra)
     return body
+
+
+_LEVELS = ("low", "medium", "high")
 
 
 # --- streams --------------------------------------------------------------------------
@@ -274,6 +283,8 @@ class OllamaStreamDecoder:
         message = chunk.get("message")
         if not isinstance(message, dict):
             message = {}
+        if message.get("thinking"):
+            events.append(ReasoningDelta(str(message["thinking"])))
         if message.get("content"):
             events.append(TextDelta(str(message["content"])))
         for raw in message.get("tool_calls") or ():
@@ -311,6 +322,8 @@ class OllamaAdapter:
         if not isinstance(raw, dict):
             raise EmptyResponse("the ollama answer has no message", provider=PROVIDER)
         message = Message(role="assistant")
+        if raw.get("thinking"):
+            message.reasoning = str(raw["thinking"])
         if raw.get("content"):
             message.content = [TextPart(str(raw["content"]))]
         message.tool_calls = [

@@ -8,6 +8,7 @@ import orjson
 
 from modelway.errors import EmptyResponse, StreamTruncated, UndecodableResponse, UpstreamStatusError
 from modelway.providers.base import HttpRequest
+from modelway.reasoning import openai_effort
 from modelway.streams import SSEDecoder
 from modelway.types import (
     ChatRequest,
@@ -18,6 +19,7 @@ from modelway.types import (
     Message,
     MessageEnd,
     MessageStart,
+    ReasoningDelta,
     ResponseFormat,
     StopReason,
     StreamEvent,
@@ -166,8 +168,22 @@ def build_chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
         body["stream_options"] = {"include_usage": True}
     if request.response_format is not None:
         body["response_format"] = encode_response_format(request.response_format)
+    if request.reasoning is not None:
+        effort = openai_effort(request.reasoning, model)
+        if effort is not None:
+            body["reasoning_effort"] = effort
     body.update(request.extra)
     return body
+
+
+def _reasoning_text(raw: dict[str, Any]) -> str | None:
+    """Visible thinking in an OpenAI-format message or delta: DeepSeek's
+    ``reasoning_content`` or the ``reasoning`` OpenRouter, Groq and vLLM send."""
+    for key in ("reasoning_content", "reasoning"):
+        value = raw.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def encode_response_format(wanted: ResponseFormat) -> dict[str, Any]:
@@ -236,6 +252,9 @@ class ChunkDecoder:
 
     def _choice(self, choice: dict[str, Any], events: list[StreamEvent]) -> None:
         delta = choice.get("delta") or {}
+        thought = _reasoning_text(delta)
+        if thought is not None:
+            events.append(ReasoningDelta(thought))
         if delta.get("content"):
             events.append(TextDelta(delta["content"]))
         for call in delta.get("tool_calls") or ():
@@ -290,7 +309,7 @@ class OpenAIAdapter:
         if not choices:
             raise EmptyResponse("the upstream answer has no choices")
         raw = choices[0].get("message") or {}
-        message = Message(role="assistant")
+        message = Message(role="assistant", reasoning=_reasoning_text(raw))
         if raw.get("content"):
             message.content = [TextPart(raw["content"])]
         for i, call in enumerate(raw.get("tool_calls") or ()):

@@ -1,9 +1,10 @@
 """The persistent store: SQLAlchemy 2 (async) over SQLite or PostgreSQL, Alembic migrations.
 
 ``store = await Store.open(database_url(environ))`` applies migrations; its repositories
-are ``store.keys``, ``store.users``, ``store.usage``, ``store.chats`` and
-``store.connections``; ``await store.aclose()`` closes it. ``KeyVerifier`` checks
-presented keys cheaply, ``UsageWriter`` writes usage off the hot path.
+are ``store.keys``, ``store.users``, ``store.usage``, ``store.chats``,
+``store.connections`` and ``store.responses``; ``await store.aclose()`` closes it.
+``KeyVerifier`` checks presented keys cheaply, ``UsageWriter`` writes usage off the hot
+path.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from modelway.store.records import (
     UsageRow,
     UserRecord,
 )
+from modelway.store.responses import ResponseRepository, StoredResponse
 from modelway.store.usage import UsageRepository
 from modelway.store.users import UserRepository
 from modelway.store.verifier import KeyVerifier
@@ -37,7 +39,9 @@ __all__ = [
     "KeyRepository",
     "KeyVerifier",
     "ProviderConnection",
+    "ResponseRepository",
     "Store",
+    "StoredResponse",
     "UsageRecord",
     "UsageRepository",
     "UsageRow",

@@ -17,6 +17,7 @@ from modelway.store.engine import Database, nul_replaced
 from modelway.store.keys import KeyRepository
 from modelway.store.location import display_url, sqlite_path
 from modelway.store.migrate import upgrade_to_head
+from modelway.store.responses import ResponseRepository
 from modelway.store.usage import UsageRepository
 from modelway.store.users import UserRepository
 
@@ -43,6 +44,7 @@ class Store:
         self.usage = UsageRepository(engine)
         self.chats = ChatRepository(engine)
         self.connections = ConnectionRepository(engine)
+        self.responses = ResponseRepository(engine)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:

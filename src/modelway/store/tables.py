@@ -135,3 +135,20 @@ provider_connections = Table(
     Column("base_url", Text),
     Column("created_at", Double, nullable=False),
 )
+
+stored_responses = Table(
+    "stored_responses",
+    metadata,
+    # The ``id`` of the Responses API answer as its caller got it (``resp_mw...``).
+    Column("id", String(64), primary_key=True),
+    # Whose it is: ``team:<name>``, ``key:<id>``, ``master`` or ``open`` (``response_state``).
+    Column("owner", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False, index=True),
+    # The canonical messages a later turn continues (msgspec JSON); NULL when larger than
+    # the bound on a stored conversation (the response can be read, not continued).
+    Column("conversation", Text),
+    # The ``response`` object as returned, for ``GET /v1/responses/{id}``.
+    Column("response", Text, nullable=False),
+)

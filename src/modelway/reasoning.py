@@ -1,0 +1,103 @@
+"""Thinking settings in every provider's terms: one table, read by every adapter.
+
+Callers ask for thinking by a named level (OpenAI's ``reasoning_effort``, Anthropic's
+``output_config.effort``, Ollama's ``think``) or by a token budget (Anthropic's
+``thinking.budget_tokens``, Gemini's ``thinkingBudget``); ``Reasoning`` keeps what was
+asked and these functions give each provider the form it takes.
+
+Which models think is each vendor's to say and changes often; the rule here is by
+model family, and a model outside it is sent no thinking setting at all (a model that
+cannot think refuses the field with a 400, which would end an agent's session).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import get_args
+
+from modelway.types import Effort, Reasoning
+
+EFFORTS: tuple[Effort, ...] = get_args(Effort)
+
+#: Token budget for each named level (Anthropic's minimum budget is 1,024).
+BUDGETS: dict[Effort, int] = {
+    "none": 0,
+    "minimal": 1024,
+    "low": 2048,
+    "medium": 8192,
+    "high": 16384,
+    "xhigh": 32768,
+    "max": 65536,
+}
+
+#: Anthropic rejects budgets under this.
+ANTHROPIC_MIN_BUDGET = 1024
+
+_OPENAI_THINKERS = re.compile(r"(^|/)(o\d|gpt-5|gpt-oss|codex)", re.IGNORECASE)
+_ANTHROPIC_NON_THINKERS = re.compile(r"claude-(3-(?!7)|instant|2)", re.IGNORECASE)
+_GEMINI_THINKERS = re.compile(r"gemini-(2\.5|[3-9])", re.IGNORECASE)
+#: Ollama answers 400 to ``think`` for a model that does not think.
+_OLLAMA_THINKERS = re.compile(
+    r"(^|/)(qwen3|qwq|deepseek-r1|deepseek-v3\.[1-9]|gpt-oss|magistral|phi4-reasoning|cogito"
+    r"|exaone-deep|granite3\.[2-9])",
+    re.IGNORECASE,
+)
+
+
+def budget(reasoning: Reasoning) -> int:
+    """The thinking token budget asked for, from the level when no budget was given."""
+    if reasoning.budget_tokens is not None:
+        return reasoning.budget_tokens
+    return BUDGETS[reasoning.effort or "medium"]
+
+
+def effort(reasoning: Reasoning) -> Effort:
+    """The named level asked for, from the budget when no level was given."""
+    if reasoning.effort is not None:
+        return reasoning.effort
+    wanted = reasoning.budget_tokens or 0
+    if wanted <= 0:
+        return "none"
+    # The smallest level whose budget covers the one asked for.
+    for level in EFFORTS[1:]:
+        if wanted <= BUDGETS[level]:
+            return level
+    return "max"
+
+
+def openai_effort(reasoning: Reasoning, model: str) -> str | None:
+    """``reasoning_effort`` for an OpenAI-format model, ``None`` for a model that does not
+    reason (or a caller that turned thinking off: OpenAI's models cannot)."""
+    if not _OPENAI_THINKERS.search(model):
+        return None
+    level = effort(reasoning)
+    # OpenAI's scale stops at xhigh; "none" is accepted by the gpt-5.1 generation only.
+    return {"max": "xhigh", "none": "minimal"}.get(level, level)
+
+
+def anthropic_thinks(model: str) -> bool:
+    """Whether an Anthropic model takes a ``thinking`` setting (Claude 3.7 and later)."""
+    return not _ANTHROPIC_NON_THINKERS.search(model)
+
+
+def gemini_thinks(model: str) -> bool:
+    """Whether a Gemini model takes ``thinkingConfig`` (2.5 and later)."""
+    return bool(_GEMINI_THINKERS.search(model))
+
+
+def ollama_thinks(model: str) -> bool:
+    """Whether an Ollama model takes ``think`` (the thinking families Ollama lists)."""
+    return bool(_OLLAMA_THINKERS.search(model))
+
+
+def signature_for(wire: str, signature: str | None) -> str | None:
+    """A canonical ``reasoning_signature`` as ``wire``'s provider wrote it, else ``None``."""
+    if signature is None:
+        return None
+    owner, _, value = signature.partition(":")
+    return value if owner == wire and value else None
+
+
+def tagged(wire: str, signature: str) -> str:
+    """A provider's signature in canonical form (``Message.reasoning_signature``)."""
+    return f"{wire}:{signature}"

@@ -1,0 +1,124 @@
+"""Responses API answers the gateway keeps, so a translated call can be continued.
+
+A row is one answer of ``POST /v1/responses`` that went through the canonical form
+(``gateway.response_state``): the response object as its caller got it (for
+``GET /v1/responses/{id}``) and the canonical conversation up to and including it (for a
+later request's ``previous_response_id``). Every read and delete is scoped to an
+``owner`` (a team, a key, or the open gateway); a row past ``expires_at`` is never
+returned and is deleted, a bounded batch at a time, by later writes. Time comes from
+``clock`` (epoch seconds), so tests can move it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import msgspec
+from msgspec.structs import asdict
+from sqlalchemy import Delete, delete, insert, select
+
+from modelway.store.engine import Database
+from modelway.store.tables import stored_responses
+from modelway.types import Message
+
+#: Expired rows one write deletes, at most (the rest go with later writes).
+PURGE_BATCH = 100
+
+_conversation_decoder = msgspec.json.Decoder(list[Message])
+
+
+class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """One stored answer; ``conversation`` is None when it was too large to keep."""
+
+    id: str
+    owner: str
+    model: str
+    created_at: float
+    expires_at: float
+    conversation: str | None
+    response: str
+
+
+def encode_conversation(messages: list[Message]) -> str:
+    """Canonical messages as JSON text (every field of ``Message``, present and future)."""
+    return msgspec.json.encode(messages).decode()
+
+
+def decode_conversation(text: str) -> list[Message]:
+    """The messages ``encode_conversation`` wrote; ``msgspec.ValidationError`` if unreadable."""
+    return _conversation_decoder.decode(text)
+
+
+class ResponseRepository:
+    """Stored responses by id within an owner's scope; expired ones are absent."""
+
+    def __init__(self, engine: Database, *, clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def save(
+        self,
+        response_id: str,
+        owner: str,
+        model: str,
+        *,
+        conversation: str | None,
+        response: str,
+        keep_seconds: float,
+    ) -> StoredResponse:
+        """Keep a response for ``keep_seconds``; first deletes a batch of expired rows."""
+        now = self._clock()
+        row = StoredResponse(
+            id=response_id,
+            owner=owner,
+            model=model,
+            created_at=now,
+            expires_at=now + keep_seconds,
+            conversation=conversation,
+            response=response,
+        )
+        async with self._engine.begin() as connection:
+            await connection.execute(_purge(now, PURGE_BATCH))
+            await connection.execute(insert(stored_responses).values(asdict(row)))
+        return row
+
+    async def get(self, response_id: str, owner: str) -> StoredResponse | None:
+        """The unexpired response ``response_id`` of ``owner``, or None."""
+        query = select(stored_responses).where(
+            stored_responses.c.id == response_id,
+            stored_responses.c.owner == owner,
+            stored_responses.c.expires_at > self._clock(),
+        )
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return None if row is None else StoredResponse(**row._asdict())
+
+    async def delete(self, response_id: str, owner: str) -> bool:
+        """Delete ``owner``'s unexpired response ``response_id``; False if there was none."""
+        statement = delete(stored_responses).where(
+            stored_responses.c.id == response_id,
+            stored_responses.c.owner == owner,
+            stored_responses.c.expires_at > self._clock(),
+        )
+        async with self._engine.begin() as connection:
+            result = await connection.execute(statement)
+        return result.rowcount > 0
+
+    async def purge_expired(self, limit: int = PURGE_BATCH) -> int:
+        """Delete up to ``limit`` expired rows; how many went."""
+        async with self._engine.begin() as connection:
+            result = await connection.execute(_purge(self._clock(), limit))
+        return result.rowcount
+
+
+def _purge(now: float, limit: int) -> Delete:
+    # A bounded DELETE in a form SQLite and PostgreSQL both take (neither allows LIMIT on
+    # DELETE itself everywhere): the oldest expired ids first.
+    expired = (
+        select(stored_responses.c.id)
+        .where(stored_responses.c.expires_at <= now)
+        .order_by(stored_responses.c.expires_at)
+        .limit(limit)
+    )
+    return delete(stored_responses).where(stored_responses.c.id.in_(expired.scalar_subquery()))
