@@ -66,13 +66,19 @@ def effort(reasoning: Reasoning) -> Effort:
 
 
 def openai_effort(reasoning: Reasoning, model: str) -> str | None:
-    """``reasoning_effort`` for an OpenAI-format model, ``None`` for a model that does not
-    reason (or a caller that turned thinking off: OpenAI's models cannot)."""
-    if not _OPENAI_THINKERS.search(model):
+    """``reasoning_effort`` for an OpenAI-format model; ``None`` sends none (the model's
+    default): for a model that does not reason, and for ``none``, which only the newest
+    models take.
+
+    A level the caller named passes as named (``max`` is OpenAI's ``xhigh``); one derived
+    from a budget stays within ``low``..``high``, the levels every reasoning model takes.
+    """
+    if not _OPENAI_THINKERS.search(model) or reasoning.effort == "none":
         return None
+    if reasoning.effort is not None:
+        return "xhigh" if reasoning.effort == "max" else reasoning.effort
     level = effort(reasoning)
-    # OpenAI's scale stops at xhigh; "none" is accepted by the gpt-5.1 generation only.
-    return {"max": "xhigh", "none": "minimal"}.get(level, level)
+    return {"none": None, "minimal": "low", "xhigh": "high", "max": "high"}.get(level, level)
 
 
 def anthropic_thinks(model: str) -> bool:

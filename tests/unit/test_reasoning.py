@@ -260,9 +260,19 @@ def test_other_providers_signatures_never_reach_anthropic() -> None:
 
 
 def test_openai_format_reasoning_models_get_reasoning_effort() -> None:
+    # A level derived from a budget stays within what every reasoning model takes.
     wanted = request(reasoning=Reasoning(budget_tokens=20000))
-    assert openai_provider.build_chat_body(wanted, "o4-mini")["reasoning_effort"] == "xhigh"
-    assert openai_provider.build_chat_body(wanted, "gpt-5")["reasoning_effort"] == "xhigh"
+    assert openai_provider.build_chat_body(wanted, "o4-mini")["reasoning_effort"] == "high"
+    assert openai_provider.build_chat_body(wanted, "gpt-5")["reasoning_effort"] == "high"
+    small = request(reasoning=Reasoning(budget_tokens=1000))
+    assert openai_provider.build_chat_body(small, "o3")["reasoning_effort"] == "low"
+    # A level the caller named passes as named; "none" leaves the model's default.
+    named = request(reasoning=Reasoning(effort="minimal", budget_tokens=31999))
+    assert openai_provider.build_chat_body(named, "gpt-5")["reasoning_effort"] == "minimal"
+    maximal = request(reasoning=Reasoning(effort="max"))
+    assert openai_provider.build_chat_body(maximal, "gpt-5.2")["reasoning_effort"] == "xhigh"
+    off = request(reasoning=Reasoning(effort="none"))
+    assert "reasoning_effort" not in openai_provider.build_chat_body(off, "gpt-5")
     assert "reasoning_effort" not in openai_provider.build_chat_body(wanted, "gpt-4o")
     assert "reasoning_effort" not in openai_provider.build_chat_body(wanted, "deepseek-chat")
 
