@@ -202,12 +202,31 @@ def _never(request: UpstreamRequest) -> MockReply:
     raise AssertionError("no request is sent")
 
 
-def test_responses_are_relayed_to_openai_upstreams_but_not_to_azure_deployments() -> None:
+def test_responses_are_relayed_to_openai_and_azure_upstreams() -> None:
     assert relayable(_route(OpenAIAdapter()), "responses")
     assert relayable(_route(OpenAIAdapter()), "openai")
-    # Azure's Responses API is not under its deployments' paths: translated to chat.
-    assert not relayable(_route(OpenAIAdapter(), AzureAdapter()), "responses")
-    assert relayable(_route(AzureAdapter()), "openai")
+    assert relayable(_route(AzureAdapter(), name="azure"), "responses")
+    assert relayable(_route(OpenAIAdapter(), AzureAdapter()), "openai")
+    # Azure serves Responses on its v1 API, chat under the deployment.
+    assert AzureAdapter().path("responses", "dep") == "/openai/v1/responses"
+
+
+async def test_a_codex_call_to_azure_reaches_its_v1_api_as_sent(gateway: Setup) -> None:
+    gateway.state.engine.router.backends["azure"] = HttpProvider(
+        "azure",
+        AzureAdapter(),
+        "https://contoso.openai.azure.com",
+        Secret("az-key-0123456789"),
+        transport=MockTransport(upstream(gateway.sent, STREAM)),
+    )
+    body = {**CODEX, "model": "azure/prod-gpt5", "stream": False}
+    response = await gateway.http.post("/v1/responses", json=body)
+    assert response.status_code == 200 and response.content == ANSWER
+    [request] = gateway.sent
+    assert request.url == "https://contoso.openai.azure.com/openai/v1/responses"
+    assert request.headers["api-key"] == "az-key-0123456789"
+    # The deployment is the model; namespace and hosted tools and the rest as sent.
+    assert json.loads(request.body or b"") == {**body, "model": "prod-gpt5"}
 
 
 def test_responses_to_chat_only_openai_compatible_services_are_translated() -> None:

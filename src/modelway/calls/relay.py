@@ -10,9 +10,10 @@ asked for it. Metering is the caller's (``MeteredCall.relay``): this module only
 to the upstream.
 
 The caller's format names the relay (``"openai"``, ``"responses"``, ...); each is relayed
-to providers of one wire: a Responses API body goes to an OpenAI upstream's
-``/responses``, untouched but for its model (hosted and namespace tools, reasoning items,
-``include``, ``store`` and ``previous_response_id`` all reach it) — except a call whose
+to providers of one wire: a Responses API body goes to the Responses API of an upstream
+that serves one (``RESPONSES_PROVIDERS``: OpenAI, Azure), untouched but for its model
+(hosted and namespace tools, reasoning items, ``include``, ``store`` and
+``previous_response_id`` all reach it) — except a call whose
 ``previous_response_id`` names a response the gateway kept itself (``resp_mw…``, from a
 translated call), which the face translates so the chain continues
 (``gateway.response_state``).
@@ -94,10 +95,10 @@ def relayable(route: Route, wire: str) -> bool:
     )
 
 
-#: Providers known to serve OpenAI's ``/v1/responses`` themselves. Most OpenAI-compatible
-#: services (DeepSeek, Mistral, ...) serve Chat Completions only: Responses calls to them
-#: are translated, as they worked before the relay existed.
-RESPONSES_PROVIDERS = frozenset({"openai"})
+#: Providers known to serve OpenAI's Responses API themselves (OpenAI, and Azure on its v1
+#: API). Most OpenAI-compatible services (DeepSeek, Mistral, ...) serve Chat Completions
+#: only: Responses calls to them are translated, as they worked before the relay existed.
+RESPONSES_PROVIDERS = frozenset({"openai", "azure"})
 
 
 def _speaks_responses(backend: HttpProvider) -> bool:

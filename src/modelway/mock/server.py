@@ -211,6 +211,8 @@ class MockServer:
         routes = [
             Route("/v1/chat/completions", self.openai_chat, methods=["POST"]),
             Route("/v1/responses", self.openai_responses, methods=["POST"]),
+            # Azure OpenAI's v1 API, where it serves the Responses API.
+            Route("/openai/v1/responses", self.openai_responses, methods=["POST"]),
             Route("/v1/models", self.openai_models, methods=["GET"]),
             Route("/v1/embeddings", self.openai_embeddings, methods=["POST"]),
             Route("/v1/messages", self.anthropic_messages, methods=["POST"]),

@@ -375,14 +375,17 @@ class AzureAdapter(OpenAIAdapter):
     """
 
     DEFAULT_API_VERSION = "2024-10-21"
-    # Azure serves Responses at /openai/v1/responses (or /openai/responses with a preview
-    # api-version), not under deployments: such calls are translated to chat instead.
-    speaks_responses = False
+    #: Azure serves the Responses API on its v1 API (``/openai/v1/responses``, no
+    #: ``api-version``), not under the deployments; ``model`` in the body names the
+    #: deployment, as the relay writes it.
+    speaks_responses = True
 
     def __init__(self, api_version: str | None = None) -> None:
         self.api_version = api_version or self.DEFAULT_API_VERSION
 
     def path(self, endpoint: str, model: str) -> str:
+        if endpoint == "responses":
+            return "/openai/v1/responses"
         if endpoint == "models":
             return f"/openai/models?api-version={self.api_version}"
         return f"/openai/deployments/{model}/{endpoint}?api-version={self.api_version}"
