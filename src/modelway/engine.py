@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import msgspec
 
@@ -47,6 +47,9 @@ class Outcome(NamedTuple):
     attempts: int
     #: The admission against the deployment's own RPM/TPM caps, settled with real usage.
     deployment_ticket: Ticket = UNLIMITED
+    #: Seconds the answering attempt took upstream: to the whole answer, or to a stream's
+    #: first event. What the call took beyond it is the gateway's own time.
+    upstream_seconds: float = 0.0
 
     @property
     def fallback(self) -> str | None:
@@ -99,15 +102,32 @@ def _resting_error(route: Route) -> Unavailable:
     )
 
 
+class AttemptListener(Protocol):
+    """Sees every upstream attempt (metrics count them, traces give each a span).
+
+    ``attempt_started`` runs just before the attempt, in the calling task, and returns a
+    handle ``attempt_ended`` gets back with the attempt's seconds and its failure (None on
+    success; any exception, cancellation included). Both must be quick and never raise.
+    """
+
+    def attempt_started(self, target: Target) -> Any: ...
+
+    def attempt_ended(
+        self, target: Target, handle: Any, seconds: float, error: BaseException | None
+    ) -> None: ...
+
+
 class _Tries:
     """What ``attempt_each`` has tried so far: how many attempts, the last error, the deadline."""
 
-    __slots__ = ("count", "deadline", "last_error")
+    __slots__ = ("count", "deadline", "last_error", "seconds")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.count = 0
         self.last_error: ModelwayError | None = None
+        #: Seconds the latest attempt took.
+        self.seconds = 0.0
 
     def failure(self, route: Route) -> ModelwayError:
         """The error to raise once every target has been tried."""
@@ -173,6 +193,8 @@ class Engine:
         #: Enforces deployments' own RPM/TPM caps (shared through Redis by the gateway).
         self.rates: RateLimiter = rates or MemoryLimiter()
         self._models_cache: tuple[float, list[ModelInfo]] | None = None
+        #: Observers of every upstream attempt (``AttemptListener``).
+        self.listeners: list[AttemptListener] = []
 
     async def aclose(self) -> None:
         await self.router.aclose()
@@ -216,7 +238,7 @@ class Engine:
             answered = await self._try_target(target, route.retries, attempt, holds, tries)
             if answered is not None:
                 result, ticket = answered
-                return result, Outcome(target, tries.count, ticket)
+                return result, Outcome(target, tries.count, ticket, tries.seconds)
         raise tries.failure(route)
 
     async def _try_target(
@@ -241,9 +263,7 @@ class Engine:
                     return None
             tries.count += 1
             try:
-                if state is None:  # a direct provider/model call: no deployment health to keep
-                    return await attempt(target), ticket
-                return await _attempt_once(target, state, attempt, holds), ticket
+                return await self._attempt(target, state, attempt, holds, tries), ticket
             except ModelwayError as error:
                 tries.last_error = error
                 if not error.retryable:
@@ -255,6 +275,32 @@ class Engine:
                     return None
                 await asyncio.sleep(delay)
         return None
+
+    async def _attempt(
+        self,
+        target: Target,
+        state: DeploymentState | None,
+        attempt: Callable[[Target], Awaitable[T]],
+        holds: bool,
+        tries: _Tries,
+    ) -> T:
+        listeners = self.listeners
+        handles = [listener.attempt_started(target) for listener in listeners]
+        started = time.monotonic()
+        try:
+            if state is None:  # a direct provider/model call: no deployment health to keep
+                result = await attempt(target)
+            else:
+                result = await _attempt_once(target, state, attempt, holds)
+        except BaseException as error:
+            seconds = time.monotonic() - started
+            for listener, handle in zip(listeners, handles, strict=True):
+                listener.attempt_ended(target, handle, seconds, error)
+            raise
+        tries.seconds = seconds = time.monotonic() - started
+        for listener, handle in zip(listeners, handles, strict=True):
+            listener.attempt_ended(target, handle, seconds, None)
+        return result
 
     def route(
         self,

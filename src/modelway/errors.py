@@ -148,6 +148,9 @@ class RateLimited(ModelwayError):
     code = "rate_limit_exceeded"
     #: ``x-ratelimit-*`` headers a gateway refusal carries (the limits as they stand).
     rate_limit_headers: list[tuple[bytes, bytes]] = []
+    #: Which of the gateway's limits refused: ``requests``, ``tokens``, ``requests,tokens``
+    #: or ``request_too_large`` (None for an upstream's own 429); metrics label it.
+    limit: str | None = None
 
     def __init__(
         self, message: str, *, retry_after: float | None = None, code: str | None = None

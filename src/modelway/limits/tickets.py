@@ -115,8 +115,14 @@ def refusal(
             f"per {per}. Send a shorter request.",
             retry_after=None,
         )
+        error.limit = "request_too_large"
         return _with_headers(error, rpm, tpm, requests_used, tokens_used, 0.0)
     parts = []
+    hit = [
+        name
+        for name, wait in (("requests", requests_wait), ("tokens", tokens_wait))
+        if wait is not None
+    ]
     if requests_wait is not None:
         parts.append(f"requests per {per}: limit {rpm}, used {requests_used}, requested 1")
     if tokens_wait is not None:
@@ -124,11 +130,13 @@ def refusal(
     wait = max(requests_wait or 0.0, tokens_wait or 0.0)
     if math.isinf(wait):  # a limit of 0: no amount of waiting helps
         error = RateLimited(f"Rate limit reached on {'; '.join(parts)}.", retry_after=None)
+        error.limit = ",".join(hit)
         return _with_headers(error, rpm, tpm, requests_used, tokens_used, 0.0)
     error = RateLimited(
         f"Rate limit reached on {'; '.join(parts)}. Please try again in {format_reset(wait)}.",
         retry_after=math.ceil(wait * 1000) / 1000,
     )
+    error.limit = ",".join(hit)
     return _with_headers(error, rpm, tpm, requests_used, tokens_used, wait)
 
 

@@ -32,6 +32,7 @@ class DeploymentState:
         "_cooldown",
         "_failures",
         "_probe_running",
+        "cooldowns",
         "cooled_until",
         "in_flight",
         "latency",
@@ -52,6 +53,8 @@ class DeploymentState:
         #: Moving average of seconds to the first byte of an answer; ``None`` until measured.
         self.latency: float | None = None
         self.cooled_until = 0.0
+        #: How many times it has been benched (a cooldown or an upstream's Retry-After).
+        self.cooldowns = 0
         self._failures: deque[float] = deque()
         self._probe_running = False
 
@@ -113,6 +116,8 @@ class DeploymentState:
             # The upstream said when to come back: nobody asks it again sooner.
             until = now + min(float(retry_after), MAX_REST_SECONDS)
             if until > self.cooled_until:
+                if self.cooled_until <= now:
+                    self.cooldowns += 1
                 self.cooled_until = until
                 log.info("deployment %s: upstream asked to wait %.1f s", self.name, retry_after)
         failures = self._failures
@@ -125,6 +130,8 @@ class DeploymentState:
     def _rest(self, now: float, seconds: float, reason: str) -> None:
         until = now + seconds
         if until > self.cooled_until:
+            if self.cooled_until <= now:
+                self.cooldowns += 1
             self.cooled_until = until
             log.warning("deployment %s cooled down for %.1f s (%s)", self.name, seconds, reason)
         self._probe_running = False
