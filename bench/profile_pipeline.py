@@ -24,7 +24,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import uvloop
 from starlette.applications import Starlette
@@ -32,8 +32,9 @@ from starlette.types import Message, Receive, Send
 
 from bench.pipeline import create_virtual_key
 from bench.upstream_nginx import nginx_server
-from modelway.config import load_config
+from modelway.config import LoggingSettings, parse_config
 from modelway.gateway.app import Gateway, create_app
+from modelway.logs import configure_logging
 
 BODY = (
     b'{"model":"openai/gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},'
@@ -115,7 +116,11 @@ def reference_relay(upstream: str) -> Starlette:
     return relay.app
 
 
-def gateway(upstream: str, data_dir: Path, master_key: str | None) -> Gateway:
+#: The full pipeline with metrics and the per-request log line off: what they cost.
+QUIET = "metrics:\n  enabled: false\nlogging:\n  requests: false\n"
+
+
+def gateway(upstream: str, data_dir: Path, master_key: str | None, config: str = "") -> Gateway:
     environ = {
         "OPENAI_BASE_URL": upstream,
         "OPENAI_API_KEY": "x",
@@ -123,30 +128,43 @@ def gateway(upstream: str, data_dir: Path, master_key: str | None) -> Gateway:
     }
     if master_key is not None:
         environ["MODELWAY_MASTER_KEY"] = master_key
-    return create_app(load_config(None, environ), environ)
+    return create_app(parse_config(config, environ), environ)
 
 
 async def compare(
     upstream: str,
     run_dir: Path,
-    key: str,
+    keys: tuple[str, str],
     settings: argparse.Namespace,
 ) -> None:
     """Alternate rounds on both apps; print CPU per request (and the profile if asked)."""
     requests, concurrency, profile = settings.requests, settings.concurrency, settings.profile
     reference = reference_relay(upstream)
     open_app = gateway(upstream, run_dir / "open", None)
-    pipeline_app = gateway(upstream, run_dir / "pipeline", "sk-master-" + secrets.token_hex(8))
+    master = "sk-master-" + secrets.token_hex(8)
+    pipeline_app = gateway(upstream, run_dir / "pipeline", master, settings.pipeline_config)
+    quiet_app = gateway(upstream, run_dir / "quiet", master, QUIET)
+    key, quiet_key = keys
+    # As a worker logs: JSON lines (to nowhere here, the formatting is what costs).
+    devnull = stack_devnull()
+    configure_logging(LoggingSettings(format="json"), {}, devnull)
     profiler = cProfile.Profile() if profile else None
-    cpu: dict[str, list[float]] = {"reference relay": [], "open mode": [], "full pipeline": []}
+    cpu: dict[str, list[float]] = {
+        "reference relay": [],
+        "open mode": [],
+        "full pipeline": [],
+        "quiet pipeline": [],
+    }
     async with (
         reference.router.lifespan_context(reference),
         open_app.lifespan(),
         pipeline_app.lifespan(),
+        quiet_app.lifespan(),
     ):
         await load(reference, None, requests // 4, concurrency)  # warm-up
         await load(open_app, None, requests // 4, concurrency)
         await load(pipeline_app, key, requests // 4, concurrency)
+        await load(quiet_app, quiet_key, requests // 4, concurrency)
         for _ in range(settings.rounds):
             cpu["reference relay"].append(await load(reference, None, requests, concurrency))
             cpu["open mode"].append(await load(open_app, None, requests, concurrency))
@@ -155,13 +173,16 @@ async def compare(
             cpu["full pipeline"].append(await load(pipeline_app, key, requests, concurrency))
             if profiler is not None:
                 profiler.disable()
+            cpu["quiet pipeline"].append(await load(quiet_app, quiet_key, requests, concurrency))
     for name, values in cpu.items():
         runs = ", ".join(f"{value * 1e6:.0f}" for value in values)
         print(f"{name:>15}: {statistics.median(values) * 1e6:6.1f} µs CPU per request ({runs})")
     reference_cpu = statistics.median(cpu["reference relay"])
-    for name in ("open mode", "full pipeline"):
+    for name in ("open mode", "full pipeline", "quiet pipeline"):
         added = statistics.median(cpu[name]) - reference_cpu
         print(f"{name:>15}: {added * 1e6:+6.1f} µs per request over the reference relay")
+    observed = statistics.median(cpu["full pipeline"]) - statistics.median(cpu["quiet pipeline"])
+    print(f"metrics and JSON request logs: {observed * 1e6:+.1f} µs per request")
     if profiler is not None and profile is not None:
         profiler.dump_stats(profile)
         pstats.Stats(str(profile)).sort_stats("tottime").print_stats(30)
@@ -173,11 +194,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", type=Path, help="cProfile the pipeline rounds into this file")
+    parser.add_argument(
+        "--pipeline-config", default="", help="modelway.yaml text for the full pipeline app"
+    )
     args = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="modelway-profile-"))
-    key = create_virtual_key(run_dir / "pipeline")
+    keys = (create_virtual_key(run_dir / "pipeline"), create_virtual_key(run_dir / "quiet"))
     with nginx_server(run_dir) as nginx:
-        uvloop.run(compare(f"{nginx.url}/v1", run_dir, key, args))
+        uvloop.run(compare(f"{nginx.url}/v1", run_dir, keys, args))
+
+
+def stack_devnull() -> TextIO:
+    """``/dev/null`` as a text stream, open for the rest of the run."""
+    return open(os.devnull, "w")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,9 @@ from bench.upstream_nginx import nginx_server
 MODELWAY_MODEL = "openai/gpt-4o-mini"
 #: The gateway with its whole request path: master key set, one virtual key used by wrk.
 PIPELINE = "modelway-pipeline"
+#: The same with metrics and the per-request log line off: what observability costs.
+QUIET_PIPELINE = "modelway-pipeline-quiet"
+QUIET_CONFIG = "metrics:\n  enabled: false\nlogging:\n  requests: false\n"
 
 
 def http_targets(
@@ -78,6 +81,16 @@ def http_targets(
     label = "modelway, full pipeline (virtual key)"
     targets.append(
         HttpTarget(PIPELINE, label, "modelway", pipeline, MODELWAY_MODEL, api_key=virtual_key)
+    )
+    # The same pipeline with metrics and request logs off, to price them.
+    quiet_key = create_virtual_key(modelway_data_dir(run_dir, QUIET_PIPELINE))
+    config = run_dir / f"{QUIET_PIPELINE}.yaml"
+    config.write_text(QUIET_CONFIG)
+    quiet_env = {**providers, "MODELWAY_MASTER_KEY": master_key, "MODELWAY_CONFIG": str(config)}
+    quiet = stack.enter_context(modelway_server(run_dir, QUIET_PIPELINE, quiet_env))
+    label = "modelway, full pipeline, metrics and request logs off"
+    targets.append(
+        HttpTarget(QUIET_PIPELINE, label, "modelway", quiet, MODELWAY_MODEL, api_key=quiet_key)
     )
     if litellm is not None:
         targets.append(HttpTarget("litellm", "LiteLLM proxy", "litellm", litellm, "bench-static"))

@@ -1,8 +1,14 @@
-"""Where the gateway's log lines go and how many: ``logging:`` in ``modelway.yaml``.
+"""Where the gateway's log lines go, how many, in which format: ``logging:`` in ``modelway.yaml``.
 
-Each worker process calls ``configure_logging`` once, when it builds its app: the
-``modelway`` loggers write to stderr at ``logging.level``. Embedding the gateway
-(``create_app`` in a test or another program) leaves logging as the host set it up.
+Each worker process calls ``configure_logging`` once, when it builds its app (and the
+supervisor of ``modelway serve`` once, before it forks): the ``modelway`` loggers write
+to stderr at ``logging.level``, as JSON lines or as text (``logging.format``: ``auto``
+is text when stderr is a terminal, JSON otherwise; ``MODELWAY_LOG_FORMAT``, which
+``modelway serve --log-format`` sets for its workers, overrides it). A JSON line holds
+``time`` (RFC 3339, UTC), ``level``, ``logger``, ``message`` and the record's ``extra``
+fields. Embedding the gateway (``create_app`` in a test or another program) leaves
+logging as the host set it up.
+
 ``logging.log_bodies`` asks for each request body to be logged (``log_body``); it is
 off by default because bodies are the users' conversations.
 """
@@ -10,28 +16,214 @@ off by default because bodies are the users' conversations.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TextIO
+
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 from modelway.config import LoggingSettings
 
+try:  # orjson is a dependency; the stdlib encoder only if python-json-logger lacks it
+    from pythonjsonlogger.orjson import OrjsonFormatter as _LibraryJsonFormatter
+except ImportError:  # pragma: no cover
+    from pythonjsonlogger.json import (  # type: ignore[assignment]
+        JsonFormatter as _LibraryJsonFormatter,
+    )
+
 #: A body logged with ``log_bodies`` is cut after this many bytes.
 BODY_LOG_LIMIT = 64 * 1024
+#: Overrides ``logging.format`` (``auto``, ``json``, ``text``); ``serve --log-format`` sets it.
+FORMAT_VARIABLE = "MODELWAY_LOG_FORMAT"
+FORMATS = ("auto", "json", "text")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+LogFormat = Literal["json", "text"]
 
 _HANDLER_NAME = "modelway-stderr"
+#: A record may carry its extra fields as one dict under this attribute: written as they
+#: are, without sifting the record's own attributes (the request line, once per request).
+FIELDS_ATTRIBUTE = "modelway_fields"
+#: Info lines wait at most this long to be written together (one write for many lines).
+BATCH_SECONDS = 0.05
+#: The logger whose lines are batched: one per request.
+BATCHED_LOGGER = "modelway.requests"
+#: A batch is written once it holds this much: below a pipe's atomic write size (4096), so
+#: the lines of several workers sharing stderr never interleave mid-line.
+BATCH_BYTES = 3584
 _bodies = logging.getLogger("modelway.bodies")
+#: Loggers whose text lines are written by a function of their own (``modelway.requests``).
+_text_lines: dict[str, Callable[[logging.LogRecord], str]] = {}
 
 
-def configure_logging(settings: LoggingSettings) -> None:
-    """Send the ``modelway`` loggers to stderr at ``settings.level`` (again: replaced)."""
+def text_line(logger: str, render: Callable[[logging.LogRecord], str]) -> None:
+    """Write ``logger``'s records in text format as ``render`` says (JSON is unchanged)."""
+    _text_lines[logger] = render
+
+
+def log_format(setting: str, environ: Mapping[str, str], stream: TextIO) -> LogFormat:
+    """The format to write: the environment's override, else ``setting``; ``auto`` asks
+    whether ``stream`` is a terminal."""
+    chosen = environ.get(FORMAT_VARIABLE, "").strip().lower() or setting
+    if chosen == "json":
+        return "json"
+    if chosen == "text":
+        return "text"
+    try:
+        return "text" if stream.isatty() else "json"
+    except (AttributeError, ValueError):  # closed, or not a real stream
+        return "json"
+
+
+class JsonFormatter(_LibraryJsonFormatter):
+    """python-json-logger's (orjson), with ``time``, ``level``, ``logger`` and ``message``
+    first, then the record's ``extra`` fields.
+
+    The fields are gathered in one pass over the record (the library's ``add_fields``
+    also renames and checks each one: a third of a request line's cost); the library
+    still formats messages, exceptions and stacks and encodes the line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(reserved_attrs=[*RESERVED_ATTRS, "taskName"])
+        self._skip = frozenset(self._skip_fields)
+        self._second = -1
+        self._second_text = ""
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        log_data["time"] = self._time(record.created)
+        log_data["level"] = record.levelname.lower()
+        log_data["logger"] = record.name
+        log_data["message"] = record.message
+        fields = record.__dict__.get(FIELDS_ATTRIBUTE)
+        if fields is not None:  # a record that brings its fields in one dict (request lines)
+            log_data.update(fields)
+        else:
+            skip = self._skip
+            items = record.__dict__.items()
+            log_data.update({key: value for key, value in items if key not in skip})
+        log_data.update(message_dict)  # exc_info, stack_info; a dict logged as the message
+
+    def _time(self, created: float) -> str:
+        """RFC 3339 in UTC with milliseconds; the seconds part is formatted once a second."""
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message``; loggers with a line of their own (``text_line``) get it."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        render = _text_lines.get(record.name)
+        if render is not None:
+            record.message = render(record)
+        return super().formatMessage(record)
+
+
+def formatter(kind: LogFormat) -> logging.Formatter:
+    """The formatter of a log format."""
+    return JsonFormatter() if kind == "json" else TextFormatter()
+
+
+class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes request lines in batches: one ``write`` for many, at most ``BATCH_SECONDS``
+    late; any other line (startup, a cooldown, a warning ...), a full batch, or a terminal
+    writes at once (with whatever waits, in order).
+
+    A write is a system call, and at one line per request it was the line's dearest part.
+    ``flush()`` (at shutdown: ``flush_logs``) writes what waits.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+        self._size = 0
+        self._due = threading.Event()
+        try:
+            self._at_once = stream.isatty()
+        except (AttributeError, ValueError):
+            self._at_once = False
+        self._writer: threading.Thread | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+        except Exception:
+            self.handleError(record)
+            return
+        with self.lock:  # type: ignore[union-attr]
+            first = not self._lines
+            self._lines.append(line)
+            self._size += len(line)
+            if self._at_once or record.name != BATCHED_LOGGER or self._size >= BATCH_BYTES:
+                self._write()
+                return
+        if first:  # a batch begins: it is written BATCH_SECONDS from now
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_later, daemon=True)
+                self._writer.start()
+            self._due.set()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write()
+
+    def _write(self) -> None:
+        if not self._lines:
+            return
+        text = "".join(self._lines)
+        self._lines.clear()
+        self._size = 0
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # stderr gone (closed pipe): nothing to tell
+
+    def _write_later(self) -> None:
+        while True:
+            self._due.wait()
+            time.sleep(BATCH_SECONDS)
+            self._due.clear()
+            self.flush()
+
+
+def flush_logs() -> None:
+    """Write the lines still waiting (a worker's last act)."""
+    for handler in logging.getLogger("modelway").handlers:
+        handler.flush()
+
+
+def configure_logging(
+    settings: LoggingSettings,
+    environ: Mapping[str, str] | None = None,
+    stream: TextIO | None = None,
+) -> LogFormat:
+    """Send the ``modelway`` loggers to ``stream`` (stderr) at ``settings.level``, in the
+    format ``settings.format`` or ``MODELWAY_LOG_FORMAT`` says; again: replaced."""
+    stream = sys.stderr if stream is None else stream
+    kind = log_format(settings.format, os.environ if environ is None else environ, stream)
     root = logging.getLogger("modelway")
     for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BatchingHandler(stream)
     handler.set_name(_HANDLER_NAME)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(kind))
     root.addHandler(handler)
     root.setLevel(settings.level.upper())
     root.propagate = False
+    return kind
 
 
 def log_body(request_id: str, path: str, raw: bytes) -> None:

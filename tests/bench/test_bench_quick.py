@@ -25,8 +25,8 @@ RELAY_KEYS = (
     "relay-granian-asgi-httpx",
     "relay-uvicorn-httpx",
 )
-HTTP_KEYS = ("direct", *RELAY_KEYS, "modelway", "modelway-pipeline")
-TARGET_COUNT = 11
+HTTP_KEYS = ("direct", *RELAY_KEYS, "modelway", "modelway-pipeline", "modelway-pipeline-quiet")
+TARGET_COUNT = 12
 
 
 @pytest.fixture(scope="module")

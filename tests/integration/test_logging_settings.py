@@ -42,7 +42,7 @@ def test_bodies_are_not_logged_unless_asked_and_the_level_holds(
     tmp_path: Path, level: str, shown: bool
 ) -> None:
     stderr = tmp_path / "stderr.log"
-    config = f"logging: {{level: {level}}}\n"
+    config = f"logging: {{level: {level}, format: text}}\n"
     with gateway_process({"MODELWAY_DATA_DIR": str(tmp_path)}, config, stderr_path=stderr) as (
         url,
         _,

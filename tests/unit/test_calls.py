@@ -312,7 +312,7 @@ async def test_hooks_see_each_call_before_it_runs_each_chunk_and_its_record(
 ) -> None:
     hook = Watching()
     calls = make_calls(recorded)
-    calls.hooks = (hook,)
+    calls.add_hook(hook)
     async with open_call(calls) as call:
         async for _ in await call.stream(chat(stream=True)):
             pass
@@ -328,7 +328,7 @@ async def test_hooks_see_each_call_before_it_runs_each_chunk_and_its_record(
 
 async def test_a_hook_may_refuse_a_call_which_is_then_recorded(recorded: Recorded) -> None:
     calls = make_calls(recorded)
-    calls.hooks = (Watching(refuse=PermissionDenied("not on this path")),)
+    calls.add_hook(Watching(refuse=PermissionDenied("not on this path")))
     with pytest.raises(PermissionDenied):
         async with open_call(calls):
             pytest.fail("a refused call never runs")

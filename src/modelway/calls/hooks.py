@@ -26,6 +26,9 @@ class CallHook:
     def before(self, call: MeteredCall) -> None:
         """The call was admitted and routed and is about to run; raise to refuse it."""
 
+    def streaming(self, call: MeteredCall) -> None:
+        """The call's answer is a stream whose first chunk arrived; it is being handed out."""
+
     def chunk(self, call: MeteredCall, chunk: Chunk) -> None:
         """One chunk of a streamed answer is on its way to the caller."""
 

@@ -58,9 +58,19 @@ class Calls:
     def __init__(self, engine: Engine, accounts: Accounts, hooks: Sequence[CallHook] = ()) -> None:
         self.engine = engine
         self.accounts = accounts
-        self.hooks = tuple(hooks)
+        self.hooks: tuple[CallHook, ...] = ()
+        #: The hooks that look at chunks: a stream's every chunk calls only these.
+        self.chunk_hooks: tuple[CallHook, ...] = ()
+        for hook in hooks:
+            self.add_hook(hook)
         #: Settlements (and other steps) that finish even when their caller is cancelled.
         self.finisher = Finisher()
+
+    def add_hook(self, hook: CallHook) -> None:
+        """Plug ``hook`` into every call opened from now on."""
+        self.hooks = (*self.hooks, hook)
+        if type(hook).chunk is not CallHook.chunk:
+            self.chunk_hooks = (*self.chunk_hooks, hook)
 
     def open(
         self,
@@ -111,7 +121,9 @@ class MeteredCall:
         "_caller",
         "_calls",
         "_dialect",
+        "_error",
         "_first_byte_at",
+        "_handed_out",
         "_max_tokens",
         "_metered_stream",
         "_model",
@@ -158,6 +170,8 @@ class MeteredCall:
         self._time = time.time()
         self._started = time.monotonic()
         self._first_byte_at: float | None = None
+        self._error: ModelwayError | None = None
+        self._handed_out = False
 
     # --- what callers and hooks may read ------------------------------------------------
 
@@ -184,6 +198,21 @@ class MeteredCall:
         """Where the call may go, resolved once on entering."""
         assert self._route is not None, "enter the call (async with) first"
         return self._route
+
+    @property
+    def routed(self) -> bool:
+        """Whether the call was admitted and routed (and the hooks' ``before`` ran)."""
+        return self._route is not None
+
+    @property
+    def streamed(self) -> bool:
+        """Whether a stream was handed out (the hooks' ``streaming`` ran)."""
+        return self._handed_out
+
+    @property
+    def error(self) -> ModelwayError | None:
+        """What the call ended with, when it failed or was refused (for ``after`` hooks)."""
+        return self._error
 
     @property
     def outcome(self) -> Outcome | None:
@@ -294,13 +323,16 @@ class MeteredCall:
         self._upstream = source
         metered = self._meter(source, tally)
         self._metered_stream = metered
+        self._handed_out = True
+        for hook in self._calls.hooks:
+            hook.streaming(self)
         return metered
 
     async def _meter(self, source: AsyncIterator[C], tally: _Tally) -> AsyncGenerator[C, None]:
         self._upstream = None  # started: from here on, closing it closes ``source``
         status = CLIENT_CLOSED
         failure: ModelwayError | None = None
-        hooks = self._calls.hooks
+        hooks = self._calls.chunk_hooks
         try:
             async for chunk in source:
                 self._first_byte()
@@ -330,6 +362,7 @@ class MeteredCall:
         if self._settled:
             return
         self._settled = True
+        self._error = error
         outcome = self._outcome
         if usage is None:
             # Nothing reached a provider (refused, unknown model, ...): no tokens were spent.

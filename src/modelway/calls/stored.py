@@ -9,6 +9,7 @@ from modelway.calls.metered import Calls
 from modelway.config import Config
 from modelway.engine import Engine
 from modelway.limits import Limits
+from modelway.observability import tracing
 from modelway.store import Store, data_dir
 from modelway.store.writer import UsageWriter
 
@@ -23,4 +24,12 @@ def stored_calls(config: Config, environ: Mapping[str, str], store: Store) -> Ca
     engine = Engine(config, environ, rates=limits.rates)
     writer = UsageWriter(store, data_dir(environ) / "usage-spill.jsonl")
     writer.start()
-    return Calls(engine, Accounts(limits, writer, config.prices, config.budgets))
+    calls = Calls(engine, Accounts(limits, writer, config.prices, config.budgets))
+    # First, so the request log can name each call's trace (nothing without OTEL_* set).
+    tracing.install(calls, environ)
+    if config.logging.requests:
+        # Imported here: the request log is a call hook, so it imports ``modelway.calls``.
+        from modelway.observability.request_log import RequestLog
+
+        calls.add_hook(RequestLog())  # one line per request (docs/observability.md)
+    return calls

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from modelway.cli.app import app
+
+
+class LogFormat(StrEnum):
+    """``--log-format``: JSON lines, text, or text only on a terminal (``auto``)."""
+
+    auto = "auto"
+    json = "json"
+    text = "text"
 
 
 @app.command()
@@ -28,6 +37,13 @@ def serve(
     insecure: Annotated[
         bool, typer.Option(help="Allow a non-loopback bind with no authentication.")
     ] = False,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(
+            help="Log lines on stderr: json, text, or auto (text on a terminal, else JSON); "
+            "overrides logging.format."
+        ),
+    ] = None,
 ) -> None:
     """Run the gateway (OpenAI-compatible API at /v1)."""
     options: list[str] = []
@@ -41,6 +57,8 @@ def serve(
         options += ["--workers", str(workers)]
     if insecure:
         options.append("--insecure")
+    if log_format is not None:
+        options += ["--log-format", log_format.value]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "modelway.gateway.workers", *options])

@@ -193,10 +193,29 @@ class TeamBudget(_Section, frozen=True, kw_only=True):
 
 
 class LoggingSettings(_Section, frozen=True, kw_only=True):
-    """How much the gateway logs; bodies only when asked."""
+    """How much the gateway logs, in which format; bodies only when asked."""
 
     level: LogLevel = "info"
+    #: ``auto``: text when stderr is a terminal, JSON lines otherwise (``--log-format``).
+    format: Literal["auto", "json", "text"] = "auto"
+    #: One line per request under ``modelway.requests`` (at info level).
+    requests: bool = True
     log_bodies: bool = False
+
+
+class MetricsSettings(_Section, frozen=True, kw_only=True):
+    """``GET /metrics`` (docs/observability.md)."""
+
+    _secret_fields = frozenset({"token"})
+
+    enabled: bool = True
+    #: A bearer token that may read ``/metrics`` besides the master key (for Prometheus,
+    #: which then needs no key that can do anything else). Open mode serves loopback only.
+    token: str | None = None
+    #: Each metric keeps at most this many label sets; new ones past it count as ``other``.
+    max_series: Annotated[int, msgspec.Meta(ge=10, le=100_000)] = 1000
+    #: Per-key families (``modelway_key_*``, labelled by key id), off: one series per key.
+    per_key: bool = False
 
 
 class ResponsesSettings(_Section, frozen=True, kw_only=True):
@@ -217,6 +236,7 @@ class Config(_Section, frozen=True, kw_only=True):
     #: Team budgets (a key's own budget is set on the key).
     budgets: list[TeamBudget] = []
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     responses: ResponsesSettings = msgspec.field(default_factory=ResponsesSettings)
 
     def switched_off(self) -> frozenset[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
@@ -15,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from modelway.calls import seed_budgets, stored_calls
+from modelway.calls import Calls, seed_budgets, stored_calls
 from modelway.calls.relay import Headers as HeaderLookup
 from modelway.config import Config, environment, load_config
 from modelway.dialects.base import Dialect
@@ -28,6 +30,7 @@ from modelway.gateway import (
     chat_api,
     chat_connections,
     health,
+    metrics_route,
     ollama_routes,
     openai_routes,
     signup,
@@ -39,12 +42,19 @@ from modelway.gateway.dialect_paths import CHAT_PATHS, error_dialect
 from modelway.gateway.http import error_response, read_body
 from modelway.gateway.request_id import RequestIdMiddleware, RequestIds
 from modelway.gateway.state import GatewayState
+from modelway.logs import flush_logs
+from modelway.observability import tracing
+from modelway.observability.metrics import Metrics
+from modelway.observability.metrics import install as install_metrics
 from modelway.secrets import Secret
 from modelway.store import Store, database_url
+from modelway.store.writer import UsageWriter
 
 log = logging.getLogger("modelway.gateway")
 #: Set by ``modelway serve`` for its workers: the address it bound (``--host`` or the config).
 BIND_HOST_VARIABLE = "MODELWAY_BIND_HOST"
+#: Seconds between a worker's copies of its live facts into the shared metric files.
+METRICS_REFRESH_SECONDS = 1.0
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -160,15 +170,28 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
                 # `modelway serve` has already said so loudly, once for all workers.
                 log.info("open mode: no MODELWAY_MASTER_KEY and no virtual keys")
             await seed_budgets(store, calls.accounts.limits, config.budgets)
-            state = GatewayState(config=config, calls=calls, store=store, auth=auth)
+            metrics = _metrics(config, calls, auth)
+            state = GatewayState(
+                config=config, calls=calls, store=store, auth=auth, metrics=metrics
+            )
             await chat_connections.restore_connections(state)  # connected from the web chat
             app.state.gateway = state
-            yield
+            log.info("worker started", extra={"pid": os.getpid()})
+            async with _refreshing(metrics):
+                yield
         finally:
+            log.info("worker stopping", extra={"pid": os.getpid()})
             try:
                 await calls.aclose()  # after the server drained: every record is flushed
             finally:
-                await store.aclose()
+                try:
+                    await store.aclose()
+                finally:
+                    try:
+                        if tracing.active():
+                            await asyncio.to_thread(tracing.shutdown)  # the last spans leave
+                    finally:
+                        flush_logs()  # the last lines, which wait to be written together
 
     ids = RequestIds()
     app = Starlette(
@@ -178,6 +201,7 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
             *anthropic_routes.ROUTES,
             *ollama_routes.ROUTES,
             *health.ROUTES,
+            *metrics_route.ROUTES,
             *chat_api.ROUTES,
             *chat_connections.ROUTES,
             *admin_api.ROUTES,
@@ -195,6 +219,45 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
     bind_host = environ.get(BIND_HOST_VARIABLE) or config.server.host
     guard = BrowserGuard(HostPolicy(config.server.allowed_hosts, bind_host))
     return Gateway(app, ids, guard)
+
+
+def _metrics(config: Config, calls: Calls, auth: Authenticator) -> Metrics | None:
+    if not config.metrics.enabled:
+        return None
+    writer = calls.accounts.recorder
+    return install_metrics(
+        calls,
+        writer if isinstance(writer, UsageWriter) else None,
+        auth,
+        max_series=config.metrics.max_series,
+        per_key=config.metrics.per_key,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _refreshing(metrics: Metrics | None) -> AsyncIterator[None]:
+    """With several workers, each copies its live facts into the shared files every
+    second, so a scrape answered by another worker sees them (stale by at most that)."""
+    if metrics is None or metrics.multiprocess_dir is None:
+        yield
+        return
+
+    async def refresh() -> None:
+        while True:
+            await asyncio.sleep(METRICS_REFRESH_SECONDS)
+            try:
+                metrics.refresh()
+            except Exception:
+                log.exception("could not refresh the metrics")
+
+    task = asyncio.create_task(refresh())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        metrics.refresh()  # the last word of this worker, kept in its files
 
 
 def app_from_environment() -> Gateway:

@@ -110,6 +110,8 @@ class Authenticator:
         self.master_key = master_key
         self.verifier = KeyVerifier(store, concurrent=checks.concurrent, waiting=checks.waiting)
         self.attempts = KeyAttempts(checks, clock=clock)
+        #: Keys refused (401) since start; the metrics copy it.
+        self.failures = 0
         self._open = master_key is None
         self._open_checked_at = 0.0
 
@@ -159,7 +161,9 @@ async def authenticate(auth: Authenticator, key: str | None, client: str | None)
     """The caller presenting ``key`` from ``client``; ``ModelwayError`` (401/429/503) if not."""
     try:
         return await auth.caller(key, client)
-    except ModelwayError:
+    except ModelwayError as error:
+        if error.status == 401:
+            auth.failures += 1  # modelway_refusals_total{reason="auth_failed"}
         raise
     except Exception:
         # A key not yet cached while the store is down: say so, do not guess.

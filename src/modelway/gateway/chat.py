@@ -38,6 +38,7 @@ from modelway.gateway.http import (
 from modelway.gateway.state import GatewayState, json_answer, outcome_headers
 from modelway.gateway.streaming import EventStream
 from modelway.logs import log_body
+from modelway.observability.context import Tracing, operation, traceparent
 from modelway.types import StreamEvent
 
 log = logging.getLogger("modelway.gateway")
@@ -88,6 +89,9 @@ async def chat_call(
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("model: required, a non-empty string")
+    if Tracing.on:  # the caller's trace, which the call's span continues
+        traceparent.set(headers.get("traceparent"))
+        operation.set("chat")
     call = state.calls.open(
         caller,
         model,

@@ -32,6 +32,7 @@ from modelway.errors import BadRequest, ModelwayError, NotFound, PermissionDenie
 from modelway.gateway.auth import request_caller
 from modelway.gateway.http import answers_errors, parse_json_body, read_body
 from modelway.gateway.state import GatewayState
+from modelway.observability.context import Tracing, operation, traceparent
 from modelway.store.records import ChatMessage, ChatSession
 from modelway.types import ChatRequest, TextDelta
 
@@ -217,6 +218,9 @@ async def post_message(request: Request) -> Response:
     chat = msgspec.structs.replace(
         chat, temperature=session.temperature, max_tokens=session.max_tokens
     )
+    if Tracing.on:  # the caller's trace, which the call's span continues
+        traceparent.set(request.headers.get("traceparent"))
+        operation.set("chat")
     call = state.calls.open(
         request_caller(request),
         model,

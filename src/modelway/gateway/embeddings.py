@@ -19,6 +19,7 @@ from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway.auth import request_caller
 from modelway.gateway.http import error_response, metered_answer, parse_json_body, read_body
 from modelway.gateway.state import GatewayState, outcome_headers
+from modelway.observability.context import Tracing, operation, traceparent
 from modelway.types import EmbeddingRequest, EmbeddingResponse
 
 #: The request a body asks for, and how to shape its answer (``BadRequest`` if malformed).
@@ -58,6 +59,9 @@ async def answer_embeddings(request: Request, dialect: Dialect, decode: Decode) 
         embedding, encode = decode(parse_json_body(raw))
     except ModelwayError as error:
         return error_response(dialect, error)
+    if Tracing.on:  # the caller's trace, which the call's span continues
+        traceparent.set(request.headers.get("traceparent"))
+        operation.set("embeddings")
     call = state.calls.open(
         request_caller(request),
         embedding.model,

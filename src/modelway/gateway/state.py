@@ -16,6 +16,7 @@ from modelway.store import Store
 
 if TYPE_CHECKING:
     from modelway.gateway.auth import Authenticator
+    from modelway.observability.metrics import Metrics
 
 
 @dataclass
@@ -26,6 +27,8 @@ class GatewayState:
     calls: Calls
     store: Store
     auth: Authenticator
+    #: ``GET /metrics`` (None with ``metrics.enabled: false``).
+    metrics: Metrics | None = None
     started_at: float = field(default_factory=time.time)
     body_limits: BodyLimits = field(init=False)
 

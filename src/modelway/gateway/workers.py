@@ -1,7 +1,7 @@
 """The worker supervisor: what ``modelway serve`` becomes (``execv``, same pid).
 
     python -m modelway.gateway.workers [--config PATH] [--host H] [--port P]
-                                       [--workers N] [--insecure]
+                                       [--workers N] [--insecure] [--log-format F]
 
 It checks the setup — the config, every provider, the store URL, open mode on a public
 address — and says what is wrong (exit status 2) before anything listens. Then it
@@ -11,6 +11,10 @@ the pages stay shared), and granian's process manager runs the workers over RSGI
 while it keeps dying young, never stopping the others), and on SIGTERM/SIGINT lets each
 stop: it stops accepting, answers its open requests for ``server.shutdown_grace``
 seconds and flushes its usage records.
+
+It logs as its workers do (``modelway.logs``; ``--log-format`` reaches them as
+``MODELWAY_LOG_FORMAT``): its start (address, workers, version), each worker's death and
+its stop are log events under ``modelway.server``; the ready line also goes to stdout.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import logging
 import math
 import os
 import resource
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -33,6 +40,7 @@ from granian.constants import HTTPModes, Interfaces, Loops
 from granian.log import LogLevels
 from granian.server import MPServer
 
+log = logging.getLogger("modelway.server")
 #: The workers' application (a factory: each worker builds its own).
 TARGET = "modelway.gateway.rsgi:app_from_environment"
 #: The most open files (connections) a worker asks for, when the hard limit allows.
@@ -125,6 +133,16 @@ def announce_when_listening(host: str, port: int, workers: int) -> None:
                     break
             time.sleep(0.02)
         print(f"modelway listening on http://{shown}:{port}{suffix}", flush=True)
+        from modelway import __version__
+
+        log.info(
+            "modelway %s listening on http://%s:%d%s",
+            __version__,
+            shown,
+            port,
+            suffix,
+            extra={"address": f"http://{shown}:{port}", "workers": workers, "version": __version__},
+        )
 
     forks = 0
 
@@ -180,14 +198,17 @@ class Supervisor(MPServer):
             now = time.monotonic()
             while self.interrupt_children:
                 index = self.interrupt_children.pop(0)
+                _forget_metrics_of(self.wrks[index].inner.pid)
                 delay = self.backoff.delay(index, now - self.wrks[index].birth)
                 due[index] = now + delay
                 alive: list[Any] = [w for w in self.wrks if w.inner.is_alive()]
-                print(
-                    f"modelway: worker-{index + 1} died; respawning it in {delay:.1f} s "
-                    f"({len(alive)} of {self.workers} workers serving)",
-                    file=sys.stderr,
-                    flush=True,
+                log.warning(
+                    "worker-%d died; respawning it in %.1f s (%d of %d workers serving)",
+                    index + 1,
+                    delay,
+                    len(alive),
+                    self.workers,
+                    extra={"worker": index + 1, "respawn_in_s": delay, "serving": len(alive)},
                 )
             ready = sorted(index for index, when in due.items() if when <= now)
             if ready:
@@ -198,6 +219,15 @@ class Supervisor(MPServer):
             if self.reload_signal:
                 granian: Any = super()  # untyped: granian's respawn of every worker on HUP
                 granian._reload(spawn_target, target_loader)
+
+
+def _forget_metrics_of(pid: int | None) -> None:
+    """A dead worker's live gauges leave the sum; its counters stay (never go backwards)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if pid is not None and directory:
+        from modelway.observability.metrics import mark_dead
+
+        mark_dead(pid, directory)
 
 
 def raise_open_files_limit() -> int:
@@ -247,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int)
     parser.add_argument("--workers", type=int)
     parser.add_argument("--insecure", action="store_true")
+    parser.add_argument("--log-format", choices=("auto", "json", "text"))
     args = parser.parse_args(argv)
 
     from modelway.config import ConfigError, load_config, load_dotenv_file
@@ -265,9 +296,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as exc:  # the data directory cannot be created
         print(f"cannot use the data directory: {exc}", file=sys.stderr)
         sys.exit(1)
+    from modelway.logs import FORMAT_VARIABLE, configure_logging
+
+    if args.log_format is not None:
+        os.environ[FORMAT_VARIABLE] = args.log_format  # the workers inherit it
+    configure_logging(settings.logging)
     exposed = privacy_warning(url)
     if exposed is not None:
-        print(f"WARNING: {exposed}", file=sys.stderr, flush=True)
+        log.warning("%s", exposed)
     host = args.host if args.host is not None else settings.server.host
     if host == "localhost":
         host = "127.0.0.1"  # granian binds addresses, not names
@@ -294,37 +330,50 @@ def main(argv: Sequence[str] | None = None) -> None:
                 file=sys.stderr,
             )
             sys.exit(2)
-        print(
-            "WARNING: OPEN MODE — no MODELWAY_MASTER_KEY and no virtual keys: anyone who can "
-            f"reach {host}:{port} can use this gateway and the provider keys it holds",
-            file=sys.stderr,
-            flush=True,
+        log.warning(
+            "OPEN MODE — no MODELWAY_MASTER_KEY and no virtual keys: anyone who can reach "
+            "%s:%d can use this gateway and the provider keys it holds",
+            host,
+            port,
         )
         if not is_loopback(host):
             # Against DNS rebinding: a web page can only bring a name of its own.
             shown = "any IP address" if host in ("0.0.0.0", "::", "") else host
-            print(
-                f"note: open mode answers only to loopback host names, {shown} and the "
-                "names in server.allowed_hosts (421 for any other Host)",
-                file=sys.stderr,
-                flush=True,
+            log.warning(
+                "open mode answers only to loopback host names, %s and the names in "
+                "server.allowed_hosts (421 for any other Host)",
+                shown,
             )
     if workers > 1 and not environ.get("REDIS_URL"):
-        print(
-            f"note: {workers} workers and no REDIS_URL: each worker counts rate limits and "
-            "budgets on its own, so a key's limits are multiplied by the worker count. Set "
-            "REDIS_URL to share them.",
-            file=sys.stderr,
-            flush=True,
+        log.warning(
+            "%d workers and no REDIS_URL: each worker counts rate limits and budgets on its "
+            "own, so a key's limits are multiplied by the worker count. Set REDIS_URL to "
+            "share them.",
+            workers,
         )
     if args.config is not None:
         os.environ["MODELWAY_CONFIG"] = str(args.config.resolve())  # the workers load it again
+    # Before the gateway imports prometheus-client, which picks where values live then.
+    metrics_dir = _private_metrics_directory()
     import modelway.gateway.rsgi  # noqa: F401  loaded once here, inherited by every worker
     from modelway.gateway.app import BIND_HOST_VARIABLE
 
     os.environ[BIND_HOST_VARIABLE] = host  # --host is not in the config the workers load
 
-    serve(host, port, workers, settings.server.shutdown_grace)
+    try:
+        serve(host, port, workers, settings.server.shutdown_grace)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    log.info("modelway stopped", extra={"address": f"http://{host}:{port}"})
+
+
+def _private_metrics_directory() -> str:
+    """A directory of this gateway's own (0700) where its workers keep their metric values,
+    so one scrape of any worker sums them all; named in the environment they inherit."""
+    assert "prometheus_client" not in sys.modules, "imported before its directory was set"
+    path = tempfile.mkdtemp(prefix="modelway-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ class RedisOutage:
     down with it; providers still enforce their own limits, and usage records still land.
     """
 
+    #: Outages begun in this process, over every instance (``modelway_redis_fail_open_total``).
+    episodes = 0
+
     __slots__ = ("_clock", "_down", "_pause", "_skip_until", "_what")
 
     def __init__(
@@ -48,6 +51,7 @@ class RedisOutage:
         self._skip_until = self._clock() + self._pause
         if not self._down:
             self._down = True
+            RedisOutage.episodes += 1
             logger.error(
                 "%s: Redis is unreachable (%s: %s); failing open, %s are NOT enforced "
                 "until it answers again",

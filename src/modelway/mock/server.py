@@ -73,6 +73,10 @@ class MockSettings:
     seed: int | None = None
 
 
+#: How many ``traceparent`` headers ``MockStats`` keeps.
+MAX_TRACEPARENTS = 64
+
+
 @dataclass
 class MockStats:
     """What the mock has seen, served as JSON at ``GET /mock/stats``."""
@@ -86,6 +90,8 @@ class MockStats:
     last_request_images: int = 0
     #: Requests seen per ``x-mock-fault`` header value (for ``times:<n>``).
     fault_uses: dict[str, int] = field(default_factory=dict)
+    #: The ``traceparent`` headers of the latest requests that sent one, oldest first.
+    traceparents: list[str] = field(default_factory=list)
 
 
 class RequestCounter:
@@ -108,6 +114,9 @@ class RequestCounter:
             for name, value in scope["headers"]:
                 if name == b"x-request-id":
                     stats.last_request_id = value.decode("latin-1")
+                elif name == b"traceparent":
+                    stats.traceparents.append(value.decode("latin-1"))
+                    del stats.traceparents[:-MAX_TRACEPARENTS]
         count_header = (b"x-mock-request-count", str(stats.request_count).encode())
 
         async def send_with_count(message: Message) -> None:

@@ -7,7 +7,7 @@ enforces each call's timeouts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from http import HTTPStatus
 from typing import NamedTuple, Protocol
 
@@ -33,6 +33,10 @@ from modelway.types import (
     ResponseBuilder,
     StreamEvent,
 )
+
+#: Adds trace context (``traceparent``) to each upstream request's headers: set by
+#: ``observability.tracing`` when traces are on, None otherwise (one check per request).
+trace_headers: Callable[[dict[str, str]], None] | None = None
 
 
 class Call(NamedTuple):
@@ -119,12 +123,17 @@ class HttpProvider:
         by the total timeout (for answers read at once, not streamed).
         """
         limits = call.timeouts
+        headers = (
+            {**http.headers, **self._headers, "x-request-id": call.request_id}
+            if call.request_id
+            else {**http.headers, **self._headers}
+        )
+        if trace_headers is not None:
+            trace_headers(headers)
         request = UpstreamRequest(
             http.method,
             self.base_url + http.path,
-            {**http.headers, **self._headers, "x-request-id": call.request_id}
-            if call.request_id
-            else {**http.headers, **self._headers},
+            headers,
             http.body,
             connect_timeout=limits.connect,
             # Streams are timed chunk by chunk in ``raw_stream``; whole answers by ``total``.

@@ -79,7 +79,11 @@ class DeploymentState:
         if condition == "cooling" or self._probe_running:
             return False
         self._probe_running = True
-        log.info("deployment %s: rest over, probing with one request", self.name)
+        log.info(
+            "deployment %s: rest over, probing with one request",
+            self.name,
+            extra={"deployment": self.name, "state": "probing"},
+        )
         return True
 
     def started(self) -> None:
@@ -97,7 +101,11 @@ class DeploymentState:
             else previous + LATENCY_SMOOTHING * (first_byte_seconds - previous)
         )
         if self.cooled_until:
-            log.info("deployment %s: probe succeeded, back in rotation", self.name)
+            log.info(
+                "deployment %s: probe succeeded, back in rotation",
+                self.name,
+                extra={"deployment": self.name, "state": "healthy"},
+            )
         self.cooled_until = 0.0
         self._probe_running = False
         self._failures.clear()
@@ -119,7 +127,12 @@ class DeploymentState:
                 if self.cooled_until <= now:
                     self.cooldowns += 1
                 self.cooled_until = until
-                log.info("deployment %s: upstream asked to wait %.1f s", self.name, retry_after)
+                log.info(
+                    "deployment %s: upstream asked to wait %.1f s",
+                    self.name,
+                    retry_after,
+                    extra={"deployment": self.name, "state": "cooling", "seconds": retry_after},
+                )
         failures = self._failures
         failures.append(now)
         while failures and failures[0] <= now - self._cooldown.window:
@@ -133,7 +146,18 @@ class DeploymentState:
             if self.cooled_until <= now:
                 self.cooldowns += 1
             self.cooled_until = until
-            log.warning("deployment %s cooled down for %.1f s (%s)", self.name, seconds, reason)
+            log.warning(
+                "deployment %s cooled down for %.1f s (%s)",
+                self.name,
+                seconds,
+                reason,
+                extra={
+                    "deployment": self.name,
+                    "state": "cooling",
+                    "seconds": seconds,
+                    "reason": reason,
+                },
+            )
         self._probe_running = False
         self._failures.clear()
 

@@ -69,6 +69,9 @@ class UsageWriter:
         self._spill_failing = False
         self._spilled = 0
         self._dropped = 0
+        #: Records written to the store, and failed store writes, since start (metrics).
+        self.written = 0
+        self.store_errors = 0
         self._dropped_unlogged = 0
         self._drop_logged_at = -DROP_LOG_INTERVAL
 
@@ -81,6 +84,18 @@ class UsageWriter:
     def writable(self) -> bool:
         """False while neither the store nor the spill file takes records."""
         return not (self._failing and self._spill_failing)
+
+    @property
+    def queued(self) -> int:
+        """Records in memory waiting to be written."""
+        return len(self._buffer)
+
+    def spill_bytes(self) -> int:
+        """The spill file's size (0 when there is none): records waiting for the store."""
+        try:
+            return self._spill.path.stat().st_size
+        except OSError:
+            return 0
 
     @property
     def dropped(self) -> int:
@@ -158,7 +173,7 @@ class UsageWriter:
                 if not await self._insert(batch):
                     return False
             await asyncio.to_thread(replay.remove)
-            log.info("usage spill file replayed into the store")
+            log.info("usage spill file replayed into the store", extra={"spilled": 0})
             self._spilled = 0
             return True
         finally:
@@ -169,10 +184,12 @@ class UsageWriter:
             async with asyncio.timeout(INSERT_TIMEOUT):
                 await self._usage.insert_many(batch)
         except Exception as exc:
+            self.store_errors += 1
             self._failed(exc)
             return False
+        self.written += len(batch)
         if self._failing:
-            log.info("usage writes resumed")
+            log.info("usage writes resumed", extra={"error": None, "spilled": self._spilled})
         self._failing = False
         self._backoff = FIRST_BACKOFF
         self._retry_at = 0.0
@@ -184,6 +201,7 @@ class UsageWriter:
                 "cannot write usage records (%s: %s); buffering them and retrying",
                 type(exc).__name__,
                 exc,
+                extra={"error": f"{type(exc).__name__}: {exc}", "spilled": self._spilled},
             )
         self._failing = True
         self._retry_at = time.monotonic() + self._backoff
@@ -211,13 +229,17 @@ class UsageWriter:
                     "records in memory until the store or the disk takes them",
                     exc,
                     self._max_buffer,
+                    extra={"error": f"{type(exc).__name__}: {exc}", "spilled": self._spilled},
                 )
             self._spill_failing = True
             self._buffer.extendleft(reversed(records))
             self._drop_oldest()
             return
         if self._spill_failing:
-            log.info("the usage spill file is writable again")
+            log.info(
+                "the usage spill file is writable again",
+                extra={"error": None, "spilled": self._spilled + len(records)},
+            )
         self._spill_failing = False
         self._spilled += len(records)
 
@@ -238,6 +260,12 @@ class UsageWriter:
                 "written (%d dropped since start)",
                 self._dropped_unlogged,
                 self._dropped,
+                extra={
+                    "error": "store and spill file unwritable",
+                    "spilled": self._spilled,
+                    "dropped": self._dropped_unlogged,
+                    "dropped_total": self._dropped,
+                },
             )
             self._dropped_unlogged = 0
             self._drop_logged_at = now
@@ -249,7 +277,10 @@ class UsageWriter:
                 if await self._flush_buffer():
                     await self._replay_spill()
         except TimeoutError:
-            log.warning("usage store too slow at shutdown; spilling the rest to a local file")
+            log.warning(
+                "usage store too slow at shutdown; spilling the rest to a local file",
+                extra={"error": "timeout", "spilled": self._spilled + len(self._buffer)},
+            )
         if self._buffer:
             records = list(self._buffer)
             self._buffer.clear()

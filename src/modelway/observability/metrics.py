@@ -1,0 +1,398 @@
+"""Prometheus metrics for every metered call, summed over the workers of one gateway.
+
+``Metrics`` owns the families (``prometheus-client``). The hot path feeds them from the
+metered-call layer only: ``MetricsHook`` (a ``CallHook``: in-flight calls, then each
+call's usage record) and ``AttemptMetrics`` (an engine ``AttemptListener``: each upstream
+attempt). Label children are cached per label tuple, so a call costs a dict lookup and a
+few increments per family; each family keeps at most ``max_series`` label sets, and new
+ones past that are counted under ``other`` (model names come from callers).
+
+Facts that live elsewhere — deployment health, the usage writer, Redis outages — are
+copied in by ``refresh()``, every second and before each scrape, never per request.
+
+Several workers: ``modelway serve`` gives its workers one private directory
+(``PROMETHEUS_MULTIPROC_DIR``, made by the supervisor with ``mkdtemp``, mode 0700, so no
+other gateway on the host shares or wipes it). Each worker's values live in its own
+files there, prometheus-client's multiprocess mode, and a scrape of any worker merges
+them all: a dead worker's counters stay (they never go backwards), its live gauges go
+(``mark_dead``). Without the directory (one process, tests, ``create_app`` embedded) the
+metrics are this ``Metrics``' own registry.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from modelway import __version__
+from modelway.calls.hooks import CallHook
+from modelway.errors import BudgetExceeded, RateLimited
+from modelway.limits.outage import RedisOutage
+
+if TYPE_CHECKING:
+    from modelway.calls.metered import Calls, MeteredCall
+    from modelway.routing.resolve import Router
+    from modelway.routing.targets import Target
+    from modelway.store.records import UsageRecord
+    from modelway.store.writer import UsageWriter
+
+#: Set by the supervisor for its workers; prometheus-client reads it at import.
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+#: The label value that stands for every label set past a family's cap.
+OTHER = "other"
+DEFAULT_MAX_SERIES = 1000
+
+#: The OpenTelemetry GenAI semantic conventions' buckets (gen_ai.server.request.duration,
+#: gen_ai.server.time_to_first_token), in seconds.
+REQUEST_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                   40.96, 81.92)  # fmt: skip
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
+                5.0, 7.5, 10.0)  # fmt: skip
+#: The gateway's own time is a few hundred microseconds: finer buckets.
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                    0.25)  # fmt: skip
+_STATES = {"healthy": 0, "probing": 1, "cooling": 2}
+_STATUS_CLASSES = {2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+
+def status_class(status: int) -> str:
+    """``2xx``, ``4xx``, ``5xx`` (a caller that left, 499, is ``4xx``)."""
+    return _STATUS_CLASSES.get(status // 100, "5xx")
+
+
+class _Family:
+    """A labelled metric with its children cached and its label sets capped."""
+
+    __slots__ = ("_children", "_max", "_metric", "_other")
+
+    def __init__(self, metric: Any, labels: int, max_series: int) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+        self._max = max_series
+        self._other = (OTHER,) * labels
+
+    def child(self, *labels: str) -> Any:
+        found = self._children.get(labels)
+        if found is None:
+            if len(self._children) >= self._max:
+                labels = self._other
+                found = self._children.get(labels)
+            if found is None:
+                found = self._children[labels] = self._metric.labels(*labels)
+        return found
+
+
+class Metrics:
+    """The gateway's metric families, in a registry of their own."""
+
+    def __init__(self, *, max_series: int = DEFAULT_MAX_SERIES, per_key: bool = False) -> None:
+        self.multiprocess_dir = os.environ.get(MULTIPROC_DIR) or None
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        call = ["dialect", "alias", "provider", "model"]
+        cap = max_series
+
+        def family(metric: Any, labels: list[str]) -> _Family:
+            return _Family(metric, len(labels), cap)
+
+        self.requests = family(
+            Counter("modelway_requests", "Calls, by how they ended", [*call, "status_class"],
+                    registry=r),
+            [*call, "status_class"],
+        )  # fmt: skip
+        self.duration = family(
+            Histogram("modelway_request_duration_seconds", "Whole call, admission to last byte",
+                      [*call, "stream"], buckets=REQUEST_BUCKETS, registry=r),
+            [*call, "stream"],
+        )  # fmt: skip
+        self.ttft = family(
+            Histogram("modelway_time_to_first_token_seconds", "Streamed calls: to the first chunk",
+                      call, buckets=TTFT_BUCKETS, registry=r),
+            call,
+        )  # fmt: skip
+        self.upstream = family(
+            Histogram("modelway_upstream_duration_seconds",
+                      "Each upstream attempt, to its answer or first event",
+                      ["provider", "model", "outcome"], buckets=REQUEST_BUCKETS, registry=r),
+            ["provider", "model", "outcome"],
+        )  # fmt: skip
+        self.overhead = family(
+            Histogram("modelway_overhead_seconds",
+                      "The gateway's own time: a call's duration (a stream's TTFT) minus its "
+                      "answering attempt's", ["dialect", "stream"], buckets=OVERHEAD_BUCKETS,
+                      registry=r),
+            ["dialect", "stream"],
+        )  # fmt: skip
+        self.tokens = family(
+            Counter("modelway_tokens", "Tokens as providers report them",
+                    ["type", "provider", "model"], registry=r),
+            ["type", "provider", "model"],
+        )  # fmt: skip
+        self.cost = family(
+            Counter("modelway_cost_usd", "Spend at the configured prices", ["provider", "model"],
+                    registry=r),
+            ["provider", "model"],
+        )  # fmt: skip
+        self.attempts = family(
+            Counter("modelway_upstream_attempts", "Upstream attempts, retries included",
+                    ["provider", "model", "outcome"], registry=r),
+            ["provider", "model", "outcome"],
+        )  # fmt: skip
+        self.retries = family(
+            Counter("modelway_retries", "Attempts beyond the first", ["alias"], registry=r),
+            ["alias"],
+        )  # fmt: skip
+        self.fallbacks = family(
+            Counter("modelway_fallbacks", "Calls answered by a fallback model",
+                    ["alias", "fallback"], registry=r),
+            ["alias", "fallback"],
+        )  # fmt: skip
+        self.in_flight = family(
+            Gauge("modelway_in_flight_calls", "Calls admitted and not over", ["dialect"],
+                  multiprocess_mode="livesum", registry=r),
+            ["dialect"],
+        )  # fmt: skip
+        self.in_flight_streams = family(
+            Gauge("modelway_in_flight_streams", "Streams being answered", ["dialect"],
+                  multiprocess_mode="livesum", registry=r),
+            ["dialect"],
+        )  # fmt: skip
+        self.refusals = family(
+            Counter("modelway_refusals", "Calls refused before reaching a provider",
+                    ["reason", "limit"], registry=r),
+            ["reason", "limit"],
+        )  # fmt: skip
+        # Copied in by refresh() (live state kept elsewhere).
+        self.deployment_state = family(
+            Gauge("modelway_deployment_state", "0 healthy, 1 probing, 2 cooling", ["deployment"],
+                  multiprocess_mode="livemax", registry=r),
+            ["deployment"],
+        )  # fmt: skip
+        self.deployment_in_flight = family(
+            Gauge("modelway_deployment_in_flight", "Attempts and streams in flight",
+                  ["deployment"], multiprocess_mode="livesum", registry=r),
+            ["deployment"],
+        )  # fmt: skip
+        self.cooldowns = family(
+            Counter("modelway_deployment_cooldowns", "Times a deployment was benched",
+                    ["deployment"], registry=r),
+            ["deployment"],
+        )  # fmt: skip
+        self.queue_depth = Gauge("modelway_usage_queue_depth", "Usage records not yet written",
+                                 multiprocess_mode="livesum", registry=r)  # fmt: skip
+        self.written = Counter("modelway_usage_records_written", "Usage records written",
+                               registry=r)  # fmt: skip
+        self.spill_bytes = Gauge("modelway_usage_spill_bytes", "Size of the usage spill file",
+                                 multiprocess_mode="livemax", registry=r)  # fmt: skip
+        self.store_errors = Counter("modelway_usage_store_errors", "Failed usage store writes",
+                                    registry=r)  # fmt: skip
+        self.fail_open = Counter("modelway_redis_fail_open",
+                                 "Episodes on in-memory limits: Redis unreachable",
+                                 registry=r)  # fmt: skip
+        self.per_key: tuple[_Family, _Family, _Family] | None = None
+        if per_key:
+            self.per_key = (
+                family(Counter("modelway_key_requests", "Calls per virtual key (its id)",
+                               ["key_id", "status_class"], registry=r), ["key_id", "status_class"]),
+                family(Counter("modelway_key_tokens", "Tokens per virtual key",
+                               ["key_id", "type"], registry=r), ["key_id", "type"]),
+                family(Counter("modelway_key_cost_usd", "Spend per virtual key", ["key_id"],
+                               registry=r), ["key_id"]),
+            )  # fmt: skip
+        build = Gauge("modelway_build_info", "The running version", ["version"],
+                      multiprocess_mode="max", registry=r)  # fmt: skip
+        build.labels(__version__).set(1)
+        # What refresh() has copied so far, so counters grow by the difference.
+        self._copied: dict[str, float] = {}
+        self.router: Router | None = None
+        self.writer: UsageWriter | None = None
+        self.auth: Any = None
+
+    # --- what the hot path calls --------------------------------------------------------
+
+    def refused(self, reason: str, limit: str = "") -> None:
+        """A call (or a key) refused before reaching a provider."""
+        self.refusals.child(reason, limit).inc()
+
+    # --- what is copied in ---------------------------------------------------------------
+
+    def watch(self, router: Router, writer: UsageWriter | None, auth: Any = None) -> None:
+        """Where ``refresh`` reads deployment health, the usage writer and the count of
+        refused keys (``auth.failures``) from."""
+        self.router, self.writer, self.auth = router, writer, auth
+
+    def refresh(self) -> None:
+        """Copy the live facts kept elsewhere into the metrics (not per request)."""
+        now = time.monotonic()
+        if self.router is not None:
+            for states in self.router.deployment_states().values():
+                for state in states:
+                    name = state.name
+                    self.deployment_state.child(name).set(_STATES[state.condition(now)])
+                    self.deployment_in_flight.child(name).set(state.in_flight)
+                    self._grow(self.cooldowns.child(name), f"cooldowns:{name}", state.cooldowns)
+        writer = self.writer
+        if writer is not None:
+            self.queue_depth.set(writer.queued)
+            self.spill_bytes.set(writer.spill_bytes())
+            self._grow(self.written, "written", writer.written)
+            self._grow(self.store_errors, "store_errors", writer.store_errors)
+        self._grow(self.fail_open, "fail_open", RedisOutage.episodes)
+        if self.auth is not None:
+            self._grow(self.refusals.child("auth_failed", ""), "auth_failed", self.auth.failures)
+
+    def _grow(self, counter: Any, key: str, total: float) -> None:
+        done = self._copied.get(key, 0.0)
+        if total > done:
+            counter.inc(total - done)
+            self._copied[key] = total
+
+    def exposition(self) -> bytes:
+        """The text a scrape gets: every worker's values merged, or this registry's."""
+        self.refresh()
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
+
+
+class MetricsHook(CallHook):
+    """In-flight calls, and each call's usage record as requests, durations, tokens, cost."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def before(self, call: MeteredCall) -> None:
+        self.metrics.in_flight.child(call.dialect).inc()
+
+    def streaming(self, call: MeteredCall) -> None:
+        self.metrics.in_flight_streams.child(call.dialect).inc()
+
+    def after(self, call: MeteredCall, record: UsageRecord) -> None:
+        m = self.metrics
+        routed = call.routed
+        if routed:
+            m.in_flight.child(record.dialect or "").dec()  # ``before`` ran: admitted
+            if call.streamed:
+                m.in_flight_streams.child(record.dialect or "").dec()
+        status = record.status
+        if status >= 400 and record.provider is None:
+            self._refusal(call, record)
+        dialect = record.dialect or ""
+        alias = (record.alias or "") if routed else ""
+        provider = record.provider or ""
+        model = record.model or ""
+        m.requests.child(dialect, alias, provider, model, status_class(status)).inc()
+        if m.per_key is not None and record.key_id:
+            self._per_key(m.per_key, record)
+        latency = record.latency_ms / 1000
+        stream = "true" if record.stream else "false"
+        m.duration.child(dialect, alias, provider, model, stream).observe(latency)
+        if not provider:
+            return  # refused or unroutable: no upstream, no tokens
+        ttft = record.ttft_ms
+        if record.stream and ttft is not None:
+            m.ttft.child(dialect, alias, provider, model).observe(ttft / 1000)
+        outcome = call.outcome
+        if outcome is not None and status < 400:
+            spent = ttft / 1000 if record.stream and ttft is not None else latency
+            m.overhead.child(dialect, stream).observe(max(0.0, spent - outcome.upstream_seconds))
+        tokens = m.tokens
+        tokens.child("input", provider, model).inc(record.prompt_tokens)
+        tokens.child("output", provider, model).inc(record.completion_tokens)
+        if record.cached_tokens:
+            tokens.child("cached_input", provider, model).inc(record.cached_tokens)
+        if record.cache_write_tokens:
+            tokens.child("cache_write", provider, model).inc(record.cache_write_tokens)
+        if record.cost_usd:
+            m.cost.child(provider, model).inc(record.cost_usd)
+        if record.retries:
+            m.retries.child(alias).inc(record.retries)
+        if record.fallback_used:
+            m.fallbacks.child(alias, record.fallback_used).inc()
+
+    @staticmethod
+    def _per_key(families: tuple[_Family, _Family, _Family], record: UsageRecord) -> None:
+        requests, tokens, cost = families
+        key = record.key_id or ""
+        requests.child(key, status_class(record.status)).inc()
+        tokens.child(key, "input").inc(record.prompt_tokens)
+        tokens.child(key, "output").inc(record.completion_tokens)
+        if record.cost_usd:
+            cost.child(key).inc(record.cost_usd)
+
+    def _refusal(self, call: MeteredCall, record: UsageRecord) -> None:
+        error = call.error
+        if isinstance(error, BudgetExceeded):
+            self.metrics.refused("budget_exceeded")
+        elif isinstance(error, RateLimited):
+            self.metrics.refused("rate_limited", error.limit or "")
+        elif record.status == 403:
+            self.metrics.refused("model_not_allowed")
+
+
+class AttemptMetrics:
+    """Each upstream attempt: its count and duration by outcome (an engine listener)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def attempt_started(self, target: Target) -> None:
+        return None
+
+    def attempt_ended(
+        self, target: Target, handle: None, seconds: float, error: BaseException | None
+    ) -> None:
+        m = self.metrics
+        outcome = "ok" if error is None else "error"
+        provider, model = target.backend.name, target.model
+        m.attempts.child(provider, model, outcome).inc()
+        m.upstream.child(provider, model, outcome).observe(seconds)
+
+
+def install(calls: Calls, writer: UsageWriter | None, auth: Any = None, **settings: Any) -> Metrics:
+    """Metrics for every call ``calls`` opens; the ``Metrics`` to expose and refresh."""
+    metrics = Metrics(**settings)
+    metrics.watch(calls.engine.router, writer, auth)
+    calls.add_hook(MetricsHook(metrics))
+    calls.engine.listeners.append(AttemptMetrics(metrics))
+    return metrics
+
+
+# --- the supervisor's side ------------------------------------------------------------
+
+
+def private_directory(environ: Mapping[str, str]) -> str:
+    """A fresh directory for this gateway's workers' metric files (0700), named in the
+    environment the workers inherit. The caller removes it (``remove_directory``)."""
+    path = tempfile.mkdtemp(prefix="modelway-metrics-")
+    os.chmod(path, 0o700)
+    return path
+
+
+def mark_dead(pid: int, path: str) -> None:
+    """Drop a dead worker's live gauges; its counters and histograms stay in the sum."""
+    multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+
+
+def remove_directory(path: str, on_error: Callable[[BaseException], None] | None = None) -> None:
+    """Remove the workers' metric files when the gateway stops."""
+    try:
+        shutil.rmtree(path)
+    except OSError as error:
+        if on_error is not None:
+            on_error(error)

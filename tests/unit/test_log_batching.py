@@ -1,0 +1,83 @@
+"""Request lines are written in batches (one write for many), never late by much, whole."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from modelway.logs import BATCH_BYTES, BatchingHandler, flush_logs
+from tests.polling import wait_until
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def loggers_restored() -> Iterator[None]:
+    names = ("modelway", "modelway.requests", "modelway.x")
+    saved = [
+        (logger, list(logger.handlers), logger.level, logger.propagate)
+        for logger in map(logging.getLogger, names)
+    ]
+    yield
+    for logger, handlers, level, propagate in saved:
+        logger.handlers, logger.level, logger.propagate = handlers, level, propagate
+
+
+def handler_logging() -> tuple[CountingStream, logging.Logger, logging.Logger, BatchingHandler]:
+    stream = CountingStream()
+    handler = BatchingHandler(stream)
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    requests, other = logging.getLogger("modelway.requests"), logging.getLogger("modelway.x")
+    for logger in (requests, other):
+        logger.handlers = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return stream, requests, other, handler
+
+
+def test_request_lines_go_out_together_soon_and_other_lines_at_once() -> None:
+    stream, requests, other, _ = handler_logging()
+    for number in range(5):
+        requests.info("request %d", number)
+    assert stream.writes == []  # waiting to go out together
+    wait_until(lambda: len(stream.writes) == 1, what="the batch")
+    assert stream.writes[0].count("\n") == 5
+    requests.info("request 5")
+    other.info("worker stopping")  # written at once, after what waited, in order
+    assert stream.getvalue().splitlines()[-2:] == [
+        "modelway.requests request 5",
+        "modelway.x worker stopping",
+    ]
+
+
+def test_a_batch_stays_below_an_atomic_pipe_write() -> None:
+    stream, requests, _, handler = handler_logging()
+    for number in range(200):
+        requests.info("request %d %s", number, "x" * 100)
+    handler.flush()
+    assert all(len(write) < BATCH_BYTES + 200 for write in stream.writes)
+    assert all(write.endswith("\n") for write in stream.writes)  # whole lines only
+    assert stream.getvalue().count("\n") == 200
+
+
+def test_flush_logs_writes_what_waits() -> None:
+    stream, requests, _, handler = handler_logging()
+    root = logging.getLogger("modelway")
+    root.handlers = [handler]
+    requests.info("last words")
+    flush_logs()
+    assert stream.getvalue() == "modelway.requests last words\n"

@@ -1,0 +1,214 @@
+"""``GET /metrics``: what every metered call reports, who may read it, and its bounds.
+
+An in-process gateway (one process: the metrics are its own registry); the sum over
+several workers is ``tests/integration/test_metrics_workers.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from modelway.errors import UpstreamStatusError
+from modelway.limits.outage import RedisOutage
+from tests.polling import eventually
+from tests.unit.gateways import MASTER, Setup, in_process_gateway
+
+CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "one two three"}]}
+ANTHROPIC = {
+    "model": "mock/echo",
+    "max_tokens": 10,
+    "messages": [{"role": "user", "content": "one two"}],
+}
+PRICES = "prices:\n  mock/echo: {input_per_million: 1000000, output_per_million: 2000000}\n"
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Setup]:
+    async with in_process_gateway(tmp_path, PRICES + "metrics: {token: scrape-token-0123}\n") as s:
+        yield s
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(gateway: Setup, **headers: str) -> Samples:
+    response = await gateway.http.get("/metrics", headers=headers or None)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of ``name`` over the samples whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, got), v in samples.items() if n == name and wanted <= got)
+
+
+async def test_each_dialects_calls_are_counted_timed_and_priced(gateway: Setup) -> None:
+    for _ in range(3):
+        assert (await gateway.http.post("/v1/chat/completions", json=CHAT)).status_code == 200
+    assert (await gateway.http.post("/v1/messages", json=ANTHROPIC)).status_code == 200
+    streamed = await gateway.http.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert streamed.status_code == 200
+    samples = await scrape(gateway)
+    call = {"alias": "mock/echo", "provider": "mock", "model": "echo"}
+    assert value(samples, "modelway_requests_total", dialect="openai", status_class="2xx") == 4
+    assert value(samples, "modelway_requests_total", dialect="anthropic", **call) == 1
+    count = "modelway_request_duration_seconds_count"
+    assert value(samples, count, dialect="openai", stream="false") == 3
+    assert value(samples, count, dialect="openai", stream="true") == 1
+    assert value(samples, "modelway_time_to_first_token_seconds_count", dialect="openai") == 1
+    assert value(samples, "modelway_overhead_seconds_count") == 5
+    assert value(samples, "modelway_upstream_attempts_total", provider="mock", outcome="ok") == 5
+    assert value(samples, "modelway_upstream_duration_seconds_count", outcome="ok") == 5
+    # The mock counts words: 3 input tokens per OpenAI call, 2 for the Anthropic one.
+    assert value(samples, "modelway_tokens_total", type="input", provider="mock") == 4 * 3 + 2
+    output = value(samples, "modelway_tokens_total", type="output")
+    assert output > 0
+    cost = value(samples, "modelway_cost_usd_total", provider="mock", model="echo")
+    assert cost == pytest.approx((4 * 3 + 2) * 1.0 + output * 2.0)
+    assert value(samples, "modelway_in_flight_calls") == 0
+    assert value(samples, "modelway_in_flight_streams") == 0
+    assert value(samples, "modelway_build_info") == 1
+
+
+async def test_refusals_are_counted_by_reason_and_limit(gateway: Setup) -> None:
+    _, plaintext = await gateway.state.store.keys.create("k", models=["mock/echo"], rpm=1)
+    headers = {"authorization": f"Bearer {plaintext}"}
+    post = gateway.http.post
+    assert (await post("/v1/chat/completions", json=CHAT, headers=headers)).status_code == 200
+    assert (await post("/v1/chat/completions", json=CHAT, headers=headers)).status_code == 429
+    other = {**CHAT, "model": "mock/other"}
+    assert (await post("/v1/chat/completions", json=other, headers=headers)).status_code == 403
+    wrong = {"authorization": "Bearer mw-not-a-key-000000000000000"}
+    assert (await post("/v1/chat/completions", json=CHAT, headers=wrong)).status_code == 401
+    samples = await scrape(gateway)
+    refusals = "modelway_refusals_total"
+    assert value(samples, refusals, reason="rate_limited", limit="requests") == 1
+    assert value(samples, refusals, reason="model_not_allowed") == 1
+    assert value(samples, refusals, reason="auth_failed") == 1
+    # A refused call never routed: its requests series names no alias, provider or model.
+    assert value(samples, "modelway_requests_total", alias="", status_class="4xx") == 2
+
+
+async def test_unknown_models_do_not_make_series(gateway: Setup) -> None:
+    for number in range(30):
+        body = {**CHAT, "model": f"made-up-model-{number}"}
+        assert (await gateway.http.post("/v1/chat/completions", json=body)).status_code == 404
+    samples = await scrape(gateway)
+    names = {dict(labels).get("alias") for (n, labels) in samples if n == "modelway_requests_total"}
+    assert names == {""}
+
+
+async def test_label_sets_past_the_cap_are_counted_as_other(tmp_path: Path) -> None:
+    async with in_process_gateway(tmp_path, "metrics: {max_series: 10}\n") as gateway:
+        for number in range(25):  # the OpenAI upstream answers any model name
+            body = {**CHAT, "model": f"openai/model-{number}"}
+            assert (await gateway.http.post("/v1/chat/completions", json=body)).status_code == 200
+        samples = await scrape(gateway)
+    series = [labels for (n, labels) in samples if n == "modelway_requests_total"]
+    assert len(series) == 11  # ten named, then "other"
+    assert value(samples, "modelway_requests_total", alias="other", model="other") == 15
+    assert value(samples, "modelway_requests_total") == 25
+
+
+async def test_deployment_health_and_the_usage_writer_are_copied_in(tmp_path: Path) -> None:
+    config = (
+        "models:\n  - name: fragile\n    deployments:\n      - {provider: openai, model: gpt-x}\n"
+        "    retries: 0\n    cooldown: {failures: 1, seconds: 60}\n"
+    )
+    async with in_process_gateway(tmp_path, config, upstream=_failing) as gateway:
+        refused = await gateway.http.post("/v1/chat/completions", json={**CHAT, "model": "fragile"})
+        assert refused.status_code >= 500
+        samples = await scrape(gateway)
+        [deployment] = {
+            dict(labels)["deployment"]
+            for (n, labels) in samples
+            if n == "modelway_deployment_state"
+        }
+        assert value(samples, "modelway_deployment_state", deployment=deployment) == 2  # cooling
+        assert value(samples, "modelway_deployment_cooldowns_total", deployment=deployment) == 1
+        assert value(samples, "modelway_upstream_attempts_total", outcome="error") >= 1
+        assert value(samples, "modelway_requests_total", status_class="5xx") == 1
+
+        async def written() -> float | None:
+            found = value(await scrape(gateway), "modelway_usage_records_written_total")
+            return found or None
+
+        assert await eventually(written, what="usage records written") == 1
+        assert value(samples, "modelway_usage_store_errors_total") == 0
+
+
+def _failing(request: Any) -> Any:
+    raise UpstreamStatusError("upstream 503", upstream_status=503)
+
+
+async def test_redis_fail_open_episodes_are_counted(gateway: Setup) -> None:
+    before = value(await scrape(gateway), "modelway_redis_fail_open_total")
+    outage = RedisOutage("limits")
+    outage.failed(ConnectionError("down"))
+    outage.failed(ConnectionError("still down"))  # the same episode
+    outage.succeeded()
+    outage.failed(ConnectionError("down again"))
+    assert value(await scrape(gateway), "modelway_redis_fail_open_total") == before + 2
+
+
+# --- who may read it ----------------------------------------------------------------------
+
+
+async def test_with_auth_the_master_key_or_the_metrics_token_is_needed(gateway: Setup) -> None:
+    anonymous = await gateway.http.get("/metrics", headers={"authorization": ""})
+    assert anonymous.status_code == 401
+    _, plaintext = await gateway.state.store.keys.create("ordinary")
+    ordinary = await gateway.http.get("/metrics", headers={"authorization": f"Bearer {plaintext}"})
+    assert ordinary.status_code == 401
+    token = await gateway.http.get(
+        "/metrics", headers={"authorization": "Bearer scrape-token-0123"}
+    )
+    assert token.status_code == 200
+    master = await gateway.http.get("/metrics", headers={"authorization": f"Bearer {MASTER}"})
+    assert master.status_code == 200
+    assert "scrape-token-0123" not in master.text and MASTER not in master.text
+
+
+async def test_open_mode_serves_loopback_only(tmp_path: Path) -> None:
+    from modelway.config import parse_config
+    from modelway.gateway.app import create_app
+
+    environ = {"MODELWAY_DATA_DIR": str(tmp_path)}
+    app = create_app(parse_config("", environ), environ)
+    async with app.lifespan():
+        for client, status in ((("127.0.0.1", 5), 200), (("203.0.113.9", 5), 403)):
+            transport = httpx.ASGITransport(app=app, client=client)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+                assert (await http.get("/metrics")).status_code == status
+
+
+async def test_switched_off_metrics_are_a_404(tmp_path: Path) -> None:
+    async with in_process_gateway(tmp_path, "metrics: {enabled: false}\n") as gateway:
+        assert (await gateway.http.get("/metrics")).status_code == 404
+        assert (await gateway.http.post("/v1/chat/completions", json=CHAT)).status_code == 200
+
+
+async def test_names_follow_prometheus_conventions(gateway: Setup) -> None:
+    await gateway.http.post("/v1/chat/completions", json=CHAT)
+    text = (await gateway.http.get("/metrics")).text
+    names = set(re.findall(r"^# TYPE (\w+) (\w+)", text, re.MULTILINE))
+    assert names
+    for name, kind in names:
+        assert name.startswith("modelway_")
+        if kind == "counter":
+            assert name.endswith("_total")
+        if kind == "histogram":
+            assert name.endswith("_seconds")

@@ -1,0 +1,299 @@
+"""One log line per request (``RequestLog``), the log formats, and the other log events."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelway.calls import ANONYMOUS, Caller
+from modelway.config import Cooldown, LoggingSettings, parse_config
+from modelway.errors import UpstreamStatusError
+from modelway.logs import (
+    FORMAT_VARIABLE,
+    JsonFormatter,
+    TextFormatter,
+    configure_logging,
+    log_format,
+)
+from modelway.observability.context import current_trace_id
+from modelway.observability.request_log import FIELDS, LOGGER, RequestLog
+from modelway.routing.deployments import DeploymentState
+from modelway.store.records import UsageRecord
+from modelway.store.writer import UsageWriter
+from tests.unit.gateways import in_process_gateway
+
+
+class Captured:
+    """What a handler on ``modelway.requests`` wrote, line by line."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        self.stream = stream
+
+    def lines(self) -> list[str]:
+        return self.stream.getvalue().splitlines()
+
+    def json(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines()]
+
+
+@pytest.fixture
+def request_lines() -> Iterator[Captured]:
+    """JSON request lines of the ``modelway.requests`` logger, at info level."""
+    yield from _capture(JsonFormatter())
+
+
+@pytest.fixture
+def request_text() -> Iterator[Captured]:
+    yield from _capture(TextFormatter())
+
+
+def _capture(formatter: logging.Formatter) -> Iterator[Captured]:
+    logger = logging.getLogger(LOGGER)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield Captured(stream)
+    finally:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = saved
+
+
+class FakeCall:
+    def __init__(self, caller: Caller = ANONYMOUS) -> None:
+        self.caller = caller
+
+
+def record(**fields: Any) -> UsageRecord:
+    base: dict[str, Any] = {
+        "request_id": "rid-1",
+        "time": 0.0,
+        "dialect": "openai",
+        "alias": "smart",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "prompt_tokens": 12,
+        "completion_tokens": 3,
+        "cost_usd": 0.000042,
+        "latency_ms": 12.3456,
+        "ttft_ms": 4.5678,
+        "stream": True,
+        "retries": 1,
+        "fallback_used": "cheap",
+    }
+    return UsageRecord(**{**base, **fields})
+
+
+# --- the request line ------------------------------------------------------------------
+
+
+async def test_a_virtual_key_request_logs_its_key_id_and_name_never_the_key(
+    tmp_path: Path, request_lines: Captured
+) -> None:
+    async with in_process_gateway(tmp_path) as gateway:
+        key, plaintext = await gateway.state.store.keys.create(
+            "billing-bot", owner_user="ann", owner_team="red"
+        )
+        answer = await gateway.http.post(
+            "/v1/chat/completions",
+            json={"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": f"Bearer {plaintext}", "x-request-id": "req-key-1"},
+        )
+        assert answer.status_code == 200
+    said = request_lines.stream.getvalue()
+    assert plaintext not in said
+    assert plaintext[8:24] not in said  # nor any part of its secret
+    [line] = [x for x in request_lines.json() if x["request_id"] == "req-key-1"]
+    assert list(line)[:4] == ["time", "level", "logger", "message"]
+    assert set(FIELDS) <= set(line)
+    assert line["message"] == "request" and line["logger"] == LOGGER and line["level"] == "info"
+    assert line["time"].endswith("Z") and line["time"][10] == "T"
+    assert line["key_id"] == key.id and line["key_name"] == "billing-bot"
+    assert (line["user"], line["team"]) == ("ann", "red")
+    assert (line["dialect"], line["alias"], line["provider"], line["model"]) == (
+        "openai",
+        "openai/gpt-4o",
+        "openai",
+        "gpt-4o",
+    )
+    assert (line["status"], line["error_type"], line["stream"]) == (200, None, False)
+    assert (line["prompt_tokens"], line["completion_tokens"], line["cached_tokens"]) == (5, 1, 0)
+    assert line["attempts"] == 1 and line["fallback"] is None and line["cache"] == "miss"
+    assert line["latency_ms"] > 0 and line["ttft_ms"] is not None
+    assert line["trace_id"] is None
+    assert isinstance(line["cost_usd"], float)
+
+
+async def test_a_refused_call_is_logged_too(tmp_path: Path, request_lines: Captured) -> None:
+    async with in_process_gateway(tmp_path) as gateway:
+        answer = await gateway.http.post(
+            "/v1/chat/completions",
+            json={"model": "nobody/serves-this", "messages": [{"role": "user", "content": "x"}]},
+            headers={"x-request-id": "req-unknown"},
+        )
+        assert answer.status_code == 404
+    [line] = [x for x in request_lines.json() if x["request_id"] == "req-unknown"]
+    assert line["status"] == 404 and line["error_type"] == "UnknownModel"
+    assert line["provider"] is None and line["attempts"] == 0 and line["cache"] is None
+    assert line["key_name"] == "master" and line["key_id"] is None
+
+
+async def test_logging_requests_false_registers_no_request_log(tmp_path: Path) -> None:
+    async with in_process_gateway(tmp_path, "logging: {requests: false}\n") as gateway:
+        assert not any(isinstance(h, RequestLog) for h in gateway.state.calls.hooks)
+    async with in_process_gateway(tmp_path) as gateway:
+        assert sum(isinstance(h, RequestLog) for h in gateway.state.calls.hooks) == 1
+
+
+def test_the_line_carries_the_record_and_the_trace_id(request_lines: Captured) -> None:
+    token = current_trace_id.set("4bf92f3577b34da6a3ce929d0e0e4736")
+    try:
+        RequestLog().after(FakeCall(), record(cache_hit=True, error_type=None))  # type: ignore[arg-type]
+    finally:
+        current_trace_id.reset(token)
+    [line] = request_lines.json()
+    assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert (line["attempts"], line["fallback"], line["cache"]) == (2, "cheap", "hit")
+    assert (line["latency_ms"], line["ttft_ms"]) == (12.35, 4.57)
+    assert line["key_name"] == "anonymous" and line["stream"] is True
+
+
+def test_nothing_is_built_while_the_level_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    logger = logging.getLogger("test.request_log.off")
+    logger.setLevel(logging.WARNING)
+
+    def no(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a record was made")
+
+    monkeypatch.setattr(logger, "makeRecord", no)
+    RequestLog(logger).after(FakeCall(), record())  # type: ignore[arg-type]
+
+
+def test_text_lines_are_short_and_human(request_text: Captured) -> None:
+    RequestLog().after(FakeCall(), record(status=502, error_type="UpstreamError"))  # type: ignore[arg-type]
+    [line] = request_text.lines()
+    assert " INFO modelway.requests: request 502 openai smart -> openai/gpt-4o UpstreamError " in (
+        line
+    )
+    assert "12.35 ms" in line and "stream ttft 4.57 ms" in line and "tokens 12+3" in line
+    assert "attempts 2" in line and "fallback cheap" in line and "id rid-1" in line
+    assert not line.lstrip().startswith("{")
+
+
+# --- formats -----------------------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("setting", "environ", "terminal", "chosen"),
+    [
+        ("auto", {}, False, "json"),
+        ("auto", {}, True, "text"),
+        ("json", {}, True, "json"),
+        ("text", {}, False, "text"),
+        ("text", {FORMAT_VARIABLE: "json"}, True, "json"),  # --log-format json
+        ("json", {FORMAT_VARIABLE: "text"}, False, "text"),  # --log-format text
+        ("json", {FORMAT_VARIABLE: "auto"}, True, "text"),  # --log-format auto
+        ("text", {FORMAT_VARIABLE: ""}, False, "text"),
+    ],
+)
+def test_the_log_format(setting: str, environ: dict[str, str], terminal: bool, chosen: str) -> None:
+    stream = Terminal() if terminal else io.StringIO()
+    assert log_format(setting, environ, stream) == chosen
+
+
+def test_logging_format_is_a_setting() -> None:
+    assert parse_config("logging: {format: json}\n", {}).logging.format == "json"
+    assert parse_config("", {}).logging.format == "auto"
+    assert parse_config("", {}).logging.requests is True
+    with pytest.raises(Exception, match="format"):
+        parse_config("logging: {format: yaml}\n", {})
+
+
+@pytest.fixture
+def modelway_logger() -> Iterator[logging.Logger]:
+    logger = logging.getLogger("modelway")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield logger
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_configured_logging_writes_json_or_text(
+    modelway_logger: logging.Logger, terminal: bool
+) -> None:
+    stream = Terminal() if terminal else io.StringIO()
+    kind = configure_logging(LoggingSettings(), {}, stream)
+    logging.getLogger("modelway.test").info("hello %s", "there", extra={"answer": 42})
+    [line] = stream.getvalue().splitlines()
+    if terminal:
+        assert kind == "text"
+        assert line.endswith(" INFO modelway.test: hello there")
+    else:
+        assert kind == "json"
+        said = json.loads(line)
+        assert said["message"] == "hello there" and said["answer"] == 42
+        assert said["level"] == "info" and said["logger"] == "modelway.test"
+        assert "args" not in said and "msg" not in said and "taskName" not in said
+
+
+def test_an_exception_is_in_the_json_line(modelway_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    configure_logging(LoggingSettings(), {FORMAT_VARIABLE: "json"}, stream)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("modelway.test").exception("failed")
+    said = json.loads(stream.getvalue())
+    assert said["level"] == "error" and "ValueError: boom" in said["exc_info"]
+
+
+# --- the other events: cooldowns, store outages -----------------------------------------
+
+
+def test_a_cooldown_names_its_deployment(caplog: pytest.LogCaptureFixture) -> None:
+    state = DeploymentState("openai/gpt-4o", Cooldown(failures=1, window=60, seconds=30))
+    with caplog.at_level(logging.INFO, logger="modelway.routing"):
+        state.failed(UpstreamStatusError("down", upstream_status=500), now=100.0)
+    [event] = [r for r in caplog.records if "cooled down" in r.getMessage()]
+    assert event.deployment == "openai/gpt-4o"  # type: ignore[attr-defined]
+    assert event.seconds == 30  # type: ignore[attr-defined]
+
+
+async def test_a_store_outage_says_error_and_spilled(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Failing:
+        async def insert_many(self, batch: list[UsageRecord]) -> None:
+            raise ConnectionError("store gone")
+
+    class FakeStore:
+        usage = Failing()
+
+    writer = UsageWriter(FakeStore(), tmp_path / "spill.jsonl")  # type: ignore[arg-type]
+    writer.record(record())
+    with caplog.at_level(logging.INFO, logger="modelway.store"):
+        await writer.aclose()
+    [outage] = [r for r in caplog.records if "cannot write usage records" in r.getMessage()]
+    assert outage.error == "ConnectionError: store gone"  # type: ignore[attr-defined]
+    assert outage.spilled == 0  # type: ignore[attr-defined]
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.handle(outage)
+    said = json.loads(stream.getvalue())
+    assert said["error"] == "ConnectionError: store gone" and said["spilled"] == 0
