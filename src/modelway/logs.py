@@ -48,12 +48,14 @@ _HANDLER_NAME = "modelway-stderr"
 #: are, without sifting the record's own attributes (the request line, once per request).
 FIELDS_ATTRIBUTE = "modelway_fields"
 #: Info lines wait at most this long to be written together (one write for many lines).
-BATCH_SECONDS = 0.05
+BATCH_SECONDS = 0.02
 #: The logger whose lines are batched: one per request.
 BATCHED_LOGGER = "modelway.requests"
-#: A batch is written once it holds this much: below a pipe's atomic write size (4096), so
-#: the lines of several workers sharing stderr never interleave mid-line.
+#: One write holds at most this much (or one longer line): below a pipe's atomic write
+#: size (4096), so the lines of several workers sharing stderr never interleave mid-line.
 BATCH_BYTES = 3584
+#: Request records waiting past this are written by the logging thread itself.
+MAX_WAITING_RECORDS = 10_000
 _bodies = logging.getLogger("modelway.bodies")
 #: Loggers whose text lines are written by a function of their own (``modelway.requests``).
 _text_lines: dict[str, Callable[[logging.LogRecord], str]] = {}
@@ -137,38 +139,42 @@ def formatter(kind: LogFormat) -> logging.Formatter:
 
 
 class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes request lines in batches: one ``write`` for many, at most ``BATCH_SECONDS``
-    late; any other line (startup, a cooldown, a warning ...), a full batch, or a terminal
-    writes at once (with whatever waits, in order).
+    """Request lines are formatted and written off the event loop, in batches: at most
+    ``BATCH_SECONDS`` late, each ``write`` of whole lines below ``BATCH_BYTES``. Any other
+    line (startup, a cooldown, a warning ...) or a terminal writes at once, after whatever
+    waits, in order.
 
-    A write is a system call, and at one line per request it was the line's dearest part.
+    One line per request made formatting and a ``write`` per request the dearest part of a
+    line; here the event loop only appends the record, and a thread of the handler's own
+    formats and writes them together (mostly while the loop waits on the network).
     ``flush()`` (at shutdown: ``flush_logs``) writes what waits.
     """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
-        self._lines: list[str] = []
-        self._size = 0
+        self._records: list[logging.LogRecord] = []
         self._due = threading.Event()
         try:
             self._at_once = stream.isatty()
         except (AttributeError, ValueError):
             self._at_once = False
         self._writer: threading.Thread | None = None
+        #: Held while a batch is formatted and written: batches go out whole and in order,
+        #: and the event loop, which only appends under ``self.lock``, never waits for one.
+        self._io_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record) + "\n"
-        except Exception:
-            self.handleError(record)
-            return
         with self.lock:  # type: ignore[union-attr]
-            first = not self._lines
-            self._lines.append(line)
-            self._size += len(line)
-            if self._at_once or record.name != BATCHED_LOGGER or self._size >= BATCH_BYTES:
-                self._write()
-                return
+            first = not self._records
+            self._records.append(record)
+            now = (
+                self._at_once
+                or record.name != BATCHED_LOGGER
+                or len(self._records) >= MAX_WAITING_RECORDS  # a writer that cannot keep up
+            )
+        if now:
+            self.flush()
+            return
         if first:  # a batch begins: it is written BATCH_SECONDS from now
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_later, daemon=True)
@@ -176,15 +182,31 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._due.set()
 
     def flush(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
-            self._write()
+        with self._io_lock:
+            with self.lock:  # type: ignore[union-attr]
+                records, self._records = self._records, []
+            if records:
+                self._write(records)
 
-    def _write(self) -> None:
-        if not self._lines:
-            return
-        text = "".join(self._lines)
-        self._lines.clear()
-        self._size = 0
+    def _write(self, records: list[logging.LogRecord]) -> None:
+        """Format ``records`` and write them in whole-line chunks."""
+        chunk: list[str] = []
+        size = 0
+        for record in records:
+            try:
+                line = self.format(record) + "\n"
+            except Exception:
+                self.handleError(record)
+                continue
+            if chunk and size + len(line) > BATCH_BYTES:
+                self._put("".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            self._put("".join(chunk))
+
+    def _put(self, text: str) -> None:
         try:
             self.stream.write(text)
             self.stream.flush()

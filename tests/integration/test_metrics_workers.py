@@ -56,6 +56,8 @@ def test_two_workers_are_summed_and_a_killed_one_takes_nothing_back(tmp_path: Pa
         for _ in range(CALLS):  # a connection each: both workers answer some
             reply = httpx.post(f"{url}/v1/chat/completions", json=CHAT, timeout=10)
             assert reply.status_code == 200
+        # Each worker writes its counts once a second (and before a scrape it answers).
+        wait_until(lambda: requests_total(url) == CALLS, what="both workers' counts")
         counted = {requests_total(url) for _ in range(6)}
         assert counted == {CALLS}, counted
         os.kill(min(workers), signal.SIGKILL)
@@ -64,6 +66,7 @@ def test_two_workers_are_summed_and_a_killed_one_takes_nothing_back(tmp_path: Pa
         assert {requests_total(url) for _ in range(6)} == {CALLS}
         reply = httpx.post(f"{url}/v1/chat/completions", json=CHAT, timeout=10)
         assert reply.status_code == 200
+        wait_until(lambda: requests_total(url) == CALLS + 1, what="the new count")
         assert {requests_total(url) for _ in range(6)} == {CALLS + 1}
     # Stopped: the workers' files go with the gateway.
     assert not directory.exists()

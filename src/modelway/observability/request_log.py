@@ -12,6 +12,7 @@ and its fields are one dict.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from modelway.calls.hooks import CallHook
@@ -51,6 +52,29 @@ FIELDS = (
 _INFO = logging.INFO
 
 
+class RequestRecord(logging.LogRecord):
+    """A request line's record, made without ``LogRecord.__init__``'s look-ups (source
+    file, thread and process names: nothing a request line shows), its fields in one dict."""
+
+    def __init__(self, name: str, fields: dict[str, Any]) -> None:
+        created = time.time()
+        self.name = name
+        self.msg = "request"
+        self.args = ()
+        self.levelname = "INFO"
+        self.levelno = _INFO
+        self.pathname = self.filename = self.module = ""
+        self.exc_info = self.exc_text = self.stack_info = None
+        self.lineno = 0
+        self.funcName = ""
+        self.created = created
+        self.msecs = (created - int(created)) * 1000
+        self.relativeCreated = (created - logging._startTime) * 1000  # type: ignore[attr-defined]
+        self.thread = self.threadName = self.processName = self.process = None
+        self.taskName = None
+        setattr(self, FIELDS_ATTRIBUTE, fields)
+
+
 class RequestLog(CallHook):
     """Logs each call's end: one line per request."""
 
@@ -64,7 +88,6 @@ class RequestLog(CallHook):
         caller = call.caller
         reached = record.provider is not None
         ttft = record.ttft_ms
-        line = logger.makeRecord(logger.name, _INFO, "", 0, "request", (), None)
         fields = dict(
             request_id=record.request_id,
             trace_id=current_trace_id.get(),
@@ -90,8 +113,7 @@ class RequestLog(CallHook):
             stream=record.stream,
         )
         # The fields as one dict, which the JSON formatter writes as they are.
-        line.__dict__[FIELDS_ATTRIBUTE] = fields
-        logger.handle(line)
+        logger.handle(RequestRecord(logger.name, fields))
 
 
 def describe(line: logging.LogRecord) -> str:
