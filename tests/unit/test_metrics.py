@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelway.errors import UpstreamStatusError
@@ -212,3 +214,18 @@ async def test_names_follow_prometheus_conventions(gateway: Setup) -> None:
             assert name.endswith("_total")
         if kind == "histogram":
             assert name.endswith("_seconds")
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(authorization=st.text(max_size=200), path_tail=st.sampled_from(["", "/", "?x=1"]))
+async def test_no_authorization_header_makes_metrics_fail(
+    gateway: Setup, authorization: str, path_tail: str
+) -> None:
+    headers = {"authorization": authorization.encode("utf-8", "ignore").decode("latin-1")}
+    try:
+        response = await gateway.http.get("/metrics" + path_tail, headers=headers)
+    except (httpx.LocalProtocolError, ValueError):
+        return  # a header httpx itself will not send
+    assert response.status_code in (200, 307, 401, 404), response.text  # 307: "/metrics/"

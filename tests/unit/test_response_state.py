@@ -285,3 +285,22 @@ async def test_no_previous_response_id_is_a_server_error(gateway: Setup, value: 
                 gateway.http, model=model, input="x", previous_response_id=value, stream=stream
             )
             assert response.status_code < 500, response.text
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    response_id=st.text(min_size=1, max_size=300) | st.text().map(lambda t: ID_PREFIX + t),
+    method=st.sampled_from(["GET", "DELETE"]),
+)
+async def test_no_response_id_in_the_path_is_a_server_error(
+    gateway: Setup, response_id: str, method: str
+) -> None:
+    from urllib.parse import quote
+
+    path = "/v1/responses/" + quote(response_id, safe="")
+    response = await gateway.http.request(method, path)
+    assert response.status_code in (404, 405), (path, response.status_code, response.text)
+    if response.status_code == 404:
+        assert "error" in response.json()
