@@ -278,7 +278,9 @@ def test_every_dashboard_query_returns_data_from_two_replicas(mock_url: str) -> 
             wait_until(targets_up, what="both replicas scraped with the token")
             for _ in range(2):
                 send_traffic(replicas, keys)
-                sent = time.time()
+                # Prometheus's own clock, which its timestamps use (this process's may be
+                # moved: scripts/test-future).
+                sent = float(prometheus.query("time()")[0]["value"][1])
                 wait_until(
                     lambda moment=sent: both_scraped_since(prometheus, moment),  # type: ignore[misc]
                     what="a scrape of both replicas after the traffic",
