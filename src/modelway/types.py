@@ -167,6 +167,8 @@ class Usage(msgspec.Struct):
     cached_tokens: int = 0
     estimated: bool = False
     cache_write_tokens: int = 0
+    #: Completion tokens the model spent thinking (part of ``completion_tokens``).
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

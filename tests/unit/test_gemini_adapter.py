@@ -82,7 +82,9 @@ STREAM_FUNCTION_CALL_EVENTS: list[StreamEvent] = [
     ToolCallStart(index=1, id="fc_paris", name="get_weather"),
     ToolCallDelta(index=1, arguments='{"location":"Paris","unit":"celsius"}'),
     MessageEnd("tool_calls"),
-    UsageReport(Usage(prompt_tokens=600, completion_tokens=89, cached_tokens=128)),
+    UsageReport(
+        Usage(prompt_tokens=600, completion_tokens=89, cached_tokens=128, reasoning_tokens=32)
+    ),
 ]
 
 STREAMS = {
@@ -374,7 +376,9 @@ def test_parse_chat_reads_function_calls_with_stable_ids_and_thinking_usage() ->
         ToolCall(id="call_1", name="get_weather", arguments='{"location":"Paris"}'),
     ]
     # promptTokenCount includes cached tokens; thinking tokens count as completion.
-    assert response.usage == Usage(prompt_tokens=1404, completion_tokens=73, cached_tokens=1000)
+    assert response.usage == Usage(
+        prompt_tokens=1404, completion_tokens=73, cached_tokens=1000, reasoning_tokens=32
+    )
 
 
 @pytest.mark.parametrize(

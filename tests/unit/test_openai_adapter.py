@@ -635,5 +635,5 @@ def test_responses_usage_counts_cached_tokens_inside_the_input() -> None:
         "total_tokens": 2306,
     }
     assert parse_responses_usage(raw) == Usage(
-        prompt_tokens=2006, completion_tokens=300, cached_tokens=1920
+        prompt_tokens=2006, completion_tokens=300, cached_tokens=1920, reasoning_tokens=128
     )

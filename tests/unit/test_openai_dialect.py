@@ -728,6 +728,7 @@ def test_answer_usage_counts_cache_reads_and_writes_inside_prompt_tokens() -> No
         "completion_tokens": 5,
         "total_tokens": 1235,
         "prompt_tokens_details": {"cached_tokens": 1000},
+        "completion_tokens_details": {"reasoning_tokens": 0},
     }
     ChatCompletion.model_validate(body)
 

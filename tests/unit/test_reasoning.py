@@ -47,8 +47,10 @@ from modelway.types import (
     TextPart,
     Tool,
     ToolCall,
+    Usage,
     fold_events,
 )
+from tests.polling import eventually
 from tests.unit.gateways import MASTER, Setup, in_process_gateway
 from tests.unit.wire import decode_stream
 
@@ -608,3 +610,51 @@ async def test_a_claude_caller_keeps_gemini_thinking_across_a_tool_turn(setup: S
     content[0]["signature"] = "gemini:forged"
     third = await setup.http.post("/v1/messages", json=body)
     assert third.status_code == 400 and "invalid thinking signature" in third.text
+
+
+# --- reasoning tokens -------------------------------------------------------------------
+
+
+def test_reasoning_tokens_are_read_from_each_wire_that_reports_them() -> None:
+    chat = {
+        "prompt_tokens": 5,
+        "completion_tokens": 40,
+        "completion_tokens_details": {"reasoning_tokens": 30},
+    }
+    assert openai_provider.parse_usage(chat) == Usage(
+        prompt_tokens=5, completion_tokens=40, reasoning_tokens=30
+    )
+    from modelway.providers.gemini import parse_usage as gemini_usage
+
+    gemini = {"promptTokenCount": 5, "candidatesTokenCount": 10, "thoughtsTokenCount": 30}
+    assert gemini_usage(gemini).reasoning_tokens == 30
+    assert gemini_usage(gemini).completion_tokens == 40  # thinking is output
+
+
+async def test_reasoning_tokens_reach_the_usage_record_the_metrics_and_every_dialect(
+    setup: Setup,
+) -> None:
+    body = {
+        "model": "gemini/gemini-2.5-flash",
+        "messages": [{"role": "user", "content": "x"}],
+        "reasoning_effort": "low",
+    }
+    reply = await setup.http.post("/v1/chat/completions", json=body)
+    assert reply.status_code == 200, reply.text
+    thought_words = 7  # "Thinking with a budget of 2048 tokens.": the mock counts words
+    assert reply.json()["usage"]["completion_tokens_details"]["reasoning_tokens"] == thought_words
+    responses = await sdk(setup).responses.create(
+        model="gemini/gemini-2.5-flash", input="x", reasoning={"effort": "low"}
+    )
+    assert responses.usage is not None
+    assert responses.usage.output_tokens_details.reasoning_tokens == thought_words
+
+    async def recorded() -> list[Any] | None:
+        found = await setup.state.store.usage.recent(limit=5)
+        return found if len(found) == 2 else None
+
+    records = await eventually(recorded, what="two usage records")
+    assert {record.reasoning_tokens for record in records} == {thought_words}
+    metrics = (await setup.http.get("/metrics")).text
+    series = 'modelway_tokens_total{model="gemini-2.5-flash",provider="gemini",type="reasoning"}'
+    assert f"{series} {2 * thought_words}.0" in metrics

@@ -421,6 +421,7 @@ class MeteredCall:
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,
             cache_write_tokens=usage.cache_write_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
             usage_estimated=usage.estimated,
             cost_usd=cost,
             latency_ms=(time.monotonic() - self._started) * 1000,

@@ -76,8 +76,10 @@ def mock_events(request: ChatRequest, model: str, wire: str = "openai") -> list[
     """The stream events of the mock's answer to ``request`` as ``model``, speaking ``wire``."""
     _check_signatures(request, wire)
     events: list[StreamEvent] = [MessageStart(id=f"mock-{uuid.uuid4().hex}", model=model)]
+    reasoning_tokens = 0
     if request.reasoning is not None and request.reasoning.effort != "none":
         thought = mock_thinking(request.reasoning)
+        reasoning_tokens = count_words(thought)
         signature = tagged(wire, mock_signature(thought)) if wire in _SIGNING_WIRES else None
         events.append(ReasoningDelta(thought, signature))
     stop_reason: StopReason = "stop"
@@ -93,7 +95,11 @@ def mock_events(request: ChatRequest, model: str, wire: str = "openai") -> list[
         events.extend(TextDelta(piece) for piece in split_words(text))
         completion_tokens = count_words(text)
     events.append(MessageEnd(stop_reason))
-    usage = Usage(prompt_tokens=_prompt_tokens(request), completion_tokens=completion_tokens)
+    usage = Usage(
+        prompt_tokens=_prompt_tokens(request),
+        completion_tokens=completion_tokens + reasoning_tokens,  # thinking is output too
+        reasoning_tokens=reasoning_tokens,
+    )
     events.append(UsageReport(usage))
     return events
 

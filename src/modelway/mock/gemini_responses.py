@@ -71,9 +71,12 @@ def usage_metadata(usage: Usage) -> dict[str, int]:
     """Gemini's ``usageMetadata``; its ``promptTokenCount`` includes cached tokens too."""
     metadata = {
         "promptTokenCount": usage.prompt_tokens,
-        "candidatesTokenCount": usage.completion_tokens,
+        # Gemini counts thinking apart from the answer's tokens.
+        "candidatesTokenCount": usage.completion_tokens - usage.reasoning_tokens,
         "totalTokenCount": usage.total_tokens,
     }
+    if usage.reasoning_tokens:
+        metadata["thoughtsTokenCount"] = usage.reasoning_tokens
     if usage.cached_tokens:
         metadata["cachedContentTokenCount"] = usage.cached_tokens
     return metadata

@@ -385,6 +385,8 @@ class MetricsHook(CallHook):
             tokens.add(record.cached_tokens, "cached_input", provider, model)
         if record.cache_write_tokens:
             tokens.add(record.cache_write_tokens, "cache_write", provider, model)
+        if record.reasoning_tokens:
+            tokens.add(record.reasoning_tokens, "reasoning", provider, model)
         if record.cost_usd:
             m.cost.add(record.cost_usd, provider, model)
         if record.retries:

@@ -186,6 +186,7 @@ def parse_usage(metadata: dict[str, Any]) -> Usage:
         completion_tokens=(metadata.get("candidatesTokenCount") or 0)
         + (metadata.get("thoughtsTokenCount") or 0),
         cached_tokens=metadata.get("cachedContentTokenCount") or 0,
+        reasoning_tokens=metadata.get("thoughtsTokenCount") or 0,
     )
 
 

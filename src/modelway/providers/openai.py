@@ -77,11 +77,14 @@ def parse_usage(raw: Any) -> Usage | None:
         return None
     details = raw.get("prompt_tokens_details")
     details = details if isinstance(details, dict) else {}
+    output = raw.get("completion_tokens_details")
+    output = output if isinstance(output, dict) else {}
     return Usage(
         prompt_tokens=int(raw.get("prompt_tokens") or 0),
         completion_tokens=int(raw.get("completion_tokens") or 0),
         cached_tokens=int(details.get("cached_tokens") or 0),
         cache_write_tokens=int(details.get("cache_write_tokens") or 0),
+        reasoning_tokens=int(output.get("reasoning_tokens") or 0),
     )
 
 
@@ -93,11 +96,15 @@ def parse_responses_usage(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     details = raw.get("input_tokens_details") or {}
+    output = raw.get("output_tokens_details") or {}
     return Usage(
         prompt_tokens=int(raw.get("input_tokens") or 0),
         completion_tokens=int(raw.get("output_tokens") or 0),
         cached_tokens=int(details.get("cached_tokens") or 0),
         cache_write_tokens=int(details.get("cache_write_tokens") or 0),
+        reasoning_tokens=int(output.get("reasoning_tokens") or 0)
+        if isinstance(output, dict)
+        else 0,
     )
 
 

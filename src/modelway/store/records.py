@@ -145,6 +145,8 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
     cached_tokens: int = 0
     #: Prompt tokens written to the provider's prompt cache (part of ``prompt_tokens``).
     cache_write_tokens: int = 0
+    #: Completion tokens spent thinking (part of ``completion_tokens``).
+    reasoning_tokens: int = 0
     usage_estimated: bool = False
     cost_usd: float = 0.0
     latency_ms: float = 0.0

@@ -81,6 +81,7 @@ usage_records = Table(
     Column("cached_tokens", BigInteger, nullable=False),
     # Added by migration 0002: the default fills the rows written before it.
     Column("cache_write_tokens", BigInteger, nullable=False, server_default=text("0")),
+    Column("reasoning_tokens", BigInteger, nullable=False, server_default=text("0")),
     Column("usage_estimated", Boolean, nullable=False),
     Column("cost_usd", Double, nullable=False),
     Column("latency_ms", Double, nullable=False),
