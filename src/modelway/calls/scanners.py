@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from modelway.dialects.anthropic import error_object
+from modelway.dialects.anthropic_stream import error_object
 from modelway.dialects.ollama import encode_error_body as ollama_error_body
 from modelway.dialects.openai import encode_error_body as openai_error_body
 from modelway.errors import ModelwayError, StreamTruncated, UndecodableResponse
