@@ -1,25 +1,33 @@
 """Adapter for Anthropic's Messages API (``POST /v1/messages``), streaming included.
 
 The base URL is the host root (``https://api.anthropic.com``), as in Anthropic's SDKs.
+This module builds the requests; reading the answers is ``anthropic_answers``'s.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 
 from modelway.errors import (
     BadRequest,
-    EmptyResponse,
-    StreamTruncated,
-    UndecodableResponse,
-    UpstreamStatusError,
+)
+from modelway.providers.anthropic_answers import (
+    ERROR_STATUSES,
+    PROVIDER,
+    REDACTED,
+    STOP_REASONS,
+    STRUCTURED_OUTPUT_TOOL,
+    AnthropicStreamDecoder,
+    load_object,
+    parse_message,
+    parse_usage,
+    undecodable,
+    upstream_error,
 )
 from modelway.providers.base import HttpRequest
-from modelway.reasoning import ANTHROPIC_MIN_BUDGET, anthropic_thinks, budget, signature_for, tagged
-from modelway.streams import ServerSentEvent, SSEDecoder
+from modelway.reasoning import ANTHROPIC_MIN_BUDGET, anthropic_thinks, budget, signature_for
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -27,62 +35,17 @@ from modelway.types import (
     EmbeddingResponse,
     ImagePart,
     Message,
-    MessageEnd,
-    MessageStart,
     Part,
-    ReasoningDelta,
     ResponseFormat,
-    StopReason,
-    StreamEvent,
-    TextDelta,
     TextPart,
     Tool,
     ToolCall,
-    ToolCallDelta,
-    ToolCallStart,
-    Usage,
-    UsageReport,
 )
 
 API_VERSION = "2023-06-01"
 #: Anthropic requires ``max_tokens``; this is sent when the caller gave none.
 DEFAULT_MAX_TOKENS = 4096
-PROVIDER = "anthropic"
-#: The wire tag of a redacted thinking block's ``data`` in ``Message.reasoning_signature``.
-REDACTED = "anthropic-redacted"
-
-#: Anthropic's ``stop_reason`` in canonical terms.
-STOP_REASONS: dict[str, StopReason] = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
-
-#: The HTTP status Anthropic documents for each ``error.type``; a stream's ``error``
-#: event carries only the type, so the status is recovered from it.
-ERROR_STATUSES: dict[str, int] = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
-
 _TOOL_CHOICES = {"auto": "auto", "none": "none", "required": "any"}
-
-#: The tool a structured-output request is answered through: Anthropic has no
-#: ``response_format``, so the schema becomes this tool's input schema, the call is
-#: forced, and its input comes back as the answer's text.
-STRUCTURED_OUTPUT_TOOL = "modelway_structured_output"
 
 
 class AnthropicAdapter:
@@ -104,13 +67,13 @@ class AnthropicAdapter:
 
     def parse_chat(self, body: bytes) -> ChatResponse:
         """A non-streamed Messages API answer."""
-        data = _load_object(body)
+        data = load_object(body)
         if data.get("type") == "error":
             raise upstream_error(data, body)
         try:
-            return _response(data)
+            return parse_message(data)
         except (KeyError, TypeError, AttributeError) as exc:
-            raise _undecodable("anthropic message has an unexpected shape", body) from exc
+            raise undecodable("anthropic message has an unexpected shape", body) from exc
 
     def stream_decoder(self) -> AnthropicStreamDecoder:
         """A fresh decoder for one streamed answer."""
@@ -130,10 +93,10 @@ class AnthropicAdapter:
 
     def parse_models(self, body: bytes) -> list[str]:
         """The ``data[].id`` of a models listing."""
-        data = _load_object(body)
+        data = load_object(body)
         models = data.get("data")
         if not isinstance(models, list):
-            raise _undecodable("anthropic models listing has no data list", body)
+            raise undecodable("anthropic models listing has no data list", body)
         return [str(item["id"]) for item in models if isinstance(item, dict) and "id" in item]
 
     def error_message(self, body: bytes) -> str:
@@ -350,207 +313,16 @@ def _structured_output_tools(request: ChatRequest, wanted: ResponseFormat) -> di
     return {"tools": [*offered, output], "tool_choice": choice}
 
 
-# --- response parsing ----------------------------------------------------------------
-
-
-def _load_object(body: bytes) -> dict[str, Any]:
-    if not body.strip():
-        raise EmptyResponse("anthropic answered with an empty body", provider=PROVIDER)
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise _undecodable("anthropic answered with a body that is not JSON", body) from exc
-    if not isinstance(data, dict):
-        raise _undecodable("anthropic answered with JSON that is not an object", body)
-    return data
-
-
-def _undecodable(message: str, raw: bytes | str) -> UndecodableResponse:
-    text = raw if isinstance(raw, str) else raw.decode(errors="replace")
-    return UndecodableResponse(message, raw=text, provider=PROVIDER)
-
-
-def _response(data: dict[str, Any]) -> ChatResponse:
-    parts: list[Part] = []
-    calls: list[ToolCall] = []
-    thoughts: list[str] = []
-    signature: str | None = None
-    for block in data["content"]:
-        kind = block["type"]
-        if kind == "thinking":
-            thoughts.append(block.get("thinking") or "")
-            if block.get("signature"):
-                signature = signature or tagged(PROVIDER, block["signature"])
-        elif kind == "redacted_thinking" and block.get("data"):
-            signature = signature or tagged(REDACTED, block["data"])
-        elif kind == "text":
-            parts.append(TextPart(block["text"]))
-        elif kind == "tool_use" and block["name"] == STRUCTURED_OUTPUT_TOOL:
-            parts.append(TextPart(orjson.dumps(block.get("input") or {}).decode()))
-        elif kind == "tool_use":
-            arguments = orjson.dumps(block.get("input") or {}).decode()
-            calls.append(ToolCall(id=block["id"], name=block["name"], arguments=arguments))
-        # server-tool blocks have no canonical form and are left out.
-    usage = data.get("usage")
-    stop = STOP_REASONS.get(data.get("stop_reason") or "", "stop")
-    if stop == "tool_calls" and not calls and _calls_output_tool(data["content"]):
-        stop = "stop"  # the only call was the structured-output tool: the answer is its text
-    return ChatResponse(
-        id=data.get("id") or "",
-        model=data.get("model") or "",
-        message=Message(
-            role="assistant",
-            content=parts,
-            tool_calls=calls,
-            reasoning="".join(thoughts) if thoughts else None,
-            reasoning_signature=signature,
-        ),
-        stop_reason=stop,
-        usage=parse_usage(usage) if isinstance(usage, dict) else None,
-        created=int(time.time()),
-    )
-
-
-def _calls_output_tool(blocks: list[dict[str, Any]]) -> bool:
-    return any(b["type"] == "tool_use" and b["name"] == STRUCTURED_OUTPUT_TOOL for b in blocks)
-
-
-def parse_usage(usage: dict[str, Any]) -> Usage:
-    """Canonical usage; Anthropic's ``input_tokens`` excludes cache reads and writes,
-    the canonical ``prompt_tokens`` includes both."""
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    written = int(usage.get("cache_creation_input_tokens") or 0)
-    return Usage(
-        prompt_tokens=int(usage.get("input_tokens") or 0) + cached + written,
-        completion_tokens=int(usage.get("output_tokens") or 0),
-        cached_tokens=cached,
-        cache_write_tokens=written,
-    )
-
-
-def upstream_error(data: Any, raw: bytes) -> UpstreamStatusError:
-    """The error an Anthropic error object describes, with the status its type implies."""
-    error = data.get("error") if isinstance(data, dict) else None
-    error = error if isinstance(error, dict) else {}
-    kind = str(error.get("type") or "api_error")
-    message = str(error.get("message") or "no message")
-    return UpstreamStatusError(
-        f"anthropic {kind}: {message}",
-        upstream_status=ERROR_STATUSES.get(kind, 500),
-        body=raw,
-        provider=PROVIDER,
-    )
-
-
-# --- streaming -----------------------------------------------------------------------
-
-
-class AnthropicStreamDecoder:
-    """Turns Messages API SSE bytes into canonical stream events."""
-
-    def __init__(self) -> None:
-        self._sse = SSEDecoder()
-        self._input_usage: dict[str, Any] = {}
-        # Content block index -> tool call index: text blocks share the block numbering.
-        self._tool_index: dict[int, int] = {}
-        # Content blocks calling the structured-output tool; their input is answer text.
-        self._output_blocks: set[int] = set()
-        self._finished = False
-
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        """Events completed by this chunk."""
-        return self._decode_all(self._sse.feed(chunk))
-
-    def close(self) -> list[StreamEvent]:
-        """Events left at the end; ``StreamTruncated`` if ``message_stop`` never came."""
-        truncated = StreamTruncated("anthropic stream ended before message_stop", provider=PROVIDER)
-        try:
-            events = self._decode_all(self._sse.close())
-        except UndecodableResponse as exc:
-            # A half-received last event is the stream being cut off, not a corrupt one.
-            if self._finished:
-                raise
-            raise truncated from exc
-        if not self._finished:
-            raise truncated
-        return events
-
-    def _decode_all(self, items: list[ServerSentEvent]) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        for item in items:
-            if item.event != "ping":
-                events.extend(self._decode(item))
-        return events
-
-    def _decode(self, item: ServerSentEvent) -> list[StreamEvent]:
-        try:
-            data = orjson.loads(item.data)
-        except orjson.JSONDecodeError as exc:
-            raise _undecodable(
-                f"anthropic stream event {item.event!r} is not JSON", item.data
-            ) from exc
-        kind = data.get("type", item.event) if isinstance(data, dict) else None
-        if kind == "error":
-            raise upstream_error(data, item.data.encode())
-        try:
-            return self._event(kind, data)
-        except (KeyError, TypeError, AttributeError) as exc:
-            message = f"anthropic stream event {item.event!r} has an unexpected shape"
-            raise _undecodable(message, item.data) from exc
-
-    def _event(self, kind: Any, data: Any) -> list[StreamEvent]:
-        if kind == "message_start":
-            message = data["message"]
-            self._input_usage = message.get("usage") or {}
-            return [MessageStart(id=message["id"], model=message["model"])]
-        if kind == "content_block_start":
-            return self._block_start(data["index"], data["content_block"])
-        if kind == "content_block_delta":
-            delta = data["delta"]
-            if delta["type"] == "text_delta" and delta["text"]:
-                return [TextDelta(delta["text"])]
-            if delta["type"] == "input_json_delta" and data["index"] in self._output_blocks:
-                return [TextDelta(delta["partial_json"])] if delta["partial_json"] else []
-            if delta["type"] == "input_json_delta" and delta["partial_json"]:
-                return [ToolCallDelta(self._tool_index[data["index"]], delta["partial_json"])]
-            if delta["type"] == "thinking_delta" and delta["thinking"]:
-                return [ReasoningDelta(delta["thinking"])]
-            if delta["type"] == "signature_delta" and delta["signature"]:
-                return [ReasoningDelta(signature=tagged(PROVIDER, delta["signature"]))]
-            return []  # citation deltas have no canonical form
-        if kind == "message_delta":
-            # message_delta usage is cumulative and may repeat or update the input counts.
-            late = {k: v for k, v in (data.get("usage") or {}).items() if v is not None}
-            stop = STOP_REASONS.get(data["delta"].get("stop_reason") or "", "stop")
-            if stop == "tool_calls" and self._output_blocks and not self._tool_index:
-                stop = "stop"  # only the structured-output tool was called
-            return [MessageEnd(stop), UsageReport(parse_usage({**self._input_usage, **late}))]
-        if kind == "message_stop":
-            self._finished = True
-        elif not isinstance(data, dict):
-            raise TypeError("stream event data is not an object")
-        return []  # content_block_stop, and event types added after this was written
-
-    def _block_start(self, index: int, block: dict[str, Any]) -> list[StreamEvent]:
-        if block["type"] == "text" and block.get("text"):
-            return [TextDelta(block["text"])]
-        if block["type"] == "thinking" and (block.get("thinking") or block.get("signature")):
-            signature = block.get("signature")
-            return [
-                ReasoningDelta(
-                    block.get("thinking") or "", signature and tagged(PROVIDER, signature)
-                )
-            ]
-        if block["type"] == "redacted_thinking" and block.get("data"):
-            return [ReasoningDelta(signature=tagged(REDACTED, block["data"]))]
-        if block["type"] != "tool_use":
-            return []
-        if block["name"] == STRUCTURED_OUTPUT_TOOL:
-            self._output_blocks.add(index)
-            return [TextDelta(orjson.dumps(block["input"]).decode())] if block.get("input") else []
-        call = len(self._tool_index)
-        self._tool_index[index] = call
-        events: list[StreamEvent] = [ToolCallStart(index=call, id=block["id"], name=block["name"])]
-        if block.get("input"):
-            events.append(ToolCallDelta(call, orjson.dumps(block["input"]).decode()))
-        return events
+#: The answer side lives in ``anthropic_answers``; these are its names callers use here.
+__all__ = [
+    "ERROR_STATUSES",
+    "PROVIDER",
+    "REDACTED",
+    "STOP_REASONS",
+    "STRUCTURED_OUTPUT_TOOL",
+    "AnthropicAdapter",
+    "AnthropicStreamDecoder",
+    "messages_body",
+    "parse_usage",
+    "upstream_error",
+]
