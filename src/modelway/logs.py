@@ -15,6 +15,7 @@ off by default because bodies are the users' conversations.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -139,15 +140,17 @@ def formatter(kind: LogFormat) -> logging.Formatter:
 
 
 class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Request lines are formatted and written off the event loop, in batches: at most
-    ``BATCH_SECONDS`` late, each ``write`` of whole lines below ``BATCH_BYTES``. Any other
-    line (startup, a cooldown, a warning ...) or a terminal writes at once, after whatever
-    waits, in order.
+    """Request lines are formatted and written in batches: at most ``BATCH_SECONDS`` late,
+    each ``write`` of whole lines below ``BATCH_BYTES``. Any other line (startup, a
+    cooldown, a warning ...) or a terminal writes at once, after whatever waits, in order.
 
-    One line per request made formatting and a ``write`` per request the dearest part of a
-    line; here the event loop only appends the record, and a thread of the handler's own
-    formats and writes them together (mostly while the loop waits on the network).
-    ``flush()`` (at shutdown: ``flush_logs``) writes what waits.
+    A line's ``emit`` only appends its record. The batch is written by a callback on the
+    event loop the first line came from (``call_later``), or, logged outside any event
+    loop, by a thread of the handler's own. The loop, not a thread: under load a thread
+    competes with the loop for the GIL, and the switching cost more than the formatting
+    (measured: docs/observability.md). ``flush()`` (at shutdown: ``flush_logs``) writes
+    what waits; a batch whose loop stopped first is written by the next ``flush()`` or
+    once ``MAX_WAITING_RECORDS`` wait.
     """
 
     def __init__(self, stream: TextIO) -> None:
@@ -160,7 +163,7 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._at_once = False
         self._writer: threading.Thread | None = None
         #: Held while a batch is formatted and written: batches go out whole and in order,
-        #: and the event loop, which only appends under ``self.lock``, never waits for one.
+        #: and a line's ``emit``, which only appends under ``self.lock``, never waits for one.
         self._io_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -176,10 +179,13 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.flush()
             return
         if first:  # a batch begins: it is written BATCH_SECONDS from now
-            if self._writer is None or not self._writer.is_alive():
-                self._writer = threading.Thread(target=self._write_later, daemon=True)
-                self._writer.start()
-            self._due.set()
+            try:
+                asyncio.get_running_loop().call_later(BATCH_SECONDS, self.flush)
+            except RuntimeError:  # no event loop in this thread
+                if self._writer is None or not self._writer.is_alive():
+                    self._writer = threading.Thread(target=self._write_later, daemon=True)
+                    self._writer.start()
+                self._due.set()
 
     def flush(self) -> None:
         with self._io_lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from collections.abc import Iterator
@@ -81,3 +82,34 @@ def test_flush_logs_writes_what_waits() -> None:
     requests.info("last words")
     flush_logs()
     assert stream.getvalue() == "modelway.requests last words\n"
+
+
+async def test_lines_logged_on_an_event_loop_are_written_by_that_loop() -> None:
+    stream, requests, _, handler = handler_logging()
+    for number in range(3):
+        requests.info("request %d", number)
+    assert stream.writes == []
+    for _ in range(200):  # the loop's own callback writes the batch: no thread is started
+        if stream.writes:
+            break
+        await asyncio.sleep(0.01)
+    assert stream.writes == ["modelway.requests request 0\nmodelway.requests request 1\n"
+                             "modelway.requests request 2\n"]  # fmt: skip
+    assert handler._writer is None
+
+
+def test_a_batch_whose_loop_stopped_is_written_by_the_next_flush() -> None:
+    stream, requests, _, _ = handler_logging()
+
+    async def log_and_leave() -> None:
+        requests.info("request on a loop that stops at once")
+
+    asyncio.run(log_and_leave())
+    assert stream.writes == []  # its loop closed before the batch was due
+    flush_logs_of(requests)
+    assert stream.writes == ["modelway.requests request on a loop that stops at once\n"]
+
+
+def flush_logs_of(logger: logging.Logger) -> None:
+    for handler in logger.handlers:
+        handler.flush()

@@ -3,9 +3,10 @@
 ``Metrics`` owns the families (``prometheus-client``). The hot path feeds them from the
 metered-call layer only: ``MetricsHook`` (a ``CallHook``: in-flight calls, then each
 call's usage record) and ``AttemptMetrics`` (an engine ``AttemptListener``: each upstream
-attempt). What a call adds is held in plain dicts (a dict update per figure) and written
-to the metric values by ``refresh()`` — every second in each worker and before each
-scrape — once per label set; each family keeps at most ``max_series`` label sets, and new
+attempt). What a call adds is tallied by its label set (``_CallTally``: one dict look-up
+and a few additions per call; an attempt likewise) and spread over the families and
+written to the metric values by ``refresh()`` — every second in each worker and before
+each scrape — once per label set; each family keeps at most ``max_series`` label sets, and new
 ones past that are counted under ``other`` (model names come from callers). Facts that
 live elsewhere — deployment health, the usage writer, Redis outages — are copied in by
 ``refresh()`` too, never per request. A worker killed with ``kill -9`` loses at most its
@@ -68,6 +69,7 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
                     0.25)  # fmt: skip
 _STATES = {"healthy": 0, "probing": 1, "cooling": 2}
 _STATUS_CLASSES = {2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+_STREAM = {True: "true", False: "false"}
 
 
 def status_class(status: int) -> str:
@@ -99,6 +101,12 @@ class _Family:
         bounds = getattr(metric, "_upper_bounds", None)
         self._bounds: tuple[float, ...] | None = tuple(bounds) if bounds is not None else None
 
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        """A histogram's bucket bounds, +Inf last."""
+        assert self._bounds is not None
+        return self._bounds
+
     def _key(self, labels: tuple[str, ...]) -> tuple[str, ...]:
         if labels in self._seen:
             return labels
@@ -121,16 +129,15 @@ class _Family:
         pending = self._pending
         pending[key] = pending.get(key, 0.0) + amount
 
-    def observe(self, value: float, *labels: str) -> None:
-        """One observation of a histogram; written at ``flush``."""
+    def observe_counts(self, counts: list[float], *labels: str) -> None:
+        """Many observations at once: per-bucket counts then their sum (a ``_Tally``'s)."""
         key = self._key(labels)
-        counts = self._pending.get(key)
-        bounds = self._bounds
-        assert bounds is not None
-        if counts is None:
-            counts = self._pending[key] = [0] * len(bounds) + [0.0]
-        counts[bisect_left(bounds, value)] += 1
-        counts[-1] += value
+        held = self._pending.get(key)
+        if held is None:
+            self._pending[key] = list(counts)
+        else:
+            for index, count in enumerate(counts):
+                held[index] += count
 
     def flush(self) -> None:
         """Write what the hot path added to the metric's values."""
@@ -143,6 +150,28 @@ class _Family:
                 child.inc(added)
             else:
                 _add_observations(child, added)
+
+
+def _empty(bounds: tuple[float, ...]) -> list[float]:
+    """A histogram's counts per bucket, then the sum of its observations: all nought."""
+    return [0] * len(bounds) + [0.0]
+
+
+class _CallTally:
+    """What the calls of one label set added since the last ``refresh``: one dict look-up
+    and a few additions per call, spread over the families once a second."""
+
+    __slots__ = ("cache_write", "cached", "cost", "duration", "input", "output", "overhead",
+                 "reasoning", "requests", "retries", "ttft")  # fmt: skip
+
+    def __init__(self, duration: tuple[float, ...]) -> None:
+        self.requests = 0
+        self.duration = _empty(duration)
+        self.ttft: list[float] | None = None
+        self.overhead: list[float] | None = None
+        self.input = self.output = self.cached = self.cache_write = self.reasoning = 0
+        self.cost = 0.0
+        self.retries = 0
 
 
 def _add_observations(child: Any, counts: list[float]) -> None:
@@ -279,6 +308,12 @@ class Metrics:
         build = Gauge("modelway_build_info", "The running version", ["version"],
                       multiprocess_mode="max", registry=r)  # fmt: skip
         build.labels(__version__).set(1)
+        #: (dialect, alias, provider, model, status class, stream) -> what its calls added.
+        self.calls: dict[tuple[str, str, str, str, str, str], _CallTally] = {}
+        #: (provider, model, outcome) -> upstream attempts: per-bucket counts, then the sum.
+        self.attempt_tallies: dict[tuple[str, str, str], list[float]] = {}
+        self.call_bounds = self.duration.bounds
+        self.attempt_bounds = self.upstream.bounds
         # What refresh() has copied so far, so counters grow by the difference.
         self._copied: dict[str, float] = {}
         self.router: Router | None = None
@@ -301,6 +336,7 @@ class Metrics:
     def refresh(self) -> None:
         """Write what calls added since the last time, and copy in the live facts kept
         elsewhere (not per request)."""
+        self._spread()
         for family in self._families:
             family.flush()
         now = time.monotonic()
@@ -320,6 +356,37 @@ class Metrics:
         self._grow(self.fail_open, "fail_open", RedisOutage.episodes)
         if self.auth is not None:
             self._grow(self.refusals.child("auth_failed", ""), "auth_failed", self.auth.failures)
+
+    def _spread(self) -> None:
+        """Hand what the calls and attempts tallied to the families they count in."""
+        calls, self.calls = self.calls, {}
+        for (dialect, alias, provider, model, status, stream), tally in calls.items():
+            self.requests.add(tally.requests, dialect, alias, provider, model, status)
+            self.duration.observe_counts(tally.duration, dialect, alias, provider, model, stream)
+            if tally.ttft is not None:
+                self.ttft.observe_counts(tally.ttft, dialect, alias, provider, model)
+            if tally.overhead is not None:
+                self.overhead.observe_counts(tally.overhead, dialect, stream)
+            if not provider:
+                continue
+            tokens = self.tokens
+            tokens.add(tally.input, "input", provider, model)
+            tokens.add(tally.output, "output", provider, model)
+            for kind, count in (
+                ("cached_input", tally.cached),
+                ("cache_write", tally.cache_write),
+                ("reasoning", tally.reasoning),
+            ):
+                if count:
+                    tokens.add(count, kind, provider, model)
+            if tally.cost:
+                self.cost.add(tally.cost, provider, model)
+            if tally.retries:
+                self.retries.add(tally.retries, alias)
+        attempts, self.attempt_tallies = self.attempt_tallies, {}
+        for (provider, model, outcome), counts in attempts.items():
+            self.attempts.add(sum(counts[:-1]), provider, model, outcome)
+            self.upstream.observe_counts(counts, provider, model, outcome)
 
     def _grow(self, counter: Any, key: str, total: float) -> None:
         done = self._copied.get(key, 0.0)
@@ -352,45 +419,55 @@ class MetricsHook(CallHook):
     def after(self, call: MeteredCall, record: UsageRecord) -> None:
         m = self.metrics
         routed = call.routed
-        if routed:
-            m.in_flight.add(-1, record.dialect or "")  # ``before`` ran: admitted
-            if call.streamed:
-                m.in_flight_streams.add(-1, record.dialect or "")
-        status = record.status
-        if status >= 400 and record.provider is None:
-            self._refusal(call, record)
         dialect = record.dialect or ""
-        alias = (record.alias or "") if routed else ""
+        if routed:
+            m.in_flight.add(-1, dialect)  # ``before`` ran: admitted
+            if call.streamed:
+                m.in_flight_streams.add(-1, dialect)
+        status = record.status
         provider = record.provider or ""
+        if status >= 400 and not provider:
+            self._refusal(call, record)
+        alias = (record.alias or "") if routed else ""
         model = record.model or ""
-        m.requests.add(1, dialect, alias, provider, model, status_class(status))
+        stream = record.stream
+        labels = (dialect, alias, provider, model, status_class(status), _STREAM[stream])
+        tally = m.calls.get(labels)
+        if tally is None:
+            tally = m.calls[labels] = _CallTally(m.call_bounds)
+        tally.requests += 1
+        latency = record.latency_ms / 1000
+        counts = tally.duration
+        counts[bisect_left(m.call_bounds, latency)] += 1
+        counts[-1] += latency
         if m.per_key is not None and record.key_id:
             self._per_key(m.per_key, record)
-        latency = record.latency_ms / 1000
-        stream = "true" if record.stream else "false"
-        m.duration.observe(latency, dialect, alias, provider, model, stream)
         if not provider:
             return  # refused or unroutable: no upstream, no tokens
         ttft = record.ttft_ms
-        if record.stream and ttft is not None:
-            m.ttft.observe(ttft / 1000, dialect, alias, provider, model)
+        spent = latency
+        if stream and ttft is not None:
+            spent = ttft / 1000
+            first = tally.ttft
+            if first is None:
+                first = tally.ttft = _empty(m.ttft.bounds)
+            first[bisect_left(m.ttft.bounds, spent)] += 1
+            first[-1] += spent
         outcome = call.outcome
         if outcome is not None and status < 400:
-            spent = ttft / 1000 if record.stream and ttft is not None else latency
-            m.overhead.observe(max(0.0, spent - outcome.upstream_seconds), dialect, stream)
-        tokens = m.tokens
-        tokens.add(record.prompt_tokens, "input", provider, model)
-        tokens.add(record.completion_tokens, "output", provider, model)
-        if record.cached_tokens:
-            tokens.add(record.cached_tokens, "cached_input", provider, model)
-        if record.cache_write_tokens:
-            tokens.add(record.cache_write_tokens, "cache_write", provider, model)
-        if record.reasoning_tokens:
-            tokens.add(record.reasoning_tokens, "reasoning", provider, model)
-        if record.cost_usd:
-            m.cost.add(record.cost_usd, provider, model)
-        if record.retries:
-            m.retries.add(record.retries, alias)
+            own = max(0.0, spent - outcome.upstream_seconds)
+            mine = tally.overhead
+            if mine is None:
+                mine = tally.overhead = _empty(m.overhead.bounds)
+            mine[bisect_left(m.overhead.bounds, own)] += 1
+            mine[-1] += own
+        tally.input += record.prompt_tokens
+        tally.output += record.completion_tokens
+        tally.cached += record.cached_tokens
+        tally.cache_write += record.cache_write_tokens
+        tally.reasoning += record.reasoning_tokens
+        tally.cost += record.cost_usd
+        tally.retries += record.retries
         if record.fallback_used:
             m.fallbacks.add(1, alias, record.fallback_used)
 
@@ -427,10 +504,12 @@ class AttemptMetrics:
         self, target: Target, handle: None, seconds: float, error: BaseException | None
     ) -> None:
         m = self.metrics
-        outcome = "ok" if error is None else "error"
-        provider, model = target.backend.name, target.model
-        m.attempts.add(1, provider, model, outcome)
-        m.upstream.observe(seconds, provider, model, outcome)
+        labels = (target.backend.name, target.model, "ok" if error is None else "error")
+        counts = m.attempt_tallies.get(labels)
+        if counts is None:
+            counts = m.attempt_tallies[labels] = _empty(m.attempt_bounds)
+        counts[bisect_left(m.attempt_bounds, seconds)] += 1
+        counts[-1] += seconds
 
 
 def install(calls: Calls, writer: UsageWriter | None, auth: Any = None, **settings: Any) -> Metrics:

@@ -88,30 +88,30 @@ class RequestLog(CallHook):
         caller = call.caller
         reached = record.provider is not None
         ttft = record.ttft_ms
-        fields = dict(
-            request_id=record.request_id,
-            trace_id=current_trace_id.get(),
-            key_id=record.key_id,
-            key_name=caller.name,
-            user=record.user,
-            team=record.team,
-            dialect=record.dialect,
-            alias=record.alias,
-            provider=record.provider,
-            model=record.model,
-            status=record.status,
-            error_type=record.error_type,
-            latency_ms=round(record.latency_ms, 2),
-            ttft_ms=None if ttft is None else round(ttft, 2),
-            prompt_tokens=record.prompt_tokens,
-            completion_tokens=record.completion_tokens,
-            cached_tokens=record.cached_tokens,
-            cost_usd=record.cost_usd,
-            attempts=record.retries + 1 if reached else 0,
-            fallback=record.fallback_used,
-            cache="hit" if record.cache_hit else ("miss" if reached else None),
-            stream=record.stream,
-        )
+        fields = {
+            "request_id": record.request_id,
+            "trace_id": current_trace_id.get(),
+            "key_id": record.key_id,
+            "key_name": caller.name,
+            "user": record.user,
+            "team": record.team,
+            "dialect": record.dialect,
+            "alias": record.alias,
+            "provider": record.provider,
+            "model": record.model,
+            "status": record.status,
+            "error_type": record.error_type,
+            "latency_ms": round(record.latency_ms, 2),
+            "ttft_ms": None if ttft is None else round(ttft, 2),
+            "prompt_tokens": record.prompt_tokens,
+            "completion_tokens": record.completion_tokens,
+            "cached_tokens": record.cached_tokens,
+            "cost_usd": record.cost_usd,
+            "attempts": record.retries + 1 if reached else 0,
+            "fallback": record.fallback_used,
+            "cache": "hit" if record.cache_hit else ("miss" if reached else None),
+            "stream": record.stream,
+        }
         # The fields as one dict, which the JSON formatter writes as they are.
         logger.handle(RequestRecord(logger.name, fields))
 
