@@ -237,6 +237,7 @@ def test_a_translated_call_is_a_server_span_with_an_attempt_span_under_the_calle
     assert answer.usage is not None
     assert attributes["gen_ai.usage.input_tokens"] == answer.usage.prompt_tokens > 0
     assert attributes["gen_ai.usage.output_tokens"] == answer.usage.completion_tokens > 0
+    assert attributes["gen_ai.response.finish_reasons"] == ["stop"]
     assert attributes["http.response.status_code"] == 200
     assert server.span.status.code != Status.STATUS_CODE_ERROR
     check_attempts(server, attempts, "anthropic")
@@ -282,6 +283,7 @@ def test_a_relayed_call_sends_the_attempts_traceparent_upstream(
     assert attributes["gen_ai.response.model"] == "echo"
     assert attributes["gen_ai.usage.input_tokens"] > 0
     assert attributes["gen_ai.usage.output_tokens"] > 0
+    assert attributes["gen_ai.response.finish_reasons"] == ["stop"]  # as the upstream said
     check_attempts(server, attempts, "openai")
     check_upstream_saw(setup, caller, attempts)
 

@@ -7,7 +7,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from modelway.calls.scanners import AnthropicScanner, OllamaScanner, StreamScanner, answer_usage
+from modelway.calls.scanners import (
+    AnthropicScanner,
+    OllamaScanner,
+    StreamScanner,
+    answer_finish_reason,
+    answer_usage,
+    scanner_for,
+)
 from modelway.errors import StreamTruncated, UndecodableResponse
 from modelway.streams import NDJSONDecoder, SSEDecoder
 from modelway.types import Usage
@@ -111,3 +118,42 @@ def test_a_whole_openai_answer_reports_its_cached_tokens() -> None:
     assert answer_usage("openai", {"usage": usage}) == Usage(
         prompt_tokens=1210, completion_tokens=5, cached_tokens=1000
     )
+
+
+@pytest.mark.parametrize(
+    ("wire", "stream", "reason"),
+    [
+        ("anthropic", FIXTURES / "anthropic" / "stream_tool_use.sse", "tool_use"),
+        ("ollama", FIXTURES / "ollama" / "chat_stream.ndjson", "stop"),
+        ("openai", FIXTURES / "openai" / "stream_parallel_tool_calls.sse", "tool_calls"),
+        ("responses", FIXTURES / "responses" / "stream_reasoning_text.sse", "completed"),
+    ],
+)
+def test_each_scanner_reads_how_the_stream_ended_as_the_upstream_said(
+    wire: str, stream: Path, reason: str
+) -> None:
+    scanner = scanner_for(wire, {"stream": True})
+    assert scanner.finish_reason is None
+    relay(scanner, stream.read_bytes(), 0)
+    assert scanner.finish_reason == reason
+
+
+@pytest.mark.parametrize(
+    ("wire", "answer", "reason"),
+    [
+        ("anthropic", FIXTURES / "anthropic" / "message_text.json", "end_turn"),
+        ("ollama", FIXTURES / "ollama" / "chat.json", "stop"),
+        ("openai", FIXTURES / "openai" / "chat_tool_calls.json", "tool_calls"),
+    ],
+)
+def test_a_whole_answer_says_how_it_ended(wire: str, answer: Path, reason: str) -> None:
+    assert answer_finish_reason(wire, orjson.loads(answer.read_bytes())) == reason
+
+
+def test_an_incomplete_responses_answer_ends_with_its_reason_and_odd_shapes_with_none() -> None:
+    incomplete = {"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}}
+    assert answer_finish_reason("responses", incomplete) == "max_output_tokens"
+    assert answer_finish_reason("responses", {"status": "completed"}) == "completed"
+    for odd in (None, [], {"choices": []}, {"choices": [1]}, {"choices": [{"finish_reason": 3}]}):
+        assert answer_finish_reason("openai", odd) is None
+    assert answer_finish_reason("anthropic", {"stop_reason": None}) is None

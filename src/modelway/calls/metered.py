@@ -39,6 +39,7 @@ from modelway.types import (
     ChatResponse,
     EmbeddingRequest,
     EmbeddingResponse,
+    MessageEnd,
     StreamEvent,
     TextDelta,
     Usage,
@@ -138,6 +139,7 @@ class MeteredCall:
         "_ticket",
         "_time",
         "_upstream",
+        "finish_reason",
     )
 
     def __init__(
@@ -172,6 +174,8 @@ class MeteredCall:
         self._first_byte_at: float | None = None
         self._error: ModelwayError | None = None
         self._handed_out = False
+        #: How the answer ended, as its provider said (``stop``, ``end_turn``, ...), once known.
+        self.finish_reason: str | None = None
 
     # --- what callers and hooks may read ------------------------------------------------
 
@@ -278,6 +282,7 @@ class MeteredCall:
             request, request_id=self._request_id, dialect=self._dialect, route=self.route
         )
         self._first_byte()
+        self.finish_reason = response.stop_reason
         await self._finish(200, response.usage, None, len(response.message.text().encode()))
         return response
 
@@ -309,6 +314,7 @@ class MeteredCall:
             whole = await relay.whole(call)
             self._outcome = whole.outcome
             self._first_byte()
+            self.finish_reason = whole.finish_reason
             await self._finish(200, whole.usage, None, len(whole.body))
             return Relayed(whole.body, None, "application/json", whole.outcome, None)
         opened = await relay.open(call)
@@ -346,6 +352,7 @@ class MeteredCall:
             raise
         finally:
             self._metered_stream = None
+            self.finish_reason = tally.finish_reason
             try:
                 await source.aclose()  # type: ignore[attr-defined]
             finally:
@@ -451,23 +458,29 @@ class _Tally(Protocol):
     @property
     def usage(self) -> Usage | None: ...
 
+    @property
+    def finish_reason(self) -> str | None: ...
+
     def add(self, chunk: Any) -> None: ...
 
 
 class _EventTally:
-    """Canonical events: usage from ``UsageReport``, size from the text."""
+    """Canonical events: usage from ``UsageReport``, size from the text, the end's reason."""
 
-    __slots__ = ("size", "usage")
+    __slots__ = ("finish_reason", "size", "usage")
 
     def __init__(self) -> None:
         self.size = 0
         self.usage: Usage | None = None
+        self.finish_reason: str | None = None
 
     def add(self, chunk: StreamEvent) -> None:
         if isinstance(chunk, TextDelta):
             self.size += len(chunk.text)
         elif isinstance(chunk, UsageReport):
             self.usage = chunk.usage
+        elif isinstance(chunk, MessageEnd):
+            self.finish_reason = chunk.stop_reason
 
 
 class _ByteTally:
@@ -483,6 +496,11 @@ class _ByteTally:
     def usage(self) -> Usage | None:
         usage: Usage | None = self._scanner.usage
         return usage
+
+    @property
+    def finish_reason(self) -> str | None:
+        reason: str | None = self._scanner.finish_reason
+        return reason
 
     def add(self, chunk: bytes) -> None:
         self.size += len(chunk)

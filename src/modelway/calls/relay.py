@@ -26,7 +26,12 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from modelway.calls.scanners import StreamScanner, answer_usage, scanner_for
+from modelway.calls.scanners import (
+    StreamScanner,
+    answer_finish_reason,
+    answer_usage,
+    scanner_for,
+)
 from modelway.dialects.anthropic import AnthropicDialect
 from modelway.dialects.base import Dialect
 from modelway.dialects.ollama import OllamaDialect
@@ -73,6 +78,7 @@ class WholeAnswer(NamedTuple):
     body: bytes
     usage: Usage | None
     outcome: Outcome
+    finish_reason: str | None = None
 
 
 class OpenedRelay(NamedTuple):
@@ -200,7 +206,8 @@ class Relay:
             return answer, parsed
 
         (answer, parsed), outcome = await self._engine.attempt_each(self._route, complete)
-        return WholeAnswer(answer, answer_usage(self._wire, parsed), outcome)
+        usage = answer_usage(self._wire, parsed)
+        return WholeAnswer(answer, usage, outcome, answer_finish_reason(self._wire, parsed))
 
     async def open(self, call: Call) -> OpenedRelay:
         """The stream, committed to a target once its first chunk arrived."""

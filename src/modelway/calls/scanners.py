@@ -27,6 +27,8 @@ class StreamScanner(Protocol):
     """Relays one upstream stream of a given wire format."""
 
     usage: Usage | None
+    #: How the answer ended, as the upstream said (``stop``, ``end_turn``, ...), once known.
+    finish_reason: str | None
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to pass on for this upstream chunk."""
@@ -65,6 +67,7 @@ class OpenAIScanner:
         self._wants_usage = caller_wants_usage
         self.done = False
         self.usage: Usage | None = None
+        self.finish_reason: str | None = None
 
     def feed(self, chunk: bytes) -> bytes:
         # The common case, whole ``data: <json>`` events with nothing buffered, is checked
@@ -111,9 +114,16 @@ class OpenAIScanner:
     def _passes(self, data: str | bytes) -> bool:
         """Whether a chunk goes on to the caller; reads its usage (it must be JSON)."""
         parsed = _json(data)
-        if isinstance(parsed, dict) and parsed.get("usage"):
+        if not isinstance(parsed, dict):
+            return True
+        choices = parsed.get("choices")
+        if choices and isinstance(choices, list) and isinstance(choices[0], dict):
+            reason = choices[0].get("finish_reason")
+            if isinstance(reason, str):
+                self.finish_reason = reason
+        if parsed.get("usage"):
             self.usage = openai.parse_usage(parsed["usage"])
-            if not self._wants_usage and not parsed.get("choices"):
+            if not self._wants_usage and not choices:
                 return False  # the usage-only chunk the caller did not ask for
         return True
 
@@ -125,6 +135,7 @@ class AnthropicScanner:
         self._sse = SSEDecoder()
         self.done = False
         self.usage: Usage | None = None
+        self.finish_reason: str | None = None
         self._reported: dict[str, Any] = {}  # input counts at the start, output at the end
 
     def feed(self, chunk: bytes) -> bytes:
@@ -148,6 +159,9 @@ class AnthropicScanner:
                 self._count(parsed.get("message", {}).get("usage"))
             elif kind == "message_delta":
                 self._count(parsed.get("usage"))
+                reason = _field(parsed.get("delta"), "stop_reason")
+                if reason is not None:
+                    self.finish_reason = reason
             elif kind in ("message_stop", "error"):
                 self.done = True
             out.append(_sse(event))
@@ -173,6 +187,7 @@ class ResponsesScanner:
         self._sse = SSEDecoder()
         self.done = False
         self.usage: Usage | None = None
+        self.finish_reason: str | None = None
         self._sequence = -1  # the last ``sequence_number`` passed on
 
     def feed(self, chunk: bytes) -> bytes:
@@ -208,6 +223,7 @@ class ResponsesScanner:
                     response = parsed.get("response")
                     if isinstance(response, dict):
                         self.usage = openai.parse_responses_usage(response.get("usage"))
+                        self.finish_reason = responses_finish_reason(response)
             out.append(_sse(event))
         return b"".join(out)
 
@@ -224,6 +240,34 @@ def answer_usage(wire: str, answer: Any) -> Usage | None:
     if wire == "responses":
         return openai.parse_responses_usage(raw)
     return anthropic.parse_usage(raw) if wire == "anthropic" else openai.parse_usage(raw)
+
+
+def answer_finish_reason(wire: str, answer: Any) -> str | None:
+    """How a whole answer in ``wire``'s format says it ended, if it does."""
+    if not isinstance(answer, dict):
+        return None
+    if wire == "ollama":
+        return _field(answer, "done_reason")
+    if wire == "anthropic":
+        return _field(answer, "stop_reason")
+    if wire == "responses":
+        return responses_finish_reason(answer)
+    choices = answer.get("choices")
+    if choices and isinstance(choices, list):
+        return _field(choices[0], "finish_reason")
+    return None
+
+
+def responses_finish_reason(response: dict[str, Any]) -> str | None:
+    """A Responses API answer's end: why it is incomplete, else its status."""
+    reason = _field(response.get("incomplete_details"), "reason")
+    return reason if reason is not None else _field(response, "status")
+
+
+def _field(value: Any, name: str) -> str | None:
+    """``value[name]`` when ``value`` is an object and that is a string."""
+    found = value.get(name) if isinstance(value, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def scanner_for(wire: str, body: dict[str, Any]) -> StreamScanner:
@@ -245,6 +289,7 @@ class OllamaScanner:
         self._lines = NDJSONDecoder()
         self.done = False
         self.usage: Usage | None = None
+        self.finish_reason: str | None = None
 
     def feed(self, chunk: bytes) -> bytes:
         return self._relay(self._lines.feed(chunk))
@@ -266,5 +311,6 @@ class OllamaScanner:
                 self.done = True
                 if parsed.get("done"):
                     self.usage = ollama.parse_usage(parsed)
+                    self.finish_reason = _field(parsed, "done_reason")
             out.append(line + b"\n")
         return b"".join(out)

@@ -21,10 +21,9 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from modelway.calls.hooks import CallHook, Chunk
+from modelway.calls.hooks import CallHook
 from modelway.observability import context
 from modelway.providers import upstream
-from modelway.types import MessageEnd
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -158,9 +157,8 @@ class CallSpans(CallHook):
         self._propagator = propagator
         self._server = SpanKind.SERVER
         self._error = (Status, StatusCode.ERROR)
-        #: Spans of calls that have started and not ended, and their finish reasons.
+        #: Spans of calls that have started and not ended.
         self._spans: dict[MeteredCall, Span] = {}
-        self._finish_reasons: dict[MeteredCall, str] = {}
 
     def _start(self, call: MeteredCall, start_time: int | None = None) -> Span:
         incoming = context.traceparent.get()
@@ -188,17 +186,13 @@ class CallSpans(CallHook):
         self._spans[call] = span
         _call_span.set(span)
 
-    def chunk(self, call: MeteredCall, chunk: Chunk) -> None:
-        if type(chunk) is MessageEnd:  # translated streams say how they ended
-            self._finish_reasons[call] = chunk.stop_reason
-
     def after(self, call: MeteredCall, record: UsageRecord) -> None:
         span = self._spans.pop(call, None)
         if span is None:  # refused before it ran: its span is as long as its refusal
             span = self._start(call, start_time=int(record.time * 1e9))
         elif _call_span.get() is span:
             _call_span.set(None)
-        reason = self._finish_reasons.pop(call, None)
+        reason = call.finish_reason
         if span.is_recording():
             attributes: dict[str, Any] = {
                 "http.response.status_code": record.status,
