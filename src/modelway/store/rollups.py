@@ -57,7 +57,8 @@ _MIDPOINTS = (
     *(math.sqrt(low * high) for low, high in itertools.pairwise(HISTOGRAM_BOUNDS_MS)),
     HISTOGRAM_BOUNDS_MS[-1],
 )
-Group = tuple[int, int, str, str, str, str, str]
+#: dims, hour, then the five dimensions' values.
+Group = tuple[Any, ...]
 
 
 def dimension_bit(name: str) -> int:
@@ -116,9 +117,9 @@ def rollup_rows(records: Iterable[Any]) -> list[tuple[Any, ...]]:
     for (_, hour, *values), counters in full.items():
         for dims in levels:
             key = (dims, hour, *(value if dims >> i & 1 else "" for i, value in enumerate(values)))
-            into = groups.get(key)  # type: ignore[call-overload]
+            into = groups.get(key)
             if into is None:
-                groups[key] = into = _Counters()  # type: ignore[index]
+                groups[key] = into = _Counters()
             into.add(counters)
     return [(*group, *groups[group].row()) for group in sorted(groups)]
 

@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 from msgspec.structs import astuple
-from sqlalchemy import Integer, Select, case, func, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Integer, Select, case, func, select, tuple_
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
 from modelway.errors import BadRequest
@@ -31,6 +32,9 @@ _INSERT_COLUMNS = (*UsageRecord.__struct_fields__, "day")
 assert set(_INSERT_COLUMNS) == set(usage_records.c.keys()), "usage_records and UsageRecord differ"
 
 
+_POSTGRES: Dialect = PGDialect()  # type: ignore[no-untyped-call]
+
+
 def _insert_sql(dialect: str) -> str:
     """The batch insert in the driver's own parameter style; stored ids are skipped.
 
@@ -40,7 +44,7 @@ def _insert_sql(dialect: str) -> str:
     names = ", ".join(f'"{name}"' for name in _INSERT_COLUMNS)  # "user" is reserved
     if dialect == "postgresql":
         arrays = ", ".join(
-            f"${n}::{usage_records.c[name].type.compile(dialect=postgresql.dialect())}[]"
+            f"${n}::{usage_records.c[name].type.compile(dialect=_POSTGRES)}[]"
             for n, name in enumerate(_INSERT_COLUMNS, start=1)
         )
         return (
@@ -169,6 +173,53 @@ class UsageRepository:
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [UsageRecord(**row._asdict()) for row in rows]
+
+    async def page(
+        self,
+        limit: int,
+        before: tuple[float, str] | None = None,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        key_id: str | None = None,
+        model: str | None = None,
+        provider: str | None = None,
+        status: int | None = None,
+        error_type: str | None = None,
+    ) -> list[UsageRecord]:
+        """Up to ``limit`` records newest first, after ``before`` (the last one's (time, id)).
+
+        Keyset pagination on (time, id): with any one filter, a page is one range scan of
+        that filter's (…, time, id) index, however deep it is.
+        """
+        table = usage_records
+        conditions = _filters(key_id=key_id, model=model, status=status)
+        if provider is not None:
+            conditions.append(table.c.provider == provider)
+        if error_type is not None:
+            conditions.append(table.c.error_type == error_type)
+        if start is not None:
+            conditions.append(table.c.time >= start)
+        if end is not None:
+            conditions.append(table.c.time < end)
+        if before is not None:
+            conditions.append(tuple_(table.c.time, table.c.id) < tuple_(*before))
+        query = (
+            select(*_RECORD_COLUMNS)
+            .where(*conditions)
+            .order_by(table.c.time.desc(), table.c.id.desc())
+            .limit(max(0, limit))
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [UsageRecord(**row._asdict()) for row in rows]
+
+    async def get(self, record_id: str) -> UsageRecord | None:
+        """One record by its id."""
+        query = select(*_RECORD_COLUMNS).where(usage_records.c.id == record_id)
+        async with self._engine.connect() as connection:
+            row = (await connection.execute(query)).one_or_none()
+        return None if row is None else UsageRecord(**row._asdict())
 
     async def spend(
         self, key_id: str | None = None, team: str | None = None, since: float | None = None

@@ -117,7 +117,7 @@ def _back_fill(connection: sa.Connection) -> None:
             break
         after = chunk[-1].id
         for row in rollup_rows(chunk):
-            key, values = row[: len(KEY_COLUMNS)], row[len(KEY_COLUMNS) :]
+            key, values = row[: len(KEY_COLUMNS)], list(row[len(KEY_COLUMNS) :])
             held = totals.get(key)
             totals[key] = (
                 values if held is None else [a + b for a, b in zip(held, values, strict=True)]
