@@ -126,8 +126,13 @@ FILTERS: list[dict[str, Any]] = [
     {"team": "t1", "provider": "p1", "alias": "fast"},
     {"key_id": "no-such-key"},
 ]
-# Ranges inside the traffic, across its edges, and one starting mid-hour.
-RANGES = [(START, START + 3 * DAY), (START + 30 * 60, START + DAY + 7), (START - DAY, START + HOUR)]
+# Ranges inside the traffic, across its edges, starting mid-hour, ending just past an hour.
+RANGES = [
+    (START, START + 3 * DAY),
+    (START + 30 * 60, START + DAY + 7),
+    (START - DAY, START + HOUR),
+    (START + 0.5, START + 5 * HOUR + 0.25),
+]
 
 
 @pytest.mark.parametrize("dimensions", FILTERS)

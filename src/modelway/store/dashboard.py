@@ -9,6 +9,7 @@ that start in ``[start, end)``, the first one taken from the hour ``start`` fall
 from __future__ import annotations
 
 import calendar
+import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -279,7 +280,7 @@ def _conditions(filters: UsageFilters, dims: int | None = None) -> list[ColumnEl
     conditions = [
         table.c.dims == (_level(filters) if dims is None else dims),
         table.c.hour >= int(filters.start // HOUR) * HOUR,
-        table.c.hour < filters.end,
+        table.c.hour < math.ceil(filters.end),  # an integer: hour is a bigint
     ]
     conditions += [table.c[name] == value for name, value in filters.dimensions().items()]
     return conditions

@@ -137,8 +137,11 @@ usage_hourly = Table(
     Column("ttft_ms_sum", Double, nullable=False),
     *(Column(name, Integer, nullable=False) for name in LATENCY_BUCKET_COLUMNS),
     *(Column(name, Integer, nullable=False) for name in TTFT_BUCKET_COLUMNS),
-    # One key's rows, for its series and its budget's burn-down.
+    # With several filters the full level (31) is read: through one key's, one team's or
+    # one model's rows rather than every group's of the range.
     Index(None, "dims", "key_id", "hour"),
+    Index(None, "dims", "team", "hour"),
+    Index(None, "dims", "model", "hour"),
 )
 
 chat_sessions = Table(

@@ -25,6 +25,8 @@ depends_on: str | None = None
 BUCKETS = 56
 #: Records read per chunk of the back-fill.
 CHUNK = 50_000
+#: The roll-up dimensions with an index (dims, dimension, hour).
+_INDEXED_DIMENSIONS = ("key_id", "team", "model")
 _NEW_INDEXES = {
     "ix_usage_records_time_id": ["time", "id"],
     "ix_usage_records_key_id_time_id": ["key_id", "time", "id"],
@@ -72,7 +74,10 @@ def upgrade() -> None:
             "dims", "hour", "key_id", "team", "model", "provider", "alias", name="pk_usage_hourly"
         ),
     )
-    op.create_index("ix_usage_hourly_dims_key_id_hour", "usage_hourly", ["dims", "key_id", "hour"])
+    for dimension in _INDEXED_DIMENSIONS:
+        op.create_index(
+            f"ix_usage_hourly_dims_{dimension}_hour", "usage_hourly", ["dims", dimension, "hour"]
+        )
     for name in _OLD_INDEXES:
         op.drop_index(name, table_name="usage_records")
     for name, columns in _NEW_INDEXES.items():
@@ -139,5 +144,6 @@ def downgrade() -> None:
         op.drop_index(name, table_name="usage_records")
     for name, columns in _OLD_INDEXES.items():
         op.create_index(name, "usage_records", columns)
-    op.drop_index("ix_usage_hourly_dims_key_id_hour", table_name="usage_hourly")
+    for dimension in _INDEXED_DIMENSIONS:
+        op.drop_index(f"ix_usage_hourly_dims_{dimension}_hour", table_name="usage_hourly")
     op.drop_table("usage_hourly")
