@@ -242,7 +242,8 @@ async def _insert_postgres(driver: Any, records: Sequence[UsageRecord]) -> None:
         stored = {row[0] for row in await driver.fetch(_INSERT_SQL["postgresql"], *columns)}
         fresh = _stored_once(records, stored.__contains__)
         if fresh:
-            await driver.executemany(UPSERT_SQL["postgresql"], rollup_rows(fresh))
+            rollups = [nul_replaced(row) for row in rollup_rows(fresh)]
+            await driver.executemany(UPSERT_SQL["postgresql"], rollups)
 
 
 async def _insert_sqlite(driver: Any, records: Sequence[UsageRecord]) -> None:
