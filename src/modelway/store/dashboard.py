@@ -36,6 +36,8 @@ Dimension = Literal["key_id", "team", "model", "provider", "alias"]
 DAY = 86_400
 #: A burn-down shows at most this many days (a ``total`` budget's earlier spend is its start).
 BURN_DOWN_DAYS = 92
+#: Keys named per query (SQLite and asyncpg both bound a statement's parameters).
+_KEYS_PER_QUERY = 1000
 _LATENCY_AT = len(COUNTER_COLUMNS) - 2 * HISTOGRAM_BUCKETS
 
 
@@ -205,29 +207,51 @@ class DashboardQueries:
             return []
         today = int(now // DAY) * DAY
         window = today - (BURN_DOWN_DAYS - 1) * DAY
+        # Day buckets from the earliest period start (a month's, or the window's).
+        earliest = min(
+            (
+                max(window, _day_of(period_start(owner.budget_period, now, owner.since)))
+                for owner in owners
+                if owner.budget_period != "day"
+            ),
+            default=today,
+        )
         table = usage_hourly
         per_key = (table.c.dims == dimension_bit("key_id"), table.c.key_id != "")
         day_start = table.c.hour - table.c.hour % DAY
         daily = (
             select(table.c.key_id, day_start, func.sum(table.c.cost_usd))
-            .where(*per_key, table.c.hour >= window)
+            .where(*per_key, table.c.hour >= earliest)
             .group_by(table.c.key_id, day_start)
         )
         hourly = select(table.c.key_id, table.c.hour, table.c.cost_usd).where(
             *per_key, table.c.hour >= today
         )
-        before = (
-            select(table.c.key_id, func.sum(table.c.cost_usd))
-            .where(*per_key, table.c.hour < window)
-            .group_by(table.c.key_id)
+        # What ``total`` budgets spent before the window: only their keys' older rows.
+        carried_keys = sorted(
+            {
+                key_id
+                for owner in owners
+                if owner.budget_period == "total" and owner.since < window
+                for key_id in owner.key_ids
+            }
         )
+        earlier: dict[str, float] = {}
         async with self._engine.connect() as connection:
             spend_by_day = _spend_by_key(await connection.execute(daily))
             spend_by_hour = _spend_by_key(await connection.execute(hourly))
-            if any(owner.budget_period == "total" for owner in owners):
-                earlier = {key_id: float(cost) for key_id, cost in await connection.execute(before)}
-            else:
-                earlier = {}
+            for first in range(0, len(carried_keys), _KEYS_PER_QUERY):
+                before = (
+                    select(table.c.key_id, func.sum(table.c.cost_usd))
+                    .where(
+                        table.c.dims == dimension_bit("key_id"),
+                        table.c.key_id.in_(carried_keys[first : first + _KEYS_PER_QUERY]),
+                        table.c.hour < window,
+                    )
+                    .group_by(table.c.key_id)
+                )
+                rows = await connection.execute(before)
+                earlier.update((key_id, float(cost)) for key_id, cost in rows)
         burns = []
         for owner in owners:
             start = period_start(owner.budget_period, now, owner.since)
@@ -238,7 +262,7 @@ class DashboardQueries:
             buckets: dict[int, float] = defaultdict(float)
             for key_id in owner.key_ids:
                 for t, cost in spend.get(key_id, {}).items():
-                    if t >= start - start % DAY:
+                    if t >= _day_of(start):
                         buckets[t] += cost
             points, spent = [], carried
             for t in sorted(buckets):
@@ -257,6 +281,10 @@ class DashboardQueries:
                 )
             )
         return burns
+
+
+def _day_of(epoch: int) -> int:
+    return epoch - epoch % DAY
 
 
 def _spend_by_key(rows: Any) -> dict[str, dict[int, float]]:
