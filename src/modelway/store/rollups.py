@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -113,14 +114,20 @@ def rollup_rows(records: Iterable[Any]) -> list[tuple[Any, ...]]:
             bucket = HISTOGRAM_BUCKETS + bisect_right(bounds, record.ttft_ms)
             buckets[bucket] = buckets.get(bucket, 0) + 1
     groups: dict[Group, _Counters] = dict(full)
-    levels = _marginal_levels()
-    for (_, hour, *values), counters in full.items():
-        for dims in levels:
-            key = (dims, hour, *(value if dims >> i & 1 else "" for i, value in enumerate(values)))
+    for (_, hour, key_id, team, model, provider, alias), counters in full.items():
+        for key in (
+            (ALL_TRAFFIC, hour, "", "", "", "", ""),
+            (1, hour, key_id, "", "", "", ""),
+            (2, hour, "", team, "", "", ""),
+            (4, hour, "", "", model, "", ""),
+            (8, hour, "", "", "", provider, ""),
+            (16, hour, "", "", "", "", alias),
+        ):
             into = groups.get(key)
             if into is None:
-                groups[key] = into = _Counters()
-            into.add(counters)
+                groups[key] = counters.copy()
+            else:
+                into.add(counters)
     return [(*group, *groups[group].row()) for group in sorted(groups)]
 
 
@@ -134,10 +141,14 @@ class _Counters:
         #: Latency buckets at 0..55, TTFT buckets at 56..111.
         self.buckets: dict[int, int] = {}
 
+    def copy(self) -> _Counters:
+        copied = _Counters()
+        copied.totals = self.totals.copy()
+        copied.buckets = self.buckets.copy()
+        return copied
+
     def add(self, other: _Counters) -> None:
-        totals, more = self.totals, other.totals
-        for i in range(len(totals)):
-            totals[i] += more[i]
+        self.totals = list(map(operator.add, self.totals, other.totals))
         buckets = self.buckets
         for bucket, count in other.buckets.items():
             buckets[bucket] = buckets.get(bucket, 0) + count
@@ -147,10 +158,6 @@ class _Counters:
         for bucket, count in self.buckets.items():
             histograms[bucket] = count
         return self.totals + histograms
-
-
-def _marginal_levels() -> tuple[int, ...]:
-    return (ALL_TRAFFIC, *(1 << i for i in range(len(DIMENSIONS))))
 
 
 def upsert_sql(dialect: str) -> str:
