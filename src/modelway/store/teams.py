@@ -138,8 +138,12 @@ class TeamRepository:
             .group_by(api_keys.c.owner_team)
         )
         async with self._engine.connect() as connection:
-            spend: dict[str, float] = dict((await connection.execute(spend_query)).tuples().all())
-            keys: dict[str, int] = dict((await connection.execute(keys_query)).tuples().all())
+            spend: dict[str, float] = {
+                name: total for name, total in await connection.execute(spend_query)
+            }
+            keys: dict[str, int] = {
+                name: count for name, count in await connection.execute(keys_query)
+            }
         names = set(spend) | set(keys)
         return {name: (int(keys.get(name, 0)), float(spend.get(name, 0.0))) for name in names}
 
