@@ -21,7 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelway.errors import BadRequest, NotFound
-from modelway.gateway.admin_api import STATUSES, _master_only, json_response
+from modelway.gateway.admin_api import STATUSES, json_response
+from modelway.gateway.admin_guard import admin_only
 from modelway.gateway.state import GatewayState
 from modelway.store import Store
 from modelway.store.dashboard import Bucket, BudgetOwner, Dimension, UsageFilters
@@ -138,7 +139,7 @@ def decode_cursor(text: str) -> tuple[float, str]:
     return value
 
 
-@_master_only
+@admin_only
 async def get_series(request: Request) -> Response:
     """Usage per hour or UTC day: ``?bucket=hour|day`` and the common filters."""
     bucket = request.query_params.get("bucket", "hour")
@@ -151,14 +152,14 @@ async def get_series(request: Request) -> Response:
     )
 
 
-@_master_only
+@admin_only
 async def get_totals(request: Request) -> Response:
     """Usage over the range, summed: the common filters."""
     filters = usage_filters(request, time.time(), MAX_RANGE["day"])
     return json_response(await _store(request).dashboard.totals(filters))
 
 
-@_master_only
+@admin_only
 async def get_top(request: Request) -> Response:
     """The groups that cost most: ``?by=key|model|team|provider|alias&limit=1..50``."""
     by = request.query_params.get("by", "key")
@@ -170,7 +171,7 @@ async def get_top(request: Request) -> Response:
     return json_response({"by": by, "rows": rows})
 
 
-@_master_only
+@admin_only
 async def get_budgets(request: Request) -> Response:
     """Each key's USD budget, and each owner team's spend, over the current period."""
     store = _store(request)
@@ -218,7 +219,7 @@ async def budget_owners(store: Store) -> list[BudgetOwner]:
     return owners
 
 
-@_master_only
+@admin_only
 async def get_requests(request: Request) -> Response:
     """The request log, newest first: filters, ``?limit=1..200&cursor=``.
 
@@ -249,7 +250,7 @@ async def get_requests(request: Request) -> Response:
     return json_response(body)
 
 
-@_master_only
+@admin_only
 async def get_one_request(request: Request) -> Response:
     """One usage record by its id."""
     record_id = request.path_params["record_id"]
