@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import defaultdict
@@ -10,7 +11,6 @@ from typing import Any, Literal
 
 from msgspec.structs import astuple
 from sqlalchemy import Integer, Select, case, func, select, tuple_
-from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -32,9 +32,7 @@ _INSERT_COLUMNS = (*UsageRecord.__struct_fields__, "day")
 assert set(_INSERT_COLUMNS) == set(usage_records.c.keys()), "usage_records and UsageRecord differ"
 
 
-_POSTGRES: Dialect = PGDialect()  # type: ignore[no-untyped-call]
-
-
+@functools.cache
 def _insert_sql(dialect: str) -> str:
     """The batch insert in the driver's own parameter style; stored ids are skipped.
 
@@ -43,8 +41,12 @@ def _insert_sql(dialect: str) -> str:
     """
     names = ", ".join(f'"{name}"' for name in _INSERT_COLUMNS)  # "user" is reserved
     if dialect == "postgresql":
+        # Imported here: a gateway on SQLite never loads SQLAlchemy's PostgreSQL dialect.
+        from sqlalchemy.dialects.postgresql.base import PGDialect
+
+        postgres: Dialect = PGDialect()  # type: ignore[no-untyped-call]
         arrays = ", ".join(
-            f"${n}::{usage_records.c[name].type.compile(dialect=_POSTGRES)}[]"
+            f"${n}::{usage_records.c[name].type.compile(dialect=postgres)}[]"
             for n, name in enumerate(_INSERT_COLUMNS, start=1)
         )
         return (
@@ -55,7 +57,6 @@ def _insert_sql(dialect: str) -> str:
     return f"INSERT INTO usage_records ({names}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING"
 
 
-_INSERT_SQL = {dialect: _insert_sql(dialect) for dialect in ("postgresql", "sqlite")}
 #: Ids looked up per statement when SQLite checks which records a batch already stored.
 _IDS_PER_LOOKUP = 500
 
@@ -95,7 +96,7 @@ class UsageRepository:
             return
         async with self._engine.connect() as connection:
             dialect = connection.dialect.name
-            if dialect not in _INSERT_SQL:
+            if dialect not in ("postgresql", "sqlite"):
                 raise ValueError(f"the store runs on PostgreSQL or SQLite, not {dialect!r}")
             driver: Any = (await connection.get_raw_connection()).driver_connection
             if dialect == "postgresql":
@@ -239,7 +240,7 @@ async def _insert_postgres(driver: Any, records: Sequence[UsageRecord]) -> None:
     rows = [nul_replaced(row) for row in _rows(records)]  # as the engine does for Core
     columns = [list(column) for column in zip(*rows, strict=True)]
     async with driver.transaction():
-        stored = {row[0] for row in await driver.fetch(_INSERT_SQL["postgresql"], *columns)}
+        stored = {row[0] for row in await driver.fetch(_insert_sql("postgresql"), *columns)}
         fresh = _stored_once(records, stored.__contains__)
         if fresh:
             rollups = [nul_replaced(row) for row in rollup_rows(fresh)]
@@ -262,7 +263,7 @@ async def _insert_sqlite(driver: Any, records: Sequence[UsageRecord]) -> None:
             stored.update(row[0] for row in found)
         fresh = _stored_once(records, lambda record_id: record_id not in stored)
         if fresh:
-            await driver.executemany(_INSERT_SQL["sqlite"], _rows(fresh))
+            await driver.executemany(_insert_sql("sqlite"), _rows(fresh))
             await driver.executemany(UPSERT_SQL["sqlite"], rollup_rows(fresh))
         await driver.commit()
     except BaseException:
