@@ -115,6 +115,21 @@ async def test_budgets_list_each_budgeted_key_and_each_owner_team(gateway: Setup
     assert by_kind["team", "research"]["spent_usd"] == 1.25
 
 
+async def test_a_team_budget_shows_as_admission_enforces_it(gateway: Setup) -> None:
+    created = await gateway.http.post(
+        "/admin/api/teams", json={"name": "ops", "budget_usd": 40.0, "budget_period": "month"}
+    )
+    assert created.status_code == 201, created.text
+    key, _ = await gateway.state.store.keys.create("ops key", owner_team="ops")
+    await gateway.state.store.usage.insert_many(
+        [UsageRecord(request_id="b", time=time.time() - 1, key_id=key.id, cost_usd=0.5)]
+    )
+    body = await get(gateway, "/admin/api/usage/budgets")
+    (team,) = [budget for budget in body["budgets"] if budget["kind"] == "team"]
+    assert (team["id"], team["budget_usd"], team["budget_period"]) == ("ops", 40.0, "month")
+    assert team["spent_usd"] == 0.5
+
+
 async def test_the_request_log_pages_through_a_cursor(
     gateway: Setup, records: list[UsageRecord]
 ) -> None:

@@ -41,6 +41,10 @@ class TeamBudgets:
         """The team's budget, or None when it has none."""
         return self._budgets.get(team)
 
+    def all(self) -> list[TeamBudget]:
+        """Every team budget in force, by team name."""
+        return [self._budgets[name] for name in sorted(self._budgets)]
+
     async def refresh(self, store: Store, limits: Limits) -> None:
         """Re-read the store's team budgets; seed the spend of those new since the last read."""
         fresh = dict(self._configured)

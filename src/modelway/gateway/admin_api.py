@@ -212,7 +212,6 @@ def json_response(body: object, status: int = 200) -> Response:
     )
 
 
-
 def _store(request: Request) -> Store:
     state: GatewayState = request.app.state.gateway
     return state.store

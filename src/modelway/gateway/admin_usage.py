@@ -12,6 +12,7 @@ import base64
 import binascii
 import math
 import time
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -20,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from modelway.config import TeamBudget
 from modelway.errors import BadRequest, NotFound
 from modelway.gateway.admin_api import STATUSES, json_response
 from modelway.gateway.admin_guard import admin_only
@@ -175,16 +177,18 @@ async def get_top(request: Request) -> Response:
 async def get_budgets(request: Request) -> Response:
     """Each key's USD budget, and each owner team's spend, over the current period."""
     store = _store(request)
-    owners = await budget_owners(store)
+    state: GatewayState = request.app.state.gateway
+    owners = await budget_owners(store, state.calls.accounts.team_budgets.all())
     burns = await store.dashboard.burn_down(owners, time.time())
     return json_response({"budgets": burns})
 
 
-async def budget_owners(store: Store) -> list[BudgetOwner]:
-    """Every live key with a USD budget, and every team that owns keys.
+async def budget_owners(store: Store, team_budgets: Sequence[TeamBudget] = ()) -> list[BudgetOwner]:
+    """Every live key with a USD budget, and every team that has a budget or owns keys.
 
-    A team's budget is not held here (``budget_usd`` None, ``month`` period) until the
-    teams table exists; its spend is that of all its keys.
+    A team's budget is the one admission enforces (``team_budgets``: the store's teams and
+    the config's ``budgets:``); its spend is that of all its keys. A team without one is
+    shown with ``budget_usd`` None over the month.
     """
     keys = await store.keys.list(include_revoked=True)
     owners = [
@@ -200,22 +204,24 @@ async def budget_owners(store: Store) -> list[BudgetOwner]:
         for key in keys
         if key.budget_usd is not None and not key.revoked
     ]
-    teams: dict[str, list[str]] = {}
+    teams: dict[str, list[str]] = {budget.team: [] for budget in team_budgets}
     for key in keys:
         if key.owner_team:
             teams.setdefault(key.owner_team, []).append(key.id)
-    owners += [
-        BudgetOwner(
-            kind="team",
-            id=team,
-            name=team,
-            budget_usd=None,
-            budget_period="month",
-            since=0.0,
-            key_ids=tuple(key_ids),
+    budgets = {budget.team: budget for budget in team_budgets}
+    for team, key_ids in sorted(teams.items()):
+        budget = budgets.get(team)
+        owners.append(
+            BudgetOwner(
+                kind="team",
+                id=team,
+                name=team,
+                budget_usd=None if budget is None else budget.usd,
+                budget_period="month" if budget is None else budget.period,
+                since=0.0,
+                key_ids=tuple(key_ids),
+            )
         )
-        for team, key_ids in sorted(teams.items())
-    ]
     return owners
 
 
