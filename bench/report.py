@@ -276,12 +276,25 @@ def render(results: dict[str, Any], plot_name: str) -> str:
     return "\n".join(lines)
 
 
+#: What follows this line in the report is written by hand and kept when it is rewritten.
+NOTES_MARKER = "<!-- Hand-written notes below: bench/report.py keeps them when it rewrites. -->"
+
+
+def kept_notes(previous: str) -> str:
+    """The hand-written part of an earlier report: its marker line and what follows."""
+    at = previous.find(NOTES_MARKER)
+    return "" if at < 0 else previous[at:]
+
+
 def write_report(results: dict[str, Any], out: Path) -> Path:
-    """Write the Markdown report to ``out`` and the plot beside it (same name, .png)."""
+    """Write the Markdown report to ``out`` and the plot beside it (same name, .png);
+    the earlier report's hand-written notes (after ``NOTES_MARKER``) are kept."""
     plot = out.with_suffix(".png")
     write_plot(results, plot)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(results, plot.name))
+    notes = kept_notes(out.read_text()) if out.exists() else ""
+    report = render(results, plot.name)
+    out.write_text(f"{report}\n{notes}" if notes else report)
     return plot
 
 
