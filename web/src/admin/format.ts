@@ -52,3 +52,19 @@ export function daysAgo(days: number): string {
 export function limit(value: number | null, unit: string): string {
   return value === null ? DASH : `${counts.format(value)} ${unit}`;
 }
+
+/**
+ * A range of whole local days (``YYYY-MM-DD`` from date inputs, both ends included) as
+ * RFC 3339 instants: from the first day's local midnight to the midnight after the last.
+ * Sending instants keeps the server from guessing a time zone or whether ``to`` is inclusive.
+ */
+export function dayRange(fromDay: string, toDay: string): { from?: string; to?: string } {
+  const midnight = (day: string, plusDays: number) => {
+    const [year, month, date] = day.split("-").map(Number);
+    return new Date(year, month - 1, date + plusDays).toISOString();
+  };
+  return {
+    from: fromDay ? midnight(fromDay, 0) : undefined,
+    to: toDay ? midnight(toDay, 1) : undefined,
+  };
+}

@@ -5,7 +5,7 @@ import { keys, teams, users } from "./api";
 import { dateTime, limit, money } from "./format";
 import { editKey } from "./key-form";
 import type { KeyView, Team, User } from "./types";
-import { badge, type Column, debounce, selectField, statusLine, table, viewHeader, withProgress } from "./ui";
+import { badge, type Column, debounce, selectField, statusLine, table, viewHeader, whileBusy, withProgress } from "./ui";
 import type { View } from "./view";
 
 const PAGE = 25;
@@ -34,7 +34,7 @@ export class KeysView implements View {
 
   constructor() {
     const create = element("button", { type: "button", className: "button primary", id: "create-key" }, "Create key");
-    create.addEventListener("click", () => void this.create());
+    create.addEventListener("click", () => void this.create(create));
     const heading = viewHeader("Keys", create);
     heading.querySelector("h1")?.setAttribute("id", "keys-title");
     const searchField = element(
@@ -112,7 +112,7 @@ export class KeysView implements View {
 
   private actions(key: KeyView): HTMLElement {
     const edit = element("button", { type: "button", className: "button small", "aria-label": `Edit ${key.name}` }, "Edit");
-    edit.addEventListener("click", () => void this.edit(key));
+    edit.addEventListener("click", () => void this.edit(key, edit));
     const cell = element("div", { className: "row-actions" }, edit);
     if (key.status !== "revoked") {
       const revoke = element(
@@ -151,13 +151,13 @@ export class KeysView implements View {
     return [teamList.map((team) => team.name), userList.map((user) => user.email)];
   }
 
-  private async create(): Promise<void> {
-    const [teamNames, emails] = await this.owners();
+  private async create(button: HTMLButtonElement): Promise<void> {
+    const [teamNames, emails] = await whileBusy(button, "Opening…", () => this.owners());
     if (await editKey(null, teamNames, emails)) await this.load();
   }
 
-  private async edit(key: KeyView): Promise<void> {
-    const [teamNames, emails] = await this.owners();
+  private async edit(key: KeyView, button: HTMLButtonElement): Promise<void> {
+    const [teamNames, emails] = await whileBusy(button, "Opening…", () => this.owners());
     if (await editKey(key, teamNames, emails)) await this.load();
   }
 

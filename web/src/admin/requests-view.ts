@@ -3,7 +3,7 @@
 // the record's detail.
 import { element } from "../elements";
 import { type RequestQuery, requests } from "./api";
-import { count, dateTime, milliseconds, money, orDash } from "./format";
+import { count, dateTime, dayRange, milliseconds, money, orDash } from "./format";
 import type { UsageRecord } from "./types";
 import { badge, field, statusLine, table, viewHeader, withProgress } from "./ui";
 import type { View } from "./view";
@@ -62,8 +62,7 @@ export class RequestsView implements View {
       provider: value("provider"),
       status: value("status"),
       error_type: value("error_type"),
-      from: value("from"),
-      to: value("to"),
+      ...dayRange(this.inputs.from.input.value, this.inputs.to.input.value),
       limit: PAGE,
       cursor: this.cursors[this.cursors.length - 1],
     };

@@ -3,7 +3,7 @@
 import { element } from "../elements";
 import { health, keys, teams, usage } from "./api";
 import { type Line, TimeChart } from "./charts";
-import { count, daysAgo, milliseconds, money, shortCount } from "./format";
+import { count, dayRange, daysAgo, milliseconds, money, shortCount } from "./format";
 import type { Budget, Bucket, TopRow, UsageFigures, UsageFilters, UsagePoint, UsageSeries } from "./types";
 import { field, selectField, statusLine, table, viewHeader, withProgress } from "./ui";
 import type { View } from "./view";
@@ -117,8 +117,7 @@ export class UsageView implements View {
 
   private filters(): UsageFilters {
     return {
-      from: this.from.input.value || undefined,
-      to: this.to.input.value || undefined,
+      ...dayRange(this.from.input.value, this.to.input.value),
       key_id: this.key.select.value || undefined,
       team: this.team.select.value || undefined,
       model: this.model.input.value.trim() || undefined,
