@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -15,6 +16,8 @@ MASTER_KEY = "mk-browser-admin-master-key-0123456789"
 AS_MASTER = {"authorization": f"Bearer {MASTER_KEY}"}
 #: A payload that runs script if it is ever put into the page as HTML.
 XSS = "<img src=x onerror=window.__xss=1>"
+#: A key as the gateway issues it.
+PLAINTEXT_KEY = re.compile(r"^mw-\S{16,}$")
 #: Seconds the gateway promises for a key change (revocation, a new limit) to take effect.
 KEY_CHANGE_SECONDS = 5.0
 
@@ -34,7 +37,7 @@ def open_admin(page: Page, view: str = "") -> None:
 def sign_in(page: Page, master_key: str = MASTER_KEY) -> None:
     """Sign in with the master key and wait for the dashboard."""
     open_admin(page)
-    page.get_by_label("Master key").fill(master_key)
+    page.get_by_label("Master key", exact=True).fill(master_key)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("body")).to_have_attribute("data-signed-in", "true")
 
@@ -64,7 +67,7 @@ def create_key(page: Page, name: str, **fields: str) -> str:
         form.get_by_label(label, exact=True).fill(value)
     form.get_by_role("button", name="Create key").click()
     shown = page.locator("#new-key-value")
-    expect(shown).to_have_text(r"\S{16,}")
+    expect(shown).to_have_text(PLAINTEXT_KEY)
     key = shown.inner_text().strip()
     expect(form.get_by_role("button", name="Copy the new key")).to_be_visible()
     form.get_by_role("button", name="Done").click()

@@ -68,3 +68,8 @@ export function dayRange(fromDay: string, toDay: string): { from?: string; to?: 
     to: toDay ? midnight(toDay, 1) : undefined,
   };
 }
+
+/** How a key is recognised without its secret: its first characters, as its owner sees them. */
+export function keyStart(prefix: string): string {
+  return `mw-${prefix}…`;
+}

@@ -2,7 +2,7 @@
 import { confirmAction } from "../dialogs";
 import { element } from "../elements";
 import { keys, teams, users } from "./api";
-import { dateTime, limit, money } from "./format";
+import { dateTime, keyStart, limit, money } from "./format";
 import { editKey } from "./key-form";
 import type { KeyView, Team, User } from "./types";
 import { badge, type Column, debounce, selectField, statusLine, table, viewHeader, whileBusy, withProgress } from "./ui";
@@ -95,7 +95,7 @@ export class KeysView implements View {
   private columns(): Column<KeyView>[] {
     return [
       { title: "Name", sort: "name", cell: (key) => element("span", { className: "key-name" }, key.name) },
-      { title: "Prefix", cell: (key) => element("code", {}, key.prefix) },
+      { title: "Key", cell: (key) => element("code", {}, keyStart(key.prefix)) },
       { title: "Status", cell: (key) => badge(key.status) },
       { title: "Owner", cell: (key) => [key.owner_team, key.owner_user].filter(Boolean).join(" / ") || "—" },
       { title: "Limits", cell: (key) => [limit(key.rpm, "rpm"), limit(key.tpm, "tpm")].join(" · ") },
@@ -163,7 +163,7 @@ export class KeysView implements View {
 
   private async revoke(key: KeyView): Promise<void> {
     const sure = await confirmAction(
-      `Revoke the key “${key.name}” (${key.prefix}…)? Calls with it are refused within seconds; this cannot be undone.`,
+      `Revoke the key “${key.name}” (${keyStart(key.prefix)})? Calls with it are refused within seconds; this cannot be undone.`,
       "Revoke",
     );
     if (!sure) return;

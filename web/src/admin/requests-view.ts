@@ -5,7 +5,7 @@ import { element } from "../elements";
 import { type RequestQuery, requests } from "./api";
 import { count, dateTime, dayRange, milliseconds, money, orDash } from "./format";
 import type { UsageRecord } from "./types";
-import { badge, field, statusLine, table, viewHeader, withProgress } from "./ui";
+import { badge, field, filterBox, statusLine, table, viewHeader, withProgress } from "./ui";
 import type { View } from "./view";
 
 const PAGE = 50;
@@ -34,7 +34,7 @@ export class RequestsView implements View {
     const apply = element("button", { type: "submit", className: "button primary" }, "Apply");
     const form = element(
       "form",
-      { className: "filters", "aria-label": "Request log filters" },
+      { className: "filters" },
       ...Object.values(this.inputs).map((one) => one.wrap),
       apply,
     );
@@ -43,7 +43,7 @@ export class RequestsView implements View {
       this.cursors = [null];
       void this.load();
     });
-    this.root.append(heading, form, this.status, this.results, this.pager);
+    this.root.append(heading, filterBox(form), this.status, this.results, this.pager);
   }
 
   async start(): Promise<void> {

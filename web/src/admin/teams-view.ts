@@ -2,7 +2,7 @@
 import { confirmAction } from "../dialogs";
 import { element } from "../elements";
 import { keys, teams } from "./api";
-import { count, dateTime, money } from "./format";
+import { count, dateTime, keyStart, money } from "./format";
 import type { KeyView, Team } from "./types";
 import {
   badge,
@@ -144,7 +144,7 @@ export class TeamsView implements View {
         `Keys of team ${team.name}`,
         [
           { title: "Name", cell: (key) => key.name },
-          { title: "Prefix", cell: (key) => element("code", {}, key.prefix) },
+          { title: "Key", cell: (key) => element("code", {}, keyStart(key.prefix)) },
           { title: "Status", cell: (key) => badge(key.status) },
           { title: "Spend", numeric: true, cell: (key) => money(key.spend_usd ?? null) },
         ],

@@ -193,3 +193,14 @@ export function debounce(work: () => void, ms = 250): () => void {
     timer = window.setTimeout(work, ms);
   };
 }
+
+/** Filters in a box that folds: open on a wide screen, folded on a phone until asked for. */
+export function filterBox(form: HTMLFormElement): HTMLDetailsElement {
+  const box = element("details", { className: "filter-box" }, element("summary", {}, "Filters"), form);
+  const wide = window.matchMedia("(min-width: 721px)");
+  box.open = wide.matches;
+  wide.addEventListener("change", () => {
+    if (wide.matches) box.open = true; // its summary is hidden there: it cannot be reopened
+  });
+  return box;
+}

@@ -3,9 +3,9 @@
 import { element } from "../elements";
 import { health, keys, teams, usage } from "./api";
 import { type Line, TimeChart } from "./charts";
-import { count, dayRange, daysAgo, milliseconds, money, shortCount } from "./format";
+import { count, dayRange, daysAgo, keyStart, milliseconds, money, shortCount } from "./format";
 import type { Budget, Bucket, TopRow, UsageFigures, UsageFilters, UsagePoint, UsageSeries } from "./types";
-import { field, selectField, statusLine, table, viewHeader, withProgress } from "./ui";
+import { field, filterBox, selectField, statusLine, table, viewHeader, withProgress } from "./ui";
 import type { View } from "./view";
 
 const STEP: Record<Bucket, number> = { hour: 3600, day: 86_400 };
@@ -72,7 +72,7 @@ export class UsageView implements View {
     const apply = element("button", { type: "submit", className: "button primary" }, "Apply");
     const filters = element(
       "form",
-      { className: "filters", "aria-label": "Usage filters" },
+      { className: "filters" },
       this.from.wrap,
       this.to.wrap,
       this.bucket.wrap,
@@ -94,7 +94,7 @@ export class UsageView implements View {
     }
     this.root.append(
       heading,
-      filters,
+      filterBox(filters),
       this.status,
       this.totals,
       this.charts,
@@ -134,7 +134,7 @@ export class UsageView implements View {
       health().catch(() => null),
     ]);
     for (const key of keyPage?.keys ?? []) {
-      this.key.select.append(element("option", { value: key.id }, `${key.name} (${key.prefix}…)`));
+      this.key.select.append(element("option", { value: key.id }, `${key.name} (${keyStart(key.prefix)})`));
     }
     for (const team of teamList ?? []) this.team.select.append(element("option", { value: team.name }, team.name));
     for (const name of gateway?.providers ?? []) this.providers.append(element("option", { value: name }));
