@@ -112,7 +112,7 @@ def admin_gateway_url(mock_url: str) -> Iterator[str]:
         "OPENAI_API_KEY": "sk-test-openai-key",
         "MODELWAY_MASTER_KEY": MASTER_KEY,
     }
-    with running_gateway(env) as url:
+    with running_gateway(env, ALIASES) as url:
         yield url
 
 

@@ -119,3 +119,27 @@ def test_a_virtual_key_is_refused_everywhere_under_the_admin_api(
     answer = httpx.request(method, f"{admin_gateway_url}{path}", headers=virtual, json=body)
 
     assert answer.status_code in (401, 403), answer.text
+
+
+def test_an_admin_user_signs_in_with_email_and_password(
+    admin_gateway_url: str, admin_context: BrowserContext
+) -> None:
+    email = f"{unique('admin')}@example.com"
+    password = "correct horse battery staple"
+    made = httpx.post(
+        f"{admin_gateway_url}/admin/api/users",
+        json={"email": email, "password": password, "is_admin": True},
+        headers=AS_MASTER,
+    )
+    made.raise_for_status()
+    page = admin_context.new_page()
+    open_admin(page)
+    page.get_by_label("With email and password").check()
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+    expect(page.locator("body")).to_have_attribute("data-signed-in", "true")
+    expect(page.locator("#who")).to_have_text(email)
+    stored = page.evaluate("() => JSON.stringify([{...localStorage}, {...sessionStorage}])")
+    assert password not in stored
