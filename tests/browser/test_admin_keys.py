@@ -36,7 +36,7 @@ def test_a_key_made_in_the_dashboard_answers_the_openai_sdk_and_shows_in_the_log
 
     ident = key_id(admin_gateway_url, name)
     go_to(admin, "Requests")
-    admin.get_by_label("Key id").fill(ident)
+    admin.locator(".requests-view").get_by_label("Key", exact=True).select_option(ident)
 
     def logged() -> bool | None:
         admin.get_by_role("button", name="Apply").click()
@@ -45,6 +45,7 @@ def test_a_key_made_in_the_dashboard_answers_the_openai_sdk_and_shows_in_the_log
 
     eventually(logged, RECORDED_SECONDS, "the call in the request log")
     row = admin.locator(".requests-view tbody tr.openable").first
+    expect(row).to_contain_text(name)
     expect(row).to_contain_text("echo")
     expect(row).to_contain_text("200")
     row.click()

@@ -5,7 +5,8 @@ import { element } from "../elements";
 import { type RequestQuery, requests } from "./api";
 import { count, dateTime, dayRange, milliseconds, money, orDash } from "./format";
 import type { UsageRecord } from "./types";
-import { badge, field, filterBox, statusLine, table, viewHeader, withProgress } from "./ui";
+import { fillKeyChoices } from "./key-choices";
+import { badge, field, filterBox, selectField, statusLine, table, viewHeader, withProgress } from "./ui";
 import type { View } from "./view";
 
 const PAGE = 50;
@@ -15,8 +16,9 @@ export class RequestsView implements View {
   private readonly status = statusLine();
   private readonly results = element("div", { className: "results" });
   private readonly pager = element("nav", { className: "pager", "aria-label": "Request log pages" });
+  private keyNames = new Map<string, string>();
   private readonly inputs = {
-    key_id: field("log", "key_id", "Key id", { autocomplete: "off" }),
+    key_id: selectField("log", "key_id", "Key", [["", "All keys"]]),
     model: field("log", "model", "Model", { autocomplete: "off" }),
     provider: field("log", "provider", "Provider", { autocomplete: "off" }),
     status: field("log", "status", "Status", { type: "number", min: "100", max: "599", inputmode: "numeric" }),
@@ -47,6 +49,7 @@ export class RequestsView implements View {
   }
 
   async start(): Promise<void> {
+    this.keyNames = await fillKeyChoices(this.inputs.key_id.select);
     await this.load();
   }
 
@@ -55,9 +58,10 @@ export class RequestsView implements View {
   }
 
   private query(): RequestQuery {
-    const value = (name: keyof typeof this.inputs) => this.inputs[name].input.value.trim() || undefined;
+    const value = (name: Exclude<keyof typeof this.inputs, "key_id">) =>
+      this.inputs[name].input.value.trim() || undefined;
     return {
-      key_id: value("key_id"),
+      key_id: this.inputs.key_id.select.value || undefined,
       model: value("model"),
       provider: value("provider"),
       status: value("status"),
@@ -77,7 +81,7 @@ export class RequestsView implements View {
         "Requests, newest first",
         [
           { title: "Time", cell: (record) => dateTime(record.time) },
-          { title: "Key", cell: (record) => orDash(record.key_id) },
+          { title: "Key", cell: (record) => this.keyName(record.key_id) },
           { title: "Model", cell: (record) => orDash(record.model) },
           { title: "Provider", cell: (record) => orDash(record.provider) },
           { title: "Status", cell: (record) => badge(String(record.status)) },
@@ -95,6 +99,11 @@ export class RequestsView implements View {
       ),
     );
     this.renderPager(page.next_cursor);
+  }
+
+  /** A key's name where the listing has it, else its id; a dash for the master key. */
+  private keyName(keyId: string | null): string {
+    return keyId === null ? "—" : (this.keyNames.get(keyId) ?? keyId);
   }
 
   private renderPager(nextCursor: string | null): void {

@@ -1,9 +1,10 @@
 // Usage and spend: charts over time, totals, top keys and models by spend, and each
 // key's and team's budget burn-down — all from the hourly roll-ups behind /admin/api/usage.
 import { element } from "../elements";
-import { health, keys, teams, usage } from "./api";
+import { health, teams, usage } from "./api";
 import { type Line, TimeChart } from "./charts";
-import { count, dayRange, daysAgo, keyStart, milliseconds, money, shortCount } from "./format";
+import { count, dayRange, daysAgo, milliseconds, money, shortCount } from "./format";
+import { fillKeyChoices } from "./key-choices";
 import type { Budget, Bucket, TopRow, UsageFigures, UsageFilters, UsagePoint, UsageSeries } from "./types";
 import { field, filterBox, selectField, statusLine, table, viewHeader, withProgress } from "./ui";
 import type { View } from "./view";
@@ -128,14 +129,11 @@ export class UsageView implements View {
 
   /** The key and team pickers and the provider and alias suggestions; optional extras. */
   private async fillChoices(): Promise<void> {
-    const [keyPage, teamList, gateway] = await Promise.all([
-      keys.list({ status: "all", sort: "name", order: "asc", limit: 200 }).catch(() => null),
+    const [, teamList, gateway] = await Promise.all([
+      fillKeyChoices(this.key.select),
       teams.list().catch(() => null),
       health().catch(() => null),
     ]);
-    for (const key of keyPage?.keys ?? []) {
-      this.key.select.append(element("option", { value: key.id }, `${key.name} (${keyStart(key.prefix)})`));
-    }
     for (const team of teamList ?? []) this.team.select.append(element("option", { value: team.name }, team.name));
     for (const name of gateway?.providers ?? []) this.providers.append(element("option", { value: name }));
     for (const name of gateway?.aliases ?? []) this.aliases.append(element("option", { value: name }));
