@@ -132,3 +132,41 @@ def test_the_keys_table_sorts_by_a_column_both_ways(admin: Page) -> None:
     header.get_by_role("button").click()
     expect(header).to_have_attribute("aria-sort", "ascending")
     expect(names).to_have_text([f"{stem}-a", f"{stem}-b", f"{stem}-c"])
+
+
+def test_the_request_log_pages_back_and_forth_by_the_servers_cursor(
+    admin: Page, admin_gateway_url: str
+) -> None:
+    name = unique("pages")
+    key = create_key(admin, name)
+    with openai.OpenAI(base_url=f"{admin_gateway_url}/v1", api_key=key, max_retries=0) as sdk:
+        for turn in range(26):
+            sdk.chat.completions.create(
+                model="openai/echo", messages=[{"role": "user", "content": f"call {turn}"}]
+            )
+
+    go_to(admin, "Requests")
+    log = admin.locator(".requests-view")
+    log.get_by_label("Key", exact=True).select_option(key_id(admin_gateway_url, name))
+    log.get_by_label("Rows").select_option("25")
+    older = log.get_by_role("button", name="Older")
+
+    def full_page() -> bool | None:
+        log.get_by_role("button", name="Apply").click()
+        expect(log).not_to_have_attribute("aria-busy", "true")
+        return True if older.is_enabled() else None
+
+    eventually(full_page, RECORDED_SECONDS, "26 calls in the request log")
+    rows = log.locator("tbody tr.openable")
+    expect(rows).to_have_count(25)
+    newest = rows.first.get_attribute("aria-label")  # names the record's request id
+    assert newest
+
+    older.click()
+    expect(rows).to_have_count(1)
+    expect(log.locator(".pager")).to_contain_text("Page 2")
+    expect(older).to_be_disabled()
+
+    log.get_by_role("button", name="Newer").click()
+    expect(rows).to_have_count(25)
+    expect(rows.first).to_have_attribute("aria-label", newest)

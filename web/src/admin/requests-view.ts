@@ -9,7 +9,6 @@ import { fillKeyChoices } from "./key-choices";
 import { badge, field, filterBox, selectField, statusLine, table, viewHeader, withProgress } from "./ui";
 import type { View } from "./view";
 
-const PAGE = 50;
 
 export class RequestsView implements View {
   readonly root = element("section", { className: "view requests-view", "aria-labelledby": "requests-title" });
@@ -26,6 +25,12 @@ export class RequestsView implements View {
     from: field("log", "from", "From", { type: "date" }),
     to: field("log", "to", "To", { type: "date" }),
   };
+  private readonly rows = selectField("log", "limit", "Rows", [
+    ["50", "50"],
+    ["25", "25"],
+    ["100", "100"],
+    ["200", "200"],
+  ]);
   /** The cursor of each page shown so far: ``[null, c1, c2…]``; the last is the current page's. */
   private cursors: (string | null)[] = [null];
   private loads = 0;
@@ -38,6 +43,7 @@ export class RequestsView implements View {
       "form",
       { className: "filters" },
       ...Object.values(this.inputs).map((one) => one.wrap),
+      this.rows.wrap,
       apply,
     );
     form.addEventListener("submit", (event) => {
@@ -67,7 +73,7 @@ export class RequestsView implements View {
       status: value("status"),
       error_type: value("error_type"),
       ...dayRange(this.inputs.from.input.value, this.inputs.to.input.value),
-      limit: PAGE,
+      limit: Number(this.rows.select.value),
       cursor: this.cursors[this.cursors.length - 1],
     };
   }
