@@ -10,7 +10,10 @@ import type { View } from "./view";
 const EVERY_MS = 5000;
 
 export class HealthView implements View {
-  readonly root = element("section", { className: "view health-view", "aria-labelledby": "health-title" });
+  readonly root = element("section", {
+    className: "view health-view",
+    "aria-labelledby": "health-title",
+  });
   private readonly status = statusLine();
   private readonly summary = element("p", { className: "hint" });
   private readonly results = element("div", { className: "results" });
@@ -65,7 +68,9 @@ export class HealthView implements View {
     this.updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
     const aliases = Object.entries(gateway.deployments);
     if (aliases.length === 0) {
-      this.results.replaceChildren(element("p", { className: "hint" }, "No aliases with deployments are configured."));
+      this.results.replaceChildren(
+        element("p", { className: "hint" }, "No aliases with deployments are configured."),
+      );
       return;
     }
     this.results.replaceChildren(
@@ -82,11 +87,16 @@ export class HealthView implements View {
               {
                 title: "Rest left",
                 numeric: true,
-                cell: (one) => (one.state === "cooling" ? `${one.cooling_for_seconds.toFixed(1)} s` : "—"),
+                cell: (one) =>
+                  one.state === "cooling" ? `${one.cooling_for_seconds.toFixed(1)} s` : "—",
               },
               { title: "In flight", numeric: true, cell: (one) => String(one.in_flight) },
               { title: "Latency", numeric: true, cell: (one) => milliseconds(one.latency_ms) },
-              { title: "Recent failures", numeric: true, cell: (one) => String(one.recent_failures) },
+              {
+                title: "Recent failures",
+                numeric: true,
+                cell: (one) => String(one.recent_failures),
+              },
             ],
             deployments,
           ),

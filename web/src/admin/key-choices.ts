@@ -8,7 +8,9 @@ const MOST = 200;
 
 /** Fills ``select`` (which already has its "all keys" option); the keys' names by id. */
 export async function fillKeyChoices(select: HTMLSelectElement): Promise<Map<string, string>> {
-  const page = await keys.list({ status: "all", sort: "name", order: "asc", limit: MOST }).catch(() => null);
+  const page = await keys
+    .list({ status: "all", sort: "name", order: "asc", limit: MOST })
+    .catch(() => null);
   const names = new Map<string, string>();
   for (const key of page?.keys ?? []) {
     names.set(key.id, key.name);

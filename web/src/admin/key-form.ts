@@ -61,23 +61,50 @@ export function editKey(
   userEmails: string[],
 ): Promise<KeyView | null> {
   const scope = existing ? "edit-key" : "new-key";
-  const name = field(scope, "name", "Name", { required: true, maxlength: "200", autocomplete: "off" });
+  const name = field(scope, "name", "Name", {
+    required: true,
+    maxlength: "200",
+    autocomplete: "off",
+  });
   const models = field(scope, "models", "Models (globs, comma separated; empty: all)", {
     placeholder: "gpt-4o*, claude-*",
     autocomplete: "off",
   });
   const rpm = field(scope, "rpm", "Requests per minute", { type: "number", min: "1", step: "1" });
   const tpm = field(scope, "tpm", "Tokens per minute", { type: "number", min: "1", step: "1" });
-  const budgetUsd = field(scope, "budget_usd", "Budget (USD)", { type: "number", min: "0", step: "0.01" });
-  const budgetTokens = field(scope, "budget_tokens", "Budget (tokens)", { type: "number", min: "1", step: "1" });
+  const budgetUsd = field(scope, "budget_usd", "Budget (USD)", {
+    type: "number",
+    min: "0",
+    step: "0.01",
+  });
+  const budgetTokens = field(scope, "budget_tokens", "Budget (tokens)", {
+    type: "number",
+    min: "1",
+    step: "1",
+  });
   const period = selectField(scope, "budget_period", "Budget period", PERIODS);
   const expires = field(scope, "expires_at", "Expires", { type: "datetime-local" });
-  const team = field(scope, "owner_team", "Owner team", { list: `${scope}-teams`, autocomplete: "off" });
-  const user = field(scope, "owner_user", "Owner user", { list: `${scope}-users`, autocomplete: "off" });
+  const team = field(scope, "owner_team", "Owner team", {
+    list: `${scope}-teams`,
+    autocomplete: "off",
+  });
+  const user = field(scope, "owner_user", "Owner user", {
+    list: `${scope}-users`,
+    autocomplete: "off",
+  });
   const metadataId = `${scope}-metadata`;
-  const metadata = element("textarea", { id: metadataId, name: "metadata", rows: "2", placeholder: '{"project": "…"}' });
+  const metadata = element("textarea", {
+    id: metadataId,
+    name: "metadata",
+    rows: "2",
+    placeholder: '{"project": "…"}',
+  });
   const error = element("p", { className: "form-error", role: "alert", hidden: true });
-  const submit = element("button", { type: "submit", className: "button primary" }, existing ? "Save" : "Create key");
+  const submit = element(
+    "button",
+    { type: "submit", className: "button primary" },
+    existing ? "Save" : "Create key",
+  );
   const cancel = element("button", { type: "button", className: "button quiet" }, "Cancel");
 
   if (existing) {
@@ -91,26 +118,49 @@ export function editKey(
     expires.input.value = localInput(existing.expires_at);
     team.input.value = existing.owner_team ?? "";
     user.input.value = existing.owner_user ?? "";
-    metadata.value = Object.keys(existing.metadata).length ? JSON.stringify(existing.metadata, null, 1) : "";
+    metadata.value = Object.keys(existing.metadata).length
+      ? JSON.stringify(existing.metadata, null, 1)
+      : "";
   }
 
   const form = element(
     "form",
     { className: "dialog-form key-form" },
-    element("h2", { id: `${scope}-title` }, existing ? `Edit key ${existing.name}` : "Create a key"),
+    element(
+      "h2",
+      { id: `${scope}-title` },
+      existing ? `Edit key ${existing.name}` : "Create a key",
+    ),
     name.wrap,
     models.wrap,
     element("div", { className: "field-row" }, rpm.wrap, tpm.wrap),
     element("div", { className: "field-row" }, budgetUsd.wrap, budgetTokens.wrap, period.wrap),
     element("div", { className: "field-row" }, expires.wrap),
     element("div", { className: "field-row" }, team.wrap, user.wrap),
-    element("div", { className: "field" }, element("label", { for: metadataId }, "Metadata (JSON object)"), metadata),
-    element("datalist", { id: `${scope}-teams` }, ...teamNames.map((value) => element("option", { value }))),
-    element("datalist", { id: `${scope}-users` }, ...userEmails.map((value) => element("option", { value }))),
+    element(
+      "div",
+      { className: "field" },
+      element("label", { for: metadataId }, "Metadata (JSON object)"),
+      metadata,
+    ),
+    element(
+      "datalist",
+      { id: `${scope}-teams` },
+      ...teamNames.map((value) => element("option", { value })),
+    ),
+    element(
+      "datalist",
+      { id: `${scope}-users` },
+      ...userEmails.map((value) => element("option", { value })),
+    ),
     error,
     element("div", { className: "dialog-actions" }, cancel, submit),
   );
-  const dialog = element("dialog", { className: "wide-dialog", "aria-labelledby": `${scope}-title` }, form);
+  const dialog = element(
+    "dialog",
+    { className: "wide-dialog", "aria-labelledby": `${scope}-title` },
+    form,
+  );
 
   return new Promise((resolve) => {
     let result: KeyView | null = null;
@@ -143,7 +193,9 @@ export function editKey(
           result = await whileBusy(submit, "Saving…", () => keys.update(existing.id, settings));
           dialog.close();
         } else {
-          const created = await whileBusy(submit, "Creating…", () => keys.create(dropEmpty(settings)));
+          const created = await whileBusy(submit, "Creating…", () =>
+            keys.create(dropEmpty(settings)),
+          );
           result = created;
           showCreated(form, created, () => dialog.close());
         }
@@ -173,7 +225,12 @@ function showCreated(form: HTMLFormElement, created: CreatedKey, done: () => voi
   form.replaceChildren(
     element("h2", {}, "Key created"),
     element("p", {}, "Copy the key now: it is shown this once and cannot be shown again."),
-    element("div", { className: "new-key-box" }, secret, copyButton(() => created.key, "Copy the new key")),
+    element(
+      "div",
+      { className: "new-key-box" },
+      secret,
+      copyButton(() => created.key, "Copy the new key"),
+    ),
     element("div", { className: "dialog-actions" }, close),
   );
   close.focus();

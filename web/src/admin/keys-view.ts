@@ -5,13 +5,26 @@ import { keys, teams, users } from "./api";
 import { dateTime, keyStart, limit, money } from "./format";
 import { editKey } from "./key-form";
 import type { KeyView, Team, User } from "./types";
-import { badge, type Column, debounce, selectField, statusLine, table, viewHeader, whileBusy, withProgress } from "./ui";
+import {
+  badge,
+  type Column,
+  debounce,
+  selectField,
+  statusLine,
+  table,
+  viewHeader,
+  whileBusy,
+  withProgress,
+} from "./ui";
 import type { View } from "./view";
 
 const PAGE = 25;
 
 export class KeysView implements View {
-  readonly root = element("section", { className: "view keys-view", "aria-labelledby": "keys-title" });
+  readonly root = element("section", {
+    className: "view keys-view",
+    "aria-labelledby": "keys-title",
+  });
   private readonly status = statusLine();
   private readonly results = element("div", { className: "results" });
   private readonly pager = element("nav", { className: "pager", "aria-label": "Key pages" });
@@ -33,7 +46,11 @@ export class KeysView implements View {
   private loads = 0;
 
   constructor() {
-    const create = element("button", { type: "button", className: "button primary", id: "create-key" }, "Create key");
+    const create = element(
+      "button",
+      { type: "button", className: "button primary", id: "create-key" },
+      "Create key",
+    );
     create.addEventListener("click", () => void this.create(create));
     const heading = viewHeader("Keys", create);
     heading.querySelector("h1")?.setAttribute("id", "keys-title");
@@ -51,7 +68,12 @@ export class KeysView implements View {
     this.statusFilter.select.addEventListener("change", refilter);
     this.root.append(
       heading,
-      element("form", { className: "filters", role: "search" }, searchField, this.statusFilter.wrap),
+      element(
+        "form",
+        { className: "filters", role: "search" },
+        searchField,
+        this.statusFilter.wrap,
+      ),
       this.status,
       this.results,
       this.pager,
@@ -94,15 +116,26 @@ export class KeysView implements View {
 
   private columns(): Column<KeyView>[] {
     return [
-      { title: "Name", sort: "name", cell: (key) => element("span", { className: "key-name" }, key.name) },
+      {
+        title: "Name",
+        sort: "name",
+        cell: (key) => element("span", { className: "key-name" }, key.name),
+      },
       { title: "Key", cell: (key) => element("code", {}, keyStart(key.prefix)) },
       { title: "Status", cell: (key) => badge(key.status) },
-      { title: "Owner", cell: (key) => [key.owner_team, key.owner_user].filter(Boolean).join(" / ") || "—" },
-      { title: "Limits", cell: (key) => [limit(key.rpm, "rpm"), limit(key.tpm, "tpm")].join(" · ") },
+      {
+        title: "Owner",
+        cell: (key) => [key.owner_team, key.owner_user].filter(Boolean).join(" / ") || "—",
+      },
+      {
+        title: "Limits",
+        cell: (key) => [limit(key.rpm, "rpm"), limit(key.tpm, "tpm")].join(" · "),
+      },
       {
         title: "Budget",
         numeric: true,
-        cell: (key) => (key.budget_usd === null ? "—" : `${money(key.budget_usd)} / ${key.budget_period}`),
+        cell: (key) =>
+          key.budget_usd === null ? "—" : `${money(key.budget_usd)} / ${key.budget_period}`,
       },
       { title: "Spend", sort: "spend", numeric: true, cell: (key) => money(key.spend_usd ?? null) },
       { title: "Created", sort: "created_at", cell: (key) => dateTime(key.created_at) },
@@ -111,13 +144,21 @@ export class KeysView implements View {
   }
 
   private actions(key: KeyView): HTMLElement {
-    const edit = element("button", { type: "button", className: "button small", "aria-label": `Edit ${key.name}` }, "Edit");
+    const edit = element(
+      "button",
+      { type: "button", className: "button small", "aria-label": `Edit ${key.name}` },
+      "Edit",
+    );
     edit.addEventListener("click", () => void this.edit(key, edit));
     const cell = element("div", { className: "row-actions" }, edit);
     if (key.status !== "revoked") {
       const revoke = element(
         "button",
-        { type: "button", className: "button small danger-quiet", "aria-label": `Revoke ${key.name}` },
+        {
+          type: "button",
+          className: "button small danger-quiet",
+          "aria-label": `Revoke ${key.name}`,
+        },
         "Revoke",
       );
       revoke.addEventListener("click", () => void this.revoke(key));
@@ -127,8 +168,16 @@ export class KeysView implements View {
   }
 
   private renderPager(total: number): void {
-    const previous = element("button", { type: "button", className: "button small", disabled: this.offset === 0 }, "Previous");
-    const next = element("button", { type: "button", className: "button small", disabled: this.offset + PAGE >= total }, "Next");
+    const previous = element(
+      "button",
+      { type: "button", className: "button small", disabled: this.offset === 0 },
+      "Previous",
+    );
+    const next = element(
+      "button",
+      { type: "button", className: "button small", disabled: this.offset + PAGE >= total },
+      "Next",
+    );
     previous.addEventListener("click", () => {
       this.offset = Math.max(0, this.offset - PAGE);
       void this.load();
@@ -139,7 +188,11 @@ export class KeysView implements View {
     });
     const first = total === 0 ? 0 : this.offset + 1;
     const last = Math.min(total, this.offset + PAGE);
-    this.pager.replaceChildren(previous, element("span", { className: "hint" }, `${first}–${last} of ${total}`), next);
+    this.pager.replaceChildren(
+      previous,
+      element("span", { className: "hint" }, `${first}–${last} of ${total}`),
+      next,
+    );
   }
 
   /** Suggestions for the owner fields; the dialog works without them. */
@@ -167,7 +220,9 @@ export class KeysView implements View {
       "Revoke",
     );
     if (!sure) return;
-    await withProgress(this.root, this.status, () => keys.revoke(key.id), "Revoking…").catch(() => null);
+    await withProgress(this.root, this.status, () => keys.revoke(key.id), "Revoking…").catch(
+      () => null,
+    );
     await this.load();
   }
 }

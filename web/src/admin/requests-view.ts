@@ -6,21 +6,40 @@ import { type RequestQuery, requests } from "./api";
 import { count, dateTime, dayRange, milliseconds, money, orDash } from "./format";
 import type { UsageRecord } from "./types";
 import { fillKeyChoices } from "./key-choices";
-import { badge, field, filterBox, selectField, statusLine, table, viewHeader, withProgress } from "./ui";
+import {
+  badge,
+  field,
+  filterBox,
+  selectField,
+  statusLine,
+  table,
+  viewHeader,
+  withProgress,
+} from "./ui";
 import type { View } from "./view";
 
-
 export class RequestsView implements View {
-  readonly root = element("section", { className: "view requests-view", "aria-labelledby": "requests-title" });
+  readonly root = element("section", {
+    className: "view requests-view",
+    "aria-labelledby": "requests-title",
+  });
   private readonly status = statusLine();
   private readonly results = element("div", { className: "results" });
-  private readonly pager = element("nav", { className: "pager", "aria-label": "Request log pages" });
+  private readonly pager = element("nav", {
+    className: "pager",
+    "aria-label": "Request log pages",
+  });
   private keyNames = new Map<string, string>();
   private readonly inputs = {
     key_id: selectField("log", "key_id", "Key", [["", "All keys"]]),
     model: field("log", "model", "Model", { autocomplete: "off" }),
     provider: field("log", "provider", "Provider", { autocomplete: "off" }),
-    status: field("log", "status", "Status", { type: "number", min: "100", max: "599", inputmode: "numeric" }),
+    status: field("log", "status", "Status", {
+      type: "number",
+      min: "100",
+      max: "599",
+      inputmode: "numeric",
+    }),
     error_type: field("log", "error_type", "Error type", { autocomplete: "off" }),
     from: field("log", "from", "From", { type: "date" }),
     to: field("log", "to", "To", { type: "date" }),
@@ -80,7 +99,9 @@ export class RequestsView implements View {
 
   private async load(): Promise<void> {
     const load = ++this.loads;
-    const page = await withProgress(this.root, this.status, () => requests.list(this.query())).catch(() => null);
+    const page = await withProgress(this.root, this.status, () =>
+      requests.list(this.query()),
+    ).catch(() => null);
     if (page === null || load !== this.loads) return;
     this.results.replaceChildren(
       table<UsageRecord>(
@@ -92,7 +113,11 @@ export class RequestsView implements View {
           { title: "Provider", cell: (record) => orDash(record.provider) },
           { title: "Status", cell: (record) => badge(String(record.status)) },
           { title: "Error", cell: (record) => orDash(record.error_type) },
-          { title: "Tokens", numeric: true, cell: (record) => count(record.prompt_tokens + record.completion_tokens) },
+          {
+            title: "Tokens",
+            numeric: true,
+            cell: (record) => count(record.prompt_tokens + record.completion_tokens),
+          },
           { title: "Cost", numeric: true, cell: (record) => money(record.cost_usd) },
           { title: "Latency", numeric: true, cell: (record) => milliseconds(record.latency_ms) },
         ],
@@ -113,8 +138,16 @@ export class RequestsView implements View {
   }
 
   private renderPager(nextCursor: string | null): void {
-    const previous = element("button", { type: "button", className: "button small", disabled: this.cursors.length < 2 }, "Newer");
-    const next = element("button", { type: "button", className: "button small", disabled: nextCursor === null }, "Older");
+    const previous = element(
+      "button",
+      { type: "button", className: "button small", disabled: this.cursors.length < 2 },
+      "Newer",
+    );
+    const next = element(
+      "button",
+      { type: "button", className: "button small", disabled: nextCursor === null },
+      "Older",
+    );
     previous.addEventListener("click", () => {
       this.cursors.pop();
       void this.load();
@@ -123,7 +156,11 @@ export class RequestsView implements View {
       this.cursors.push(nextCursor);
       void this.load();
     });
-    this.pager.replaceChildren(previous, element("span", { className: "hint" }, `Page ${this.cursors.length}`), next);
+    this.pager.replaceChildren(
+      previous,
+      element("span", { className: "hint" }, `Page ${this.cursors.length}`),
+      next,
+    );
   }
 
   private async openRecord(listed: UsageRecord): Promise<void> {
@@ -133,7 +170,13 @@ export class RequestsView implements View {
     const dialog = element(
       "dialog",
       { id: "record-dialog", className: "wide-dialog", "aria-labelledby": "record-title" },
-      element("div", { className: "dialog-form" }, element("h2", { id: "record-title" }, "Request"), list, element("div", { className: "dialog-actions" }, close)),
+      element(
+        "div",
+        { className: "dialog-form" },
+        element("h2", { id: "record-title" }, "Request"),
+        list,
+        element("div", { className: "dialog-actions" }, close),
+      ),
     );
     close.addEventListener("click", () => dialog.close());
     dialog.addEventListener("close", () => dialog.remove());
@@ -144,7 +187,15 @@ export class RequestsView implements View {
     list.replaceChildren(
       ...Object.entries(record).flatMap(([name, value]) => [
         element("dt", {}, name),
-        element("dd", {}, name === "time" ? `${dateTime(value as number)} (${String(value)})` : value === null ? "—" : String(value)),
+        element(
+          "dd",
+          {},
+          name === "time"
+            ? `${dateTime(value as number)} (${String(value)})`
+            : value === null
+              ? "—"
+              : String(value),
+        ),
       ]),
     );
     close.focus();

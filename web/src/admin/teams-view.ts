@@ -27,14 +27,23 @@ const PERIODS: [string, string][] = [
 const TEAM_KEYS = 200;
 
 function budgetText(team: Team): string {
-  return team.budget_usd === null ? "—" : `${money(team.budget_usd)} / ${team.budget_period ?? "month"}`;
+  return team.budget_usd === null
+    ? "—"
+    : `${money(team.budget_usd)} / ${team.budget_period ?? "month"}`;
 }
 
 export class TeamsView implements View {
-  readonly root = element("section", { className: "view teams-view", "aria-labelledby": "teams-title" });
+  readonly root = element("section", {
+    className: "view teams-view",
+    "aria-labelledby": "teams-title",
+  });
   private readonly status = statusLine();
   private readonly list = element("div", { className: "results" });
-  private readonly detail = element("section", { className: "panel", "aria-live": "polite", hidden: true });
+  private readonly detail = element("section", {
+    className: "panel",
+    "aria-live": "polite",
+    hidden: true,
+  });
   private selected: string | null = null;
 
   constructor() {
@@ -50,10 +59,22 @@ export class TeamsView implements View {
   stop(): void {}
 
   private createForm(): HTMLFormElement {
-    const name = field("new-team", "name", "Team name", { required: true, maxlength: "200", autocomplete: "off" });
-    const budget = field("new-team", "budget_usd", "Budget (USD)", { type: "number", min: "0", step: "0.01" });
+    const name = field("new-team", "name", "Team name", {
+      required: true,
+      maxlength: "200",
+      autocomplete: "off",
+    });
+    const budget = field("new-team", "budget_usd", "Budget (USD)", {
+      type: "number",
+      min: "0",
+      step: "0.01",
+    });
     const period = selectField("new-team", "budget_period", "Budget period", PERIODS);
-    const submit = element("button", { type: "submit", className: "button primary" }, "Create team");
+    const submit = element(
+      "button",
+      { type: "submit", className: "button primary" },
+      "Create team",
+    );
     const error = element("p", { className: "form-error", role: "alert", hidden: true });
     const form = element(
       "form",
@@ -72,7 +93,9 @@ export class TeamsView implements View {
         const created = await whileBusy(submit, "Creating…", () =>
           teams.create({
             name: name.input.value.trim(),
-            ...(budgetUsd === null ? {} : { budget_usd: budgetUsd, budget_period: period.select.value }),
+            ...(budgetUsd === null
+              ? {}
+              : { budget_usd: budgetUsd, budget_period: period.select.value }),
           }),
         );
         form.reset();
@@ -117,9 +140,17 @@ export class TeamsView implements View {
 
   private async showTeam(team: Team): Promise<void> {
     const title = element("h2", { id: "team-detail-title" }, `Team ${team.name}`);
-    const remove = element("button", { type: "button", className: "button small danger-quiet" }, "Delete team");
+    const remove = element(
+      "button",
+      { type: "button", className: "button small danger-quiet" },
+      "Delete team",
+    );
     remove.addEventListener("click", () => void this.removeTeam(team));
-    const keyList = element("div", { className: "results" }, element("p", { className: "hint" }, "Loading keys…"));
+    const keyList = element(
+      "div",
+      { className: "results" },
+      element("p", { className: "hint" }, "Loading keys…"),
+    );
     this.detail.setAttribute("aria-labelledby", "team-detail-title");
     this.detail.replaceChildren(
       element("div", { className: "view-head" }, title, remove),
@@ -165,7 +196,14 @@ export class TeamsView implements View {
     period.select.value = team.budget_period ?? "month";
     const submit = element("button", { type: "submit", className: "button" }, "Save budget");
     const error = element("p", { className: "form-error", role: "alert", hidden: true });
-    const form = element("form", { className: "filters inline-form", "aria-label": "Team budget" }, budget.wrap, period.wrap, submit, error);
+    const form = element(
+      "form",
+      { className: "filters inline-form", "aria-label": "Team budget" },
+      budget.wrap,
+      period.wrap,
+      submit,
+      error,
+    );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.hidden = true;
@@ -195,7 +233,12 @@ export class TeamsView implements View {
         );
         remove.addEventListener("click", async () => {
           if (!(await confirmAction(`Remove ${member.email} from ${team.name}?`, "Remove"))) return;
-          await withProgress(this.root, this.status, () => teams.removeMember(team.name, member.id), "Removing…").catch(() => null);
+          await withProgress(
+            this.root,
+            this.status,
+            () => teams.removeMember(team.name, member.id),
+            "Removing…",
+          ).catch(() => null);
           await this.load();
         });
         return element("li", {}, element("span", {}, member.email), remove);
@@ -204,15 +247,27 @@ export class TeamsView implements View {
   }
 
   private addMemberForm(team: Team): HTMLFormElement {
-    const email = field("team-member", "email", "Add a member by email", { type: "email", required: true, autocomplete: "off" });
+    const email = field("team-member", "email", "Add a member by email", {
+      type: "email",
+      required: true,
+      autocomplete: "off",
+    });
     const submit = element("button", { type: "submit", className: "button" }, "Add member");
     const error = element("p", { className: "form-error", role: "alert", hidden: true });
-    const form = element("form", { className: "filters inline-form", "aria-label": "Add a member" }, email.wrap, submit, error);
+    const form = element(
+      "form",
+      { className: "filters inline-form", "aria-label": "Add a member" },
+      email.wrap,
+      submit,
+      error,
+    );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       error.hidden = true;
       try {
-        await whileBusy(submit, "Adding…", () => teams.addMember(team.name, email.input.value.trim()));
+        await whileBusy(submit, "Adding…", () =>
+          teams.addMember(team.name, email.input.value.trim()),
+        );
         await this.load();
       } catch (problem) {
         showError(error, problem);
@@ -223,7 +278,9 @@ export class TeamsView implements View {
 
   private async removeTeam(team: Team): Promise<void> {
     if (!(await confirmAction(`Delete the team “${team.name}”?`))) return;
-    await withProgress(this.root, this.status, () => teams.remove(team.name), "Deleting…").catch(() => null);
+    await withProgress(this.root, this.status, () => teams.remove(team.name), "Deleting…").catch(
+      () => null,
+    );
     this.selected = null;
     await this.load();
   }

@@ -85,9 +85,17 @@ export function table<Row>(
       const th = element("th", { scope: "col", className: column.numeric ? "numeric" : "" });
       if (column.sort && options.onSort) {
         const active = options.sorted?.sort === column.sort;
-        if (active) th.setAttribute("aria-sort", options.sorted?.order === "asc" ? "ascending" : "descending");
+        if (active)
+          th.setAttribute(
+            "aria-sort",
+            options.sorted?.order === "asc" ? "ascending" : "descending",
+          );
         const arrow = active ? (options.sorted?.order === "asc" ? " ▲" : " ▼") : "";
-        const button = element("button", { type: "button", className: "sort" }, column.title + arrow);
+        const button = element(
+          "button",
+          { type: "button", className: "sort" },
+          column.title + arrow,
+        );
         const sortName = column.sort;
         button.addEventListener("click", () => options.onSort?.(sortName));
         th.append(button);
@@ -126,13 +134,27 @@ export function table<Row>(
   }
   if (rows.length === 0) {
     body.append(
-      element("tr", {}, element("td", { colspan: String(columns.length), className: "empty-row" }, options.empty ?? "Nothing yet.")),
+      element(
+        "tr",
+        {},
+        element(
+          "td",
+          { colspan: String(columns.length), className: "empty-row" },
+          options.empty ?? "Nothing yet.",
+        ),
+      ),
     );
   }
   return element(
     "div",
     { className: "table-wrap" },
-    element("table", {}, element("caption", { className: "visually-hidden" }, caption), element("thead", {}, head), body),
+    element(
+      "table",
+      {},
+      element("caption", { className: "visually-hidden" }, caption),
+      element("thead", {}, head),
+      body,
+    ),
   );
 }
 
@@ -196,7 +218,12 @@ export function debounce(work: () => void, ms = 250): () => void {
 
 /** Filters in a box that folds: open on a wide screen, folded on a phone until asked for. */
 export function filterBox(form: HTMLFormElement): HTMLDetailsElement {
-  const box = element("details", { className: "filter-box" }, element("summary", {}, "Filters"), form);
+  const box = element(
+    "details",
+    { className: "filter-box" },
+    element("summary", {}, "Filters"),
+    form,
+  );
   const wide = window.matchMedia("(min-width: 721px)");
   box.open = wide.matches;
   wide.addEventListener("change", () => {

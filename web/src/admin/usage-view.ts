@@ -5,7 +5,15 @@ import { health, teams, usage } from "./api";
 import { type Line, TimeChart } from "./charts";
 import { count, dayRange, daysAgo, milliseconds, money, shortCount } from "./format";
 import { fillKeyChoices } from "./key-choices";
-import type { Budget, Bucket, TopRow, UsageFigures, UsageFilters, UsagePoint, UsageSeries } from "./types";
+import type {
+  Budget,
+  Bucket,
+  TopRow,
+  UsageFigures,
+  UsageFilters,
+  UsagePoint,
+  UsageSeries,
+} from "./types";
 import { field, filterBox, selectField, statusLine, table, viewHeader, withProgress } from "./ui";
 import type { View } from "./view";
 
@@ -43,7 +51,10 @@ function filled(series: UsageSeries): UsagePoint[] {
 }
 
 export class UsageView implements View {
-  readonly root = element("section", { className: "view usage-view", "aria-labelledby": "usage-title" });
+  readonly root = element("section", {
+    className: "view usage-view",
+    "aria-labelledby": "usage-title",
+  });
   private readonly status = statusLine();
   private readonly totals = element("div", { className: "totals", "aria-label": "Totals" });
   private readonly charts = element("div", { className: "chart-grid" });
@@ -58,9 +69,20 @@ export class UsageView implements View {
   ]);
   private readonly key = selectField("usage", "key_id", "Key", [["", "All keys"]]);
   private readonly team = selectField("usage", "team", "Team", [["", "All teams"]]);
-  private readonly model = field("usage", "model", "Model", { autocomplete: "off", placeholder: "any" });
-  private readonly provider = field("usage", "provider", "Provider", { list: "usage-providers", autocomplete: "off", placeholder: "any" });
-  private readonly alias = field("usage", "alias", "Alias", { list: "usage-aliases", autocomplete: "off", placeholder: "any" });
+  private readonly model = field("usage", "model", "Model", {
+    autocomplete: "off",
+    placeholder: "any",
+  });
+  private readonly provider = field("usage", "provider", "Provider", {
+    list: "usage-providers",
+    autocomplete: "off",
+    placeholder: "any",
+  });
+  private readonly alias = field("usage", "alias", "Alias", {
+    list: "usage-aliases",
+    autocomplete: "off",
+    placeholder: "any",
+  });
   private readonly providers = element("datalist", { id: "usage-providers" });
   private readonly aliases = element("datalist", { id: "usage-aliases" });
   private loads = 0;
@@ -134,9 +156,12 @@ export class UsageView implements View {
       teams.list().catch(() => null),
       health().catch(() => null),
     ]);
-    for (const team of teamList ?? []) this.team.select.append(element("option", { value: team.name }, team.name));
-    for (const name of gateway?.providers ?? []) this.providers.append(element("option", { value: name }));
-    for (const name of gateway?.aliases ?? []) this.aliases.append(element("option", { value: name }));
+    for (const team of teamList ?? [])
+      this.team.select.append(element("option", { value: team.name }, team.name));
+    for (const name of gateway?.providers ?? [])
+      this.providers.append(element("option", { value: name }));
+    for (const name of gateway?.aliases ?? [])
+      this.aliases.append(element("option", { value: name }));
   }
 
   private async load(): Promise<void> {
@@ -164,16 +189,32 @@ export class UsageView implements View {
 
   private showTotals(totals: UsageFigures): void {
     const tile = (label: string, value: string) =>
-      element("div", { className: "tile" }, element("span", { className: "tile-label" }, label), element("span", { className: "tile-value" }, value));
-    const errorRate = totals.requests ? `${((100 * totals.errors) / totals.requests).toFixed(1)} %` : "—";
+      element(
+        "div",
+        { className: "tile" },
+        element("span", { className: "tile-label" }, label),
+        element("span", { className: "tile-value" }, value),
+      );
+    const errorRate = totals.requests
+      ? `${((100 * totals.errors) / totals.requests).toFixed(1)} %`
+      : "—";
     this.totals.replaceChildren(
       tile("Requests", count(totals.requests)),
       tile("Errors", `${count(totals.errors)} (${errorRate})`),
-      tile("Tokens in / out", `${shortCount(totals.prompt_tokens)} / ${shortCount(totals.completion_tokens)}`),
+      tile(
+        "Tokens in / out",
+        `${shortCount(totals.prompt_tokens)} / ${shortCount(totals.completion_tokens)}`,
+      ),
       tile("Cached tokens", shortCount(totals.cached_tokens)),
       tile("Cost", money(totals.cost_usd)),
-      tile("Latency p50 / p95", `${milliseconds(totals.latency_p50_ms)} / ${milliseconds(totals.latency_p95_ms)}`),
-      tile("TTFT p50 / p95", `${milliseconds(totals.ttft_p50_ms)} / ${milliseconds(totals.ttft_p95_ms)}`),
+      tile(
+        "Latency p50 / p95",
+        `${milliseconds(totals.latency_p50_ms)} / ${milliseconds(totals.latency_p95_ms)}`,
+      ),
+      tile(
+        "TTFT p50 / p95",
+        `${milliseconds(totals.ttft_p50_ms)} / ${milliseconds(totals.ttft_p95_ms)}`,
+      ),
     );
   }
 
@@ -233,14 +274,28 @@ export class UsageView implements View {
       { title: "Cost", numeric: true, cell: (row: TopRow) => money(row.cost_usd) },
     ];
     this.tops.replaceChildren(
-      element("div", { className: "top-keys" }, element("h3", {}, "Keys"), table("Top keys by spend", columns("Key"), topKeys, { empty: "No traffic in this range." })),
-      element("div", { className: "top-models" }, element("h3", {}, "Models"), table("Top models by spend", columns("Model"), topModels, { empty: "No traffic in this range." })),
+      element(
+        "div",
+        { className: "top-keys" },
+        element("h3", {}, "Keys"),
+        table("Top keys by spend", columns("Key"), topKeys, { empty: "No traffic in this range." }),
+      ),
+      element(
+        "div",
+        { className: "top-models" },
+        element("h3", {}, "Models"),
+        table("Top models by spend", columns("Model"), topModels, {
+          empty: "No traffic in this range.",
+        }),
+      ),
     );
   }
 
   private showBudgets(budgets: Budget[]): void {
     if (budgets.length === 0) {
-      this.budgets.replaceChildren(element("p", { className: "hint" }, "No key or team has a USD budget."));
+      this.budgets.replaceChildren(
+        element("p", { className: "hint" }, "No key or team has a USD budget."),
+      );
       return;
     }
     const made = budgets.map((budget) => {
@@ -249,8 +304,17 @@ export class UsageView implements View {
         title: `${budget.kind === "team" ? "Team" : "Key"} ${budget.name}: ${money(budget.spent_usd)} of ${money(budget.budget_usd)} (${budget.budget_period})`,
         times,
         lines: [
-          { label: "Spent", values: budget.points.map((point) => point.spent_usd), color: "--chart-2" },
-          { label: "Budget", values: times.map(() => budget.budget_usd), color: "--chart-err", dashed: true },
+          {
+            label: "Spent",
+            values: budget.points.map((point) => point.spent_usd),
+            color: "--chart-2",
+          },
+          {
+            label: "Budget",
+            values: times.map(() => budget.budget_usd),
+            color: "--chart-err",
+            dashed: true,
+          },
         ],
         format: money,
         height: 160,

@@ -9,7 +9,10 @@ import { field, showError, statusLine, table, viewHeader, whileBusy, withProgres
 import type { View } from "./view";
 
 export class UsersView implements View {
-  readonly root = element("section", { className: "view users-view", "aria-labelledby": "users-title" });
+  readonly root = element("section", {
+    className: "view users-view",
+    "aria-labelledby": "users-title",
+  });
   private readonly status = statusLine();
   private readonly list = element("div", { className: "results" });
 
@@ -26,15 +29,28 @@ export class UsersView implements View {
   stop(): void {}
 
   private createForm(): HTMLFormElement {
-    const email = field("new-user", "email", "Email", { type: "email", required: true, autocomplete: "off" });
+    const email = field("new-user", "email", "Email", {
+      type: "email",
+      required: true,
+      autocomplete: "off",
+    });
     const password = field("new-user", "password", "Password", {
       type: "password",
       required: true,
       autocomplete: "new-password",
     });
     const admin = element("input", { type: "checkbox", id: "new-user-admin", name: "is_admin" });
-    const adminField = element("label", { className: "check", for: "new-user-admin" }, admin, " Admin");
-    const submit = element("button", { type: "submit", className: "button primary" }, "Create user");
+    const adminField = element(
+      "label",
+      { className: "check", for: "new-user-admin" },
+      admin,
+      " Admin",
+    );
+    const submit = element(
+      "button",
+      { type: "submit", className: "button primary" },
+      "Create user",
+    );
     const error = element("p", { className: "form-error", role: "alert", hidden: true });
     const form = element(
       "form",
@@ -50,7 +66,11 @@ export class UsersView implements View {
       error.hidden = true;
       try {
         await whileBusy(submit, "Creating…", () =>
-          users.create({ email: email.input.value.trim(), password: password.input.value, is_admin: admin.checked }),
+          users.create({
+            email: email.input.value.trim(),
+            password: password.input.value,
+            is_admin: admin.checked,
+          }),
         );
         form.reset();
         await this.load();
@@ -81,7 +101,11 @@ export class UsersView implements View {
   }
 
   private adminToggle(user: User): HTMLElement {
-    const box = element("input", { type: "checkbox", "aria-label": `${user.email} is an admin`, checked: user.is_admin });
+    const box = element("input", {
+      type: "checkbox",
+      "aria-label": `${user.email} is an admin`,
+      checked: user.is_admin,
+    });
     box.addEventListener("change", async () => {
       box.disabled = true;
       try {
@@ -97,19 +121,41 @@ export class UsersView implements View {
   }
 
   private actions(user: User): HTMLElement {
-    const password = element("button", { type: "button", className: "button small", "aria-label": `Set the password of ${user.email}` }, "Set password");
+    const password = element(
+      "button",
+      {
+        type: "button",
+        className: "button small",
+        "aria-label": `Set the password of ${user.email}`,
+      },
+      "Set password",
+    );
     password.addEventListener("click", () => void this.setPassword(user, password));
-    const remove = element("button", { type: "button", className: "button small danger-quiet", "aria-label": `Delete ${user.email}` }, "Delete");
+    const remove = element(
+      "button",
+      {
+        type: "button",
+        className: "button small danger-quiet",
+        "aria-label": `Delete ${user.email}`,
+      },
+      "Delete",
+    );
     remove.addEventListener("click", async () => {
       if (!(await confirmAction(`Delete the user ${user.email}?`))) return;
-      await withProgress(this.root, this.status, () => users.remove(user.id), "Deleting…").catch(() => null);
+      await withProgress(this.root, this.status, () => users.remove(user.id), "Deleting…").catch(
+        () => null,
+      );
       await this.load();
     });
     return element("div", { className: "row-actions" }, password, remove);
   }
 
   private async setPassword(user: User, button: HTMLButtonElement): Promise<void> {
-    const input = element("input", { type: "password", "aria-label": `New password for ${user.email}`, autocomplete: "new-password" });
+    const input = element("input", {
+      type: "password",
+      "aria-label": `New password for ${user.email}`,
+      autocomplete: "new-password",
+    });
     const save = element("button", { type: "submit", className: "button small primary" }, "Save");
     const form = element("form", { className: "row-actions" }, input, save);
     button.replaceWith(form);
