@@ -22,14 +22,15 @@ const STEP: Record<Bucket, number> = { hour: 3600, day: 86_400 };
 const MOST_BUCKETS = 5000;
 
 /** Buckets without traffic are absent from the API's answer: counts there are zero,
- *  percentiles unknown. */
+ *  percentiles unknown. Filled in up to now. */
 function filled(series: UsageSeries): UsagePoint[] {
   const step = STEP[series.bucket];
   const start = Math.floor(series.from / step) * step;
-  if ((series.to - start) / step > MOST_BUCKETS) return series.points;
+  const end = Math.min(series.to, Date.now() / 1000); // no empty buckets in the future
+  if ((end - start) / step > MOST_BUCKETS) return series.points;
   const byTime = new Map(series.points.map((point) => [point.t, point]));
   const points: UsagePoint[] = [];
-  for (let t = start; t < series.to; t += step) {
+  for (let t = start; t < end; t += step) {
     const empty: UsagePoint = {
       t,
       requests: 0,
