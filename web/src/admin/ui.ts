@@ -111,7 +111,11 @@ export function table<Row>(
       "tr",
       {},
       ...columns.map((column) =>
-        element("td", { className: column.numeric ? "numeric" : "" }, column.cell(row)),
+        element(
+          "td",
+          { className: column.numeric ? "numeric" : "", "data-label": column.title },
+          column.cell(row),
+        ),
       ),
     );
     if (options.onOpen) {
