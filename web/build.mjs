@@ -1,6 +1,7 @@
-// Builds the web chat into the Python package's static folder (src/modelway/static/).
-// Scripts and styles get content-hashed names so the gateway can cache them forever;
-// index.html, which names them, is written last and never cached.
+// Builds the web chat and the admin dashboard into the Python package's static folder
+// (src/modelway/static/). Scripts and styles get content-hashed names so the gateway can
+// cache them forever; the pages that name them (index.html, admin.html) are written last
+// and never cached.
 import { build, context, transform } from "esbuild";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -21,7 +22,12 @@ async function codeThemes() {
 }
 
 const options = {
-  entryPoints: { app: path.join(here, "src/main.ts"), style: path.join(here, "src/styles.css") },
+  entryPoints: {
+    app: path.join(here, "src/main.ts"),
+    style: path.join(here, "src/styles.css"),
+    admin: path.join(here, "src/admin/main.ts"),
+    "admin-style": path.join(here, "src/admin/admin.css"),
+  },
   bundle: true,
   format: "esm",
   target: ["es2022", "chrome100", "firefox100", "safari15"],
@@ -34,19 +40,24 @@ const options = {
   logLevel: "info",
 };
 
-async function writePage(metafile) {
+async function writePages(metafile) {
   const outputs = Object.keys(metafile.outputs).map((file) => path.basename(file));
-  const script = outputs.find((name) => /^app-.*\.js$/.test(name));
-  const style = outputs.find((name) => /^style-.*\.css$/.test(name));
+  const built = (entry, extension) =>
+    `/static/${outputs.find((name) => name.startsWith(`${entry}-`) && name.endsWith(extension))}`;
   const themes = await codeThemes();
   const themeName = `code-themes-${hashOf(themes)}.css`;
   await writeFile(path.join(outdir, themeName), themes);
-  const template = await readFile(path.join(here, "index.html"), "utf8");
-  const page = template
-    .replace("{{script}}", `/static/${script}`)
-    .replace("{{style}}", `/static/${style}`)
+  const chat = await readFile(path.join(here, "index.html"), "utf8");
+  const chatPage = chat
+    .replace("{{script}}", built("app", ".js"))
+    .replace("{{style}}", built("style", ".css"))
     .replace("{{code-themes}}", `/static/${themeName}`);
-  await writeFile(path.join(outdir, "index.html"), page);
+  await writeFile(path.join(outdir, "index.html"), chatPage);
+  const admin = await readFile(path.join(here, "admin.html"), "utf8");
+  const adminPage = admin
+    .replace("{{script}}", built("admin", ".js"))
+    .replace("{{style}}", built("admin-style", ".css"));
+  await writeFile(path.join(outdir, "admin.html"), adminPage);
   await writeFile(path.join(outdir, ".built"), new Date().toISOString() + "\n");
 }
 
@@ -61,10 +72,10 @@ await mkdir(outdir, { recursive: true });
 if (watch) {
   const ctx = await context({
     ...options,
-    plugins: [{ name: "page", setup: (b) => b.onEnd((r) => r.metafile && writePage(r.metafile)) }],
+    plugins: [{ name: "page", setup: (b) => b.onEnd((r) => r.metafile && writePages(r.metafile)) }],
   });
   await ctx.watch();
 } else {
   const result = await build(options);
-  await writePage(result.metafile);
+  await writePages(result.metafile);
 }

@@ -2,8 +2,9 @@
 
 One gateway (and mock) serves the whole browser suite and one browser each module; each
 test gets a fresh browser context (its own localStorage) and works in chats it creates
-itself. Debian's ``/usr/bin/chromium`` is used: playwright's own browser download is
-not available here.
+itself. The admin dashboard's tests have a second gateway of their own, with a master key
+(``admin_gateway_url``), and make their own keys and teams in it. Debian's
+``/usr/bin/chromium`` is used: playwright's own browser download is not available here.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from playwright.sync_api import (
 )
 
 from modelway.gateway.web_pages import STATIC_DIR
+from tests.browser.admin_page import MASTER_KEY, sign_in
 from tests.browser.chat_page import new_chat, open_chat
 from tests.integration.gateway import running_gateway
 from tests.integration.mockserver import running_mock
@@ -97,4 +99,36 @@ def page(context: BrowserContext) -> Page:
     page = context.new_page()
     open_chat(page)
     new_chat(page)
+    return page
+
+
+@pytest.fixture(scope="session")
+def admin_gateway_url(mock_url: str) -> Iterator[str]:
+    """A gateway with a master key (so the admin API is on), the mock as its OpenAI."""
+    if not (STATIC_DIR / "admin.html").is_file():
+        pytest.fail("the admin dashboard is not built: run scripts/setup (npm builds web/)")
+    env = {
+        "OPENAI_BASE_URL": f"{mock_url}/v1",
+        "OPENAI_API_KEY": "sk-test-openai-key",
+        "MODELWAY_MASTER_KEY": MASTER_KEY,
+    }
+    with running_gateway(env, ALIASES) as url:
+        yield url
+
+
+@pytest.fixture
+def admin_context(browser: Browser, admin_gateway_url: str) -> Iterator[BrowserContext]:
+    context = browser.new_context(
+        base_url=admin_gateway_url, viewport={"width": 1280, "height": 900}
+    )
+    context.set_default_timeout(PATIENCE_MS)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def admin(admin_context: BrowserContext) -> Page:
+    """The dashboard, signed in with the master key."""
+    page = admin_context.new_page()
+    sign_in(page)
     return page

@@ -381,13 +381,16 @@ async def test_saved_connections_are_restored_at_start(
     assert "mistral" in state.engine.router.backends
 
 
-async def test_the_page_says_to_run_setup_when_the_web_chat_is_not_built(
+@pytest.mark.parametrize("page", ["/", "/admin"])
+async def test_a_page_says_to_run_setup_when_the_web_pages_are_not_built(
     gateway: tuple[Gateway, httpx.AsyncClient],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    page: str,
 ) -> None:
     _, client = gateway
     monkeypatch.setattr(web_pages, "STATIC_DIR", tmp_path / "not-built")
-    response = await client.get("/")
+    response = await client.get(page)
     assert response.status_code == 503
     assert "scripts/setup" in response.text
+    assert "script-src 'self'" in response.headers["content-security-policy"]

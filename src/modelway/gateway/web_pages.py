@@ -1,10 +1,12 @@
-"""The web chat's page at ``/`` and its built assets under ``/static/``.
+"""The web chat's page at ``/``, the admin dashboard's at ``/admin``, and their built
+assets under ``/static/``.
 
 The assets are built from ``web/`` by ``scripts/setup`` into the package's ``static``
 folder. Their names carry a content hash, so they are cached for a year; the page that
 names them is revalidated on every load. Without a build, ``/`` says how to make one.
-Every HTML answer, whichever route makes it (``/``, ``/static/index.html``, the page
-without a build), carries the same ``SECURITY_HEADERS`` (``SecurityHeadersMiddleware``).
+Every HTML answer, whichever route makes it (``/``, ``/admin``, ``/static/index.html``, the
+page without a build), carries the same ``SECURITY_HEADERS`` (``SecurityHeadersMiddleware``).
+Both pages are public: the data behind them (``/chat/api/``, ``/admin/api/``) is guarded.
 """
 
 from __future__ import annotations
@@ -42,11 +44,11 @@ _RAW_SECURITY_HEADERS = [
 
 MISSING_BUILD = """<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>modelway: web chat not built</title></head>
+<head><meta charset="utf-8"><title>modelway: web pages not built</title></head>
 <body>
-<h1>The web chat is not built yet</h1>
-<p>The gateway is running, but its web chat's files are missing. From the modelway
-source folder, run:</p>
+<h1>The web pages are not built yet</h1>
+<p>The gateway is running, but the files of its web chat and admin dashboard are
+missing. From the modelway source folder, run:</p>
 <pre>scripts/setup</pre>
 <p>It builds the front end from <code>web/</code> with npm (Node.js 18 or newer) into
 <code>src/modelway/static/</code>. Then reload this page.</p>
@@ -56,14 +58,24 @@ source folder, run:</p>
 """
 
 
-async def chat_page(request: Request) -> Response:
-    """The web chat, or a page that says to run ``scripts/setup`` when it is not built."""
-    page = STATIC_DIR / "index.html"
+def built_page(name: str) -> Response:
+    """The built page ``name``, or one that says to run ``scripts/setup`` when it is not built."""
+    page = STATIC_DIR / name
     if not page.is_file():
         headers = {"cache-control": "no-store"}
         return HTMLResponse(MISSING_BUILD, status_code=503, headers=headers)
     headers = {"cache-control": REVALIDATE}
     return FileResponse(page, media_type="text/html; charset=utf-8", headers=headers)
+
+
+async def chat_page(request: Request) -> Response:
+    """The web chat."""
+    return built_page("index.html")
+
+
+async def admin_page(request: Request) -> Response:
+    """The admin dashboard (its views are ``#/…`` fragments, so one path serves them all)."""
+    return built_page("admin.html")
 
 
 class BuiltAssets(StaticFiles):
@@ -115,5 +127,6 @@ def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
 
 ROUTES = [
     Route("/", chat_page, methods=["GET", "HEAD"]),
+    Route("/admin", admin_page, methods=["GET", "HEAD"]),
     Mount("/static", app=BuiltAssets(directory=STATIC_DIR, check_dir=False), name="static"),
 ]

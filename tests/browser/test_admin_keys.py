@@ -1,0 +1,172 @@
+"""Keys from the dashboard: made there, used with the openai SDK, seen in the request log
+and the charts, limited, and revoked — each change felt by the next call within seconds."""
+
+from __future__ import annotations
+
+import openai
+from playwright.sync_api import Page, expect
+
+from tests.browser.admin_page import (
+    KEY_CHANGE_SECONDS,
+    ask,
+    create_key,
+    dialog,
+    eventually,
+    go_to,
+    key_id,
+    key_row,
+    search_keys,
+    unique,
+)
+from tests.browser.conftest import PATIENCE_MS
+
+#: Seconds for a call's usage record to reach the store and its roll-ups (batched writes).
+RECORDED_SECONDS = PATIENCE_MS / 1000
+
+
+def test_a_key_made_in_the_dashboard_answers_the_openai_sdk_and_shows_in_the_log_and_charts(
+    admin: Page, admin_gateway_url: str
+) -> None:
+    name = unique("sdk")
+    key = create_key(admin, name, **{"Models (globs, comma separated; empty: all)": "openai/*"})
+    search_keys(admin, name)
+    expect(key_row(admin, name)).to_contain_text("active")
+
+    assert ask(admin_gateway_url, key, "hello dashboard") == "hello dashboard"
+
+    ident = key_id(admin_gateway_url, name)
+    go_to(admin, "Requests")
+    admin.locator(".requests-view").get_by_label("Key", exact=True).select_option(ident)
+
+    def logged() -> bool | None:
+        admin.get_by_role("button", name="Apply").click()
+        expect(admin.locator(".requests-view")).not_to_have_attribute("aria-busy", "true")
+        return True if admin.locator(".requests-view tbody tr.openable").count() else None
+
+    eventually(logged, RECORDED_SECONDS, "the call in the request log")
+    row = admin.locator(".requests-view tbody tr.openable").first
+    expect(row).to_contain_text(name)
+    expect(row).to_contain_text("echo")
+    expect(row).to_contain_text("200")
+    row.click()
+    expect(dialog(admin).locator(".record")).to_contain_text(ident)
+    dialog(admin).get_by_role("button", name="Close").click()
+
+    go_to(admin, "Usage")
+    admin.get_by_label("Key", exact=True).select_option(ident)
+
+    def charted() -> bool | None:
+        admin.get_by_role("button", name="Apply").click()
+        expect(admin.locator(".usage-view")).not_to_have_attribute("aria-busy", "true")
+        points = admin.locator(".chart-grid").first.get_attribute("data-points")
+        return True if points and int(points) > 0 else None
+
+    eventually(charted, RECORDED_SECONDS, "the call in the usage charts")
+    requests_tile = admin.locator(".tile").filter(has_text="Requests")
+    expect(requests_tile.locator(".tile-value")).to_have_text("1")
+    expect(admin.locator("figure.chart canvas").first).to_be_visible()
+    expect(admin.locator(".top-keys tbody")).to_contain_text(name)
+
+
+def test_a_lower_rpm_set_in_the_dashboard_refuses_the_next_calls(
+    admin: Page, admin_gateway_url: str
+) -> None:
+    name = unique("rpm")
+    key = create_key(admin, name)
+    ask(admin_gateway_url, key)
+
+    search_keys(admin, name)
+    key_row(admin, name).get_by_role("button", name=f"Edit {name}").click()
+    dialog(admin).get_by_label("Requests per minute").fill("1")
+    dialog(admin).get_by_role("button", name="Save").click()
+    expect(key_row(admin, name)).to_contain_text("1 rpm")
+
+    def refused() -> openai.RateLimitError | None:
+        try:
+            ask(admin_gateway_url, key)
+        except openai.RateLimitError as error:
+            return error
+        return None
+
+    error = eventually(refused, KEY_CHANGE_SECONDS + 5, "a call refused by the new rpm")
+    assert error.status_code == 429
+
+
+def test_a_key_revoked_in_the_dashboard_is_refused_within_5_seconds(
+    admin: Page, admin_gateway_url: str
+) -> None:
+    name = unique("revoke")
+    key = create_key(admin, name)
+    ask(admin_gateway_url, key)
+
+    search_keys(admin, name)
+    key_row(admin, name).get_by_role("button", name=f"Revoke {name}").click()
+    confirm = dialog(admin)
+    expect(confirm).to_contain_text(name)
+    confirm.get_by_role("button", name="Revoke").click()
+    admin.get_by_label("Status").select_option("all")
+    expect(key_row(admin, name)).to_contain_text("revoked")
+
+    def refused() -> openai.AuthenticationError | None:
+        try:
+            ask(admin_gateway_url, key)
+        except openai.AuthenticationError as error:
+            return error
+        return None
+
+    eventually(refused, KEY_CHANGE_SECONDS, "the revoked key refused")
+
+
+def test_the_keys_table_sorts_by_a_column_both_ways(admin: Page) -> None:
+    stem = unique("sort")
+    for suffix in ("b", "a", "c"):
+        create_key(admin, f"{stem}-{suffix}")
+    search_keys(admin, stem)
+    names = admin.locator(".keys-view tbody .key-name")
+    expect(names).to_have_text([f"{stem}-c", f"{stem}-a", f"{stem}-b"])  # newest first
+
+    header = admin.locator(".keys-view th").filter(has_text="Name")
+    header.get_by_role("button").click()
+    expect(header).to_have_attribute("aria-sort", "descending")
+    expect(names).to_have_text([f"{stem}-c", f"{stem}-b", f"{stem}-a"])
+    header.get_by_role("button").click()
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    expect(names).to_have_text([f"{stem}-a", f"{stem}-b", f"{stem}-c"])
+
+
+def test_the_request_log_pages_back_and_forth_by_the_servers_cursor(
+    admin: Page, admin_gateway_url: str
+) -> None:
+    name = unique("pages")
+    key = create_key(admin, name)
+    with openai.OpenAI(base_url=f"{admin_gateway_url}/v1", api_key=key, max_retries=0) as sdk:
+        for turn in range(26):
+            sdk.chat.completions.create(
+                model="openai/echo", messages=[{"role": "user", "content": f"call {turn}"}]
+            )
+
+    go_to(admin, "Requests")
+    log = admin.locator(".requests-view")
+    log.get_by_label("Key", exact=True).select_option(key_id(admin_gateway_url, name))
+    log.get_by_label("Rows").select_option("25")
+    older = log.get_by_role("button", name="Older")
+
+    def full_page() -> bool | None:
+        log.get_by_role("button", name="Apply").click()
+        expect(log).not_to_have_attribute("aria-busy", "true")
+        return True if older.is_enabled() else None
+
+    eventually(full_page, RECORDED_SECONDS, "26 calls in the request log")
+    rows = log.locator("tbody tr.openable")
+    expect(rows).to_have_count(25)
+    newest = rows.first.get_attribute("aria-label")  # names the record's request id
+    assert newest
+
+    older.click()
+    expect(rows).to_have_count(1)
+    expect(log.locator(".pager")).to_contain_text("Page 2")
+    expect(older).to_be_disabled()
+
+    log.get_by_role("button", name="Newer").click()
+    expect(rows).to_have_count(25)
+    expect(rows.first).to_have_attribute("aria-label", newest)

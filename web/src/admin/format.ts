@@ -1,0 +1,75 @@
+// How figures read on the dashboard: money, counts, durations and times, all in the
+// browser's locale; a missing value is a dash.
+
+const DASH = "—";
+const counts = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+const compact = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
+
+export function money(usd: number | null | undefined): string {
+  if (usd === null || usd === undefined) return DASH;
+  const digits = usd !== 0 && Math.abs(usd) < 1 ? 4 : 2;
+  return `$${usd.toFixed(digits)}`;
+}
+
+export function count(value: number | null | undefined): string {
+  return value === null || value === undefined ? DASH : counts.format(value);
+}
+
+export function shortCount(value: number): string {
+  return compact.format(value);
+}
+
+export function milliseconds(value: number | null | undefined): string {
+  if (value === null || value === undefined) return DASH;
+  return value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${Math.round(value)} ms`;
+}
+
+export function dateTime(epoch: number | null | undefined): string {
+  if (epoch === null || epoch === undefined) return DASH;
+  return new Date(epoch * 1000).toLocaleString(undefined, {
+    dateStyle: "medium",
+    timeStyle: "short",
+  });
+}
+
+export function orDash(value: string | number | null | undefined): string {
+  return value === null || value === undefined || value === "" ? DASH : String(value);
+}
+
+/** ``YYYY-MM-DD`` of a Date in local time (what ``<input type=date>`` holds). */
+export function isoDay(date: Date): string {
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}
+
+export function daysAgo(days: number): string {
+  const date = new Date();
+  date.setDate(date.getDate() - days);
+  return isoDay(date);
+}
+
+/** A limit as the tables show it: "60 rpm", or a dash for none. */
+export function limit(value: number | null, unit: string): string {
+  return value === null ? DASH : `${counts.format(value)} ${unit}`;
+}
+
+/**
+ * A range of whole local days (``YYYY-MM-DD`` from date inputs, both ends included) as
+ * RFC 3339 instants: from the first day's local midnight to the midnight after the last.
+ * Sending instants keeps the server from guessing a time zone or whether ``to`` is inclusive.
+ */
+export function dayRange(fromDay: string, toDay: string): { from?: string; to?: string } {
+  const midnight = (day: string, plusDays: number) => {
+    const [year, month, date] = day.split("-").map(Number);
+    return new Date(year, month - 1, date + plusDays).toISOString();
+  };
+  return {
+    from: fromDay ? midnight(fromDay, 0) : undefined,
+    to: toDay ? midnight(toDay, 1) : undefined,
+  };
+}
+
+/** How a key is recognised without its secret: its first characters, as its owner sees them. */
+export function keyStart(prefix: string): string {
+  return `mw-${prefix}…`;
+}
