@@ -1,6 +1,6 @@
 """What metrics and request lines cost in a served worker, side by side.
 
-    .venv/bin/python -m bench.observability_ab [--rounds 2] [--seconds 4]
+    .venv/bin/python -m bench.observability_ab [--rounds 2] [--seconds 4] [--only V V ...]
 
 Starts nginx (the static upstream) and four ``modelway serve --workers 1`` in open mode —
 everything on, request lines off, metrics off, both off — then runs wrk at 32 connections
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -45,12 +46,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted(VARIANTS), help="these variants (default: all four)"
+    )
     args = parser.parse_args()
+    variants = {name: VARIANTS[name] for name in args.only or VARIANTS}
     run_dir = Path(tempfile.mkdtemp(prefix="modelway-observability-ab-"))
     with ExitStack() as stack:
         nginx = stack.enter_context(nginx_server(run_dir))
         servers = {}
-        for name, config in VARIANTS.items():
+        for name, config in variants.items():
             slug = name.replace(" ", "-")
             prepare_store(modelway_data_dir(run_dir, slug))
             path = run_dir / f"{slug}.yaml"
@@ -64,6 +69,7 @@ def main() -> None:
         for server in servers.values():
             warm_up(f"{server.url}/v1/chat/completions", MODEL, 2, "k")
         results: dict[str, list[str]] = {name: [] for name in servers}
+        rates: dict[str, list[float]] = {name: [] for name in servers}
         names = list(servers)
         for round_number in range(args.rounds):
             for name in names if round_number % 2 == 0 else names[::-1]:
@@ -73,12 +79,17 @@ def main() -> None:
                 run = run_wrk(f"{server.url}/v1/chat/completions", MODEL, 32, args.seconds, "k")
                 user_after, system_after = worker_cpu(server.port)
                 per = 1e6 / max(1, run.requests)
+                rates[name].append(run.rps)
                 results[name].append(
                     f"{run.rps:,.0f} req/s, user {(user_after - user) * per:.0f} µs, "
                     f"system {(system_after - system) * per:.0f} µs"
                 )
     for name, runs in results.items():
         print(f"{name:>18}: " + " | ".join(runs))
+    first = names[0]
+    for name in names[1:]:
+        ratio = statistics.median(rates[first]) / statistics.median(rates[name])
+        print(f"{first} / {name}: {ratio:.3f} (medians of {len(rates[name])} runs)")
 
 
 if __name__ == "__main__":
