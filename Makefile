@@ -1,5 +1,5 @@
 # Benchmarks (see docs/benchmarks.md and bench/run.sh).
-.PHONY: bench bench-quick bench-setup
+.PHONY: bench bench-quick bench-setup bench-admin
 
 bench:
 	BENCH_COMMAND="make bench" bench/run.sh full
@@ -9,3 +9,7 @@ bench-quick:
 
 bench-setup:
 	bench/run.sh setup
+
+# The admin dashboard's queries at a million usage records, SQLite and PostgreSQL.
+bench-admin:
+	.venv/bin/python -m bench.admin --records 1000000 --store both

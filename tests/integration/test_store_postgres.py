@@ -33,7 +33,8 @@ from tests.postgres import PostgresServer, running_postgres
 from tests.unit.test_store_chats import *  # noqa: F403
 from tests.unit.test_store_connections import *  # noqa: F403
 from tests.unit.test_store_keys import *  # noqa: F403
-from tests.unit.test_store_migrations import revisions_shipped
+from tests.unit.test_store_migrations import revisions_shipped, rolled_up_by_the_migration
+from tests.unit.test_store_rollups import *  # noqa: F403
 from tests.unit.test_store_usage import *  # noqa: F403
 from tests.unit.test_store_users import *  # noqa: F403
 from tests.unit.test_store_verifier import *  # noqa: F403
@@ -154,3 +155,25 @@ def test_db_upgrade_on_postgres_masks_the_password(
     assert result.exit_code == 0, result.output
     assert "hunter2" not in result.output
     assert "postgresql+asyncpg://postgres:***@127.0.0.1" in result.output
+
+
+async def test_migration_0005_rolls_up_the_records_already_stored_on_postgres(
+    postgres: PostgresServer,
+) -> None:
+    from modelway.store.dashboard import UsageFilters
+    from tests.unit.test_store_rollups import START, assert_matches, traffic
+
+    url = database_url({"DATABASE_URL": postgres.create_database("back_fill")})
+    records = traffic(700, seed=21)
+    await rolled_up_by_the_migration(url, records)
+    reopened = await Store.open(url)
+    try:
+        filters = UsageFilters(start=START, end=START + 3 * 86_400, key_id="k3")
+        chosen = [record for record in records if record.key_id == "k3"]
+        assert_matches(await reopened.dashboard.totals(filters), chosen)
+        assert_matches(
+            await reopened.dashboard.totals(UsageFilters(start=START, end=START + 3 * 86_400)),
+            records,
+        )
+    finally:
+        await reopened.aclose()

@@ -6,7 +6,9 @@ import fcntl
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -25,7 +27,7 @@ from modelway.store.migrate import (
     head_revision,
     upgrade_to_head,
 )
-from modelway.store.tables import metadata
+from modelway.store.tables import metadata, usage_records
 
 
 def sqlite_url(directory: Path) -> str:
@@ -295,3 +297,43 @@ async def test_usage_records_written_before_cache_write_tokens_read_back_with_no
         assert record.cache_write_tokens == 0
     finally:
         await reopened.aclose()
+
+
+async def test_migration_0005_rolls_up_the_records_already_stored(tmp_path: Path) -> None:
+    from modelway.store.dashboard import UsageFilters
+    from tests.unit.test_store_rollups import START, assert_matches, traffic
+
+    records = traffic(700, seed=21)
+    await rolled_up_by_the_migration(sqlite_url(tmp_path), records)
+    reopened = await Store.open(sqlite_url(tmp_path))
+    try:
+        for dimensions in ({}, {"key_id": "k2"}, {"model": "m1", "team": "t1"}):
+            filters = UsageFilters(start=START, end=START + 3 * 86_400, **dimensions)
+            chosen = [
+                record
+                for record in records
+                if all(getattr(record, name) == value for name, value in dimensions.items())
+            ]
+            assert_matches(await reopened.dashboard.totals(filters), chosen)
+    finally:
+        await reopened.aclose()
+
+
+async def rolled_up_by_the_migration(url: str, records: list[Any]) -> None:
+    """Store ``records`` at revision 0004 (no roll-ups), then migrate to head."""
+    store = await Store.open(url)
+    async with store.engine.begin() as connection:
+
+        def downgrade_to_0004(sync: object) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = sync
+            command.downgrade(config, "0004")
+
+        await connection.run_sync(downgrade_to_0004)
+        await connection.execute(
+            usage_records.insert(),
+            [{**msgspec.to_builtins(record), "day": "2025-03-01"} for record in records],
+        )
+    await store.aclose()
+    migrated = await Store.open(url)
+    await migrated.aclose()

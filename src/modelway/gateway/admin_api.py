@@ -1,5 +1,7 @@
 """The admin API under ``/admin/api/``: virtual keys and usage, for the master key only.
 
+The dashboard's usage series, budgets and request log are in ``admin_usage``.
+
 Bodies are checked by msgspec structs (unknown fields and wrong types are a 400 that
 names the field); errors come in OpenAI's shape. The store-side operations are plain
 functions of a ``Store`` so ``modelway keys`` / ``modelway usage`` give the same answers
@@ -30,7 +32,6 @@ from modelway.store.records import BudgetPeriod
 from modelway.store.usage import SummaryBy
 
 SUMMARY_GROUPS = ("key", "model", "day")
-MAX_RECENT = 1000
 DAY_SECONDS = 86_400.0
 NO_MASTER_KEY = (
     "the admin API is off: this gateway has no master key (set MODELWAY_MASTER_KEY and restart it)"
@@ -199,20 +200,6 @@ async def usage_summary(
     return {"by": by, "since": since or None, "key_id": key_id or None, "rows": rows}
 
 
-async def recent_requests(
-    store: Store,
-    limit: int = 100,
-    key_id: str | None = None,
-    model: str | None = None,
-    status: int | None = None,
-) -> dict[str, Any]:
-    """The newest usage records first, optionally one key's, model's or status's."""
-    records = await store.usage.recent(
-        limit=min(limit, MAX_RECENT), key_id=key_id, model=model, status=status
-    )
-    return {"requests": msgspec.to_builtins(records)}
-
-
 # --- HTTP --------------------------------------------------------------------------------
 
 
@@ -306,31 +293,10 @@ async def get_usage(request: Request) -> Response:
     return json_response(summary)
 
 
-@_master_only
-async def get_requests(request: Request) -> Response:
-    """Recent usage records: ``?limit=&key_id=&model=&status=``."""
-    limit = _query_int(request, "limit", 100)
-    assert limit is not None
-    if limit < 1:
-        raise BadRequest("limit: at least 1")
-    status = _query_int(request, "status", None)
-    if status is not None and status not in STATUSES:
-        raise BadRequest(f"status: an HTTP status, {STATUSES.start} to {STATUSES.stop - 1}")
-    recent = await recent_requests(
-        _store(request),
-        limit=limit,
-        key_id=_query_text(request, "key_id"),
-        model=_query_text(request, "model"),
-        status=status,
-    )
-    return json_response(recent)
-
-
 ROUTES = [
     Route("/admin/api/keys", post_key, methods=["POST"]),
     Route("/admin/api/keys", get_keys, methods=["GET"]),
     Route("/admin/api/keys/{key_id}", get_one_key, methods=["GET"]),
     Route("/admin/api/keys/{key_id}", delete_key, methods=["DELETE"]),
     Route("/admin/api/usage", get_usage, methods=["GET"]),
-    Route("/admin/api/requests", get_requests, methods=["GET"]),
 ]

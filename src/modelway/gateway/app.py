@@ -25,6 +25,7 @@ from modelway.dialects.openai import encode_error_body
 from modelway.errors import BadRequest, ModelwayError, NotFound
 from modelway.gateway import (
     admin_api,
+    admin_usage,
     anthropic_routes,
     chat,
     chat_api,
@@ -205,6 +206,7 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
             *chat_api.ROUTES,
             *chat_connections.ROUTES,
             *admin_api.ROUTES,
+            *admin_usage.ROUTES,
             *signup.ROUTES,
             *web_pages.ROUTES,
         ],

@@ -13,6 +13,7 @@ from sqlalchemy.pool import StaticPool
 
 from modelway.store.chats import ChatRepository
 from modelway.store.connections import ConnectionRepository
+from modelway.store.dashboard import DashboardQueries
 from modelway.store.engine import Database, nul_replaced
 from modelway.store.keys import KeyRepository
 from modelway.store.location import display_url, sqlite_path
@@ -42,6 +43,7 @@ class Store:
         self.keys = KeyRepository(engine)
         self.users = UserRepository(engine)
         self.usage = UsageRepository(engine)
+        self.dashboard = DashboardQueries(engine)
         self.chats = ChatRepository(engine)
         self.connections = ConnectionRepository(engine)
         self.responses = ResponseRepository(engine)

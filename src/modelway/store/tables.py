@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -64,7 +65,7 @@ usage_records = Table(
     metadata,
     Column("id", Id, primary_key=True),
     Column("request_id", Text, nullable=False, index=True),
-    Column("time", Double, nullable=False, index=True),
+    Column("time", Double, nullable=False),
     # The UTC date of ``time`` (YYYY-MM-DD), so grouping by day is the same SQL everywhere.
     Column("day", String(10), nullable=False, index=True),
     Column("key_id", Id),
@@ -90,9 +91,57 @@ usage_records = Table(
     Column("retries", Integer, nullable=False),
     Column("fallback_used", Text),
     Column("cache_hit", Boolean, nullable=False),
-    Index(None, "key_id", "time"),
+    # The request log pages newest first on (time, id), alone or with one filter: each
+    # filter's index ends in (time, id), so any page is one index range scan.
+    Index(None, "time", "id"),
+    Index(None, "key_id", "time", "id"),
     Index(None, "team", "time"),
-    Index(None, "model", "time"),
+    Index(None, "model", "time", "id"),
+    Index(None, "provider", "time", "id"),
+    Index(None, "status", "time", "id"),
+    Index(None, "error_type", "time", "id"),
+)
+
+#: Bounds (ms) of the latency and time-to-first-token histograms of ``usage_hourly``:
+#: three per doubling from 1 ms to 2**18 ms (262 s). Bucket 0 holds values under 1 ms,
+#: bucket i (1..54) values in [bound i-1, bound i), bucket 55 values from 262 s up.
+HISTOGRAM_BOUNDS_MS = tuple(2 ** (i / 3) for i in range(55))
+HISTOGRAM_BUCKETS = len(HISTOGRAM_BOUNDS_MS) + 1
+LATENCY_BUCKET_COLUMNS = tuple(f"latency_{i:02d}" for i in range(HISTOGRAM_BUCKETS))
+TTFT_BUCKET_COLUMNS = tuple(f"ttft_{i:02d}" for i in range(HISTOGRAM_BUCKETS))
+
+usage_hourly = Table(
+    "usage_hourly",
+    metadata,
+    # Which of key_id, team, model, provider, alias this row is grouped by (a bit each,
+    # ``store.rollups.DIMENSIONS``); the others hold '' . Every record counts in the
+    # all-traffic row (0), in one row per dimension and in the row of all five (31).
+    Column("dims", SmallInteger, primary_key=True),
+    # The hour's start, epoch seconds (UTC).
+    Column("hour", BigInteger, primary_key=True),
+    # '' where the record had none (or the row is not grouped by it).
+    Column("key_id", Text, primary_key=True),
+    Column("team", Text, primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("provider", Text, primary_key=True),
+    Column("alias", Text, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Double, nullable=False),
+    Column("latency_ms_sum", Double, nullable=False),
+    Column("ttft_count", BigInteger, nullable=False),
+    Column("ttft_ms_sum", Double, nullable=False),
+    *(Column(name, Integer, nullable=False) for name in LATENCY_BUCKET_COLUMNS),
+    *(Column(name, Integer, nullable=False) for name in TTFT_BUCKET_COLUMNS),
+    # With several filters the full level (31) is read: through one key's, one team's or
+    # one model's rows rather than every group's of the range.
+    Index(None, "dims", "key_id", "hour"),
+    Index(None, "dims", "team", "hour"),
+    Index(None, "dims", "model", "hour"),
 )
 
 chat_sessions = Table(
