@@ -13,7 +13,8 @@ place (``modelway.dialects``). Messages never contain a secret.
     │   └── MisdirectedRequest      421  a Host an open gateway does not answer to
     ├── AuthenticationError         401
     ├── PermissionDenied            403
-    │   └── CrossSiteRequest        403  a state-changing request from another origin
+    │   ├── CrossSiteRequest        403  a state-changing request from another origin
+    │   └── CsrfFailed              403  an admin session's request without its CSRF token
     ├── NotFound                    404
     │   └── UnknownModel            404
     ├── RateLimited                 429  retryable, ``retry_after``
@@ -124,6 +125,13 @@ class CrossSiteRequest(PermissionDenied):
     """A state-changing request a page of another origin made (CSRF): refused."""
 
     code = "cross_site_request"
+
+
+class CsrfFailed(PermissionDenied):
+    """A state-changing admin request on a session cookie without the session's CSRF token
+    (``X-CSRF-Token``), or from another origin: refused."""
+
+    code = "csrf_failed"
 
 
 class NotFound(ModelwayError):

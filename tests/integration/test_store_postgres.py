@@ -30,6 +30,7 @@ from modelway.store.migrate import (
 from modelway.store.tables import metadata, usage_records
 from tests.polling import eventually
 from tests.postgres import PostgresServer, running_postgres
+from tests.unit.test_store_admin import *  # noqa: F403
 from tests.unit.test_store_chats import *  # noqa: F403
 from tests.unit.test_store_connections import *  # noqa: F403
 from tests.unit.test_store_keys import *  # noqa: F403

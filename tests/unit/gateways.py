@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import NamedTuple
@@ -54,12 +55,17 @@ def openai_upstream(request: UpstreamRequest) -> MockReply:
 
 @asynccontextmanager
 async def in_process_gateway(
-    data_dir: Path, config: str = "", upstream: MockHandler = openai_upstream
+    data_dir: Path,
+    config: str = "",
+    upstream: MockHandler = openai_upstream,
+    *,
+    clock: Callable[[], float] = time.time,
+    base_url: str = "http://gateway",
 ) -> AsyncIterator[Setup]:
     """A gateway with a master key, ``config`` as its modelway.yaml and an OpenAI upstream
-    (``upstream`` answers its requests in-process)."""
+    (``upstream`` answers its requests in-process); ``clock`` for its admin sessions."""
     environ = {"MODELWAY_DATA_DIR": str(data_dir), "MODELWAY_MASTER_KEY": MASTER}
-    app = create_app(parse_config(config, environ), environ)
+    app = create_app(parse_config(config, environ), environ, clock=clock)
     async with app.lifespan():
         state: GatewayState = app.state.gateway
         state.engine.router.backends["openai"] = HttpProvider(
@@ -71,6 +77,6 @@ async def in_process_gateway(
         )
         headers = {"authorization": f"Bearer {MASTER}"}
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gateway", headers=headers
+            transport=httpx.ASGITransport(app=app), base_url=base_url, headers=headers
         ) as http:
             yield Setup(app, http, state)

@@ -7,11 +7,12 @@ settled and budgets charged. ``CallHook`` is the seam for what every call shares
 (cache, metrics, guardrails).
 """
 
-from modelway.calls.accounts import Accounts, UsageRecorder, seed_budgets
+from modelway.calls.accounts import Accounts, UsageRecorder, seed_budgets, seed_key_budget
 from modelway.calls.caller import ANONYMOUS, MASTER, Caller
 from modelway.calls.hooks import CallHook, Chunk
 from modelway.calls.metered import CLIENT_CLOSED, Calls, MeteredCall, Relayed
 from modelway.calls.stored import stored_calls
+from modelway.calls.team_budgets import TeamBudgets
 
 __all__ = [
     "ANONYMOUS",
@@ -24,7 +25,9 @@ __all__ = [
     "Chunk",
     "MeteredCall",
     "Relayed",
+    "TeamBudgets",
     "UsageRecorder",
     "seed_budgets",
+    "seed_key_budget",
     "stored_calls",
 ]

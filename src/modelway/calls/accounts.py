@@ -8,16 +8,18 @@ the real token count, the cost charged to the budgets. Nothing here awaits the s
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Protocol
 
 from modelway.calls.caller import Caller
+from modelway.calls.team_budgets import TeamBudgets
 from modelway.config import Price, TeamBudget
 from modelway.limits import UNLIMITED, Limits, Ticket
+from modelway.limits.budgets import period_starts
 from modelway.pricing import price_for, priced_cost
 from modelway.store import Store
-from modelway.store.records import UsageRecord
+from modelway.store.records import KeyRecord, UsageRecord
 from modelway.types import Usage
 
 log = logging.getLogger("modelway.usage")
@@ -49,7 +51,8 @@ class Accounts:
         self.limits = limits
         self.recorder = recorder
         self.prices = prices
-        self.team_budgets = {budget.team: budget for budget in team_budgets}
+        #: Config and store team budgets (``team_budgets``), refreshed by the gateway.
+        self.team_budgets = TeamBudgets(team_budgets)
         self._prices: dict[tuple[str, str], Price | None] = {}
 
     async def aclose(self) -> None:
@@ -122,24 +125,27 @@ class Accounts:
 
 
 def _period_starts() -> dict[str, float | None]:
-    now = datetime.now(UTC)
-    return {
-        "day": now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp(),
-        "month": now.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp(),
-        "total": None,
-    }
+    starts: dict[str, float | None] = dict(period_starts(time.time()))
+    starts["total"] = None
+    return starts
 
 
 async def seed_budgets(store: Store, limits: Limits, team_budgets: Sequence[TeamBudget]) -> None:
     """Start in-memory budgets from stored spend (Redis keeps its own across restarts)."""
     if limits.backend != "memory":
         return
-    starts = _period_starts()
     for key in await store.keys.list(include_revoked=False):
-        if key.budget_usd is None and key.budget_tokens is None:
-            continue
-        usd, tokens = await store.usage.spend(key_id=key.id, since=starts[key.budget_period])
-        await limits.budgets.seed(f"key:{key.id}", key.budget_period, usd, tokens)
+        await seed_key_budget(store, limits, key)
+    starts = _period_starts()
     for team in team_budgets:
         usd, tokens = await store.usage.spend(team=team.team, since=starts[team.period])
         await limits.budgets.seed(f"team:{team.team}", team.period, usd, tokens)
+
+
+async def seed_key_budget(store: Store, limits: Limits, key: KeyRecord) -> None:
+    """Start one key's budget from its stored spend this period (at start, after an edit)."""
+    if key.budget_usd is None and key.budget_tokens is None:
+        return
+    since = _period_starts()[key.budget_period]
+    usd, tokens = await store.usage.spend(key_id=key.id, since=since)
+    await limits.budgets.seed(f"key:{key.id}", key.budget_period, usd, tokens)

@@ -10,6 +10,7 @@ from modelway.config.loading import DEFAULT_CONFIG_FILE, load_config, parse_conf
 from modelway.config.masking import mask_secret
 from modelway.config.schema import (
     KNOWN_PROVIDERS,
+    AdminSettings,
     Config,
     Cooldown,
     Deployment,
@@ -31,6 +32,7 @@ from modelway.config.source_map import ConfigError
 __all__ = [
     "DEFAULT_CONFIG_FILE",
     "KNOWN_PROVIDERS",
+    "AdminSettings",
     "Config",
     "ConfigError",
     "Cooldown",

@@ -226,6 +226,13 @@ class ResponsesSettings(_Section, frozen=True, kw_only=True):
     store_days: Annotated[float, msgspec.Meta(ge=0, le=3650)] = 30.0
 
 
+class AdminSettings(_Section, frozen=True, kw_only=True):
+    """The admin dashboard at ``/admin`` (docs/admin.md)."""
+
+    #: Hours a sign-in lasts; the dashboard asks to sign in again after.
+    session_hours: Annotated[float, msgspec.Meta(gt=0, le=24 * 366)] = 12.0
+
+
 class Config(_Section, frozen=True, kw_only=True):
     """The whole validated ``modelway.yaml``; an absent file means all defaults."""
 
@@ -238,6 +245,7 @@ class Config(_Section, frozen=True, kw_only=True):
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     responses: ResponsesSettings = msgspec.field(default_factory=ResponsesSettings)
+    admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
 
     def switched_off(self) -> frozenset[str]:
         """The providers this config switches off (``enabled: false``)."""

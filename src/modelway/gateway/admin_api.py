@@ -1,4 +1,5 @@
-"""The admin API under ``/admin/api/``: virtual keys and usage, for the master key only.
+"""The admin API under ``/admin/api/``: virtual keys and usage, for the master key or an
+admin session (``admin_guard``; keys' listing and edits are in ``admin_keys``).
 
 The dashboard's usage series, budgets and request log are in ``admin_usage``.
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar, cast
 
@@ -21,10 +21,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelway.calls import Caller
-from modelway.errors import BadRequest, NotFound, PermissionDenied
-from modelway.gateway.auth import peer_host, presented_key
-from modelway.gateway.http import answers_errors, check_nesting, read_body
+from modelway.errors import BadRequest, NotFound
+from modelway.gateway.admin_guard import NO_MASTER_KEY as NO_MASTER_KEY
+from modelway.gateway.admin_guard import NOT_MASTER as NOT_MASTER
+from modelway.gateway.admin_guard import admin_only
+from modelway.gateway.http import check_nesting, read_body
 from modelway.gateway.state import GatewayState
 from modelway.store import KeyRecord, Store
 from modelway.store.keys import MAX_EXPIRES_AT, MAX_RATE, MAX_TOKEN_BUDGET
@@ -33,10 +34,6 @@ from modelway.store.usage import SummaryBy
 
 SUMMARY_GROUPS = ("key", "model", "day")
 DAY_SECONDS = 86_400.0
-NO_MASTER_KEY = (
-    "the admin API is off: this gateway has no master key (set MODELWAY_MASTER_KEY and restart it)"
-)
-NOT_MASTER = "the admin API takes the master key (MODELWAY_MASTER_KEY), not a virtual key"
 
 #: An ``rpm`` or ``tpm``; a token budget (bounded by the store's columns).
 Rate = Annotated[int, msgspec.Meta(ge=1, le=MAX_RATE)]
@@ -49,7 +46,6 @@ Label = Annotated[str, msgspec.Meta(max_length=200)]
 ModelGlob = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 MAX_MODEL_GLOBS = 256
 Body = TypeVar("Body", bound=msgspec.Struct)
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 class NewKey(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -117,9 +113,12 @@ def expiry_of(new: NewKey, now: float) -> float | None:
             most = (MAX_EXPIRES_AT - now) // DAY_SECONDS
             raise BadRequest(f"expires_in_days: at most {most:.0f} (the end of year 9999)")
         return expiry
-    if new.expires_at is None:
-        return None
-    at = new.expires_at
+    return None if new.expires_at is None else expires_at_epoch(new.expires_at, now)
+
+
+def expires_at_epoch(at: float | datetime, now: float) -> float:
+    """An ``expires_at`` (epoch seconds, or RFC 3339 read as UTC without an offset) checked:
+    after ``now``, at the latest in year 9999."""
     if isinstance(at, datetime):
         at = (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).timestamp()
     if at <= now:
@@ -213,23 +212,8 @@ def json_response(body: object, status: int = 200) -> Response:
     )
 
 
-def _master_only(handler: Handler) -> Handler:
-    """Runs ``handler`` for the master key only; every error in OpenAI's shape."""
-
-    async def guarded(request: Request) -> Response:
-        state: GatewayState = request.app.state.gateway
-        caller: Caller | None = request.scope.get("state", {}).get("caller")
-        if caller is None:  # not behind AuthMiddleware: check the key here
-            key = presented_key(request.scope)
-            caller = await state.auth.caller(key, peer_host(request.scope))
-        if state.auth.master_key is None:
-            raise PermissionDenied(NO_MASTER_KEY)
-        if not caller.is_master:
-            raise PermissionDenied(NOT_MASTER)
-        return await handler(request)
-
-    guarded.__doc__ = handler.__doc__
-    return answers_errors(guarded)
+#: The admin guard under its first name (modules written before sessions import it so).
+_master_only = admin_only
 
 
 def _store(request: Request) -> Store:
@@ -251,7 +235,7 @@ def _query_text(request: Request, name: str) -> str | None:
     return request.query_params.get(name) or None
 
 
-@_master_only
+@admin_only
 async def post_key(request: Request) -> Response:
     """Create a key; the answer holds its plaintext, which is never shown again."""
     state: GatewayState = request.app.state.gateway
@@ -259,19 +243,7 @@ async def post_key(request: Request) -> Response:
     return json_response(await create_key(state.store, new), status=201)
 
 
-@_master_only
-async def get_keys(request: Request) -> Response:
-    """Every key with its settings and status."""
-    return json_response({"keys": await list_keys(_store(request))})
-
-
-@_master_only
-async def get_one_key(request: Request) -> Response:
-    """One key by id."""
-    return json_response(key_view(await get_key(_store(request), request.path_params["key_id"])))
-
-
-@_master_only
+@admin_only
 async def delete_key(request: Request) -> Response:
     """Revoke a key; it stops working on this replica at once, on others within seconds."""
     state: GatewayState = request.app.state.gateway
@@ -281,7 +253,7 @@ async def delete_key(request: Request) -> Response:
     return json_response(view)
 
 
-@_master_only
+@admin_only
 async def get_usage(request: Request) -> Response:
     """The usage summary: ``?by=key|model|day&since=YYYY-MM-DD&key_id=``."""
     summary = await usage_summary(
@@ -295,8 +267,6 @@ async def get_usage(request: Request) -> Response:
 
 ROUTES = [
     Route("/admin/api/keys", post_key, methods=["POST"]),
-    Route("/admin/api/keys", get_keys, methods=["GET"]),
-    Route("/admin/api/keys/{key_id}", get_one_key, methods=["GET"]),
     Route("/admin/api/keys/{key_id}", delete_key, methods=["DELETE"]),
     Route("/admin/api/usage", get_usage, methods=["GET"]),
 ]

@@ -7,7 +7,8 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, State
@@ -19,12 +20,16 @@ from starlette.types import Receive, Scope, Send
 
 from modelway.calls import Calls, seed_budgets, stored_calls
 from modelway.calls.relay import Headers as HeaderLookup
+from modelway.calls.team_budgets import refreshing as refreshing_team_budgets
 from modelway.config import Config, environment, load_config
 from modelway.dialects.base import Dialect
 from modelway.dialects.openai import encode_error_body
 from modelway.errors import BadRequest, ModelwayError, NotFound
 from modelway.gateway import (
     admin_api,
+    admin_keys,
+    admin_session,
+    admin_teams,
     admin_usage,
     anthropic_routes,
     chat,
@@ -155,8 +160,11 @@ class Gateway:
         await response(scope, receive, send)
 
 
-def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
-    """The gateway for a validated config and the environment it reads keys from."""
+def create_app(
+    config: Config, environ: Mapping[str, str], *, clock: Callable[[], float] = time.time
+) -> Gateway:
+    """The gateway for a validated config and the environment it reads keys from;
+    ``clock`` tells admin sessions the time (tests pass their own)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -173,12 +181,16 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
             await seed_budgets(store, calls.accounts.limits, config.budgets)
             metrics = _metrics(config, calls, auth)
             state = GatewayState(
-                config=config, calls=calls, store=store, auth=auth, metrics=metrics
+                config=config, calls=calls, store=store, auth=auth, metrics=metrics, clock=clock
             )
             await chat_connections.restore_connections(state)  # connected from the web chat
             app.state.gateway = state
             log.info("worker started", extra={"pid": os.getpid()})
-            async with _refreshing(metrics):
+            accounts = calls.accounts
+            async with (
+                _refreshing(metrics),
+                refreshing_team_budgets(accounts.team_budgets, store, accounts.limits),
+            ):
                 yield
         finally:
             log.info("worker stopping", extra={"pid": os.getpid()})
@@ -205,6 +217,9 @@ def create_app(config: Config, environ: Mapping[str, str]) -> Gateway:
             *metrics_route.ROUTES,
             *chat_api.ROUTES,
             *chat_connections.ROUTES,
+            *admin_session.ROUTES,
+            *admin_keys.ROUTES,
+            *admin_teams.ROUTES,
             *admin_api.ROUTES,
             *admin_usage.ROUTES,
             *signup.ROUTES,

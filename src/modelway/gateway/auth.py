@@ -37,6 +37,9 @@ OPEN_MODE_RECHECK_SECONDS = 5.0
 #: Paths anyone may reach: health probes, metrics, and the pages (their APIs are guarded).
 _PUBLIC_PREFIXES = ("/health", "/metrics", "/static/", "/auth/")
 _PUBLIC_PATHS = frozenset({"/", "/admin", "/favicon.ico"})
+#: Paths whose routes check the caller themselves: the admin API also takes a session
+#: cookie instead of a key (``admin_guard``).
+_OWN_GUARD_PREFIXES = ("/admin/api/",)
 _MISSING = "missing API key: send it as 'Authorization: Bearer <key>' or in the 'x-api-key' header"
 _REPEATED = "more than one {} header: send the API key in one header, once"
 
@@ -184,7 +187,11 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path in _PUBLIC_PATHS or path.startswith(_PUBLIC_PREFIXES):
+        if (
+            path in _PUBLIC_PATHS
+            or path.startswith(_PUBLIC_PREFIXES)
+            or path.startswith(_OWN_GUARD_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
         state = getattr(scope["app"].state, "gateway", None)

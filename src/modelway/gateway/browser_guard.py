@@ -42,8 +42,9 @@ from modelway.errors import (
 #: Methods that change nothing; everything else may.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: The API the gateway's own pages call: never from another origin, always JSON. (The
-#: admin API takes the master key as a header and sign-up its credentials in the body:
-#: a page has neither to borrow, so they are checked like the rest of the API.)
+#: admin API takes the master key as a header, or a session cookie whose requests its
+#: own guard checks for a CSRF token and origin (``admin_guard``); sign-up takes its
+#: credentials in the body: a page has none to borrow.)
 BROWSER_PATHS = ("/chat/api/",)
 #: Bind addresses that mean "every interface".
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
@@ -122,7 +123,7 @@ class BrowserGuard:
         browser_api = path.startswith(BROWSER_PATHS)
         if not (browser_api or open_mode):
             return None  # the caller's key is the credential, and no page has it ambiently
-        if _cross_origin(headers):
+        if cross_origin(headers):
             origin = headers.get("origin") or "another site"
             return CrossSiteRequest(
                 f"cross-site request refused: {method} {path} from {_shown(origin)}. "
@@ -137,7 +138,8 @@ class BrowserGuard:
         return None
 
 
-def _cross_origin(headers: Headers) -> bool:
+def cross_origin(headers: Headers) -> bool:
+    """Whether a browser sent this request for a page of another origin (module docstring)."""
     site = headers.get("sec-fetch-site")
     if site is not None:
         return site.strip().lower() not in _SAME_ORIGIN_SITES

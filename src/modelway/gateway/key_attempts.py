@@ -14,6 +14,10 @@ owner out. What many addresses at once can cost is bounded by the verifier's
 other, when its address or its prefix (from any address) has failures in the window —
 so keys from many addresses hammering one prefix delay only that prefix's new keys.
 
+Sign-ins to the admin dashboard (a master key or a password in a body) are counted
+against the same per-address failures (``attempt``): one budget of wrong guesses,
+whichever door they knock on.
+
 Counting reuses ``MemoryLimiter``'s token reservation: each check reserves one failure
 before it runs (so a burst cannot get ahead of the count), and a check that passes, or
 never ran (store down, queue full), is refunded. The counts are per worker process.
@@ -29,6 +33,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from modelway.config import KeyChecks
 from modelway.errors import AuthenticationError, RateLimited
@@ -43,6 +48,7 @@ _BY_PREFIX = "too many failed checks of API keys with this prefix from this addr
 #: A prefix's failures from every address are counted only to order checks, never to
 #: refuse one: that would let anyone who knows a prefix lock its owner out.
 _NEVER = 2**62
+T = TypeVar("T")
 
 
 def client_scope(host: str | None) -> str:
@@ -113,6 +119,24 @@ class KeyAttempts:
             raise
         await self._refund(tickets)
         return record
+
+    async def attempt(self, client: str | None, check: Callable[[], Awaitable[T]]) -> T:
+        """``check()`` (a sign-in) if ``client``'s address may still fail; else ``RateLimited``.
+
+        An ``AuthenticationError`` from ``check`` counts as a failure of that address.
+        """
+        address = client_scope(client)
+        tickets = await self._reserve(address, None)
+        try:
+            result = await check()
+        except AuthenticationError:
+            self._failed(address, tickets)
+            raise
+        except BaseException:
+            await self._refund(tickets)
+            raise
+        await self._refund(tickets)
+        return result
 
     async def _reserve(self, address: str, prefix: str | None) -> list[Ticket]:
         """One failure reserved on each of the address's counters, or ``RateLimited``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from modelway.gateway.http import BodyLimits, body_limits, header_value
 from modelway.store import Store
 
 if TYPE_CHECKING:
+    from modelway.gateway.admin_guard import AdminSessions
     from modelway.gateway.auth import Authenticator
     from modelway.observability.metrics import Metrics
 
@@ -30,11 +32,20 @@ class GatewayState:
     #: ``GET /metrics`` (None with ``metrics.enabled: false``).
     metrics: Metrics | None = None
     started_at: float = field(default_factory=time.time)
+    #: What time it is (epoch seconds) for admin sessions; tests pass their own.
+    clock: Callable[[], float] = time.time
     body_limits: BodyLimits = field(init=False)
+    #: Signed-in admin dashboard sessions (``admin_guard``).
+    admin_sessions: AdminSessions = field(init=False)
 
     def __post_init__(self) -> None:
+        from modelway.gateway.admin_guard import AdminSessions  # it imports this module
+
         server = self.config.server
         self.body_limits = body_limits(server)
+        self.admin_sessions = AdminSessions(
+            self.store, self.config.admin.session_hours, clock=self.clock
+        )
 
     @property
     def engine(self) -> Engine:

@@ -63,6 +63,13 @@ class PeriodWindow:
         return None if ends == float("inf") else max(0.0, ends - self._clock())
 
 
+def period_starts(now: float) -> dict[str, float]:
+    """The epoch seconds the current UTC ``day`` and ``month`` began (``total``: 0)."""
+    moment = datetime.fromtimestamp(now, UTC)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return {"day": day.timestamp(), "month": day.replace(day=1).timestamp(), "total": 0.0}
+
+
 def _window_at(period: Period, now: float) -> tuple[str, float]:
     moment = datetime.fromtimestamp(now, UTC)
     if period == "day":

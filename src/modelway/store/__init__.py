@@ -2,7 +2,8 @@
 
 ``store = await Store.open(database_url(environ))`` applies migrations; its repositories
 are ``store.keys``, ``store.users``, ``store.usage``, ``store.chats``,
-``store.connections`` and ``store.responses``; ``await store.aclose()`` closes it.
+``store.connections``, ``store.responses``, ``store.teams`` and
+``store.admin_sessions``; ``await store.aclose()`` closes it.
 ``KeyVerifier`` checks presented keys cheaply, ``UsageWriter`` writes usage off the hot
 path.
 """
@@ -15,10 +16,13 @@ from modelway.store.database import Store
 from modelway.store.keys import KeyCandidate, KeyRepository
 from modelway.store.location import data_dir, database_url, display_url
 from modelway.store.records import (
+    AdminSession,
     ChatMessage,
     ChatSession,
     KeyRecord,
     ProviderConnection,
+    TeamMember,
+    TeamRecord,
     UsageRecord,
     UsageRow,
     UserRecord,
@@ -30,6 +34,7 @@ from modelway.store.verifier import KeyVerifier
 from modelway.store.writer import UsageWriter
 
 __all__ = [
+    "AdminSession",
     "ChatMessage",
     "ChatRepository",
     "ChatSession",
@@ -42,6 +47,8 @@ __all__ = [
     "ResponseRepository",
     "Store",
     "StoredResponse",
+    "TeamMember",
+    "TeamRecord",
     "UsageRecord",
     "UsageRepository",
     "UsageRow",

@@ -11,6 +11,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+from modelway.store.admin_sessions import AdminSessionRepository
 from modelway.store.chats import ChatRepository
 from modelway.store.connections import ConnectionRepository
 from modelway.store.dashboard import DashboardQueries
@@ -19,6 +20,7 @@ from modelway.store.keys import KeyRepository
 from modelway.store.location import display_url, sqlite_path
 from modelway.store.migrate import upgrade_to_head
 from modelway.store.responses import ResponseRepository
+from modelway.store.teams import TeamRepository
 from modelway.store.usage import UsageRepository
 from modelway.store.users import UserRepository
 
@@ -47,6 +49,8 @@ class Store:
         self.chats = ChatRepository(engine)
         self.connections = ConnectionRepository(engine)
         self.responses = ResponseRepository(engine)
+        self.teams = TeamRepository(engine)
+        self.admin_sessions = AdminSessionRepository(engine)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -8,15 +8,17 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
-from sqlalchemy import RowMapping, insert, select, update
+import msgspec
+from sqlalchemy import ColumnElement, RowMapping, and_, func, insert, or_, select, update
 
 from modelway.errors import BadRequest
 from modelway.store.argon2id import hash_secret
 from modelway.store.engine import Database
 from modelway.store.records import BudgetPeriod, KeyRecord, new_id
-from modelway.store.tables import api_keys
+from modelway.store.tables import api_keys, usage_records
+from modelway.store.teams import period_start_of
 
 KEY_MARKER = "mw-"
 #: Characters after ``mw-`` kept in clear to find a key's row; 48 bits, not enough to guess with.
@@ -30,6 +32,24 @@ MAX_RATE = 2**31 - 1
 MAX_TOKEN_BUDGET = 2**63 - 1
 #: The latest ``expires_at``, 9999-12-31T23:59:59Z: no later time has a calendar date.
 MAX_EXPIRES_AT = 253_402_300_799.0
+#: The settings ``update`` may change (a key's id, prefix and hash never change).
+EDITABLE = frozenset(
+    {
+        "name",
+        "owner_user",
+        "owner_team",
+        "models",
+        "rpm",
+        "tpm",
+        "budget_usd",
+        "budget_tokens",
+        "budget_period",
+        "expires_at",
+        "metadata",
+    }
+)
+KeyStatus = Literal["active", "revoked", "expired", "all"]
+KeySort = Literal["created_at", "name", "spend"]
 
 
 def key_prefix(plaintext: str) -> str | None:
@@ -129,6 +149,89 @@ class KeyRepository:
             result = await connection.execute(statement)
         return result.rowcount > 0
 
+    async def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
+        """Change a key's settings (checked as ``create`` checks them); None if no such key.
+
+        Callers with the key cached see the change when their cache re-reads it
+        (``KeyVerifier``: within 5 s), as with a revocation.
+        """
+        unknown = set(changes) - EDITABLE
+        if unknown:
+            raise ValueError(f"keys cannot change {sorted(unknown)}")
+        current = await self.get(key_id)
+        if current is None:
+            return None
+        values = dict(changes)
+        if "models" in values:
+            values["models"] = tuple(values["models"])
+        changed = msgspec.structs.replace(current, **values)
+        _check_settings(
+            changed.name,
+            changed.rpm,
+            changed.tpm,
+            changed.budget_usd,
+            changed.budget_tokens,
+            changed.budget_period,
+        )
+        if changed.expires_at is not None and not changed.expires_at <= MAX_EXPIRES_AT:
+            raise BadRequest("expires_at: no later than 9999-12-31T23:59:59Z")
+        if "models" in values:
+            values["models"] = list(values["models"])
+        if values:
+            statement = update(api_keys).where(api_keys.c.id == key_id).values(values)
+            async with self._engine.begin() as connection:
+                await connection.execute(statement)
+        return changed
+
+    async def search(
+        self,
+        *,
+        now: float,
+        starts: Mapping[str, float],
+        text: str | None = None,
+        status: KeyStatus = "all",
+        sort: KeySort = "created_at",
+        descending: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+        key_id: str | None = None,
+    ) -> tuple[builtins.list[tuple[KeyRecord, float]], int]:
+        """One page of keys with what each spent this budget period, and how many match.
+
+        ``text`` matches a part of the name, id, prefix or owner (any case); ``starts``
+        holds the epoch seconds the current ``day`` and ``month`` began.
+        """
+        filters = _search_filters(text, status, now)
+        if key_id is not None:
+            filters.append(api_keys.c.id == key_id)
+        spent = (
+            select(func.coalesce(func.sum(usage_records.c.cost_usd), 0.0))
+            .where(
+                usage_records.c.key_id == api_keys.c.id,
+                usage_records.c.time >= period_start_of(api_keys.c.budget_period, starts),
+            )
+            .scalar_subquery()
+            .label("spend_usd")
+        )
+        column = {"created_at": api_keys.c.created_at, "name": api_keys.c.name}.get(sort, spent)
+        ordering = [column.desc(), api_keys.c.id.desc()] if descending else [column, api_keys.c.id]
+        query = select(*_RECORD_COLUMNS, spent).where(*filters).order_by(*ordering).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        count = select(func.count()).select_from(api_keys).where(*filters)
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+            total = (await connection.execute(count)).scalar_one()
+        page = [(_record(row._mapping), float(row.spend_usd)) for row in rows]
+        return page, int(total)
+
+    async def spend_of(
+        self, key_id: str, *, now: float, starts: Mapping[str, float]
+    ) -> tuple[KeyRecord, float] | None:
+        """One key and what it spent this budget period (``search``); None if no such key."""
+        page, _ = await self.search(now=now, starts=starts, key_id=key_id)
+        return page[0] if page else None
+
     async def find_candidates(self, prefix: str) -> builtins.list[KeyCandidate]:
         """The keys (revoked ones too) whose lookup prefix is ``prefix``, with their hashes."""
         query = select(*_RECORD_COLUMNS, api_keys.c.key_hash).where(api_keys.c.prefix == prefix)
@@ -145,6 +248,26 @@ def _record(values: RowMapping) -> KeyRecord:
         **{name: values[name] for name in KeyRecord.__struct_fields__ if name != "models"},
         models=tuple(values["models"]),
     )
+
+
+def _search_filters(text: str | None, status: KeyStatus, now: float) -> list[ColumnElement[bool]]:
+    filters: list[ColumnElement[bool]] = []
+    if text:
+        needle = text.lower()
+        columns = ("name", "id", "prefix", "owner_user", "owner_team")
+        matches = (
+            func.lower(api_keys.c[name]).contains(needle, autoescape=True) for name in columns
+        )
+        filters.append(or_(*matches))
+    live = api_keys.c.revoked_at.is_(None)
+    expired = and_(api_keys.c.expires_at.is_not(None), api_keys.c.expires_at <= now)
+    if status == "active":
+        filters += [live, ~expired]
+    elif status == "revoked":
+        filters.append(~live)
+    elif status == "expired":
+        filters += [live, expired]
+    return filters
 
 
 def _check_settings(

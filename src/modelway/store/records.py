@@ -115,11 +115,47 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UserRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A self-service account (sign-up is off unless enabled)."""
+    """An account: self-service (sign-up is off unless enabled) or made by an admin."""
 
     id: str
     email: str
     created_at: float
+    #: May sign in to the admin dashboard.
+    is_admin: bool = False
+
+
+class AdminSession(msgspec.Struct, frozen=True, kw_only=True):
+    """A signed-in admin dashboard session; the cookie value itself is never kept."""
+
+    #: Sent back in ``X-CSRF-Token`` with every state-changing request.
+    csrf: str
+    kind: Literal["master", "user"]
+    user_id: str | None
+    #: The account's email for a ``user`` session.
+    email: str | None
+    created_at: float
+    expires_at: float
+
+    def __repr__(self) -> str:  # the CSRF token is a credential of sorts: never in a log
+        return f"AdminSession(kind={self.kind!r}, user_id={self.user_id!r})"
+
+
+class TeamMember(msgspec.Struct, frozen=True, kw_only=True):
+    """An account in a team."""
+
+    id: str
+    email: str
+
+
+class TeamRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A team: its budget for all its keys together, and its members."""
+
+    name: str
+    budget_usd: float | None
+    budget_period: BudgetPeriod
+    metadata: dict[str, Any]
+    created_at: float
+    members: tuple[TeamMember, ...] = ()
 
 
 class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):

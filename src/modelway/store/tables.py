@@ -49,6 +49,8 @@ api_keys = Table(
     Column("metadata", JSON, nullable=False),
     Column("created_at", Double, nullable=False),
     Column("revoked_at", Double),
+    # Added by migration 0006: the admin dashboard's key list filters by team.
+    Index(None, "owner_team"),
 )
 
 users = Table(
@@ -58,6 +60,45 @@ users = Table(
     Column("email", String(320), nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
     Column("created_at", Double, nullable=False),
+    # Added by migration 0006: may sign in to the admin dashboard.
+    Column("is_admin", Boolean, nullable=False, server_default=text("false")),
+)
+
+#: Signed-in admin dashboard sessions; only the SHA-256 of the cookie value is kept.
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("csrf", String(64), nullable=False),
+    # ``master``, or ``user`` with ``user_id`` (the session ends with the account).
+    Column("kind", String(8), nullable=False),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False, index=True),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    # The name keys' ``owner_team`` and usage records' ``team`` hold.
+    Column("name", String(200), primary_key=True),
+    Column("budget_usd", Double),
+    Column("budget_period", String(8), nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column(
+        "team",
+        String(200),
+        ForeignKey("teams.name", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Index(None, "user_id"),
 )
 
 usage_records = Table(

@@ -1,0 +1,82 @@
+"""Team budgets: the config's ``budgets:`` and the store's ``teams``, for admission to read.
+
+Admission (``Accounts.admit``) reads a plain dict and never awaits the store. ``refresh``
+re-reads the teams with a USD budget: every ``REFRESH_SECONDS`` on every worker
+(``refreshing``, from the gateway's lifespan) and at once after an admin edit on the
+worker that made it, so a new or changed team budget holds everywhere within 5 s, as a
+key's edit does. A team in the store replaces a config entry of the same name.
+
+A team's spend is the ledger scope ``team:<name>`` (``limits``), charged after every
+call of a key whose ``owner_team`` is that team, as a key's own budget is. When a team
+first gets a budget (or another period), its spend so far in the period is seeded from
+the usage records, as ``seed_budgets`` does for every budget at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+
+from modelway.config import TeamBudget
+from modelway.limits import Limits
+from modelway.limits.budgets import period_starts
+from modelway.store import Store
+
+log = logging.getLogger("modelway.usage")
+#: Seconds between re-reads of the teams' budgets (a change holds everywhere within 5 s).
+REFRESH_SECONDS = 4.0
+
+
+class TeamBudgets:
+    """The budget of each team that has one: ``get(team)``; ``refresh`` from the store."""
+
+    def __init__(self, configured: Sequence[TeamBudget] = ()) -> None:
+        self._configured = {budget.team: budget for budget in configured}
+        self._budgets = dict(self._configured)
+
+    def get(self, team: str) -> TeamBudget | None:
+        """The team's budget, or None when it has none."""
+        return self._budgets.get(team)
+
+    async def refresh(self, store: Store, limits: Limits) -> None:
+        """Re-read the store's team budgets; seed the spend of those new since the last read."""
+        fresh = dict(self._configured)
+        for name, usd, period in await store.teams.budgets():
+            fresh[name] = TeamBudget(team=name, usd=usd, period=period)
+        starts = period_starts(time.time())
+        for name, budget in fresh.items():
+            before = self._budgets.get(name)
+            if name in self._configured and before is budget:
+                continue  # seeded at start (``seed_budgets``)
+            if before is None or before.period != budget.period:
+                since = starts[budget.period] if budget.period != "total" else None
+                usd, tokens = await store.usage.spend(team=name, since=since)
+                await limits.budgets.seed(f"team:{name}", budget.period, usd, tokens)
+        self._budgets = fresh
+
+
+@contextlib.asynccontextmanager
+async def refreshing(
+    budgets: TeamBudgets, store: Store, limits: Limits, every: float = REFRESH_SECONDS
+) -> AsyncIterator[None]:
+    """Refresh ``budgets`` now and every ``every`` seconds while the context is open."""
+    await budgets.refresh(store, limits)
+
+    async def refresh() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await budgets.refresh(store, limits)
+            except Exception:  # the store is briefly down: keep the budgets we have
+                log.warning("could not re-read the team budgets", exc_info=True)
+
+    task = asyncio.create_task(refresh())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
