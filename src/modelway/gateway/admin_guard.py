@@ -36,7 +36,10 @@ CSRF_HEADER = "x-csrf-token"
 NO_MASTER_KEY = (
     "the admin API is off: this gateway has no master key (set MODELWAY_MASTER_KEY and restart it)"
 )
-NOT_MASTER = "the admin API takes the master key (MODELWAY_MASTER_KEY), not a virtual key"
+NOT_MASTER = (
+    "the admin API takes the master key (MODELWAY_MASTER_KEY) or a signed-in admin session, "
+    "not a virtual key"
+)
 NOT_SIGNED_IN = "not signed in (or the session has expired): sign in again"
 Handler = Callable[[Request], Awaitable[Response]]
 
