@@ -10,7 +10,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, ViewportSize, sync_playwright
 
 from modelway.store import Store, database_url
 from tests.browser.chat_page import open_chat
@@ -71,7 +71,7 @@ async def _seed(environ: dict[str, str]) -> str:
 
 
 def _shoot(browser: Browser, url: str, session_id: str) -> None:
-    shots = [
+    shots: list[tuple[str, ViewportSize, str]] = [
         ("chat-light.png", {"width": 1280, "height": 800}, "light"),
         ("chat-dark.png", {"width": 1280, "height": 800}, "dark"),
         ("chat-phone.png", {"width": 390, "height": 844}, "light"),

@@ -143,3 +143,25 @@ def test_an_admin_user_signs_in_with_email_and_password(
     expect(page.locator("#who")).to_have_text(email)
     stored = page.evaluate("() => JSON.stringify([{...localStorage}, {...sessionStorage}])")
     assert password not in stored
+
+
+def test_a_user_who_is_not_an_admin_cannot_sign_in(
+    admin_gateway_url: str, admin_context: BrowserContext
+) -> None:
+    email = f"{unique('member')}@example.com"
+    password = "correct horse battery staple"
+    made = httpx.post(
+        f"{admin_gateway_url}/admin/api/users",
+        json={"email": email, "password": password, "is_admin": False},
+        headers=AS_MASTER,
+    )
+    made.raise_for_status()
+    page = admin_context.new_page()
+    open_admin(page)
+    page.get_by_label("With email and password").check()
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+    expect(page.locator("#sign-in-error")).to_be_visible()
+    expect(page.locator("#admin-app")).to_be_hidden()

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from modelway.gateway.admin_guard import COOKIE
+from modelway.secrets import Secret
 from tests.polling import eventually
 from tests.unit.gateways import MASTER, Setup, in_process_gateway
 from tests.unit.test_store_keys import cheap_argon2  # noqa: F401  (autouse)
@@ -143,6 +144,16 @@ async def test_a_session_expires_on_the_clock(gateway: Setup, clock: Clock) -> N
     clock.now += 2 * 3600 - 1
     assert (await page.get("/admin/api/keys")).status_code == 200
     clock.now += 1
+    assert (await page.get("/admin/api/keys")).status_code == 401
+    assert (await page.get("/admin/api/session")).status_code == 401
+
+
+async def test_a_master_session_ends_when_the_gateway_gets_another_master_key(
+    gateway: Setup,
+) -> None:
+    page, _ = await signed_in(gateway)
+    assert (await page.get("/admin/api/keys")).status_code == 200
+    gateway.state.auth.master_key = Secret(MASTER + "-rotated")  # as a restart with a new one
     assert (await page.get("/admin/api/keys")).status_code == 401
     assert (await page.get("/admin/api/session")).status_code == 401
 

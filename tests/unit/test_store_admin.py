@@ -49,6 +49,17 @@ async def test_only_a_hash_of_the_cookie_value_is_stored(store: Store) -> None:
     assert row.token_hash == token_hash(token) and token not in " ".join(map(str, row))
 
 
+async def test_a_master_session_ends_when_the_master_key_changes(store: Store) -> None:
+    master = "sk-master-one-" + "x" * 20
+    token, session = await store.admin_sessions.open("master", now=NOW, ttl=HOUR, secret=master)
+    assert await store.admin_sessions.find(token, now=NOW, secret=master) == session
+    assert await store.admin_sessions.find(token, now=NOW, secret=master + "2") is None
+    assert await store.admin_sessions.find(token, now=NOW) is None  # no master key any more
+    async with store.engine.connect() as connection:
+        row = (await connection.execute(select(admin_sessions))).one()
+    assert master not in " ".join(map(str, row))  # an HMAC under the cookie value, not the key
+
+
 async def test_a_closed_session_is_gone_and_expired_ones_are_swept(store: Store) -> None:
     old, _ = await store.admin_sessions.open("master", now=NOW, ttl=HOUR)
     token, _ = await store.admin_sessions.open("master", now=NOW + 2 * HOUR, ttl=HOUR)

@@ -36,7 +36,10 @@ CSRF_HEADER = "x-csrf-token"
 NO_MASTER_KEY = (
     "the admin API is off: this gateway has no master key (set MODELWAY_MASTER_KEY and restart it)"
 )
-NOT_MASTER = "the admin API takes the master key (MODELWAY_MASTER_KEY), not a virtual key"
+NOT_MASTER = (
+    "the admin API takes the master key (MODELWAY_MASTER_KEY) or a signed-in admin session, "
+    "not a virtual key"
+)
 NOT_SIGNED_IN = "not signed in (or the session has expired): sign in again"
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -45,15 +48,24 @@ class AdminSessions:
     """Signed-in admin sessions: open, find and close them; ``clock`` says what time it is."""
 
     def __init__(
-        self, store: Store, session_hours: float, *, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        session_hours: float,
+        master_key: Callable[[], str | None],
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self.ttl = session_hours * 3600.0
+        #: The gateway's master key now: a master session lasts only while it is unchanged.
+        self._master_key = master_key
         self._clock = clock
 
     async def open_master(self) -> tuple[str, AdminSession]:
         """A session for whoever presented the master key: the cookie value and the session."""
-        return await self._store.admin_sessions.open("master", now=self._clock(), ttl=self.ttl)
+        return await self._store.admin_sessions.open(
+            "master", now=self._clock(), ttl=self.ttl, secret=self._master_key()
+        )
 
     async def open_user(self, user: UserRecord) -> tuple[str, AdminSession]:
         """A session for an admin account."""
@@ -63,7 +75,9 @@ class AdminSessions:
 
     async def find(self, token: str) -> AdminSession | None:
         """The live session of a cookie value, or None."""
-        return await self._store.admin_sessions.find(token, now=self._clock())
+        return await self._store.admin_sessions.find(
+            token, now=self._clock(), secret=self._master_key()
+        )
 
     async def close(self, token: str) -> None:
         await self._store.admin_sessions.close(token)

@@ -44,8 +44,15 @@ class GatewayState:
         server = self.config.server
         self.body_limits = body_limits(server)
         self.admin_sessions = AdminSessions(
-            self.store, self.config.admin.session_hours, clock=self.clock
+            self.store,
+            self.config.admin.session_hours,
+            self._master_key,
+            clock=self.clock,
         )
+
+    def _master_key(self) -> str | None:
+        master = self.auth.master_key
+        return None if master is None else master.reveal()
 
     @property
     def engine(self) -> Engine:

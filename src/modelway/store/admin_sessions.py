@@ -4,11 +4,17 @@ The cookie value is 32 random bytes, so a plain SHA-256 is enough to make a stol
 table useless (there is nothing to guess); Argon2 would only slow every admin request.
 Sessions live in the store so every worker and replica honours them. Times are passed
 in by the caller (its clock), so expiry can be tested without waiting.
+
+A session opened with the master key is bound to it: the row keeps an HMAC of the key
+under the cookie value (which the store never holds, so a stolen table offers nothing to
+test guesses of the key against), and the session ends when the gateway's master key is
+no longer the one it was opened with.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from typing import Literal
 
@@ -27,6 +33,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def binding(token: str, secret: str) -> str:
+    """What binds a session to the secret it was opened with (the master key)."""
+    return hmac.new(token.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
 class AdminSessionRepository:
     """Open, find and end admin sessions."""
 
@@ -41,8 +52,10 @@ class AdminSessionRepository:
         ttl: float,
         user_id: str | None = None,
         email: str | None = None,
+        secret: str | None = None,
     ) -> tuple[str, AdminSession]:
-        """A new session: the cookie value (never stored) and the session."""
+        """A new session: the cookie value (never stored) and the session; with ``secret``
+        (the master key) it lasts only while ``find`` is given the same secret."""
         token = secrets.token_urlsafe(TOKEN_BYTES)
         session = AdminSession(
             csrf=secrets.token_urlsafe(TOKEN_BYTES),
@@ -57,6 +70,7 @@ class AdminSessionRepository:
             csrf=session.csrf,
             kind=kind,
             user_id=user_id,
+            binding=None if secret is None else binding(token, secret),
             created_at=now,
             expires_at=session.expires_at,
         )
@@ -67,9 +81,11 @@ class AdminSessionRepository:
             await connection.execute(statement)
         return token, session
 
-    async def find(self, token: str, *, now: float) -> AdminSession | None:
-        """The live session of a cookie value; None if unknown, expired, or its user no
-        longer an admin."""
+    async def find(
+        self, token: str, *, now: float, secret: str | None = None
+    ) -> AdminSession | None:
+        """The live session of a cookie value; None if unknown, expired, its user no longer
+        an admin, or opened with another secret than ``secret`` (the master key now)."""
         table = admin_sessions
         query = (
             select(table, users.c.email, users.c.is_admin)
@@ -80,6 +96,10 @@ class AdminSessionRepository:
             row = (await connection.execute(query)).first()
         if row is None or (row.kind == "user" and not row.is_admin):
             return None
+        if row.binding is not None and (
+            secret is None or not hmac.compare_digest(row.binding, binding(token, secret))
+        ):
+            return None  # opened with a master key the gateway no longer has
         return AdminSession(
             csrf=row.csrf,
             kind=row.kind,

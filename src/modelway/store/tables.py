@@ -73,6 +73,8 @@ admin_sessions = Table(
     # ``master``, or ``user`` with ``user_id`` (the session ends with the account).
     Column("kind", String(8), nullable=False),
     Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE")),
+    # A master session's HMAC of the master key under the cookie value (it ends with the key).
+    Column("binding", String(64)),
     Column("created_at", Double, nullable=False),
     Column("expires_at", Double, nullable=False, index=True),
 )

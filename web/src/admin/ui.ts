@@ -2,6 +2,9 @@
 // Every value from the API goes into the page as text, never as HTML.
 import { element } from "../elements";
 
+/** Loads in flight per region: it stays busy until the last one ends, whichever ends first. */
+const inFlight = new WeakMap<HTMLElement, number>();
+
 /** Marks ``region`` busy while ``work`` runs and shows "Loading…" in ``status``. */
 export async function withProgress<T>(
   region: HTMLElement,
@@ -9,6 +12,7 @@ export async function withProgress<T>(
   work: () => Promise<T>,
   label = "Loading…",
 ): Promise<T> {
+  inFlight.set(region, (inFlight.get(region) ?? 0) + 1);
   region.setAttribute("aria-busy", "true");
   status.hidden = false;
   status.className = "view-status loading";
@@ -23,7 +27,9 @@ export async function withProgress<T>(
     status.textContent = error instanceof Error ? error.message : String(error);
     throw error;
   } finally {
-    region.removeAttribute("aria-busy");
+    const left = (inFlight.get(region) ?? 1) - 1;
+    inFlight.set(region, left);
+    if (left === 0) region.removeAttribute("aria-busy");
   }
 }
 

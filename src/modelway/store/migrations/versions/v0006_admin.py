@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("csrf", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(8), nullable=False),
         sa.Column("user_id", sa.String(32)),
+        sa.Column("binding", sa.String(64)),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.Column("expires_at", sa.Double(), nullable=False),
         sa.ForeignKeyConstraint(
