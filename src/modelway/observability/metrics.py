@@ -44,6 +44,7 @@ from modelway import __version__
 from modelway.calls.hooks import CallHook
 from modelway.errors import BudgetExceeded, RateLimited
 from modelway.limits.outage import RedisOutage
+from modelway.observability.families import Family, empty_counts
 
 if TYPE_CHECKING:
     from modelway.calls.metered import Calls, MeteredCall
@@ -54,8 +55,6 @@ if TYPE_CHECKING:
 
 #: Set by the supervisor for its workers; prometheus-client reads it at import.
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
-#: The label value that stands for every label set past a family's cap.
-OTHER = "other"
 DEFAULT_MAX_SERIES = 1000
 
 #: The OpenTelemetry GenAI semantic conventions' buckets (gen_ai.server.request.duration,
@@ -77,86 +76,6 @@ def status_class(status: int) -> str:
     return _STATUS_CLASSES.get(status // 100, "5xx")
 
 
-class _Family:
-    """A labelled metric: its label sets capped, its children cached, and what the hot
-    path adds held in plain dicts until ``flush`` writes it to the metric's values.
-
-    With several workers each value is a memory-mapped file entry behind a lock, a few
-    microseconds per write; a request touches a dozen. Held here, a request costs a
-    dict update per figure, and the values are written once a second (and before a
-    scrape) per label set, however many requests there were.
-    """
-
-    __slots__ = ("_bounds", "_children", "_max", "_metric", "_other", "_pending", "_seen")
-
-    def __init__(self, metric: Any, labels: int, max_series: int) -> None:
-        self._metric = metric
-        self._children: dict[tuple[str, ...], Any] = {}
-        self._max = max_series
-        self._other = (OTHER,) * labels
-        self._seen: set[tuple[str, ...]] = set()
-        #: label set -> amount to add (counters), value to set (gauges), or a histogram's
-        #: per-bucket counts followed by the sum of its observations.
-        self._pending: dict[tuple[str, ...], Any] = {}
-        bounds = getattr(metric, "_upper_bounds", None)
-        self._bounds: tuple[float, ...] | None = tuple(bounds) if bounds is not None else None
-
-    @property
-    def bounds(self) -> tuple[float, ...]:
-        """A histogram's bucket bounds, +Inf last."""
-        assert self._bounds is not None
-        return self._bounds
-
-    def _key(self, labels: tuple[str, ...]) -> tuple[str, ...]:
-        if labels in self._seen:
-            return labels
-        if len(self._seen) >= self._max:
-            return self._other
-        self._seen.add(labels)
-        return labels
-
-    def child(self, *labels: str) -> Any:
-        """The metric's child for ``labels`` (``other`` past the cap), written at once."""
-        labels = self._key(labels)
-        found = self._children.get(labels)
-        if found is None:
-            found = self._children[labels] = self._metric.labels(*labels)
-        return found
-
-    def add(self, amount: float, *labels: str) -> None:
-        """Count ``amount`` (a counter), or move a gauge by it; written at ``flush``."""
-        key = self._key(labels)
-        pending = self._pending
-        pending[key] = pending.get(key, 0.0) + amount
-
-    def observe_counts(self, counts: list[float], *labels: str) -> None:
-        """Many observations at once: per-bucket counts then their sum (a ``_Tally``'s)."""
-        key = self._key(labels)
-        held = self._pending.get(key)
-        if held is None:
-            self._pending[key] = list(counts)
-        else:
-            for index, count in enumerate(counts):
-                held[index] += count
-
-    def flush(self) -> None:
-        """Write what the hot path added to the metric's values."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, {}
-        for labels, added in pending.items():
-            child = self.child(*labels)
-            if self._bounds is None:
-                child.inc(added)
-            else:
-                _add_observations(child, added)
-
-
-def _empty(bounds: tuple[float, ...]) -> list[float]:
-    """A histogram's counts per bucket, then the sum of its observations: all nought."""
-    return [0] * len(bounds) + [0.0]
-
-
 class _CallTally:
     """What the calls of one label set added since the last ``refresh``: one dict look-up
     and a few additions per call, spread over the families once a second."""
@@ -166,22 +85,12 @@ class _CallTally:
 
     def __init__(self, duration: tuple[float, ...]) -> None:
         self.requests = 0
-        self.duration = _empty(duration)
+        self.duration = empty_counts(duration)
         self.ttft: list[float] | None = None
         self.overhead: list[float] | None = None
         self.input = self.output = self.cached = self.cache_write = self.reasoning = 0
         self.cost = 0.0
         self.retries = 0
-
-
-def _add_observations(child: Any, counts: list[float]) -> None:
-    """Add many observations to a histogram child at once: each bucket's count and the
-    sum (prometheus-client's ``observe`` takes one at a time)."""
-    *buckets, total = counts
-    child._sum.inc(total)
-    for index, count in enumerate(buckets):
-        if count:
-            child._buckets[index].inc(count)
 
 
 class Metrics:
@@ -194,10 +103,10 @@ class Metrics:
         call = ["dialect", "alias", "provider", "model"]
         cap = max_series
 
-        self._families: list[_Family] = []
+        self._families: list[Family] = []
 
-        def family(metric: Any, labels: list[str]) -> _Family:
-            made = _Family(metric, len(labels), cap)
+        def family(metric: Any, labels: list[str]) -> Family:
+            made = Family(metric, len(labels), cap)
             self._families.append(made)
             return made
 
@@ -295,7 +204,7 @@ class Metrics:
         self.fail_open = Counter("modelway_redis_fail_open",
                                  "Episodes on in-memory limits: Redis unreachable",
                                  registry=r)  # fmt: skip
-        self.per_key: tuple[_Family, _Family, _Family] | None = None
+        self.per_key: tuple[Family, Family, Family] | None = None
         if per_key:
             self.per_key = (
                 family(Counter("modelway_key_requests", "Calls per virtual key (its id)",
@@ -450,7 +359,7 @@ class MetricsHook(CallHook):
             spent = ttft / 1000
             first = tally.ttft
             if first is None:
-                first = tally.ttft = _empty(m.ttft.bounds)
+                first = tally.ttft = empty_counts(m.ttft.bounds)
             first[bisect_left(m.ttft.bounds, spent)] += 1
             first[-1] += spent
         outcome = call.outcome
@@ -458,7 +367,7 @@ class MetricsHook(CallHook):
             own = max(0.0, spent - outcome.upstream_seconds)
             mine = tally.overhead
             if mine is None:
-                mine = tally.overhead = _empty(m.overhead.bounds)
+                mine = tally.overhead = empty_counts(m.overhead.bounds)
             mine[bisect_left(m.overhead.bounds, own)] += 1
             mine[-1] += own
         tally.input += record.prompt_tokens
@@ -472,7 +381,7 @@ class MetricsHook(CallHook):
             m.fallbacks.add(1, alias, record.fallback_used)
 
     @staticmethod
-    def _per_key(families: tuple[_Family, _Family, _Family], record: UsageRecord) -> None:
+    def _per_key(families: tuple[Family, Family, Family], record: UsageRecord) -> None:
         requests, tokens, cost = families
         key = record.key_id or ""
         requests.add(1, key, status_class(record.status))
@@ -507,7 +416,7 @@ class AttemptMetrics:
         labels = (target.backend.name, target.model, "ok" if error is None else "error")
         counts = m.attempt_tallies.get(labels)
         if counts is None:
-            counts = m.attempt_tallies[labels] = _empty(m.attempt_bounds)
+            counts = m.attempt_tallies[labels] = empty_counts(m.attempt_bounds)
         counts[bisect_left(m.attempt_bounds, seconds)] += 1
         counts[-1] += seconds
 

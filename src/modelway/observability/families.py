@@ -1,0 +1,106 @@
+"""A labelled metric family whose hot-path updates are held, then written in one go.
+
+``Family`` wraps a prometheus-client metric: it keeps at most ``max_series`` label sets
+(new ones past that are counted under ``other``, since model names come from callers),
+caches each set's child, and holds what the hot path adds in a plain dict until
+``flush`` writes it — in multiprocess mode each write of a value is a memory-mapped
+write behind a lock, a few microseconds, so one write per label set a second, not per
+request. ``Metrics`` (``metrics.py``) owns the families and flushes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: The label value that stands for every label set past a family's cap.
+OTHER = "other"
+
+
+class Family:
+    """A labelled metric: its label sets capped, its children cached, and what the hot
+    path adds held in plain dicts until ``flush`` writes it to the metric's values.
+
+    With several workers each value is a memory-mapped file entry behind a lock, a few
+    microseconds per write; a request touches a dozen. Held here, a request costs a
+    dict update per figure, and the values are written once a second (and before a
+    scrape) per label set, however many requests there were.
+    """
+
+    __slots__ = ("_bounds", "_children", "_max", "_metric", "_other", "_pending", "_seen")
+
+    def __init__(self, metric: Any, labels: int, max_series: int) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+        self._max = max_series
+        self._other = (OTHER,) * labels
+        self._seen: set[tuple[str, ...]] = set()
+        #: label set -> amount to add (counters), value to set (gauges), or a histogram's
+        #: per-bucket counts followed by the sum of its observations.
+        self._pending: dict[tuple[str, ...], Any] = {}
+        bounds = getattr(metric, "_upper_bounds", None)
+        self._bounds: tuple[float, ...] | None = tuple(bounds) if bounds is not None else None
+
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        """A histogram's bucket bounds, +Inf last."""
+        assert self._bounds is not None
+        return self._bounds
+
+    def _key(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        if labels in self._seen:
+            return labels
+        if len(self._seen) >= self._max:
+            return self._other
+        self._seen.add(labels)
+        return labels
+
+    def child(self, *labels: str) -> Any:
+        """The metric's child for ``labels`` (``other`` past the cap), written at once."""
+        labels = self._key(labels)
+        found = self._children.get(labels)
+        if found is None:
+            found = self._children[labels] = self._metric.labels(*labels)
+        return found
+
+    def add(self, amount: float, *labels: str) -> None:
+        """Count ``amount`` (a counter), or move a gauge by it; written at ``flush``."""
+        key = self._key(labels)
+        pending = self._pending
+        pending[key] = pending.get(key, 0.0) + amount
+
+    def observe_counts(self, counts: list[float], *labels: str) -> None:
+        """Many observations at once: per-bucket counts then their sum (a ``_Tally``'s)."""
+        key = self._key(labels)
+        held = self._pending.get(key)
+        if held is None:
+            self._pending[key] = list(counts)
+        else:
+            for index, count in enumerate(counts):
+                held[index] += count
+
+    def flush(self) -> None:
+        """Write what the hot path added to the metric's values."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        for labels, added in pending.items():
+            child = self.child(*labels)
+            if self._bounds is None:
+                child.inc(added)
+            else:
+                add_observations(child, added)
+
+
+def empty_counts(bounds: tuple[float, ...]) -> list[float]:
+    """A histogram's counts per bucket, then the sum of its observations: all nought."""
+    return [0] * len(bounds) + [0.0]
+
+
+def add_observations(child: Any, counts: list[float]) -> None:
+    """Add many observations to a histogram child at once: each bucket's count and the
+    sum (prometheus-client's ``observe`` takes one at a time)."""
+    *buckets, total = counts
+    child._sum.inc(total)
+    for index, count in enumerate(buckets):
+        if count:
+            child._buckets[index].inc(count)
