@@ -100,8 +100,8 @@ def test_every_streaming_level_completes_its_streams(
     for key in ("direct", "relay", "modelway"):
         levels = results["streams"][key]["levels"]
         assert set(levels) == {"1", "100"}
-        for figures in levels.values():
-            assert figures["errors"] == 0
+        for level, figures in levels.items():
+            assert figures["errors"] == 0, (key, level, figures["first_error"])
             assert figures["ttft_p50_ms"] > 0
             assert figures["gap_p50_ms"] > 0
             assert figures["completion_p50_ms"] > 0

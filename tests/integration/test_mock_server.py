@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -426,3 +427,18 @@ async def test_holds_a_thousand_concurrent_slow_streams(root: str) -> None:
 
         await eventually(all_closed)
     assert stats["cancelled_streams"] == cancelled + streams
+
+
+def test_an_idle_keep_alive_connection_outlives_uvicorns_five_seconds(root: str) -> None:
+    """Pooling clients (the gateway, the benchmark's relay) must not race the mock closing
+    an idle connection as their next request is written: it stays open past 5 s."""
+    limits = httpx.Limits(keepalive_expiry=60)  # httpx's own pool lets go after 5 s
+    with httpx.Client(base_url=root, timeout=10, limits=limits) as client:
+        first = client.get("/v1/models")
+        assert first.status_code == 200
+        port = first.extensions["network_stream"].get_extra_info("client_addr")[1]
+        time.sleep(6.5)
+        second = client.get("/v1/models")
+        assert second.status_code == 200
+        # The same local port: the pooled connection was reused, not reopened.
+        assert second.extensions["network_stream"].get_extra_info("client_addr")[1] == port

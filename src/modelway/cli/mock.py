@@ -58,6 +58,11 @@ def mock(
         lifespan="off",
         log_level="warning",
         access_log=False,
+        # Hosted APIs keep an idle connection a minute or more. uvicorn's default of 5 s
+        # races every pooling client that waits about that long between two requests:
+        # the request is written as the mock closes the socket ("Can not write request
+        # body"), which failed a stream of the benchmark's reference relay in CI.
+        timeout_keep_alive=75,
         timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
