@@ -7,6 +7,8 @@ spreads over all of them instead of favouring whoever ran first.
 
 from __future__ import annotations
 
+import statistics
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,3 +81,46 @@ def run_http_phase(targets: list[HttpTarget], settings: Settings, api_key: str) 
                     )
             target.peak_rss_mb = max(target.peak_rss_mb, rss.peak_mb)
     return {target.key: target.summary() for target in targets}
+
+
+#: Between two runs of a pair: each run's usage records and log lines are written before
+#: the next run is measured, so neither is charged for the other's tail.
+PAIR_PAUSE_SECONDS = 1.0
+
+
+def run_paired(on: HttpTarget, off: HttpTarget, settings: Settings, api_key: str) -> dict[str, Any]:
+    """``on`` against ``off`` in ``settings.ab_pairs`` back-to-back pairs at 32 connections.
+
+    Each pair runs both within seconds, first one then the other (ABBA: the order flips
+    every pair), so drift on a shared machine hits both runs of a pair alike; the figure
+    is the median of the pairs' ratios, not a ratio of medians taken minutes apart.
+    """
+    ratios: list[float] = []
+    on_rps: list[float] = []
+    off_rps: list[float] = []
+    for pair in range(settings.ab_pairs):
+        order = (on, off) if pair % 2 == 0 else (off, on)
+        rps: dict[str, float] = {}
+        for target in order:
+            time.sleep(PAIR_PAUSE_SECONDS)
+            run = run_wrk(
+                target.chat_url,
+                target.model,
+                THROUGHPUT_CONNECTIONS,
+                settings.ab_seconds,
+                target.api_key or api_key,
+            )
+            rps[target.key] = run.rps
+        on_rps.append(rps[on.key])
+        off_rps.append(rps[off.key])
+        ratios.append(rps[on.key] / rps[off.key] if rps[off.key] else 0.0)
+        print(f"  pair {pair + 1}/{settings.ab_pairs}: {ratios[-1]:.3f}", flush=True)
+    return {
+        "on": on.key,
+        "off": off.key,
+        "seconds": settings.ab_seconds,
+        "ratios": ratios,
+        "ratio": statistics.median(ratios) if ratios else None,
+        "on_rps": on_rps,
+        "off_rps": off_rps,
+    }

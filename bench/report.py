@@ -110,7 +110,25 @@ def http_section(results: dict[str, Any]) -> list[str]:
             rows,
         ),
         *pipeline_lines(results),
+        *paired_lines(results.get("observability_ab")),
         *([f"LiteLLM is not in this run: {skipped}.", ""] if skipped else []),
+    ]
+
+
+def paired_lines(paired: dict[str, Any] | None) -> list[str]:
+    """Metrics and request lines on vs off, run in back-to-back pairs."""
+    if not paired or not paired.get("ratios"):
+        return []
+    pairs = ", ".join(
+        f"{on:,.0f}/{off:,.0f}" for on, off in zip(paired["on_rps"], paired["off_rps"], strict=True)
+    )
+    return [
+        "Metrics and JSON request lines on vs off (the full pipeline, 32 connections), in "
+        f"{len(paired['ratios'])} back-to-back pairs of {paired['seconds']:g} s runs, the order "
+        f"flipped each pair: req/s on/off {pairs}; ratios "
+        f"{', '.join(f'{ratio:.3f}' for ratio in paired['ratios'])}; "
+        f"median **{paired['ratio']:.3f}\u00d7**.",
+        "",
     ]
 
 

@@ -18,6 +18,8 @@ class Settings:
     translation_streams: int
     translation_rounds: int
     startup_repeats: int
+    ab_pairs: int = 1  # back-to-back pairs of runs, metrics and request lines on vs off
+    ab_seconds: float = 1.0  # one run of such a pair
     tokens_per_second: float = 20.0
 
     @property
@@ -47,6 +49,8 @@ FULL = Settings(
     translation_streams=100,
     translation_rounds=3,
     startup_repeats=5,
+    ab_pairs=10,
+    ab_seconds=5,
 )
 
 MODES = {"quick": QUICK, "full": FULL}

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from bench.http_phase import HttpTarget, run_http_phase
+from bench.http_phase import HttpTarget, run_http_phase, run_paired
 from bench.machine import machine, versions
 from bench.pipeline import (
     PIPELINE_RPM,
@@ -140,6 +140,11 @@ def run_suite(
         with ExitStack() as http_stack:
             targets = http_targets(http_stack, run_dir, nginx, litellm)
             results["http"] = run_http_phase(targets, settings, api_key)
+            print("==> metrics and request lines: on vs off, in pairs", flush=True)
+            by_key = {target.key: target for target in targets}
+            results["observability_ab"] = run_paired(
+                by_key[PIPELINE], by_key[QUIET_PIPELINE], settings, api_key
+            )
         # The gateways have stopped, so their usage writers have flushed.
         results["pipeline"] = pipeline_check(results["http"][PIPELINE], run_dir)
         print("==> streaming load", flush=True)

@@ -24,17 +24,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TextIO
 
+import orjson
 from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.orjson import OrjsonFormatter as _LibraryJsonFormatter
 
 from modelway.config import LoggingSettings
 
-try:  # orjson is a dependency; the stdlib encoder only if python-json-logger lacks it
-    from pythonjsonlogger.orjson import OrjsonFormatter as _LibraryJsonFormatter
-except ImportError:  # pragma: no cover
-    from pythonjsonlogger.json import (  # type: ignore[assignment]
-        JsonFormatter as _LibraryJsonFormatter,
-    )
-
+#: How python-json-logger's orjson formatter encodes a line (non-string keys allowed).
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 #: A body logged with ``log_bodies`` is cut after this many bytes.
 BODY_LOG_LIMIT = 64 * 1024
 #: Overrides ``logging.format`` (``auto``, ``json``, ``text``); ``serve --log-format`` sets it.
@@ -95,6 +92,23 @@ class JsonFormatter(_LibraryJsonFormatter):
         self._skip = frozenset(self._skip_fields)
         self._second = -1
         self._second_text = ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = record.__dict__.get(FIELDS_ATTRIBUTE)
+        if fields is None or record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        # A request line (its fields in one dict, a plain message, nothing to format): the
+        # line as ``add_fields`` would build it, encoded at once. Half of what the library's
+        # path costs per line, which runs once per request.
+        record.message = record.getMessage()
+        log_data = {
+            "time": self._time(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.message,
+        }
+        log_data.update(fields)
+        return orjson.dumps(log_data, default=self.json_default, option=_ORJSON_OPTIONS).decode()
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]

@@ -93,6 +93,17 @@ def test_the_full_pipeline_records_a_usage_record_for_every_answer(
     assert "The full pipeline:" in out.read_text()
 
 
+def test_metrics_and_request_lines_are_priced_in_back_to_back_pairs(
+    quick_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, results = quick_run
+    paired = results["observability_ab"]
+    assert (paired["on"], paired["off"]) == ("modelway-pipeline", "modelway-pipeline-quiet")
+    assert len(paired["ratios"]) == len(paired["on_rps"]) == len(paired["off_rps"]) == 1
+    assert paired["ratio"] > 0 and min(paired["on_rps"] + paired["off_rps"]) > 0
+    assert "back-to-back pairs" in out.read_text()
+
+
 def test_every_streaming_level_completes_its_streams(
     quick_run: tuple[Path, dict[str, Any]],
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from modelway.logs import (
     log_format,
 )
 from modelway.observability.context import current_trace_id
-from modelway.observability.request_log import FIELDS, LOGGER, RequestLog
+from modelway.observability.request_log import FIELDS, LOGGER, RequestLog, RequestRecord
 from modelway.routing.deployments import DeploymentState
 from modelway.store.records import UsageRecord
 from modelway.store.writer import UsageWriter
@@ -166,6 +167,29 @@ def test_the_line_carries_the_record_and_the_trace_id(request_lines: Captured) -
     assert (line["attempts"], line["fallback"], line["cache"]) == (2, "cheap", "hit")
     assert (line["latency_ms"], line["ttft_ms"]) == (12.35, 4.57)
     assert line["key_name"] == "anonymous" and line["stream"] is True
+
+
+def test_a_request_line_is_encoded_as_the_librarys_path_would_encode_it() -> None:
+    """The formatter's shortcut for request records writes the very line the library's
+    generic path (``add_fields`` over the record) writes, key order included."""
+    formatter = JsonFormatter()
+    fields = {name: None for name in FIELDS} | {"status": 200, "latency_ms": 1.5, "stream": False}
+    line = RequestRecord(LOGGER, fields)
+    shortcut = formatter.format(line)
+    generic = super(JsonFormatter, formatter).format(line)
+    assert shortcut == generic
+    assert list(json.loads(shortcut))[:5] == ["time", "level", "logger", "message", FIELDS[0]]
+
+
+def test_a_record_with_fields_and_an_exception_keeps_the_exception() -> None:
+    formatter = JsonFormatter()
+    line = RequestRecord(LOGGER, {"status": 500})
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        line.exc_info = sys.exc_info()
+    written = json.loads(formatter.format(line))
+    assert written["status"] == 500 and "RuntimeError: boom" in written["exc_info"]
 
 
 def test_nothing_is_built_while_the_level_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
