@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 READY = re.compile(r"modelway listening on (http://\S+)")
+# Start-up deadlines (here and in mockserver.py) are generous: a start takes about a
+# second, but a CI machine busy installing packages beside the suite has taken over 20 s.
 #: Provider variables a developer may have set; tests decide them explicitly.
 _PROVIDER_VARS = re.compile(r"^[A-Z]+_(API_KEY|BASE_URL)$|^MODELWAY_")
 
@@ -22,7 +24,7 @@ def running_gateway(
     env: Mapping[str, str] | None = None,
     config: str | None = None,
     *options: str,
-    start_timeout: float = 20.0,
+    start_timeout: float = 60.0,
 ) -> Iterator[str]:
     """Run ``modelway serve --port 0`` in an empty directory; yield its root URL."""
     with gateway_process(env, config, *options, start_timeout=start_timeout) as (url, _):
@@ -34,7 +36,7 @@ def gateway_process(
     env: Mapping[str, str] | None = None,
     config: str | None = None,
     *options: str,
-    start_timeout: float = 20.0,
+    start_timeout: float = 60.0,
     stderr_path: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """Like ``running_gateway``, also yielding the process (to signal it); its stderr

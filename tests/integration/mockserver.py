@@ -16,7 +16,7 @@ RUN_CLI = "import modelway.cli.mock; from modelway.cli.app import app; app()"
 
 
 @contextlib.contextmanager
-def running_mock(*options: str, start_timeout: float = 15.0) -> Iterator[str]:
+def running_mock(*options: str, start_timeout: float = 60.0) -> Iterator[str]:
     """Run ``modelway mock --port 0 OPTIONS`` and yield its root URL (no trailing slash)."""
     with tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(
