@@ -147,6 +147,21 @@ async def test_the_request_log_pages_through_a_cursor(
     assert seen == [record.id for record in expected]
 
 
+async def test_a_full_last_page_offers_no_older_page(
+    gateway: Setup, records: list[UsageRecord]
+) -> None:
+    chosen = [r for r in records if r.key_id == "k1" and r.status == 200]
+    assert 1 < len(chosen) <= 200
+    page = {"key_id": "k1", "status": "200"}
+    whole = await get(gateway, "/admin/api/requests", **page, limit=str(len(chosen)))
+    assert len(whole["requests"]) == len(chosen)
+    assert whole["next_cursor"] is None  # nothing older: no cursor to an empty page
+    short = await get(gateway, "/admin/api/requests", **page, limit=str(len(chosen) - 1))
+    assert short["next_cursor"] is not None
+    rest = await get(gateway, "/admin/api/requests", **page, cursor=short["next_cursor"])
+    assert len(rest["requests"]) == 1 and rest["next_cursor"] is None
+
+
 async def test_old_request_log_callers_keep_their_answers(
     gateway: Setup, records: list[UsageRecord]
 ) -> None:

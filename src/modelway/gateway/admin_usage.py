@@ -237,8 +237,10 @@ async def get_requests(request: Request) -> Response:
     start_text, end_text = request.query_params.get("from"), request.query_params.get("to")
     start = moment("from", start_text) if start_text else None
     end = moment("to", end_text) if end_text else None
+    # One more than the page: a next cursor only when an older record exists, so "Older"
+    # never leads to an empty page (a full last page used to offer one).
     records = await _store(request).usage.page(
-        limit,
+        limit + 1,
         decode_cursor(cursor) if cursor else None,
         start=start,
         end=end,
@@ -248,7 +250,9 @@ async def get_requests(request: Request) -> Response:
         status=status,
         error_type=_text(request, "error_type"),
     )
-    last = records[-1] if len(records) == limit else None
+    more = len(records) > limit
+    records = records[:limit]
+    last = records[-1] if more else None
     body: dict[str, Any] = {
         "requests": records,
         "next_cursor": None if last is None else encode_cursor(last.time, last.id),
