@@ -27,6 +27,7 @@ from modelway.dialects.openai import encode_error_body
 from modelway.errors import BadRequest, ModelwayError, NotFound
 from modelway.gateway import (
     admin_api,
+    admin_cache,
     admin_keys,
     admin_session,
     admin_teams,
@@ -219,6 +220,7 @@ def create_app(
             *chat_connections.ROUTES,
             *admin_session.ROUTES,
             *admin_keys.ROUTES,
+            *admin_cache.ROUTES,
             *admin_teams.ROUTES,
             *admin_api.ROUTES,
             *admin_usage.ROUTES,

@@ -134,6 +134,8 @@ usage_records = Table(
     Column("retries", Integer, nullable=False),
     Column("fallback_used", Text),
     Column("cache_hit", Boolean, nullable=False),
+    # Added by migration 0007: a cache hit's saved cost.
+    Column("cost_saved_usd", Double, nullable=False, server_default=text("0")),
     # The request log pages newest first on (time, id), alone or with one filter: each
     # filter's index ends in (time, id), so any page is one index range scan.
     Index(None, "time", "id"),
