@@ -180,8 +180,9 @@ class CachedCall:
         self._control = control
         self._slot = slot
         self._claimed = False
-        #: ``hit`` (``entry`` answers), ``miss`` (run and kept) or ``bypass`` (run, not kept).
-        self.status: CacheStatus = "miss" if policy is not None else "bypass"
+        #: ``hit`` (``entry`` answers), ``miss`` (run and kept: in the cache, or under the
+        #: idempotency key) or ``bypass`` (run, not kept).
+        self.status: CacheStatus = "bypass" if policy is None and slot is None else "miss"
         self.entry: Entry | None = None
 
     @property

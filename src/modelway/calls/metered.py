@@ -262,13 +262,30 @@ class MeteredCall:
 
     @property
     def cache_status(self) -> CacheStatus | None:
-        """``hit``, ``miss`` or ``bypass`` once the response cache took part; else None."""
-        return None if self._cached is None else self._cached.status
+        """``hit``, ``miss`` or ``bypass`` for a call of an alias the cache is on for (or with
+        an idempotency key); None otherwise."""
+        if self._cached is not None:
+            return self._cached.status
+        cache = self._calls.cache
+        if cache is None or self._route is None or cache.policy(self._route.alias) is None:
+            return None
+        return "bypass"  # on for the alias, but not for this call (``no-cache, no-store``)
 
     @property
     def cache_entry(self) -> Entry | None:
         """The stored answer a cache hit replays (its provider, model and age)."""
         return None if self._cached is None else self._cached.entry
+
+    @property
+    def answered_by(self) -> tuple[str, str] | None:
+        """The provider and model that gave the answer (a cache hit's first), once known."""
+        entry = self.cache_entry
+        if entry is not None:
+            return entry.provider, entry.model
+        outcome = self._outcome
+        if outcome is None:
+            return None
+        return outcome.target.backend.name, outcome.target.model
 
     @property
     def cost_saved(self) -> float:

@@ -116,8 +116,12 @@ async def chat_call(
         ):
             # A provider of the caller's own format validates the rest itself and answers
             # any problem in that same format; only routing needed parsing here.
-            return _relayed_response(await call.relay(body, headers))
-        return await _translated_response(state, call, dialect, body, len(raw))
+            response = _relayed_response(await call.relay(body, headers))
+        else:
+            response = await _translated_response(state, call, dialect, body, len(raw))
+        if call.cache_status is not None:
+            response.raw_headers += cache_headers(call)
+        return response
 
     return await metered_answer(call, dialect, answer)
 
@@ -149,8 +153,6 @@ async def _translated_response(
             media_type=dialect.stream_media_type,
             headers=None if call.outcome is None else outcome_headers(call.outcome),
         )
-    if call.cache_status is not None:
-        response.raw_headers += cache_headers(call)
     if isinstance(dialect, ResponsesDialect):
         # Only the Responses API offers tools that run on OpenAI's side; translating
         # leaves them out, and the caller should learn which.
