@@ -71,7 +71,9 @@ async def test_a_repeat_is_a_hit_with_its_age_recorded_free_with_the_cost_saved(
     assert (hit.provider, hit.model, hit.prompt_tokens) == ("openai", "gpt-x", 0)
 
 
-async def test_a_hit_on_a_stream_is_replayed_as_a_stream(gateway: Setup, upstream: Upstream) -> None:
+async def test_a_hit_on_a_stream_is_replayed_as_a_stream(
+    gateway: Setup, upstream: Upstream
+) -> None:
     await gateway.http.post("/v1/chat/completions", json={"model": MODEL, **QUESTION})
     body = {"model": MODEL, "stream": True, **QUESTION}
     async with gateway.http.stream("POST", "/v1/chat/completions", json=body) as response:
@@ -151,7 +153,9 @@ async def test_a_failed_first_request_frees_its_idempotency_key(tmp_path: Path) 
     def flaky(request: UpstreamRequest) -> MockReply:
         return next(replies, None) or openai_upstream(request)
 
-    async with in_process_gateway(tmp_path, CONFIG + "server: {retries: 0}\n", upstream=flaky) as setup:
+    async with in_process_gateway(
+        tmp_path, CONFIG + "server: {retries: 0}\n", upstream=flaky
+    ) as setup:
         body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}]}
         headers = {"idempotency-key": "retry-me"}
         failed = await setup.http.post("/v1/chat/completions", json=body, headers=headers)
@@ -164,9 +168,7 @@ def _request(text: str) -> ChatRequest:
 
 
 async def test_a_repeat_waits_for_its_first_request_then_gives_up_with_409() -> None:
-    cache = ResponseCache(
-        MemoryBackend(10_000), CacheSettings(idempotency_wait=0.05), poll=0.01
-    )
+    cache = ResponseCache(MemoryBackend(10_000), CacheSettings(idempotency_wait=0.05), poll=0.01)
     caller = Caller(key_id="k", name="k", team="red")
     first = await cache.begin(caller, "m", _request("a"), CacheControl(), "key-1")
     assert first.status == "miss" and first.entry is None
@@ -194,9 +196,9 @@ _HEADER_TEXT = st.text(max_size=30) | st.sampled_from(
 )
 @given(
     path=st.sampled_from(sorted(CHAT_PATHS)),
-    body=_CHAT_FIELDS.map(lambda fields: {**fields, "model": MODEL, "temperature": 0}).map(json.dumps).map(
-        str.encode
-    )
+    body=_CHAT_FIELDS.map(lambda fields: {**fields, "model": MODEL, "temperature": 0})
+    .map(json.dumps)
+    .map(str.encode)
     | _CHAT_FIELDS.map(json.dumps).map(str.encode),
     cache_control=st.none() | _HEADER_TEXT,
     idempotency_key=st.none() | st.text(max_size=300),

@@ -80,7 +80,14 @@ def test_another_namespace_alias_or_question_has_another_key() -> None:
         _key(_openai(max_tokens=65)),
         _key(_openai(seed=7)),
         _key(_openai(messages=[{"role": "user", "content": QUESTION}])),  # no system
-        _key(_openai(messages=[{"role": "system", "content": "Be long."}, {"role": "user", "content": QUESTION}])),
+        _key(
+            _openai(
+                messages=[
+                    {"role": "system", "content": "Be long."},
+                    {"role": "user", "content": QUESTION},
+                ]
+            )
+        ),
         _key(msgspec.structs.replace(base, tools=[Tool(name="lookup")])),
         _key(msgspec.structs.replace(base, tools=[Tool(name="search")])),
         _key(msgspec.structs.replace(base, tool_choice="required")),

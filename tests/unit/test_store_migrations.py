@@ -319,6 +319,16 @@ async def test_migration_0005_rolls_up_the_records_already_stored(tmp_path: Path
         await reopened.aclose()
 
 
+#: Usage record fields added after revision 0004.
+_AFTER_0004 = frozenset({"cost_saved_usd"})
+
+
+def _at_0004(record: Any) -> dict[str, Any]:
+    """A usage record's columns as revision 0004 had them."""
+    row: dict[str, Any] = msgspec.to_builtins(record)
+    return {name: value for name, value in row.items() if name not in _AFTER_0004}
+
+
 async def rolled_up_by_the_migration(url: str, records: list[Any]) -> None:
     """Store ``records`` at revision 0004 (no roll-ups), then migrate to head."""
     store = await Store.open(url)
@@ -332,7 +342,7 @@ async def rolled_up_by_the_migration(url: str, records: list[Any]) -> None:
         await connection.run_sync(downgrade_to_0004)
         await connection.execute(
             usage_records.insert(),
-            [{**msgspec.to_builtins(record), "day": "2025-03-01"} for record in records],
+            [{**_at_0004(record), "day": "2025-03-01"} for record in records],
         )
     await store.aclose()
     migrated = await Store.open(url)
