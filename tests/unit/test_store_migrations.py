@@ -347,3 +347,31 @@ async def rolled_up_by_the_migration(url: str, records: list[Any]) -> None:
     await store.aclose()
     migrated = await Store.open(url)
     await migrated.aclose()
+
+
+async def test_migration_0007_gives_usage_records_already_stored_no_saved_cost(
+    tmp_path: Path,
+) -> None:
+    from modelway.store.records import UsageRecord
+
+    store = await Store.open(sqlite_url(tmp_path))
+    async with store.engine.begin() as connection:
+
+        def downgrade_to_0006(sync: object) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = sync
+            command.downgrade(config, "0006")
+
+        await connection.run_sync(downgrade_to_0006)
+        assert "cost_saved_usd" not in await connection.run_sync(
+            lambda sync: {c["name"] for c in inspect(sync).get_columns("usage_records")}
+        )
+        old = UsageRecord(request_id="before-0007", time=1.0, cost_usd=0.5)
+        await connection.execute(usage_records.insert(), [{**_at_0004(old), "day": "1970-01-01"}])
+    await store.aclose()
+    reopened = await Store.open(sqlite_url(tmp_path))
+    try:
+        stored = await reopened.usage.get(old.id)
+        assert stored is not None and stored.cost_saved_usd == 0.0 and stored.cost_usd == 0.5
+    finally:
+        await reopened.aclose()
