@@ -19,6 +19,7 @@ from modelway.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
 from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.providers.transport import MockReply, UpstreamRequest
 from modelway.types import ChatRequest, ChatResponse, Message, TextPart
+from tests.polling import eventually
 from tests.unit.gateways import Setup, in_process_gateway, openai_upstream
 from tests.unit.test_gateway_asgi import _CHAT_FIELDS, records
 
@@ -219,3 +220,49 @@ async def test_no_body_or_cache_header_is_a_500(
     except UnicodeEncodeError:
         return  # httpx cannot send that header at all
     assert response.status_code < 500, response.text
+
+
+async def test_a_repeat_that_outwaits_its_first_request_gets_a_409_in_its_dialect(
+    tmp_path: Path,
+) -> None:
+    release = asyncio.Event()
+
+    async def stuck(request: UpstreamRequest) -> MockReply:
+        await release.wait()
+        return openai_upstream(request)
+
+    config = "cache: {idempotency_wait: 0.2}\n"
+    async with in_process_gateway(tmp_path, config, upstream=stuck) as setup:
+        body = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+        headers = {"idempotency-key": "slow-one"}
+        first = asyncio.create_task(setup.http.post("/v1/messages", json=body, headers=headers))
+        await eventually(lambda: setup.state.calls.cache is not None and _claimed(setup))
+        repeat = await setup.http.post("/v1/messages", json=body, headers=headers)
+        release.set()
+        assert (await first).status_code == 200
+    assert repeat.status_code == 409 and repeat.headers["retry-after"] == "1"
+    assert repeat.json()["type"] == "error"  # Anthropic's error shape
+
+
+def _claimed(setup: Setup) -> bool:
+    cache = setup.state.calls.cache
+    assert cache is not None and isinstance(cache.backend, MemoryBackend)
+    return cache.backend.bytes > 0
+
+
+async def test_hits_misses_and_bypasses_are_counted_per_alias_and_logged(
+    gateway: Setup,
+) -> None:
+    await gateway.http.post("/v1/chat/completions", json={"model": MODEL, **QUESTION})
+    await gateway.http.post("/v1/chat/completions", json={"model": MODEL, **QUESTION})
+    varied = {"model": MODEL, "messages": QUESTION["messages"], "temperature": 1}
+    await gateway.http.post("/v1/chat/completions", json=varied)
+    metrics = gateway.state.metrics
+    assert metrics is not None
+    metrics.refresh()
+    text = metrics.exposition().decode()
+    for result in ("hit", "miss", "bypass"):
+        line = f'modelway_cache_requests_total{{alias="{MODEL}",result="{result}"}} 1.0'
+        assert line in text
+    assert f'modelway_cache_saved_cost_usd_total{{alias="{MODEL}"}} 6.0' in text
+    assert f'modelway_cache_stored_bytes_total{{alias="{MODEL}"}}' in text

@@ -75,6 +75,8 @@ class ResponseCache:
         self._policies = {alias.name: policy_for(settings, alias.cache) for alias in models}
         self._clock = clock
         self._poll = poll
+        #: Clears counted in the store, by namespace (``*``: all), as this worker last read them.
+        self._generations: dict[str, int] = {}
 
     @classmethod
     def build(
@@ -93,6 +95,32 @@ class ResponseCache:
         if alias is None:
             return self._default
         return self._policies.get(alias, self._default)
+
+    @property
+    def shares_clears(self) -> bool:
+        """Whether a clear reaches other workers only through the store (entries in memory)."""
+        return isinstance(self.backend, MemoryBackend)
+
+    def _token(self, namespace: str) -> str:
+        """Where ``namespace``'s entries live now: its name and the clears it has seen."""
+        generations = self._generations
+        if not generations:
+            return namespace
+        everything, own = generations.get("*", 0), generations.get(namespace, 0)
+        return f"{namespace}#{everything}.{own}" if everything or own else namespace
+
+    async def apply_clears(self, generations: dict[str, int], *, drop: bool = True) -> None:
+        """Take the store's clear counts: drop what clears since the last read covered."""
+        before = self._generations
+        if generations == before:
+            return
+        if drop and generations.get("*", 0) != before.get("*", 0):
+            await self.backend.clear()
+        elif drop:
+            for namespace, generation in generations.items():
+                if before.get(namespace, 0) != generation:
+                    await self.backend.clear(self._token(namespace))
+        self._generations = dict(generations)
 
     def applies(self, alias: str | None, control: CacheControl, idempotent: bool) -> bool:
         """Cheap: whether a call of ``alias`` may involve the cache (translated then)."""
@@ -115,7 +143,7 @@ class ResponseCache:
         if policy is None and idempotency_key is None:
             return CachedCall(self, "", "", None, control, None)
         mode = policy.namespace if policy is not None else self.settings.namespace
-        namespace = namespace_of(caller, mode)
+        namespace = self._token(namespace_of(caller, mode))
         key = request_key(request, alias, namespace)
         slot = None if idempotency_key is None else idempotency_slot(idempotency_key)
         call = CachedCall(self, namespace, key, policy, control, slot)
@@ -127,8 +155,8 @@ class ResponseCache:
         return await self.backend.stats()
 
     async def clear(self, namespace: str | None = None) -> int:
-        """Drop ``namespace``'s entries (every one when None); how many went."""
-        return await self.backend.clear(namespace)
+        """Drop ``namespace``'s entries (every one when None) here; how many went."""
+        return await self.backend.clear(None if namespace is None else self._token(namespace))
 
     async def aclose(self) -> None:
         await self.backend.aclose()

@@ -2,8 +2,9 @@
 
 ``GET /admin/api/cache`` gives the backend's entries and bytes; ``DELETE`` drops them all,
 or one namespace's (``?namespace=team:<name>``, ``key:<id>``, ``shared``, ``open``).
-With Redis every replica shares what is cleared; in memory a clear reaches the worker
-that answers it (docs/cache.md).
+With Redis every replica shares what is cleared at once; in memory the answering worker
+drops its entries and counts the clear in the store, and every other worker of the
+gateway drops its own within 5 s (``cache.clears``). ``removed`` counts this worker's.
 """
 
 from __future__ import annotations
@@ -54,7 +55,13 @@ async def delete_cache(request: Request) -> Response:
     namespace = request.query_params.get("namespace")
     if namespace is not None and not 0 < len(namespace) <= MAX_NAMESPACE:
         raise BadRequest(f"namespace: 1 to {MAX_NAMESPACE} characters")
-    removed = await _cache(request).clear(namespace)
+    cache = _cache(request)
+    removed = await cache.clear(namespace)
+    if cache.shares_clears:
+        # In memory: the other workers read the count and drop theirs within 5 s.
+        state: GatewayState = request.app.state.gateway
+        await state.store.cache_clears.bump(namespace)
+        await cache.apply_clears(await state.store.cache_clears.generations())
     return json_response({"removed": removed, "namespace": namespace})
 
 

@@ -79,6 +79,15 @@ admin_sessions = Table(
     Column("expires_at", Double, nullable=False, index=True),
 )
 
+#: How many times each response-cache namespace was cleared (``*``: the whole cache), so
+#: every worker's in-memory cache drops what a clear on another worker dropped.
+cache_clears = Table(
+    "cache_clears",
+    metadata,
+    Column("namespace", String(300), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+)
+
 teams = Table(
     "teams",
     metadata,

@@ -1,4 +1,4 @@
-"""Usage records keep the cost a response-cache hit saved.
+"""The response cache: usage records keep the cost a hit saved; clears reach every worker.
 
 Revision ID: 0007
 Revises: 0006
@@ -22,9 +22,15 @@ def upgrade() -> None:
         "usage_records",
         sa.Column("cost_saved_usd", sa.Double(), nullable=False, server_default=sa.text("0")),
     )
+    op.create_table(
+        "cache_clears",
+        sa.Column("namespace", sa.String(300), primary_key=True),
+        sa.Column("generation", sa.BigInteger(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("cache_clears")
     # Batch mode: SQLite before 3.35 cannot drop a column in place.
     with op.batch_alter_table("usage_records") as batch:
         batch.drop_column("cost_saved_usd")
