@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,11 +17,13 @@ from modelway.calls import Caller
 from modelway.config import CacheSettings
 from modelway.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
 from modelway.gateway.dialect_paths import CHAT_PATHS
+from modelway.logs import JsonFormatter
 from modelway.providers.transport import MockReply, UpstreamRequest
 from modelway.types import ChatRequest, ChatResponse, Message, TextPart
 from tests.polling import eventually
 from tests.unit.gateways import Setup, in_process_gateway, openai_upstream
 from tests.unit.test_gateway_asgi import _CHAT_FIELDS, records
+from tests.unit.test_request_log import Captured, _capture
 
 PRICES = """
 prices:
@@ -266,3 +268,29 @@ async def test_hits_misses_and_bypasses_are_counted_per_alias_and_logged(
         assert line in text
     assert f'modelway_cache_saved_cost_usd_total{{alias="{MODEL}"}} 6.0' in text
     assert f'modelway_cache_stored_bytes_total{{alias="{MODEL}"}}' in text
+
+
+@pytest.fixture
+def request_lines() -> Iterator[Captured]:
+    """The JSON request lines the gateway logs."""
+    yield from _capture(JsonFormatter())
+
+
+async def test_the_request_line_says_hit_miss_or_bypass(
+    gateway: Setup, request_lines: Captured
+) -> None:
+    varied = {"model": MODEL, "messages": QUESTION["messages"], "temperature": 1}
+    for request_id, body in (("r-miss", QUESTION), ("r-hit", QUESTION), ("r-bypass", varied)):
+        answer = await gateway.http.post(
+            "/v1/chat/completions",
+            json={"model": MODEL, **body},
+            headers={"x-request-id": request_id},
+        )
+        assert answer.status_code == 200
+    lines = {line["request_id"]: line for line in request_lines.json()}
+    assert [lines[rid]["cache"] for rid in ("r-miss", "r-hit", "r-bypass")] == [
+        "miss",
+        "hit",
+        "bypass",
+    ]
+    assert lines["r-hit"]["cost_usd"] == 0 and lines["r-hit"]["provider"] == "openai"
