@@ -46,6 +46,8 @@ models:
   - name: broken
     retries: 0
     deployments: [{provider: openai, model: echo, headers: {x-mock-fault: "error:500"}}]
+  - name: stalling
+    deployments: [{provider: openai, model: echo, headers: {x-mock-fault: "stall:1500"}}]
   - name: fresh
     cache: false
     deployments: [{provider: openai, model: echo}]
@@ -142,16 +144,17 @@ def test_an_answer_asked_through_one_replica_is_a_hit_on_the_other(replicas: Rep
 # --- every dialect, whole and streamed ----------------------------------------------------
 
 
-def test_a_hit_replays_tool_calls_in_openai_chat_whole_and_streamed(
+def test_a_hit_replays_reasoning_and_tool_calls_in_openai_chat_whole_and_streamed(
     replicas: Replicas, request: pytest.FixtureRequest
 ) -> None:
     client = openai.OpenAI(base_url=f"{replicas.first}/v1", api_key=MASTER, max_retries=0)
     request.addfinalizer(client.close)
     ask = dict(
-        model="smart",
+        model="claude",  # an Anthropic upstream that thinks, translated to OpenAI's format
         messages=[{"role": "user", "content": "call lookup"}],
         tools=TOOLS,
         temperature=0,
+        reasoning_effort="low",
     )
     before = upstream_calls(replicas)
     miss = client.chat.completions.with_raw_response.create(**ask)  # type: ignore[call-overload]
@@ -159,16 +162,21 @@ def test_a_hit_replays_tool_calls_in_openai_chat_whole_and_streamed(
     assert hit.headers["x-modelway-cache"] == "hit"
     whole = hit.parse()
     assert whole.model_dump() == miss.parse().model_dump()
-    [call] = whole.choices[0].message.tool_calls
+    message = whole.choices[0].message
+    [call] = message.tool_calls
+    reasoning = (message.model_extra or {}).get("reasoning_content")
+    assert reasoning
     with client.chat.completions.with_streaming_response.create(**ask, stream=True) as streamed:
         assert streamed.headers["x-modelway-cache"] == "hit"
         chunks = list(streamed.parse())
     deltas = [c.choices[0].delta for c in chunks if c.choices]
     names = [t.function.name for d in deltas for t in d.tool_calls or [] if t.function.name]
     arguments = "".join(t.function.arguments or "" for d in deltas for t in d.tool_calls or [])
+    thought = "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas)
     assert names == [call.function.name] and json.loads(arguments) == json.loads(
         call.function.arguments
     )
+    assert thought == reasoning
     assert upstream_calls(replicas) == before + 1
 
 
@@ -288,6 +296,21 @@ def test_a_truncated_stream_is_never_stored(replicas: Replicas, alias: str, path
     whole = post(replicas.first, path, {**body, "stream": False})
     assert whole.headers.get("x-modelway-cache") != "hit"
     assert upstream_calls(replicas) == before + 3
+
+
+def test_a_stream_the_caller_left_is_never_stored(replicas: Replicas) -> None:
+    body = {"model": "stalling", "stream": True, **question("left early")}
+    headers = {"authorization": f"Bearer {MASTER}"}
+    before = upstream_calls(replicas)
+    url = f"{replicas.first}/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as left:
+        assert left.headers["x-modelway-cache"] == "miss"
+        next(left.iter_bytes())  # the first chunk, then the caller hangs up mid-stall
+    wait_until(lambda: httpx.get(f"{replicas.mock}/mock/stats").json()["open_streams"] == 0)
+    finished = post(replicas.first, "/v1/chat/completions", body)
+    assert finished.headers["x-modelway-cache"] == "miss"  # the first was not kept
+    assert post(replicas.first, "/v1/chat/completions", body).headers["x-modelway-cache"] == "hit"
+    assert upstream_calls(replicas) == before + 2
 
 
 def test_errors_are_never_stored(replicas: Replicas) -> None:
