@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from modelway.cache.backends import CacheBackend, CacheStats, MemoryBackend
@@ -39,7 +39,7 @@ from modelway.cache.policy import (
 )
 from modelway.config import CacheSettings, ModelAlias
 from modelway.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
-from modelway.types import ChatRequest, ChatResponse
+from modelway.types import ChatRequest, ChatResponse, MessageEnd, ResponseBuilder, StreamEvent
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -190,6 +190,7 @@ class CachedCall:
         "_slot",
         "entry",
         "status",
+        "stored_bytes",
     )
 
     def __init__(
@@ -212,6 +213,8 @@ class CachedCall:
         #: idempotency key) or ``bypass`` (run, not kept).
         self.status: CacheStatus = "bypass" if policy is None and slot is None else "miss"
         self.entry: Entry | None = None
+        #: Bytes of the answer ``keep`` stored in the cache (not counting the idempotency key).
+        self.stored_bytes = 0
 
     @property
     def namespace(self) -> str:
@@ -280,13 +283,37 @@ class CachedCall:
             assert policy is not None
             put = cache.backend.put(self._namespace, self._key, data, policy.ttl)
             await cache.safely(put, None)
-            stored = len(data)
+            stored = self.stored_bytes = len(data)
         if slot is not None and self._claimed:
             record = encode(IdempotencyRecord(self._key, entry))
             ttl = cache.settings.idempotency_ttl
             await cache.safely(cache.backend.put(self._namespace, slot, record, ttl), None)
             self._claimed = False
         return stored
+
+    async def kept(
+        self, events: AsyncIterator[StreamEvent], provider: str, model: str
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """``events`` passed on; once they ended cleanly, the answer they make is kept.
+
+        Cleanly: the finish marker (``MessageEnd``) came, no error followed and the caller
+        read to the end. Otherwise nothing is stored and the idempotency key is freed.
+        """
+        builder = ResponseBuilder()
+        ended = False
+        try:
+            async for event in events:
+                builder.add(event)
+                if isinstance(event, MessageEnd):
+                    ended = True
+                yield event
+            if ended:
+                await self.keep(builder.result(), provider, model)
+        finally:
+            try:
+                await events.aclose()  # type: ignore[attr-defined]
+            finally:
+                await self.abandon()  # nothing once kept
 
     async def abandon(self) -> None:
         """The request failed or was cancelled: free its idempotency key for a repeat."""

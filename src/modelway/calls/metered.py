@@ -34,7 +34,7 @@ from modelway.engine import Engine, Outcome
 from modelway.errors import BadRequest, ModelwayError
 from modelway.limits import UNLIMITED, Ticket
 from modelway.providers.upstream import Call
-from modelway.routing.targets import Route, Target
+from modelway.routing.targets import Route
 from modelway.store.records import UsageRecord
 from modelway.types import (
     ChatRequest,
@@ -42,7 +42,6 @@ from modelway.types import (
     EmbeddingRequest,
     EmbeddingResponse,
     MessageEnd,
-    ResponseBuilder,
     StreamEvent,
     TextDelta,
     Usage,
@@ -160,7 +159,6 @@ class MeteredCall:
         "_route_options",
         "_settled",
         "_started",
-        "_stored_bytes",
         "_stream",
         "_ticket",
         "_time",
@@ -192,7 +190,6 @@ class MeteredCall:
         #: The response cache's part in this call, once a chat request began it.
         self._cached: CachedCall | None = None
         self._cost_saved = 0.0
-        self._stored_bytes = 0
         self._route: Route | None = None
         self._ticket: Ticket = UNLIMITED
         self._outcome: Outcome | None = None
@@ -295,7 +292,7 @@ class MeteredCall:
     @property
     def stored_bytes(self) -> int:
         """Bytes of the answer this call stored in the response cache (0 if none)."""
-        return self._stored_bytes
+        return 0 if self._cached is None else self._cached.stored_bytes
 
     def relayable(self) -> bool:
         """Whether every target speaks the caller's own format (``relay`` then applies)."""
@@ -376,7 +373,7 @@ class MeteredCall:
         self.finish_reason = response.stop_reason
         if cached is not None:
             target = self._outcome.target
-            self._stored_bytes = await cached.keep(response, target.backend.name, target.model)
+            await cached.keep(response, target.backend.name, target.model)
         await self._finish(200, response.usage, None, len(response.message.text().encode()))
         return response
 
@@ -402,7 +399,8 @@ class MeteredCall:
         self._outcome = opened.outcome
         events = opened.events
         if cached is not None:
-            events = self._kept(events, cached, opened.outcome.target)
+            target = opened.outcome.target
+            events = cached.kept(events, target.backend.name, target.model)
         return self._metered(events, _EventTally())
 
     async def _begin_cache(self, request: ChatRequest) -> CachedCall | None:
@@ -424,27 +422,6 @@ class MeteredCall:
         usage = response.usage or Usage()
         self._cost_saved = self._calls.accounts.cost(entry.provider, entry.model, usage)
         return response
-
-    async def _kept(
-        self, events: AsyncIterator[StreamEvent], cached: CachedCall, target: Target
-    ) -> AsyncGenerator[StreamEvent, None]:
-        """``events`` passed on; once they ended cleanly, the answer they make is kept."""
-        builder = ResponseBuilder()
-        ended = False
-        try:
-            async for event in events:
-                builder.add(event)
-                if isinstance(event, MessageEnd):
-                    ended = True
-                yield event
-            if ended:
-                answer = builder.result()
-                self._stored_bytes = await cached.keep(answer, target.backend.name, target.model)
-        finally:
-            try:
-                await events.aclose()  # type: ignore[attr-defined]
-            finally:
-                await cached.abandon()  # nothing once kept: a failed stream frees its key
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Vectors for the request's texts."""
