@@ -294,3 +294,15 @@ async def test_the_request_line_says_hit_miss_or_bypass(
         "bypass",
     ]
     assert lines["r-hit"]["cost_usd"] == 0 and lines["r-hit"]["provider"] == "openai"
+
+
+async def test_a_cache_hit_answers_the_idempotency_key_it_came_with(
+    gateway: Setup, upstream: Upstream
+) -> None:
+    body = {"model": MODEL, **QUESTION}
+    await gateway.http.post("/v1/chat/completions", json=body)  # now in the cache
+    headers = {"idempotency-key": "after-a-hit"}
+    first = await gateway.http.post("/v1/chat/completions", json=body, headers=headers)
+    repeat = await gateway.http.post("/v1/chat/completions", json=body, headers=headers)
+    assert first.headers["x-modelway-cache"] == repeat.headers["x-modelway-cache"] == "hit"
+    assert repeat.json() == first.json() and upstream.calls == 1

@@ -238,6 +238,8 @@ class CachedCall:
         if control.max_age is not None and entry.age(cache.now()) > control.max_age:
             return  # older than the caller accepts: asked again, and the answer refreshed
         self._hit(entry)
+        if self._claimed:  # the key this request took answers its repeats with this entry
+            await self._answer_key(entry)
 
     def _hit(self, entry: Entry) -> None:
         self.status = "hit"
@@ -285,11 +287,17 @@ class CachedCall:
             await cache.safely(put, None)
             stored = self.stored_bytes = len(data)
         if slot is not None and self._claimed:
-            record = encode(IdempotencyRecord(self._key, entry))
-            ttl = cache.settings.idempotency_ttl
-            await cache.safely(cache.backend.put(self._namespace, slot, record, ttl), None)
-            self._claimed = False
+            await self._answer_key(entry)
         return stored
+
+    async def _answer_key(self, entry: Entry) -> None:
+        """Keep ``entry`` under the idempotency key this request claimed."""
+        assert self._slot is not None
+        cache = self._cache
+        record = encode(IdempotencyRecord(self._key, entry))
+        ttl = cache.settings.idempotency_ttl
+        await cache.safely(cache.backend.put(self._namespace, self._slot, record, ttl), None)
+        self._claimed = False
 
     async def kept(
         self, events: AsyncIterator[StreamEvent], provider: str, model: str

@@ -347,6 +347,8 @@ class MeteredCall:
             await self._metered_stream.aclose()
             if self._upstream is not None:
                 await self._upstream.aclose()  # type: ignore[attr-defined]
+        if self._cached is not None:
+            await self._cached.abandon()  # a stream never read frees its idempotency key
         if isinstance(error, ModelwayError):
             await self._finish(error.status, None, error)
         else:
