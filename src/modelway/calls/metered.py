@@ -348,7 +348,7 @@ class MeteredCall:
             if self._upstream is not None:
                 await self._upstream.aclose()  # type: ignore[attr-defined]
         if self._cached is not None:
-            await self._cached.abandon()  # a stream never read frees its idempotency key
+            await self._cached.abandon()  # a failed call (or a stream never read) frees its key
         if isinstance(error, ModelwayError):
             await self._finish(error.status, None, error)
         else:
@@ -363,14 +363,10 @@ class MeteredCall:
             response = self._hit(cached.entry)
             await self._finish(200, Usage(), None)
             return response
-        try:
-            response, self._outcome = await self._calls.engine.complete(
-                request, request_id=self._request_id, dialect=self._dialect, route=self.route
-            )
-        except BaseException:
-            if cached is not None:
-                await cached.abandon()
-            raise
+        # A failure here frees an idempotency key this call took (``__aexit__``).
+        response, self._outcome = await self._calls.engine.complete(
+            request, request_id=self._request_id, dialect=self._dialect, route=self.route
+        )
         self._first_byte()
         self.finish_reason = response.stop_reason
         if cached is not None:
@@ -390,14 +386,9 @@ class MeteredCall:
         if cached is not None and cached.entry is not None:
             self._hit(cached.entry)
             return self._metered(replay(cached.entry.response), _EventTally())
-        try:
-            opened = await self._calls.engine.open_stream(
-                request, request_id=self._request_id, dialect=self._dialect, route=self.route
-            )
-        except BaseException:
-            if cached is not None:
-                await cached.abandon()
-            raise
+        opened = await self._calls.engine.open_stream(
+            request, request_id=self._request_id, dialect=self._dialect, route=self.route
+        )
         self._outcome = opened.outcome
         events = opened.events
         if cached is not None:
