@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -434,3 +436,30 @@ def test_the_admin_api_shows_and_clears_the_shared_cache(replicas: Replicas) -> 
     assert post(replicas.first, "/v1/chat/completions", body).headers["x-modelway-cache"] == "miss"
     anonymous = httpx.get(f"{replicas.first}/admin/api/cache")
     assert anonymous.status_code == 401
+
+
+def test_the_cli_shows_and_clears_a_gateways_cache(replicas: Replicas) -> None:
+    post(replicas.first, "/v1/chat/completions", {"model": "smart", **question("via the cli")})
+    command = [sys.executable, "-m", "modelway.cli", "cache"]
+    target = ["--url", replicas.first, "--key", MASTER]
+    stats = subprocess.run(
+        [*command, "stats", "--json", *target], capture_output=True, text=True, check=True
+    )
+    assert json.loads(stats.stdout)["backend"] == "redis"
+    cleared = subprocess.run(
+        [*command, "clear", "--namespace", "master", *target],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert cleared.stdout.startswith("removed ") and "from master" in cleared.stdout
+    again = post(
+        replicas.first, "/v1/chat/completions", {"model": "smart", **question("via the cli")}
+    )
+    assert again.headers["x-modelway-cache"] == "miss"
+    refused = subprocess.run(
+        [*command, "stats", "--url", replicas.first, "--key", "wrong"],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1 and "error:" in refused.stderr
