@@ -55,6 +55,10 @@ PIPELINE = "modelway-pipeline"
 #: The same with metrics and the per-request log line off: what observability costs.
 QUIET_PIPELINE = "modelway-pipeline-quiet"
 QUIET_CONFIG = "metrics:\n  enabled: false\nlogging:\n  requests: false\n"
+#: Open mode with the response cache on for wrk's one body (it sets no temperature, so
+#: ``deterministic_only`` is off): after the first request every answer is a hit.
+CACHE_HIT = "modelway-cache-hit"
+CACHE_CONFIG = "cache:\n  ttl: 86400\n  deterministic_only: false\n"
 
 
 def http_targets(
@@ -92,6 +96,14 @@ def http_targets(
     targets.append(
         HttpTarget(QUIET_PIPELINE, label, "modelway", quiet, MODELWAY_MODEL, api_key=quiet_key)
     )
+    # Every answer from the response cache, in memory: what a hit costs.
+    prepare_store(modelway_data_dir(run_dir, CACHE_HIT))
+    config = run_dir / f"{CACHE_HIT}.yaml"
+    config.write_text(CACHE_CONFIG)
+    cache_env = {**providers, "MODELWAY_CONFIG": str(config)}
+    cached = stack.enter_context(modelway_server(run_dir, CACHE_HIT, cache_env))
+    label = "modelway, open mode, every answer a cache hit"
+    targets.append(HttpTarget(CACHE_HIT, label, "modelway", cached, MODELWAY_MODEL))
     if litellm is not None:
         targets.append(HttpTarget("litellm", "LiteLLM proxy", "litellm", litellm, "bench-static"))
     return targets

@@ -6,6 +6,7 @@ import json
 import shutil
 import statistics
 import subprocess
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,11 +102,34 @@ def measure(
     return result
 
 
+#: Seconds the one request before a warm-up may take (a virtual key's first Argon2 check).
+FIRST_REQUEST_SECONDS = 60.0
+
+
+def first_request(url: str, model: str, api_key: str) -> None:
+    """One request, answered, before any load: a virtual key is verified (Argon2, one check
+    at a time per worker) and cached, so the warm-up's 32 connections do not all queue for
+    it on a busy machine."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
+        "max_tokens": 32,
+    }
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json", "authorization": f"Bearer {api_key}"},
+    )
+    with urllib.request.urlopen(request, timeout=FIRST_REQUEST_SECONDS) as answer:
+        answer.read()
+
+
 def warm_up(url: str, model: str, seconds: float, api_key: str) -> int:
     """Load the target briefly so pools are open and code paths are hot before measuring.
 
     Returns how many requests it answered.
     """
+    first_request(url, model, api_key)
     run = run_wrk(url, model, 32, seconds, api_key)
     if run.requests == 0 or run.errors >= run.requests:
         raise RuntimeError(f"warm-up against {url}: {run.requests} requests, {run.errors} errors")

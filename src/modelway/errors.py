@@ -10,7 +10,8 @@ place (``modelway.dialects``). Messages never contain a secret.
     │   ├── PayloadTooLarge         413
     │   ├── RequestBodyTimeout      408  the caller did not send its body in time
     │   ├── UnsupportedMediaType    415  a browser API's body that is not JSON
-    │   └── MisdirectedRequest      421  a Host an open gateway does not answer to
+    │   ├── MisdirectedRequest      421  a Host an open gateway does not answer to
+    │   └── IdempotencyKeyReused    422  an ``Idempotency-Key`` sent again with another body
     ├── AuthenticationError         401
     ├── PermissionDenied            403
     │   ├── CrossSiteRequest        403  a state-changing request from another origin
@@ -19,6 +20,7 @@ place (``modelway.dialects``). Messages never contain a secret.
     │   └── UnknownModel            404
     ├── RateLimited                 429  retryable, ``retry_after``
     │   └── BudgetExceeded          429  code ``budget_exceeded``, not retryable
+    ├── IdempotencyKeyInProgress    409  retryable: the key's first request is still running
     ├── ServerBusy                  503  retryable: too many key checks queued
     └── UpstreamError               502  (an upstream's own status when it sent one)
         ├── UpstreamStatusError     the upstream answered with an HTTP error; its
@@ -104,6 +106,23 @@ class MisdirectedRequest(BadRequest):
 
     status = 421
     code = "host_not_allowed"
+
+
+class IdempotencyKeyReused(BadRequest):
+    """An ``Idempotency-Key`` came again with a different request (IETF idempotency draft)."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class IdempotencyKeyInProgress(ModelwayError):
+    """A repeat waited as long as allowed for its key's first request, which is still running."""
+
+    status = 409
+    retryable = True
+    kind = "invalid_request_error"
+    code = "idempotency_key_in_progress"
+    retry_after = 1.0
 
 
 class AuthenticationError(ModelwayError):

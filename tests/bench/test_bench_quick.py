@@ -25,8 +25,15 @@ RELAY_KEYS = (
     "relay-granian-asgi-httpx",
     "relay-uvicorn-httpx",
 )
-HTTP_KEYS = ("direct", *RELAY_KEYS, "modelway", "modelway-pipeline", "modelway-pipeline-quiet")
-TARGET_COUNT = 12
+HTTP_KEYS = (
+    "direct",
+    *RELAY_KEYS,
+    "modelway",
+    "modelway-pipeline",
+    "modelway-pipeline-quiet",
+    "modelway-cache-hit",
+)
+TARGET_COUNT = 13
 
 
 @pytest.fixture(scope="module")

@@ -71,6 +71,8 @@ def _capture(formatter: logging.Formatter) -> Iterator[Captured]:
 
 
 class FakeCall:
+    cache_status = None  # the response cache took no part
+
     def __init__(self, caller: Caller = ANONYMOUS) -> None:
         self.caller = caller
 

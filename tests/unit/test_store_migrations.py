@@ -319,6 +319,16 @@ async def test_migration_0005_rolls_up_the_records_already_stored(tmp_path: Path
         await reopened.aclose()
 
 
+#: Usage record fields added after revision 0004.
+_AFTER_0004 = frozenset({"cost_saved_usd"})
+
+
+def _at_0004(record: Any) -> dict[str, Any]:
+    """A usage record's columns as revision 0004 had them."""
+    row: dict[str, Any] = msgspec.to_builtins(record)
+    return {name: value for name, value in row.items() if name not in _AFTER_0004}
+
+
 async def rolled_up_by_the_migration(url: str, records: list[Any]) -> None:
     """Store ``records`` at revision 0004 (no roll-ups), then migrate to head."""
     store = await Store.open(url)
@@ -332,8 +342,36 @@ async def rolled_up_by_the_migration(url: str, records: list[Any]) -> None:
         await connection.run_sync(downgrade_to_0004)
         await connection.execute(
             usage_records.insert(),
-            [{**msgspec.to_builtins(record), "day": "2025-03-01"} for record in records],
+            [{**_at_0004(record), "day": "2025-03-01"} for record in records],
         )
     await store.aclose()
     migrated = await Store.open(url)
     await migrated.aclose()
+
+
+async def test_migration_0007_gives_usage_records_already_stored_no_saved_cost(
+    tmp_path: Path,
+) -> None:
+    from modelway.store.records import UsageRecord
+
+    store = await Store.open(sqlite_url(tmp_path))
+    async with store.engine.begin() as connection:
+
+        def downgrade_to_0006(sync: object) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = sync
+            command.downgrade(config, "0006")
+
+        await connection.run_sync(downgrade_to_0006)
+        assert "cost_saved_usd" not in await connection.run_sync(
+            lambda sync: {c["name"] for c in inspect(sync).get_columns("usage_records")}
+        )
+        old = UsageRecord(request_id="before-0007", time=1.0, cost_usd=0.5)
+        await connection.execute(usage_records.insert(), [{**_at_0004(old), "day": "1970-01-01"}])
+    await store.aclose()
+    reopened = await Store.open(sqlite_url(tmp_path))
+    try:
+        stored = await reopened.usage.get(old.id)
+        assert stored is not None and stored.cost_saved_usd == 0.0 and stored.cost_usd == 0.5
+    finally:
+        await reopened.aclose()

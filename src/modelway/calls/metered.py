@@ -19,8 +19,10 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
+from modelway.cache.entries import Entry, replay
+from modelway.cache.policy import NO_DIRECTIVES, CacheControl
 from modelway.calls.accounts import BYTES_PER_TOKEN, Accounts
 from modelway.calls.caller import Caller
 from modelway.calls.finishing import Finisher
@@ -46,6 +48,9 @@ from modelway.types import (
     UsageReport,
 )
 
+if TYPE_CHECKING:
+    from modelway.cache.responses import CachedCall, CacheStatus, ResponseCache
+
 #: The status a record gets when the caller left before the answer ended (nginx's).
 CLIENT_CLOSED = 499
 #: The longest model name a call may ask for (real ones, Bedrock ARNs included, are shorter).
@@ -56,9 +61,18 @@ C = TypeVar("C", bound=Chunk)
 class Calls:
     """Opens metered calls; one per process, shared by every face."""
 
-    def __init__(self, engine: Engine, accounts: Accounts, hooks: Sequence[CallHook] = ()) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        accounts: Accounts,
+        hooks: Sequence[CallHook] = (),
+        *,
+        cache: ResponseCache | None = None,
+    ) -> None:
         self.engine = engine
         self.accounts = accounts
+        #: The response cache and idempotency keys (None: neither, as for the library).
+        self.cache = cache
         self.hooks: tuple[CallHook, ...] = ()
         #: The hooks that look at chunks: a stream's every chunk calls only these.
         self.chunk_hooks: tuple[CallHook, ...] = ()
@@ -85,11 +99,15 @@ class Calls:
         fallbacks: Sequence[str] = (),
         max_retries: int | None = None,
         timeouts: Timeouts | None = None,
+        cache: CacheControl = NO_DIRECTIVES,
+        idempotency_key: str | None = None,
     ) -> MeteredCall:
         """A call of ``model`` for ``caller``; ``async with`` it to admit and route it.
 
         ``request_bytes`` and ``max_tokens`` size the token reservation of a key with a
-        TPM limit; ``fallbacks``, ``max_retries`` and ``timeouts`` adjust the route.
+        TPM limit; ``fallbacks``, ``max_retries`` and ``timeouts`` adjust the route;
+        ``cache`` is the request's ``Cache-Control`` and ``idempotency_key`` its
+        ``Idempotency-Key`` (docs/cache.md).
         """
         return MeteredCall(
             self,
@@ -100,6 +118,7 @@ class Calls:
             request_bytes,
             max_tokens,
             (fallbacks, max_retries, timeouts),
+            (cache, idempotency_key),
         )
 
     async def drain(self) -> None:
@@ -112,6 +131,8 @@ class Calls:
         try:
             await self.engine.aclose()
         finally:
+            if self.cache is not None:
+                await self.cache.aclose()
             await self.accounts.aclose()
 
 
@@ -119,8 +140,11 @@ class MeteredCall:
     """One call from admission to its usage record (see the module docstring)."""
 
     __slots__ = (
+        "_cache_options",
+        "_cached",
         "_caller",
         "_calls",
+        "_cost_saved",
         "_dialect",
         "_error",
         "_first_byte_at",
@@ -152,6 +176,7 @@ class MeteredCall:
         request_bytes: int,
         max_tokens: int | None,
         route_options: tuple[Sequence[str], int | None, Timeouts | None],
+        cache_options: tuple[CacheControl, str | None] = (NO_DIRECTIVES, None),
     ) -> None:
         self._calls = calls
         self._caller = caller
@@ -161,6 +186,10 @@ class MeteredCall:
         self._request_bytes = request_bytes
         self._max_tokens = max_tokens
         self._route_options = route_options
+        self._cache_options = cache_options
+        #: The response cache's part in this call, once a chat request began it.
+        self._cached: CachedCall | None = None
+        self._cost_saved = 0.0
         self._route: Route | None = None
         self._ticket: Ticket = UNLIMITED
         self._outcome: Outcome | None = None
@@ -228,9 +257,58 @@ class MeteredCall:
         """``x-ratelimit-*`` headers for the answer (none without a key's limits)."""
         return self._ticket.headers
 
+    @property
+    def cache_status(self) -> CacheStatus | None:
+        """``hit``, ``miss`` or ``bypass`` for a call of an alias the cache is on for (or with
+        an idempotency key); None otherwise."""
+        if self._cached is not None:
+            return self._cached.status
+        cache = self._calls.cache
+        if cache is None or self._route is None or cache.policy(self._route.alias) is None:
+            return None
+        return "bypass"  # on for the alias, but not for this call (``no-cache, no-store``)
+
+    @property
+    def cache_entry(self) -> Entry | None:
+        """The stored answer a cache hit replays (its provider, model and age)."""
+        return None if self._cached is None else self._cached.entry
+
+    @property
+    def answered_by(self) -> tuple[str, str] | None:
+        """The provider and model that gave the answer (a cache hit's first), once known."""
+        entry = self.cache_entry
+        if entry is not None:
+            return entry.provider, entry.model
+        outcome = self._outcome
+        if outcome is None:
+            return None
+        return outcome.target.backend.name, outcome.target.model
+
+    @property
+    def cost_saved(self) -> float:
+        """USD a cache hit saved: what its answer cost when it was asked upstream."""
+        return self._cost_saved
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of the answer this call stored in the response cache (0 if none)."""
+        return 0 if self._cached is None else self._cached.stored_bytes
+
     def relayable(self) -> bool:
         """Whether every target speaks the caller's own format (``relay`` then applies)."""
         return relayable(self.route, self._dialect)
+
+    def caches(self) -> bool:
+        """Whether the response cache or an idempotency key applies (cheap; no lookup yet).
+
+        Such a call goes the translated way (``complete``/``stream``), never ``relay``:
+        the cache keeps canonical answers.
+        """
+        cache = self._calls.cache
+        if cache is None:
+            return False
+        control, idempotency_key = self._cache_options
+        return cache.applies(self.route.alias, control, idempotency_key is not None)
 
     # --- entering and leaving ----------------------------------------------------------
 
@@ -269,6 +347,8 @@ class MeteredCall:
             await self._metered_stream.aclose()
             if self._upstream is not None:
                 await self._upstream.aclose()  # type: ignore[attr-defined]
+        if self._cached is not None:
+            await self._cached.abandon()  # a failed call (or a stream never read) frees its key
         if isinstance(error, ModelwayError):
             await self._finish(error.status, None, error)
         else:
@@ -277,23 +357,64 @@ class MeteredCall:
     # --- running it ----------------------------------------------------------------------
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        """The whole answer, translated from and to the canonical form."""
+        """The whole answer, translated from and to the canonical form (or from the cache)."""
+        cached = await self._begin_cache(request)
+        if cached is not None and cached.entry is not None:
+            response = self._hit(cached.entry)
+            await self._finish(200, Usage(), None)
+            return response
+        # A failure here frees an idempotency key this call took (``__aexit__``).
         response, self._outcome = await self._calls.engine.complete(
             request, request_id=self._request_id, dialect=self._dialect, route=self.route
         )
         self._first_byte()
         self.finish_reason = response.stop_reason
+        if cached is not None:
+            target = self._outcome.target
+            await cached.keep(response, target.backend.name, target.model)
         await self._finish(200, response.usage, None, len(response.message.text().encode()))
         return response
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
-        """The answer's canonical events, once the first has arrived; metered as they pass."""
+        """The answer's canonical events, once the first has arrived; metered as they pass.
+
+        A cache hit replays the stored answer's events; a miss keeps the answer only when
+        the stream ended cleanly (``MessageEnd``, no error, not abandoned).
+        """
         self._stream = True
+        cached = await self._begin_cache(request)
+        if cached is not None and cached.entry is not None:
+            self._hit(cached.entry)
+            return self._metered(replay(cached.entry.response), _EventTally())
         opened = await self._calls.engine.open_stream(
             request, request_id=self._request_id, dialect=self._dialect, route=self.route
         )
         self._outcome = opened.outcome
-        return self._metered(opened.events, _EventTally())
+        events = opened.events
+        if cached is not None:
+            target = opened.outcome.target
+            events = cached.kept(events, target.backend.name, target.model)
+        return self._metered(events, _EventTally())
+
+    async def _begin_cache(self, request: ChatRequest) -> CachedCall | None:
+        """The response cache's part in this call, when it applies (may raise 422/409)."""
+        if not self.caches():
+            return None
+        cache = self._calls.cache
+        assert cache is not None
+        control, idempotency_key = self._cache_options
+        alias = self.route.alias or self._model
+        self._cached = await cache.begin(self._caller, alias, request, control, idempotency_key)
+        return self._cached
+
+    def _hit(self, entry: Entry) -> ChatResponse:
+        """Answer from ``entry``: nothing spent, its original cost saved."""
+        self._first_byte()
+        response = entry.response
+        self.finish_reason = response.stop_reason
+        usage = response.usage or Usage()
+        self._cost_saved = self._calls.accounts.cost(entry.provider, entry.model, usage)
+        return response
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         """Vectors for the request's texts."""
@@ -384,7 +505,9 @@ class MeteredCall:
             )
         accounts = self._calls.accounts
         cost = 0.0
-        if outcome is not None:
+        if self._cached is not None and self._cached.entry is not None:
+            usage = Usage()  # a cache hit spent nothing: no tokens, no cost
+        elif outcome is not None:
             cost = accounts.cost(outcome.target.backend.name, outcome.target.model, usage)
         record = self._record(status, usage, error, cost)
         accounts.recorder.record(record)
@@ -412,6 +535,11 @@ class MeteredCall:
         outcome = self._outcome
         caller = self._caller
         first_byte = self._first_byte_at
+        hit = self.cache_entry
+        provider = outcome.target.backend.name if outcome else None
+        model = outcome.target.model if outcome else None
+        if hit is not None:
+            provider, model = hit.provider, hit.model
         return UsageRecord(
             request_id=self._request_id,
             time=self._time,
@@ -420,8 +548,8 @@ class MeteredCall:
             team=caller.team,
             dialect=self._dialect,
             alias=(self._route.alias if self._route else None) or self._model[:MAX_MODEL_NAME],
-            provider=outcome.target.backend.name if outcome else None,
-            model=outcome.target.model if outcome else None,
+            provider=provider,
+            model=model,
             status=status,
             error_type=None if error is None else type(error).__name__,
             prompt_tokens=usage.prompt_tokens,
@@ -436,6 +564,8 @@ class MeteredCall:
             stream=self._stream,
             retries=max(0, outcome.attempts - 1) if outcome else 0,
             fallback_used=outcome.fallback if outcome else None,
+            cache_hit=hit is not None,
+            cost_saved_usd=self._cost_saved,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from modelway.cache.responses import ResponseCache
 from modelway.calls.accounts import Accounts
 from modelway.calls.metered import Calls
 from modelway.config import Config
@@ -15,7 +16,8 @@ from modelway.store.writer import UsageWriter
 
 
 def stored_calls(config: Config, environ: Mapping[str, str], store: Store) -> Calls:
-    """Calls limited as ``REDIS_URL`` says (else in memory), recorded in batches to ``store``.
+    """Calls limited and cached as ``REDIS_URL`` says (else in memory), recorded in batches
+    to ``store``.
 
     Usage records that cannot reach the store wait in ``usage-spill.jsonl`` in the data
     directory. ``Calls.aclose`` flushes them.
@@ -24,7 +26,9 @@ def stored_calls(config: Config, environ: Mapping[str, str], store: Store) -> Ca
     engine = Engine(config, environ, rates=limits.rates)
     writer = UsageWriter(store, data_dir(environ) / "usage-spill.jsonl")
     writer.start()
-    calls = Calls(engine, Accounts(limits, writer, config.prices, config.budgets))
+    # In the limits' Redis when there is one, so replicas share entries and idempotency keys.
+    cache = ResponseCache.build(config.cache, config.models, limits.redis)
+    calls = Calls(engine, Accounts(limits, writer, config.prices, config.budgets), cache=cache)
     # First, so the request log can name each call's trace (nothing without OTEL_* set).
     tracing.install(calls, environ)
     if config.logging.requests:

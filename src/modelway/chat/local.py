@@ -135,9 +135,9 @@ class LocalBackend:
 
 
 def _answered(call: MeteredCall) -> Answered:
-    outcome = call.outcome
-    assert outcome is not None
-    return Answered(outcome.target.backend.name, outcome.target.model)
+    answered_by = call.answered_by
+    assert answered_by is not None
+    return Answered(*answered_by)
 
 
 def _session_info(session: ChatSession) -> SessionInfo:

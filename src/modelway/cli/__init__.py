@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelway.cli import chat, config_cmd, db, keys, mock, models, serve, usage  # noqa: F401  (register commands)
+from modelway.cli import cache, chat, config_cmd, db, keys, mock, models, serve, usage  # noqa: F401  (register commands)
 from modelway.cli.app import app
 
 

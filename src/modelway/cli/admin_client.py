@@ -85,6 +85,17 @@ class GatewayAdmin:
         answer: dict[str, Any] = await self._call("GET", "/usage", params=params)
         return answer
 
+    async def cache_stats(self) -> dict[str, Any]:
+        """The response cache's backend, entries and bytes (``GET /admin/api/cache``)."""
+        answer: dict[str, Any] = await self._call("GET", "/cache")
+        return answer
+
+    async def clear_cache(self, namespace: str | None) -> dict[str, Any]:
+        """Drop the response cache's entries, or one namespace's."""
+        params = {"namespace": namespace} if namespace else None
+        answer: dict[str, Any] = await self._call("DELETE", "/cache", params=params)
+        return answer
+
     async def _call(
         self,
         method: str,

@@ -110,6 +110,18 @@ class Deployment(_Section, frozen=True, kw_only=True):
     tpm: Positive | None = None
 
 
+CacheNamespace = Literal["team", "key", "shared"]
+
+
+class AliasCache(_Section, frozen=True, kw_only=True):
+    """One alias's response cache settings: each field unset takes the ``cache:`` section's."""
+
+    enabled: bool = True
+    ttl: Seconds | None = None
+    namespace: CacheNamespace | None = None
+    deterministic_only: bool | None = None
+
+
 class ModelAlias(_Section, frozen=True, kw_only=True):
     """A model name clients send, served by one or more deployments."""
 
@@ -120,7 +132,9 @@ class ModelAlias(_Section, frozen=True, kw_only=True):
     timeouts: Timeouts | None = None
     retries: Count | None = None
     cooldown: Cooldown | None = None
-    cache: bool = False
+    #: The response cache for this alias: ``true``/``false`` turns it on or off, a mapping
+    #: overrides the ``cache:`` section's fields; unset follows the section (docs/cache.md).
+    cache: bool | AliasCache | None = None
 
 
 class KeyChecks(_Section, frozen=True, kw_only=True):
@@ -226,6 +240,25 @@ class ResponsesSettings(_Section, frozen=True, kw_only=True):
     store_days: Annotated[float, msgspec.Meta(ge=0, le=3650)] = 30.0
 
 
+class CacheSettings(_Section, frozen=True, kw_only=True):
+    """The response cache and idempotency keys (docs/cache.md); on for every alias when set."""
+
+    #: Seconds an answer is served from the cache.
+    ttl: Seconds = 300.0
+    #: Whose answers an entry is shared by: the key's ``team`` (the key when it has none),
+    #: the ``key``, or everyone (``shared``).
+    namespace: CacheNamespace = "team"
+    #: Bytes of answers one worker keeps in memory (without ``REDIS_URL``), least recently used
+    #: dropped first.
+    max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024 * 1024
+    #: Cache only requests that ask for the same answer again (temperature 0 or a seed).
+    deterministic_only: bool = True
+    #: Seconds an ``Idempotency-Key`` and its answer are kept.
+    idempotency_ttl: Seconds = 86400.0
+    #: Seconds a repeat waits for the first request with its ``Idempotency-Key`` (then 409).
+    idempotency_wait: Seconds = 120.0
+
+
 class AdminSettings(_Section, frozen=True, kw_only=True):
     """The admin dashboard at ``/admin`` (docs/admin.md)."""
 
@@ -246,6 +279,8 @@ class Config(_Section, frozen=True, kw_only=True):
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     responses: ResponsesSettings = msgspec.field(default_factory=ResponsesSettings)
     admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
+    #: The response cache; absent: off, but for aliases that turn it on themselves.
+    cache: CacheSettings | None = None
 
     def switched_off(self) -> frozenset[str]:
         """The providers this config switches off (``enabled: false``)."""

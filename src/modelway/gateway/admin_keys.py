@@ -43,6 +43,8 @@ STATUSES = ("active", "revoked", "expired", "all")
 SORTS = ("created_at", "name", "spend")
 MAX_PAGE = 200
 MAX_QUERY = 200
+#: The largest offset a page may start at: the largest integer SQLite and PostgreSQL hold.
+MAX_OFFSET = 2**63 - 1
 #: Fields whose change moves a key's budget: its spend is re-seeded on this worker.
 _BUDGET_FIELDS = frozenset({"budget_usd", "budget_tokens", "budget_period"})
 
@@ -120,7 +122,7 @@ async def get_keys(request: Request) -> Response:
     sort = _choice(request, "sort", SORTS, "created_at")
     order = _choice(request, "order", ("asc", "desc"), "desc")
     limit = _whole(request, "limit", 1, MAX_PAGE)
-    offset = _whole(request, "offset", 0, None) or 0
+    offset = _whole(request, "offset", 0, MAX_OFFSET) or 0
     now = time.time()
     page, total = await state.store.keys.search(
         now=now,

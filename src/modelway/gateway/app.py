@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from modelway.cache import ResponseCache
+from modelway.cache.clears import refreshing as refreshing_cache_clears
 from modelway.calls import Calls, seed_budgets, stored_calls
 from modelway.calls.relay import Headers as HeaderLookup
 from modelway.calls.team_budgets import refreshing as refreshing_team_budgets
@@ -27,6 +29,7 @@ from modelway.dialects.openai import encode_error_body
 from modelway.errors import BadRequest, ModelwayError, NotFound
 from modelway.gateway import (
     admin_api,
+    admin_cache,
     admin_keys,
     admin_session,
     admin_teams,
@@ -190,6 +193,7 @@ def create_app(
             async with (
                 _refreshing(metrics),
                 refreshing_team_budgets(accounts.team_budgets, store, accounts.limits),
+                _refreshing_cache_clears(calls.cache, store),
             ):
                 yield
         finally:
@@ -219,6 +223,7 @@ def create_app(
             *chat_connections.ROUTES,
             *admin_session.ROUTES,
             *admin_keys.ROUTES,
+            *admin_cache.ROUTES,
             *admin_teams.ROUTES,
             *admin_api.ROUTES,
             *admin_usage.ROUTES,
@@ -281,3 +286,15 @@ def app_from_environment() -> Gateway:
     """The app as worker processes build it: config path from ``MODELWAY_CONFIG``."""
     environ = environment()
     return create_app(load_config(None, environ), environ)
+
+
+@contextlib.asynccontextmanager
+async def _refreshing_cache_clears(
+    cache: ResponseCache | None, store: Store
+) -> AsyncIterator[None]:
+    """Without Redis, clears made on other workers reach this one's cache (``cache.clears``)."""
+    if cache is None:
+        yield
+        return
+    async with refreshing_cache_clears(cache, store.cache_clears.generations):
+        yield

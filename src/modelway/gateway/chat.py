@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from modelway.cache import parse_cache_control
 from modelway.calls import Caller, MeteredCall, Relayed
 from modelway.calls.relay import Headers
 from modelway.dialects.base import Dialect, StreamEncoder
@@ -35,13 +36,15 @@ from modelway.gateway.http import (
     parse_json_body,
     read_body,
 )
-from modelway.gateway.state import GatewayState, json_answer, outcome_headers
+from modelway.gateway.state import GatewayState, cache_headers, json_answer, outcome_headers
 from modelway.gateway.streaming import EventStream
 from modelway.logs import log_body
 from modelway.observability.context import Tracing, operation, traceparent
 from modelway.types import StreamEvent
 
 log = logging.getLogger("modelway.gateway")
+#: The longest ``Idempotency-Key`` taken (the IETF draft suggests a UUID: 36).
+MAX_IDEMPOTENCY_KEY = 255
 
 
 async def chat_request(
@@ -99,16 +102,26 @@ async def chat_call(
         request_id=request_id,
         request_bytes=len(raw),
         max_tokens=_max_tokens(body),
+        cache=parse_cache_control(headers.get("cache-control")),
+        idempotency_key=_idempotency_key(headers),
     )
 
     async def answer() -> Response:
-        if call.relayable() and not (
-            isinstance(dialect, ResponsesDialect) and response_state.names_stored_response(body)
+        if (
+            call.relayable()
+            and not call.caches()
+            and not (
+                isinstance(dialect, ResponsesDialect) and response_state.names_stored_response(body)
+            )
         ):
             # A provider of the caller's own format validates the rest itself and answers
             # any problem in that same format; only routing needed parsing here.
-            return _relayed_response(await call.relay(body, headers))
-        return await _translated_response(state, call, dialect, body, len(raw))
+            response = _relayed_response(await call.relay(body, headers))
+        else:
+            response = await _translated_response(state, call, dialect, body, len(raw))
+        if call.cache_status is not None:
+            response.raw_headers += cache_headers(call)
+        return response
 
     return await metered_answer(call, dialect, answer)
 
@@ -124,20 +137,21 @@ async def _translated_response(
     response: Response
     if not chat.stream:
         answer = await call.complete(chat)
-        assert call.outcome is not None
         if turn is not None:
             encoded = await turn.answer_body(answer, chat)
         else:
             encoded = dialect.encode_response(answer, chat)
-        response = json_answer(encoded, call.outcome)
+        if call.outcome is not None:
+            response = json_answer(encoded, call.outcome)
+        else:
+            response = Response(encoded, media_type="application/json")
     else:
         events = await call.stream(chat)
-        assert call.outcome is not None
         encoder = dialect.stream_encoder(chat)
         response = EventStream(
             _encoded(events, encoder) if turn is None else turn.encoded(events, encoder),
             media_type=dialect.stream_media_type,
-            headers=outcome_headers(call.outcome),
+            headers=None if call.outcome is None else outcome_headers(call.outcome),
         )
     if isinstance(dialect, ResponsesDialect):
         # Only the Responses API offers tools that run on OpenAI's side; translating
@@ -188,6 +202,16 @@ async def _relayed(
         yield error_event(error)
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
+
+
+def _idempotency_key(headers: Headers) -> str | None:
+    """The request's ``Idempotency-Key``, if it sent one (400 if empty or too long)."""
+    value = headers.get("idempotency-key")
+    if value is None:
+        return None
+    if not value or len(value) > MAX_IDEMPOTENCY_KEY:
+        raise BadRequest(f"Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    return value
 
 
 def _max_tokens(body: dict[str, Any]) -> int | None:

@@ -263,9 +263,9 @@ async def _stream_reply(
     try:
         async with call:
             events = await call.stream(chat)
-            assert call.outcome is not None
-            reply.provider = call.outcome.target.backend.name
-            reply.model = call.outcome.target.model
+            answered_by = call.answered_by
+            assert answered_by is not None
+            reply.provider, reply.model = answered_by
             await emit({"type": "provider", "provider": reply.provider, "model": reply.model})
             async for event in reply_events(chat, events, reply.text):
                 if isinstance(event, TextDelta):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from starlette.responses import Response
 
-from modelway.calls import Calls
+from modelway.calls import Calls, MeteredCall
 from modelway.config import Config
 from modelway.engine import Engine, Outcome
 from modelway.gateway.http import BodyLimits, body_limits, header_value
@@ -68,6 +68,20 @@ def outcome_headers(outcome: Outcome) -> dict[str, str]:
     }
     if outcome.fallback is not None:
         headers["x-modelway-fallback"] = header_value(outcome.fallback)
+    return headers
+
+
+def cache_headers(call: MeteredCall) -> list[tuple[bytes, bytes]]:
+    """``x-modelway-cache`` (hit, miss or bypass); on a hit ``age`` and who answered first."""
+    status = call.cache_status
+    headers = [(b"x-modelway-cache", (status or "bypass").encode())]
+    entry = call.cache_entry
+    if status == "hit" and entry is not None:
+        headers += [
+            (b"age", b"%d" % entry.age(time.time())),
+            (b"x-modelway-provider", header_value(entry.provider).encode()),
+            (b"x-modelway-model", header_value(entry.model).encode()),
+        ]
     return headers
 
 

@@ -68,6 +68,11 @@ class Limits:
         )
 
     @property
+    def redis(self) -> Redis | None:
+        """The shared Redis client (None in memory); the response cache uses it too."""
+        return self._redis
+
+    @property
     def backend(self) -> str:
         """``"redis"`` or ``"memory"``, for logs and health."""
         return "memory" if self._redis is None else "redis"

@@ -162,6 +162,22 @@ class Metrics:
                     ["alias", "fallback"], registry=r),
             ["alias", "fallback"],
         )  # fmt: skip
+        self.cache_requests = family(
+            Counter("modelway_cache_requests", "Chat calls the response cache took part in",
+                    ["alias", "result"], registry=r),
+            ["alias", "result"],
+        )  # fmt: skip
+        self.cache_stored_bytes = family(
+            Counter("modelway_cache_stored_bytes", "Bytes of answers stored in the response cache",
+                    ["alias"], registry=r),
+            ["alias"],
+        )  # fmt: skip
+        self.cache_saved_cost = family(
+            Counter("modelway_cache_saved_cost_usd",
+                    "What cache hits would have cost upstream at the configured prices",
+                    ["alias"], registry=r),
+            ["alias"],
+        )  # fmt: skip
         self.in_flight = family(
             Gauge("modelway_in_flight_calls", "Calls admitted and not over", ["dialect"],
                   multiprocess_mode="livesum", registry=r),
@@ -351,6 +367,14 @@ class MetricsHook(CallHook):
         counts[-1] += latency
         if m.per_key is not None and record.key_id:
             self._per_key(m.per_key, record)
+        cache = call.cache_status
+        if cache is not None:
+            m.cache_requests.add(1, alias, cache)
+            if record.cost_saved_usd:
+                m.cache_saved_cost.add(record.cost_saved_usd, alias)
+            stored = call.stored_bytes
+            if stored:
+                m.cache_stored_bytes.add(stored, alias)
         if not provider:
             return  # refused or unroutable: no upstream, no tokens
         ttft = record.ttft_ms

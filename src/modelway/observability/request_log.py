@@ -109,11 +109,22 @@ class RequestLog(CallHook):
             "cost_usd": record.cost_usd,
             "attempts": record.retries + 1 if reached else 0,
             "fallback": record.fallback_used,
-            "cache": "hit" if record.cache_hit else ("miss" if reached else None),
+            "cache": _cache_field(call, record, reached),
             "stream": record.stream,
         }
         # The fields as one dict, which the JSON formatter writes as they are.
         logger.handle(RequestRecord(logger.name, fields))
+
+
+def _cache_field(call: MeteredCall, record: UsageRecord, reached: bool) -> str | None:
+    """``hit``, ``miss`` or ``bypass`` as the response cache saw the call; without the
+    cache, ``miss`` for a call that reached a provider."""
+    if record.cache_hit:
+        return "hit"
+    status = call.cache_status
+    if status is not None:
+        return status
+    return "miss" if reached else None
 
 
 def describe(line: logging.LogRecord) -> str:

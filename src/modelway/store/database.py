@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from modelway.store.admin_sessions import AdminSessionRepository
+from modelway.store.cache_clears import CacheClearRepository
 from modelway.store.chats import ChatRepository
 from modelway.store.connections import ConnectionRepository
 from modelway.store.dashboard import DashboardQueries
@@ -51,6 +52,7 @@ class Store:
         self.responses = ResponseRepository(engine)
         self.teams = TeamRepository(engine)
         self.admin_sessions = AdminSessionRepository(engine)
+        self.cache_clears = CacheClearRepository(engine)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:

@@ -191,6 +191,8 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
     retries: int = 0
     fallback_used: str | None = None
     cache_hit: bool = False
+    #: USD a cache hit saved: what its answer cost when asked upstream (``cost_usd`` is 0).
+    cost_saved_usd: float = 0.0
     id: str = msgspec.field(default_factory=new_usage_id)
 
 

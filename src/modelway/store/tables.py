@@ -79,6 +79,15 @@ admin_sessions = Table(
     Column("expires_at", Double, nullable=False, index=True),
 )
 
+#: How many times each response-cache namespace was cleared (``*``: the whole cache), so
+#: every worker's in-memory cache drops what a clear on another worker dropped.
+cache_clears = Table(
+    "cache_clears",
+    metadata,
+    Column("namespace", String(300), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+)
+
 teams = Table(
     "teams",
     metadata,
@@ -134,6 +143,8 @@ usage_records = Table(
     Column("retries", Integer, nullable=False),
     Column("fallback_used", Text),
     Column("cache_hit", Boolean, nullable=False),
+    # Added by migration 0007: a cache hit's saved cost.
+    Column("cost_saved_usd", Double, nullable=False, server_default=text("0")),
     # The request log pages newest first on (time, id), alone or with one filter: each
     # filter's index ends in (time, id), so any page is one index range scan.
     Index(None, "time", "id"),

@@ -1,0 +1,47 @@
+"""The cache key of a chat request: the same question, however it was asked, same key.
+
+The key hashes the canonical request (``modelway.types``), so the OpenAI, Anthropic and
+Ollama forms of one question share an entry, with what does not change the answer taken
+out: the model name the caller typed (the resolved alias replaces it), whether it
+streams, whether it wants usage in the stream, and fields that only label the call.
+The namespace goes into the hash too, and names the entry's place (``Namespaced``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from modelway.types import ChatRequest
+
+#: ``extra`` fields that label or route a call but do not change its answer.
+_LABELS = frozenset({"stream_options", "metadata", "user", "store", "service_tier"})
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def request_key(request: ChatRequest, alias: str, namespace: str) -> str:
+    """A hex SHA-256 of the normalised ``request`` for ``alias`` within ``namespace``."""
+    extra = request.extra
+    if not _LABELS.isdisjoint(extra):
+        extra = {name: value for name, value in extra.items() if name not in _LABELS}
+    normalised = msgspec.structs.replace(
+        request,
+        model=alias,
+        stream=False,
+        include_usage=False,
+        user=None,
+        extra=extra,
+        # JSON's 0 and 0.0 are one number; dialects decode them as int or float.
+        temperature=None if request.temperature is None else float(request.temperature),
+        top_p=None if request.top_p is None else float(request.top_p),
+    )
+    digest = hashlib.sha256(namespace.encode())
+    digest.update(b"\0")
+    digest.update(_encoder.encode(normalised))
+    return digest.hexdigest()
+
+
+def idempotency_slot(idempotency_key: str) -> str:
+    """Where an ``Idempotency-Key`` is kept within its namespace (never the key itself)."""
+    return "idem:" + hashlib.sha256(idempotency_key.encode(errors="surrogatepass")).hexdigest()

@@ -1,0 +1,331 @@
+"""The response cache as a metered call uses it: look up, keep, and idempotency keys.
+
+``ResponseCache.begin`` decides, for one chat request, whether the cache applies (the
+alias's policy, determinism, ``Cache-Control``), and gives a ``CachedCall``: a ``hit``
+with its entry, or a ``miss``/``bypass`` that runs upstream and ``keep``s the answer once
+it ended cleanly. With an ``Idempotency-Key``, ``begin`` first claims the key: the first
+request takes it and runs; a concurrent repeat polls until the first's answer is kept
+(then it is a hit), the first failed (then it claims again), or ``idempotency_wait``
+passes (409); a repeat with another body is a 422.
+
+The backend failing (Redis down) never fails a call: the cache is skipped, and said so
+in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+from modelway.cache.backends import CacheBackend, CacheStats, MemoryBackend
+from modelway.cache.entries import (
+    Entry,
+    IdempotencyRecord,
+    decode_entry,
+    decode_record,
+    encode,
+)
+from modelway.cache.keys import idempotency_slot, request_key
+from modelway.cache.policy import (
+    DEFAULT_SETTINGS,
+    CacheControl,
+    CachePolicy,
+    deterministic,
+    namespace_of,
+    policy_for,
+)
+from modelway.config import CacheSettings, ModelAlias
+from modelway.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
+from modelway.types import ChatRequest, ChatResponse, MessageEnd, ResponseBuilder, StreamEvent
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from modelway.calls.caller import Caller
+
+log = logging.getLogger("modelway.cache")
+
+CacheStatus = Literal["hit", "miss", "bypass"]
+#: Seconds between looks at an idempotency key another request holds.
+POLL_SECONDS = 0.02
+#: Seconds a claimed key stays claimed should its request never say how it ended (its
+#: process died): then a repeat runs it again.
+CLAIM_SECONDS = 660.0
+T = TypeVar("T")
+
+
+class ResponseCache:
+    """Cached answers and idempotency keys in one backend, with each alias's policy."""
+
+    def __init__(
+        self,
+        backend: CacheBackend,
+        settings: CacheSettings | None,
+        models: Sequence[ModelAlias] = (),
+        *,
+        clock: Callable[[], float] = time.time,
+        poll: float = POLL_SECONDS,
+    ) -> None:
+        self.backend = backend
+        self.settings = settings or DEFAULT_SETTINGS
+        self._default = policy_for(settings, None)
+        self._policies = {alias.name: policy_for(settings, alias.cache) for alias in models}
+        self._clock = clock
+        self._poll = poll
+        #: Clears counted in the store, by namespace (``*``: all), as this worker last read them.
+        self._generations: dict[str, int] = {}
+
+    @classmethod
+    def build(
+        cls, settings: CacheSettings | None, models: Sequence[ModelAlias], redis: Redis | None
+    ) -> ResponseCache:
+        """In Redis when the limits have a client (``REDIS_URL``), else in this process."""
+        if redis is None:
+            max_bytes = (settings or DEFAULT_SETTINGS).max_bytes
+            return cls(MemoryBackend(max_bytes), settings, models)
+        from modelway.cache.redis_backend import RedisBackend
+
+        return cls(RedisBackend(redis), settings, models)
+
+    def policy(self, alias: str | None) -> CachePolicy | None:
+        """How ``alias``'s answers are cached (None: not at all); other names: the section's."""
+        if alias is None:
+            return self._default
+        return self._policies.get(alias, self._default)
+
+    @property
+    def shares_clears(self) -> bool:
+        """Whether a clear reaches other workers only through the store (entries in memory)."""
+        return isinstance(self.backend, MemoryBackend)
+
+    def _token(self, namespace: str) -> str:
+        """Where ``namespace``'s entries live now: its name and the clears it has seen."""
+        generations = self._generations
+        if not generations:
+            return namespace
+        everything, own = generations.get("*", 0), generations.get(namespace, 0)
+        return f"{namespace}#{everything}.{own}" if everything or own else namespace
+
+    async def apply_clears(self, generations: dict[str, int], *, drop: bool = True) -> None:
+        """Take the store's clear counts: drop what clears since the last read covered."""
+        before = self._generations
+        if generations == before:
+            return
+        if drop and generations.get("*", 0) != before.get("*", 0):
+            await self.backend.clear()
+        elif drop:
+            for namespace, generation in generations.items():
+                if before.get(namespace, 0) != generation:
+                    await self.backend.clear(self._token(namespace))
+        self._generations = dict(generations)
+
+    def applies(self, alias: str | None, control: CacheControl, idempotent: bool) -> bool:
+        """Cheap: whether a call of ``alias`` may involve the cache (translated then)."""
+        return idempotent or (not control.moot and self.policy(alias) is not None)
+
+    async def begin(
+        self,
+        caller: Caller,
+        alias: str,
+        request: ChatRequest,
+        control: CacheControl,
+        idempotency_key: str | None,
+    ) -> CachedCall:
+        """The cache's part in one chat request; raises 422/409 for an idempotency key."""
+        policy = self.policy(alias)
+        if policy is not None and (
+            control.moot or (policy.deterministic_only and not deterministic(request))
+        ):
+            policy = None
+        if policy is None and idempotency_key is None:
+            return CachedCall(self, "", "", None, control, None)
+        mode = policy.namespace if policy is not None else self.settings.namespace
+        namespace = self._token(namespace_of(caller, mode))
+        key = request_key(request, alias, namespace)
+        slot = None if idempotency_key is None else idempotency_slot(idempotency_key)
+        call = CachedCall(self, namespace, key, policy, control, slot)
+        await call.look_up()
+        return call
+
+    async def stats(self) -> CacheStats:
+        """What the backend holds."""
+        return await self.backend.stats()
+
+    async def clear(self, namespace: str | None = None) -> int:
+        """Drop ``namespace``'s entries (every one when None) here; how many went."""
+        return await self.backend.clear(None if namespace is None else self._token(namespace))
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+    async def safely(self, step: Awaitable[T], fallback: T) -> T:
+        """``step``'s result, or ``fallback`` when the backend fails (logged, never raised)."""
+        try:
+            return await step
+        except (OSError, TimeoutError, ConnectionError) as error:
+            log.warning("response cache unavailable, skipped: %s", type(error).__name__)
+        except Exception as error:  # redis.exceptions.RedisError, without importing redis
+            if type(error).__module__.split(".")[0] != "redis":
+                raise
+            log.warning("response cache unavailable, skipped: %s", type(error).__name__)
+        return fallback
+
+    def now(self) -> float:
+        return self._clock()
+
+
+class CachedCall:
+    """One request's use of the cache: its status, the entry of a hit, and keeping the answer."""
+
+    __slots__ = (
+        "_cache",
+        "_claimed",
+        "_control",
+        "_key",
+        "_namespace",
+        "_policy",
+        "_slot",
+        "entry",
+        "status",
+        "stored_bytes",
+    )
+
+    def __init__(
+        self,
+        cache: ResponseCache,
+        namespace: str,
+        key: str,
+        policy: CachePolicy | None,
+        control: CacheControl,
+        slot: str | None,
+    ) -> None:
+        self._cache = cache
+        self._namespace = namespace
+        self._key = key
+        self._policy = policy
+        self._control = control
+        self._slot = slot
+        self._claimed = False
+        #: ``hit`` (``entry`` answers), ``miss`` (run and kept: in the cache, or under the
+        #: idempotency key) or ``bypass`` (run, not kept).
+        self.status: CacheStatus = "bypass" if policy is None and slot is None else "miss"
+        self.entry: Entry | None = None
+        #: Bytes of the answer ``keep`` stored in the cache (not counting the idempotency key).
+        self.stored_bytes = 0
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    async def look_up(self) -> None:
+        """Claim the idempotency key or find its answer; then the cache, unless ``no-cache``."""
+        if self._slot is not None:
+            entry = await self._idempotent_answer(self._slot)
+            if entry is not None:
+                self._hit(entry)
+                return
+        policy, control = self._policy, self._control
+        if policy is None or control.no_cache:
+            return
+        cache = self._cache
+        data = await cache.safely(cache.backend.get(self._namespace, self._key), None)
+        entry = None if data is None else decode_entry(data)
+        if entry is None:
+            return
+        if control.max_age is not None and entry.age(cache.now()) > control.max_age:
+            return  # older than the caller accepts: asked again, and the answer refreshed
+        self._hit(entry)
+        if self._claimed:  # the key this request took answers its repeats with this entry
+            await self._answer_key(entry)
+
+    def _hit(self, entry: Entry) -> None:
+        self.status = "hit"
+        self.entry = entry
+
+    async def _idempotent_answer(self, slot: str) -> Entry | None:
+        """None once this request holds the key; the first request's answer otherwise."""
+        cache = self._cache
+        backend = cache.backend
+        pending = encode(IdempotencyRecord(self._key))
+        deadline = time.monotonic() + cache.settings.idempotency_wait
+        while True:
+            claim = backend.claim(self._namespace, slot, pending, CLAIM_SECONDS)
+            if await cache.safely(claim, True):  # Redis down: run it (fail open)
+                self._claimed = True
+                return None
+            data = await cache.safely(backend.get(self._namespace, slot), None)
+            record = None if data is None else decode_record(data)
+            if record is not None:
+                if record.fingerprint != self._key:
+                    raise IdempotencyKeyReused(
+                        "Idempotency-Key: already used with a different request"
+                    )
+                if record.entry is not None:
+                    return record.entry
+            if time.monotonic() >= deadline:
+                raise IdempotencyKeyInProgress(
+                    "Idempotency-Key: its first request is still running; try again shortly"
+                )
+            await asyncio.sleep(cache._poll)
+
+    async def keep(self, response: ChatResponse, provider: str, model: str) -> int:
+        """Store a cleanly ended answer (as policy, ``no-store`` and the key say); its bytes."""
+        policy, slot = self._policy, self._slot
+        store = policy is not None and not self._control.no_store
+        if not store and not (slot is not None and self._claimed):
+            return 0
+        cache = self._cache
+        entry = Entry(response, provider, model, cache.now())
+        data = encode(entry)
+        stored = 0
+        if store:
+            assert policy is not None
+            put = cache.backend.put(self._namespace, self._key, data, policy.ttl)
+            await cache.safely(put, None)
+            stored = self.stored_bytes = len(data)
+        if slot is not None and self._claimed:
+            await self._answer_key(entry)
+        return stored
+
+    async def _answer_key(self, entry: Entry) -> None:
+        """Keep ``entry`` under the idempotency key this request claimed."""
+        assert self._slot is not None
+        cache = self._cache
+        record = encode(IdempotencyRecord(self._key, entry))
+        ttl = cache.settings.idempotency_ttl
+        await cache.safely(cache.backend.put(self._namespace, self._slot, record, ttl), None)
+        self._claimed = False
+
+    async def kept(
+        self, events: AsyncIterator[StreamEvent], provider: str, model: str
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """``events`` passed on; once they ended cleanly, the answer they make is kept.
+
+        Cleanly: the finish marker (``MessageEnd``) came, no error followed and the caller
+        read to the end. Otherwise nothing is stored and the idempotency key is freed.
+        """
+        builder = ResponseBuilder()
+        ended = False
+        try:
+            async for event in events:
+                builder.add(event)
+                if isinstance(event, MessageEnd):
+                    ended = True
+                yield event
+            if ended:
+                await self.keep(builder.result(), provider, model)
+        finally:
+            try:
+                await events.aclose()  # type: ignore[attr-defined]
+            finally:
+                await self.abandon()  # nothing once kept
+
+    async def abandon(self) -> None:
+        """The request failed or was cancelled: free its idempotency key for a repeat."""
+        if self._slot is not None and self._claimed:
+            self._claimed = False
+            cache = self._cache
+            await cache.safely(cache.backend.delete(self._namespace, self._slot), None)

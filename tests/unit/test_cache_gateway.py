@@ -1,0 +1,308 @@
+"""The response cache through the in-process gateway: headers, records, idempotency keys,
+and no request body or header combination answered with a 5xx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modelway.cache import CacheControl, MemoryBackend, ResponseCache
+from modelway.calls import Caller
+from modelway.config import CacheSettings
+from modelway.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
+from modelway.gateway.dialect_paths import CHAT_PATHS
+from modelway.logs import JsonFormatter
+from modelway.providers.transport import MockReply, UpstreamRequest
+from modelway.types import ChatRequest, ChatResponse, Message, TextPart
+from tests.polling import eventually
+from tests.unit.gateways import Setup, in_process_gateway, openai_upstream
+from tests.unit.test_gateway_asgi import _CHAT_FIELDS, records
+from tests.unit.test_request_log import Captured, _capture
+
+PRICES = """
+prices:
+  openai/gpt-x: {input_per_million: 1000000, output_per_million: 1000000}
+"""
+CONFIG = "cache: {ttl: 300}\n" + PRICES
+#: The in-process upstream answers direct ``provider/model`` names (no alias).
+MODEL = "openai/gpt-x"
+QUESTION = {"messages": [{"role": "user", "content": "hello"}], "temperature": 0}
+
+
+class Upstream:
+    """``openai_upstream``, counting the calls that reach it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, request: UpstreamRequest) -> MockReply:
+        self.calls += 1
+        await asyncio.sleep(0)  # concurrent callers interleave here
+        return openai_upstream(request)
+
+
+@pytest.fixture
+async def upstream() -> Upstream:
+    return Upstream()
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path, upstream: Upstream) -> AsyncIterator[Setup]:
+    async with in_process_gateway(tmp_path, CONFIG, upstream=upstream) as setup:
+        yield setup
+
+
+async def test_a_repeat_is_a_hit_with_its_age_recorded_free_with_the_cost_saved(
+    gateway: Setup, upstream: Upstream
+) -> None:
+    first = await gateway.http.post("/v1/chat/completions", json={"model": MODEL, **QUESTION})
+    again = await gateway.http.post("/v1/chat/completions", json={"model": MODEL, **QUESTION})
+    assert first.headers["x-modelway-cache"] == "miss" and "age" not in first.headers
+    assert again.headers["x-modelway-cache"] == "hit" and int(again.headers["age"]) >= 0
+    assert again.headers["x-modelway-provider"] == "openai"
+    assert again.json() == first.json()
+    assert upstream.calls == 1
+    hit, miss = await records(gateway.state, 2)
+    assert (miss.cache_hit, miss.cost_saved_usd) == (False, 0.0) and miss.cost_usd == 6.0
+    assert (hit.cache_hit, hit.cost_usd, hit.cost_saved_usd) == (True, 0.0, 6.0)
+    assert (hit.provider, hit.model, hit.prompt_tokens) == ("openai", "gpt-x", 0)
+
+
+async def test_a_hit_on_a_stream_is_replayed_as_a_stream(
+    gateway: Setup, upstream: Upstream
+) -> None:
+    await gateway.http.post("/v1/chat/completions", json={"model": MODEL, **QUESTION})
+    body = {"model": MODEL, "stream": True, **QUESTION}
+    async with gateway.http.stream("POST", "/v1/chat/completions", json=body) as response:
+        text = (await response.aread()).decode()
+    assert response.headers["x-modelway-cache"] == "hit"
+    assert '"content":"hi"' in text.replace(" ", "") and text.rstrip().endswith("data: [DONE]")
+    assert upstream.calls == 1
+
+
+async def test_nondeterministic_calls_go_upstream_each_time(
+    gateway: Setup, upstream: Upstream
+) -> None:
+    for _ in range(2):
+        warm = {"model": MODEL, "messages": QUESTION["messages"], "temperature": 0.9}
+        varied = await gateway.http.post("/v1/chat/completions", json=warm)
+        assert varied.headers["x-modelway-cache"] == "bypass"
+    assert upstream.calls == 2
+
+
+async def test_without_a_cache_section_nothing_is_cached_or_labelled(tmp_path: Path) -> None:
+    upstream = Upstream()
+    async with in_process_gateway(tmp_path, PRICES, upstream=upstream) as setup:
+        for _ in range(2):
+            plain = await setup.http.post("/v1/chat/completions", json={"model": MODEL, **QUESTION})
+            assert "x-modelway-cache" not in plain.headers
+    assert upstream.calls == 2
+
+
+async def test_cache_control_refreshes_skips_storing_and_bounds_the_age(
+    gateway: Setup, upstream: Upstream
+) -> None:
+    async def ask(cache_control: str) -> str:
+        answer = await gateway.http.post(
+            "/v1/chat/completions",
+            json={"model": MODEL, **QUESTION},
+            headers={"cache-control": cache_control},
+        )
+        return str(answer.headers["x-modelway-cache"])
+
+    assert await ask("no-store") == "miss"  # looked up, found nothing, kept nothing
+    assert await ask("max-age=60") == "miss"
+    assert await ask("max-age=60") == "hit"
+    assert await ask("no-cache") == "miss"  # asked again and refreshed
+    assert await ask("no-cache, no-store") == "bypass"
+    assert upstream.calls == 4
+
+
+async def test_concurrent_repeats_of_an_idempotency_key_share_one_upstream_call(
+    gateway: Setup, upstream: Upstream
+) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "pay once"}]}
+
+    async def post() -> tuple[int, str]:
+        answer = await gateway.http.post(
+            "/v1/chat/completions", json=body, headers={"idempotency-key": "order-17"}
+        )
+        return answer.status_code, answer.text
+
+    answers = await asyncio.gather(*(post() for _ in range(20)))
+    assert {status for status, _ in answers} == {200}
+    assert len({text for _, text in answers}) == 1
+    assert upstream.calls == 1
+    other = {**body, "messages": [{"role": "user", "content": "pay twice"}]}
+    reused = await gateway.http.post(
+        "/v1/messages",
+        json={**other, "max_tokens": 10},
+        headers={"idempotency-key": "order-17"},
+    )
+    assert reused.status_code == 422
+    assert reused.json()["type"] == "error"  # in the caller's dialect, Anthropic's here
+    assert upstream.calls == 1
+
+
+async def test_a_failed_first_request_frees_its_idempotency_key(tmp_path: Path) -> None:
+    replies = iter([MockReply(500, b'{"error": {"message": "down"}}')])
+
+    def flaky(request: UpstreamRequest) -> MockReply:
+        return next(replies, None) or openai_upstream(request)
+
+    async with in_process_gateway(
+        tmp_path, CONFIG + "server: {retries: 0}\n", upstream=flaky
+    ) as setup:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}]}
+        headers = {"idempotency-key": "retry-me"}
+        failed = await setup.http.post("/v1/chat/completions", json=body, headers=headers)
+        retried = await setup.http.post("/v1/chat/completions", json=body, headers=headers)
+    assert failed.status_code >= 500 and retried.status_code == 200
+
+
+def _request(text: str) -> ChatRequest:
+    return ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text)])])
+
+
+async def test_a_repeat_waits_for_its_first_request_then_gives_up_with_409() -> None:
+    cache = ResponseCache(MemoryBackend(10_000), CacheSettings(idempotency_wait=0.05), poll=0.01)
+    caller = Caller(key_id="k", name="k", team="red")
+    first = await cache.begin(caller, "m", _request("a"), CacheControl(), "key-1")
+    assert first.status == "miss" and first.entry is None
+    with pytest.raises(IdempotencyKeyInProgress):
+        await cache.begin(caller, "m", _request("a"), CacheControl(), "key-1")
+    with pytest.raises(IdempotencyKeyReused):
+        await cache.begin(caller, "m", _request("b"), CacheControl(), "key-1")
+    # Another team's same key is its own.
+    blue = Caller(key_id="k2", name="k2", team="blue")
+    assert (await cache.begin(blue, "m", _request("b"), CacheControl(), "key-1")).entry is None
+    answer = ChatResponse(id="r1", model="m", message=Message(role="assistant"))
+    await first.keep(answer, "openai", "gpt-x")
+    repeat = await cache.begin(caller, "m", _request("a"), CacheControl(), "key-1")
+    assert repeat.status == "hit" and repeat.entry is not None
+    assert repeat.entry.response.id == "r1"
+
+
+_HEADER_TEXT = st.text(max_size=30) | st.sampled_from(
+    ["no-cache", "no-store", "max-age=0", "max-age=99999999999999999999", "no-cache,no-store"]
+)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from(sorted(CHAT_PATHS)),
+    body=_CHAT_FIELDS.map(lambda fields: {**fields, "model": MODEL, "temperature": 0})
+    .map(json.dumps)
+    .map(str.encode)
+    | _CHAT_FIELDS.map(json.dumps).map(str.encode),
+    cache_control=st.none() | _HEADER_TEXT,
+    idempotency_key=st.none() | st.text(max_size=300),
+)
+async def test_no_body_or_cache_header_is_a_500(
+    gateway: Setup,
+    path: str,
+    body: bytes,
+    cache_control: str | None,
+    idempotency_key: str | None,
+) -> None:
+    headers: dict[str, str] = {}
+    for name, value in (("cache-control", cache_control), ("idempotency-key", idempotency_key)):
+        if value is not None:
+            headers[name] = value.encode("utf-8", "surrogatepass").decode("latin-1")
+    try:
+        response = await gateway.http.post(path, content=body, headers=headers)
+    except UnicodeEncodeError:
+        return  # httpx cannot send that header at all
+    assert response.status_code < 500, response.text
+
+
+async def test_a_repeat_that_outwaits_its_first_request_gets_a_409_in_its_dialect(
+    tmp_path: Path,
+) -> None:
+    release = asyncio.Event()
+
+    async def stuck(request: UpstreamRequest) -> MockReply:
+        await release.wait()
+        return openai_upstream(request)
+
+    config = "cache: {idempotency_wait: 0.2}\n"
+    async with in_process_gateway(tmp_path, config, upstream=stuck) as setup:
+        body = {"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
+        headers = {"idempotency-key": "slow-one"}
+        first = asyncio.create_task(setup.http.post("/v1/messages", json=body, headers=headers))
+        await eventually(lambda: setup.state.calls.cache is not None and _claimed(setup))
+        repeat = await setup.http.post("/v1/messages", json=body, headers=headers)
+        release.set()
+        assert (await first).status_code == 200
+    assert repeat.status_code == 409 and repeat.headers["retry-after"] == "1"
+    assert repeat.json()["type"] == "error"  # Anthropic's error shape
+
+
+def _claimed(setup: Setup) -> bool:
+    cache = setup.state.calls.cache
+    assert cache is not None and isinstance(cache.backend, MemoryBackend)
+    return cache.backend.bytes > 0
+
+
+async def test_hits_misses_and_bypasses_are_counted_per_alias_and_logged(
+    gateway: Setup,
+) -> None:
+    await gateway.http.post("/v1/chat/completions", json={"model": MODEL, **QUESTION})
+    await gateway.http.post("/v1/chat/completions", json={"model": MODEL, **QUESTION})
+    varied = {"model": MODEL, "messages": QUESTION["messages"], "temperature": 1}
+    await gateway.http.post("/v1/chat/completions", json=varied)
+    metrics = gateway.state.metrics
+    assert metrics is not None
+    metrics.refresh()
+    text = metrics.exposition().decode()
+    for result in ("hit", "miss", "bypass"):
+        line = f'modelway_cache_requests_total{{alias="{MODEL}",result="{result}"}} 1.0'
+        assert line in text
+    assert f'modelway_cache_saved_cost_usd_total{{alias="{MODEL}"}} 6.0' in text
+    assert f'modelway_cache_stored_bytes_total{{alias="{MODEL}"}}' in text
+
+
+@pytest.fixture
+def request_lines() -> Iterator[Captured]:
+    """The JSON request lines the gateway logs."""
+    yield from _capture(JsonFormatter())
+
+
+async def test_the_request_line_says_hit_miss_or_bypass(
+    gateway: Setup, request_lines: Captured
+) -> None:
+    varied = {"model": MODEL, "messages": QUESTION["messages"], "temperature": 1}
+    for request_id, body in (("r-miss", QUESTION), ("r-hit", QUESTION), ("r-bypass", varied)):
+        answer = await gateway.http.post(
+            "/v1/chat/completions",
+            json={"model": MODEL, **body},
+            headers={"x-request-id": request_id},
+        )
+        assert answer.status_code == 200
+    lines = {line["request_id"]: line for line in request_lines.json()}
+    assert [lines[rid]["cache"] for rid in ("r-miss", "r-hit", "r-bypass")] == [
+        "miss",
+        "hit",
+        "bypass",
+    ]
+    assert lines["r-hit"]["cost_usd"] == 0 and lines["r-hit"]["provider"] == "openai"
+
+
+async def test_a_cache_hit_answers_the_idempotency_key_it_came_with(
+    gateway: Setup, upstream: Upstream
+) -> None:
+    body = {"model": MODEL, **QUESTION}
+    await gateway.http.post("/v1/chat/completions", json=body)  # now in the cache
+    headers = {"idempotency-key": "after-a-hit"}
+    first = await gateway.http.post("/v1/chat/completions", json=body, headers=headers)
+    repeat = await gateway.http.post("/v1/chat/completions", json=body, headers=headers)
+    assert first.headers["x-modelway-cache"] == repeat.headers["x-modelway-cache"] == "hit"
+    assert repeat.json() == first.json() and upstream.calls == 1
