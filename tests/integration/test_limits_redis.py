@@ -1,4 +1,5 @@
-"""Rate limits and budgets in a real redis-server: atomic, shared by replicas, failing open."""
+"""Rate limits and budgets in a real redis-server: atomic, shared by replicas, in memory
+while Redis is down."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 
 from modelway.errors import BudgetExceeded, RateLimited
 from modelway.limits import UNLIMITED, Limits, RedisBudgetBook, RedisLimiter
-from tests.redis_server import free_port, running_redis
+from tests.redis_server import RedisServer, free_port, restartable_redis, running_redis
 
 pytestmark = pytest.mark.integration
 
@@ -258,28 +259,79 @@ async def test_limits_from_a_redis_url_enforce_and_answer_pings(redis_url: str) 
         await limits.aclose()
 
 
-async def test_with_redis_down_requests_pass_unlimited_and_the_outage_is_logged(
+async def test_with_redis_down_each_replica_limits_to_its_share_and_logs_the_outage_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    limits = Limits.from_environment(f"redis://127.0.0.1:{free_port()}/0")
+    limits = Limits.from_environment(f"redis://127.0.0.1:{free_port()}/0", replicas=3)
     try:
-        with caplog.at_level(logging.ERROR, logger="modelway.limits"):
-            for _ in range(3):
-                ticket = await asyncio.wait_for(limits.rates.admit("key:a", rpm=1), 10)
-                assert ticket is UNLIMITED
-                await asyncio.wait_for(limits.budgets.check("key:a", usd=0.0, period="day"), 10)
-                await limits.budgets.charge("key:a", usd=1.0, tokens=1, period="day")
-            await limits.rates.settle(ticket, 100)
+        with caplog.at_level(logging.INFO, logger="modelway.limits"):
+            tickets = [
+                await asyncio.wait_for(limits.rates.admit("key:a", rpm=9), 10) for _ in range(3)
+            ]
+            assert all(ticket.local for ticket in tickets)
+            assert tickets[-1].request_limit == 3  # this replica's share of 9
+            with pytest.raises(RateLimited):
+                await limits.rates.admit("key:a", rpm=9)
+            await asyncio.wait_for(limits.budgets.check("key:a", usd=0.0, period="day"), 10)
+            await limits.budgets.charge("key:a", usd=1.0, tokens=1, period="day")
+            await limits.rates.settle(tickets[0], 100)
         assert not await limits.ping()
     finally:
         await limits.aclose()
     messages = [record.getMessage() for record in caplog.records]
-    assert any("rate limits: Redis is unreachable" in message for message in messages)
-    assert any("budgets: Redis is unreachable" in message for message in messages)
-    assert len(messages) == 2  # once per outage, not once per request
+    assert len(messages) == 1, messages  # once per outage, not once per request
+    assert messages[0].startswith("Redis unreachable (ConnectionError: ")
+    assert "rate limits fall back to each replica's share in memory" in messages[0]
 
 
-async def test_a_redis_that_never_answers_fails_open_instead_of_hanging() -> None:
+@pytest.mark.parametrize("rpm", [30, 31])
+def test_three_replicas_never_pass_a_limit_together_across_a_redis_restart(rpm: int) -> None:
+    """Admitted before, during and after a Redis restart: never more than the limit."""
+
+    async def run(url: str, server: RedisServer) -> int:
+        replicas = [Limits.from_environment(url, replicas=3) for _ in range(3)]
+        admitted = 0
+
+        async def each_admits(count: int) -> None:
+            nonlocal admitted
+            for limits in replicas:
+                for _ in range(count):
+                    try:
+                        await asyncio.wait_for(limits.rates.admit("key:a", rpm=rpm), 10)
+                    except RateLimited:
+                        continue
+                    admitted += 1
+
+        try:
+            await each_admits(6)  # 18 counted in Redis, 6 in each replica's memory
+            server.stop()
+            await each_admits(10)  # in memory: each up to its share, 10 (of 30 or 31)
+            assert all(limits.outage and limits.outage.down for limits in replicas)
+            during = admitted
+            server.start()
+            for limits in replicas:
+                await wait_for_redis(limits)
+            await each_admits(10)  # Redis again, told what was admitted, and each share
+            assert admitted == during
+        finally:
+            for limits in replicas:
+                await limits.aclose()
+        return admitted
+
+    with restartable_redis(persist=True) as server:
+        assert asyncio.run(run(server.url, server)) == 30  # 31 // 3 per replica: 30 at most
+
+
+async def wait_for_redis(limits: Limits) -> None:
+    """Until the replica's Redis client answers again (its pause after an error is over)."""
+    for _ in range(200):
+        if await limits.ping():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("Redis did not answer again")
+
+
+async def test_a_redis_that_never_answers_is_left_for_memory_instead_of_hanging() -> None:
     accepted: list[asyncio.StreamWriter] = []
 
     async def swallow(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -290,7 +342,7 @@ async def test_a_redis_that_never_answers_fails_open_instead_of_hanging() -> Non
     limits = Limits.from_environment(f"redis://127.0.0.1:{port}/0")
     try:
         ticket = await asyncio.wait_for(limits.rates.admit("key:a", rpm=1), 10)
-        assert ticket is UNLIMITED
+        assert ticket.local  # limited in this replica's memory
         assert not await asyncio.wait_for(limits.ping(), 10)
     finally:
         await limits.aclose()

@@ -20,9 +20,11 @@ def stored_calls(config: Config, environ: Mapping[str, str], store: Store) -> Ca
     Usage records that cannot reach the store wait in ``usage-spill.jsonl`` in the data
     directory. ``Calls.aclose`` flushes them.
     """
-    limits = Limits.from_environment(environ.get("REDIS_URL") or None)
+    limits = Limits.from_environment(
+        environ.get("REDIS_URL") or None, replicas=config.redis.replicas
+    )
     engine = Engine(config, environ, rates=limits.rates)
-    writer = UsageWriter(store, data_dir(environ) / "usage-spill.jsonl")
+    writer = UsageWriter(store, data_dir(environ) / "usage-spill.jsonl", outage=store.outage)
     writer.start()
     calls = Calls(engine, Accounts(limits, writer, config.prices, config.budgets))
     # First, so the request log can name each call's trace (nothing without OTEL_* set).

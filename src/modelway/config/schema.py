@@ -226,6 +226,15 @@ class ResponsesSettings(_Section, frozen=True, kw_only=True):
     store_days: Annotated[float, msgspec.Meta(ge=0, le=3650)] = 30.0
 
 
+class RedisSettings(_Section, frozen=True, kw_only=True):
+    """How replicas share limits through Redis (``REDIS_URL``; docs/limits.md)."""
+
+    #: Gateway replicas sharing the Redis. While Redis is unreachable each replica limits
+    #: in memory to a key's limit divided by this (set it to the most replicas you run:
+    #: then the replicas together never pass the limit).
+    replicas: Positive = 1
+
+
 class AdminSettings(_Section, frozen=True, kw_only=True):
     """The admin dashboard at ``/admin`` (docs/admin.md)."""
 
@@ -246,6 +255,7 @@ class Config(_Section, frozen=True, kw_only=True):
     metrics: MetricsSettings = msgspec.field(default_factory=MetricsSettings)
     responses: ResponsesSettings = msgspec.field(default_factory=ResponsesSettings)
     admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
 
     def switched_off(self) -> frozenset[str]:
         """The providers this config switches off (``enabled: false``)."""

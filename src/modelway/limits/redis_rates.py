@@ -7,11 +7,14 @@ stores one list entry per token and whose strategies check one limit per call.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from importlib import resources
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from modelway.limits.memory_rates import MemoryLimiter
 from modelway.limits.outage import RedisOutage
 from modelway.limits.tickets import UNLIMITED, Ticket, refusal
 
@@ -23,8 +26,14 @@ _NEVER = -2
 class RedisLimiter:
     """Per-scope RPM/TPM in Redis; same window, precision and headers as ``MemoryLimiter``.
 
-    When Redis cannot be reached it fails open (see ``RedisOutage``): the request passes
-    with no rate-limit headers, and the outage is logged.
+    While Redis cannot be reached (see ``RedisOutage``) this replica limits on its own, in
+    memory, to its share of each limit: the limit divided by ``replicas`` (the number of
+    replicas sharing the Redis, from ``redis.replicas`` in modelway.yaml), never below 1.
+    What it admits meanwhile is added to Redis once Redis answers again, and for one window
+    after its last admission in memory a request needs both Redis and the replica's share
+    (another replica may not have told Redis yet). Its memory counts every request it
+    admits, also while Redis answers, so an outage starts from this replica's part of the
+    window, not from zero.
     """
 
     def __init__(
@@ -35,22 +44,41 @@ class RedisLimiter:
         window: float = 60.0,
         buckets: int = 60,
         clock_offset: float = 0.0,
+        replicas: int = 1,
+        outage: RedisOutage | None = None,
+        local_clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if replicas < 1:
+            raise ValueError("replicas must be at least 1")
         self.window = window
         #: Seconds added to the Redis server's clock; lets tests move time without sleeping.
         self.clock_offset = clock_offset
+        self.replicas = replicas
         self._prefix = prefix + "rate:"
         self._bucket_us = round(window * 1_000_000 / buckets)
         self._buckets = buckets
         self._script = client.register_script(_SCRIPT)
-        self.outage = RedisOutage("rate limits")
+        self.outage = outage if outage is not None else RedisOutage()
+        #: This replica's own admissions; it enforces the replica's share while Redis is down.
+        self.local = MemoryLimiter(window=window, buckets=buckets, clock=local_clock)
+        self._local_clock = local_clock
+        #: Until then (``local_clock``) the share is enforced beside Redis: see the class.
+        self._both_until = 0.0
+        #: Per scope, [requests, tokens] admitted in memory that Redis has not counted yet.
+        self._owed: dict[str, list[int]] = {}
 
     async def admit(
         self, scope: str, *, rpm: int | None = None, tpm: int | None = None, tokens: int = 0
     ) -> Ticket:
         """Count one request reserving ``tokens``, or raise ``RateLimited`` and count nothing."""
-        if (rpm is None and tpm is None) or self.outage.skipping():
+        if rpm is None and tpm is None:
             return UNLIMITED
+        if self.outage.skipping() or (self._owed and not await self._repay()):
+            return await self._admit_locally(scope, rpm, tpm, tokens)
+        counted = self._local_clock() < self._both_until
+        if counted:  # just after an outage: this replica's share too (on the safe side:
+            # a request Redis then refuses stays counted here)
+            await self.local.admit(scope, rpm=self.share(rpm), tpm=self.share(tpm), tokens=tokens)
         arguments = (
             "admit",
             self._bucket_us,
@@ -64,7 +92,7 @@ class RedisLimiter:
             reply = await self._script(keys=(self._prefix + scope,), args=arguments)
         except RedisError as error:
             self.outage.failed(error)
-            return UNLIMITED
+            return await self._admit_locally(scope, rpm, tpm, tokens)
         self.outage.succeeded()
         admitted, requests, used, bucket_or_wait, reset_or_wait = reply
         if not admitted:
@@ -78,13 +106,74 @@ class RedisLimiter:
                 tokens_wait=_seconds(reset_or_wait),
                 window=self.window,
             )
+        if not counted:
+            self.local.count(scope, tokens)
         reset = reset_or_wait / 1_000_000
         return Ticket(scope, bucket_or_wait, tokens, rpm, requests, tpm, used, reset)
+
+    def share(self, limit: int | None) -> int | None:
+        """This replica's part of a limit while Redis is down (0 stays 0: it never passes)."""
+        if limit is None or limit == 0:
+            return limit
+        return max(1, limit // self.replicas)
+
+    async def _admit_locally(
+        self, scope: str, rpm: int | None, tpm: int | None, tokens: int
+    ) -> Ticket:
+        """Admit against this replica's share in memory, and owe Redis the admission."""
+        ticket = await self.local.admit(
+            scope, rpm=self.share(rpm), tpm=self.share(tpm), tokens=tokens
+        )
+        ticket.local = True
+        self._owe(scope, 1, tokens)
+        self._both_until = self._local_clock() + self.window
+        return ticket
+
+    def _owe(self, scope: str, requests: int, tokens: int) -> None:
+        owed = self._owed.get(scope)
+        if owed is None:
+            self._owed[scope] = [requests, tokens]
+        else:
+            owed[0] += requests
+            owed[1] += tokens
+
+    async def _repay(self) -> bool:
+        """Add what was admitted in memory to Redis; False (still owed) if Redis fails."""
+        owed, self._owed = self._owed, {}
+        pending = list(owed.items())
+        try:
+            while pending:
+                scope, (requests, tokens) = pending[-1]
+                arguments = (
+                    "add",
+                    self._bucket_us,
+                    self._buckets,
+                    round(self.clock_offset * 1_000_000),
+                    requests,
+                    max(0, tokens),
+                )
+                await self._script(keys=(self._prefix + scope,), args=arguments)
+                pending.pop()
+        except RedisError as error:
+            for scope, (requests, tokens) in pending:
+                self._owe(scope, requests, tokens)
+            self.outage.failed(error)
+            return False
+        self.outage.succeeded()
+        return True
 
     async def settle(self, ticket: Ticket, actual_tokens: int) -> None:
         """Refund unused reserved tokens where they were counted; charge extra ones to now."""
         delta = actual_tokens - ticket.tokens
-        if ticket is UNLIMITED or delta == 0 or self.outage.skipping():
+        if ticket is UNLIMITED or delta == 0:
+            return
+        if ticket.local or self.outage.skipping():
+            if ticket.local:
+                await self.local.settle(ticket, actual_tokens)
+            else:
+                ticket.tokens = actual_tokens
+            if delta > 0:
+                self._owe(ticket.scope, 0, delta)  # counted in Redis once it answers
             return
         ticket.tokens = actual_tokens
         arguments = (
@@ -99,6 +188,8 @@ class RedisLimiter:
             await self._script(keys=(self._prefix + ticket.scope,), args=arguments)
         except RedisError as error:
             self.outage.failed(error)
+            if delta > 0:
+                self._owe(ticket.scope, 0, delta)
         else:
             self.outage.succeeded()
 
