@@ -284,18 +284,28 @@ async def test_with_redis_down_each_replica_limits_to_its_share_and_logs_the_out
     assert "rate limits fall back to each replica's share in memory" in messages[0]
 
 
-@pytest.mark.parametrize("rpm", [30, 31])
-def test_three_replicas_never_pass_a_limit_together_across_a_redis_restart(rpm: int) -> None:
+@pytest.mark.parametrize(
+    ("rpm", "before", "by_the_end_of_the_outage"),
+    [
+        (30, (6, 6, 6), 30),
+        (31, (6, 6, 6), 30),  # 31 // 3 per replica
+        (30, (12, 4, 2), 26),  # served unevenly: each starts from at least 18 / 3
+    ],
+)
+def test_three_replicas_never_pass_a_limit_together_across_a_redis_restart(
+    rpm: int, before: tuple[int, int, int], by_the_end_of_the_outage: int
+) -> None:
     """Admitted before, during and after a Redis restart: never more than the limit."""
 
-    async def run(url: str, server: RedisServer) -> int:
+    async def run(url: str, server: RedisServer) -> tuple[int, int]:
         replicas = [Limits.from_environment(url, replicas=3) for _ in range(3)]
         admitted = 0
 
-        async def each_admits(count: int) -> None:
+        async def each_admits(count: int | tuple[int, int, int]) -> None:
             nonlocal admitted
-            for limits in replicas:
-                for _ in range(count):
+            counts = (count,) * 3 if isinstance(count, int) else count
+            for limits, times in zip(replicas, counts, strict=True):
+                for _ in range(times):
                     try:
                         await asyncio.wait_for(limits.rates.admit("key:a", rpm=rpm), 10)
                     except RateLimited:
@@ -303,7 +313,7 @@ def test_three_replicas_never_pass_a_limit_together_across_a_redis_restart(rpm: 
                     admitted += 1
 
         try:
-            await each_admits(6)  # 18 counted in Redis, 6 in each replica's memory
+            await each_admits(before)  # 18 counted in Redis, each replica's own in its memory
             server.stop()
             await each_admits(10)  # in memory: each up to its share, 10 (of 30 or 31)
             assert all(limits.outage and limits.outage.down for limits in replicas)
@@ -312,14 +322,15 @@ def test_three_replicas_never_pass_a_limit_together_across_a_redis_restart(rpm: 
             for limits in replicas:
                 await wait_for_redis(limits)
             await each_admits(10)  # Redis again, told what was admitted, and each share
-            assert admitted == during
         finally:
             for limits in replicas:
                 await limits.aclose()
-        return admitted
+        return during, admitted
 
     with restartable_redis(persist=True) as server:
-        assert asyncio.run(run(server.url, server)) == 30  # 31 // 3 per replica: 30 at most
+        during, admitted = asyncio.run(run(server.url, server))
+    assert during == by_the_end_of_the_outage
+    assert admitted == 30  # the limit (31: three shares of 10), not one more
 
 
 async def wait_for_redis(limits: Limits) -> None:

@@ -41,6 +41,11 @@ class RedisOutage(Outage):
         self._watch = clock
         self._skip_until = 0.0
 
+    @property
+    def pause(self) -> float:
+        """Seconds Redis is left alone after a failure."""
+        return self._pause
+
     def skipping(self) -> bool:
         """True while a recent failure says not to wait on Redis."""
         return self.down and self._watch() < self._skip_until

@@ -30,10 +30,12 @@ class RedisLimiter:
     memory, to its share of each limit: the limit divided by ``replicas`` (the number of
     replicas sharing the Redis, from ``redis.replicas`` in modelway.yaml), never below 1.
     What it admits meanwhile is added to Redis once Redis answers again, and for one window
-    after its last admission in memory a request needs both Redis and the replica's share
+    after its last request in memory a request needs both Redis and the replica's share
     (another replica may not have told Redis yet). Its memory counts every request it
     admits, also while Redis answers, so an outage starts from this replica's part of the
-    window, not from zero.
+    window, not from zero; and from no less than an equal part of what Redis last counted
+    for the scope (within the window), so replicas that served unevenly before the outage
+    still admit no more than the limit together.
     """
 
     def __init__(
@@ -66,6 +68,10 @@ class RedisLimiter:
         self._both_until = 0.0
         #: Per scope, [requests, tokens] admitted in memory that Redis has not counted yet.
         self._owed: dict[str, list[int]] = {}
+        #: Per scope, what Redis last counted in its window (requests, tokens) and when.
+        self._seen: dict[str, tuple[int, int, float]] = {}
+        #: Per scope, during an outage: what this replica's memory lacks of its equal part.
+        self._missing: dict[str, tuple[int, int]] = {}
 
     async def admit(
         self, scope: str, *, rpm: int | None = None, tpm: int | None = None, tokens: int = 0
@@ -108,6 +114,7 @@ class RedisLimiter:
             )
         if not counted:
             self.local.count(scope, tokens)
+        self._seen[scope] = (requests, used, self._local_clock())
         reset = reset_or_wait / 1_000_000
         return Ticket(scope, bucket_or_wait, tokens, rpm, requests, tpm, used, reset)
 
@@ -121,13 +128,54 @@ class RedisLimiter:
         self, scope: str, rpm: int | None, tpm: int | None, tokens: int
     ) -> Ticket:
         """Admit against this replica's share in memory, and owe Redis the admission."""
-        ticket = await self.local.admit(
-            scope, rpm=self.share(rpm), tpm=self.share(tpm), tokens=tokens
-        )
+        self._both_until = self._local_clock() + self.window
+        rpm_share, tpm_share = self.share(rpm), self.share(tpm)
+        seen = self._seen.get(scope)
+        if seen is not None and self._local_clock() - seen[2] < self.window:
+            missing = self._missing.get(scope)
+            if missing is None:
+                # This replica's part counts as no less than an equal part of what Redis
+                # counted: fixed at the outage's first admission of the scope.
+                requests, used = self.local.usage(scope)
+                missing = self._missing[scope] = (
+                    max(0, -(-seen[0] // self.replicas) - requests),
+                    max(0, -(-seen[1] // self.replicas) - used),
+                )
+            if rpm_share is not None:
+                rpm_share -= missing[0]
+            if tpm_share is not None:
+                tpm_share -= missing[1]
+            requests_out = rpm_share is not None and rpm_share <= 0
+            tokens_out = tpm_share is not None and tpm_share <= 0
+            if requests_out or tokens_out:
+                raise self._refuse_share(requests_out, tokens_out, rpm, tpm, tokens, seen)
+        ticket = await self.local.admit(scope, rpm=rpm_share, tpm=tpm_share, tokens=tokens)
         ticket.local = True
         self._owe(scope, 1, tokens)
-        self._both_until = self._local_clock() + self.window
         return ticket
+
+    def _refuse_share(
+        self,
+        requests_out: bool,
+        tokens_out: bool,
+        rpm: int | None,
+        tpm: int | None,
+        tokens: int,
+        seen: tuple[int, int, float],
+    ) -> Exception:
+        """The refusal when Redis's last count already used this replica's share up; it may
+        pass once Redis answers again (tried after the pause)."""
+        wait = self.outage.pause
+        return refusal(
+            rpm=rpm,
+            tpm=tpm,
+            requests_used=seen[0],
+            tokens_used=seen[1],
+            tokens=tokens,
+            requests_wait=wait if requests_out else None,
+            tokens_wait=wait if tokens_out else None,
+            window=self.window,
+        )
 
     def _owe(self, scope: str, requests: int, tokens: int) -> None:
         owed = self._owed.get(scope)
@@ -159,6 +207,7 @@ class RedisLimiter:
                 self._owe(scope, requests, tokens)
             self.outage.failed(error)
             return False
+        self._missing.clear()  # the outage is over for this replica's limits
         self.outage.succeeded()
         return True
 
