@@ -265,16 +265,12 @@ async def test_with_redis_down_each_replica_limits_to_its_share_and_logs_the_out
     limits = Limits.from_environment(f"redis://127.0.0.1:{free_port()}/0", replicas=3)
     try:
         with caplog.at_level(logging.INFO, logger="modelway.limits"):
-            tickets = [
-                await asyncio.wait_for(limits.rates.admit("key:a", rpm=9), 10) for _ in range(3)
-            ]
-            assert all(ticket.local for ticket in tickets)
-            assert tickets[-1].request_limit == 3  # this replica's share of 9
-            with pytest.raises(RateLimited):
-                await limits.rates.admit("key:a", rpm=9)
+            # Just started, never told by Redis what key:a used: the others may have used it.
+            with pytest.raises(RateLimited) as refused:
+                await asyncio.wait_for(limits.rates.admit("key:a", rpm=9), 10)
+            assert refused.value.retry_after == 1.0  # Redis is tried again after its pause
             await asyncio.wait_for(limits.budgets.check("key:a", usd=0.0, period="day"), 10)
             await limits.budgets.charge("key:a", usd=1.0, tokens=1, period="day")
-            await limits.rates.settle(tickets[0], 100)
         assert not await limits.ping()
     finally:
         await limits.aclose()
@@ -282,6 +278,22 @@ async def test_with_redis_down_each_replica_limits_to_its_share_and_logs_the_out
     assert len(messages) == 1, messages  # once per outage, not once per request
     assert messages[0].startswith("Redis unreachable (ConnectionError: ")
     assert "rate limits fall back to each replica's share in memory" in messages[0]
+
+
+async def test_a_replica_up_for_a_window_limits_to_its_share_while_redis_is_down() -> None:
+    now = [1000.0]
+    client = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    limiter = RedisLimiter(client, replicas=3, local_clock=lambda: now[0])
+    now[0] += 61  # up longer than the window, and key:a unused in it
+    try:
+        tickets = [await asyncio.wait_for(limiter.admit("key:a", rpm=9), 10) for _ in range(3)]
+        assert all(ticket.local for ticket in tickets)
+        assert tickets[-1].request_limit == 3  # this replica's share of 9
+        with pytest.raises(RateLimited):
+            await limiter.admit("key:a", rpm=9)
+        await limiter.settle(tickets[0], 100)  # settled in memory, owed to Redis
+    finally:
+        await client.aclose()
 
 
 @pytest.mark.parametrize(
@@ -352,8 +364,8 @@ async def test_a_redis_that_never_answers_is_left_for_memory_instead_of_hanging(
     port = server.sockets[0].getsockname()[1]
     limits = Limits.from_environment(f"redis://127.0.0.1:{port}/0")
     try:
-        ticket = await asyncio.wait_for(limits.rates.admit("key:a", rpm=1), 10)
-        assert ticket.local  # limited in this replica's memory
+        with pytest.raises(RateLimited):  # just started: refused until Redis answers
+            await asyncio.wait_for(limits.rates.admit("key:a", rpm=1), 10)
         assert not await asyncio.wait_for(limits.ping(), 10)
     finally:
         await limits.aclose()

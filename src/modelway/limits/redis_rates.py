@@ -35,7 +35,9 @@ class RedisLimiter:
     admits, also while Redis answers, so an outage starts from this replica's part of the
     window, not from zero; and from no less than an equal part of what Redis last counted
     for the scope (within the window), so replicas that served unevenly before the outage
-    still admit no more than the limit together.
+    still admit no more than the limit together. A replica started less than a window ago
+    that Redis never told about a scope refuses it until Redis answers: it cannot know
+    what the others admitted.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class RedisLimiter:
         #: This replica's own admissions; it enforces the replica's share while Redis is down.
         self.local = MemoryLimiter(window=window, buckets=buckets, clock=local_clock)
         self._local_clock = local_clock
+        self._started = local_clock()
         #: Until then (``local_clock``) the share is enforced beside Redis: see the class.
         self._both_until = 0.0
         #: Per scope, [requests, tokens] admitted in memory that Redis has not counted yet.
@@ -101,6 +104,7 @@ class RedisLimiter:
             return await self._admit_locally(scope, rpm, tpm, tokens)
         self.outage.succeeded()
         admitted, requests, used, bucket_or_wait, reset_or_wait = reply
+        self._seen[scope] = (requests, used, self._local_clock())
         if not admitted:
             raise refusal(
                 rpm=rpm,
@@ -114,7 +118,6 @@ class RedisLimiter:
             )
         if not counted:
             self.local.count(scope, tokens)
-        self._seen[scope] = (requests, used, self._local_clock())
         reset = reset_or_wait / 1_000_000
         return Ticket(scope, bucket_or_wait, tokens, rpm, requests, tpm, used, reset)
 
@@ -128,10 +131,17 @@ class RedisLimiter:
         self, scope: str, rpm: int | None, tpm: int | None, tokens: int
     ) -> Ticket:
         """Admit against this replica's share in memory, and owe Redis the admission."""
-        self._both_until = self._local_clock() + self.window
+        now = self._local_clock()
+        self._both_until = now + self.window
         rpm_share, tpm_share = self.share(rpm), self.share(tpm)
         seen = self._seen.get(scope)
-        if seen is not None and self._local_clock() - seen[2] < self.window:
+        if seen is None or now - seen[2] >= self.window:
+            if now - self._started < self.window:
+                # Started within the window and never told what the scope used there: the
+                # other replicas may have used it all. (A replica up longer that has not
+                # seen the scope for a window saw no traffic for it: the others saw little.)
+                raise self._refuse_share(rpm, tpm, tokens, rpm or 0, tpm or 0)
+        else:
             missing = self._missing.get(scope)
             if missing is None:
                 # This replica's part counts as no less than an equal part of what Redis
@@ -148,7 +158,13 @@ class RedisLimiter:
             requests_out = rpm_share is not None and rpm_share <= 0
             tokens_out = tpm_share is not None and tpm_share <= 0
             if requests_out or tokens_out:
-                raise self._refuse_share(requests_out, tokens_out, rpm, tpm, tokens, seen)
+                raise self._refuse_share(
+                    rpm if requests_out else None,
+                    tpm if tokens_out else None,
+                    tokens,
+                    seen[0],
+                    seen[1],
+                )
         ticket = await self.local.admit(scope, rpm=rpm_share, tpm=tpm_share, tokens=tokens)
         ticket.local = True
         self._owe(scope, 1, tokens)
@@ -156,24 +172,23 @@ class RedisLimiter:
 
     def _refuse_share(
         self,
-        requests_out: bool,
-        tokens_out: bool,
         rpm: int | None,
         tpm: int | None,
         tokens: int,
-        seen: tuple[int, int, float],
+        requests_used: int,
+        tokens_used: int,
     ) -> Exception:
-        """The refusal when Redis's last count already used this replica's share up; it may
-        pass once Redis answers again (tried after the pause)."""
+        """The refusal when this replica's share is used up, by what Redis last counted or
+        for want of knowing; it may pass once Redis answers again (tried after the pause)."""
         wait = self.outage.pause
         return refusal(
             rpm=rpm,
             tpm=tpm,
-            requests_used=seen[0],
-            tokens_used=seen[1],
+            requests_used=requests_used,
+            tokens_used=tokens_used,
             tokens=tokens,
-            requests_wait=wait if requests_out else None,
-            tokens_wait=wait if tokens_out else None,
+            requests_wait=None if rpm is None else wait,
+            tokens_wait=None if tpm is None else wait,
             window=self.window,
         )
 
