@@ -178,13 +178,17 @@ class Report:
 
 
 class Load:
-    """A closed-loop mixed load: ``concurrency`` clients, each sending its next request
-    as soon as the last ended; streaming and not, the keys in turn."""
+    """A mixed load: ``concurrency`` clients, each sending its next request as soon as the
+    last ended (or, with ``rate``, paced to that many requests per second in all);
+    streaming and not, the keys in turn."""
 
-    def __init__(self, topology: Topology, concurrency: int, started: float) -> None:
+    def __init__(
+        self, topology: Topology, concurrency: int, started: float, rate: float | None = None
+    ) -> None:
         self._url = topology.url
         self._keys = {name: plaintext for name, (_, plaintext) in topology.keys.items()}
         self._concurrency = concurrency
+        self._interval = 0.0 if rate is None else concurrency / rate
         self._started = started
         self._numbers = itertools.count()
         self.calls: list[Call] = []
@@ -218,6 +222,8 @@ class Load:
             finally:
                 self.in_flight -= 1
                 call.end = self.now()
+            if self._interval:
+                await asyncio.sleep(max(0.0, call.start + self._interval - self.now()))
 
     async def _send(self, client: httpx.AsyncClient, call: Call, model: str) -> None:
         body = {
