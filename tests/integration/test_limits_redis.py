@@ -373,3 +373,15 @@ async def test_a_redis_that_never_answers_is_left_for_memory_instead_of_hanging(
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_what_redis_last_counted_is_forgotten_for_scopes_idle_for_a_window(
+    client: Redis,
+) -> None:
+    now = [0.0]
+    limiter = RedisLimiter(client, local_clock=lambda: now[0])
+    for number in range(1024):
+        await limiter.admit(f"key:{number}", rpm=10)
+    now[0] += 61  # every one of them idle for a window
+    await limiter.admit("key:fresh", rpm=10)
+    assert list(limiter._seen) == ["key:fresh"]

@@ -21,6 +21,8 @@ from modelway.limits.tickets import UNLIMITED, Ticket, refusal
 _SCRIPT = resources.files("modelway.limits").joinpath("sliding_window.lua").read_text()
 _NOT_HIT = -1
 _NEVER = -2
+#: Scopes Redis's last counts are kept for before stale ones are swept (then twice the rest).
+_FIRST_SWEEP = 1024
 
 
 class RedisLimiter:
@@ -73,6 +75,7 @@ class RedisLimiter:
         self._owed: dict[str, list[int]] = {}
         #: Per scope, what Redis last counted in its window (requests, tokens) and when.
         self._seen: dict[str, tuple[int, int, float]] = {}
+        self._sweep_seen_at = _FIRST_SWEEP
         #: Per scope, during an outage: what this replica's memory lacks of its equal part.
         self._missing: dict[str, tuple[int, int]] = {}
 
@@ -104,6 +107,8 @@ class RedisLimiter:
             return await self._admit_locally(scope, rpm, tpm, tokens)
         self.outage.succeeded()
         admitted, requests, used, bucket_or_wait, reset_or_wait = reply
+        if len(self._seen) >= self._sweep_seen_at and scope not in self._seen:
+            self._sweep_seen()
         self._seen[scope] = (requests, used, self._local_clock())
         if not admitted:
             raise refusal(
@@ -120,6 +125,12 @@ class RedisLimiter:
             self.local.count(scope, tokens)
         reset = reset_or_wait / 1_000_000
         return Ticket(scope, bucket_or_wait, tokens, rpm, requests, tpm, used, reset)
+
+    def _sweep_seen(self) -> None:
+        """Forget counts older than the window (amortised: runs as the table doubles)."""
+        oldest = self._local_clock() - self.window
+        self._seen = {scope: seen for scope, seen in self._seen.items() if seen[2] >= oldest}
+        self._sweep_seen_at = max(_FIRST_SWEEP, 2 * len(self._seen))
 
     def share(self, limit: int | None) -> int | None:
         """This replica's part of a limit while Redis is down (0 stays 0: it never passes)."""
