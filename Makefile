@@ -1,5 +1,5 @@
 # Benchmarks (see docs/benchmarks.md and bench/run.sh).
-.PHONY: bench bench-quick bench-setup bench-admin
+.PHONY: bench bench-quick bench-setup bench-admin chaos soak
 
 bench:
 	BENCH_COMMAND="make bench" bench/run.sh full
@@ -13,3 +13,14 @@ bench-setup:
 # The admin dashboard's queries at a million usage records, SQLite and PostgreSQL.
 bench-admin:
 	.venv/bin/python -m bench.admin --records 1000000 --store both
+
+# Three replicas behind nginx on PostgreSQL and Redis, under a minute of load while a replica
+# is killed, another restarted, Redis and PostgreSQL restarted (docs/deploy.md).
+chaos:
+	.venv/bin/python -m bench.chaos --seconds 60
+
+# The same topology at a steady load for SOAK_SECONDS (default an hour): each replica's RSS
+# and open files every minute, in bench/results/soak.csv and docs/soak.png.
+SOAK_SECONDS ?= 3600
+soak:
+	.venv/bin/python -m bench.soak --seconds $(SOAK_SECONDS)

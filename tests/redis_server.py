@@ -77,3 +77,76 @@ def _started(process: subprocess.Popen[bytes], log: Path, timeout: float) -> boo
     if "Address already in use" not in log.read_text(errors="replace"):
         raise RuntimeError(f"redis-server exited:\n{log.read_text(errors='replace')}")
     return False
+
+
+class RedisServer:
+    """A ``redis-server`` a test can stop (SIGTERM or SIGKILL) and start again on its port.
+
+    With ``persist`` it saves its data when stopped with SIGTERM and loads it at start, as
+    a Redis with RDB snapshots does; without, a restart starts empty.
+    """
+
+    def __init__(self, directory: Path, *, persist: bool = False) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.persist = persist
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = directory / "redis.log"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start (or start again) on this server's port; a port taken meanwhile is an error."""
+        self._log.write_text("")
+        save = ["--save", "3600 1"] if self.persist else ["--save", ""]
+        self._process = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", str(self.directory),
+                *save,
+                "--appendonly", "no",
+                "--logfile", str(self._log),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        if not _started(self._process, self._log, timeout):
+            raise RuntimeError(f"redis-server could not bind port {self.port} again")
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop it: SIGTERM (a persisting server saves first) or, with ``kill``, SIGKILL."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if kill:
+            process.kill()
+        else:
+            process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def restartable_redis(*, persist: bool = False) -> Iterator[RedisServer]:
+    """A started ``RedisServer`` in a temporary directory, always stopped at the end."""
+    with tempfile.TemporaryDirectory(prefix="modelway-redis-") as directory:
+        for _ in range(_PORT_ATTEMPTS):
+            server = RedisServer(Path(directory), persist=persist)
+            try:
+                server.start()
+                break
+            except RuntimeError:
+                server.stop()
+        else:
+            raise RuntimeError("redis-server did not start on any of the ports tried")
+        try:
+            yield server
+        finally:
+            server.stop()

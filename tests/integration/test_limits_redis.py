@@ -1,4 +1,5 @@
-"""Rate limits and budgets in a real redis-server: atomic, shared by replicas, failing open."""
+"""Rate limits and budgets in a real redis-server: atomic, shared by replicas, in memory
+while Redis is down."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 
 from modelway.errors import BudgetExceeded, RateLimited
 from modelway.limits import UNLIMITED, Limits, RedisBudgetBook, RedisLimiter
-from tests.redis_server import free_port, running_redis
+from tests.redis_server import RedisServer, free_port, restartable_redis, running_redis
 
 pytestmark = pytest.mark.integration
 
@@ -258,28 +259,102 @@ async def test_limits_from_a_redis_url_enforce_and_answer_pings(redis_url: str) 
         await limits.aclose()
 
 
-async def test_with_redis_down_requests_pass_unlimited_and_the_outage_is_logged(
+async def test_with_redis_down_each_replica_limits_to_its_share_and_logs_the_outage_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    limits = Limits.from_environment(f"redis://127.0.0.1:{free_port()}/0")
+    limits = Limits.from_environment(f"redis://127.0.0.1:{free_port()}/0", replicas=3)
     try:
-        with caplog.at_level(logging.ERROR, logger="modelway.limits"):
-            for _ in range(3):
-                ticket = await asyncio.wait_for(limits.rates.admit("key:a", rpm=1), 10)
-                assert ticket is UNLIMITED
-                await asyncio.wait_for(limits.budgets.check("key:a", usd=0.0, period="day"), 10)
-                await limits.budgets.charge("key:a", usd=1.0, tokens=1, period="day")
-            await limits.rates.settle(ticket, 100)
+        with caplog.at_level(logging.INFO, logger="modelway.limits"):
+            # Just started, never told by Redis what key:a used: the others may have used it.
+            with pytest.raises(RateLimited) as refused:
+                await asyncio.wait_for(limits.rates.admit("key:a", rpm=9), 10)
+            assert refused.value.retry_after == 1.0  # Redis is tried again after its pause
+            await asyncio.wait_for(limits.budgets.check("key:a", usd=0.0, period="day"), 10)
+            await limits.budgets.charge("key:a", usd=1.0, tokens=1, period="day")
         assert not await limits.ping()
     finally:
         await limits.aclose()
     messages = [record.getMessage() for record in caplog.records]
-    assert any("rate limits: Redis is unreachable" in message for message in messages)
-    assert any("budgets: Redis is unreachable" in message for message in messages)
-    assert len(messages) == 2  # once per outage, not once per request
+    assert len(messages) == 1, messages  # once per outage, not once per request
+    assert messages[0].startswith("Redis unreachable (ConnectionError: ")
+    assert "rate limits fall back to each replica's share in memory" in messages[0]
 
 
-async def test_a_redis_that_never_answers_fails_open_instead_of_hanging() -> None:
+async def test_a_replica_up_for_a_window_limits_to_its_share_while_redis_is_down() -> None:
+    now = [1000.0]
+    client = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    limiter = RedisLimiter(client, replicas=3, local_clock=lambda: now[0])
+    now[0] += 61  # up longer than the window, and key:a unused in it
+    try:
+        tickets = [await asyncio.wait_for(limiter.admit("key:a", rpm=9), 10) for _ in range(3)]
+        assert all(ticket.local for ticket in tickets)
+        assert tickets[-1].request_limit == 3  # this replica's share of 9
+        with pytest.raises(RateLimited):
+            await limiter.admit("key:a", rpm=9)
+        await limiter.settle(tickets[0], 100)  # settled in memory, owed to Redis
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("rpm", "before", "by_the_end_of_the_outage"),
+    [
+        (30, (6, 6, 6), 30),
+        (31, (6, 6, 6), 30),  # 31 // 3 per replica
+        (30, (12, 4, 2), 26),  # served unevenly: each starts from at least 18 / 3
+    ],
+)
+def test_three_replicas_never_pass_a_limit_together_across_a_redis_restart(
+    rpm: int, before: tuple[int, int, int], by_the_end_of_the_outage: int
+) -> None:
+    """Admitted before, during and after a Redis restart: never more than the limit."""
+
+    async def run(url: str, server: RedisServer) -> tuple[int, int]:
+        replicas = [Limits.from_environment(url, replicas=3) for _ in range(3)]
+        admitted = 0
+
+        async def each_admits(count: int | tuple[int, int, int]) -> None:
+            nonlocal admitted
+            counts = (count,) * 3 if isinstance(count, int) else count
+            for limits, times in zip(replicas, counts, strict=True):
+                for _ in range(times):
+                    try:
+                        await asyncio.wait_for(limits.rates.admit("key:a", rpm=rpm), 10)
+                    except RateLimited:
+                        continue
+                    admitted += 1
+
+        try:
+            await each_admits(before)  # 18 counted in Redis, each replica's own in its memory
+            server.stop()
+            await each_admits(10)  # in memory: each up to its share, 10 (of 30 or 31)
+            assert all(limits.outage and limits.outage.down for limits in replicas)
+            during = admitted
+            server.start()
+            for limits in replicas:
+                await wait_for_redis(limits)
+            await each_admits(10)  # Redis again, told what was admitted, and each share
+        finally:
+            for limits in replicas:
+                await limits.aclose()
+        return during, admitted
+
+    with restartable_redis(persist=True) as server:
+        during, admitted = asyncio.run(run(server.url, server))
+    assert during == by_the_end_of_the_outage
+    assert admitted == 30  # the limit (31: three shares of 10), not one more
+
+
+async def wait_for_redis(limits: Limits) -> None:
+    """Until the replica's Redis client answers again (its pause after an error is over)."""
+    for _ in range(200):
+        if await limits.ping():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("Redis did not answer again")
+
+
+async def test_a_redis_that_never_answers_is_left_for_memory_instead_of_hanging() -> None:
     accepted: list[asyncio.StreamWriter] = []
 
     async def swallow(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -289,8 +364,8 @@ async def test_a_redis_that_never_answers_fails_open_instead_of_hanging() -> Non
     port = server.sockets[0].getsockname()[1]
     limits = Limits.from_environment(f"redis://127.0.0.1:{port}/0")
     try:
-        ticket = await asyncio.wait_for(limits.rates.admit("key:a", rpm=1), 10)
-        assert ticket is UNLIMITED
+        with pytest.raises(RateLimited):  # just started: refused until Redis answers
+            await asyncio.wait_for(limits.rates.admit("key:a", rpm=1), 10)
         assert not await asyncio.wait_for(limits.ping(), 10)
     finally:
         await limits.aclose()
@@ -298,3 +373,15 @@ async def test_a_redis_that_never_answers_fails_open_instead_of_hanging() -> Non
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_what_redis_last_counted_is_forgotten_for_scopes_idle_for_a_window(
+    client: Redis,
+) -> None:
+    now = [0.0]
+    limiter = RedisLimiter(client, local_clock=lambda: now[0])
+    for number in range(1024):
+        await limiter.admit(f"key:{number}", rpm=10)
+    now[0] += 61  # every one of them idle for a window
+    await limiter.admit("key:fresh", rpm=10)
+    assert list(limiter._seen) == ["key:fresh"]

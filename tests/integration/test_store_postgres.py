@@ -135,15 +135,36 @@ async def test_a_writer_under_load_loses_and_doubles_nothing_across_a_postgres_r
     assert sorted(stored) == sorted(sent)
 
 
-async def test_readiness_ping_fails_while_postgres_is_down(
-    postgres: PostgresServer, store: Store
+async def test_a_postgres_restart_is_one_warning_with_its_cause_and_one_when_it_ends(
+    postgres: PostgresServer, store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await asyncio.to_thread(postgres.stop)
-    try:
-        assert await store.ping() is False
-    finally:
-        await asyncio.to_thread(postgres.start)
-    assert await store.ping() is True
+    writer = UsageWriter(
+        store, tmp_path / "spill.jsonl", flush_interval=0.01, max_backoff=0.05,
+        outage=store.outage,
+    )  # fmt: skip
+    writer.start()
+    with caplog.at_level(logging.INFO, logger="modelway"):
+        await asyncio.to_thread(postgres.stop)
+        try:
+            assert await store.ping() is False
+            for number in range(20):
+                writer.record(UsageRecord(request_id=f"outage-{number}", time=1_700_000_000.0))
+            await eventually(lambda: store.outage.down and writer.store_errors >= 2)
+            assert await store.ping() is False
+        finally:
+            await asyncio.to_thread(postgres.start)
+        await eventually(lambda: writer.pending == 0)
+        assert await store.ping() is True
+    await writer.aclose()
+    lines = [
+        (record.levelno, record.getMessage())
+        for record in caplog.records
+        if record.levelno >= logging.WARNING
+    ]
+    assert len(lines) == 2, lines
+    assert lines[0][1].startswith("store unreachable (") and "spill" in lines[0][1]
+    assert lines[1][1].startswith("store answers again after ")
+    assert all(record.exc_info is None for record in caplog.records)  # no traceback
 
 
 def test_db_upgrade_on_postgres_masks_the_password(

@@ -330,3 +330,24 @@ async def test_readiness_turns_false_while_usage_records_have_nowhere_to_go(
         accounts.recorder = kept
         await writer.aclose()
     assert (await gateway.http.get("/health/ready")).status_code == 200
+
+
+async def test_readiness_ignores_the_shared_store_and_health_reports_it(
+    gateway: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store every replica shares being down must not pull every replica out of service."""
+    store = gateway.state.store
+
+    async def unreachable() -> bool:
+        store.outage.failed(ConnectionRefusedError(111, "Connection refused"))
+        return False
+
+    monkeypatch.setattr(store, "ping", unreachable)
+    health = await gateway.http.get("/health")
+    assert health.json()["status"] == "degraded"
+    assert health.json()["dependencies"]["store"] == "unreachable"
+    ready = await gateway.http.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["store"] == "unreachable"  # as last seen, not asked
+    store.outage.succeeded()
+    assert (await gateway.http.get("/health/ready")).json()["checks"]["store"] == "ok"

@@ -255,3 +255,14 @@ async def test_concurrent_admissions_in_one_process_admit_exactly_the_limit() ->
     refused = [r for r in results if isinstance(r, BaseException)]
     assert all(isinstance(r, RateLimited) for r in refused)
     assert len(results) - len(refused) == 50
+
+
+async def test_requests_counted_from_elsewhere_fill_the_window_and_leave_it() -> None:
+    limiter, clock = limiter_at()
+    limiter.count("key:a", 100)  # admitted through Redis: recorded, never refused
+    limiter.count("key:a", 50)
+    assert limiter.usage("key:a") == (2, 150)
+    with pytest.raises(RateLimited):
+        await limiter.admit("key:a", rpm=2)
+    clock.now += 61
+    assert limiter.usage("key:a") == (0, 0)

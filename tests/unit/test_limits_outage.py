@@ -1,4 +1,4 @@
-"""Failing open while Redis is unreachable: skip it for a moment, log the outage once."""
+"""While Redis is unreachable: skip it for a moment, log the outage once each way."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from modelway.limits.outage import RedisOutage
+from modelway.outages import Outage, transient
 
 
 class FakeClock:
@@ -19,7 +20,7 @@ class FakeClock:
 
 def test_after_a_failure_redis_is_skipped_for_a_pause_then_tried_again() -> None:
     clock = FakeClock()
-    outage = RedisOutage("rate limits", pause=1.0, clock=clock)
+    outage = RedisOutage(pause=1.0, clock=clock)
     assert not outage.skipping()
     outage.failed(ConnectionError("refused"))
     assert outage.down and outage.skipping()
@@ -29,20 +30,53 @@ def test_after_a_failure_redis_is_skipped_for_a_pause_then_tried_again() -> None
     assert not outage.down
 
 
-def test_an_outage_is_logged_loudly_once_and_its_end_too(
+def test_an_outage_is_one_warning_with_its_cause_and_one_line_when_it_ends(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = FakeClock()
-    outage = RedisOutage("rate limits", clock=clock)
-    with caplog.at_level(logging.WARNING, logger="modelway.limits"):
+    outage = RedisOutage(clock=clock)
+    with caplog.at_level(logging.INFO, logger="modelway.limits"):
         for _ in range(3):
             outage.failed(ConnectionError("Connection refused"))
             clock.now += 2
         outage.succeeded()
         outage.succeeded()
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1
-    assert "failing open, rate limits are NOT enforced" in errors[0].getMessage()
-    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
-        "rate limits: Redis answers again; enforcing rate limits"
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert messages == [
+        (
+            logging.WARNING,
+            "Redis unreachable (ConnectionError: Connection refused); rate limits fall back "
+            "to each replica's share in memory, budgets are not checked until it answers again",
+        ),
+        (logging.WARNING, "Redis answers again after 6.0 s"),
     ]
+    assert all(record.exc_info is None for record in caplog.records)  # no traceback
+
+
+def test_each_outage_counts_once() -> None:
+    before = RedisOutage.episodes
+    outage = RedisOutage(clock=FakeClock())
+    outage.failed(ConnectionError("refused"))
+    outage.failed(ConnectionError("refused"))
+    outage.succeeded()
+    outage.failed(TimeoutError("timed out"))
+    assert RedisOutage.episodes == before + 2
+
+
+def test_a_cause_spanning_lines_is_logged_on_one(caplog: pytest.LogCaptureFixture) -> None:
+    outage = Outage("store", "records spill")
+    with caplog.at_level(logging.WARNING, logger="modelway.outages"):
+        outage.failed(OSError("connection refused\nIs the server running on that host?"))
+    assert caplog.records[0].getMessage() == (
+        "store unreachable (OSError: connection refused); records spill until it answers again"
+    )
+
+
+def test_connection_errors_and_driver_errors_are_transient_bugs_are_not() -> None:
+    from sqlalchemy.exc import OperationalError
+
+    assert transient(ConnectionRefusedError(111, "refused"))
+    assert transient(TimeoutError())
+    assert transient(OperationalError("SELECT 1", {}, OSError("gone")))
+    assert not transient(KeyError("bug"))
+    assert not transient(TypeError("bug"))

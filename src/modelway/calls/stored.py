@@ -22,9 +22,11 @@ def stored_calls(config: Config, environ: Mapping[str, str], store: Store) -> Ca
     Usage records that cannot reach the store wait in ``usage-spill.jsonl`` in the data
     directory. ``Calls.aclose`` flushes them.
     """
-    limits = Limits.from_environment(environ.get("REDIS_URL") or None)
+    limits = Limits.from_environment(
+        environ.get("REDIS_URL") or None, replicas=config.redis.replicas
+    )
     engine = Engine(config, environ, rates=limits.rates)
-    writer = UsageWriter(store, data_dir(environ) / "usage-spill.jsonl")
+    writer = UsageWriter(store, data_dir(environ) / "usage-spill.jsonl", outage=store.outage)
     writer.start()
     # In the limits' Redis when there is one, so replicas share entries and idempotency keys.
     cache = ResponseCache.build(config.cache, config.models, limits.redis)

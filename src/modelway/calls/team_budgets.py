@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from modelway.config import TeamBudget
 from modelway.limits import Limits
 from modelway.limits.budgets import period_starts
+from modelway.outages import transient
 from modelway.store import Store
 
 log = logging.getLogger("modelway.usage")
@@ -74,8 +75,13 @@ async def refreshing(
             await asyncio.sleep(every)
             try:
                 await budgets.refresh(store, limits)
-            except Exception:  # the store is briefly down: keep the budgets we have
-                log.warning("could not re-read the team budgets", exc_info=True)
+            except Exception as error:  # the store is briefly down: keep the budgets we have
+                if transient(error):
+                    store.outage.failed(error)
+                else:
+                    log.warning("could not re-read the team budgets", exc_info=True)
+            else:
+                store.outage.succeeded()
 
     task = asyncio.create_task(refresh())
     try:

@@ -259,6 +259,15 @@ class CacheSettings(_Section, frozen=True, kw_only=True):
     idempotency_wait: Seconds = 120.0
 
 
+class RedisSettings(_Section, frozen=True, kw_only=True):
+    """How replicas share limits through Redis (``REDIS_URL``; docs/limits.md)."""
+
+    #: Gateway replicas sharing the Redis. While Redis is unreachable each replica limits
+    #: in memory to a key's limit divided by this (set it to the most replicas you run:
+    #: then the replicas together never pass the limit).
+    replicas: Positive = 1
+
+
 class AdminSettings(_Section, frozen=True, kw_only=True):
     """The admin dashboard at ``/admin`` (docs/admin.md)."""
 
@@ -281,6 +290,7 @@ class Config(_Section, frozen=True, kw_only=True):
     admin: AdminSettings = msgspec.field(default_factory=AdminSettings)
     #: The response cache; absent: off, but for aliases that turn it on themselves.
     cache: CacheSettings | None = None
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
 
     def switched_off(self) -> frozenset[str]:
         """The providers this config switches off (``enabled: false``)."""

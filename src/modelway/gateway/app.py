@@ -247,13 +247,16 @@ def _metrics(config: Config, calls: Calls, auth: Authenticator) -> Metrics | Non
     if not config.metrics.enabled:
         return None
     writer = calls.accounts.recorder
-    return install_metrics(
+    metrics = install_metrics(
         calls,
         writer if isinstance(writer, UsageWriter) else None,
         auth,
         max_series=config.metrics.max_series,
         per_key=config.metrics.per_key,
     )
+    redis = calls.accounts.limits.outage
+    metrics.outages = (auth.store.outage,) if redis is None else (auth.store.outage, redis)
+    return metrics
 
 
 @contextlib.asynccontextmanager

@@ -28,6 +28,7 @@ from modelway.errors import AuthenticationError, ModelwayError
 from modelway.gateway.dialect_paths import error_dialect
 from modelway.gateway.http import error_response
 from modelway.gateway.key_attempts import KeyAttempts
+from modelway.outages import transient
 from modelway.secrets import Secret
 from modelway.store import KeyVerifier, Store
 
@@ -168,9 +169,12 @@ async def authenticate(auth: Authenticator, key: str | None, client: str | None)
         if error.status == 401:
             auth.failures += 1  # modelway_refusals_total{reason="auth_failed"}
         raise
-    except Exception:
+    except Exception as error:
         # A key not yet cached while the store is down: say so, do not guess.
-        log.warning("could not check a key: the store is unreachable", exc_info=True)
+        if transient(error):
+            auth.store.outage.failed(error)  # logged once per outage
+        else:
+            log.warning("could not check a key", exc_info=True)
         unreachable = ModelwayError("the key store is unreachable; try again shortly")
         unreachable.status = 503
         raise unreachable from None

@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING
 
 from modelway.limits.budgets import BudgetBook, BudgetLedger
 from modelway.limits.memory_rates import MemoryLimiter
+from modelway.limits.outage import RedisOutage
 from modelway.limits.tickets import RateLimiter
 
 if TYPE_CHECKING:
     # redis.asyncio costs ~20 MB resident: imported only when REDIS_URL is set.
     from redis.asyncio import Redis
 
-#: Seconds to wait on Redis (to connect, for an answer) before failing open.
+#: Seconds to wait on Redis (to connect, for an answer) before limiting in memory.
 REDIS_TIMEOUT = 0.5
 #: Connections per process; a check holds one for a single round trip.
 REDIS_CONNECTIONS = 64
@@ -22,20 +23,33 @@ class Limits:
     """Rate limits (``rates``) and budgets (``budgets``), in memory or in one shared Redis."""
 
     def __init__(
-        self, rates: RateLimiter, budgets: BudgetLedger, *, redis: Redis | None = None
+        self,
+        rates: RateLimiter,
+        budgets: BudgetLedger,
+        *,
+        redis: Redis | None = None,
+        outage: RedisOutage | None = None,
     ) -> None:
         self.rates = rates
         self.budgets = budgets
         self._redis = redis
+        #: Whether Redis is down as this process last saw it (rates, budgets, ``ping``).
+        self.outage = outage
 
     @classmethod
     def from_environment(
-        cls, redis_url: str | None, *, prefix: str = "mw:", timeout: float = REDIS_TIMEOUT
+        cls,
+        redis_url: str | None,
+        *,
+        prefix: str = "mw:",
+        timeout: float = REDIS_TIMEOUT,
+        replicas: int = 1,
     ) -> Limits:
         """In memory when ``redis_url`` is None, else through one pooled Redis client.
 
         ``timeout`` bounds each wait on Redis (a pooled connection, connecting, an answer)
-        before failing open. Nothing connects yet; a malformed URL raises ``ValueError``
+        before this replica limits in memory to its share, the limit divided by
+        ``replicas``. Nothing connects yet; a malformed URL raises ``ValueError``
         (without the URL, which may hold a password).
         """
         if redis_url is None:
@@ -61,10 +75,12 @@ class Limits:
         except ValueError as error:
             raise ValueError(f"REDIS_URL is not a Redis URL: {error}") from None
         client = Redis.from_pool(pool)
+        outage = RedisOutage()  # one per process: one outage is two log lines, not six
         return cls(
-            RedisLimiter(client, prefix=prefix),
-            RedisBudgetBook(client, prefix=prefix),
+            RedisLimiter(client, prefix=prefix, replicas=replicas, outage=outage),
+            RedisBudgetBook(client, prefix=prefix, outage=outage),
             redis=client,
+            outage=outage,
         )
 
     @property
@@ -78,15 +94,22 @@ class Limits:
         return "memory" if self._redis is None else "redis"
 
     async def ping(self) -> bool:
-        """Whether limits are enforced: always in memory; with Redis, whether it answers."""
-        if self._redis is None:
+        """Whether limits are shared: always in memory; with Redis, whether it answers.
+
+        A failed ping starts an outage (logged once) as a failed call does, so an outage
+        shows in ``/health`` and the metrics even when no limited call is made.
+        """
+        if self._redis is None or self.outage is None:
             return True
         from redis.exceptions import RedisError  # loaded already: there is a client
 
         try:
-            return bool(await self._redis.ping())
-        except RedisError:
+            answered = bool(await self._redis.ping())
+        except RedisError as error:
+            self.outage.failed(error)
             return False
+        self.outage.succeeded()
+        return answered
 
     async def aclose(self) -> None:
         """Close the Redis connection pool, if any."""

@@ -74,6 +74,25 @@ class MemoryLimiter:
         reset = (buckets[0][0] + self._buckets + 1) * self._bucket_seconds - now
         return Ticket(scope, bucket, tokens, rpm, usage.requests, tpm, usage.tokens, reset)
 
+    def usage(self, scope: str) -> tuple[int, int]:
+        """Requests and tokens the scope has in the window now."""
+        usage = self._live_usage(scope, int(self._clock() / self._bucket_seconds))
+        return usage.requests, usage.tokens
+
+    def count(self, scope: str, tokens: int) -> None:
+        """Record one request admitted elsewhere (never refused, no ticket)."""
+        bucket = int(self._clock() / self._bucket_seconds)
+        usage = self._live_usage(scope, bucket)
+        buckets = usage.buckets
+        if buckets and buckets[-1][0] == bucket:
+            newest = buckets[-1]
+            newest[1] += 1
+            newest[2] += tokens
+        else:
+            buckets.append([bucket, 1, tokens])
+        usage.requests += 1
+        usage.tokens += tokens
+
     async def settle(self, ticket: Ticket, actual_tokens: int) -> None:
         """Refund unused reserved tokens where they were counted; charge extra ones to now."""
         delta = actual_tokens - ticket.tokens

@@ -1,4 +1,4 @@
-"""Failing open while Redis is unreachable: skip it for a moment and say so loudly, once."""
+"""While Redis is unreachable: skip it for a moment, limit in memory, and say so once each way."""
 
 from __future__ import annotations
 
@@ -6,63 +6,54 @@ import logging
 import time
 from collections.abc import Callable
 
+from modelway.outages import Outage
+
 logger = logging.getLogger("modelway.limits")
 
 #: Seconds to stop asking an unreachable Redis before trying again.
 PAUSE_AFTER_ERROR = 1.0
 
 
-class RedisOutage:
-    """Remembers a Redis failure so calls skip Redis (unlimited) until the pause is over.
+class RedisOutage(Outage):
+    """Remembers a Redis failure so calls skip Redis until the pause is over.
 
-    Failing open is deliberate: a shared limiter going down should not take every replica
-    down with it; providers still enforce their own limits, and usage records still land.
+    Meanwhile rate limits fall back to each replica's in-memory share of the limit (see
+    ``RedisLimiter``) and budgets are not checked: a shared limiter going down should not
+    take every replica down with it. One outage is one warning when it begins (with its
+    cause) and one when it ends, whichever of rates, budgets or ``Limits.ping`` saw it.
     """
 
     #: Outages begun in this process, over every instance (``modelway_redis_fail_open_total``).
     episodes = 0
 
-    __slots__ = ("_clock", "_down", "_pause", "_skip_until", "_what")
+    __slots__ = ("_pause", "_skip_until", "_watch")
 
     def __init__(
         self,
-        what: str,
+        consequence: str = "rate limits fall back to each replica's share in memory, "
+        "budgets are not checked",
         *,
         pause: float = PAUSE_AFTER_ERROR,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._what = what
+        super().__init__("Redis", consequence, logger=logger, clock=clock)
         self._pause = pause
-        self._clock = clock
+        self._watch = clock
         self._skip_until = 0.0
-        self._down = False
 
     @property
-    def down(self) -> bool:
-        """Whether the last call to Redis failed."""
-        return self._down
+    def pause(self) -> float:
+        """Seconds Redis is left alone after a failure."""
+        return self._pause
 
     def skipping(self) -> bool:
         """True while a recent failure says not to wait on Redis."""
-        return self._down and self._clock() < self._skip_until
+        return self.down and self._watch() < self._skip_until
 
-    def failed(self, error: Exception) -> None:
-        """Record a failure; the first of an outage is logged as an error."""
-        self._skip_until = self._clock() + self._pause
-        if not self._down:
-            self._down = True
+    def failed(self, error: BaseException) -> bool:
+        """Record a failure: Redis is skipped for the pause; the first is logged."""
+        self._skip_until = self._watch() + self._pause
+        began = super().failed(error)
+        if began:
             RedisOutage.episodes += 1
-            logger.error(
-                "%s: Redis is unreachable (%s: %s); failing open, %s are NOT enforced "
-                "until it answers again",
-                self._what,
-                type(error).__name__,
-                error,
-                self._what,
-            )
-
-    def succeeded(self) -> None:
-        """Record a working call; the end of an outage is logged."""
-        if self._down:
-            self._down = False
-            logger.warning("%s: Redis answers again; enforcing %s", self._what, self._what)
+        return began

@@ -28,12 +28,17 @@ class RedisBudgetBook:
     """Budgets in Redis; fails open (unchecked, uncharged, logged) while Redis is unreachable."""
 
     def __init__(
-        self, client: Redis, *, prefix: str = "mw:", clock: Callable[[], float] = time.time
+        self,
+        client: Redis,
+        *,
+        prefix: str = "mw:",
+        clock: Callable[[], float] = time.time,
+        outage: RedisOutage | None = None,
     ) -> None:
         self._client = client
         self._prefix = prefix + "budget:"
         self._windows = PeriodWindow(clock)
-        self.outage = RedisOutage("budgets")
+        self.outage = outage if outage is not None else RedisOutage()
 
     async def check(
         self, scope: str, *, usd: float | None = None, tokens: int | None = None, period: Period

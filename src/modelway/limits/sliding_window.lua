@@ -2,14 +2,16 @@
 --
 -- KEYS[1]  the scope's hash: R, T (sums of the live buckets), o, n (oldest and newest
 --          bucket holding usage), and r<i>, t<i> (requests and tokens of bucket i)
--- ARGV     mode ("admit" | "settle"), bucket length (µs), buckets per window,
+-- ARGV     mode ("admit" | "settle" | "add"), bucket length (µs), buckets per window,
 --          clock offset (µs, tests only), then
 --          admit:  rpm, tpm (-1: no such limit), tokens to reserve
 --          settle: token delta, the ticket's bucket
+--          add:    requests and tokens admitted elsewhere (a replica during a Redis outage)
 -- Returns  admit:  {1, requests, tokens, bucket, reset µs}      admitted
 --                  {0, requests, tokens, requests wait µs, tokens wait µs}  refused
 --                  (wait -1: that limit was not hit; -2: waiting cannot help)
 --          settle: the token change applied
+--          add:    1 (counted in the current bucket, never refused)
 -- Time is the Redis server's own, so every gateway replica shares one clock. Usage in
 -- bucket i counts until bucket i + buckets + 1 starts: never less than one window.
 
@@ -66,6 +68,11 @@ local function record(request_count, token_count)
       requests_field, bucket_requests, tokens_field, bucket_tokens, 'o', oldest, 'n', bucket)
     redis.call('PEXPIRE', key, math.ceil((buckets + 1) * bucket_us / 1000) + 1000)
   end
+end
+
+if mode == 'add' then
+  record(tonumber(ARGV[5]), tonumber(ARGV[6]))
+  return 1
 end
 
 if mode == 'settle' then

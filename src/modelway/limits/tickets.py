@@ -32,6 +32,8 @@ class Ticket(msgspec.Struct, gc=False):
     token_limit: int | None = None
     tokens_used: int = 0
     reset: float = 0.0
+    #: Admitted by this replica's memory while the shared limiter (Redis) was unreachable.
+    local: bool = False
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:

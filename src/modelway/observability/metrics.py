@@ -45,6 +45,7 @@ from modelway.calls.hooks import CallHook
 from modelway.errors import BudgetExceeded, RateLimited
 from modelway.limits.outage import RedisOutage
 from modelway.observability.families import Family, empty_counts
+from modelway.outages import Outage
 
 if TYPE_CHECKING:
     from modelway.calls.metered import Calls, MeteredCall
@@ -220,6 +221,10 @@ class Metrics:
         self.fail_open = Counter("modelway_redis_fail_open",
                                  "Episodes on in-memory limits: Redis unreachable",
                                  registry=r)  # fmt: skip
+        self.dependency_up = Gauge("modelway_dependency_up",
+                                   "1 while the store (or Redis) answers, 0 in an outage",
+                                   ["dependency"], multiprocess_mode="livemin",
+                                   registry=r)  # fmt: skip
         self.per_key: tuple[Family, Family, Family] | None = None
         if per_key:
             self.per_key = (
@@ -244,6 +249,7 @@ class Metrics:
         self.router: Router | None = None
         self.writer: UsageWriter | None = None
         self.auth: Any = None
+        self.outages: tuple[Outage, ...] = ()
 
     # --- what the hot path calls --------------------------------------------------------
 
@@ -279,6 +285,8 @@ class Metrics:
             self._grow(self.written, "written", writer.written)
             self._grow(self.store_errors, "store_errors", writer.store_errors)
         self._grow(self.fail_open, "fail_open", RedisOutage.episodes)
+        for outage in self.outages:
+            self.dependency_up.labels(outage.name.lower()).set(0 if outage.down else 1)
         if self.auth is not None:
             self._grow(self.refusals.child("auth_failed", ""), "auth_failed", self.auth.failures)
 

@@ -11,6 +11,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+from modelway.outages import Outage, transient
 from modelway.store.admin_sessions import AdminSessionRepository
 from modelway.store.cache_clears import CacheClearRepository
 from modelway.store.chats import ChatRepository
@@ -36,6 +37,8 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT = 5.0
 #: How long a readiness ping may take (seconds).
 PING_TIMEOUT = 2.0
+#: What the gateway does while the store is down (the outage's warning says it).
+WHILE_DOWN = "usage records wait in memory and the spill file, keys already verified keep working"
 
 
 class Store:
@@ -53,6 +56,8 @@ class Store:
         self.teams = TeamRepository(engine)
         self.admin_sessions = AdminSessionRepository(engine)
         self.cache_clears = CacheClearRepository(engine)
+        #: Whether the store is down as this process last saw it; its users report here.
+        self.outage = Outage("store", WHILE_DOWN, logger=log)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -82,9 +87,13 @@ class Store:
         try:
             async with asyncio.timeout(PING_TIMEOUT), self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-        except Exception:  # any failure means "not ready"; the reason goes to the log
-            log.warning("store ping failed", exc_info=True)
+        except Exception as error:  # any failure means "unreachable"; the reason goes to the log
+            if transient(error):
+                self.outage.failed(error)
+            else:
+                log.warning("store ping failed", exc_info=True)
             return False
+        self.outage.succeeded()
         return True
 
     async def aclose(self) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from modelway.errors import AuthenticationError
+from modelway.outages import transient
 from modelway.store.argon2id import secret_matches
 from modelway.store.check_queue import CheckQueue
 from modelway.store.keys import key_prefix
@@ -64,6 +65,7 @@ class KeyVerifier:
 
     def __init__(self, store: Store, *, concurrent: int = 1, waiting: int = 32) -> None:
         self._keys = store.keys
+        self._outage = store.outage
         self._verified: dict[bytes, _Entry] = {}
         self._refused: dict[bytes, _Entry] = {}
         self._running: dict[bytes, asyncio.Task[_Entry]] = {}
@@ -146,9 +148,12 @@ class KeyVerifier:
         assert entry.record is not None
         try:
             record = await self._keys.get(entry.record.id)
-        except Exception:
+        except Exception as error:
             # The store is briefly down: keep serving the key we verified, try again later.
-            log.warning("could not re-read a key; keeping the cached one", exc_info=True)
+            if transient(error):
+                self._outage.failed(error)  # logged once per outage
+            else:
+                log.warning("could not re-read a key; keeping the cached one", exc_info=True)
             return _Entry(entry.record, "", time.monotonic())
         if record is None:
             return _Entry(None, INVALID, time.monotonic())

@@ -22,6 +22,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from modelway.outages import Outage, transient
 from modelway.store.records import UsageRecord
 from modelway.store.spill import SpillFile
 
@@ -51,8 +52,13 @@ class UsageWriter:
         max_buffer: int = 50_000,
         max_backoff: float = 5.0,
         close_timeout: float = 5.0,
+        outage: Outage | None = None,
     ) -> None:
         self._usage = store.usage
+        #: The store's outage, shared with its other users (one warning per outage).
+        self._outage = outage or Outage(
+            "store", "usage records wait in memory and the spill file", logger=log
+        )
         self._spill = SpillFile(Path(spill_path))
         self._batch_size = batch_size
         self._flush_interval = flush_interval
@@ -189,7 +195,7 @@ class UsageWriter:
             return False
         self.written += len(batch)
         if self._failing:
-            log.info("usage writes resumed", extra={"error": None, "spilled": self._spilled})
+            self._outage.succeeded()
         self._failing = False
         self._backoff = FIRST_BACKOFF
         self._retry_at = 0.0
@@ -197,12 +203,10 @@ class UsageWriter:
 
     def _failed(self, exc: Exception) -> None:
         if not self._failing:
-            log.warning(
-                "cannot write usage records (%s: %s); buffering them and retrying",
-                type(exc).__name__,
-                exc,
-                extra={"error": f"{type(exc).__name__}: {exc}", "spilled": self._spilled},
-            )
+            if transient(exc):
+                self._outage.failed(exc)
+            else:
+                log.warning("cannot write usage records; retrying", exc_info=exc)
         self._failing = True
         self._retry_at = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, self._max_backoff)

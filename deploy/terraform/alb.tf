@@ -1,0 +1,66 @@
+resource "aws_lb" "this" {
+  # checkov:skip=CKV2_AWS_28: a WAF web ACL is the account's choice (rules, cost); attach one with aws_wafv2_web_acl_association
+  name                       = var.name
+  load_balancer_type         = "application"
+  internal                   = false
+  security_groups            = [aws_security_group.alb.id]
+  subnets                    = var.public_subnet_ids
+  drop_invalid_header_fields = true
+  enable_deletion_protection = var.deletion_protection
+  # Streams may be quiet for a while between chunks (slow first token).
+  idle_timeout = 300
+  access_logs {
+    bucket  = var.alb_access_logs_bucket
+    prefix  = var.name
+    enabled = true
+  }
+  tags = var.tags
+}
+
+resource "aws_lb_target_group" "this" {
+  name        = var.name
+  port        = 8080
+  protocol    = "HTTP"
+  target_type = "ip"
+  vpc_id      = var.vpc_id
+  # Longer than the time a stopping task keeps serving (stopTimeout): open streams drain.
+  deregistration_delay = 40
+  health_check {
+    # Ready: the task can serve; a database or Redis outage does not fail every task.
+    path                = "/health/ready"
+    matcher             = "200"
+    interval            = 10
+    timeout             = 5
+    healthy_threshold   = 2
+    unhealthy_threshold = 3
+  }
+  tags = var.tags
+}
+
+resource "aws_lb_listener" "https" {
+  load_balancer_arn = aws_lb.this.arn
+  port              = 443
+  protocol          = "HTTPS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = var.certificate_arn
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.this.arn
+  }
+  tags = var.tags
+}
+
+resource "aws_lb_listener" "http" {
+  load_balancer_arn = aws_lb.this.arn
+  port              = 80
+  protocol          = "HTTP"
+  default_action {
+    type = "redirect"
+    redirect {
+      port        = "443"
+      protocol    = "HTTPS"
+      status_code = "HTTP_301"
+    }
+  }
+  tags = var.tags
+}

