@@ -3,6 +3,10 @@ an injected clock, ``claim`` as ``SET NX``, clearing by namespace."""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from modelway.cache import MemoryBackend
 
 
@@ -81,3 +85,35 @@ async def test_clearing_a_namespace_leaves_the_others() -> None:
     assert await cache.get("team:blue", "a") == b"3"
     assert await cache.clear() == 1
     assert cache.bytes == 0
+
+
+async def test_redis_down_is_one_outage_for_the_cache_and_the_limits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With Redis unreachable every request is a miss that runs (fail open), the outage is
+    the limits' one (a single warning, not one per request), and during its pause the cache
+    does not wait on Redis at all."""
+    from redis.asyncio import Redis
+
+    from modelway.cache import CacheControl, ResponseCache
+    from modelway.calls import Caller
+    from modelway.config import CacheSettings
+    from modelway.limits.outage import RedisOutage
+    from modelway.types import ChatRequest, Message, TextPart
+    from tests.redis_server import free_port
+
+    now = [1000.0]
+    outage = RedisOutage(pause=5.0, clock=lambda: now[0])
+    client = Redis(port=free_port(), socket_connect_timeout=1, socket_timeout=1)
+    settings = CacheSettings(ttl=60, deterministic_only=False)
+    cache = ResponseCache.build(settings, (), client, outage)
+    caller = Caller(key_id="k1", name="k1", team=None)
+    request = ChatRequest(model="m", messages=[Message(role="user", content=[TextPart("hello")])])
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            call = await cache.begin(caller, "m", request, CacheControl(), "idem-1")
+            assert call.status == "miss" and call.entry is None
+    assert outage.down
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "Redis unreachable" in warnings[0].getMessage()
+    await client.aclose()

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from modelway.calls.caller import Caller
+    from modelway.limits.outage import RedisOutage
 
 log = logging.getLogger("modelway.cache")
 
@@ -68,8 +69,12 @@ class ResponseCache:
         *,
         clock: Callable[[], float] = time.time,
         poll: float = POLL_SECONDS,
+        outage: RedisOutage | None = None,
     ) -> None:
         self.backend = backend
+        #: Redis's outage as every user of the limits' client sees it: one warning when it
+        #: begins and one when it ends, and no waiting on Redis during its pause.
+        self._outage = outage
         self.settings = settings or DEFAULT_SETTINGS
         self._default = policy_for(settings, None)
         self._policies = {alias.name: policy_for(settings, alias.cache) for alias in models}
@@ -80,7 +85,11 @@ class ResponseCache:
 
     @classmethod
     def build(
-        cls, settings: CacheSettings | None, models: Sequence[ModelAlias], redis: Redis | None
+        cls,
+        settings: CacheSettings | None,
+        models: Sequence[ModelAlias],
+        redis: Redis | None,
+        outage: RedisOutage | None = None,
     ) -> ResponseCache:
         """In Redis when the limits have a client (``REDIS_URL``), else in this process."""
         if redis is None:
@@ -88,7 +97,7 @@ class ResponseCache:
             return cls(MemoryBackend(max_bytes), settings, models)
         from modelway.cache.redis_backend import RedisBackend
 
-        return cls(RedisBackend(redis), settings, models)
+        return cls(RedisBackend(redis), settings, models, outage=outage)
 
     def policy(self, alias: str | None) -> CachePolicy | None:
         """How ``alias``'s answers are cached (None: not at all); other names: the section's."""
@@ -163,15 +172,31 @@ class ResponseCache:
 
     async def safely(self, step: Awaitable[T], fallback: T) -> T:
         """``step``'s result, or ``fallback`` when the backend fails (logged, never raised)."""
+        outage = self._outage
+        if outage is not None and outage.skipping():
+            close = getattr(step, "close", None)
+            if close is not None:
+                close()  # never awaited: Redis failed a moment ago
+            return fallback
         try:
-            return await step
+            result = await step
         except (OSError, TimeoutError, ConnectionError) as error:
-            log.warning("response cache unavailable, skipped: %s", type(error).__name__)
+            self._failed(error)
         except Exception as error:  # redis.exceptions.RedisError, without importing redis
             if type(error).__module__.split(".")[0] != "redis":
                 raise
-            log.warning("response cache unavailable, skipped: %s", type(error).__name__)
+            self._failed(error)
+        else:
+            if outage is not None:
+                outage.succeeded()
+            return result
         return fallback
+
+    def _failed(self, error: BaseException) -> None:
+        if self._outage is not None:
+            self._outage.failed(error)  # logged once per outage, with the limits' own
+        else:
+            log.warning("response cache unavailable, skipped: %s", type(error).__name__)
 
     def now(self) -> float:
         return self._clock()

@@ -29,7 +29,7 @@ def stored_calls(config: Config, environ: Mapping[str, str], store: Store) -> Ca
     writer = UsageWriter(store, data_dir(environ) / "usage-spill.jsonl", outage=store.outage)
     writer.start()
     # In the limits' Redis when there is one, so replicas share entries and idempotency keys.
-    cache = ResponseCache.build(config.cache, config.models, limits.redis)
+    cache = ResponseCache.build(config.cache, config.models, limits.redis, limits.outage)
     calls = Calls(engine, Accounts(limits, writer, config.prices, config.budgets), cache=cache)
     # First, so the request log can name each call's trace (nothing without OTEL_* set).
     tracing.install(calls, environ)
