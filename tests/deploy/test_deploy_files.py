@@ -1,7 +1,8 @@
 """The deployment files, checked offline: the Dockerfile's lint, the Kubernetes overlays
 rendered by kustomize and validated against the API schemas, the drain and probe settings
 they promise, checkov over everything (no failed check; each skip has its reason), the
-compose file without credentials, the Terraform module parsed.
+compose file without credentials, the Terraform module parsed and formatted as
+``terraform fmt`` formats (hclwrite.Format, from npm as WebAssembly: tests/deploy/hcl).
 
 Not here: building the image, applying the manifests, ``terraform validate``/``plan`` (no
 Terraform binary or providers can be installed on this machine; deploy/terraform/README.md).
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 VENV_BIN = Path(sys.executable).parent
 CHECKOV_BIN = REPO / "tests" / "deploy" / "checkov" / ".venv" / "bin"
+HCL_TOOLS = REPO / "tests" / "deploy" / "hcl"
 OVERLAYS = ("staging", "production")
 #: The oldest Kubernetes the manifests are written for (preStop ``sleep`` is 1.30+).
 KUBERNETES_VERSION = "1.30"
@@ -120,6 +122,30 @@ def test_the_terraform_module_parses() -> None:
         [str(CHECKOV_BIN / "python"), "-c", program, *files], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+def hcl_format_check(*files: Path) -> subprocess.CompletedProcess[str]:
+    """``terraform fmt -check``'s verdict by hclwrite.Format, the formatter it applies."""
+    return subprocess.run(
+        ["node", str(HCL_TOOLS / "fmt-check.js"), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_terraform_module_is_formatted_as_terraform_fmt_formats_it(tmp_path: Path) -> None:
+    assert (HCL_TOOLS / "node_modules").is_dir(), (
+        "run scripts/setup dev (npm ci in tests/deploy/hcl)"
+    )
+    files = sorted((DEPLOY / "terraform").glob("*.tf"))
+    done = hcl_format_check(*files)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The check can fail: misaligned equals signs and a missing indent are found.
+    crooked = tmp_path / "crooked.tf"
+    crooked.write_text('variable "x" {\n  type = string\n  default    = "a"\n}\n')
+    refused = hcl_format_check(crooked)
+    assert refused.returncode == 1 and "crooked.tf" in refused.stdout
 
 
 def test_checkov_fails_no_check_on_the_image_compose_manifests_and_terraform(
