@@ -2,8 +2,9 @@
 
     .venv/bin/python -m bench.observability_ab [--rounds 2] [--seconds 4] [--only V V ...]
 
-Starts nginx (the static upstream) and four ``modelway serve --workers 1`` in open mode —
-everything on, request lines off, metrics off, both off — then runs wrk at 32 connections
+Starts nginx (the static upstream) and five ``modelway serve --workers 1`` in open mode —
+everything on (its lines to a file, and to /dev/null), request lines off, metrics off,
+both off — then runs wrk at 32 connections
 against each, alternating the order every round and pausing 3 s between runs so one
 run's usage records are written before the next is measured. Prints each variant's
 req/s and its worker's user and system CPU per request (from ``/proc``).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import tempfile
@@ -28,6 +30,8 @@ from bench.wrk_load import run_wrk, warm_up
 MODEL = "openai/gpt-4o-mini"
 VARIANTS = {
     "all on": "",
+    # The same, its stderr (the request lines) to /dev/null: what writing the file costs.
+    "all on, lines to /dev/null": "",
     "request lines off": "logging:\n  requests: false\n",
     "metrics off": "metrics:\n  enabled: false\n",
     "both off": "metrics:\n  enabled: false\nlogging:\n  requests: false\n",
@@ -47,7 +51,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument(
-        "--only", nargs="+", choices=sorted(VARIANTS), help="these variants (default: all four)"
+        "--only", nargs="+", choices=sorted(VARIANTS), help="these variants (default: all five)"
     )
     args = parser.parse_args()
     variants = {name: VARIANTS[name] for name in args.only or VARIANTS}
@@ -56,7 +60,7 @@ def main() -> None:
         nginx = stack.enter_context(nginx_server(run_dir))
         servers = {}
         for name, config in variants.items():
-            slug = name.replace(" ", "-")
+            slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")
             prepare_store(modelway_data_dir(run_dir, slug))
             path = run_dir / f"{slug}.yaml"
             path.write_text(config)
@@ -65,7 +69,10 @@ def main() -> None:
                 "OPENAI_API_KEY": "x",
                 "MODELWAY_CONFIG": str(path),
             }
-            servers[name] = stack.enter_context(modelway_server(run_dir, slug, env))
+            server = modelway_server(run_dir, slug, env)
+            if name.endswith("/dev/null"):
+                server.log_path = Path(os.devnull)
+            servers[name] = stack.enter_context(server)
         for server in servers.values():
             warm_up(f"{server.url}/v1/chat/completions", MODEL, 2, "k")
         results: dict[str, list[str]] = {name: [] for name in servers}
