@@ -61,6 +61,8 @@ class Call:
     detail: str = ""
     #: The replica (``127.0.0.1:port``) nginx passed it to last, when it answered at all.
     upstream: str = ""
+    #: Every replica nginx tried for it, in order (``x-chaos-upstream``).
+    tried: tuple[str, ...] = ()
 
 
 @dataclass
@@ -101,6 +103,8 @@ class Report:
     tracebacks: int
     outage_log_lines: dict[str, int]
     unwritten_window: float = UNWRITTEN_BEFORE_KILL
+    #: Each failed call: when, where nginx sent it, and what it got (the first 20).
+    failures: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
         """The targets this run missed (empty: every target met)."""
@@ -172,6 +176,7 @@ class Report:
             f"replica logs: {self.tracebacks} tracebacks; outage lines: "
             + ", ".join(f"{k}: {v}" for k, v in sorted(self.outage_log_lines.items())),
         ]
+        out += [f"  failed: {failure}" for failure in self.failures]
         problems = self.problems()
         out.append("targets: all met" if not problems else "targets MISSED: " + "; ".join(problems))
         return out
@@ -238,7 +243,9 @@ class Load:
         }
         url = f"{self._url}/v1/chat/completions"
         async with client.stream("POST", url, json=body, headers=headers) as response:
-            call.upstream = response.headers.get("x-chaos-upstream", "").split(",")[-1].strip()
+            chain = response.headers.get("x-chaos-upstream", "")
+            call.tried = tuple(part.strip() for part in chain.split(",") if part.strip())
+            call.upstream = call.tried[-1] if call.tried else ""
             text = (await response.aread()).decode(errors="replace")
         if response.status_code == 429:
             call.outcome = "refused"
@@ -400,8 +407,12 @@ def measure(
     for fault in faults:
         if fault.replica:  # exactly, now that each call says where it went
             until = max(fault.start, fault.stopped)
+            # On it: nginx passed the call to it at some point (not only last), or the call
+            # failed before nginx said where it went (no headers: it cannot be put elsewhere).
             fault.in_flight = sum(
-                call.upstream == fault.replica and call.start <= until and call.end >= fault.start
+                (fault.replica in call.tried or (call.outcome == "failed" and not call.tried))
+                and call.start <= until
+                and call.end >= fault.start
                 for call in calls
             )
     failed: Counter[str] = Counter()
@@ -438,6 +449,12 @@ def measure(
             "answers again": sum(log.count(" answers again after ") for log in logs),
         },
         unwritten_window=unwritten_window,
+        failures=[
+            f"{call.request_id} {call.start:.2f}-{call.end:.2f} s via "
+            f"{','.join(call.tried) or '?'}: {call.detail[:120]}"
+            for call in calls
+            if call.outcome == "failed"
+        ][:20],
     )
 
 

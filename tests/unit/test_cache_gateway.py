@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -122,6 +123,28 @@ async def test_cache_control_refreshes_skips_storing_and_bounds_the_age(
     assert await ask("no-cache") == "miss"  # asked again and refreshed
     assert await ask("no-cache, no-store") == "bypass"
     assert upstream.calls == 4
+
+
+async def test_a_replay_a_minute_later_is_byte_for_byte_the_first_answer(
+    gateway: Setup, upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer whose provider gave no ``created`` is stamped once, when it is kept: a
+    replay encoded at a later second (or a repeat of an idempotency key) is identical."""
+    import modelway.dialects.openai as openai_dialect
+
+    real = time.time
+    body = {"model": MODEL, **QUESTION}
+    first = await gateway.http.post(
+        "/v1/chat/completions", json=body, headers={"idempotency-key": "later"}
+    )
+    monkeypatch.setattr(openai_dialect.time, "time", lambda: real() + 60)
+    hit = await gateway.http.post("/v1/chat/completions", json=body)
+    repeat = await gateway.http.post(
+        "/v1/chat/completions", json=body, headers={"idempotency-key": "later"}
+    )
+    assert hit.headers["x-modelway-cache"] == "hit"
+    assert hit.text == first.text == repeat.text
+    assert upstream.calls == 1
 
 
 async def test_concurrent_repeats_of_an_idempotency_key_share_one_upstream_call(

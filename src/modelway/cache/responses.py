@@ -303,6 +303,10 @@ class CachedCall:
         if not store and not (slot is not None and self._claimed):
             return 0
         cache = self._cache
+        if not response.created:
+            # Stamped now, before the caller's answer is encoded from it: otherwise each
+            # encoding (this answer, every replay) says its own second in ``created``.
+            response.created = int(cache.now())
         entry = Entry(response, provider, model, cache.now())
         data = encode(entry)
         stored = 0
