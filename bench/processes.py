@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -37,8 +38,8 @@ def answers(url: str) -> bool:
         return False
 
 
-def resident_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants (workers of multi-process servers)."""
+def tree_total(pid: int, measure: Callable[[psutil.Process], int]) -> int:
+    """``measure`` summed over ``pid`` and all its descendants (0 for a process gone)."""
     try:
         root = psutil.Process(pid)
         processes = [root, *root.children(recursive=True)]
@@ -47,10 +48,15 @@ def resident_bytes(pid: int) -> int:
     total = 0
     for process in processes:
         try:
-            total += process.memory_info().rss
+            total += measure(process)
         except psutil.NoSuchProcess:
             continue
     return total
+
+
+def resident_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants (workers of multi-process servers)."""
+    return tree_total(pid, lambda process: process.memory_info().rss)
 
 
 def worker_bytes(pid: int) -> tuple[int, int]:

@@ -21,11 +21,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
-
 from bench.chaos import Load
 from bench.chaos_topology import Topology, running_topology
-from bench.processes import resident_bytes
+from bench.processes import resident_bytes, tree_total
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ("minute", "replica", "rss_mib", "open_files")
@@ -35,18 +33,7 @@ GROWTH_LIMIT = 0.05
 
 def open_files(pid: int) -> int:
     """File descriptors open in ``pid`` and its workers."""
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0
-    total = 0
-    for process in processes:
-        try:
-            total += process.num_fds()
-        except psutil.NoSuchProcess:
-            continue
-    return total
+    return tree_total(pid, lambda process: process.num_fds())
 
 
 async def soak(

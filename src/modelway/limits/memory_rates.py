@@ -62,16 +62,8 @@ class MemoryLimiter:
             tpm is not None and usage.tokens + tokens > tpm
         ):
             raise self._refuse(usage, now, rpm, tpm, tokens)
-        buckets = usage.buckets
-        if buckets and buckets[-1][0] == bucket:
-            newest = buckets[-1]
-            newest[1] += 1
-            newest[2] += tokens
-        else:
-            buckets.append([bucket, 1, tokens])
-        usage.requests += 1
-        usage.tokens += tokens
-        reset = (buckets[0][0] + self._buckets + 1) * self._bucket_seconds - now
+        _add(usage, bucket, tokens)
+        reset = (usage.buckets[0][0] + self._buckets + 1) * self._bucket_seconds - now
         return Ticket(scope, bucket, tokens, rpm, usage.requests, tpm, usage.tokens, reset)
 
     def usage(self, scope: str) -> tuple[int, int]:
@@ -82,16 +74,7 @@ class MemoryLimiter:
     def count(self, scope: str, tokens: int) -> None:
         """Record one request admitted elsewhere (never refused, no ticket)."""
         bucket = int(self._clock() / self._bucket_seconds)
-        usage = self._live_usage(scope, bucket)
-        buckets = usage.buckets
-        if buckets and buckets[-1][0] == bucket:
-            newest = buckets[-1]
-            newest[1] += 1
-            newest[2] += tokens
-        else:
-            buckets.append([bucket, 1, tokens])
-        usage.requests += 1
-        usage.tokens += tokens
+        _add(self._live_usage(scope, bucket), bucket, tokens)
 
     async def settle(self, ticket: Ticket, actual_tokens: int) -> None:
         """Refund unused reserved tokens where they were counted; charge extra ones to now."""
@@ -174,3 +157,16 @@ class MemoryLimiter:
             if freed >= needed:
                 return (entry[0] + self._buckets + 1) * self._bucket_seconds - now
         return math.inf
+
+
+def _add(usage: _Usage, bucket: int, tokens: int) -> None:
+    """One request of ``tokens`` into ``usage``'s newest bucket (a new one when it moved on)."""
+    buckets = usage.buckets
+    if buckets and buckets[-1][0] == bucket:
+        newest = buckets[-1]
+        newest[1] += 1
+        newest[2] += tokens
+    else:
+        buckets.append([bucket, 1, tokens])
+    usage.requests += 1
+    usage.tokens += tokens
