@@ -7,7 +7,7 @@ Only counts are asserted, with the bounds issue 19 sets, never a speed: a SIGTER
 a Redis restart and a PostgreSQL restart fail no request and lose no usage record; a kill
 fails at most the requests open on that replica and loses at most the records of what it
 answered just before (5 s allowed here for a batch insert on a busy machine, 1 s in
-``make chaos``); the limited key is never admitted past its RPM over all replicas (the run
+``make chaos``); the limited key is never served past its RPM over all replicas (the run
 is shorter than the 60 s window, so that is the whole run's count).
 """
 
