@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat
 import sys
 import threading
 import time
@@ -52,6 +53,8 @@ BATCHED_LOGGER = "modelway.requests"
 #: One write holds at most this much (or one longer line): below a pipe's atomic write
 #: size (4096), so the lines of several workers sharing stderr never interleave mid-line.
 BATCH_BYTES = 3584
+#: A regular file takes bigger writes: Linux appends each one whole.
+FILE_BATCH_BYTES = 256 * 1024
 #: Request records waiting past this are written by the logging thread itself.
 MAX_WAITING_RECORDS = 10_000
 _bodies = logging.getLogger("modelway.bodies")
@@ -92,23 +95,48 @@ class JsonFormatter(_LibraryJsonFormatter):
         self._skip = frozenset(self._skip_fields)
         self._second = -1
         self._second_text = ""
+        #: A request line's first four fields, encoded: the same for every line of one
+        #: millisecond (several, under load). (second, millisecond, logger, level, message).
+        self._head_key: tuple[Any, ...] = ()
+        self._head = b""
 
     def format(self, record: logging.LogRecord) -> str:
-        fields = record.__dict__.get(FIELDS_ATTRIBUTE)
-        if fields is None or record.exc_info or record.exc_text or record.stack_info:
+        if _plain_fields(record) is None:
             return super().format(record)
-        # A request line (its fields in one dict, a plain message, nothing to format): the
-        # line as ``add_fields`` would build it, encoded at once. Half of what the library's
-        # path costs per line, which runs once per request.
-        record.message = record.getMessage()
-        log_data = {
-            "time": self._time(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.message,
-        }
-        log_data.update(fields)
-        return orjson.dumps(log_data, default=self.json_default, option=_ORJSON_OPTIONS).decode()
+        return self.format_bytes(record).decode()
+
+    def format_bytes(self, record: logging.LogRecord) -> bytes:
+        """The line, UTF-8 (what ``BatchingHandler`` writes). A request line — its fields
+        in one dict, a plain message, nothing to format — is encoded here without the
+        library's generic path: the first four fields as the last line of the same
+        millisecond had them, then the fields as orjson encodes them. The same bytes as
+        ``add_fields`` would give (tested), for a fraction of the cost, once per request."""
+        fields = _plain_fields(record)
+        if fields is None:
+            return super().format(record).encode()
+        created = record.created
+        second = int(created)
+        key = (
+            second,
+            int((created - second) * 1000),
+            record.name,
+            record.levelname,
+            record.msg,
+        )
+        record.message = message = record.getMessage()
+        if key != self._head_key:
+            self._head_key = key
+            head = {
+                "time": self._time(created),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": message,
+            }
+            self._head = orjson.dumps(head, option=_ORJSON_OPTIONS)[:-1]  # without its "}"
+        body = orjson.dumps(fields, default=self.json_default, option=_ORJSON_OPTIONS)
+        if len(body) == 2:  # {}
+            return self._head + b"}"
+        return self._head + b"," + body[1:]
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
@@ -133,6 +161,27 @@ class JsonFormatter(_LibraryJsonFormatter):
             self._second = second
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+
+
+def _plain_fields(record: logging.LogRecord) -> dict[str, Any] | None:
+    """A record's fields dict (``FIELDS_ATTRIBUTE``) when the line is nothing but its
+    message and those fields: no exception or stack, no argument, no field named like
+    one of the first four."""
+    fields: dict[str, Any] | None = record.__dict__.get(FIELDS_ATTRIBUTE)
+    if (
+        fields is None
+        or not isinstance(record.msg, str)
+        or record.args
+        or record.exc_info
+        or record.exc_text
+        or record.stack_info
+        or "time" in fields
+        or "level" in fields
+        or "logger" in fields
+        or "message" in fields
+    ):
+        return None
+    return fields
 
 
 class TextFormatter(logging.Formatter):
@@ -179,6 +228,17 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         #: Held while a batch is formatted and written: batches go out whole and in order,
         #: and a line's ``emit``, which only appends under ``self.lock``, never waits for one.
         self._io_lock = threading.Lock()
+        self._binary_of: Any = None
+        self._binary_side: Any = None
+        self._chunk_limit = BATCH_BYTES
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """``Handler.handle`` without its lock around ``emit``: ``emit`` takes the lock
+        for the one append it makes, and writing takes ``_io_lock``."""
+        passed = bool(self.filter(record))
+        if passed:
+            self.emit(record)
+        return passed
 
     def emit(self, record: logging.LogRecord) -> None:
         with self.lock:  # type: ignore[union-attr]
@@ -209,7 +269,32 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self._write(records)
 
     def _write(self, records: list[logging.LogRecord]) -> None:
-        """Format ``records`` and write them in whole-line chunks."""
+        """Format ``records`` and write them in whole-line chunks: as bytes when the
+        formatter makes them (JSON) and the stream has a binary side (stderr), else as
+        text."""
+        encode = getattr(self.formatter, "format_bytes", None)
+        binary = None if encode is None else self._binary()
+        if encode is None or binary is None:
+            self._write_text(records)
+            return
+        chunk: list[bytes] = []
+        size = 0
+        limit = self._chunk_limit
+        for record in records:
+            try:
+                line = encode(record)
+            except Exception:
+                self.handleError(record)
+                continue
+            if chunk and size + len(line) >= limit:
+                self._put_bytes(binary, chunk)
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line) + 1
+        if chunk:
+            self._put_bytes(binary, chunk)
+
+    def _write_text(self, records: list[logging.LogRecord]) -> None:
         chunk: list[str] = []
         size = 0
         for record in records:
@@ -225,6 +310,33 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             size += len(line)
         if chunk:
             self._put("".join(chunk))
+
+    def _binary(self) -> Any:
+        """The stream's binary side (``sys.stderr.buffer``), or None; and how much one
+        write may hold: ``BATCH_BYTES`` unless it is a regular file (whose writes Linux
+        never interleaves: ``FILE_BATCH_BYTES``)."""
+        stream = self.stream
+        if stream is not self._binary_of:
+            self._binary_of = stream
+            self._binary_side = getattr(stream, "buffer", None)
+            self._chunk_limit = BATCH_BYTES
+            try:
+                if stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                    self._chunk_limit = FILE_BATCH_BYTES
+            except (AttributeError, OSError, ValueError):
+                pass
+        return self._binary_side
+
+    def _put_bytes(self, binary: Any, lines: list[bytes]) -> None:
+        try:
+            self.stream.flush()  # whatever the text side holds goes first
+            data = memoryview(b"\n".join(lines) + b"\n")
+            while data:  # a raw file may take part of a write
+                written = binary.write(data)
+                data = data[written or 0 :]
+            binary.flush()
+        except (OSError, ValueError):
+            pass  # stderr gone (closed pipe): nothing to tell
 
     def _put(self, text: str) -> None:
         try:

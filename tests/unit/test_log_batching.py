@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
+import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from modelway.logs import BATCH_BYTES, BatchingHandler, flush_logs
+from modelway.logs import BATCH_BYTES, BatchingHandler, JsonFormatter, flush_logs
+from modelway.observability.request_log import RequestRecord
 from tests.polling import wait_until
 
 
@@ -113,3 +118,56 @@ def test_a_batch_whose_loop_stopped_is_written_by_the_next_flush() -> None:
 def flush_logs_of(logger: logging.Logger) -> None:
     for handler in logger.handlers:
         handler.flush()
+
+
+class CountingFile(io.FileIO):
+    """A raw file (stderr's binary side) that notes the size of each write."""
+
+    def __init__(self, target: str | int) -> None:
+        super().__init__(target, "w")
+        self.sizes: list[int] = []
+
+    def write(self, data: Any) -> int:
+        self.sizes.append(len(data))
+        written = super().write(data)
+        assert written is not None
+        return written
+
+
+def json_lines_to(raw: CountingFile, count: int) -> None:
+    """``count`` request lines through a JSON ``BatchingHandler`` on a stderr-like stream
+    (text over ``raw``), written as one batch."""
+    stream = io.TextIOWrapper(raw, write_through=True)  # what sys.stderr is
+    handler = BatchingHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    requests = logging.getLogger("modelway.requests")
+    requests.handlers, requests.propagate = [handler], False
+    requests.setLevel(logging.INFO)
+    for number in range(count):
+        requests.handle(RequestRecord(requests.name, {"number": number, "pad": "x" * 100}))
+    handler.flush()
+    stream.detach()
+
+
+def test_json_lines_to_a_file_go_out_as_bytes_in_one_write(tmp_path: Path) -> None:
+    path = tmp_path / "stderr.log"
+    raw = CountingFile(str(path))
+    json_lines_to(raw, 200)
+    raw.close()
+    lines = path.read_bytes().splitlines()
+    assert [json.loads(line)["number"] for line in lines] == list(range(200))
+    assert raw.sizes == [path.stat().st_size]  # a regular file takes the batch at once
+
+
+def test_json_lines_to_a_pipe_go_out_in_atomic_whole_line_writes() -> None:
+    reading, writing = os.pipe()
+    raw = CountingFile(writing)
+    try:
+        json_lines_to(raw, 200)  # ~30 KB: fits in the pipe's buffer, read below
+    finally:
+        raw.close()
+    with open(reading, "rb") as pipe:
+        data = pipe.read()
+    assert [json.loads(line)["number"] for line in data.splitlines()] == list(range(200))
+    assert len(raw.sizes) > 1 and all(size <= BATCH_BYTES for size in raw.sizes)
+    assert sum(raw.sizes) == len(data)

@@ -183,6 +183,29 @@ def test_a_request_line_is_encoded_as_the_librarys_path_would_encode_it() -> Non
     assert list(json.loads(shortcut))[:5] == ["time", "level", "logger", "message", FIELDS[0]]
 
 
+def test_request_lines_in_bytes_are_the_librarys_lines() -> None:
+    """``format_bytes`` (what the batching handler writes): the library's line, UTF-8,
+    for lines sharing a millisecond, the next millisecond, and odd fields."""
+    formatter = JsonFormatter()
+    first = RequestRecord(LOGGER, {name: None for name in FIELDS} | {"status": 200})
+    same_moment = RequestRecord(LOGGER, {"status": 429, "key_name": "ünïcode ✓"})
+    same_moment.created = first.created
+    later = RequestRecord(LOGGER, {"cost_usd": 1e-7, "stream": True})
+    later.created = first.created + 0.001
+    empty = RequestRecord(LOGGER, {})
+    for line in (first, same_moment, later, empty, first):
+        generic = super(JsonFormatter, formatter).format(line)
+        assert formatter.format_bytes(line) == generic.encode()
+        assert formatter.format(line) == generic
+
+
+def test_a_field_named_like_a_first_field_takes_the_librarys_path() -> None:
+    formatter = JsonFormatter()
+    line = RequestRecord(LOGGER, {"message": "mine", "status": 200})
+    assert formatter.format_bytes(line) == super(JsonFormatter, formatter).format(line).encode()
+    assert json.loads(formatter.format(line))["message"] == "mine"
+
+
 def test_a_record_with_fields_and_an_exception_keeps_the_exception() -> None:
     formatter = JsonFormatter()
     line = RequestRecord(LOGGER, {"status": 500})
