@@ -75,12 +75,39 @@ class Outage:
 
 def transient(error: BaseException) -> bool:
     """Whether ``error`` is the kind a dependency's outage raises (a lost connection, a
-    refused one, a timeout, a database shutting down), not a bug worth a traceback."""
-    if isinstance(error, OSError | TimeoutError | ConnectionError):
-        return True
+    refused one, a timeout, a database shutting down), not a bug worth a traceback: it,
+    or what it was raised from, or — for asyncpg's "the underlying connection is closed"
+    (``InterfaceError``), raised while asyncpg handled the lost connection — what it
+    was raised while handling."""
+    from asyncpg.exceptions import (  # type: ignore[import-untyped]
+        OperatorInterventionError,
+        PostgresConnectionError,
+    )
+    from asyncpg.exceptions._base import InterfaceError  # type: ignore[import-untyped]
     from sqlalchemy.exc import DBAPIError, DisconnectionError  # the store's driver errors
 
-    return isinstance(error, DBAPIError | DisconnectionError)
+    kinds = (
+        OSError,
+        TimeoutError,
+        ConnectionError,
+        DBAPIError,
+        DisconnectionError,
+        PostgresConnectionError,  # class 08: connection exceptions
+        OperatorInterventionError,  # class 57: admin shutdown, cannot connect now
+    )
+    seen = 0
+    current: BaseException | None = error
+    while current is not None and seen < 8:
+        if isinstance(current, kinds):
+            return True
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif isinstance(current, InterfaceError):
+            current = current.__context__
+        else:
+            return False
+        seen += 1
+    return False
 
 
 def _one_line(text: str, limit: int = 300) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -80,3 +81,28 @@ def test_connection_errors_and_driver_errors_are_transient_bugs_are_not() -> Non
     assert transient(OperationalError("SELECT 1", {}, OSError("gone")))
     assert not transient(KeyError("bug"))
     assert not transient(TypeError("bug"))
+
+
+def test_a_postgres_restart_mid_insert_is_transient_a_bug_while_handling_one_is_not() -> None:
+    """What a batch insert raised when PostgreSQL was restarted under it (seen in a
+    chaos run): asyncpg's "connection is closed" while it handled the lost connection."""
+    from asyncpg.exceptions import AdminShutdownError, ConnectionDoesNotExistError
+    from asyncpg.exceptions._base import InterfaceError
+
+    def raised(make: Callable[[], BaseException], during: BaseException) -> BaseException:
+        try:
+            try:
+                raise during
+            except BaseException:
+                raise make()  # noqa: B904 (implicit chaining, as asyncpg raises it)
+        except BaseException as error:
+            return error
+
+    lost = ConnectionDoesNotExistError("connection was closed in the middle of operation")
+    lost.__cause__ = AdminShutdownError("terminating connection due to administrator command")
+    closed = raised(lambda: InterfaceError("the underlying connection is closed"), lost)
+    assert transient(closed)
+    assert transient(AdminShutdownError("terminating connection"))
+    assert not transient(raised(lambda: KeyError("a bug"), OSError("refused")))
+    assert not transient(raised(lambda: InterfaceError("another operation is in progress"),
+                                KeyError("a bug")))  # fmt: skip
