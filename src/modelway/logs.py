@@ -53,7 +53,7 @@ BATCHED_LOGGER = "modelway.requests"
 #: One write holds at most this much (or one longer line): below a pipe's atomic write
 #: size (4096), so the lines of several workers sharing stderr never interleave mid-line.
 BATCH_BYTES = 3584
-#: A regular file takes bigger writes: Linux appends each one whole.
+#: A regular file takes bigger writes: Linux never interleaves one with another's.
 FILE_BATCH_BYTES = 256 * 1024
 #: Request records waiting past this are written by the logging thread itself.
 MAX_WAITING_RECORDS = 10_000
@@ -114,22 +114,22 @@ class JsonFormatter(_LibraryJsonFormatter):
         fields = _plain_fields(record)
         if fields is None:
             return super().format(record).encode()
-        created = record.created
-        second = int(created)
-        key = (
-            second,
-            int((created - second) * 1000),
-            record.name,
-            record.levelname,
-            record.msg,
-        )
         record.message = message = record.getMessage()
+        return self.line(record.created, record.name, record.levelname, message, fields)
+
+    def line(
+        self, created: float, logger: str, level: str, message: str, fields: dict[str, Any]
+    ) -> bytes:
+        """The line of a record made at ``created`` by ``logger`` at ``level`` with
+        ``message`` and ``fields`` (none named like the first four)."""
+        second = int(created)
+        key = (second, int((created - second) * 1000), logger, level, message)
         if key != self._head_key:
             self._head_key = key
             head = {
-                "time": self._time(created),
-                "level": record.levelname.lower(),
-                "logger": record.name,
+                "time": self.time_text(created),
+                "level": level.lower(),
+                "logger": logger,
                 "message": message,
             }
             self._head = orjson.dumps(head, option=_ORJSON_OPTIONS)[:-1]  # without its "}"
@@ -141,7 +141,7 @@ class JsonFormatter(_LibraryJsonFormatter):
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
-        log_data["time"] = self._time(record.created)
+        log_data["time"] = self.time_text(record.created)
         log_data["level"] = record.levelname.lower()
         log_data["logger"] = record.name
         log_data["message"] = record.message
@@ -154,7 +154,7 @@ class JsonFormatter(_LibraryJsonFormatter):
             log_data.update({key: value for key, value in items if key not in skip})
         log_data.update(message_dict)  # exc_info, stack_info; a dict logged as the message
 
-    def _time(self, created: float) -> str:
+    def time_text(self, created: float) -> str:
         """RFC 3339 in UTC with milliseconds; the seconds part is formatted once a second."""
         second = int(created)
         if second != self._second:
@@ -277,22 +277,46 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if encode is None or binary is None:
             self._write_text(records)
             return
-        chunk: list[bytes] = []
-        size = 0
-        limit = self._chunk_limit
+        data = bytearray()
         for record in records:
             try:
-                line = encode(record)
+                data += encode(record)
             except Exception:
                 self.handleError(record)
                 continue
-            if chunk and size + len(line) >= limit:
-                self._put_bytes(binary, chunk)
-                chunk, size = [], 0
-            chunk.append(line)
-            size += len(line) + 1
-        if chunk:
-            self._put_bytes(binary, chunk)
+            data += b"\n"
+        self._put_encoded(binary, data)
+
+    def write_encoded(self, data: bytes | bytearray) -> None:
+        """Write ``data`` — whole lines, each ending in a newline, UTF-8 — now, after the
+        records that wait: a batch of request lines ``RequestLog`` encoded itself
+        (``direct_handler``)."""
+        with self._io_lock:
+            with self.lock:  # type: ignore[union-attr]
+                records, self._records = self._records, []
+            if records:
+                self._write(records)
+            binary = self._binary()
+            if binary is None:
+                self._put(bytes(data).decode())
+            else:
+                self._put_encoded(binary, data)
+
+    def _put_encoded(self, binary: Any, data: bytes | bytearray) -> None:
+        """``data`` (whole lines) in writes within ``_chunk_limit`` that end at a line's
+        end (a line longer than the limit goes alone)."""
+        limit = self._chunk_limit
+        view = memoryview(data)
+        start, size = 0, len(data)
+        while start < size:
+            end = size
+            if size - start > limit:
+                # After the last newline within the limit; else (one line longer than
+                # the limit) after that line's end.
+                cut = data.rfind(b"\n", start, start + limit) + 1
+                end = cut or data.find(b"\n", start + limit) + 1 or size
+            self._put_bytes(binary, view[start:end])
+            start = end
 
     def _write_text(self, records: list[logging.LogRecord]) -> None:
         chunk: list[str] = []
@@ -327,10 +351,9 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 pass
         return self._binary_side
 
-    def _put_bytes(self, binary: Any, lines: list[bytes]) -> None:
+    def _put_bytes(self, binary: Any, data: memoryview) -> None:
         try:
             self.stream.flush()  # whatever the text side holds goes first
-            data = memoryview(b"\n".join(lines) + b"\n")
             while data:  # a raw file may take part of a write
                 written = binary.write(data)
                 data = data[written or 0 :]
@@ -351,6 +374,34 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             time.sleep(BATCH_SECONDS)
             self._due.clear()
             self.flush()
+
+
+def direct_handler(logger: logging.Logger) -> BatchingHandler | None:
+    """The gateway's own handler when it is the only one ``logger``'s info lines reach,
+    nothing filters them and it writes JSON in batches: then lines can be handed to it
+    encoded (``BatchingHandler.write_encoded``), with no record each. Otherwise (a
+    handler or filter of someone else's, text, a terminal): None."""
+    found: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters or current.disabled:
+            return None
+        found += current.handlers
+        if not current.propagate:
+            break
+        current = current.parent
+    if len(found) != 1:
+        return None
+    handler = found[0]
+    if (
+        not isinstance(handler, BatchingHandler)
+        or handler.filters
+        or handler.level > logging.INFO
+        or handler._at_once
+        or type(handler.formatter) is not JsonFormatter
+    ):
+        return None
+    return handler
 
 
 def flush_logs() -> None:

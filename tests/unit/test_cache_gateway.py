@@ -310,6 +310,8 @@ async def test_the_request_line_says_hit_miss_or_bypass(
             headers={"x-request-id": request_id},
         )
         assert answer.status_code == 200
+    # Request lines are written a little after each call ends (a ``later`` hook).
+    await eventually(lambda: len(request_lines.json()) == 3, what="three request lines")
     lines = {line["request_id"]: line for line in request_lines.json()}
     assert [lines[rid]["cache"] for rid in ("r-miss", "r-hit", "r-bypass")] == [
         "miss",

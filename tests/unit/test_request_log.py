@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
 import json
 import logging
@@ -20,6 +22,8 @@ from modelway.logs import (
     JsonFormatter,
     TextFormatter,
     configure_logging,
+    direct_handler,
+    flush_logs,
     log_format,
 )
 from modelway.observability.context import current_trace_id
@@ -346,3 +350,90 @@ async def test_a_store_outage_says_error_and_spilled(
     handler.handle(outage)
     said = json.loads(stream.getvalue())
     assert said["error"] == "ConnectionError: store gone" and said["dependency"] == "store"
+
+
+# --- a batch of calls' lines ------------------------------------------------------------
+
+
+def ended_calls(count: int) -> list[Any]:
+    """``count`` calls that ended, each in a context of its own with its trace id."""
+    ended = []
+    for number in range(count):
+        token = current_trace_id.set(f"trace-{number}")
+        context = contextvars.copy_context()
+        current_trace_id.reset(token)
+        ended.append((FakeCall(), record(request_id=f"rid-{number}", time=1e9 + number), context))
+    return ended
+
+
+def test_a_batch_written_directly_is_what_records_would_have_written(
+    modelway_logger: logging.Logger, tmp_path: Path
+) -> None:
+    """The served case (the gateway's JSON handler on stderr, a file): a batch's lines go
+    out encoded straight from the calls, the lines ``after`` gives through a record each
+    (the same fields, values and order; numbers as msgspec writes them)."""
+    ended = ended_calls(3)
+    with open(tmp_path / "direct.log", "w") as direct:
+        configure_logging(LoggingSettings(), {}, direct)
+        hook = RequestLog()
+        assert direct_handler(hook.logger) is not None
+        hook.after_batch(ended)  # written at once: no batch waits
+        direct_bytes = (tmp_path / "direct.log").read_bytes()
+    with open(tmp_path / "records.log", "w") as through_records:
+        configure_logging(LoggingSettings(), {}, through_records)
+        for call, usage, context in ended:
+            context.run(hook.after, call, usage)
+        flush_logs()
+
+    def parsed(data: bytes) -> list[list[tuple[str, Any]]]:
+        return [list(json.loads(line).items()) for line in data.splitlines()]
+
+    assert parsed(direct_bytes) == parsed((tmp_path / "records.log").read_bytes())
+    lines = [json.loads(line) for line in direct_bytes.splitlines()]
+    assert [(line["request_id"], line["trace_id"]) for line in lines] == [
+        (f"rid-{n}", f"trace-{n}") for n in range(3)
+    ]
+    assert lines[0]["time"].startswith("2001-09-09T01:46:40.")  # when the call ended
+
+
+def test_a_handler_of_someone_elses_gets_records(modelway_logger: logging.Logger) -> None:
+    configure_logging(LoggingSettings(), {}, io.StringIO())
+    seen: list[logging.LogRecord] = []
+    theirs = logging.Handler()
+    theirs.emit = seen.append  # type: ignore[method-assign]
+    requests = logging.getLogger(LOGGER)
+    requests.addHandler(theirs)
+    try:
+        assert direct_handler(requests) is None
+        RequestLog().after_batch(ended_calls(2))
+    finally:
+        requests.removeHandler(theirs)
+    assert [line.modelway_fields["request_id"] for line in seen] == ["rid-0", "rid-1"]  # type: ignore[attr-defined]
+
+
+def test_text_lines_are_never_written_directly(modelway_logger: logging.Logger) -> None:
+    stream = Terminal()
+    configure_logging(LoggingSettings(), {}, stream)
+    assert direct_handler(logging.getLogger(LOGGER)) is None
+    RequestLog().after_batch(ended_calls(1))
+    assert stream.getvalue().split(" ", 3)[3].startswith("modelway.requests: request 200")
+
+
+def test_a_line_msgspec_cannot_encode_takes_the_librarys_way(
+    modelway_logger: logging.Logger, tmp_path: Path
+) -> None:
+    ended = ended_calls(3)
+    odd = record(request_id="rid-odd", model="\ud800")  # a lone surrogate: not UTF-8
+    ended[1] = (FakeCall(), odd, ended[1][2])
+    with open(tmp_path / "stderr.log", "w") as stderr:
+        configure_logging(LoggingSettings(), {}, stderr)
+        errors = io.StringIO()
+        with contextlib.redirect_stderr(errors):  # where logging reports its own errors
+            RequestLog().after_batch(ended)
+            flush_logs()
+    ids = [
+        json.loads(line)["request_id"]
+        for line in (tmp_path / "stderr.log").read_bytes().splitlines()
+    ]
+    assert ids == ["rid-0", "rid-2"]  # whole lines only, none half-written
+    assert "Logging error" in errors.getvalue()  # the odd one said so, as logging does

@@ -26,7 +26,7 @@ from modelway.cache.policy import NO_DIRECTIVES, CacheControl
 from modelway.calls.accounts import BYTES_PER_TOKEN, Accounts
 from modelway.calls.caller import Caller
 from modelway.calls.finishing import Finisher
-from modelway.calls.hooks import CallHook, Chunk
+from modelway.calls.hooks import CallHook, Chunk, LaterHooks
 from modelway.calls.relay import Headers, Relay, relayable
 from modelway.calls.scanners import StreamScanner
 from modelway.config import Timeouts
@@ -76,6 +76,10 @@ class Calls:
         self.hooks: tuple[CallHook, ...] = ()
         #: The hooks that look at chunks: a stream's every chunk calls only these.
         self.chunk_hooks: tuple[CallHook, ...] = ()
+        #: The hooks whose ``after`` runs as the call ends; the others' (``later``) in
+        #: batches, by ``later``.
+        self.after_hooks: tuple[CallHook, ...] = ()
+        self.later = LaterHooks()
         for hook in hooks:
             self.add_hook(hook)
         #: Settlements (and other steps) that finish even when their caller is cancelled.
@@ -86,6 +90,11 @@ class Calls:
         self.hooks = (*self.hooks, hook)
         if type(hook).chunk is not CallHook.chunk:
             self.chunk_hooks = (*self.chunk_hooks, hook)
+        if type(hook).after is not CallHook.after:
+            if hook.later:
+                self.later.add(hook)
+            else:
+                self.after_hooks = (*self.after_hooks, hook)
 
     def open(
         self,
@@ -122,8 +131,10 @@ class Calls:
         )
 
     async def drain(self) -> None:
-        """Wait for settlements still running (before the usage writer and limits close)."""
+        """Wait for settlements still running (before the usage writer and limits close),
+        and run the ``later`` hooks over the calls that ended."""
         await self.finisher.drain()
+        self.later.run()
 
     async def aclose(self) -> None:
         """At shutdown, once no call is running: finish, close upstreams, flush usage."""
@@ -511,8 +522,11 @@ class MeteredCall:
             cost = accounts.cost(outcome.target.backend.name, outcome.target.model, usage)
         record = self._record(status, usage, error, cost)
         accounts.recorder.record(record)
-        for hook in self._calls.hooks:
+        calls = self._calls
+        for hook in calls.after_hooks:
             hook.after(self, record)
+        if calls.later.hooks:
+            calls.later.note(self, record)
         deployment_ticket = UNLIMITED if outcome is None else outcome.deployment_ticket
         if (
             self._caller.key is None

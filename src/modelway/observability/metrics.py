@@ -41,7 +41,7 @@ from prometheus_client import (
 )
 
 from modelway import __version__
-from modelway.calls.hooks import CallHook
+from modelway.calls.hooks import CallHook, Ended
 from modelway.errors import BudgetExceeded, RateLimited
 from modelway.limits.outage import RedisOutage
 from modelway.observability.families import Family, empty_counts
@@ -250,6 +250,8 @@ class Metrics:
         self.writer: UsageWriter | None = None
         self.auth: Any = None
         self.outages: tuple[Outage, ...] = ()
+        #: Runs the ``later`` hooks (this one's ``after``) over the calls that ended.
+        self.catch_up: Callable[[], None] | None = None
 
     # --- what the hot path calls --------------------------------------------------------
 
@@ -267,6 +269,8 @@ class Metrics:
     def refresh(self) -> None:
         """Write what calls added since the last time, and copy in the live facts kept
         elsewhere (not per request)."""
+        if self.catch_up is not None:
+            self.catch_up()
         self._spread()
         for family in self._families:
             family.flush()
@@ -338,7 +342,11 @@ class Metrics:
 
 
 class MetricsHook(CallHook):
-    """In-flight calls, and each call's usage record as requests, durations, tokens, cost."""
+    """In-flight calls, and each call's usage record as requests, durations, tokens, cost
+    (counted a little after the call ends, with the others that ended about then; a
+    refresh catches up first)."""
+
+    later = True
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
@@ -350,67 +358,90 @@ class MetricsHook(CallHook):
         self.metrics.in_flight_streams.add(1, call.dialect)
 
     def after(self, call: MeteredCall, record: UsageRecord) -> None:
+        self.count([(call, record)])
+
+    def after_batch(self, ended: list[Ended]) -> None:
+        self.count([(call, record) for call, record, _ in ended])
+
+    def count(self, ended: list[tuple[MeteredCall, UsageRecord]]) -> None:
+        """Tally the calls that ended: one pass, the families' look-ups made once."""
         m = self.metrics
-        routed = call.routed
-        dialect = record.dialect or ""
-        if routed:
-            m.in_flight.add(-1, dialect)  # ``before`` ran: admitted
-            if call.streamed:
-                m.in_flight_streams.add(-1, dialect)
-        status = record.status
-        provider = record.provider or ""
-        if status >= 400 and not provider:
-            self._refusal(call, record)
-        alias = (record.alias or "") if routed else ""
-        model = record.model or ""
-        stream = record.stream
-        labels = (dialect, alias, provider, model, status_class(status), _STREAM[stream])
-        tally = m.calls.get(labels)
-        if tally is None:
-            tally = m.calls[labels] = _CallTally(m.call_bounds)
-        tally.requests += 1
-        latency = record.latency_ms / 1000
-        counts = tally.duration
-        counts[bisect_left(m.call_bounds, latency)] += 1
-        counts[-1] += latency
-        if m.per_key is not None and record.key_id:
-            self._per_key(m.per_key, record)
-        cache = call.cache_status
-        if cache is not None:
-            m.cache_requests.add(1, alias, cache)
-            if record.cost_saved_usd:
-                m.cache_saved_cost.add(record.cost_saved_usd, alias)
-            stored = call.stored_bytes
-            if stored:
-                m.cache_stored_bytes.add(stored, alias)
-        if not provider:
-            return  # refused or unroutable: no upstream, no tokens
-        ttft = record.ttft_ms
-        spent = latency
-        if stream and ttft is not None:
-            spent = ttft / 1000
-            first = tally.ttft
-            if first is None:
-                first = tally.ttft = empty_counts(m.ttft.bounds)
-            first[bisect_left(m.ttft.bounds, spent)] += 1
-            first[-1] += spent
-        outcome = call.outcome
-        if outcome is not None and status < 400:
-            own = max(0.0, spent - outcome.upstream_seconds)
-            mine = tally.overhead
-            if mine is None:
-                mine = tally.overhead = empty_counts(m.overhead.bounds)
-            mine[bisect_left(m.overhead.bounds, own)] += 1
-            mine[-1] += own
-        tally.input += record.prompt_tokens
-        tally.output += record.completion_tokens
-        tally.cached += record.cached_tokens
-        tally.cache_write += record.cache_write_tokens
-        tally.reasoning += record.reasoning_tokens
-        tally.cost += record.cost_usd
-        tally.retries += record.retries
-        if record.fallback_used:
-            m.fallbacks.add(1, alias, record.fallback_used)
+        tallies = m.calls
+        call_bounds = m.call_bounds
+        ttft_bounds = m.ttft.bounds
+        overhead_bounds = m.overhead.bounds
+        per_key = m.per_key
+        left: dict[str, int] = {}  # dialect -> calls over
+        streams_left: dict[str, int] = {}
+        for call, record in ended:
+            routed = call.routed
+            dialect = record.dialect or ""
+            if routed:  # ``before`` ran: admitted
+                left[dialect] = left.get(dialect, 0) + 1
+                if call.streamed:
+                    streams_left[dialect] = streams_left.get(dialect, 0) + 1
+            status = record.status
+            provider = record.provider or ""
+            if status >= 400 and not provider:
+                self._refusal(call, record)
+            alias = (record.alias or "") if routed else ""
+            model = record.model or ""
+            stream = record.stream
+            labels = (dialect, alias, provider, model, status_class(status), _STREAM[stream])
+            tally = tallies.get(labels)
+            if tally is None:
+                tally = tallies[labels] = _CallTally(call_bounds)
+            tally.requests += 1
+            latency = record.latency_ms / 1000
+            counts = tally.duration
+            counts[bisect_left(call_bounds, latency)] += 1
+            counts[-1] += latency
+            if per_key is not None and record.key_id:
+                self._per_key(per_key, record)
+            cache = call.cache_status
+            if cache is not None:
+                self._cache(call, record, alias, cache)
+            if not provider:
+                continue  # refused or unroutable: no upstream, no tokens
+            ttft = record.ttft_ms
+            spent = latency
+            if stream and ttft is not None:
+                spent = ttft / 1000
+                first = tally.ttft
+                if first is None:
+                    first = tally.ttft = empty_counts(ttft_bounds)
+                first[bisect_left(ttft_bounds, spent)] += 1
+                first[-1] += spent
+            outcome = call.outcome
+            if outcome is not None and status < 400:
+                own = max(0.0, spent - outcome.upstream_seconds)
+                mine = tally.overhead
+                if mine is None:
+                    mine = tally.overhead = empty_counts(overhead_bounds)
+                mine[bisect_left(overhead_bounds, own)] += 1
+                mine[-1] += own
+            tally.input += record.prompt_tokens
+            tally.output += record.completion_tokens
+            tally.cached += record.cached_tokens
+            tally.cache_write += record.cache_write_tokens
+            tally.reasoning += record.reasoning_tokens
+            tally.cost += record.cost_usd
+            tally.retries += record.retries
+            if record.fallback_used:
+                m.fallbacks.add(1, alias, record.fallback_used)
+        for dialect, count in left.items():
+            m.in_flight.add(-count, dialect)
+        for dialect, count in streams_left.items():
+            m.in_flight_streams.add(-count, dialect)
+
+    def _cache(self, call: MeteredCall, record: UsageRecord, alias: str, cache: str) -> None:
+        m = self.metrics
+        m.cache_requests.add(1, alias, cache)
+        if record.cost_saved_usd:
+            m.cache_saved_cost.add(record.cost_saved_usd, alias)
+        stored = call.stored_bytes
+        if stored:
+            m.cache_stored_bytes.add(stored, alias)
 
     @staticmethod
     def _per_key(families: tuple[Family, Family, Family], record: UsageRecord) -> None:
@@ -457,6 +488,7 @@ def install(calls: Calls, writer: UsageWriter | None, auth: Any = None, **settin
     """Metrics for every call ``calls`` opens; the ``Metrics`` to expose and refresh."""
     metrics = Metrics(**settings)
     metrics.watch(calls.engine.router, writer, auth)
+    metrics.catch_up = calls.later.run
     calls.add_hook(MetricsHook(metrics))
     calls.engine.listeners.append(AttemptMetrics(metrics))
     return metrics
