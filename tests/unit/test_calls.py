@@ -326,6 +326,26 @@ async def test_hooks_see_each_call_before_it_runs_each_chunk_and_its_record(
     await calls.aclose()
 
 
+class WatchingLater(Watching):
+    later = True
+
+
+async def test_a_later_hook_sees_the_record_after_the_call_and_drain_catches_up(
+    recorded: Recorded,
+) -> None:
+    now, later = Watching(), WatchingLater()
+    calls = make_calls(recorded)
+    calls.add_hook(now)
+    calls.add_hook(later)
+    async with open_call(calls) as call:
+        await call.complete(chat())
+    assert now.seen[-1] == "after 200"  # as the call ended
+    assert later.seen == ["before quiet/m via quiet"]  # its after is still to come
+    await calls.drain()
+    assert later.seen == ["before quiet/m via quiet", "after 200"]
+    await calls.aclose()
+
+
 async def test_a_hook_may_refuse_a_call_which_is_then_recorded(recorded: Recorded) -> None:
     calls = make_calls(recorded)
     calls.add_hook(Watching(refuse=PermissionDenied("not on this path")))
