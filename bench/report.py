@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from bench.plot import write_plot
+from bench.servers import REFERENCE_RELAY
 from bench.targets import BARE_KEY, PIPELINE_KEY, REFERENCE_KEY
 
 VERDICT = {True: "met", False: "**not met**", None: "not measured"}
@@ -171,7 +172,9 @@ def comparison_section(results: dict[str, Any]) -> list[str]:
         "## Server and upstream client comparison (the reference relay's work)",
         "",
         "The same relay code (`bench/relay.py`, RSGI: `bench/relay_rsgi.py`) served by each "
-        "server with each upstream client; the reference is granian ASGI + aiohttp.",
+        "server with each upstream client; the reference (every ratio's base) is "
+        f"{REFERENCE_RELAY.name.removeprefix('relay ')}, the fastest pair here "
+        "(`bench/servers.REFERENCE_RELAY`; `../shared/BENCHMARKS.md`).",
         "",
         *table(["server + client", "req/s @32", "vs reference", "p50 ms @1", "p99 ms @1"], rows),
         *(

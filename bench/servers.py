@@ -37,10 +37,11 @@ class RelayVariant:
         return f"relay {self.server} + {self.client}"
 
 
-REFERENCE_RELAY = RelayVariant("granian-asgi", "aiohttp")
+#: The fastest pair in the suite's own comparison (docs/benchmarks.md): every ratio's base.
+REFERENCE_RELAY = RelayVariant("granian-rsgi", "aiohttp")
 RELAY_VARIANTS = (
     REFERENCE_RELAY,
-    RelayVariant("granian-rsgi", "aiohttp"),
+    RelayVariant("granian-asgi", "aiohttp"),
     RelayVariant("uvicorn", "aiohttp"),
     RelayVariant("granian-asgi", "httpx"),
     RelayVariant("uvicorn", "httpx"),

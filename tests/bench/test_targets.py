@@ -1,0 +1,66 @@
+"""The targets ``make bench`` checks, on results made here: ratios against the reference
+relay — the fastest pair in the suite, granian RSGI + aiohttp (../shared/BENCHMARKS.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.servers import REFERENCE_RELAY, RELAY_VARIANTS
+from bench.targets import (
+    BARE_KEY,
+    PIPELINE_KEY,
+    REFERENCE_KEY,
+    latency_targets,
+    streaming_targets,
+    throughput_targets,
+)
+
+
+def http(**rps: float) -> dict[str, Any]:
+    return {key: {"c32": {"rps": value}} for key, value in rps.items()}
+
+
+def test_the_reference_is_the_rsgi_relay_and_comes_first() -> None:
+    assert (REFERENCE_RELAY.server, REFERENCE_RELAY.client) == ("granian-rsgi", "aiohttp")
+    assert RELAY_VARIANTS[0] == REFERENCE_RELAY
+    assert f"relay-{REFERENCE_RELAY.server}-{REFERENCE_RELAY.client}" == REFERENCE_KEY
+
+
+def test_open_mode_needs_085_and_the_full_pipeline_075_of_the_reference() -> None:
+    rows = throughput_targets(http(**{REFERENCE_KEY: 1000, BARE_KEY: 850, PIPELINE_KEY: 749}))
+    bare, pipeline = rows[0], rows[1]
+    assert (bare.target, bare.met) == ("≥ 0.85\u00d7 reference relay", True)
+    assert (pipeline.target, pipeline.met) == ("≥ 0.75\u00d7 reference relay", False)
+    assert "0.75\u00d7 (749 vs 1,000 req/s)" in pipeline.measured
+
+
+def test_added_latency_at_one_connection_half_a_millisecond_median_15_p99() -> None:
+    results = {
+        "direct": {"c1": {"p50_ms": 0.1, "p99_ms": 1.0}},
+        PIPELINE_KEY: {"c1": {"p50_ms": 0.55, "p99_ms": 2.6}},
+    }
+    median, p99 = latency_targets(results)
+    assert (median.target, median.met) == ("median ≤ 0.5 ms over direct", True)
+    assert (p99.target, p99.met) == ("p99 ≤ 1.5 ms over direct", False)
+
+
+def level(held: float, ttft: float, rss: float = 100.0) -> dict[str, Any]:
+    return {"extra_max_ms": held, "ttft_p50_ms": ttft, "peak_rss_mb": rss}
+
+
+def test_a_thousand_streams_are_held_to_the_reference_relays_figures() -> None:
+    streams = {
+        "direct": {"levels": {"1": level(1, 50), "1000": level(10, 60)}},
+        "relay": {"levels": {"1000": level(120, 300)}},
+        "modelway": {"levels": {"1": level(2, 50.5), "1000": level(110, 320, rss=190)}},
+    }
+    _, held, ttft, memory = streaming_targets(streams, 1000)
+    assert (held.measured, held.met) == ("110.0 vs 120.0 ms", True)
+    assert (ttft.measured, ttft.met) == ("320.0 vs 300.0 ms", False)
+    assert memory.met is True
+
+
+def test_without_the_reference_relays_streams_nothing_is_met() -> None:
+    streams = {"modelway": {"levels": {"1000": level(1, 1)}}}
+    _, held, ttft, _ = streaming_targets(streams, 1000)
+    assert held.met is None and ttft.met is None and held.measured == "not measured"
