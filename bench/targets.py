@@ -187,24 +187,15 @@ def streaming_targets(streams: dict[str, Any], top_level: int) -> list[TargetChe
             f"{added_ttft:+.2f} ms" if added_ttft is not None else "not measured",
             _check(added_ttft, 1.0, at_least=False),
         ),
-        TargetCheck(
+        _no_worse_than_reference(
             streams,
-            "worst held-back chunk (max gap \u2212 nominal 50 ms) no worse than the "
-            "reference relay's",
-            f"{held:.1f} vs {relay_held:.1f} ms"
-            if held is not None and relay_held is not None
-            else "not measured",
-            _check(held, relay_held, at_least=False) if relay_held is not None else None,
+            "worst held-back chunk (max gap \u2212 nominal 50 ms)",
+            held,
+            relay_held,
             held_note,
         ),
-        TargetCheck(
-            streams,
-            "time to first token (median) no worse than the reference relay's",
-            f"{ttft:.1f} vs {relay_ttft:.1f} ms"
-            if ttft is not None and relay_ttft is not None
-            else "not measured",
-            _check(ttft, relay_ttft, at_least=False) if relay_ttft is not None else None,
-            level_note,
+        _no_worse_than_reference(
+            streams, "time to first token (median)", ttft, relay_ttft, level_note
         ),
         TargetCheck(
             streams,
@@ -214,6 +205,20 @@ def streaming_targets(streams: dict[str, Any], top_level: int) -> list[TargetChe
             level_note,
         ),
     ]
+
+
+def _no_worse_than_reference(
+    scenario: str, figure: str, mine: float | None, reference: float | None, note: str
+) -> TargetCheck:
+    """``figure`` (ms) at most the reference relay's in the same run."""
+    measured = mine is not None and reference is not None
+    return TargetCheck(
+        scenario,
+        f"{figure} no worse than the reference relay's",
+        f"{mine:.1f} vs {reference:.1f} ms" if measured else "not measured",
+        _check(mine, reference, at_least=False) if reference is not None else None,
+        note,
+    )
 
 
 def startup_targets(startup: dict[str, Any]) -> list[TargetCheck]:
