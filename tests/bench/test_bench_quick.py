@@ -33,7 +33,7 @@ HTTP_KEYS = (
     "modelway-pipeline-quiet",
     "modelway-cache-hit",
 )
-TARGET_COUNT = 13
+TARGET_COUNT = 14
 
 
 @pytest.fixture(scope="module")
