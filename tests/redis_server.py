@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.polling import wait_until
+from tests.processes import stop
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -52,12 +53,7 @@ def running_redis(start_timeout: float = 30.0) -> Iterator[str]:
         try:
             yield f"redis://127.0.0.1:{port}/0"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 _PORT_ATTEMPTS = 5
@@ -122,15 +118,7 @@ class RedisServer:
         process, self._process = self._process, None
         if process is None:
             return
-        if kill:
-            process.kill()
-        else:
-            process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, kill=kill)
 
 
 @contextlib.contextmanager

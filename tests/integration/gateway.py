@@ -12,6 +12,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from tests.processes import stop
+
 READY = re.compile(r"modelway listening on (http://\S+)")
 # Start-up deadlines (here and in mockserver.py) are generous: a start takes about a
 # second, but a CI machine busy installing packages beside the suite has taken over 20 s.
@@ -70,12 +72,7 @@ def gateway_process(
                 )
             yield url, process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
             if process.stdout is not None:
                 process.stdout.close()
 

@@ -36,6 +36,7 @@ import yaml
 from modelway.store import Store, database_url
 from tests.integration.gateway import running_gateway
 from tests.polling import wait_until
+from tests.processes import stop
 from tests.redis_server import free_port
 from tests.unit.test_deploy_observability import (
     METRIC_NAME,
@@ -141,12 +142,7 @@ class Prometheus:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop(self._process)
 
     def api(self, path: str, **params: str) -> Any:
         response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)

@@ -14,6 +14,7 @@ import httpx
 from modelway.gateway.workers import MAX_OPEN_FILES, RespawnBackoff
 from tests.integration.gateway import _wait_for_banner
 from tests.polling import wait_until
+from tests.processes import stop
 
 
 def test_a_worker_that_keeps_dying_young_waits_longer_each_time() -> None:
@@ -70,12 +71,7 @@ def test_two_worker_deaths_in_a_row_leave_the_gateway_serving(tmp_path: Path) ->
         assert said.count("died; respawning it in") == 2
         assert "(1 of 2 workers serving)" in said
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, within=20)
         if process.stdout is not None:
             process.stdout.close()
 
