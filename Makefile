@@ -1,5 +1,5 @@
 # Benchmarks (see docs/benchmarks.md and bench/run.sh).
-.PHONY: bench bench-quick bench-setup bench-admin chaos soak
+.PHONY: bench bench-quick bench-setup bench-admin bench-clients chaos soak
 
 bench:
 	BENCH_COMMAND="make bench" bench/run.sh full
@@ -9,6 +9,11 @@ bench-quick:
 
 bench-setup:
 	bench/run.sh setup
+
+# The reference relay with each upstream client (aiohttp's session and its lean path, httpx,
+# pyreqwest, rnet, httpr): the "Upstream clients" section of docs/benchmarks.md.
+bench-clients:
+	.venv/bin/python -m bench.upstream_clients --command "make bench-clients"
 
 # The admin dashboard's queries at a million usage records, SQLite and PostgreSQL.
 bench-admin:

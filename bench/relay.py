@@ -29,10 +29,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from bench.relay_clients import UpstreamClient, upstream_client
+from bench.relay_clients import CLIENTS, UpstreamClient, upstream_client
 
 SERVERS = ("granian-asgi", "granian-rsgi", "uvicorn")
-CLIENTS = ("aiohttp", "httpx")
 
 
 def upstream_model(model: Any) -> Any:

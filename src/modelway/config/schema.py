@@ -30,6 +30,9 @@ KNOWN_PROVIDERS: tuple[str, ...] = (
 Wire = Literal["openai", "anthropic", "ollama", "gemini"]
 Strategy = Literal["round-robin", "weighted", "least-busy", "lowest-latency"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+#: How upstreams are called: aiohttp's ``ClientSession``, or its connector and parser alone
+#: (``providers/lean_transport.py``; docs/benchmarks.md, "Upstream clients").
+UpstreamClient = Literal["aiohttp", "aiohttp-lean"]
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -181,6 +184,8 @@ class ServerSettings(_Section, frozen=True, kw_only=True):
     #: Whether providers connected at run time (the web chat's connect dialog) may reach
     #: link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, ...).
     allow_link_local_provider_urls: bool = False
+    #: The HTTP client every provider is called with (``UpstreamClient``).
+    upstream_client: UpstreamClient = "aiohttp"
     #: Limits on checking keys not yet verified (against guessing and CPU exhaustion).
     key_checks: KeyChecks = msgspec.field(default_factory=KeyChecks)
 

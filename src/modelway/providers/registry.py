@@ -12,10 +12,11 @@ from modelway.config import Config, ConfigError, ProviderSettings
 from modelway.providers.anthropic import AnthropicAdapter
 from modelway.providers.base import Adapter
 from modelway.providers.gemini import GeminiAdapter
+from modelway.providers.lean_transport import LeanAiohttpTransport
 from modelway.providers.mock import MockProvider
 from modelway.providers.ollama import OllamaAdapter
 from modelway.providers.openai import AzureAdapter, OpenAIAdapter
-from modelway.providers.transport import AiohttpTransport
+from modelway.providers.transport import AiohttpTransport, Transport
 from modelway.providers.upstream import Backend, HttpProvider
 from modelway.secrets import Secret
 
@@ -99,6 +100,13 @@ def provider_settings(config: Config, environ: Mapping[str, str]) -> dict[str, P
     return enabled
 
 
+def transport_for(upstream_client: str, *, refuse_link_local: bool) -> Transport:
+    """The transport ``server.upstream_client`` names (``aiohttp`` or ``aiohttp-lean``)."""
+    if upstream_client == "aiohttp-lean":
+        return LeanAiohttpTransport(refuse_link_local=refuse_link_local)
+    return AiohttpTransport(refuse_link_local=refuse_link_local)
+
+
 def build_backend(
     name: str,
     settings: ProviderSettings,
@@ -108,12 +116,14 @@ def build_backend(
     model_headers: Mapping[str, str] | None = None,
     connected: bool = False,
     allow_link_local: bool = False,
+    upstream_client: str = "aiohttp",
 ) -> Backend:
     """The run-time provider for a name and its settings (deployment overrides win).
 
     ``connected``: connected at run time (the web chat's connect dialog), so its URL came
     from a caller: its errors are told by status alone, and it reaches no link-local or
     metadata address unless ``allow_link_local`` (``providers.destinations``).
+    ``upstream_client``: ``server.upstream_client``, the transport it calls with.
     """
     if name == "mock":
         return MockProvider()
@@ -134,6 +144,8 @@ def build_backend(
         base_url,
         Secret(key) if key else None,
         headers={**settings.headers, **(model_headers or {})},
-        transport=AiohttpTransport(refuse_link_local=connected and not allow_link_local),
+        transport=transport_for(
+            upstream_client, refuse_link_local=connected and not allow_link_local
+        ),
         quote_errors=not connected,
     )

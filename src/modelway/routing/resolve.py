@@ -53,7 +53,9 @@ class Router:
         else:
             for name, settings in self.settings.items():
                 if name != "mock":
-                    self.backends[name] = build_backend(name, settings)
+                    self.backends[name] = build_backend(
+                        name, settings, upstream_client=config.server.upstream_client
+                    )
         self.aliases: dict[str, ModelAlias] = {alias.name: alias for alias in config.models}
         self._alias_targets = {
             name: self._deployments(alias) for name, alias in self.aliases.items()
@@ -78,6 +80,7 @@ class Router:
                     model_base_url=deployment.base_url,
                     model_api_key=deployment.api_key,
                     model_headers=deployment.headers,
+                    upstream_client=self._config.server.upstream_client,
                 )
                 # Owned here so ``aclose`` reaches it too.
                 self.backends[f"{alias.name}#{len(self.backends)}"] = backend
@@ -106,7 +109,11 @@ class Router:
         allow_link_local = self._config.server.allow_link_local_provider_urls
         try:
             backend = build_backend(
-                name, settings, connected=True, allow_link_local=allow_link_local
+                name,
+                settings,
+                connected=True,
+                allow_link_local=allow_link_local,
+                upstream_client=self._config.server.upstream_client,
             )
         except ConfigError as error:
             raise BadRequest(str(error)) from None

@@ -1,0 +1,180 @@
+"""``LeanAiohttpTransport`` keeps the transport contract: answers whole or streamed, statuses as
+they came, one pooled connection reused, timeouts and unreachable upstreams as modelway errors,
+and a cancelled or abandoned answer closes its upstream connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from modelway.config import parse_config
+from modelway.errors import ConnectError, Timeout, UpstreamError
+from modelway.providers.lean_transport import LeanAiohttpTransport
+from modelway.providers.registry import transport_for
+from modelway.providers.transport import AiohttpTransport, UpstreamRequest
+from tests.polling import eventually
+
+
+class Upstream:
+    """An in-process upstream that notes each caller's port and each stream the caller left."""
+
+    def __init__(self) -> None:
+        self.peers: list[int] = []
+        self.left = 0
+        self.headers: list[Mapping[str, str]] = []
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/answer", self.answer)
+        app.router.add_post("/v1/stream", self.stream)
+        app.router.add_post("/v1/stall", self.stall)
+        return app
+
+    def _note(self, request: web.Request) -> None:
+        self.peers.append(request.transport.get_extra_info("peername")[1])  # type: ignore[union-attr]
+        self.headers.append(request.headers.copy())
+
+    async def answer(self, request: web.Request) -> web.Response:
+        self._note(request)
+        body = await request.read()
+        status = int(request.headers.get("x-status", "200"))
+        return web.Response(status=status, body=b"echo:" + body, headers={"x-up": "1"})
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        self._note(request)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            for index in range(50):
+                await response.write(b"data: %d\n\n" % index)
+                await asyncio.sleep(0.02 if index else 0)
+        except (ConnectionError, asyncio.CancelledError):
+            self.left += 1
+            raise
+        return response
+
+    async def stall(self, request: web.Request) -> web.Response:
+        self._note(request)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.left += 1
+            raise
+        return web.Response(body=b"late")
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[tuple[Upstream, str]]:
+    state = Upstream()
+    server = TestServer(state.app(), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield state, f"http://127.0.0.1:{server.port}"
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def transport() -> AsyncIterator[LeanAiohttpTransport]:
+    lean = LeanAiohttpTransport()
+    try:
+        yield lean
+    finally:
+        await lean.aclose()
+
+
+def post(url: str, body: bytes = b"{}", **headers: str) -> UpstreamRequest:
+    return UpstreamRequest("POST", url, {"authorization": "Bearer k", **headers}, body, 5.0, 10.0)
+
+
+async def test_answers_are_read_whole_and_one_connection_is_reused(
+    upstream: tuple[Upstream, str], transport: LeanAiohttpTransport
+) -> None:
+    state, base = upstream
+    for body in (b'{"a":1}', b'{"b":2}', b'{"c":3}'):
+        response = await transport.send(post(f"{base}/v1/answer", body))
+        assert response.status == 200 and response.headers["x-up"] == "1"
+        assert await response.read() == b"echo:" + body
+    assert len(set(state.peers)) == 1
+    assert state.headers[0]["authorization"] == "Bearer k"
+    assert state.headers[0]["Content-Length"] == "7"
+
+
+async def test_an_error_status_is_an_answer_with_its_body(
+    upstream: tuple[Upstream, str], transport: LeanAiohttpTransport
+) -> None:
+    _, base = upstream
+    response = await transport.send(post(f"{base}/v1/answer", b"x", **{"x-status": "429"}))
+    assert response.status == 429 and await response.read() == b"echo:x"
+
+
+async def test_a_stream_arrives_in_chunks_and_leaving_it_closes_the_connection(
+    upstream: tuple[Upstream, str], transport: LeanAiohttpTransport
+) -> None:
+    state, base = upstream
+    response = await transport.send(post(f"{base}/v1/stream"))
+    chunks = response.chunks()
+    assert (await anext(chunks)).startswith(b"data: 0")
+    await response.aclose()
+    await eventually(lambda: state.left == 1)
+    answer = await transport.send(post(f"{base}/v1/answer"))
+    await answer.read()
+    assert state.peers[1] != state.peers[0]  # the abandoned connection was not pooled
+
+
+async def test_a_cancelled_call_closes_its_upstream_connection(
+    upstream: tuple[Upstream, str], transport: LeanAiohttpTransport
+) -> None:
+    state, base = upstream
+    call = asyncio.ensure_future(transport.send(post(f"{base}/v1/stall")))
+    await eventually(lambda: len(state.peers) == 1)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await eventually(lambda: state.left == 1)
+
+
+async def test_the_total_timeout_covers_the_answer(
+    upstream: tuple[Upstream, str], transport: LeanAiohttpTransport
+) -> None:
+    _, base = upstream
+    request = UpstreamRequest("POST", f"{base}/v1/stall", {}, b"{}", 5.0, total_timeout=0.2)
+    with pytest.raises(Timeout):
+        await transport.send(request)
+
+
+async def test_an_unreachable_upstream_is_a_connect_error(
+    transport: LeanAiohttpTransport,
+) -> None:
+    with pytest.raises(ConnectError):
+        await transport.send(post("http://127.0.0.1:1/v1/answer"))
+
+
+async def test_a_header_with_a_line_break_is_never_sent(
+    upstream: tuple[Upstream, str], transport: LeanAiohttpTransport
+) -> None:
+    _, base = upstream
+    with pytest.raises(UpstreamError, match="line break"):
+        await transport.send(post(f"{base}/v1/answer", **{"x-evil": "a\r\nx-injected: 1"}))
+
+
+async def test_a_connected_provider_is_refused_a_link_local_address() -> None:
+    lean = LeanAiohttpTransport(refuse_link_local=True)
+    request = UpstreamRequest("POST", "http://169.254.169.254/latest/", {}, b"{}", 5.0)
+    try:
+        with pytest.raises(UpstreamError, match="refused to connect") as refused:
+            await lean.send(request)
+    finally:
+        await lean.aclose()
+    assert not refused.value.retryable
+
+
+def test_server_upstream_client_selects_the_transport() -> None:
+    assert parse_config("", {}).server.upstream_client == "aiohttp"
+    lean = parse_config("server: {upstream_client: aiohttp-lean}", {}).server.upstream_client
+    assert isinstance(transport_for(lean, refuse_link_local=False), LeanAiohttpTransport)
+    assert isinstance(transport_for("aiohttp", refuse_link_local=False), AiohttpTransport)
