@@ -38,9 +38,12 @@ class RelayVariant:
 
 
 #: The fastest pair in the suite's own comparison (docs/benchmarks.md): every ratio's base.
-REFERENCE_RELAY = RelayVariant("granian-rsgi", "aiohttp")
+#: aiohttp-lean is aiohttp's connector and parser without ``ClientSession``
+#: (``bench.upstream_clients``: about half the session's CPU per request).
+REFERENCE_RELAY = RelayVariant("granian-rsgi", "aiohttp-lean")
 RELAY_VARIANTS = (
     REFERENCE_RELAY,
+    RelayVariant("granian-rsgi", "aiohttp"),
     RelayVariant("granian-asgi", "aiohttp"),
     RelayVariant("uvicorn", "aiohttp"),
     RelayVariant("granian-asgi", "httpx"),

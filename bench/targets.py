@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-REFERENCE_KEY = "relay-granian-rsgi-aiohttp"
+from bench.servers import REFERENCE_RELAY
+
+REFERENCE_KEY = f"relay-{REFERENCE_RELAY.server}-{REFERENCE_RELAY.client}"
 #: modelway in open mode (no keys): the bare relay path.
 BARE_KEY = "modelway"
 #: modelway with a master key, serving a virtual key with limits: the whole pipeline.

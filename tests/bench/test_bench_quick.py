@@ -20,6 +20,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RELAY_KEYS = (
     "relay-granian-asgi-aiohttp",
+    "relay-granian-rsgi-aiohttp-lean",
     "relay-granian-rsgi-aiohttp",
     "relay-uvicorn-aiohttp",
     "relay-granian-asgi-httpx",

@@ -20,8 +20,8 @@ def http(**rps: float) -> dict[str, Any]:
     return {key: {"c32": {"rps": value}} for key, value in rps.items()}
 
 
-def test_the_reference_is_the_rsgi_relay_and_comes_first() -> None:
-    assert (REFERENCE_RELAY.server, REFERENCE_RELAY.client) == ("granian-rsgi", "aiohttp")
+def test_the_reference_is_the_rsgi_relay_with_the_lean_client_and_comes_first() -> None:
+    assert (REFERENCE_RELAY.server, REFERENCE_RELAY.client) == ("granian-rsgi", "aiohttp-lean")
     assert RELAY_VARIANTS[0] == REFERENCE_RELAY
     assert f"relay-{REFERENCE_RELAY.server}-{REFERENCE_RELAY.client}" == REFERENCE_KEY
 

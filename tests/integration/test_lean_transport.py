@@ -5,6 +5,7 @@ and a cancelled or abandoned answer closes its upstream connection."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Mapping
 
 import pytest
@@ -32,6 +33,8 @@ class Upstream:
         app.router.add_post("/v1/answer", self.answer)
         app.router.add_post("/v1/stream", self.stream)
         app.router.add_post("/v1/stall", self.stall)
+        app.router.add_post("/v1/gzip", self.gzipped)
+        app.router.add_post("/v1/once", self.once)
         return app
 
     def _note(self, request: web.Request) -> None:
@@ -55,6 +58,18 @@ class Upstream:
         except (ConnectionError, asyncio.CancelledError):
             self.left += 1
             raise
+        return response
+
+    async def gzipped(self, request: web.Request) -> web.Response:
+        self._note(request)
+        body = b'{"big":"' + b"z" * 5000 + b'"}'
+        return web.Response(body=gzip.compress(body), headers={"content-encoding": "gzip"})
+
+    async def once(self, request: web.Request) -> web.Response:
+        """Answers, then closes the connection (``Connection: close``)."""
+        self._note(request)
+        response = web.Response(body=b"bye")
+        response.force_close()
         return response
 
     async def stall(self, request: web.Request) -> web.Response:
@@ -102,6 +117,25 @@ async def test_answers_are_read_whole_and_one_connection_is_reused(
     assert len(set(state.peers)) == 1
     assert state.headers[0]["authorization"] == "Bearer k"
     assert state.headers[0]["Content-Length"] == "7"
+
+
+async def test_a_gzipped_answer_is_read_decompressed_and_asks_for_it(
+    upstream: tuple[Upstream, str], transport: LeanAiohttpTransport
+) -> None:
+    state, base = upstream
+    response = await transport.send(post(f"{base}/v1/gzip"))
+    assert await response.read() == b'{"big":"' + b"z" * 5000 + b'"}'
+    assert "gzip" in state.headers[0]["Accept-Encoding"]
+
+
+async def test_an_upstream_closing_after_each_answer_gets_a_fresh_connection(
+    upstream: tuple[Upstream, str], transport: LeanAiohttpTransport
+) -> None:
+    state, base = upstream
+    for _ in range(3):
+        response = await transport.send(post(f"{base}/v1/once"))
+        assert response.status == 200 and await response.read() == b"bye"
+    assert len(set(state.peers)) == 3  # never a write into a connection it had closed
 
 
 async def test_an_error_status_is_an_answer_with_its_body(
@@ -173,8 +207,9 @@ async def test_a_connected_provider_is_refused_a_link_local_address() -> None:
     assert not refused.value.retryable
 
 
-def test_server_upstream_client_selects_the_transport() -> None:
-    assert parse_config("", {}).server.upstream_client == "aiohttp"
-    lean = parse_config("server: {upstream_client: aiohttp-lean}", {}).server.upstream_client
-    assert isinstance(transport_for(lean, refuse_link_local=False), LeanAiohttpTransport)
-    assert isinstance(transport_for("aiohttp", refuse_link_local=False), AiohttpTransport)
+def test_server_upstream_client_selects_the_transport_lean_by_default() -> None:
+    default = parse_config("", {}).server.upstream_client
+    assert default == "aiohttp-lean"
+    assert isinstance(transport_for(default, refuse_link_local=False), LeanAiohttpTransport)
+    session = parse_config("server: {upstream_client: aiohttp}", {}).server.upstream_client
+    assert isinstance(transport_for(session, refuse_link_local=False), AiohttpTransport)

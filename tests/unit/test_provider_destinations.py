@@ -19,6 +19,7 @@ from modelway.gateway.app import Gateway, create_app
 from modelway.gateway.state import GatewayState
 from modelway.providers import destinations, registry
 from modelway.providers.destinations import is_refused_address, refused_destination
+from modelway.providers.lean_transport import LeanAiohttpTransport
 from modelway.providers.registry import adapter_for
 from modelway.providers.transport import (
     AiohttpTransport,
@@ -120,6 +121,7 @@ class FixedResolver(AbstractResolver):
         return None
 
 
+@pytest.mark.parametrize("transport_type", [AiohttpTransport, LeanAiohttpTransport])
 @pytest.mark.parametrize(
     ("url", "resolver"),
     [
@@ -130,9 +132,11 @@ class FixedResolver(AbstractResolver):
     ],
 )
 async def test_every_connection_of_a_connected_provider_is_checked_where_it_goes(
-    url: str, resolver: AbstractResolver | None
+    url: str,
+    resolver: AbstractResolver | None,
+    transport_type: type[AiohttpTransport | LeanAiohttpTransport],
 ) -> None:
-    transport = AiohttpTransport(refuse_link_local=True, resolver=resolver)
+    transport = transport_type(refuse_link_local=True, resolver=resolver)
     request = UpstreamRequest("POST", url, {}, b"{}", connect_timeout=5.0)
     try:
         with pytest.raises(UpstreamError, match="refused to connect") as refused:
@@ -184,7 +188,8 @@ async def gateway(
         made.append(options)
         return MockTransport(internal_error)
 
-    monkeypatch.setattr(registry, "AiohttpTransport", internal_transport)
+    for name in ("AiohttpTransport", "LeanAiohttpTransport"):  # whichever the config names
+        monkeypatch.setattr(registry, name, internal_transport)
     environ = {"MODELWAY_DATA_DIR": str(tmp_path)}
     app = create_app(parse_config("server:\n  retries: 0\n", environ), environ)
     async with app.lifespan():
@@ -246,7 +251,8 @@ async def test_the_operator_may_allow_link_local_provider_urls(
         made.append(options)
         return MockTransport(internal_error)
 
-    monkeypatch.setattr(registry, "AiohttpTransport", internal_transport)
+    for name in ("AiohttpTransport", "LeanAiohttpTransport"):  # whichever the config names
+        monkeypatch.setattr(registry, name, internal_transport)
     environ = {"MODELWAY_DATA_DIR": str(tmp_path)}
     config = parse_config("server:\n  allow_link_local_provider_urls: true\n", environ)
     app = create_app(config, environ)

@@ -185,7 +185,7 @@ class ServerSettings(_Section, frozen=True, kw_only=True):
     #: link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, ...).
     allow_link_local_provider_urls: bool = False
     #: The HTTP client every provider is called with (``UpstreamClient``).
-    upstream_client: UpstreamClient = "aiohttp"
+    upstream_client: UpstreamClient = "aiohttp-lean"
     #: Limits on checking keys not yet verified (against guessing and CPU exhaustion).
     key_checks: KeyChecks = msgspec.field(default_factory=KeyChecks)
 

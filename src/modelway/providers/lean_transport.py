@@ -1,11 +1,12 @@
 """aiohttp below ``ClientSession``: its connector's pool and its C response parser, nothing else.
 
-``server.upstream_client: aiohttp-lean`` selects it (the default stays ``aiohttp``). Chosen by
-measurement (docs/benchmarks.md, "Upstream clients"): under the reference relay's work
-it costs about half the CPU per request of a ``ClientSession``, which per request merges
-default headers, consults a cookie jar, checks auth and proxies, builds a
-``ClientRequest`` and a ``ClientResponse``, arms a timer and runs the redirect loop —
-none of which a gateway calling an API with fixed headers needs.
+The gateway's default transport (``server.upstream_client: aiohttp-lean``; ``aiohttp``
+selects ``AiohttpTransport``, the session). Chosen by measurement (docs/benchmarks.md,
+"Upstream clients"): under the reference relay's work it costs about half the CPU per
+request of a ``ClientSession``, which per request merges default headers, consults a
+cookie jar, checks auth and proxies, builds a ``ClientRequest`` and a ``ClientResponse``,
+arms a timer and runs the redirect loop — none of which a gateway calling an API with
+fixed headers needs.
 
 What it keeps from aiohttp: ``TCPConnector`` (keep-alive pool, DNS cache, TLS, the
 destination guard's socket factory) and the connection's ``ResponseHandler`` (parsing,

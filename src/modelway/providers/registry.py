@@ -102,9 +102,9 @@ def provider_settings(config: Config, environ: Mapping[str, str]) -> dict[str, P
 
 def transport_for(upstream_client: str, *, refuse_link_local: bool) -> Transport:
     """The transport ``server.upstream_client`` names (``aiohttp`` or ``aiohttp-lean``)."""
-    if upstream_client == "aiohttp-lean":
-        return LeanAiohttpTransport(refuse_link_local=refuse_link_local)
-    return AiohttpTransport(refuse_link_local=refuse_link_local)
+    if upstream_client == "aiohttp":
+        return AiohttpTransport(refuse_link_local=refuse_link_local)
+    return LeanAiohttpTransport(refuse_link_local=refuse_link_local)
 
 
 def build_backend(
@@ -116,7 +116,7 @@ def build_backend(
     model_headers: Mapping[str, str] | None = None,
     connected: bool = False,
     allow_link_local: bool = False,
-    upstream_client: str = "aiohttp",
+    upstream_client: str = "aiohttp-lean",
 ) -> Backend:
     """The run-time provider for a name and its settings (deployment overrides win).
 

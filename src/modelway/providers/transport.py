@@ -2,7 +2,9 @@
 
 ``HttpProvider`` talks to a ``Transport`` (send a request, get a response whose body
 can be read whole or as chunks), as httpx's client talks to its transports. The
-gateway uses ``AiohttpTransport`` (chosen by measurement: see docs/benchmarks.md);
+gateway uses ``LeanAiohttpTransport`` (``lean_transport.py``: aiohttp's connector and parser
+without the session, chosen by measurement: docs/benchmarks.md, "Upstream clients") or,
+by ``server.upstream_client: aiohttp``, ``AiohttpTransport``;
 tests use ``MockTransport``, which answers in-process. Library exceptions become
 ``modelway.errors`` here and nowhere else.
 """
