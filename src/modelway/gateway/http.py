@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable
 from typing import Any, NamedTuple
@@ -14,6 +13,7 @@ from starlette.responses import Response
 
 from modelway.calls import MeteredCall
 from modelway.config import ServerSettings
+from modelway.deadlines import deadline_in
 from modelway.dialects.base import Dialect
 from modelway.dialects.openai import OpenAIDialect
 from modelway.errors import (
@@ -82,7 +82,7 @@ async def read_limited(
         )
     _Arrivals.count += 1
     try:
-        async with asyncio.timeout(limits.timeout):
+        async with deadline_in(limits.timeout):
             if _declared_within(declared, limits.max_bytes):
                 return await whole()  # one read, not a generator, on the common path
             parts = limited_chunks(None, whole, chunks, limits.max_bytes)

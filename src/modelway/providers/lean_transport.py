@@ -29,6 +29,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.client_reqrep import ClientRequest
 from yarl import URL
 
+from modelway.deadlines import deadline_at
 from modelway.errors import ConnectError, Timeout, UpstreamError
 from modelway.providers.destinations import RefusedDestination, guarded_socket
 from modelway.providers.transport import UpstreamRequest, UpstreamResponse
@@ -93,7 +94,7 @@ class _LeanResponse:
 
     async def read(self) -> bytes:
         try:
-            async with asyncio.timeout_at(self._deadline):
+            async with deadline_at(self._deadline):
                 return await self._payload.read()
         except TimeoutError:
             raise Timeout("upstream timed out mid-answer") from None
@@ -109,7 +110,7 @@ class _LeanResponse:
                 if self._deadline is None:
                     chunk = await payload.readany()
                 else:
-                    async with asyncio.timeout_at(self._deadline):
+                    async with deadline_at(self._deadline):
                         chunk = await payload.readany()
                 if not chunk:
                     return
@@ -173,7 +174,7 @@ class LeanAiohttpTransport:
         attempts = 2 if method in _IDEMPOTENT else 1
         for attempt in range(attempts):
             try:
-                async with asyncio.timeout_at(deadline):
+                async with deadline_at(deadline):
                     return await self._exchange(route, timeout, method, data, deadline)
             except TimeoutError:
                 raise Timeout("upstream did not answer in time") from None
