@@ -28,19 +28,22 @@ class _UsageIds:
 
     One per request, on the request path: ``uuid4`` costs a ``getrandom`` system call each
     (measured ~14 µs per call under load here); unique across replicas and workers all
-    the same. A forked child draws a prefix of its own.
+    the same. A forked child draws a prefix of its own (``os.register_at_fork``), so a
+    call is a counter step and a format, not a ``getpid`` as well.
     """
 
     def __init__(self) -> None:
-        self._pid = -1
         self._prefix = ""
+        self._counter = itertools.count()
+        self.restart()
+        os.register_at_fork(after_in_child=self.restart)
+
+    def restart(self) -> None:
+        """A new prefix and counter (this process was forked from one that had them)."""
+        self._prefix = os.urandom(8).hex()
         self._counter = itertools.count()
 
     def __call__(self) -> str:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._prefix = os.urandom(8).hex()
-            self._counter = itertools.count()
         return f"{self._prefix}{next(self._counter):016x}"
 
 
