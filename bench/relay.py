@@ -7,7 +7,7 @@ with orjson; ``stream: true`` answers are passed through chunk by chunk. No feat
 Run a variant (the server/client comparison)::
 
     python -m bench.relay --server granian-asgi --client aiohttp --port 8100 \
-        --upstream http://127.0.0.1:8090/v1
+        --upstream http://127.0.0.1:8090/v1 [--workers 2]
 
 ``RELAY_UPSTREAM`` (base URL ending in /v1) and ``RELAY_CLIENT`` configure the app, because
 each server imports it by name in its own worker process.
@@ -93,14 +93,14 @@ app = Starlette(
 )
 
 
-def server_command(server: str, port: int) -> list[str]:
-    """The command line that serves the relay with ``server``, one worker, on ``port``."""
+def server_command(server: str, port: int, workers: int = 1) -> list[str]:
+    """The command line that serves the relay with ``server`` and ``workers`` on ``port``."""
     bin_dir = Path(sys.executable).parent
     if server == "uvicorn":
         return [
             str(bin_dir / "uvicorn"),
             "bench.relay:app",
-            *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+            *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
             *("--loop", "uvloop", "--http", "httptools", "--log-level", "warning"),
             "--no-access-log",
         ]
@@ -110,7 +110,7 @@ def server_command(server: str, port: int) -> list[str]:
     target = "bench.relay:app" if interface == "asgi" else "bench.relay_rsgi:app"
     return [
         str(bin_dir / "granian"),
-        *("--interface", interface, "--loop", "uvloop", "--workers", "1", "--http", "1"),
+        *("--interface", interface, "--loop", "uvloop", "--workers", str(workers), "--http", "1"),
         *("--host", "127.0.0.1", "--port", str(port), "--no-ws", "--log-level", "warning"),
         target,
     ]
@@ -122,12 +122,13 @@ def main() -> None:
     parser.add_argument("--client", choices=CLIENTS, default="aiohttp")
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--upstream", required=True, help="base URL ending in /v1")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     args = parser.parse_args()
     os.environ["RELAY_UPSTREAM"] = args.upstream
     os.environ["RELAY_CLIENT"] = args.client
     root = str(Path(__file__).resolve().parent.parent)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    command = server_command(args.server, args.port)
+    command = server_command(args.server, args.port, args.workers)
     os.execv(command[0], command)
 
 

@@ -190,6 +190,82 @@ def comparison_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
+def workers_section(results: dict[str, Any]) -> list[str]:
+    """1 and 2 workers of the full pipeline and of the reference relay, side by side."""
+    scale = results.get("workers_scale")
+    if not scale:
+        return []
+    targets = scale["targets"]
+    rows = []
+    for entry in targets.values():
+        kind = "modelway-pipeline" if entry["kind"] == "modelway" else "reference-relay"
+        one = targets.get(f"{kind}-1w")
+        load = entry["wrk_us"] + entry["nginx_us"]
+        # What the 2 cores could serve at this run's CPU per request, all of it counted.
+        ceiling = 1e6 * (scale["cores"] or 2) / (entry["server_us"] + load)
+        rows.append(
+            [
+                entry["label"],
+                f"{entry['rps']:,.0f}",
+                ratio(entry["rps"], one["rps"] if one else None),
+                f"{entry['server_us']:.0f}",
+                f"{entry['server_cores']:.2f}",
+                f"{entry['wrk_us']:.1f} + {entry['nginx_us']:.1f}",
+                f"{ceiling:,.0f}" if entry["workers"] > 1 else "\u2013",
+                f"{entry['p50_ms']:.2f}",
+                f"{entry['p99_ms']:.2f}",
+                f"{entry['errors']}",
+            ]
+        )
+    pinned = f"`{scale['launcher']}`" if scale["launcher"] else "not pinned"
+    return [
+        "## Workers: 1 and 2 on 2 cores",
+        "",
+        f"`bench/workers_scale.py`: the full pipeline (as above: master key, virtual key) and "
+        f"the reference relay, each served with 1 and with 2 workers, wrk at "
+        f"{scale['connections']} connections against nginx, {scale['rounds']} round(s) of "
+        f"{scale['seconds']:g} s, the order reversed every other round; medians. wrk and "
+        f"nginx run {pinned}, the workers where the scheduler puts them. CPU is user + "
+        "system time from `/proc` (the server: its supervisor and workers; wrk: its "
+        "rusage), per answered request; *cores* is the server's CPU over the run's wall "
+        "time. *Ceiling* is what 2 cores could serve at that run's CPU per request "
+        "(server + wrk + nginx): the most 2 workers can do here.",
+        "",
+        *table(
+            [
+                "target",
+                "req/s @" + str(scale["connections"]),
+                "vs 1 worker",
+                "server CPU µs/request",
+                "server cores",
+                "wrk + nginx CPU µs/request",
+                "ceiling req/s",
+                "p50 ms",
+                "p99 ms",
+                "errors",
+            ],
+            rows,
+        ),
+        *scale_lines(scale["ratios"]),
+        "Run it alone: `flock /tmp/modelway-bench.lock .venv/bin/python -m "
+        "bench.workers_scale --rounds 3 --seconds 8`.",
+        "",
+    ]
+
+
+def scale_lines(ratios: dict[str, float]) -> list[str]:
+    """2 workers over 1, and over 1 confined to one core, for each server."""
+    parts = []
+    for kind, name in (("modelway-pipeline", "modelway"), ("reference-relay", "reference relay")):
+        if kind in ratios:
+            confined = ratios.get(f"{kind}-core1")
+            parts.append(
+                f"{name} **{ratios[kind]:.2f}\u00d7**"
+                + (f" ({confined:.2f}\u00d7 one worker confined to one core)" if confined else "")
+            )
+    return [f"2 workers over 1: {'; '.join(parts)}.", ""] if parts else []
+
+
 def streams_section(results: dict[str, Any]) -> list[str]:
     streams = results["streams"]
     direct = streams.get("direct", {}).get("levels", {})
@@ -289,6 +365,7 @@ def render(results: dict[str, Any], plot_name: str) -> str:
         *targets_section(results),
         *http_section(results),
         *comparison_section(results),
+        *workers_section(results),
         *streams_section(results),
         *startup_section(results),
         f"![benchmarks]({plot_name})",

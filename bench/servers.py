@@ -79,8 +79,9 @@ def mock_server(run_dir: Path, tokens_per_second: float) -> Server:
 
 
 def relay_server(
-    run_dir: Path, variant: RelayVariant, upstream_base: str, slug: str = ""
+    run_dir: Path, variant: RelayVariant, upstream_base: str, slug: str = "", workers: int = 1
 ) -> Server:
+    """The relay ``variant`` in front of ``upstream_base``, with ``workers`` worker processes."""
     port = free_port()
     slug = f"relay-{variant.server}-{variant.client}{'-' + slug if slug else ''}"
     return Server(
@@ -88,7 +89,7 @@ def relay_server(
         command=[
             sys.executable,
             *("-m", "bench.relay", "--server", variant.server, "--client", variant.client),
-            *("--port", str(port), "--upstream", upstream_base),
+            *("--port", str(port), "--upstream", upstream_base, "--workers", str(workers)),
         ],
         port=port,
         ready_url=f"http://127.0.0.1:{port}/health",
@@ -102,8 +103,11 @@ def modelway_data_dir(run_dir: Path, name: str) -> Path:
     return run_dir / name / "data"
 
 
-def modelway_server(run_dir: Path, name: str, providers: dict[str, str]) -> Server:
-    """``modelway serve --workers 1`` with ``providers`` (e.g. OPENAI_BASE_URL) as its only setup.
+def modelway_server(
+    run_dir: Path, name: str, providers: dict[str, str], workers: int = 1
+) -> Server:
+    """``modelway serve --workers N`` (1 unless told) with ``providers`` (e.g.
+    OPENAI_BASE_URL) as its only setup.
 
     It runs in an empty directory so no ``modelway.yaml`` or ``.env`` is picked up; its
     store is a SQLite file in ``modelway_data_dir(run_dir, name)``, kept across restarts.
@@ -114,7 +118,14 @@ def modelway_server(run_dir: Path, name: str, providers: dict[str, str]) -> Serv
     providers = {"MODELWAY_DATA_DIR": str(modelway_data_dir(run_dir, name)), **providers}
     return Server(
         name=name,
-        command=[str(VENV_BIN / "modelway"), "serve", "--port", str(port), "--workers", "1"],
+        command=[
+            str(VENV_BIN / "modelway"),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         port=port,
         ready_url=f"http://127.0.0.1:{port}/health/ready",
         log_path=run_dir / "logs" / f"{name}.log",

@@ -21,6 +21,8 @@ class Settings:
     ab_pairs: int = 1  # back-to-back pairs of runs, metrics and request lines on vs off
     ab_seconds: float = 1.0  # one run of such a pair
     tokens_per_second: float = 20.0
+    workers_rounds: int = 1  # rounds of 1 and 2 workers (bench/workers_scale.py)
+    workers_seconds: float = 2.0  # one wrk run of those rounds
 
     @property
     def top_stream_level(self) -> int:
@@ -51,6 +53,8 @@ FULL = Settings(
     startup_repeats=5,
     ab_pairs=10,
     ab_seconds=5,
+    workers_rounds=3,
+    workers_seconds=8,
 )
 
 MODES = {"quick": QUICK, "full": FULL}

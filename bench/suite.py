@@ -2,8 +2,9 @@
 
 Phases, all against upstreams started here and stopped at the end: non-streaming load
 (direct, relay variants, modelway in open mode and with its full pipeline, LiteLLM) on
-nginx; streams through the mock; the translation cost; and fresh-start readiness and
-idle memory of a modelway worker.
+nginx; 1 and 2 workers of the full pipeline and of the reference relay
+(``bench.workers_scale``); streams through the mock; the translation cost; and
+fresh-start readiness and idle memory of a modelway worker.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from bench.startup_phase import run_startup
 from bench.stream_phase import StreamTarget, run_stream_phase, run_translation
 from bench.targets import check_targets
 from bench.upstream_nginx import nginx_server
+from bench.workers_scale import run_workers_scale
 
 MODELWAY_MODEL = "openai/gpt-4o-mini"
 #: The gateway with its whole request path: master key set, one virtual key used by wrk.
@@ -159,6 +161,13 @@ def run_suite(
             )
         # The gateways have stopped, so their usage writers have flushed.
         results["pipeline"] = pipeline_check(results["http"][PIPELINE], run_dir)
+        print("==> 1 and 2 workers on 2 cores (wrk and nginx on core 0)", flush=True)
+        results["workers_scale"] = run_workers_scale(
+            run_dir,
+            settings.workers_rounds,
+            settings.workers_seconds,
+            warmup_seconds=settings.warmup_seconds,
+        )
         print("==> streaming load", flush=True)
         prepare_store(modelway_data_dir(run_dir, "modelway-streams"))
         streaming_gateway = stack.enter_context(

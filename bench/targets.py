@@ -118,6 +118,38 @@ def throughput_targets(
     ]
 
 
+#: The 2-worker figure over the 1-worker one, each the full pipeline (bench/workers_scale.py).
+WORKERS_SCALE = 1.6
+
+
+def workers_target(scale: dict[str, Any] | None) -> TargetCheck:
+    """2 workers serve at least 1.6 times one worker's full pipeline on this 2-core machine."""
+    ratios = (scale or {}).get("ratios", {})
+    ratio, relay = ratios.get("modelway-pipeline"), ratios.get("reference-relay")
+    measured, note = "not measured", ""
+    if scale and ratio:
+        targets = scale["targets"]
+        one, two = targets["modelway-pipeline-1w"], targets["modelway-pipeline-2w"]
+        measured = f"{ratio:.2f}\u00d7 ({two['rps']:,.0f} vs {one['rps']:,.0f} req/s)"
+        if relay:
+            measured += f"; reference relay {relay:.2f}\u00d7"
+        confined = ratios.get("modelway-pipeline-core1")
+        load = two["wrk_us"] + two["nginx_us"]
+        pinned = f"`{scale['launcher']}`" if scale["launcher"] else "not pinned"
+        note = (
+            f"wrk and nginx {pinned}, {load:.0f} µs of CPU per request; "
+            f"{scale['connections']} connections"
+            + (f"; {confined:.2f}\u00d7 one worker confined to one core" if confined else "")
+        )
+    return TargetCheck(
+        "2 workers on 2 cores (load generator pinned apart), full pipeline",
+        f"≥ {WORKERS_SCALE}\u00d7 one worker",
+        measured,
+        _check(ratio, WORKERS_SCALE, at_least=True),
+        note,
+    )
+
+
 def latency_targets(http: dict[str, Any]) -> list[TargetCheck]:
     direct, modelway = http.get("direct"), http.get(PIPELINE_KEY)
     rows = []
@@ -256,6 +288,7 @@ def check_targets(results: dict[str, Any], top_level: int) -> list[dict[str, Any
     """Every target row, as plain data for the JSON results and the report."""
     rows = [
         *throughput_targets(results["http"], results.get("observability_ab")),
+        workers_target(results.get("workers_scale")),
         *latency_targets(results["http"]),
         cache_target(results["http"]),
         *streaming_targets(results["streams"], top_level),

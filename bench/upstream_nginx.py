@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.processes import Server, free_port
@@ -34,14 +35,16 @@ def write_nginx_config(prefix: Path, port: int) -> Path:
     return path
 
 
-def nginx_server(run_dir: Path) -> Server:
-    """An nginx server (not yet started) on a free port with its prefix under ``run_dir``."""
+def nginx_server(run_dir: Path, name: str = "nginx", launcher: Sequence[str] = ()) -> Server:
+    """An nginx server (not yet started) on a free port with its prefix under ``run_dir``;
+    ``launcher`` goes before its command line (e.g. ``taskset -c 0``)."""
     port = free_port()
-    prefix = run_dir / "nginx"
+    prefix = run_dir / name
     config = write_nginx_config(prefix, port)
     return Server(
-        name="nginx",
+        name=name,
         command=[
+            *launcher,
             nginx_binary(),
             "-p",
             str(prefix),
@@ -52,5 +55,5 @@ def nginx_server(run_dir: Path) -> Server:
         ],
         port=port,
         ready_url=f"http://127.0.0.1:{port}/",
-        log_path=run_dir / "logs" / "nginx.log",
+        log_path=run_dir / "logs" / f"{name}.log",
     )

@@ -7,6 +7,7 @@ import shutil
 import statistics
 import subprocess
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,20 @@ def wrk_binary() -> str:
     return found
 
 
-def run_wrk(url: str, model: str, connections: int, seconds: float, api_key: str) -> WrkRun:
-    """Run wrk once against ``url`` (the chat completions URL) and parse the Lua summary."""
+def run_wrk(
+    url: str,
+    model: str,
+    connections: int,
+    seconds: float,
+    api_key: str,
+    launcher: Sequence[str] = (),
+) -> WrkRun:
+    """Run wrk once against ``url`` (the chat completions URL) and parse the Lua summary.
+
+    ``launcher`` goes before wrk's command line (e.g. ``taskset -c 0``).
+    """
     command = [
+        *launcher,
         wrk_binary(),
         "-t1",
         f"-c{connections}",

@@ -34,7 +34,7 @@ HTTP_KEYS = (
     "modelway-pipeline-quiet",
     "modelway-cache-hit",
 )
-TARGET_COUNT = 14
+TARGET_COUNT = 15
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,7 @@ def test_quick_run_writes_the_report_its_plot_and_the_raw_results(
         "## Targets",
         "## Non-streaming",
         "## Server and upstream client",
+        "## Workers: 1 and 2 on 2 cores",
         "## Streaming",
     ):
         assert heading in report
@@ -110,6 +111,28 @@ def test_metrics_and_request_lines_are_priced_in_back_to_back_pairs(
     assert len(paired["ratios"]) == len(paired["on_rps"]) == len(paired["off_rps"]) == 1
     assert paired["ratio"] > 0 and min(paired["on_rps"] + paired["off_rps"]) > 0
     assert "back-to-back pairs" in out.read_text()
+
+
+def test_one_and_two_workers_are_served_side_by_side_with_the_load_generator_priced(
+    quick_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, results = quick_run
+    scale = results["workers_scale"]
+    assert set(scale["targets"]) == {
+        f"{kind}-{variant}"
+        for kind in ("modelway-pipeline", "reference-relay")
+        for variant in ("1w", "2w", "1w-core1")
+    }
+    for entry in scale["targets"].values():
+        assert entry["rps"] > 0 and entry["errors"] == 0
+        assert entry["server_us"] > 0 and entry["wrk_us"] > 0 and entry["nginx_us"] > 0
+        assert f"| {entry['label']} |" in out.read_text()
+    assert set(scale["ratios"]) == {
+        "modelway-pipeline",
+        "modelway-pipeline-core1",
+        "reference-relay",
+        "reference-relay-core1",
+    }
 
 
 def test_every_streaming_level_completes_its_streams(

@@ -13,6 +13,7 @@ from bench.targets import (
     latency_targets,
     streaming_targets,
     throughput_targets,
+    workers_target,
 )
 
 
@@ -64,3 +65,31 @@ def test_without_the_reference_relays_streams_nothing_is_met() -> None:
     streams = {"modelway": {"levels": {"1000": level(1, 1)}}}
     _, held, ttft, _ = streaming_targets(streams, 1000)
     assert held.met is None and ttft.met is None and held.measured == "not measured"
+
+
+def scale(one: float, two: float, relay_ratio: float | None = 1.5) -> dict[str, Any]:
+    def entry(rps: float) -> dict[str, Any]:
+        return {"rps": rps, "wrk_us": 20.0, "nginx_us": 10.0}
+
+    ratios = {"modelway-pipeline": two / one}
+    if relay_ratio is not None:
+        ratios["reference-relay"] = relay_ratio
+    return {
+        "targets": {"modelway-pipeline-1w": entry(one), "modelway-pipeline-2w": entry(two)},
+        "ratios": ratios,
+        "launcher": "taskset -c 0",
+        "connections": 64,
+    }
+
+
+def test_two_workers_need_16_times_one_worker_and_say_what_the_load_generator_took() -> None:
+    met = workers_target(scale(4000, 6400))
+    assert (met.target, met.met) == ("≥ 1.6\u00d7 one worker", True)
+    assert met.measured == "1.60\u00d7 (6,400 vs 4,000 req/s); reference relay 1.50\u00d7"
+    assert "`taskset -c 0`, 30 µs of CPU per request" in met.note
+    assert workers_target(scale(4000, 6000, relay_ratio=None)).met is False
+
+
+def test_without_the_workers_scenario_the_row_is_not_measured() -> None:
+    row = workers_target(None)
+    assert (row.measured, row.met) == ("not measured", None)
