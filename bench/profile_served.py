@@ -8,12 +8,13 @@ the worker per request. Native code shows under the Python frame that called it 
 event loop's own work under the frame that runs the loop), so the components sum to
 about the worker's CPU per request (``cpu µs``, from /proc, printed beside).
 
-    python -m bench.profile_served [--seconds 10] [--rate 500] [--pipeline]
+    python -m bench.profile_served [--seconds 10] [--rate 500] [--pipeline] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
@@ -127,9 +128,8 @@ def worker_of(server: Server) -> psutil.Process:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         children = psutil.Process(server.pid).children(recursive=True)
-        workers = [child for child in children if child.name().startswith(("python", "modelway"))]
-        if workers:
-            return workers[-1]
+        if children:
+            return children[-1]
         time.sleep(0.1)
     raise RuntimeError(f"{server.name} has no worker process")
 
@@ -146,7 +146,7 @@ def profile(
     model: str,
     key: str,
     seconds: float,
-    rate: float,
+    rate: int,
     launcher: list[str],
 ) -> Profile:
     url = f"{server.url}/v1/chat/completions"
@@ -157,13 +157,15 @@ def profile(
         command = [py_spy(), "record", "--pid", str(worker.pid), "--rate", str(rate)]
         command += ["--nonblocking", "--format", "raw", "--output", out.name]
         command += ["--duration", str(round(seconds) + 2)]
-        spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1)  # attached
         before = worker.cpu_times()
         run = run_wrk(url, model, 32, seconds, key, launcher=launcher)
         after = worker.cpu_times()
-        spy.wait(timeout=seconds + 30)
+        _, errors = spy.communicate(timeout=seconds + 30)
         raw = Path(out.name).read_text(errors="replace")
+    if spy.returncode != 0 or not raw:
+        raise RuntimeError(f"py-spy sampled nothing of {name}: {errors.decode()[-500:]}")
     cpu = (after.user - before.user) + (after.system - before.system)
     # py-spy sampled a second before and after the load too: only idle, which it leaves out.
     return Profile(
@@ -218,8 +220,9 @@ def servers(run_dir: Path, pipeline: bool) -> Iterator[list[tuple[str, Server, s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rate", type=float, default=500.0, help="py-spy samples per second")
+    parser.add_argument("--rate", type=int, default=500, help="py-spy samples per second")
     parser.add_argument("--pipeline", action="store_true", help="the full pipeline too")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("needs 2 cores: the worker on one, nginx and wrk on the other")
@@ -230,6 +233,8 @@ def main() -> None:
             for name, server, model, key in chosen
         ]
     print(table(profiles))
+    if args.json is not None:
+        args.json.write_text(json.dumps([asdict(profile) for profile in profiles], indent=2))
     shutil.rmtree(run_dir, ignore_errors=True)
 
 
