@@ -1,5 +1,5 @@
 # Benchmarks (see docs/benchmarks.md and bench/run.sh).
-.PHONY: bench bench-quick bench-setup bench-admin bench-clients chaos soak
+.PHONY: bench bench-quick bench-setup bench-admin bench-clients bench-workers chaos soak
 
 bench:
 	BENCH_COMMAND="make bench" bench/run.sh full
@@ -14,6 +14,11 @@ bench-setup:
 # pyreqwest, rnet, httpr): the "Upstream clients" section of docs/benchmarks.md.
 bench-clients:
 	.venv/bin/python -m bench.upstream_clients --command "make bench-clients"
+
+# The full pipeline and the reference relay on 1 and 2 workers, wrk and nginx on core 0 (about
+# 3 minutes): the "Workers" section of docs/benchmarks.md, printed, not written.
+bench-workers:
+	.venv/bin/python -m bench.workers_scale --rounds 3 --seconds 8
 
 # The admin dashboard's queries at a million usage records, SQLite and PostgreSQL.
 bench-admin:

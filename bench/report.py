@@ -217,7 +217,7 @@ def workers_section(results: dict[str, Any]) -> list[str]:
                 f"{entry['errors']}",
             ]
         )
-    pinned = f"`{scale['launcher']}`" if scale["launcher"] else "not pinned"
+    pinned = f"under `{scale['launcher']}`" if scale["launcher"] else "unpinned"
     return [
         "## Workers: 1 and 2 on 2 cores",
         "",

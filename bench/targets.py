@@ -135,7 +135,7 @@ def workers_target(scale: dict[str, Any] | None) -> TargetCheck:
             measured += f"; reference relay {relay:.2f}\u00d7"
         confined = ratios.get("modelway-pipeline-core1")
         load = two["wrk_us"] + two["nginx_us"]
-        pinned = f"`{scale['launcher']}`" if scale["launcher"] else "not pinned"
+        pinned = f"under `{scale['launcher']}`" if scale["launcher"] else "not pinned"
         note = (
             f"wrk and nginx {pinned}, {load:.0f} µs of CPU per request; "
             f"{scale['connections']} connections"

@@ -86,7 +86,7 @@ def test_two_workers_need_16_times_one_worker_and_say_what_the_load_generator_to
     met = workers_target(scale(4000, 6400))
     assert (met.target, met.met) == ("≥ 1.6\u00d7 one worker", True)
     assert met.measured == "1.60\u00d7 (6,400 vs 4,000 req/s); reference relay 1.50\u00d7"
-    assert "`taskset -c 0`, 30 µs of CPU per request" in met.note
+    assert "wrk and nginx under `taskset -c 0`, 30 µs of CPU per request" in met.note
     assert workers_target(scale(4000, 6000, relay_ratio=None)).met is False
 
 
