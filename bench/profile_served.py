@@ -6,7 +6,8 @@ samples the worker's Python stacks (every thread, idle ones left out); each samp
 put in one component by its innermost frame (``COMPONENTS``) and the table gives µs of
 the worker per request. Native code shows under the Python frame that called it (the
 event loop's own work under the frame that runs the loop), so the components sum to
-about the worker's CPU per request (``cpu µs``, from /proc, printed beside).
+about the worker's CPU per request (from /proc, printed beside). The store's thread
+waiting for work is idle (``store_thread_waiting``): left out.
 
     python -m bench.profile_served [--seconds 10] [--rate 500] [--pipeline] [--json FILE]
 """
@@ -14,6 +15,8 @@ about the worker's CPU per request (``cpu µs``, from /proc, printed beside).
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import json
 import os
 import shutil
@@ -26,6 +29,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import aiosqlite.core
 import psutil
 
 from bench.pipeline import create_virtual_key, prepare_store
@@ -94,10 +98,28 @@ def _frames(stack: str) -> list[str]:
     return [frame for frame in stack.split(";") if frame]
 
 
+@functools.cache
+def store_thread_waiting() -> str:
+    """The innermost frame of the store's thread waiting for work (``tx.get()`` in
+    aiosqlite's worker loop). py-spy cannot tell that wait from work (it blocks in C with
+    the GIL released), so such samples are idle, not usage inserts."""
+    source = inspect.getsource(aiosqlite.core)
+    first = inspect.getsourcelines(aiosqlite.core._connection_worker_thread)[1]
+    start = source.index("def _connection_worker_thread")
+    offset = source.index("tx.get()", start)
+    line = first + source.count("\n", start, offset)
+    return f"aiosqlite/core.py:{line})"
+
+
+IDLE = "idle"
+
+
 def component_of(stack: str) -> str:
     """The component a sampled stack (py-spy's raw format, outermost first) belongs to."""
     frames = _frames(stack)
     leaf = frames[-1] if frames else ""
+    if leaf.endswith(store_thread_waiting()):
+        return IDLE
     for name, belongs in COMPONENTS:
         if belongs(stack, leaf):
             return name
@@ -111,7 +133,7 @@ def per_request(raw: str, rate: float, requests: int) -> dict[str, float]:
         stack, _, count = line.rstrip().rpartition(" ")
         if not count.isdigit() or not _frames(stack):
             continue
-        samples[component_of(stack)] += int(count)
+        samples[component_of(stack)] += int(count)  # idle ones are counted, and left out
     scale = 1e6 / rate / max(1, requests)
     return {name: samples[name] * scale for name, _ in (*COMPONENTS, (OTHER, None))}
 
@@ -182,6 +204,11 @@ def table(profiles: list[Profile]) -> str:
         lines.append(f"| {name} | {cells} |")
     sampled = " | ".join(f"**{sum(p.components.values()):.1f}**" for p in profiles)
     lines.append(f"| sampled, all components | {sampled} |")
+    lines.append(
+        "| not sampled: threads without Python frames (granian's I/O) | "
+        + " | ".join(f"{max(0.0, p.cpu_us - sum(p.components.values())):.1f}" for p in profiles)
+        + " |"
+    )
     lines.append(
         "| worker CPU (/proc, user + system) | "
         + " | ".join(f"{p.cpu_us:.1f}" for p in profiles)

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench.profile_served import COMPONENTS, OTHER, component_of, per_request
+from bench.profile_served import (
+    COMPONENTS,
+    IDLE,
+    OTHER,
+    component_of,
+    per_request,
+    store_thread_waiting,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOOP = "_run_module_as_main (<frozen runpy>:198);serve (granian/server/mp.py:513)"
@@ -53,6 +60,16 @@ def test_the_store_thread_is_told_by_its_whole_stack() -> None:
     stack = "_bootstrap (threading.py:1002);_connection_worker_thread (aiosqlite/core.py:63)"
     assert component_of(stack) == "usage inserts (the store's own thread)"
     assert component_of(stack + ";_rows (modelway/store/usage.py:70)") == component_of(stack)
+
+
+def test_the_store_thread_waiting_for_work_is_idle_not_inserts() -> None:
+    waiting = (
+        f"_bootstrap (threading.py:1002);_connection_worker_thread (/v/{store_thread_waiting()}"
+    )
+    assert component_of(waiting) == IDLE
+    assert per_request(f"{waiting} 1000\n", rate=1000, requests=1) == dict.fromkeys(
+        [name for name, _ in COMPONENTS] + [OTHER], 0.0
+    )
 
 
 def test_samples_become_microseconds_per_request() -> None:
