@@ -184,8 +184,9 @@ def comparison_section(results: dict[str, Any]) -> list[str]:
         ),
         "modelway is built on what this comparison keeps choosing: `modelway serve` runs "
         "granian workers on the RSGI interface (chat calls served natively, other routes "
-        "through Starlette) and calls upstreams with one pooled aiohttp session per "
-        "provider; httpx costs several times more per call here.",
+        "through Starlette) and calls upstreams over one pooled aiohttp connector per "
+        "provider without `ClientSession` (aiohttp-lean: see Upstream clients below); "
+        "httpx costs several times more per call here.",
         "",
     ]
 
