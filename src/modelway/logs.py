@@ -93,8 +93,8 @@ class JsonFormatter(_LibraryJsonFormatter):
     def __init__(self) -> None:
         super().__init__(reserved_attrs=[*RESERVED_ATTRS, "taskName"])
         self._skip = frozenset(self._skip_fields)
-        self._second = -1
-        self._second_text = ""
+        #: The last time formatted: (second, millisecond, its text, the second's text).
+        self._kept_time: tuple[int, int, str, str] = (-1, -1, "", "")
         #: A request line's first four fields, encoded: the same for every line of one
         #: millisecond (several, under load). (second, millisecond, logger, level, message).
         self._head_key: tuple[Any, ...] = ()
@@ -155,12 +155,21 @@ class JsonFormatter(_LibraryJsonFormatter):
         log_data.update(message_dict)  # exc_info, stack_info; a dict logged as the message
 
     def time_text(self, created: float) -> str:
-        """RFC 3339 in UTC with milliseconds; the seconds part is formatted once a second."""
+        """RFC 3339 in UTC with milliseconds; the seconds part is formatted once a second,
+        and the whole once a millisecond (lines of a batch often share one). What is kept
+        is one tuple, replaced whole: a line formatted on another thread reads a
+        consistent one."""
         second = int(created)
-        if second != self._second:
-            self._second = second
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+        millisecond = int((created - second) * 1000)
+        kept_second, kept_millisecond, kept_text, second_text = self._kept_time
+        if second == kept_second:
+            if millisecond == kept_millisecond:
+                return kept_text
+        else:
+            second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        text = f"{second_text}.{millisecond:03d}Z"
+        self._kept_time = (second, millisecond, text, second_text)
+        return text
 
 
 def _plain_fields(record: logging.LogRecord) -> dict[str, Any] | None:

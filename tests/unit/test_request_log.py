@@ -8,11 +8,14 @@ import io
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelway.calls import ANONYMOUS, Caller
 from modelway.config import Cooldown, LoggingSettings, parse_config
@@ -437,3 +440,23 @@ def test_a_line_msgspec_cannot_encode_takes_the_librarys_way(
     ]
     assert ids == ["rid-0", "rid-2"]  # whole lines only, none half-written
     assert "Logging error" in errors.getvalue()  # the odd one said so, as logging does
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False),
+        min_size=1,
+        max_size=30,
+    ),
+    st.integers(min_value=0, max_value=3),
+)
+def test_a_lines_time_is_its_own_whatever_the_lines_before_it(
+    times: list[float], repeats: int
+) -> None:
+    formatter = JsonFormatter()
+    for created in [moment for moment in times for _ in range(repeats + 1)]:
+        second = int(created)
+        expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        expected += f".{int((created - second) * 1000):03d}Z"
+        assert formatter.time_text(created) == expected

@@ -74,6 +74,9 @@ class Calls:
         #: The response cache and idempotency keys (None: neither, as for the library).
         self.cache = cache
         self.hooks: tuple[CallHook, ...] = ()
+        #: The hooks that look at a call before it runs, and at a stream handed out.
+        self.before_hooks: tuple[CallHook, ...] = ()
+        self.streaming_hooks: tuple[CallHook, ...] = ()
         #: The hooks that look at chunks: a stream's every chunk calls only these.
         self.chunk_hooks: tuple[CallHook, ...] = ()
         #: The hooks whose ``after`` runs as the call ends; the others' (``later``) in
@@ -88,6 +91,10 @@ class Calls:
     def add_hook(self, hook: CallHook) -> None:
         """Plug ``hook`` into every call opened from now on."""
         self.hooks = (*self.hooks, hook)
+        if type(hook).before is not CallHook.before:
+            self.before_hooks = (*self.before_hooks, hook)
+        if type(hook).streaming is not CallHook.streaming:
+            self.streaming_hooks = (*self.streaming_hooks, hook)
         if type(hook).chunk is not CallHook.chunk:
             self.chunk_hooks = (*self.chunk_hooks, hook)
         if type(hook).after is not CallHook.after:
@@ -335,7 +342,7 @@ class MeteredCall:
             fallbacks, max_retries, timeouts = self._route_options
             route = calls.engine.route(self._model, fallbacks, max_retries)
             self._route = route if timeouts is None else route._replace(timeouts=timeouts)
-            for hook in calls.hooks:
+            for hook in calls.before_hooks:
                 hook.before(self)
         except ModelwayError as error:
             await self._finish(error.status, None, error)
@@ -462,7 +469,7 @@ class MeteredCall:
         metered = self._meter(source, tally)
         self._metered_stream = metered
         self._handed_out = True
-        for hook in self._calls.hooks:
+        for hook in self._calls.streaming_hooks:
             hook.streaming(self)
         return metered
 

@@ -242,6 +242,10 @@ class Metrics:
         self.calls: dict[tuple[str, str, str, str, str, str], _CallTally] = {}
         #: (provider, model, outcome) -> upstream attempts: per-bucket counts, then the sum.
         self.attempt_tallies: dict[tuple[str, str, str], list[float]] = {}
+        #: dialect -> calls (and streams) begun since the last refresh: the in-flight
+        #: gauges go up by these and down by the calls that ended (``MetricsHook.count``).
+        self.begun: dict[str, int] = {}
+        self.streams_begun: dict[str, int] = {}
         self.call_bounds = self.duration.bounds
         self.attempt_bounds = self.upstream.bounds
         # What refresh() has copied so far, so counters grow by the difference.
@@ -296,6 +300,12 @@ class Metrics:
 
     def _spread(self) -> None:
         """Hand what the calls and attempts tallied to the families they count in."""
+        begun, self.begun = self.begun, {}
+        for dialect, count in begun.items():
+            self.in_flight.add(count, dialect)
+        begun, self.streams_begun = self.streams_begun, {}
+        for dialect, count in begun.items():
+            self.in_flight_streams.add(count, dialect)
         calls, self.calls = self.calls, {}
         for (dialect, alias, provider, model, status, stream), tally in calls.items():
             self.requests.add(tally.requests, dialect, alias, provider, model, status)
@@ -352,10 +362,14 @@ class MetricsHook(CallHook):
         self.metrics = metrics
 
     def before(self, call: MeteredCall) -> None:
-        self.metrics.in_flight.add(1, call.dialect)
+        begun = self.metrics.begun  # counted in at the next refresh (``Metrics._spread``)
+        dialect = call.dialect
+        begun[dialect] = begun.get(dialect, 0) + 1
 
     def streaming(self, call: MeteredCall) -> None:
-        self.metrics.in_flight_streams.add(1, call.dialect)
+        begun = self.metrics.streams_begun
+        dialect = call.dialect
+        begun[dialect] = begun.get(dialect, 0) + 1
 
     def after(self, call: MeteredCall, record: UsageRecord) -> None:
         self.count([(call, record)])
