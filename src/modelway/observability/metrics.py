@@ -23,6 +23,7 @@ metrics are this ``Metrics``' own registry.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
@@ -347,8 +348,29 @@ class Metrics:
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)
         merged = CollectorRegistry()
-        multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        WorkerFiles(merged, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
         return generate_latest(merged)
+
+
+class WorkerFiles(multiprocess.MultiProcessCollector):
+    """Every worker's metric files, but not one a worker is creating as we read: a new
+    file is empty until its creator sizes it and writes its header, and prometheus-client
+    fails on one without a header (``struct.error``: a scrape that raced a replacement
+    worker's start answered 500). Such a file holds no values yet."""
+
+    def collect(self) -> Any:
+        files = []
+        for path in glob.glob(os.path.join(self._path, "*.db")):
+            try:
+                if os.path.getsize(path) >= _HEADER_BYTES:
+                    files.append(path)
+            except FileNotFoundError:  # a dead worker's live gauges, just removed
+                continue
+        return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+
+
+#: A metric file's header: how much of it is in use (prometheus-client's ``mmap_dict``).
+_HEADER_BYTES = 8
 
 
 class MetricsHook(CallHook):
