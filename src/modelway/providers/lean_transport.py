@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -31,8 +30,8 @@ from yarl import URL
 
 from modelway.deadlines import deadline_at
 from modelway.errors import ConnectError, Timeout, UpstreamError
-from modelway.providers.destinations import RefusedDestination, guarded_socket
-from modelway.providers.transport import UpstreamRequest, UpstreamResponse
+from modelway.providers.destinations import guarded_socket
+from modelway.providers.transport import UpstreamRequest, UpstreamResponse, connection_failed
 
 #: What a ``ClientSession`` sends unless told otherwise (its User-Agent is skipped, as in
 #: ``AiohttpTransport``): the upstream answers the same way to either transport.
@@ -179,11 +178,7 @@ class LeanAiohttpTransport:
             except TimeoutError:
                 raise Timeout("upstream did not answer in time") from None
             except aiohttp.ClientConnectorError as exc:
-                if isinstance(exc.os_error, RefusedDestination):
-                    # Not retryable: asking again reaches the same address.
-                    host = urlsplit(request.url).hostname
-                    raise UpstreamError(f"refused to connect to {host}: {exc.os_error}") from None
-                raise ConnectError(f"cannot reach upstream ({type(exc).__name__})") from None
+                raise connection_failed(exc, request.url) from None
             except aiohttp.ServerDisconnectedError as exc:
                 if attempt + 1 < attempts:
                     continue

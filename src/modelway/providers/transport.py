@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
-from modelway.errors import ConnectError, Timeout, UpstreamError
+from modelway.errors import ConnectError, ModelwayError, Timeout, UpstreamError
 from modelway.providers.destinations import RefusedDestination, guarded_socket
 
 
@@ -112,6 +112,15 @@ class _AiohttpResponse:
             self._response.close()
 
 
+def connection_failed(error: aiohttp.ClientConnectorError, url: str) -> ModelwayError:
+    """What a connection aiohttp could not open becomes: refused by the destination guard
+    (not retryable: asking again reaches the same address), or an unreachable upstream."""
+    if isinstance(error.os_error, RefusedDestination):
+        host = urlsplit(url).hostname
+        return UpstreamError(f"refused to connect to {host}: {error.os_error}")
+    return ConnectError(f"cannot reach upstream ({type(error).__name__})")
+
+
 class AiohttpTransport:
     """A pooled ``aiohttp`` session, created on first use inside the running loop.
 
@@ -160,11 +169,7 @@ class AiohttpTransport:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise Timeout("upstream did not answer in time") from None
         except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, RefusedDestination):
-                # Not retryable: asking again reaches the same address.
-                host = urlsplit(request.url).hostname
-                raise UpstreamError(f"refused to connect to {host}: {exc.os_error}") from None
-            raise ConnectError(f"cannot reach upstream ({type(exc).__name__})") from None
+            raise connection_failed(exc, request.url) from None
         except aiohttp.ClientError as exc:
             raise ConnectError(f"cannot reach upstream ({type(exc).__name__})") from None
         return _AiohttpResponse(response, request.url)
