@@ -1,5 +1,5 @@
 """A scrape with ``--workers N`` reads every worker's metric files, even while a
-replacement worker is creating its own (``metrics.WorkerFiles``)."""
+replacement worker is creating its own (``metric_files.WorkerFiles``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from modelway.observability.metrics import WorkerFiles
+from modelway.observability.metric_files import WorkerFiles
 
 
 def worker_files(directory: Path) -> None:

@@ -225,7 +225,7 @@ def _forget_metrics_of(pid: int | None) -> None:
     """A dead worker's live gauges leave the sum; its counters stay (never go backwards)."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if pid is not None and directory:
-        from modelway.observability.metrics import mark_dead
+        from modelway.observability.metric_files import mark_dead
 
         mark_dead(pid, directory)
 

@@ -23,13 +23,10 @@ metrics are this ``Metrics``' own registry.
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import tempfile
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -38,7 +35,6 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
-    multiprocess,
 )
 
 from modelway import __version__
@@ -46,6 +42,7 @@ from modelway.calls.hooks import CallHook, Ended
 from modelway.errors import BudgetExceeded, RateLimited
 from modelway.limits.outage import RedisOutage
 from modelway.observability.families import Family, empty_counts
+from modelway.observability.metric_files import WorkerFiles
 from modelway.outages import Outage
 
 if TYPE_CHECKING:
@@ -352,27 +349,6 @@ class Metrics:
         return generate_latest(merged)
 
 
-class WorkerFiles(multiprocess.MultiProcessCollector):
-    """Every worker's metric files, but not one a worker is creating as we read: a new
-    file is empty until its creator sizes it and writes its header, and prometheus-client
-    fails on one without a header (``struct.error``: a scrape that raced a replacement
-    worker's start answered 500). Such a file holds no values yet."""
-
-    def collect(self) -> Any:
-        files = []
-        for path in glob.glob(os.path.join(self._path, "*.db")):
-            try:
-                if os.path.getsize(path) >= _HEADER_BYTES:
-                    files.append(path)
-            except FileNotFoundError:  # a dead worker's live gauges, just removed
-                continue
-        return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
-
-
-#: A metric file's header: how much of it is in use (prometheus-client's ``mmap_dict``).
-_HEADER_BYTES = 8
-
-
 class MetricsHook(CallHook):
     """In-flight calls, and each call's usage record as requests, durations, tokens, cost
     (counted a little after the call ends, with the others that ended about then; a
@@ -528,28 +504,3 @@ def install(calls: Calls, writer: UsageWriter | None, auth: Any = None, **settin
     calls.add_hook(MetricsHook(metrics))
     calls.engine.listeners.append(AttemptMetrics(metrics))
     return metrics
-
-
-# --- the supervisor's side ------------------------------------------------------------
-
-
-def private_directory(environ: Mapping[str, str]) -> str:
-    """A fresh directory for this gateway's workers' metric files (0700), named in the
-    environment the workers inherit. The caller removes it (``remove_directory``)."""
-    path = tempfile.mkdtemp(prefix="modelway-metrics-")
-    os.chmod(path, 0o700)
-    return path
-
-
-def mark_dead(pid: int, path: str) -> None:
-    """Drop a dead worker's live gauges; its counters and histograms stay in the sum."""
-    multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
-
-
-def remove_directory(path: str, on_error: Callable[[BaseException], None] | None = None) -> None:
-    """Remove the workers' metric files when the gateway stops."""
-    try:
-        shutil.rmtree(path)
-    except OSError as error:
-        if on_error is not None:
-            on_error(error)
