@@ -236,7 +236,8 @@ async def test_a_virtual_key_is_refused_on_every_admin_route(gateway: Setup) -> 
 
 async def test_keys_are_searched_sorted_and_paged(gateway: Setup) -> None:
     for name in ("delta", "alpha", "charlie", "bravo"):
-        await new_key(gateway, name=name, owner_team="ml" if name == "bravo" else None)
+        # A "." is in no key's random prefix (URL-safe characters): only the team matches.
+        await new_key(gateway, name=name, owner_team="ml.ops" if name == "bravo" else None)
     listed = await gateway.http.get(
         "/admin/api/keys", params={"sort": "name", "order": "asc", "limit": 2, "offset": 1}
     )
@@ -244,7 +245,7 @@ async def test_keys_are_searched_sorted_and_paged(gateway: Setup) -> None:
     body = listed.json()
     assert [key["name"] for key in body["keys"]] == ["bravo", "charlie"] and body["total"] == 4
     assert all(key["spend_usd"] == 0.0 and "key" not in key for key in body["keys"])
-    found = (await gateway.http.get("/admin/api/keys", params={"q": "ML"})).json()
+    found = (await gateway.http.get("/admin/api/keys", params={"q": "ML.OPS"})).json()
     assert [key["name"] for key in found["keys"]] == ["bravo"]
     everything = (await gateway.http.get("/admin/api/keys")).json()  # the CLI's call
     assert len(everything["keys"]) == 4
