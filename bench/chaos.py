@@ -77,7 +77,8 @@ class Fault:
     #: When the replica it killed was gone (its process reaped).
     stopped: float = 0.0
     #: Requests in flight on that replica (on every one for the others) when it began,
-    #: for a kill: open on it at any moment until it was gone (its listen backlog too).
+    #: for a kill: sent to it at any moment until it was back (its listen backlog, and
+    #: calls nginx still sent down a kept-alive connection to it, too).
     in_flight: int = 0
     #: What readiness and /health answered on each replica while it lasted.
     probes: dict[str, int] = field(default_factory=dict)
@@ -410,12 +411,13 @@ def measure(
     stored = Counter(request_id for request_id, *_ in records)
     for fault in faults:
         if fault.replica:  # exactly, now that each call says where it went
-            until = max(fault.start, fault.stopped)
             # On it: nginx passed the call to it at some point (not only last), or the call
-            # failed before nginx said where it went (no headers: it cannot be put elsewhere).
+            # failed before nginx said where it went (no headers: it cannot be put elsewhere),
+            # from the kill until it was back — nginx may still send a call down a kept-alive
+            # connection to it after it was gone (a 502), until it notices.
             fault.in_flight = sum(
                 (fault.replica in call.tried or (call.outcome == "failed" and not call.tried))
-                and call.start <= until
+                and call.start <= max(fault.end, fault.stopped)
                 and call.end >= fault.start
                 for call in calls
             )
