@@ -14,6 +14,7 @@ import pytest
 
 from modelway.errors import BadRequest
 from modelway.store import Store, UsageRecord, database_url
+from modelway.store.usage import _ROWS_PER_INSERT
 
 DAY_ONE = calendar.timegm((2025, 3, 1, 12, 0, 0))
 DAY_TWO = calendar.timegm((2025, 3, 2, 23, 59, 0))
@@ -75,6 +76,19 @@ async def test_inserting_a_record_twice_stores_it_once(store: Store) -> None:
     await store.usage.insert_many(records)
     await store.usage.insert_many(records)  # a replay after an unacknowledged commit
     assert len(await store.usage.recent()) == 3
+
+
+async def test_a_batch_over_several_statements_stores_each_record_once(store: Store) -> None:
+    # SQLite inserts a batch a few records per statement: full statements, a shorter last one.
+    count = _ROWS_PER_INSERT * 2 + _ROWS_PER_INSERT // 2
+    records = [usage(n, latency_ms=float(n)) for n in range(count)]
+    await store.usage.insert_many(records[: _ROWS_PER_INSERT + 3])
+    await store.usage.insert_many([*records, records[-1]])  # a replay; one record twice
+    [row] = await store.usage.summary(by="key")
+    assert row.requests == count
+    assert row.prompt_tokens == 10 * count
+    newest = await store.usage.recent(limit=count)
+    assert sorted(newest, key=lambda record: record.time) == records
 
 
 async def test_two_requests_sharing_a_request_id_are_both_kept(store: Store) -> None:

@@ -87,6 +87,47 @@ async def test_recorded_usage_reaches_the_store_in_batches(
     assert sorted(await stored_ids(store)) == sorted(r.request_id for r in records(25))
 
 
+class Gated(Outage):
+    """An insert that takes until the test lets it finish."""
+
+    def __init__(self, usage: UsageRepository) -> None:
+        super().__init__(usage)
+        self.gate = asyncio.Event()
+        self.done = asyncio.Event()
+
+    async def insert_many(self, records: Sequence[UsageRecord]) -> None:
+        self.batches.append(len(records))
+        await self.gate.wait()
+        await self._usage.insert_many(records)
+        self.done.set()
+
+
+async def test_records_that_arrive_during_a_flush_wait_for_the_next_batch(
+    store: Store, spill_path: Path
+) -> None:
+    # Draining them as they come would be a transaction per few records under load.
+    gated = Gated(store.usage)
+    store.usage = gated  # type: ignore[assignment]
+    writer = UsageWriter(store, spill_path, batch_size=10, flush_interval=3600)
+    writer.start()
+    for record in records(10):
+        writer.record(record)
+    await eventually(lambda: gated.batches == [10])
+    for record in records(3, start=10):
+        writer.record(record)  # while the batch is being written
+    gated.gate.set()
+    await gated.done.wait()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert gated.batches == [10]
+    assert writer.queued == 3
+    for record in records(7, start=13):
+        writer.record(record)  # a full batch again
+    await eventually(lambda: gated.batches == [10, 10])
+    await writer.aclose()
+    assert sorted(await stored_ids(store)) == sorted(r.request_id for r in records(20))
+
+
 async def test_closing_flushes_what_is_still_buffered(store: Store, spill_path: Path) -> None:
     writer = UsageWriter(store, spill_path, flush_interval=60)
     writer.start()
