@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from modelway.config import parse_config
+from modelway.gateway import http as body_reading
 from modelway.gateway.app import create_app
 from tests.polling import eventually
 
@@ -53,16 +54,36 @@ async def test_a_body_that_stops_coming_is_408_after_the_configured_time(
     assert "0.2 s" in response.text
 
 
+class Clock:
+    """The clock body arrivals are timed by, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(body_reading, "_clock", clock)
+    return clock
+
+
 # A long timeout: the held bodies must not time out while a busy machine runs the test.
 @pytest.mark.parametrize("http", ["server: {max_bodies_arriving: 2}"], indirect=True)
-async def test_past_the_bodies_arriving_at_once_a_request_is_503_without_waiting(
-    http: httpx.AsyncClient,
+async def test_past_the_slow_bodies_arriving_at_once_a_request_is_503_without_waiting(
+    http: httpx.AsyncClient, clock: Clock
 ) -> None:
     slow = [Trickle(), Trickle()]
     waiting = [
         asyncio.create_task(http.post("/v1/chat/completions", content=body)) for body in slow
     ]
     await eventually(lambda: all(body.started.is_set() for body in slow))
+    # Just begun, they are a burst, not slow senders: the next caller is taken in.
+    assert (await http.post("/v1/chat/completions", content=CHAT)).status_code == 200
+    clock.now += body_reading.SLOW_BODY_SECONDS * 2
     refused = await http.post("/v1/chat/completions", content=CHAT)
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "server_busy"
@@ -70,5 +91,6 @@ async def test_past_the_bodies_arriving_at_once_a_request_is_503_without_waiting
     for body in slow:
         body.go_on.set()
     assert [r.status_code for r in await asyncio.gather(*waiting)] == [200, 200]
-    # Once they have arrived, the next is taken in again.
+    # Once they have arrived, the next is taken in again, and nothing is left counted.
     assert (await http.post("/v1/chat/completions", content=CHAT)).status_code == 200
+    assert (body_reading._Arrivals.count, body_reading._Arrivals.by_step) == (0, {})

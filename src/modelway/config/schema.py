@@ -170,7 +170,8 @@ class ServerSettings(_Section, frozen=True, kw_only=True):
     max_body_bytes: Positive = 10 * 1024 * 1024
     #: Seconds a caller has to send a whole request body (408 after).
     body_timeout: Seconds = 60.0
-    #: Request bodies a worker receives at once; more are answered 503 at once.
+    #: Slow request bodies (arriving for a second or more) a worker receives at once;
+    #: past them a new request is answered 503 at once.
     max_bodies_arriving: Positive = 512
     timeouts: Timeouts = msgspec.field(default_factory=Timeouts)
     retries: Count = 2
