@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -65,7 +66,8 @@ class Terminal:
                 chunk = self.child.read_nonblocking(4096, timeout=PATIENCE)
             except (pexpect.TIMEOUT, pexpect.EOF):
                 raise AssertionError(
-                    f"never saw {text!r}; the screen ended:\n{self._unread}"
+                    f"never saw {text!r}; the screen ended:\n{self._unread}\n"
+                    f"the chat's signals: {_signal_state(self.child.pid)}"
                 ) from None
             self._unread = _TERMINAL_CODES.sub("", self._unread + chunk)
         before, _, self._unread = self._unread.partition(text)
@@ -74,6 +76,23 @@ class Terminal:
     def prompt(self, model: str) -> str:
         """Wait for the prompt naming ``model``; return what showed before it."""
         return self.expect(f"{model} > ")
+
+
+def _signal_state(pid: int) -> str:
+    """The process's blocked, ignored and caught signals, as ``/proc`` shows them."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "gone"
+    return " ".join(line.replace("\t", "") for line in status.splitlines() if line[:6] in
+                    ("SigBlk", "SigIgn", "SigCgt"))  # fmt: skip
+
+
+def _as_a_shell_starts_it() -> None:
+    """Ctrl-C as an interactive shell hands it to a command: SIGINT neither ignored nor
+    blocked, whatever the test process that starts the chat has done with it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 @pytest.fixture
@@ -98,6 +117,7 @@ def terminal_factory(workdir: Path) -> Iterator[StartChat]:
             env=_environment(workdir / "data", env),
             encoding="utf-8",
             dimensions=(50, 100),
+            preexec_fn=_as_a_shell_starts_it,
         )
         children.append(child)
         return Terminal(child)
