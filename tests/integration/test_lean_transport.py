@@ -35,6 +35,7 @@ class Upstream:
         app.router.add_post("/v1/stall", self.stall)
         app.router.add_post("/v1/gzip", self.gzipped)
         app.router.add_post("/v1/once", self.once)
+        app.router.add_post("/v1/half", self.half)
         return app
 
     def _note(self, request: web.Request) -> None:
@@ -70,6 +71,15 @@ class Upstream:
         self._note(request)
         response = web.Response(body=b"bye")
         response.force_close()
+        return response
+
+    async def half(self, request: web.Request) -> web.StreamResponse:
+        """Sends its head and half its body, then stalls."""
+        self._note(request)
+        response = web.StreamResponse(headers={"content-length": "4"})
+        await response.prepare(request)
+        await response.write(b"ha")
+        await asyncio.sleep(30)
         return response
 
     async def stall(self, request: web.Request) -> web.Response:
@@ -179,6 +189,18 @@ async def test_the_total_timeout_covers_the_answer(
     request = UpstreamRequest("POST", f"{base}/v1/stall", {}, b"{}", 5.0, total_timeout=0.2)
     with pytest.raises(Timeout):
         await transport.send(request)
+
+
+async def test_the_total_timeout_covers_a_body_that_stops_after_its_head(
+    upstream: tuple[Upstream, str], transport: LeanAiohttpTransport
+) -> None:
+    _, base = upstream
+    request = UpstreamRequest("POST", f"{base}/v1/half", {}, b"{}", 5.0, total_timeout=0.5)
+    response = await transport.send(request)
+    assert response.status == 200
+    async with asyncio.timeout(10):  # bounds the test should the deadline not hold
+        with pytest.raises(Timeout):
+            await response.read()
 
 
 async def test_an_unreachable_upstream_is_a_connect_error(

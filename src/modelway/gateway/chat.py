@@ -30,6 +30,7 @@ from modelway.gateway.auth import RequestHeaders, authenticate, headers_key
 from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.http import (
     BodyLimits,
+    JsonAnswer,
     error_response,
     header_value,
     metered_answer,
@@ -144,7 +145,7 @@ async def _translated_response(
         if call.outcome is not None:
             response = json_answer(encoded, call.outcome)
         else:
-            response = Response(encoded, media_type="application/json")
+            response = JsonAnswer(encoded)
     else:
         events = await call.stream(chat)
         encoder = dialect.stream_encoder(chat)

@@ -7,12 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from starlette.responses import Response
-
 from modelway.calls import Calls, MeteredCall
 from modelway.config import Config
 from modelway.engine import Engine, Outcome
-from modelway.gateway.http import BodyLimits, body_limits, header_value
+from modelway.gateway.http import BodyLimits, JsonAnswer, body_limits, header_value
 from modelway.store import Store
 
 if TYPE_CHECKING:
@@ -85,9 +83,9 @@ def cache_headers(call: MeteredCall) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-def json_answer(body: bytes, outcome: Outcome) -> Response:
+def json_answer(body: bytes, outcome: Outcome) -> JsonAnswer:
     """A JSON answer with the outcome headers, encoded once rather than through a dict."""
-    response = Response(body, media_type="application/json")
+    response = JsonAnswer(body)
     response.raw_headers += [
         (b"x-modelway-provider", header_value(outcome.target.backend.name).encode()),
         (b"x-modelway-model", header_value(outcome.target.model).encode()),

@@ -92,9 +92,12 @@ class _LeanResponse:
             self._connection.close()
 
     async def read(self) -> bytes:
+        payload = self._payload
         try:
+            if payload.is_eof():  # the whole answer came with its head: read without waiting
+                return await payload.read()
             async with deadline_at(self._deadline):
-                return await self._payload.read()
+                return await payload.read()
         except TimeoutError:
             raise Timeout("upstream timed out mid-answer") from None
         except (aiohttp.ClientError, OSError) as exc:

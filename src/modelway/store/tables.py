@@ -116,10 +116,12 @@ usage_records = Table(
     "usage_records",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("request_id", Text, nullable=False, index=True),
+    # Not indexed (migration 0008): nothing looks a record up by it, and each index costs
+    # every insert on the request path its share (docs/store.md, "Request-log indexes").
+    Column("request_id", Text, nullable=False),
     Column("time", Double, nullable=False),
     # The UTC date of ``time`` (YYYY-MM-DD), so grouping by day is the same SQL everywhere.
-    Column("day", String(10), nullable=False, index=True),
+    Column("day", String(10), nullable=False),
     Column("key_id", Id),
     Column("user", Text),
     Column("team", Text),
