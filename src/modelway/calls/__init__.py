@@ -10,7 +10,8 @@ settled and budgets charged. ``CallHook`` is the seam for what every call shares
 from modelway.calls.accounts import Accounts, UsageRecorder, seed_budgets, seed_key_budget
 from modelway.calls.caller import ANONYMOUS, MASTER, Caller
 from modelway.calls.hooks import CallHook, Chunk
-from modelway.calls.metered import CLIENT_CLOSED, Calls, MeteredCall, Relayed
+from modelway.calls.metered import CLIENT_CLOSED, MeteredCall, Relayed
+from modelway.calls.opening import Calls
 from modelway.calls.stored import stored_calls
 from modelway.calls.team_budgets import TeamBudgets
 

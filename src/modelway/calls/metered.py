@@ -19,18 +19,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from modelway.cache.entries import Entry, replay
 from modelway.cache.policy import NO_DIRECTIVES, CacheControl
-from modelway.calls.accounts import BYTES_PER_TOKEN, Accounts
+from modelway.calls.accounts import BYTES_PER_TOKEN
 from modelway.calls.caller import Caller
-from modelway.calls.finishing import Finisher
-from modelway.calls.hooks import CallHook, Chunk, LaterHooks
+from modelway.calls.hooks import Chunk
 from modelway.calls.relay import Headers, Relay, relayable
-from modelway.calls.scanners import StreamScanner
+from modelway.calls.tallies import ByteTally, EventTally, Tally
 from modelway.config import Timeouts
-from modelway.engine import Engine, Outcome
+from modelway.engine import Outcome
 from modelway.errors import BadRequest, ModelwayError
 from modelway.limits import UNLIMITED, Ticket
 from modelway.providers.upstream import Call
@@ -41,117 +40,19 @@ from modelway.types import (
     ChatResponse,
     EmbeddingRequest,
     EmbeddingResponse,
-    MessageEnd,
     StreamEvent,
-    TextDelta,
     Usage,
-    UsageReport,
 )
 
 if TYPE_CHECKING:
-    from modelway.cache.responses import CachedCall, CacheStatus, ResponseCache
+    from modelway.cache.responses import CachedCall, CacheStatus
+    from modelway.calls.opening import Calls
 
 #: The status a record gets when the caller left before the answer ended (nginx's).
 CLIENT_CLOSED = 499
 #: The longest model name a call may ask for (real ones, Bedrock ARNs included, are shorter).
 MAX_MODEL_NAME = 256
 C = TypeVar("C", bound=Chunk)
-
-
-class Calls:
-    """Opens metered calls; one per process, shared by every face."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        accounts: Accounts,
-        hooks: Sequence[CallHook] = (),
-        *,
-        cache: ResponseCache | None = None,
-    ) -> None:
-        self.engine = engine
-        self.accounts = accounts
-        #: The response cache and idempotency keys (None: neither, as for the library).
-        self.cache = cache
-        self.hooks: tuple[CallHook, ...] = ()
-        #: The hooks that look at a call before it runs, and at a stream handed out.
-        self.before_hooks: tuple[CallHook, ...] = ()
-        self.streaming_hooks: tuple[CallHook, ...] = ()
-        #: The hooks that look at chunks: a stream's every chunk calls only these.
-        self.chunk_hooks: tuple[CallHook, ...] = ()
-        #: The hooks whose ``after`` runs as the call ends; the others' (``later``) in
-        #: batches, by ``later``.
-        self.after_hooks: tuple[CallHook, ...] = ()
-        self.later = LaterHooks()
-        for hook in hooks:
-            self.add_hook(hook)
-        #: Settlements (and other steps) that finish even when their caller is cancelled.
-        self.finisher = Finisher()
-
-    def add_hook(self, hook: CallHook) -> None:
-        """Plug ``hook`` into every call opened from now on."""
-        self.hooks = (*self.hooks, hook)
-        if type(hook).before is not CallHook.before:
-            self.before_hooks = (*self.before_hooks, hook)
-        if type(hook).streaming is not CallHook.streaming:
-            self.streaming_hooks = (*self.streaming_hooks, hook)
-        if type(hook).chunk is not CallHook.chunk:
-            self.chunk_hooks = (*self.chunk_hooks, hook)
-        if type(hook).after is not CallHook.after:
-            if hook.later:
-                self.later.add(hook)
-            else:
-                self.after_hooks = (*self.after_hooks, hook)
-
-    def open(
-        self,
-        caller: Caller,
-        model: str,
-        *,
-        dialect: str,
-        request_id: str,
-        request_bytes: int = 0,
-        max_tokens: int | None = None,
-        fallbacks: Sequence[str] = (),
-        max_retries: int | None = None,
-        timeouts: Timeouts | None = None,
-        cache: CacheControl = NO_DIRECTIVES,
-        idempotency_key: str | None = None,
-    ) -> MeteredCall:
-        """A call of ``model`` for ``caller``; ``async with`` it to admit and route it.
-
-        ``request_bytes`` and ``max_tokens`` size the token reservation of a key with a
-        TPM limit; ``fallbacks``, ``max_retries`` and ``timeouts`` adjust the route;
-        ``cache`` is the request's ``Cache-Control`` and ``idempotency_key`` its
-        ``Idempotency-Key`` (docs/cache.md).
-        """
-        return MeteredCall(
-            self,
-            caller,
-            model,
-            dialect,
-            request_id,
-            request_bytes,
-            max_tokens,
-            (fallbacks, max_retries, timeouts),
-            (cache, idempotency_key),
-        )
-
-    async def drain(self) -> None:
-        """Wait for settlements still running (before the usage writer and limits close),
-        and run the ``later`` hooks over the calls that ended."""
-        await self.finisher.drain()
-        self.later.run()
-
-    async def aclose(self) -> None:
-        """At shutdown, once no call is running: finish, close upstreams, flush usage."""
-        await self.drain()
-        try:
-            await self.engine.aclose()
-        finally:
-            if self.cache is not None:
-                await self.cache.aclose()
-            await self.accounts.aclose()
 
 
 class MeteredCall:
@@ -403,7 +304,7 @@ class MeteredCall:
         cached = await self._begin_cache(request)
         if cached is not None and cached.entry is not None:
             self._hit(cached.entry)
-            return self._metered(replay(cached.entry.response), _EventTally())
+            return self._metered(replay(cached.entry.response), EventTally())
         opened = await self._calls.engine.open_stream(
             request, request_id=self._request_id, dialect=self._dialect, route=self.route
         )
@@ -412,7 +313,7 @@ class MeteredCall:
         if cached is not None:
             target = opened.outcome.target
             events = cached.kept(events, target.backend.name, target.model)
-        return self._metered(events, _EventTally())
+        return self._metered(events, EventTally())
 
     async def _begin_cache(self, request: ChatRequest) -> CachedCall | None:
         """The response cache's part in this call, when it applies (may raise 422/409)."""
@@ -458,12 +359,12 @@ class MeteredCall:
             return Relayed(whole.body, None, "application/json", whole.outcome, None)
         opened = await relay.open(call)
         self._outcome = opened.outcome
-        chunks = self._metered(opened.chunks, _ByteTally(opened.scanner))
+        chunks = self._metered(opened.chunks, ByteTally(opened.scanner))
         return Relayed(None, chunks, opened.media_type, opened.outcome, opened.scanner.error)
 
     # --- metering ------------------------------------------------------------------------
 
-    def _metered(self, source: AsyncIterator[C], tally: _Tally) -> AsyncGenerator[C, None]:
+    def _metered(self, source: AsyncIterator[C], tally: Tally) -> AsyncGenerator[C, None]:
         """``source`` passed on; its end (whole, failed or abandoned) finishes the call."""
         self._upstream = source
         metered = self._meter(source, tally)
@@ -473,7 +374,7 @@ class MeteredCall:
             hook.streaming(self)
         return metered
 
-    async def _meter(self, source: AsyncIterator[C], tally: _Tally) -> AsyncGenerator[C, None]:
+    async def _meter(self, source: AsyncIterator[C], tally: Tally) -> AsyncGenerator[C, None]:
         self._upstream = None  # started: from here on, closing it closes ``source``
         status = CLIENT_CLOSED
         failure: ModelwayError | None = None
@@ -599,59 +500,3 @@ class Relayed(NamedTuple):
     outcome: Outcome
     #: A final error event in the stream's own format (streams only).
     error_event: Callable[[ModelwayError], bytes] | None
-
-
-class _Tally(Protocol):
-    """What a metered stream counts: the answer's size and the usage it reports."""
-
-    size: int
-
-    @property
-    def usage(self) -> Usage | None: ...
-
-    @property
-    def finish_reason(self) -> str | None: ...
-
-    def add(self, chunk: Any) -> None: ...
-
-
-class _EventTally:
-    """Canonical events: usage from ``UsageReport``, size from the text, the end's reason."""
-
-    __slots__ = ("finish_reason", "size", "usage")
-
-    def __init__(self) -> None:
-        self.size = 0
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-
-    def add(self, chunk: StreamEvent) -> None:
-        if isinstance(chunk, TextDelta):
-            self.size += len(chunk.text)
-        elif isinstance(chunk, UsageReport):
-            self.usage = chunk.usage
-        elif isinstance(chunk, MessageEnd):
-            self.finish_reason = chunk.stop_reason
-
-
-class _ByteTally:
-    """Relayed bytes: usage as the stream's scanner read it."""
-
-    __slots__ = ("_scanner", "size")
-
-    def __init__(self, scanner: StreamScanner) -> None:
-        self._scanner = scanner
-        self.size = 0
-
-    @property
-    def usage(self) -> Usage | None:
-        usage: Usage | None = self._scanner.usage
-        return usage
-
-    @property
-    def finish_reason(self) -> str | None:
-        reason: str | None = self._scanner.finish_reason
-        return reason
-
-    def add(self, chunk: bytes) -> None:
-        self.size += len(chunk)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from modelway.cache.responses import ResponseCache
 from modelway.calls.accounts import Accounts
-from modelway.calls.metered import Calls
+from modelway.calls.opening import Calls
 from modelway.config import Config
 from modelway.engine import Engine
 from modelway.limits import Limits

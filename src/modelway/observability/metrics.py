@@ -46,7 +46,8 @@ from modelway.observability.metric_files import WorkerFiles
 from modelway.outages import Outage
 
 if TYPE_CHECKING:
-    from modelway.calls.metered import Calls, MeteredCall
+    from modelway.calls.metered import MeteredCall
+    from modelway.calls.opening import Calls
     from modelway.routing.resolve import Router
     from modelway.routing.targets import Target
     from modelway.store.records import UsageRecord

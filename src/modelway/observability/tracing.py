@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, Tracer
 
-    from modelway.calls.metered import Calls, MeteredCall
+    from modelway.calls.metered import MeteredCall
+    from modelway.calls.opening import Calls
     from modelway.routing.targets import Target
     from modelway.store.records import UsageRecord
 

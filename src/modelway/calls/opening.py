@@ -1,0 +1,121 @@
+"""``Calls``: where metered calls are opened, one per process, shared by every face.
+
+It holds what every call shares — the engine, the accounts (limits, budgets, the usage
+recorder), the response cache — and the hooks, sorted once by what each looks at
+(before a call, a stream handed out, each chunk, the end now or in ``later`` batches),
+so a call asks only the hooks that care. ``open`` gives a ``MeteredCall``
+(``metered.py``); ``aclose`` finishes what is still settling and closes the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from modelway.cache.policy import NO_DIRECTIVES, CacheControl
+from modelway.calls.accounts import Accounts
+from modelway.calls.caller import Caller
+from modelway.calls.finishing import Finisher
+from modelway.calls.hooks import CallHook, LaterHooks
+from modelway.calls.metered import MeteredCall
+from modelway.config import Timeouts
+from modelway.engine import Engine
+
+if TYPE_CHECKING:
+    from modelway.cache.responses import ResponseCache
+
+
+class Calls:
+    """Opens metered calls; one per process, shared by every face."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        accounts: Accounts,
+        hooks: Sequence[CallHook] = (),
+        *,
+        cache: ResponseCache | None = None,
+    ) -> None:
+        self.engine = engine
+        self.accounts = accounts
+        #: The response cache and idempotency keys (None: neither, as for the library).
+        self.cache = cache
+        self.hooks: tuple[CallHook, ...] = ()
+        #: The hooks that look at a call before it runs, and at a stream handed out.
+        self.before_hooks: tuple[CallHook, ...] = ()
+        self.streaming_hooks: tuple[CallHook, ...] = ()
+        #: The hooks that look at chunks: a stream's every chunk calls only these.
+        self.chunk_hooks: tuple[CallHook, ...] = ()
+        #: The hooks whose ``after`` runs as the call ends; the others' (``later``) in
+        #: batches, by ``later``.
+        self.after_hooks: tuple[CallHook, ...] = ()
+        self.later = LaterHooks()
+        for hook in hooks:
+            self.add_hook(hook)
+        #: Settlements (and other steps) that finish even when their caller is cancelled.
+        self.finisher = Finisher()
+
+    def add_hook(self, hook: CallHook) -> None:
+        """Plug ``hook`` into every call opened from now on."""
+        self.hooks = (*self.hooks, hook)
+        if type(hook).before is not CallHook.before:
+            self.before_hooks = (*self.before_hooks, hook)
+        if type(hook).streaming is not CallHook.streaming:
+            self.streaming_hooks = (*self.streaming_hooks, hook)
+        if type(hook).chunk is not CallHook.chunk:
+            self.chunk_hooks = (*self.chunk_hooks, hook)
+        if type(hook).after is not CallHook.after:
+            if hook.later:
+                self.later.add(hook)
+            else:
+                self.after_hooks = (*self.after_hooks, hook)
+
+    def open(
+        self,
+        caller: Caller,
+        model: str,
+        *,
+        dialect: str,
+        request_id: str,
+        request_bytes: int = 0,
+        max_tokens: int | None = None,
+        fallbacks: Sequence[str] = (),
+        max_retries: int | None = None,
+        timeouts: Timeouts | None = None,
+        cache: CacheControl = NO_DIRECTIVES,
+        idempotency_key: str | None = None,
+    ) -> MeteredCall:
+        """A call of ``model`` for ``caller``; ``async with`` it to admit and route it.
+
+        ``request_bytes`` and ``max_tokens`` size the token reservation of a key with a
+        TPM limit; ``fallbacks``, ``max_retries`` and ``timeouts`` adjust the route;
+        ``cache`` is the request's ``Cache-Control`` and ``idempotency_key`` its
+        ``Idempotency-Key`` (docs/cache.md).
+        """
+        return MeteredCall(
+            self,
+            caller,
+            model,
+            dialect,
+            request_id,
+            request_bytes,
+            max_tokens,
+            (fallbacks, max_retries, timeouts),
+            (cache, idempotency_key),
+        )
+
+    async def drain(self) -> None:
+        """Wait for settlements still running (before the usage writer and limits close),
+        and run the ``later`` hooks over the calls that ended."""
+        await self.finisher.drain()
+        self.later.run()
+
+    async def aclose(self) -> None:
+        """At shutdown, once no call is running: finish, close upstreams, flush usage."""
+        await self.drain()
+        try:
+            await self.engine.aclose()
+        finally:
+            if self.cache is not None:
+                await self.cache.aclose()
+            await self.accounts.aclose()
