@@ -53,8 +53,8 @@ from modelway.gateway.request_id import RequestIdMiddleware, RequestIds
 from modelway.gateway.state import GatewayState
 from modelway.logs import flush_logs
 from modelway.observability import tracing
+from modelway.observability.call_metrics import install as install_metrics
 from modelway.observability.metrics import Metrics
-from modelway.observability.metrics import install as install_metrics
 from modelway.secrets import Secret
 from modelway.store import Store, database_url
 from modelway.store.writer import UsageWriter

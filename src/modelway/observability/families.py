@@ -69,7 +69,7 @@ class Family:
         pending[key] = pending.get(key, 0.0) + amount
 
     def observe_counts(self, counts: list[float], *labels: str) -> None:
-        """Many observations at once: per-bucket counts then their sum (a ``_CallTally``'s)."""
+        """Many observations at once: per-bucket counts then their sum (a ``CallTally``'s)."""
         key = self._key(labels)
         held = self._pending.get(key)
         if held is None:

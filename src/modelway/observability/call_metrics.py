@@ -1,0 +1,184 @@
+"""How every metered call reaches the metrics: a call hook and an engine listener.
+
+``MetricsHook`` counts a call in flight as it begins (``before``) and, a few
+milliseconds after it ended, tallies its usage record with the others that ended then
+(``after_batch``: one pass, one ``CallTally`` look-up per label set). ``AttemptMetrics``
+tallies each upstream attempt, answered or failed. Neither writes a metric value: that
+is ``Metrics.refresh``'s, once a second (``metrics.py``). ``install`` plugs both in.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Any
+
+from modelway.calls.hooks import CallHook, Ended
+from modelway.errors import BudgetExceeded, RateLimited
+from modelway.observability.families import Family, empty_counts
+from modelway.observability.metrics import CallTally, Metrics, status_class
+
+if TYPE_CHECKING:
+    from modelway.calls.metered import MeteredCall
+    from modelway.calls.opening import Calls
+    from modelway.routing.targets import Target
+    from modelway.store.records import UsageRecord
+    from modelway.store.writer import UsageWriter
+
+_STREAM = {True: "true", False: "false"}
+
+
+class MetricsHook(CallHook):
+    """In-flight calls, and each call's usage record as requests, durations, tokens, cost
+    (counted a little after the call ends, with the others that ended about then; a
+    refresh catches up first)."""
+
+    later = True
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def before(self, call: MeteredCall) -> None:
+        begun = self.metrics.begun  # counted in at the next refresh (``Metrics._spread``)
+        dialect = call.dialect
+        begun[dialect] = begun.get(dialect, 0) + 1
+
+    def streaming(self, call: MeteredCall) -> None:
+        begun = self.metrics.streams_begun
+        dialect = call.dialect
+        begun[dialect] = begun.get(dialect, 0) + 1
+
+    def after(self, call: MeteredCall, record: UsageRecord) -> None:
+        self.count([(call, record)])
+
+    def after_batch(self, ended: list[Ended]) -> None:
+        self.count([(call, record) for call, record, _ in ended])
+
+    def count(self, ended: list[tuple[MeteredCall, UsageRecord]]) -> None:
+        """Tally the calls that ended: one pass, the families' look-ups made once."""
+        m = self.metrics
+        tallies = m.calls
+        call_bounds = m.call_bounds
+        ttft_bounds = m.ttft.bounds
+        overhead_bounds = m.overhead.bounds
+        per_key = m.per_key
+        left: dict[str, int] = {}  # dialect -> calls over
+        streams_left: dict[str, int] = {}
+        for call, record in ended:
+            routed = call.routed
+            dialect = record.dialect or ""
+            if routed:  # ``before`` ran: admitted
+                left[dialect] = left.get(dialect, 0) + 1
+                if call.streamed:
+                    streams_left[dialect] = streams_left.get(dialect, 0) + 1
+            status = record.status
+            provider = record.provider or ""
+            if status >= 400 and not provider:
+                self._refusal(call, record)
+            alias = (record.alias or "") if routed else ""
+            model = record.model or ""
+            stream = record.stream
+            labels = (dialect, alias, provider, model, status_class(status), _STREAM[stream])
+            tally = tallies.get(labels)
+            if tally is None:
+                tally = tallies[labels] = CallTally(call_bounds)
+            tally.requests += 1
+            latency = record.latency_ms / 1000
+            counts = tally.duration
+            counts[bisect_left(call_bounds, latency)] += 1
+            counts[-1] += latency
+            if per_key is not None and record.key_id:
+                self._per_key(per_key, record)
+            cache = call.cache_status
+            if cache is not None:
+                self._cache(call, record, alias, cache)
+            if not provider:
+                continue  # refused or unroutable: no upstream, no tokens
+            ttft = record.ttft_ms
+            spent = latency
+            if stream and ttft is not None:
+                spent = ttft / 1000
+                first = tally.ttft
+                if first is None:
+                    first = tally.ttft = empty_counts(ttft_bounds)
+                first[bisect_left(ttft_bounds, spent)] += 1
+                first[-1] += spent
+            outcome = call.outcome
+            if outcome is not None and status < 400:
+                own = max(0.0, spent - outcome.upstream_seconds)
+                mine = tally.overhead
+                if mine is None:
+                    mine = tally.overhead = empty_counts(overhead_bounds)
+                mine[bisect_left(overhead_bounds, own)] += 1
+                mine[-1] += own
+            tally.input += record.prompt_tokens
+            tally.output += record.completion_tokens
+            tally.cached += record.cached_tokens
+            tally.cache_write += record.cache_write_tokens
+            tally.reasoning += record.reasoning_tokens
+            tally.cost += record.cost_usd
+            tally.retries += record.retries
+            if record.fallback_used:
+                m.fallbacks.add(1, alias, record.fallback_used)
+        for dialect, count in left.items():
+            m.in_flight.add(-count, dialect)
+        for dialect, count in streams_left.items():
+            m.in_flight_streams.add(-count, dialect)
+
+    def _cache(self, call: MeteredCall, record: UsageRecord, alias: str, cache: str) -> None:
+        m = self.metrics
+        m.cache_requests.add(1, alias, cache)
+        if record.cost_saved_usd:
+            m.cache_saved_cost.add(record.cost_saved_usd, alias)
+        stored = call.stored_bytes
+        if stored:
+            m.cache_stored_bytes.add(stored, alias)
+
+    @staticmethod
+    def _per_key(families: tuple[Family, Family, Family], record: UsageRecord) -> None:
+        requests, tokens, cost = families
+        key = record.key_id or ""
+        requests.add(1, key, status_class(record.status))
+        tokens.add(record.prompt_tokens, key, "input")
+        tokens.add(record.completion_tokens, key, "output")
+        if record.cost_usd:
+            cost.add(record.cost_usd, key)
+
+    def _refusal(self, call: MeteredCall, record: UsageRecord) -> None:
+        error = call.error
+        if isinstance(error, BudgetExceeded):
+            self.metrics.refused("budget_exceeded")
+        elif isinstance(error, RateLimited):
+            self.metrics.refused("rate_limited", error.limit or "")
+        elif record.status == 403:
+            self.metrics.refused("model_not_allowed")
+
+
+class AttemptMetrics:
+    """Each upstream attempt: its count and duration by outcome (an engine listener)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def attempt_started(self, target: Target) -> None:
+        return None
+
+    def attempt_ended(
+        self, target: Target, handle: None, seconds: float, error: BaseException | None
+    ) -> None:
+        m = self.metrics
+        labels = (target.backend.name, target.model, "ok" if error is None else "error")
+        counts = m.attempt_tallies.get(labels)
+        if counts is None:
+            counts = m.attempt_tallies[labels] = empty_counts(m.attempt_bounds)
+        counts[bisect_left(m.attempt_bounds, seconds)] += 1
+        counts[-1] += seconds
+
+
+def install(calls: Calls, writer: UsageWriter | None, auth: Any = None, **settings: Any) -> Metrics:
+    """Metrics for every call ``calls`` opens; the ``Metrics`` to expose and refresh."""
+    metrics = Metrics(**settings)
+    metrics.watch(calls.engine.router, writer, auth)
+    metrics.catch_up = calls.later.run
+    calls.add_hook(MetricsHook(metrics))
+    calls.engine.listeners.append(AttemptMetrics(metrics))
+    return metrics
