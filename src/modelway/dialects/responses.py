@@ -20,12 +20,12 @@ from typing import Any
 import orjson
 
 from modelway.dialects.openai import encode_error_body
-from modelway.dialects.responses_stream import (
+from modelway.dialects.responses_objects import (
     NAMESPACE_SEPARATOR,
-    ResponsesStreamEncoder,
     namespaced_names,
     response_object,
 )
+from modelway.dialects.responses_stream import ResponsesStreamEncoder
 from modelway.errors import BadRequest, ModelwayError
 from modelway.reasoning import EFFORTS
 from modelway.types import (

@@ -40,7 +40,8 @@ import orjson
 
 from modelway.calls import Caller
 from modelway.dialects.base import StreamEncoder
-from modelway.dialects.responses_stream import ResponsesStreamEncoder, response_object
+from modelway.dialects.responses_objects import response_object
+from modelway.dialects.responses_stream import ResponsesStreamEncoder
 from modelway.errors import BadRequest, ModelwayError, NotFound
 from modelway.gateway.state import GatewayState
 from modelway.store.responses import (
