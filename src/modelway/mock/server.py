@@ -9,9 +9,7 @@ Pacing and faults (``mock.faults``) make it a stand-in for a slow or broken upst
 from __future__ import annotations
 
 import asyncio
-import base64
 import random
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,12 +27,16 @@ from modelway.dialects.base import Dialect
 from modelway.dialects.ollama import OllamaDialect
 from modelway.dialects.openai import OpenAIDialect
 from modelway.errors import BadRequest, ModelwayError
+from modelway.mock.embeddings import (
+    dimensions_asked,
+    embedding_inputs,
+    gemini_embed_requests,
+    ollama_embeddings,
+    openai_embeddings,
+)
 from modelway.mock.engine import (
-    EMBEDDING_DIMENSIONS,
-    MAX_EMBEDDING_DIMENSIONS,
     MOCK_MODELS,
     check_embedding_size,
-    count_words,
     mock_embedding,
     mock_events,
 )
@@ -281,8 +283,8 @@ class MockServer:
 
     async def gemini_embed(self, request: Request) -> Response:
         try:
-            requests = _gemini_embed_requests(await _json_body(request))
-            dimensions = _dimensions({"dimensions": requests[0].get("outputDimensionality")})
+            requests = gemini_embed_requests(await _json_body(request))
+            dimensions = dimensions_asked({"dimensions": requests[0].get("outputDimensionality")})
             check_embedding_size(len(requests), dimensions)
         except ModelwayError as error:
             return _error_response(self.gemini, error)
@@ -309,10 +311,10 @@ class MockServer:
         return await self._json(request, self.ollama, lambda: {"models": models})
 
     async def openai_embeddings(self, request: Request) -> Response:
-        return await self._embeddings(request, self.openai, _openai_embeddings)
+        return await self._embeddings(request, self.openai, openai_embeddings)
 
     async def ollama_embed(self, request: Request) -> Response:
-        return await self._embeddings(request, self.ollama, _ollama_embeddings)
+        return await self._embeddings(request, self.ollama, ollama_embeddings)
 
     async def mock_stats(self, request: Request) -> Response:
         return Response(orjson.dumps(self.stats), media_type="application/json")
@@ -383,8 +385,8 @@ class MockServer:
             body = await _json_body(request)
             if not isinstance(body, dict):
                 raise BadRequest("request body must be a JSON object")
-            texts = _embedding_inputs(body.get("input"))
-            check_embedding_size(len(texts), _dimensions(body))
+            texts = embedding_inputs(body.get("input"))
+            check_embedding_size(len(texts), dimensions_asked(body))
         except ModelwayError as error:
             return _error_response(dialect, error)
         return await self._json(request, dialect, lambda: embed(body, texts))
@@ -444,68 +446,3 @@ def _body_response(body: bytes, plan: FaultPlan) -> Response:
         # A complete HTTP message whose JSON stops halfway.
         body = body[: max(1, len(body) // 2)]
     return Response(body, media_type="application/json")
-
-
-def _embedding_inputs(value: Any) -> list[str]:
-    """Texts to embed from an ``input`` field: a string, strings, or token-id lists."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and value:
-        if all(isinstance(v, int) for v in value):
-            return [" ".join(map(str, value))]
-        if all(isinstance(v, str) for v in value):
-            return list(value)
-        if all(isinstance(v, list) for v in value):
-            return [" ".join(map(str, v)) for v in value]
-    raise BadRequest("input: expected a string or a non-empty list of strings")
-
-
-def _gemini_embed_requests(body: Any) -> list[dict[str, Any]]:
-    """The ``requests`` of a ``batchEmbedContents`` body, each with ``content.parts``."""
-    requests = body.get("requests") if isinstance(body, dict) else None
-    if not isinstance(requests, list) or not requests:
-        raise BadRequest("requests: required, a non-empty list")
-    for index, item in enumerate(requests):
-        content = item.get("content") if isinstance(item, dict) else None
-        parts = content.get("parts") if isinstance(content, dict) else None
-        if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
-            raise BadRequest(f"requests.{index}.content.parts: required, a list of parts")
-    return requests
-
-
-def _dimensions(body: dict[str, Any]) -> int:
-    value = body.get("dimensions")
-    if isinstance(value, int) and 0 < value <= MAX_EMBEDDING_DIMENSIONS:
-        return value
-    return EMBEDDING_DIMENSIONS
-
-
-def _openai_embeddings(body: dict[str, Any], texts: list[str]) -> dict[str, Any]:
-    dimensions = _dimensions(body)
-    as_base64 = body.get("encoding_format") == "base64"
-    data = []
-    for index, text in enumerate(texts):
-        vector = mock_embedding(text, dimensions)
-        embedding: Any = vector
-        if as_base64:
-            # The openai SDK asks for base64 by default: little-endian float32s.
-            embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-        data.append({"object": "embedding", "index": index, "embedding": embedding})
-    tokens = sum(count_words(text) for text in texts)
-    return {
-        "object": "list",
-        "data": data,
-        "model": body.get("model", "mock"),
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
-
-
-def _ollama_embeddings(body: dict[str, Any], texts: list[str]) -> dict[str, Any]:
-    dimensions = _dimensions(body)
-    return {
-        "model": body.get("model", "mock"),
-        "embeddings": [mock_embedding(text, dimensions) for text in texts],
-        "total_duration": 0,
-        "load_duration": 0,
-        "prompt_eval_count": sum(count_words(text) for text in texts),
-    }
