@@ -137,7 +137,8 @@ async def test_each_dialect_is_answered_in_its_own_shape(gateway: Setup) -> None
         headers={"authorization": "Bearer mw-wrong-key-000000000000000000000000"},
     )
     assert refused.status_code == 401 and refused.json()["type"] == "error"
-    assert {r.dialect for r in await records(gateway.state, 2)} == {"anthropic", "ollama"}
+    recorded = {(r.dialect, r.status) for r in await records(gateway.state, 3)}
+    assert recorded == {("anthropic", 200), ("ollama", 200), ("anthropic", 401)}
 
 
 async def test_a_get_on_a_chat_path_is_a_405_in_the_usual_shape(gateway: Setup) -> None:

@@ -100,8 +100,9 @@ async def test_refusals_are_counted_by_reason_and_limit(gateway: Setup) -> None:
     assert value(samples, refusals, reason="rate_limited", limit="requests") == 1
     assert value(samples, refusals, reason="model_not_allowed") == 1
     assert value(samples, refusals, reason="auth_failed") == 1
-    # A refused call never routed: its requests series names no alias, provider or model.
-    assert value(samples, "modelway_requests_total", alias="", status_class="4xx") == 2
+    # A refused call never routed: its requests series names no alias, provider or model;
+    # the request refused for its key counts there too.
+    assert value(samples, "modelway_requests_total", alias="", status_class="4xx") == 3
 
 
 async def test_unknown_models_do_not_make_series(gateway: Setup) -> None:

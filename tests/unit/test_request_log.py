@@ -34,6 +34,7 @@ from modelway.observability.request_log import FIELDS, LOGGER, RequestLog, Reque
 from modelway.routing.deployments import DeploymentState
 from modelway.store.records import UsageRecord
 from modelway.store.writer import UsageWriter
+from tests.polling import eventually
 from tests.unit.gateways import in_process_gateway
 
 
@@ -156,6 +157,95 @@ async def test_a_refused_call_is_logged_too(tmp_path: Path, request_lines: Captu
     assert line["status"] == 404 and line["error_type"] == "UnknownModel"
     assert line["provider"] is None and line["attempts"] == 0 and line["cache"] is None
     assert line["key_name"] == "master" and line["key_id"] is None
+
+
+REFUSED_BEFORE_THE_CALL = [
+    # (path, body, headers, status, error type, who the record is for)
+    ("/v1/chat/completions", b'{"model": "mock/echo",', {}, 400, "BadRequest", "master"),
+    ("/v1/chat/completions", b'{"messages": []}', {}, 400, "BadRequest", "master"),
+    ("/v1/messages", b"[1, 2]", {}, 400, "BadRequest", "master"),
+    ("/api/chat", b'{"model": "mock/echo"}', {"idempotency-key": ""}, 400, "BadRequest", "master"),
+    (
+        "/v1/chat/completions",
+        b'{"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]}',
+        {"authorization": "Bearer mw-wrong-key-000000000000000000000000"},
+        401,
+        "AuthenticationError",
+        "unauthenticated",
+    ),
+    (
+        "/v1/chat/completions",
+        b'{"model": "mock/echo", "messages": [{"role": "user", "content": "'
+        + b"x" * 2048
+        + b'"}]}',
+        {},
+        413,
+        "PayloadTooLarge",
+        "master",
+    ),
+    ("/v1/embeddings", b'{"model": "mock/echo", "input": []}', {}, 400, "BadRequest", "master"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status", "error_type", "key_name"), REFUSED_BEFORE_THE_CALL
+)
+async def test_a_request_refused_before_its_call_begins_is_recorded_and_logged(
+    tmp_path: Path,
+    request_lines: Captured,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    status: int,
+    error_type: str,
+    key_name: str,
+) -> None:
+    """A wrong key, a body too large, not JSON or naming no model: refused before a call
+    could begin, and still one usage record and one request line, in the caller's dialect."""
+    config = "server:\n  max_body_bytes: 1024\n"
+    async with in_process_gateway(tmp_path, config) as gateway:
+        answer = await gateway.http.post(
+            path,
+            content=body,
+            headers={"content-type": "application/json", "x-request-id": "req-refused", **headers},
+        )
+        assert answer.status_code == status
+
+        async def stored() -> list[UsageRecord] | None:
+            found = await gateway.state.store.usage.recent(limit=10)
+            return found or None
+
+        [record] = await eventually(stored)
+    assert (record.request_id, record.status, record.error_type) == (
+        "req-refused",
+        status,
+        error_type,
+    )
+    assert (record.key_id, record.alias, record.provider, record.model) == (None, None, None, None)
+    assert (record.prompt_tokens, record.completion_tokens, record.cost_usd) == (0, 0, 0.0)
+    [line] = [x for x in request_lines.json() if x["request_id"] == "req-refused"]
+    assert (line["status"], line["error_type"], line["key_name"]) == (status, error_type, key_name)
+    assert line["attempts"] == 0 and line["provider"] is None and line["alias"] is None
+
+
+async def test_a_keyed_request_refused_for_its_body_is_recorded_against_its_key(
+    tmp_path: Path,
+) -> None:
+    async with in_process_gateway(tmp_path) as gateway:
+        key, plaintext = await gateway.state.store.keys.create("bot")
+        answer = await gateway.http.post(
+            "/v1/chat/completions",
+            content=b"not json",
+            headers={"authorization": f"Bearer {plaintext}", "content-type": "application/json"},
+        )
+        assert answer.status_code == 400
+
+        async def stored() -> list[UsageRecord] | None:
+            found = await gateway.state.store.usage.recent(limit=10)
+            return found or None
+
+        [record] = await eventually(stored)
+    assert (record.key_id, record.status, record.error_type) == (key.id, 400, "BadRequest")
 
 
 async def test_logging_requests_false_registers_no_request_log(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ settled and budgets charged. ``CallHook`` is the seam for what every call shares
 """
 
 from modelway.calls.accounts import Accounts, UsageRecorder, seed_budgets, seed_key_budget
-from modelway.calls.caller import ANONYMOUS, MASTER, Caller
+from modelway.calls.caller import ANONYMOUS, MASTER, UNAUTHENTICATED, Caller
 from modelway.calls.hooks import CallHook, Chunk
 from modelway.calls.metered import CLIENT_CLOSED, MeteredCall, Relayed
 from modelway.calls.opening import Calls
@@ -19,6 +19,7 @@ __all__ = [
     "ANONYMOUS",
     "CLIENT_CLOSED",
     "MASTER",
+    "UNAUTHENTICATED",
     "Accounts",
     "CallHook",
     "Caller",

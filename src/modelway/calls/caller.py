@@ -29,3 +29,5 @@ class Caller(NamedTuple):
 #: An open gateway's caller, and the library's and the terminal chat's: no key, no limits.
 ANONYMOUS = Caller(key_id=None, name="anonymous")
 MASTER = Caller(key_id=None, name="master", is_master=True)
+#: Who a request refused for its key was (no key, a wrong one): recorded as nobody's.
+UNAUTHENTICATED = Caller(key_id=None, name="unauthenticated")

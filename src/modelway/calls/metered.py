@@ -275,6 +275,10 @@ class MeteredCall:
 
     # --- running it ----------------------------------------------------------------------
 
+    async def refused(self, error: ModelwayError) -> None:
+        """End a call that was never entered, refused before it could begin (``Calls.refused``)."""
+        await self._finish(error.status, None, error)
+
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """The whole answer, translated from and to the canonical form (or from the cache)."""
         cached = await self._begin_cache(request)
@@ -469,7 +473,9 @@ class MeteredCall:
             user=caller.user,
             team=caller.team,
             dialect=self._dialect,
-            alias=(self._route.alias if self._route else None) or self._model[:MAX_MODEL_NAME],
+            alias=(self._route.alias if self._route else None)
+            or self._model[:MAX_MODEL_NAME]
+            or None,
             provider=provider,
             model=model,
             status=status,

@@ -20,6 +20,7 @@ from modelway.calls.hooks import CallHook, LaterHooks
 from modelway.calls.metered import MeteredCall
 from modelway.config import Timeouts
 from modelway.engine import Engine
+from modelway.errors import ModelwayError
 
 if TYPE_CHECKING:
     from modelway.cache.responses import ResponseCache
@@ -103,6 +104,14 @@ class Calls:
             (fallbacks, max_retries, timeouts),
             (cache, idempotency_key),
         )
+
+    async def refused(
+        self, caller: Caller, *, dialect: str, request_id: str, error: ModelwayError
+    ) -> None:
+        """A request refused before its call could begin — its key, or its body (too large,
+        too slow, not JSON, no model) — recorded as a call that ended so: one usage record
+        with its status and error type, and the hooks' ``after`` (its request line)."""
+        await self.open(caller, "", dialect=dialect, request_id=request_id).refused(error)
 
     async def drain(self) -> None:
         """Wait for settlements still running (before the usage writer and limits close),

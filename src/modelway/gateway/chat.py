@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelway.cache import parse_cache_control
-from modelway.calls import Caller, MeteredCall, Relayed
+from modelway.cache import CacheControl, parse_cache_control
+from modelway.calls import UNAUTHENTICATED, Caller, MeteredCall, Relayed
 from modelway.calls.relay import Headers
 from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.dialects.responses import ResponsesDialect, dropped_tools
@@ -61,14 +61,23 @@ async def chat_request(
 
     The caller from its key (``client``: the peer's address), the body by
     ``read(limits)``, ``chat_call``; any failure is answered in ``dialect``; the answer
-    carries ``X-Request-ID``.
+    carries ``X-Request-ID``. A request refused before its call could begin (its key, its
+    body) is recorded all the same: a usage record and a request line (``Calls.refused``).
     """
+    caller = UNAUTHENTICATED
     try:
-        caller = await authenticate(state.auth, headers_key(headers), client)
-        raw = await read(state.body_limits)
-        if state.config.logging.log_bodies:
-            log_body(request_id, dialect.name, raw)
-        response = await chat_call(state, dialect, raw, headers, request_id, caller)
+        try:
+            caller = await authenticate(state.auth, headers_key(headers), client)
+            raw = await read(state.body_limits)
+            if state.config.logging.log_bodies:
+                log_body(request_id, dialect.name, raw)
+            asked = _asked(raw, headers)
+        except ModelwayError as error:
+            await state.calls.refused(
+                caller, dialect=dialect.name, request_id=request_id, error=error
+            )
+            raise
+        response = await chat_call(state, dialect, asked, len(raw), headers, request_id, caller)
     except ModelwayError as error:
         response = error_response(dialect, error)
     except Exception:
@@ -78,33 +87,53 @@ async def chat_request(
     return response
 
 
-async def chat_call(
-    state: GatewayState,
-    dialect: Dialect,
-    raw: bytes,
-    headers: Headers,
-    request_id: str,
-    caller: Caller,
-) -> Response:
-    """The answer to one chat request body in ``dialect``; rate-limit headers on every answer."""
+class _Asked(NamedTuple):
+    """What a chat request asks, read before its call opens."""
+
+    body: dict[str, Any]
+    model: str
+    max_tokens: int | None
+    cache: CacheControl
+    idempotency_key: str | None
+
+
+def _asked(raw: bytes, headers: Headers) -> _Asked:
+    """The JSON object of a chat body, its ``model`` and the headers a call opens with;
+    ``BadRequest`` for any of them malformed."""
     body = parse_json_body(raw)
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("model: required, a non-empty string")
+    cache = parse_cache_control(headers.get("cache-control"))
+    return _Asked(body, model, _max_tokens(body), cache, _idempotency_key(headers))
+
+
+async def chat_call(
+    state: GatewayState,
+    dialect: Dialect,
+    asked: _Asked,
+    size: int,
+    headers: Headers,
+    request_id: str,
+    caller: Caller,
+) -> Response:
+    """The answer to one chat body (``size`` bytes) in ``dialect``; rate-limit headers on
+    every answer."""
+    body = asked.body
     if Tracing.on:  # the caller's trace, which the call's span continues
         traceparent.set(headers.get("traceparent"))
         operation.set("chat")
     call = state.calls.open(
         caller,
-        model,
+        asked.model,
         dialect=dialect.name,
         request_id=request_id,
-        request_bytes=len(raw),
-        max_tokens=_max_tokens(body),
-        cache=parse_cache_control(headers.get("cache-control")),
-        idempotency_key=_idempotency_key(headers),
+        request_bytes=size,
+        max_tokens=asked.max_tokens,
+        cache=asked.cache,
+        idempotency_key=asked.idempotency_key,
     )
 
     async def answer() -> Response:
@@ -119,7 +148,7 @@ async def chat_call(
             # any problem in that same format; only routing needed parsing here.
             response = _relayed_response(await call.relay(body, headers))
         else:
-            response = await _translated_response(state, call, dialect, body, len(raw))
+            response = await _translated_response(state, call, dialect, body, size)
         if call.cache_status is not None:
             response.raw_headers += cache_headers(call)
         return response

@@ -58,6 +58,10 @@ async def answer_embeddings(request: Request, dialect: Dialect, decode: Decode) 
         raw = await read_body(request, state.body_limits)
         embedding, encode = decode(parse_json_body(raw))
     except ModelwayError as error:
+        # Refused before its call could begin: recorded all the same (``Calls.refused``).
+        request_id = request.state.request_id
+        caller = request_caller(request)
+        await state.calls.refused(caller, dialect=dialect.name, request_id=request_id, error=error)
         return error_response(dialect, error)
     if Tracing.on:  # the caller's trace, which the call's span continues
         traceparent.set(request.headers.get("traceparent"))
