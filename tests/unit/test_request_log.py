@@ -228,6 +228,31 @@ async def test_a_request_refused_before_its_call_begins_is_recorded_and_logged(
     assert line["attempts"] == 0 and line["provider"] is None and line["alias"] is None
 
 
+@pytest.mark.parametrize(
+    ("path", "dialect"), [("/v1/embeddings", "openai"), ("/api/embed", "ollama")]
+)
+async def test_an_embeddings_request_refused_for_its_key_is_recorded_and_logged(
+    tmp_path: Path, request_lines: Captured, path: str, dialect: str
+) -> None:
+    async with in_process_gateway(tmp_path) as gateway:
+        answer = await gateway.http.post(
+            path,
+            json={"model": "mock/echo", "input": "hi"},
+            headers={"authorization": "Bearer mw-wrong-0000000000", "x-request-id": "req-embed"},
+        )
+        assert answer.status_code == 401
+
+        async def stored() -> list[UsageRecord] | None:
+            found = await gateway.state.store.usage.recent(limit=10)
+            return found or None
+
+        [record] = await eventually(stored)
+    assert (record.request_id, record.dialect, record.status) == ("req-embed", dialect, 401)
+    assert record.error_type == "AuthenticationError" and record.key_id is None
+    [line] = [x for x in request_lines.json() if x["request_id"] == "req-embed"]
+    assert (line["status"], line["key_name"]) == (401, "unauthenticated")
+
+
 async def test_a_keyed_request_refused_for_its_body_is_recorded_against_its_key(
     tmp_path: Path,
 ) -> None:

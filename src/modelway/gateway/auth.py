@@ -23,10 +23,10 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from modelway.calls import ANONYMOUS, MASTER, Caller
+from modelway.calls import ANONYMOUS, MASTER, UNAUTHENTICATED, Caller
 from modelway.config import KeyChecks
 from modelway.errors import AuthenticationError, ModelwayError
-from modelway.gateway.dialect_paths import error_dialect
+from modelway.gateway.dialect_paths import EMBEDDING_PATHS, error_dialect
 from modelway.gateway.http import error_response
 from modelway.gateway.key_attempts import KeyAttempts
 from modelway.outages import transient
@@ -221,6 +221,12 @@ class AuthMiddleware:
             key = presented_key(scope)
             caller = await authenticate(state.auth, key, peer_host(scope))
         except ModelwayError as error:
+            embeddings = EMBEDDING_PATHS.get(path) if scope["method"] == "POST" else None
+            if embeddings is not None:  # a metered call refused for its key: recorded too
+                request_id = scope.get("state", {}).get("request_id", "")
+                await state.calls.refused(
+                    UNAUTHENTICATED, dialect=embeddings.name, request_id=request_id, error=error
+                )
             await error_response(error_dialect(path), error)(scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = caller

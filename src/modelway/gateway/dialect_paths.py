@@ -32,6 +32,8 @@ CHAT_PATHS: dict[str, Dialect] = {
     "/api/chat": OLLAMA,
     "/api/generate": OLLAMA_GENERATE,
 }
+#: Embeddings, by path: metered calls too, their key checked by ``AuthMiddleware``.
+EMBEDDING_PATHS: dict[str, Dialect] = {"/v1/embeddings": OPENAI, "/api/embed": OLLAMA}
 #: Every other path that has a dialect of its own, by prefix (the rest speak OpenAI's).
 _PREFIXES: tuple[tuple[str, Dialect], ...] = (("/v1/messages", ANTHROPIC), ("/api/", OLLAMA))
 
