@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from modelway.calls import ANONYMOUS, Caller
 from modelway.config import Cooldown, LoggingSettings, parse_config
 from modelway.errors import UpstreamStatusError
+from modelway.gateway.state import GatewayState
 from modelway.logs import (
     FORMAT_VARIABLE,
     JsonFormatter,
@@ -159,6 +160,15 @@ async def test_a_refused_call_is_logged_too(tmp_path: Path, request_lines: Captu
     assert line["key_name"] == "master" and line["key_id"] is None
 
 
+async def stored_records(state: GatewayState) -> list[UsageRecord]:
+    """The gateway's usage records, once any has reached the store."""
+
+    async def stored() -> list[UsageRecord] | None:
+        return await state.store.usage.recent(limit=10) or None
+
+    return await eventually(stored)
+
+
 REFUSED_BEFORE_THE_CALL = [
     # (path, body, headers, status, error type, who the record is for)
     ("/v1/chat/completions", b'{"model": "mock/echo",', {}, 400, "BadRequest", "master"),
@@ -211,11 +221,7 @@ async def test_a_request_refused_before_its_call_begins_is_recorded_and_logged(
         )
         assert answer.status_code == status
 
-        async def stored() -> list[UsageRecord] | None:
-            found = await gateway.state.store.usage.recent(limit=10)
-            return found or None
-
-        [record] = await eventually(stored)
+        [record] = await stored_records(gateway.state)
     assert (record.request_id, record.status, record.error_type) == (
         "req-refused",
         status,
@@ -242,11 +248,7 @@ async def test_an_embeddings_request_refused_for_its_key_is_recorded_and_logged(
         )
         assert answer.status_code == 401
 
-        async def stored() -> list[UsageRecord] | None:
-            found = await gateway.state.store.usage.recent(limit=10)
-            return found or None
-
-        [record] = await eventually(stored)
+        [record] = await stored_records(gateway.state)
     assert (record.request_id, record.dialect, record.status) == ("req-embed", dialect, 401)
     assert record.error_type == "AuthenticationError" and record.key_id is None
     [line] = [x for x in request_lines.json() if x["request_id"] == "req-embed"]
@@ -265,11 +267,7 @@ async def test_a_keyed_request_refused_for_its_body_is_recorded_against_its_key(
         )
         assert answer.status_code == 400
 
-        async def stored() -> list[UsageRecord] | None:
-            found = await gateway.state.store.usage.recent(limit=10)
-            return found or None
-
-        [record] = await eventually(stored)
+        [record] = await stored_records(gateway.state)
     assert (record.key_id, record.status, record.error_type) == (key.id, 400, "BadRequest")
 
 

@@ -10,8 +10,9 @@ settled and budgets charged. ``CallHook`` is the seam for what every call shares
 from modelway.calls.accounts import Accounts, UsageRecorder, seed_budgets, seed_key_budget
 from modelway.calls.caller import ANONYMOUS, MASTER, UNAUTHENTICATED, Caller
 from modelway.calls.hooks import CallHook, Chunk
-from modelway.calls.metered import CLIENT_CLOSED, MeteredCall, Relayed
+from modelway.calls.metered import CLIENT_CLOSED, MeteredCall
 from modelway.calls.opening import Calls
+from modelway.calls.relay import Relayed
 from modelway.calls.stored import stored_calls
 from modelway.calls.team_budgets import TeamBudgets
 

@@ -17,16 +17,16 @@ when the stream does. The call's state is its own; callers read it through prope
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelway.cache.entries import Entry, replay
 from modelway.cache.policy import NO_DIRECTIVES, CacheControl
 from modelway.calls.accounts import BYTES_PER_TOKEN
 from modelway.calls.caller import Caller
 from modelway.calls.hooks import Chunk
-from modelway.calls.relay import Headers, Relay, relayable
+from modelway.calls.relay import Headers, Relay, Relayed, relayable
 from modelway.calls.tallies import ByteTally, EventTally, Tally
 from modelway.config import Timeouts
 from modelway.engine import Outcome
@@ -495,14 +495,3 @@ class MeteredCall:
             cache_hit=hit is not None,
             cost_saved_usd=self._cost_saved,
         )
-
-
-class Relayed(NamedTuple):
-    """A relayed answer: the whole ``body``, or ``chunks`` of a stream (metered)."""
-
-    body: bytes | None
-    chunks: AsyncIterator[bytes] | None
-    media_type: str
-    outcome: Outcome
-    #: A final error event in the stream's own format (streams only).
-    error_event: Callable[[ModelwayError], bytes] | None

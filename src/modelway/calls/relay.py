@@ -21,7 +21,7 @@ translated call), which the face translates so the chain continues
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -79,6 +79,17 @@ class WholeAnswer(NamedTuple):
     usage: Usage | None
     outcome: Outcome
     finish_reason: str | None = None
+
+
+class Relayed(NamedTuple):
+    """A relayed answer: the whole ``body``, or ``chunks`` of a stream (metered)."""
+
+    body: bytes | None
+    chunks: AsyncIterator[bytes] | None
+    media_type: str
+    outcome: Outcome
+    #: A final error event in the stream's own format (streams only).
+    error_event: Callable[[ModelwayError], bytes] | None
 
 
 class OpenedRelay(NamedTuple):
