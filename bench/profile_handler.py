@@ -16,7 +16,8 @@ few per cent; variants alternate round by round.
 
 Variants: ``open`` (open mode, metrics and request lines on: the defaults), ``quiet``
 (the same with metrics and request lines off), ``pipeline`` (a virtual key with RPM and
-TPM limits, as ``make bench``'s full pipeline). ``--profile`` runs cProfile over the first
+TPM limits, as ``make bench``'s full pipeline), ``metrics`` (open mode, request lines
+off) and ``lines`` (open mode, metrics off). ``--profile`` runs cProfile over the first
 variant's rounds (it inflates every Python call: read it for where, not how much).
 Figures and what they say: docs/performance.md.
 """
@@ -57,6 +58,8 @@ CONFIGS = {
     "open": "",
     "quiet": "metrics:\n  enabled: false\nlogging:\n  requests: false\n",
     "pipeline": "",
+    "metrics": "logging:\n  requests: false\n",
+    "lines": "metrics:\n  enabled: false\n",
 }
 CONCURRENCY = 32
 

@@ -117,6 +117,12 @@ class AttemptListener(Protocol):
     ) -> None: ...
 
 
+#: Sees each upstream attempt that failed (any exception, cancellation included), with its
+#: seconds; quick, never raising. The attempt that answered a call is in its ``Outcome``
+#: (``upstream_seconds``): what only counts attempts needs no more than these two.
+FailedAttempt = Callable[[Target, float, BaseException], None]
+
+
 class _Tries:
     """What ``attempt_each`` has tried so far: how many attempts, the last error, the deadline."""
 
@@ -193,8 +199,9 @@ class Engine:
         #: Enforces deployments' own RPM/TPM caps (shared through Redis by the gateway).
         self.rates: RateLimiter = rates or MemoryLimiter()
         self._models_cache: tuple[float, list[ModelInfo]] | None = None
-        #: Observers of every upstream attempt (``AttemptListener``).
+        #: Observers of every upstream attempt (``AttemptListener``), and of each failed one.
         self.listeners: list[AttemptListener] = []
+        self.failed_attempts: list[FailedAttempt] = []
 
     async def aclose(self) -> None:
         await self.router.aclose()
@@ -285,7 +292,7 @@ class Engine:
         tries: _Tries,
     ) -> T:
         listeners = self.listeners
-        handles = [listener.attempt_started(target) for listener in listeners]
+        handles = [listener.attempt_started(target) for listener in listeners] if listeners else ()
         started = time.monotonic()
         try:
             if state is None:  # a direct provider/model call: no deployment health to keep
@@ -296,10 +303,13 @@ class Engine:
             seconds = time.monotonic() - started
             for listener, handle in zip(listeners, handles, strict=True):
                 listener.attempt_ended(target, handle, seconds, error)
+            for failed in self.failed_attempts:
+                failed(target, seconds, error)
             raise
         tries.seconds = seconds = time.monotonic() - started
-        for listener, handle in zip(listeners, handles, strict=True):
-            listener.attempt_ended(target, handle, seconds, None)
+        if listeners:
+            for listener, handle in zip(listeners, handles, strict=True):
+                listener.attempt_ended(target, handle, seconds, None)
         return result
 
     def route(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from modelway.calls import ANONYMOUS, Accounts, Caller, CallHook, Calls, Chunk, MeteredCall
+from modelway.calls import ANONYMOUS, Accounts, CallEnd, Caller, CallHook, Calls, Chunk, MeteredCall
 from modelway.calls.metered import MAX_MODEL_NAME
 from modelway.config import Config, Price, parse_config
 from modelway.engine import Engine
@@ -329,6 +329,9 @@ async def test_hooks_see_each_call_before_it_runs_each_chunk_and_its_record(
 class WatchingLater(Watching):
     later = True
 
+    def after_batch(self, ended: list[CallEnd]) -> None:
+        self.seen += [f"after {end.record.status} from {end.key_name}" for end in ended]
+
 
 async def test_a_later_hook_sees_the_record_after_the_call_and_drain_catches_up(
     recorded: Recorded,
@@ -342,7 +345,7 @@ async def test_a_later_hook_sees_the_record_after_the_call_and_drain_catches_up(
     assert now.seen[-1] == "after 200"  # as the call ended
     assert later.seen == ["before quiet/m via quiet"]  # its after is still to come
     await calls.drain()
-    assert later.seen == ["before quiet/m via quiet", "after 200"]
+    assert later.seen == ["before quiet/m via quiet", "after 200 from anonymous"]
     await calls.aclose()
 
 

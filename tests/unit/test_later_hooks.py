@@ -1,37 +1,40 @@
-"""``later`` call hooks: a call's end seen a little after it, in batches, in the call's
-context, never lost, never twice (``LaterHooks``)."""
+"""``later`` call hooks: a call's end seen a little after it, in batches, in order, never
+lost, never twice (``LaterHooks``)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
-from typing import Any
 
 import pytest
 
-from modelway.calls import CallHook
+from modelway.calls import CallEnd, CallHook
 from modelway.calls.hooks import LATER_SECONDS, LaterHooks
 from tests.polling import eventually
-
-where: contextvars.ContextVar[str] = contextvars.ContextVar("where", default="")
+from tests.unit.test_request_log import call_end, record
 
 
 class Seen(CallHook):
     later = True
 
     def __init__(self) -> None:
-        self.ends: list[tuple[Any, Any, str]] = []
+        self.ends: list[str] = []
+        self.batches = 0
 
-    def after(self, call: Any, record: Any) -> None:
-        self.ends.append((call, record, where.get()))
+    def after_batch(self, ended: list[CallEnd]) -> None:
+        self.batches += 1
+        self.ends += [end.record.request_id for end in ended]
 
 
 class Failing(CallHook):
     later = True
 
-    def after(self, call: Any, record: Any) -> None:
+    def after_batch(self, ended: list[CallEnd]) -> None:
         raise RuntimeError("boom")
+
+
+def end(request_id: str) -> CallEnd:
+    return call_end(record(request_id=request_id))
 
 
 def later_with(*hooks: CallHook) -> LaterHooks:
@@ -41,43 +44,42 @@ def later_with(*hooks: CallHook) -> LaterHooks:
     return later
 
 
-async def test_ends_are_seen_together_soon_each_in_its_own_context() -> None:
+async def test_ends_are_seen_together_soon_in_the_order_they_came() -> None:
     seen = Seen()
     later = later_with(seen)
     for number in range(3):
-        token = where.set(f"request {number}")
-        later.note(f"call {number}", f"record {number}")  # type: ignore[arg-type]
-        where.reset(token)
+        later.note(end(f"call {number}"))
     assert seen.ends == []  # not on the request's own path
     await eventually(lambda: len(seen.ends) == 3, what="the batch", within=5)
-    assert seen.ends == [(f"call {n}", f"record {n}", f"request {n}") for n in range(3)]
+    assert seen.ends == [f"call {n}" for n in range(3)]
+    assert seen.batches == 1
     await asyncio.sleep(LATER_SECONDS * 3)
     assert len(seen.ends) == 3  # once each
 
 
 def test_without_a_running_loop_an_end_is_seen_at_once() -> None:
     seen = Seen()
-    later_with(seen).note("call", "record")  # type: ignore[arg-type]
-    assert [call for call, *_ in seen.ends] == ["call"]
+    later_with(seen).note(end("call"))
+    assert seen.ends == ["call"]
 
 
 def test_ends_left_by_a_stopped_loop_are_seen_with_the_next_one() -> None:
     seen = Seen()
     later = later_with(seen)
 
-    async def end(call: str) -> None:
-        later.note(call, "record")  # type: ignore[arg-type]
+    async def ended(call: str) -> None:
+        later.note(end(call))
 
-    asyncio.run(end("first"))  # its loop closes before the batch is due
+    asyncio.run(ended("first"))  # its loop closes before the batch is due
     assert seen.ends == []
-    asyncio.run(end("second"))
-    assert [call for call, *_ in seen.ends] == ["first", "second"]
+    asyncio.run(ended("second"))
+    assert seen.ends == ["first", "second"]
 
 
 async def test_run_catches_up_now() -> None:
     seen = Seen()
     later = later_with(seen)
-    later.note("call", "record")  # type: ignore[arg-type]
+    later.note(end("call"))
     later.run()
     assert len(seen.ends) == 1
     await asyncio.sleep(LATER_SECONDS * 3)  # the cancelled timer runs nothing more
@@ -89,6 +91,6 @@ def test_a_failing_hook_is_logged_and_the_others_still_see_the_end(
 ) -> None:
     seen = Seen()
     with caplog.at_level(logging.ERROR, "modelway.calls.hooks"):
-        later_with(Failing(), seen).note("call", "record")  # type: ignore[arg-type]
+        later_with(Failing(), seen).note(end("call"))
     assert len(seen.ends) == 1
     assert "the Failing hook failed" in caplog.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import io
 import json
 import logging
@@ -17,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelway.calls import ANONYMOUS, Caller
+from modelway.calls import ANONYMOUS, CallEnd, Caller
 from modelway.config import Cooldown, LoggingSettings, parse_config
 from modelway.errors import UpstreamStatusError
 from modelway.gateway.state import GatewayState
@@ -79,11 +78,11 @@ def _capture(formatter: logging.Formatter) -> Iterator[Captured]:
         logger.level, logger.propagate = saved
 
 
-class FakeCall:
-    cache_status = None  # the response cache took no part
-
-    def __init__(self, caller: Caller = ANONYMOUS) -> None:
-        self.caller = caller
+def call_end(
+    usage: UsageRecord, trace_id: str | None = None, caller: Caller = ANONYMOUS
+) -> CallEnd:
+    """A call's end as the ``later`` hooks see it (the response cache took no part)."""
+    return CallEnd(usage, caller.name, None, True, usage.stream, 0.001, None, 0, trace_id)
 
 
 def record(**fields: Any) -> UsageRecord:
@@ -278,12 +277,30 @@ async def test_logging_requests_false_registers_no_request_log(tmp_path: Path) -
         assert sum(isinstance(h, RequestLog) for h in gateway.state.calls.hooks) == 1
 
 
+async def test_the_trace_id_of_the_calls_context_as_it_ends_is_its_lines(
+    tmp_path: Path, request_lines: Captured
+) -> None:
+    """The tracing hook sets ``current_trace_id`` in the call's context as its span starts;
+    the line, written later in a batch, carries the id the call ended with."""
+    async with in_process_gateway(tmp_path) as gateway:
+        for number in range(2):
+            token = current_trace_id.set(f"{number:032x}")
+            try:
+                answer = await gateway.http.post(
+                    "/v1/chat/completions",
+                    json={"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]},
+                    headers={"x-request-id": f"req-trace-{number}"},
+                )
+            finally:
+                current_trace_id.reset(token)
+            assert answer.status_code == 200
+    traced = {x["request_id"]: x["trace_id"] for x in request_lines.json()}
+    assert traced["req-trace-0"] == f"{0:032x}" and traced["req-trace-1"] == f"{1:032x}"
+
+
 def test_the_line_carries_the_record_and_the_trace_id(request_lines: Captured) -> None:
-    token = current_trace_id.set("4bf92f3577b34da6a3ce929d0e0e4736")
-    try:
-        RequestLog().after(FakeCall(), record(cache_hit=True, error_type=None))  # type: ignore[arg-type]
-    finally:
-        current_trace_id.reset(token)
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    RequestLog().after_batch([call_end(record(cache_hit=True, error_type=None), trace)])
     [line] = request_lines.json()
     assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert (line["attempts"], line["fallback"], line["cache"]) == (2, "cheap", "hit")
@@ -345,11 +362,11 @@ def test_nothing_is_built_while_the_level_is_off(monkeypatch: pytest.MonkeyPatch
         raise AssertionError("a record was made")
 
     monkeypatch.setattr(logger, "makeRecord", no)
-    RequestLog(logger).after(FakeCall(), record())  # type: ignore[arg-type]
+    RequestLog(logger).after_batch([call_end(record())])
 
 
 def test_text_lines_are_short_and_human(request_text: Captured) -> None:
-    RequestLog().after(FakeCall(), record(status=502, error_type="UpstreamError"))  # type: ignore[arg-type]
+    RequestLog().after_batch([call_end(record(status=502, error_type="UpstreamError"))])
     [line] = request_text.lines()
     assert " INFO modelway.requests: request 502 openai smart -> openai/gpt-4o UpstreamError " in (
         line
@@ -471,22 +488,19 @@ async def test_a_store_outage_says_error_and_spilled(
 # --- a batch of calls' lines ------------------------------------------------------------
 
 
-def ended_calls(count: int) -> list[Any]:
-    """``count`` calls that ended, each in a context of its own with its trace id."""
-    ended = []
-    for number in range(count):
-        token = current_trace_id.set(f"trace-{number}")
-        context = contextvars.copy_context()
-        current_trace_id.reset(token)
-        ended.append((FakeCall(), record(request_id=f"rid-{number}", time=1e9 + number), context))
-    return ended
+def ended_calls(count: int) -> list[CallEnd]:
+    """``count`` calls that ended, each with its trace id."""
+    return [
+        call_end(record(request_id=f"rid-{number}", time=1e9 + number), f"trace-{number}")
+        for number in range(count)
+    ]
 
 
 def test_a_batch_written_directly_is_what_records_would_have_written(
     modelway_logger: logging.Logger, tmp_path: Path
 ) -> None:
     """The served case (the gateway's JSON handler on stderr, a file): a batch's lines go
-    out encoded straight from the calls, the lines ``after`` gives through a record each
+    out encoded straight from the calls' ends, the lines ``log`` gives through a record each
     (the same fields, values and order; numbers as msgspec writes them)."""
     ended = ended_calls(3)
     with open(tmp_path / "direct.log", "w") as direct:
@@ -497,8 +511,8 @@ def test_a_batch_written_directly_is_what_records_would_have_written(
         direct_bytes = (tmp_path / "direct.log").read_bytes()
     with open(tmp_path / "records.log", "w") as through_records:
         configure_logging(LoggingSettings(), {}, through_records)
-        for call, usage, context in ended:
-            context.run(hook.after, call, usage)
+        for end in ended:
+            hook.log(end)
         flush_logs()
 
     def parsed(data: bytes) -> list[list[tuple[str, Any]]]:
@@ -540,7 +554,7 @@ def test_a_line_msgspec_cannot_encode_takes_the_librarys_way(
 ) -> None:
     ended = ended_calls(3)
     odd = record(request_id="rid-odd", model="\ud800")  # a lone surrogate: not UTF-8
-    ended[1] = (FakeCall(), odd, ended[1][2])
+    ended[1] = call_end(odd)
     with open(tmp_path / "stderr.log", "w") as stderr:
         configure_logging(LoggingSettings(), {}, stderr)
         errors = io.StringIO()

@@ -9,7 +9,7 @@ settled and budgets charged. ``CallHook`` is the seam for what every call shares
 
 from modelway.calls.accounts import Accounts, UsageRecorder, seed_budgets, seed_key_budget
 from modelway.calls.caller import ANONYMOUS, MASTER, UNAUTHENTICATED, Caller
-from modelway.calls.hooks import CallHook, Chunk
+from modelway.calls.hooks import CallEnd, CallHook, Chunk
 from modelway.calls.metered import CLIENT_CLOSED, MeteredCall
 from modelway.calls.opening import Calls
 from modelway.calls.relay import Relayed
@@ -22,6 +22,7 @@ __all__ = [
     "MASTER",
     "UNAUTHENTICATED",
     "Accounts",
+    "CallEnd",
     "CallHook",
     "Caller",
     "Calls",

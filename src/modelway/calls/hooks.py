@@ -6,31 +6,56 @@ cache, metrics and guardrails go here, not into the endpoints. Hooks run on the 
 path: they must be quick and must not block.
 
 A hook that only counts or writes down what ended (metrics, request lines) says
-``later = True``: its ``after`` then runs a little after the call ended (at most
-``LATER_SECONDS``), over every call that ended about then, on the same event loop and
-in each call's own context (``LaterHooks``). A request then pays for one append, and
-the hook's code runs for many calls in a row, warm, rather than once per request among
-everything else a request runs — measured, that is most of what such a hook costs a
-served request (docs/observability.md, "Cost on the hot path").
+``later = True`` and implements ``after_batch``: it then sees each call's end a little
+after it (at most ``LATER_SECONDS``), with every call that ended about then, on the same
+event loop (``LaterHooks``), as a ``CallEnd`` — the usage record and the few facts of the
+call it does not hold, taken as the call ended, so the call itself is not kept. A request
+then pays for one small struct and one append, and the hook's code runs for many calls
+in a row, warm, rather than once per request among everything else a request runs —
+measured, that is most of what such a hook costs a served request (docs/observability.md,
+"Cost").
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from typing import TYPE_CHECKING
 
+import msgspec
+
+from modelway.errors import ModelwayError
+from modelway.store.records import UsageRecord
 from modelway.types import StreamEvent
 
 if TYPE_CHECKING:
     from modelway.calls.metered import MeteredCall
-    from modelway.store.records import UsageRecord
 
 #: What a hook sees of an answer: canonical events when translated, bytes when relayed.
 Chunk = StreamEvent | bytes
-#: A call that ended, its usage record, and the context it ended in.
-Ended = tuple["MeteredCall", "UsageRecord", contextvars.Context]
+
+
+class CallEnd(msgspec.Struct, frozen=True):
+    """A call's end as the ``later`` hooks see it: its usage record, and what the record
+    does not say about the call, as it was when the call ended."""
+
+    record: UsageRecord
+    #: The caller's name (a key's name, ``anonymous``, ``unauthenticated`` ...), never a key.
+    key_name: str
+    #: ``hit``, ``miss`` or ``bypass`` as the response cache saw the call; None without it.
+    cache: str | None
+    #: Admitted and routed (the hooks' ``before`` ran); a stream was handed out.
+    routed: bool
+    streamed: bool
+    #: Seconds the answering attempt took upstream (to a stream's first event); None when
+    #: no attempt answered.
+    upstream_seconds: float | None
+    #: What the call ended with when it failed or was refused.
+    error: ModelwayError | None
+    #: Bytes of the answer the call stored in the response cache.
+    stored_bytes: int
+    #: The trace id of the call's span (traces on), for the request line.
+    trace_id: str | None
 
 
 #: How late a ``later`` hook may see a call's end.
@@ -58,36 +83,29 @@ class CallHook:
     def after(self, call: MeteredCall, record: UsageRecord) -> None:
         """The call is over, however it ended; ``record`` is its usage record."""
 
-    def after_batch(self, ended: list[Ended]) -> None:
-        """A ``later`` hook's view of the calls that ended (each with its record and its
-        context): ``after`` for each, in its context, unless the hook does better."""
-        after = self.after
-        for call, record, context in ended:
-            try:
-                context.run(after, call, record)
-            except Exception:
-                log.exception("the %s hook failed on a call's end", type(self).__name__)
+    def after_batch(self, ended: list[CallEnd]) -> None:
+        """A ``later`` hook's view of the calls that ended about now, in the order they did."""
 
 
 class LaterHooks:
-    """The ``after`` of the hooks that run later: each ended call is noted (with its
-    record and its context) and the hooks go over the batch ``LATER_SECONDS`` after the
-    first, on the loop the first ended on; with no running loop, at once. ``run()``
-    catches up now (before a metrics scrape, at shutdown)."""
+    """The ``after_batch`` of the hooks that run later: each call's end is noted and the
+    hooks go over the batch ``LATER_SECONDS`` after the first, on the loop the first ended
+    on; with no running loop, at once. ``run()`` catches up now (before a metrics scrape,
+    at shutdown)."""
 
     def __init__(self) -> None:
         self.hooks: tuple[CallHook, ...] = ()
-        self._ended: list[Ended] = []
+        self._ended: list[CallEnd] = []
         self._due: asyncio.TimerHandle | None = None
         self._due_loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, hook: CallHook) -> None:
         self.hooks = (*self.hooks, hook)
 
-    def note(self, call: MeteredCall, record: UsageRecord) -> None:
-        """``call`` ended with ``record``: the hooks will see it soon."""
+    def note(self, end: CallEnd) -> None:
+        """A call ended: the hooks will see ``end`` soon."""
         ended = self._ended
-        ended.append((call, record, contextvars.copy_context()))
+        ended.append(end)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -25,13 +25,14 @@ from modelway.cache.entries import Entry, replay
 from modelway.cache.policy import NO_DIRECTIVES, CacheControl
 from modelway.calls.accounts import BYTES_PER_TOKEN
 from modelway.calls.caller import Caller
-from modelway.calls.hooks import Chunk
+from modelway.calls.hooks import CallEnd, Chunk
 from modelway.calls.relay import Headers, Relay, Relayed, relayable
 from modelway.calls.tallies import ByteTally, EventTally, Tally
 from modelway.config import Timeouts
 from modelway.engine import Outcome
 from modelway.errors import BadRequest, ModelwayError
 from modelway.limits import UNLIMITED, Ticket
+from modelway.observability.context import current_trace_id
 from modelway.providers.upstream import Call
 from modelway.routing.targets import Route
 from modelway.store.records import UsageRecord
@@ -438,7 +439,20 @@ class MeteredCall:
         for hook in calls.after_hooks:
             hook.after(self, record)
         if calls.later.hooks:
-            calls.later.note(self, record)
+            cached = self._cached
+            calls.later.note(
+                CallEnd(
+                    record,
+                    self._caller.name,
+                    self.cache_status,
+                    self._route is not None,
+                    self._handed_out,
+                    None if outcome is None else outcome.upstream_seconds,
+                    error,
+                    0 if cached is None else cached.stored_bytes,
+                    current_trace_id.get(),
+                )
+            )
         deployment_ticket = UNLIMITED if outcome is None else outcome.deployment_ticket
         if (
             self._caller.key is None

@@ -65,11 +65,11 @@ class Calls:
             self.streaming_hooks = (*self.streaming_hooks, hook)
         if type(hook).chunk is not CallHook.chunk:
             self.chunk_hooks = (*self.chunk_hooks, hook)
-        if type(hook).after is not CallHook.after:
-            if hook.later:
+        if hook.later:
+            if type(hook).after_batch is not CallHook.after_batch:
                 self.later.add(hook)
-            else:
-                self.after_hooks = (*self.after_hooks, hook)
+        elif type(hook).after is not CallHook.after:
+            self.after_hooks = (*self.after_hooks, hook)
 
     def open(
         self,

@@ -1,10 +1,12 @@
 """How every metered call reaches the metrics: a call hook and an engine listener.
 
 ``MetricsHook`` counts a call in flight as it begins (``before``) and, a few
-milliseconds after it ended, tallies its usage record with the others that ended then
-(``after_batch``: one pass, one ``CallTally`` look-up per label set). ``AttemptMetrics``
-tallies each upstream attempt, answered or failed. Neither writes a metric value: that
-is ``Metrics.refresh``'s, once a second (``metrics.py``). ``install`` plugs both in.
+milliseconds after it ended, tallies its end (its usage record and the facts of the call
+beside it, ``CallEnd``) with the others that ended then (``after_batch``: one pass, one
+``CallTally`` look-up per label set), the upstream attempt that answered it included.
+``FailedAttempts`` tallies each attempt that failed, as it fails. Neither writes a metric
+value: that is ``Metrics.refresh``'s, once a second (``metrics.py``). ``install`` plugs
+both in.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
-from modelway.calls.hooks import CallHook, Ended
-from modelway.errors import BudgetExceeded, RateLimited
+from modelway.calls.hooks import CallEnd, CallHook
+from modelway.errors import BudgetExceeded, ModelwayError, RateLimited
 from modelway.observability.families import Family, empty_counts
 from modelway.observability.metrics import CallTally, Metrics, status_class
 
@@ -47,13 +49,7 @@ class MetricsHook(CallHook):
         dialect = call.dialect
         begun[dialect] = begun.get(dialect, 0) + 1
 
-    def after(self, call: MeteredCall, record: UsageRecord) -> None:
-        self.count([(call, record)])
-
-    def after_batch(self, ended: list[Ended]) -> None:
-        self.count([(call, record) for call, record, _ in ended])
-
-    def count(self, ended: list[tuple[MeteredCall, UsageRecord]]) -> None:
+    def after_batch(self, ended: list[CallEnd]) -> None:
         """Tally the calls that ended: one pass, the families' look-ups made once."""
         m = self.metrics
         tallies = m.calls
@@ -63,17 +59,18 @@ class MetricsHook(CallHook):
         per_key = m.per_key
         left: dict[str, int] = {}  # dialect -> calls over
         streams_left: dict[str, int] = {}
-        for call, record in ended:
-            routed = call.routed
+        for end in ended:
+            record = end.record
+            routed = end.routed
             dialect = record.dialect or ""
             if routed:  # ``before`` ran: admitted
                 left[dialect] = left.get(dialect, 0) + 1
-                if call.streamed:
+                if end.streamed:
                     streams_left[dialect] = streams_left.get(dialect, 0) + 1
             status = record.status
             provider = record.provider or ""
             if status >= 400 and not provider:
-                self._refusal(call, record)
+                self._refusal(end.error, status)
             alias = (record.alias or "") if routed else ""
             model = record.model or ""
             stream = record.stream
@@ -88,9 +85,9 @@ class MetricsHook(CallHook):
             counts[-1] += latency
             if per_key is not None and record.key_id:
                 self._per_key(per_key, record)
-            cache = call.cache_status
+            cache = end.cache
             if cache is not None:
-                self._cache(call, record, alias, cache)
+                self._cache(end, alias, cache)
             if not provider:
                 continue  # refused or unroutable: no upstream, no tokens
             ttft = record.ttft_ms
@@ -102,9 +99,11 @@ class MetricsHook(CallHook):
                     first = tally.ttft = empty_counts(ttft_bounds)
                 first[bisect_left(ttft_bounds, spent)] += 1
                 first[-1] += spent
-            outcome = call.outcome
-            if outcome is not None and status < 400:
-                own = max(0.0, spent - outcome.upstream_seconds)
+            upstream = end.upstream_seconds
+            if upstream is not None:  # the attempt that answered
+                tally_attempt(m, (provider, model, "ok"), upstream)
+            if upstream is not None and status < 400:
+                own = max(0.0, spent - upstream)
                 mine = tally.overhead
                 if mine is None:
                     mine = tally.overhead = empty_counts(overhead_bounds)
@@ -124,12 +123,13 @@ class MetricsHook(CallHook):
         for dialect, count in streams_left.items():
             m.in_flight_streams.add(-count, dialect)
 
-    def _cache(self, call: MeteredCall, record: UsageRecord, alias: str, cache: str) -> None:
+    def _cache(self, end: CallEnd, alias: str, cache: str) -> None:
         m = self.metrics
         m.cache_requests.add(1, alias, cache)
-        if record.cost_saved_usd:
-            m.cache_saved_cost.add(record.cost_saved_usd, alias)
-        stored = call.stored_bytes
+        saved = end.record.cost_saved_usd
+        if saved:
+            m.cache_saved_cost.add(saved, alias)
+        stored = end.stored_bytes
         if stored:
             m.cache_stored_bytes.add(stored, alias)
 
@@ -143,35 +143,33 @@ class MetricsHook(CallHook):
         if record.cost_usd:
             cost.add(record.cost_usd, key)
 
-    def _refusal(self, call: MeteredCall, record: UsageRecord) -> None:
-        error = call.error
+    def _refusal(self, error: ModelwayError | None, status: int) -> None:
         if isinstance(error, BudgetExceeded):
             self.metrics.refused("budget_exceeded")
         elif isinstance(error, RateLimited):
             self.metrics.refused("rate_limited", error.limit or "")
-        elif record.status == 403:
+        elif status == 403:
             self.metrics.refused("model_not_allowed")
 
 
-class AttemptMetrics:
-    """Each upstream attempt: its count and duration by outcome (an engine listener)."""
+class FailedAttempts:
+    """Each upstream attempt that failed: its count and duration (an engine
+    ``FailedAttempt``); the attempt that answered a call is tallied from its end."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def attempt_started(self, target: Target) -> None:
-        return None
+    def __call__(self, target: Target, seconds: float, error: BaseException) -> None:
+        tally_attempt(self.metrics, (target.backend.name, target.model, "error"), seconds)
 
-    def attempt_ended(
-        self, target: Target, handle: None, seconds: float, error: BaseException | None
-    ) -> None:
-        m = self.metrics
-        labels = (target.backend.name, target.model, "ok" if error is None else "error")
-        counts = m.attempt_tallies.get(labels)
-        if counts is None:
-            counts = m.attempt_tallies[labels] = empty_counts(m.attempt_bounds)
-        counts[bisect_left(m.attempt_bounds, seconds)] += 1
-        counts[-1] += seconds
+
+def tally_attempt(metrics: Metrics, labels: tuple[str, str, str], seconds: float) -> None:
+    """One upstream attempt of ``labels`` (provider, model, outcome) that took ``seconds``."""
+    counts = metrics.attempt_tallies.get(labels)
+    if counts is None:
+        counts = metrics.attempt_tallies[labels] = empty_counts(metrics.attempt_bounds)
+    counts[bisect_left(metrics.attempt_bounds, seconds)] += 1
+    counts[-1] += seconds
 
 
 def install(calls: Calls, writer: UsageWriter | None, auth: Any = None, **settings: Any) -> Metrics:
@@ -180,5 +178,5 @@ def install(calls: Calls, writer: UsageWriter | None, auth: Any = None, **settin
     metrics.watch(calls.engine.router, writer, auth)
     metrics.catch_up = calls.later.run
     calls.add_hook(MetricsHook(metrics))
-    calls.engine.listeners.append(AttemptMetrics(metrics))
+    calls.engine.failed_attempts.append(FailedAttempts(metrics))
     return metrics

@@ -2,9 +2,10 @@
 
 ``Metrics`` owns the families (``prometheus-client``). The hot path feeds them from the
 metered-call layer only (``call_metrics.py``): ``MetricsHook`` (a ``CallHook``: in-flight
-calls, then each call's usage record) and ``AttemptMetrics`` (an engine
-``AttemptListener``: each upstream attempt). What a call adds is tallied by its label set
-(``CallTally``: one dict look-up and a few additions per call; an attempt likewise) and
+calls, then each call's end, its usage record and answering attempt) and
+``FailedAttempts`` (each upstream attempt that failed, from the engine). What a call adds
+is tallied by its label set (``CallTally``: one dict look-up and a few additions per
+call; an attempt likewise) and
 spread over the families and written to the metric values by ``refresh()`` — every
 second in each worker and before each scrape — once per label set; each family keeps at
 most ``max_series`` label sets, and new ones past that are counted under ``other`` (model

@@ -1,16 +1,17 @@
 """One log line per request, under ``modelway.requests``: ``RequestLog``, a call hook.
 
 Every metered call — every dialect, embeddings, the web chat — leaves exactly one usage
-record, and ``after`` turns it into one line at info level: message ``request``, the
-facts as fields (``FIELDS``; JSON) or a compact human line (text, ``describe``). It
-names the key by its id and name, never the key itself (a ``Caller`` carries no key
-material). Written for every request, so it is cheap: a ``later`` hook, it sees the
-calls that ended in the last few milliseconds together (``after_batch``); nothing is
-built while the logger is off; when the gateway's own JSON handler is the only one the
-lines reach (the served case), each line is encoded straight to bytes from its fields
-and the batch written in one go — the bytes a record would have given (tested) — and
-otherwise each line is a record through the logger, made directly (no caller lookup,
-no ``extra`` checks), its fields one dict.
+record, and its end (``CallEnd``: the record and what it does not say of the call)
+becomes one line at info level: message ``request``, the facts as fields (``FIELDS``;
+JSON) or a compact human line (text, ``describe``). It names the key by its id and
+name, never the key itself (a ``Caller`` carries no key material). Written for every
+request, so it is cheap: a ``later`` hook, it sees the calls that ended in the last few
+milliseconds together (``after_batch``); nothing is built while the logger is off; when
+the gateway's own JSON handler is the only one the lines reach (the served case), the
+batch's lines are encoded to bytes in one call (``Encoder.encode_lines``) and written in
+one go — the bytes a record would have given (tested) — and otherwise each line is a
+record through the logger, made directly (no caller lookup, no ``extra`` checks), its
+fields one dict.
 """
 
 from __future__ import annotations
@@ -21,12 +22,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
-from modelway.calls.hooks import CallHook, Ended
+from modelway.calls.hooks import CallEnd, CallHook
 from modelway.logs import FIELDS_ATTRIBUTE, JsonFormatter, direct_handler, text_line
-from modelway.observability.context import current_trace_id
 
 if TYPE_CHECKING:
-    from modelway.calls.metered import MeteredCall
     from modelway.store.records import UsageRecord
 
 LOGGER = "modelway.requests"
@@ -103,63 +102,66 @@ class RequestLog(CallHook):
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger if logger is not None else logging.getLogger(LOGGER)
 
-    def after(self, call: MeteredCall, record: UsageRecord) -> None:
-        logger = self.logger
-        if not logger.isEnabledFor(_INFO):
-            return
-        ended = _ended(record)
-        line = request_line(call, record, current_trace_id.get(), "", logger.name)
-        fields = {name: getattr(line, name) for name in FIELDS}
-        logger.handle(RequestRecord(logger.name, fields, ended))
-
-    def after_batch(self, ended: list[Ended]) -> None:
+    def after_batch(self, ended: list[CallEnd]) -> None:
         """The lines of calls that ended about now. When the gateway's own JSON handler
-        is the only one they reach (``direct_handler``), each line is encoded straight
+        is the only one they reach (``direct_handler``), the lines are encoded straight
         into one buffer (msgspec: no dict, no record, no bytes object per line) and the
-        batch written in one go; else each goes through the logger as a record
-        (``after``)."""
+        batch written in one go; else each goes through the logger as a record."""
         logger = self.logger
         if not logger.isEnabledFor(_INFO):
             return
         handler = direct_handler(logger)
         if handler is None:
-            super().after_batch(ended)
+            for end in ended:
+                self.log(end)
             return
         time_text = cast(JsonFormatter, handler.formatter).time_text
         name = logger.name
-        encode_into = _encoder.encode_into
-        data = bytearray()
-        for call, record, context in ended:
-            line = request_line(
-                call, record, context.get(current_trace_id), time_text(_ended(record)), name
-            )
-            try:
-                encode_into(line, data, -1)
-            except (TypeError, ValueError, msgspec.EncodeError):
-                # Not JSON as it stands (a lone surrogate ...): what was begun of it goes,
-                # and the line takes the library's way, which says what is wrong.
-                del data[data.rfind(b"\n") + 1 :]
-                context.run(self.after, call, record)
-                continue
-            data += b"\n"
+        lines = [request_line(end, time_text(_ended(end.record)), name) for end in ended]
+        data: bytes | bytearray
+        try:
+            data = _encoder.encode_lines(lines)
+        except (TypeError, ValueError, msgspec.EncodeError):
+            # A line that is not JSON as it stands (a lone surrogate ...): each line on
+            # its own, and that one the library's way, which says what is wrong.
+            data = self._encode_each(lines, ended)
         handler.write_encoded(data)
 
+    def _encode_each(self, lines: list[RequestLine], ended: list[CallEnd]) -> bytearray:
+        data = bytearray()
+        for line, end in zip(lines, ended, strict=True):
+            try:
+                _encoder.encode_into(line, data, -1)
+            except (TypeError, ValueError, msgspec.EncodeError):
+                del data[data.rfind(b"\n") + 1 :]  # what was begun of it goes
+                self.log(end)
+                continue
+            data += b"\n"
+        return data
 
-def request_line(
-    call: MeteredCall, record: UsageRecord, trace_id: str | None, time: str, logger: str
-) -> RequestLine:
-    """The line of ``call``, which left ``record``, stamped ``time``."""
+    def log(self, end: CallEnd) -> None:
+        """``end``'s line through the logger: a record, its fields one dict."""
+        logger = self.logger
+        line = request_line(end, "", logger.name)
+        fields = {name: getattr(line, name) for name in FIELDS}
+        logger.handle(RequestRecord(logger.name, fields, _ended(end.record)))
+
+
+def request_line(end: CallEnd, time: str, logger: str) -> RequestLine:
+    """The line of the call that ended as ``end`` says, stamped ``time``."""
+    record = end.record
     reached = record.provider is not None
     ttft = record.ttft_ms
+    cache = end.cache
     return RequestLine(
         time,
         "info",
         logger,
         "request",
         record.request_id,
-        trace_id,
+        end.trace_id,
         record.key_id,
-        call.caller.name,
+        end.key_name,
         record.user,
         record.team,
         record.dialect,
@@ -176,7 +178,9 @@ def request_line(
         record.cost_usd,
         record.retries + 1 if reached else 0,
         record.fallback_used,
-        _cache_field(call, record, reached),
+        # The response cache's word on the call; without the cache, a call that reached
+        # a provider missed it.
+        "hit" if record.cache_hit else cache if cache is not None else "miss" if reached else None,
         record.stream,
     )
 
@@ -184,17 +188,6 @@ def request_line(
 def _ended(record: UsageRecord) -> float:
     """When the call ended (its record holds when it began and how long it took)."""
     return record.time + record.latency_ms / 1000
-
-
-def _cache_field(call: MeteredCall, record: UsageRecord, reached: bool) -> str | None:
-    """``hit``, ``miss`` or ``bypass`` as the response cache saw the call; without the
-    cache, ``miss`` for a call that reached a provider."""
-    if record.cache_hit:
-        return "hit"
-    status = call.cache_status
-    if status is not None:
-        return status
-    return "miss" if reached else None
 
 
 def describe(line: logging.LogRecord) -> str:
