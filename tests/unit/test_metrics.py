@@ -17,8 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelway.calls import ANONYMOUS
 from modelway.errors import UpstreamStatusError
 from modelway.limits.outage import RedisOutage
+from modelway.types import ChatRequest, Message
 from tests.polling import eventually
 from tests.unit.gateways import MASTER, Setup, in_process_gateway
 
@@ -83,6 +85,26 @@ async def test_each_dialects_calls_are_counted_timed_and_priced(gateway: Setup) 
     assert value(samples, "modelway_in_flight_calls") == 0
     assert value(samples, "modelway_in_flight_streams") == 0
     assert value(samples, "modelway_build_info") == 1
+
+
+async def test_calls_and_streams_in_flight_are_counted_while_they_run(gateway: Setup) -> None:
+    calls = gateway.state.calls
+    request = ChatRequest(
+        model="mock/echo", messages=[Message(role="user", content="one two three")], stream=True
+    )
+    async with calls.open(ANONYMOUS, "mock/echo", dialect="openai", request_id="r1") as call:
+        samples = await scrape(gateway)
+        assert value(samples, "modelway_in_flight_calls", dialect="openai") == 1
+        assert value(samples, "modelway_in_flight_streams", dialect="openai") == 0
+        events = await call.stream(request)
+        await anext(aiter(events))  # the stream is handed out and has begun
+        samples = await scrape(gateway)
+        assert value(samples, "modelway_in_flight_streams", dialect="openai") == 1
+        async for _ in events:
+            pass
+    samples = await scrape(gateway)
+    assert value(samples, "modelway_in_flight_calls", dialect="openai") == 0
+    assert value(samples, "modelway_in_flight_streams", dialect="openai") == 0
 
 
 async def test_refusals_are_counted_by_reason_and_limit(gateway: Setup) -> None:

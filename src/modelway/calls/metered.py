@@ -244,6 +244,8 @@ class MeteredCall:
             fallbacks, max_retries, timeouts = self._route_options
             route = calls.engine.route(self._model, fallbacks, max_retries)
             self._route = route if timeouts is None else route._replace(timeouts=timeouts)
+            in_flight = calls.in_flight  # until ``_finish``
+            in_flight[self._dialect] = in_flight.get(self._dialect, 0) + 1
             for hook in calls.before_hooks:
                 hook.before(self)
         except ModelwayError as error:
@@ -375,6 +377,8 @@ class MeteredCall:
         metered = self._meter(source, tally)
         self._metered_stream = metered
         self._handed_out = True
+        streams = self._calls.streams_in_flight  # until ``_finish``
+        streams[self._dialect] = streams.get(self._dialect, 0) + 1
         for hook in self._calls.streaming_hooks:
             hook.streaming(self)
         return metered
@@ -415,6 +419,11 @@ class MeteredCall:
             return
         self._settled = True
         self._error = error
+        calls = self._calls
+        if self._route is not None:
+            calls.in_flight[self._dialect] -= 1
+            if self._handed_out:
+                calls.streams_in_flight[self._dialect] -= 1
         outcome = self._outcome
         if usage is None:
             # Nothing reached a provider (refused, unknown model, ...): no tokens were spent.
@@ -427,7 +436,7 @@ class MeteredCall:
                     estimated=True,
                 )
             )
-        accounts = self._calls.accounts
+        accounts = calls.accounts
         cost = 0.0
         if self._cached is not None and self._cached.entry is not None:
             usage = Usage()  # a cache hit spent nothing: no tokens, no cost
@@ -435,7 +444,6 @@ class MeteredCall:
             cost = accounts.cost(outcome.target.backend.name, outcome.target.model, usage)
         record = self._record(status, usage, error, cost)
         accounts.recorder.record(record)
-        calls = self._calls
         for hook in calls.after_hooks:
             hook.after(self, record)
         if calls.later.hooks:

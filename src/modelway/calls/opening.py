@@ -41,6 +41,10 @@ class Calls:
         self.accounts = accounts
         #: The response cache and idempotency keys (None: neither, as for the library).
         self.cache = cache
+        #: dialect -> calls admitted and routed and not over, and streams handed out and
+        #: not over (the metrics' in-flight gauges read them).
+        self.in_flight: dict[str, int] = {}
+        self.streams_in_flight: dict[str, int] = {}
         self.hooks: tuple[CallHook, ...] = ()
         #: The hooks that look at a call before it runs, and at a stream handed out.
         self.before_hooks: tuple[CallHook, ...] = ()

@@ -1,9 +1,10 @@
 """How every metered call reaches the metrics: a call hook and an engine listener.
 
-``MetricsHook`` counts a call in flight as it begins (``before``) and, a few
-milliseconds after it ended, tallies its end (its usage record and the facts of the call
-beside it, ``CallEnd``) with the others that ended then (``after_batch``: one pass, one
-``CallTally`` look-up per label set), the upstream attempt that answered it included.
+``MetricsHook``, a few milliseconds after a call ended, tallies its end (its usage
+record and the facts of the call beside it, ``CallEnd``) with the others that ended then
+(``after_batch``: one pass, one ``CallTally`` look-up per label set), the upstream
+attempt that answered it included; calls and streams in flight are the call layer's
+counts (``Calls.in_flight``), copied at refresh.
 ``FailedAttempts`` tallies each attempt that failed, as it fails. Neither writes a metric
 value: that is ``Metrics.refresh``'s, once a second (``metrics.py``). ``install`` plugs
 both in.
@@ -20,7 +21,6 @@ from modelway.observability.families import Family, empty_counts
 from modelway.observability.metrics import CallTally, Metrics, status_class
 
 if TYPE_CHECKING:
-    from modelway.calls.metered import MeteredCall
     from modelway.calls.opening import Calls
     from modelway.routing.targets import Target
     from modelway.store.records import UsageRecord
@@ -30,24 +30,15 @@ _STREAM = {True: "true", False: "false"}
 
 
 class MetricsHook(CallHook):
-    """In-flight calls, and each call's usage record as requests, durations, tokens, cost
+    """Each call's end as requests, durations, tokens, cost and its answering attempt
     (counted a little after the call ends, with the others that ended about then; a
-    refresh catches up first)."""
+    refresh catches up first). Calls in flight are the call layer's count, read by
+    ``Metrics.refresh``."""
 
     later = True
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-
-    def before(self, call: MeteredCall) -> None:
-        begun = self.metrics.begun  # counted in at the next refresh (``Metrics._spread``)
-        dialect = call.dialect
-        begun[dialect] = begun.get(dialect, 0) + 1
-
-    def streaming(self, call: MeteredCall) -> None:
-        begun = self.metrics.streams_begun
-        dialect = call.dialect
-        begun[dialect] = begun.get(dialect, 0) + 1
 
     def after_batch(self, ended: list[CallEnd]) -> None:
         """Tally the calls that ended: one pass, the families' look-ups made once."""
@@ -57,16 +48,10 @@ class MetricsHook(CallHook):
         ttft_bounds = m.ttft.bounds
         overhead_bounds = m.overhead.bounds
         per_key = m.per_key
-        left: dict[str, int] = {}  # dialect -> calls over
-        streams_left: dict[str, int] = {}
         for end in ended:
             record = end.record
             routed = end.routed
             dialect = record.dialect or ""
-            if routed:  # ``before`` ran: admitted
-                left[dialect] = left.get(dialect, 0) + 1
-                if end.streamed:
-                    streams_left[dialect] = streams_left.get(dialect, 0) + 1
             status = record.status
             provider = record.provider or ""
             if status >= 400 and not provider:
@@ -118,10 +103,6 @@ class MetricsHook(CallHook):
             tally.retries += record.retries
             if record.fallback_used:
                 m.fallbacks.add(1, alias, record.fallback_used)
-        for dialect, count in left.items():
-            m.in_flight.add(-count, dialect)
-        for dialect, count in streams_left.items():
-            m.in_flight_streams.add(-count, dialect)
 
     def _cache(self, end: CallEnd, alias: str, cache: str) -> None:
         m = self.metrics
@@ -176,6 +157,7 @@ def install(calls: Calls, writer: UsageWriter | None, auth: Any = None, **settin
     """Metrics for every call ``calls`` opens; the ``Metrics`` to expose and refresh."""
     metrics = Metrics(**settings)
     metrics.watch(calls.engine.router, writer, auth)
+    metrics.live = calls
     metrics.catch_up = calls.later.run
     calls.add_hook(MetricsHook(metrics))
     calls.engine.failed_attempts.append(FailedAttempts(metrics))

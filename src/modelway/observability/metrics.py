@@ -44,6 +44,7 @@ from modelway.observability.metric_files import WorkerFiles
 from modelway.outages import Outage
 
 if TYPE_CHECKING:
+    from modelway.calls.opening import Calls
     from modelway.routing.resolve import Router
     from modelway.store.writer import UsageWriter
 
@@ -234,10 +235,8 @@ class Metrics:
         self.calls: dict[tuple[str, str, str, str, str, str], CallTally] = {}
         #: (provider, model, outcome) -> upstream attempts: per-bucket counts, then the sum.
         self.attempt_tallies: dict[tuple[str, str, str], list[float]] = {}
-        #: dialect -> calls (and streams) begun since the last refresh: the in-flight
-        #: gauges go up by these and down by the calls that ended (``MetricsHook.count``).
-        self.begun: dict[str, int] = {}
-        self.streams_begun: dict[str, int] = {}
+        #: The calls whose in-flight counts (``Calls.in_flight``) the gauges copy.
+        self.live: Calls | None = None
         self.call_bounds = self.duration.bounds
         self.attempt_bounds = self.upstream.bounds
         # What refresh() has copied so far, so counters grow by the difference.
@@ -292,12 +291,12 @@ class Metrics:
 
     def _spread(self) -> None:
         """Hand what the calls and attempts tallied to the families they count in."""
-        begun, self.begun = self.begun, {}
-        for dialect, count in begun.items():
-            self.in_flight.add(count, dialect)
-        begun, self.streams_begun = self.streams_begun, {}
-        for dialect, count in begun.items():
-            self.in_flight_streams.add(count, dialect)
+        live = self.live
+        if live is not None:
+            for dialect, count in live.in_flight.items():
+                self.in_flight.child(dialect).set(count)
+            for dialect, count in live.streams_in_flight.items():
+                self.in_flight_streams.child(dialect).set(count)
         calls, self.calls = self.calls, {}
         for (dialect, alias, provider, model, status, stream), tally in calls.items():
             self.requests.add(tally.requests, dialect, alias, provider, model, status)
