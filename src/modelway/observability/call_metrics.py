@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from modelway.calls.hooks import CallEnd, CallHook
 from modelway.errors import BudgetExceeded, ModelwayError, RateLimited
 from modelway.observability.families import Family, empty_counts
-from modelway.observability.metrics import CallTally, Metrics, status_class
+from modelway.observability.metrics import STATUS_CLASSES, CallTally, Metrics, status_class
 
 if TYPE_CHECKING:
     from modelway.calls.opening import Calls
@@ -47,6 +47,7 @@ class MetricsHook(CallHook):
         call_bounds = m.call_bounds
         ttft_bounds = m.ttft.bounds
         overhead_bounds = m.overhead.bounds
+        attempt_bounds = m.attempt_bounds
         per_key = m.per_key
         for end in ended:
             record = end.record
@@ -59,7 +60,8 @@ class MetricsHook(CallHook):
             alias = (record.alias or "") if routed else ""
             model = record.model or ""
             stream = record.stream
-            labels = (dialect, alias, provider, model, status_class(status), _STREAM[stream])
+            labels = (dialect, alias, provider, model, STATUS_CLASSES.get(status // 100, "5xx"),
+                      _STREAM[stream])  # fmt: skip
             tally = tallies.get(labels)
             if tally is None:
                 tally = tallies[labels] = CallTally(call_bounds)
@@ -85,15 +87,19 @@ class MetricsHook(CallHook):
                 first[bisect_left(ttft_bounds, spent)] += 1
                 first[-1] += spent
             upstream = end.upstream_seconds
-            if upstream is not None:  # the attempt that answered
-                tally_attempt(m, (provider, model, "ok"), upstream)
-            if upstream is not None and status < 400:
-                own = max(0.0, spent - upstream)
-                mine = tally.overhead
-                if mine is None:
-                    mine = tally.overhead = empty_counts(overhead_bounds)
-                mine[bisect_left(overhead_bounds, own)] += 1
-                mine[-1] += own
+            if upstream is not None:  # the attempt that answered, under its call's labels
+                answered = tally.attempt
+                if answered is None:
+                    answered = tally.attempt = empty_counts(attempt_bounds)
+                answered[bisect_left(attempt_bounds, upstream)] += 1
+                answered[-1] += upstream
+                if status < 400:
+                    own = max(0.0, spent - upstream)
+                    mine = tally.overhead
+                    if mine is None:
+                        mine = tally.overhead = empty_counts(overhead_bounds)
+                    mine[bisect_left(overhead_bounds, own)] += 1
+                    mine[-1] += own
             tally.input += record.prompt_tokens
             tally.output += record.completion_tokens
             tally.cached += record.cached_tokens
@@ -141,16 +147,13 @@ class FailedAttempts:
         self.metrics = metrics
 
     def __call__(self, target: Target, seconds: float, error: BaseException) -> None:
-        tally_attempt(self.metrics, (target.backend.name, target.model, "error"), seconds)
-
-
-def tally_attempt(metrics: Metrics, labels: tuple[str, str, str], seconds: float) -> None:
-    """One upstream attempt of ``labels`` (provider, model, outcome) that took ``seconds``."""
-    counts = metrics.attempt_tallies.get(labels)
-    if counts is None:
-        counts = metrics.attempt_tallies[labels] = empty_counts(metrics.attempt_bounds)
-    counts[bisect_left(metrics.attempt_bounds, seconds)] += 1
-    counts[-1] += seconds
+        m = self.metrics
+        labels = (target.backend.name, target.model, "error")
+        counts = m.attempt_tallies.get(labels)
+        if counts is None:
+            counts = m.attempt_tallies[labels] = empty_counts(m.attempt_bounds)
+        counts[bisect_left(m.attempt_bounds, seconds)] += 1
+        counts[-1] += seconds
 
 
 def install(calls: Calls, writer: UsageWriter | None, auth: Any = None, **settings: Any) -> Metrics:

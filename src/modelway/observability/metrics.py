@@ -62,26 +62,29 @@ TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                     0.25)  # fmt: skip
 _STATES = {"healthy": 0, "probing": 1, "cooling": 2}
-_STATUS_CLASSES = {2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+#: ``status // 100`` -> its class; anything else is ``5xx`` (``status_class``).
+STATUS_CLASSES = {2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
 def status_class(status: int) -> str:
     """``2xx``, ``4xx``, ``5xx`` (a caller that left, 499, is ``4xx``)."""
-    return _STATUS_CLASSES.get(status // 100, "5xx")
+    return STATUS_CLASSES.get(status // 100, "5xx")
 
 
 class CallTally:
     """What the calls of one label set added since the last ``refresh``: one dict look-up
     and a few additions per call, spread over the families once a second."""
 
-    __slots__ = ("cache_write", "cached", "cost", "duration", "input", "output", "overhead",
-                 "reasoning", "requests", "retries", "ttft")  # fmt: skip
+    __slots__ = ("attempt", "cache_write", "cached", "cost", "duration", "input", "output",
+                 "overhead", "reasoning", "requests", "retries", "ttft")  # fmt: skip
 
     def __init__(self, duration: tuple[float, ...]) -> None:
         self.requests = 0
         self.duration = empty_counts(duration)
         self.ttft: list[float] | None = None
         self.overhead: list[float] | None = None
+        #: The upstream attempts that answered these calls (as ``modelway_upstream_*``).
+        self.attempt: list[float] | None = None
         self.input = self.output = self.cached = self.cache_write = self.reasoning = 0
         self.cost = 0.0
         self.retries = 0
@@ -233,7 +236,8 @@ class Metrics:
         build.labels(__version__).set(1)
         #: (dialect, alias, provider, model, status class, stream) -> what its calls added.
         self.calls: dict[tuple[str, str, str, str, str, str], CallTally] = {}
-        #: (provider, model, outcome) -> upstream attempts: per-bucket counts, then the sum.
+        #: (provider, model, outcome) -> upstream attempts that failed: per-bucket counts, then
+        #: the sum (those that answered are in their calls' ``CallTally``).
         self.attempt_tallies: dict[tuple[str, str, str], list[float]] = {}
         #: The calls whose in-flight counts (``Calls.in_flight``) the gauges copy.
         self.live: Calls | None = None
@@ -305,6 +309,9 @@ class Metrics:
                 self.ttft.observe_counts(tally.ttft, dialect, alias, provider, model)
             if tally.overhead is not None:
                 self.overhead.observe_counts(tally.overhead, dialect, stream)
+            if tally.attempt is not None:
+                self.attempts.add(sum(tally.attempt[:-1]), provider, model, "ok")
+                self.upstream.observe_counts(tally.attempt, provider, model, "ok")
             if not provider:
                 continue
             tokens = self.tokens
