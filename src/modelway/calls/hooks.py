@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from modelway.errors import ModelwayError
+from modelway.observability.context import current_trace_id
 from modelway.store.records import UsageRecord
 from modelway.types import StreamEvent
 
@@ -56,6 +57,22 @@ class CallEnd(msgspec.Struct, frozen=True):
     stored_bytes: int
     #: The trace id of the call's span (traces on), for the request line.
     trace_id: str | None
+
+    @classmethod
+    def of(cls, call: MeteredCall, record: UsageRecord) -> CallEnd:
+        """``call``'s end with ``record``, as it is now (in the call's context)."""
+        outcome = call.outcome
+        return cls(
+            record,
+            call.caller.name,
+            call.cache_status,
+            call.routed,
+            call.streamed,
+            None if outcome is None else outcome.upstream_seconds,
+            call.error,
+            call.stored_bytes,
+            current_trace_id.get(),
+        )
 
 
 #: How late a ``later`` hook may see a call's end.

@@ -25,14 +25,13 @@ from modelway.cache.entries import Entry, replay
 from modelway.cache.policy import NO_DIRECTIVES, CacheControl
 from modelway.calls.accounts import BYTES_PER_TOKEN
 from modelway.calls.caller import Caller
-from modelway.calls.hooks import CallEnd, Chunk
+from modelway.calls.hooks import Chunk
 from modelway.calls.relay import Headers, Relay, Relayed, relayable
 from modelway.calls.tallies import ByteTally, EventTally, Tally
 from modelway.config import Timeouts
 from modelway.engine import Outcome
 from modelway.errors import BadRequest, ModelwayError
 from modelway.limits import UNLIMITED, Ticket
-from modelway.observability.context import current_trace_id
 from modelway.providers.upstream import Call
 from modelway.routing.targets import Route
 from modelway.store.records import UsageRecord
@@ -244,10 +243,7 @@ class MeteredCall:
             fallbacks, max_retries, timeouts = self._route_options
             route = calls.engine.route(self._model, fallbacks, max_retries)
             self._route = route if timeouts is None else route._replace(timeouts=timeouts)
-            in_flight = calls.in_flight  # until ``_finish``
-            in_flight[self._dialect] = in_flight.get(self._dialect, 0) + 1
-            for hook in calls.before_hooks:
-                hook.before(self)
+            calls.begun(self)
         except ModelwayError as error:
             await self._finish(error.status, None, error)
             raise
@@ -377,10 +373,7 @@ class MeteredCall:
         metered = self._meter(source, tally)
         self._metered_stream = metered
         self._handed_out = True
-        streams = self._calls.streams_in_flight  # until ``_finish``
-        streams[self._dialect] = streams.get(self._dialect, 0) + 1
-        for hook in self._calls.streaming_hooks:
-            hook.streaming(self)
+        self._calls.streaming(self)
         return metered
 
     async def _meter(self, source: AsyncIterator[C], tally: Tally) -> AsyncGenerator[C, None]:
@@ -420,10 +413,6 @@ class MeteredCall:
         self._settled = True
         self._error = error
         calls = self._calls
-        if self._route is not None:
-            calls.in_flight[self._dialect] -= 1
-            if self._handed_out:
-                calls.streams_in_flight[self._dialect] -= 1
         outcome = self._outcome
         if usage is None:
             # Nothing reached a provider (refused, unknown model, ...): no tokens were spent.
@@ -444,23 +433,7 @@ class MeteredCall:
             cost = accounts.cost(outcome.target.backend.name, outcome.target.model, usage)
         record = self._record(status, usage, error, cost)
         accounts.recorder.record(record)
-        for hook in calls.after_hooks:
-            hook.after(self, record)
-        if calls.later.hooks:
-            cached = self._cached
-            calls.later.note(
-                CallEnd(
-                    record,
-                    self._caller.name,
-                    self.cache_status,
-                    self._route is not None,
-                    self._handed_out,
-                    None if outcome is None else outcome.upstream_seconds,
-                    error,
-                    0 if cached is None else cached.stored_bytes,
-                    current_trace_id.get(),
-                )
-            )
+        calls.ended(self, record)
         deployment_ticket = UNLIMITED if outcome is None else outcome.deployment_ticket
         if (
             self._caller.key is None

@@ -3,7 +3,9 @@
 It holds what every call shares — the engine, the accounts (limits, budgets, the usage
 recorder), the response cache — and the hooks, sorted once by what each looks at
 (before a call, a stream handed out, each chunk, the end now or in ``later`` batches),
-so a call asks only the hooks that care. ``open`` gives a ``MeteredCall``
+so a call asks only the hooks that care; a call tells it as it begins, hands out a
+stream and ends (``begun``, ``streaming``, ``ended``), which is where the calls in
+flight are counted and those hooks are asked. ``open`` gives a ``MeteredCall``
 (``metered.py``); ``aclose`` finishes what is still settling and closes the rest.
 """
 
@@ -16,7 +18,7 @@ from modelway.cache.policy import NO_DIRECTIVES, CacheControl
 from modelway.calls.accounts import Accounts
 from modelway.calls.caller import Caller
 from modelway.calls.finishing import Finisher
-from modelway.calls.hooks import CallHook, LaterHooks
+from modelway.calls.hooks import CallEnd, CallHook, LaterHooks
 from modelway.calls.metered import MeteredCall
 from modelway.config import Timeouts
 from modelway.engine import Engine
@@ -24,6 +26,7 @@ from modelway.errors import ModelwayError
 
 if TYPE_CHECKING:
     from modelway.cache.responses import ResponseCache
+    from modelway.store.records import UsageRecord
 
 
 class Calls:
@@ -74,6 +77,33 @@ class Calls:
                 self.later.add(hook)
         elif type(hook).after is not CallHook.after:
             self.after_hooks = (*self.after_hooks, hook)
+
+    def begun(self, call: MeteredCall) -> None:
+        """``call`` was admitted and routed: in flight until it ends; the ``before`` hooks
+        (which may refuse it) see it."""
+        in_flight = self.in_flight
+        in_flight[call.dialect] = in_flight.get(call.dialect, 0) + 1
+        for hook in self.before_hooks:
+            hook.before(call)
+
+    def streaming(self, call: MeteredCall) -> None:
+        """``call`` handed out a stream: in flight until the call ends."""
+        streams = self.streams_in_flight
+        streams[call.dialect] = streams.get(call.dialect, 0) + 1
+        for hook in self.streaming_hooks:
+            hook.streaming(call)
+
+    def ended(self, call: MeteredCall, record: UsageRecord) -> None:
+        """``call`` is over with ``record``: out of flight; the ``after`` hooks see it now,
+        the ``later`` ones soon, as its ``CallEnd``."""
+        if call.routed:
+            self.in_flight[call.dialect] -= 1
+            if call.streamed:
+                self.streams_in_flight[call.dialect] -= 1
+        for hook in self.after_hooks:
+            hook.after(call, record)
+        if self.later.hooks:
+            self.later.note(CallEnd.of(call, record))
 
     def open(
         self,
