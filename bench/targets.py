@@ -112,8 +112,12 @@ def throughput_targets(
             "≥ 0.95\u00d7 the same with them off",
             observed_text,
             _check(observed, 0.95, at_least=True),
-            "pairs of 5 s runs at 32 connections, order flipped each pair; "
-            "quick mode: one pair of 1 s, within this machine's noise",
+            (
+                f"pairs of {paired['seconds']:g} s runs at 32 connections, order flipped "
+                "each pair; quick mode: one pair of 1 s, within this machine's noise"
+            )
+            if paired
+            else "",
         ),
     ]
 
