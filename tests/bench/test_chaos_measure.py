@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.chaos import Call, Fault, measure
+from bench.chaos_measure import Call, Fault, measure
 from bench.chaos_topology import LIMITED
 
 REPLICA = "127.0.0.1:9001"
