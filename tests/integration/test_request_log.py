@@ -74,14 +74,16 @@ def test_serve_logs_one_json_line_per_request_naming_the_key_never_showing_it(
     assert (whole["request_id"], whole["stream"]) == ("rl-whole", False)
     assert (streamed["request_id"], streamed["stream"]) == ("rl-stream", True)
     assert streamed["ttft_ms"] is not None
-    [started] = [x for x in events if x["logger"] == "modelway.server" and "workers" in x]
+    [started] = [x for x in events if " listening on " in x["message"]]
     assert started["address"] == url and started["workers"] == 1 and started["version"]
     messages = [x["message"] for x in events]
     assert "worker started" in messages
-    wait_until(
-        lambda: "modelway stopped" in [x["message"] for x in _json_lines(stderr)],
+    stopped = wait_until(
+        lambda: next((x for x in _json_lines(stderr) if x["message"] == "modelway stopped"), None),
         what="the stop event",
     )
+    assert (stopped["address"], stopped["workers"]) == (url, 1)
+    assert stopped["version"] == started["version"]
     assert "worker stopping" in [x["message"] for x in _json_lines(stderr)]
 
 

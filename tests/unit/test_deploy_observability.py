@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from modelway.observability.metrics import OVERHEAD_BUCKETS, REQUEST_BUCKETS, TTFT_BUCKETS
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "modelway.json"
@@ -207,6 +209,40 @@ def test_the_alert_rules_pass_promtool_check_rules() -> None:
 def test_the_alert_rules_pass_their_promtool_unit_tests() -> None:
     tested = run_promtool("test", "rules", "alerts-test.yml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_every_alert_is_shown_firing_by_the_promtool_unit_tests() -> None:
+    """An alert no case expects to fire could never fire, and nothing would say so."""
+    loaded = yaml.safe_load((PROMETHEUS / "alerts-test.yml").read_text())
+    cases = [case for test in loaded["tests"] for case in test.get("alert_rule_test", [])]
+    fired = {case["alertname"] for case in cases if case.get("exp_alerts")}
+    named = {rule["alert"] for rule in alert_rules()}
+    assert named - fired == set(), "alerts no promtool case shows firing"
+    assert {case["alertname"] for case in cases} <= named
+
+
+def test_every_quantile_alert_threshold_is_below_its_histograms_top_bucket() -> None:
+    """histogram_quantile never returns more than the top finite bucket bound: a threshold
+    at or above it can never be crossed."""
+    buckets = {
+        "modelway_request_duration_seconds": REQUEST_BUCKETS,
+        "modelway_upstream_duration_seconds": REQUEST_BUCKETS,
+        "modelway_time_to_first_token_seconds": TTFT_BUCKETS,
+        "modelway_overhead_seconds": OVERHEAD_BUCKETS,
+    }
+    histograms = {name for name, kind in spec_metrics().items() if kind == "histogram"}
+    assert histograms == set(buckets), "a histogram's buckets are missing here"
+    checked = 0
+    for rule in alert_rules():
+        expr = " ".join(rule["expr"].split())
+        if "histogram_quantile" not in expr:
+            continue
+        (name,) = {found.removesuffix("_bucket") for found in METRIC_NAME.findall(expr)}
+        threshold = re.fullmatch(r"histogram_quantile\(.*\) > ([0-9.]+)", expr)
+        assert threshold, f"{rule['alert']}: not `histogram_quantile(...) > N`"
+        assert float(threshold.group(1)) < max(buckets[name]), rule["alert"]
+        checked += 1
+    assert checked >= 3
 
 
 def test_every_alert_waits_says_why_and_names_only_spec_metrics() -> None:

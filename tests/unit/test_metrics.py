@@ -22,7 +22,7 @@ from modelway.errors import UpstreamStatusError
 from modelway.limits.outage import RedisOutage
 from modelway.types import ChatRequest, Message
 from tests.polling import eventually
-from tests.unit.gateways import MASTER, Setup, in_process_gateway
+from tests.unit.gateways import MASTER, Setup, in_process_gateway, openai_upstream
 
 CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "one two three"}]}
 ANTHROPIC = {
@@ -148,6 +148,44 @@ async def test_label_sets_past_the_cap_are_counted_as_other(tmp_path: Path) -> N
     assert value(samples, "modelway_requests_total") == 25
 
 
+def _broken_or_answering(request: Any) -> Any:
+    """The OpenAI upstream, except that ``broken`` fails every time."""
+    if b'"broken"' in (request.body or b""):
+        raise UpstreamStatusError("upstream 503", upstream_status=503)
+    return openai_upstream(request)
+
+
+async def test_past_the_cap_only_the_unbounded_labels_become_other(tmp_path: Path) -> None:
+    config = "metrics: {max_series: 10}\n"
+    async with in_process_gateway(tmp_path, config, upstream=_broken_or_answering) as gateway:
+        for number in range(14):
+            body = {**CHAT, "model": f"openai/model-{number}"}
+            assert (await gateway.http.post("/v1/chat/completions", json=body)).status_code == 200
+        broken = await gateway.http.post(
+            "/v1/chat/completions", json={**CHAT, "model": "openai/broken"}
+        )
+        assert broken.status_code >= 500
+        samples = await scrape(gateway)
+    other = {"alias": "other", "provider": "other", "model": "other"}
+    requests = "modelway_requests_total"
+    assert value(samples, requests, dialect="openai", status_class="5xx", **other) == 1
+    assert value(samples, requests, dialect="openai", status_class="2xx", **other) == 4
+    assert value(samples, requests, dialect="other") == 0
+    # Every answered call: 5 input tokens and 1 output token, each counted as its type.
+    tokens = "modelway_tokens_total"
+    assert value(samples, tokens, type="input") == 14 * 5
+    assert value(samples, tokens, type="output") == 14
+    assert value(samples, tokens, type="input", **{"provider": "other", "model": "other"}) > 0
+    assert value(samples, tokens, type="other") == 0
+    attempts = "modelway_upstream_attempts_total"
+    assert value(samples, attempts, provider="other", model="other", outcome="error") >= 1
+    assert value(samples, attempts, outcome="ok") == 14
+    assert value(samples, attempts, outcome="other") == 0
+    # Still bounded: ten named label sets, then one per value of the bounded labels.
+    series = {labels for (n, labels) in samples if n == requests}
+    assert len(series) == 12
+
+
 async def test_deployment_health_and_the_usage_writer_are_copied_in(tmp_path: Path) -> None:
     config = (
         "models:\n  - name: fragile\n    deployments:\n      - {provider: openai, model: gpt-x}\n"
@@ -205,19 +243,31 @@ async def test_with_auth_the_master_key_or_the_metrics_token_is_needed(gateway: 
     master = await gateway.http.get("/metrics", headers={"authorization": f"Bearer {MASTER}"})
     assert master.status_code == 200
     assert "scrape-token-0123" not in master.text and MASTER not in master.text
+    # The two refused scrapes count as refused keys, as on any other route.
+    assert value(await scrape(gateway), "modelway_refusals_total", reason="auth_failed") == 2
+    twice = [("authorization", "Bearer scrape-token-0123"), ("authorization", "Bearer x")]
+    assert (await gateway.http.get("/metrics", headers=twice)).status_code == 401
 
 
-async def test_open_mode_serves_loopback_only(tmp_path: Path) -> None:
+async def test_open_mode_serves_loopback_and_the_metrics_token_only(tmp_path: Path) -> None:
     from modelway.config import parse_config
     from modelway.gateway.app import create_app
 
     environ = {"MODELWAY_DATA_DIR": str(tmp_path)}
-    app = create_app(parse_config("", environ), environ)
+    app = create_app(parse_config("metrics: {token: scrape-token-0123}\n", environ), environ)
+    token = {"authorization": "Bearer scrape-token-0123"}
+    wrong = {"authorization": "Bearer scrape-token-9999"}
+    cases = (
+        (("127.0.0.1", 5), {}, 200),
+        (("203.0.113.9", 5), {}, 403),
+        (("203.0.113.9", 5), wrong, 403),
+        (("203.0.113.9", 5), token, 200),
+    )
     async with app.lifespan():
-        for client, status in ((("127.0.0.1", 5), 200), (("203.0.113.9", 5), 403)):
+        for client, headers, status in cases:
             transport = httpx.ASGITransport(app=app, client=client)
             async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
-                assert (await http.get("/metrics")).status_code == status
+                assert (await http.get("/metrics", headers=headers)).status_code == status
 
 
 async def test_switched_off_metrics_are_a_404(tmp_path: Path) -> None:

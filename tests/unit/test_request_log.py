@@ -300,12 +300,45 @@ async def test_the_trace_id_of_the_calls_context_as_it_ends_is_its_lines(
 
 def test_the_line_carries_the_record_and_the_trace_id(request_lines: Captured) -> None:
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
-    RequestLog().after_batch([call_end(record(cache_hit=True, error_type=None), trace)])
+    RequestLog().after_batch([call_end(record(error_type=None), trace)])
     [line] = request_lines.json()
     assert line["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert (line["attempts"], line["fallback"], line["cache"]) == (2, "cheap", "hit")
+    assert (line["attempts"], line["fallback"], line["cache"]) == (2, "cheap", "miss")
     assert (line["latency_ms"], line["ttft_ms"]) == (12.35, 4.57)
     assert line["key_name"] == "anonymous" and line["stream"] is True
+
+
+def test_a_call_answered_from_the_cache_made_no_attempts(request_lines: Captured) -> None:
+    hit = record(cache_hit=True, retries=0, fallback_used=None, cost_usd=0.0)
+    RequestLog().after_batch([call_end(hit)])
+    [line] = request_lines.json()
+    assert (line["attempts"], line["cache"], line["provider"]) == (0, "hit", "openai")
+
+
+@pytest.mark.parametrize("headers", [{}, {"idempotency-key": "same-call-1"}])
+async def test_cache_hits_log_no_attempts_as_their_headers_say(
+    tmp_path: Path, request_lines: Captured, headers: dict[str, str]
+) -> None:
+    """The line's ``attempts`` is what ``x-modelway-attempts`` said (no header: none)."""
+    body = {
+        "model": "openai/gpt-4o",
+        "temperature": 0,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    said: dict[str, str] = {}
+    async with in_process_gateway(tmp_path, "cache: {ttl: 60}\n") as gateway:
+        for number in range(3):
+            answer = await gateway.http.post(
+                "/v1/chat/completions",
+                json=body,
+                headers={**headers, "x-request-id": f"req-cached-{number}"},
+            )
+            assert answer.status_code == 200
+            said[f"req-cached-{number}"] = answer.headers.get("x-modelway-attempts", "0")
+    lines = {x["request_id"]: x for x in request_lines.json()}
+    logged = [(lines[rid]["cache"], lines[rid]["attempts"]) for rid in sorted(said)]
+    assert logged == [("miss", 1), ("hit", 0), ("hit", 0)]
+    assert [int(said[rid]) for rid in sorted(said)] == [1, 0, 0]
 
 
 def test_a_request_line_is_encoded_as_the_librarys_path_would_encode_it() -> None:
@@ -374,6 +407,29 @@ def test_text_lines_are_short_and_human(request_text: Captured) -> None:
     assert "12.35 ms" in line and "stream ttft 4.57 ms" in line and "tokens 12+3" in line
     assert "attempts 2" in line and "fallback cheap" in line and "id rid-1" in line
     assert not line.lstrip().startswith("{")
+
+
+def test_a_text_line_shows_a_dash_for_what_a_refused_call_never_had(
+    request_text: Captured,
+) -> None:
+    refused = record(
+        status=400,
+        error_type="BadRequest",
+        alias=None,
+        provider=None,
+        model=None,
+        prompt_tokens=0,
+        completion_tokens=0,
+        cost_usd=0.0,
+        ttft_ms=None,
+        stream=False,
+        retries=0,
+        fallback_used=None,
+    )
+    RequestLog().after_batch([call_end(refused)])
+    [line] = request_text.lines()
+    assert " request 400 openai - BadRequest " in line
+    assert "None" not in line
 
 
 # --- formats -----------------------------------------------------------------------------

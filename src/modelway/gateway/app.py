@@ -192,6 +192,7 @@ def create_app(
             accounts = calls.accounts
             async with (
                 _refreshing(metrics),
+                auth.watching_open_mode(),
                 refreshing_team_budgets(accounts.team_budgets, store, accounts.limits),
                 _refreshing_cache_clears(calls.cache, store),
             ):

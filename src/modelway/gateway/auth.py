@@ -13,10 +13,11 @@ replica within 5 s; checks of keys not verified yet are limited per client addre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from starlette.datastructures import Headers
@@ -133,6 +134,27 @@ class Authenticator:
             self._open_checked_at = self._clock()
         return self._open
 
+    @contextlib.asynccontextmanager
+    async def watching_open_mode(self) -> AsyncIterator[None]:
+        """While open, re-read every ``OPEN_MODE_RECHECK_SECONDS`` whether the gateway
+        still is, called or not: the first key created (by the CLI, by another replica)
+        ends open mode within that on an idle gateway too, whose next call would
+        otherwise have been let in on the decision read before it went quiet."""
+
+        async def watch() -> None:
+            while self._open:
+                await asyncio.sleep(OPEN_MODE_RECHECK_SECONDS)
+                await self.refresh_open_mode()
+
+        task = asyncio.create_task(watch()) if self._open else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
     def _recheck_open_mode(self) -> None:
         """Re-read whether the gateway is still open, in the background: calls meanwhile
         get the decision last read. (Awaited on the request path, the store query made
@@ -156,8 +178,16 @@ class Authenticator:
         an unverified key cannot be checked now (``key_attempts``).
         """
         if self._open:
-            if self._clock() - self._open_checked_at > OPEN_MODE_RECHECK_SECONDS:
-                self._recheck_open_mode()
+            stale = self._clock() - self._open_checked_at
+            if stale > OPEN_MODE_RECHECK_SECONDS:
+                if stale > 2 * OPEN_MODE_RECHECK_SECONDS:
+                    # Nothing re-read it for a while (no watcher: a loop starved, or an
+                    # app without its lifespan): this call waits for the answer rather
+                    # than be let in on a decision that old.
+                    if not await self.refresh_open_mode():
+                        return await self.caller(key, client)
+                else:
+                    self._recheck_open_mode()
             return ANONYMOUS
         if key is None:
             raise AuthenticationError(_MISSING)

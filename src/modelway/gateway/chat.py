@@ -65,6 +65,9 @@ async def chat_request(
     body) is recorded all the same: a usage record and a request line (``Calls.refused``).
     """
     caller = UNAUTHENTICATED
+    if Tracing.on:  # the caller's trace, which the call's span (a refusal's too) continues
+        traceparent.set(headers.get("traceparent"))
+        operation.set("chat")
     try:
         try:
             caller = await authenticate(state.auth, headers_key(headers), client)
@@ -122,9 +125,6 @@ async def chat_call(
     """The answer to one chat body (``size`` bytes) in ``dialect``; rate-limit headers on
     every answer."""
     body = asked.body
-    if Tracing.on:  # the caller's trace, which the call's span continues
-        traceparent.set(headers.get("traceparent"))
-        operation.set("chat")
     call = state.calls.open(
         caller,
         asked.model,

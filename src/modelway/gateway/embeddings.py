@@ -54,6 +54,9 @@ def decode_embedding_request(body: Any) -> EmbeddingRequest:
 async def answer_embeddings(request: Request, dialect: Dialect, decode: Decode) -> Response:
     """Vectors from any provider that has them: admitted, limited and recorded as chat is."""
     state: GatewayState = request.app.state.gateway
+    if Tracing.on:  # the caller's trace, which the call's span (a refusal's too) continues
+        traceparent.set(request.headers.get("traceparent"))
+        operation.set("embeddings")
     try:
         raw = await read_body(request, state.body_limits)
         embedding, encode = decode(parse_json_body(raw))
@@ -63,9 +66,6 @@ async def answer_embeddings(request: Request, dialect: Dialect, decode: Decode) 
         caller = request_caller(request)
         await state.calls.refused(caller, dialect=dialect.name, request_id=request_id, error=error)
         return error_response(dialect, error)
-    if Tracing.on:  # the caller's trace, which the call's span continues
-        traceparent.set(request.headers.get("traceparent"))
-        operation.set("embeddings")
     call = state.calls.open(
         request_caller(request),
         embedding.model,

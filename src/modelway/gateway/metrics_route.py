@@ -1,8 +1,10 @@
 """``GET /metrics``: the Prometheus exposition, for whoever may read it.
 
 With auth configured (a master key): the master key or ``metrics.token`` as a bearer
-token. In open mode: loopback clients only, since anyone else could read what the
-gateway serves and to whom. ``metrics.enabled: false``: 404.
+token. In open mode: loopback clients, and others only with ``metrics.token`` (set one to
+scrape an open gateway from another host), since anyone else could read what the gateway
+serves and to whom. ``metrics.enabled: false``: 404. A refused key counts as an auth
+failure, as on every other route.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from modelway.errors import AuthenticationError
 from modelway.gateway.auth import presented_key
 from modelway.gateway.state import GatewayState
 
@@ -27,18 +30,25 @@ def _json(status: int, message: str) -> Response:
 
 def _allowed(state: GatewayState, request: Request) -> Response | None:
     """None when the request may read the metrics, else the refusal."""
+    try:
+        key = presented_key(request.scope)
+    except AuthenticationError:  # the key header sent twice
+        key = None
+    token = state.config.metrics.token
     if state.auth.is_open:
         host = request.client.host if request.client else ""
-        if host in _LOOPBACK:
+        if host in _LOOPBACK or _matches(key, token):
             return None
-        return _json(403, "open mode serves /metrics to loopback clients only")
-    key = presented_key(request.scope)
-    token = state.config.metrics.token
+        return _json(403, "open mode serves /metrics to loopback clients and metrics.token only")
     master = state.auth.master_key
-    for secret in (token, master.reveal() if master is not None else None):
-        if key and secret and hmac.compare_digest(key.encode(), secret.encode()):
-            return None
+    if _matches(key, token) or _matches(key, master.reveal() if master is not None else None):
+        return None
+    state.auth.failures += 1  # modelway_refusals_total{reason="auth_failed"}, as elsewhere
     return _json(401, "/metrics needs the master key or metrics.token as a bearer token")
+
+
+def _matches(key: str | None, secret: str | None) -> bool:
+    return bool(key and secret and hmac.compare_digest(key.encode(), secret.encode()))
 
 
 async def metrics(request: Request) -> Response:

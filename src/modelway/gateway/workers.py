@@ -28,6 +28,7 @@ import os
 import resource
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 import threading
@@ -40,11 +41,15 @@ from granian.constants import HTTPModes, Interfaces, Loops
 from granian.log import LogLevels
 from granian.server import MPServer
 
+from modelway import __version__
+
 log = logging.getLogger("modelway.server")
 #: The workers' application (a factory: each worker builds its own).
 TARGET = "modelway.gateway.rsgi:app_from_environment"
 #: The most open files (connections) a worker asks for, when the hard limit allows.
 MAX_OPEN_FILES = 1_048_576
+#: The start of each gateway's metrics directory's name, then its supervisor's pid.
+METRICS_DIR_PREFIX = "modelway-metrics-"
 
 
 def is_loopback(host: str) -> bool:
@@ -133,8 +138,6 @@ def announce_when_listening(host: str, port: int, workers: int) -> None:
                     break
             time.sleep(0.02)
         print(f"modelway listening on http://{shown}:{port}{suffix}", flush=True)
-        from modelway import __version__
-
         log.info(
             "modelway %s listening on http://%s:%d%s",
             __version__,
@@ -364,16 +367,39 @@ def main(argv: Sequence[str] | None = None) -> None:
         serve(host, port, workers, settings.server.shutdown_grace)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
-    log.info("modelway stopped", extra={"address": f"http://{host}:{port}"})
+    address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    log.info(
+        "modelway stopped",
+        extra={"address": address, "workers": workers, "version": __version__},
+    )
 
 
 def _private_metrics_directory() -> str:
     """A directory of this gateway's own (0700) where its workers keep their metric values,
     so one scrape of any worker sums them all; named in the environment they inherit."""
     assert "prometheus_client" not in sys.modules, "imported before its directory was set"
-    path = tempfile.mkdtemp(prefix="modelway-metrics-")
+    _sweep_metrics_directories(Path(tempfile.gettempdir()))
+    path = tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     return path
+
+
+def _sweep_metrics_directories(parent: Path) -> None:
+    """Remove the metrics directories of gateways that were killed (SIGKILL: nothing of
+    theirs ran to remove it): those named after a process that no longer exists and
+    owned by this user. A live gateway's directory is never touched."""
+    uid = os.getuid()
+    for path in parent.glob(f"{METRICS_DIR_PREFIX}*-*"):
+        pid = path.name.removeprefix(METRICS_DIR_PREFIX).partition("-")[0]
+        try:
+            status = path.lstat()
+            if not pid.isdigit() or status.st_uid != uid or not stat.S_ISDIR(status.st_mode):
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # gone meanwhile, or a process of another user: left alone
+            continue
 
 
 if __name__ == "__main__":

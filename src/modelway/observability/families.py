@@ -1,24 +1,48 @@
 """A labelled metric family whose hot-path updates are held, then written in one go.
 
 ``Family`` wraps a prometheus-client metric: it keeps at most ``max_series`` label sets
-(new ones past that are counted under ``other``, since model names come from callers),
-caches each set's child, and holds what the hot path adds in a plain dict until
-``flush`` writes it — in multiprocess mode each write of a value is a memory-mapped
-write behind a lock, a few microseconds, so one write per label set a second, not per
-request. ``Metrics`` (``metrics.py``) owns the families and flushes them.
+(past that, a new set's unbounded labels — aliases, providers, models, key ids, which
+come from callers and config — are counted as ``other``, its bounded ones kept), caches
+each set's child, and holds what the hot path adds in a plain dict until ``flush``
+writes it — in multiprocess mode each write of a value is a memory-mapped write behind a
+lock, a few microseconds, so one write per label set a second, not per request.
+``Metrics`` (``metrics.py``) owns the families and flushes them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-#: The label value that stands for every label set past a family's cap.
+#: The value an unbounded label takes in every label set past a family's cap.
 OTHER = "other"
+#: Labels whose values are a small fixed set, kept past the cap so that what an alert
+#: reads (a 5xx, an output token, a failed attempt) stays apart. Any other label
+#: (``alias``, ``provider``, ``model``, ``fallback``, ``key_id``, ``deployment`` ...)
+#: becomes ``other`` there.
+BOUNDED_LABELS = frozenset(
+    {
+        "dialect",  # the faces' dialects: openai, anthropic, responses, ollama, chat ...
+        "stream",  # true, false
+        "status_class",  # 2xx, 3xx, 4xx, 5xx
+        "type",  # input, output, cached_input, cache_write, reasoning
+        "outcome",  # ok, error
+        "result",  # hit, miss, bypass
+        "reason",  # rate_limited, budget_exceeded, auth_failed, model_not_allowed
+        "limit",  # requests, tokens, requests,tokens, request_too_large, ""
+    }
+)
 
 
 class Family:
     """A labelled metric: its label sets capped, its children cached, and what the hot
     path adds held in plain dicts until ``flush`` writes it to the metric's values.
+
+    Past ``max_series`` label sets, a new set is counted with its unbounded labels as
+    ``other`` and its bounded ones (``BOUNDED_LABELS``) as they are: the overflow adds
+    at most one series per combination of the bounded labels' values (a few dozen for
+    ``modelway_requests_total``: dialects times status classes), so the family stays
+    bounded while a 5xx is still a 5xx.
 
     With several workers each value is a memory-mapped file entry behind a lock, a few
     microseconds per write; a request touches a dozen. Held here, a request costs a
@@ -26,13 +50,14 @@ class Family:
     scrape) per label set, however many requests there were.
     """
 
-    __slots__ = ("_bounds", "_children", "_max", "_metric", "_other", "_pending", "_seen")
+    __slots__ = ("_bounds", "_children", "_kept", "_max", "_metric", "_pending", "_seen")
 
-    def __init__(self, metric: Any, labels: int, max_series: int) -> None:
+    def __init__(self, metric: Any, labels: Sequence[str], max_series: int) -> None:
         self._metric = metric
         self._children: dict[tuple[str, ...], Any] = {}
         self._max = max_series
-        self._other = (OTHER,) * labels
+        #: Per label, in order: whether it keeps its value past the cap.
+        self._kept = tuple(name in BOUNDED_LABELS for name in labels)
         self._seen: set[tuple[str, ...]] = set()
         #: label set -> amount to add (counters), value to set (gauges), or a histogram's
         #: per-bucket counts followed by the sum of its observations.
@@ -50,12 +75,14 @@ class Family:
         if labels in self._seen:
             return labels
         if len(self._seen) >= self._max:
-            return self._other
+            return tuple(
+                value if kept else OTHER for value, kept in zip(labels, self._kept, strict=True)
+            )
         self._seen.add(labels)
         return labels
 
     def child(self, *labels: str) -> Any:
-        """The metric's child for ``labels`` (``other`` past the cap), written at once."""
+        """The metric's child for ``labels`` (some ``other`` past the cap), written at once."""
         labels = self._key(labels)
         found = self._children.get(labels)
         if found is None:

@@ -8,10 +8,12 @@ is tallied by its label set (``CallTally``: one dict look-up and a few additions
 call; an attempt likewise) and
 spread over the families and written to the metric values by ``refresh()`` — every
 second in each worker and before each scrape — once per label set; each family keeps at
-most ``max_series`` label sets, and new ones past that are counted under ``other`` (model
-names come from callers). Facts that live elsewhere — deployment health, the usage
-writer, Redis outages — are copied in by ``refresh()`` too, never per request. A worker
-killed with ``kill -9`` loses at most its last second.
+most ``max_series`` label sets, and past that a new set's aliases, providers, models and
+key ids are counted as ``other`` (model names come from callers), its bounded labels —
+dialect, status class, token type, outcome ... — kept (``families.py``). Facts that live
+elsewhere — deployment health, the usage writer, Redis outages — are copied in by
+``refresh()`` too, never per request. A worker killed with ``kill -9`` loses at most its
+last second.
 
 Several workers: ``modelway serve`` gives its workers one private directory
 (``PROMETHEUS_MULTIPROC_DIR``, made by the supervisor with ``mkdtemp``, mode 0700, so no
@@ -103,7 +105,7 @@ class Metrics:
         self._families: list[Family] = []
 
         def family(metric: Any, labels: list[str]) -> Family:
-            made = Family(metric, len(labels), cap)
+            made = Family(metric, labels, cap)
             self._families.append(made)
             return made
 

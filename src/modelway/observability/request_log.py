@@ -176,7 +176,9 @@ def request_line(end: CallEnd, time: str, logger: str) -> RequestLine:
         record.completion_tokens,
         record.cached_tokens,
         record.cost_usd,
-        record.retries + 1 if reached else 0,
+        # A cache hit (an idempotent replay too) names the provider of the answer it
+        # replays, but reached none: no attempts, as its headers and metrics say.
+        0 if record.cache_hit or not reached else record.retries + 1,
         record.fallback_used,
         # The response cache's word on the call; without the cache, a call that reached
         # a provider missed it.
@@ -191,12 +193,13 @@ def _ended(record: UsageRecord) -> float:
 
 
 def describe(line: logging.LogRecord) -> str:
-    """A request line for people: ``<status> <dialect> <alias> -> <provider>/<model> ...``."""
+    """A request line for people: ``<status> <dialect> <alias> -> <provider>/<model> ...``
+    (``-`` for a dialect or alias the call never had: refused before its model was known)."""
     fields: dict[str, Any] = line.__dict__.get(FIELDS_ATTRIBUTE) or line.__dict__
     parts = [
         str(fields.get("status")),
-        str(fields.get("dialect")),
-        str(fields.get("alias")),
+        str(fields.get("dialect") or "-"),
+        str(fields.get("alias") or "-"),
     ]
     provider = fields.get("provider")
     if provider is not None:

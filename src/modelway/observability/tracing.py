@@ -4,12 +4,13 @@
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``): not one module of OpenTelemetry is imported then,
 and the hot path pays one ``is None`` check per upstream request and one class attribute
 test per call. With it, each metered call gets a SERVER span (a call hook: ``chat
-{model}`` or ``embeddings {model}``, GenAI semantic conventions), each upstream attempt a
-CLIENT span under it (an engine attempt listener), and each upstream request the
-attempt's ``traceparent`` (``providers.upstream.trace_headers``). A call continues the
-trace of the ``traceparent`` its caller sent (read by the HTTP faces into
-``observability.context.traceparent``). Spans leave in batches from a background thread
-(``BatchSpanProcessor``); ``shutdown()`` at the gateway's exit sends what is left.
+{model}`` or ``embeddings {model}``, the operation alone when no model is known, GenAI
+semantic conventions), each upstream attempt a CLIENT span under it (an engine attempt
+listener), and each upstream request the attempt's ``traceparent``
+(``providers.upstream.trace_headers``). A call continues the trace of the ``traceparent``
+its caller sent (read by the HTTP faces into ``observability.context.traceparent``). Spans
+leave in batches from a background thread (``BatchSpanProcessor``); ``shutdown()`` at the
+gateway's exit sends what is left.
 See docs/observability.md, "Traces".
 """
 
@@ -164,17 +165,22 @@ class CallSpans(CallHook):
     def _start(self, call: MeteredCall, start_time: int | None = None) -> Span:
         incoming = context.traceparent.get()
         parent = self._propagator.extract({"traceparent": incoming}) if incoming else None
-        name = context.operation.get()
+        operation = context.operation.get()
+        model = call.model
+        attributes = {
+            "gen_ai.operation.name": operation,
+            "modelway.request_id": call.request_id,
+            "modelway.dialect": call.dialect,
+        }
+        # The conventions name a span ``{operation} {model}``, and ``{operation}`` alone
+        # when the model is not known (a call refused before its body named one).
+        if model:
+            attributes["gen_ai.request.model"] = model
         span = self._tracer.start_span(
-            f"{name} {call.model}",
+            f"{operation} {model}" if model else operation,
             context=parent,
             kind=self._server,
-            attributes={
-                "gen_ai.operation.name": name,
-                "gen_ai.request.model": call.model,
-                "modelway.request_id": call.request_id,
-                "modelway.dialect": call.dialect,
-            },
+            attributes=attributes,
             start_time=start_time,
         )
         span_context = span.get_span_context()
