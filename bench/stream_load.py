@@ -143,6 +143,41 @@ def summarise(samples: list[StreamSample], nominal_gap_ms: float) -> dict[str, A
     }
 
 
+#: Figures a level reports as the median of its rounds' (the rest: summed, or the peak).
+_MEDIAN_OF_ROUNDS = (
+    "ttfb_p50_ms",
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "gap_p50_ms",
+    "gap_p99_ms",
+    "gap_max_ms",
+    "extra_p99_ms",
+    "extra_max_ms",
+    "completion_p50_ms",
+    "completion_p99_ms",
+    "tokens_per_stream",
+)
+
+
+def combine_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One level's figures from its rounds' summaries: each median and tail the median of
+    the rounds' (the worst held-back chunk: the worst of a typical round), streams,
+    errors and CPU summed, memory the peak; each round's TTFT and worst chunk kept."""
+    combined = dict(rounds[0])
+    for name in _MEDIAN_OF_ROUNDS:
+        combined[name] = statistics.median(summary[name] for summary in rounds)
+    for name in ("streams", "errors", "server_cpu_seconds"):
+        combined[name] = sum(summary[name] for summary in rounds)
+    combined["peak_rss_mb"] = max(summary["peak_rss_mb"] for summary in rounds)
+    combined["first_error"] = next(
+        (summary["first_error"] for summary in rounds if summary["first_error"]), None
+    )
+    combined["rounds"] = len(rounds)
+    combined["round_ttft_p50_ms"] = [summary["ttft_p50_ms"] for summary in rounds]
+    combined["round_extra_max_ms"] = [summary["extra_max_ms"] for summary in rounds]
+    return combined
+
+
 async def run_level(
     url: str, model: str, concurrency: int, rounds: int, words: int, api_key: str
 ) -> list[StreamSample]:

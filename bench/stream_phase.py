@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.processes import Server
 from bench.settings import Settings
-from bench.stream_load import measure_streams
+from bench.stream_load import combine_rounds, measure_streams
 
 
 @dataclass(frozen=True)
@@ -27,26 +27,37 @@ class StreamTarget:
 def run_stream_phase(
     targets: list[StreamTarget], settings: Settings, api_key: str
 ) -> dict[str, Any]:
-    """Every level for every target (levels ascending, targets interleaved within a level)."""
+    """Every level for every target, levels ascending. A level's rounds are interleaved
+    (each round every target once, the order flipped each round) and each target's
+    figures are the medians of its rounds' (``combine_rounds``): a round of 1,000
+    streams alone swung by hundreds of ms from run to run, the reference relay's as much
+    as modelway's, so one round each decided the verdict by chance."""
     results: dict[str, Any] = {
         target.key: {"label": target.label, "levels": {}} for target in targets
     }
     for target in targets:  # one stream each, so first-request costs stay out of the figures
         measure_streams(target.chat_url, target.model, 1, words=3, api_key=api_key)
     for concurrency, rounds in settings.stream_levels:
+        print(f"  {concurrency} streams x {rounds} rounds", flush=True)
+        # One stream at a time: its rounds are streams one after another on one
+        # connection, as the 1-stream figures always were; they have no crowd to vary.
+        interleaved, streams_each = (rounds, 1) if concurrency > 1 else (1, rounds)
+        measured: dict[str, list[dict[str, Any]]] = {target.key: [] for target in targets}
+        for round_ in range(interleaved):
+            for target in targets if round_ % 2 == 0 else targets[::-1]:
+                summary = measure_streams(
+                    target.chat_url,
+                    target.model,
+                    concurrency,
+                    rounds=streams_each,
+                    words=settings.stream_words,
+                    tokens_per_second=settings.tokens_per_second,
+                    pid=target.server.pid,
+                    api_key=api_key,
+                )
+                measured[target.key].append(summary)
         for target in targets:
-            print(f"  {concurrency} streams x {rounds}: {target.label}", flush=True)
-            summary = measure_streams(
-                target.chat_url,
-                target.model,
-                concurrency,
-                rounds=rounds,
-                words=settings.stream_words,
-                tokens_per_second=settings.tokens_per_second,
-                pid=target.server.pid,
-                api_key=api_key,
-            )
-            results[target.key]["levels"][str(concurrency)] = summary
+            results[target.key]["levels"][str(concurrency)] = combine_rounds(measured[target.key])
     return results
 
 
