@@ -530,3 +530,108 @@ async def test_a_translated_anthropic_answer_records_its_cache_reads_and_writes(
     assert (record.prompt_tokens, record.completion_tokens) == (1210, 5)
     assert (record.cached_tokens, record.cache_write_tokens) == (1000, 200)
     await calls.aclose()
+
+
+# --- estimates when no usage came --------------------------------------------------------
+
+#: A 12-word prompt, as the tester's: about 15 tokens of text in a much larger body.
+PROMPT = "Write a long story about a lighthouse keeper and his very patient cat."
+
+
+def openai_delta(text: str) -> bytes:
+    chunk = {
+        "id": "chatcmpl-BjoxdCfe2SnNCuk8kPxuUYktHsuda",
+        "object": "chat.completion.chunk",
+        "created": 1741569952,
+        "model": "gpt-x",
+        "system_fingerprint": "fp_a1102cf978",
+        "choices": [{"index": 0, "delta": {"content": text}, "logprobs": None}],
+        "usage": None,
+    }
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+async def test_a_relayed_stream_left_early_is_charged_the_tokens_of_its_text_not_its_bytes(
+    recorded: Recorded,
+) -> None:
+    words = [f" w{i:02}" for i in range(40)]  # 4 bytes each: one token a delta
+    calls = make_calls(recorded, openai=openai_upstream([openai_delta(w) for w in words]))
+    body = {
+        "model": "openai/gpt-x",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "stream": True,
+        "temperature": 0.7,
+        "max_tokens": 1024,
+    }
+    size = len(json.dumps(body))
+    async with calls.open(
+        ANONYMOUS, "openai/gpt-x", dialect="openai", request_id="r6", request_bytes=size
+    ) as call:
+        relayed = await call.relay(body, NoHeaders())
+    assert relayed.chunks is not None
+    sent = [await anext(relayed.chunks) for _ in range(10)]
+    await relayed.chunks.aclose()  # type: ignore[attr-defined]  # the caller left
+    record = recorded.only
+    assert record.status == 499 and record.usage_estimated
+    assert record.completion_tokens == 10  # ten deltas of 4 bytes: about a token each
+    assert len(b"".join(sent)) // 4 > 50 * record.completion_tokens  # what the bytes say
+    assert record.prompt_tokens == len(PROMPT) // 4
+    assert record.prompt_tokens < size // 4 // 2  # the body is mostly JSON around it
+    await calls.aclose()
+
+
+async def test_a_relayed_whole_answer_without_usage_is_charged_the_tokens_of_its_text(
+    recorded: Recorded,
+) -> None:
+    def handle(request: UpstreamRequest) -> MockReply:
+        answer = {
+            "id": "chatcmpl-BjoxdCfe2SnNCuk8kPxuUYktHsuda",
+            "object": "chat.completion",
+            "created": 1741569952,
+            "model": "gpt-x",
+            "system_fingerprint": "fp_a1102cf978",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Once upon a time."},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        return MockReply(200, json.dumps(answer).encode())
+
+    upstream = HttpProvider(
+        "openai",
+        adapter_for("openai"),
+        "http://up.test/v1",
+        Secret("sk-x"),
+        transport=MockTransport(handle),
+    )
+    calls = make_calls(recorded, openai=upstream)
+    body = {"model": "openai/gpt-x", "messages": [{"role": "user", "content": PROMPT}]}
+    async with calls.open(ANONYMOUS, "openai/gpt-x", dialect="openai", request_id="r7") as call:
+        await call.relay(body, NoHeaders())
+    record = recorded.only
+    assert record.usage_estimated
+    assert record.completion_tokens == len("Once upon a time.") // 4
+    assert record.prompt_tokens == len(PROMPT) // 4
+    await calls.aclose()
+
+
+async def test_a_translated_stream_left_early_estimates_its_prompt_from_the_messages_text(
+    calls: Calls, recorded: Recorded
+) -> None:
+    request = chat(text=PROMPT, stream=True)
+    async with calls.open(
+        ANONYMOUS, "quiet/m", dialect="openai", request_id="r8", request_bytes=4000
+    ) as call:
+        events = await call.stream(request)
+    async for event in events:
+        if isinstance(event, TextDelta):
+            break
+    await events.aclose()  # type: ignore[attr-defined]
+    record = recorded.only
+    assert record.status == 499 and record.usage_estimated
+    assert record.prompt_tokens == len(PROMPT) // 4  # not the 4000-byte body's 1000
+    assert record.completion_tokens == len("quiet ") // 4

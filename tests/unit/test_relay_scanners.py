@@ -1,4 +1,4 @@
-"""The Anthropic and Ollama relay scanners: byte-faithful, usage-reading, truncation-aware."""
+"""The relay scanners: byte-faithful, usage-reading, truncation-aware, sizing the text."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ from pathlib import Path
 import orjson
 import pytest
 
+from modelway.calls.accounts import BYTES_PER_TOKEN
 from modelway.calls.scanners import (
     AnthropicScanner,
     OllamaScanner,
+    OpenAIScanner,
     StreamScanner,
     answer_finish_reason,
     answer_usage,
     scanner_for,
 )
+from modelway.calls.tallies import ByteTally
 from modelway.errors import StreamTruncated, UndecodableResponse
 from modelway.streams import NDJSONDecoder, SSEDecoder
 from modelway.types import Usage
@@ -157,3 +160,145 @@ def test_an_incomplete_responses_answer_ends_with_its_reason_and_odd_shapes_with
     for odd in (None, [], {"choices": []}, {"choices": [1]}, {"choices": [{"finish_reason": 3}]}):
         assert answer_finish_reason("openai", odd) is None
     assert answer_finish_reason("anthropic", {"stop_reason": None}) is None
+
+
+# --- the answer's text size, which an estimate is made from ----------------------------
+
+#: A 60-delta answer, as a model streams it: a word or two at a time, one non-ASCII.
+PIECES = [f" word{i}" for i in range(59)] + [" café"]
+TEXT_BYTES = len("".join(PIECES).encode())
+
+
+def openai_chunk(delta: dict[str, object]) -> bytes:
+    chunk = {
+        "id": "chatcmpl-BjoxdCfe2SnNCuk8kPxuUYktHsuda",
+        "object": "chat.completion.chunk",
+        "created": 1741569952,
+        "model": "gpt-4.1-2025-04-14",
+        "system_fingerprint": "fp_a1102cf978",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}],
+        "usage": None,
+    }
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def anthropic_event(delta: dict[str, object]) -> bytes:
+    event = {"type": "content_block_delta", "index": 0, "delta": delta}
+    return b"event: content_block_delta\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+def responses_event(kind: str, delta: str, sequence: int = 7) -> bytes:
+    event = {
+        "type": kind,
+        "sequence_number": sequence,
+        "item_id": "msg_68b5f2e1a4c08190a2b3c4d5e6f70812",
+        "output_index": 1,
+        "content_index": 0,
+        "delta": delta,
+        "logprobs": [],
+    }
+    return f"event: {kind}\ndata: ".encode() + orjson.dumps(event) + b"\n\n"
+
+
+def ollama_line(message: dict[str, object]) -> bytes:
+    line = {
+        "model": "llama3.2",
+        "created_at": "2023-08-04T08:52:19.385406455-07:00",
+        "message": {"role": "assistant", **message},
+        "done": False,
+    }
+    return orjson.dumps(line) + b"\n"
+
+
+#: Each wire's stream of ``PIECES``, cut off before its usage and its end.
+CUT_STREAMS = {
+    "openai": [openai_chunk({"content": piece}) for piece in PIECES],
+    "anthropic": [anthropic_event({"type": "text_delta", "text": piece}) for piece in PIECES],
+    "responses": [
+        responses_event("response.output_text.delta", piece, n) for n, piece in enumerate(PIECES)
+    ],
+    "ollama": [ollama_line({"content": piece}) for piece in PIECES],
+}
+
+
+@pytest.mark.parametrize("wire", sorted(CUT_STREAMS))
+def test_a_cut_off_stream_is_sized_by_its_text_not_by_the_events_around_it(wire: str) -> None:
+    chunks = CUT_STREAMS[wire]
+    scanner = scanner_for(wire, {"stream": True})
+    tally = ByteTally(scanner)
+    for chunk in chunks:  # as ``MeteredCall`` meters a relayed stream
+        tally.add(scanner.feed(chunk))
+    assert tally.usage is None  # the caller left: no usage came
+    assert sum(map(len, chunks)) > 10 * TEXT_BYTES  # the envelope is most of the bytes
+    assert tally.size == TEXT_BYTES
+    # The estimate, in tokens, is about the text's own (four bytes a token in English).
+    assert TEXT_BYTES // 8 <= tally.size // BYTES_PER_TOKEN <= TEXT_BYTES // 2
+
+
+@pytest.mark.parametrize("split", [1, 5, 64])
+def test_the_openai_text_size_is_the_same_however_the_bytes_arrive(split: int) -> None:
+    stream = b"".join(CUT_STREAMS["openai"])
+    scanner = OpenAIScanner(caller_wants_usage=False)
+    for start in range(0, len(stream), split):
+        scanner.feed(stream[start : start + split])
+    assert scanner.text_size == TEXT_BYTES
+
+
+def test_openai_reasoning_refusals_and_tool_calls_count_but_roles_and_ids_do_not() -> None:
+    scanner = OpenAIScanner(caller_wants_usage=False)
+    call = {"index": 0, "id": "call_PieqNSej6kM9hgYbcQdbZSaC", "type": "function"}
+    for delta in (
+        {"role": "assistant", "content": "", "refusal": None},
+        {"reasoning_content": "think"},
+        {"tool_calls": [{**call, "function": {"name": "get_weather", "arguments": ""}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
+        {"refusal": "no"},
+    ):
+        scanner.feed(openai_chunk(delta))
+    assert scanner.text_size == len("think" + "get_weather" + '{"city":"Paris"}' + "no")
+
+
+def test_anthropic_thinking_and_tool_input_count_but_signatures_do_not() -> None:
+    scanner = AnthropicScanner()
+    for delta in (
+        {"type": "thinking_delta", "thinking": "Let me see."},
+        {"type": "signature_delta", "signature": "EqQBCkgIARABGAIiQL" * 10},
+        {"type": "text_delta", "text": "Okay"},
+        {"type": "input_json_delta", "partial_json": '{"location":'},
+        {"type": "input_json_delta", "partial_json": ' "Paris"}'},
+    ):
+        scanner.feed(anthropic_event(delta))
+    assert scanner.text_size == len("Let me see." + "Okay" + '{"location": "Paris"}')
+
+
+def test_anthropic_fixture_text_size_is_its_text_and_tool_inputs() -> None:
+    scanner = AnthropicScanner()
+    relay(scanner, ANTHROPIC_TOOLS, 0)
+    events = SSEDecoder().feed(ANTHROPIC_TOOLS)
+    deltas = [orjson.loads(e.data)["delta"] for e in events if e.event == "content_block_delta"]
+    text = "".join(d.get("text", "") + d.get("partial_json", "") for d in deltas)
+    assert scanner.text_size == len(text.encode()) > 0
+
+
+def test_responses_text_reasoning_and_arguments_count_but_audio_does_not() -> None:
+    scanner = scanner_for("responses", {"stream": True})
+    for kind, delta in (
+        ("response.reasoning_summary_text.delta", "Plan."),
+        ("response.output_text.delta", "Hi"),
+        ("response.function_call_arguments.delta", '{"q":1}'),
+        ("response.audio.delta", "UklGRiQAAABXQVZFZm10IBAAAAABAAEA" * 10),
+    ):
+        scanner.feed(responses_event(kind, delta))
+    assert scanner.text_size == len("Plan." + "Hi" + '{"q":1}')
+
+
+def test_ollama_thinking_and_tool_calls_count_but_the_role_does_not() -> None:
+    scanner = OllamaScanner()
+    scanner.feed(ollama_line({"content": "", "thinking": "hmm"}))
+    for line in (FIXTURES / "ollama" / "chat_stream_tool_call.ndjson").read_bytes().splitlines():
+        scanner.feed(line + b"\n")
+    # The fixture: "Let me check.", two calls' names and their arguments' values.
+    words = ["Let me check.", "get_current_weather", "celsius", "Toronto"]
+    words += ["get_current_time", "America/Toronto"]
+    assert scanner.text_size == len("hmm" + "".join(words))

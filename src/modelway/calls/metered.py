@@ -25,6 +25,7 @@ from modelway.cache.entries import Entry, replay
 from modelway.cache.policy import NO_DIRECTIVES, CacheControl
 from modelway.calls.accounts import BYTES_PER_TOKEN
 from modelway.calls.caller import Caller
+from modelway.calls.estimates import answer_text_size, prompt_tokens
 from modelway.calls.hooks import Chunk
 from modelway.calls.relay import Headers, Relay, Relayed, relayable
 from modelway.calls.tallies import ByteTally, EventTally, Tally
@@ -72,6 +73,7 @@ class MeteredCall:
         "_metered_stream",
         "_model",
         "_outcome",
+        "_prompt",
         "_request_bytes",
         "_request_id",
         "_route",
@@ -103,6 +105,9 @@ class MeteredCall:
         self._dialect = dialect
         self._request_id = request_id
         self._request_bytes = request_bytes
+        #: What the prompt tokens are estimated from when no usage comes: the canonical
+        #: request or the relayed body, once the call is given one.
+        self._prompt: ChatRequest | dict[str, Any] | None = None
         self._max_tokens = max_tokens
         self._route_options = route_options
         self._cache_options = cache_options
@@ -280,6 +285,7 @@ class MeteredCall:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """The whole answer, translated from and to the canonical form (or from the cache)."""
+        self._prompt = request
         cached = await self._begin_cache(request)
         if cached is not None and cached.entry is not None:
             response = self._hit(cached.entry)
@@ -294,7 +300,8 @@ class MeteredCall:
         if cached is not None:
             target = self._outcome.target
             await cached.keep(response, target.backend.name, target.model)
-        await self._finish(200, response.usage, None, len(response.message.text().encode()))
+        size = answer_text_size(response) if response.usage is None else 0
+        await self._finish(200, response.usage, None, size)
         return response
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
@@ -304,6 +311,7 @@ class MeteredCall:
         the stream ended cleanly (``MessageEnd``, no error, not abandoned).
         """
         self._stream = True
+        self._prompt = request
         cached = await self._begin_cache(request)
         if cached is not None and cached.entry is not None:
             self._hit(cached.entry)
@@ -351,6 +359,7 @@ class MeteredCall:
         """The caller's own format relayed as the upstream answers it (see ``relayable``)."""
         route = self.route
         relay = Relay(self._calls.engine, route, body, self._dialect, headers)
+        self._prompt = body
         call = Call(self._request_id, route.timeouts)
         self._stream = relay.stream
         if not relay.stream:
@@ -358,7 +367,7 @@ class MeteredCall:
             self._outcome = whole.outcome
             self._first_byte()
             self.finish_reason = whole.finish_reason
-            await self._finish(200, whole.usage, None, len(whole.body))
+            await self._finish(200, whole.usage, None, whole.text_size)
             return Relayed(whole.body, None, "application/json", whole.outcome, None)
         opened = await relay.open(call)
         self._outcome = opened.outcome
@@ -405,9 +414,14 @@ class MeteredCall:
             self._first_byte_at = time.monotonic()
 
     async def _finish(
-        self, status: int, usage: Usage | None, error: ModelwayError | None, answer_bytes: int = 0
+        self, status: int, usage: Usage | None, error: ModelwayError | None, answer_size: int = 0
     ) -> None:
-        """Record the call, then settle its limits and budgets; only the first time."""
+        """Record the call, then settle its limits and budgets; only the first time.
+
+        Without ``usage`` from the provider the tokens are estimated from the text alone
+        (``modelway.calls.estimates``): the prompt's, and ``answer_size``, the UTF-8 bytes
+        of the answer's text.
+        """
         if self._settled:
             return
         self._settled = True
@@ -420,8 +434,8 @@ class MeteredCall:
                 Usage()
                 if outcome is None
                 else Usage(
-                    prompt_tokens=self._request_bytes // BYTES_PER_TOKEN,
-                    completion_tokens=answer_bytes // BYTES_PER_TOKEN,
+                    prompt_tokens=self._prompt_tokens(),
+                    completion_tokens=answer_size // BYTES_PER_TOKEN,
                     estimated=True,
                 )
             )
@@ -449,6 +463,12 @@ class MeteredCall:
             # A caller leaving may cancel this task mid-way through Redis's round trips:
             # the budgets are still charged, in a task of their own.
             await self._calls.finisher.run(settle)
+
+    def _prompt_tokens(self) -> int:
+        """The prompt's estimated tokens: from its text once known, else the body's size."""
+        if self._prompt is None:  # embeddings: no usage is rare, their input all text
+            return self._request_bytes // BYTES_PER_TOKEN
+        return prompt_tokens(self._prompt)
 
     def _record(
         self, status: int, usage: Usage, error: ModelwayError | None, cost: float

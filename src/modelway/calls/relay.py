@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from modelway.calls.estimates import answer_text_size
 from modelway.calls.scanners import (
     StreamScanner,
     answer_finish_reason,
@@ -79,6 +80,8 @@ class WholeAnswer(NamedTuple):
     usage: Usage | None
     outcome: Outcome
     finish_reason: str | None = None
+    #: UTF-8 bytes of the answer's text, measured only when it reported no ``usage``.
+    text_size: int = 0
 
 
 class Relayed(NamedTuple):
@@ -218,7 +221,8 @@ class Relay:
 
         (answer, parsed), outcome = await self._engine.attempt_each(self._route, complete)
         usage = answer_usage(self._wire, parsed)
-        return WholeAnswer(answer, usage, outcome, answer_finish_reason(self._wire, parsed))
+        size = answer_text_size(parsed) if usage is None else 0
+        return WholeAnswer(answer, usage, outcome, answer_finish_reason(self._wire, parsed), size)
 
     async def open(self, call: Call) -> OpenedRelay:
         """The stream, committed to a target once its first chunk arrived."""

@@ -3,7 +3,9 @@
 A scanner passes the upstream's stream on event by event without re-encoding it,
 checks each event is JSON, reads usage, and knows the wire's finish marker: a stream
 that ends without it raises ``StreamTruncated``; the relay then ends the caller's
-stream with an error event in the same format.
+stream with an error event in the same format. From the events it parses anyway it
+adds up the size of the answer's text (``text_size``), which the completion tokens are
+estimated from when the stream ends without usage (``modelway.calls.estimates``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from modelway.calls.estimates import text_size, utf8_size
 from modelway.dialects.anthropic_stream import error_object
 from modelway.dialects.ollama import encode_error_body as ollama_error_body
 from modelway.dialects.openai import encode_error_body as openai_error_body
@@ -29,6 +32,9 @@ class StreamScanner(Protocol):
     usage: Usage | None
     #: How the answer ended, as the upstream said (``stop``, ``end_turn``, ...), once known.
     finish_reason: str | None
+    #: UTF-8 bytes of the answer's text so far: content, reasoning, tool names and
+    #: arguments (``estimates.text_size`` of each delta), never the events around them.
+    text_size: int
 
     def feed(self, chunk: bytes) -> bytes:
         """The bytes to pass on for this upstream chunk."""
@@ -68,6 +74,7 @@ class OpenAIScanner:
         self.done = False
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.text_size = 0
 
     def feed(self, chunk: bytes) -> bytes:
         # The common case, whole ``data: <json>`` events with nothing buffered, is checked
@@ -118,7 +125,15 @@ class OpenAIScanner:
             return True
         choices = parsed.get("choices")
         if choices and isinstance(choices, list) and isinstance(choices[0], dict):
-            reason = choices[0].get("finish_reason")
+            choice = choices[0]  # one choice a chunk, even with ``n`` > 1
+            delta = choice.get("delta")
+            if type(delta) is dict:
+                content = delta.get("content")
+                if type(content) is str and len(delta) == 1:  # most chunks: a piece of text
+                    self.text_size += utf8_size(content)
+                elif delta:  # reasoning, tool calls, the role
+                    self.text_size += text_size(delta)
+            reason = choice.get("finish_reason")
             if isinstance(reason, str):
                 self.finish_reason = reason
         if parsed.get("usage"):
@@ -136,6 +151,7 @@ class AnthropicScanner:
         self.done = False
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.text_size = 0
         self._reported: dict[str, Any] = {}  # input counts at the start, output at the end
 
     def feed(self, chunk: bytes) -> bytes:
@@ -155,7 +171,12 @@ class AnthropicScanner:
         for event in events:
             parsed = _json(event.data)
             kind = parsed.get("type") if isinstance(parsed, dict) else None
-            if kind == "message_start":
+            if kind == "content_block_delta":
+                delta = parsed.get("delta")
+                text = delta.get("text") if type(delta) is dict else None
+                # Most are text; the others thinking, a tool's input JSON, a signature.
+                self.text_size += utf8_size(text) if type(text) is str else text_size(delta)
+            elif kind == "message_start":
                 self._count(parsed.get("message", {}).get("usage"))
             elif kind == "message_delta":
                 self._count(parsed.get("usage"))
@@ -175,6 +196,21 @@ class AnthropicScanner:
 
 #: The Responses API events that end a stream; each carries the final ``response``.
 _RESPONSES_ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+#: The Responses API events whose ``delta`` is a piece of text the model wrote (not
+#: ``response.audio.delta``: base64 audio).
+_RESPONSES_TEXT_DELTAS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.reasoning_text.delta",
+        "response.reasoning_summary_text.delta",
+        "response.function_call_arguments.delta",
+        "response.custom_tool_call_input.delta",
+        "response.mcp_call_arguments.delta",
+        "response.code_interpreter_call_code.delta",
+        "response.audio.transcript.delta",
+    }
+)
 
 
 class ResponsesScanner:
@@ -188,6 +224,7 @@ class ResponsesScanner:
         self.done = False
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.text_size = 0
         self._sequence = -1  # the last ``sequence_number`` passed on
 
     def feed(self, chunk: bytes) -> bytes:
@@ -218,7 +255,12 @@ class ResponsesScanner:
                 sequence = parsed.get("sequence_number")
                 if isinstance(sequence, int):
                     self._sequence = sequence
-                if parsed.get("type") in _RESPONSES_ENDS:
+                kind = parsed.get("type")
+                if kind in _RESPONSES_TEXT_DELTAS:
+                    delta = parsed.get("delta")
+                    if type(delta) is str:
+                        self.text_size += utf8_size(delta)
+                elif kind in _RESPONSES_ENDS:
                     self.done = True
                     response = parsed.get("response")
                     if isinstance(response, dict):
@@ -290,6 +332,7 @@ class OllamaScanner:
         self.done = False
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
+        self.text_size = 0
 
     def feed(self, chunk: bytes) -> bytes:
         return self._relay(self._lines.feed(chunk))
@@ -307,10 +350,18 @@ class OllamaScanner:
         out: list[bytes] = []
         for line in lines:
             parsed = _json(line)
-            if isinstance(parsed, dict) and (parsed.get("done") or parsed.get("error")):
-                self.done = True
-                if parsed.get("done"):
-                    self.usage = ollama.parse_usage(parsed)
-                    self.finish_reason = _field(parsed, "done_reason")
+            if isinstance(parsed, dict):
+                message = parsed.get("message")
+                if type(message) is dict:
+                    content = message.get("content")
+                    if type(content) is str and len(message) == 2 and "role" in message:
+                        self.text_size += utf8_size(content)  # most lines: a piece of text
+                    else:  # thinking, tool calls
+                        self.text_size += text_size(message)
+                if parsed.get("done") or parsed.get("error"):
+                    self.done = True
+                    if parsed.get("done"):
+                        self.usage = ollama.parse_usage(parsed)
+                        self.finish_reason = _field(parsed, "done_reason")
             out.append(line + b"\n")
         return b"".join(out)

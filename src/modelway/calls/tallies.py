@@ -1,23 +1,38 @@
-"""What a metered stream counts as it passes: the answer's size, its usage, how it ended.
+"""What a metered stream counts as it passes: the answer's text size, its usage, its end.
 
 ``MeteredCall`` hands out a stream through ``_meter``, which adds each chunk to a tally
 and, when the stream is over, records the call with what the tally read: ``EventTally``
 for canonical events (translated answers), ``ByteTally`` for relayed bytes (the stream's
-scanner reads the usage without decoding the text).
+scanner reads the usage and sizes the text from the events it parses anyway). ``size``
+is the UTF-8 bytes of the answer's text alone (``modelway.calls.estimates``), which the
+completion tokens are estimated from when the stream ends without usage.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
+from modelway.calls.estimates import utf8_size
 from modelway.calls.scanners import StreamScanner
-from modelway.types import MessageEnd, StreamEvent, TextDelta, Usage, UsageReport
+from modelway.types import (
+    MessageEnd,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    UsageReport,
+)
 
 
 class Tally(Protocol):
-    """What a metered stream counts: the answer's size and the usage it reports."""
+    """What a metered stream counts: the answer's text size and the usage it reports."""
 
-    size: int
+    @property
+    def size(self) -> int:
+        """UTF-8 bytes of the answer's text so far (text, reasoning, tool calls)."""
+        ...
 
     @property
     def usage(self) -> Usage | None: ...
@@ -29,7 +44,8 @@ class Tally(Protocol):
 
 
 class EventTally:
-    """Canonical events: usage from ``UsageReport``, size from the text, the end's reason."""
+    """Canonical events: usage from ``UsageReport``, size from the text, reasoning and tool
+    calls, the end's reason."""
 
     __slots__ = ("finish_reason", "size", "usage")
 
@@ -39,8 +55,12 @@ class EventTally:
         self.finish_reason: str | None = None
 
     def add(self, chunk: StreamEvent) -> None:
-        if isinstance(chunk, TextDelta):
-            self.size += len(chunk.text)
+        if isinstance(chunk, (TextDelta, ReasoningDelta)):
+            self.size += utf8_size(chunk.text)
+        elif isinstance(chunk, ToolCallDelta):
+            self.size += utf8_size(chunk.arguments)
+        elif isinstance(chunk, ToolCallStart):
+            self.size += utf8_size(chunk.name)
         elif isinstance(chunk, UsageReport):
             self.usage = chunk.usage
         elif isinstance(chunk, MessageEnd):
@@ -48,13 +68,20 @@ class EventTally:
 
 
 class ByteTally:
-    """Relayed bytes: usage as the stream's scanner read it."""
+    """Relayed bytes: usage, text size and the end's reason as the stream's scanner read them.
 
-    __slots__ = ("_scanner", "size")
+    Not the bytes' own size: a stream of small deltas is mostly JSON envelope around them.
+    """
+
+    __slots__ = ("_scanner",)
 
     def __init__(self, scanner: StreamScanner) -> None:
         self._scanner = scanner
-        self.size = 0
+
+    @property
+    def size(self) -> int:
+        size: int = self._scanner.text_size
+        return size
 
     @property
     def usage(self) -> Usage | None:
@@ -67,4 +94,4 @@ class ByteTally:
         return reason
 
     def add(self, chunk: bytes) -> None:
-        self.size += len(chunk)
+        pass  # the scanner read the chunk on its way in
