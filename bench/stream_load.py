@@ -168,7 +168,8 @@ def combine_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         combined[name] = statistics.median(summary[name] for summary in rounds)
     for name in ("streams", "errors", "server_cpu_seconds"):
         combined[name] = sum(summary[name] for summary in rounds)
-    combined["peak_rss_mb"] = max(summary["peak_rss_mb"] for summary in rounds)
+    for name in ("peak_rss_mb", "peak_worker_rss_mb"):
+        combined[name] = max(summary[name] for summary in rounds)
     combined["first_error"] = next(
         (summary["first_error"] for summary in rounds if summary["first_error"]), None
     )
@@ -211,15 +212,16 @@ def measure_streams(
     cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     if pid is None:
         samples = asyncio.run(run_level(url, model, concurrency, rounds, words, api_key))
-        peak = 0.0
+        peak = worker_peak = 0.0
     else:
         with PeakRss(pid) as rss:
             samples = asyncio.run(run_level(url, model, concurrency, rounds, words, api_key))
-        peak = rss.peak_mb
+        peak, worker_peak = rss.peak_mb, rss.worker_peak_mb
     summary = summarise(samples, 1000 / tokens_per_second)
     summary["concurrency"] = concurrency
     summary["rounds"] = rounds
     summary["peak_rss_mb"] = peak
+    summary["peak_worker_rss_mb"] = worker_peak
     summary["server_cpu_seconds"] = cpu_seconds(pid) - cpu_before if pid is not None else 0.0
     return summary
 

@@ -148,6 +148,7 @@ def test_every_streaming_level_completes_its_streams(
             assert figures["gap_p50_ms"] > 0
             assert figures["completion_p50_ms"] > 0
             assert figures["peak_rss_mb"] > 0
+            assert 0 < figures["peak_worker_rss_mb"] <= figures["peak_rss_mb"]
     translation = results["translation"]
     assert translation["errors"] == 0
     assert translation["ratio"] > 0

@@ -11,7 +11,9 @@ def _round(ttft_ms: float, worst_gap_ms: float, rss_mb: float) -> dict[str, obje
         for _ in range(4)
     ]
     summary = summarise(samples, 50.0)
-    summary.update(peak_rss_mb=rss_mb, server_cpu_seconds=1.5, concurrency=4, rounds=1)
+    summary.update(
+        peak_rss_mb=rss_mb + 70, peak_worker_rss_mb=rss_mb, server_cpu_seconds=1.5, rounds=1
+    )
     return summary
 
 
@@ -22,6 +24,6 @@ def test_a_level_is_the_median_of_its_rounds_with_counts_summed_and_the_peak_kep
     assert level["extra_max_ms"] == 40.0  # the worst chunk of the middle round, not of all
     assert (level["streams"], level["errors"], level["rounds"]) == (12, 0, 3)
     assert level["server_cpu_seconds"] == 4.5
-    assert level["peak_rss_mb"] == 190.0
+    assert (level["peak_worker_rss_mb"], level["peak_rss_mb"]) == (190.0, 260.0)
     assert level["round_ttft_p50_ms"] == [900.0, 500.0, 700.0]
     assert level["round_extra_max_ms"] == [300.0, 40.0, 10.0]
