@@ -249,6 +249,42 @@ async def test_with_auth_the_master_key_or_the_metrics_token_is_needed(gateway: 
     assert (await gateway.http.get("/metrics", headers=twice)).status_code == 401
 
 
+#: Header values a scraper (or an attacker) may send: near-misses of the real secrets,
+#: odd schemes, control and non-Latin-1 characters, huge values.
+CREDENTIALS = st.sampled_from(
+    ["Bearer scrape-token-0123", f"Bearer {MASTER}", "Bearer scrape-token-012", "Bearer ",
+     "bearer scrape-token-0123", "Basic c2NyYXBl", "Bearer scrape-token-0123 x", "\t", "",
+     "Bearer " + "a" * 100_000]
+) | st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=60)  # fmt: skip
+
+
+KEY_HEADERS = ["authorization", "x-api-key"]
+#: Overrides the test client's own key: a request with no bearer token.
+NO_BEARER = ("authorization", "")
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(values=st.lists(st.tuples(st.sampled_from(KEY_HEADERS), CREDENTIALS), max_size=3))
+async def test_no_credential_header_is_a_5xx_or_lets_a_wrong_key_in(
+    gateway: Setup, values: list[tuple[str, str]]
+) -> None:
+    sent = values if any(n == "authorization" for n, _ in values) else [*values, NO_BEARER]
+    raw = [(name.encode(), value.encode("latin-1")) for name, value in sent]
+    answer = await gateway.http.get("/metrics", headers=raw)
+    assert answer.status_code in (200, 401), answer.text
+    secrets = ("scrape-token-0123", MASTER)
+    if answer.status_code == 200:  # only for a secret, whole
+        assert any(value.split()[-1:] in ([s] for s in secrets) for _, value in values), values
+    else:
+        assert answer.json()["error"]["message"]
+    if values in ([("authorization", f"Bearer {s}")] for s in secrets):
+        assert answer.status_code == 200
+
+
 async def test_open_mode_serves_loopback_and_the_metrics_token_only(tmp_path: Path) -> None:
     from modelway.config import parse_config
     from modelway.gateway.app import create_app

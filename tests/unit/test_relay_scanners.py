@@ -7,7 +7,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from modelway.calls.accounts import BYTES_PER_TOKEN
 from modelway.calls.scanners import (
     AnthropicScanner,
     OllamaScanner,
@@ -20,6 +19,7 @@ from modelway.calls.scanners import (
 from modelway.calls.tallies import ByteTally
 from modelway.errors import StreamTruncated, UndecodableResponse
 from modelway.streams import NDJSONDecoder, SSEDecoder
+from modelway.tokens import BYTES_PER_TOKEN
 from modelway.types import Usage
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"

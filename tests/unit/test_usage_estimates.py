@@ -8,10 +8,14 @@ from typing import Any
 import orjson
 import pytest
 
-from modelway.calls.accounts import BYTES_PER_TOKEN
-from modelway.calls.estimates import answer_text_size, prompt_tokens, text_size
 from modelway.calls.tallies import EventTally
-from modelway.tokens import IMAGE_TOKENS
+from modelway.tokens import (
+    BYTES_PER_TOKEN,
+    IMAGE_TOKENS,
+    answer_text_size,
+    prompt_tokens,
+    text_size,
+)
 from modelway.types import (
     ChatRequest,
     ChatResponse,

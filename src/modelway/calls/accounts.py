@@ -20,11 +20,11 @@ from modelway.limits.budgets import period_starts
 from modelway.pricing import price_for, priced_cost
 from modelway.store import Store
 from modelway.store.records import KeyRecord, UsageRecord
+from modelway.tokens import BYTES_PER_TOKEN
 from modelway.types import Usage
 
 log = logging.getLogger("modelway.usage")
 #: Bytes per token for the admission estimate (a reservation, settled with real usage).
-BYTES_PER_TOKEN = 4
 _PRICE_CACHE_SIZE = 4096
 
 

@@ -23,9 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelway.cache.entries import Entry, replay
 from modelway.cache.policy import NO_DIRECTIVES, CacheControl
-from modelway.calls.accounts import BYTES_PER_TOKEN
 from modelway.calls.caller import Caller
-from modelway.calls.estimates import answer_text_size, prompt_tokens
 from modelway.calls.hooks import Chunk
 from modelway.calls.relay import Headers, Relay, Relayed, relayable
 from modelway.calls.tallies import ByteTally, EventTally, Tally
@@ -36,6 +34,7 @@ from modelway.limits import UNLIMITED, Ticket
 from modelway.providers.upstream import Call
 from modelway.routing.targets import Route
 from modelway.store.records import UsageRecord
+from modelway.tokens import answer_text_size, estimated_usage
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -417,11 +416,8 @@ class MeteredCall:
         self, status: int, usage: Usage | None, error: ModelwayError | None, answer_size: int = 0
     ) -> None:
         """Record the call, then settle its limits and budgets; only the first time.
-
-        Without ``usage`` from the provider the tokens are estimated from the text alone
-        (``modelway.calls.estimates``): the prompt's, and ``answer_size``, the UTF-8 bytes
-        of the answer's text.
-        """
+        Without ``usage`` it is estimated from the prompt's text and ``answer_size``, the
+        UTF-8 bytes of the answer's (``modelway.tokens.estimated_usage``)."""
         if self._settled:
             return
         self._settled = True
@@ -433,11 +429,7 @@ class MeteredCall:
             usage = (
                 Usage()
                 if outcome is None
-                else Usage(
-                    prompt_tokens=self._prompt_tokens(),
-                    completion_tokens=answer_size // BYTES_PER_TOKEN,
-                    estimated=True,
-                )
+                else estimated_usage(self._prompt, self._request_bytes, answer_size)
             )
         accounts = calls.accounts
         cost = 0.0
@@ -463,12 +455,6 @@ class MeteredCall:
             # A caller leaving may cancel this task mid-way through Redis's round trips:
             # the budgets are still charged, in a task of their own.
             await self._calls.finisher.run(settle)
-
-    def _prompt_tokens(self) -> int:
-        """The prompt's estimated tokens: from its text once known, else the body's size."""
-        if self._prompt is None:  # embeddings: no usage is rare, their input all text
-            return self._request_bytes // BYTES_PER_TOKEN
-        return prompt_tokens(self._prompt)
 
     def _record(
         self, status: int, usage: Usage, error: ModelwayError | None, cost: float

@@ -26,7 +26,6 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from modelway.calls.estimates import answer_text_size
 from modelway.calls.scanners import (
     StreamScanner,
     answer_finish_reason,
@@ -43,6 +42,7 @@ from modelway.providers.base import HttpRequest
 from modelway.providers.openai import OpenAIAdapter, parse_json
 from modelway.providers.upstream import Call, HttpProvider
 from modelway.routing.targets import Route, Target
+from modelway.tokens import answer_text_size
 from modelway.types import Usage
 
 _JSON = {"content-type": "application/json"}

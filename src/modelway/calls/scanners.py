@@ -5,7 +5,7 @@ checks each event is JSON, reads usage, and knows the wire's finish marker: a st
 that ends without it raises ``StreamTruncated``; the relay then ends the caller's
 stream with an error event in the same format. From the events it parses anyway it
 adds up the size of the answer's text (``text_size``), which the completion tokens are
-estimated from when the stream ends without usage (``modelway.calls.estimates``).
+estimated from when the stream ends without usage (``modelway.tokens``).
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from modelway.calls.estimates import text_size, utf8_size
 from modelway.dialects.anthropic_stream import error_object
 from modelway.dialects.ollama import encode_error_body as ollama_error_body
 from modelway.dialects.openai import encode_error_body as openai_error_body
 from modelway.errors import ModelwayError, StreamTruncated, UndecodableResponse
 from modelway.providers import anthropic, ollama, openai
 from modelway.streams import NDJSONDecoder, ServerSentEvent, SSEDecoder
+from modelway.tokens import text_size, utf8_size
 from modelway.types import Usage
 
 _DONE = b"data: [DONE]\n\n"
@@ -33,7 +33,7 @@ class StreamScanner(Protocol):
     #: How the answer ended, as the upstream said (``stop``, ``end_turn``, ...), once known.
     finish_reason: str | None
     #: UTF-8 bytes of the answer's text so far: content, reasoning, tool names and
-    #: arguments (``estimates.text_size`` of each delta), never the events around them.
+    #: arguments (``tokens.text_size`` of each delta), never the events around them.
     text_size: int
 
     def feed(self, chunk: bytes) -> bytes:

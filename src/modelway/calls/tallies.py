@@ -4,7 +4,7 @@
 and, when the stream is over, records the call with what the tally read: ``EventTally``
 for canonical events (translated answers), ``ByteTally`` for relayed bytes (the stream's
 scanner reads the usage and sizes the text from the events it parses anyway). ``size``
-is the UTF-8 bytes of the answer's text alone (``modelway.calls.estimates``), which the
+is the UTF-8 bytes of the answer's text alone (``modelway.tokens``), which the
 completion tokens are estimated from when the stream ends without usage.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from modelway.calls.estimates import utf8_size
 from modelway.calls.scanners import StreamScanner
+from modelway.tokens import utf8_size
 from modelway.types import (
     MessageEnd,
     ReasoningDelta,
