@@ -3,10 +3,15 @@ and the charts, limited, and revoked — each change felt by the next call withi
 
 from __future__ import annotations
 
+import re
+import time
+
+import httpx
 import openai
 from playwright.sync_api import Page, expect
 
 from tests.browser.admin_page import (
+    AS_MASTER,
     KEY_CHANGE_SECONDS,
     ask,
     create_key,
@@ -170,3 +175,81 @@ def test_the_request_log_pages_back_and_forth_by_the_servers_cursor(
     log.get_by_role("button", name="Newer").click()
     expect(rows).to_have_count(25)
     expect(rows.first).to_have_attribute("aria-label", newest)
+
+
+def test_budgets_read_right_in_the_keys_table_and_the_burn_down_charts(
+    admin: Page, admin_gateway_url: str
+) -> None:
+    team = unique("nobudget")
+    made = httpx.post(
+        f"{admin_gateway_url}/admin/api/teams", json={"name": team}, headers=AS_MASTER
+    )
+    assert made.status_code == 201, made.text
+    name = unique("budgets")
+    key = create_key(
+        admin, name, **{"Budget (USD)": "5", "Budget (tokens)": "1000", "Owner team": team}
+    )
+    search_keys(admin, name)
+    expect(key_row(admin, name)).to_contain_text("$5.00 and 1,000 tokens / month")
+    ask(admin_gateway_url, key)
+
+    go_to(admin, "Usage")
+    figure = admin.locator(f'figure.chart[data-chart^="Team {team}:"]')
+
+    def charted() -> bool | None:
+        admin.get_by_role("button", name="Apply").click()
+        expect(admin.locator(".usage-view")).not_to_have_attribute("aria-busy", "true")
+        return (
+            True
+            if figure.count() and "no budget" in (figure.get_attribute("data-chart") or "")
+            else None
+        )
+
+    eventually(charted, RECORDED_SECONDS, "the team's spend in the budget charts")
+    # A team without a budget is not "over" it, and its chart spans its month, not years.
+    expect(figure).not_to_have_class("chart over-budget")
+    start, end = (
+        int(figure.get_attribute("data-from") or 0),
+        int(figure.get_attribute("data-to") or 0),
+    )
+    assert 28 * 86_400 <= end - start <= 31 * 86_400
+    key_figure = admin.locator(f'figure.chart[data-chart^="Key {name}:"]')
+    expect(key_figure).to_have_attribute("data-chart", re.compile(r"of \$5\.00 \(month\)"))
+
+
+def test_a_usage_range_refused_leaves_no_old_figures_beside_it(admin: Page) -> None:
+    go_to(admin, "Usage")
+    view = admin.locator(".usage-view")
+    expect(view.locator(".tile").first).to_be_visible()
+    view.get_by_label("From", exact=True).fill("2026-12-10")
+    view.get_by_label("To", exact=True).fill("2026-12-06")
+    view.get_by_role("button", name="Apply").click()
+    expect(view).to_contain_text("from: must be earlier than to")
+    expect(view.locator(".tile")).to_have_count(0)
+    expect(view.locator(".totals")).to_contain_text("Not loaded")
+
+
+def test_an_expired_key_can_still_be_renamed(admin: Page, admin_gateway_url: str) -> None:
+    name = unique("expiring")
+    made = httpx.post(
+        f"{admin_gateway_url}/admin/api/keys",
+        json={"name": name, "expires_at": time.time() + 2},
+        headers=AS_MASTER,
+    )
+    assert made.status_code == 201, made.text
+    go_to(admin, "Keys")
+    admin.get_by_label("Search", exact=True).fill(name)
+
+    def expired() -> bool | None:
+        admin.get_by_label("Status").select_option("active")
+        admin.get_by_label("Status").select_option("expired")  # asks the gateway again
+        expect(admin.locator(".keys-view")).not_to_have_attribute("aria-busy", "true")
+        return True if key_row(admin, name).count() else None
+
+    eventually(expired, 30, "the key expired")
+    key_row(admin, name).get_by_role("button", name=f"Edit {name}").click()
+    dialog(admin).get_by_label("Name", exact=True).fill(name + "-renamed")
+    dialog(admin).get_by_role("button", name="Save").click()
+    expect(admin.locator("dialog[open]")).to_have_count(0)
+    search_keys(admin, name + "-renamed")
+    expect(key_row(admin, name + "-renamed")).to_contain_text("expired")

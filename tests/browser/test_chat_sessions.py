@@ -23,6 +23,13 @@ def test_a_session_can_be_created_renamed_and_deleted(page: Page) -> None:
     renamed = page.locator(f'.session[data-session-id="{session_id}"]')
     expect(renamed).to_have_text("Trip planning")
 
+    # A rename given up with Escape leaves the pencil working.
+    for _ in range(2):
+        renamed.get_by_role("button", name="Rename Trip planning").click()
+        page.get_by_role("textbox", name="Chat title").press("Escape")
+        expect(page.get_by_role("textbox", name="Chat title")).to_have_count(0)
+        expect(renamed).to_have_text("Trip planning")
+
     renamed.get_by_role("button", name="Delete Trip planning").click()
     confirm = page.get_by_role("dialog")
     expect(confirm).to_contain_text("Delete “Trip planning”")
@@ -46,6 +53,13 @@ def test_system_prompt_temperature_and_max_tokens_are_kept_per_session(page: Pag
     page.get_by_role("button", name="Chat settings").click()
     page.get_by_label("System prompt").fill("Answer like a pirate.")
     page.get_by_label("Temperature").fill("0.4")
+    page.get_by_label("Max tokens").fill("256")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#settings-status")).to_have_text("Saved")
+    # A value the gateway refuses is not "Saved": the panel says why.
+    page.get_by_label("Max tokens").fill("99999999999999999999")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#settings-status")).to_contain_text("Not saved: max_tokens")
     page.get_by_label("Max tokens").fill("256")
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator("#settings-status")).to_have_text("Saved")

@@ -105,20 +105,27 @@ export class ChatApp {
     return session;
   }
 
+  /** Changes a session, its failure in the notice bar. */
   private async update(id: string, changes: SessionSettings): Promise<void> {
-    await this.guard(async () => {
-      const updated = await chatApi.updateSession(id, changes);
-      this.sessions = this.sessions.map((s) => (s.id === id ? updated : s));
-      if (this.current?.id === id) {
-        this.current = updated;
-        this.title.textContent = updated.title;
-      }
-      this.sessionList.render(this.sessions, this.current?.id ?? null);
-    });
+    await this.guard(() => this.apply(id, changes));
+  }
+
+  /** Changes a session; a refusal is thrown to the caller. */
+  private async apply(id: string, changes: SessionSettings): Promise<void> {
+    const updated = await chatApi.updateSession(id, changes);
+    this.sessions = this.sessions.map((s) => (s.id === id ? updated : s));
+    if (this.current?.id === id) {
+      this.current = updated;
+      this.title.textContent = updated.title;
+    }
+    this.sessionList.render(this.sessions, this.current?.id ?? null);
   }
 
   private async remove(session: ChatSession): Promise<void> {
     if (!(await confirmAction(`Delete “${session.title}” and its messages?`))) return;
+    // A reply streams only into the open chat: deleting it stops the reply (and its
+    // upstream call) as leaving it for another chat does.
+    if (this.composer.busy && this.current?.id === session.id) this.stop();
     await this.guard(async () => {
       await chatApi.deleteSession(session.id);
       this.sessions = this.sessions.filter((s) => s.id !== session.id);
@@ -136,7 +143,8 @@ export class ChatApp {
       await this.ensureSession();
       return;
     }
-    await this.update(this.current.id, values);
+    // The settings panel says whether they were saved, and why not.
+    await this.apply(this.current.id, values);
   }
 
   private async send(text: string): Promise<void> {

@@ -112,7 +112,8 @@ export class Conversation {
       );
     }
     if (message.error === STOPPED) reply.markStopped();
-    else if (message.error) reply.showError(message.error);
+    else if (message.error && message.error_status === 429) reply.showRateLimit(message.error, null);
+    else if (message.error) reply.showError(message.error, message.error_status ?? undefined);
     reply.finish(message.id);
     this.container.append(reply.node);
   }
@@ -191,9 +192,13 @@ export class Reply {
 
   showRateLimit(message: string, retryAfter: number | null): void {
     const wait = retryAfter ? ` Try again in ${Math.ceil(retryAfter)} s.` : "";
+    // The provider's own "Please try again in 58.361s." gives way to the wait above.
+    const said = message
+      .replace(/\s*(please )?try again in [\d.]+ ?s(econds)?\.?/i, "")
+      .replace(/[.\s]+$/, "");
     this.node.classList.add("failed");
     this.node.insertBefore(
-      element("p", { className: "message-error rate-limited", role: "alert" }, `Rate limited: ${message}.${wait}`),
+      element("p", { className: "message-error rate-limited", role: "alert" }, `Rate limited: ${said}.${wait}`),
       this.meta,
     );
   }

@@ -21,8 +21,9 @@ export function askForGatewayKey(reason: string): Promise<boolean> {
   const dialog = required<HTMLDialogElement>("key-dialog");
   const form = required<HTMLFormElement>("key-form");
   const input = required<HTMLInputElement>("key-input");
+  const sentence = /[.!?]$/.test(reason.trim()) ? reason.trim() : `${reason.trim()}.`;
   required("key-reason").textContent =
-    `${reason} The key is kept in this browser only and sent to this gateway as a Bearer token.`;
+    `${sentence} The key is kept in this browser only and sent to this gateway as a Bearer token.`;
   input.value = "";
   dialog.returnValue = "";
   if (!dialog.open) dialog.showModal();

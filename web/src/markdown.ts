@@ -7,6 +7,25 @@ import { copyButton } from "./clipboard";
 
 const markdown = new Marked({ gfm: true, breaks: false, async: false });
 
+const ESCAPES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;",
+};
+
+// HTML a model writes is shown as the text it is, as chat apps do, not made into
+// elements: a reply cannot lay out the page, and the sanitiser's parse never meets an
+// ``on…=`` attribute (Chrome reports one as a CSP violation even in that inert parse).
+markdown.use({
+  renderer: {
+    html({ text }) {
+      return text.replace(/[&<>"']/g, (character) => ESCAPES[character]);
+    },
+  },
+});
+
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
   // Links leave the page in a new tab that cannot reach back to this one.
   if (node instanceof HTMLAnchorElement) {

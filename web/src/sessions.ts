@@ -66,8 +66,13 @@ export class SessionList {
       if (settled) return;
       settled = true;
       const title = input.value.trim();
+      // A new item, not the old one's buttons: their listeners belong to their own item.
+      // A rename that succeeds redraws the list with the new title; one that fails leaves
+      // the old title, and the pencil works again either way.
+      const fresh = this.item(session, item.classList.contains("current"));
+      item.replaceWith(fresh);
+      if (!save) fresh.querySelector<HTMLButtonElement>("button[aria-label^='Rename']")?.focus();
       if (save && title && title !== session.title) this.actions.rename(session.id, title);
-      else form.replaceWith(...this.item(session, item.classList.contains("current")).childNodes);
     };
     form.addEventListener("submit", (event) => {
       event.preventDefault();

@@ -14,7 +14,10 @@ export class SettingsPanel {
     this.toggle.addEventListener("click", () => this.setOpen(this.form.hidden));
     this.form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      if (!this.form.reportValidity()) return;
+      if (!this.form.reportValidity()) {
+        this.status.textContent = "Not saved: a value is out of range";
+        return;
+      }
       this.status.textContent = "Saving…";
       try {
         await save(this.values());

@@ -16,7 +16,8 @@ export function setUpTheme(): void {
   const apply = () => {
     const theme = effectiveTheme();
     document.documentElement.dataset.theme = theme;
-    toggle.setAttribute("aria-pressed", String(theme === "dark"));
+    // The label names what a press does, so it is not also a pressed/unpressed toggle
+    // (a screen reader would read "Light theme, pressed" in the dark theme).
     toggle.textContent = theme === "dark" ? "Light theme" : "Dark theme";
   };
   toggle.addEventListener("click", () => {

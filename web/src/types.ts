@@ -23,6 +23,8 @@ export interface ChatMessage {
   completion_tokens: number | null;
   usage_accurate: boolean | null;
   error: string | null;
+  /** The HTTP status a failed reply failed with (429: rate limited). */
+  error_status: number | null;
   created_at: number;
 }
 

@@ -101,7 +101,7 @@ def time_range(request: Request, now: float, widest: float | None) -> tuple[floa
     end = moment("to", end_text) if end_text else now
     start = moment("from", start_text) if start_text else end - DEFAULT_RANGE
     if start >= end:
-        raise BadRequest("from: earlier than to")
+        raise BadRequest("from: must be earlier than to")
     if widest is not None and end - start > widest:
         days = widest / DAY_SECONDS
         raise BadRequest(f"from, to: at most {days:.0f} days apart for this bucket")

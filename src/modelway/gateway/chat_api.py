@@ -277,15 +277,15 @@ async def _stream_reply(
     except (OSError, ClientDisconnect):
         pass  # the caller left between two events: the reply is saved as stopped
     except RateLimited as failure:
-        reply.error = failure.message
+        reply.error, reply.status = failure.message, 429
         retry_after = failure.retry_after
         await emit({"type": "rate_limited", "message": reply.error, "retry_after": retry_after})
     except ModelwayError as failure:
-        reply.error = failure.message
+        reply.error, reply.status = failure.message, failure.status
         await emit({"type": "error", "message": reply.error, "status": failure.status})
     except Exception:
         log.exception("chat reply failed", extra={"request_id": call.request_id})
-        reply.error = "internal gateway error"
+        reply.error, reply.status = "internal gateway error", 500
         await emit({"type": "error", "message": reply.error, "status": 500})
     finally:
         # Also runs when the caller stops the reply: what arrived is kept, marked stopped.
@@ -303,6 +303,8 @@ class _Reply:
         self.text: list[str] = []
         self.tokens: TokensUsed | None = None
         self.error: str | None = STOPPED  # until the stream ends well or fails
+        #: The HTTP status it failed with (429: rate limited), shown again after a reload.
+        self.status: int | None = None
 
 
 async def _save_reply(state: GatewayState, session_id: str, reply: _Reply) -> str | None:
@@ -318,6 +320,7 @@ async def _save_reply(state: GatewayState, session_id: str, reply: _Reply) -> st
             completion_tokens=tokens.completion if tokens else None,
             usage_accurate=not tokens.estimated if tokens else None,
             error=reply.error,
+            error_status=reply.status,
         )
     except NotFound:
         return None  # the session was deleted while it answered

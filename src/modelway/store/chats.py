@@ -108,6 +108,7 @@ class ChatRepository:
         completion_tokens: int | None = None,
         usage_accurate: bool | None = None,
         error: str | None = None,
+        error_status: int | None = None,
     ) -> ChatMessage:
         """Append a message to a session (and bump its ``updated_at``)."""
         if role not in _ROLES:
@@ -123,6 +124,7 @@ class ChatRepository:
             completion_tokens=completion_tokens,
             usage_accurate=usage_accurate,
             error=error,
+            error_status=error_status,
             created_at=time.time(),
         )
         async with self._engine.begin() as connection:

@@ -78,6 +78,8 @@ class ChatMessage(msgspec.Struct, frozen=True, kw_only=True):
     usage_accurate: bool | None
     error: str | None
     created_at: float
+    #: The HTTP status a failed reply failed with (429: rate limited); None otherwise.
+    error_status: int | None = None
 
 
 class ProviderConnection(msgspec.Struct, frozen=True, kw_only=True):

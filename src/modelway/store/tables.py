@@ -228,6 +228,8 @@ chat_messages = Table(
     Column("completion_tokens", Integer),
     Column("usage_accurate", Boolean),
     Column("error", Text),
+    # The HTTP status a failed reply failed with (migration 0009): 429 is a rate limit.
+    Column("error_status", Integer),
     Column("created_at", Double, nullable=False),
     Index(None, "session_id", "created_at"),
 )

@@ -17,6 +17,16 @@ export interface ChartSpec {
   lines: Line[];
   format: (value: number) => string;
   height?: number;
+  /** The time axis's span in epoch seconds; by default the first time to the last. */
+  span?: [number, number];
+}
+
+/** Where a line has a value whose neighbours have none: a lone point no segment joins
+ * (``spanGaps`` joins values across gaps, but one value alone makes no segment). */
+export function lonePoints(values: (number | null)[]): number[] {
+  const known = values.filter((value) => value !== null).length;
+  if (known !== 1) return [];
+  return [values.findIndex((value) => value !== null)];
 }
 
 const charts = new Set<TimeChart>();
@@ -69,17 +79,24 @@ export class TimeChart {
           // Percentiles are unknown (null) where a bucket had no traffic: join across it.
           spanGaps: true,
           value: (_u: uPlot, value: number | null) => (value === null ? "—" : spec.format(value)),
-          points: { show: spec.times.length < 3 },
+          points:
+            spec.times.length < 3
+              ? { show: true }
+              : { show: true, filter: lonePoints(line.values), size: 7 },
         })),
       ],
       axes: [axis(), axis((_u, splits) => splits.map((value) => spec.format(value)))],
-      scales: { y: { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
+      scales: {
+        ...(spec.span ? { x: { time: true, auto: false, range: spec.span } } : {}),
+        y: { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] },
+      },
       legend: { live: true },
     };
     const data: uPlot.AlignedData = [spec.times, ...spec.lines.map((line) => line.values)];
     this.plot = new uPlot(options, data, this.body);
     this.resize.observe(this.body);
     this.root.dataset.points = String(spec.times.length);
+    if (spec.span) [this.root.dataset.from, this.root.dataset.to] = spec.span.map(String);
   }
 
   private fit(): void {

@@ -190,7 +190,13 @@ export function editKey(
       }
       try {
         if (existing) {
-          result = await whileBusy(submit, "Saving…", () => keys.update(existing.id, settings));
+          // An expiry left as it was is not sent: the field holds whole minutes (sending
+          // it back would move the expiry), and an expired key keeps its past expiry
+          // while it is renamed or given new limits (a new expiry must be ahead).
+          const { expires_at: _expiry, ...others } = settings;
+          const changes =
+            expires.input.value === localInput(existing.expires_at) ? others : settings;
+          result = await whileBusy(submit, "Saving…", () => keys.update(existing.id, changes));
           dialog.close();
         } else {
           const created = await whileBusy(submit, "Creating…", () =>

@@ -135,7 +135,7 @@ export class KeysView implements View {
         title: "Budget",
         numeric: true,
         cell: (key) =>
-          key.budget_usd === null ? "—" : `${money(key.budget_usd)} / ${key.budget_period}`,
+          budgetText(key),
       },
       { title: "Spend", sort: "spend", numeric: true, cell: (key) => money(key.spend_usd ?? null) },
       { title: "Created", sort: "created_at", cell: (key) => dateTime(key.created_at) },
@@ -225,4 +225,14 @@ export class KeysView implements View {
     );
     await this.load();
   }
+}
+
+/** "$5.00 / month", "1,000 tokens / day", both joined, or a dash. */
+export function budgetText(
+  key: Pick<KeyView, "budget_usd" | "budget_tokens" | "budget_period">,
+): string {
+  const parts: string[] = [];
+  if (key.budget_usd !== null) parts.push(money(key.budget_usd));
+  if (key.budget_tokens !== null) parts.push(limit(key.budget_tokens, "tokens"));
+  return parts.length ? `${parts.join(" and ")} / ${key.budget_period}` : "—";
 }

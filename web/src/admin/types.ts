@@ -122,7 +122,8 @@ export interface Budget {
   kind: "key" | "team";
   id: string;
   name: string;
-  budget_usd: number;
+  /** None for a team that owns keys but has no budget: its spend alone is shown. */
+  budget_usd: number | null;
   budget_period: BudgetPeriod;
   period_start: number;
   spent_usd: number;

@@ -17,7 +17,8 @@ import type {
 import { field, filterBox, selectField, statusLine, table, viewHeader, withProgress } from "./ui";
 import type { View } from "./view";
 
-const STEP: Record<Bucket, number> = { hour: 3600, day: 86_400 };
+const DAY = 86_400;
+const STEP: Record<Bucket, number> = { hour: 3600, day: DAY };
 /** More buckets than this are not filled in (the chart draws the points it has). */
 const MOST_BUCKETS = 5000;
 
@@ -178,7 +179,19 @@ export class UsageView implements View {
         usage.budgets(),
       ]),
     ).catch(() => null);
-    if (answers === null || load !== this.loads) return;
+    if (load !== this.loads) return;
+    if (answers === null) {
+      // The error is in the status line; figures of another range must not stay beside
+      // the range just asked for.
+      this.stop();
+      const gone = () => element("p", { className: "hint" }, "Not loaded: see the error above.");
+      this.totals.replaceChildren(gone());
+      this.charts.replaceChildren();
+      this.tops.replaceChildren();
+      this.budgets.replaceChildren();
+      this.root.dataset.loaded = "failed";
+      return;
+    }
     const [series, totals, topKeys, topModels, budgets] = answers;
     this.showTotals(totals);
     this.stop();
@@ -300,31 +313,58 @@ export class UsageView implements View {
       return;
     }
     const made = budgets.map((budget) => {
-      const times = budget.points.map((point) => point.t);
+      const [start, end] = budgetSpan(budget, Date.now() / 1000);
+      // The period from its start (nothing spent yet, but for a total budget's carry)
+      // to its end, so even one day's spend shows where in the period it stands.
+      const points = budget.points.filter((point) => point.t >= start && point.t <= end);
+      const opening = budget.budget_period === "total" ? null : 0;
+      const times = [start, ...points.map((point) => point.t), end];
+      const spent = [opening, ...points.map((point) => point.spent_usd), null];
+      if (points.length && points[0].t === start) {
+        times.shift();
+        spent.shift();
+      }
+      const limit = budget.budget_usd;
+      const owner = `${budget.kind === "team" ? "Team" : "Key"} ${budget.name}`;
+      const lines: Line[] = [{ label: "Spent", values: spent, color: "--chart-2" }];
+      if (limit !== null) {
+        lines.push({
+          label: "Budget",
+          values: times.map(() => limit),
+          color: "--chart-err",
+          dashed: true,
+        });
+      }
       const chart = new TimeChart({
-        title: `${budget.kind === "team" ? "Team" : "Key"} ${budget.name}: ${money(budget.spent_usd)} of ${money(budget.budget_usd)} (${budget.budget_period})`,
+        title:
+          limit === null
+            ? `${owner}: ${money(budget.spent_usd)} spent (${budget.budget_period}, no budget)`
+            : `${owner}: ${money(budget.spent_usd)} of ${money(limit)} (${budget.budget_period})`,
         times,
-        lines: [
-          {
-            label: "Spent",
-            values: budget.points.map((point) => point.spent_usd),
-            color: "--chart-2",
-          },
-          {
-            label: "Budget",
-            values: times.map(() => budget.budget_usd),
-            color: "--chart-err",
-            dashed: true,
-          },
-        ],
+        span: [start, end],
+        lines,
         format: money,
         height: 160,
       });
-      chart.root.classList.toggle("over-budget", budget.spent_usd >= budget.budget_usd);
+      chart.root.classList.toggle("over-budget", limit !== null && budget.spent_usd >= limit);
       return chart;
     });
     this.budgets.replaceChildren(...made.map((one) => one.root));
     for (const one of made) one.draw();
     this.drawn.push(...made);
   }
+}
+
+/** A budget chart's time axis: its UTC day or month, or a total budget's shown days. */
+export function budgetSpan(budget: Budget, now: number): [number, number] {
+  const start = budget.period_start;
+  if (budget.budget_period === "day") return [start, start + DAY];
+  if (budget.budget_period === "month") {
+    const opened = new Date(start * 1000);
+    const next = Date.UTC(opened.getUTCFullYear(), opened.getUTCMonth() + 1, 1) / 1000;
+    return [start, next];
+  }
+  const first = budget.points.length ? budget.points[0].t : start;
+  const last = budget.points.length ? budget.points[budget.points.length - 1].t : first;
+  return [first, Math.max(now, last, first + DAY)];
 }
