@@ -129,9 +129,13 @@ class _Scope:
 
 
 class _Protocol:
-    """granian's protocol object for one request: the body, then one answer."""
+    """granian's protocol object for one request: the body, its disconnect future (the
+    caller never leaves), then one answer."""
 
     status = 0
+
+    def client_disconnect(self) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()
 
     async def _body(self) -> bytes:
         await asyncio.sleep(0)

@@ -63,6 +63,8 @@ class Outcome(NamedTuple):
             state.finished()
             if error is not None:
                 state.failed(error, time.monotonic())
+            else:
+                state.stream_succeeded()
 
 
 class OpenStream(NamedTuple):
@@ -123,6 +125,10 @@ class AttemptListener(Protocol):
 FailedAttempt = Callable[[Target, float, BaseException], None]
 
 
+class _AtCapacity(RateLimited):
+    """Every deployment left to ask is at its own RPM/TPM cap (a 429 with Retry-After)."""
+
+
 class _Tries:
     """What ``attempt_each`` has tried so far: how many attempts, the last error, the deadline."""
 
@@ -134,6 +140,19 @@ class _Tries:
         self.last_error: ModelwayError | None = None
         #: Seconds the latest attempt took.
         self.seconds = 0.0
+
+    def at_cap(self, refusal: RateLimited) -> None:
+        """A deployment at its own RPM/TPM cap was passed over. Should none answer, the
+        caller hears that, with the soonest any capped deployment frees up — not the
+        deployment's limiter's words or ``x-ratelimit-*`` headers, which would read as
+        the caller's own limits."""
+        last = self.last_error
+        wait = refusal.retry_after
+        if isinstance(last, _AtCapacity) and last.retry_after is not None:
+            wait = last.retry_after if wait is None else min(wait, last.retry_after)
+        self.last_error = _AtCapacity(
+            "every deployment that could answer is at its own rate limit", retry_after=wait
+        )
 
     def failure(self, route: Route) -> ModelwayError:
         """The error to raise once every target has been tried."""
@@ -161,7 +180,7 @@ async def _attempt_once(
     except BaseException:
         state.finished()
         raise
-    state.succeeded(time.monotonic() - started)
+    state.succeeded(time.monotonic() - started, whole=not holds)
     if not holds:
         state.finished()
     return result
@@ -266,7 +285,7 @@ class Engine:
                 try:
                     ticket = await self.rates.admit(state.limit_scope, rpm=state.rpm, tpm=state.tpm)
                 except RateLimited as error:
-                    tries.last_error = error  # at its own cap: the next deployment answers
+                    tries.at_cap(error)  # at its own cap: the next deployment answers
                     return None
             tries.count += 1
             try:
@@ -274,6 +293,7 @@ class Engine:
             except ModelwayError as error:
                 tries.last_error = error
                 if not error.retryable:
+                    error.attempts = tries.count  # said in x-modelway-attempts
                     raise
                 if retry == retries:
                     return None
@@ -301,6 +321,8 @@ class Engine:
                 result = await _attempt_once(target, state, attempt, holds)
         except BaseException as error:
             seconds = time.monotonic() - started
+            if isinstance(error, ModelwayError):
+                error.tried = (target.backend.name, target.model)
             for listener, handle in zip(listeners, handles, strict=True):
                 listener.attempt_ended(target, handle, seconds, error)
             for failed in self.failed_attempts:

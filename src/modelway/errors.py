@@ -29,9 +29,10 @@ place (``modelway.dialects``). Messages never contain a secret.
         ├── ConnectError            502  retryable
         ├── Unavailable             503  retryable: every deployment is cooling down
         ├── Timeout                 504  retryable
-        ├── EmptyResponse           502
-        ├── UndecodableResponse     502  carries the raw text
-        └── StreamTruncated         502  the stream ended without its finish marker
+        ├── EmptyResponse           502  retryable
+        ├── ConnectionLost          502  retryable: the connection broke mid-answer
+        ├── UndecodableResponse     502  retryable, carries the raw text
+        └── StreamTruncated         502  retryable: the stream ended without its finish marker
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class ModelwayError(Exception):
     code: str | None = None
     #: Upstream calls made before giving up (set by the engine on the error it raises).
     attempts: int | None = None
+    #: The provider and model of the upstream attempt that failed with this error (set by
+    #: the engine): a failed call's usage record names whom it asked last.
+    tried: tuple[str, str] | None = None
     #: Seconds after which asking again may succeed, when someone said (``Retry-After``).
     retry_after: float | None = None
 
@@ -318,9 +322,22 @@ class Timeout(UpstreamError):
 class EmptyResponse(UpstreamError):
     """The upstream answered with nothing usable."""
 
+    # An upstream's broken answer is its own fault, as a 502 is: retried, then the next
+    # deployment, and it counts towards the deployment's cooldown. (Once a stream's first
+    # bytes are the caller's, nothing is retried: the stream ends with an error event.)
+    retryable = True
+
+
+class ConnectionLost(UpstreamError):
+    """The upstream's connection broke before its answer was whole."""
+
+    retryable = True
+
 
 class UndecodableResponse(UpstreamError):
     """The upstream sent a body that is not what its format promises; ``raw`` holds it."""
+
+    retryable = True
 
     def __init__(self, message: str, *, raw: str = "", provider: str | None = None) -> None:
         super().__init__(message, provider=provider)
@@ -329,6 +346,8 @@ class UndecodableResponse(UpstreamError):
 
 class StreamTruncated(UpstreamError):
     """The upstream stream ended before its finish marker."""
+
+    retryable = True
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:

@@ -22,7 +22,7 @@ from modelway.store.records import UsageRecord
 from tests.integration.gateway import running_gateway
 from tests.polling import wait_until
 from tests.postgres import running_postgres
-from tests.redis_server import running_redis
+from tests.redis_server import restartable_redis, running_redis
 
 MASTER = "master-test-key-0123456789"
 HELLO = [{"role": "user", "content": "hello there"}]
@@ -122,6 +122,17 @@ def test_a_key_may_only_use_its_allowed_models(gateway: str, data_env: dict[str,
     denied = chat(gateway, key, "openai/gpt-4o")
     assert denied.status_code == 403
     assert "may not use model 'openai/gpt-4o'" in denied.json()["error"]["message"]
+    # A key's listings offer what it may use (the web chat's model picker reads them).
+    _, echo_only = create_key(data_env, models=["mock/echo"])
+    as_key = {"authorization": f"Bearer {echo_only}"}
+    listed = httpx.get(f"{gateway}/v1/models", headers=as_key, timeout=10).json()["data"]
+    assert [m["id"] for m in listed] == ["mock/echo"]
+    tags = httpx.get(f"{gateway}/api/tags", headers=as_key, timeout=10).json()["models"]
+    assert [m["name"] for m in tags] == ["mock/echo"]
+    one = httpx.get(f"{gateway}/v1/models/mock/mock-1", headers=as_key, timeout=10)
+    assert one.status_code == 404
+    everything = httpx.get(f"{gateway}/v1/models", headers={"authorization": f"Bearer {MASTER}"})
+    assert len(everything.json()["data"]) > 1
 
 
 def test_rpm_limit_refuses_with_retry_after_and_headers_on_every_answer(
@@ -205,6 +216,32 @@ def test_two_replicas_on_postgres_and_redis_enforce_one_global_limit_and_revocat
         assert len(records) == 8
         assert sorted(r.status for r in records) == [200] * 5 + [429] * 3
         assert Path(env["MODELWAY_DATA_DIR"]).exists()
+
+
+def test_a_budget_in_redis_is_refilled_from_the_store_when_redis_lost_it() -> None:
+    """The store is the ledger of record: a Redis flushed between two runs, or restarted
+    empty under a running gateway, does not let a spent budget start over."""
+    with restartable_redis() as redis, tempfile.TemporaryDirectory() as data:
+        env = {"MODELWAY_DATA_DIR": data, "MODELWAY_MASTER_KEY": MASTER, "REDIS_URL": redis.url}
+        _, key = create_key(env, budget_tokens=10, budget_period="day")  # a call spends 4
+        with running_gateway(env) as url:
+            assert [chat(url, key).status_code for _ in range(4)] == [200, 200, 200, 429]
+        redis.stop()
+        redis.start()  # no persistence: every budget window is gone
+        with running_gateway(env) as url:
+            assert chat(url, key).status_code == 429  # seeded from the 12 tokens on file
+            redis.stop()
+            redis.start()  # empty again, under the running gateway
+            statuses: list[int] = []
+
+            def refused() -> bool:
+                statuses.append(chat(url, key).status_code)
+                return statuses[-1] == 429
+
+            wait_until(refused, within=15.0)
+            # One call may pass unchecked if it met Redis down (budgets fail open); an
+            # empty window counted afresh would have let two more in (4 and 8 of 10).
+            assert statuses.count(200) <= 1, statuses
 
 
 def test_the_web_chat_api_goes_through_the_same_keys_limits_and_usage_records(

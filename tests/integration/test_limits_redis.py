@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from modelway.errors import BudgetExceeded, RateLimited
 from modelway.limits import UNLIMITED, Limits, RedisBudgetBook, RedisLimiter
+from modelway.limits.outage import RedisOutage
 from tests.redis_server import RedisServer, free_port, restartable_redis, running_redis
 
 pytestmark = pytest.mark.integration
@@ -248,6 +249,42 @@ async def test_seed_fills_a_window_redis_does_not_hold_yet(client: Redis) -> Non
     assert await client.hgetall("mw:budget:key:a:total") == {b"usd": b"4", b"tokens": b"40"}
 
 
+async def test_a_window_redis_does_not_hold_is_filled_from_the_store_once(client: Redis) -> None:
+    book = RedisBudgetBook(client)
+    asked: list[tuple[str, str]] = []
+
+    async def stored(scope: str, period: str) -> tuple[float, int]:
+        asked.append((scope, period))
+        await asyncio.sleep(0.01)  # the other checks arrive while this one reads
+        return 7.0, 70
+
+    book.refill = stored  # type: ignore[assignment]
+    checks = [book.check("key:a", usd=5.0, period="total") for _ in range(5)]
+    results = await asyncio.gather(*checks, return_exceptions=True)
+    assert all(isinstance(result, BudgetExceeded) for result in results)
+    assert asked == [("key:a", "total")]  # one look-up for five checks
+    await book.check("key:a", usd=10.0, period="total")  # held now: no second look-up
+    assert asked == [("key:a", "total")]
+    assert await client.hgetall("mw:budget:key:a:total") == {b"usd": b"7.0", b"tokens": b"70"}
+
+
+async def test_a_store_that_cannot_say_leaves_the_window_to_the_charges(
+    client: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    book = RedisBudgetBook(client)
+
+    async def broken(scope: str, period: str) -> tuple[float, int]:
+        raise OSError("the store is away")
+
+    book.refill = broken  # type: ignore[assignment]
+    with caplog.at_level(logging.WARNING, logger="modelway.limits"):
+        await book.check("key:a", usd=5.0, period="day")  # unchecked, not an error
+    assert "could not read key:a's stored spend" in caplog.text
+    await book.charge("key:a", usd=6.0, tokens=0, period="day")
+    with pytest.raises(BudgetExceeded):
+        await book.check("key:a", usd=5.0, period="day")
+
+
 async def test_limits_from_a_redis_url_enforce_and_answer_pings(redis_url: str) -> None:
     limits = Limits.from_environment(redis_url)
     try:
@@ -294,6 +331,37 @@ async def test_a_replica_up_for_a_window_limits_to_its_share_while_redis_is_down
         await limiter.settle(tickets[0], 100)  # settled in memory, owed to Redis
     finally:
         await client.aclose()
+
+
+async def test_a_burst_while_redis_is_down_gets_the_replicas_share_not_a_lockout() -> None:
+    now = [10_000.0]
+    with restartable_redis() as redis:
+        client = Redis.from_url(redis.url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        limiter = RedisLimiter(
+            client, local_clock=lambda: now[0], outage=RedisOutage(clock=lambda: now[0])
+        )
+        limiter._started = 0.0  # the worker has been up for hours
+
+        async def one() -> bool:
+            try:
+                await limiter.admit("key:x", rpm=10)
+            except RateLimited:
+                return False
+            return True
+
+        try:
+            assert await asyncio.gather(*(one() for _ in range(10))) == [True] * 10
+            redis.stop()
+            now[0] += 30
+            assert not await one()  # the ten are still in the window: refused in memory
+            now[0] += 45  # now they have left it
+            burst = await asyncio.gather(*(one() for _ in range(20)))
+            # Each request counted once against the share (10): ten pass. (They were
+            # counted twice, beside Redis and again when Redis failed, and all twenty
+            # were refused, the key locked for a minute.)
+            assert burst.count(True) == 10
+        finally:
+            await client.aclose()
 
 
 @pytest.mark.parametrize(

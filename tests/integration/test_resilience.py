@@ -7,8 +7,10 @@ Each alias sends its own ``x-mock-fault`` value, so the mock's per-value counts
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from urllib.parse import urlparse
@@ -16,6 +18,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from modelway.store import Store, database_url
+from modelway.store.records import UsageRecord
 from tests.integration.gateway import gateway_process, running_gateway
 from tests.polling import wait_until
 
@@ -56,6 +60,15 @@ models:
     timeouts: {total: 0.5}
     deployments:
       - {provider: openai, model: echo, headers: {x-mock-fault: "stall:1500"}}
+  - name: cut-answer
+    strategy: weighted
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "truncate"}, weight: 1000}
+      - {provider: anthropic, model: echo, weight: 1}
+  - name: breaks-mid-stream
+    cooldown: {failures: 2, window: 60, seconds: 60}
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "truncate"}}
   - name: long-stall
     deployments:
       - {provider: openai, model: echo, headers: {x-mock-fault: "stall:8000"}}
@@ -112,6 +125,34 @@ def test_a_400_is_never_retried(gateway: str, mock_url: str) -> None:
     assert response.status_code == 400
     assert "error" in response.json()
     assert fault_uses(mock_url, "error:400,times:99") == 1
+    # Said like any error after attempts: how many calls, and whom it asked.
+    assert response.headers["x-modelway-attempts"] == "1"
+    assert response.headers["x-modelway-provider"] == "openai"
+
+
+def test_a_whole_answer_cut_short_fails_over_like_a_502(gateway: str) -> None:
+    # The first deployment's answers stop mid-body (not JSON): the next one answers.
+    for _ in range(3):
+        response = chat(gateway, "cut-answer", "still here")
+        assert response.status_code == 200
+        assert response.json()["choices"][0]["message"]["content"] == "still here"
+        assert response.headers["x-modelway-provider"] == "anthropic"
+
+
+def test_streams_that_break_mid_way_cool_their_deployment_down(gateway: str) -> None:
+    body = {
+        "model": "breaks-mid-stream",
+        "stream": True,
+        "messages": [{"role": "user", "content": "a b c"}],
+    }
+    for _ in range(2):
+        with httpx.stream("POST", f"{gateway}/v1/chat/completions", json=body, timeout=30) as reply:
+            text = reply.read().decode()
+        assert "ended before [DONE]" in text and "data: [DONE]" not in text  # an error event
+    assert deployment_states(gateway, "breaks-mid-stream") == ["cooling"]
+    refused = chat(gateway, "breaks-mid-stream")
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "no_deployment_available"
 
 
 def test_a_failing_deployment_fails_over_to_the_next(gateway: str) -> None:
@@ -213,6 +254,45 @@ def test_a_client_that_hangs_up_cancels_the_upstream_call(
     _open_stream_and_leave(gateway, path, body, headers)
     # The upstream stalls for 8 s: seeing it cancelled well before proves the hang-up reached it.
     wait_until(lambda: cancelled() > before, within=4.0)
+
+
+def test_a_client_that_hangs_up_before_the_answer_stops_the_call(mock_url: str) -> None:
+    """No answer yet, the caller gone: the call ends at once as 499 (not when the
+    upstream answers, 8 s later, charged for an answer nobody reads)."""
+    config = """
+models:
+  - name: slow-answer
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "slow-first-token:8000"}}
+"""
+    with tempfile.TemporaryDirectory() as data:
+        env = {**_env(mock_url), "MODELWAY_DATA_DIR": data}
+        with running_gateway(env, config) as url:
+            body = b'{"model": "slow-answer", "messages": [{"role": "user", "content": "hi"}]}'
+            address = urlparse(url)
+            with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+                head = (
+                    f"POST /v1/chat/completions HTTP/1.1\r\nHost: {address.netloc}\r\n"
+                    f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+                )
+                sock.sendall(head.encode() + body)
+                time.sleep(0.5)  # the call is under way upstream
+
+            def records() -> list[UsageRecord]:
+                return asyncio.run(_recent_records(env))
+
+            wait_until(lambda: len(records()) == 1, within=6.0)
+            record = records()[0]
+            assert record.status == 499
+            assert record.latency_ms < 8000
+
+
+async def _recent_records(env: dict[str, str]) -> list[UsageRecord]:
+    store = await Store.open(database_url(env))
+    try:
+        return await store.usage.recent(limit=5)
+    finally:
+        await store.aclose()
 
 
 def test_sigterm_lets_an_open_stream_finish_then_exits(mock_url: str) -> None:

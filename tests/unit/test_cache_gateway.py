@@ -189,6 +189,14 @@ async def test_a_failed_first_request_frees_its_idempotency_key(tmp_path: Path) 
     assert failed.status_code >= 500 and retried.status_code == 200
 
 
+async def test_an_idempotency_key_sent_twice_is_refused(gateway: Setup) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "x"}]}
+    twice = [("idempotency-key", "one"), ("idempotency-key", "two")]
+    refused = await gateway.http.post("/v1/chat/completions", json=body, headers=twice)
+    assert refused.status_code == 400
+    assert "Idempotency-Key: sent more than once" in refused.json()["error"]["message"]
+
+
 def _request(text: str) -> ChatRequest:
     return ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text)])])
 

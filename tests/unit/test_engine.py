@@ -239,6 +239,28 @@ models:
     assert len(a.calls) == 1 and len(b.calls) == 3
 
 
+async def test_every_deployment_at_its_cap_is_a_429_that_is_not_the_callers_limit(
+    sleeps: list[float],
+) -> None:
+    capped = """
+providers:
+  a: {wire: openai, base_url: "http://a.invalid/v1"}
+  b: {wire: openai, base_url: "http://b.invalid/v1"}
+models:
+  - name: pair
+    deployments: [{provider: a, model: m-a, rpm: 1}, {provider: b, model: m-b, rpm: 1}]
+"""
+    e = Engine(parse_config(capped, {}), {}, {"a": ScriptedBackend("a"), "b": ScriptedBackend("b")})
+    for _ in range(2):
+        await e.complete(ask("pair"), request_id="r")
+    with pytest.raises(RateLimited) as refused:
+        await e.complete(ask("pair"), request_id="r")
+    assert refused.value.status == 429
+    assert "every deployment that could answer is at its own rate limit" in refused.value.message
+    assert refused.value.rate_limit_headers == []  # no x-ratelimit-*: not the caller's limits
+    assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= 61
+
+
 async def test_a_deployment_benched_by_its_cooldown_is_not_waited_for(
     sleeps: list[float],
 ) -> None:

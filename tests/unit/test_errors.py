@@ -10,6 +10,7 @@ from modelway.errors import (
     AuthenticationError,
     BadRequest,
     ConnectError,
+    ConnectionLost,
     ContextWindowExceeded,
     CrossSiteRequest,
     EmptyResponse,
@@ -50,9 +51,11 @@ from modelway.errors import (
         (UpstreamError("x"), 502, False, "upstream_error"),
         (ConnectError("x"), 502, True, "upstream_error"),
         (Timeout("x"), 504, True, "timeout_error"),
-        (EmptyResponse("x"), 502, False, "upstream_error"),
-        (UndecodableResponse("x"), 502, False, "upstream_error"),
-        (StreamTruncated("x"), 502, False, "upstream_error"),
+        # An upstream's broken answer is retried and fails over, as a 502 is.
+        (EmptyResponse("x"), 502, True, "upstream_error"),
+        (ConnectionLost("x"), 502, True, "upstream_error"),
+        (UndecodableResponse("x"), 502, True, "upstream_error"),
+        (StreamTruncated("x"), 502, True, "upstream_error"),
     ],
 )
 def test_each_error_class_knows_its_status_retryability_and_kind(

@@ -43,3 +43,17 @@ def test_an_idle_gateway_without_redis_never_imports_it() -> None:
         [sys.executable, "-c", check], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(
+    ("workers", "processes"), [("2", 6), ("1", 3), (None, 3), ("0", 3), ("two", 3), ("-2", 3)]
+)
+def test_each_worker_of_each_replica_limits_to_its_share_while_redis_is_down(
+    workers: str | None, processes: int
+) -> None:
+    from modelway.calls.stored import WORKERS_VARIABLE, limit_processes
+    from modelway.config import parse_config
+
+    config = parse_config("redis: {replicas: 3}\n", {})
+    environ = {} if workers is None else {WORKERS_VARIABLE: workers}
+    assert limit_processes(config, environ) == processes

@@ -8,6 +8,7 @@ import pytest
 
 from modelway.errors import BudgetExceeded, RateLimited
 from modelway.limits import BudgetBook
+from modelway.limits.budgets import dollars
 
 
 class FakeClock:
@@ -123,3 +124,14 @@ async def test_an_unknown_period_is_an_error() -> None:
     book, _ = book_at("2026-11-23T12:00:00")
     with pytest.raises(ValueError, match="unknown budget period 'week'"):
         await book.check("key:a", usd=1.0, period="week")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [(0, "$0.00"), (12.5, "$12.50"), (1234.5, "$1,234.50"), (0.0001, "$0.0001"),
+     (0.0026, "$0.0026"), (0.0000123, "$0.000012")],
+)  # fmt: skip
+def test_a_budget_under_a_cent_is_said_with_its_digits_not_as_nothing(
+    amount: float, shown: str
+) -> None:
+    assert dollars(amount) == shown

@@ -266,3 +266,12 @@ async def test_requests_counted_from_elsewhere_fill_the_window_and_leave_it() ->
         await limiter.admit("key:a", rpm=2)
     clock.now += 61
     assert limiter.usage("key:a") == (0, 0)
+
+
+async def test_a_released_ticket_no_longer_counts() -> None:
+    limiter = MemoryLimiter()
+    first = await limiter.admit("key:a", rpm=2, tpm=100, tokens=30)
+    await limiter.admit("key:a", rpm=2, tpm=100, tokens=30)
+    limiter.release(first)
+    assert limiter.usage("key:a") == (1, 30)
+    await limiter.admit("key:a", rpm=2, tpm=100, tokens=30)  # the released one's room

@@ -16,7 +16,7 @@ from modelway.calls.caller import Caller
 from modelway.calls.team_budgets import TeamBudgets
 from modelway.config import Price, TeamBudget
 from modelway.limits import UNLIMITED, Limits, Ticket
-from modelway.limits.budgets import period_starts
+from modelway.limits.budgets import Period, period_starts
 from modelway.pricing import price_for, priced_cost
 from modelway.store import Store
 from modelway.store.records import KeyRecord, UsageRecord
@@ -131,8 +131,15 @@ def _period_starts() -> dict[str, float | None]:
 
 
 async def seed_budgets(store: Store, limits: Limits, team_budgets: Sequence[TeamBudget]) -> None:
-    """Start in-memory budgets from stored spend (Redis keeps its own across restarts)."""
+    """Start every budget's current period from stored spend.
+
+    In memory this sets each spend at start. Redis keeps its own across restarts, and a
+    window it does not hold (flushed, restarted without its data, new to an install, a
+    new day) is filled from the store the first time a check misses it
+    (``refill_budgets_from``).
+    """
     if limits.backend != "memory":
+        refill_budgets_from(store, limits)
         return
     for key in await store.keys.list(include_revoked=False):
         await seed_key_budget(store, limits, key)
@@ -149,3 +156,17 @@ async def seed_key_budget(store: Store, limits: Limits, key: KeyRecord) -> None:
     since = _period_starts()[key.budget_period]
     usd, tokens = await store.usage.spend(key_id=key.id, since=since)
     await limits.budgets.seed(f"key:{key.id}", key.budget_period, usd, tokens)
+
+
+def refill_budgets_from(store: Store, limits: Limits) -> None:
+    """Give the shared budget book the store's spend to fill a window it does not hold:
+    the store is the ledger of record, Redis a shared counter that can lose its data."""
+
+    async def stored_spend(scope: str, period: Period) -> tuple[float, int]:
+        kind, _, name = scope.partition(":")
+        since = _period_starts()[period]
+        if kind == "team":
+            return await store.usage.spend(team=name, since=since)
+        return await store.usage.spend(key_id=name, since=since)
+
+    limits.budgets.refill = stored_spend

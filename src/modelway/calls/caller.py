@@ -19,10 +19,14 @@ class Caller(NamedTuple):
     is_master: bool = False
     key: KeyRecord | None = None
 
+    def may_use(self, model: str) -> bool:
+        """Whether the key's model globs allow ``model`` (no globs: every model)."""
+        allowed = self.key.models if self.key is not None else ()
+        return not allowed or any(fnmatchcase(model, glob) for glob in allowed)
+
     def check_model(self, model: str) -> None:
         """``PermissionDenied`` unless the key's model globs allow ``model``."""
-        allowed = self.key.models if self.key is not None else ()
-        if allowed and not any(fnmatchcase(model, glob) for glob in allowed):
+        if not self.may_use(model):
             raise PermissionDenied(f"this key may not use model {model!r}")
 
 

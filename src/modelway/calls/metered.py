@@ -463,8 +463,14 @@ class MeteredCall:
         caller = self._caller
         first_byte = self._first_byte_at
         hit = self.cache_entry
-        provider = outcome.target.backend.name if outcome else None
-        model = outcome.target.model if outcome else None
+        provider: str | None
+        model: str | None
+        if outcome is not None:
+            provider, model = outcome.target.backend.name, outcome.target.model
+        elif error is not None and error.tried is not None:
+            provider, model = error.tried  # every attempt failed: the last one asked
+        else:
+            provider = model = None
         if hit is not None:
             provider, model = hit.provider, hit.model
         return UsageRecord(
@@ -491,7 +497,11 @@ class MeteredCall:
             latency_ms=(time.monotonic() - self._started) * 1000,
             ttft_ms=None if first_byte is None else (first_byte - self._started) * 1000,
             stream=self._stream,
-            retries=max(0, outcome.attempts - 1) if outcome else 0,
+            retries=max(0, outcome.attempts - 1)
+            if outcome
+            else max(0, (error.attempts or 1) - 1)
+            if error is not None and error.tried is not None
+            else 0,
             fallback_used=outcome.fallback if outcome else None,
             cache_hit=hit is not None,
             cost_saved_usd=self._cost_saved,

@@ -37,7 +37,13 @@ from modelway.dialects.base import Dialect
 from modelway.dialects.ollama import OllamaDialect
 from modelway.dialects.openai import OpenAIDialect
 from modelway.engine import Engine, Outcome
-from modelway.errors import BadRequest, ModelwayError, UpstreamError, UpstreamStatusError
+from modelway.errors import (
+    BadRequest,
+    EmptyResponse,
+    ModelwayError,
+    UpstreamError,
+    UpstreamStatusError,
+)
 from modelway.providers.base import HttpRequest
 from modelway.providers.openai import OpenAIAdapter, parse_json
 from modelway.providers.upstream import Call, HttpProvider
@@ -238,7 +244,7 @@ class Relay:
             try:
                 return await anext(chunks), chunks
             except StopAsyncIteration:
-                raise UpstreamError(
+                raise EmptyResponse(
                     "the upstream stream was empty", provider=backend.name
                 ) from None
 

@@ -14,6 +14,16 @@ from modelway.observability import tracing
 from modelway.store import Store, data_dir
 from modelway.store.writer import UsageWriter
 
+#: How many worker processes ``modelway serve`` runs (set for its workers to read).
+WORKERS_VARIABLE = "MODELWAY_WORKERS"
+
+
+def limit_processes(config: Config, environ: Mapping[str, str]) -> int:
+    """The processes that share Redis's limits: ``redis.replicas`` times this replica's
+    workers, each of which limits to its own share while Redis is down."""
+    workers = environ.get(WORKERS_VARIABLE, "")
+    return config.redis.replicas * (int(workers) if workers.isdigit() and int(workers) > 0 else 1)
+
 
 def stored_calls(config: Config, environ: Mapping[str, str], store: Store) -> Calls:
     """Calls limited and cached as ``REDIS_URL`` says (else in memory), recorded in batches
@@ -23,7 +33,7 @@ def stored_calls(config: Config, environ: Mapping[str, str], store: Store) -> Ca
     directory. ``Calls.aclose`` flushes them.
     """
     limits = Limits.from_environment(
-        environ.get("REDIS_URL") or None, replicas=config.redis.replicas
+        environ.get("REDIS_URL") or None, replicas=limit_processes(config, environ)
     )
     engine = Engine(config, environ, rates=limits.rates)
     writer = UsageWriter(store, data_dir(environ) / "usage-spill.jsonl", outage=store.outage)

@@ -309,7 +309,9 @@ class _TrackedUsage:
 
     def record(self, record: UsageRecord) -> None:
         if record.provider is None or record.model is None:
-            return  # refused before any provider answered
+            return  # refused before any provider was asked
+        if record.status >= 400 and not (record.prompt_tokens or record.completion_tokens):
+            return  # the provider failed: nothing answered, nothing spent
         usage = None
         if not record.usage_estimated:  # the tracker counts what providers reported
             usage = Usage(

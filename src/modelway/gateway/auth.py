@@ -71,8 +71,12 @@ def presented_key(scope: Scope) -> str | None:
 
 def headers_key(headers: RequestHeaders) -> str | None:
     """The key in a request's headers (Starlette's or granian's), by ``key_in``."""
-    values = headers.getlist if isinstance(headers, Headers) else headers.get_all
-    return key_in(values("authorization"), values("x-api-key"))
+    return key_in(header_values(headers, "authorization"), header_values(headers, "x-api-key"))
+
+
+def header_values(headers: RequestHeaders, name: str) -> list[str]:
+    """Every value of header ``name`` (lower case), however many times it was sent."""
+    return headers.getlist(name) if isinstance(headers, Headers) else headers.get_all(name)
 
 
 def key_in(authorization: Sequence[str], api_key: Sequence[str]) -> str | None:

@@ -26,7 +26,7 @@ from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.dialects.responses import ResponsesDialect, dropped_tools
 from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway import response_state
-from modelway.gateway.auth import RequestHeaders, authenticate, headers_key
+from modelway.gateway.auth import RequestHeaders, authenticate, header_values, headers_key
 from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.http import (
     BodyLimits,
@@ -100,7 +100,7 @@ class _Asked(NamedTuple):
     idempotency_key: str | None
 
 
-def _asked(raw: bytes, headers: Headers) -> _Asked:
+def _asked(raw: bytes, headers: RequestHeaders) -> _Asked:
     """The JSON object of a chat body, its ``model`` and the headers a call opens with;
     ``BadRequest`` for any of them malformed."""
     body = parse_json_body(raw)
@@ -234,11 +234,14 @@ async def _relayed(
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
-def _idempotency_key(headers: Headers) -> str | None:
-    """The request's ``Idempotency-Key``, if it sent one (400 if empty or too long)."""
+def _idempotency_key(headers: RequestHeaders) -> str | None:
+    """The request's ``Idempotency-Key``, if it sent one (400 if empty, too long, or sent
+    twice: which one would it mean?)."""
     value = headers.get("idempotency-key")
     if value is None:
         return None
+    if len(header_values(headers, "idempotency-key")) > 1:
+        raise BadRequest("Idempotency-Key: sent more than once")
     if not value or len(value) > MAX_IDEMPOTENCY_KEY:
         raise BadRequest(f"Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} characters")
     return value

@@ -242,9 +242,11 @@ def error_response(dialect: Dialect, error: ModelwayError) -> Response:
         response.raw_headers += error.rate_limit_headers
     if error.attempts is not None:
         response.raw_headers.append((b"x-modelway-attempts", b"%d" % error.attempts))
-        provider = getattr(error, "provider", None)
-        if provider:
+        tried = error.tried  # the provider and model asked last, which failed
+        if tried is not None:
+            provider, model = tried
             response.raw_headers.append((b"x-modelway-provider", header_value(provider).encode()))
+            response.raw_headers.append((b"x-modelway-model", header_value(model).encode()))
     return response
 
 

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from modelway import __version__
 from modelway.errors import BadRequest, ModelwayError
+from modelway.gateway.auth import request_caller
 from modelway.gateway.dialect_paths import OLLAMA as DIALECT
 from modelway.gateway.embeddings import answer_embeddings, decode_embedding_request
 from modelway.gateway.http import error_response, parse_json_body, read_body
@@ -50,7 +51,7 @@ async def tags(request: Request) -> Response:
             "digest": "",
             "details": _details(m),
         }
-        for m in await state.engine.models()
+        for m in await state.models_for(request_caller(request))
     ]
     return _json({"models": models})
 

@@ -29,9 +29,9 @@ def _model_object(info: ModelInfo) -> dict[str, Any]:
 
 
 async def list_models(request: Request) -> Response:
-    """Aliases and every enabled provider's models."""
+    """Aliases and every enabled provider's models (those the caller's key may use)."""
     state: GatewayState = request.app.state.gateway
-    models = await state.engine.models()
+    models = await state.models_for(request_caller(request))
     body = {"object": "list", "data": [_model_object(m) for m in models]}
     return Response(orjson.dumps(body), media_type="application/json")
 
@@ -40,7 +40,7 @@ async def get_model(request: Request) -> Response:
     """One model by id (ids may contain slashes: ``mock/echo``)."""
     state: GatewayState = request.app.state.gateway
     model_id = request.path_params["model_id"]
-    for info in await state.engine.models():
+    for info in await state.models_for(request_caller(request)):
         if info.id == model_id:
             return Response(orjson.dumps(_model_object(info)), media_type="application/json")
     return error_response(

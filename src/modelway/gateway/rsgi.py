@@ -289,14 +289,28 @@ class RsgiGateway:
     ) -> None:
         headers = scope.headers
         peer = _address(scope.client)
-        response = await chat_request(
-            state,
-            dialect,
-            headers,
-            self.asgi.ids.given_or_new(headers.get("x-request-id")),
-            lambda limits: read_body(protocol, headers, limits),
-            client=peer[0] if peer else None,
-        )
+        # A caller who hangs up before the answer (or a stream's first event) stops the
+        # call at once: its upstream request is cancelled, the record says 499, and an
+        # idempotency key it held is freed. granian's disconnect future calls back
+        # without being awaited: no task per call.
+        gone = protocol.client_disconnect()
+        left = _Hangup(asyncio.current_task())
+        gone.add_done_callback(left)
+        try:
+            response = await chat_request(
+                state,
+                dialect,
+                headers,
+                self.asgi.ids.given_or_new(headers.get("x-request-id")),
+                lambda limits: read_body(protocol, headers, limits),
+                client=peer[0] if peer else None,
+            )
+        except asyncio.CancelledError:
+            if left.cancelled_call():
+                return  # nobody is there to answer
+            raise
+        finally:
+            gone.remove_done_callback(left)
         if isinstance(response, EventStream):
             send = Send(protocol)
             try:
@@ -307,6 +321,29 @@ class RsgiGateway:
             protocol.response_bytes(
                 response.status_code, _text_headers(response.raw_headers), response.body
             )
+
+
+class _Hangup:
+    """Called when the caller's connection closes: cancels the call's task (once)."""
+
+    __slots__ = ("_task", "fired")
+
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+        self._task = task
+        self.fired = False
+
+    def __call__(self, _future: object) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            self.fired = True
+            task.cancel()
+
+    def cancelled_call(self) -> bool:
+        """Whether the cancellation came from here; if so it is taken back (``uncancel``)."""
+        task = self._task
+        if not self.fired or task is None:
+            return False
+        return task.uncancel() == 0
 
 
 def app_from_environment() -> RsgiGateway:

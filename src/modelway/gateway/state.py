@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from modelway.calls import Calls, MeteredCall
+from modelway.calls import Caller, Calls, MeteredCall
 from modelway.config import Config
 from modelway.engine import Engine, Outcome
 from modelway.gateway.http import BodyLimits, JsonAnswer, body_limits, header_value
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from modelway.gateway.admin_guard import AdminSessions
     from modelway.gateway.auth import Authenticator
     from modelway.observability.metrics import Metrics
+    from modelway.types import ModelInfo
 
 
 @dataclass
@@ -55,6 +56,10 @@ class GatewayState:
     @property
     def engine(self) -> Engine:
         return self.calls.engine
+
+    async def models_for(self, caller: Caller) -> list[ModelInfo]:
+        """The models a listing shows ``caller``: those its key may use (``Caller.may_use``)."""
+        return [info for info in await self.engine.models() if caller.may_use(info.id)]
 
 
 def outcome_headers(outcome: Outcome) -> dict[str, str]:

@@ -359,9 +359,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Before the gateway imports prometheus-client, which picks where values live then.
     metrics_dir = _private_metrics_directory()
     import modelway.gateway.rsgi  # noqa: F401  loaded once here, inherited by every worker
+    from modelway.calls.stored import WORKERS_VARIABLE
     from modelway.gateway.app import BIND_HOST_VARIABLE
 
     os.environ[BIND_HOST_VARIABLE] = host  # --host is not in the config the workers load
+    # Each worker limits to its share of a key's limits while Redis is down.
+    os.environ[WORKERS_VARIABLE] = str(workers)
 
     try:
         serve(host, port, workers, settings.server.shutdown_grace)

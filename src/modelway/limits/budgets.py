@@ -7,7 +7,7 @@ limit may finish over it; the next one is refused.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
@@ -15,11 +15,17 @@ from modelway.errors import BudgetExceeded
 
 Period = Literal["day", "month", "total"]
 PERIODS: tuple[Period, ...] = ("day", "month", "total")
+#: The spend on file (USD, tokens) of a scope's current period window.
+StoredSpend = Callable[[str, Period], Awaitable[tuple[float, int]]]
 _PERIOD_WORDS = {"day": "daily", "month": "monthly", "total": "total"}
 
 
 class BudgetLedger(Protocol):
     """Spend per scope and period: refuse when a limit is reached, add after a call."""
+
+    #: Where a window the ledger does not hold is filled from (the store), when it can
+    #: lose what it counted (Redis); None in memory, seeded at start instead.
+    refill: StoredSpend | None
 
     async def check(
         self, scope: str, *, usd: float | None = None, tokens: int | None = None, period: Period
@@ -96,7 +102,9 @@ def exceeded(
     """The refusal when a limit is reached, else None; names the period and limit, no scope."""
     word = _PERIOD_WORDS[period]
     if usd_limit is not None and usd_spent >= usd_limit:
-        used_up = f"The {word} budget of ${usd_limit:,.2f} is used up (spent ${usd_spent:,.2f})"
+        used_up = (
+            f"The {word} budget of {dollars(usd_limit)} is used up (spent {dollars(usd_spent)})"
+        )
     elif tokens_limit is not None and tokens_spent >= tokens_limit:
         used_up = (
             f"The {word} budget of {tokens_limit:,} tokens is used up "
@@ -127,6 +135,7 @@ class BudgetBook:
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._windows = PeriodWindow(clock)
         self._spend: dict[tuple[str, Period], _Spend] = {}
+        self.refill: StoredSpend | None = None  # seeded at start: this process counts all
 
     async def check(
         self, scope: str, *, usd: float | None = None, tokens: int | None = None, period: Period
@@ -168,3 +177,10 @@ class BudgetBook:
             del self._spend[scope, period]
             return None
         return spend
+
+
+def dollars(amount: float) -> str:
+    """ "$1,234.50"; an amount under a cent with its first significant digits ("$0.00012")."""
+    if amount == 0 or abs(amount) >= 0.01:
+        return f"${amount:,.2f}"
+    return f"${amount:.2g}" if abs(amount) >= 1e-4 else f"${amount:.6f}".rstrip("0")

@@ -76,6 +76,22 @@ class MemoryLimiter:
         bucket = int(self._clock() / self._bucket_seconds)
         _add(self._live_usage(scope, bucket), bucket, tokens)
 
+    def release(self, ticket: Ticket) -> None:
+        """Take back what ``admit`` counted for ``ticket`` (if still in the window): the
+        request is to be admitted another way, and must not count twice."""
+        if ticket is UNLIMITED:
+            return
+        usage = self._live_usage(ticket.scope, int(self._clock() / self._bucket_seconds))
+        for entry in reversed(usage.buckets):
+            if entry[0] == ticket.bucket:
+                entry[1] -= 1
+                entry[2] -= ticket.tokens
+                usage.requests -= 1
+                usage.tokens -= ticket.tokens
+                return
+            if entry[0] < ticket.bucket:
+                return
+
     async def settle(self, ticket: Ticket, actual_tokens: int) -> None:
         """Refund unused reserved tokens where they were counted; charge extra ones to now."""
         delta = actual_tokens - ticket.tokens

@@ -5,10 +5,17 @@ and ``tokens``, increased atomically; day and month windows expire on their own.
 set as a time to live, never as an absolute time: Redis's clock and the replica's need not
 agree (with ``EXPIREAT``, a Redis clock an hour ahead of the replica's drops the window at
 once and the budget is never enforced).
+
+Redis is a shared counter, not the ledger of record: a window it does not hold when a
+budget is checked (Redis flushed, restarted without its data, new to an install, or a
+new period) is filled from the store's usage first (``refill``, with ``HSETNX`` so a
+replica never overwrites what another counted), once per window.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -17,8 +24,10 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from modelway.limits.budgets import Period, PeriodWindow, exceeded
+from modelway.limits.budgets import Period, PeriodWindow, StoredSpend, exceeded
 from modelway.limits.outage import RedisOutage
+
+logger = logging.getLogger("modelway.limits")
 
 #: A finished window lingers this long (seconds) so replicas with a late clock still see it.
 _EXPIRY_GRACE = 3600
@@ -39,6 +48,9 @@ class RedisBudgetBook:
         self._prefix = prefix + "budget:"
         self._windows = PeriodWindow(clock)
         self.outage = outage if outage is not None else RedisOutage()
+        #: The store's spend for a window Redis does not hold (``calls.accounts``).
+        self.refill: StoredSpend | None = None
+        self._refilling: dict[str, asyncio.Future[None]] = {}
 
     async def check(
         self, scope: str, *, usd: float | None = None, tokens: int | None = None, period: Period
@@ -49,6 +61,9 @@ class RedisBudgetBook:
         key, _ = self._key(scope, period)
         try:
             usd_spent, tokens_spent = await self._client.hmget(key, ("usd", "tokens"))
+            if usd_spent is None and tokens_spent is None and self.refill is not None:
+                await self._refill_window(key, scope, period)
+                usd_spent, tokens_spent = await self._client.hmget(key, ("usd", "tokens"))
         except RedisError as error:
             self.outage.failed(error)
             return
@@ -85,6 +100,28 @@ class RedisBudgetBook:
             if time_to_live is not None:
                 pipeline.expire(key, time_to_live)
             await self._run(pipeline)
+
+    async def _refill_window(self, key: str, scope: str, period: Period) -> None:
+        """Fill a window Redis does not hold from the store; concurrent checks of it wait
+        for one look-up. A store that fails leaves the window to the charges to come."""
+        pending = self._refilling.get(key)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        done = self._refilling[key] = asyncio.get_running_loop().create_future()
+        try:
+            assert self.refill is not None
+            try:
+                usd, tokens = await self.refill(scope, period)
+            except Exception:
+                logger.warning(
+                    "could not read %s's stored spend for its budget", scope, exc_info=True
+                )
+                return
+            await self.seed(scope, period, usd, tokens)
+        finally:
+            del self._refilling[key]
+            done.set_result(None)
 
     def _key(self, scope: str, period: Period) -> tuple[str, int | None]:
         """The window's key, and the seconds it should live (None: forever)."""

@@ -88,9 +88,12 @@ class RedisLimiter:
         if self.outage.skipping() or (self._owed and not await self._repay()):
             return await self._admit_locally(scope, rpm, tpm, tokens)
         counted = self._local_clock() < self._both_until
+        beside: Ticket | None = None
         if counted:  # just after an outage: this replica's share too (on the safe side:
             # a request Redis then refuses stays counted here)
-            await self.local.admit(scope, rpm=self.share(rpm), tpm=self.share(tpm), tokens=tokens)
+            beside = await self.local.admit(
+                scope, rpm=self.share(rpm), tpm=self.share(tpm), tokens=tokens
+            )
         arguments = (
             "admit",
             self._bucket_us,
@@ -104,6 +107,11 @@ class RedisLimiter:
             reply = await self._script(keys=(self._prefix + scope,), args=arguments)
         except RedisError as error:
             self.outage.failed(error)
+            if beside is not None:
+                # Counted against the share in memory already: taken back before the
+                # share is asked again, or a burst would spend it twice and be refused
+                # for a whole window.
+                self.local.release(beside)
             return await self._admit_locally(scope, rpm, tpm, tokens)
         self.outage.succeeded()
         admitted, requests, used, bucket_or_wait, reset_or_wait = reply

@@ -29,7 +29,7 @@ from aiohttp.client_reqrep import ClientRequest
 from yarl import URL
 
 from modelway.deadlines import deadline_at
-from modelway.errors import ConnectError, Timeout, UpstreamError
+from modelway.errors import ConnectError, ConnectionLost, Timeout, UpstreamError
 from modelway.providers.destinations import guarded_socket
 from modelway.providers.transport import UpstreamRequest, UpstreamResponse, connection_failed
 
@@ -101,7 +101,7 @@ class _LeanResponse:
         except TimeoutError:
             raise Timeout("upstream timed out mid-answer") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError(f"connection lost mid-answer ({type(exc).__name__})") from None
+            raise ConnectionLost(f"connection lost mid-answer ({type(exc).__name__})") from None
         finally:
             self._finish()
 

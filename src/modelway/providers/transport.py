@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver
 
-from modelway.errors import ConnectError, ModelwayError, Timeout, UpstreamError
+from modelway.errors import ConnectError, ConnectionLost, ModelwayError, Timeout, UpstreamError
 from modelway.providers.destinations import RefusedDestination, guarded_socket
 
 
@@ -87,7 +87,7 @@ class _AiohttpResponse:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise Timeout("upstream timed out mid-answer") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"connection lost mid-answer ({type(exc).__name__})") from None
+            raise ConnectionLost(f"connection lost mid-answer ({type(exc).__name__})") from None
         finally:
             self._response.release()
 

@@ -92,8 +92,14 @@ class DeploymentState:
     def finished(self) -> None:
         self.in_flight -= 1
 
-    def succeeded(self, first_byte_seconds: float) -> None:
-        """An answer (or a stream's first bytes) arrived in ``first_byte_seconds``."""
+    def succeeded(self, first_byte_seconds: float, *, whole: bool = True) -> None:
+        """An answer (or a stream's first bytes) arrived in ``first_byte_seconds``.
+
+        A whole answer clears the deployment's recent failures; a stream's first bytes do
+        not (``whole=False``): a stream that then breaks counts as a failure, and only one
+        that ends well clears them (``stream_succeeded``). Either way a probe that got an
+        answer brings the deployment back.
+        """
         previous = self.latency
         self.latency = (
             first_byte_seconds
@@ -108,6 +114,11 @@ class DeploymentState:
             )
         self.cooled_until = 0.0
         self._probe_running = False
+        if whole:
+            self._failures.clear()
+
+    def stream_succeeded(self) -> None:
+        """A stream held on this deployment reached its end."""
         self._failures.clear()
 
     def failed(self, error: ModelwayError, now: float) -> None:
