@@ -16,7 +16,14 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 import msgspec
 
 from modelway.config import Config, ProviderSettings
-from modelway.errors import ModelwayError, RateLimited, Unavailable, UnknownModel, UpstreamError
+from modelway.errors import (
+    BadRequest,
+    ModelwayError,
+    RateLimited,
+    Unavailable,
+    UnknownModel,
+    UpstreamError,
+)
 from modelway.limits import UNLIMITED, MemoryLimiter, RateLimiter, Ticket
 from modelway.providers.upstream import Backend, Call
 from modelway.routing.deployments import DeploymentState
@@ -369,6 +376,13 @@ class Engine:
         # ``extra`` holds fields in the caller's own vocabulary: only a provider of the same
         # wire format understands them.
         if request.extra and dialect != target.backend.wire:
+            choices = request.extra.get("n")
+            if choices is not None and choices != 1:
+                # Dropped, the caller would get one choice where it counted on several.
+                raise BadRequest(
+                    f"n: {target.backend.name} answers one choice per call in its format; "
+                    "ask with n=1, or call once per choice"
+                )
             return msgspec.structs.replace(request, extra={})
         return request
 

@@ -77,6 +77,16 @@ class Message(msgspec.Struct):
         """All text parts joined."""
         return "".join(part.text for part in self.content if isinstance(part, TextPart))
 
+    def prompt_text(self) -> str:
+        """The text parts of a message asked with, one per line: blocks a caller sent
+        apart (an Anthropic system list, a tool result's lines) stay apart words for a
+        format that takes one string."""
+        return "\n".join(part.text for part in self.content if isinstance(part, TextPart))
+
+    def images(self) -> list[ImagePart]:
+        """The message's image parts."""
+        return [part for part in self.content if isinstance(part, ImagePart)]
+
 
 class Tool(msgspec.Struct):
     """A function the model may call; ``parameters`` is a JSON Schema object.
@@ -147,6 +157,9 @@ class ChatRequest(msgspec.Struct):
     #: Thinking the caller asked for; ``None`` leaves it to the provider's default.
     reasoning: Reasoning | None = None
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: The Responses API's ``instructions`` as sent, for the response to echo; they are
+    #: also the first system message, which is what providers get.
+    instructions: str | None = None
 
     def system_text(self) -> str:
         """The text of every system message, joined by blank lines."""

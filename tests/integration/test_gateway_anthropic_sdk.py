@@ -96,6 +96,18 @@ def test_tool_use_round_trip_with_messages_stream(
     assert "rainy, 12 degrees" in final.content[0].text  # type: ignore[union-attr]
 
 
+def test_models_list_and_retrieve_in_anthropic_shape(client: anthropic.Anthropic) -> None:
+    page = client.models.list()
+    ids = [model.id for model in page.data]
+    assert "mock/echo" in ids
+    assert all(model.type == "model" and model.display_name for model in page.data)
+    assert page.has_more is False and page.first_id == ids[0] and page.last_id == ids[-1]
+    one = client.models.retrieve("mock/echo")
+    assert (one.id, one.type) == ("mock/echo", "model")
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve("nobody/knows")
+
+
 def test_count_tokens_gives_a_positive_estimate(client: anthropic.Anthropic) -> None:
     short = client.messages.count_tokens(
         model="mock/echo", messages=[{"role": "user", "content": "hi"}]

@@ -201,7 +201,7 @@ def test_tool_use_and_tool_results_become_tool_calls_and_tool_messages() -> None
             reasoning_signature="anthropic:sig",
         ),
         Message(role="tool", content=[TextPart("18C")], tool_call_id="t1"),
-        Message(role="tool", content=[TextPart("Error: "), TextPart("no data")], tool_call_id="t2"),
+        Message(role="tool", content=[TextPart("Error: no data")], tool_call_id="t2"),
         Message(role="user", content=[TextPart("Summarise.")]),
     ]
 
@@ -500,6 +500,49 @@ def test_the_sdk_client_accumulates_an_encoded_stream() -> None:
     assert message.usage.output_tokens == 40
 
 
+def test_interleaved_parallel_tool_calls_become_blocks_that_never_overlap() -> None:
+    # An OpenAI-format upstream may send call 1's start between two pieces of call 0.
+    events: list[StreamEvent] = [
+        MessageStart(id="msg_1", model="m"),
+        ToolCallStart(index=0, id="call_A", name="get_weather"),
+        ToolCallDelta(index=0, arguments='{"city": '),
+        ToolCallStart(index=1, id="call_B", name="get_time"),
+        ToolCallDelta(index=1, arguments='{"zone": '),
+        ToolCallDelta(index=0, arguments='"Paris"}'),
+        ToolCallDelta(index=1, arguments='"CET"}'),
+        MessageEnd("tool_calls"),
+        UsageReport(Usage(prompt_tokens=5, completion_tokens=7)),
+    ]
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        headers = {"content-type": "text/event-stream"}
+        return httpx2.Response(200, headers=headers, content=encode_stream(events))
+
+    client = sdk_client(handler)
+    open_block: int | None = None
+    finished: dict[int, Any] = {}
+    with client.messages.stream(
+        model="m", max_tokens=64, messages=[{"role": "user", "content": "Hi"}]
+    ) as stream:
+        for event in stream:
+            if event.type == "content_block_start":
+                assert open_block is None, "a block began before the last one stopped"
+                open_block = event.index
+            elif event.type == "content_block_delta":
+                assert event.index == open_block, "a piece for a block that is not open"
+            elif event.type == "content_block_stop":
+                assert event.index == open_block
+                finished[event.index] = event.content_block  # the SDK's block as it stopped
+                open_block = None
+        message = stream.get_final_message()
+    assert [(block.id, block.input) for block in finished.values()] == [
+        ("call_A", {"city": "Paris"}),
+        ("call_B", {"zone": "CET"}),
+    ]
+    assert [block.input for block in message.content] == [{"city": "Paris"}, {"zone": "CET"}]
+    assert message.stop_reason == "tool_use"
+
+
 def test_stream_error_is_an_anthropic_error_event() -> None:
     encoder = dialect.stream_encoder(ChatRequest(model="m", messages=[]))
     encoder.encode(MessageStart(id="msg_1", model="m"))
@@ -551,7 +594,26 @@ def test_any_canonical_stream_survives_the_anthropic_wire(
     decoded = decode_stream(encode_stream(events))
     if calls and stop == "stop":
         events[-2] = MessageEnd("tool_calls")  # Claude clients run tools only on tool_use.
-    assert decoded == events
+    # A call that begins while another's block is open is sent whole once that block
+    # stops (blocks never overlap): its pieces arrive joined, in the same order.
+    assert _joined_pieces(decoded) == _joined_pieces(events)
+
+
+def _joined_pieces(events: list[StreamEvent]) -> list[StreamEvent]:
+    joined: list[StreamEvent] = []
+    for event in events:
+        last = joined[-1] if joined else None
+        if (
+            isinstance(event, ToolCallDelta)
+            and isinstance(last, ToolCallDelta)
+            and last.index == event.index
+        ):
+            joined[-1] = ToolCallDelta(
+                index=event.index, arguments=last.arguments + event.arguments
+            )
+        else:
+            joined.append(event)
+    return joined
 
 
 # --- errors --------------------------------------------------------------------------

@@ -6,7 +6,13 @@ import pytest
 
 from modelway.config import parse_config
 from modelway.engine import Engine
-from modelway.errors import ConnectError, RateLimited, Unavailable, UpstreamStatusError
+from modelway.errors import (
+    BadRequest,
+    ConnectError,
+    RateLimited,
+    Unavailable,
+    UpstreamStatusError,
+)
 from modelway.types import ChatRequest, Message, TextDelta, TextPart
 from tests.unit.fakes import ScriptedBackend
 
@@ -143,6 +149,19 @@ async def test_caller_only_fields_do_not_reach_a_provider_of_another_wire(
     e = engine(a=a, b=ScriptedBackend("b"))
     assert e._request_for(request, e.router.direct_target("a/m"), "anthropic").extra == {}
     assert e._request_for(request, e.router.direct_target("a/m"), "openai").extra == request.extra
+
+
+async def test_several_choices_asked_of_a_provider_of_another_wire_are_refused(
+    sleeps: list[float],
+) -> None:
+    e = engine(a=ScriptedBackend("a"), b=ScriptedBackend("b"))
+    request = ask("a/m-a")
+    request.extra = {"n": 2}
+    with pytest.raises(BadRequest, match="n: a answers one choice per call"):
+        e._request_for(request, e.router.direct_target("a/m"), "anthropic")
+    assert e._request_for(request, e.router.direct_target("a/m"), "openai").extra == {"n": 2}
+    request.extra = {"n": 1}
+    assert e._request_for(request, e.router.direct_target("a/m"), "anthropic").extra == {}
 
 
 async def test_a_per_call_fallback_nothing_serves_does_not_stop_the_primary(

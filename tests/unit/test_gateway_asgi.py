@@ -352,3 +352,26 @@ async def test_readiness_ignores_the_shared_store_and_health_reports_it(
     assert ready.json()["checks"]["store"] == "unreachable"  # as last seen, not asked
     store.outage.succeeded()
     assert (await gateway.http.get("/health/ready")).json()["checks"]["store"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "shape"),
+    [
+        ("GET", "/api/ps", "ollama"),  # the ollama SDK's ps(): an Ollama-shaped 404
+        ("POST", "/api/embeddings", "ollama"),
+        ("GET", "/v1/messages/batches", "anthropic"),
+        ("GET", "/v1/nothing-here", "openai"),
+    ],
+)
+async def test_an_unknown_route_is_a_404_in_the_format_of_its_callers(
+    gateway: Setup, method: str, path: str, shape: str
+) -> None:
+    answer = await gateway.http.request(method, path, json={})
+    assert answer.status_code == 404
+    body = answer.json()
+    if shape == "ollama":
+        assert body == {"error": f"no route {method} {path}"}
+    elif shape == "anthropic":
+        assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
+    else:
+        assert body["error"]["message"] == f"no route {method} {path}"

@@ -100,6 +100,26 @@ def test_images_travel_as_a_base64_list_on_the_message() -> None:
     ]
 
 
+def test_a_tool_results_images_travel_on_its_message() -> None:
+    call = ToolCall(id="c1", name="shot", arguments="{}")
+    result = Message(
+        role="tool",
+        content=[
+            TextPart("first"),
+            TextPart("second"),
+            ImagePart(data="iVBO", media_type="image/png"),
+        ],
+        tool_call_id="c1",
+    )
+    body = body_of(ChatRequest("x", [Message(role="assistant", tool_calls=[call]), result]))
+    assert body["messages"][1] == {
+        "role": "tool",
+        "content": "first\nsecond",
+        "tool_name": "shot",
+        "images": ["iVBO"],
+    }
+
+
 def test_an_image_given_only_by_url_is_refused_because_ollama_takes_inline_images_only() -> None:
     message = Message(role="user", content=[ImagePart(url="https://example.com/cat.png")])
     with pytest.raises(BadRequest, match=r"messages\.0\.content\.0: Ollama takes inline"):

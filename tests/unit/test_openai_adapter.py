@@ -114,6 +114,38 @@ def test_chat_request_posts_json_to_chat_completions_with_the_deployment_model()
     }
 
 
+def test_images_a_tool_returned_follow_the_tool_results_as_a_user_message() -> None:
+    # A Chat Completions tool message holds text only; the results stay next to their call.
+    call = ToolCall(id="c1", name="shot", arguments="{}")
+    other = ToolCall(id="c2", name="read", arguments="{}")
+    request = ChatRequest(
+        model="m",
+        messages=[
+            Message(role="user", content=[TextPart("take a look")]),
+            Message(role="assistant", tool_calls=[call, other]),
+            Message(
+                role="tool",
+                content=[
+                    TextPart("line one"),
+                    TextPart("line two"),
+                    ImagePart(data="iVBO", media_type="image/png"),
+                ],
+                tool_call_id="c1",
+            ),
+            Message(role="tool", content=[TextPart("done")], tool_call_id="c2"),
+            Message(role="user", content=[TextPart("and?")]),
+        ],
+    )
+    messages = body_for(request)["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "user", "user"]
+    assert messages[2]["content"] == "line one\nline two"  # two blocks, not "line oneline two"
+    assert messages[4]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64,iVBO"},
+    }
+    assert messages[5]["content"] == "and?"
+
+
 def test_auth_header_is_a_bearer_token_and_absent_without_a_key() -> None:
     assert adapter.auth_headers("sk-test") == {"authorization": "Bearer sk-test"}
     assert adapter.auth_headers(None) == {}
@@ -138,7 +170,7 @@ def test_system_user_assistant_and_tool_messages_become_openai_messages() -> Non
 
     assert body_for(request)["messages"] == [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Weather in Paris?", "name": "ann"},
+        {"role": "user", "content": "Weather in \nParis?", "name": "ann"},
         {
             "role": "assistant",
             "content": None,

@@ -184,6 +184,15 @@ def test_instructions_become_a_leading_system_message() -> None:
     request = decode(instructions="Answer in French.")
     assert request.messages[0] == Message(role="system", content=[TextPart("Answer in French.")])
     assert request.messages[1].role == "user"
+    assert request.instructions == "Answer in French."  # echoed in the response object
+
+
+def test_the_response_echoes_the_instructions_it_was_given() -> None:
+    with sdk_client(gateway(TEXT_ANSWER)).responses.stream(
+        model="gpt-4.1", instructions="Be brief.", input="Hi"
+    ) as stream:
+        response = stream.get_final_response()
+    assert response.instructions == "Be brief."
 
 
 def test_a_tool_round_trip_across_items_becomes_tool_calls_and_tool_messages() -> None:

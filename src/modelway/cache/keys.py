@@ -31,6 +31,7 @@ def request_key(request: ChatRequest, alias: str, namespace: str) -> str:
         stream=False,
         include_usage=False,
         user=None,
+        instructions=None,  # a label: the same text is the first system message
         extra=extra,
         # JSON's 0 and 0.0 are one number; dialects decode them as int or float.
         temperature=None if request.temperature is None else float(request.temperature),

@@ -297,7 +297,11 @@ def _tool_result(block: dict[str, Any], where: str) -> Message:
         raise BadRequest(f"{where}.is_error: must be a boolean")
     if is_error:
         # Canonical tool messages have no error flag; the model still reads the failure.
-        parts.insert(0, TextPart("Error: "))
+        first = parts[0] if parts else None
+        if isinstance(first, TextPart):
+            parts[0] = TextPart("Error: " + first.text)
+        else:
+            parts.insert(0, TextPart("Error:"))
     tool_use_id = _string(block.get("tool_use_id"), f"{where}.tool_use_id")
     return Message(role="tool", content=parts, tool_call_id=tool_use_id)
 

@@ -153,6 +153,11 @@ class AnthropicStreamEncoder:
         self._blocks = 0  # content blocks opened so far
         self._open_kind: str | None = None  # "text" or "tool_use" while a block is open
         self._tool_blocks: dict[int, int] = {}  # tool call index -> content block index
+        self._open_tool: int | None = None  # the tool call whose block is open
+        # Calls begun while another call's block is open: id, name and arguments so far.
+        # Anthropic's blocks never overlap, and an OpenAI-format upstream may interleave
+        # parallel calls' argument deltas; these are sent whole once the open block closes.
+        self._held: dict[int, tuple[str, str, list[str]]] = {}
         self._stop: StopReason | None = None
         self._usage: Usage | None = None
 
@@ -171,15 +176,24 @@ class AnthropicStreamEncoder:
             delta = {"type": "text_delta", "text": event.text}
             out += self._delta(self._blocks - 1, delta)
         elif isinstance(event, ToolCallStart):
-            block = {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
-            out += self._open(block, "tool_use")
-            self._tool_blocks[event.index] = self._blocks - 1
+            if self._open_kind == "tool_use" and self._open_tool != event.index:
+                self._held[event.index] = (event.id, event.name, [])
+            else:
+                block = {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
+                out += self._open(block, "tool_use")
+                self._tool_blocks[event.index] = self._blocks - 1
+                self._open_tool = event.index
         elif isinstance(event, ToolCallDelta):
-            # A delta for an earlier call still names that call's block; clients index by it.
-            index = self._tool_blocks.get(event.index)
-            if index is not None:
-                delta = {"type": "input_json_delta", "partial_json": event.arguments}
-                out += self._delta(index, delta)
+            held = self._held.get(event.index)
+            if held is not None:
+                held[2].append(event.arguments)
+            else:
+                # The open block's, or (text came between) a closed one's: clients index
+                # the pieces by block, so it still names that call's block.
+                index = self._tool_blocks.get(event.index)
+                if index is not None:
+                    delta = {"type": "input_json_delta", "partial_json": event.arguments}
+                    out += self._delta(index, delta)
         elif isinstance(event, MessageEnd):
             out += self._close()
             self._stop = event.stop_reason
@@ -239,8 +253,21 @@ class AnthropicStreamEncoder:
         if self._open_kind is None:
             return b""
         self._open_kind = None
-        stop = {"type": "content_block_stop", "index": self._blocks - 1}
-        return _sse(stop)
+        self._open_tool = None
+        out = _sse({"type": "content_block_stop", "index": self._blocks - 1})
+        held, self._held = self._held, {}
+        for call_index, (call_id, name, arguments) in held.items():
+            block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
+            out += _sse(
+                {"type": "content_block_start", "index": self._blocks, "content_block": block}
+            )
+            self._tool_blocks[call_index] = self._blocks
+            if arguments:
+                delta = {"type": "input_json_delta", "partial_json": "".join(arguments)}
+                out += self._delta(self._blocks, delta)
+            out += _sse({"type": "content_block_stop", "index": self._blocks})
+            self._blocks += 1
+        return out
 
     def _end(self) -> bytes:
         self._done = True

@@ -136,6 +136,7 @@ def decode_responses_request(body: Any) -> ChatRequest:
         user=user,
         response_format=response_format,
         reasoning=_reasoning(body.get("reasoning")),
+        instructions=body.get("instructions") or None,  # a string: _instructions checked it
     )
 
 

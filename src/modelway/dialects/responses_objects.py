@@ -183,6 +183,7 @@ def _request_echo(request: ChatRequest) -> dict[str, Any]:
         "tool_choice": choice,
         "tools": [_tool_object(tool) for tool in request.tools],
         "user": request.user,
+        "instructions": request.instructions,
     }
     wanted = request.response_format
     if wanted is not None and wanted.type == "json_object":

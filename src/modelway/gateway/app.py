@@ -75,8 +75,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = BadRequest(f"{request.url.path} does not take {request.method}")
     else:
         error = ModelwayError(exc.detail or "request refused")
+    # In the format the path's callers read (an Ollama client's unknown /api/ route too).
     return Response(
-        encode_error_body(error),
+        error_dialect(request.url.path).encode_error(error),
         status_code=exc.status_code,
         media_type="application/json",
         headers=exc.headers,

@@ -152,12 +152,19 @@ def _tool_arguments(call: ToolCall, where: str) -> dict[str, Any]:
 
 
 def _encode_message(message: Message, where: str, tool_names: dict[str, str]) -> dict[str, Any]:
-    encoded: dict[str, Any] = {"role": message.role, "content": message.text()}
+    encoded: dict[str, Any] = {"role": message.role, "content": message.prompt_text()}
     if message.role == "tool":
         # Ollama links a result to its call by tool name, not by id.
         name = tool_names.get(message.tool_call_id or "") or message.name
         if name:
             encoded["tool_name"] = name
+        images = [
+            _inline_image(part, f"{where}.content.{i}")
+            for i, part in enumerate(message.content)
+            if isinstance(part, ImagePart)
+        ]
+        if images:
+            encoded["images"] = images  # a message of any role may carry images
         return encoded
     images = [
         _inline_image(part, f"{where}.content.{i}")

@@ -108,12 +108,40 @@ def parse_responses_usage(raw: Any) -> Usage | None:
     )
 
 
+def _encode_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Chat Completions messages. A tool message holds text only, so images a tool
+    returned follow the run of tool results as a user message (the results must come right
+    after the call that asked for them)."""
+    encoded: list[dict[str, Any]] = []
+    images: list[ImagePart] = []
+    for message in messages:
+        if message.role != "tool" and images:
+            encoded.append(_tool_images(images))
+            images = []
+        encoded.append(_encode_message(message))
+        if message.role == "tool":
+            images += message.images()
+    if images:
+        encoded.append(_tool_images(images))
+    return encoded
+
+
+def _tool_images(images: list[ImagePart]) -> dict[str, Any]:
+    content: list[dict[str, Any]] = [{"type": "text", "text": "The tool results' images:"}]
+    content += [{"type": "image_url", "image_url": {"url": image.data_url()}} for image in images]
+    return {"role": "user", "content": content}
+
+
 def _encode_message(message: Message) -> dict[str, Any]:
     if message.role == "tool":
-        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text()}
+        return {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id,
+            "content": message.prompt_text(),
+        }
     content: Any
     if all(isinstance(part, TextPart) for part in message.content):
-        content = message.text()
+        content = message.prompt_text()
     else:
         content = [
             {"type": "text", "text": part.text}
@@ -138,7 +166,7 @@ def build_chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
     """The Chat Completions body for a canonical request."""
     body: dict[str, Any] = {
         "model": model,
-        "messages": [_encode_message(m) for m in request.messages],
+        "messages": _encode_messages(request.messages),
     }
     if request.tools:
         body["tools"] = [
