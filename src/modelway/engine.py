@@ -224,6 +224,8 @@ class Engine:
         self.router = Router(config, environ, backends)
         #: Enforces deployments' own RPM/TPM caps (shared through Redis by the gateway).
         self.rates: RateLimiter = rates or MemoryLimiter()
+        #: Providers whose models could not be listed last time ``models`` asked, and why.
+        self.unlisted: dict[str, str] = {}
         self._models_cache: tuple[float, list[ModelInfo]] | None = None
         #: Observers of every upstream attempt (``AttemptListener``), and of each failed one.
         self.listeners: list[AttemptListener] = []
@@ -357,6 +359,10 @@ class Engine:
         route = self.router.route(model, take_turn=take_turn)
         if not fallbacks and max_retries is None:
             return route  # the common call: the route as configured, no copy
+        if isinstance(fallbacks, str):  # one name would be read letter by letter
+            raise BadRequest("fallbacks: a list of model names, not one string")
+        if max_retries is not None and (type(max_retries) is not int or max_retries < 0):
+            raise BadRequest(f"max_retries: a whole number, 0 or more (not {max_retries!r})")
         targets = list(route.targets)
         for fallback in fallbacks:
             try:
@@ -467,6 +473,12 @@ class Engine:
     async def _list(self, name: str) -> list[str]:
         try:
             async with asyncio.timeout(MODELS_LIST_TIMEOUT):
-                return await self.router.backends[name].list_models()
-        except (ModelwayError, TimeoutError):
+                listed = await self.router.backends[name].list_models()
+        except ModelwayError as error:
+            self.unlisted[name] = error.message
             return []
+        except TimeoutError:
+            self.unlisted[name] = f"no answer within {MODELS_LIST_TIMEOUT:g} s"
+            return []
+        self.unlisted.pop(name, None)
+        return listed

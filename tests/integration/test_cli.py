@@ -165,3 +165,60 @@ def test_serve_says_when_its_data_directory_cannot_be_made(tmp_path: Path) -> No
     assert result.returncode == 1
     assert "cannot use the data directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_base_url_that_is_not_http_is_refused_and_one_with_secrets_is_masked(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "modelway.yaml").write_text(
+        'providers:\n  openai: {base_url: "ftp://files.example", api_key: k}\n'
+    )
+    for result in (
+        modelway("config", "check", cwd=tmp_path),
+        modelway("serve", "--port", "0", cwd=tmp_path),
+    ):
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert "base_url must be an http(s) URL" in result.stderr
+    (tmp_path / "modelway.yaml").write_text(
+        "providers:\n  openai:\n"
+        '    base_url: "http://admin:P4ssw0rdSECRET@host.example/v1?api_key=QUERYSECRET"\n'
+        "    api_key: k\n"
+    )
+    shown = modelway("config", "check", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "P4ssw0rdSECRET" not in shown.stdout and "QUERYSECRET" not in shown.stdout
+    assert "admin:****@host.example" in shown.stdout
+
+
+def test_names_that_look_like_markup_do_not_break_config_check_or_models(tmp_path: Path) -> None:
+    (tmp_path / "modelway.yaml").write_text(
+        'models:\n  - name: "[/]"\n    deployments: [{provider: mock, model: echo}]\n'
+    )
+    for args in (("config", "check"), ("models",)):
+        result = modelway(*args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "[/]" in result.stdout
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_line_for_every_command(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"X=1\n\xff\n")
+    for args in (("config", "check"), ("models",), ("keys", "list"), ("serve", "--port", "0")):
+        result = modelway(*args, cwd=tmp_path, env={"MODELWAY_DATA_DIR": str(tmp_path / "d")})
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert ".env is not UTF-8 text" in result.stderr
+
+
+def test_serve_refuses_a_number_of_workers_that_is_a_typo(tmp_path: Path) -> None:
+    result = modelway("serve", "--workers", "100000", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 2 and "--workers: 1 to 256" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_mock_says_when_it_cannot_listen(tmp_path: Path) -> None:
+    with running_gateway() as url:
+        port = url.rsplit(":", 1)[1]
+        taken = modelway("mock", "--port", port, cwd=tmp_path)
+    assert taken.returncode == 1 and "Traceback" not in taken.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in taken.stderr
+    assert modelway("mock", "--port", "70000", cwd=tmp_path).returncode == 2

@@ -123,6 +123,27 @@ def test_revoking_an_unknown_key_is_one_line_on_stderr(data_dir: Path) -> None:
     assert_one_line_error(result, "no-such-id")
 
 
+def test_a_key_pasted_where_its_id_belongs_is_not_said_back(data_dir: Path) -> None:
+    created = json_of(modelway("keys", "create", "--name", "pasted", "--json", data_dir=data_dir))
+    result = modelway("keys", "revoke", created["key"], data_dir=data_dir)
+    assert_one_line_error(result, "looks like a key itself")
+    assert created["key"] not in result.stderr and created["key"][:12] not in result.stderr
+
+
+def test_names_that_look_like_markup_are_shown_as_typed(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"  # its own store: the usage it records is its own
+    data_dir.mkdir()
+    for name in ("[/]", "[red]x[/red]"):
+        created = modelway("keys", "create", "--name", name, "--team", "[/]", data_dir=data_dir)
+        assert created.returncode == 0, created.stderr
+    table = modelway("keys", "list", data_dir=data_dir)
+    assert table.returncode == 0 and "Traceback" not in table.stderr, table.stderr
+    assert "[/]" in table.stdout and "[red]x[/red]" in table.stdout
+    asyncio.run(record_usage(data_dir, UsageRecord(request_id="m", time=time.time(), model="[/]")))
+    usage = modelway("usage", "--by", "model", data_dir=data_dir)
+    assert usage.returncode == 0 and "[/]" in usage.stdout, usage.stderr
+
+
 def test_usage_answers_in_the_admin_api_shape(data_dir: Path) -> None:
     asyncio.run(record_usage(data_dir, UsageRecord(request_id="r", time=time.time(), model="m-9")))
     summary = json_of(

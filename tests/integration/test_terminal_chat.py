@@ -234,8 +234,27 @@ def test_a_message_of_several_lines_goes_between_triple_quotes(terminal_factory:
     term.prompt("mock/echo")
     term.send("/history 1")
     assert "you > first line\nsecond line\n" in term.prompt("mock/echo")  # one message
+    # Between quotes, a line that starts with "/" is text, and indentation stays.
+    for line in ('"""', "/usr/bin/python crashed:", "    Segfault", '"""'):
+        term.send(line)
+    shown = term.expect("tokens")
+    assert "unknown command" not in shown
+    assert "/usr/bin/python crashed:" in shown and "    Segfault" in shown
     term.send("/exit")
     term.child.expect(pexpect.EOF, timeout=PATIENCE)
+
+
+def test_piped_input_that_is_not_utf8_is_answered_not_a_traceback(workdir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "modelway.cli", "chat", "-m", "mock/echo"],
+        input=b"caf\xe9 ok\n",
+        cwd=workdir,
+        env=_environment(workdir / "data"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode() == "caf\ufffd ok\n"
 
 
 def test_resume_flag_reopens_a_saved_session(terminal_factory: StartChat) -> None:
@@ -366,3 +385,9 @@ def test_interactive_chat_against_a_gateway_keeps_history_there(
     assert "you > remote **hello**" in transcript
     term.send("/exit")
     term.child.expect(pexpect.EOF, timeout=PATIENCE)
+
+
+def test_resume_in_a_pipe_is_refused_not_ignored(workdir: Path) -> None:
+    result = chat_in_pipe("--resume", "abc", stdin="hi\n", cwd=workdir)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "--resume reopens a session in the interactive chat" in result.stderr

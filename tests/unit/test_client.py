@@ -11,6 +11,7 @@ import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -590,3 +591,26 @@ async def test_client_timeouts_replace_the_configured_ones_for_every_call() -> N
 def test_client_timeouts_must_be_valid() -> None:
     with pytest.raises(ValueError, match="timeouts"):
         AsyncClient(Config(), environ={}, timeouts={"first_token": -1})
+
+
+@pytest.mark.parametrize(
+    ("texts", "dimensions", "said"),
+    [
+        ([1, 2], None, "input: expected a string or a non-empty list of strings"),
+        ([], None, "input: expected a string or a non-empty list of strings"),
+        (["x"] * 2049, None, "input: at most 2048 texts"),
+        ("hi", "8", "dimensions: expected a whole number"),
+    ],
+)
+def test_embeddings_are_checked_as_the_gateway_checks_them(
+    client: Client, texts: Any, dimensions: Any, said: str
+) -> None:
+    with pytest.raises(BadRequest, match=said):
+        client.embeddings("mock/embed", texts, dimensions=dimensions)
+
+
+def test_call_options_that_make_no_sense_are_refused_by_name(client: Client) -> None:
+    with pytest.raises(BadRequest, match="max_retries: a whole number, 0 or more"):
+        client.chat("mock/echo", messages=HELLO, max_retries=-1)
+    with pytest.raises(BadRequest, match="fallbacks: a list of model names, not one string"):
+        client.chat("mock/echo", messages=HELLO, fallbacks="mock/echo")  # type: ignore[arg-type]

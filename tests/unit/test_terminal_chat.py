@@ -244,6 +244,15 @@ async def test_a_gateway_without_the_chat_api_says_so() -> None:
         await backend.sessions()
 
 
+async def test_a_gateway_url_with_v1_on_it_is_said_to_be_the_wrong_url() -> None:
+    missing = orjson.dumps({"error": {"message": "no route GET /v1/chat/api/sessions"}})
+    backend = RemoteBackend(
+        "http://gw.test/v1", KEY, transport=MockTransport(FakeGateway(MockReply(404, missing)))
+    )
+    with pytest.raises(ModelwayError, match="give --url the gateway's root, without /v1"):
+        await backend.sessions()
+
+
 async def test_remote_sessions_and_transcripts_are_read_from_the_chat_api() -> None:
     listing = {
         "sessions": [{"id": "s1", "title": "first", "model": "mock/echo", "updated_at": 5.0}]

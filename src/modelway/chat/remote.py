@@ -145,7 +145,7 @@ class RemoteBackend:
             raise Timeout(f"the gateway at {self.location} did not answer in time") from None
         except UpstreamStatusError as error:
             if error.upstream_status == 404 and request.path.startswith(SESSIONS):
-                error.message = _missing_chat_api(error.message)
+                error.message = _missing_chat_api(error.message, self.location)
                 error.args = (error.message,)
             raise
 
@@ -162,11 +162,15 @@ def _call() -> Call:
     return Call(uuid.uuid4().hex)
 
 
-def _missing_chat_api(message: str) -> str:
-    # Older gateways have no chat API: say that rather than a bare 404.
-    if "no route" in message:
-        return "this gateway has no chat API (/chat/api): it cannot keep chat history"
-    return message
+def _missing_chat_api(message: str, location: str) -> str:
+    # A URL with an API path after the root, or an older gateway without the chat API:
+    # say which rather than a bare 404.
+    if "no route" not in message:
+        return message
+    if location.endswith(("/v1", "/api")):
+        suffix = location.rsplit("/", 1)[1]
+        return f"give --url the gateway's root, without /{suffix}: {location}"
+    return "this gateway has no chat API (/chat/api): it cannot keep chat history"
 
 
 def _session_info(item: dict[str, Any]) -> SessionInfo:

@@ -45,7 +45,9 @@ HELP = """\
 [bold]/new[/]          start a new session
 [bold]/history[/]      list saved sessions; [bold]/history N[/] or [bold]/resume N[/] reopens one
 [bold]/resume ID[/]    reopen a session by number, id or id prefix
-[bold]/exit[/]         quit (also Ctrl-D); Ctrl-C stops a reply"""
+[bold]/help[/]         this list
+[bold]/exit[/]         quit (also /quit, Ctrl-D); Ctrl-C stops a reply
+A message that starts with "/" goes between \"\"\" quotes."""
 
 
 class ChatRepl:
@@ -85,15 +87,23 @@ class ChatRepl:
         if resume is not None:
             self._perform(self._resume(resume))
         while True:
+            block = False
             try:
                 line = self._ask(f"[bold cyan]{escape(self.model)}[/] [dim]>[/] ")
                 if line.lstrip().startswith(BLOCK):
-                    line = self._read_block(line.lstrip()[len(BLOCK) :])
+                    line, block = self._read_block(line.lstrip()[len(BLOCK) :]), True
             except EOFError:
                 self.console.print()
                 return 0
             except KeyboardInterrupt:
                 self.console.print("\n[dim](/exit or Ctrl-D quits)[/]")
+                continue
+            if block:
+                # A message between quotes is sent as typed: a first line that starts with
+                # "/" is text, and indentation (pasted code) is kept.
+                line = line.strip("\n")
+                if line.strip():
+                    self._perform(self._reply(line))
                 continue
             line = line.strip()
             if not line:

@@ -49,6 +49,13 @@ def run_chat(
     """
     model = options.model or environ.get("MODELWAY_CHAT_MODEL") or DEFAULT_MODEL
     interactive = stdin.isatty()
+    if options.resume is not None and not interactive:
+        print(
+            "error: --resume reopens a session in the interactive chat; "
+            "a piped message is answered on its own",
+            file=stderr,
+        )
+        return 2
     with asyncio.Runner() as runner:
         try:
             backend = runner.run(_open_backend(options, environ))
@@ -61,7 +68,7 @@ def run_chat(
         try:
             if not interactive:
                 return runner.run(
-                    _answer_piped(backend, stdin.read(), model, options, stdout, stderr)
+                    _answer_piped(backend, _piped_text(stdin), model, options, stdout, stderr)
                 )
             repl = ChatRepl(
                 backend, Console(highlight=False), runner, model=model, system=options.system
@@ -130,3 +137,12 @@ async def _answer_piped(
         stdout.write("\n")
     stdout.flush()
     return 0
+
+
+def _piped_text(stdin: TextIO) -> str:
+    """Standard input as text; bytes that are not UTF-8 (a Latin-1 file, a binary diff)
+    become U+FFFD rather than stopping the answer."""
+    raw = getattr(stdin, "buffer", None)
+    if raw is not None:
+        return str(raw.read().decode("utf-8", "replace"))
+    return stdin.read().encode("utf-8", "surrogateescape").decode("utf-8", "replace")

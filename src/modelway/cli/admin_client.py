@@ -127,10 +127,12 @@ def _refusal(url: str, status: int, answer: object) -> str:
     message = None
     if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
         message = answer["error"].get("message")
-    message = message or f"HTTP {status}"
     if status == 401:
-        return f"the gateway at {url} refused the key ({message}); give the master key with --key"
-    return f"{message} (HTTP {status})"
+        said = f" ({message})" if message else ""
+        return f"the gateway at {url} refused the key{said}; give the master key with --key"
+    if message is None and status == 404:
+        return f"{url} has no admin API (HTTP 404): is it a modelway gateway with a master key?"
+    return f"{message} (HTTP {status})" if message else f"HTTP {status} from {url}"
 
 
 @asynccontextmanager

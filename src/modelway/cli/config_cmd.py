@@ -21,7 +21,7 @@ def check(
     from rich.console import Console
     from rich.table import Table
 
-    from modelway.config import ConfigError, environment, load_config, mask_secret
+    from modelway.config import ConfigError, environment, load_config, mask_secret, shown_url
     from modelway.providers.registry import SPECS, provider_settings
     from modelway.routing.resolve import Router
 
@@ -41,7 +41,8 @@ def check(
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None
-    console = Console()
+    # Names come from people (aliases, providers): shown as typed, never read as markup.
+    console = Console(markup=False)
     providers = Table("provider", "wire", "base URL", "key", title="Providers")
     if "mock" not in settings.switched_off():
         providers.add_row("mock", "mock", "(built in)", "-")
@@ -51,7 +52,7 @@ def check(
         spec = SPECS.get(name)
         wire = provider.wire or (spec.wire if spec else "?")
         base_url = provider.base_url or (spec.base_url if spec else "-")
-        providers.add_row(name, wire, base_url, mask_secret(provider.api_key))
+        providers.add_row(name, wire, shown_url(base_url), mask_secret(provider.api_key))
     console.print(providers)
     aliases = Table("alias", "strategy", "deployments", "fallbacks", title="Aliases")
     for alias in settings.models:
@@ -61,4 +62,4 @@ def check(
         )
         aliases.add_row(alias.name, alias.strategy, deployments, ", ".join(alias.fallbacks) or "-")
     console.print(aliases)
-    console.print("[green]config OK[/green]")
+    console.print("config OK", style="green")

@@ -129,7 +129,7 @@ def list_keys(json: JsonOption = False, url: UrlOption = None, key: KeyOption = 
             _when(view["expires_at"]),
             view["status"],
         )
-    Console().print(table)
+    Console(markup=False).print(table)  # names as typed: '[/]' is a name, not markup
 
 
 @keys_app.command("revoke")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 @app.command("mock")
 def mock(
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
-    port: int = typer.Option(9000, help="Port to bind; 0 picks a free one."),
+    port: int = typer.Option(9000, min=0, max=65535, help="Port to bind; 0 picks a free one."),
     latency_ms: float = typer.Option(0.0, min=0, help="Delay before the first token."),
     tokens_per_second: float = typer.Option(
         0.0, min=0, help="Stream pacing between chunks (0 = no delay)."
@@ -36,7 +36,13 @@ def mock(
     """A local upstream speaking the OpenAI, Anthropic and Ollama formats, with faults on demand."""
     import uvicorn
 
+    from modelway.listening import bind_problem
     from modelway.mock.server import MockSettings, create_mock_app
+
+    problem = bind_problem(host, port)
+    if problem is not None:
+        typer.echo(f"cannot listen on {host}:{port}: {problem}", err=True)
+        raise typer.Exit(1)
 
     settings = MockSettings(
         latency_ms=latency_ms,

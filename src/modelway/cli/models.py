@@ -21,7 +21,10 @@ async def _list(config: Path | None) -> list[ModelInfo]:
     environ = environment()
     engine = Engine(load_config(config, environ), environ)
     try:
-        return await engine.models()
+        infos = await engine.models()
+        for name, reason in engine.unlisted.items():
+            typer.echo(f"warning: {name}'s models are left out: {reason}", err=True)
+        return infos
     finally:
         await engine.aclose()
 
@@ -49,4 +52,4 @@ def models(
     table = Table("model", "provider")
     for info in infos:
         table.add_row(info.id, info.owned_by)
-    Console().print(table)
+    Console(markup=False).print(table)  # names as typed: '[/]' is a name, not markup

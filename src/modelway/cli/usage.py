@@ -60,7 +60,7 @@ def usage(
             _milliseconds(row["latency_p50_ms"]),
             _milliseconds(row["latency_p95_ms"]),
         )
-    Console().print(table)
+    Console(markup=False).print(table)  # names as typed: '[/]' is a name, not markup
 
 
 def _group(row: dict[str, Any], by: Grouping) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Literal, overload
 import msgspec
 
 from modelway.calls import ANONYMOUS, Accounts, Calls, MeteredCall
+from modelway.calls.embeddings import embedding_request
 from modelway.client.chat_request import MessageLike, ToolLike, build_chat_request
 from modelway.client.usage import UsageTracker
 from modelway.config import Config, Timeouts, environment, load_config
@@ -33,7 +34,6 @@ from modelway.limits import Limits
 from modelway.store.records import UsageRecord
 from modelway.types import (
     ChatResponse,
-    EmbeddingRequest,
     EmbeddingResponse,
     ModelInfo,
     StreamEvent,
@@ -273,8 +273,8 @@ class AsyncClient:
     ) -> EmbeddingResponse:
         """One vector per input text, in order."""
         self._check_open()
-        texts = [input] if isinstance(input, str) else list(input)
-        request = EmbeddingRequest(model=model, input=texts, dimensions=dimensions)
+        texts = input if isinstance(input, str) else list(input)
+        request = embedding_request(model, texts, dimensions)  # as the gateway checks it
         async with self._open(model) as call:
             return await call.embed(request)
 

@@ -7,7 +7,7 @@ whose message names the file and line.
 
 from modelway.config.environment import environment, load_dotenv_file
 from modelway.config.loading import DEFAULT_CONFIG_FILE, load_config, parse_config
-from modelway.config.masking import mask_secret
+from modelway.config.masking import mask_secret, shown_url
 from modelway.config.schema import (
     KNOWN_PROVIDERS,
     AdminSettings,
@@ -62,4 +62,5 @@ __all__ = [
     "load_dotenv_file",
     "mask_secret",
     "parse_config",
+    "shown_url",
 ]

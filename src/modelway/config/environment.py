@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 
 from dotenv import dotenv_values
+
+from modelway.config.source_map import ConfigError
 
 
 def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
@@ -14,8 +17,18 @@ def load_dotenv_file(path: str | os.PathLike[str] = ".env") -> dict[str, str]:
     """
     if not os.path.isfile(path):
         return {}
+    with open(path, "rb") as file:
+        raw = file.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{os.fspath(path)} is not UTF-8 text (byte {raw[error.start]:#04x} at offset "
+            f"{error.start}): save it as UTF-8"
+        ) from None
     # A bare ``NAME`` line (no ``=``) yields None: it sets nothing, so it is dropped.
-    return {name: value for name, value in dotenv_values(path).items() if value is not None}
+    values = dotenv_values(stream=io.StringIO(text))
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def environment() -> dict[str, str]:

@@ -28,7 +28,7 @@ from modelway.gateway.admin_guard import admin_only
 from modelway.gateway.http import check_nesting, read_body
 from modelway.gateway.state import GatewayState
 from modelway.store import KeyRecord, Store
-from modelway.store.keys import MAX_EXPIRES_AT, MAX_RATE, MAX_TOKEN_BUDGET
+from modelway.store.keys import KEY_MARKER, MAX_EXPIRES_AT, MAX_RATE, MAX_TOKEN_BUDGET
 from modelway.store.records import BudgetPeriod
 from modelway.store.usage import SummaryBy
 
@@ -158,8 +158,16 @@ async def get_key(store: Store, key_id: str) -> KeyRecord:
     """One key; ``NotFound`` if there is none with that id."""
     record = await store.keys.get(key_id)
     if record is None:
-        raise NotFound(f"no key with id {key_id!r}")
+        raise no_such_key(key_id)
     return record
+
+
+def no_such_key(key_id: str) -> NotFound:
+    """The answer for an id no key has. A key pasted where its id belongs is not said
+    back: the error may reach a log or a screen someone else reads."""
+    if key_id.startswith(KEY_MARKER):
+        return NotFound("no key has that id; that looks like a key itself: give its id (keys list)")
+    return NotFound(f"no key with id {key_id[:64]!r}")
 
 
 async def revoke_key(store: Store, key_id: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelway.calls import seed_key_budget
-from modelway.errors import BadRequest, NotFound
+from modelway.errors import BadRequest
 from modelway.gateway.admin_api import (
     MAX_MODEL_GLOBS,
     Label,
@@ -31,6 +31,7 @@ from modelway.gateway.admin_api import (
     expires_at_epoch,
     json_response,
     key_view,
+    no_such_key,
 )
 from modelway.gateway.admin_guard import admin_only
 from modelway.gateway.http import check_nesting, read_body
@@ -142,7 +143,7 @@ async def _one(state: GatewayState, key_id: str) -> dict[str, Any]:
     now = time.time()
     found = await state.store.keys.spend_of(key_id, now=now, starts=period_starts(now))
     if found is None:
-        raise NotFound(f"no key with id {key_id!r}")
+        raise no_such_key(key_id)
     record, spend = found
     return {**key_view(record, now), "spend_usd": spend}
 
@@ -163,7 +164,7 @@ async def patch_key(request: Request) -> Response:
     changes = body.changes(time.time())
     record = await state.store.keys.update(key_id, changes)
     if record is None:
-        raise NotFound(f"no key with id {key_id!r}")
+        raise no_such_key(key_id)
     state.auth.verifier.forget(key_id)  # this worker: at once; the others re-read it
     if _BUDGET_FIELDS & changes.keys():
         await seed_key_budget(state.store, state.calls.accounts.limits, record)

@@ -14,6 +14,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelway.calls.embeddings import embedding_request
 from modelway.dialects.base import Dialect
 from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway.auth import request_caller
@@ -24,31 +25,13 @@ from modelway.types import EmbeddingRequest, EmbeddingResponse
 
 #: The request a body asks for, and how to shape its answer (``BadRequest`` if malformed).
 Decode = Callable[[Any], tuple[EmbeddingRequest, Callable[[EmbeddingResponse], Any]]]
-#: The most texts one request may embed (OpenAI's own limit).
-MAX_INPUTS = 2048
-#: The most dimensions a request may ask for: more than any embedding model has.
-MAX_DIMENSIONS = 8192
 
 
 def decode_embedding_request(body: Any) -> EmbeddingRequest:
     """``model``, ``input`` and ``dimensions``, as both shapes spell them; else ``BadRequest``."""
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+    if not isinstance(body, dict):
         raise BadRequest("model: required, a string")
-    texts = body.get("input")
-    texts = [texts] if isinstance(texts, str) else texts
-    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise BadRequest("input: expected a string or a non-empty list of strings")
-    if len(texts) > MAX_INPUTS:
-        raise BadRequest(f"input: at most {MAX_INPUTS} texts a request (not {len(texts)})")
-    dimensions = body.get("dimensions")
-    # ``True`` is an int to Python, not to JSON.
-    if dimensions is not None and (
-        not isinstance(dimensions, int)
-        or isinstance(dimensions, bool)
-        or not 1 <= dimensions <= MAX_DIMENSIONS
-    ):
-        raise BadRequest(f"dimensions: expected a whole number from 1 to {MAX_DIMENSIONS}")
-    return EmbeddingRequest(model=body["model"], input=texts, dimensions=dimensions)
+    return embedding_request(body.get("model"), body.get("input"), body.get("dimensions"))
 
 
 async def answer_embeddings(request: Request, dialect: Dialect, decode: Decode) -> Response:

@@ -42,6 +42,7 @@ from granian.log import LogLevels
 from granian.server import MPServer
 
 from modelway import __version__
+from modelway.listening import bind_problem, free_port
 
 log = logging.getLogger("modelway.server")
 #: The workers' application (a factory: each worker builds its own).
@@ -62,33 +63,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def free_port(host: str) -> int:
-    """A port nobody listens on now (``--port 0``); the workers then bind it."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def bind_problem(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be listened on (in use, not an address here), or None.
-
-    Bound without ``SO_REUSEPORT``, so another gateway already serving the port (whose
-    workers share it that way) is found too, not silently joined.
-    """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        return str(exc)
-    family, _, _, _, address = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            return exc.strerror or str(exc)
-    return None
+#: More worker processes than this is a typo: each holds its own pools, caches and memory.
+MAX_WORKERS = 256
 
 
 def _live_keys(url: str) -> bool:
@@ -288,8 +264,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from modelway.store import database_url
     from modelway.store.location import privacy_warning
 
-    environ = {**load_dotenv_file(".env"), **os.environ}
     try:
+        environ = {**load_dotenv_file(".env"), **os.environ}
         settings = load_config(args.config, environ)
         Router(settings, environ)  # every provider builds now, or the error is shown now
         url = database_url(environ)  # an unusable DATABASE_URL is said now
@@ -318,6 +294,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"cannot listen on {host}:{port}: {problem}", file=sys.stderr)
         sys.exit(1)
     workers = args.workers if args.workers is not None else settings.server.workers
+    if not 1 <= workers <= MAX_WORKERS:
+        print(f"--workers: 1 to {MAX_WORKERS} (one per core is usual)", file=sys.stderr)
+        sys.exit(2)
     try:
         keys_exist = _live_keys(url)
     except Exception as exc:

@@ -120,7 +120,7 @@ class _LeanResponse:
         except TimeoutError:
             raise Timeout("upstream stream stalled") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise UpstreamError(f"connection lost mid-stream ({type(exc).__name__})") from None
+            raise ConnectionLost(f"connection lost mid-stream ({type(exc).__name__})") from None
 
     async def aclose(self) -> None:
         self._finish()

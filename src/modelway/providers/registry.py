@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
-from modelway.config import Config, ConfigError, ProviderSettings
+from modelway.config import Config, ConfigError, ProviderSettings, shown_url
 from modelway.providers.anthropic import AnthropicAdapter
 from modelway.providers.base import Adapter
 from modelway.providers.gemini import GeminiAdapter
@@ -137,6 +138,12 @@ def build_backend(
     base_url = model_base_url or settings.base_url or (spec.base_url if spec else None)
     if not base_url:
         raise ConfigError(f"provider {name!r} needs a base_url")
+    address = urlsplit(base_url)
+    if address.scheme not in ("http", "https") or not address.hostname:
+        raise ConfigError(
+            f"provider {name!r}: base_url must be an http(s) URL with a host, "
+            f"not {shown_url(base_url)!r}"
+        )
     key = model_api_key or settings.api_key
     return HttpProvider(
         name,

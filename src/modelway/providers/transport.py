@@ -102,7 +102,7 @@ class _AiohttpResponse:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise Timeout("upstream stream stalled") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamError(f"connection lost mid-stream ({type(exc).__name__})") from None
+            raise ConnectionLost(f"connection lost mid-stream ({type(exc).__name__})") from None
 
     async def aclose(self) -> None:
         if self._response.content.at_eof():
