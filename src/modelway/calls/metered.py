@@ -415,22 +415,18 @@ class MeteredCall:
     async def _finish(
         self, status: int, usage: Usage | None, error: ModelwayError | None, answer_size: int = 0
     ) -> None:
-        """Record the call, then settle its limits and budgets; only the first time.
-        Without ``usage`` it is estimated from the prompt's text and ``answer_size``, the
-        UTF-8 bytes of the answer's (``modelway.tokens.estimated_usage``)."""
+        """Record the call, then settle its limits and budgets; only the first time. Without
+        ``usage``: estimated from the texts (``answer_size`` UTF-8 bytes, ``estimated_usage``)."""
         if self._settled:
             return
         self._settled = True
         self._error = error
         calls = self._calls
         outcome = self._outcome
-        if usage is None:
-            # Nothing reached a provider (refused, unknown model, ...): no tokens were spent.
-            usage = (
-                Usage()
-                if outcome is None
-                else estimated_usage(self._prompt, self._request_bytes, answer_size)
-            )
+        if usage is None and outcome is None:
+            usage = Usage()  # nothing reached a provider (refused, unknown model, ...)
+        elif usage is None:
+            usage = estimated_usage(self._prompt, self._request_bytes, answer_size)
         accounts = calls.accounts
         cost = 0.0
         if self._cached is not None and self._cached.entry is not None:
@@ -463,14 +459,12 @@ class MeteredCall:
         caller = self._caller
         first_byte = self._first_byte_at
         hit = self.cache_entry
-        provider: str | None
-        model: str | None
+        asked: tuple[str | None, str | None, int] = (None, None, 0)  # whom (last), how often
         if outcome is not None:
-            provider, model = outcome.target.backend.name, outcome.target.model
+            asked = (outcome.target.backend.name, outcome.target.model, outcome.attempts)
         elif error is not None and error.tried is not None:
-            provider, model = error.tried  # every attempt failed: the last one asked
-        else:
-            provider = model = None
+            asked = (*error.tried, error.attempts or 1)  # every attempt failed
+        provider, model, attempts = asked
         if hit is not None:
             provider, model = hit.provider, hit.model
         return UsageRecord(
@@ -497,11 +491,7 @@ class MeteredCall:
             latency_ms=(time.monotonic() - self._started) * 1000,
             ttft_ms=None if first_byte is None else (first_byte - self._started) * 1000,
             stream=self._stream,
-            retries=max(0, outcome.attempts - 1)
-            if outcome
-            else max(0, (error.attempts or 1) - 1)
-            if error is not None and error.tried is not None
-            else 0,
+            retries=max(0, attempts - 1),
             fallback_used=outcome.fallback if outcome else None,
             cache_hit=hit is not None,
             cost_saved_usd=self._cost_saved,
