@@ -193,8 +193,20 @@ def _plain_fields(record: logging.LogRecord) -> dict[str, Any] | None:
     return fields
 
 
+#: Control characters (but the tab) as escapes: a message carries what callers sent (a
+#: model name, a key's name), and a line break or a terminal escape in it must not forge a
+#: line or repaint the operator's terminal.
+_CONTROLS = {
+    code: ascii(chr(code))[1:-1] for code in [*range(32), *range(127, 160)] if code != ord("\t")
+}
+
+
 class TextFormatter(logging.Formatter):
-    """``time LEVEL logger: message``; loggers with a line of their own (``text_line``) get it."""
+    """``time LEVEL logger: message``; loggers with a line of their own (``text_line``) get it.
+
+    One record is one line: control characters in the message are escaped (a traceback
+    still follows on lines of its own).
+    """
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
@@ -203,6 +215,7 @@ class TextFormatter(logging.Formatter):
         render = _text_lines.get(record.name)
         if render is not None:
             record.message = render(record)
+        record.message = record.message.translate(_CONTROLS)
         return super().formatMessage(record)
 
 

@@ -285,6 +285,20 @@ def test_sign_up_bodies_are_checked(signup_gateway: httpx.Client) -> None:
     extra = {"email": "x@example.com", "password": "long enough", "admin": True}
     response = signup_gateway.post("/auth/register", json=extra)
     assert response.status_code == 400 and "admin" in error_message(response)
+    account = {"email": "x@example.com", "password": "long enough"}
+    assert signup_gateway.post("/auth/register", json=account).status_code == 201
+    for name in ("n" * 201, "laptop\nforged line"):  # a key's name, as the admin API checks it
+        response = signup_gateway.post("/auth/keys", json={**account, "name": name})
+        assert response.status_code == 400, response.text
+
+
+def test_sign_up_bodies_never_show_the_password() -> None:
+    from modelway.gateway.signup import KeyRequest, Registration
+
+    shown = repr(Registration(email="a@b.co", password="hunter2hunter2")) + repr(
+        KeyRequest(email="a@b.co", password="hunter2hunter2", name="laptop")
+    )
+    assert "hunter2" not in shown and "a@b.co" in shown
 
 
 def test_without_a_master_key_the_admin_api_says_so(signup_gateway: httpx.Client) -> None:

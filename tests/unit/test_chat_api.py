@@ -20,6 +20,8 @@ from modelway.gateway.app import Gateway, create_app
 from modelway.gateway.chat_connections import restore_connections
 from modelway.gateway.state import GatewayState
 from modelway.providers.upstream import Call
+from modelway.store import chats as chat_store
+from modelway.store.chats import MAX_SYSTEM
 from modelway.types import ChatRequest, MessageEnd, MessageStart, StreamEvent, TextDelta
 from tests.unit.fakes import ScriptedBackend
 
@@ -315,6 +317,30 @@ async def test_session_settings_are_checked(gateway: tuple[Gateway, httpx.AsyncC
     session_id = await _new_session(client)
     response = await client.patch(f"/chat/api/sessions/{session_id}", json={"temperature": "hot"})
     assert response.status_code == 400
+
+
+async def test_what_a_session_and_a_message_may_hold_is_bounded(
+    gateway: tuple[Gateway, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, client = gateway
+    long_system = await client.post("/chat/api/sessions", json={"system": "s" * (MAX_SYSTEM + 1)})
+    assert long_system.status_code == 400
+    assert "system: at most 20,000 characters" in long_system.json()["error"]["message"]
+    session_id = await _new_session(client, model="quiet/m", system="s" * MAX_SYSTEM)
+    # A message naming a model past the bound is refused before anything is kept.
+    named = {"content": "hi", "model": "m" * 1000}
+    posted = await client.post(f"/chat/api/sessions/{session_id}/messages", json=named)
+    assert posted.status_code == 400 and "model: at most 256" in posted.text
+    session = (await client.get(f"/chat/api/sessions/{session_id}")).json()
+    assert session["session"]["model"] == "quiet/m" and session["messages"] == []
+    # A chat that is full refuses the next message, said plainly, and keeps what it has.
+    monkeypatch.setattr(chat_store, "MAX_SESSION_MESSAGES", 2)
+    assert [e["type"] for e in await _events(client, session_id, content="one")][-1] == "done"
+    full = await client.post(f"/chat/api/sessions/{session_id}/messages", json={"content": "two"})
+    assert full.status_code == 400
+    assert "this chat is full" in full.json()["error"]["message"]
+    kept = await _messages(client, session_id)
+    assert [(m["role"], m["content"]) for m in kept][:1] == [("user", "one")] and len(kept) == 2
 
 
 async def test_sessions_are_listed_renamed_and_deleted(

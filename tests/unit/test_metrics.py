@@ -35,7 +35,12 @@ PRICES = "prices:\n  mock/echo: {input_per_million: 1000000, output_per_million:
 
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[Setup]:
-    async with in_process_gateway(tmp_path, PRICES + "metrics: {token: scrape-token-0123}\n") as s:
+    # Wrong keys here are many (hypothesis): the address is never refused for them.
+    config = (
+        "metrics: {token: scrape-token-0123}\n"
+        "server: {key_checks: {failures_per_address: 100000}}\n"
+    )
+    async with in_process_gateway(tmp_path, PRICES + config) as s:
         yield s
 
 
@@ -283,6 +288,28 @@ async def test_no_credential_header_is_a_5xx_or_lets_a_wrong_key_in(
         assert answer.json()["error"]["message"]
     if values in ([("authorization", f"Bearer {s}")] for s in secrets):
         assert answer.status_code == 200
+
+
+async def test_guessing_the_master_key_is_refused_after_the_addresss_failures(
+    tmp_path: Path,
+) -> None:
+    config = (
+        "metrics: {token: scrape-token-0123}\nserver: {key_checks: {failures_per_address: 5}}\n"
+    )
+    async with in_process_gateway(tmp_path, config) as gateway:
+        for guess in range(5):
+            wrong = {"authorization": f"Bearer guess-{guess}"}
+            assert (await gateway.http.get("/metrics", headers=wrong)).status_code == 401
+        # Past the address's failures even the right key is refused: a guess that lands is
+        # not told apart from one that does not.
+        right = await gateway.http.get("/metrics", headers={"authorization": f"Bearer {MASTER}"})
+        assert right.status_code == 429, right.text
+        assert right.json()["error"]["code"] == "too_many_failed_keys"
+        assert int(right.headers["retry-after"]) >= 1
+        # Scraping without a key guesses nothing and counts nothing.
+        assert (
+            await gateway.http.get("/metrics", headers={"authorization": ""})
+        ).status_code == 401
 
 
 async def test_open_mode_serves_loopback_and_the_metrics_token_only(tmp_path: Path) -> None:

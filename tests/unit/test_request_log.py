@@ -409,6 +409,14 @@ def test_text_lines_are_short_and_human(request_text: Captured) -> None:
     assert not line.lstrip().startswith("{")
 
 
+def test_a_text_line_cannot_be_forged_by_what_a_caller_named(request_text: Captured) -> None:
+    forged = "x\n2099-01-01 00:00:00,000 INFO modelway.requests: request 200 key admin"
+    RequestLog().after_batch([call_end(record(alias=forged, model="m\x1b[2J\r\x85"))])
+    [line] = request_text.lines()  # one line, whatever the names held
+    assert "smart" not in line and "x\\n2099-01-01" in line
+    assert "m\\x1b[2J\\r\\x85" in line and "\x1b" not in line and "\r" not in line
+
+
 def test_a_text_line_shows_a_dash_for_what_a_refused_call_never_had(
     request_text: Captured,
 ) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from modelway.errors import BadRequest, NotFound
-from modelway.store import Store, database_url
+from modelway.store import Store, chats, database_url
 
 
 @pytest.fixture
@@ -147,3 +147,41 @@ async def test_deleting_a_session_deletes_its_messages(store: Store) -> None:
     assert await store.chats.list_messages(session.id) == []
     assert await store.chats.list_messages(other.id) == [kept]
     assert await store.chats.delete_session(session.id) is False
+
+
+# --- bounds: what one owner and one session may hold ----------------------------------------
+
+
+async def test_an_owner_keeps_at_most_max_sessions(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chats, "MAX_SESSIONS", 3)
+    for _ in range(3):
+        await store.chats.create_session(owner="alice")
+    with pytest.raises(BadRequest, match="already 3 chat sessions"):
+        await store.chats.create_session(owner="alice")
+    # Another owner, and the open gateway's sessions, are counted apart.
+    await store.chats.create_session(owner="bob")
+    await store.chats.create_session(owner=None)
+    assert len(await store.chats.list_sessions(owner="alice")) == 3
+    doomed = (await store.chats.list_sessions(owner="alice"))[0]
+    await store.chats.delete_session(doomed.id)
+    await store.chats.create_session(owner="alice")  # room again
+
+
+async def test_a_user_message_past_the_sessions_bounds_is_refused_and_a_reply_is_kept(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chats, "MAX_SESSION_MESSAGES", 3)
+    monkeypatch.setattr(chats, "MAX_SESSION_TEXT", 50)
+    session = await store.chats.create_session()
+    await store.chats.add_message(session.id, "user", "é" * 10)  # characters, not bytes
+    await store.chats.add_message(session.id, "assistant", "a reply of twenty-nine letter")
+    with pytest.raises(BadRequest, match="this chat is full"):  # 10 + 29 + 12 > 50 characters
+        await store.chats.add_message(session.id, "user", "x" * 12)
+    await store.chats.add_message(session.id, "user", "short")
+    with pytest.raises(BadRequest, match="this chat is full"):
+        await store.chats.add_message(session.id, "user", "1")  # the fourth message
+    await store.chats.add_message(session.id, "assistant", "the reply to 'short'")
+    contents = [message.content for message in await store.chats.list_messages(session.id)]
+    assert contents == ["é" * 10, "a reply of twenty-nine letter", "short", "the reply to 'short'"]

@@ -28,7 +28,13 @@ from modelway.gateway.admin_guard import admin_only
 from modelway.gateway.http import check_nesting, read_body
 from modelway.gateway.state import GatewayState
 from modelway.store import KeyRecord, Store
-from modelway.store.keys import KEY_MARKER, MAX_EXPIRES_AT, MAX_RATE, MAX_TOKEN_BUDGET
+from modelway.store.keys import (
+    KEY_MARKER,
+    MAX_EXPIRES_AT,
+    MAX_NAME,
+    MAX_RATE,
+    MAX_TOKEN_BUDGET,
+)
 from modelway.store.records import BudgetPeriod
 from modelway.store.usage import SummaryBy
 
@@ -41,7 +47,7 @@ Tokens = Annotated[int, msgspec.Meta(ge=1, le=MAX_TOKEN_BUDGET)]
 #: The HTTP statuses a usage record can hold (``?status=`` outside them is a 400).
 STATUSES = range(100, 600)
 #: A key's name, user or team: each reaches every usage record and report of the key.
-Label = Annotated[str, msgspec.Meta(max_length=200)]
+Label = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
 #: A model glob a key may use, and how many a key may have.
 ModelGlob = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 MAX_MODEL_GLOBS = 256

@@ -33,6 +33,7 @@ from modelway.gateway.auth import request_caller
 from modelway.gateway.http import answers_errors, parse_json_body, read_body
 from modelway.gateway.state import GatewayState
 from modelway.observability.context import Tracing, operation, traceparent
+from modelway.store.chats import MAX_SYSTEM
 from modelway.store.records import ChatMessage, ChatSession
 from modelway.types import ChatRequest, TextDelta
 
@@ -114,6 +115,13 @@ def _max_tokens(value: object) -> int | None:
     return value
 
 
+def _system(value: object) -> str | None:
+    system = _optional_text("system")(value)
+    if system is not None and len(system) > MAX_SYSTEM:
+        raise BadRequest(f"system: at most {MAX_SYSTEM:,} characters")
+    return system
+
+
 def _model(value: object) -> str | None:
     model = _optional_text("model")(value)
     if model is not None and len(model) > MAX_MODEL_NAME:
@@ -124,7 +132,7 @@ def _model(value: object) -> str | None:
 _SETTING_CHECKS: dict[str, Callable[[object], Any]] = {
     "title": _title,
     "model": _model,
-    "system": _optional_text("system"),
+    "system": _system,
     "temperature": _temperature,
     "max_tokens": _max_tokens,
 }
@@ -203,8 +211,8 @@ async def post_message(request: Request) -> Response:
     content = body.get("content")
     if not regenerate and (not isinstance(content, str) or not content.strip()):
         raise BadRequest("content: a non-empty string")
-    model = body.get("model") or session.model
-    if not isinstance(model, str):
+    model = _model(body.get("model")) or session.model
+    if model is None:
         raise BadRequest("model: name one, or set the session's model")
     history = await state.store.chats.list_messages(session.id)
     if regenerate:

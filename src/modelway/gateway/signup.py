@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from modelway.errors import NotFound
-from modelway.gateway.admin_api import NewKey, create_key, decode_body, json_response
+from modelway.gateway.admin_api import Label, NewKey, create_key, decode_body, json_response
 from modelway.gateway.http import answers_errors, read_body
 from modelway.gateway.state import GatewayState
 
@@ -29,13 +29,19 @@ class Registration(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     email: str
     password: str
 
+    def __repr__(self) -> str:  # never the password, in any log or error
+        return f"Registration(email={self.email!r})"
+
 
 class KeyRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """``POST /auth/keys``: an account's credentials and a name for the new key."""
 
     email: str
     password: str
-    name: str
+    name: Label
+
+    def __repr__(self) -> str:  # never the password, in any log or error
+        return f"KeyRequest(email={self.email!r}, name={self.name!r})"
 
 
 def _signup_state(request: Request) -> GatewayState:

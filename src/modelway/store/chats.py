@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from msgspec.structs import asdict
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 
 from modelway.errors import BadRequest, NotFound
 from modelway.store.engine import Database
@@ -16,6 +16,15 @@ from modelway.store.tables import chat_messages, chat_sessions
 #: What ``update_session`` may change.
 SESSION_SETTINGS = frozenset({"title", "model", "system", "temperature", "max_tokens"})
 _ROLES = frozenset({"user", "assistant"})
+#: The most sessions one owner (a key, the master key, the open gateway) keeps: every
+#: listing returns them all.
+MAX_SESSIONS = 2_000
+#: The most messages, and characters of them, a session takes from its user: its whole
+#: history is read (and sent to the model) for every message. A reply is always kept.
+MAX_SESSION_MESSAGES = 5_000
+MAX_SESSION_TEXT = 8_000_000
+#: The longest system prompt a session keeps (every listing carries it).
+MAX_SYSTEM = 20_000
 
 
 class ChatRepository:
@@ -33,7 +42,7 @@ class ChatRepository:
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> ChatSession:
-        """A new, empty session."""
+        """A new, empty session; ``BadRequest`` once ``owner`` has ``MAX_SESSIONS``."""
         now = time.time()
         session = ChatSession(
             id=new_id(),
@@ -47,17 +56,20 @@ class ChatRepository:
             updated_at=now,
         )
         async with self._engine.begin() as connection:
+            counted = select(func.count()).select_from(chat_sessions).where(_owned_by(owner))
+            if (await connection.execute(counted)).scalar_one() >= MAX_SESSIONS:
+                raise BadRequest(
+                    f"there are already {MAX_SESSIONS:,} chat sessions: "
+                    "delete some to start another"
+                )
             await connection.execute(insert(chat_sessions).values(asdict(session)))
         return session
 
     async def list_sessions(self, owner: str | None = None) -> list[ChatSession]:
         """The sessions of ``owner`` (None: the anonymous owner's), newest updated first."""
-        condition = (
-            chat_sessions.c.owner.is_(None) if owner is None else chat_sessions.c.owner == owner
-        )
         query = (
             select(chat_sessions)
-            .where(condition)
+            .where(_owned_by(owner))
             .order_by(chat_sessions.c.updated_at.desc(), chat_sessions.c.created_at.desc())
         )
         async with self._engine.connect() as connection:
@@ -110,7 +122,11 @@ class ChatRepository:
         error: str | None = None,
         error_status: int | None = None,
     ) -> ChatMessage:
-        """Append a message to a session (and bump its ``updated_at``)."""
+        """Append a message to a session (and bump its ``updated_at``).
+
+        A user's message that would take the session past ``MAX_SESSION_MESSAGES`` or
+        ``MAX_SESSION_TEXT`` is refused (``BadRequest``); a reply is always kept.
+        """
         if role not in _ROLES:
             raise BadRequest(f"a chat message's role is user or assistant, not {role!r}")
         message = ChatMessage(
@@ -135,6 +151,8 @@ class ChatRepository:
             )
             if not bumped.rowcount:
                 raise NotFound(f"no chat session {session_id}")
+            if role == "user":
+                await _check_room(connection, session_id, len(content))
             await connection.execute(insert(chat_messages).values(asdict(message)))
         return message
 
@@ -156,6 +174,26 @@ class ChatRepository:
                 delete(chat_messages).where(chat_messages.c.id == message_id)
             )
         return result.rowcount > 0
+
+
+def _owned_by(owner: str | None) -> Any:
+    return chat_sessions.c.owner.is_(None) if owner is None else chat_sessions.c.owner == owner
+
+
+async def _check_room(connection: Any, session_id: str, characters: int) -> None:
+    """``BadRequest`` if a message of ``characters`` takes the session past its bounds."""
+    count, text = (
+        await connection.execute(
+            select(
+                func.count(), func.coalesce(func.sum(func.length(chat_messages.c.content)), 0)
+            ).where(chat_messages.c.session_id == session_id)
+        )
+    ).one()
+    if count >= MAX_SESSION_MESSAGES or text + characters > MAX_SESSION_TEXT:
+        raise BadRequest(
+            f"this chat is full ({MAX_SESSION_MESSAGES:,} messages or {MAX_SESSION_TEXT:,} "
+            "characters at most): start a new chat"
+        )
 
 
 def _session(row: Row[Any]) -> ChatSession:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,9 @@ KEY_BYTES = 32
 BUDGET_PERIODS: frozenset[str] = frozenset(get_args(BudgetPeriod))
 #: The largest ``rpm`` or ``tpm``: the columns are 32-bit integers (in PostgreSQL).
 MAX_RATE = 2**31 - 1
+#: The longest name a key may have (it is shown in tables and written in request lines).
+MAX_NAME = 200
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 #: The largest ``budget_tokens``: the column is a 64-bit integer.
 MAX_TOKEN_BUDGET = 2**63 - 1
 #: The latest ``expires_at``, 9999-12-31T23:59:59Z: no later time has a calendar date.
@@ -280,6 +284,8 @@ def _check_settings(
 ) -> None:
     if not name.strip():
         raise BadRequest("a key needs a name")
+    if len(name) > MAX_NAME or _CONTROL.search(name):
+        raise BadRequest(f"a key's name: at most {MAX_NAME} characters, none of them control ones")
     if budget_period not in BUDGET_PERIODS:
         raise BadRequest(f"budget period is one of day, month, total (not {budget_period!r})")
     limits = [("rpm", rpm, MAX_RATE), ("tpm", tpm, MAX_RATE)]
