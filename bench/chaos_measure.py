@@ -96,8 +96,9 @@ class Report:
                     problems.append(f"{fault.name}: {failed} requests failed")
                 if missing:
                     problems.append(f"{fault.name}: {missing} usage records lost")
+            # Readiness asks the store and Redis: 503 while one is down, never anything else.
             for probe, count in fault.probes.items():
-                if probe.startswith("ready ") and probe != "ready 200" and count:
+                if probe.startswith("ready ") and probe not in ("ready 200", "ready 503") and count:
                     problems.append(f"{fault.name}: readiness answered {probe} ({count} times)")
         for where in ("none",):
             if self.failed.get(where):

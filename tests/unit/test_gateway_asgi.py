@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelway.gateway import health
 from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.state import GatewayState
 from modelway.providers.transport import MockReply, UpstreamRequest
@@ -333,25 +335,58 @@ async def test_readiness_turns_false_while_usage_records_have_nowhere_to_go(
     assert (await gateway.http.get("/health/ready")).status_code == 200
 
 
-async def test_readiness_ignores_the_shared_store_and_health_reports_it(
+async def test_readiness_asks_the_store_and_health_reports_it(
     gateway: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A store every replica shares being down must not pull every replica out of service."""
     store = gateway.state.store
+    reachable = True
+    asked = 0
 
-    async def unreachable() -> bool:
-        store.outage.failed(ConnectionRefusedError(111, "Connection refused"))
-        return False
+    async def ping() -> bool:
+        nonlocal asked
+        asked += 1
+        return reachable
 
-    monkeypatch.setattr(store, "ping", unreachable)
-    health = await gateway.http.get("/health")
-    assert health.json()["status"] == "degraded"
-    assert health.json()["dependencies"]["store"] == "unreachable"
+    monkeypatch.setattr(store, "ping", ping)
+    monkeypatch.setattr(health, "ASKED_FOR", 0.0)
+    assert (await gateway.http.get("/health/ready")).status_code == 200
+    reachable = False
+    health_answer = await gateway.http.get("/health")
+    assert health_answer.json()["status"] == "degraded"
+    assert health_answer.json()["dependencies"]["store"] == "unreachable"
     ready = await gateway.http.get("/health/ready")
-    assert ready.status_code == 200
-    assert ready.json()["checks"]["store"] == "unreachable"  # as last seen, not asked
-    store.outage.succeeded()
-    assert (await gateway.http.get("/health/ready")).json()["checks"]["store"] == "ok"
+    assert ready.status_code == 503
+    assert ready.json() == {
+        "status": "unavailable",
+        "checks": {"engine": "ok", "store": "unreachable", "usage_records": "ok"},
+    }
+    reachable = True
+    assert (await gateway.http.get("/health/ready")).status_code == 200
+    # Probes arriving together, or within ASKED_FOR of each other, share one asking.
+    monkeypatch.setattr(health, "ASKED_FOR", 3600.0)
+    before = asked
+    answers = await asyncio.gather(*(gateway.http.get("/health/ready") for _ in range(20)))
+    assert {answer.status_code for answer in answers} == {200} and asked <= before + 1
+
+
+async def test_readiness_can_leave_the_shared_store_out(tmp_path: Path) -> None:
+    """``server.ready_needs_dependencies: false``: a store every replica shares being down
+    does not pull every replica out of service; readiness shows it as last seen."""
+    config = "server: {ready_needs_dependencies: false}\n"
+    async with in_process_gateway(tmp_path, config) as gateway:
+        store = gateway.state.store
+
+        async def unreachable() -> bool:
+            store.outage.failed(ConnectionRefusedError(111, "Connection refused"))
+            return False
+
+        store.ping = unreachable  # type: ignore[method-assign]
+        assert (await gateway.http.get("/health")).json()["dependencies"]["store"] == "unreachable"
+        ready = await gateway.http.get("/health/ready")
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["store"] == "unreachable"  # as last seen, not asked
+        store.outage.succeeded()
+        assert (await gateway.http.get("/health/ready")).json()["checks"]["store"] == "ok"
 
 
 @pytest.mark.parametrize(

@@ -189,6 +189,10 @@ class ServerSettings(_Section, frozen=True, kw_only=True):
     upstream_client: UpstreamClient = "aiohttp-lean"
     #: Limits on checking keys not yet verified (against guessing and CPU exhaustion).
     key_checks: KeyChecks = msgspec.field(default_factory=KeyChecks)
+    #: Whether ``/health/ready`` needs the store (and Redis, when configured) to answer.
+    #: false: only this replica's own state counts, so a restart of the database every
+    #: replica shares does not take them all out of the load balancer at once.
+    ready_needs_dependencies: bool = True
 
 
 class Price(_Section, frozen=True, kw_only=True):

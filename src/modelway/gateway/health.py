@@ -1,8 +1,11 @@
-"""Health endpoints: liveness touches nothing, readiness is this replica's own state,
-``/health`` asks the shared store and Redis."""
+"""Health endpoints: liveness touches nothing, readiness asks whether this replica can
+serve (with the store and Redis, unless ``server.ready_needs_dependencies`` is false),
+``/health`` says everything."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from typing import Any
 
@@ -22,26 +25,37 @@ async def live(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-async def ready(request: Request) -> Response:
-    """Whether this replica can serve: the engine is built and usage records have somewhere
-    to go (the store or the spill file).
+#: How long one answer of the store and Redis serves readiness probes (a probe per replica
+#: every few seconds, or anyone calling it in a loop, asks the database at most this often).
+ASKED_FOR = 1.0
 
-    The store and Redis being unreachable do not make a replica unready: every replica
-    shares them, so a database restart would pull every replica out of the load balancer
-    at once while each could still serve (records spill, limits fall back to memory).
-    Their state is in ``GET /health`` and ``modelway_dependency_up``; it is shown here as
-    last seen, without waiting on either.
+
+async def ready(request: Request) -> Response:
+    """Whether this replica can serve: the engine is built, usage records have somewhere
+    to go (the store or the spill file), and the store and Redis (when configured) answer.
+
+    With ``server.ready_needs_dependencies: false`` the store and Redis do not count (shown
+    as last seen, not asked): every replica shares them, so a database restart would pull
+    every replica out of the load balancer at once while each could still serve (records
+    spill, limits fall back to memory).
     """
     state: GatewayState | None = getattr(request.app.state, "gateway", None)
     if state is None:
         return Response(b'{"status":"starting"}', status_code=503, media_type="application/json")
-    checks = {"engine": "ok", **_last_seen(state)}
+    needed = ["usage_records"]
+    if state.config.server.ready_needs_dependencies:
+        probe: _Probe = request.app.state.__dict__.setdefault("ready_probe", _Probe())
+        dependencies = await probe.asked(state)
+        needed += dependencies
+    else:
+        dependencies = _last_seen(state)
+    checks = {"engine": "ok", **dependencies}
     writer = state.calls.accounts.recorder
     if isinstance(writer, UsageWriter):
         checks["usage_records"] = "ok" if writer.writable else "unwritable"
         if writer.dropped:
             checks["usage_records_dropped"] = str(writer.dropped)
-    fine = checks.get("usage_records", "ok") == "ok"
+    fine = all(checks.get(name, "ok") == "ok" for name in needed)
     return Response(
         orjson.dumps({"status": "ready" if fine else "unavailable", "checks": checks}),
         status_code=200 if fine else 503,
@@ -54,10 +68,7 @@ async def health(request: Request) -> Response:
     answer now (asked here; an outage begun or ended is logged once)."""
     state: GatewayState = request.app.state.gateway
     router = state.engine.router
-    limits = state.calls.accounts.limits
-    dependencies = {"store": "ok" if await state.store.ping() else "unreachable"}
-    if limits.backend == "redis":
-        dependencies["redis"] = "ok" if await limits.ping() else "unreachable"
+    dependencies = await _dependencies(state)
     body = {
         "status": "ok" if all(v == "ok" for v in dependencies.values()) else "degraded",
         "dependencies": dependencies,
@@ -69,6 +80,32 @@ async def health(request: Request) -> Response:
         "deployments": _deployments(router),
     }
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+class _Probe:
+    """The store's and Redis's answers, asked at most every ``ASKED_FOR`` seconds; probes
+    arriving meanwhile share one asking."""
+
+    def __init__(self) -> None:
+        self._asking: asyncio.Task[dict[str, str]] | None = None
+        self._asked_at = -math.inf
+
+    async def asked(self, state: GatewayState) -> dict[str, str]:
+        now = time.monotonic()
+        if self._asking is None or (self._asking.done() and now - self._asked_at > ASKED_FOR):
+            self._asking = asyncio.ensure_future(_dependencies(state))
+            self._asked_at = now
+        return dict(await asyncio.shield(self._asking))
+
+
+async def _dependencies(state: GatewayState) -> dict[str, str]:
+    """Whether the store and Redis (when limits use it) answer now."""
+    limits = state.calls.accounts.limits
+    pings = {"store": state.store.ping()}
+    if limits.backend == "redis":
+        pings["redis"] = limits.ping()
+    answers = await asyncio.gather(*pings.values())
+    return {name: "ok" if up else "unreachable" for name, up in zip(pings, answers, strict=True)}
 
 
 def _last_seen(state: GatewayState) -> dict[str, str]:
