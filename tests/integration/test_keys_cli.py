@@ -210,3 +210,24 @@ def test_an_unreachable_gateway_is_one_line_on_stderr(data_dir: Path) -> None:
         "keys", "list", "--url", "http://127.0.0.1:9", "--key", MASTER, data_dir=data_dir
     )
     assert_one_line_error(result, "cannot reach the gateway")
+
+
+def test_the_store_named_in_the_config_is_the_one_keys_and_db_upgrade_use(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    other = tmp_path / "elsewhere.db"
+    (tmp_path / "modelway.yaml").write_text(f'store: {{url: "sqlite:///{other}"}}\n')
+    upgraded = modelway("db", "upgrade", data_dir=data_dir)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert str(other) in upgraded.stdout
+    created = json_of(
+        modelway("keys", "create", "--name", "configured", "--json", data_dir=data_dir)
+    )
+    assert created["name"] == "configured"
+    listed = json_of(modelway("keys", "list", "--json", MODELWAY_CONFIG="", data_dir=data_dir))
+    assert [key["name"] for key in listed] == ["configured"]
+    assert not (data_dir / "modelway.db").exists()  # nothing went to the data directory
+    (tmp_path / "modelway.yaml").write_text("store: {url: 5}\n")
+    broken = modelway("keys", "list", data_dir=data_dir)
+    assert broken.returncode != 0 and "store.url" in broken.stderr

@@ -7,11 +7,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from modelway.calls import ANONYMOUS, Accounts, CallEnd, Caller, CallHook, Calls, Chunk, MeteredCall
 from modelway.calls.metered import MAX_MODEL_NAME
-from modelway.config import Config, Price, parse_config
+from modelway.config import Config, LimitSettings, Price, parse_config
 from modelway.engine import Engine
 from modelway.errors import (
     BadRequest,
@@ -257,6 +258,35 @@ async def test_rpm_refuses_the_call_over_the_limit_and_answers_carry_the_headers
             pass
     assert refused.value.retry_after is not None
     assert [r.status for r in recorded.records] == [200, 429]
+
+
+async def test_the_configs_limits_hold_for_a_key_that_sets_none_of_its_own(
+    recorded: Recorded,
+) -> None:
+    limits = Limits.from_environment(None)
+    engine = Engine(Config(), {}, {"quiet": ScriptedBackend("quiet")}, rates=limits.rates)
+    accounts = Accounts(limits, recorded, PRICES, key_limits=LimitSettings(rpm=1, tpm=5000))
+    calls = Calls(engine, accounts)
+    try:
+        async with open_call(calls, key()) as call:
+            await call.complete(chat())
+            headers = dict(call.rate_limit_headers)
+        assert headers[b"x-ratelimit-limit-requests"] == b"1"
+        assert headers[b"x-ratelimit-limit-tokens"] == b"5000"
+        with pytest.raises(RateLimited):
+            async with open_call(calls, key()):
+                pass
+        # A key's own limit wins; no key (open mode, the library) has none.
+        own = key(rpm=3)
+        own = own._replace(key_id="k2", key=msgspec.structs.replace(own.key, id="k2"))
+        for _ in range(3):
+            async with open_call(calls, own) as call:
+                await call.complete(chat())
+        for _ in range(3):
+            async with open_call(calls) as call:
+                await call.complete(chat())
+    finally:
+        await calls.aclose()
 
 
 async def test_a_spent_budget_refuses_the_next_call(calls: Calls, recorded: Recorded) -> None:

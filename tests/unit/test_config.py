@@ -19,6 +19,7 @@ from modelway.config import (
     mask_secret,
     parse_config,
 )
+from modelway.store import database_url
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "config"
 KEYS = {"ANTHROPIC_API_KEY": "sk-ant-0123456789abcdef", "AZURE_API_KEY": "az", "K2": "k2"}
@@ -110,10 +111,36 @@ def test_a_value_out_of_range_names_its_line_and_path() -> None:
     )
 
 
-def test_an_unbuilt_section_is_rejected_not_ignored() -> None:
-    assert error_for("unknown_section.yaml") == (
-        "4: limits: unknown field: the 'limits' section is not supported yet"
+def test_an_unknown_section_is_rejected_not_ignored() -> None:
+    message = error_for("unknown_section.yaml")
+    assert message.startswith("4: quotas: unknown field (expected one of: providers, models")
+    assert "limits" in message and "store" in message and "redis" in message
+
+
+def test_store_redis_and_limits_sections_are_read_and_their_urls_never_shown() -> None:
+    text = (
+        'store: {url: "postgresql://u:store-password@db/x"}\n'
+        'redis: {url: "redis://:redis-password@cache:6379/0", replicas: 3}\n'
+        "limits: {rpm: 60, tpm: 100000}\n"
     )
+    config = parse_config(text, {"DATABASE_URL": "sqlite:///ignored.db", "REDIS_URL": "redis://x"})
+    assert config.store.url == "postgresql://u:store-password@db/x"
+    assert config.redis_url({"REDIS_URL": "redis://x"}) == "redis://:redis-password@cache:6379/0"
+    assert (config.limits.rpm, config.limits.tpm) == (60, 100000)
+    assert "password" not in repr(config)
+    # The config's URL wins; the environment's is the fallback.
+    assert database_url({"DATABASE_URL": "sqlite:///env.db"}, config.store.url).startswith(
+        "postgresql+asyncpg://u:store-password@db/x"
+    )
+    assert database_url({"DATABASE_URL": "sqlite:///env.db"}, None) == "sqlite+aiosqlite:///env.db"
+    assert Config().redis_url({"REDIS_URL": "redis://env:6379"}) == "redis://env:6379"
+    assert Config().redis_url({}) is None
+
+
+def test_limits_out_of_range_are_config_errors() -> None:
+    for text in ("limits: {rpm: 0}\n", "limits: {tpm: -5}\n", "limits: {rpm: 2147483648}\n"):
+        with pytest.raises(ConfigError, match="limits"):
+            parse_config(text, {})
 
 
 def test_a_misspelled_field_is_rejected_with_a_suggestion() -> None:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from modelway.calls.caller import Caller
 from modelway.calls.team_budgets import TeamBudgets
-from modelway.config import Price, TeamBudget
+from modelway.config import LimitSettings, Price, TeamBudget
 from modelway.limits import UNLIMITED, Limits, Ticket
 from modelway.limits.budgets import Period, period_starts
 from modelway.pricing import price_for, priced_cost
@@ -47,8 +47,11 @@ class Accounts:
         recorder: UsageRecorder,
         prices: Mapping[str, Price],
         team_budgets: Sequence[TeamBudget] = (),
+        key_limits: LimitSettings | None = None,
     ) -> None:
         self.limits = limits
+        #: The config's ``limits``: the RPM and TPM of a key that sets none of its own.
+        self.key_limits = key_limits or LimitSettings()
         self.recorder = recorder
         self.prices = prices
         #: Config and store team budgets (``team_budgets``), refreshed by the gateway.
@@ -92,10 +95,12 @@ class Accounts:
             await limits.budgets.check(
                 f"team:{team.team}", usd=team.usd, tokens=team.tokens, period=team.period
             )
-        if key.rpm is None and key.tpm is None:
+        rpm = key.rpm if key.rpm is not None else self.key_limits.rpm
+        tpm = key.tpm if key.tpm is not None else self.key_limits.tpm
+        if rpm is None and tpm is None:
             return UNLIMITED
         estimate = request_bytes // BYTES_PER_TOKEN + (max_tokens or 0)
-        return await limits.rates.admit(scope, rpm=key.rpm, tpm=key.tpm, tokens=estimate)
+        return await limits.rates.admit(scope, rpm=rpm, tpm=tpm, tokens=estimate)
 
     async def settle(
         self, caller: Caller, tickets: Sequence[Ticket], usage: Usage, cost: float

@@ -33,14 +33,15 @@ def stored_calls(config: Config, environ: Mapping[str, str], store: Store) -> Ca
     directory. ``Calls.aclose`` flushes them.
     """
     limits = Limits.from_environment(
-        environ.get("REDIS_URL") or None, replicas=limit_processes(config, environ)
+        config.redis_url(environ), replicas=limit_processes(config, environ)
     )
     engine = Engine(config, environ, rates=limits.rates)
     writer = UsageWriter(store, data_dir(environ) / "usage-spill.jsonl", outage=store.outage)
     writer.start()
     # In the limits' Redis when there is one, so replicas share entries and idempotency keys.
     cache = ResponseCache.build(config.cache, config.models, limits.redis, limits.outage)
-    calls = Calls(engine, Accounts(limits, writer, config.prices, config.budgets), cache=cache)
+    accounts = Accounts(limits, writer, config.prices, config.budgets, config.limits)
+    calls = Calls(engine, accounts, cache=cache)
     # First, so the request log can name each call's trace (nothing without OTEL_* set).
     tracing.install(calls, environ)
     if config.logging.requests:

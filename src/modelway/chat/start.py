@@ -87,7 +87,7 @@ async def _open_backend(options: ChatOptions, environ: Mapping[str, str]) -> Cha
         return RemoteBackend(options.url, options.key)
     config = load_config(options.config, environ)
     try:
-        store = await Store.open(database_url(environ))
+        store = await Store.open(database_url(environ, config.store.url))
     except Exception as error:
         # The first line names the problem; SQLAlchemy masks any password in a URL.
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -1,7 +1,7 @@
 """Where ``modelway keys`` and ``modelway usage`` do their work: the store or a gateway.
 
-``StoreAdmin`` opens the configured store (``DATABASE_URL`` or the data directory, as
-``serve`` does); ``GatewayAdmin`` calls a running gateway's admin API with the master
+``StoreAdmin`` opens the configured store (``store.url``, ``DATABASE_URL`` or the data
+directory, as ``serve`` does); ``GatewayAdmin`` calls a running gateway's admin API with the master
 key. Both answer with the admin API's JSON shapes, so the commands print one way.
 """
 
@@ -146,8 +146,14 @@ async def open_admin(
         async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
             yield GatewayAdmin(session, url.rstrip("/"))
         return
+    from modelway.config import ConfigError, load_config
+
     try:
-        store = await Store.open(database_url(environ))
+        configured = load_config(None, environ).store.url  # as serve would find it
+    except ConfigError as exc:
+        raise AdminError(str(exc)) from None
+    try:
+        store = await Store.open(database_url(environ, configured))
     except Exception as exc:  # bad URL, refused connection, locked or unreadable file...
         first_line = (str(exc).splitlines() or [""])[0]
         raise AdminError(f"cannot open the store: {type(exc).__name__}: {first_line}") from None

@@ -27,12 +27,14 @@ async def _upgrade(url: str) -> str | None:
 def upgrade() -> None:
     """Run the migrations up to the newest schema."""
     # Imported here, as in every command: `modelway --help` should not load the gateway.
-    from modelway.config import environment
+    from modelway.config import ConfigError, environment, load_config
     from modelway.store import database_url, display_url
 
+    environ = environment()
     try:
-        url = database_url(environment())
-    except ValueError as exc:
+        # store.url of $MODELWAY_CONFIG or ./modelway.yaml, as serve would use it.
+        url = database_url(environ, load_config(None, environ).store.url)
+    except (ValueError, ConfigError) as exc:
         typer.echo(f"database error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"database: {display_url(url)}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -269,9 +269,33 @@ class CacheSettings(_Section, frozen=True, kw_only=True):
     idempotency_wait: Seconds = 120.0
 
 
+class StoreSettings(_Section, frozen=True, kw_only=True):
+    """Where keys, usage records and chat history are kept (docs/store.md)."""
+
+    _secret_fields = frozenset({"url"})
+
+    #: ``postgresql://user:pass@host/db`` or ``sqlite:///path``; absent or empty:
+    #: ``DATABASE_URL``, else a SQLite file in ``MODELWAY_DATA_DIR``.
+    url: str | None = None
+
+
+class LimitSettings(_Section, frozen=True, kw_only=True):
+    """Limits of every virtual key that sets none of its own (docs/limits.md)."""
+
+    #: Requests per minute.
+    rpm: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
+    #: Tokens per minute.
+    tpm: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
+
+
 class RedisSettings(_Section, frozen=True, kw_only=True):
     """How replicas share limits through Redis (``REDIS_URL``; docs/limits.md)."""
 
+    _secret_fields = frozenset({"url"})
+
+    #: ``redis://[:password@]host:port/db``; absent or empty: ``REDIS_URL`` (neither: in
+    #: memory).
+    url: str | None = None
     #: Gateway replicas sharing the Redis. While Redis is unreachable each replica limits
     #: in memory to a key's limit divided by this (set it to the most replicas you run:
     #: then the replicas together never pass the limit).
@@ -301,6 +325,12 @@ class Config(_Section, frozen=True, kw_only=True):
     #: The response cache; absent: off, but for aliases that turn it on themselves.
     cache: CacheSettings | None = None
     redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    store: StoreSettings = msgspec.field(default_factory=StoreSettings)
+    limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
+
+    def redis_url(self, environ: Mapping[str, str]) -> str | None:
+        """Redis's URL: ``redis.url``, else ``REDIS_URL``; None: neither (limits in memory)."""
+        return self.redis.url or environ.get("REDIS_URL", "").strip() or None
 
     def switched_off(self) -> frozenset[str]:
         """The providers this config switches off (``enabled: false``)."""

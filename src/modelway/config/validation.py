@@ -19,8 +19,6 @@ from modelway.config.source_map import ConfigError, ConfigPath, SourceMap
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]*)`\Z")
 _MISSING_FIELD = re.compile(r"Object missing required field `(?P<name>[^`]*)`\Z")
-#: Sections the product names that a later release adds; until then they are refused.
-_NOT_YET_SUPPORTED = frozenset({"limits", "store", "redis"})
 
 
 def convert_config(data: Any, source: SourceMap) -> Config:
@@ -126,8 +124,6 @@ def _unwrapped(info: Any) -> Any:
 
 def _unknown_field_message(path: ConfigPath) -> str:
     name = str(path[-1])
-    if path == (name,) and name in _NOT_YET_SUPPORTED:
-        return f"unknown field: the {name!r} section is not supported yet"
     owner = _type_at(path[:-1])
     is_struct = isinstance(owner, schema_info.StructType)
     allowed = [field.encode_name for field in owner.fields] if is_struct else []

@@ -172,7 +172,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await Store.open(database_url(environ))  # migrations applied
+        store = await Store.open(database_url(environ, config.store.url))  # migrations applied
         calls = stored_calls(config, environ, store)
         try:
             master = environ.get("MODELWAY_MASTER_KEY") or None

@@ -268,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         environ = {**load_dotenv_file(".env"), **os.environ}
         settings = load_config(args.config, environ)
         Router(settings, environ)  # every provider builds now, or the error is shown now
-        url = database_url(environ)  # an unusable DATABASE_URL is said now
+        url = database_url(environ, settings.store.url)  # an unusable store URL is said now
     except (ConfigError, ValueError) as exc:
         print(f"config error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -326,11 +326,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "server.allowed_hosts (421 for any other Host)",
                 shown,
             )
-    if workers > 1 and not environ.get("REDIS_URL"):
+    if workers > 1 and not settings.redis_url(environ):
         log.warning(
             "%d workers and no REDIS_URL: each worker counts rate limits and budgets on its "
-            "own, so a key's limits are multiplied by the worker count. Set REDIS_URL to "
-            "share them.",
+            "own, so a key's limits are multiplied by the worker count. Set REDIS_URL (or "
+            "redis.url) to share them.",
             workers,
         )
     if args.config is not None:

@@ -73,7 +73,7 @@ class Limits:
                 retry=Retry(NoBackoff(), 1),
             )
         except ValueError as error:
-            raise ValueError(f"REDIS_URL is not a Redis URL: {error}") from None
+            raise ValueError(f"redis.url / REDIS_URL is not a Redis URL: {error}") from None
         client = Redis.from_pool(pool)
         outage = RedisOutage()  # one per process: one outage is two log lines, not six
         return cls(

@@ -1,4 +1,5 @@
-"""Where the store lives: ``DATABASE_URL``, else a SQLite file in the data directory."""
+"""Where the store lives: ``store.url`` in the config, else ``DATABASE_URL``, else a SQLite
+file in the data directory."""
 
 from __future__ import annotations
 
@@ -52,9 +53,10 @@ def privacy_warning(url: str | URL) -> str | None:
     return None
 
 
-def database_url(environ: Mapping[str, str]) -> str:
-    """The async SQLAlchemy URL of the store for this environment."""
-    configured = environ.get("DATABASE_URL", "").strip()
+def database_url(environ: Mapping[str, str], configured: str | None = None) -> str:
+    """The async SQLAlchemy URL of the store: ``configured`` (the config's ``store.url``),
+    else ``DATABASE_URL``, else a SQLite file in the data directory."""
+    configured = configured or environ.get("DATABASE_URL", "").strip()
     if configured:
         return _async_url(configured)
     return f"sqlite+aiosqlite:///{(data_dir(environ) / SQLITE_FILE).resolve()}"
@@ -63,12 +65,16 @@ def database_url(environ: Mapping[str, str]) -> str:
 def _async_url(text: str) -> str:
     scheme, separator, rest = text.partition("://")
     if not separator:
-        raise ValueError("DATABASE_URL must look like postgresql://user:pass@host/db")
+        raise ValueError(
+            "the store URL (store.url or DATABASE_URL) must look like "
+            "postgresql://user:pass@host/db"
+        )
     scheme = _ASYNC_SCHEMES.get(scheme, scheme)
     url = make_url(f"{scheme}://{rest}")
     if url.get_backend_name() not in SUPPORTED_BACKENDS:
         raise ValueError(
-            f"DATABASE_URL: the store runs on PostgreSQL or SQLite, not {url.get_backend_name()!r}"
+            "the store URL (store.url or DATABASE_URL): the store runs on PostgreSQL or SQLite, "
+            f"not {url.get_backend_name()!r}"
         )
     if url.drivername == "postgresql+asyncpg" and "sslmode" in url.query:
         # libpq spells it sslmode; asyncpg takes the same values as ``ssl``.
