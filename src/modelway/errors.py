@@ -25,7 +25,8 @@ place (``modelway.dialects``). Messages never contain a secret.
     └── UpstreamError               502  (an upstream's own status when it sent one)
         ├── UpstreamStatusError     the upstream answered with an HTTP error; its
         │                           400/401/403/404/429 subclasses are also the
-        │                           BadRequest/AuthenticationError/... above
+        │                           BadRequest/AuthenticationError/... above;
+        │                           retryable: every 5xx, 408, 409, 425, 429
         ├── ConnectError            502  retryable
         ├── Unavailable             503  retryable: every deployment is cooling down
         ├── Timeout                 504  retryable
@@ -41,7 +42,9 @@ import math
 from collections.abc import Mapping
 from typing import Self
 
-RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+#: Client errors that mean "not now" rather than "never"; every server error (5xx) is
+#: retryable too: another try, or another deployment, may answer.
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 425, 429})
 
 
 class ModelwayError(Exception):
@@ -248,7 +251,9 @@ class UpstreamStatusError(UpstreamError):
         self.upstream_status = upstream_status
         self.body = body
         self.headers = dict(headers or {})
-        self.retryable = upstream_status in RETRYABLE_STATUSES
+        self.retryable = (
+            upstream_status in RETRYABLE_CLIENT_STATUSES or 500 <= upstream_status < 600
+        )
         self.retry_after = retry_after_seconds(self.headers)
         if upstream_status == 429:
             self.status, self.kind, self.code = 429, "rate_limit_error", "rate_limit_exceeded"

@@ -77,6 +77,18 @@ async def test_a_400_is_never_retried(sleeps: list[float]) -> None:
     assert len(a.calls) == 1 and b.calls == [] and sleeps == []
 
 
+@pytest.mark.parametrize("status", [501, 505, 507, 521, 523, 530])
+async def test_every_upstream_5xx_is_retried_then_fails_over_to_the_fallback(
+    status: int, sleeps: list[float]
+) -> None:
+    failure = UpstreamStatusError("odd server error", upstream_status=status)
+    a = ScriptedBackend("a", [failure, UpstreamStatusError("again", upstream_status=status)])
+    b = ScriptedBackend("b")
+    answer, outcome = await engine(a=a, b=b).complete(ask("solo"), request_id="r")
+    assert answer.message.text() == "b says hi"
+    assert len(a.calls) == 2 and outcome.attempts == 3 and outcome.fallback == "backup"
+
+
 async def test_retry_after_is_waited_for_and_not_less(sleeps: list[float]) -> None:
     limited = UpstreamStatusError("slow down", upstream_status=429, headers={"Retry-After": "2"})
     a = ScriptedBackend("a", [limited])
