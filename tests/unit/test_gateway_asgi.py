@@ -226,6 +226,22 @@ async def test_a_wrong_key_is_refused_in_the_dialect_of_the_path(
     assert shape(refused.json())
 
 
+async def test_an_upstream_refusing_the_provider_key_is_not_told_as_the_callers_wrong_key(
+    tmp_path: Path,
+) -> None:
+    def refusing(request: UpstreamRequest) -> MockReply:
+        return MockReply(401, b'{"error": {"message": "Incorrect API key provided"}}')
+
+    async with in_process_gateway(tmp_path, upstream=refusing) as gateway:
+        body = {"model": "openai/gpt-4o", "messages": HELLO}
+        refused = await gateway.http.post("/v1/chat/completions", json=body)
+    error = refused.json()["error"]
+    assert refused.status_code == 401
+    assert (error["type"], error["code"]) == ("upstream_error", "upstream_authentication_failed")
+    assert error["message"].startswith("openai answered 401: Incorrect API key provided")
+    assert "the caller's key is not at fault" in error["message"]
+
+
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: (
