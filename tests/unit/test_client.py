@@ -422,6 +422,19 @@ def test_usage_tracker_counts_unpriced_calls_apart() -> None:
     assert tracker.summary().requests == 0
 
 
+def test_usage_summary_says_tokens_requests_and_cost() -> None:
+    tracker = UsageTracker()
+    tracker.record("openai", "gpt-4o", Usage(1000, 500))
+    tracker.record("openai", "gpt-4o", Usage(10, 20))
+
+    summary = tracker.summary()
+
+    assert (summary.tokens, summary.requests) == (1530, 2)
+    assert summary.tokens == summary.total_tokens
+    assert summary.cost_usd == pytest.approx(0.0075 + 0.000225)
+    assert summary.by_model["openai/gpt-4o"].tokens == 1530
+
+
 def test_sync_usage_is_consistent_under_concurrent_calls(client: Client) -> None:
     def call() -> None:
         for _ in range(5):
