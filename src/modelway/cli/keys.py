@@ -31,7 +31,7 @@ UrlOption = Annotated[
 ]
 KeyOption = Annotated[
     str | None,
-    typer.Option(help="Master key for --url [default: $MODELWAY_MASTER_KEY]."),
+    typer.Option(help="Master key for --url (default: $MODELWAY_MASTER_KEY)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
