@@ -3,6 +3,8 @@ given the ways the contract shows."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from typer.testing import CliRunner
 
 import modelway.cli  # noqa: F401  (registers every command)
 from modelway.cli.app import app as cli_app
+from tests.unit.test_store_keys import cheap_argon2  # noqa: F401  (autouse)
 
 
 @pytest.mark.parametrize(
@@ -45,3 +48,34 @@ def test_every_help_text_is_shown_as_written(command: list[str]) -> None:
     for param in target.params:
         if getattr(param, "help", None):
             assert param.help in result.output, param.name
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["--models", "gpt-*", "claude-*", "mock/*"],
+        ["--models", "gpt-*", "--models", "claude-*", "--models", "mock/*"],
+        ["--models", "gpt-*,claude-*", "--models=mock/*"],
+        ["--models=gpt-*", "claude-*", "--rpm", "5", "--models", "mock/*"],
+    ],
+    ids=["several-after-one-flag", "repeated", "commas", "mixed"],
+)
+def test_keys_create_takes_several_globs_after_one_models_flag(
+    tmp_path: Path, given: list[str]
+) -> None:
+    environ = {"MODELWAY_DATA_DIR": str(tmp_path), "DATABASE_URL": "", "MODELWAY_MASTER_KEY": ""}
+    result = CliRunner().invoke(
+        cli_app, ["keys", "create", "--name", "n", *given, "--json"], env=environ
+    )
+    assert result.exit_code == 0, result.output
+    listed = CliRunner().invoke(cli_app, ["keys", "list", "--json"], env=environ)
+    (key,) = json.loads(listed.output)
+    assert key["models"] == ["gpt-*", "claude-*", "mock/*"]
+
+
+def test_a_stray_word_after_another_option_is_still_refused(tmp_path: Path) -> None:
+    environ = {"MODELWAY_DATA_DIR": str(tmp_path), "DATABASE_URL": ""}
+    result = CliRunner().invoke(
+        cli_app, ["keys", "create", "--name", "n", "--rpm", "5", "stray"], env=environ
+    )
+    assert result.exit_code == 2 and "stray" in result.output
