@@ -23,6 +23,7 @@ from modelway.errors import (
     Unavailable,
     UnknownModel,
     UpstreamError,
+    UpstreamStatusError,
 )
 from modelway.limits import UNLIMITED, MemoryLimiter, RateLimiter, Ticket
 from modelway.providers.upstream import Backend, Call
@@ -163,10 +164,13 @@ class _Tries:
 
     def failure(self, route: Route) -> ModelwayError:
         """The error to raise once every target has been tried."""
-        if self.last_error is None:
+        error = self.last_error
+        if error is None:
             return _resting_error(route)
-        self.last_error.attempts = self.count
-        return self.last_error
+        if isinstance(error, UpstreamStatusError) and error.fails_over:
+            error.blame_deployment_key()
+        error.attempts = self.count
+        return error
 
 
 async def _attempt_once(
@@ -302,6 +306,8 @@ class Engine:
             except ModelwayError as error:
                 tries.last_error = error
                 if not error.retryable:
+                    if error.fails_over:
+                        return None  # this deployment's own key refused: not again, next one
                     error.attempts = tries.count  # said in x-modelway-attempts
                     raise
                 if retry == retries:

@@ -1,6 +1,8 @@
 """One error hierarchy for the library, the gateway and the client.
 
-Each class knows the HTTP status a gateway answers with and whether a retry can help.
+Each class knows the HTTP status a gateway answers with, whether a retry can help
+(``retryable``) and, when not, whether the next deployment may still answer
+(``fails_over``: an upstream refusing the deployment's own key).
 Errors are raised where the fact is known and mapped to a caller's dialect in one
 place (``modelway.dialects``). Messages never contain a secret.
 
@@ -25,7 +27,9 @@ place (``modelway.dialects``). Messages never contain a secret.
     └── UpstreamError               502  (an upstream's own status when it sent one)
         ├── UpstreamStatusError     the upstream answered with an HTTP error; its
         │                           400/401/403/404/429 subclasses are also the
-        │                           BadRequest/AuthenticationError/... above
+        │                           BadRequest/AuthenticationError/... above;
+        │                           retryable: every 5xx, 408, 409, 425, 429;
+        │                           401/403 fail over (the deployment's own key)
         ├── ConnectError            502  retryable
         ├── Unavailable             503  retryable: every deployment is cooling down
         ├── Timeout                 504  retryable
@@ -41,7 +45,9 @@ import math
 from collections.abc import Mapping
 from typing import Self
 
-RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+#: Client errors that mean "not now" rather than "never"; every server error (5xx) is
+#: retryable too: another try, or another deployment, may answer.
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 425, 429})
 
 
 class ModelwayError(Exception):
@@ -49,6 +55,9 @@ class ModelwayError(Exception):
 
     status: int = 500
     retryable: bool = False
+    #: Not worth asking the same deployment again, but the next deployment (or a
+    #: fallback) may answer: the fault is this deployment's, not the request's.
+    fails_over: bool = False
     #: OpenAI-style ``error.type``; dialects map it to their own vocabulary.
     kind: str = "api_error"
     #: Machine-readable ``error.code``.
@@ -248,19 +257,31 @@ class UpstreamStatusError(UpstreamError):
         self.upstream_status = upstream_status
         self.body = body
         self.headers = dict(headers or {})
-        self.retryable = upstream_status in RETRYABLE_STATUSES
+        self.retryable = (
+            upstream_status in RETRYABLE_CLIENT_STATUSES or 500 <= upstream_status < 600
+        )
         self.retry_after = retry_after_seconds(self.headers)
         if upstream_status == 429:
             self.status, self.kind, self.code = 429, "rate_limit_error", "rate_limit_exceeded"
         elif 400 <= upstream_status < 500 and upstream_status != 408:
             self.status = upstream_status
+            # An upstream's 401/403 is about the gateway's provider key: typed as the
+            # caller's own authentication_error it would send them checking their key.
             self.kind = {
-                401: "authentication_error",
-                403: "permission_error",
+                401: "upstream_error",
+                403: "upstream_error",
                 404: "not_found_error",
             }.get(upstream_status, "invalid_request_error")
         elif upstream_status in (408, 504):
             self.status = 504
+
+    def blame_deployment_key(self) -> None:
+        """Say, for a 401/403, that the deployment's provider key was refused, not the
+        caller's: a gateway answers it with the same status its own key check uses."""
+        note = _NOT_THE_CALLERS_KEY.get(self.upstream_status)
+        if note is not None and not self.message.endswith(f"({note})"):
+            self.message = f"{self.message} ({note})"
+            self.args = (self.message,)
 
 
 class UpstreamRateLimited(UpstreamStatusError, RateLimited):
@@ -268,11 +289,19 @@ class UpstreamRateLimited(UpstreamStatusError, RateLimited):
 
 
 class UpstreamAuthenticationError(UpstreamStatusError, AuthenticationError):
-    """The upstream refused the provider key (401)."""
+    """The upstream refused the provider key the gateway sent (401): that deployment's
+    credentials, not the caller's key, so the next deployment may answer."""
+
+    fails_over = True
+    code = "upstream_authentication_failed"
 
 
 class UpstreamPermissionDenied(UpstreamStatusError, PermissionDenied):
-    """The upstream answered 403."""
+    """The upstream answered 403: the gateway's provider key may not do this there (a
+    model it has no access to, a region); another deployment's key may."""
+
+    fails_over = True
+    code = "upstream_permission_denied"
 
 
 class UpstreamNotFound(UpstreamStatusError, NotFound):
@@ -282,6 +311,14 @@ class UpstreamNotFound(UpstreamStatusError, NotFound):
 class UpstreamBadRequest(UpstreamStatusError, BadRequest):
     """The upstream refused the request as malformed (400, 422)."""
 
+
+#: Said after an upstream's 401/403, which a caller would otherwise read as about their key.
+_NOT_THE_CALLERS_KEY = {
+    401: "the provider key configured for this deployment was refused; "
+    "the caller's key is not at fault",
+    403: "the provider key configured for this deployment lacks access; "
+    "the caller's key is not at fault",
+}
 
 _STATUS_CLASSES: dict[int, type[UpstreamStatusError]] = {
     400: UpstreamBadRequest,

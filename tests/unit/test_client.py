@@ -320,18 +320,30 @@ async def test_a_streamed_call_fails_over_before_its_first_event(aclient: AsyncC
     assert stream.outcome.attempts == 2
 
 
-async def test_a_non_retryable_upstream_error_is_raised_without_trying_fallbacks(
+async def test_a_refusal_of_the_request_itself_is_raised_without_trying_fallbacks(
+    aclient: AsyncClient,
+) -> None:
+    calls: list[UpstreamRequest] = []
+    use_openai(aclient, failing(400, calls))
+
+    with pytest.raises(UpstreamStatusError) as caught:
+        await aclient.chat("openai/gpt-4o", messages=HELLO, fallbacks=["mock/echo"])
+
+    assert caught.value.status == 400
+    assert len(calls) == 1
+    assert aclient.usage.summary().requests == 0
+
+
+async def test_a_provider_refusing_its_key_is_not_retried_and_fallbacks_answer(
     aclient: AsyncClient,
 ) -> None:
     calls: list[UpstreamRequest] = []
     use_openai(aclient, failing(401, calls))
 
-    with pytest.raises(UpstreamStatusError) as caught:
-        await aclient.chat("openai/gpt-4o", messages=HELLO, fallbacks=["mock/echo"])
+    reply = await aclient.chat("openai/gpt-4o", messages=HELLO, fallbacks=["mock/echo"])
 
-    assert caught.value.status == 401
+    assert reply.message.text() == "hello there world"
     assert len(calls) == 1
-    assert aclient.usage.summary().requests == 0
 
 
 async def test_client_max_retries_is_the_default_and_a_call_can_override_it() -> None:
@@ -408,6 +420,19 @@ def test_usage_tracker_counts_unpriced_calls_apart() -> None:
     assert summary.by_model["acme/mystery-model"].unpriced_requests == 1
     tracker.reset()
     assert tracker.summary().requests == 0
+
+
+def test_usage_summary_says_tokens_requests_and_cost() -> None:
+    tracker = UsageTracker()
+    tracker.record("openai", "gpt-4o", Usage(1000, 500))
+    tracker.record("openai", "gpt-4o", Usage(10, 20))
+
+    summary = tracker.summary()
+
+    assert (summary.tokens, summary.requests) == (1530, 2)
+    assert summary.tokens == summary.total_tokens
+    assert summary.cost_usd == pytest.approx(0.0075 + 0.000225)
+    assert summary.by_model["openai/gpt-4o"].tokens == 1530
 
 
 def test_sync_usage_is_consistent_under_concurrent_calls(client: Client) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,25 @@ def test_the_product_md_models_example_parses() -> None:
     assert smart.retries == 2
     assert cheap.deployments == [Deployment(provider="ollama", model="llama3.2")]
     assert config.providers["anthropic"].api_key == KEYS["ANTHROPIC_API_KEY"]
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def _documented_configs() -> list[object]:
+    found = []
+    for path in [REPOSITORY / "README.md", *sorted((REPOSITORY / "docs").glob("*.md"))]:
+        text = path.read_text(encoding="utf-8")
+        for block in re.finditer(r"```ya?ml\n(.*?)```", text, re.DOTALL):
+            line = text.count("\n", 0, block.start()) + 1
+            found.append(pytest.param(block.group(1), id=f"{path.name}:{line}"))
+    return found
+
+
+@pytest.mark.parametrize("text", _documented_configs())
+def test_every_config_example_in_the_readme_and_docs_parses(text: str) -> None:
+    environ = {**KEYS, "MODELWAY_METRICS_TOKEN": "metrics-token"}
+    parse_config(text, environ)  # raises ConfigError naming the line if the example is wrong
 
 
 def test_a_file_using_every_section_parses_with_each_value_typed() -> None:

@@ -77,6 +77,68 @@ async def test_a_400_is_never_retried(sleeps: list[float]) -> None:
     assert len(a.calls) == 1 and b.calls == [] and sleeps == []
 
 
+@pytest.mark.parametrize("status", [501, 505, 507, 521, 523, 530])
+async def test_every_upstream_5xx_is_retried_then_fails_over_to_the_fallback(
+    status: int, sleeps: list[float]
+) -> None:
+    failure = UpstreamStatusError("odd server error", upstream_status=status)
+    a = ScriptedBackend("a", [failure, UpstreamStatusError("again", upstream_status=status)])
+    b = ScriptedBackend("b")
+    answer, outcome = await engine(a=a, b=b).complete(ask("solo"), request_id="r")
+    assert answer.message.text() == "b says hi"
+    assert len(a.calls) == 2 and outcome.attempts == 3 and outcome.fallback == "backup"
+
+
+@pytest.mark.parametrize("status", [404, 422])
+async def test_a_refusal_of_the_request_itself_ends_the_call(
+    status: int, sleeps: list[float]
+) -> None:
+    a = ScriptedBackend("a", [UpstreamStatusError("no", upstream_status=status)])
+    b = ScriptedBackend("b")
+    with pytest.raises(UpstreamStatusError) as caught:
+        await engine(a=a, b=b).complete(ask("solo"), request_id="r")
+    assert caught.value.status == status
+    assert len(a.calls) == 1 and b.calls == [] and sleeps == []
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_deployment_whose_key_is_refused_is_not_retried_but_the_next_one_answers(
+    status: int, sleeps: list[float]
+) -> None:
+    a = ScriptedBackend("a", [UpstreamStatusError("bad key", upstream_status=status)] * 3)
+    b = ScriptedBackend("b")
+    answer, outcome = await engine(a=a, b=b).complete(ask("pair"), request_id="r")
+    assert answer.message.text() == "b says hi"
+    assert len(a.calls) == 1 and outcome.attempts == 2 and sleeps == []
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_deployment_whose_key_is_refused_fails_over_to_the_fallback(
+    status: int, sleeps: list[float]
+) -> None:
+    a = ScriptedBackend("a", [UpstreamStatusError("bad key", upstream_status=status)] * 3)
+    b = ScriptedBackend("b")
+    answer, outcome = await engine(a=a, b=b).complete(ask("solo"), request_id="r")
+    assert answer.message.text() == "b says hi"
+    assert len(a.calls) == 1 and outcome.fallback == "backup"
+
+
+async def test_every_deployment_refusing_its_key_is_the_last_refusal_not_the_callers_key(
+    sleeps: list[float],
+) -> None:
+    a = ScriptedBackend("a", [UpstreamStatusError("a: bad key", upstream_status=401)])
+    b = ScriptedBackend("b", [UpstreamStatusError("b: bad key", upstream_status=401)])
+    with pytest.raises(UpstreamStatusError) as caught:
+        await engine(a=a, b=b).complete(ask("pair"), request_id="r")
+    error = caught.value
+    assert (error.status, error.kind, error.attempts) == (401, "upstream_error", 2)
+    assert error.code != "invalid_api_key"
+    assert (
+        error.message.startswith("b: bad key")
+        and "the caller's key is not at fault" in error.message
+    )
+
+
 async def test_retry_after_is_waited_for_and_not_less(sleeps: list[float]) -> None:
     limited = UpstreamStatusError("slow down", upstream_status=429, headers={"Retry-After": "2"})
     a = ScriptedBackend("a", [limited])

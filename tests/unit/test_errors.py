@@ -147,8 +147,8 @@ def test_upstream_400_keeps_400_and_is_not_retryable() -> None:
 @pytest.mark.parametrize(
     ("upstream", "kind"),
     [
-        (401, "authentication_error"),
-        (403, "permission_error"),
+        (401, "upstream_error"),
+        (403, "upstream_error"),
         (404, "not_found_error"),
         (422, "invalid_request_error"),
     ],
@@ -161,18 +161,28 @@ def test_upstream_client_errors_keep_their_status_and_get_a_fitting_kind(
     assert (error.status, error.retryable, error.kind) == (upstream, False, kind)
 
 
-@pytest.mark.parametrize("upstream", [500, 502, 503, 520, 529])
-def test_upstream_server_errors_are_retryable_502s(upstream: int) -> None:
+@pytest.mark.parametrize("upstream", [401, 403])
+def test_an_upstream_refusing_the_provider_key_says_it_is_not_the_callers_key(
+    upstream: int,
+) -> None:
+    error = UpstreamStatusError("openai answered 401: Incorrect API key", upstream_status=upstream)
+
+    error.blame_deployment_key()
+    error.blame_deployment_key()  # said once, however often
+
+    assert error.fails_over and not error.retryable
+    assert error.code not in ("invalid_api_key", None)
+    assert error.message.startswith("openai answered 401: Incorrect API key (the provider key")
+    assert error.message.count("the caller's key is not at fault") == 1
+    assert str(error) == error.message
+
+
+@pytest.mark.parametrize("upstream", [500, 501, 502, 503, 505, 507, 520, 521, 523, 529, 530, 599])
+def test_every_upstream_server_error_is_a_retryable_502(upstream: int) -> None:
     error = UpstreamStatusError("down", upstream_status=upstream)
 
     assert (error.status, error.retryable) == (502, True)
     assert error.upstream_status == upstream
-
-
-def test_upstream_501_is_a_502_that_is_not_retried() -> None:
-    error = UpstreamStatusError("not implemented", upstream_status=501)
-
-    assert (error.status, error.retryable) == (502, False)
 
 
 @pytest.mark.parametrize("upstream", [408, 504])
@@ -245,15 +255,15 @@ def test_repr_is_the_class_name_and_message(error: ModelwayError, text: str) -> 
 
 def test_repr_of_an_upstream_error_shows_neither_body_nor_headers() -> None:
     error = UpstreamStatusError(
-        "upstream said 401",
-        upstream_status=401,
+        "upstream said 404",
+        upstream_status=404,
         body=b'{"error": "key sk-live-abc is invalid"}',
         headers={"set-cookie": "session=secret"},
         provider="openai",
     )
 
-    assert repr(error) == "UpstreamAuthenticationError('upstream said 401')"
-    assert str(error) == "upstream said 401"
+    assert repr(error) == "UpstreamNotFound('upstream said 404')"
+    assert str(error) == "upstream said 404"
 
 
 @pytest.mark.parametrize(

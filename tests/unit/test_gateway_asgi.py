@@ -12,8 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelway.dialects.openai import OpenAIDialect
+from modelway.errors import RateLimited
 from modelway.gateway import health
 from modelway.gateway.dialect_paths import CHAT_PATHS
+from modelway.gateway.http import error_response
 from modelway.gateway.state import GatewayState
 from modelway.providers.transport import MockReply, UpstreamRequest
 from modelway.store.records import UsageRecord
@@ -226,6 +229,28 @@ async def test_a_wrong_key_is_refused_in_the_dialect_of_the_path(
     )
     assert refused.status_code == 401
     assert shape(refused.json())
+
+
+async def test_an_upstream_refusing_the_provider_key_is_not_told_as_the_callers_wrong_key(
+    tmp_path: Path,
+) -> None:
+    def refusing(request: UpstreamRequest) -> MockReply:
+        return MockReply(401, b'{"error": {"message": "Incorrect API key provided"}}')
+
+    async with in_process_gateway(tmp_path, upstream=refusing) as gateway:
+        body = {"model": "openai/gpt-4o", "messages": HELLO}
+        refused = await gateway.http.post("/v1/chat/completions", json=body)
+    error = refused.json()["error"]
+    assert refused.status_code == 401
+    assert (error["type"], error["code"]) == ("upstream_error", "upstream_authentication_failed")
+    assert error["message"].startswith("openai answered 401: Incorrect API key provided")
+    assert "the caller's key is not at fault" in error["message"]
+
+
+@pytest.mark.parametrize(("seconds", "header"), [(0.2, b"1"), (1.0, b"1"), (12.3, b"13")])
+def test_retry_after_is_whole_seconds_rounded_up(seconds: float, header: bytes) -> None:
+    response = error_response(OpenAIDialect(), RateLimited("slow down", retry_after=seconds))
+    assert (b"retry-after", header) in response.raw_headers
 
 
 _JSON = st.recursive(

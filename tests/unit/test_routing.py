@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+import modelway.cli.config_cmd  # noqa: F401  (registers `modelway config`)
+from modelway.cli.app import app as cli_app
 from modelway.config import parse_config
 from modelway.errors import UnknownModel
 from modelway.routing.resolve import Router
@@ -67,6 +72,37 @@ def test_bare_name_with_no_default_provider_is_unknown() -> None:
 def test_a_prefix_rule_for_an_unconfigured_provider_names_the_key_variable() -> None:
     with pytest.raises(UnknownModel, match="ANTHROPIC_API_KEY"):
         router().direct_target("claude-sonnet-4-5")
+
+
+@pytest.mark.parametrize(
+    ("model", "variable"),
+    [
+        ("ollama/llama3.2", "(set OLLAMA_BASE_URL or"),
+        ("vllm/qwen", "(set VLLM_BASE_URL or"),
+        ("lmstudio/phi", "(set LMSTUDIO_BASE_URL or"),
+        ("azure/gpt-4o", "(set AZURE_API_KEY and AZURE_BASE_URL or"),
+        ("groq/llama", "(set GROQ_API_KEY or"),
+    ],
+)
+def test_an_unconfigured_provider_names_the_variable_that_enables_it(
+    model: str, variable: str
+) -> None:
+    with pytest.raises(UnknownModel) as refused:
+        router().direct_target(model)
+    assert variable in refused.value.message
+
+
+def test_config_check_names_the_variable_that_enables_an_alias_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OLLAMA_BASE_URL", raising=False)
+    monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env of the working directory
+    path = tmp_path / "modelway.yaml"
+    path.write_text("models:\n  - name: local\n    deployments: [{provider: ollama, model: x}]\n")
+    result = CliRunner().invoke(cli_app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "(set OLLAMA_BASE_URL or add it to the providers section)" in result.output
 
 
 def test_mock_is_always_present_with_no_key_and_no_config() -> None:

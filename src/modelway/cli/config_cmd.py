@@ -23,7 +23,7 @@ def check(
 
     from modelway.config import ConfigError, environment, load_config, mask_secret, shown_url
     from modelway.providers.registry import SPECS, provider_settings
-    from modelway.routing.resolve import Router
+    from modelway.routing.resolve import Router, enabling_variables
 
     environ = environment()
     try:
@@ -35,8 +35,8 @@ def check(
                 if deployment.provider not in enabled and deployment.provider != "mock":
                     raise ConfigError(
                         f"alias {alias.name!r} uses provider {deployment.provider!r}, which is "
-                        f"not enabled (set {deployment.provider.upper()}_API_KEY or add it "
-                        "to the providers section)"
+                        f"not enabled (set {enabling_variables(deployment.provider)} or add "
+                        "it to the providers section)"
                     )
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)

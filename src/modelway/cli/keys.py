@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
+from typer.core import TyperCommand
 
 from modelway.cli.app import app
 
@@ -31,7 +32,7 @@ UrlOption = Annotated[
 ]
 KeyOption = Annotated[
     str | None,
-    typer.Option(help="Master key for --url [default: $MODELWAY_MASTER_KEY]."),
+    typer.Option(help="Master key for --url (default: $MODELWAY_MASTER_KEY)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
@@ -52,12 +53,44 @@ def _globs(values: list[str] | None) -> list[str]:
     return [glob.strip() for value in values or [] for glob in value.split(",") if glob.strip()]
 
 
-@keys_app.command("create")
+def spread_models(args: list[str]) -> list[str]:
+    """``--models a b`` as ``--models a --models b``: the words after ``--models``'s value,
+    up to the next option, are more globs (a shell expands nothing quoted, so ``'gpt-*'``
+    arrives as typed). After ``--`` nothing is touched."""
+    spread: list[str] = []
+    taking = False  # after --models and its value: a bare word is one more glob
+    expecting_value = False
+    for index, arg in enumerate(args):
+        if arg == "--":
+            return spread + args[index:]
+        if expecting_value:
+            spread.append(arg)
+            expecting_value, taking = False, True
+        elif taking and not arg.startswith("-"):
+            spread += ["--models", arg]
+        else:
+            spread.append(arg)
+            expecting_value = arg == "--models"
+            taking = arg.startswith("--models=")
+    return spread
+
+
+class _SeveralModels(TyperCommand):
+    """Click options take one value each; the contract writes ``--models GLOB...``."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, spread_models(args))
+
+
+@keys_app.command("create", cls=_SeveralModels)
 def create(
     name: Annotated[str, typer.Option(help="What the key is for.")],
     models: Annotated[
         list[str] | None,
-        typer.Option(help="Allowed model globs (repeat, or comma-separate); default: all."),
+        typer.Option(
+            help="Allowed model globs: several after one --models, the flag repeated, or "
+            "comma-separated; default: all."
+        ),
     ] = None,
     rpm: Annotated[int | None, typer.Option(min=1, help="Requests per minute.")] = None,
     tpm: Annotated[int | None, typer.Option(min=1, help="Tokens per minute.")] = None,

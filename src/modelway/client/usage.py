@@ -28,6 +28,11 @@ class ModelUsage(msgspec.Struct, frozen=True):
     cost_usd: float = 0.0
     unpriced_requests: int = 0
 
+    @property
+    def tokens(self) -> int:
+        """Every token counted, prompt and completion: ``total_tokens``."""
+        return self.total_tokens
+
 
 class UsageSummary(msgspec.Struct, frozen=True):
     """Totals over every call so far, and the same per ``provider/model`` in ``by_model``."""
@@ -41,6 +46,11 @@ class UsageSummary(msgspec.Struct, frozen=True):
     cost_usd: float = 0.0
     unpriced_requests: int = 0
     by_model: dict[str, ModelUsage] = msgspec.field(default_factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        """Every token counted, prompt and completion: ``total_tokens``."""
+        return self.total_tokens
 
 
 def _add(totals: ModelUsage, usage: Usage, cost: float | None) -> ModelUsage:

@@ -30,6 +30,17 @@ PREFIX_RULES: tuple[tuple[str, str], ...] = (
 _DEFAULT_PREFERENCE = ("ollama", "openai")
 
 
+def enabling_variables(name: str) -> str:
+    """The environment variables that enable provider ``name``, as a user would set them."""
+    prefix = name.upper()
+    spec = SPECS.get(name)
+    if spec is not None and spec.keyless:  # a local server: its address, no key
+        return f"{prefix}_BASE_URL"
+    if spec is not None and not spec.base_url:  # Azure: a key and the customer's endpoint
+        return f"{prefix}_API_KEY and {prefix}_BASE_URL"
+    return f"{prefix}_API_KEY"
+
+
 class Router:
     """Resolves model names; owns every backend and closes them."""
 
@@ -199,7 +210,7 @@ class Router:
         if backend is None:
             raise UnknownModel(
                 f"model {model!r} needs provider {name!r}, which is not configured "
-                f"(set {name.upper()}_API_KEY or add it to the providers section)"
+                f"(set {enabling_variables(name)} or add it to the providers section)"
             )
         return backend
 
