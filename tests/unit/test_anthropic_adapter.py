@@ -258,7 +258,6 @@ def test_sampling_stop_stream_user_are_sent_and_extra_is_merged_last() -> None:
     request = ChatRequest(
         model="x",
         messages=[user("hi")],
-        temperature=0.2,
         top_p=0.9,
         stop=["END"],
         stream=True,
@@ -270,6 +269,19 @@ def test_sampling_stop_stream_user_are_sent_and_extra_is_merged_last() -> None:
     assert (body["top_p"], body["top_k"], body["stream"]) == (0.9, 5, True)
     assert body["stop_sequences"] == ["END"]
     assert body["metadata"] == {"user_id": "u-42"}
+
+
+def test_temperature_alone_is_sent_when_the_caller_gives_top_p_too() -> None:
+    request = ChatRequest(model="x", messages=[user("hi")], temperature=0.2, top_p=0.9)
+    body = body_for(request)
+    assert body["temperature"] == 0.2
+    assert "top_p" not in body
+
+
+def test_top_p_alone_is_sent() -> None:
+    body = body_for(ChatRequest(model="x", messages=[user("hi")], top_p=0.9))
+    assert body["top_p"] == 0.9
+    assert "temperature" not in body
 
 
 def test_a_plain_request_sends_no_optional_fields() -> None:
