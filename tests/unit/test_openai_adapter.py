@@ -289,6 +289,15 @@ def test_reasoning_models_get_max_completion_tokens(model: str) -> None:
     assert "max_tokens" not in body
 
 
+@pytest.mark.parametrize("model", ["o1", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini"])
+def test_reasoning_models_are_sent_no_temperature_or_top_p(model: str) -> None:
+    request = ChatRequest(model="m", messages=[user("hi")], temperature=0.0, top_p=0.5)
+    body = body_for(request, model)
+
+    assert "temperature" not in body
+    assert "top_p" not in body
+
+
 @pytest.mark.parametrize("model", ["gpt-4o", "gpt-4.1-mini", "llama-3.1-8b"])
 def test_other_models_keep_max_tokens(model: str) -> None:
     body = body_for(ChatRequest(model="m", messages=[user("hi")], max_tokens=100), model)

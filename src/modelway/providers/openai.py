@@ -39,8 +39,9 @@ _STOP_REASONS: dict[str, StopReason] = {
     "function_call": "tool_calls",
     "content_filter": "content_filter",
 }
-#: Reasoning models refuse ``max_tokens`` and want ``max_completion_tokens``.
-_COMPLETION_TOKEN_MODELS = ("o1", "o3", "o4", "gpt-5")
+#: OpenAI's reasoning models: they refuse ``max_tokens`` (they want
+#: ``max_completion_tokens``) and any ``temperature`` or ``top_p`` but the default.
+_REASONING_MODELS = ("o1", "o3", "o4", "gpt-5")
 _JSON = {"content-type": "application/json"}
 
 
@@ -184,15 +185,7 @@ def build_chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
         body["tool_choice"] = request.tool_choice
     elif request.tool_choice:
         body["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.max_tokens is not None:
-        key = (
-            "max_completion_tokens" if model.startswith(_COMPLETION_TOKEN_MODELS) else "max_tokens"
-        )
-        body[key] = request.max_tokens
+    body.update(_sampling(request, model))
     if request.stop:
         body["stop"] = request.stop
     if request.user:
@@ -209,6 +202,25 @@ def build_chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
             body["reasoning_effort"] = effort
     body.update(request.extra)
     return body
+
+
+def _sampling(request: ChatRequest, model: str) -> dict[str, Any]:
+    """``temperature``, ``top_p`` and the output token limit in ``model``'s terms.
+
+    A reasoning model answers 400 to any temperature or top_p but the default
+    ("Unsupported value: 'temperature' does not support 0 ... Only the default (1)"), so
+    a (typically translated) caller's sampling setting is left out for it.
+    """
+    reasoning_model = model.startswith(_REASONING_MODELS)
+    sampling: dict[str, Any] = {}
+    if request.temperature is not None and not reasoning_model:
+        sampling["temperature"] = request.temperature
+    if request.top_p is not None and not reasoning_model:
+        sampling["top_p"] = request.top_p
+    if request.max_tokens is not None:
+        key = "max_completion_tokens" if reasoning_model else "max_tokens"
+        sampling[key] = request.max_tokens
+    return sampling
 
 
 def _reasoning_text(raw: dict[str, Any]) -> str | None:
