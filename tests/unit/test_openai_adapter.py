@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 from openai.types import CreateEmbeddingResponse, Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from modelway.config import ProviderSettings
 from modelway.errors import EmptyResponse, StreamTruncated, UndecodableResponse, UpstreamStatusError
 from modelway.providers.openai import OpenAIAdapter, parse_responses_usage, parse_usage
+from modelway.providers.registry import build_backend
+from modelway.providers.upstream import HttpProvider
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -197,6 +200,38 @@ def test_assistant_text_alongside_tool_calls_is_kept() -> None:
 
     assert encoded["content"] == "Let me check."
     assert encoded["tool_calls"][0]["id"] == "call_1"
+
+
+def thinking_tool_turn() -> ChatRequest:
+    thought = Message(
+        role="assistant",
+        reasoning="The user wants the weather: call the tool.",
+        tool_calls=[ToolCall(id="call_1", name="get_weather", arguments="{}")],
+    )
+    result = Message(role="tool", content=[TextPart("18C")], tool_call_id="call_1")
+    return ChatRequest(model="m", messages=[user("Weather?"), thought, result])
+
+
+def test_a_provider_that_replays_reasoning_gets_the_assistant_thinking_back() -> None:
+    deepseek = OpenAIAdapter(replays_reasoning=True)
+    body = orjson.loads(deepseek.chat_request(thinking_tool_turn(), "deepseek-v4-pro").body or b"")
+
+    assert body["messages"][1]["reasoning_content"] == "The user wants the weather: call the tool."
+    assert "reasoning_content" not in body["messages"][0]
+
+
+def test_openai_itself_is_sent_no_reasoning_content() -> None:
+    assert all("reasoning_content" not in m for m in body_for(thinking_tool_turn())["messages"])
+
+
+@pytest.mark.parametrize(
+    ("name", "replays"), [("deepseek", True), ("openai", False), ("groq", False)]
+)
+def test_only_the_deepseek_preset_replays_reasoning(name: str, replays: bool) -> None:
+    backend = build_backend(name, ProviderSettings(api_key="k"))
+    assert isinstance(backend, HttpProvider)
+    assert isinstance(backend.adapter, OpenAIAdapter)
+    assert backend.adapter.replays_reasoning is replays
 
 
 def test_images_become_image_url_parts_and_inline_images_data_urls() -> None:

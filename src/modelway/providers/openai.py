@@ -109,7 +109,7 @@ def parse_responses_usage(raw: Any) -> Usage | None:
     )
 
 
-def _encode_messages(messages: list[Message]) -> list[dict[str, Any]]:
+def _encode_messages(messages: list[Message], *, replay_reasoning: bool) -> list[dict[str, Any]]:
     """Chat Completions messages. A tool message holds text only, so images a tool
     returned follow the run of tool results as a user message (the results must come right
     after the call that asked for them)."""
@@ -119,7 +119,7 @@ def _encode_messages(messages: list[Message]) -> list[dict[str, Any]]:
         if message.role != "tool" and images:
             encoded.append(_tool_images(images))
             images = []
-        encoded.append(_encode_message(message))
+        encoded.append(_encode_message(message, replay_reasoning=replay_reasoning))
         if message.role == "tool":
             images += message.images()
     if images:
@@ -133,7 +133,7 @@ def _tool_images(images: list[ImagePart]) -> dict[str, Any]:
     return {"role": "user", "content": content}
 
 
-def _encode_message(message: Message) -> dict[str, Any]:
+def _encode_message(message: Message, *, replay_reasoning: bool) -> dict[str, Any]:
     if message.role == "tool":
         return {
             "role": "tool",
@@ -154,6 +154,8 @@ def _encode_message(message: Message) -> dict[str, Any]:
     encoded: dict[str, Any] = {"role": message.role, "content": content}
     if message.name:
         encoded["name"] = message.name
+    if replay_reasoning and message.role == "assistant" and message.reasoning:
+        encoded["reasoning_content"] = message.reasoning
     if message.tool_calls:
         encoded["content"] = content or None
         encoded["tool_calls"] = [
@@ -163,11 +165,14 @@ def _encode_message(message: Message) -> dict[str, Any]:
     return encoded
 
 
-def build_chat_body(request: ChatRequest, model: str) -> dict[str, Any]:
-    """The Chat Completions body for a canonical request."""
+def build_chat_body(
+    request: ChatRequest, model: str, *, replay_reasoning: bool = False
+) -> dict[str, Any]:
+    """The Chat Completions body for a canonical request; ``replay_reasoning`` sends an
+    assistant turn's thinking back as ``reasoning_content`` (see ``OpenAIAdapter``)."""
     body: dict[str, Any] = {
         "model": model,
-        "messages": _encode_messages(request.messages),
+        "messages": _encode_messages(request.messages, replay_reasoning=replay_reasoning),
     }
     if request.tools:
         body["tools"] = [
@@ -332,11 +337,21 @@ def upstream_stream_error(error: Any) -> UpstreamStatusError:
 
 
 class OpenAIAdapter:
-    """Translation for the OpenAI wire format (base URL ends in ``/v1``)."""
+    """Translation for the OpenAI wire format (base URL ends in ``/v1``).
+
+    ``replays_reasoning``: send an assistant turn's thinking back as ``reasoning_content``.
+    DeepSeek's thinking mode answers 400 without it on a turn that called tools; OpenAI's
+    schema has no such field and strict servers (Cerebras, Groq) refuse it, so only a
+    provider that asks for it is sent it.
+    """
 
     wire = "openai"
     #: Whether ``path("responses", ...)`` reaches the upstream's Responses API (relayed to).
     speaks_responses = True
+    replays_reasoning = False
+
+    def __init__(self, *, replays_reasoning: bool = False) -> None:
+        self.replays_reasoning = replays_reasoning
 
     def path(self, endpoint: str, model: str) -> str:
         """The URL path of ``endpoint`` (``chat/completions``, ``responses``, ``embeddings``,
@@ -347,7 +362,9 @@ class OpenAIAdapter:
         return {"authorization": f"Bearer {api_key}"} if api_key else {}
 
     def chat_request(self, request: ChatRequest, model: str) -> HttpRequest:
-        body = orjson.dumps(build_chat_body(request, model))
+        body = orjson.dumps(
+            build_chat_body(request, model, replay_reasoning=self.replays_reasoning)
+        )
         return HttpRequest("POST", self.path("chat/completions", model), body, _JSON)
 
     def parse_chat(self, body: bytes) -> ChatResponse:
