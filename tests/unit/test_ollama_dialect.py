@@ -33,6 +33,7 @@ from modelway.types import (
     fold_events,
     response_events,
 )
+from tests.unit.wire import made_ids_numbered
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "ollama"
 dialect = OllamaDialect()
@@ -355,14 +356,14 @@ def test_a_failure_mid_stream_is_an_error_line_and_ends_the_stream() -> None:
 
 
 def same_modulo_ids(got: ChatResponse, want: ChatResponse) -> None:
-    """Equal except for ids, which Ollama cannot carry (tool call ids become ``call_<i>``)."""
+    """Equal except for ids, which Ollama cannot carry (the gateway makes tool call ids)."""
     assert got.model == want.model
     assert got.message.text() == want.message.text()
     assert [(c.name, orjson.loads(c.arguments)) for c in got.message.tool_calls] == [
         (c.name, orjson.loads(c.arguments)) for c in want.message.tool_calls
     ]
-    assert [c.id for c in got.message.tool_calls] == [
-        f"call_{i}" for i in range(len(want.message.tool_calls))
+    assert [c.id for c in made_ids_numbered(got.message.tool_calls)] == [
+        f"made_{i}" for i in range(len(want.message.tool_calls))
     ]
     assert got.stop_reason == want.stop_reason
     assert got.usage == want.usage
@@ -378,7 +379,7 @@ def test_an_encoded_answer_parses_back_to_the_same_answer(answer: ChatResponse) 
 @pytest.mark.parametrize("answer", [ANSWER, TOOL_ANSWER], ids=["text", "tools"])
 def test_an_encoded_stream_decodes_back_to_the_same_events(answer: ChatResponse) -> None:
     events = decode_stream(encode_stream(response_events(answer)))
-    assert [e for e in events if not isinstance(e, MessageStart)] == [
+    assert [e for e in made_ids_numbered(events) if not isinstance(e, MessageStart)] == [
         e for e in response_events(_with_ollama_ids(answer)) if not isinstance(e, MessageStart)
     ]
     same_modulo_ids(fold_events(events), answer)
@@ -386,7 +387,7 @@ def test_an_encoded_stream_decodes_back_to_the_same_events(answer: ChatResponse)
 
 def _with_ollama_ids(answer: ChatResponse) -> ChatResponse:
     calls = [
-        ToolCall(f"call_{i}", c.name, orjson.dumps(orjson.loads(c.arguments)).decode())
+        ToolCall(f"made_{i}", c.name, orjson.dumps(orjson.loads(c.arguments)).decode())
         for i, c in enumerate(answer.message.tool_calls)
     ]
     message = Message(role="assistant", content=answer.message.content, tool_calls=calls)

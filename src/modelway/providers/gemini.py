@@ -36,6 +36,7 @@ from modelway.types import (
     Usage,
     UsageReport,
     fold_events,
+    new_tool_call_id,
 )
 
 PROVIDER = "gemini"
@@ -267,7 +268,7 @@ class ChunkReader:
             index = self._calls
             self._calls += 1
             # Older Gemini versions send no call id; newer ones may.
-            call_id = call.get("id") or f"call_{index}"
+            call_id = call.get("id") or new_tool_call_id()
             arguments = orjson.dumps(call.get("args") or {}).decode()
             return [
                 *events,

@@ -30,6 +30,7 @@ from modelway.types import (
     ToolCallStart,
     Usage,
     UsageReport,
+    new_tool_call_id,
 )
 
 _STOP_REASONS: dict[str, StopReason] = {
@@ -376,11 +377,11 @@ class OpenAIAdapter:
         message = Message(role="assistant", reasoning=_reasoning_text(raw))
         if raw.get("content"):
             message.content = [TextPart(raw["content"])]
-        for i, call in enumerate(raw.get("tool_calls") or ()):
+        for call in raw.get("tool_calls") or ():
             function = call.get("function") or {}
             message.tool_calls.append(
                 ToolCall(
-                    id=str(call.get("id") or f"call_{i}"),
+                    id=str(call.get("id") or new_tool_call_id()),
                     name=str(function.get("name") or ""),
                     arguments=function.get("arguments") or "{}",
                 )
