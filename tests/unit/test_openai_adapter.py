@@ -38,7 +38,7 @@ from modelway.types import (
     UsageReport,
     fold_events,
 )
-from tests.unit.wire import decode_stream
+from tests.unit.wire import decode_stream, made_ids_numbered
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "openai"
 adapter = OpenAIAdapter()
@@ -60,7 +60,7 @@ def user(text: str) -> Message:
 
 
 def decode(pieces: list[bytes]) -> list[StreamEvent]:
-    return decode_stream(adapter, pieces)
+    return made_ids_numbered(decode_stream(adapter, pieces))
 
 
 TEXT_STREAM_EVENTS: list[StreamEvent] = [
@@ -499,20 +499,56 @@ def test_stream_with_keep_alive_comments_decodes_the_same() -> None:
     assert decode([stream]) == TEXT_STREAM_EVENTS
 
 
-def test_tool_call_delta_without_id_gets_a_stable_id_from_its_index() -> None:
-    chunk = {
-        "id": "c",
-        "model": "m",
-        "choices": [
-            {"delta": {"tool_calls": [{"index": 2, "function": {"name": "f", "arguments": "{}"}}]}}
-        ],
-    }
-    stream = b"data: " + orjson.dumps(chunk) + b"\n\ndata: [DONE]\n\n"
+def tool_call_stream(*calls: dict[str, Any]) -> bytes:
+    """A stream whose chunks each carry one ``tool_calls[]`` delta."""
+    chunks = [
+        {"id": "c", "model": "m", "choices": [{"delta": {"tool_calls": [call]}}]} for call in calls
+    ]
+    return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+
+
+def test_tool_call_delta_without_id_gets_a_made_id_and_counts_from_zero() -> None:
+    stream = tool_call_stream({"index": 2, "function": {"name": "f", "arguments": "{}"}})
 
     assert decode([stream])[1:] == [
-        ToolCallStart(index=2, id="call_2", name="f"),
-        ToolCallDelta(index=2, arguments="{}"),
+        ToolCallStart(index=0, id="made_0", name="f"),
+        ToolCallDelta(index=0, arguments="{}"),
     ]
+
+
+def test_a_new_id_under_the_same_index_starts_a_new_tool_call() -> None:
+    stream = tool_call_stream(
+        {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": '{"x":'}},
+        {"index": 0, "function": {"arguments": "1}"}},
+        {"index": 0, "id": "call_b", "function": {"name": "g", "arguments": "{}"}},
+    )
+
+    assert fold_events(decode([stream])).message.tool_calls == [
+        ToolCall("call_a", "f", '{"x":1}'),
+        ToolCall("call_b", "g", "{}"),
+    ]
+
+
+def test_tool_call_deltas_without_an_index_follow_their_id_or_the_latest_call() -> None:
+    stream = tool_call_stream(
+        {"index": None, "id": "call_a", "function": {"name": "f", "arguments": '{"x":'}},
+        {"index": None, "id": "call_b", "function": {"name": "g", "arguments": "{"}},
+        {"index": None, "id": "call_a", "function": {"arguments": "1}"}},
+        {"function": {"arguments": "}"}},
+    )
+
+    assert fold_events(decode([stream])).message.tool_calls == [
+        ToolCall("call_a", "f", '{"x":1}'),
+        ToolCall("call_b", "g", "{}"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "call", ["not an object", {"index": 0, "function": "f"}, {"function": {"arguments": {}}}]
+)
+def test_a_tool_call_delta_of_the_wrong_shape_is_undecodable(call: Any) -> None:
+    with pytest.raises(UndecodableResponse):
+        decode([tool_call_stream(call)])
 
 
 def test_stream_without_done_is_truncated() -> None:

@@ -146,7 +146,7 @@ class ChunkDecoder:
         self._sse = SSEDecoder()
         self._started = False
         self._done = False
-        self._tool_indexes: set[int] = set()
+        self._tool_calls = StreamedToolCalls()
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         events: list[StreamEvent] = []
@@ -183,8 +183,13 @@ class ChunkDecoder:
             events.append(
                 MessageStart(id=str(chunk.get("id") or ""), model=str(chunk.get("model") or ""))
             )
-        for choice in chunk.get("choices") or ():
-            self._choice(choice, events)
+        try:
+            for choice in chunk.get("choices") or ():
+                self._choice(choice, events)
+        except (AttributeError, TypeError) as exc:
+            raise UndecodableResponse(
+                "the upstream sent a stream chunk of an unexpected shape", raw=data
+            ) from exc
         usage = parse_usage(chunk.get("usage"))
         if usage is not None:
             events.append(UsageReport(usage))
@@ -197,22 +202,59 @@ class ChunkDecoder:
         if delta.get("content"):
             events.append(TextDelta(delta["content"]))
         for call in delta.get("tool_calls") or ():
-            index = int(call.get("index", 0))
-            function = call.get("function") or {}
-            if index not in self._tool_indexes:
-                self._tool_indexes.add(index)
-                events.append(
-                    ToolCallStart(
-                        index=index,
-                        id=str(call.get("id") or f"call_{index}"),
-                        name=str(function.get("name") or ""),
-                    )
-                )
-            if function.get("arguments"):
-                events.append(ToolCallDelta(index=index, arguments=function["arguments"]))
+            events += self._tool_calls.read(call)
         reason = choice.get("finish_reason")
         if reason:
             events.append(MessageEnd(STOP_REASONS.get(reason, "stop")))
+
+
+class StreamedToolCalls:
+    """Which tool call each streamed ``tool_calls[]`` delta starts or continues.
+
+    OpenAI numbers calls by ``index`` and gives a call's ``id`` in its first delta. Servers
+    that copy it differ: some give parallel calls one index, each with its own id (a new id
+    is a new call); vLLM and LM Studio may send ``index: null`` (the id then says which
+    call, and without one a delta continues the latest). Canonical indexes count from 0.
+    """
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []  # canonical index -> the call's id
+        self._known: dict[int | str, int] = {}  # upstream index or id -> canonical index
+
+    def read(self, call: dict[str, Any]) -> list[StreamEvent]:
+        """The events one ``tool_calls[]`` delta adds."""
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            raise TypeError("tool call arguments are not a string")
+        given = str(call["id"]) if call.get("id") else None
+        index = call.get("index")
+        index = index if isinstance(index, int) and not isinstance(index, bool) else None
+        events: list[StreamEvent] = []
+        position = self._continued(index, given)
+        if position is None:
+            position = len(self._ids)
+            self._ids.append(given or new_tool_call_id())
+            name = str(function.get("name") or "")
+            events.append(ToolCallStart(index=position, id=self._ids[position], name=name))
+        for key in (index, given):
+            if key is not None:
+                self._known[key] = position
+        if arguments:
+            events.append(ToolCallDelta(index=position, arguments=arguments))
+        return events
+
+    def _continued(self, index: int | None, given: str | None) -> int | None:
+        """The canonical index of the call a delta continues; None when it starts one."""
+        if index is not None:
+            position = self._known.get(index)
+        elif given is not None:
+            position = self._known.get(given)
+        else:
+            position = len(self._ids) - 1 if self._ids else None
+        if position is not None and given is not None and given != self._ids[position]:
+            return None
+        return position
 
 
 def upstream_stream_error(error: Any) -> UpstreamStatusError:
