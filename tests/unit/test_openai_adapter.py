@@ -516,6 +516,21 @@ def test_tool_call_delta_without_id_gets_a_made_id_and_counts_from_zero() -> Non
     ]
 
 
+def test_a_refusal_is_the_answers_text_whole_and_streamed() -> None:
+    answer = {
+        "id": "r",
+        "model": "m",
+        "choices": [
+            {"message": {"content": None, "refusal": "I can't help."}, "finish_reason": "stop"}
+        ],
+    }
+    chunk = {"id": "r", "model": "m", "choices": [{"delta": {"refusal": "I can't help."}}]}
+    stream = b"data: " + orjson.dumps(chunk) + b"\n\ndata: [DONE]\n\n"
+
+    assert adapter.parse_chat(orjson.dumps(answer)).message.text() == "I can't help."
+    assert decode([stream])[1:] == [TextDelta("I can't help.")]
+
+
 def test_a_new_id_under_the_same_index_starts_a_new_tool_call() -> None:
     stream = tool_call_stream(
         {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": '{"x":'}},

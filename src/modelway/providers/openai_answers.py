@@ -118,8 +118,11 @@ def parse_chat(body: bytes) -> ChatResponse:
         raise EmptyResponse("the upstream answer has no choices")
     raw = choices[0].get("message") or {}
     message = Message(role="assistant", reasoning=reasoning_text(raw))
-    if raw.get("content"):
-        message.content = [TextPart(raw["content"])]
+    # A model that declines says why in ``refusal``, not ``content``; other dialects have
+    # no such field, so it is the answer's text.
+    text = raw.get("content") or raw.get("refusal")
+    if text:
+        message.content = [TextPart(text)]
     for call in raw.get("tool_calls") or ():
         function = call.get("function") or {}
         message.tool_calls.append(
@@ -199,8 +202,9 @@ class ChunkDecoder:
         thought = reasoning_text(delta)
         if thought is not None:
             events.append(ReasoningDelta(thought))
-        if delta.get("content"):
-            events.append(TextDelta(delta["content"]))
+        text = delta.get("content") or delta.get("refusal")  # a refusal is the text (parse_chat)
+        if text:
+            events.append(TextDelta(text))
         for call in delta.get("tool_calls") or ():
             events += self._tool_calls.read(call)
         reason = choice.get("finish_reason")
