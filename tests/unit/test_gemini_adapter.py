@@ -418,6 +418,17 @@ def test_finish_reasons_map_to_canonical(gemini: str, canonical: str) -> None:
     assert adapter.parse_chat(orjson.dumps(data)).stop_reason == canonical
 
 
+@pytest.mark.parametrize(
+    "reason", ["MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS", "OTHER"]
+)
+def test_a_failure_finish_reason_without_an_answer_is_an_upstream_error(reason: str) -> None:
+    answer = {"candidates": [{"content": {"role": "model"}, "finishReason": reason}]}
+    with pytest.raises(EmptyResponse, match=reason):
+        adapter.parse_chat(orjson.dumps(answer))
+    with pytest.raises(EmptyResponse, match=reason):
+        decode([b"data: " + orjson.dumps(answer) + b"\n\n"])
+
+
 def test_a_blocked_prompt_is_a_content_filter_stop_with_no_text() -> None:
     body = b'{"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}'
     response = adapter.parse_chat(body)
