@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelway.dialects.ollama import OllamaDialect
+from modelway.dialects.ollama_generate import OllamaGenerateDialect
 from modelway.errors import BadRequest, UpstreamStatusError
 from modelway.providers.ollama import OllamaAdapter, build_chat_body
 from modelway.types import (
@@ -434,3 +435,20 @@ def test_any_answer_streams_through_ollama_ndjson_unchanged(
     assert [(c.name, orjson.loads(c.arguments)) for c in folded.message.tool_calls] == calls
     assert folded.stop_reason == ("tool_calls" if calls else "stop")
     assert folded.usage == usage
+
+
+# --- /api/generate ----------------------------------------------------------------------
+
+
+def test_generate_answers_carry_thinking_whole_and_streamed() -> None:
+    generate = OllamaGenerateDialect()
+    message = Message(role="assistant", content=[TextPart("4")], reasoning="2 + 2 is 4.")
+    answer = ChatResponse(id="r", model="qwen3", message=message)
+    whole = ollama.GenerateResponse.model_validate_json(generate.encode_response(answer))
+    encoder = generate.stream_encoder(ChatRequest("qwen3", []))
+    streamed = b"".join(encoder.encode(event) for event in response_events(answer))
+    chunks = [ollama.GenerateResponse.model_validate(line) for line in lines(streamed)]
+
+    assert (whole.thinking, whole.response) == ("2 + 2 is 4.", "4")
+    assert "".join(chunk.thinking or "" for chunk in chunks) == "2 + 2 is 4."
+    assert "".join(chunk.response for chunk in chunks) == "4"
