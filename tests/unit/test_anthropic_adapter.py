@@ -538,3 +538,16 @@ def test_stream_usage_takes_the_cache_counts_message_delta_updates() -> None:
     assert events[-1] == UsageReport(
         Usage(prompt_tokens=1210, completion_tokens=5, cached_tokens=1200, cache_write_tokens=0)
     )
+
+
+def test_thinking_tokens_are_the_reasoning_tokens_whole_and_streamed() -> None:
+    late = {"output_tokens": 50, "output_tokens_details": {"thinking_tokens": 30}}
+    streamed = decode([cache_stream(late)])[-1]
+    answer = orjson.loads(fixture("message_text.json"))
+    answer["usage"] = {"input_tokens": 10, **late}
+    whole = adapter.parse_chat(orjson.dumps(answer))
+
+    assert isinstance(streamed, UsageReport)
+    assert streamed.usage.reasoning_tokens == 30
+    assert whole.usage is not None
+    assert (whole.usage.reasoning_tokens, whole.usage.completion_tokens) == (30, 50)
