@@ -15,6 +15,7 @@ both modes share one path.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -53,6 +54,13 @@ class ToolCall(msgspec.Struct):
     id: str
     name: str
     arguments: str = "{}"
+
+
+def new_tool_call_id() -> str:
+    """An id for a tool call the upstream gave none. Unique across answers, not only within
+    one: a history holds every answer's calls, and Anthropic refuses one with two alike
+    ("tool_use ids must be unique")."""
+    return f"call_{uuid.uuid4().hex[:24]}"
 
 
 class Message(msgspec.Struct):

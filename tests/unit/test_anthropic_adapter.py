@@ -258,7 +258,6 @@ def test_sampling_stop_stream_user_are_sent_and_extra_is_merged_last() -> None:
     request = ChatRequest(
         model="x",
         messages=[user("hi")],
-        temperature=0.2,
         top_p=0.9,
         stop=["END"],
         stream=True,
@@ -270,6 +269,19 @@ def test_sampling_stop_stream_user_are_sent_and_extra_is_merged_last() -> None:
     assert (body["top_p"], body["top_k"], body["stream"]) == (0.9, 5, True)
     assert body["stop_sequences"] == ["END"]
     assert body["metadata"] == {"user_id": "u-42"}
+
+
+def test_temperature_alone_is_sent_when_the_caller_gives_top_p_too() -> None:
+    request = ChatRequest(model="x", messages=[user("hi")], temperature=0.2, top_p=0.9)
+    body = body_for(request)
+    assert body["temperature"] == 0.2
+    assert "top_p" not in body
+
+
+def test_top_p_alone_is_sent() -> None:
+    body = body_for(ChatRequest(model="x", messages=[user("hi")], top_p=0.9))
+    assert body["top_p"] == 0.9
+    assert "temperature" not in body
 
 
 def test_a_plain_request_sends_no_optional_fields() -> None:
@@ -526,3 +538,16 @@ def test_stream_usage_takes_the_cache_counts_message_delta_updates() -> None:
     assert events[-1] == UsageReport(
         Usage(prompt_tokens=1210, completion_tokens=5, cached_tokens=1200, cache_write_tokens=0)
     )
+
+
+def test_thinking_tokens_are_the_reasoning_tokens_whole_and_streamed() -> None:
+    late = {"output_tokens": 50, "output_tokens_details": {"thinking_tokens": 30}}
+    streamed = decode([cache_stream(late)])[-1]
+    answer = orjson.loads(fixture("message_text.json"))
+    answer["usage"] = {"input_tokens": 10, **late}
+    whole = adapter.parse_chat(orjson.dumps(answer))
+
+    assert isinstance(streamed, UsageReport)
+    assert streamed.usage.reasoning_tokens == 30
+    assert whole.usage is not None
+    assert (whole.usage.reasoning_tokens, whole.usage.completion_tokens) == (30, 50)

@@ -37,8 +37,9 @@ from modelway.types import (
     ToolCallStart,
     Usage,
     UsageReport,
+    fold_events,
 )
-from tests.unit.wire import decode_stream
+from tests.unit.wire import decode_stream, made_ids_numbered
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "gemini"
 adapter = GeminiAdapter()
@@ -60,7 +61,7 @@ def user(text: str) -> Message:
 
 
 def decode(chunks: list[bytes]) -> list[StreamEvent]:
-    return decode_stream(adapter, chunks)
+    return made_ids_numbered(decode_stream(adapter, chunks))
 
 
 STREAM_TEXT_EVENTS: list[StreamEvent] = [
@@ -77,7 +78,7 @@ STREAM_FUNCTION_CALL_EVENTS: list[StreamEvent] = [
     ReasoningDelta("The user wants weather."),
     TextDelta(" both cities:"),
     ReasoningDelta(signature="gemini:CiQBVKhc7mTRYmCxjV0="),
-    ToolCallStart(index=0, id="call_0", name="get_weather"),
+    ToolCallStart(index=0, id="made_0", name="get_weather"),
     ToolCallDelta(index=0, arguments='{"location":"San Francisco, CA"}'),
     ToolCallStart(index=1, id="fc_paris", name="get_weather"),
     ToolCallDelta(index=1, arguments='{"location":"Paris","unit":"celsius"}'),
@@ -168,10 +169,10 @@ def test_assistant_turns_are_model_turns_with_function_calls() -> None:
         "parts": [
             {"text": "Checking."},
             {
-                "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                "functionCall": {"id": "toolu_1", "name": "get_weather", "args": {"city": "Paris"}},
                 "thoughtSignature": "skip_thought_signature_validator",
             },
-            {"functionCall": {"name": "get_time", "args": {}}},
+            {"functionCall": {"id": "toolu_2", "name": "get_time", "args": {}}},
         ],
     }
 
@@ -186,7 +187,7 @@ def test_tool_call_arguments_that_are_not_a_json_object_are_a_bad_request(argume
         adapter.chat_request(request, "gemini-x")
 
 
-def test_tool_results_become_function_responses_named_after_their_call() -> None:
+def test_tool_results_become_function_responses_with_the_id_and_name_of_their_call() -> None:
     calls = [ToolCall(id="t1", name="get_weather"), ToolCall(id="t2", name="lookup")]
     request = ChatRequest(
         model="x",
@@ -201,10 +202,20 @@ def test_tool_results_become_function_responses_named_after_their_call() -> None
     contents = body_for(request)["contents"]
     assert [turn["role"] for turn in contents] == ["user", "model", "user"]
     assert contents[2]["parts"] == [
-        {"functionResponse": {"name": "get_weather", "response": {"temp": 21}}},
-        {"functionResponse": {"name": "lookup", "response": {"result": "plain text"}}},
+        {"functionResponse": {"id": "t1", "name": "get_weather", "response": {"temp": 21}}},
+        {"functionResponse": {"id": "t2", "name": "lookup", "response": {"result": "plain text"}}},
         {"text": "thanks"},
     ]
+
+
+def test_a_call_id_gemini_gave_goes_back_on_the_replayed_call_and_its_response() -> None:
+    answer = fold_events(decode_stream(adapter, [fixture("stream_function_call.sse")]))
+    paris = answer.message.tool_calls[1]
+    result = Message(role="tool", content=[TextPart("18C")], tool_call_id=paris.id)
+    request = ChatRequest(model="x", messages=[user("go"), answer.message, result])
+    model_turn, results = body_for(request)["contents"][1:]
+    assert model_turn["parts"][-1]["functionCall"]["id"] == "fc_paris"
+    assert results["parts"][0]["functionResponse"]["id"] == "fc_paris"
 
 
 def test_repeated_call_ids_name_the_most_recent_call() -> None:
@@ -219,7 +230,7 @@ def test_repeated_call_ids_name_the_most_recent_call() -> None:
         ],
     )
     last = body_for(request)["contents"][-1]["parts"][0]
-    assert last == {"functionResponse": {"name": "second", "response": {"result": "[2]"}}}
+    assert last["functionResponse"]["name"] == "second"
 
 
 def test_a_tool_result_for_an_unknown_call_is_a_bad_request() -> None:
@@ -363,22 +374,28 @@ def test_parse_chat_reads_a_text_answer() -> None:
     assert response.usage == Usage(prompt_tokens=8, completion_tokens=9)
 
 
-def test_parse_chat_reads_function_calls_with_stable_ids_and_thinking_usage() -> None:
+def test_parse_chat_reads_function_calls_with_made_ids_and_thinking_usage() -> None:
     response = adapter.parse_chat(fixture("generate_function_call.json"))
     assert response.stop_reason == "tool_calls"
     assert response.message.text() == "I'll check the weather in both cities."
-    assert response.message.tool_calls == [
+    assert made_ids_numbered(response.message.tool_calls) == [
         ToolCall(
-            id="call_0",
+            id="made_0",
             name="get_weather",
             arguments='{"location":"San Francisco, CA","unit":"celsius"}',
         ),
-        ToolCall(id="call_1", name="get_weather", arguments='{"location":"Paris"}'),
+        ToolCall(id="made_1", name="get_weather", arguments='{"location":"Paris"}'),
     ]
     # promptTokenCount includes cached tokens; thinking tokens count as completion.
     assert response.usage == Usage(
         prompt_tokens=1404, completion_tokens=73, cached_tokens=1000, reasoning_tokens=32
     )
+
+
+def test_tool_call_ids_the_gateway_makes_differ_from_answer_to_answer() -> None:
+    first, second = (adapter.parse_chat(fixture("generate_function_call.json")) for _ in "12")
+    ids = [call.id for call in first.message.tool_calls + second.message.tool_calls]
+    assert len(set(ids)) == 4
 
 
 @pytest.mark.parametrize(
@@ -399,6 +416,17 @@ def test_finish_reasons_map_to_canonical(gemini: str, canonical: str) -> None:
     data = orjson.loads(fixture("generate_text.json"))
     data["candidates"][0]["finishReason"] = gemini
     assert adapter.parse_chat(orjson.dumps(data)).stop_reason == canonical
+
+
+@pytest.mark.parametrize(
+    "reason", ["MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS", "OTHER"]
+)
+def test_a_failure_finish_reason_without_an_answer_is_an_upstream_error(reason: str) -> None:
+    answer = {"candidates": [{"content": {"role": "model"}, "finishReason": reason}]}
+    with pytest.raises(EmptyResponse, match=reason):
+        adapter.parse_chat(orjson.dumps(answer))
+    with pytest.raises(EmptyResponse, match=reason):
+        decode([b"data: " + orjson.dumps(answer) + b"\n\n"])
 
 
 def test_a_blocked_prompt_is_a_content_filter_stop_with_no_text() -> None:

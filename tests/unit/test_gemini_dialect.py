@@ -216,10 +216,21 @@ def test_function_calls_and_responses_become_tool_calls_and_tool_messages() -> N
 def test_a_decoded_tool_conversation_builds_the_same_gemini_contents() -> None:
     contents = [
         {"role": "user", "parts": [{"text": "Weather?"}]},
-        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"a": 1}}}]},
+        {
+            "role": "model",
+            "parts": [{"functionCall": {"id": "fc_1", "name": "get_weather", "args": {"a": 1}}}],
+        },
         {
             "role": "user",
-            "parts": [{"functionResponse": {"name": "get_weather", "response": {"temp": 21}}}],
+            "parts": [
+                {
+                    "functionResponse": {
+                        "id": "fc_1",
+                        "name": "get_weather",
+                        "response": {"temp": 21},
+                    }
+                }
+            ],
         },
     ]
     request = dialect.decode_chat(request_body(contents=contents))

@@ -35,7 +35,7 @@ from modelway.types import (
     UsageReport,
     fold_events,
 )
-from tests.unit.wire import decode_stream
+from tests.unit.wire import decode_stream, made_ids_numbered
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "ollama"
 adapter = OllamaAdapter()
@@ -56,7 +56,7 @@ def user(text: str) -> Message:
 
 
 def decode(chunks: list[bytes]) -> list[StreamEvent]:
-    return decode_stream(adapter, chunks)
+    return made_ids_numbered(decode_stream(adapter, chunks))
 
 
 def without_ids(events: list[StreamEvent]) -> list[StreamEvent]:
@@ -228,16 +228,22 @@ def test_parses_a_plain_answer_with_usage_and_creation_time() -> None:
     assert response.id.startswith("ollama-")
 
 
-def test_parses_tool_calls_with_json_text_arguments_and_stable_ids() -> None:
+def test_parses_tool_calls_with_json_text_arguments_and_made_ids() -> None:
     response = adapter.parse_chat(fixture("chat_tool_call.json"))
-    assert response.message.tool_calls == [
-        ToolCall("call_0", "get_current_weather", '{"format":"celsius","location":"Paris, FR"}'),
-        ToolCall("call_1", "get_current_time", '{"timezone":"Europe/Paris"}'),
+    assert made_ids_numbered(response.message.tool_calls) == [
+        ToolCall("made_0", "get_current_weather", '{"format":"celsius","location":"Paris, FR"}'),
+        ToolCall("made_1", "get_current_time", '{"timezone":"Europe/Paris"}'),
     ]
     assert response.message.content == []
     # Ollama says "stop" even when it stopped to call tools.
     assert response.stop_reason == "tool_calls"
     assert response.usage == Usage(prompt_tokens=122, completion_tokens=33)
+
+
+def test_tool_call_ids_the_gateway_makes_differ_from_answer_to_answer() -> None:
+    first, second = (adapter.parse_chat(fixture("chat_tool_call.json")) for _ in "12")
+    ids = [call.id for call in first.message.tool_calls + second.message.tool_calls]
+    assert len(set(ids)) == 4
 
 
 def test_done_reason_length_means_the_answer_was_cut_short() -> None:
@@ -302,9 +308,9 @@ EXPECTED_STREAMS: dict[str, list[StreamEvent]] = {
     "chat_stream_tool_call.ndjson": [
         MessageStart(id="", model="qwen3"),
         TextDelta("Let me check."),
-        ToolCallStart(index=0, id="call_0", name="get_current_weather"),
+        ToolCallStart(index=0, id="made_0", name="get_current_weather"),
         ToolCallDelta(index=0, arguments='{"format":"celsius","location":"Toronto"}'),
-        ToolCallStart(index=1, id="call_1", name="get_current_time"),
+        ToolCallStart(index=1, id="made_1", name="get_current_time"),
         ToolCallDelta(index=1, arguments='{"timezone":"America/Toronto"}'),
         MessageEnd("tool_calls"),
         UsageReport(Usage(prompt_tokens=211, completion_tokens=41)),

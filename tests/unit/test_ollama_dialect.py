@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelway.dialects.ollama import OllamaDialect
+from modelway.dialects.ollama_generate import OllamaGenerateDialect
 from modelway.errors import BadRequest, UpstreamStatusError
 from modelway.providers.ollama import OllamaAdapter, build_chat_body
 from modelway.types import (
@@ -33,6 +34,7 @@ from modelway.types import (
     fold_events,
     response_events,
 )
+from tests.unit.wire import made_ids_numbered
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "ollama"
 dialect = OllamaDialect()
@@ -355,14 +357,14 @@ def test_a_failure_mid_stream_is_an_error_line_and_ends_the_stream() -> None:
 
 
 def same_modulo_ids(got: ChatResponse, want: ChatResponse) -> None:
-    """Equal except for ids, which Ollama cannot carry (tool call ids become ``call_<i>``)."""
+    """Equal except for ids, which Ollama cannot carry (the gateway makes tool call ids)."""
     assert got.model == want.model
     assert got.message.text() == want.message.text()
     assert [(c.name, orjson.loads(c.arguments)) for c in got.message.tool_calls] == [
         (c.name, orjson.loads(c.arguments)) for c in want.message.tool_calls
     ]
-    assert [c.id for c in got.message.tool_calls] == [
-        f"call_{i}" for i in range(len(want.message.tool_calls))
+    assert [c.id for c in made_ids_numbered(got.message.tool_calls)] == [
+        f"made_{i}" for i in range(len(want.message.tool_calls))
     ]
     assert got.stop_reason == want.stop_reason
     assert got.usage == want.usage
@@ -378,7 +380,7 @@ def test_an_encoded_answer_parses_back_to_the_same_answer(answer: ChatResponse) 
 @pytest.mark.parametrize("answer", [ANSWER, TOOL_ANSWER], ids=["text", "tools"])
 def test_an_encoded_stream_decodes_back_to_the_same_events(answer: ChatResponse) -> None:
     events = decode_stream(encode_stream(response_events(answer)))
-    assert [e for e in events if not isinstance(e, MessageStart)] == [
+    assert [e for e in made_ids_numbered(events) if not isinstance(e, MessageStart)] == [
         e for e in response_events(_with_ollama_ids(answer)) if not isinstance(e, MessageStart)
     ]
     same_modulo_ids(fold_events(events), answer)
@@ -386,7 +388,7 @@ def test_an_encoded_stream_decodes_back_to_the_same_events(answer: ChatResponse)
 
 def _with_ollama_ids(answer: ChatResponse) -> ChatResponse:
     calls = [
-        ToolCall(f"call_{i}", c.name, orjson.dumps(orjson.loads(c.arguments)).decode())
+        ToolCall(f"made_{i}", c.name, orjson.dumps(orjson.loads(c.arguments)).decode())
         for i, c in enumerate(answer.message.tool_calls)
     ]
     message = Message(role="assistant", content=answer.message.content, tool_calls=calls)
@@ -433,3 +435,20 @@ def test_any_answer_streams_through_ollama_ndjson_unchanged(
     assert [(c.name, orjson.loads(c.arguments)) for c in folded.message.tool_calls] == calls
     assert folded.stop_reason == ("tool_calls" if calls else "stop")
     assert folded.usage == usage
+
+
+# --- /api/generate ----------------------------------------------------------------------
+
+
+def test_generate_answers_carry_thinking_whole_and_streamed() -> None:
+    generate = OllamaGenerateDialect()
+    message = Message(role="assistant", content=[TextPart("4")], reasoning="2 + 2 is 4.")
+    answer = ChatResponse(id="r", model="qwen3", message=message)
+    whole = ollama.GenerateResponse.model_validate_json(generate.encode_response(answer))
+    encoder = generate.stream_encoder(ChatRequest("qwen3", []))
+    streamed = b"".join(encoder.encode(event) for event in response_events(answer))
+    chunks = [ollama.GenerateResponse.model_validate(line) for line in lines(streamed)]
+
+    assert (whole.thinking, whole.response) == ("2 + 2 is 4.", "4")
+    assert "".join(chunk.thinking or "" for chunk in chunks) == "2 + 2 is 4."
+    assert "".join(chunk.response for chunk in chunks) == "4"

@@ -13,8 +13,11 @@ from hypothesis import strategies as st
 from openai.types import CreateEmbeddingResponse, Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from modelway.config import ProviderSettings
 from modelway.errors import EmptyResponse, StreamTruncated, UndecodableResponse, UpstreamStatusError
 from modelway.providers.openai import OpenAIAdapter, parse_responses_usage, parse_usage
+from modelway.providers.registry import build_backend
+from modelway.providers.upstream import HttpProvider
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -35,7 +38,7 @@ from modelway.types import (
     UsageReport,
     fold_events,
 )
-from tests.unit.wire import decode_stream
+from tests.unit.wire import decode_stream, made_ids_numbered
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "openai"
 adapter = OpenAIAdapter()
@@ -57,7 +60,7 @@ def user(text: str) -> Message:
 
 
 def decode(pieces: list[bytes]) -> list[StreamEvent]:
-    return decode_stream(adapter, pieces)
+    return made_ids_numbered(decode_stream(adapter, pieces))
 
 
 TEXT_STREAM_EVENTS: list[StreamEvent] = [
@@ -199,6 +202,38 @@ def test_assistant_text_alongside_tool_calls_is_kept() -> None:
     assert encoded["tool_calls"][0]["id"] == "call_1"
 
 
+def thinking_tool_turn() -> ChatRequest:
+    thought = Message(
+        role="assistant",
+        reasoning="The user wants the weather: call the tool.",
+        tool_calls=[ToolCall(id="call_1", name="get_weather", arguments="{}")],
+    )
+    result = Message(role="tool", content=[TextPart("18C")], tool_call_id="call_1")
+    return ChatRequest(model="m", messages=[user("Weather?"), thought, result])
+
+
+def test_a_provider_that_replays_reasoning_gets_the_assistant_thinking_back() -> None:
+    deepseek = OpenAIAdapter(replays_reasoning=True)
+    body = orjson.loads(deepseek.chat_request(thinking_tool_turn(), "deepseek-v4-pro").body or b"")
+
+    assert body["messages"][1]["reasoning_content"] == "The user wants the weather: call the tool."
+    assert "reasoning_content" not in body["messages"][0]
+
+
+def test_openai_itself_is_sent_no_reasoning_content() -> None:
+    assert all("reasoning_content" not in m for m in body_for(thinking_tool_turn())["messages"])
+
+
+@pytest.mark.parametrize(
+    ("name", "replays"), [("deepseek", True), ("openai", False), ("groq", False)]
+)
+def test_only_the_deepseek_preset_replays_reasoning(name: str, replays: bool) -> None:
+    backend = build_backend(name, ProviderSettings(api_key="k"))
+    assert isinstance(backend, HttpProvider)
+    assert isinstance(backend.adapter, OpenAIAdapter)
+    assert backend.adapter.replays_reasoning is replays
+
+
 def test_images_become_image_url_parts_and_inline_images_data_urls() -> None:
     message = Message(
         role="user",
@@ -287,6 +322,15 @@ def test_reasoning_models_get_max_completion_tokens(model: str) -> None:
 
     assert body["max_completion_tokens"] == 100
     assert "max_tokens" not in body
+
+
+@pytest.mark.parametrize("model", ["o1", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini"])
+def test_reasoning_models_are_sent_no_temperature_or_top_p(model: str) -> None:
+    request = ChatRequest(model="m", messages=[user("hi")], temperature=0.0, top_p=0.5)
+    body = body_for(request, model)
+
+    assert "temperature" not in body
+    assert "top_p" not in body
 
 
 @pytest.mark.parametrize("model", ["gpt-4o", "gpt-4.1-mini", "llama-3.1-8b"])
@@ -455,20 +499,71 @@ def test_stream_with_keep_alive_comments_decodes_the_same() -> None:
     assert decode([stream]) == TEXT_STREAM_EVENTS
 
 
-def test_tool_call_delta_without_id_gets_a_stable_id_from_its_index() -> None:
-    chunk = {
-        "id": "c",
-        "model": "m",
-        "choices": [
-            {"delta": {"tool_calls": [{"index": 2, "function": {"name": "f", "arguments": "{}"}}]}}
-        ],
-    }
-    stream = b"data: " + orjson.dumps(chunk) + b"\n\ndata: [DONE]\n\n"
+def tool_call_stream(*calls: dict[str, Any]) -> bytes:
+    """A stream whose chunks each carry one ``tool_calls[]`` delta."""
+    chunks = [
+        {"id": "c", "model": "m", "choices": [{"delta": {"tool_calls": [call]}}]} for call in calls
+    ]
+    return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+
+
+def test_tool_call_delta_without_id_gets_a_made_id_and_counts_from_zero() -> None:
+    stream = tool_call_stream({"index": 2, "function": {"name": "f", "arguments": "{}"}})
 
     assert decode([stream])[1:] == [
-        ToolCallStart(index=2, id="call_2", name="f"),
-        ToolCallDelta(index=2, arguments="{}"),
+        ToolCallStart(index=0, id="made_0", name="f"),
+        ToolCallDelta(index=0, arguments="{}"),
     ]
+
+
+def test_a_refusal_is_the_answers_text_whole_and_streamed() -> None:
+    answer = {
+        "id": "r",
+        "model": "m",
+        "choices": [
+            {"message": {"content": None, "refusal": "I can't help."}, "finish_reason": "stop"}
+        ],
+    }
+    chunk = {"id": "r", "model": "m", "choices": [{"delta": {"refusal": "I can't help."}}]}
+    stream = b"data: " + orjson.dumps(chunk) + b"\n\ndata: [DONE]\n\n"
+
+    assert adapter.parse_chat(orjson.dumps(answer)).message.text() == "I can't help."
+    assert decode([stream])[1:] == [TextDelta("I can't help.")]
+
+
+def test_a_new_id_under_the_same_index_starts_a_new_tool_call() -> None:
+    stream = tool_call_stream(
+        {"index": 0, "id": "call_a", "function": {"name": "f", "arguments": '{"x":'}},
+        {"index": 0, "function": {"arguments": "1}"}},
+        {"index": 0, "id": "call_b", "function": {"name": "g", "arguments": "{}"}},
+    )
+
+    assert fold_events(decode([stream])).message.tool_calls == [
+        ToolCall("call_a", "f", '{"x":1}'),
+        ToolCall("call_b", "g", "{}"),
+    ]
+
+
+def test_tool_call_deltas_without_an_index_follow_their_id_or_the_latest_call() -> None:
+    stream = tool_call_stream(
+        {"index": None, "id": "call_a", "function": {"name": "f", "arguments": '{"x":'}},
+        {"index": None, "id": "call_b", "function": {"name": "g", "arguments": "{"}},
+        {"index": None, "id": "call_a", "function": {"arguments": "1}"}},
+        {"function": {"arguments": "}"}},
+    )
+
+    assert fold_events(decode([stream])).message.tool_calls == [
+        ToolCall("call_a", "f", '{"x":1}'),
+        ToolCall("call_b", "g", "{}"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "call", ["not an object", {"index": 0, "function": "f"}, {"function": {"arguments": {}}}]
+)
+def test_a_tool_call_delta_of_the_wrong_shape_is_undecodable(call: Any) -> None:
+    with pytest.raises(UndecodableResponse):
+        decode([tool_call_stream(call)])
 
 
 def test_stream_without_done_is_truncated() -> None:

@@ -455,6 +455,12 @@ def test_a_tool_stream_has_function_call_items_with_argument_deltas() -> None:
     assert [item.type for item in final.output] == ["message", "function_call", "function_call"]
 
 
+def test_function_call_arguments_done_names_the_function() -> None:
+    events = parse_sse(encode_stream(TOOL_STREAM))
+    names = [e.get("name") for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert names == ["get_weather", "get_time"]
+
+
 def test_completed_waits_for_usage_that_follows_the_message_end() -> None:
     encoder = dialect.stream_encoder(ChatRequest(model="gpt-4.1", messages=[]))
     before = encoder.encode(MessageStart(id="r1", model="gpt-4.1")) + encoder.encode(

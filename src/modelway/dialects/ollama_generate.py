@@ -21,6 +21,7 @@ from modelway.types import (
     ChatResponse,
     MessageEnd,
     MessageStart,
+    ReasoningDelta,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -69,6 +70,9 @@ class GenerateStreamEncoder:
     def encode(self, event: StreamEvent) -> bytes:
         if isinstance(event, TextDelta):
             return self._line(event.text, done=False)
+        if isinstance(event, ReasoningDelta):
+            # Thinking goes in ``thinking``, as /api/chat's does; Ollama has no signatures.
+            return self._line("", thinking=event.text, done=False) if event.text else b""
         if isinstance(event, MessageStart):
             self._model = event.model or self._model
         elif isinstance(event, MessageEnd):
@@ -105,11 +109,13 @@ class OllamaGenerateDialect:
         return _CHAT.decode_chat(_as_chat_body(body))
 
     def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
+        thinking = response.message.reasoning
         return orjson.dumps(
             {
                 "model": response.model,
                 "created_at": created_at(time.time()),
                 "response": response.message.text(),
+                **({"thinking": thinking} if thinking else {}),
                 "done": True,
                 "done_reason": done_reason(response.stop_reason),
                 **DURATIONS,

@@ -269,6 +269,7 @@ class ResponsesStreamEncoder:
                     "type": "response.function_call_arguments.done",
                     "item_id": item["id"],
                     "output_index": output_index,
+                    "name": item["name"],
                     "arguments": item["arguments"],
                 }
             )

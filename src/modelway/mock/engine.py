@@ -46,6 +46,7 @@ from modelway.types import (
     Usage,
     UsageReport,
     fold_events,
+    new_tool_call_id,
 )
 
 ECHO_MODEL = "echo"
@@ -86,7 +87,7 @@ def mock_events(request: ChatRequest, model: str, wire: str = "openai") -> list[
     tool, asked_arguments = _tool_to_call(request)
     if tool is not None:
         arguments = asked_arguments or orjson.dumps(schema_example(tool.parameters)).decode()
-        events.append(ToolCallStart(index=0, id=f"call_{uuid.uuid4().hex[:24]}", name=tool.name))
+        events.append(ToolCallStart(index=0, id=new_tool_call_id(), name=tool.name))
         events.append(ToolCallDelta(index=0, arguments=arguments))
         completion_tokens = count_words(arguments)
         stop_reason = "tool_calls"

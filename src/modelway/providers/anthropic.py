@@ -133,11 +133,7 @@ def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
     if thinking:
         body["thinking"] = thinking
     body["messages"] = _turns(request.messages, with_thinking=bool(thinking))
-    if request.temperature is not None and not thinking:
-        # With thinking on Anthropic accepts no temperature but 1 and top_p of 0.95 or more.
-        body["temperature"] = request.temperature
-    if request.top_p is not None and (not thinking or request.top_p >= 0.95):
-        body["top_p"] = request.top_p
+    body.update(_sampling(request, thinking=bool(thinking)))
     if request.stop:
         body["stop_sequences"] = request.stop
     if request.stream:
@@ -171,6 +167,17 @@ def _thinking(request: ChatRequest, model: str, body: dict[str, Any]) -> dict[st
     if tokens < ANTHROPIC_MIN_BUDGET:
         return None
     return {"type": "enabled", "budget_tokens": tokens}
+
+
+def _sampling(request: ChatRequest, *, thinking: bool) -> dict[str, float]:
+    """``temperature`` or ``top_p``, never both: current Claude models answer 400
+    "temperature and top_p cannot both be specified", so temperature wins. With thinking on
+    Anthropic accepts no temperature but 1 and top_p of 0.95 or more."""
+    if request.temperature is not None and not thinking:
+        return {"temperature": request.temperature}
+    if request.top_p is not None and (not thinking or request.top_p >= 0.95):
+        return {"top_p": request.top_p}
+    return {}
 
 
 def _thinking_block(message: Message) -> dict[str, Any] | None:

@@ -141,14 +141,18 @@ def _calls_output_tool(blocks: list[dict[str, Any]]) -> bool:
 
 def parse_usage(usage: dict[str, Any]) -> Usage:
     """Canonical usage; Anthropic's ``input_tokens`` excludes cache reads and writes,
-    the canonical ``prompt_tokens`` includes both."""
+    the canonical ``prompt_tokens`` includes both. ``output_tokens`` includes thinking,
+    counted apart in ``output_tokens_details.thinking_tokens`` when Anthropic reports it."""
     cached = int(usage.get("cache_read_input_tokens") or 0)
     written = int(usage.get("cache_creation_input_tokens") or 0)
+    output = usage.get("output_tokens_details")
+    thinking = output.get("thinking_tokens") if isinstance(output, dict) else None
     return Usage(
         prompt_tokens=int(usage.get("input_tokens") or 0) + cached + written,
         completion_tokens=int(usage.get("output_tokens") or 0),
         cached_tokens=cached,
         cache_write_tokens=written,
+        reasoning_tokens=int(thinking or 0),
     )
 
 

@@ -36,12 +36,15 @@ from modelway.types import (
     Usage,
     UsageReport,
     fold_events,
+    new_tool_call_id,
 )
 
 PROVIDER = "gemini"
 API_PREFIX = "/v1beta"
 
-#: Gemini's ``finishReason`` in canonical terms; any other reason is a plain stop.
+#: Gemini's ``finishReason`` in canonical terms. Any other reason (MALFORMED_FUNCTION_CALL,
+#: TOO_MANY_TOOL_CALLS, OTHER, LANGUAGE, ...) is a plain stop after some answer, and
+#: ``EmptyResponse`` without one: Gemini failed, it did not answer with nothing.
 FINISH_REASONS: dict[str, StopReason] = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
@@ -212,6 +215,7 @@ class ChunkReader:
         self.started = False
         self.finished = False
         self._calls = 0
+        self._answered = False
         self._usage: dict[str, Any] | None = None
         self._signed = False
 
@@ -240,8 +244,11 @@ class ChunkReader:
         return events
 
     def end(self, reason: str) -> list[StreamEvent]:
-        """``MessageEnd`` for a finish reason, and the usage reported so far."""
+        """``MessageEnd`` for a finish reason, and the usage reported so far; ``EmptyResponse``
+        for a failure reason (see ``FINISH_REASONS``) with no answer."""
         self.finished = True
+        if reason not in FINISH_REASONS and not self._answered:
+            raise EmptyResponse(f"gemini finished with {reason} and no answer", provider=PROVIDER)
         stop = FINISH_REASONS.get(reason, "stop")
         if self._calls and stop == "stop":
             stop = "tool_calls"  # Gemini says STOP after function calls too.
@@ -262,12 +269,14 @@ class ChunkReader:
             if isinstance(text, str) and text:
                 events.append(ReasoningDelta(text))
             return events
+        if "functionCall" in part or (isinstance(text, str) and text):
+            self._answered = True
         if "functionCall" in part:
             call = part["functionCall"]
             index = self._calls
             self._calls += 1
             # Older Gemini versions send no call id; newer ones may.
-            call_id = call.get("id") or f"call_{index}"
+            call_id = call.get("id") or new_tool_call_id()
             arguments = orjson.dumps(call.get("args") or {}).decode()
             return [
                 *events,

@@ -155,7 +155,12 @@ def _function_calls(message: Message, where: str) -> list[dict[str, Any]]:
             raise BadRequest(f"{path}: tool call {call.id!r} arguments are not valid JSON") from exc
         if not isinstance(args, dict):
             raise BadRequest(f"{path}: tool call {call.id!r} arguments must be a JSON object")
-        part: dict[str, Any] = {"functionCall": {"name": call.name, "args": args}}
+        function_call: dict[str, Any] = {"name": call.name, "args": args}
+        if call.id:
+            # Gemini pairs a functionResponse with its call by this id (its own when it gave
+            # one; it takes a client's too), by name when there is none.
+            function_call["id"] = call.id
+        part: dict[str, Any] = {"functionCall": function_call}
         if number == 0:
             # Gemini signs only the first call of a parallel batch.
             part["thoughtSignature"] = SKIP_THOUGHT_SIGNATURE
@@ -164,8 +169,9 @@ def _function_calls(message: Message, where: str) -> list[dict[str, Any]]:
 
 
 def _function_response(message: Message, names: dict[str, str], where: str) -> dict[str, Any]:
-    # Gemini pairs results with calls by function name, so the name comes from the call.
-    name = names.get(message.tool_call_id or "") or message.name
+    # Gemini pairs results with calls by id and function name, so the name comes from the call.
+    known = names.get(message.tool_call_id or "")
+    name = known or message.name
     if not name:
         raise BadRequest(
             f"{where}.tool_call_id: no earlier assistant tool call has id {message.tool_call_id!r}"
@@ -176,8 +182,13 @@ def _function_response(message: Message, names: dict[str, str], where: str) -> d
     except orjson.JSONDecodeError:
         value = None
     # functionResponse.response must be an object; other output is wrapped.
-    response = value if isinstance(value, dict) else {"result": text}
-    return {"functionResponse": {"name": name, "response": response}}
+    function_response: dict[str, Any] = {
+        "name": name,
+        "response": value if isinstance(value, dict) else {"result": text},
+    }
+    if known:
+        function_response["id"] = message.tool_call_id
+    return {"functionResponse": function_response}
 
 
 def _declaration(tool: Tool) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from modelway.types import (
     ToolCallStart,
     Usage,
     UsageReport,
+    new_tool_call_id,
 )
 
 PROVIDER = "ollama"
@@ -108,12 +109,12 @@ def arguments_text(arguments: Any) -> str:
     return orjson.dumps(arguments if arguments is not None else {}).decode()
 
 
-def parse_tool_call(raw: Any, index: int) -> ToolCall:
-    """A canonical tool call; Ollama sends no ids, so ``call_<index>`` stands in."""
+def parse_tool_call(raw: Any) -> ToolCall:
+    """A canonical tool call; older Ollama versions send no ids, so a fresh one stands in."""
     call = raw if isinstance(raw, dict) else {}
     function = call.get("function") or {}
     return ToolCall(
-        id=str(call.get("id") or f"call_{index}"),
+        id=str(call.get("id") or new_tool_call_id()),
         name=str(function.get("name") or ""),
         arguments=arguments_text(function.get("arguments")),
     )
@@ -295,7 +296,7 @@ class OllamaStreamDecoder:
         if message.get("content"):
             events.append(TextDelta(str(message["content"])))
         for raw in message.get("tool_calls") or ():
-            call = parse_tool_call(raw, self._tool_calls)
+            call = parse_tool_call(raw)
             events.append(ToolCallStart(index=self._tool_calls, id=call.id, name=call.name))
             events.append(ToolCallDelta(index=self._tool_calls, arguments=call.arguments))
             self._tool_calls += 1
@@ -333,9 +334,7 @@ class OllamaAdapter:
             message.reasoning = str(raw["thinking"])
         if raw.get("content"):
             message.content = [TextPart(str(raw["content"]))]
-        message.tool_calls = [
-            parse_tool_call(c, i) for i, c in enumerate(raw.get("tool_calls") or ())
-        ]
+        message.tool_calls = [parse_tool_call(c) for c in raw.get("tool_calls") or ()]
         return ChatResponse(
             id=new_message_id(),
             model=str(data.get("model") or ""),

@@ -23,11 +23,13 @@ from modelway.secrets import Secret
 
 
 class ProviderSpec(NamedTuple):
-    """A provider's wire format and default base URL; ``keyless`` ones need no API key."""
+    """A provider's wire format and default base URL; ``keyless`` ones need no API key;
+    ``replays_reasoning`` ones want thinking sent back (``OpenAIAdapter``)."""
 
     wire: str
     base_url: str
     keyless: bool = False
+    replays_reasoning: bool = False
 
 
 SPECS: dict[str, ProviderSpec] = {
@@ -40,7 +42,7 @@ SPECS: dict[str, ProviderSpec] = {
     "openrouter": ProviderSpec("openai", "https://openrouter.ai/api/v1"),
     "groq": ProviderSpec("openai", "https://api.groq.com/openai/v1"),
     "mistral": ProviderSpec("openai", "https://api.mistral.ai/v1"),
-    "deepseek": ProviderSpec("openai", "https://api.deepseek.com/v1"),
+    "deepseek": ProviderSpec("openai", "https://api.deepseek.com/v1", replays_reasoning=True),
     "together": ProviderSpec("openai", "https://api.together.xyz/v1"),
     "fireworks": ProviderSpec("openai", "https://api.fireworks.ai/inference/v1"),
     "vllm": ProviderSpec("openai", "http://localhost:8000/v1", keyless=True),
@@ -55,10 +57,15 @@ _ADAPTERS: dict[str, Callable[[], Adapter]] = {
 }
 
 
-def adapter_for(wire: str, settings: ProviderSettings | None = None) -> Adapter:
-    """A fresh adapter for a wire format (Azure's takes its ``api_version``)."""
+def adapter_for(
+    wire: str, settings: ProviderSettings | None = None, *, replays_reasoning: bool = False
+) -> Adapter:
+    """A fresh adapter for a wire format (Azure's takes its ``api_version``, OpenAI's
+    whether to send thinking back)."""
     if wire == "azure":
         return AzureAdapter(settings.api_version if settings else None)
+    if wire == "openai":
+        return OpenAIAdapter(replays_reasoning=replays_reasoning)
     return _ADAPTERS[wire]()
 
 
@@ -147,7 +154,7 @@ def build_backend(
     key = model_api_key or settings.api_key
     return HttpProvider(
         name,
-        adapter_for(wire, settings),
+        adapter_for(wire, settings, replays_reasoning=spec is not None and spec.replays_reasoning),
         base_url,
         Secret(key) if key else None,
         headers={**settings.headers, **(model_headers or {})},
