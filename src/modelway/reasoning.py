@@ -35,6 +35,13 @@ ANTHROPIC_MIN_BUDGET = 1024
 
 _OPENAI_THINKERS = re.compile(r"(^|/)(o\d|gpt-5|gpt-oss|codex)", re.IGNORECASE)
 _ANTHROPIC_NON_THINKERS = re.compile(r"claude-(3-(?!7)|instant|2)", re.IGNORECASE)
+#: Claude models that think adaptively (``thinking: {"type": "adaptive"}`` with
+#: ``output_config.effort``): Opus and Sonnet 4.6 and later. From 4.7 on a budget
+#: (``"enabled"``) is refused: "thinking.type.enabled is not supported for this model".
+_ANTHROPIC_ADAPTIVE = re.compile(r"claude-(opus|sonnet)-(4-[6-9]|[5-9])(\b|-|$)", re.IGNORECASE)
+_ANTHROPIC_ADAPTIVE_ONLY = re.compile(
+    r"claude-(opus|sonnet|haiku)-(4-[7-9]|[5-9])(\b|-|$)", re.IGNORECASE
+)
 _GEMINI_THINKERS = re.compile(r"gemini-(2\.5|[3-9])", re.IGNORECASE)
 #: Ollama answers 400 to ``think`` for a model that does not think.
 _OLLAMA_THINKERS = re.compile(
@@ -84,6 +91,22 @@ def openai_effort(reasoning: Reasoning, model: str) -> str | None:
 def anthropic_thinks(model: str) -> bool:
     """Whether an Anthropic model takes a ``thinking`` setting (Claude 3.7 and later)."""
     return not _ANTHROPIC_NON_THINKERS.search(model)
+
+
+def anthropic_adaptive_effort(reasoning: Reasoning, model: str) -> str | None:
+    """``output_config.effort`` for adaptive thinking, or None to send a budget instead.
+
+    Adaptive for the models that take it, unless the caller gave a budget and the model
+    still takes one (4.6). Anthropic's levels are low, medium, high and, on Opus, max.
+    """
+    if not _ANTHROPIC_ADAPTIVE.search(model) and not _ANTHROPIC_ADAPTIVE_ONLY.search(model):
+        return None
+    if reasoning.budget_tokens is not None and not _ANTHROPIC_ADAPTIVE_ONLY.search(model):
+        return None
+    level = effort(reasoning)
+    if level == "max" and "opus" in model.lower():
+        return "max"
+    return {"minimal": "low", "low": "low", "medium": "medium"}.get(level, "high")
 
 
 def gemini_thinks(model: str) -> bool:

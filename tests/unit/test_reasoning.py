@@ -80,7 +80,8 @@ def test_levels_and_budgets_convert_both_ways() -> None:
     ("fields", "wanted"),
     [
         ({"thinking": {"type": "enabled", "budget_tokens": 31999}}, Reasoning(budget_tokens=31999)),
-        ({"thinking": {"type": "adaptive"}}, Reasoning(effort="medium")),
+        # Anthropic's own default effort is high.
+        ({"thinking": {"type": "adaptive"}}, Reasoning(effort="high")),
         (
             {"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}},
             Reasoning(effort="high"),
@@ -195,6 +196,32 @@ def test_anthropic_gets_a_budget_and_room_for_the_answer() -> None:
     capped = messages_body(request(reasoning=Reasoning(effort="high"), max_tokens=3000), "claude-x")
     assert capped["thinking"] == {"type": "enabled", "budget_tokens": 2999}
     assert capped["max_tokens"] == 3000
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "model", "thinking", "effort"),
+    [
+        (Reasoning(effort="low"), "claude-opus-4-7", {"type": "adaptive"}, "low"),
+        (Reasoning(effort="minimal"), "claude-sonnet-4-6", {"type": "adaptive"}, "low"),
+        (Reasoning(effort="xhigh"), "claude-sonnet-4-6", {"type": "adaptive"}, "high"),
+        (Reasoning(effort="max"), "claude-opus-4-6-20260101", {"type": "adaptive"}, "max"),
+        (Reasoning(effort="max"), "claude-sonnet-4-6", {"type": "adaptive"}, "high"),
+        # A budget the caller gave still goes to a model that takes one, never to 4.7 on.
+        (Reasoning(budget_tokens=4000), "claude-opus-4-6", {"type": "enabled"}, None),
+        (Reasoning(budget_tokens=4000), "claude-opus-4-7", {"type": "adaptive"}, "medium"),
+        (Reasoning(effort="high"), "claude-sonnet-4-5", {"type": "enabled"}, None),
+        (Reasoning(effort="high"), "claude-haiku-4-5", {"type": "enabled"}, None),
+    ],
+)
+def test_claude_4_6_and_later_think_adaptively_with_an_effort(
+    reasoning: Reasoning, model: str, thinking: dict[str, str], effort: str | None
+) -> None:
+    body = messages_body(request(reasoning=reasoning, temperature=0.2), model)
+    assert body["thinking"].items() >= thinking.items()
+    assert body.get("output_config") == ({"effort": effort} if effort else None)
+    assert "temperature" not in body  # thinking takes none but the default
+    if effort is not None:
+        assert "budget_tokens" not in body["thinking"]
 
 
 @pytest.mark.parametrize(

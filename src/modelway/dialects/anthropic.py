@@ -145,7 +145,7 @@ def _reasoning(thinking: Any, effort: Any) -> Reasoning | None:
     if kind == "disabled":
         return Reasoning(effort="none")
     if kind == "adaptive":
-        return Reasoning(effort=effort or "medium")
+        return Reasoning(effort=effort or "high")  # Anthropic's default effort
     if kind != "enabled":
         raise BadRequest("thinking.type: must be 'enabled', 'adaptive' or 'disabled'")
     tokens = thinking.get("budget_tokens")

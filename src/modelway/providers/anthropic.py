@@ -27,7 +27,13 @@ from modelway.providers.anthropic_answers import (
     upstream_error,
 )
 from modelway.providers.base import HttpRequest
-from modelway.reasoning import ANTHROPIC_MIN_BUDGET, anthropic_thinks, budget, signature_for
+from modelway.reasoning import (
+    ANTHROPIC_MIN_BUDGET,
+    anthropic_adaptive_effort,
+    anthropic_thinks,
+    budget,
+    signature_for,
+)
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -132,6 +138,8 @@ def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
     thinking = _thinking(request, model, body)
     if thinking:
         body["thinking"] = thinking
+        if thinking["type"] == "adaptive":
+            body["output_config"] = {"effort": thinking.pop("effort")}
     body["messages"] = _turns(request.messages, with_thinking=bool(thinking))
     body.update(_sampling(request, thinking=bool(thinking)))
     if request.stop:
@@ -145,7 +153,9 @@ def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
 
 
 def _thinking(request: ChatRequest, model: str, body: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``thinking`` setting for ``request``, raising ``max_tokens`` in ``body`` to fit it.
+    """The ``thinking`` setting for ``request``, raising ``max_tokens`` in ``body`` to fit it:
+    a budget, or for Claude 4.6 and later adaptive thinking with its effort (which the
+    caller puts in ``output_config``).
 
     None when the caller asked for none, the model cannot think, or Anthropic would refuse
     it: a forced tool call (``tool_choice`` any/tool, structured output) or a tool-use turn
@@ -162,7 +172,10 @@ def _thinking(request: ChatRequest, model: str, body: dict[str, Any]) -> dict[st
     tokens = budget(wanted)
     if request.max_tokens is None:
         body["max_tokens"] = tokens + DEFAULT_MAX_TOKENS  # thinking counts toward max_tokens
-    else:
+    adaptive = anthropic_adaptive_effort(wanted, model)
+    if adaptive is not None:  # the model keeps its thinking within max_tokens itself
+        return {"type": "adaptive", "effort": adaptive}
+    if request.max_tokens is not None:
         tokens = min(tokens, request.max_tokens - 1)
     if tokens < ANTHROPIC_MIN_BUDGET:
         return None
