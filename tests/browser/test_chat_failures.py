@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from playwright.sync_api import Dialog, Page, expect
 
-from tests.browser.chat_page import pick_model, reload, reply_text, send, wait_until_answered
+from tests.browser.chat_page import (
+    SAVED_ID,
+    STREAMING,
+    message_box,
+    pick_model,
+    reload,
+    reply_text,
+    send,
+    wait_until_answered,
+)
 
 #: Model output that would run script if it reached the page as HTML.
 PAYLOADS = "\n\n".join(
@@ -81,3 +90,26 @@ def test_a_rate_limit_is_shown_in_place_with_when_to_retry(page: Page) -> None:
     assert ".." not in shown.inner_text()
     reload(page)
     expect(page.locator(".message.assistant .rate-limited")).to_contain_text("Rate limited")
+
+
+def test_a_message_refused_before_it_was_kept_goes_back_in_the_box(page: Page) -> None:
+    """A model the gateway cannot route (gone since the page loaded): it keeps nothing of
+    the exchange, so the page says so, offers no regenerate, and gives the text back."""
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "kept"))
+    page.evaluate(
+        """(name) => { const pick = document.getElementById('model-picker');
+                   pick.add(new Option(name, name)); pick.value = name;
+                   pick.dispatchEvent(new Event('change')); }""",
+        "groq/gone-model",  # a provider this gateway has no key for: refused before the call
+    )
+    reply = send(page, "this one is refused")
+    expect(reply).not_to_have_class(STREAMING)
+    expect(reply).not_to_have_attribute("data-message-id", SAVED_ID)
+    expect(reply.get_by_role("alert")).to_contain_text("groq")
+    expect(reply).to_contain_text("Not saved")
+    expect(message_box(page)).to_have_value("this one is refused")
+    expect(reply.get_by_role("button", name="Regenerate reply")).to_be_hidden()
+    reload(page)
+    expect(page.locator(".message.user")).to_have_count(1)
+    expect(page.locator(".message.user")).to_contain_text("kept")

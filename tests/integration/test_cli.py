@@ -133,6 +133,23 @@ def test_serve_says_when_its_port_is_taken_even_by_another_gateway(tmp_path: Pat
     assert "Traceback" not in result.stderr
 
 
+def test_config_check_and_serve_refuse_a_redis_or_store_url_of_the_wrong_kind(
+    tmp_path: Path,
+) -> None:
+    for config in ('redis: {url: "http://u:pw-never-shown@x"}\n', 'store: {url: "mysql://x/db"}\n'):
+        (tmp_path / "modelway.yaml").write_text(config)
+        for result in (
+            modelway("config", "check", cwd=tmp_path),
+            modelway("serve", "--port", "0", cwd=tmp_path),
+        ):
+            assert result.returncode == 2, result.stdout + result.stderr  # never a worker loop
+            assert "modelway.yaml:1:" in result.stderr and "url" in result.stderr
+            assert "pw-never-shown" not in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "modelway.yaml").write_text("")
+    served = modelway("serve", "--port", "0", cwd=tmp_path, env={"REDIS_URL": "http://x"})
+    assert served.returncode == 2 and "REDIS_URL" in served.stderr
+
+
 def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:
     result = modelway("serve", "--port", "99999", cwd=tmp_path)
     assert result.returncode == 2

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from modelway.errors import BadRequest
 from modelway.store import Store, UsageRecord, UsageWriter, database_url
 from modelway.store.tables import metadata
 from tests.polling import eventually
@@ -38,11 +39,15 @@ async def store(postgres: PostgresServer) -> AsyncIterator[Store]:
     await store.aclose()
 
 
-async def test_a_key_named_with_nul_is_stored_with_a_replacement_character(store: Store) -> None:
-    record, _ = await store.keys.create("a\x00b", owner_user="\x00", owner_team="t\x00")
+async def test_a_keys_owners_with_nul_are_stored_with_a_replacement_character(
+    store: Store,
+) -> None:
+    with pytest.raises(BadRequest, match="control"):  # a name is shown in request lines
+        await store.keys.create("a\x00b")
+    record, _ = await store.keys.create("ab", owner_user="\x00", owner_team="t\x00")
     stored = await store.keys.get(record.id)
     assert stored is not None
-    assert (stored.name, stored.owner_user, stored.owner_team) == ("a\ufffdb", "\ufffd", "t\ufffd")
+    assert (stored.name, stored.owner_user, stored.owner_team) == ("ab", "\ufffd", "t\ufffd")
 
 
 async def test_filters_with_nul_match_nothing(store: Store) -> None:

@@ -24,6 +24,7 @@ from modelway.store import chats as chat_store
 from modelway.store.chats import MAX_SYSTEM
 from modelway.types import ChatRequest, MessageEnd, MessageStart, StreamEvent, TextDelta
 from tests.unit.fakes import ScriptedBackend
+from tests.unit.gateways import in_process_gateway
 
 
 class QuietBackend(ScriptedBackend):
@@ -341,6 +342,27 @@ async def test_what_a_session_and_a_message_may_hold_is_bounded(
     assert "this chat is full" in full.json()["error"]["message"]
     kept = await _messages(client, session_id)
     assert [(m["role"], m["content"]) for m in kept][:1] == [("user", "one")] and len(kept) == 2
+
+
+async def test_a_message_the_keys_limits_refuse_is_not_kept(tmp_path: Path) -> None:
+    """The store grows only as fast as a key may call: a refused call saves nothing."""
+    async with in_process_gateway(tmp_path) as gateway:
+        _, key = await gateway.state.store.keys.create("web", rpm=1)
+        headers = {"authorization": f"Bearer {key}"}
+        created = await gateway.http.post(
+            "/chat/api/sessions", json={"model": "mock/echo"}, headers=headers
+        )
+        session_id = created.json()["id"]
+        url = f"/chat/api/sessions/{session_id}/messages"
+        first = await gateway.http.post(url, json={"content": "one"}, headers=headers)
+        assert '"type":"done"' in first.text.replace(" ", "")
+        refused = await gateway.http.post(url, json={"content": "x" * 1000}, headers=headers)
+        events = [orjson.loads(b[len("data: ") :]) for b in refused.text.split("\n\n") if b]
+        assert [e["type"] for e in events] == ["rate_limited", "done"]
+        assert events[-1]["message_id"] is None
+        kept = (await gateway.http.get(f"/chat/api/sessions/{session_id}", headers=headers)).json()
+        assert [m["content"] for m in kept["messages"] if m["role"] == "user"] == ["one"]
+        assert len(kept["messages"]) == 2  # "one" and its reply
 
 
 async def test_sessions_are_listed_renamed_and_deleted(

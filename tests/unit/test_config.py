@@ -74,7 +74,12 @@ def _documented_configs() -> list[object]:
 
 @pytest.mark.parametrize("text", _documented_configs())
 def test_every_config_example_in_the_readme_and_docs_parses(text: str) -> None:
-    environ = {**KEYS, "MODELWAY_METRICS_TOKEN": "metrics-token"}
+    environ = {
+        **KEYS,
+        "MODELWAY_METRICS_TOKEN": "metrics-token",
+        "DATABASE_URL": "postgresql://modelway:pw@db/modelway",
+        "REDIS_URL": "redis://cache:6379/0",
+    }
     parse_config(text, environ)  # raises ConfigError naming the line if the example is wrong
 
 

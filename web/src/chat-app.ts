@@ -197,6 +197,11 @@ export class ChatApp {
       else reply.showError((error as Error).message);
     } finally {
       reply.finish(messageId);
+      if (messageId === null && !body.regenerate && !controller.signal.aborted) {
+        // Refused before it was kept (a key's limits, a full chat): nothing to lose.
+        reply.markUnsaved();
+        this.composer.restore(body.content);
+      }
       this.streaming = null;
       this.composer.setBusy(false);
       this.conversation.refreshRegenerate();

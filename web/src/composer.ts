@@ -36,6 +36,13 @@ export class Composer {
     if (!busy) this.input.focus();
   }
 
+  /** Puts a message that was not kept back in the box, unless something new is there. */
+  restore(text: string): void {
+    if (this.input.value.trim()) return;
+    this.input.value = text;
+    this.fit();
+  }
+
   focus(): void {
     this.input.focus();
   }

@@ -76,7 +76,8 @@ export class Conversation {
   refreshRegenerate(): void {
     const replies = this.container.querySelectorAll(".message.assistant");
     replies.forEach((node, index) => {
-      node.classList.toggle("is-last", index === replies.length - 1);
+      const last = index === replies.length - 1 && !node.classList.contains("unsaved");
+      node.classList.toggle("is-last", last);
     });
   }
 
@@ -206,6 +207,14 @@ export class Reply {
   markStopped(): void {
     this.node.classList.add("stopped");
     this.meta.prepend(element("span", { className: "stopped-label" }, "Stopped"));
+  }
+
+  /** A refused message the gateway did not keep: said here, and never regenerated. */
+  markUnsaved(): void {
+    this.node.classList.add("unsaved");
+    this.meta.prepend(
+      element("span", { className: "unsaved-label" }, "Not saved: your message is back in the box"),
+    );
   }
 
   finish(messageId: string | null): void {

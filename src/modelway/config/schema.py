@@ -38,6 +38,8 @@ Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 Name = Annotated[str, msgspec.Meta(min_length=1)]
+#: What a Redis URL starts with (redis-py's ``from_url`` takes no other).
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 Dollars = Annotated[float, msgspec.Meta(ge=0)]
 
 
@@ -278,6 +280,11 @@ class StoreSettings(_Section, frozen=True, kw_only=True):
     #: ``DATABASE_URL``, else a SQLite file in ``MODELWAY_DATA_DIR``.
     url: str | None = None
 
+    def __post_init__(self) -> None:
+        scheme = (self.url or "postgresql://").partition("://")[0].partition("+")[0]
+        if scheme not in ("postgres", "postgresql", "sqlite"):
+            raise ValueError("url: a postgresql:// or sqlite:/// URL")
+
 
 class LimitSettings(_Section, frozen=True, kw_only=True):
     """Limits of every virtual key that sets none of its own (docs/limits.md)."""
@@ -296,6 +303,11 @@ class RedisSettings(_Section, frozen=True, kw_only=True):
     #: ``redis://[:password@]host:port/db``; absent or empty: ``REDIS_URL`` (neither: in
     #: memory).
     url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.url and not self.url.startswith(REDIS_SCHEMES):
+            raise ValueError("url: a redis://, rediss:// or unix:// URL")
+
     #: Gateway replicas sharing the Redis. While Redis is unreachable each replica limits
     #: in memory to a key's limit divided by this (set it to the most replicas you run:
     #: then the replicas together never pass the limit).

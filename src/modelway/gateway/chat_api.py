@@ -2,8 +2,10 @@
 
 A reply streams as server-sent events, each ``data: <json>`` with a ``type`` of
 ``provider``, ``delta``, ``usage``, ``error``, ``rate_limited`` or ``done`` (see
-docs/chat.md). The user's message is saved before the call and the reply after it,
-also when the call fails (with its error) or the caller stops it (marked stopped).
+docs/chat.md). The user's message is saved once the call is admitted (a key's limits,
+budget and models allow it: the store grows only as fast as they let a key call) and
+the reply after it, also when the call fails (with its error) or the caller stops it
+(marked stopped). A call refused before it starts saves nothing.
 Provider keys given to the connect dialog stay on the server: answers only say
 whether a provider has one.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -33,7 +36,7 @@ from modelway.gateway.auth import request_caller
 from modelway.gateway.http import answers_errors, parse_json_body, read_body
 from modelway.gateway.state import GatewayState
 from modelway.observability.context import Tracing, operation, traceparent
-from modelway.store.chats import MAX_SYSTEM
+from modelway.store.chats import MAX_SYSTEM, check_room
 from modelway.store.records import ChatMessage, ChatSession
 from modelway.types import ChatRequest, TextDelta
 
@@ -215,10 +218,12 @@ async def post_message(request: Request) -> Response:
     if model is None:
         raise BadRequest("model: name one, or set the session's model")
     history = await state.store.chats.list_messages(session.id)
+    save_first: Callable[[], Awaitable[None]] | None = None  # the user's message, once admitted
     if regenerate:
         content, history = await _drop_last_reply(state, history)
     else:
-        await _save_user_message(state, session, history, str(content))
+        check_room(history, str(content))
+        save_first = functools.partial(_save_user_message, state, session, history, str(content))
     if model != session.model:
         await state.store.chats.update_session(session.id, model=model)
     turns = [Turn(m.role, m.content, m.model, m.error) for m in history]
@@ -239,7 +244,7 @@ async def post_message(request: Request) -> Response:
     )
 
     async def produce(emit: Emit) -> None:
-        await _stream_reply(state, session.id, chat, call, emit)
+        await _stream_reply(state, session.id, chat, call, emit, save_first)
 
     return ChatEventStream(produce)
 
@@ -264,12 +269,22 @@ async def _drop_last_reply(
 
 
 async def _stream_reply(
-    state: GatewayState, session_id: str, chat: ChatRequest, call: MeteredCall, emit: Emit
+    state: GatewayState,
+    session_id: str,
+    chat: ChatRequest,
+    call: MeteredCall,
+    emit: Emit,
+    save_first: Callable[[], Awaitable[None]] | None,
 ) -> None:
-    """Emit the reply's events and save it, whatever happens: done, failed or stopped."""
+    """Emit the reply's events and save it, whatever happens once the call is admitted:
+    done, failed or stopped. ``save_first`` (the user's message) runs once it is."""
     reply = _Reply(chat.model)
+    asked = save_first is None  # regenerating: the message answered is saved already
     try:
         async with call:
+            if save_first is not None:
+                await save_first()
+                asked = True
             events = await call.stream(chat)
             answered_by = call.answered_by
             assert answered_by is not None
@@ -298,7 +313,9 @@ async def _stream_reply(
     finally:
         # Also runs when the caller stops the reply: what arrived is kept, marked stopped.
         # Run to the end even if the caller's leaving cancels this task again meanwhile.
-        saved_id = await state.calls.finisher.run(_save_reply(state, session_id, reply))
+        saved_id = (
+            await state.calls.finisher.run(_save_reply(state, session_id, reply)) if asked else None
+        )
     await emit({"type": "done", "message_id": saved_id})
 
 

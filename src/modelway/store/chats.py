@@ -180,6 +180,12 @@ def _owned_by(owner: str | None) -> Any:
     return chat_sessions.c.owner.is_(None) if owner is None else chat_sessions.c.owner == owner
 
 
+def check_room(history: list[ChatMessage], content: str) -> None:
+    """``BadRequest`` if a user's message ``content`` takes a session holding ``history``
+    past its bounds (said before a call; ``add_message`` checks again as it saves)."""
+    _refuse_if_full(len(history), sum(len(m.content) for m in history), len(content))
+
+
 async def _check_room(connection: Any, session_id: str, characters: int) -> None:
     """``BadRequest`` if a message of ``characters`` takes the session past its bounds."""
     count, text = (
@@ -189,6 +195,10 @@ async def _check_room(connection: Any, session_id: str, characters: int) -> None
             ).where(chat_messages.c.session_id == session_id)
         )
     ).one()
+    _refuse_if_full(count, text, characters)
+
+
+def _refuse_if_full(count: int, text: int, characters: int) -> None:
     if count >= MAX_SESSION_MESSAGES or text + characters > MAX_SESSION_TEXT:
         raise BadRequest(
             f"this chat is full ({MAX_SESSION_MESSAGES:,} messages or {MAX_SESSION_TEXT:,} "
