@@ -58,10 +58,9 @@ async def _compare(state: GatewayState, key: str) -> None:
         not state.auth.is_open and master is not None and _matches(key, master.reveal())
     ):
         return
-    try:
-        _refuse(state)
-    except PermissionDenied:  # open mode answers 403, but a wrong token is still a guess
-        raise _WrongToken(_OPEN) from None
+    if state.auth.is_open:
+        raise _WrongToken(_OPEN)  # answered 403, but counted: a wrong token is a guess
+    _refuse(state)
 
 
 def _refuse(state: GatewayState) -> NoReturn:
