@@ -97,12 +97,7 @@ def test_a_message_refused_before_it_was_kept_goes_back_in_the_box(page: Page) -
     the exchange, so the page says so, offers no regenerate, and gives the text back."""
     pick_model(page, "mock/echo")
     wait_until_answered(send(page, "kept"))
-    page.evaluate(
-        """(name) => { const pick = document.getElementById('model-picker');
-                   pick.add(new Option(name, name)); pick.value = name;
-                   pick.dispatchEvent(new Event('change')); }""",
-        "groq/gone-model",  # a provider this gateway has no key for: refused before the call
-    )
+    _pick_a_model_that_cannot_be_routed(page)
     reply = send(page, "this one is refused")
     expect(reply).not_to_have_class(STREAMING)
     expect(reply).not_to_have_attribute("data-message-id", SAVED_ID)
@@ -113,3 +108,23 @@ def test_a_message_refused_before_it_was_kept_goes_back_in_the_box(page: Page) -
     reload(page)
     expect(page.locator(".message.user")).to_have_count(1)
     expect(page.locator(".message.user")).to_contain_text("kept")
+    # Answering it again with that model is refused too: the reply it had is kept.
+    kept_reply = page.locator(".message.assistant").last
+    kept_text = reply_text(kept_reply).inner_text()
+    _pick_a_model_that_cannot_be_routed(page)
+    kept_reply.get_by_role("button", name="Regenerate reply").click()
+    again = page.locator(".message.assistant").last
+    expect(again).to_contain_text("Not saved: the reply before it is kept")
+    reload(page)
+    expect(reply_text(page.locator(".message.assistant").last)).to_have_text(kept_text)
+
+
+def _pick_a_model_that_cannot_be_routed(page: Page) -> None:
+    """A provider this gateway has no key for (as a model gone since the page loaded)."""
+    page.evaluate(
+        """(name) => { const pick = document.getElementById('model-picker');
+                   if (![...pick.options].some((o) => o.value === name))
+                     pick.add(new Option(name, name));
+                   pick.value = name; pick.dispatchEvent(new Event('change')); }""",
+        "groq/gone-model",
+    )

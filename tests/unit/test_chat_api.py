@@ -356,13 +356,20 @@ async def test_a_message_the_keys_limits_refuse_is_not_kept(tmp_path: Path) -> N
         url = f"/chat/api/sessions/{session_id}/messages"
         first = await gateway.http.post(url, json={"content": "one"}, headers=headers)
         assert '"type":"done"' in first.text.replace(" ", "")
-        refused = await gateway.http.post(url, json={"content": "x" * 1000}, headers=headers)
-        events = [orjson.loads(b[len("data: ") :]) for b in refused.text.split("\n\n") if b]
-        assert [e["type"] for e in events] == ["rate_limited", "done"]
-        assert events[-1]["message_id"] is None
-        kept = (await gateway.http.get(f"/chat/api/sessions/{session_id}", headers=headers)).json()
-        assert [m["content"] for m in kept["messages"] if m["role"] == "user"] == ["one"]
-        assert len(kept["messages"]) == 2  # "one" and its reply
+        session_url = f"/chat/api/sessions/{session_id}"
+        before = (await gateway.http.get(session_url, headers=headers)).json()
+        for refused_body in (
+            {"content": "x" * 1000},
+            {"content": "another model", "model": "mock/other"},
+            {"regenerate": True},  # the reply it would replace stays
+        ):
+            refused = await gateway.http.post(url, json=refused_body, headers=headers)
+            events = [orjson.loads(b[len("data: ") :]) for b in refused.text.split("\n\n") if b]
+            assert [e["type"] for e in events] == ["rate_limited", "done"]
+            assert events[-1]["message_id"] is None
+        after = (await gateway.http.get(session_url, headers=headers)).json()
+        assert after["messages"] == before["messages"]  # "one" and its reply, untouched
+        assert after["session"]["model"] == "mock/echo"
 
 
 async def test_sessions_are_listed_renamed_and_deleted(

@@ -5,6 +5,7 @@ tests/integration/test_store_postgres.py runs these same tests against PostgreSQ
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -152,21 +153,36 @@ async def test_deleting_a_session_deletes_its_messages(store: Store) -> None:
 # --- bounds: what one owner and one session may hold ----------------------------------------
 
 
-async def test_an_owner_keeps_at_most_max_sessions(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+async def test_an_owner_keeps_at_most_the_sessions_asked_even_created_at_once(
+    store: Store,
 ) -> None:
-    monkeypatch.setattr(chats, "MAX_SESSIONS", 3)
-    for _ in range(3):
-        await store.chats.create_session(owner="alice")
-    with pytest.raises(BadRequest, match="already 3 chat sessions"):
-        await store.chats.create_session(owner="alice")
-    # Another owner, and the open gateway's sessions, are counted apart.
-    await store.chats.create_session(owner="bob")
-    await store.chats.create_session(owner=None)
+    made = await asyncio.gather(
+        *(store.chats.create_session(owner="alice", most=3) for _ in range(10)),
+        return_exceptions=True,
+    )
+    refused = [error for error in made if isinstance(error, BaseException)]
+    assert len(refused) == 7 and all("already 3 chat sessions" in str(e) for e in refused)
     assert len(await store.chats.list_sessions(owner="alice")) == 3
+    # Another owner, and the open gateway's sessions, are counted apart.
+    await store.chats.create_session(owner="bob", most=3)
+    await store.chats.create_session(owner=None, most=3)
     doomed = (await store.chats.list_sessions(owner="alice"))[0]
     await store.chats.delete_session(doomed.id)
-    await store.chats.create_session(owner="alice")  # room again
+    await store.chats.create_session(owner="alice", most=3)  # room again
+    await store.chats.create_session(owner="alice")  # the terminal chat's own: no bound
+
+
+async def test_a_nul_counts_as_a_character_of_the_sessions_text(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's length() stops at a NUL: kept as U+FFFD (as PostgreSQL keeps it) it counts."""
+    monkeypatch.setattr(chats, "MAX_SESSION_TEXT", 100)
+    session = await store.chats.create_session()
+    await store.chats.add_message(session.id, "user", "\x00" + "x" * 90)
+    with pytest.raises(BadRequest, match="this chat is full"):
+        await store.chats.add_message(session.id, "user", "\x00" + "x" * 90)
+    [kept] = await store.chats.list_messages(session.id)
+    assert kept.content == "\ufffd" + "x" * 90
 
 
 async def test_a_user_message_past_the_sessions_bounds_is_refused_and_a_reply_is_kept(

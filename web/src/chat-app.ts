@@ -183,12 +183,16 @@ export class ChatApp {
     this.hideNotice();
     const reply = this.conversation.startReply(body.model);
     let messageId: string | null = null;
+    // Refused before anything was kept: an error answer, or a stream whose end says so.
+    let refused = false;
     try {
       const response = await chatApi.sendMessage(session.id, body, controller.signal);
       if (!response.ok) {
         reply.showError(await errorMessage(response), response.status);
+        refused = true;
       } else {
         for await (const event of readEvents(response)) {
+          if (event.type === "done" && event.message_id === null) refused = true;
           messageId = applyEvent(reply, event) ?? messageId;
         }
       }
@@ -197,9 +201,11 @@ export class ChatApp {
       else reply.showError((error as Error).message);
     } finally {
       reply.finish(messageId);
-      if (messageId === null && !body.regenerate && !controller.signal.aborted) {
-        // Refused before it was kept (a key's limits, a full chat): nothing to lose.
-        reply.markUnsaved();
+      if (refused && body.regenerate) {
+        reply.markUnsaved("Not saved: the reply before it is kept");
+      } else if (refused) {
+        // A key's limits, a full chat...: the gateway kept nothing, so nothing is lost.
+        reply.markUnsaved("Not saved: your message is back in the box");
         this.composer.restore(body.content);
       }
       this.streaming = null;

@@ -210,11 +210,9 @@ export class Reply {
   }
 
   /** A refused message the gateway did not keep: said here, and never regenerated. */
-  markUnsaved(): void {
+  markUnsaved(label: string): void {
     this.node.classList.add("unsaved");
-    this.meta.prepend(
-      element("span", { className: "unsaved-label" }, "Not saved: your message is back in the box"),
-    );
+    this.meta.prepend(element("span", { className: "unsaved-label" }, label));
   }
 
   finish(messageId: string | null): void {

@@ -36,7 +36,7 @@ from modelway.gateway.auth import request_caller
 from modelway.gateway.http import answers_errors, parse_json_body, read_body
 from modelway.gateway.state import GatewayState
 from modelway.observability.context import Tracing, operation, traceparent
-from modelway.store.chats import MAX_SYSTEM, check_room
+from modelway.store.chats import MAX_SESSIONS, MAX_SYSTEM, check_room
 from modelway.store.records import ChatMessage, ChatSession
 from modelway.types import ChatRequest, TextDelta
 
@@ -167,7 +167,9 @@ async def create_session(request: Request) -> Response:
     """A new session with the settings given."""
     state: GatewayState = request.app.state.gateway
     fields = {"title": DEFAULT_TITLE, **_session_fields(await _json_object(request, optional=True))}
-    session = await state.store.chats.create_session(owner=await _caller(request), **fields)
+    session = await state.store.chats.create_session(
+        owner=await _caller(request), most=MAX_SESSIONS, **fields
+    )
     return _json(session, status=201)
 
 
@@ -218,14 +220,14 @@ async def post_message(request: Request) -> Response:
     if model is None:
         raise BadRequest("model: name one, or set the session's model")
     history = await state.store.chats.list_messages(session.id)
-    save_first: Callable[[], Awaitable[None]] | None = None  # the user's message, once admitted
     if regenerate:
-        content, history = await _drop_last_reply(state, history)
+        content, history, replies = _last_question(history)
+        prepare = functools.partial(_drop_replies, state, session, model, replies)
     else:
         check_room(history, str(content))
-        save_first = functools.partial(_save_user_message, state, session, history, str(content))
-    if model != session.model:
-        await state.store.chats.update_session(session.id, model=model)
+        prepare = functools.partial(
+            _save_user_message, state, session, model, history, str(content)
+        )
     turns = [Turn(m.role, m.content, m.model, m.error) for m in history]
     chat = chat_request(model, session.system, turns, str(content))
     chat = msgspec.structs.replace(
@@ -244,28 +246,59 @@ async def post_message(request: Request) -> Response:
     )
 
     async def produce(emit: Emit) -> None:
-        await _stream_reply(state, session.id, chat, call, emit, save_first)
+        await _stream_reply(state, session.id, chat, call, emit, prepare)
 
     return ChatEventStream(produce)
 
 
+#: What a call changes in the store before it streams, run once it is admitted; it marks
+#: the reply as one to save (``_Reply.asked``) once the question is in the store.
+Prepare = Callable[["_Reply"], Awaitable[None]]
+
+
 async def _save_user_message(
-    state: GatewayState, session: ChatSession, history: list[ChatMessage], content: str
+    state: GatewayState,
+    session: ChatSession,
+    model: str,
+    history: list[ChatMessage],
+    content: str,
+    reply: _Reply,
 ) -> None:
     await state.store.chats.add_message(session.id, "user", content)
+    reply.asked = True
+    changes: dict[str, Any] = {"model": model} if model != session.model else {}
     if session.title == DEFAULT_TITLE and not any(m.role == "user" for m in history):
-        await state.store.chats.update_session(session.id, title=session_title(content))
+        changes["title"] = session_title(content)
+    if changes:
+        await state.store.chats.update_session(session.id, **changes)
 
 
-async def _drop_last_reply(
-    state: GatewayState, history: list[ChatMessage]
-) -> tuple[str, list[ChatMessage]]:
-    """The last user message and the history before it, once the reply after it is deleted."""
+def _last_question(
+    history: list[ChatMessage],
+) -> tuple[str, list[ChatMessage], list[ChatMessage]]:
+    """The last user message, the history before it, and the replies after it."""
+    replies: list[ChatMessage] = []
     while history and history[-1].role == "assistant":
-        await state.store.chats.delete_message(history.pop().id)
+        replies.append(history[-1])
+        history = history[:-1]
     if not history:
         raise BadRequest("there is no message to answer again")
-    return history[-1].content, history[:-1]
+    return history[-1].content, history[:-1], replies
+
+
+async def _drop_replies(
+    state: GatewayState,
+    session: ChatSession,
+    model: str,
+    replies: list[ChatMessage],
+    reply: _Reply,
+) -> None:
+    """Regenerating: the replies answered again go, the new one takes their place."""
+    for old in replies:
+        await state.store.chats.delete_message(old.id)
+    reply.asked = True
+    if model != session.model:
+        await state.store.chats.update_session(session.id, model=model)
 
 
 async def _stream_reply(
@@ -274,17 +307,15 @@ async def _stream_reply(
     chat: ChatRequest,
     call: MeteredCall,
     emit: Emit,
-    save_first: Callable[[], Awaitable[None]] | None,
+    prepare: Prepare,
 ) -> None:
     """Emit the reply's events and save it, whatever happens once the call is admitted:
-    done, failed or stopped. ``save_first`` (the user's message) runs once it is."""
+    done, failed or stopped. ``prepare`` (the user's message saved, or the replies being
+    answered again deleted) runs once it is: a refused call changes nothing."""
     reply = _Reply(chat.model)
-    asked = save_first is None  # regenerating: the message answered is saved already
     try:
         async with call:
-            if save_first is not None:
-                await save_first()
-                asked = True
+            await prepare(reply)
             events = await call.stream(chat)
             answered_by = call.answered_by
             assert answered_by is not None
@@ -314,7 +345,9 @@ async def _stream_reply(
         # Also runs when the caller stops the reply: what arrived is kept, marked stopped.
         # Run to the end even if the caller's leaving cancels this task again meanwhile.
         saved_id = (
-            await state.calls.finisher.run(_save_reply(state, session_id, reply)) if asked else None
+            await state.calls.finisher.run(_save_reply(state, session_id, reply))
+            if reply.asked
+            else None
         )
     await emit({"type": "done", "message_id": saved_id})
 
@@ -330,6 +363,8 @@ class _Reply:
         self.error: str | None = STOPPED  # until the stream ends well or fails
         #: The HTTP status it failed with (429: rate limited), shown again after a reload.
         self.status: int | None = None
+        #: Whether the question it answers is in the store: only then is it saved.
+        self.asked = False
 
 
 async def _save_reply(state: GatewayState, session_id: str, reply: _Reply) -> str | None:

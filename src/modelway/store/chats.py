@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from msgspec.structs import asdict
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, text, update
 
 from modelway.errors import BadRequest, NotFound
 from modelway.store.engine import Database
@@ -16,8 +16,8 @@ from modelway.store.tables import chat_messages, chat_sessions
 #: What ``update_session`` may change.
 SESSION_SETTINGS = frozenset({"title", "model", "system", "temperature", "max_tokens"})
 _ROLES = frozenset({"user", "assistant"})
-#: The most sessions one owner (a key, the master key, the open gateway) keeps: every
-#: listing returns them all.
+#: The most sessions one owner (a key, the master key, the open gateway) keeps through the
+#: web chat's API: every listing returns them all.
 MAX_SESSIONS = 2_000
 #: The most messages, and characters of them, a session takes from its user: its whole
 #: history is read (and sent to the model) for every message. A reply is always kept.
@@ -41,8 +41,12 @@ class ChatRepository:
         system: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        *,
+        most: int | None = None,
     ) -> ChatSession:
-        """A new, empty session; ``BadRequest`` once ``owner`` has ``MAX_SESSIONS``."""
+        """A new, empty session; ``BadRequest`` if ``owner`` then has more than ``most``
+        (the web chat's API passes ``MAX_SESSIONS``; the terminal chat on this machine
+        none)."""
         now = time.time()
         session = ChatSession(
             id=new_id(),
@@ -56,13 +60,18 @@ class ChatRepository:
             updated_at=now,
         )
         async with self._engine.begin() as connection:
-            counted = select(func.count()).select_from(chat_sessions).where(_owned_by(owner))
-            if (await connection.execute(counted)).scalar_one() >= MAX_SESSIONS:
-                raise BadRequest(
-                    f"there are already {MAX_SESSIONS:,} chat sessions: "
-                    "delete some to start another"
+            if most is not None and connection.dialect.name == "postgresql":
+                # One creation at a time (rare and quick), so each counts the ones before;
+                # SQLite's single writer does that by itself once the insert below runs.
+                await connection.execute(
+                    text("LOCK TABLE chat_sessions IN SHARE ROW EXCLUSIVE MODE")
                 )
             await connection.execute(insert(chat_sessions).values(asdict(session)))
+            counted = select(func.count()).select_from(chat_sessions).where(_owned_by(owner))
+            if most is not None and (await connection.execute(counted)).scalar_one() > most:
+                raise BadRequest(
+                    f"there are already {most:,} chat sessions: delete some to start another"
+                )
         return session
 
     async def list_sessions(self, owner: str | None = None) -> list[ChatSession]:
@@ -122,13 +131,15 @@ class ChatRepository:
         error: str | None = None,
         error_status: int | None = None,
     ) -> ChatMessage:
-        """Append a message to a session (and bump its ``updated_at``).
+        """Append a message to a session (and bump its ``updated_at``); a NUL in it is kept
+        as U+FFFD, as PostgreSQL keeps it, so SQLite counts its characters the same.
 
         A user's message that would take the session past ``MAX_SESSION_MESSAGES`` or
         ``MAX_SESSION_TEXT`` is refused (``BadRequest``); a reply is always kept.
         """
         if role not in _ROLES:
             raise BadRequest(f"a chat message's role is user or assistant, not {role!r}")
+        content = content.replace("\x00", "\ufffd")
         message = ChatMessage(
             id=new_id(),
             session_id=session_id,
