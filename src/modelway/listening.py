@@ -6,13 +6,26 @@ from __future__ import annotations
 import socket
 
 
-def free_port(host: str) -> int:
-    """A port nobody listens on now (``--port 0``); the workers then bind it."""
+def reserve(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (0: a free port, which ``getsockname`` then names),
+    held while the server starts and for as long as it runs.
+
+    Bound with ``SO_REUSEPORT`` alone and never listening: granian's workers, which bind
+    with ``SO_REUSEPORT`` too, still can, but no other process's ``bind_problem`` finds the
+    port free meanwhile, nor is it handed out as a free port. Without it a port picked for
+    ``--port 0`` was free again until the workers bound it, seconds later, and two
+    gateways starting at once could both take it: the kernel then spread connections
+    between them.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
+    held = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        held.bind((host, port))
+    except BaseException:
+        held.close()
+        raise
+    return held
 
 
 def bind_problem(host: str, port: int) -> str | None:

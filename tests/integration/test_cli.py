@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from modelway.listening import reserve
 from tests.integration.gateway import running_gateway
 from tests.polling import wait_until
 
@@ -148,6 +149,53 @@ def test_config_check_and_serve_refuse_a_redis_or_store_url_of_the_wrong_kind(
     (tmp_path / "modelway.yaml").write_text("")
     served = modelway("serve", "--port", "0", cwd=tmp_path, env={"REDIS_URL": "http://x"})
     assert served.returncode == 2 and "REDIS_URL" in served.stderr
+
+
+def test_serve_does_not_join_a_port_another_gateway_is_starting_on(tmp_path: Path) -> None:
+    """A starting gateway holds its port (``reserve``) from its check until it stops, so a
+    second one started meanwhile refuses it instead of sharing it through SO_REUSEPORT
+    (the kernel would then spread connections between two gateways)."""
+    held = reserve("127.0.0.1", 0)  # as a gateway holds it while its workers start
+    try:
+        port = str(held.getsockname()[1])
+        result = modelway("serve", "--port", port, cwd=tmp_path)
+    finally:
+        held.close()
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+
+
+#: ``modelway serve --port 0`` with its workers replaced by a look at the port meanwhile.
+_HELD_WHILE_SERVING = """
+import sys
+from modelway.gateway import workers
+from modelway.listening import bind_problem
+seen = []
+workers.serve = lambda host, port, count, grace: seen.append((port, bind_problem(host, port)))
+workers.main(["--port", "0"])
+[(port, problem)] = seen
+print(port, problem, bind_problem("127.0.0.1", port), sep="|")
+"""
+
+
+def test_the_port_is_held_from_the_check_until_the_server_stops(tmp_path: Path) -> None:
+    """While the workers start, nobody else finds the port free (it was free again until
+    they bound it, seconds later, so two gateways starting at once could share it)."""
+    env = {**os.environ, "MODELWAY_DATA_DIR": str(tmp_path / "data")}
+    env.pop("MODELWAY_MASTER_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "-c", _HELD_WHILE_SERVING],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    port, while_serving, after = result.stdout.strip().splitlines()[-1].split("|")
+    assert int(port) > 0
+    assert while_serving == "Address already in use"
+    assert after == "None"  # let go once the server stopped
 
 
 def test_serve_refuses_a_port_out_of_range(tmp_path: Path) -> None:

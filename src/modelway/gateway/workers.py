@@ -42,7 +42,7 @@ from granian.log import LogLevels
 from granian.server import MPServer
 
 from modelway import __version__
-from modelway.listening import bind_problem, free_port
+from modelway.listening import bind_problem, reserve
 
 log = logging.getLogger("modelway.server")
 #: The workers' application (a factory: each worker builds its own).
@@ -291,12 +291,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     if host == "localhost":
         host = "127.0.0.1"  # granian binds addresses, not names
     port = args.port if args.port is not None else settings.server.port
-    if port == 0:
-        port = free_port(host)
-    problem = bind_problem(host, port)
+    problem = bind_problem(host, port) if port != 0 else None
+    if problem is None:
+        try:
+            held = reserve(host, port)  # until the workers listen: no other server takes it
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
     if problem is not None:
         print(f"cannot listen on {host}:{port}: {problem}", file=sys.stderr)
         sys.exit(1)
+    port = held.getsockname()[1]
     workers = args.workers if args.workers is not None else settings.server.workers
     if not 1 <= workers <= MAX_WORKERS:
         print(f"--workers: 1 to {MAX_WORKERS} (one per core is usual)", file=sys.stderr)
@@ -352,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         serve(host, port, workers, settings.server.shutdown_grace)
     finally:
+        held.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
     address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     log.info(
