@@ -10,22 +10,29 @@ from tests.integration.gateway import running_gateway
 from tests.integration.mockserver import running_mock
 
 #: Aliases whose upstream misbehaves on purpose (``x-mock-fault`` travels as a deployment header).
+#: Every test module on a worker shares this gateway, so the ones that fail on purpose
+#: never cool down: a test's answer must not depend on how many others
+#: asked the same alias within the last minute.
 FAULTY_ALIASES = """
 models:
   - name: broken
     retries: 0
+    cooldown: {failures: 1000000}
     deployments:
       - {provider: openai, model: echo, headers: {x-mock-fault: "error:500"}}
   - name: truncated
     retries: 0
+    cooldown: {failures: 1000000}
     deployments:
       - {provider: openai, model: echo, headers: {x-mock-fault: truncate}}
   - name: truncated-anthropic
     retries: 0
+    cooldown: {failures: 1000000}
     deployments:
       - {provider: anthropic, model: echo, headers: {x-mock-fault: truncate}}
   - name: corrupt
     retries: 0
+    cooldown: {failures: 1000000}
     deployments:
       - {provider: openai, model: echo, headers: {x-mock-fault: corrupt}}
   - name: claude-opus-4-8            # a name an Anthropic client cannot change...
