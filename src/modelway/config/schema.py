@@ -341,8 +341,13 @@ class Config(_Section, frozen=True, kw_only=True):
     limits: LimitSettings = msgspec.field(default_factory=LimitSettings)
 
     def redis_url(self, environ: Mapping[str, str]) -> str | None:
-        """Redis's URL: ``redis.url``, else ``REDIS_URL``; None: neither (limits in memory)."""
-        return self.redis.url or environ.get("REDIS_URL", "").strip() or None
+        """Redis's URL: ``redis.url``, else ``REDIS_URL``; None: neither (limits in memory).
+        ``ValueError`` for a ``REDIS_URL`` of the wrong kind (``redis.url``'s is refused as
+        the config is read)."""
+        url = self.redis.url or environ.get("REDIS_URL", "").strip() or None
+        if url is not None and not url.startswith(REDIS_SCHEMES):
+            raise ValueError("REDIS_URL: a redis://, rediss:// or unix:// URL")
+        return url
 
     def switched_off(self) -> frozenset[str]:
         """The providers this config switches off (``enabled: false``)."""

@@ -260,7 +260,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from modelway.config import ConfigError, load_config, load_dotenv_file
-    from modelway.config.schema import REDIS_SCHEMES
     from modelway.routing.resolve import Router
     from modelway.store import database_url
     from modelway.store.location import privacy_warning
@@ -270,9 +269,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         settings = load_config(args.config, environ)
         Router(settings, environ)  # every provider builds now, or the error is shown now
         url = database_url(environ, settings.store.url)  # an unusable store URL is said now
-        redis = settings.redis_url(environ)
-        if redis is not None and not redis.startswith(REDIS_SCHEMES):  # not in every worker
-            raise ValueError("REDIS_URL: a redis://, rediss:// or unix:// URL")
+        settings.redis_url(environ)  # a REDIS_URL of the wrong kind is said now, not per worker
     except (ConfigError, ValueError) as exc:
         print(f"config error: {exc}", file=sys.stderr)
         sys.exit(2)
