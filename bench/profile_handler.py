@@ -17,7 +17,9 @@ few per cent; variants alternate round by round.
 Variants: ``open`` (open mode, metrics and request lines on: the defaults), ``quiet``
 (the same with metrics and request lines off), ``pipeline`` (a virtual key with RPM and
 TPM limits, as ``make bench``'s full pipeline), ``metrics`` (open mode, request lines
-off) and ``lines`` (open mode, metrics off). ``--profile`` runs cProfile over the first
+off), ``lines`` (open mode, metrics off) and ``stream`` (open mode, a streamed answer:
+44 OpenAI events, each read after a suspension, 43 passed on; what a stream's chunks
+cost is the difference to ``open`` over 43). ``--profile`` runs cProfile over the first
 variant's rounds (it inflates every Python call: read it for where, not how much).
 Figures and what they say: docs/performance.md.
 """
@@ -54,8 +56,31 @@ ANSWER = (
     b'"finish_reason":"stop"}],"usage":{"prompt_tokens":20,"completion_tokens":4,'
     b'"total_tokens":24}}'
 )
+#: A streamed answer as OpenAI sends one: the role, a word a chunk, the end, the usage.
+STREAM_WORDS = 40
+
+
+def _event(choices: str, usage: str = "") -> bytes:
+    return (
+        b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,'
+        b'"model":"gpt-4o-mini","choices":' + choices.encode() + usage.encode() + b"}\n\n"
+    )
+
+
+STREAM_CHUNKS = (
+    _event('[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]'),
+    *(
+        _event(f'[{{"index":0,"delta":{{"content":" word{n}"}},"finish_reason":null}}]')
+        for n in range(STREAM_WORDS)
+    ),
+    _event('[{"index":0,"delta":{},"finish_reason":"stop"}]'),
+    _event("[]", ',"usage":{"prompt_tokens":20,"completion_tokens":40,"total_tokens":60}'),
+    b"data: [DONE]\n\n",
+)
+STREAM_BODY = BODY[:-1] + b',"stream":true}'
 CONFIGS = {
     "open": "",
+    "stream": "",
     "quiet": "metrics:\n  enabled: false\nlogging:\n  requests: false\n",
     "pipeline": "",
     "metrics": "logging:\n  requests: false\n",
@@ -74,6 +99,20 @@ class _Payload:
         return ANSWER
 
 
+class _StreamPayload:
+    """A streamed answer: each event after a suspension, as each comes in its own read."""
+
+    def __init__(self) -> None:
+        self._chunks = iter(STREAM_CHUNKS)
+
+    def is_eof(self) -> bool:
+        return False
+
+    async def readany(self) -> bytes:
+        await asyncio.sleep(0)
+        return next(self._chunks, b"")
+
+
 class _Connection:
     def release(self) -> None:
         return None
@@ -87,6 +126,21 @@ class _Head:
     headers = {"content-type": "application/json"}
 
 
+class _StreamHead:
+    code = 200
+    headers = {"content-type": "text/event-stream"}
+
+
+class _Stream:
+    """granian's response stream: takes each chunk."""
+
+    def __init__(self) -> None:
+        self.chunks = 0
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.chunks += 1
+
+
 class NoNetwork(lean_transport.LeanAiohttpTransport):
     """The gateway's transport with the socket left out: the upstream answers at once."""
 
@@ -94,6 +148,13 @@ class NoNetwork(lean_transport.LeanAiohttpTransport):
         self, route: Any, limits: Any, method: str, data: bytes, deadline: float | None
     ) -> lean_transport._LeanResponse:
         await asyncio.sleep(0)  # the answer comes after a suspension, as over a socket
+        if b'"stream":true' in data:
+            return lean_transport._LeanResponse(
+                _Connection(),
+                _StreamHead(),
+                _StreamPayload(),
+                deadline,  # type: ignore[arg-type]
+            )
         return lean_transport._LeanResponse(_Connection(), _Head(), _Payload(), deadline)  # type: ignore[arg-type]
 
 
@@ -133,13 +194,17 @@ class _Protocol:
     caller never leaves), then one answer."""
 
     status = 0
+    stream: _Stream | None = None
+
+    def __init__(self, body: bytes) -> None:
+        self._body_bytes = body
 
     def client_disconnect(self) -> asyncio.Future[None]:
         return asyncio.get_running_loop().create_future()
 
     async def _body(self) -> bytes:
         await asyncio.sleep(0)
-        return BODY
+        return self._body_bytes
 
     def __call__(self) -> Any:
         return self._body()
@@ -147,28 +212,35 @@ class _Protocol:
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         self.status = status
 
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> _Stream:
+        self.status = status
+        self.stream = _Stream()
+        return self.stream
 
-def scope(key: str | None) -> _Scope:
+
+def scope(key: str | None, body: bytes) -> _Scope:
     headers = {
         "host": "127.0.0.1:8080",
         "content-type": "application/json",
-        "content-length": str(len(BODY)),
+        "content-length": str(len(body)),
     }
     if key is not None:
         headers["authorization"] = f"Bearer {key}"
     return _Scope(_Headers(headers))
 
 
-async def load(app: RsgiGateway, request: _Scope, requests: int) -> float:
+async def load(app: RsgiGateway, request: _Scope, body: bytes, requests: int) -> float:
     """``requests`` calls by ``CONCURRENCY`` tasks; CPU seconds of this process per call."""
     per_task = max(1, requests // CONCURRENCY)
 
     async def caller() -> None:
         for _ in range(per_task):
-            protocol = _Protocol()
+            protocol = _Protocol(body)
             await app.__rsgi__(request, protocol)
             if protocol.status != 200:
                 raise RuntimeError(f"the gateway answered {protocol.status}")
+            if body is STREAM_BODY and (protocol.stream is None or protocol.stream.chunks < 43):
+                raise RuntimeError("the stream did not come through whole")
 
     started = time.process_time()
     await asyncio.gather(*(caller() for _ in range(CONCURRENCY)))
@@ -180,7 +252,7 @@ async def compare(
 ) -> None:
     """Alternate rounds on each variant's app (its data directory and key); print CPU per call."""
     registry.transport_for = lambda upstream_client, *, refuse_link_local: NoNetwork()
-    apps: dict[str, tuple[RsgiGateway, _Scope]] = {}
+    apps: dict[str, tuple[RsgiGateway, _Scope, bytes]] = {}
     async with contextlib.AsyncExitStack() as stack:
         for name, (data_dir, key) in variants.items():
             environ = {
@@ -193,7 +265,8 @@ async def compare(
             config = parse_config(CONFIGS[name], environ)
             asgi = create_app(config, environ)
             await stack.enter_async_context(asgi.lifespan())
-            apps[name] = (RsgiGateway(asgi, config.server), scope(key))
+            body = STREAM_BODY if name == "stream" else BODY
+            apps[name] = (RsgiGateway(asgi, config.server), scope(key, body), body)
             await load(*apps[name], requests)  # warm-up: keys verified, pools and caches made
         settle_garbage_collector()
         profiler = cProfile.Profile() if profile is not None else None

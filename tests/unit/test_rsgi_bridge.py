@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,17 @@ from modelway.errors import PayloadTooLarge, RequestBodyTimeout
 from modelway.gateway.app import Gateway, create_app
 from modelway.gateway.http import BodyLimits, answers_errors, read_body
 from modelway.gateway.request_id import RequestIds
-from modelway.gateway.rsgi import Receive, RsgiGateway, Send, asgi_scope, request_body
+from modelway.gateway.rsgi import (
+    ProtocolClosed,
+    Receive,
+    RsgiGateway,
+    Send,
+    asgi_scope,
+    request_body,
+    send_stream,
+)
 from modelway.gateway.rsgi import read_body as read_rsgi_body
+from modelway.gateway.streaming import EventStream
 
 
 class Headers:
@@ -63,7 +73,7 @@ class Stream:
 
     async def send_bytes(self, data: bytes) -> None:
         if self.closed:
-            raise RuntimeError("protocol closed")
+            raise ProtocolClosed("protocol closed")  # granian's RSGIProtocolClosed
         self.sent.append(data)
 
 
@@ -251,6 +261,119 @@ async def test_the_stream_is_released_when_the_body_ends_or_the_handler_gives_up
     await unfinished({"type": "http.response.body", "body": b"one", "more_body": True})
     unfinished.finish()
     assert unfinished._stream is None
+
+
+class Chunks:
+    """A stream's body: its chunks, each after a suspension; knows whether it was closed."""
+
+    def __init__(self, *chunks: bytes, then: BaseException | None = None) -> None:
+        self.chunks = chunks
+        self.then = then
+        self.taken = 0
+        self.closed = False
+
+    async def body(self) -> AsyncIterator[bytes]:
+        try:
+            for chunk in self.chunks:
+                await asyncio.sleep(0)
+                self.taken += 1
+                yield chunk
+            if self.then is not None:
+                raise self.then
+        finally:
+            self.closed = True
+
+
+async def test_an_event_stream_goes_to_granian_chunk_by_chunk_with_its_headers() -> None:
+    protocol = Protocol()
+    source = Chunks(b"data: 1\n\n", b"data: 2\n\n")
+    response = EventStream(source.body(), "text/event-stream", {"x-modelway-provider": "mock"})
+
+    await send_stream(response, protocol)
+
+    assert protocol.answered is not None and protocol.stream is not None
+    status, headers, _ = protocol.answered
+    assert status == 200
+    assert ("content-type", "text/event-stream; charset=utf-8") in headers
+    assert ("x-modelway-provider", "mock") in headers
+    assert not any(name == "content-length" for name, _ in headers)
+    assert protocol.stream.sent == [b"data: 1\n\n", b"data: 2\n\n"]
+    assert source.closed
+
+
+async def test_a_client_gone_between_two_chunks_ends_the_stream_quietly_and_closes_the_body() -> (
+    None
+):
+    class LeavesAfterOne(Stream):
+        async def send_bytes(self, data: bytes) -> None:
+            await super().send_bytes(data)
+            self.closed = True  # the next write finds the connection gone
+
+    protocol = Protocol()
+    protocol.response_stream = lambda status, headers: LeavesAfterOne()  # type: ignore[method-assign]
+    source = Chunks(b"one", b"two", b"three")
+
+    await send_stream(EventStream(source.body(), "text/event-stream"), protocol)
+
+    assert source.taken == 2  # the write of the second failed: no more was read
+    assert source.closed
+
+
+async def test_the_stream_is_let_go_at_its_end_even_when_its_body_fails() -> None:
+    # granian ends a stream when its transport is released: a traceback kept by whoever
+    # handles the error must not hold it.
+    streams: list[weakref.ref[Stream]] = []
+
+    def response_stream(status: int, headers: list[tuple[str, str]]) -> Stream:
+        stream = Stream()
+        streams.append(weakref.ref(stream))
+        return stream
+
+    protocol = Protocol()
+    protocol.response_stream = response_stream  # type: ignore[method-assign]
+    source = Chunks(b"one", then=ValueError("the body broke"))
+
+    with pytest.raises(ValueError) as failed:
+        await send_stream(EventStream(source.body(), "text/event-stream"), protocol)
+
+    assert failed.value.__traceback__ is not None  # kept, with the frames it holds
+    assert len(streams) == 1 and streams[0]() is None
+    assert source.closed
+
+
+async def test_a_stream_whose_caller_hangs_up_while_it_waits_stops_and_closes_its_body(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The upstream stalls after its first chunk; the caller leaves: the call's task is
+    # cancelled at once (not when a write next fails), quietly, and the body is closed.
+    stalled, closed = asyncio.Event(), asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"data: 1\n\n"
+            stalled.set()
+            await asyncio.Event().wait()
+        finally:
+            closed.set()
+
+    async def chat_request(*args: Any, **kwargs: Any) -> EventStream:
+        return EventStream(body(), "text/event-stream")
+
+    monkeypatch.setattr("modelway.gateway.rsgi.chat_request", chat_request)
+    environ = {"MODELWAY_DATA_DIR": str(tmp_path)}
+    config = parse_config("", environ)
+    app = create_app(config, environ)
+    protocol = Protocol()
+    async with app.lifespan():
+        gateway = RsgiGateway(app, config.server)
+        serving = asyncio.create_task(gateway.__rsgi__(post("/v1/chat/completions"), protocol))
+        await asyncio.wait_for(stalled.wait(), 10)
+        protocol.disconnected.set()
+        await asyncio.wait_for(serving, 10)  # ends, and without an error
+
+    assert closed.is_set()
+    assert protocol.stream is not None and protocol.stream.sent == [b"data: 1\n\n"]
+    assert protocol.watches and all(watch.done() for watch in protocol.watches)
 
 
 # --- bodies through the bridge: bounded by server.max_body_bytes -------------------------

@@ -79,7 +79,10 @@ class OpenAIScanner:
     def feed(self, chunk: bytes) -> bytes:
         # The common case, whole ``data: <json>`` events with nothing buffered, is checked
         # and passed on as the upstream's own bytes: no text decoding, no re-encoding.
-        if self._sse.between_events and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+        if chunk.endswith(b"\n\n") and b"\r" not in chunk and self._sse.between_events:
+            if chunk.startswith(b"data: ") and chunk.find(b"\n") == len(chunk) - 2:
+                self._sse.skipped()  # one event, as most reads bring
+                return chunk if self._passes(chunk[6:-2]) else b""
             frames = chunk[:-2].split(b"\n\n")
             if all(frame.startswith(b"data: ") and b"\n" not in frame for frame in frames):
                 self._sse.skipped()
@@ -98,33 +101,27 @@ class OpenAIScanner:
     def _relay(self, events: list[ServerSentEvent]) -> bytes:
         out: list[bytes] = []
         for event in events:
-            if event.data == "[DONE]":
-                self.done = True
-                out.append(_DONE)
-            elif self._passes(event.data):
-                out.append(_sse(event))
+            if self._passes(event.data):
+                out.append(_DONE if event.data == "[DONE]" else _sse(event))
         return b"".join(out)
 
     def _relay_frames(self, chunk: bytes, frames: list[bytes]) -> bytes:
-        kept = []
-        for frame in frames:
-            data = frame[6:]
-            if data == b"[DONE]":
-                self.done = True
-                kept.append(frame)
-            elif self._passes(data):
-                kept.append(frame)
+        kept = [frame for frame in frames if self._passes(frame[6:])]
         if len(kept) == len(frames):
             return chunk
         return b"".join(frame + b"\n\n" for frame in kept)
 
     def _passes(self, data: str | bytes) -> bool:
-        """Whether a chunk goes on to the caller; reads its usage (it must be JSON)."""
+        """Whether a chunk goes on to the caller (``[DONE]`` does, and ends the stream);
+        reads its usage (it must be JSON)."""
+        if data == b"[DONE]" or data == "[DONE]":
+            self.done = True
+            return True
         parsed = _json(data)
-        if not isinstance(parsed, dict):
+        if type(parsed) is not dict:
             return True
         choices = parsed.get("choices")
-        if choices and isinstance(choices, list) and isinstance(choices[0], dict):
+        if choices and type(choices) is list and type(choices[0]) is dict:
             choice = choices[0]  # one choice a chunk, even with ``n`` > 1
             delta = choice.get("delta")
             if type(delta) is dict:
@@ -134,10 +131,11 @@ class OpenAIScanner:
                 elif delta:  # reasoning, tool calls, the role
                     self.text_size += text_size(delta)
             reason = choice.get("finish_reason")
-            if isinstance(reason, str):
+            if type(reason) is str:
                 self.finish_reason = reason
-        if parsed.get("usage"):
-            self.usage = openai.parse_usage(parsed["usage"])
+        usage = parsed.get("usage")
+        if usage:
+            self.usage = openai.parse_usage(usage)
             if not self._wants_usage and not choices:
                 return False  # the usage-only chunk the caller did not ask for
         return True

@@ -28,6 +28,8 @@ import signal
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any, Protocol
 
+from granian._granian import RSGIProtocolClosed as ProtocolClosed
+
 from modelway.config import ServerSettings, environment, load_config
 from modelway.dialects.base import Dialect
 from modelway.gateway.app import Gateway, create_app
@@ -195,9 +197,6 @@ async def read_body(protocol: Any, headers: RsgiHeaders, limits: BodyLimits) -> 
     return body
 
 
-_HTTP_SCOPE: dict[str, Any] = {"type": "http"}
-
-
 def settle_garbage_collector() -> None:
     """Once the worker has started: what it built so far is kept for good (``gc.freeze``),
     and the cyclic collector runs after 20,000 net new container objects, not 700.
@@ -289,12 +288,12 @@ class RsgiGateway:
     ) -> None:
         headers = scope.headers
         peer = _address(scope.client)
-        # A caller who hangs up before the answer (or a stream's first event) stops the
-        # call at once: its upstream request is cancelled, the record says 499, and an
-        # idempotency key it held is freed. granian's disconnect future calls back
-        # without being awaited: no task per call. It is cancelled once the answer is
-        # ready: granian keeps each one until the connection closes, ~1 KB a request on
-        # a keep-alive connection otherwise.
+        # A caller who hangs up stops the call at once, before its answer or mid-stream:
+        # its upstream request is cancelled, the record says 499, and an idempotency key
+        # it held is freed. granian's disconnect future calls back without being awaited:
+        # no task per call. It is cancelled once the answer is out: granian keeps each
+        # one until the connection closes, ~1 KB a request on a keep-alive connection
+        # otherwise.
         gone = protocol.client_disconnect()
         left = _Hangup(asyncio.current_task())
         gone.add_done_callback(left)
@@ -307,6 +306,12 @@ class RsgiGateway:
                 lambda limits: read_body(protocol, headers, limits),
                 client=peer[0] if peer else None,
             )
+            if isinstance(response, EventStream):
+                await send_stream(response, protocol)
+            else:
+                protocol.response_bytes(
+                    response.status_code, _text_headers(response.raw_headers), response.body
+                )
         except asyncio.CancelledError:
             if left.cancelled_call():
                 return  # nobody is there to answer
@@ -314,16 +319,36 @@ class RsgiGateway:
         finally:
             gone.remove_done_callback(left)
             gone.cancel()
-        if isinstance(response, EventStream):
-            send = Send(protocol)
-            try:
-                await response(_HTTP_SCOPE, Receive(protocol), send)
-            finally:
-                send.finish()
-        else:
-            protocol.response_bytes(
-                response.status_code, _text_headers(response.raw_headers), response.body
-            )
+
+
+async def send_stream(response: EventStream, protocol: Any) -> None:
+    """``response`` sent chunk by chunk straight to granian's stream (no ASGI messages).
+
+    The first chunk is taken before the headers go out, so the body has started and
+    closing it always runs its cleanup (an unstarted generator skips it); the body is
+    closed however the stream ends, which closes the upstream response. A write that
+    fails (granian's ``ProtocolClosed``: the client left between two chunks) ends it
+    quietly; a caller hanging up while the body waits cancels the task (``_Hangup``).
+    granian ends the stream when its transport is released, so nothing may hold it once
+    the last chunk is written: not an exception's traceback either.
+    """
+    body = response.body_iterator
+    try:
+        first = await anext(body, b"")
+        transport = protocol.response_stream(
+            response.status_code, _text_headers(response.raw_headers)
+        )
+        try:
+            if first:
+                await transport.send_bytes(first)
+            async for chunk in body:
+                await transport.send_bytes(chunk)
+        except ProtocolClosed:
+            pass  # the client left between two chunks
+        finally:
+            del transport
+    finally:
+        await body.aclose()  # type: ignore[attr-defined]
 
 
 class _Hangup:

@@ -3,7 +3,9 @@
 Starlette's ``StreamingResponse`` notices a departed client only when its next write
 fails (ASGI 2.4 servers), so a stalled upstream would keep its connection open for
 nobody. Here a watcher waits for ``http.disconnect`` and cancels the pump at once; the
-body iterator is always closed, which closes the upstream response.
+body iterator is always closed, which closes the upstream response. That is the ASGI
+way of sending one; ``modelway serve`` sends a chat call's stream straight to granian
+instead (``gateway.rsgi.send_stream``: no messages, no watcher task).
 """
 
 from __future__ import annotations
