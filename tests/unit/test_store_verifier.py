@@ -143,14 +143,24 @@ async def test_a_revocation_elsewhere_is_seen_after_the_refresh_interval(
         await replica.verify(plaintext)
 
 
-async def test_forgetting_a_key_applies_a_local_revocation_at_once(store: Store) -> None:
+async def test_expiring_a_key_applies_a_local_revocation_at_once_without_argon2(
+    store: Store, clock: Clock, argon2_runs: list[str]
+) -> None:
     record, plaintext = await store.keys.create("ci")
+    other, other_plaintext = await store.keys.create("other")
     verifier = KeyVerifier(store)
     await verifier.verify(plaintext)
+    await verifier.verify(other_plaintext)
     await store.keys.revoke(record.id)
-    verifier.forget(record.id)
+    await store.keys.revoke(other.id)
+    verifier.expire(record.id)  # the clock stands still: only this makes it re-read
     with pytest.raises(AuthenticationError, match="revoked"):
         await verifier.verify(plaintext)
+    assert await verifier.verify(other_plaintext) == other  # not told: trusted until re-read
+    verifier.expire_all()
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await verifier.verify(other_plaintext)
+    assert len(argon2_runs) == 2  # the first checks only: each change was a re-read by id
 
 
 async def test_a_cached_key_keeps_working_while_the_store_is_briefly_down(

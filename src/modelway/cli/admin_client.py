@@ -18,8 +18,9 @@ import msgspec
 import typer
 
 from modelway.errors import ModelwayError
-from modelway.gateway import admin_api
+from modelway.gateway import admin_api, key_changes
 from modelway.gateway.admin_api import NewKey
+from modelway.gateway.key_changes import KeyChanges
 from modelway.store import Store, database_url
 
 API = "/admin/api"
@@ -41,10 +42,12 @@ class Admin(Protocol):
 
 
 class StoreAdmin:
-    """The configured store, opened directly."""
+    """The configured store, opened directly; with Redis, a revocation is announced to
+    every gateway sharing it (``gateway.key_changes``)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, changes: KeyChanges | None = None) -> None:
         self._store = store
+        self._changes = changes or KeyChanges(None, None)
 
     async def create_key(self, new: NewKey) -> dict[str, Any]:
         return await admin_api.create_key(self._store, new)
@@ -53,7 +56,9 @@ class StoreAdmin:
         return await admin_api.list_keys(self._store)
 
     async def revoke_key(self, key_id: str) -> dict[str, Any]:
-        return await admin_api.revoke_key(self._store, key_id)
+        revoked = await admin_api.revoke_key(self._store, key_id)
+        await self._changes.changed(key_id)
+        return revoked
 
     async def usage(self, by: str, since: str | None, key_id: str | None) -> dict[str, Any]:
         return await admin_api.usage_summary(self._store, by, since, key_id)
@@ -149,18 +154,24 @@ async def open_admin(
     from modelway.config import ConfigError, load_config
 
     try:
-        configured = load_config(None, environ).store.url  # as serve would find it
-    except ConfigError as exc:
+        config = load_config(None, environ)  # the store and Redis serve would find
+        redis_url = config.redis_url(environ)
+    except (ConfigError, ValueError) as exc:
         raise AdminError(str(exc)) from None
+    configured = config.store.url
     try:
         store = await Store.open(database_url(environ, configured))
     except Exception as exc:  # bad URL, refused connection, locked or unreadable file...
         first_line = (str(exc).splitlines() or [""])[0]
         raise AdminError(f"cannot open the store: {type(exc).__name__}: {first_line}") from None
+    changes = KeyChanges(None, None if redis_url is None else key_changes.connect(redis_url))
     try:
-        yield StoreAdmin(store)
+        yield StoreAdmin(store, changes)
     finally:
-        await store.aclose()
+        try:
+            await changes.aclose()
+        finally:
+            await store.aclose()
 
 
 def run_admin(

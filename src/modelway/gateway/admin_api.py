@@ -255,11 +255,12 @@ async def post_key(request: Request) -> Response:
 
 @admin_only
 async def delete_key(request: Request) -> Response:
-    """Revoke a key; it stops working on this replica at once, on others within seconds."""
+    """Revoke a key; it stops working on this worker at once, on the others at once with
+    Redis, else within 5 s (``key_changes``)."""
     state: GatewayState = request.app.state.gateway
     key_id = request.path_params["key_id"]
     view = await revoke_key(state.store, key_id)
-    state.auth.verifier.forget(key_id)
+    await state.auth.key_changes.changed(key_id)
     return json_response(view)
 
 

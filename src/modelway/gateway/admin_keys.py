@@ -165,7 +165,7 @@ async def patch_key(request: Request) -> Response:
     record = await state.store.keys.update(key_id, changes)
     if record is None:
         raise no_such_key(key_id)
-    state.auth.verifier.forget(key_id)  # this worker: at once; the others re-read it
+    await state.auth.key_changes.changed(key_id)  # every worker: at once with Redis
     if _BUDGET_FIELDS & changes.keys():
         await seed_key_budget(state.store, state.calls.accounts.limits, record)
     return json_response(await _one(state, key_id))

@@ -39,6 +39,7 @@ from modelway.gateway import (
     chat_api,
     chat_connections,
     health,
+    key_changes,
     metrics_route,
     ollama_routes,
     openai_routes,
@@ -49,6 +50,7 @@ from modelway.gateway.auth import Authenticator, AuthMiddleware, peer_host
 from modelway.gateway.browser_guard import BrowserGuard, HostPolicy
 from modelway.gateway.dialect_paths import CHAT_PATHS, error_dialect
 from modelway.gateway.http import error_response, read_body
+from modelway.gateway.key_changes import KeyChanges
 from modelway.gateway.request_id import RequestIdMiddleware, RequestIds
 from modelway.gateway.state import GatewayState
 from modelway.logs import flush_logs
@@ -179,6 +181,9 @@ def create_app(
             auth = Authenticator(
                 store, Secret(master) if master else None, config.server.key_checks
             )
+            redis_url = config.redis_url(environ)
+            if redis_url is not None:  # key changes heard from every worker and replica
+                auth.key_changes = KeyChanges(auth.verifier, key_changes.connect(redis_url))
             if await auth.refresh_open_mode():
                 # `modelway serve` has already said so loudly, once for all workers.
                 log.info("open mode: no MODELWAY_MASTER_KEY and no virtual keys")
@@ -194,6 +199,7 @@ def create_app(
             async with (
                 _refreshing(metrics),
                 auth.watching_open_mode(),
+                auth.key_changes.listening(),
                 refreshing_team_budgets(accounts.team_budgets, store, accounts.limits),
                 _refreshing_cache_clears(calls.cache, store),
             ):

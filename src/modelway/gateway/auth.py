@@ -30,6 +30,7 @@ from modelway.errors import AuthenticationError, ModelwayError
 from modelway.gateway.dialect_paths import EMBEDDING_PATHS, error_dialect
 from modelway.gateway.http import error_response
 from modelway.gateway.key_attempts import KeyAttempts
+from modelway.gateway.key_changes import KeyChanges
 from modelway.outages import transient
 from modelway.secrets import Secret
 from modelway.store import KeyVerifier, Store
@@ -119,6 +120,9 @@ class Authenticator:
         self.store = store
         self.master_key = master_key
         self.verifier = KeyVerifier(store, concurrent=checks.concurrent, waiting=checks.waiting)
+        #: Where a key's change is applied and announced (through Redis, once the gateway
+        #: has one: ``create_app``'s lifespan).
+        self.key_changes = KeyChanges(self.verifier, None)
         self.attempts = KeyAttempts(checks, clock=clock)
         #: Keys refused (401) since start; the metrics copy it.
         self.failures = 0

@@ -2,7 +2,9 @@
 
 A key is verified with Argon2 once per process, then remembered under the SHA-256 of
 its text. A remembered key is re-read by id (one indexed SELECT) once its entry is
-``REFRESH_AFTER`` seconds old, so a revocation reaches every replica within 5 seconds.
+``REFRESH_AFTER`` seconds old, so a revocation reaches every replica within 5 seconds;
+sooner where it is told (``expire``: this worker's own changes, and with Redis every
+other worker's, ``gateway.key_changes``).
 
 Refusals are remembered apart (``REFUSAL_TTL`` seconds, at most ``MAX_REFUSALS``), so
 one wrong key presented again is not hashed again, and no number of wrong keys can
@@ -48,6 +50,10 @@ MAX_REFUSALS = 10_000
 INVALID = "invalid API key"
 EXPIRED = "this API key has expired"
 REVOKED = "this API key has been revoked"
+
+
+#: When an entry told to expire counts as checked: always stale.
+_EXPIRED = float("-inf")
 
 
 @dataclass(slots=True)
@@ -107,11 +113,16 @@ class KeyVerifier:
         digest = hashlib.sha256(plaintext.encode()).digest()
         return _valid(await self._shared(digest, plaintext, None, suspect))
 
-    def forget(self, key_id: str) -> None:
-        """Drop every remembered entry of one key (a local revocation applies at once)."""
-        for digest, entry in list(self._verified.items()):
+    def expire(self, key_id: str) -> None:
+        """One key changed in the store (revoked, edited): its next use re-reads its row."""
+        for entry in self._verified.values():
             if entry.record is not None and entry.record.id == key_id:
-                del self._verified[digest]
+                entry.checked_at = _EXPIRED
+
+    def expire_all(self) -> None:
+        """Any key may have changed: each one's next use re-reads its row."""
+        for entry in self._verified.values():
+            entry.checked_at = _EXPIRED
 
     def _stale(self, entry: _Entry) -> bool:
         ttl = REFRESH_AFTER if entry.record is not None else REFUSAL_TTL
