@@ -7,11 +7,17 @@ resource "aws_ecs_cluster" "this" {
   tags = var.tags
 }
 
+data "aws_vpc" "this" {
+  id = var.vpc_id
+}
+
 locals {
   secret_names = sort(keys(local.secret_values))
   # modelway.yaml from the task's own settings: each task's share of a limit while Redis is
-  # down is the limit divided by the most tasks there can be.
-  config = "redis: {replicas: ${var.max_tasks}}\nserver: {shutdown_grace: 30}\n"
+  # down is the limit divided by the most tasks there can be; the load balancer, the only
+  # peer the tasks' security group lets in, is believed on who each client is and whether
+  # it came over HTTPS (X-Forwarded-For, X-Forwarded-Proto: server.trusted_proxies).
+  config = "redis: {replicas: ${var.max_tasks}}\nserver: {shutdown_grace: 30, trusted_proxies: [\"${data.aws_vpc.this.cidr_block}\"]}\n"
 }
 
 resource "aws_ecs_task_definition" "this" {

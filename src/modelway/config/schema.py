@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -195,6 +196,18 @@ class ServerSettings(_Section, frozen=True, kw_only=True):
     #: false: only this replica's own state counts, so a restart of the database every
     #: replica shares does not take them all out of the load balancer at once.
     ready_needs_dependencies: bool = True
+    #: Addresses and CIDR blocks of reverse proxies whose ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` are believed (``gateway.proxies``); none by default.
+    trusted_proxies: Annotated[list[Name], msgspec.Meta(max_length=256)] = []
+
+    def __post_init__(self) -> None:
+        for value in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(value.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {value!r} is not an IP address or CIDR block"
+                ) from None
 
 
 class Price(_Section, frozen=True, kw_only=True):

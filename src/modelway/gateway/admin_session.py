@@ -3,8 +3,8 @@
 ``POST`` takes the master key, or an admin account's email and password, and answers
 who signed in, the session's CSRF token and when it expires, with the ``mw_admin``
 cookie (``HttpOnly; SameSite=Strict; Path=/admin``, ``Secure`` when the request came
-over TLS — the ASGI scope's scheme: no ``X-Forwarded-Proto`` is trusted, as no
-forwarded header is anywhere in the gateway). The master key is compared in constant
+over TLS — the ASGI scope's scheme, which a proxy in ``server.trusted_proxies`` may set
+with ``X-Forwarded-Proto``, ``gateway.proxies``). The master key is compared in constant
 time and never sent back. Wrong credentials are a 401 and count against the client
 address's failed key checks (``key_attempts``); past the limit, a 429.
 """

@@ -51,6 +51,7 @@ from modelway.gateway.browser_guard import BrowserGuard, HostPolicy
 from modelway.gateway.dialect_paths import CHAT_PATHS, error_dialect
 from modelway.gateway.http import error_response, read_body
 from modelway.gateway.key_changes import KeyChanges
+from modelway.gateway.proxies import TrustedProxies, parse_networks
 from modelway.gateway.request_id import RequestIdMiddleware, RequestIds
 from modelway.gateway.state import GatewayState
 from modelway.logs import flush_logs
@@ -100,14 +101,24 @@ class Gateway:
     cost. Here a POST to a chat path (``CHAT_PATHS``) takes the same steps in one place:
     request id, ``chat_request`` (caller, call, ``X-Request-ID``). The Starlette app keeps
     the lifespan, every other route, and the chat routes for anything that is not a POST.
-    Every request first passes ``refused`` (``browser_guard``: Host, origin, content type).
+    Every request first passes ``refused`` (``browser_guard``: Host, origin, content type);
+    behind a trusted proxy its scope names the client and scheme the proxy forwarded
+    (``proxies``).
     """
 
-    def __init__(self, app: Starlette, ids: RequestIds, guard: BrowserGuard | None = None) -> None:
+    def __init__(
+        self,
+        app: Starlette,
+        ids: RequestIds,
+        guard: BrowserGuard | None = None,
+        proxies: TrustedProxies | None = None,
+    ) -> None:
         self.app = app
         self.ids = ids
         #: By default, open mode answers only to loopback names.
         self.guard = guard or BrowserGuard(HostPolicy((), "127.0.0.1"))
+        #: By default no forwarded header is believed.
+        self.proxies = proxies or TrustedProxies()
 
     @property
     def state(self) -> State:
@@ -136,9 +147,21 @@ class Gateway:
         response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
         return response
 
+    def forwarded(self, scope: Scope) -> Scope:
+        """``scope`` with the client and scheme a trusted proxy forwarded (``proxies``)."""
+        peer = peer_host(scope)
+        if not self.proxies.trusts(peer):
+            return scope
+        headers = Headers(scope=scope)
+        client = self.proxies.client(peer, headers.getlist("x-forwarded-for"))
+        scheme = self.proxies.scheme(peer, scope["scheme"], headers.get("x-forwarded-proto"))
+        return {**scope, "client": (client, 0), "scheme": scheme}
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.gateway
         if scope["type"] == "http" and state is not None:
+            if self.proxies:
+                scope = self.forwarded(scope)
             headers = Headers(scope=scope)
             refused = self.refused(state, scope["method"], scope["path"], headers)
             if refused is not None:
@@ -248,7 +271,8 @@ def create_app(
     )
     bind_host = environ.get(BIND_HOST_VARIABLE) or config.server.host
     guard = BrowserGuard(HostPolicy(config.server.allowed_hosts, bind_host))
-    return Gateway(app, ids, guard)
+    proxies = TrustedProxies(parse_networks(config.server.trusted_proxies))
+    return Gateway(app, ids, guard, proxies)
 
 
 def _metrics(config: Config, calls: Calls, auth: Authenticator) -> Metrics | None:

@@ -21,8 +21,8 @@ whichever door they knock on.
 Counting reuses ``MemoryLimiter``'s token reservation: each check reserves one failure
 before it runs (so a burst cannot get ahead of the count), and a check that passes, or
 never ran (store down, queue full), is refunded. The counts are per worker process.
-The address is the TCP peer's (an IPv6 peer's /64): behind a reverse proxy every client
-shares the proxy's; no ``X-Forwarded-For`` is trusted.
+The address is the client's (an IPv6 client's /64): the TCP peer's, or what a proxy in
+``server.trusted_proxies`` forwarded (``gateway.proxies``).
 """
 
 from __future__ import annotations

@@ -288,6 +288,10 @@ class RsgiGateway:
     ) -> None:
         headers = scope.headers
         peer = _address(scope.client)
+        client = peer[0] if peer else None
+        proxies = self.asgi.proxies
+        if proxies and proxies.trusts(client):
+            client = proxies.client(client, headers.get_all("x-forwarded-for"))
         # A caller who hangs up stops the call at once, before its answer or mid-stream:
         # its upstream request is cancelled, the record says 499, and an idempotency key
         # it held is freed. granian's disconnect future calls back without being awaited:
@@ -304,7 +308,7 @@ class RsgiGateway:
                 headers,
                 self.asgi.ids.given_or_new(headers.get("x-request-id")),
                 lambda limits: read_body(protocol, headers, limits),
-                client=peer[0] if peer else None,
+                client=client,
             )
             if isinstance(response, EventStream):
                 await send_stream(response, protocol)
