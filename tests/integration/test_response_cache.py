@@ -427,10 +427,15 @@ def test_the_admin_api_shows_and_clears_the_shared_cache(replicas: Replicas) -> 
     admin = {"authorization": f"Bearer {MASTER}"}
     stats = httpx.get(f"{replicas.second}/admin/api/cache", headers=admin).json()
     assert stats["backend"] == "redis" and stats["entries"] >= 1
-    other = httpx.delete(
-        f"{replicas.second}/admin/api/cache", params={"namespace": "team:none"}, headers=admin
-    )
-    assert other.json()["removed"] == 0
+    for namespace, removed in (("team:none", None), ("*", None), ("shared", 0)):
+        other = httpx.delete(
+            f"{replicas.second}/admin/api/cache", params={"namespace": namespace}, headers=admin
+        )
+        if removed is None:  # no such team, and not a namespace at all: refused
+            assert other.status_code == 400 and "namespace: " in other.json()["error"]["message"]
+        else:
+            assert other.json()["removed"] == removed
+    assert post(replicas.first, "/v1/chat/completions", body).headers["x-modelway-cache"] == "hit"
     cleared = httpx.delete(f"{replicas.second}/admin/api/cache", headers=admin).json()
     assert cleared["removed"] >= 1
     assert post(replicas.first, "/v1/chat/completions", body).headers["x-modelway-cache"] == "miss"
@@ -446,6 +451,15 @@ def test_the_cli_shows_and_clears_a_gateways_cache(replicas: Replicas) -> None:
         [*command, "stats", "--json", *target], capture_output=True, text=True, check=True
     )
     assert json.loads(stats.stdout)["backend"] == "redis"
+    for namespace in ("", "*"):  # refused, not taken for the whole cache
+        refused = subprocess.run(
+            [*command, "clear", "--namespace", namespace, *target], capture_output=True, text=True
+        )
+        assert refused.returncode == 1 and "error: namespace: " in refused.stderr
+    kept = post(
+        replicas.first, "/v1/chat/completions", {"model": "smart", **question("via the cli")}
+    )
+    assert kept.headers["x-modelway-cache"] == "hit"
     cleared = subprocess.run(
         [*command, "clear", "--namespace", "master", *target],
         capture_output=True,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from modelway.cache import CacheControl, MemoryBackend, ResponseCache
 from modelway.cache.clears import refreshing
 from modelway.calls import Caller
@@ -17,9 +19,9 @@ RED = Caller(key_id="k1", name="k1", team="red")
 BLUE = Caller(key_id="k2", name="k2", team="blue")
 
 
-def _question() -> ChatRequest:
+def _question(text: str = "hi") -> ChatRequest:
     return ChatRequest(
-        model="m", messages=[Message(role="user", content=[TextPart("hi")])], temperature=0
+        model="m", messages=[Message(role="user", content=[TextPart(text)])], temperature=0
     )
 
 
@@ -76,5 +78,39 @@ async def test_clear_counts_start_at_one_and_count_up(tmp_path: Path) -> None:
         await store.cache_clears.bump("team:red")
         await store.cache_clears.bump(None)
         assert await store.cache_clears.generations() == {"team:red": 2, "*": 1}
+    finally:
+        await store.aclose()
+
+
+async def test_a_team_whose_name_spells_a_cleared_namespace_is_still_its_own(
+    tmp_path: Path,
+) -> None:
+    x = Caller(key_id="k1", name="k1", team="x")
+    lookalike = Caller(key_id="k2", name="k2", team="x#0.1")
+    store = await Store.open(database_url({"MODELWAY_DATA_DIR": str(tmp_path)}))
+    cache = _worker()
+    try:
+        await store.cache_clears.bump("team:x")
+        await cache.apply_clears(await store.cache_clears.generations())
+        # Team x's idempotency key: the other team's repeat of it is a run of its own.
+        order = _question("pay once")
+        first = await cache.begin(x, "m", order, CacheControl(), "order-1")
+        answer = ChatResponse(id="x-only", model="m", message=Message(role="assistant"))
+        await first.keep(answer, "p", "m")
+        other = await cache.begin(lookalike, "m", order, CacheControl(), "order-1")
+        assert other.status == "miss" and other.entry is None
+        # And team x's cached answer.
+        await _store_answer(cache, x)
+        assert await _hit(cache, x) and not await _hit(cache, lookalike)
+    finally:
+        await store.aclose()
+
+
+async def test_the_whole_caches_row_cannot_be_bumped_as_a_namespace(tmp_path: Path) -> None:
+    store = await Store.open(database_url({"MODELWAY_DATA_DIR": str(tmp_path)}))
+    try:
+        with pytest.raises(ValueError, match="bump\\(None\\)"):
+            await store.cache_clears.bump("*")
+        assert await store.cache_clears.generations() == {}
     finally:
         await store.aclose()

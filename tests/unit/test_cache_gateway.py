@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,9 +23,10 @@ from modelway.logs import JsonFormatter
 from modelway.providers.transport import MockReply, UpstreamRequest
 from modelway.types import ChatRequest, ChatResponse, Message, TextPart
 from tests.polling import eventually
-from tests.unit.gateways import Setup, in_process_gateway, openai_upstream
+from tests.unit.gateways import MASTER, Setup, in_process_gateway, openai_upstream
 from tests.unit.test_gateway_asgi import _CHAT_FIELDS, records
 from tests.unit.test_request_log import Captured, _capture
+from tests.unit.test_store_keys import cheap_argon2  # noqa: F401  (autouse)
 
 PRICES = """
 prices:
@@ -339,3 +341,80 @@ async def test_a_cache_hit_answers_the_idempotency_key_it_came_with(
     repeat = await gateway.http.post("/v1/chat/completions", json=body, headers=headers)
     assert first.headers["x-modelway-cache"] == repeat.headers["x-modelway-cache"] == "hit"
     assert repeat.json() == first.json() and upstream.calls == 1
+
+
+# --- tenants and clears ------------------------------------------------------------------
+
+
+async def _key_of_team(setup: Setup, team: str) -> dict[str, str]:
+    """A new key of ``team``: its id and the headers that call with it."""
+    created = await setup.http.post("/admin/api/keys", json={"name": "k", "owner_team": team})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    return {"id": body["id"], "authorization": f"Bearer {body['key']}"}
+
+
+async def _ask(setup: Setup, caller: dict[str, str], temperature: float = 0, **headers: str) -> str:
+    answer = await setup.http.post(
+        "/v1/chat/completions",
+        json={"model": MODEL, **QUESTION, "temperature": temperature},
+        headers={"authorization": caller["authorization"], **headers},
+    )
+    assert answer.status_code == 200, answer.text
+    return str(answer.headers["x-modelway-cache"])
+
+
+async def test_a_team_named_like_a_cleared_namespace_never_gets_its_answers(
+    gateway: Setup, upstream: Upstream
+) -> None:
+    """Once ``team:x`` was cleared its entries moved on; a team whose own name spells
+    where they moved to (``x#0.1`` was that once) still has a namespace of its own."""
+    x = await _key_of_team(gateway, "x")
+    lookalike = await _key_of_team(gateway, "x#0.1")
+    cleared = await gateway.http.delete("/admin/api/cache", params={"namespace": "team:x"})
+    assert cleared.status_code == 200, cleared.text
+    assert await _ask(gateway, x) == "miss"
+    assert await _ask(gateway, lookalike) == "miss"
+    # Not cached (temperature 1), kept only under the idempotency key: each team's own.
+    once = {"idempotency-key": "order-1"}
+    assert await _ask(gateway, x, temperature=1, **once) == "miss"
+    assert await _ask(gateway, lookalike, temperature=1, **once) == "miss"
+    assert await _ask(gateway, x, temperature=1, **once) == "hit"
+    assert await _ask(gateway, x) == await _ask(gateway, lookalike) == "hit"
+    assert upstream.calls == 4
+
+
+async def _clear(setup: Setup, namespace: str) -> httpx.Response:
+    return await setup.http.delete("/admin/api/cache", params={"namespace": namespace})
+
+
+@pytest.mark.parametrize(
+    "namespace",
+    ["*", "", "team", "everything", "shared:x", "key:", "team:nobody", "key:no-such-id", "t" * 301],
+)
+async def test_clearing_a_namespace_the_cache_never_uses_is_400_and_clears_nothing(
+    gateway: Setup, upstream: Upstream, namespace: str
+) -> None:
+    assert await _ask(gateway, {"authorization": f"Bearer {MASTER}"}) == "miss"
+    refused = await _clear(gateway, namespace)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["message"].startswith("namespace: ")
+    assert await gateway.state.store.cache_clears.generations() == {}
+    assert await _ask(gateway, {"authorization": f"Bearer {MASTER}"}) == "hit"
+    assert upstream.calls == 1
+
+
+async def test_each_namespace_the_cache_uses_can_be_cleared_alone(gateway: Setup) -> None:
+    red = await _key_of_team(gateway, "red")
+    await gateway.http.post("/admin/api/teams", json={"name": "blue"})  # a team without keys
+    master = {"authorization": f"Bearer {MASTER}"}
+    assert await _ask(gateway, red) == await _ask(gateway, master) == "miss"
+    namespaces = ["team:red", "team:blue", f"key:{red['id']}", "shared", "open"]
+    for namespace in namespaces:
+        cleared = await _clear(gateway, namespace)
+        assert cleared.status_code == 200, cleared.text
+        assert cleared.json() == {"removed": int(namespace == "team:red"), "namespace": namespace}
+    assert await _ask(gateway, red) == "miss" and await _ask(gateway, master) == "hit"
+    assert (await _clear(gateway, "master")).json()["removed"] == 1
+    assert await _ask(gateway, master) == "miss"
+    assert set(await gateway.state.store.cache_clears.generations()) == {*namespaces, "master"}

@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from modelway.cache import request_key
+from modelway.cache.keys import namespace_slot
 from modelway.dialects.anthropic import AnthropicDialect
 from modelway.dialects.ollama import OllamaDialect
 from modelway.dialects.openai import OpenAIDialect
@@ -93,3 +96,27 @@ def test_another_namespace_alias_or_question_has_another_key() -> None:
         _key(msgspec.structs.replace(base, tool_choice="required")),
     }
     assert len(keys) == 12
+
+
+_GENERATIONS = st.integers(min_value=0, max_value=2**63 - 1)  # the store's BigInteger counts
+_PLACES = st.tuples(st.text(), _GENERATIONS, _GENERATIONS)
+
+
+@given(_PLACES, _PLACES)
+# Team ``x`` after its first clear, and a team named ``x#0.1`` never cleared, once met.
+@example(("team:x", 0, 1), ("team:x#0.1", 0, 0))
+@example(("team:x", 1, 0), ("team:x#1.0", 0, 0))
+@example(("a", 1, 23), ("a", 12, 3))
+@example(("0:a", 1, 0), ("a", 1, 0))
+def test_two_namespaces_or_generations_never_share_a_slot(
+    one: tuple[str, int, int], other: tuple[str, int, int]
+) -> None:
+    if one != other:
+        assert namespace_slot(*one) != namespace_slot(*other)
+
+
+@given(st.text(), st.text())
+@example("team:a", "team:a\x00")
+def test_two_namespaces_never_share_a_key_for_one_question(one: str, other: str) -> None:
+    if one != other:
+        assert _key(_openai(), namespace=one) != _key(_openai(), namespace=other)

@@ -4,6 +4,8 @@ request directives, determinism, and whose namespace an entry lives in."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modelway.cache import (
     NO_DIRECTIVES,
@@ -12,10 +14,11 @@ from modelway.cache import (
     deterministic,
     namespace_of,
     parse_cache_control,
+    parse_namespace,
     policy_for,
 )
 from modelway.calls import ANONYMOUS, MASTER, Caller
-from modelway.config import AliasCache, CacheSettings, ConfigError, parse_config
+from modelway.config import AliasCache, CacheNamespace, CacheSettings, ConfigError, parse_config
 from modelway.types import ChatRequest, Message
 
 
@@ -101,3 +104,27 @@ def test_one_tenant_never_shares_a_namespace_with_another() -> None:
     assert namespace_of(ANONYMOUS, "team") == "open"
     assert namespace_of(MASTER, "team") == "master"
     assert {namespace_of(c, "shared") for c in (red, loner, ANONYMOUS)} == {"shared"}
+
+
+_KEYS = st.tuples(st.text(min_size=1, max_size=32), st.none() | st.text(max_size=200))
+_CALLERS = st.sampled_from([ANONYMOUS, MASTER]) | _KEYS.map(
+    lambda key: Caller(key_id=key[0], name="k", team=key[1])
+)
+
+
+@given(_CALLERS, st.sampled_from(["team", "key", "shared"]))
+def test_every_namespace_a_caller_gets_reads_back_as_its_team_key_or_fixed_name(
+    caller: Caller, mode: CacheNamespace
+) -> None:
+    parsed = parse_namespace(namespace_of(caller, mode))
+    if mode == "team" and caller.team is not None:
+        assert parsed == ("team", caller.team)
+    elif mode != "shared" and caller.key_id is not None:
+        assert parsed == ("key", caller.key_id)
+    else:
+        assert parsed is not None and parsed[0] == "fixed"
+
+
+@pytest.mark.parametrize("text", ["*", "", "team", "key:", "shared:x", "Team:red", "keys:k1"])
+def test_text_no_caller_gets_is_no_namespace(text: str) -> None:
+    assert parse_namespace(text) is None

@@ -16,6 +16,7 @@ from modelway.cache.policy import (
     deterministic,
     namespace_of,
     parse_cache_control,
+    parse_namespace,
     policy_for,
 )
 from modelway.cache.responses import CachedCall, CacheStatus, ResponseCache
@@ -34,6 +35,7 @@ __all__ = [
     "deterministic",
     "namespace_of",
     "parse_cache_control",
+    "parse_namespace",
     "policy_for",
     "replay",
     "request_key",

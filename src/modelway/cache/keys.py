@@ -4,7 +4,8 @@ The key hashes the canonical request (``modelway.types``), so the OpenAI, Anthro
 Ollama forms of one question share an entry, with what does not change the answer taken
 out: the model name the caller typed (the resolved alias replaces it), whether it
 streams, whether it wants usage in the stream, and fields that only label the call.
-The namespace goes into the hash too, and names the entry's place (``Namespaced``).
+The namespace goes into the hash too, and names the entry's place: ``namespace_slot``,
+the namespace with the clears it has seen, so a clear moves its entries out of reach.
 """
 
 from __future__ import annotations
@@ -37,10 +38,23 @@ def request_key(request: ChatRequest, alias: str, namespace: str) -> str:
         temperature=None if request.temperature is None else float(request.temperature),
         top_p=None if request.top_p is None else float(request.top_p),
     )
-    digest = hashlib.sha256(namespace.encode())
-    digest.update(b"\0")
+    name = namespace.encode(errors="surrogatepass")
+    # Length first: no namespace can run on into the request's bytes and pass for another.
+    digest = hashlib.sha256(b"%d:" % len(name))
+    digest.update(name)
     digest.update(_encoder.encode(normalised))
     return digest.hexdigest()
+
+
+def namespace_slot(namespace: str, everything: int, own: int) -> str:
+    """Where ``namespace``'s entries live after ``everything`` whole-cache clears and ``own``
+    of its own: ``<everything>.<own>:<namespace>``.
+
+    The counts come first and hold no colon, so all that follows the first colon is the
+    namespace, whatever characters a team's name holds: two namespaces, or one at two
+    generations, never share a slot (a name never poses as another's cleared namespace).
+    """
+    return f"{everything}.{own}:{namespace}"
 
 
 def idempotency_slot(idempotency_key: str) -> str:

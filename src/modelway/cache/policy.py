@@ -9,7 +9,7 @@ keeping: a request that may be answered differently each time is not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from modelway.config import AliasCache, CacheNamespace, CacheSettings
 from modelway.types import ChatRequest
@@ -114,3 +114,22 @@ def namespace_of(caller: Caller, mode: CacheNamespace) -> str:
     if caller.key_id is not None:
         return f"key:{caller.key_id}"
     return "master" if caller.is_master else "open"
+
+
+#: The namespaces that name no team or key: a ``shared`` alias's, the master key's, an open
+#: gateway's.
+FIXED_NAMESPACES = frozenset({"shared", "master", "open"})
+NamespaceKind = Literal["team", "key", "fixed"]
+
+
+def parse_namespace(namespace: str) -> tuple[NamespaceKind, str] | None:
+    """What ``namespace`` names, as ``namespace_of`` builds it: ``("team", name)``,
+    ``("key", id)`` or ``("fixed", namespace)``; None when ``namespace_of`` never gives it."""
+    if namespace in FIXED_NAMESPACES:
+        return "fixed", namespace
+    kind, colon, name = namespace.partition(":")
+    if colon and kind == "team":
+        return "team", name
+    if colon and kind == "key" and name:
+        return "key", name
+    return None

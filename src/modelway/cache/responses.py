@@ -28,7 +28,7 @@ from modelway.cache.entries import (
     decode_record,
     encode,
 )
-from modelway.cache.keys import idempotency_slot, request_key
+from modelway.cache.keys import idempotency_slot, namespace_slot, request_key
 from modelway.cache.policy import (
     DEFAULT_SETTINGS,
     CacheControl,
@@ -113,10 +113,7 @@ class ResponseCache:
     def _token(self, namespace: str) -> str:
         """Where ``namespace``'s entries live now: its name and the clears it has seen."""
         generations = self._generations
-        if not generations:
-            return namespace
-        everything, own = generations.get("*", 0), generations.get(namespace, 0)
-        return f"{namespace}#{everything}.{own}" if everything or own else namespace
+        return namespace_slot(namespace, generations.get("*", 0), generations.get(namespace, 0))
 
     async def apply_clears(self, generations: dict[str, int], *, drop: bool = True) -> None:
         """Take the store's clear counts: drop what clears since the last read covered."""

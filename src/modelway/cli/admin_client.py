@@ -96,8 +96,9 @@ class GatewayAdmin:
         return answer
 
     async def clear_cache(self, namespace: str | None) -> dict[str, Any]:
-        """Drop the response cache's entries, or one namespace's."""
-        params = {"namespace": namespace} if namespace else None
+        """Drop the response cache's entries, or one namespace's (None: all)."""
+        # Only None means all: an empty namespace goes to the gateway, which refuses it.
+        params = None if namespace is None else {"namespace": namespace}
         answer: dict[str, Any] = await self._call("DELETE", "/cache", params=params)
         return answer
 

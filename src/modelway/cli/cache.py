@@ -42,7 +42,7 @@ def stats(json: JsonOption = False, url: GatewayUrl = DEFAULT_URL, key: KeyOptio
 def clear(
     namespace: Annotated[
         str | None,
-        typer.Option(help="Only this namespace: team:<name>, key:<id>, shared or open."),
+        typer.Option(help="Only this namespace: team:<name>, key:<id>, shared, master or open."),
     ] = None,
     json: JsonOption = False,
     url: GatewayUrl = DEFAULT_URL,
@@ -59,5 +59,5 @@ def clear(
     if json:
         typer.echo(msgspec.json.encode(answer).decode())
         return
-    where = f" from {namespace}" if namespace else ""
+    where = "" if namespace is None else f" from {namespace}"
     typer.echo(f"removed {answer['removed']} entries{where}")

@@ -1,10 +1,14 @@
 """The response cache in the admin API: what it holds, and clearing it (``modelway cache``).
 
 ``GET /admin/api/cache`` gives the backend's entries and bytes; ``DELETE`` drops them all,
-or one namespace's (``?namespace=team:<name>``, ``key:<id>``, ``shared``, ``open``).
-With Redis every replica shares what is cleared at once; in memory the answering worker
-drops its entries and counts the clear in the store, and every other worker of the
-gateway drops its own within 5 s (``cache.clears``). ``removed`` counts this worker's.
+or one namespace's (``?namespace=team:<name>``, ``key:<id>``, ``shared``, ``master``,
+``open``). A namespace must be one the cache uses, of a team or key the store knows:
+anything else is a 400, so a clear's count in the store (one row per namespace, re-read
+by every worker) is bounded by the teams and keys, and ``*`` (the whole cache's row)
+cannot be named. With Redis every replica shares what is cleared at once; in memory the
+answering worker drops its entries and counts the clear in the store, and every other
+worker of the gateway drops its own within 5 s (``cache.clears``). ``removed`` counts
+this worker's.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelway.cache import ResponseCache
+from modelway.cache import ResponseCache, parse_namespace
 from modelway.errors import BadRequest, NotFound
 from modelway.gateway.admin_api import json_response
 from modelway.gateway.admin_guard import admin_only
 from modelway.gateway.state import GatewayState
+from modelway.store import Store
 
 MAX_NAMESPACE = 300
 
@@ -53,16 +58,33 @@ async def get_cache(request: Request) -> Response:
 async def delete_cache(request: Request) -> Response:
     """Drop every entry, or one namespace's (``?namespace=``); how many went."""
     namespace = request.query_params.get("namespace")
-    if namespace is not None and not 0 < len(namespace) <= MAX_NAMESPACE:
-        raise BadRequest(f"namespace: 1 to {MAX_NAMESPACE} characters")
     cache = _cache(request)
+    state: GatewayState = request.app.state.gateway
+    if namespace is not None:
+        await _check_namespace(state.store, namespace)
     removed = await cache.clear(namespace)
     if cache.shares_clears:
         # In memory: the other workers read the count and drop theirs within 5 s.
-        state: GatewayState = request.app.state.gateway
         await state.store.cache_clears.bump(namespace)
         await cache.apply_clears(await state.store.cache_clears.generations())
     return json_response({"removed": removed, "namespace": namespace})
+
+
+async def _check_namespace(store: Store, namespace: str) -> None:
+    """``BadRequest`` unless ``namespace`` is one the cache uses, of a team or key in ``store``."""
+    parsed = parse_namespace(namespace) if len(namespace) <= MAX_NAMESPACE else None
+    if parsed is None:
+        raise BadRequest(
+            f"namespace: team:<name>, key:<id>, shared, master or open (not {namespace[:40]!r});"
+            " leave it out to clear the whole cache"
+        )
+    kind, name = parsed
+    if kind == "key" and await store.keys.get(name) is None:
+        raise BadRequest(f"namespace: there is no key {name[:40]!r}")
+    if kind == "team" and not (
+        await store.keys.any_in_team(name) or await store.teams.get(name) is not None
+    ):
+        raise BadRequest(f"namespace: there is no team {name[:40]!r}")
 
 
 ROUTES = [

@@ -33,6 +33,8 @@ class CacheClearRepository:
 
     async def bump(self, namespace: str | None) -> None:
         """Count one more clear of ``namespace`` (None: the whole cache)."""
+        if namespace == EVERYTHING:
+            raise ValueError("the whole cache's clear is bump(None), not a namespace named '*'")
         name = EVERYTHING if namespace is None else namespace
         row = cache_clears.c.namespace == name
         bumped = update(cache_clears).where(row).values(generation=cache_clears.c.generation + 1)

@@ -142,6 +142,12 @@ class KeyRepository:
             row = (await connection.execute(query)).first()
         return None if row is None else _record(row._mapping)
 
+    async def any_in_team(self, team: str) -> bool:
+        """Whether any key, revoked or not, has ``team`` as its ``owner_team``."""
+        query = select(api_keys.c.id).where(api_keys.c.owner_team == team).limit(1)
+        async with self._engine.connect() as connection:
+            return (await connection.execute(query)).first() is not None
+
     async def revoke(self, key_id: str) -> bool:
         """Revoke a key for good; False if there was no such key or it was already revoked."""
         statement = (
