@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
+import httpx
+import httpx2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -435,3 +438,47 @@ async def test_an_unknown_route_is_a_404_in_the_format_of_its_callers(
         assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
     else:
         assert body["error"]["message"] == f"no route {method} {path}"
+
+
+# --- errors on the path two dialects share ----------------------------------------------------
+
+WRONG_KEY = "mw-wrong-key-000000000000000000000000"
+
+
+def anthropic_shaped(body: Any, kind: str) -> bool:
+    return body["type"] == "error" and body["error"]["type"] == kind
+
+
+def caller(gateway: Setup, **transport: bool) -> httpx.AsyncClient:
+    """A client of ``gateway`` that sends no key unless told to."""
+    asgi = httpx.ASGITransport(app=gateway.app, **transport)
+    return httpx.AsyncClient(transport=asgi, base_url="http://gateway")
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/models/mock/echo"])
+async def test_a_wrong_key_on_the_models_listing_is_refused_in_the_format_of_its_sdk(
+    gateway: Setup, path: str
+) -> None:
+    async with caller(gateway) as http:
+        anthropic_sdk = {"anthropic-version": "2023-06-01", "x-api-key": WRONG_KEY}
+        as_anthropic = await http.get(path, headers=anthropic_sdk)
+        as_openai = await http.get(path, headers={"authorization": f"Bearer {WRONG_KEY}"})
+    assert as_anthropic.status_code == as_openai.status_code == 401
+    assert anthropic_shaped(as_anthropic.json(), "authentication_error")
+    assert as_openai.json()["error"]["type"] == "authentication_error"
+
+
+async def test_the_anthropic_sdk_reads_a_refused_models_listing_as_an_authentication_error(
+    gateway: Setup,
+) -> None:
+    # This anthropic SDK is built on httpx2, so its in-process transport comes from there.
+    transport = httpx2.ASGITransport(app=gateway.app)
+    async with (
+        httpx2.AsyncClient(transport=transport) as http,
+        anthropic.AsyncAnthropic(
+            base_url="http://gateway", api_key=WRONG_KEY, http_client=http, max_retries=0
+        ) as sdk,
+    ):
+        with pytest.raises(anthropic.AuthenticationError) as refused:
+            await sdk.models.list()
+    assert anthropic_shaped(refused.value.body, "authentication_error")

@@ -77,7 +77,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = ModelwayError(exc.detail or "request refused")
     # In the format the path's callers read (an Ollama client's unknown /api/ route too).
     return Response(
-        error_dialect(request.url.path).encode_error(error),
+        error_dialect(request.url.path, request.headers).encode_error(error),
         status_code=exc.status_code,
         media_type="application/json",
         headers=exc.headers,
@@ -129,7 +129,7 @@ class Gateway:
         if error is None:
             return None
         log.info("refused %s %s: %s", method, path, error.code)
-        response = error_response(error_dialect(path), error)
+        response = error_response(error_dialect(path, headers), error)
         request_id = self.ids.given_or_new(headers.get("x-request-id"))
         response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
         return response
