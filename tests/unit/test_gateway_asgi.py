@@ -440,7 +440,7 @@ async def test_an_unknown_route_is_a_404_in_the_format_of_its_callers(
         assert body["error"]["message"] == f"no route {method} {path}"
 
 
-# --- errors on the path two dialects share ----------------------------------------------------
+# --- errors on the paths two dialects share, and errors nobody expected ---------------------------
 
 WRONG_KEY = "mw-wrong-key-000000000000000000000000"
 
@@ -482,3 +482,41 @@ async def test_the_anthropic_sdk_reads_a_refused_models_listing_as_an_authentica
         with pytest.raises(anthropic.AuthenticationError) as refused:
             await sdk.models.list()
     assert anthropic_shaped(refused.value.body, "authentication_error")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "shape"),
+    [
+        ("GET", "/api/tags", {}, "ollama"),
+        ("POST", "/v1/messages/count_tokens", {}, "anthropic"),
+        ("GET", "/v1/models", {}, "openai"),
+        ("GET", "/v1/models", {"anthropic-version": "2023-06-01"}, "anthropic"),
+    ],
+)
+async def test_an_unexpected_error_is_a_500_in_the_format_of_its_callers(
+    gateway: Setup,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    shape: str,
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a fault of the gateway's own")
+
+    monkeypatch.setattr(gateway.state.engine, "models", broken)
+    monkeypatch.setattr(gateway.state.engine, "route", broken)
+    # Starlette raises the error again once its 500 is sent (for servers to log): not here.
+    async with caller(gateway, raise_app_exceptions=False) as http:
+        http.headers.update(gateway.http.headers)
+        answer = await http.request(
+            method, path, headers=headers, json={"model": "mock/echo", "messages": HELLO}
+        )
+    assert answer.status_code == 500
+    body = answer.json()
+    if shape == "ollama":
+        assert body == {"error": "internal gateway error"}
+    elif shape == "anthropic":
+        assert anthropic_shaped(body, "api_error")
+    else:
+        assert body["error"]["message"] == "internal gateway error"

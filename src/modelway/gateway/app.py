@@ -25,7 +25,6 @@ from modelway.calls.relay import Headers as HeaderLookup
 from modelway.calls.team_budgets import refreshing as refreshing_team_budgets
 from modelway.config import Config, environment, load_config
 from modelway.dialects.base import Dialect
-from modelway.dialects.openai import encode_error_body
 from modelway.errors import BadRequest, ModelwayError, NotFound
 from modelway.gateway import (
     admin_api,
@@ -87,7 +86,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error", extra={"path": request.url.path})
     error = ModelwayError("internal gateway error")
-    return Response(encode_error_body(error), status_code=500, media_type="application/json")
+    return error_response(error_dialect(request.url.path, request.headers), error)
 
 
 class Gateway:
