@@ -486,5 +486,11 @@ class Engine:
         except TimeoutError:
             self.unlisted[name] = f"no answer within {MODELS_LIST_TIMEOUT:g} s"
             return []
+        except Exception:
+            # A listing is a courtesy: a fault of ours in reading one provider's answer
+            # is logged, and must not turn every caller's /v1/models into a 500.
+            log.exception("could not list the models of %s", name)
+            self.unlisted[name] = "its listing could not be read (the log says why)"
+            return []
         self.unlisted.pop(name, None)
         return listed

@@ -11,6 +11,7 @@ from modelway.errors import (
     ConnectError,
     RateLimited,
     Unavailable,
+    UndecodableResponse,
     UpstreamStatusError,
 )
 from modelway.types import ChatRequest, Message, TextDelta, TextPart
@@ -372,3 +373,33 @@ async def test_the_error_after_every_attempt_says_how_many_were_made(
     with pytest.raises(UpstreamStatusError) as caught:
         await engine(a=a, b=b).complete(ask("pair"), request_id="r")
     assert caught.value.attempts == 6  # three tries on each of two deployments
+
+
+# --- model listings --------------------------------------------------------------------------
+
+
+class UnlistableBackend(ScriptedBackend):
+    """A provider whose listing fails with ``error``: an upstream's or a fault of our own."""
+
+    def __init__(self, name: str, error: Exception) -> None:
+        super().__init__(name)
+        self.error = error
+
+    async def list_models(self) -> list[str]:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [UndecodableResponse("no data list", raw='{"data": 5}'), TypeError("not subscriptable")],
+)
+async def test_a_provider_that_cannot_be_listed_is_left_out_with_its_reason(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    e = engine(a=UnlistableBackend("a", error), b=ScriptedBackend("b"))
+    ids = [info.id for info in await e.models()]
+    assert ids[:4] == ["pair", "solo", "backup", "b/m1"]
+    assert not [i for i in ids if i.startswith("a/")]
+    assert e.unlisted.keys() == {"a"}
+    if isinstance(error, TypeError):  # a fault of ours is in the log, with its traceback
+        assert any(r.exc_info and r.exc_info[1] is error for r in caplog.records)

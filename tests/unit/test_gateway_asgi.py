@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
+import httpx
+import httpx2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -435,3 +438,85 @@ async def test_an_unknown_route_is_a_404_in_the_format_of_its_callers(
         assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
     else:
         assert body["error"]["message"] == f"no route {method} {path}"
+
+
+# --- errors on the paths two dialects share, and errors nobody expected ---------------------------
+
+WRONG_KEY = "mw-wrong-key-000000000000000000000000"
+
+
+def anthropic_shaped(body: Any, kind: str) -> bool:
+    return body["type"] == "error" and body["error"]["type"] == kind
+
+
+def caller(gateway: Setup, **transport: bool) -> httpx.AsyncClient:
+    """A client of ``gateway`` that sends no key unless told to."""
+    asgi = httpx.ASGITransport(app=gateway.app, **transport)
+    return httpx.AsyncClient(transport=asgi, base_url="http://gateway")
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/models/mock/echo"])
+async def test_a_wrong_key_on_the_models_listing_is_refused_in_the_format_of_its_sdk(
+    gateway: Setup, path: str
+) -> None:
+    async with caller(gateway) as http:
+        anthropic_sdk = {"anthropic-version": "2023-06-01", "x-api-key": WRONG_KEY}
+        as_anthropic = await http.get(path, headers=anthropic_sdk)
+        as_openai = await http.get(path, headers={"authorization": f"Bearer {WRONG_KEY}"})
+    assert as_anthropic.status_code == as_openai.status_code == 401
+    assert anthropic_shaped(as_anthropic.json(), "authentication_error")
+    assert as_openai.json()["error"]["type"] == "authentication_error"
+
+
+async def test_the_anthropic_sdk_reads_a_refused_models_listing_as_an_authentication_error(
+    gateway: Setup,
+) -> None:
+    # This anthropic SDK is built on httpx2, so its in-process transport comes from there.
+    transport = httpx2.ASGITransport(app=gateway.app)
+    async with (
+        httpx2.AsyncClient(transport=transport) as http,
+        anthropic.AsyncAnthropic(
+            base_url="http://gateway", api_key=WRONG_KEY, http_client=http, max_retries=0
+        ) as sdk,
+    ):
+        with pytest.raises(anthropic.AuthenticationError) as refused:
+            await sdk.models.list()
+    assert anthropic_shaped(refused.value.body, "authentication_error")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "shape"),
+    [
+        ("GET", "/api/tags", {}, "ollama"),
+        ("POST", "/v1/messages/count_tokens", {}, "anthropic"),
+        ("GET", "/v1/models", {}, "openai"),
+        ("GET", "/v1/models", {"anthropic-version": "2023-06-01"}, "anthropic"),
+    ],
+)
+async def test_an_unexpected_error_is_a_500_in_the_format_of_its_callers(
+    gateway: Setup,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    shape: str,
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a fault of the gateway's own")
+
+    monkeypatch.setattr(gateway.state.engine, "models", broken)
+    monkeypatch.setattr(gateway.state.engine, "route", broken)
+    # Starlette raises the error again once its 500 is sent (for servers to log): not here.
+    async with caller(gateway, raise_app_exceptions=False) as http:
+        http.headers.update(gateway.http.headers)
+        answer = await http.request(
+            method, path, headers=headers, json={"model": "mock/echo", "messages": HELLO}
+        )
+    assert answer.status_code == 500
+    body = answer.json()
+    if shape == "ollama":
+        assert body == {"error": "internal gateway error"}
+    elif shape == "anthropic":
+        assert anthropic_shaped(body, "api_error")
+    else:
+        assert body["error"]["message"] == "internal gateway error"

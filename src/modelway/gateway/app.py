@@ -25,7 +25,6 @@ from modelway.calls.relay import Headers as HeaderLookup
 from modelway.calls.team_budgets import refreshing as refreshing_team_budgets
 from modelway.config import Config, environment, load_config
 from modelway.dialects.base import Dialect
-from modelway.dialects.openai import encode_error_body
 from modelway.errors import BadRequest, ModelwayError, NotFound
 from modelway.gateway import (
     admin_api,
@@ -80,7 +79,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = ModelwayError(exc.detail or "request refused")
     # In the format the path's callers read (an Ollama client's unknown /api/ route too).
     return Response(
-        error_dialect(request.url.path).encode_error(error),
+        error_dialect(request.url.path, request.headers).encode_error(error),
         status_code=exc.status_code,
         media_type="application/json",
         headers=exc.headers,
@@ -90,7 +89,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error", extra={"path": request.url.path})
     error = ModelwayError("internal gateway error")
-    return Response(encode_error_body(error), status_code=500, media_type="application/json")
+    return error_response(error_dialect(request.url.path, request.headers), error)
 
 
 class Gateway:
@@ -142,7 +141,7 @@ class Gateway:
         if error is None:
             return None
         log.info("refused %s %s: %s", method, path, error.code)
-        response = error_response(error_dialect(path), error)
+        response = error_response(error_dialect(path, headers), error)
         request_id = self.ids.given_or_new(headers.get("x-request-id"))
         response.raw_headers.append((b"x-request-id", request_id.encode("latin-1")))
         return response

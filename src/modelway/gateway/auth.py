@@ -265,7 +265,8 @@ class AuthMiddleware:
                 await state.calls.refused(
                     UNAUTHENTICATED, dialect=embeddings.name, request_id=request_id, error=error
                 )
-            await error_response(error_dialect(path), error)(scope, receive, send)
+            dialect = error_dialect(path, Headers(scope=scope))
+            await error_response(dialect, error)(scope, receive, send)
             return
         scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)

@@ -3,11 +3,13 @@
 ``CHAT_PATHS`` lists the chat calls; ``gateway.app`` serves a POST to one of them
 directly (ASGI), ``gateway.rsgi`` natively (RSGI), and ``chat_routes`` gives Starlette
 the same paths (so a GET is a 405 in the usual shape). ``error_dialect`` says in which
-format a path's callers expect an error (a refused key, say).
+format a path's callers expect an error (a refused key, say); ``models_dialect`` in which
+a ``/v1/models`` caller expects the listing, the one path two dialects share.
 """
 
 from __future__ import annotations
 
+from modelway.calls.relay import Headers
 from modelway.dialects.anthropic import AnthropicDialect
 from modelway.dialects.base import Dialect
 from modelway.dialects.completions import CompletionsDialect
@@ -38,11 +40,24 @@ EMBEDDING_PATHS: dict[str, Dialect] = {"/v1/embeddings": OPENAI, "/api/embed": O
 _PREFIXES: tuple[tuple[str, Dialect], ...] = (("/v1/messages", ANTHROPIC), ("/api/", OLLAMA))
 
 
-def error_dialect(path: str) -> Dialect:
-    """The format in which a path's callers expect an error."""
+#: Called by OpenAI's SDK and Anthropic's alike (``GET /v1/models``, ``/v1/models/{id}``).
+_MODELS_PATH = "/v1/models"
+
+
+def models_dialect(headers: Headers) -> Dialect:
+    """The format of a ``/v1/models`` caller: Anthropic's SDK sends ``anthropic-version``
+    with every request, OpenAI's never does."""
+    return ANTHROPIC if headers.get("anthropic-version") is not None else OPENAI
+
+
+def error_dialect(path: str, headers: Headers) -> Dialect:
+    """The format in which a path's callers expect an error (``headers`` tell the
+    dialect of a ``/v1/models`` caller)."""
     dialect = CHAT_PATHS.get(path)
     if dialect is not None:
         return dialect
+    if path == _MODELS_PATH or path.startswith(_MODELS_PATH + "/"):
+        return models_dialect(headers)
     for prefix, prefixed in _PREFIXES:
         if path.startswith(prefix):
             return prefixed

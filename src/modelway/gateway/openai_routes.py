@@ -17,7 +17,7 @@ from modelway.calls import Caller
 from modelway.errors import BadRequest, ModelwayError, NotFound, UpstreamError
 from modelway.gateway import response_state
 from modelway.gateway.auth import request_caller
-from modelway.gateway.dialect_paths import ANTHROPIC
+from modelway.gateway.dialect_paths import ANTHROPIC, models_dialect
 from modelway.gateway.dialect_paths import OPENAI as DIALECT
 from modelway.gateway.embeddings import answer_embeddings, decode_embedding_request
 from modelway.gateway.http import error_response
@@ -39,17 +39,12 @@ def _anthropic_model(info: ModelInfo) -> dict[str, Any]:
     }
 
 
-def _anthropic_caller(request: Request) -> bool:
-    """An Anthropic SDK asks ``/v1/models`` too; its requests carry ``anthropic-version``."""
-    return "anthropic-version" in request.headers
-
-
 async def list_models(request: Request) -> Response:
     """Aliases and every enabled provider's models (those the caller's key may use), in
     OpenAI's list shape, or Anthropic's for an Anthropic client."""
     state: GatewayState = request.app.state.gateway
     models = await state.models_for(request_caller(request))
-    if _anthropic_caller(request):
+    if models_dialect(request.headers) is ANTHROPIC:
         data = [_anthropic_model(m) for m in models]
         first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
         body: dict[str, Any] = {"data": data, "has_more": False, "first_id": first, "last_id": last}
@@ -62,14 +57,13 @@ async def get_model(request: Request) -> Response:
     """One model by id (ids may contain slashes: ``mock/echo``)."""
     state: GatewayState = request.app.state.gateway
     model_id = request.path_params["model_id"]
-    anthropic = _anthropic_caller(request)
+    dialect = models_dialect(request.headers)
     for info in await state.models_for(request_caller(request)):
         if info.id == model_id:
-            shown = _anthropic_model(info) if anthropic else _model_object(info)
+            shown = _anthropic_model(info) if dialect is ANTHROPIC else _model_object(info)
             return Response(orjson.dumps(shown), media_type="application/json")
     return error_response(
-        ANTHROPIC if anthropic else DIALECT,
-        NotFound(f"model {model_id!r} not found", code="model_not_found"),
+        dialect, NotFound(f"model {model_id!r} not found", code="model_not_found")
     )
 
 

@@ -26,7 +26,7 @@ from modelway.providers.anthropic_answers import (
     undecodable,
     upstream_error,
 )
-from modelway.providers.base import HttpRequest
+from modelway.providers.base import HttpRequest, listed_names
 from modelway.reasoning import (
     ANTHROPIC_MIN_BUDGET,
     anthropic_adaptive_effort,
@@ -103,7 +103,7 @@ class AnthropicAdapter:
         models = data.get("data")
         if not isinstance(models, list):
             raise undecodable("anthropic models listing has no data list", body)
-        return [str(item["id"]) for item in models if isinstance(item, dict) and "id" in item]
+        return listed_names(models, "id")
 
     def error_message(self, body: bytes) -> str:
         """``error.message`` of an Anthropic error body, else the raw text."""

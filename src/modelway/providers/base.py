@@ -7,7 +7,7 @@ and never touch a socket. Credentials, base URLs and the pooled HTTP client belo
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from modelway.types import (
     ChatRequest,
@@ -73,9 +73,30 @@ class Adapter(Protocol):
         ...
 
     def parse_models(self, body: bytes) -> list[str]:
-        """Model ids from a models listing."""
+        """Model ids from a models listing (``listed_names``); a body that is not a
+        listing is an ``UpstreamError`` (``UndecodableResponse``, ``EmptyResponse``)."""
         ...
 
     def error_message(self, body: bytes) -> str:
         """The human message inside an upstream error body (the raw text if unparseable)."""
         ...
+
+
+def listed_names(items: list[Any], *fields: str) -> list[str]:
+    """The names in a models listing's items: of each object, the first of ``fields``
+    that is a non-empty string.
+
+    Any other item is skipped, not an error: an upstream may list an entry the gateway
+    could not address (a bare string, an object without an id), and one such entry must
+    not cost the caller every other model.
+    """
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for field in fields:
+            name = item.get(field)
+            if isinstance(name, str) and name:
+                names.append(name)
+                break
+    return names

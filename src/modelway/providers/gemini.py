@@ -16,7 +16,7 @@ from modelway.errors import (
     UndecodableResponse,
     UpstreamStatusError,
 )
-from modelway.providers.base import HttpRequest
+from modelway.providers.base import HttpRequest, listed_names
 from modelway.providers.gemini_request import generate_content_body
 from modelway.reasoning import tagged
 from modelway.streams import SSEDecoder
@@ -138,11 +138,8 @@ class GeminiAdapter:
         models = _load_object(body).get("models")
         if not isinstance(models, list):
             raise _undecodable("gemini models listing has no models list", body)
-        return [
-            str(item["name"]).removeprefix("models/")
-            for item in models
-            if isinstance(item, dict) and "name" in item
-        ]
+        names = (name.removeprefix("models/") for name in listed_names(models, "name"))
+        return [name for name in names if name]
 
     def error_message(self, body: bytes) -> str:
         """``error.message`` of a Gemini error body, else the raw text."""

@@ -19,7 +19,7 @@ from modelway.errors import (
     UndecodableResponse,
     UpstreamStatusError,
 )
-from modelway.providers.base import HttpRequest
+from modelway.providers.base import HttpRequest, listed_names
 from modelway.reasoning import effort, ollama_thinks
 from modelway.streams import NDJSONDecoder
 from modelway.types import (
@@ -368,12 +368,14 @@ class OllamaAdapter:
         return HttpRequest("GET", "/api/tags")
 
     def parse_models(self, body: bytes) -> list[str]:
-        data = _parse_object(body)
-        return [
-            str(item.get("name") or item["model"])
-            for item in data.get("models") or ()
-            if isinstance(item, dict) and (item.get("name") or item.get("model"))
-        ]
+        models = _parse_object(body).get("models")
+        if not isinstance(models, list):
+            raise UndecodableResponse(
+                "ollama's tags answer has no models list",
+                raw=body.decode("utf-8", "replace"),
+                provider=PROVIDER,
+            )
+        return listed_names(models, "name", "model")
 
     def error_message(self, body: bytes) -> str:
         try:

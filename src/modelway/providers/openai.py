@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-from modelway.providers.base import HttpRequest
+from modelway.errors import UndecodableResponse
+from modelway.providers.base import HttpRequest, listed_names
 from modelway.providers.openai_answers import (
     ChunkDecoder,
     parse_chat,
@@ -226,8 +227,12 @@ class OpenAIAdapter:
         return HttpRequest("GET", self.path("models", ""))
 
     def parse_models(self, body: bytes) -> list[str]:
-        data = parse_object(body)
-        return [str(item["id"]) for item in data.get("data") or () if "id" in item]
+        models = parse_object(body).get("data")
+        if not isinstance(models, list):
+            raise UndecodableResponse(
+                "the models listing has no data list", raw=body.decode("utf-8", "replace")
+            )
+        return listed_names(models, "id")
 
     def error_message(self, body: bytes) -> str:
         try:
