@@ -82,6 +82,19 @@ class Adapter(Protocol):
         ...
 
 
+def embedding_vectors(raw: Any) -> list[list[float]] | None:
+    """``raw`` as a list of vectors of numbers, or None when it is anything else (an
+    upstream's garbage must be its error, not a crash in the answer's encoding)."""
+    if not isinstance(raw, list):
+        return None
+    vectors: list[list[float]] = []
+    for vector in raw:
+        if not isinstance(vector, list) or not all(type(value) in (int, float) for value in vector):
+            return None
+        vectors.append([float(value) for value in vector])
+    return vectors
+
+
 def listed_names(items: list[Any], *fields: str) -> list[str]:
     """The names in a models listing's items: of each object, the first of ``fields``
     that is a non-empty string.

@@ -19,7 +19,7 @@ from modelway.errors import (
     UndecodableResponse,
     UpstreamStatusError,
 )
-from modelway.providers.base import HttpRequest, listed_names
+from modelway.providers.base import HttpRequest, embedding_vectors, listed_names
 from modelway.reasoning import effort, ollama_thinks
 from modelway.streams import NDJSONDecoder
 from modelway.types import (
@@ -355,13 +355,20 @@ class OllamaAdapter:
 
     def parse_embeddings(self, body: bytes) -> EmbeddingResponse:
         data = _parse_object(body)
-        vectors = data.get("embeddings")
-        if not isinstance(vectors, list):
+        raw = data.get("embeddings")
+        if not isinstance(raw, list):
             raise EmptyResponse("the ollama embed answer has no embeddings", provider=PROVIDER)
+        vectors = embedding_vectors(raw)
+        if vectors is None:
+            raise UndecodableResponse(
+                "the ollama embed answer's embeddings are not lists of numbers",
+                raw=body.decode("utf-8", "replace"),
+            )
+        prompt = data.get("prompt_eval_count")
         return EmbeddingResponse(
             model=str(data.get("model") or ""),
             vectors=vectors,
-            usage=Usage(prompt_tokens=int(data.get("prompt_eval_count") or 0)),
+            usage=Usage(prompt_tokens=prompt if type(prompt) is int and prompt > 0 else 0),
         )
 
     def models_request(self) -> HttpRequest:

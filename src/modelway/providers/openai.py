@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from modelway.errors import UndecodableResponse
-from modelway.providers.base import HttpRequest, listed_names
+from modelway.providers.base import HttpRequest, embedding_vectors, listed_names
 from modelway.providers.openai_answers import (
     ChunkDecoder,
     parse_chat,
@@ -216,10 +216,19 @@ class OpenAIAdapter:
 
     def parse_embeddings(self, body: bytes) -> EmbeddingResponse:
         data = parse_object(body)
-        items = sorted(data.get("data") or (), key=lambda item: item.get("index", 0))
+        items = data.get("data")
+        vectors = None
+        if isinstance(items, list) and all(isinstance(item, dict) for item in items):
+            items = sorted(items, key=_index)
+            vectors = embedding_vectors([item.get("embedding") for item in items])
+        if vectors is None:
+            raise UndecodableResponse(
+                "the embeddings answer has no data list of numeric embeddings",
+                raw=body.decode("utf-8", "replace"),
+            )
         return EmbeddingResponse(
             model=str(data.get("model") or ""),
-            vectors=[item["embedding"] for item in items],
+            vectors=vectors,
             usage=parse_usage(data.get("usage")) or Usage(),
         )
 
@@ -284,3 +293,9 @@ __all__ = [
     "parse_responses_usage",
     "parse_usage",
 ]
+
+
+def _index(item: dict[str, Any]) -> int:
+    """An embedding's place in the answer (its ``index``; 0 when it has none that is a number)."""
+    index = item.get("index")
+    return index if type(index) is int else 0
