@@ -154,6 +154,28 @@ async def test_a_team_name_is_taken_once(store: Store) -> None:
         await store.teams.create("ml")
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["a/b", "/", ".", "..", "\x00", "ml\nforged line", "tab\there", "\x9b", "t" * 201, " ml", ""],
+)
+async def test_a_team_name_is_one_printable_path_segment(store: Store, name: str) -> None:
+    # A team is read, changed and deleted at /admin/api/teams/{name}: a '/' (decoded before
+    # routing) or a dot segment could never be reached again.
+    with pytest.raises(BadRequest, match=r"^name: "):
+        await store.teams.create(name)
+    assert await store.teams.list() == []
+
+
+async def test_a_keys_owner_team_follows_the_team_name_rule(store: Store) -> None:
+    with pytest.raises(BadRequest, match=r"^owner_team: "):
+        await store.keys.create("k", owner_team="a/b")
+    record, _ = await store.keys.create("k", owner_team="ml.ops (EU) ü")
+    with pytest.raises(BadRequest, match=r"^owner_team: "):
+        await store.keys.update(record.id, {"owner_team": "ml\x00"})
+    changed = await store.keys.update(record.id, {"owner_team": None})
+    assert changed is not None and changed.owner_team is None
+
+
 async def test_a_teams_figures_count_live_keys_and_this_periods_spend(store: Store) -> None:
     now = time.time()
     await store.teams.create("ml", budget_usd=5.0, budget_period="day")

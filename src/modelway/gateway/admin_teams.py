@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelway.errors import BadRequest, NotFound
+from modelway.errors import NotFound
 from modelway.gateway.admin_api import Label, decode_body, json_response
 from modelway.gateway.admin_guard import admin_only
 from modelway.gateway.http import check_nesting, read_body
@@ -114,9 +114,7 @@ async def post_team(request: Request) -> Response:
     """Create a team."""
     state: GatewayState = request.app.state.gateway
     new = decode_body(await read_body(request, state.body_limits), NewTeam)
-    name = new.name.strip()
-    if not name:
-        raise BadRequest("name: a team needs a name")
+    name = new.name.strip()  # the store checks the rest (``store.names``), for the CLI too
     check_nesting("metadata", new.metadata)
     await state.store.teams.create(
         name, budget_usd=new.budget_usd, budget_period=new.budget_period, metadata=new.metadata

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import math
-import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ from sqlalchemy import ColumnElement, RowMapping, and_, func, insert, or_, selec
 from modelway.errors import BadRequest
 from modelway.store.argon2id import hash_secret
 from modelway.store.engine import Database
+from modelway.store.names import check_key_name, check_team_name
 from modelway.store.records import BudgetPeriod, KeyRecord, new_id
 from modelway.store.tables import api_keys, usage_records
 from modelway.store.teams import period_start_of
@@ -29,9 +29,6 @@ KEY_BYTES = 32
 BUDGET_PERIODS: frozenset[str] = frozenset(get_args(BudgetPeriod))
 #: The largest ``rpm`` or ``tpm``: the columns are 32-bit integers (in PostgreSQL).
 MAX_RATE = 2**31 - 1
-#: The longest name a key may have (it is shown in tables and written in request lines).
-MAX_NAME = 200
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 #: The largest ``budget_tokens``: the column is a 64-bit integer.
 MAX_TOKEN_BUDGET = 2**63 - 1
 #: The latest ``expires_at``, 9999-12-31T23:59:59Z: no later time has a calendar date.
@@ -94,6 +91,8 @@ class KeyRepository:
     ) -> tuple[KeyRecord, str]:
         """A new key: its record, and the plaintext, which is never available again."""
         _check_settings(name, rpm, tpm, budget_usd, budget_tokens, budget_period)
+        if owner_team is not None:
+            check_team_name(owner_team, field="owner_team")
         if expires_at is not None and not expires_at <= MAX_EXPIRES_AT:  # NaN too
             raise BadRequest("expires_at: no later than 9999-12-31T23:59:59Z")
         plaintext = KEY_MARKER + secrets.token_urlsafe(KEY_BYTES)
@@ -177,6 +176,8 @@ class KeyRepository:
             changed.budget_tokens,
             changed.budget_period,
         )
+        if values.get("owner_team") is not None:  # only when set: an older key keeps its own
+            check_team_name(values["owner_team"], field="owner_team")
         if changed.expires_at is not None and not changed.expires_at <= MAX_EXPIRES_AT:
             raise BadRequest("expires_at: no later than 9999-12-31T23:59:59Z")
         if "models" in values:
@@ -282,10 +283,7 @@ def _check_settings(
     budget_tokens: int | None,
     budget_period: str,
 ) -> None:
-    if not name.strip():
-        raise BadRequest("a key needs a name")
-    if len(name) > MAX_NAME or _CONTROL.search(name):
-        raise BadRequest(f"a key's name: at most {MAX_NAME} characters, none of them control ones")
+    check_key_name(name)
     if budget_period not in BUDGET_PERIODS:
         raise BadRequest(f"budget period is one of day, month, total (not {budget_period!r})")
     limits = [("rpm", rpm, MAX_RATE), ("tpm", tpm, MAX_RATE)]
