@@ -116,3 +116,21 @@ async def test_a_malformed_body_costs_no_argon2_and_is_not_counted(
             assert answer.status_code == 400
         assert (await http.post("/auth/register", json=ACCOUNT)).status_code == 201
     assert argon2_runs == ["hash"]
+
+
+async def test_deleting_an_account_revokes_its_keys_and_a_new_account_does_not_get_them(
+    gateway: Setup,
+) -> None:
+    account = {"email": "bob@x.io", "password": "correct horse battery"}
+    user = (await gateway.http.post("/auth/register", json=account)).json()
+    made = await gateway.http.post("/auth/keys", json={**account, "name": "laptop"})
+    key = {"authorization": f"Bearer {made.json()['key']}"}
+    async with stranger(gateway) as http:
+        assert (await http.get("/v1/models", headers=key)).status_code == 200
+        deleted = await gateway.http.delete(f"/admin/api/users/{user['id']}")
+        assert deleted.status_code == 204
+        # Revoked on this worker at once (the others re-read the key within 5 s).
+        assert (await http.get("/v1/models", headers=key)).status_code == 401
+        assert (await http.post("/auth/register", json=account)).status_code == 201
+    found = (await gateway.http.get("/admin/api/keys", params={"q": "bob"})).json()
+    assert [(row["id"], row["status"]) for row in found["keys"]] == [(made.json()["id"], "revoked")]

@@ -235,11 +235,15 @@ async def patch_user(request: Request) -> Response:
 
 @admin_only
 async def delete_user(request: Request) -> Response:
-    """Delete an account, its memberships and its sessions."""
+    """Delete an account, its memberships and its sessions, and revoke the keys it owns
+    (``owner_user`` is its email): at once on this worker, on the others within 5 s."""
     state: GatewayState = request.app.state.gateway
     user_id = request.path_params["user_id"]
-    if not await state.store.users.delete(user_id):
+    revoked = await state.store.users.delete(user_id)
+    if revoked is None:
         raise NotFound(f"no account with id {user_id!r}")
+    for key_id in revoked:
+        state.auth.verifier.forget(key_id)
     return Response(status_code=204)
 
 

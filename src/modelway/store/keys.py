@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args
 
 import msgspec
 from sqlalchemy import ColumnElement, RowMapping, and_, func, insert, or_, select, update
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from modelway.errors import BadRequest
 from modelway.store.argon2id import hash_secret
@@ -143,14 +144,9 @@ class KeyRepository:
 
     async def revoke(self, key_id: str) -> bool:
         """Revoke a key for good; False if there was no such key or it was already revoked."""
-        statement = (
-            update(api_keys)
-            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-            .values(revoked_at=time.time())
-        )
         async with self._engine.begin() as connection:
-            result = await connection.execute(statement)
-        return result.rowcount > 0
+            result = await connection.execute(revoking(api_keys.c.id == key_id))
+            return bool(result.all())
 
     async def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
         """Change a key's settings (checked as ``create`` checks them); None if no such key.
@@ -243,6 +239,17 @@ class KeyRepository:
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [KeyCandidate(record=_record(row._mapping), key_hash=row.key_hash) for row in rows]
+
+
+def revoking(which: ColumnElement[bool]) -> ReturningUpdate[tuple[str]]:
+    """The statement that revokes, now, the unrevoked keys ``which`` selects; it returns
+    their ids. Callers with a key cached see it revoked within 5 s (``KeyVerifier``)."""
+    return (
+        update(api_keys)
+        .where(which, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=time.time())
+        .returning(api_keys.c.id)
+    )
 
 
 _RECORD_COLUMNS = [api_keys.c[name] for name in KeyRecord.__struct_fields__]
