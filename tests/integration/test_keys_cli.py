@@ -134,7 +134,7 @@ def test_names_that_look_like_markup_are_shown_as_typed(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"  # its own store: the usage it records is its own
     data_dir.mkdir()
     for name in ("[/]", "[red]x[/red]"):
-        created = modelway("keys", "create", "--name", name, "--team", "[/]", data_dir=data_dir)
+        created = modelway("keys", "create", "--name", name, "--team", "[red]", data_dir=data_dir)
         assert created.returncode == 0, created.stderr
     table = modelway("keys", "list", data_dir=data_dir)
     assert table.returncode == 0 and "Traceback" not in table.stderr, table.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -344,6 +345,25 @@ async def test_teams_and_their_members_are_managed(gateway: Setup) -> None:
     assert (await gateway.http.delete("/admin/api/teams/ml")).status_code == 204
     assert (await gateway.http.get("/admin/api/teams/ml")).status_code == 404
     assert (await gateway.http.get("/admin/api/teams")).json() == {"teams": []}
+
+
+@pytest.mark.parametrize("name", ["a/b", "\u0000", "x\u001b[31m", "..", "t" * 201])
+async def test_a_team_name_no_route_could_reach_is_refused(gateway: Setup, name: str) -> None:
+    made = await gateway.http.post("/admin/api/teams", json={"name": name})
+    assert made.status_code == 400
+    assert "name" in made.json()["error"]["message"]
+    assert (await gateway.http.get("/admin/api/teams")).json() == {"teams": []}
+    key = await gateway.http.post("/admin/api/keys", json={"name": "k", "owner_team": name})
+    assert key.status_code == 400
+
+
+async def test_a_team_with_any_other_name_is_read_changed_and_deleted(gateway: Setup) -> None:
+    name = "ml ops?#%&ü"
+    assert (await gateway.http.post("/admin/api/teams", json={"name": name})).status_code == 201
+    path = f"/admin/api/teams/{quote(name, safe='')}"
+    assert (await gateway.http.get(path)).json()["name"] == name
+    assert (await gateway.http.patch(path, json={"budget_usd": 1})).status_code == 200
+    assert (await gateway.http.delete(path)).status_code == 204
 
 
 async def test_accounts_are_made_changed_and_deleted(gateway: Setup) -> None:

@@ -214,6 +214,36 @@ async def test_an_embedding_budget_is_charged_and_then_refuses(gateway: Setup) -
 
 
 @pytest.mark.parametrize(
+    ("path", "body", "shape"),
+    [
+        (
+            "/api/show",
+            {},
+            lambda body: "may not use model" in body["error"],
+        ),
+        (
+            "/v1/messages/count_tokens",
+            {"max_tokens": 5, "messages": HELLO},
+            lambda body: body["type"] == "error" and body["error"]["type"] == "permission_error",
+        ),
+    ],
+    ids=["ollama-show", "anthropic-count-tokens"],
+)
+async def test_a_key_limited_to_some_models_cannot_probe_others(
+    gateway: Setup, path: str, body: dict[str, Any], shape: Any
+) -> None:
+    # As /v1/models/{id} and the calls themselves: a model outside the key's globs is
+    # refused before it is looked up, whether or not anything serves it.
+    headers = await _key(gateway, models=["mock/echo"])
+    for model in ("mock/other", "openai/gpt-4o", "no-such-provider/x"):
+        refused = await gateway.http.post(path, json={**body, "model": model}, headers=headers)
+        assert refused.status_code == 403, refused.text
+        assert shape(refused.json())
+    allowed = await gateway.http.post(path, json={**body, "model": "mock/echo"}, headers=headers)
+    assert allowed.status_code == 200, allowed.text
+
+
+@pytest.mark.parametrize(
     ("path", "shape"),
     [
         ("/v1/embeddings", lambda body: body["error"]["type"] == "authentication_error"),

@@ -84,8 +84,28 @@ async def test_a_user_session_ends_when_the_account_is_no_longer_an_admin(store:
 async def test_deleting_an_account_ends_its_sessions(store: Store) -> None:
     user = await store.users.register("ada@example.com", "correct horse", is_admin=True)
     token, _ = await store.admin_sessions.open("user", now=NOW, ttl=HOUR, user_id=user.id)
-    assert await store.users.delete(user.id)
+    assert await store.users.delete(user.id) == []
     assert await store.admin_sessions.find(token, now=NOW) is None
+    assert await store.users.delete(user.id) is None
+
+
+async def test_deleting_an_account_revokes_the_keys_it_owns_and_no_others(store: Store) -> None:
+    user = await store.users.register("bob@example.com", "correct horse")
+    own, _ = await store.keys.create("laptop", owner_user="bob@example.com")
+    labelled, _ = await store.keys.create("ci", owner_user="Bob@Example.com")
+    already, _ = await store.keys.create("old", owner_user="bob@example.com")
+    await store.keys.revoke(already.id)
+    other, _ = await store.keys.create("theirs", owner_user="ann@example.com")
+    unowned, _ = await store.keys.create("shared")
+    assert sorted(await store.users.delete(user.id) or []) == sorted([own.id, labelled.id])
+    for key in (own, labelled):
+        record = await store.keys.get(key.id)
+        assert record is not None and record.revoked and record.owner_user == key.owner_user
+    for key in (other, unowned):
+        record = await store.keys.get(key.id)
+        assert record is not None and not record.revoked
+    again = await store.users.register("bob@example.com", "another horse")
+    assert await store.users.delete(again.id) == []  # the old keys stay revoked, not its own
 
 
 def test_a_session_repr_shows_no_token() -> None:
@@ -152,6 +172,28 @@ async def test_a_team_name_is_taken_once(store: Store) -> None:
     await store.teams.create("ml")
     with pytest.raises(BadRequest, match="already exists"):
         await store.teams.create("ml")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a/b", "/", ".", "..", "\x00", "ml\nforged line", "tab\there", "\x9b", "t" * 201, " ml", ""],
+)
+async def test_a_team_name_is_one_printable_path_segment(store: Store, name: str) -> None:
+    # A team is read, changed and deleted at /admin/api/teams/{name}: a '/' (decoded before
+    # routing) or a dot segment could never be reached again.
+    with pytest.raises(BadRequest, match=r"^name: "):
+        await store.teams.create(name)
+    assert await store.teams.list() == []
+
+
+async def test_a_keys_owner_team_follows_the_team_name_rule(store: Store) -> None:
+    with pytest.raises(BadRequest, match=r"^owner_team: "):
+        await store.keys.create("k", owner_team="a/b")
+    record, _ = await store.keys.create("k", owner_team="ml.ops (EU) ü")
+    with pytest.raises(BadRequest, match=r"^owner_team: "):
+        await store.keys.update(record.id, {"owner_team": "ml\x00"})
+    changed = await store.keys.update(record.id, {"owner_team": None})
+    assert changed is not None and changed.owner_team is None
 
 
 async def test_a_teams_figures_count_live_keys_and_this_periods_spend(store: Store) -> None:

@@ -31,10 +31,10 @@ from modelway.store import KeyRecord, Store
 from modelway.store.keys import (
     KEY_MARKER,
     MAX_EXPIRES_AT,
-    MAX_NAME,
     MAX_RATE,
     MAX_TOKEN_BUDGET,
 )
+from modelway.store.names import MAX_NAME
 from modelway.store.records import BudgetPeriod
 from modelway.store.usage import SummaryBy
 

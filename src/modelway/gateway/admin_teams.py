@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelway.errors import BadRequest, NotFound
+from modelway.errors import NotFound
 from modelway.gateway.admin_api import Label, decode_body, json_response
 from modelway.gateway.admin_guard import admin_only
 from modelway.gateway.http import check_nesting, read_body
@@ -114,9 +114,7 @@ async def post_team(request: Request) -> Response:
     """Create a team."""
     state: GatewayState = request.app.state.gateway
     new = decode_body(await read_body(request, state.body_limits), NewTeam)
-    name = new.name.strip()
-    if not name:
-        raise BadRequest("name: a team needs a name")
+    name = new.name.strip()  # the store checks the rest (``store.names``), for the CLI too
     check_nesting("metadata", new.metadata)
     await state.store.teams.create(
         name, budget_usd=new.budget_usd, budget_period=new.budget_period, metadata=new.metadata
@@ -237,11 +235,16 @@ async def patch_user(request: Request) -> Response:
 
 @admin_only
 async def delete_user(request: Request) -> Response:
-    """Delete an account, its memberships and its sessions."""
+    """Delete an account, its memberships and its sessions, and revoke the keys it owns
+    (``owner_user`` is its email): at once on this worker, and on the others at once with
+    Redis, else within 5 s (``key_changes``)."""
     state: GatewayState = request.app.state.gateway
     user_id = request.path_params["user_id"]
-    if not await state.store.users.delete(user_id):
+    revoked = await state.store.users.delete(user_id)
+    if revoked is None:
         raise NotFound(f"no account with id {user_id!r}")
+    for key_id in revoked:
+        await state.auth.key_changes.changed(key_id)
     return Response(status_code=204)
 
 

@@ -14,9 +14,12 @@ owner out. What many addresses at once can cost is bounded by the verifier's
 other, when its address or its prefix (from any address) has failures in the window —
 so keys from many addresses hammering one prefix delay only that prefix's new keys.
 
-Sign-ins to the admin dashboard (a master key or a password in a body) are counted
-against the same per-address failures (``attempt``): one budget of wrong guesses,
-whichever door they knock on.
+Sign-ins to the admin dashboard and to self-service sign-up's ``/auth/keys`` (a
+master key or a password in a body) are counted against the same per-address failures
+(``attempt``): one budget of wrong guesses, whichever door they knock on. A sign-up
+(``/auth/register``) is counted there too, whatever its answer (``spend``): it hashes a
+password with the same Argon2 profile, and counting only its failures would let an
+address buy Argon2 runs at will by registering new emails.
 
 Counting reuses ``MemoryLimiter``'s token reservation: each check reserves one failure
 before it runs (so a burst cannot get ahead of the count), and a check that passes, or
@@ -137,6 +140,15 @@ class KeyAttempts:
             raise
         await self._refund(tickets)
         return result
+
+    async def spend(self, client: str | None, action: Callable[[], Awaitable[T]]) -> T:
+        """``action()`` if ``client``'s address may still fail, counted as one failure
+        whatever it answers; else ``RateLimited``. For work as dear as a wrong guess that
+        an unauthenticated caller may ask for even when it succeeds (a sign-up)."""
+        address = client_scope(client)
+        tickets = await self._reserve(address, None)
+        self._failed(address, tickets)  # kept, never refunded: the Argon2 run is paid
+        return await action()
 
     async def _reserve(self, address: str, prefix: str | None) -> list[Ticket]:
         """One failure reserved on each of the address's counters, or ``RateLimited``."""

@@ -57,13 +57,15 @@ async def tags(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
-    """What Ollama clients ask before using a model; 404 when nothing serves it."""
+    """What Ollama clients ask before using a model; 404 when nothing serves it, 403 when
+    the caller's key may not use it (asked first: a key learns nothing of other models)."""
     state: GatewayState = request.app.state.gateway
     try:
         body = parse_json_body(await read_body(request, state.body_limits))
         name = body.get("model") or body.get("name") if isinstance(body, dict) else None
         if not isinstance(name, str) or not name:
             raise BadRequest("model: required, a string")
+        request_caller(request).check_model(name)
         target = state.engine.route(name, take_turn=False).targets[0]
     except ModelwayError as error:
         return error_response(DIALECT, error)

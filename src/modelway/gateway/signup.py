@@ -4,6 +4,12 @@ Off unless ``server.signup`` is true in the config; then ``/auth/register`` and
 ``/auth/keys`` answer 404. Passwords are stored as Argon2id hashes by the store; a
 key made here belongs to the account (``owner_user`` is its email) and its plaintext
 is in the answer only.
+
+Both endpoints run Argon2 for an unauthenticated caller, so both spend the client
+address's budget of failed key checks (``key_attempts``), shared with API keys and
+admin sign-ins: a wrong password at ``/auth/keys`` counts as one failure, and every
+registration counts as one whatever its answer. Past the limit, 429 with
+``Retry-After`` before any Argon2 run.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from starlette.routing import Route
 
 from modelway.errors import NotFound
 from modelway.gateway.admin_api import Label, NewKey, create_key, decode_body, json_response
+from modelway.gateway.auth import peer_host
 from modelway.gateway.http import answers_errors, read_body
 from modelway.gateway.state import GatewayState
 
@@ -61,7 +68,9 @@ async def register(request: Request) -> Response:
     """Open an account; the answer is the account (id, email), never the password."""
     state = _signup_state(request)
     body = decode_body(await _read(request, state), Registration)
-    user = await state.store.users.register(body.email, body.password)
+    user = await state.auth.attempts.spend(
+        peer_host(request.scope), lambda: state.store.users.register(body.email, body.password)
+    )
     return json_response(user, status=201)
 
 
@@ -70,7 +79,9 @@ async def new_key(request: Request) -> Response:
     """A new key owned by the account these credentials open (wrong ones: 401)."""
     state = _signup_state(request)
     body = decode_body(await _read(request, state), KeyRequest)
-    user = await state.store.users.authenticate(body.email, body.password)
+    user = await state.auth.attempts.attempt(
+        peer_host(request.scope), lambda: state.store.users.authenticate(body.email, body.password)
+    )
     created = await create_key(state.store, NewKey(name=body.name, owner_user=user.email))
     return json_response(created, status=201)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import math
-import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -13,10 +12,12 @@ from typing import Any, Literal, get_args
 
 import msgspec
 from sqlalchemy import ColumnElement, RowMapping, and_, func, insert, or_, select, update
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from modelway.errors import BadRequest
 from modelway.store.argon2id import hash_secret
 from modelway.store.engine import Database
+from modelway.store.names import check_key_name, check_team_name
 from modelway.store.records import BudgetPeriod, KeyRecord, new_id
 from modelway.store.tables import api_keys, usage_records
 from modelway.store.teams import period_start_of
@@ -29,9 +30,6 @@ KEY_BYTES = 32
 BUDGET_PERIODS: frozenset[str] = frozenset(get_args(BudgetPeriod))
 #: The largest ``rpm`` or ``tpm``: the columns are 32-bit integers (in PostgreSQL).
 MAX_RATE = 2**31 - 1
-#: The longest name a key may have (it is shown in tables and written in request lines).
-MAX_NAME = 200
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 #: The largest ``budget_tokens``: the column is a 64-bit integer.
 MAX_TOKEN_BUDGET = 2**63 - 1
 #: The latest ``expires_at``, 9999-12-31T23:59:59Z: no later time has a calendar date.
@@ -94,6 +92,8 @@ class KeyRepository:
     ) -> tuple[KeyRecord, str]:
         """A new key: its record, and the plaintext, which is never available again."""
         _check_settings(name, rpm, tpm, budget_usd, budget_tokens, budget_period)
+        if owner_team is not None:
+            check_team_name(owner_team, field="owner_team")
         if expires_at is not None and not expires_at <= MAX_EXPIRES_AT:  # NaN too
             raise BadRequest("expires_at: no later than 9999-12-31T23:59:59Z")
         plaintext = KEY_MARKER + secrets.token_urlsafe(KEY_BYTES)
@@ -150,14 +150,9 @@ class KeyRepository:
 
     async def revoke(self, key_id: str) -> bool:
         """Revoke a key for good; False if there was no such key or it was already revoked."""
-        statement = (
-            update(api_keys)
-            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-            .values(revoked_at=time.time())
-        )
         async with self._engine.begin() as connection:
-            result = await connection.execute(statement)
-        return result.rowcount > 0
+            result = await connection.execute(revoking(api_keys.c.id == key_id))
+            return bool(result.all())
 
     async def update(self, key_id: str, changes: Mapping[str, Any]) -> KeyRecord | None:
         """Change a key's settings (checked as ``create`` checks them); None if no such key.
@@ -183,6 +178,8 @@ class KeyRepository:
             changed.budget_tokens,
             changed.budget_period,
         )
+        if values.get("owner_team") is not None:  # only when set: an older key keeps its own
+            check_team_name(values["owner_team"], field="owner_team")
         if changed.expires_at is not None and not changed.expires_at <= MAX_EXPIRES_AT:
             raise BadRequest("expires_at: no later than 9999-12-31T23:59:59Z")
         if "models" in values:
@@ -250,6 +247,17 @@ class KeyRepository:
         return [KeyCandidate(record=_record(row._mapping), key_hash=row.key_hash) for row in rows]
 
 
+def revoking(which: ColumnElement[bool]) -> ReturningUpdate[tuple[str]]:
+    """The statement that revokes, now, the unrevoked keys ``which`` selects; it returns
+    their ids. Callers with a key cached see it revoked within 5 s (``KeyVerifier``)."""
+    return (
+        update(api_keys)
+        .where(which, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=time.time())
+        .returning(api_keys.c.id)
+    )
+
+
 _RECORD_COLUMNS = [api_keys.c[name] for name in KeyRecord.__struct_fields__]
 
 
@@ -288,10 +296,7 @@ def _check_settings(
     budget_tokens: int | None,
     budget_period: str,
 ) -> None:
-    if not name.strip():
-        raise BadRequest("a key needs a name")
-    if len(name) > MAX_NAME or _CONTROL.search(name):
-        raise BadRequest(f"a key's name: at most {MAX_NAME} characters, none of them control ones")
+    check_key_name(name)
     if budget_period not in BUDGET_PERIODS:
         raise BadRequest(f"budget period is one of day, month, total (not {budget_period!r})")
     limits = [("rpm", rpm, MAX_RATE), ("tpm", tpm, MAX_RATE)]

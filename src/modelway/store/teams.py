@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from modelway.errors import BadRequest, NotFound
 from modelway.store.engine import Database
+from modelway.store.names import check_team_name
 from modelway.store.records import BudgetPeriod, TeamMember, TeamRecord
 from modelway.store.tables import api_keys, team_members, teams, usage_records, users
 
@@ -43,7 +44,8 @@ class TeamRepository:
         budget_period: BudgetPeriod = "month",
         metadata: Mapping[str, Any] | None = None,
     ) -> TeamRecord:
-        """A new team; BadRequest if one has that name."""
+        """A new team; BadRequest if one has that name, or the name is not one (``names``)."""
+        check_team_name(name)
         record = TeamRecord(
             name=name,
             budget_usd=budget_usd,

@@ -7,14 +7,15 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modelway.errors import AuthenticationError, BadRequest
 from modelway.store.argon2id import hash_secret, secret_matches
 from modelway.store.engine import Database
+from modelway.store.keys import revoking
 from modelway.store.records import UserRecord, new_id
-from modelway.store.tables import team_members, users
+from modelway.store.tables import api_keys, team_members, users
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
@@ -119,11 +120,22 @@ class UserRepository:
             result = await connection.execute(statement)
         return result.rowcount > 0
 
-    async def delete(self, user_id: str) -> bool:
-        """Delete an account (its memberships and sessions go with it); False if none such."""
+    async def delete(self, user_id: str) -> list[str] | None:
+        """Delete an account (its memberships and sessions go with it) and revoke the keys it
+        owns, in one transaction: the ids of the keys revoked, or None if no such account.
+
+        A key is the account's when its ``owner_user`` is the account's email, in any case
+        (sign-up's keys, and the admin's labelled so). Revoked, not deleted: their usage
+        records keep naming them, and an account opened later with that email cannot use them.
+        """
         async with self._engine.begin() as connection:
-            result = await connection.execute(delete(users).where(users.c.id == user_id))
-        return result.rowcount > 0
+            found = select(users.c.email).where(users.c.id == user_id)
+            email = (await connection.execute(found)).scalar_one_or_none()
+            if email is None:
+                return None
+            await connection.execute(delete(users).where(users.c.id == user_id))
+            owned = func.lower(api_keys.c.owner_user) == email
+            return list((await connection.execute(revoking(owned))).scalars())
 
     async def _decoy(self) -> str:
         if self._decoy_hash is None:

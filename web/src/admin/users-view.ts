@@ -141,7 +141,7 @@ export class UsersView implements View {
       "Delete",
     );
     remove.addEventListener("click", async () => {
-      if (!(await confirmAction(`Delete the user ${user.email}?`))) return;
+      if (!(await confirmAction(`Delete the user ${user.email} and revoke the keys it owns?`))) return;
       await withProgress(this.root, this.status, () => users.remove(user.id), "Deleting…").catch(
         () => null,
       );
