@@ -8,6 +8,7 @@ on its own: whatever refuses a revoked key here was told to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -195,3 +196,79 @@ async def test_the_cli_revoking_on_the_store_announces_it_when_the_config_names_
     assert message["data"] == record.id.encode()
     await pubsub.aclose()
     await listener.aclose()
+
+
+class FreezingProxy:
+    """A TCP relay to Redis; ``freeze`` stops it passing bytes on the connections open at
+    the time, which stay open (a half-open link: a dropped NAT entry, a vanished host)."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target_port = target_port
+        self._frozen: set[asyncio.StreamWriter] = set()
+        self._open: set[asyncio.StreamWriter] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._relays: list[asyncio.Task[object]] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    def freeze(self) -> None:
+        self._frozen |= self._open
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self._target_port
+        )
+        self._open.add(writer)
+        self._writers += [writer, upstream_writer]
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                if writer not in self._frozen:
+                    sink.write(data)
+
+        relay = asyncio.gather(
+            pump(reader, upstream_writer), pump(upstream_reader, writer), return_exceptions=True
+        )
+        self._relays.append(relay)
+        await relay
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.close()
+        for writer in self._writers:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        await asyncio.gather(*self._relays, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+
+async def test_a_subscription_gone_silent_is_noticed_and_every_key_read_again(
+    store: Store, redis_url: str
+) -> None:
+    record, plaintext = await store.keys.create("half-open")
+    there = KeyVerifier(store)
+    await there.verify(plaintext)
+    proxy = FreezingProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    hearing = KeyChanges(
+        there, key_changes.connect(await proxy.start()), retry_seconds=0.05, ping_seconds=0.2
+    )
+    announcing = KeyChanges(None, key_changes.connect(redis_url))
+    try:
+        async with hearing.listening():
+            await eventually(lambda: hearing.subscriptions == 1)
+            proxy.freeze()  # no error, no reset: only silence
+            await store.keys.revoke(record.id)
+            await announcing.changed(record.id)  # goes by unheard
+            await eventually(lambda: hearing.subscriptions == 2)
+            assert hearing.heard == 0
+            assert await refused(there, plaintext) == verifier_module.REVOKED
+    finally:
+        await announcing.aclose()
+        await proxy.aclose()

@@ -134,3 +134,26 @@ async def test_deleting_an_account_revokes_its_keys_and_a_new_account_does_not_g
         assert (await http.post("/auth/register", json=account)).status_code == 201
     found = (await gateway.http.get("/admin/api/keys", params={"q": "bob"})).json()
     assert [(row["id"], row["status"]) for row in found["keys"]] == [(made.json()["id"], "revoked")]
+
+
+async def test_an_account_deleted_while_its_password_is_checked_gets_no_working_key(
+    gateway: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The deletion commits between the password check and the new key: it revoked the
+    # keys the account had then, and the new one must not work either.
+    account = {"email": "eve@x.io", "password": "correct horse battery"}
+    user = (await gateway.http.post("/auth/register", json=account)).json()
+    store = gateway.state.store
+    authenticate = store.users.authenticate
+
+    async def deleted_meanwhile(email: str, password: str) -> users.UserRecord:
+        record = await authenticate(email, password)
+        assert await store.users.delete(user["id"]) == []
+        return record
+
+    monkeypatch.setattr(store.users, "authenticate", deleted_meanwhile)
+    async with stranger(gateway) as http:
+        made = await http.post("/auth/keys", json={**account, "name": "laptop"})
+    assert made.status_code == 401
+    listed = (await gateway.http.get("/admin/api/keys", params={"q": "eve"})).json()["keys"]
+    assert [row["status"] for row in listed] == ["revoked"]

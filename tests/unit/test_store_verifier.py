@@ -178,6 +178,62 @@ async def test_a_cached_key_keeps_working_while_the_store_is_briefly_down(
     assert await verifier.verify(plaintext) == record
 
 
+async def test_a_key_told_to_expire_is_not_served_from_memory_while_the_store_is_down(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It changed, maybe revoked: unlike a key that only aged, it waits for its row.
+    record, plaintext = await store.keys.create("ci")
+    verifier = KeyVerifier(store)
+    await verifier.verify(plaintext)
+    await store.keys.revoke(record.id)
+    verifier.expire(record.id)
+    read = store.keys.get
+
+    async def unreachable(key_id: str) -> None:
+        raise ConnectionRefusedError("database down")
+
+    monkeypatch.setattr(store.keys, "get", unreachable)
+    for _ in range(2):  # every use while it is down, not only the first
+        with pytest.raises(ConnectionRefusedError):
+            await verifier.verify(plaintext)
+    monkeypatch.setattr(store.keys, "get", read)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await verifier.verify(plaintext)
+
+
+@pytest.mark.parametrize("first_check", [False, True])
+async def test_a_change_told_while_the_key_is_being_checked_is_not_lost(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch, first_check: bool
+) -> None:
+    # The check read the row before the revocation and ends after it was told of it: what
+    # it read is used once, then read again.
+    record, plaintext = await store.keys.create("ci")
+    verifier = KeyVerifier(store)
+    if not first_check:
+        await verifier.verify(plaintext)
+        clock.advance(10)  # due for a re-read
+    reading, go_on = asyncio.Event(), asyncio.Event()
+    read = store.keys.get if not first_check else store.keys.find_candidates
+    name = "get" if not first_check else "find_candidates"
+
+    async def slow(argument: str) -> object:
+        answer = await read(argument)
+        reading.set()
+        await go_on.wait()
+        return answer
+
+    monkeypatch.setattr(store.keys, name, slow)
+    checking = asyncio.create_task(verifier.verify(plaintext))
+    await reading.wait()
+    await store.keys.revoke(record.id)
+    verifier.expire(record.id)
+    go_on.set()
+    assert (await checking).id == record.id  # it began before the revocation
+    monkeypatch.setattr(store.keys, name, read)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await verifier.verify(plaintext)
+
+
 async def test_settings_changed_in_the_store_reach_the_cache_on_refresh(
     store: Store, clock: Clock
 ) -> None:

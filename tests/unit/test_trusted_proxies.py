@@ -26,14 +26,14 @@ PROXIES = TrustedProxies(parse_networks(["10.0.0.0/8", "fd00::/8"]))
 
 def test_an_untrusted_peer_is_the_client_whatever_it_forwards() -> None:
     assert PROXIES.client("203.0.113.7", ["198.51.100.1"]) == "203.0.113.7"
-    assert PROXIES.scheme("203.0.113.7", "http", "https") == "http"
+    assert PROXIES.scheme("203.0.113.7", "http", ["https"]) == "http"
     assert TrustedProxies().client(PROXY, ["198.51.100.1"]) == PROXY  # none trusted: default
 
 
 def test_a_trusted_proxy_names_the_client_and_the_scheme() -> None:
     assert PROXIES.client(PROXY, ["198.51.100.1"]) == "198.51.100.1"
-    assert PROXIES.scheme(PROXY, "http", "https") == "https"
-    assert PROXIES.scheme(PROXY, "http", "HTTPS") == "https"
+    assert PROXIES.scheme(PROXY, "http", ["https"]) == "https"
+    assert PROXIES.scheme(PROXY, "http", ["HTTPS"]) == "https"
     assert PROXIES.client(PROXY, []) == PROXY  # it said nothing: it is all we know
 
 
@@ -48,9 +48,17 @@ def test_only_the_hops_trusted_proxies_added_are_skipped() -> None:
 
 
 def test_the_last_forwarded_scheme_counts_and_only_http_or_https() -> None:
-    assert PROXIES.scheme(PROXY, "http", "http, https") == "https"
-    assert PROXIES.scheme(PROXY, "http", "wss") == "http"
-    assert PROXIES.scheme(PROXY, "https", None) == "https"
+    assert PROXIES.scheme(PROXY, "http", ["http, https"]) == "https"
+    # A client's own header line first, the proxy's appended after it: the proxy's counts.
+    assert PROXIES.scheme(PROXY, "http", ["https", "http"]) == "http"
+    assert PROXIES.scheme(PROXY, "http", ["wss"]) == "http"
+    assert PROXIES.scheme(PROXY, "https", []) == "https"
+
+
+def test_a_proxy_seen_as_an_ipv4_mapped_address_is_still_that_proxy() -> None:
+    # A dual-stack listener reports an IPv4 peer as ::ffff:a.b.c.d.
+    assert PROXIES.trusts("::ffff:10.0.0.5")
+    assert PROXIES.client("::ffff:10.0.0.5", ["::ffff:198.51.100.1"]) == "198.51.100.1"
 
 
 def test_a_long_chain_is_read_no_further_than_max_hops() -> None:
@@ -72,7 +80,7 @@ def test_whatever_is_forwarded_the_answer_is_an_address_and_no_error(
     client = PROXIES.client(PROXY, forwarded)
     assert client is not None
     ipaddress.ip_address(client)
-    assert PROXIES.scheme(PROXY, "http", proto) in ("http", "https")
+    assert PROXIES.scheme(PROXY, "http", [proto]) in ("http", "https")
 
 
 def test_a_bad_entry_in_the_setting_is_refused_with_its_value() -> None:

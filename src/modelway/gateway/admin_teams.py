@@ -243,8 +243,7 @@ async def delete_user(request: Request) -> Response:
     revoked = await state.store.users.delete(user_id)
     if revoked is None:
         raise NotFound(f"no account with id {user_id!r}")
-    for key_id in revoked:
-        await state.auth.key_changes.changed(key_id)
+    await state.auth.key_changes.changed(*revoked)
     return Response(status_code=204)
 
 

@@ -153,7 +153,7 @@ class Gateway:
             return scope
         headers = Headers(scope=scope)
         client = self.proxies.client(peer, headers.getlist("x-forwarded-for"))
-        scheme = self.proxies.scheme(peer, scope["scheme"], headers.get("x-forwarded-proto"))
+        scheme = self.proxies.scheme(peer, scope["scheme"], headers.getlist("x-forwarded-proto"))
         return {**scope, "client": (client, 0), "scheme": scheme}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -12,8 +12,12 @@ it, marks its entry stale on hearing it: the next call with that key re-reads it
 The announcement is a shortcut, never the only way: a publish that fails is logged and
 the store re-read still applies. A listener that loses Redis reconnects every
 ``retry_seconds``; having maybe missed announcements meanwhile, it then marks every
-remembered key stale. It uses a connection of its own (a subscription holds one for
-good), not the limits' pool with its half-second timeouts.
+remembered key stale. A connection that went quiet is asked (a ping after
+``ping_seconds`` of silence; no answer within as long again and it counts as lost), so a
+half-open one (a dropped NAT entry, a host gone without a reset) is noticed in seconds,
+not when the kernel's keepalive gives up after hours. The listener uses a connection of
+its own (a subscription holds one for good), not the limits' pool with its half-second
+timeouts.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from modelway.store.verifier import KeyVerifier
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
 
 log = logging.getLogger("modelway.gateway")
 
@@ -37,19 +42,17 @@ CHANNEL = "mw:keys:changed"
 CONNECT_SECONDS = 1.0
 #: Seconds between attempts to subscribe again after losing Redis.
 RETRY_SECONDS = 1.0
+#: Seconds of silence on the subscription before Redis is pinged; as long again without
+#: an answer and the connection counts as lost.
+PING_SECONDS = 10.0
 
 
 def connect(redis_url: str) -> Redis:
-    """A client for announcements: its own connections, no read timeout on the
-    subscription (it waits for news), a ping when it has been quiet for 10 s."""
+    """A client for announcements: its own connections, and no read timeout on the
+    subscription (it waits for news; ``KeyChanges`` pings it when it is quiet)."""
     from redis.asyncio import Redis
 
-    return Redis.from_url(
-        redis_url,
-        socket_connect_timeout=CONNECT_SECONDS,
-        health_check_interval=10,
-        socket_keepalive=True,
-    )
+    return Redis.from_url(redis_url, socket_connect_timeout=CONNECT_SECONDS, socket_keepalive=True)
 
 
 class KeyChanges:
@@ -65,26 +68,31 @@ class KeyChanges:
         redis: Redis | None,
         *,
         retry_seconds: float = RETRY_SECONDS,
+        ping_seconds: float = PING_SECONDS,
     ) -> None:
         self._verifier = verifier
         self._redis = redis
         self._retry_seconds = retry_seconds
+        self._ping_seconds = ping_seconds
         self._outage_logged = False
         #: Announcements heard, and subscriptions made (one more after each outage).
         self.heard = 0
         self.subscriptions = 0
 
-    async def changed(self, key_id: str) -> None:
-        """A key was revoked or changed in the store: apply it here, announce it there."""
+    async def changed(self, *key_ids: str) -> None:
+        """Keys were revoked or changed in the store: apply it here, announce it there
+        (all of them at once, within one ``CONNECT_SECONDS`` however many)."""
         if self._verifier is not None:
-            self._verifier.expire(key_id)
-        if self._redis is None:
+            for key_id in key_ids:
+                self._verifier.expire(key_id)
+        redis = self._redis
+        if redis is None or not key_ids:
             return
         from redis.exceptions import RedisError
 
         try:
             async with asyncio.timeout(CONNECT_SECONDS):
-                await self._redis.publish(CHANNEL, key_id)
+                await asyncio.gather(*(redis.publish(CHANNEL, key_id) for key_id in key_ids))
         except (RedisError, OSError, TimeoutError) as error:
             log.warning(
                 "could not announce a key change through Redis (%s); other workers "
@@ -114,25 +122,42 @@ class KeyChanges:
         missed = False  # whether announcements may have gone by unheard
         while True:
             try:
-                async with redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                async with redis.pubsub() as pubsub:
+                    async with asyncio.timeout(CONNECT_SECONDS):
+                        await pubsub.subscribe(CHANNEL)
                     self.subscriptions += 1
                     if missed:
                         verifier.expire_all()
                         log.info("hearing key changes through Redis again")
                     missed, self._outage_logged = False, False
-                    async for message in pubsub.listen():
-                        self._hear(verifier, message)
-            except (RedisError, OSError) as error:
+                    await self._hear_until_lost(verifier, pubsub)
+            except Exception as error:
                 if not self._outage_logged:
                     self._outage_logged = True
+                    expected = isinstance(error, RedisError | OSError)
                     log.warning(
                         "not hearing key changes through Redis (%s); this worker applies "
                         "other workers' changes within 5 s meanwhile",
                         type(error).__name__,
+                        exc_info=not expected,
                     )
             missed = True
             await asyncio.sleep(self._retry_seconds)
+
+    async def _hear_until_lost(self, verifier: KeyVerifier, pubsub: PubSub) -> None:
+        """Announcements as they come; Redis pinged after each quiet ``ping_seconds``, and
+        the connection given up when even that goes unanswered as long again."""
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=self._ping_seconds)
+            if message is not None:
+                pinged = False  # anything at all (a pong too) says the connection lives
+                self._hear(verifier, message)
+            elif pinged:
+                raise ConnectionError("Redis did not answer a ping on the subscription")
+            else:
+                await pubsub.ping()
+                pinged = True
 
     def _hear(self, verifier: KeyVerifier, message: dict[str, Any]) -> None:
         if message.get("type") != "message":

@@ -49,9 +49,12 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     elif text.count(":") == 1:  # v4:port
         text = text.partition(":")[0]
     try:
-        return ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    # An IPv4 peer of a dual-stack listener shows as ::ffff:a.b.c.d: the same address.
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return mapped or address
 
 
 class TrustedProxies:
@@ -88,9 +91,11 @@ class TrustedProxies:
             peer = text
         return peer
 
-    def scheme(self, peer: str | None, scheme: str, forwarded_proto: str | None) -> str:
-        """The scheme the client used: ``scheme`` unless a trusted ``peer`` says otherwise."""
-        if forwarded_proto is None or not self.trusts(peer):
+    def scheme(self, peer: str | None, scheme: str, forwarded_proto: Sequence[str]) -> str:
+        """The scheme the client used: ``scheme`` unless a trusted ``peer`` says otherwise
+        (``forwarded_proto``: each ``X-Forwarded-Proto`` header's value, in order; the last
+        value of the last is the one the proxy in front of the gateway set)."""
+        if not forwarded_proto or not self.trusts(peer):
             return scheme
-        said = forwarded_proto.rpartition(",")[2].strip().lower()
+        said = forwarded_proto[-1].rpartition(",")[2].strip().lower()
         return said if said in _SCHEMES else scheme

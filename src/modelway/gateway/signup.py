@@ -19,11 +19,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from modelway.errors import NotFound
+from modelway.errors import AuthenticationError, NotFound
 from modelway.gateway.admin_api import Label, NewKey, create_key, decode_body, json_response
 from modelway.gateway.auth import peer_host
 from modelway.gateway.http import answers_errors, read_body
 from modelway.gateway.state import GatewayState
+from modelway.store.users import WRONG_CREDENTIALS
 
 SIGNUP_OFF = "self-service sign-up is off on this gateway (server.signup in modelway.yaml)"
 #: Accounts post small bodies; a password is at most a kilobyte.
@@ -83,6 +84,11 @@ async def new_key(request: Request) -> Response:
         peer_host(request.scope), lambda: state.store.users.authenticate(body.email, body.password)
     )
     created = await create_key(state.store, NewKey(name=body.name, owner_user=user.email))
+    if await state.store.users.get(user.id) is None:
+        # Deleted while its password was checked: the deletion revoked the keys it owned
+        # then, not this one; a key an account no longer there owns must not work.
+        await state.store.keys.revoke(created["id"])
+        raise AuthenticationError(WRONG_CREDENTIALS)
     return json_response(created, status=201)
 
 

@@ -75,6 +75,9 @@ class KeyVerifier:
         self._verified: dict[bytes, _Entry] = {}
         self._refused: dict[bytes, _Entry] = {}
         self._running: dict[bytes, asyncio.Task[_Entry]] = {}
+        #: Changes told (``expire``, ``expire_all``): a check that saw one happen while it
+        #: ran may have read the row before it, so its answer is re-read at the next use.
+        self._changes = 0
         self._queue = CheckQueue(concurrent, waiting)
 
     @property
@@ -114,13 +117,16 @@ class KeyVerifier:
         return _valid(await self._shared(digest, plaintext, None, suspect))
 
     def expire(self, key_id: str) -> None:
-        """One key changed in the store (revoked, edited): its next use re-reads its row."""
+        """One key changed in the store (revoked, edited): its next use re-reads its row,
+        and, until a re-read succeeds, is refused while the store cannot be read."""
+        self._changes += 1
         for entry in self._verified.values():
             if entry.record is not None and entry.record.id == key_id:
                 entry.checked_at = _EXPIRED
 
     def expire_all(self) -> None:
         """Any key may have changed: each one's next use re-reads its row."""
+        self._changes += 1
         for entry in self._verified.values():
             entry.checked_at = _EXPIRED
 
@@ -148,18 +154,24 @@ class KeyVerifier:
     async def _check(
         self, digest: bytes, plaintext: str, entry: _Entry | None, suspect: bool
     ) -> _Entry:
+        changes = self._changes
         if entry is not None and entry.record is not None:
             fresh = await self._reread(entry)
         else:
             fresh = await self._verify_with_argon2(plaintext, suspect)
+        if self._changes != changes:
+            fresh.checked_at = _EXPIRED  # read maybe before a change it was told of meanwhile
         self._remember(digest, fresh)
         return fresh
 
     async def _reread(self, entry: _Entry) -> _Entry:
         assert entry.record is not None
+        told = entry.checked_at == _EXPIRED  # it changed: what we remember may be revoked
         try:
             record = await self._keys.get(entry.record.id)
         except Exception as error:
+            if told:
+                raise  # refused (503) until its row can be read: it may have been revoked
             # The store is briefly down: keep serving the key we verified, try again later.
             if transient(error):
                 self._outage.failed(error)  # logged once per outage
