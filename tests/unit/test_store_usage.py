@@ -127,6 +127,35 @@ async def test_summary_reports_latency_percentiles_per_group(store: Store) -> No
     assert row.latency_p95_ms == pytest.approx(95.5)
 
 
+def percentile_cont(values: list[float], fraction: float) -> float:
+    """PostgreSQL's ``percentile_cont``: between the two values around the place."""
+    ordered = sorted(values)
+    place = fraction * (len(ordered) - 1)
+    low, high = int(place), min(int(place) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (place - low)
+
+
+@pytest.mark.parametrize("sizes", [(1,), (2, 3), (7, 20, 1), (101, 40)])
+async def test_summary_percentiles_are_interpolated_within_each_group(
+    store: Store, sizes: tuple[int, ...]
+) -> None:
+    # Uneven latencies, ties, and groups of one; the store reads them back per group.
+    records, expected = [], {}
+    number = 0
+    for index, size in enumerate(sizes):
+        latencies = [float((n * 7919 + index * 13) % 97) + (n % 3) * 0.25 for n in range(size)]
+        expected[f"key-{index}"] = latencies
+        for latency in latencies:
+            number += 1
+            records.append(usage(number, key_id=f"key-{index}", latency_ms=latency))
+    await store.usage.insert_many(records)
+    rows = {row.group: row for row in await store.usage.summary(by="key")}
+    assert set(rows) == set(expected)
+    for group, latencies in expected.items():
+        assert rows[group].latency_p50_ms == pytest.approx(percentile_cont(latencies, 0.5))
+        assert rows[group].latency_p95_ms == pytest.approx(percentile_cont(latencies, 0.95))
+
+
 async def test_summary_by_day_uses_utc_days_in_order(store: Store) -> None:
     await store.usage.insert_many([usage(1, time=DAY_TWO), usage(2), usage(3)])
     rows = await store.usage.summary(by="day")

@@ -7,11 +7,11 @@ import itertools
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from msgspec.structs import astuple
-from sqlalchemy import Integer, Select, case, func, select, tuple_
+from sqlalchemy import Integer, Select, case, cast, func, or_, select, tuple_
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -144,11 +144,7 @@ class UsageRepository:
             if on_postgres:
                 percentiles = {row.group: (row.p50, row.p95) for row in rows}
             else:
-                # SQLite has no percentile aggregate: compute it here over each group.
-                latencies = await connection.execute(
-                    select(group, table.c.latency_ms).where(*filters)
-                )
-                percentiles = _percentiles((group, latency) for group, latency in latencies)
+                percentiles = await _sqlite_percentiles(connection, group, filters)
         summary = [
             UsageRow(
                 group=row.group,
@@ -320,24 +316,56 @@ def _filters(
     return filters
 
 
-def _percentiles(
-    rows: Iterable[tuple[str | None, float]],
+#: The latency percentiles a summary gives.
+_FRACTIONS = (0.5, 0.95)
+
+
+async def _sqlite_percentiles(
+    connection: Any, group: ColumnElement[Any], filters: Sequence[ColumnElement[bool]]
 ) -> dict[str | None, tuple[float, float]]:
-    """p50 and p95 per group, interpolated as PostgreSQL's ``percentile_cont`` does."""
-    groups: dict[str | None, list[float]] = defaultdict(list)
-    for group, latency in rows:
-        groups[group].append(latency)
-    percentiles: dict[str | None, tuple[float, float]] = {}
-    for group, values in groups.items():
-        values.sort()
-        percentiles[group] = (_percentile(values, 0.5), _percentile(values, 0.95))
-    return percentiles
+    """p50 and p95 per group, interpolated as PostgreSQL's ``percentile_cont`` does, on
+    SQLite (which has no percentile aggregate) without reading every record into Python:
+    SQLite ranks each group's latencies (a window function, sorted in its own memory or
+    temporary file) and hands back only the two ranks around each percentile's place."""
+    table = usage_records
+    ranked = (
+        select(
+            group.label("group"),
+            table.c.latency_ms.label("latency"),
+            (func.row_number().over(partition_by=group, order_by=table.c.latency_ms) - 1).label(
+                "rank"
+            ),
+            func.count().over(partition_by=group).label("n"),
+        )
+        .where(*filters)
+        .subquery()
+    )
+    wanted = []
+    for fraction in _FRACTIONS:
+        place = fraction * (ranked.c.n - 1)
+        below = cast(place, Integer)  # the floor: the place is never negative
+        above = case((place > below, below + 1), else_=below)
+        wanted += [ranked.c.rank == below, ranked.c.rank == above]
+    query = select(ranked.c.group, ranked.c.rank, ranked.c.n, ranked.c.latency).where(or_(*wanted))
+    ranks: dict[str | None, dict[int, float]] = defaultdict(dict)
+    sizes: dict[str | None, int] = {}
+    for name, rank, size, latency in await connection.execute(query):
+        ranks[name][rank] = latency
+        sizes[name] = size
+    return {
+        name: (
+            _interpolated(ranks[name], sizes[name], _FRACTIONS[0]),
+            _interpolated(ranks[name], sizes[name], _FRACTIONS[1]),
+        )
+        for name in sizes
+    }
 
 
-def _percentile(ordered: list[float], fraction: float) -> float:
-    position = fraction * (len(ordered) - 1)
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def _interpolated(ranks: dict[int, float], size: int, fraction: float) -> float:
+    """The value at ``fraction`` of ``size`` ordered values, between the two ranks around it."""
+    place = fraction * (size - 1)
+    low, high = math.floor(place), math.ceil(place)
+    return ranks[low] + (ranks[high] - ranks[low]) * (place - low)
 
 
 def _float(value: Any) -> float | None:
