@@ -82,6 +82,7 @@ def test_tags_show_embed_and_version(client: ollama.Client) -> None:
     assert client.show("mock/echo").capabilities
     vectors = client.embed(model="ollama/embed", input=["a", "b"]).embeddings
     assert len(vectors) == 2 and vectors[0] != vectors[1]
+    assert client.ps().models == []  # nothing runs in the gateway itself
 
 
 def test_unknown_model_is_an_ollama_error(client: ollama.Client) -> None:

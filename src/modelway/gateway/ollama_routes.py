@@ -108,8 +108,15 @@ async def version(request: Request) -> Response:
     return _json({"version": OLLAMA_API_VERSION, "modelway": __version__})
 
 
+async def running(request: Request) -> Response:
+    """``GET /api/ps``: the models loaded in memory here, which for a gateway is none (its
+    models run at their providers); ``ollama ps`` then shows an empty table, not an error."""
+    return _json({"models": []})
+
+
 ROUTES = [
     Route("/api/tags", tags, methods=["GET"]),
+    Route("/api/ps", running, methods=["GET"]),
     Route("/api/show", show, methods=["POST"]),
     Route("/api/embed", embed, methods=["POST"]),
     Route("/api/version", version, methods=["GET"]),
