@@ -450,7 +450,7 @@ async def test_readiness_can_leave_the_shared_store_out(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "shape"),
     [
-        ("GET", "/api/ps", "ollama"),  # the ollama SDK's ps(): an Ollama-shaped 404
+        ("DELETE", "/api/delete", "ollama"),  # the ollama SDK's delete(): an Ollama-shaped 404
         ("POST", "/api/embeddings", "ollama"),
         ("GET", "/v1/messages/batches", "anthropic"),
         ("GET", "/v1/nothing-here", "openai"),
