@@ -92,6 +92,68 @@ def test_get_and_delete(client: openai.OpenAI) -> None:
         client.responses.delete(first.id)
 
 
+def test_input_items_list_what_a_response_was_made_from_a_page_at_a_time(
+    client: openai.OpenAI,
+) -> None:
+    first = client.responses.create(
+        model="anthropic/echo",
+        instructions="be brief",  # not an input item, as OpenAI lists them
+        input=[
+            {"role": "system", "content": "you echo"},
+            {"role": "user", "content": [{"type": "input_text", "text": "one two"}]},
+        ],
+    )
+    second = client.responses.create(
+        model="anthropic/echo", input="three", previous_response_id=first.id
+    )
+    newest_first = client.responses.input_items.list(second.id)
+    texts = [
+        (item.type, getattr(item, "role", None), [part.text for part in item.content])
+        for item in newest_first.data
+    ]
+    assert texts == [
+        ("message", "user", ["three"]),
+        ("message", "assistant", ["one two"]),  # the first response's answer
+        ("message", "user", ["one two"]),
+        ("message", "system", ["you echo"]),
+    ]
+    assert newest_first.has_more is False
+    # One at a time, oldest first: the SDK follows ``after`` until ``has_more`` is false.
+    pages = client.responses.input_items.list(second.id, limit=1, order="asc")
+    assert [item.id for item in pages] == [item.id for item in reversed(newest_first.data)]
+    # The first response was made from the first two (ids are each response's own).
+    earlier = client.responses.input_items.list(first.id).data
+    assert [(item.role, item.content[0].text) for item in earlier] == [
+        ("user", "one two"),
+        ("system", "you echo"),
+    ]
+
+
+def test_input_items_keep_tool_calls_and_their_results(client: openai.OpenAI) -> None:
+    model = "ollama/assistant"
+    first = client.responses.create(model=model, input="Weather in Rome?", tools=[WEATHER])
+    call = next(item for item in first.output if item.type == "function_call")
+    second = client.responses.create(
+        model=model,
+        tools=[WEATHER],
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "hot"}],
+    )
+    items = list(client.responses.input_items.list(second.id, order="asc"))
+    assert [item.type for item in items] == ["message", "function_call", "function_call_output"]
+    assert (items[1].call_id, items[1].name) == (call.call_id, "get_weather")
+    assert (items[2].call_id, items[2].output) == (call.call_id, "hot")
+
+
+def test_input_items_refuse_a_bad_page_and_an_unknown_response(client: openai.OpenAI) -> None:
+    first = client.responses.create(model="gemini/echo", input="page me")
+    for bad in ({"limit": 0}, {"limit": 101}, {"order": "up"}, {"after": "msg_nope"}):
+        with pytest.raises(openai.BadRequestError):
+            client.responses.input_items.list(first.id, **bad)  # type: ignore[arg-type]
+    with pytest.raises(openai.NotFoundError):
+        client.responses.input_items.list("resp_mw_unknown")
+
+
 def test_openai_ids_still_go_to_openai(client: openai.OpenAI) -> None:
     # A relayed route passes the id on: the mock upstream keeps nothing and ignores it.
     answer = client.responses.create(

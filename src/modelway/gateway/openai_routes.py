@@ -115,6 +115,18 @@ async def get_response(request: Request) -> Response:
     return await _stored_response(request, response_state.stored_response)
 
 
+async def list_input_items(request: Request) -> Response:
+    """The input items of a response the gateway kept, a page at a time (``limit``,
+    ``order``, ``after``), as ``client.responses.input_items.list`` reads them."""
+
+    async def items(state: GatewayState, caller: Caller, response_id: str) -> bytes:
+        return await response_state.stored_input_items(
+            state, caller, response_id, request.query_params
+        )
+
+    return await _stored_response(request, items)
+
+
 async def delete_response(request: Request) -> Response:
     """Delete a response the gateway kept: ``{"id", "object": "response", "deleted": true}``."""
     return await _stored_response(request, response_state.delete_stored_response)
@@ -137,4 +149,5 @@ ROUTES = [
     Route("/v1/embeddings", embeddings, methods=["POST"]),
     Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
     Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
 ]

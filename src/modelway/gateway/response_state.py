@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import msgspec
@@ -40,6 +40,7 @@ import orjson
 
 from modelway.calls import Caller
 from modelway.dialects.base import StreamEncoder
+from modelway.dialects.responses_items import DEFAULT_PAGE, MAX_PAGE, input_items, items_page
 from modelway.dialects.responses_objects import response_object
 from modelway.dialects.responses_stream import ResponsesStreamEncoder
 from modelway.errors import BadRequest, ModelwayError, NotFound
@@ -250,6 +251,56 @@ async def stored_response(state: GatewayState, caller: Caller, response_id: str)
     """The response object kept under ``response_id`` for ``caller`` (``NotFound``)."""
     stored = await _stored(state.store.responses, response_id, owner_of(caller), param=None)
     return stored.response.encode()
+
+
+async def stored_input_items(
+    state: GatewayState, caller: Caller, response_id: str, query: Mapping[str, str]
+) -> bytes:
+    """The input items of ``caller``'s response ``response_id``, one page of them:
+    ``limit`` (1 to 100, 20), ``order`` (``desc``, the default, or ``asc``), ``after`` (an
+    item id). What the response was made from: its conversation, less its own answer."""
+    limit = _page_limit(query.get("limit"))
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise BadRequest("order: asc or desc")
+    stored = await _stored(state.store.responses, response_id, owner_of(caller), param=None)
+    if stored.conversation is None:
+        raise BadRequest(
+            f"the input items of {response_id!r} were not kept: its conversation was past "
+            "server.max_body_bytes"
+        )
+    try:
+        messages = decode_conversation(stored.conversation)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        log.exception("stored response %s has a conversation that cannot be read", response_id)
+        raise BadRequest(f"the input items of {response_id!r} can no longer be read") from None
+    if messages and _answered(stored.response):
+        messages = messages[:-1]  # the response's own answer: its output, not an input
+    items = input_items(messages, response_id)
+    after = query.get("after")
+    try:
+        page = items_page(items, limit=limit, descending=order == "desc", after=after)
+    except ValueError:
+        shown = (after or "")[:_SHOWN_ID]
+        raise BadRequest(f"after: no item {shown!r} in this response") from None
+    return orjson.dumps(page)
+
+
+def _page_limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PAGE
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 3 and 1 <= int(raw) <= MAX_PAGE):
+        raise BadRequest(f"limit: a whole number from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+def _answered(response: str) -> bool:
+    """Whether a kept response object has output (then the conversation ends with it)."""
+    try:
+        body = orjson.loads(response)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(body, dict) and bool(body.get("output"))
 
 
 async def delete_stored_response(state: GatewayState, caller: Caller, response_id: str) -> bytes:
