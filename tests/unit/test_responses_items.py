@@ -3,12 +3,18 @@ decode to the same conversation, and pages of them cover every item once, in ord
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from modelway.dialects.responses import decode_responses_request
 from modelway.dialects.responses_items import input_items, items_page
 from modelway.types import ImagePart, Message, TextPart, ToolCall
+from tests.unit.gateways import Setup, in_process_gateway
+from tests.unit.test_hostile_http_bodies import _PROPERTY, _QUERY_TEXT, check
 
 _TEXT = st.text(min_size=1, max_size=12)
 _CALL_ID = st.from_regex(r"call_[a-z0-9]{1,8}", fullmatch=True)
@@ -68,3 +74,28 @@ def test_following_after_gives_every_item_once_in_order(
         after = page["last_id"]
     expected = [item["id"] for item in items]
     assert seen == (expected[::-1] if descending else expected)
+
+
+# --- over HTTP: whatever the page asks, a page or a 400 -------------------------------------
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Setup]:
+    async with in_process_gateway(tmp_path) as setup:
+        yield setup
+
+
+@_PROPERTY
+@given(data=st.data())
+async def test_any_page_parameters_are_a_page_or_a_400_never_a_5xx(
+    gateway: Setup, data: st.DataObject
+) -> None:
+    made = await gateway.http.post("/v1/responses", json={"model": "mock/echo", "input": "one two"})
+    path = f"/v1/responses/{made.json()['id']}/input_items"
+    chosen = data.draw(st.lists(st.sampled_from(["limit", "order", "after"]), unique=True))
+    params = {name: data.draw(_QUERY_TEXT, label=name) for name in chosen}
+    answer = await gateway.http.get(path, params=params)
+    check(path, answer)
+    assert answer.status_code in (200, 400)
+    if answer.status_code == 200:
+        assert answer.json()["object"] == "list"
