@@ -108,6 +108,18 @@ async def test_deleting_an_account_revokes_the_keys_it_owns_and_no_others(store:
     assert await store.users.delete(again.id) == []  # the old keys stay revoked, not its own
 
 
+async def test_an_account_with_a_non_ascii_email_revokes_keys_labelled_in_any_case(
+    store: Store,
+) -> None:
+    # SQLite's lower() folds ASCII only: Ä and ä must still be the same owner.
+    user = await store.users.register("jöran@exämple.com", "correct horse")
+    labelled, _ = await store.keys.create("ci", owner_user="JÖRAN@EXÄMPLE.COM")
+    other, _ = await store.keys.create("theirs", owner_user="joran@example.com")
+    assert await store.users.delete(user.id) == [labelled.id]
+    record = await store.keys.get(other.id)
+    assert record is not None and not record.revoked
+
+
 def test_a_session_repr_shows_no_token() -> None:
     from modelway.store import AdminSession
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
 
 from modelway.errors import AuthenticationError, BadRequest
 from modelway.store.argon2id import hash_secret, secret_matches
@@ -134,7 +135,15 @@ class UserRepository:
             if email is None:
                 return None
             await connection.execute(delete(users).where(users.c.id == user_id))
-            owned = func.lower(api_keys.c.owner_user) == email
+            owned: ColumnElement[bool] = func.lower(api_keys.c.owner_user) == email
+            if not email.isascii():
+                # SQLite's lower() folds ASCII letters only: match these owners in Python.
+                labelled = select(api_keys.c.id, api_keys.c.owner_user).where(
+                    api_keys.c.owner_user.is_not(None), api_keys.c.revoked_at.is_(None)
+                )
+                rows = await connection.execute(labelled)
+                ids = [key_id for key_id, owner in rows if owner.strip().lower() == email]
+                owned = api_keys.c.id.in_(ids)
             return list((await connection.execute(revoking(owned))).scalars())
 
     async def _decoy(self) -> str:
