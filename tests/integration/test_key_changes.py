@@ -272,3 +272,16 @@ async def test_a_subscription_gone_silent_is_noticed_and_every_key_read_again(
     finally:
         await announcing.aclose()
         await proxy.aclose()
+
+
+async def test_many_keys_changed_at_once_are_each_heard(store: Store, redis_url: str) -> None:
+    # An account's keys, revoked with it: one announcement each, in one round trip.
+    records = [(await store.keys.create(f"k{n}"))[0] for n in range(5)]
+    there = KeyVerifier(store)
+    hearing = KeyChanges(there, key_changes.connect(redis_url))
+    announcing = KeyChanges(None, key_changes.connect(redis_url))
+    async with hearing.listening():
+        await eventually(lambda: hearing.subscriptions == 1)
+        await announcing.changed(*(record.id for record in records))
+        await eventually(lambda: hearing.heard == len(records))
+    await announcing.aclose()

@@ -3,6 +3,7 @@ decode to the same conversation, and pages of them cover every item once, in ord
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from modelway.dialects.responses import decode_responses_request
 from modelway.dialects.responses_items import input_items, items_page
+from modelway.store.responses import decode_kept, encode_conversation
 from modelway.types import ImagePart, Message, TextPart, ToolCall
 from tests.unit.gateways import Setup, in_process_gateway
 from tests.unit.test_hostile_http_bodies import _PROPERTY, _QUERY_TEXT, check
@@ -99,3 +101,34 @@ async def test_any_page_parameters_are_a_page_or_a_400_never_a_5xx(
     assert answer.status_code in (200, 400)
     if answer.status_code == 200:
         assert answer.json()["object"] == "list"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_empty_answer_leaves_every_input_listed(gateway: Setup, stream: bool) -> None:
+    # The echo mock answers nothing to a system message alone, or to an image: no answer
+    # joined the conversation, so none may be cut from its end.
+    for given_input in (
+        [{"role": "system", "content": "sys only"}],
+        [
+            {"role": "user", "content": "first"},
+            {"role": "user", "content": [{"type": "input_image", "image_url": "https://x/y.png"}]},
+        ],
+    ):
+        body = {"model": "mock/echo", "input": given_input, "stream": stream}
+        made = await gateway.http.post("/v1/responses", json=body)
+        assert made.status_code == 200
+        response_id = (
+            made.json()["id"]
+            if not stream
+            else json.loads(made.text.strip().rsplit("data: ", 1)[1])["response"]["id"]
+        )
+        listed = await gateway.http.get(
+            f"/v1/responses/{response_id}/input_items", params={"order": "asc"}
+        )
+        assert len(listed.json()["data"]) == len(given_input)
+
+
+def test_a_conversation_kept_before_inputs_were_counted_still_reads() -> None:
+    messages = [Message(role="user", content=[TextPart("hi")])]
+    assert decode_kept(encode_conversation(messages)) == (messages, None)
+    assert decode_kept(encode_conversation(messages, 1)) == (messages, 1)

@@ -91,8 +91,10 @@ class KeyChanges:
         from redis.exceptions import RedisError
 
         try:
-            async with asyncio.timeout(CONNECT_SECONDS):
-                await asyncio.gather(*(redis.publish(CHANNEL, key_id) for key_id in key_ids))
+            async with asyncio.timeout(CONNECT_SECONDS), redis.pipeline(transaction=False) as pipe:
+                for key_id in key_ids:  # one connection and one round trip, however many
+                    pipe.publish(CHANNEL, key_id)
+                await pipe.execute()
         except (RedisError, OSError, TimeoutError) as error:
             log.warning(
                 "could not announce a key change through Redis (%s); other workers "

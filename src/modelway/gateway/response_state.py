@@ -49,6 +49,7 @@ from modelway.store.responses import (
     ResponseRepository,
     StoredResponse,
     decode_conversation,
+    decode_kept,
     encode_conversation,
 )
 from modelway.types import (
@@ -189,7 +190,7 @@ class ResponseTurn:
         if output.content or output.tool_calls or _has_reasoning(output):
             messages.append(output)
         try:
-            conversation: str | None = encode_conversation(messages)
+            conversation: str | None = encode_conversation(messages, len(self._history))
             if conversation is not None and len(conversation) > self._max_bytes:
                 log.info("response %s kept without its conversation: past the bound", self.id)
                 conversation = None
@@ -270,12 +271,14 @@ async def stored_input_items(
             "server.max_body_bytes"
         )
     try:
-        messages = decode_conversation(stored.conversation)
+        messages, inputs = decode_kept(stored.conversation)
     except (msgspec.ValidationError, msgspec.DecodeError):
         log.exception("stored response %s has a conversation that cannot be read", response_id)
         raise BadRequest(f"the input items of {response_id!r} can no longer be read") from None
-    if messages and _answered(stored.response):
-        messages = messages[:-1]  # the response's own answer: its output, not an input
+    if inputs is not None:
+        messages = messages[:inputs]  # the rest is the response's own answer
+    elif messages and _answered(stored.response):
+        messages = messages[:-1]  # kept before the count was: its answer, when it had one
     items = input_items(messages, response_id)
     after = query.get("after")
     try:
@@ -295,12 +298,25 @@ def _page_limit(raw: str | None) -> int:
 
 
 def _answered(response: str) -> bool:
-    """Whether a kept response object has output (then the conversation ends with it)."""
+    """Whether a response kept before its inputs were counted has output (then its
+    conversation ends with its answer; an empty answer's empty message is no output)."""
     try:
         body = orjson.loads(response)
     except orjson.JSONDecodeError:
         return False
-    return isinstance(body, dict) and bool(body.get("output"))
+    output = body.get("output") if isinstance(body, dict) else None
+    return isinstance(output, list) and any(_said_something(item) for item in output)
+
+
+def _said_something(item: Any) -> bool:
+    if not isinstance(item, dict):
+        return False
+    if item.get("type") == "message":
+        parts = item.get("content")
+        return isinstance(parts, list) and any(
+            isinstance(part, dict) and part.get("text") for part in parts
+        )
+    return True  # a function call, a reasoning item
 
 
 async def delete_stored_response(state: GatewayState, caller: Caller, response_id: str) -> bytes:

@@ -40,14 +40,37 @@ class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
     response: str
 
 
-def encode_conversation(messages: list[Message]) -> str:
-    """Canonical messages as JSON text (every field of ``Message``, present and future)."""
-    return msgspec.json.encode(messages).decode()
+class _Kept(msgspec.Struct):
+    """A conversation as kept since input items are listed: its messages, and how many of
+    the first were the response's inputs (the rest, if any, its answer)."""
+
+    messages: list[Message]
+    inputs: int
+
+
+_kept_decoder = msgspec.json.Decoder(_Kept)
+
+
+def encode_conversation(messages: list[Message], inputs: int | None = None) -> str:
+    """Canonical messages as JSON text (every field of ``Message``, present and future);
+    with ``inputs``, how many of the first ``messages`` were the response's inputs."""
+    if inputs is None:
+        return msgspec.json.encode(messages).decode()
+    return msgspec.json.encode(_Kept(messages, inputs)).decode()
+
+
+def decode_kept(text: str) -> tuple[list[Message], int | None]:
+    """The messages ``encode_conversation`` wrote, and how many were inputs (None: it was
+    not recorded, as in rows kept before it was); ``msgspec.ValidationError`` if unreadable."""
+    if text.lstrip().startswith("{"):
+        kept = _kept_decoder.decode(text)
+        return kept.messages, kept.inputs
+    return _conversation_decoder.decode(text), None
 
 
 def decode_conversation(text: str) -> list[Message]:
     """The messages ``encode_conversation`` wrote; ``msgspec.ValidationError`` if unreadable."""
-    return _conversation_decoder.decode(text)
+    return decode_kept(text)[0]
 
 
 class ResponseRepository:
