@@ -1,4 +1,6 @@
-"""Callers' strings with NUL in them, on PostgreSQL, whose text cannot hold one.
+"""What only PostgreSQL does to the store: text that cannot hold NUL, and row locks.
+
+Callers' strings with NUL in them, on PostgreSQL, whose text cannot hold one.
 
 A model name, a key's name or a filter is the caller's, and JSON lets it hold ``\\u0000``.
 asyncpg refused to send such a string, so the statement failed: a 500 on the admin API,
@@ -8,6 +10,7 @@ batched beside it. The store now writes U+FFFD in its place.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -80,3 +83,34 @@ async def test_a_usage_record_with_nul_is_written_with_those_beside_it(
     stored = {record.request_id: record for record in found}
     assert (stored["poisoned"].model, stored["poisoned"].alias) == ("e\ufffdcho", "a\ufffd")
     assert not (tmp_path / "spill.jsonl").exists()
+
+
+async def test_a_key_for_an_account_being_deleted_waits_for_the_deletion_then_is_refused(
+    store: Store,
+) -> None:
+    # Sign-up's key and the account's deletion, at once: the key's insert holds a share
+    # lock on the account's row, so it waits for the deletion to commit and finds no
+    # account, instead of slipping in after the deletion revoked the keys it could see.
+    from sqlalchemy import delete
+
+    from modelway.errors import NotFound
+    from modelway.store.tables import users
+
+    user = await store.users.register("lee@example.com", "correct horse")
+    async with store.engine.begin() as deleting:
+        await deleting.execute(delete(users).where(users.c.id == user.id))
+        creating = asyncio.create_task(
+            store.keys.create("laptop", owner_user="lee@example.com", account=user.id)
+        )
+
+        async def waiting_on_a_lock() -> bool:
+            async with store.engine.connect() as watcher:
+                locks = await watcher.execute(
+                    text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                )
+                return bool(locks.scalar())
+
+        await eventually(waiting_on_a_lock)
+    with pytest.raises(NotFound):
+        await creating
+    assert await store.keys.list() == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -156,4 +157,27 @@ async def test_an_account_deleted_while_its_password_is_checked_gets_no_working_
         made = await http.post("/auth/keys", json={**account, "name": "laptop"})
     assert made.status_code == 401
     listed = (await gateway.http.get("/admin/api/keys", params={"q": "eve"})).json()["keys"]
+    assert listed == []  # the store would not make a key for an account that is gone
+
+
+async def test_an_account_deleted_as_its_key_is_stored_gets_no_working_key(
+    gateway: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite has no row lock to hold the deletion off while the key is stored: the
+    # deletion commits right after the key, so it revoked the keys it saw, not this one.
+    account = {"email": "mal@x.io", "password": "correct horse battery"}
+    user = (await gateway.http.post("/auth/register", json=account)).json()
+    store = gateway.state.store
+    create = store.keys.create
+
+    async def deleted_right_after(*args: Any, **kwargs: Any) -> Any:
+        made = await create(*args, **kwargs)
+        await store.users.delete(user["id"])
+        return made
+
+    monkeypatch.setattr(store.keys, "create", deleted_right_after)
+    async with stranger(gateway) as http:
+        made = await http.post("/auth/keys", json={**account, "name": "laptop"})
+    assert made.status_code == 401
+    listed = (await gateway.http.get("/admin/api/keys", params={"q": "mal"})).json()["keys"]
     assert [row["status"] for row in listed] == ["revoked"]

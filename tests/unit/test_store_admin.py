@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from modelway.errors import BadRequest
+from modelway.errors import BadRequest, NotFound
 from modelway.limits.budgets import period_starts
 from modelway.store import Store, UsageRecord, database_url
 from modelway.store.admin_sessions import token_hash
@@ -118,6 +118,16 @@ async def test_an_account_with_a_non_ascii_email_revokes_keys_labelled_in_any_ca
     assert await store.users.delete(user.id) == [labelled.id]
     record = await store.keys.get(other.id)
     assert record is not None and not record.revoked
+
+
+async def test_a_key_made_for_an_account_needs_the_account_to_exist(store: Store) -> None:
+    user = await store.users.register("sue@example.com", "correct horse")
+    made, _ = await store.keys.create("laptop", owner_user="sue@example.com", account=user.id)
+    assert made.owner_user == "sue@example.com"
+    await store.users.delete(user.id)
+    with pytest.raises(NotFound):
+        await store.keys.create("phone", owner_user="sue@example.com", account=user.id)
+    assert [key.name for key in await store.keys.list()] == ["laptop"]
 
 
 def test_a_session_repr_shows_no_token() -> None:

@@ -134,8 +134,9 @@ def expires_at_epoch(at: float | datetime, now: float) -> float:
     return at
 
 
-async def create_key(store: Store, new: NewKey) -> dict[str, Any]:
-    """Store a new key; its view plus ``key``, the plaintext, shown this once."""
+async def create_key(store: Store, new: NewKey, account: str | None = None) -> dict[str, Any]:
+    """Store a new key; its view plus ``key``, the plaintext, shown this once (``account``:
+    the account it is made for, which must still exist: ``KeyRepository.create``)."""
     check_nesting("metadata", new.metadata)
     now = time.time()
     record, plaintext = await store.keys.create(
@@ -150,6 +151,7 @@ async def create_key(store: Store, new: NewKey) -> dict[str, Any]:
         budget_period=new.budget_period,
         expires_at=expiry_of(new, now),
         metadata=new.metadata,
+        account=account,
     )
     return {**key_view(record, now), "key": plaintext}
 

@@ -83,10 +83,15 @@ async def new_key(request: Request) -> Response:
     user = await state.auth.attempts.attempt(
         peer_host(request.scope), lambda: state.store.users.authenticate(body.email, body.password)
     )
-    created = await create_key(state.store, NewKey(name=body.name, owner_user=user.email))
+    try:
+        created = await create_key(
+            state.store, NewKey(name=body.name, owner_user=user.email), account=user.id
+        )
+    except NotFound:  # deleted while its password was checked
+        raise AuthenticationError(WRONG_CREDENTIALS) from None
     if await state.store.users.get(user.id) is None:
-        # Deleted while its password was checked: the deletion revoked the keys it owned
-        # then, not this one; a key an account no longer there owns must not work.
+        # Deleted as the key was stored (SQLite has no row lock to hold it off): the
+        # deletion revoked the keys it owned then, not this one, which must not work.
         await state.store.keys.revoke(created["id"])
         raise AuthenticationError(WRONG_CREDENTIALS)
     return json_response(created, status=201)

@@ -14,12 +14,12 @@ import msgspec
 from sqlalchemy import ColumnElement, RowMapping, and_, func, insert, or_, select, update
 from sqlalchemy.sql.dml import ReturningUpdate
 
-from modelway.errors import BadRequest
+from modelway.errors import BadRequest, NotFound
 from modelway.store.argon2id import hash_secret
 from modelway.store.engine import Database
 from modelway.store.names import check_key_name, check_team_name
 from modelway.store.records import BudgetPeriod, KeyRecord, new_id
-from modelway.store.tables import api_keys, usage_records
+from modelway.store.tables import api_keys, usage_records, users
 from modelway.store.teams import period_start_of
 
 KEY_MARKER = "mw-"
@@ -89,8 +89,16 @@ class KeyRepository:
         budget_period: BudgetPeriod = "month",
         expires_at: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        account: str | None = None,
     ) -> tuple[KeyRecord, str]:
-        """A new key: its record, and the plaintext, which is never available again."""
+        """A new key: its record, and the plaintext, which is never available again.
+
+        ``account``: the id of the account the key is made for (sign-up), which must still
+        exist when the key is stored (``NotFound`` otherwise). On PostgreSQL its row is
+        locked for share in the insert's transaction, so a deletion of the account either
+        comes after the key (and revokes it) or before (and no key is made); SQLite has no
+        row locks, and its caller checks the account again once the key is stored.
+        """
         _check_settings(name, rpm, tpm, budget_usd, budget_tokens, budget_period)
         if owner_team is not None:
             check_team_name(owner_team, field="owner_team")
@@ -123,6 +131,10 @@ class KeyRepository:
             "key_hash": key_hash,
         }
         async with self._engine.begin() as connection:
+            if account is not None:
+                alive = select(users.c.id).where(users.c.id == account).with_for_update(read=True)
+                if (await connection.execute(alive)).first() is None:
+                    raise NotFound("the account is gone")
             await connection.execute(insert(api_keys).values(values))
         return record, plaintext
 
