@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 
+from modelway.background import in_background
 from modelway.config import TeamBudget
 from modelway.limits import Limits
 from modelway.limits.budgets import period_starts
@@ -83,10 +84,5 @@ async def refreshing(
             else:
                 store.outage.succeeded()
 
-    task = asyncio.create_task(refresh())
-    try:
+    async with in_background(refresh()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from modelway.background import in_background
 from modelway.cache import ResponseCache
 from modelway.cache.clears import refreshing as refreshing_cache_clears
 from modelway.calls import Calls, seed_budgets, stored_calls
@@ -306,13 +307,10 @@ async def _refreshing(metrics: Metrics | None) -> AsyncIterator[None]:
             except Exception:
                 log.exception("could not refresh the metrics")
 
-    task = asyncio.create_task(refresh())
     try:
-        yield
+        async with in_background(refresh()):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         metrics.refresh()  # the last word of this worker, kept in its files
 
 

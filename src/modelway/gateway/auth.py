@@ -24,6 +24,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from modelway.background import in_background
 from modelway.calls import ANONYMOUS, MASTER, UNAUTHENTICATED, Caller
 from modelway.config import KeyChecks
 from modelway.errors import AuthenticationError, ModelwayError
@@ -154,14 +155,8 @@ class Authenticator:
                 await asyncio.sleep(OPEN_MODE_RECHECK_SECONDS)
                 await self.refresh_open_mode()
 
-        task = asyncio.create_task(watch()) if self._open else None
-        try:
+        async with in_background(watch() if self._open else None):
             yield
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     def _recheck_open_mode(self) -> None:
         """Re-read whether the gateway is still open, in the background: calls meanwhile

@@ -28,6 +28,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from modelway.background import in_background
 from modelway.store.verifier import KeyVerifier
 
 if TYPE_CHECKING:
@@ -109,13 +110,10 @@ class KeyChanges:
         if self._redis is None or self._verifier is None:
             yield
             return
-        task = asyncio.create_task(self._listen(self._verifier, self._redis))
         try:
-            yield
+            async with in_background(self._listen(self._verifier, self._redis)):
+                yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             await self.aclose()
 
     async def _listen(self, verifier: KeyVerifier, redis: Redis) -> None:
