@@ -206,11 +206,7 @@ def create_app(
             )
             redis_url = config.redis_url(environ)
             if redis_url is not None:  # key changes heard from every worker and replica
-                auth.key_changes = KeyChanges(
-                    auth.verifier,
-                    key_changes.connect(redis_url),
-                    outage=calls.accounts.limits.outage,
-                )
+                auth.key_changes = KeyChanges(auth.verifier, key_changes.connect(redis_url))
             if await auth.refresh_open_mode():
                 # `modelway serve` has already said so loudly, once for all workers.
                 log.info("open mode: no MODELWAY_MASTER_KEY and no virtual keys")

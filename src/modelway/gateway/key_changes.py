@@ -29,7 +29,6 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from modelway.background import in_background
-from modelway.limits.outage import RedisOutage
 from modelway.store.verifier import KeyVerifier
 
 if TYPE_CHECKING:
@@ -71,15 +70,12 @@ class KeyChanges:
         *,
         retry_seconds: float = RETRY_SECONDS,
         ping_seconds: float = PING_SECONDS,
-        outage: RedisOutage | None = None,
     ) -> None:
         self._verifier = verifier
         self._redis = redis
         self._retry_seconds = retry_seconds
         self._ping_seconds = ping_seconds
-        #: The process's Redis outage (the limits' own, in a gateway): a lost subscription
-        #: is the same outage as a failed limit check, logged once each way.
-        self._outage = outage or RedisOutage()
+        self._outage_logged = False
         #: Announcements heard, and subscriptions made (one more after each outage).
         self.heard = 0
         self.subscriptions = 0
@@ -130,15 +126,21 @@ class KeyChanges:
                     async with asyncio.timeout(CONNECT_SECONDS):
                         await pubsub.subscribe(CHANNEL)
                     self.subscriptions += 1
-                    self._outage.succeeded()
                     if missed:
                         verifier.expire_all()
-                    missed = False
+                        log.info("hearing key changes through Redis again")
+                    missed, self._outage_logged = False, False
                     await self._hear_until_lost(verifier, pubsub)
-            except (RedisError, OSError) as error:
-                self._outage.failed(error)  # meanwhile other workers' changes take 5 s
-            except Exception:
-                log.exception("the key-change listener failed; it subscribes again")
+            except Exception as error:
+                if not self._outage_logged:
+                    self._outage_logged = True
+                    expected = isinstance(error, RedisError | OSError)
+                    log.warning(
+                        "not hearing key changes through Redis (%s); this worker applies "
+                        "other workers' changes within 5 s meanwhile",
+                        type(error).__name__,
+                        exc_info=not expected,
+                    )
             missed = True
             await asyncio.sleep(self._retry_seconds)
 
