@@ -29,8 +29,14 @@ class Setup(NamedTuple):
 
 
 def openai_upstream(request: UpstreamRequest) -> MockReply:
-    """An OpenAI upstream that answers every chat with one short message (or its stream)."""
+    """An OpenAI upstream that answers every chat with one short message (or its stream),
+    and embeddings with one small vector an input."""
     body = json.loads(request.body or b"{}")
+    if request.url.endswith("/embeddings"):
+        inputs = body.get("input")
+        count = len(inputs) if isinstance(inputs, list) else 1
+        data = [{"index": n, "embedding": [0.5, -0.5]} for n in range(count)]
+        return MockReply(200, json.dumps({"data": data, "model": body.get("model")}).encode())
     answer = {
         "id": "c1",
         "object": "chat.completion",

@@ -201,6 +201,24 @@ async def test_a_key_told_to_expire_is_not_served_from_memory_while_the_store_is
         await verifier.verify(plaintext)
 
 
+async def test_keys_read_again_after_missed_announcements_are_served_while_the_store_is_down(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Missing announcements says nothing about this key: it is re-read, and kept when the
+    # store cannot be read, as a key that only aged is (a Redis and then a database
+    # restart must not refuse every key).
+    record, plaintext = await store.keys.create("ci")
+    verifier = KeyVerifier(store)
+    await verifier.verify(plaintext)
+    verifier.expire_all()
+
+    async def unreachable(key_id: str) -> None:
+        raise ConnectionRefusedError("database down")
+
+    monkeypatch.setattr(store.keys, "get", unreachable)
+    assert await verifier.verify(plaintext) == record
+
+
 @pytest.mark.parametrize("first_check", [False, True])
 async def test_a_change_told_while_the_key_is_being_checked_is_not_lost(
     store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch, first_check: bool

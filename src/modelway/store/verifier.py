@@ -125,10 +125,12 @@ class KeyVerifier:
                 entry.checked_at = _EXPIRED
 
     def expire_all(self) -> None:
-        """Any key may have changed: each one's next use re-reads its row."""
-        self._changes += 1
+        """Any key may have changed (announcements may have been missed): each one's next
+        use re-reads its row, served from memory as usual while the store cannot be read,
+        since nothing says this key did change."""
+        stale = time.monotonic() - REFRESH_AFTER
         for entry in self._verified.values():
-            entry.checked_at = _EXPIRED
+            entry.checked_at = min(entry.checked_at, stale)
 
     def _stale(self, entry: _Entry) -> bool:
         ttl = REFRESH_AFTER if entry.record is not None else REFUSAL_TTL
