@@ -252,6 +252,53 @@ async def test_a_change_told_while_the_key_is_being_checked_is_not_lost(
         await verifier.verify(plaintext)
 
 
+@pytest.mark.parametrize("first_check", [False, True])
+async def test_another_keys_change_told_during_a_check_leaves_this_key_served(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch, first_check: bool
+) -> None:
+    # Only the key told of waits for its row: a change to another key while this one was
+    # being checked must not make this one refused (503) the next time the store is down.
+    record, plaintext = await store.keys.create("ci")
+    other, _ = await store.keys.create("other")
+    verifier = KeyVerifier(store)
+    if not first_check:
+        await verifier.verify(plaintext)
+        clock.advance(10)  # due for a re-read
+    reading, go_on = asyncio.Event(), asyncio.Event()
+    name = "get" if not first_check else "find_candidates"
+    read = getattr(store.keys, name)
+
+    async def slow(argument: str) -> object:
+        answer = await read(argument)
+        reading.set()
+        await go_on.wait()
+        return answer
+
+    monkeypatch.setattr(store.keys, name, slow)
+    checking = asyncio.create_task(verifier.verify(plaintext))
+    await reading.wait()
+    verifier.expire(other.id)
+    go_on.set()
+    assert (await checking).id == record.id
+
+    async def unreachable(key_id: str) -> None:
+        raise ConnectionRefusedError("database down")
+
+    monkeypatch.setattr(store.keys, "get", unreachable)
+    clock.advance(10)  # due for a re-read, which fails: a key that only aged is kept
+    assert await verifier.verify(plaintext) == record
+
+
+def test_a_check_told_of_more_keys_than_it_keeps_counts_as_told_of_every_key() -> None:
+    told = verifier_module._Told()
+    for n in range(verifier_module.MAX_TOLD + 1):
+        told.add(f"key-{n}")
+    assert told.of("never-told")
+    fresh = verifier_module._Told()
+    fresh.add("key-1")
+    assert fresh.of("key-1") and not fresh.of("key-2")
+
+
 async def test_settings_changed_in_the_store_reach_the_cache_on_refresh(
     store: Store, clock: Clock
 ) -> None:

@@ -54,6 +54,8 @@ REVOKED = "this API key has been revoked"
 
 #: When an entry told to expire counts as checked: always stale.
 _EXPIRED = float("-inf")
+#: Key ids one running check remembers being told of; past it, it counts as told of all.
+MAX_TOLD = 1_000
 
 
 @dataclass(slots=True)
@@ -61,6 +63,25 @@ class _Entry:
     record: KeyRecord | None  # None: refused with ``refusal``
     refusal: str
     checked_at: float  # time.monotonic()
+
+
+class _Told:
+    """The key ids told changed while one check ran (compared by identity, one per check)."""
+
+    __slots__ = ("_every", "_ids")
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._every = False
+
+    def add(self, key_id: str) -> None:
+        if len(self._ids) < MAX_TOLD:
+            self._ids.add(key_id)
+        else:  # told of more than one check keeps: as good as told of every key
+            self._every = True
+
+    def of(self, key_id: str) -> bool:
+        return self._every or key_id in self._ids
 
 
 class KeyVerifier:
@@ -75,9 +96,10 @@ class KeyVerifier:
         self._verified: dict[bytes, _Entry] = {}
         self._refused: dict[bytes, _Entry] = {}
         self._running: dict[bytes, asyncio.Task[_Entry]] = {}
-        #: Changes told (``expire``, ``expire_all``): a check that saw one happen while it
-        #: ran may have read the row before it, so its answer is re-read at the next use.
-        self._changes = 0
+        #: The ids told changed (``expire``) during each check now running: a check whose
+        #: key was told of while it ran may have read the row before the change, so its
+        #: answer is re-read at the next use. Other keys' changes leave it alone.
+        self._told_during: set[_Told] = set()
         self._queue = CheckQueue(concurrent, waiting)
 
     @property
@@ -119,7 +141,8 @@ class KeyVerifier:
     def expire(self, key_id: str) -> None:
         """One key changed in the store (revoked, edited): its next use re-reads its row,
         and, until a re-read succeeds, is refused while the store cannot be read."""
-        self._changes += 1
+        for told in self._told_during:
+            told.add(key_id)
         for entry in self._verified.values():
             if entry.record is not None and entry.record.id == key_id:
                 entry.checked_at = _EXPIRED
@@ -156,12 +179,16 @@ class KeyVerifier:
     async def _check(
         self, digest: bytes, plaintext: str, entry: _Entry | None, suspect: bool
     ) -> _Entry:
-        changes = self._changes
-        if entry is not None and entry.record is not None:
-            fresh = await self._reread(entry)
-        else:
-            fresh = await self._verify_with_argon2(plaintext, suspect)
-        if self._changes != changes:
+        told = _Told()
+        self._told_during.add(told)
+        try:
+            if entry is not None and entry.record is not None:
+                fresh = await self._reread(entry)
+            else:
+                fresh = await self._verify_with_argon2(plaintext, suspect)
+        finally:
+            self._told_during.discard(told)
+        if fresh.record is not None and told.of(fresh.record.id):
             fresh.checked_at = _EXPIRED  # read maybe before a change it was told of meanwhile
         self._remember(digest, fresh)
         return fresh
