@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from modelway.store import Store, database_url
 from modelway.store.responses import (
@@ -18,7 +18,7 @@ from modelway.store.responses import (
     decode_conversation,
     encode_conversation,
 )
-from modelway.store.tables import stored_responses
+from modelway.store.tables import relayed_responses, stored_responses
 from modelway.types import ImagePart, Message, TextPart, ToolCall
 
 DAY = 86400.0
@@ -74,11 +74,9 @@ async def save(
     )
 
 
-async def row_count(store: Store) -> int:
+async def row_count(store: Store, table: Table = stored_responses) -> int:
     async with store.engine.connect() as connection:
-        count = (
-            await connection.execute(select(func.count()).select_from(stored_responses))
-        ).scalar()
+        count = (await connection.execute(select(func.count()).select_from(table))).scalar()
     return int(count or 0)
 
 
@@ -155,6 +153,35 @@ async def test_the_store_has_a_responses_repository(store: Store) -> None:
         "resp_mw1", "open", "m", conversation="[]", response="{}", keep_seconds=DAY
     )
     assert await store.responses.get("resp_mw1", "open") is not None
+
+
+# --- relayed responses: whose each is, and which provider keeps it -------------------------
+
+
+async def test_a_relayed_response_names_its_provider_to_its_owner_alone(
+    responses: ResponseRepository,
+) -> None:
+    await responses.save_relayed("resp_abc", "team:red", "openai", keep_seconds=DAY)
+    assert await responses.relayed_provider("resp_abc", "team:red") == "openai"
+    assert await responses.relayed_provider("resp_abc", "key:a") is None
+    assert await responses.relayed_provider("resp_other", "team:red") is None
+    await responses.forget_relayed("resp_abc", "key:a")  # not theirs: nothing happens
+    assert await responses.relayed_provider("resp_abc", "team:red") == "openai"
+    await responses.forget_relayed("resp_abc", "team:red")
+    assert await responses.relayed_provider("resp_abc", "team:red") is None
+
+
+async def test_a_relayed_response_expires_and_is_purged_in_bounded_batches(
+    responses: ResponseRepository, clock: Clock, store: Store
+) -> None:
+    for number in range(PURGE_BATCH + 3):
+        await responses.save_relayed(f"resp_{number}", "open", "azure", keep_seconds=DAY)
+    clock.now += DAY
+    assert await responses.relayed_provider("resp_0", "open") is None
+    await responses.save_relayed("resp_new", "open", "openai", keep_seconds=DAY)
+    assert await row_count(store, relayed_responses) == 3 + 1
+    assert await responses.purge_expired() == 3
+    assert await responses.relayed_provider("resp_new", "open") == "openai"
 
 
 def test_conversations_round_trip_every_message_field() -> None:

@@ -116,7 +116,7 @@ def relayable(route: Route, wire: str) -> bool:
     return upstream_wire is not None and all(
         isinstance(t.backend, HttpProvider)
         and t.backend.wire == upstream_wire
-        and (wire != "responses" or _speaks_responses(t.backend))
+        and (wire != "responses" or speaks_responses(t.backend))
         for t in route.targets
     )
 
@@ -127,7 +127,7 @@ def relayable(route: Route, wire: str) -> bool:
 RESPONSES_PROVIDERS = frozenset({"openai", "azure"})
 
 
-def _speaks_responses(backend: HttpProvider) -> bool:
+def speaks_responses(backend: HttpProvider) -> bool:
     adapter = backend.adapter
     return (
         isinstance(adapter, OpenAIAdapter)

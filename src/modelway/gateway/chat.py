@@ -25,7 +25,7 @@ from modelway.calls.relay import Headers
 from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.dialects.responses import ResponsesDialect, dropped_tools
 from modelway.errors import BadRequest, ModelwayError
-from modelway.gateway import response_state
+from modelway.gateway import relayed_responses, response_state
 from modelway.gateway.auth import RequestHeaders, authenticate, header_values, headers_key
 from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.http import (
@@ -146,7 +146,12 @@ async def chat_call(
         ):
             # A provider of the caller's own format validates the rest itself and answers
             # any problem in that same format; only routing needed parsing here.
-            response = _relayed_response(await call.relay(body, headers))
+            relayed = await call.relay(body, headers)
+            if isinstance(dialect, ResponsesDialect):
+                keep = relayed_responses.keep_seconds(state, body)
+                if keep > 0:  # its provider keeps it: whose it is, for reading it back
+                    relayed = await relayed_responses.remembered(state, call.caller, relayed, keep)
+            response = _relayed_response(relayed)
         else:
             response = await _translated_response(state, call, dialect, body, size)
         if call.cache_status is not None:

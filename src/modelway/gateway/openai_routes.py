@@ -1,5 +1,6 @@
 """The OpenAI-format API besides chat (``gateway.chat``): models, embeddings, and the
-Responses API answers the gateway kept (``GET``/``DELETE /v1/responses/{id}``)."""
+Responses API answers read back (``GET``/``DELETE /v1/responses/{id}``, its input items,
+``cancel``): the gateway's own (``response_state``) or a provider's (``relayed_responses``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from starlette.routing import Route
 
 from modelway.calls import Caller
 from modelway.errors import BadRequest, ModelwayError, NotFound, UpstreamError
-from modelway.gateway import response_state
+from modelway.gateway import relayed_responses, response_state
 from modelway.gateway.auth import request_caller
 from modelway.gateway.dialect_paths import ANTHROPIC, models_dialect
 from modelway.gateway.dialect_paths import OPENAI as DIALECT
@@ -111,13 +112,18 @@ async def embeddings(request: Request) -> Response:
 
 
 async def get_response(request: Request) -> Response:
-    """A response the gateway kept (a translated ``POST /v1/responses``), in the caller's scope."""
+    """A Responses API answer: one the gateway kept (a translated call) or one its provider
+    keeps (a relayed call), in the caller's scope."""
+    if not response_state.is_gateway_id(request.path_params["response_id"]):
+        return await _relayed(request, "GET")
     return await _stored_response(request, response_state.stored_response)
 
 
 async def list_input_items(request: Request) -> Response:
-    """The input items of a response the gateway kept, a page at a time (``limit``,
-    ``order``, ``after``), as ``client.responses.input_items.list`` reads them."""
+    """The input items of a response, a page at a time (``limit``, ``order``, ``after``),
+    as ``client.responses.input_items.list`` reads them."""
+    if not response_state.is_gateway_id(request.path_params["response_id"]):
+        return await _relayed(request, "GET", "/input_items")
 
     async def items(state: GatewayState, caller: Caller, response_id: str) -> bytes:
         return await response_state.stored_input_items(
@@ -128,8 +134,34 @@ async def list_input_items(request: Request) -> Response:
 
 
 async def delete_response(request: Request) -> Response:
-    """Delete a response the gateway kept: ``{"id", "object": "response", "deleted": true}``."""
+    """Delete a response: ``{"id", "object": "response", "deleted": true}``."""
+    if not response_state.is_gateway_id(request.path_params["response_id"]):
+        return await _relayed(request, "DELETE")
     return await _stored_response(request, response_state.delete_stored_response)
+
+
+async def cancel_response(request: Request) -> Response:
+    """Cancel a background response its provider is still working on. The gateway's own
+    answers are never in the background: for one of them, a 400 as OpenAI's."""
+    if not response_state.is_gateway_id(request.path_params["response_id"]):
+        return await _relayed(request, "POST", "/cancel")
+    return await _stored_response(request, response_state.cancel_stored_response)
+
+
+async def _relayed(request: Request, method: str, suffix: str = "") -> Response:
+    state: GatewayState = request.app.state.gateway
+    try:
+        return await relayed_responses.forwarded(
+            state,
+            request_caller(request),
+            request.path_params["response_id"],
+            method=method,
+            suffix=suffix,
+            query=request.url.query,
+            request_id=getattr(request.state, "request_id", ""),
+        )
+    except ModelwayError as error:
+        return error_response(DIALECT, error)
 
 
 async def _stored_response(
@@ -150,4 +182,5 @@ ROUTES = [
     Route("/v1/responses/{response_id}", get_response, methods=["GET"]),
     Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
     Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+    Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
 ]

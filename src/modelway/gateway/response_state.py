@@ -78,6 +78,11 @@ def new_response_id() -> str:
     return ID_PREFIX + uuid.uuid4().hex
 
 
+def is_gateway_id(response_id: str) -> bool:
+    """Whether ``response_id`` has the form of the gateway's own ids (else a provider's)."""
+    return response_id.startswith(ID_PREFIX)
+
+
 def names_stored_response(body: dict[str, Any]) -> bool:
     """Whether ``body``'s ``previous_response_id`` has the gateway's form (translate it)."""
     previous = body.get("previous_response_id")
@@ -325,8 +330,15 @@ async def delete_stored_response(state: GatewayState, caller: Caller, response_i
         response_id, owner_of(caller)
     )
     if not deleted:
-        raise _not_found(response_id, None)
+        raise not_found(response_id, None)
     return orjson.dumps({"id": response_id, "object": "response", "deleted": True})
+
+
+async def cancel_stored_response(state: GatewayState, caller: Caller, response_id: str) -> bytes:
+    """Cancel ``caller``'s response ``response_id``: the gateway answered it at once, so
+    there is nothing to cancel (``BadRequest``; ``NotFound`` if there is no such response)."""
+    await _stored(state.store.responses, response_id, owner_of(caller), param=None)
+    raise BadRequest("only a response created with background: true can be cancelled")
 
 
 async def _stored(
@@ -340,7 +352,7 @@ async def _stored(
     if _GATEWAY_ID.fullmatch(response_id):
         found = await repository.get(response_id, owner)
     if found is None:
-        raise _not_found(response_id, param)
+        raise not_found(response_id, param)
     return found
 
 
@@ -364,7 +376,7 @@ def _conversation(
         ) from None
 
 
-def _not_found(response_id: str, param: str | None) -> NotFound:
+def not_found(response_id: str, param: str | None) -> NotFound:
     shown = response_id if len(response_id) <= _SHOWN_ID else response_id[:_SHOWN_ID] + "…"
     where = f"{param}: " if param else ""
     code = "previous_response_not_found" if param else "not_found"

@@ -54,6 +54,7 @@ from modelway.mock.faults import (
     plan_faults,
 )
 from modelway.mock.gemini_dialect import GeminiDialect
+from modelway.mock.kept_responses import KeptResponses
 from modelway.mock.responses_dialect import MockResponsesDialect
 from modelway.types import ChatRequest, ImagePart, MessageEnd, StreamEvent, fold_events
 
@@ -219,11 +220,23 @@ class MockServer:
         self.anthropic: Dialect = AnthropicDialect()
         self.ollama: Dialect = OllamaDialect()
         self.gemini: Dialect = GeminiDialect()
+        self.kept = KeptResponses()
+        kept = self.kept
         routes = [
             Route("/v1/chat/completions", self.openai_chat, methods=["POST"]),
             Route("/v1/responses", self.openai_responses, methods=["POST"]),
             # Azure OpenAI's v1 API, where it serves the Responses API.
             Route("/openai/v1/responses", self.openai_responses, methods=["POST"]),
+            *(
+                route
+                for prefix in ("/v1/responses", "/openai/v1/responses")
+                for route in (
+                    Route(prefix + "/{response_id}", kept.get, methods=["GET"]),
+                    Route(prefix + "/{response_id}", kept.delete, methods=["DELETE"]),
+                    Route(prefix + "/{response_id}/input_items", kept.input_items, methods=["GET"]),
+                    Route(prefix + "/{response_id}/cancel", kept.cancel, methods=["POST"]),
+                )
+            ),
             Route("/v1/models", self.openai_models, methods=["GET"]),
             Route("/v1/embeddings", self.openai_embeddings, methods=["POST"]),
             Route("/v1/messages", self.anthropic_messages, methods=["POST"]),
@@ -253,7 +266,7 @@ class MockServer:
         return await self._chat(request, self.openai)
 
     async def openai_responses(self, request: Request) -> Response:
-        return await self._chat(request, self.responses)
+        return await self._chat(request, self.responses, keep=self.kept)
 
     async def azure_chat(self, request: Request) -> Response:
         # Azure names the deployment in the URL and requires an api-version.
@@ -343,7 +356,12 @@ class MockServer:
         )
 
     async def _chat(
-        self, request: Request, dialect: Dialect, url_fields: dict[str, Any] | None = None
+        self,
+        request: Request,
+        dialect: Dialect,
+        url_fields: dict[str, Any] | None = None,
+        *,
+        keep: KeptResponses | None = None,
     ) -> Response:
         try:
             plan = self._plan(request)
@@ -361,9 +379,13 @@ class MockServer:
         )
         if not chat.stream:
             await self._delay(plan)
-            body = dialect.encode_response(fold_events(events))
-            return _body_response(body, plan)
+            answer = dialect.encode_response(fold_events(events))
+            if keep is not None:
+                keep.keep_answer(body, chat, answer)
+            return _body_response(answer, plan)
         chunks = _stream_chunks(dialect, chat, events, plan)
+        if keep is not None:
+            keep.keep_stream(body, chat, chunks)
         return PacedStream(chunks, plan, self.pacing, self.stats, dialect.stream_media_type)
 
     async def _json(

@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 import msgspec
 from msgspec.structs import asdict
-from sqlalchemy import Delete, delete, insert, select
+from sqlalchemy import Delete, Table, delete, insert, select
 
 from modelway.store.engine import Database
-from modelway.store.tables import stored_responses
+from modelway.store.tables import relayed_responses, stored_responses
 from modelway.types import Message
 
 #: Expired rows one write deletes, at most (the rest go with later writes).
@@ -102,9 +102,44 @@ class ResponseRepository:
             response=response,
         )
         async with self._engine.begin() as connection:
-            await connection.execute(_purge(now, PURGE_BATCH))
+            await connection.execute(_purge(stored_responses, now, PURGE_BATCH))
             await connection.execute(insert(stored_responses).values(asdict(row)))
         return row
+
+    async def save_relayed(
+        self, response_id: str, owner: str, provider: str, *, keep_seconds: float
+    ) -> None:
+        """Remember that ``provider`` keeps ``owner``'s relayed response ``response_id``, for
+        ``keep_seconds``; first deletes a batch of expired ones."""
+        now = self._clock()
+        row = {
+            "id": response_id,
+            "owner": owner,
+            "provider": provider,
+            "created_at": now,
+            "expires_at": now + keep_seconds,
+        }
+        async with self._engine.begin() as connection:
+            await connection.execute(_purge(relayed_responses, now, PURGE_BATCH))
+            await connection.execute(insert(relayed_responses).values(row))
+
+    async def relayed_provider(self, response_id: str, owner: str) -> str | None:
+        """The provider that keeps ``owner``'s unexpired relayed response, or None."""
+        query = select(relayed_responses.c.provider).where(
+            relayed_responses.c.id == response_id,
+            relayed_responses.c.owner == owner,
+            relayed_responses.c.expires_at > self._clock(),
+        )
+        async with self._engine.connect() as connection:
+            return (await connection.execute(query)).scalar()
+
+    async def forget_relayed(self, response_id: str, owner: str) -> None:
+        """Forget ``owner``'s relayed response (its provider deleted it, or never had it)."""
+        statement = delete(relayed_responses).where(
+            relayed_responses.c.id == response_id, relayed_responses.c.owner == owner
+        )
+        async with self._engine.begin() as connection:
+            await connection.execute(statement)
 
     async def get(self, response_id: str, owner: str) -> StoredResponse | None:
         """The unexpired response ``response_id`` of ``owner``, or None."""
@@ -129,19 +164,21 @@ class ResponseRepository:
         return result.rowcount > 0
 
     async def purge_expired(self, limit: int = PURGE_BATCH) -> int:
-        """Delete up to ``limit`` expired rows; how many went."""
+        """Delete up to ``limit`` expired rows of each kind; how many went."""
+        now = self._clock()
         async with self._engine.begin() as connection:
-            result = await connection.execute(_purge(self._clock(), limit))
-        return result.rowcount
+            kept = await connection.execute(_purge(stored_responses, now, limit))
+            relayed = await connection.execute(_purge(relayed_responses, now, limit))
+        return kept.rowcount + relayed.rowcount
 
 
-def _purge(now: float, limit: int) -> Delete:
+def _purge(table: Table, now: float, limit: int) -> Delete:
     # A bounded DELETE in a form SQLite and PostgreSQL both take (neither allows LIMIT on
     # DELETE itself everywhere): the oldest expired ids first.
     expired = (
-        select(stored_responses.c.id)
-        .where(stored_responses.c.expires_at <= now)
-        .order_by(stored_responses.c.expires_at)
+        select(table.c.id)
+        .where(table.c.expires_at <= now)
+        .order_by(table.c.expires_at)
         .limit(limit)
     )
-    return delete(stored_responses).where(stored_responses.c.id.in_(expired.scalar_subquery()))
+    return delete(table).where(table.c.id.in_(expired.scalar_subquery()))

@@ -260,3 +260,17 @@ stored_responses = Table(
     # The ``response`` object as returned, for ``GET /v1/responses/{id}``.
     Column("response", Text, nullable=False),
 )
+
+relayed_responses = Table(
+    "relayed_responses",
+    metadata,
+    # The ``id`` of a Responses API answer relayed to a provider that keeps it (OpenAI's
+    # ``resp_...``); the provider holds the answer, the gateway only whose it is.
+    Column("id", String(128), primary_key=True),
+    # Whose it is, as in ``stored_responses``.
+    Column("owner", Text, nullable=False),
+    # The provider (its name in the config) that answered and keeps it.
+    Column("provider", String(64), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False, index=True),
+)

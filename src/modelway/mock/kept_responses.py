@@ -1,0 +1,125 @@
+"""The Responses API answers the mock keeps, as OpenAI keeps them: read back by id.
+
+Unless a body says ``store: false``, the mock keeps each answer of ``POST /v1/responses``
+it gave (the last ``MAX_KEPT``, in memory): ``GET /v1/responses/{id}`` returns it (with
+``?stream=true``, as a stream of its ``response.completed`` event), ``GET …/input_items``
+lists what it was made from, ``DELETE`` forgets it, and ``POST …/cancel`` answers as
+OpenAI does for a response not made in the background: a 400. Any other id is a 404. So
+the gateway's relay of these calls can be tried offline, as the chat calls are.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, NamedTuple
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelway.dialects.responses_items import DEFAULT_PAGE, MAX_PAGE, input_items, items_page
+from modelway.errors import BadRequest, ModelwayError, NotFound
+from modelway.types import ChatRequest
+
+#: Answers kept, at most; the oldest goes first.
+MAX_KEPT = 1_000
+
+
+class _Kept(NamedTuple):
+    response: dict[str, Any]
+    items: list[dict[str, Any]]
+
+
+class KeptResponses:
+    """The mock's kept answers, and the routes that read them."""
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
+
+    def keep_answer(self, body: Any, chat: ChatRequest, answer: bytes) -> None:
+        """Keep a whole answer (``answer``, the response object) to ``body``."""
+        if _stores(body):
+            self._keep(orjson.loads(answer), chat)
+
+    def keep_stream(self, body: Any, chat: ChatRequest, chunks: list[bytes]) -> None:
+        """Keep the response a stream's ``response.completed`` event holds (none: nothing)."""
+        if not _stores(body):
+            return
+        for chunk in chunks:
+            for line in chunk.split(b"\n"):
+                if line.startswith(b"data: {") and b'"response.completed"' in line:
+                    event = orjson.loads(line[6:])
+                    if event.get("type") == "response.completed":
+                        self._keep(event["response"], chat)
+
+    def _keep(self, response: dict[str, Any], chat: ChatRequest) -> None:
+        response_id = str(response.get("id"))
+        inputs = [m for m in chat.messages if m.role != "system"]
+        self._kept[response_id] = _Kept(response, input_items(inputs, response_id))
+        while len(self._kept) > MAX_KEPT:
+            self._kept.popitem(last=False)
+
+    # --- routes ----------------------------------------------------------------------
+
+    async def get(self, request: Request) -> Response:
+        kept = self._found(request)
+        if isinstance(kept, Response):
+            return kept
+        if request.query_params.get("stream") == "true":
+            event = {"type": "response.completed", "sequence_number": 0, "response": kept.response}
+            data = b"event: response.completed\ndata: " + orjson.dumps(event) + b"\n\n"
+            return Response(data, media_type="text/event-stream")
+        return _json(kept.response)
+
+    async def input_items(self, request: Request) -> Response:
+        kept = self._found(request)
+        if isinstance(kept, Response):
+            return kept
+        query = request.query_params
+        try:
+            limit = int(query.get("limit", DEFAULT_PAGE))
+            if not 1 <= limit <= MAX_PAGE:
+                raise ValueError(limit)
+            page = items_page(
+                kept.items,
+                limit=limit,
+                descending=query.get("order", "desc") == "desc",
+                after=query.get("after"),
+            )
+        except ValueError:
+            return _error(BadRequest("limit or after: not one the list has"))
+        return _json(page)
+
+    async def delete(self, request: Request) -> Response:
+        kept = self._found(request)
+        if isinstance(kept, Response):
+            return kept
+        response_id = request.path_params["response_id"]
+        del self._kept[response_id]
+        return _json({"id": response_id, "object": "response", "deleted": True})
+
+    async def cancel(self, request: Request) -> Response:
+        kept = self._found(request)
+        if isinstance(kept, Response):
+            return kept
+        return _error(BadRequest("Only responses created with background=true can be cancelled."))
+
+    def _found(self, request: Request) -> _Kept | Response:
+        response_id = request.path_params["response_id"]
+        kept = self._kept.get(response_id)
+        if kept is None:
+            return _error(NotFound(f"No response found with id '{response_id}'."))
+        return kept
+
+
+def _stores(body: Any) -> bool:
+    return not (isinstance(body, dict) and body.get("store") is False)
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _error(error: ModelwayError) -> Response:
+    body = {"error": {"message": error.message, "type": "invalid_request_error", "code": None}}
+    return Response(orjson.dumps(body), error.status, media_type="application/json")

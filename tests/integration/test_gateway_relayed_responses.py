@@ -1,0 +1,170 @@
+"""Responses relayed to a provider that keeps them (OpenAI, Azure), read back through a
+real ``modelway serve`` with the ``openai`` SDK (``gateway.relayed_responses``).
+
+``modelway mock`` is the OpenAI and Azure upstream: it keeps its Responses answers as
+OpenAI does (``mock.kept_responses``), so every read below went to it and back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import httpx
+import openai
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.integration.gateway import running_gateway
+from tests.integration.test_keys_pipeline import MASTER, create_key
+
+RELAYING = ["openai", "azure"]
+
+
+@pytest.fixture
+def client(gateway_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{gateway_url}/v1", api_key="x", max_retries=0) as sdk:
+        yield sdk
+
+
+def upstream_calls(mock_url: str, path_part: str) -> int:
+    """Requests the mock upstream took whose path holds ``path_part``."""
+    stats = httpx.get(f"{mock_url}/mock/stats").json()
+    return sum(n for path, n in stats["requests"].items() if path_part in path)
+
+
+@pytest.mark.parametrize("provider", RELAYING)
+def test_a_relayed_answer_is_read_listed_and_deleted_through_the_gateway(
+    client: openai.OpenAI, provider: str
+) -> None:
+    made = client.responses.create(model=f"{provider}/echo", input="keep this one")
+    assert not made.id.startswith("resp_mw")  # the upstream's own id: it was relayed
+    read = client.responses.retrieve(made.id)
+    assert (read.id, read.output_text) == (made.id, "keep this one")
+    items = client.responses.input_items.list(made.id).data
+    assert [(item.type, item.content[0].text) for item in items] == [("message", "keep this one")]
+    deleted = client.responses.delete(made.id)
+    assert deleted is None  # the SDK returns nothing for a 200
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(made.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.delete(made.id)
+
+
+@pytest.mark.parametrize("provider", RELAYING)
+def test_a_relayed_stream_can_be_read_back_and_streamed_again(
+    client: openai.OpenAI, provider: str
+) -> None:
+    with client.responses.stream(model=f"{provider}/echo", input="streamed and kept") as stream:
+        final = stream.get_final_response()
+    assert client.responses.retrieve(final.id).output_text == "streamed and kept"
+    # ``stream=true`` on a read (how a background response is followed) is passed on too.
+    events = list(client.responses.retrieve(final.id, stream=True))
+    assert [event.type for event in events] == ["response.completed"]
+    assert events[0].response.output_text == "streamed and kept"  # type: ignore[union-attr]
+
+
+def test_cancel_is_answered_by_the_provider(client: openai.OpenAI) -> None:
+    made = client.responses.create(model="openai/echo", input="already done")
+    with pytest.raises(openai.BadRequestError, match="background"):
+        client.responses.cancel(made.id)
+    # The gateway's own answers are never in the background either.
+    own = client.responses.create(model="anthropic/echo", input="mine")
+    with pytest.raises(openai.BadRequestError, match="background"):
+        client.responses.cancel(own.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.cancel("resp_mw" + "0" * 32)
+
+
+def test_store_false_is_not_remembered_and_its_id_never_reaches_the_provider(
+    client: openai.OpenAI, mock_url: str
+) -> None:
+    made = client.responses.create(model="openai/echo", input="forget me", store=False)
+    before = upstream_calls(mock_url, made.id)
+    for read in (client.responses.retrieve, client.responses.delete, client.responses.cancel):
+        with pytest.raises(openai.NotFoundError):
+            read(made.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.input_items.list(made.id)
+    assert upstream_calls(mock_url, made.id) == before == 0
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    response_id=st.text(min_size=1, max_size=300).filter(lambda s: s not in (".", "..")),
+    how=st.sampled_from(["GET", "DELETE", "POST", "items"]),
+)
+def test_any_id_is_a_clear_error_in_openais_shape(
+    gateway_url: str, response_id: str, how: str
+) -> None:
+    path = f"{gateway_url}/v1/responses/{quote(response_id, safe='')}"
+    method = "GET" if how == "items" else how
+    if how == "items":
+        path += "/input_items"
+    elif how == "POST":
+        path += "/cancel"
+    answer = httpx.request(method, path, headers={"authorization": "Bearer x"})
+    assert answer.status_code in (400, 404, 405), answer.text
+    if answer.status_code != 405:
+        assert isinstance(answer.json()["error"]["message"], str)
+
+
+def test_a_relayed_answer_is_its_creators_alone(
+    gateway_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, mock_url: str
+) -> None:
+    data = str(tmp_path_factory.mktemp("relayed-keys"))
+    env = {**gateway_env, "MODELWAY_DATA_DIR": data, "MODELWAY_MASTER_KEY": MASTER}
+    store_env = {"MODELWAY_DATA_DIR": data}
+    _, alice = create_key(store_env)
+    _, bob = create_key(store_env)
+    _, red_one = create_key(store_env, owner_team="red")
+    _, red_two = create_key(store_env, owner_team="red")
+    with running_gateway(env) as url, contextlib.ExitStack() as clients:
+
+        def sdk(key: str) -> openai.OpenAI:
+            return clients.enter_context(
+                openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+            )
+
+        made = sdk(alice).responses.create(model="openai/echo", input="alice's")
+        asked = upstream_calls(mock_url, made.id)
+        for other in (bob, MASTER, red_one):
+            with pytest.raises(openai.NotFoundError):
+                sdk(other).responses.retrieve(made.id)
+            with pytest.raises(openai.NotFoundError):
+                sdk(other).responses.delete(made.id)
+            with pytest.raises(openai.NotFoundError):
+                sdk(other).responses.input_items.list(made.id)
+        assert upstream_calls(mock_url, made.id) == asked  # none of it reached the provider
+        assert sdk(alice).responses.retrieve(made.id).output_text == "alice's"
+        # A team's keys share their team's responses.
+        ours = sdk(red_one).responses.create(model="openai/echo", input="ours")
+        assert sdk(red_two).responses.retrieve(ours.id).output_text == "ours"
+        refused = httpx.get(f"{url}/v1/responses/{ours.id}")
+        assert refused.status_code == 401
+
+
+@pytest.fixture(scope="module")
+def gateway_env(mock_url: str) -> dict[str, str]:
+    return {
+        "OPENAI_BASE_URL": f"{mock_url}/v1",
+        "OPENAI_API_KEY": "sk-test-openai-key",
+        "ANTHROPIC_BASE_URL": mock_url,
+        "ANTHROPIC_API_KEY": "sk-ant-test-key",
+    }
+
+
+def test_a_query_string_is_passed_on_within_its_bound(
+    client: openai.OpenAI, gateway_url: str
+) -> None:
+    made = client.responses.create(model="openai/echo", input="query me")
+    url = f"{gateway_url}/v1/responses/{made.id}"
+    auth = {"authorization": "Bearer x"}
+    fine = httpx.get(url, params={"include[]": "message.output_text.logprobs"}, headers=auth)
+    assert fine.status_code == 200 and fine.json()["id"] == made.id
+    long = httpx.get(url, params={"x": "y" * 5000}, headers=auth)
+    assert long.status_code == 400 and "query string" in long.json()["error"]["message"]
