@@ -141,6 +141,16 @@ def test_a_relayed_answer_is_its_creators_alone(
                 sdk(other).responses.input_items.list(made.id)
         assert upstream_calls(mock_url, made.id) == asked  # none of it reached the provider
         assert sdk(alice).responses.retrieve(made.id).output_text == "alice's"
+        # Nor can another key continue it: the provider would, with the gateway's key.
+        for other in (bob, MASTER):
+            with pytest.raises(openai.NotFoundError, match="previous_response_id"):
+                sdk(other).responses.create(
+                    model="openai/echo", input="x", previous_response_id=made.id
+                )
+        chained = sdk(alice).responses.create(
+            model="openai/echo", input="mine too", previous_response_id=made.id
+        )
+        assert chained.output_text == "mine too"
         # A team's keys share their team's responses.
         ours = sdk(red_one).responses.create(model="openai/echo", input="ours")
         assert sdk(red_two).responses.retrieve(ours.id).output_text == "ours"

@@ -165,6 +165,8 @@ async def test_a_relayed_response_names_its_provider_to_its_owner_alone(
     assert await responses.relayed_provider("resp_abc", "team:red") == "openai"
     assert await responses.relayed_provider("resp_abc", "key:a") is None
     assert await responses.relayed_provider("resp_other", "team:red") is None
+    assert await responses.relayed_owner("resp_abc") == "team:red"
+    assert await responses.relayed_owner("resp_other") is None
     await responses.forget_relayed("resp_abc", "key:a")  # not theirs: nothing happens
     assert await responses.relayed_provider("resp_abc", "team:red") == "openai"
     await responses.forget_relayed("resp_abc", "team:red")

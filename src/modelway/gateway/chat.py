@@ -146,6 +146,8 @@ async def chat_call(
         ):
             # A provider of the caller's own format validates the rest itself and answers
             # any problem in that same format; only routing needed parsing here.
+            if isinstance(dialect, ResponsesDialect) and "previous_response_id" in body:
+                await relayed_responses.check_previous(state, call.caller, body)
             relayed = await call.relay(body, headers)
             if isinstance(dialect, ResponsesDialect):
                 keep = relayed_responses.keep_seconds(state, body)

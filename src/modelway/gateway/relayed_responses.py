@@ -14,7 +14,8 @@ an id go to that provider with the gateway's credentials, its query string as se
 (``include``, ``stream=true`` and ``starting_after`` for a background stream, a page of
 items), and its answer or error comes back as it sent it. The caller must be the one that
 created it (``response_state.owner_of``: its key's team, else its key): any other id,
-someone else's included, is a 404 that never reaches the provider.
+someone else's included, is a 404 that never reaches the provider. Nor may a relayed call
+continue someone else's (``previous_response_id``, ``check_previous``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,18 @@ _QUERY = re.compile(r"[!-~]{1,4096}")
 #: The bytes of a stream's beginning searched for its id, at most.
 _ID_SEARCH_BYTES = 65_536
 _DAY = 86400.0
+
+
+async def check_previous(state: GatewayState, caller: Caller, body: dict[str, Any]) -> None:
+    """A relayed call may continue (``previous_response_id``) a response the gateway knows
+    was relayed for someone else only as a 404, as if it did not exist. An id the gateway
+    does not know (made before, or straight at the provider) goes on to the provider."""
+    previous = body.get("previous_response_id")
+    if not isinstance(previous, str) or not _RELAYED_ID.fullmatch(previous):
+        return  # a malformed one is the provider's to refuse
+    owner = await state.store.responses.relayed_owner(previous)
+    if owner is not None and owner != owner_of(caller):
+        raise not_found(previous, "previous_response_id")
 
 
 def keep_seconds(state: GatewayState, body: dict[str, Any]) -> float:

@@ -133,6 +133,15 @@ class ResponseRepository:
         async with self._engine.connect() as connection:
             return (await connection.execute(query)).scalar()
 
+    async def relayed_owner(self, response_id: str) -> str | None:
+        """Whose unexpired relayed response ``response_id`` is, or None if none is known."""
+        query = select(relayed_responses.c.owner).where(
+            relayed_responses.c.id == response_id,
+            relayed_responses.c.expires_at > self._clock(),
+        )
+        async with self._engine.connect() as connection:
+            return (await connection.execute(query)).scalar()
+
     async def forget_relayed(self, response_id: str, owner: str) -> None:
         """Forget ``owner``'s relayed response (its provider deleted it, or never had it)."""
         statement = delete(relayed_responses).where(
