@@ -299,6 +299,31 @@ def test_a_check_told_of_more_keys_than_it_keeps_counts_as_told_of_every_key() -
     assert fresh.of("key-1") and not fresh.of("key-2")
 
 
+async def test_a_key_pushed_out_of_a_full_table_is_forgotten_by_id_too(
+    store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ``expire`` finds a key by its id without walking the table; that index stays as
+    # bounded as the table, and a key verified again is found through it again.
+    monkeypatch.setattr(verifier_module, "MAX_ENTRIES", 2)
+    made = [await store.keys.create(f"k{n}") for n in range(3)]
+    verifier = KeyVerifier(store)
+    for _, plaintext in made:
+        await verifier.verify(plaintext)
+    assert len(verifier._digests) == len(verifier._verified) == 2
+    (first, first_plaintext), (last, last_plaintext) = made[0], made[-1]
+    verifier.expire(first.id)  # no longer remembered: nothing to expire
+    await store.keys.revoke(last.id)
+    verifier.expire(last.id)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await verifier.verify(last_plaintext)
+    assert len(verifier._digests) == len(verifier._verified) == 1
+    assert (await verifier.verify(first_plaintext)).id == first.id  # Argon2 again
+    await store.keys.revoke(first.id)
+    verifier.expire(first.id)
+    with pytest.raises(AuthenticationError, match="revoked"):
+        await verifier.verify(first_plaintext)
+
+
 async def test_settings_changed_in_the_store_reach_the_cache_on_refresh(
     store: Store, clock: Clock
 ) -> None:

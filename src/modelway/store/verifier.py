@@ -94,6 +94,8 @@ class KeyVerifier:
         self._keys = store.keys
         self._outage = store.outage
         self._verified: dict[bytes, _Entry] = {}
+        #: The digest each remembered key's entry is under, by key id (for ``expire``).
+        self._digests: dict[str, bytes] = {}
         self._refused: dict[bytes, _Entry] = {}
         self._running: dict[bytes, asyncio.Task[_Entry]] = {}
         #: The ids told changed (``expire``) during each check now running: a check whose
@@ -143,9 +145,10 @@ class KeyVerifier:
         and, until a re-read succeeds, is refused while the store cannot be read."""
         for told in self._told_during:
             told.add(key_id)
-        for entry in self._verified.values():
-            if entry.record is not None and entry.record.id == key_id:
-                entry.checked_at = _EXPIRED
+        digest = self._digests.get(key_id)
+        entry = self._verified.get(digest) if digest is not None else None
+        if entry is not None:
+            entry.checked_at = _EXPIRED
 
     def expire_all(self) -> None:
         """Any key may have changed (announcements may have been missed): each one's next
@@ -228,11 +231,18 @@ class KeyVerifier:
 
     def _remember(self, digest: bytes, entry: _Entry) -> None:
         if entry.record is None:
-            self._verified.pop(digest, None)
+            self._forget(self._verified.pop(digest, None))
             _put(self._refused, digest, entry, MAX_REFUSALS)
         else:
             self._refused.pop(digest, None)
-            _put(self._verified, digest, entry, MAX_ENTRIES)
+            for evicted in _put(self._verified, digest, entry, MAX_ENTRIES):
+                self._forget(evicted)
+            self._digests[entry.record.id] = digest
+
+    def _forget(self, entry: _Entry | None) -> None:
+        """Drop a verified entry that left the table from the index by key id."""
+        if entry is not None and entry.record is not None:
+            self._digests.pop(entry.record.id, None)
 
 
 def _valid(entry: _Entry) -> KeyRecord:
@@ -244,9 +254,11 @@ def _valid(entry: _Entry) -> KeyRecord:
     return record
 
 
-def _put(entries: dict[bytes, _Entry], digest: bytes, entry: _Entry, limit: int) -> None:
-    """Insert as the newest entry; the oldest go while the table is full."""
+def _put(entries: dict[bytes, _Entry], digest: bytes, entry: _Entry, limit: int) -> list[_Entry]:
+    """Insert as the newest entry; the oldest go while the table is full (returned)."""
     entries.pop(digest, None)
+    evicted = []
     while len(entries) >= limit:
-        del entries[next(iter(entries))]
+        evicted.append(entries.pop(next(iter(entries))))
     entries[digest] = entry
+    return evicted
