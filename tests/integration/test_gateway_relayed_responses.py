@@ -8,7 +8,10 @@ OpenAI does (``mock.kept_responses``), so every read below went to it and back.
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -17,7 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelway.calls.caller import ANONYMOUS
+from modelway.config.schema import Timeouts
+from modelway.gateway.relayed_responses import forwarded, upstream_of
+from modelway.providers.openai import OpenAIAdapter
+from modelway.providers.upstream import HttpProvider
 from tests.integration.gateway import running_gateway
+from tests.integration.mockserver import running_mock
 from tests.integration.test_keys_pipeline import MASTER, create_key
 
 RELAYING = ["openai", "azure"]
@@ -178,3 +187,95 @@ def test_a_query_string_is_passed_on_within_its_bound(
     assert fine.status_code == 200 and fine.json()["id"] == made.id
     long = httpx.get(url, params={"x": "y" * 5000}, headers=auth)
     assert long.status_code == 400 and "query string" in long.json()["error"]["message"]
+
+
+def test_a_deployment_with_its_own_base_url_is_read_back_there(
+    gateway_env: dict[str, str], mock_url: str
+) -> None:
+    with running_mock() as other_url:
+        config = (
+            "models:\n  - name: eu-gpt\n    deployments:\n"
+            f'      - {{provider: openai, model: echo, base_url: "{other_url}/v1", '
+            "api_key: sk-eu-deployment-key}\n"
+        )
+        with (
+            running_gateway(gateway_env, config) as url,
+            openai.OpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as sdk,
+        ):
+            made = sdk.responses.create(model="eu-gpt", input="kept in the EU")
+            assert sdk.responses.retrieve(made.id).output_text == "kept in the EU"
+            sdk.responses.delete(made.id)
+            with pytest.raises(openai.NotFoundError):
+                sdk.responses.retrieve(made.id)
+        # The read and the deletion went where the answer was made, never to the provider's
+        # own base URL.
+        assert upstream_calls(other_url, made.id) == 2
+        assert upstream_calls(mock_url, made.id) == 0
+
+
+def raw_status(url: str, target: str) -> int:
+    """The status of ``GET target`` sent byte for byte (no client re-encodes it)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        head = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer x\r\n"
+        connection.sendall((head + "Connection: close\r\n\r\n").encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_a_query_that_is_not_ascii_is_refused_where_it_would_be_passed_on(
+    client: openai.OpenAI, gateway_url: str
+) -> None:
+    made = client.responses.create(model="openai/echo", input="query me")
+    for query in ("a=é", "a=€", "a=%C3%A9"):
+        assert raw_status(gateway_url, f"/v1/models?{query}") == 200
+    for query in ("a=é", "a=€"):
+        assert raw_status(gateway_url, f"/v1/responses/{made.id}?{query}") == 400
+    assert raw_status(gateway_url, f"/v1/responses/{made.id}?a=%C3%A9") == 200
+
+
+def test_a_read_streams_when_the_upstream_streams(client: openai.OpenAI, gateway_url: str) -> None:
+    # ``stream=%74rue`` is ``stream=true`` to the upstream: what it sends decides.
+    made = client.responses.create(model="openai/echo", input="stream me back")
+    answer = httpx.get(
+        f"{gateway_url}/v1/responses/{made.id}?stream=%74rue", headers={"authorization": "x"}
+    )
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    assert b"event: response.completed" in answer.content and b"stream me back" in answer.content
+
+
+class Responses:
+    """The store's relayed-response rows as a test wants them: one known, forgetting fails."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+
+    async def relayed_upstream(self, response_id: str, owner: str) -> str:
+        return self.upstream
+
+    async def forget_relayed(self, response_id: str, owner: str) -> None:
+        raise ConnectionRefusedError("database down")
+
+
+async def test_a_deletion_the_upstream_made_is_answered_though_the_store_cannot_forget_it(
+    mock_url: str,
+) -> None:
+    async with httpx.AsyncClient() as http:
+        made = (
+            await http.post(f"{mock_url}/v1/responses", json={"model": "echo", "input": "gone"})
+        ).json()
+    backend = HttpProvider("openai", OpenAIAdapter(), f"{mock_url}/v1", None)
+    state: Any = SimpleNamespace(
+        store=SimpleNamespace(responses=Responses(upstream_of(backend))),
+        engine=SimpleNamespace(router=SimpleNamespace(backends={"openai": backend})),
+        config=SimpleNamespace(server=SimpleNamespace(timeouts=Timeouts())),
+    )
+    try:
+        answer = await forwarded(state, ANONYMOUS, made["id"], method="DELETE")
+    finally:
+        await backend.aclose()
+    assert answer.status_code == 200 and b'"deleted":true' in answer.body
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"{mock_url}/v1/responses/{made['id']}")).status_code == 404

@@ -161,29 +161,29 @@ async def test_the_store_has_a_responses_repository(store: Store) -> None:
 async def test_a_relayed_response_names_its_provider_to_its_owner_alone(
     responses: ResponseRepository,
 ) -> None:
-    await responses.save_relayed("resp_abc", "team:red", "openai", keep_seconds=DAY)
-    assert await responses.relayed_provider("resp_abc", "team:red") == "openai"
-    assert await responses.relayed_provider("resp_abc", "key:a") is None
-    assert await responses.relayed_provider("resp_other", "team:red") is None
+    await responses.save_relayed("resp_abc", "team:red", "openai", "up1", keep_seconds=DAY)
+    assert await responses.relayed_upstream("resp_abc", "team:red") == "up1"
+    assert await responses.relayed_upstream("resp_abc", "key:a") is None
+    assert await responses.relayed_upstream("resp_other", "team:red") is None
     assert await responses.relayed_owner("resp_abc") == "team:red"
     assert await responses.relayed_owner("resp_other") is None
     await responses.forget_relayed("resp_abc", "key:a")  # not theirs: nothing happens
-    assert await responses.relayed_provider("resp_abc", "team:red") == "openai"
+    assert await responses.relayed_upstream("resp_abc", "team:red") == "up1"
     await responses.forget_relayed("resp_abc", "team:red")
-    assert await responses.relayed_provider("resp_abc", "team:red") is None
+    assert await responses.relayed_upstream("resp_abc", "team:red") is None
 
 
 async def test_a_relayed_response_expires_and_is_purged_in_bounded_batches(
     responses: ResponseRepository, clock: Clock, store: Store
 ) -> None:
     for number in range(PURGE_BATCH + 3):
-        await responses.save_relayed(f"resp_{number}", "open", "azure", keep_seconds=DAY)
+        await responses.save_relayed(f"resp_{number}", "open", "azure", "up2", keep_seconds=DAY)
     clock.now += DAY
-    assert await responses.relayed_provider("resp_0", "open") is None
-    await responses.save_relayed("resp_new", "open", "openai", keep_seconds=DAY)
+    assert await responses.relayed_upstream("resp_0", "open") is None
+    await responses.save_relayed("resp_new", "open", "openai", "up1", keep_seconds=DAY)
     assert await row_count(store, relayed_responses) == 3 + 1
     assert await responses.purge_expired() == 3
-    assert await responses.relayed_provider("resp_new", "open") == "openai"
+    assert await responses.relayed_upstream("resp_new", "open") == "up1"
 
 
 def test_conversations_round_trip_every_message_field() -> None:

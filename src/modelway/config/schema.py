@@ -258,12 +258,11 @@ class MetricsSettings(_Section, frozen=True, kw_only=True):
 
 
 class ResponsesSettings(_Section, frozen=True, kw_only=True):
-    """What the gateway keeps of Responses API answers: translated ones whole (for
-    ``previous_response_id``), relayed ones' ids and owners (to read them back)."""
+    """What the gateway keeps of translated Responses API answers (``previous_response_id``);
+    a relayed answer's owner is kept 30 days, or this long if longer."""
 
     #: Days a stored response can be continued or read; 0 stores nothing (``store`` is
-    #: then ignored, ``previous_response_id`` on a translated call is a 400, and a relayed
-    #: answer cannot be read back through the gateway).
+    #: then ignored and ``previous_response_id`` on a translated call is a 400).
     store_days: Annotated[float, msgspec.Meta(ge=0, le=3650)] = 30.0
 
 

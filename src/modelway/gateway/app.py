@@ -88,9 +88,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error", extra={"path": request.url.path})
+    path = request.scope["path"]  # not ``request.url``: a query it cannot read failed it
+    log.exception("unexpected error", extra={"path": path})
     error = ModelwayError("internal gateway error")
-    return error_response(error_dialect(request.url.path, request.headers), error)
+    return error_response(error_dialect(path, request.headers), error)
 
 
 class Gateway:

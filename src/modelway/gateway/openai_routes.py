@@ -157,7 +157,8 @@ async def _relayed(request: Request, method: str, suffix: str = "") -> Response:
             request.path_params["response_id"],
             method=method,
             suffix=suffix,
-            query=request.url.query,
+            # As sent: a query that is not ASCII is refused, not decoded (and failed on).
+            query=request.scope["query_string"].decode("latin-1"),
             request_id=getattr(request.state, "request_id", ""),
         )
     except ModelwayError as error:

@@ -3,27 +3,33 @@ through the gateway.
 
 A relayed ``POST /v1/responses`` (``calls.relay``) is answered by OpenAI or Azure, which
 keep the response under their own id (``resp_…``) unless the body says ``store: false``.
-The gateway keeps no copy; it remembers whose the id is and which provider holds it
-(``store.responses``, ``relayed_responses``; for ``responses.store_days``, 0 remembering
-nothing): a whole answer before it is returned, a stream before the chunk that names
-the id (its first event, ``response.created``) is passed on — so a client may ask for it
-at once, as a background response's client does.
+The gateway keeps no copy; it remembers whose the id is and which upstream holds it
+(``store.responses``, ``relayed_responses``: the provider's name and base URL, hashed —
+a deployment with a ``base_url`` of its own is another upstream), for as long as OpenAI
+keeps a response by default (30 days; ``responses.store_days`` if longer): a whole answer
+before it is returned, a stream before the chunk that names the id (its first event,
+``response.created``) is passed on — so a client may ask for it at once, as a background
+response's client does.
 
 ``GET``/``DELETE /v1/responses/{id}``, its ``input_items`` and ``POST …/cancel`` for such
-an id go to that provider with the gateway's credentials, its query string as sent
+an id go to that upstream with the gateway's credentials, its query string as sent
 (``include``, ``stream=true`` and ``starting_after`` for a background stream, a page of
-items), and its answer or error comes back as it sent it. The caller must be the one that
-created it (``response_state.owner_of``: its key's team, else its key): any other id,
-someone else's included, is a 404 that never reaches the provider. Nor may a relayed call
-continue someone else's (``previous_response_id``, ``check_previous``).
+items; printable ASCII only), and its answer, stream or error comes back as it sent it. The
+caller must be the one that created it (``response_state.owner_of``: its key's team, else
+its key): any other id, someone else's included, is a 404 that never reaches the
+provider. Nor may a relayed call continue someone else's (``previous_response_id``,
+``check_previous``); an id the gateway has no row for (made before it remembered them,
+or whose row could not be saved) goes on as it always did. A store that cannot be read
+is a 503; one that cannot be written loses only the read-back, never the answer.
 """
-
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import orjson
 from starlette.responses import Response
@@ -31,10 +37,11 @@ from starlette.responses import Response
 from modelway.calls import Caller
 from modelway.calls.relay import Relayed, speaks_responses
 from modelway.calls.scanners import scanner_for
-from modelway.errors import BadRequest, ModelwayError
+from modelway.errors import BadRequest, ModelwayError, UpstreamStatusError
 from modelway.gateway.response_state import not_found, owner_of
 from modelway.gateway.state import GatewayState
 from modelway.gateway.streaming import EventStream
+from modelway.outages import transient
 from modelway.providers.base import HttpRequest
 from modelway.providers.openai import OpenAIAdapter
 from modelway.providers.upstream import Call, HttpProvider
@@ -48,6 +55,9 @@ _QUERY = re.compile(r"[!-~]{1,4096}")
 #: The bytes of a stream's beginning searched for its id, at most.
 _ID_SEARCH_BYTES = 65_536
 _DAY = 86400.0
+#: Days OpenAI keeps a stored response by default: whose it is is remembered as long.
+PROVIDER_KEEPS_DAYS = 30.0
+T = TypeVar("T")
 
 
 async def check_previous(state: GatewayState, caller: Caller, body: dict[str, Any]) -> None:
@@ -57,35 +67,41 @@ async def check_previous(state: GatewayState, caller: Caller, body: dict[str, An
     previous = body.get("previous_response_id")
     if not isinstance(previous, str) or not _RELAYED_ID.fullmatch(previous):
         return  # a malformed one is the provider's to refuse
-    owner = await state.store.responses.relayed_owner(previous)
+    owner = await _read_store(state.store.responses.relayed_owner(previous))
     if owner is not None and owner != owner_of(caller):
         raise not_found(previous, "previous_response_id")
 
 
 def keep_seconds(state: GatewayState, body: dict[str, Any]) -> float:
-    """How long a relayed answer to ``body`` is remembered (0: not at all)."""
+    """How long a relayed answer to ``body`` is remembered (0: not at all): as long as
+    OpenAI keeps one by default, or ``responses.store_days`` if that is longer."""
     if body.get("store") is False:
         return 0.0  # the provider keeps nothing either
-    return state.config.responses.store_days * _DAY
+    return max(PROVIDER_KEEPS_DAYS, state.config.responses.store_days) * _DAY
 
 
 async def remembered(
     state: GatewayState, caller: Caller, relayed: Relayed, seconds: float
 ) -> Relayed:
     """``relayed``, its response id remembered as ``caller``'s before the id goes out."""
-    provider = relayed.outcome.target.backend.name
+    backend = relayed.outcome.target.backend
+    assert isinstance(backend, HttpProvider)  # a relay goes only to HTTP providers
     owner = owner_of(caller)
     if relayed.body is not None:
         response_id = _answer_id(relayed.body)
         if response_id is not None:
-            await _save(state, response_id, owner, provider, seconds)
+            await _save(state, response_id, owner, backend, seconds)
         return relayed
     assert relayed.chunks is not None
-    return relayed._replace(chunks=_remembering(relayed.chunks, state, owner, provider, seconds))
+    return relayed._replace(chunks=_remembering(relayed.chunks, state, owner, backend, seconds))
 
 
 async def _remembering(
-    chunks: AsyncIterator[bytes], state: GatewayState, owner: str, provider: str, seconds: float
+    chunks: AsyncIterator[bytes],
+    state: GatewayState,
+    owner: str,
+    backend: HttpProvider,
+    seconds: float,
 ) -> AsyncIterator[bytes]:
     """The stream as it came; the chunk that completes its first event with a response id
     waits until the id is remembered."""
@@ -97,7 +113,7 @@ async def _remembering(
                 response_id = _stream_id(head)
                 if response_id is not None:
                     head = None
-                    await _save(state, response_id, owner, provider, seconds)
+                    await _save(state, response_id, owner, backend, seconds)
                 elif len(head) > _ID_SEARCH_BYTES:
                     head = None
                     log.warning("a relayed response stream named no id early on: not remembered")
@@ -137,13 +153,22 @@ def _id_of(response: Any) -> str | None:
 
 
 async def _save(
-    state: GatewayState, response_id: str, owner: str, provider: str, seconds: float
+    state: GatewayState, response_id: str, owner: str, backend: HttpProvider, seconds: float
 ) -> None:
     try:
-        await state.store.responses.save_relayed(response_id, owner, provider, keep_seconds=seconds)
+        await state.store.responses.save_relayed(
+            response_id, owner, backend.name, upstream_of(backend), keep_seconds=seconds
+        )
     except Exception:
         # The caller's answer goes out; only reading it back through the gateway will miss.
         log.exception("could not remember relayed response %s", response_id)
+
+
+def upstream_of(backend: HttpProvider) -> str:
+    """Which upstream a backend reaches: its provider's name and base URL, hashed. A
+    deployment with a ``base_url`` of its own is another upstream than its provider's;
+    a new API key for the same one is not (a response stays where it was made)."""
+    return hashlib.sha256(f"{backend.name}\n{backend.base_url}".encode()).hexdigest()[:32]
 
 
 async def forwarded(
@@ -157,51 +182,104 @@ async def forwarded(
     request_id: str = "",
 ) -> Response:
     """``method`` on ``caller``'s relayed response (``suffix``: ``/input_items``,
-    ``/cancel``), answered by the provider that keeps it (``NotFound`` if none does)."""
+    ``/cancel``), answered by the upstream that keeps it (``NotFound`` if none does).
+
+    Each backend reaching that upstream is asked in turn (deployments of one base URL
+    with keys of different projects: only one knows the id) until one does not answer
+    404. A deletion is forgotten once an upstream said it went, or every one said 404.
+    """
+    if query and not _QUERY.fullmatch(query):
+        raise BadRequest("the query string: only URL-encoded printable ASCII is passed on")
     owner = owner_of(caller)
-    provider = None
+    upstream = None
     if _RELAYED_ID.fullmatch(response_id):
-        provider = await state.store.responses.relayed_provider(response_id, owner)
-    backend = state.engine.router.backends.get(provider) if provider is not None else None
-    if not isinstance(backend, HttpProvider) or not speaks_responses(backend):
-        # Never relayed for this caller, expired, or its provider is no longer configured.
+        upstream = await _read_store(state.store.responses.relayed_upstream(response_id, owner))
+    backends = _backends_of(state, upstream) if upstream is not None else []
+    if not backends:
+        # Never relayed for this caller, expired, or its upstream is no longer configured.
         raise not_found(response_id, None)
+    call = Call(request_id, state.config.server.timeouts)
+    for index, backend in enumerate(backends):
+        try:
+            response = await _asked(backend, method, f"/{response_id}{suffix}", query, call)
+        except UpstreamStatusError as error:
+            if error.upstream_status == 404 and index + 1 < len(backends):
+                continue  # another project's key, maybe: the next backend may know it
+            if error.upstream_status == 404 and method == "DELETE":
+                await _forget(state, response_id, owner)
+            raise
+        if method == "DELETE":
+            await _forget(state, response_id, owner)
+        return response
+    raise AssertionError("unreachable: the last backend answers or raises")
+
+
+def _backends_of(state: GatewayState, upstream: str) -> list[HttpProvider]:
+    found: list[HttpProvider] = []
+    for backend in state.engine.router.backends.values():
+        if (
+            isinstance(backend, HttpProvider)
+            and speaks_responses(backend)
+            and backend not in found
+            and upstream_of(backend) == upstream
+        ):
+            found.append(backend)
+    return found
+
+
+async def _asked(
+    backend: HttpProvider, method: str, where: str, query: str, call: Call
+) -> Response:
+    """The upstream's answer to ``method`` on its response path + ``where``: streamed
+    when it sends a stream (``?stream=true`` as the upstream reads it), else whole."""
     adapter = backend.adapter
     assert isinstance(adapter, OpenAIAdapter)  # as speaks_responses checked
-    path = f"{adapter.path('responses', '')}/{response_id}{suffix}"
-    if query:
-        if not _QUERY.fullmatch(query):
-            raise BadRequest("the query string: only URL-encoded printable ASCII is passed on")
-        path += "?" + query
+    path = adapter.path("responses", "") + where + ("?" + query if query else "")
     body = b"{}" if method == "POST" else b""
     headers = {"content-type": "application/json"} if body else {}
-    call = Call(request_id, state.config.server.timeouts)
-    http = HttpRequest(method, path, body, headers)
-    try:
-        if method == "GET" and _streams(query):
-            upstream = await backend.open(http, call)
-            chunks = _ended_by_error(backend.raw_stream(upstream, call))
-            return EventStream(chunks, media_type="text/event-stream")
-        answer = await backend.request(http, call)
-    except ModelwayError as error:
-        if method == "DELETE" and getattr(error, "upstream_status", None) == 404:
-            await state.store.responses.forget_relayed(response_id, owner)
-        raise
-    if method == "DELETE":
-        await state.store.responses.forget_relayed(response_id, owner)
+    upstream = await backend.open(HttpRequest(method, path, body, headers), call)
+    media_type = upstream.headers.get("content-type") or "application/json"
+    if media_type.startswith("text/event-stream"):
+        chunks = _scanned(backend.raw_stream(upstream, call))
+        return EventStream(chunks, media_type="text/event-stream")
+    async with asyncio.timeout(call.timeouts.total):
+        answer = await backend.read_body(upstream)
     return Response(answer, media_type="application/json")
 
 
-def _streams(query: str) -> bool:
-    return any(part.lower() in ("stream=true", "stream=1") for part in query.split("&"))
-
-
-async def _ended_by_error(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """A stream as it came; one that breaks off ends with an ``error`` event."""
+async def _scanned(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A read-back stream checked as a relayed one is; one that breaks off, or ends
+    before its final event, ends with an ``error`` event numbered after the last one."""
+    scanner = scanner_for("responses", {})
     try:
         async for chunk in chunks:
-            yield chunk
+            data = scanner.feed(chunk)
+            if data:
+                yield data
+        data = scanner.close()
+        if data:
+            yield data
     except ModelwayError as error:
-        yield scanner_for("responses", {}).error(error)
+        yield scanner.error(error)
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
+
+
+async def _forget(state: GatewayState, response_id: str, owner: str) -> None:
+    try:
+        await state.store.responses.forget_relayed(response_id, owner)
+    except Exception:
+        # The upstream's answer still goes out; the row expires in its time.
+        log.exception("could not forget relayed response %s", response_id)
+
+
+async def _read_store(query: Awaitable[T]) -> T:
+    """A store read a call cannot go on without: 503 while the store cannot be read."""
+    try:
+        return await query
+    except Exception as error:
+        if not transient(error):
+            log.warning("could not read the relayed responses", exc_info=True)
+        unavailable = ModelwayError("the gateway's store is unreachable; try again shortly")
+        unavailable.status = 503
+        raise unavailable from None

@@ -85,7 +85,8 @@ def asgi_scope(scope: RsgiScope) -> dict[str, Any]:
         "root_path": "",
         "path": scope.path,
         "raw_path": scope.path.encode(),
-        "query_string": scope.query_string.encode("latin-1"),
+        # granian hands the query over decoded as UTF-8: these are the bytes it came as.
+        "query_string": scope.query_string.encode("utf-8", "surrogateescape"),
         "headers": [
             (name.encode("latin-1"), value.encode("latin-1"))
             for name, value in scope.headers.items()

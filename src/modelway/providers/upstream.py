@@ -152,7 +152,7 @@ class HttpProvider:
                     headers=response.headers,
                     provider=self.name,
                 )
-            body = await self._read(response)
+            body = await self.read_body(response)
             message = self.adapter.error_message(body)
             if self._key:
                 # Some APIs quote the key they refused; it must not reach our caller.
@@ -166,7 +166,8 @@ class HttpProvider:
             )
         return response
 
-    async def _read(self, response: UpstreamResponse) -> bytes:
+    async def read_body(self, response: UpstreamResponse) -> bytes:
+        """The whole body of an opened response, which is closed afterwards."""
         try:
             return await response.read()
         except UpstreamError as error:
@@ -176,7 +177,7 @@ class HttpProvider:
 
     async def request(self, http: HttpRequest, call: Call) -> bytes:
         """Send a request and return the whole body of a good answer within the total time."""
-        return await self._read(await self.open(http, call, whole=True))
+        return await self.read_body(await self.open(http, call, whole=True))
 
     async def raw_stream(self, response: UpstreamResponse, call: Call) -> AsyncIterator[bytes]:
         """The bytes of an opened response as they arrive; closes it at the end.

@@ -107,15 +107,16 @@ class ResponseRepository:
         return row
 
     async def save_relayed(
-        self, response_id: str, owner: str, provider: str, *, keep_seconds: float
+        self, response_id: str, owner: str, provider: str, upstream: str, *, keep_seconds: float
     ) -> None:
-        """Remember that ``provider`` keeps ``owner``'s relayed response ``response_id``, for
-        ``keep_seconds``; first deletes a batch of expired ones."""
+        """Remember that ``upstream`` (of ``provider``) keeps ``owner``'s relayed response
+        ``response_id``, for ``keep_seconds``; first deletes a batch of expired ones."""
         now = self._clock()
         row = {
             "id": response_id,
             "owner": owner,
             "provider": provider,
+            "upstream": upstream,
             "created_at": now,
             "expires_at": now + keep_seconds,
         }
@@ -123,9 +124,9 @@ class ResponseRepository:
             await connection.execute(_purge(relayed_responses, now, PURGE_BATCH))
             await connection.execute(insert(relayed_responses).values(row))
 
-    async def relayed_provider(self, response_id: str, owner: str) -> str | None:
-        """The provider that keeps ``owner``'s unexpired relayed response, or None."""
-        query = select(relayed_responses.c.provider).where(
+    async def relayed_upstream(self, response_id: str, owner: str) -> str | None:
+        """The upstream that keeps ``owner``'s unexpired relayed response, or None."""
+        query = select(relayed_responses.c.upstream).where(
             relayed_responses.c.id == response_id,
             relayed_responses.c.owner == owner,
             relayed_responses.c.expires_at > self._clock(),

@@ -269,8 +269,10 @@ relayed_responses = Table(
     Column("id", String(128), primary_key=True),
     # Whose it is, as in ``stored_responses``.
     Column("owner", Text, nullable=False),
-    # The provider (its name in the config) that answered and keeps it.
-    Column("provider", String(64), nullable=False),
+    # The provider (its name in the config) that answered and keeps it,
+    Column("provider", Text, nullable=False),
+    # and which of its upstreams: its name and base URL, hashed (``relayed_responses``).
+    Column("upstream", String(64), nullable=False),
     Column("created_at", Double, nullable=False),
     Column("expires_at", Double, nullable=False, index=True),
 )
