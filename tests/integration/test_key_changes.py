@@ -138,6 +138,28 @@ async def test_a_worker_that_lost_redis_reads_every_key_again_once_it_is_back(
     assert hearing.heard == 0
 
 
+async def test_a_subscription_redis_dropped_is_made_again_and_every_key_read_again(
+    store: Store, redis_url: str
+) -> None:
+    # Redis closing the connection (a restart, a failover, CLIENT KILL) may have lost
+    # announcements: redis-py raises on the next read and the listener subscribes anew,
+    # then re-reads every key; were redis-py to reconnect by itself, this would fail.
+    record, plaintext = await store.keys.create("dropped")
+    there = KeyVerifier(store)
+    await there.verify(plaintext)
+    hearing = KeyChanges(there, key_changes.connect(redis_url), retry_seconds=0.05)
+    admin = Redis.from_url(redis_url)
+    try:
+        async with hearing.listening():
+            await eventually(lambda: hearing.subscriptions == 1)
+            await store.keys.revoke(record.id)  # announced to nobody
+            assert await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+            await eventually(lambda: hearing.subscriptions == 2)
+            assert await refused(there, plaintext) == verifier_module.REVOKED
+    finally:
+        await admin.aclose()
+
+
 async def test_an_announcement_redis_cannot_take_is_logged_and_the_change_still_applies(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
