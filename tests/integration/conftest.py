@@ -43,6 +43,12 @@ models:
     timeouts: {first_token: 0.5}
     deployments:
       - {provider: openai, model: echo, headers: {x-mock-fault: "slow-first-token:3000"}}
+  - name: background-short            # a background response done 0.8 s after it began
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "slow-first-token:800"}}
+  - name: background-long             # one still running a minute after it began
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "slow-first-token:60000"}}
   - name: stalling
     retries: 0
     timeouts: {stall: 0.5}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -279,3 +280,34 @@ async def test_a_deletion_the_upstream_made_is_answered_though_the_store_cannot_
     assert answer.status_code == 200 and b'"deleted":true' in answer.body
     async with httpx.AsyncClient() as http:
         assert (await http.get(f"{mock_url}/v1/responses/{made['id']}")).status_code == 404
+
+
+def test_a_background_response_is_polled_through_the_gateway_until_done(
+    client: openai.OpenAI,
+) -> None:
+    made = client.responses.create(model="background-short", input="done later", background=True)
+    assert made.status == "queued" and made.output_text == ""
+    seen = {made.status}
+    deadline = time.monotonic() + 30
+    read = made
+    while read.status in ("queued", "in_progress") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        read = client.responses.retrieve(made.id)
+        seen.add(read.status)
+    assert read.status == "completed" and read.output_text == "done later"
+    assert seen <= {"queued", "in_progress", "completed"}
+    with pytest.raises(openai.BadRequestError, match="completed"):
+        client.responses.cancel(made.id)
+
+
+def test_a_background_response_is_cancelled_through_the_gateway(client: openai.OpenAI) -> None:
+    made = client.responses.create(model="background-long", input="never mind", background=True)
+    cancelled = client.responses.cancel(made.id)
+    assert (cancelled.id, cancelled.status) == (made.id, "cancelled")
+    assert client.responses.retrieve(made.id).status == "cancelled"
+    assert client.responses.cancel(made.id).status == "cancelled"  # again: the same answer
+
+
+def test_background_without_store_is_refused_by_the_upstream(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError, match="store"):
+        client.responses.create(model="openai/echo", input="x", background=True, store=False)

@@ -22,6 +22,7 @@ provider. Nor may a relayed call continue someone else's (``previous_response_id
 or whose row could not be saved) goes on as it always did. A store that cannot be read
 is a 503; one that cannot be written loses only the read-back, never the answer.
 """
+
 from __future__ import annotations
 
 import asyncio

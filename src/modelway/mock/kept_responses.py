@@ -3,13 +3,19 @@
 Unless a body says ``store: false``, the mock keeps each answer of ``POST /v1/responses``
 it gave (the last ``MAX_KEPT``, in memory): ``GET /v1/responses/{id}`` returns it (with
 ``?stream=true``, as a stream of its ``response.completed`` event), ``GET …/input_items``
-lists what it was made from, ``DELETE`` forgets it, and ``POST …/cancel`` answers as
-OpenAI does for a response not made in the background: a 400. Any other id is a 404. So
-the gateway's relay of these calls can be tried offline, as the chat calls are.
+lists what it was made from, ``DELETE`` forgets it. Any other id is a 404.
+
+``background: true`` (whole answers; it needs ``store``) is answered at once with the
+response ``queued``; it is ``in_progress`` halfway through the answer's delay (the mock's
+latency and a ``slow-first-token`` or ``stall`` fault) and ``completed`` at its end.
+``POST …/cancel`` stops one still running (``cancelled``; cancelling it again answers the
+same) and, as OpenAI, is a 400 for any other. So the gateway's relay of these calls can
+be tried offline, as the chat calls are.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
@@ -35,6 +41,8 @@ class KeptResponses:
 
     def __init__(self) -> None:
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
+        #: Background responses still running, by id.
+        self._running: dict[str, asyncio.Task[None]] = {}
 
     def keep_answer(self, body: Any, chat: ChatRequest, answer: bytes) -> None:
         """Keep a whole answer (``answer``, the response object) to ``body``."""
@@ -52,12 +60,53 @@ class KeptResponses:
                     if event.get("type") == "response.completed":
                         self._keep(event["response"], chat)
 
+    def background(self, body: Any, chat: ChatRequest, answer: bytes, delay: float) -> Response:
+        """Answer a ``background`` request at once, ``queued``; ``answer`` after ``delay``."""
+        if not _stores(body):
+            return _error(BadRequest("background mode requires store: true"))
+        if chat.stream:
+            return _error(BadRequest("background: the mock does not stream background responses"))
+        final = {**orjson.loads(answer), "background": True}
+        queued = {**final, "status": "queued", "output": [], "usage": None}
+        self._keep(queued, chat)
+        response_id = str(final["id"])
+        self._running[response_id] = asyncio.create_task(self._run(response_id, final, delay))
+        return _json(queued)
+
+    async def _run(self, response_id: str, final: dict[str, Any], delay: float) -> None:
+        try:
+            await asyncio.sleep(delay / 2)
+            self._update(response_id, status="in_progress")
+            await asyncio.sleep(delay / 2)
+            kept = self._kept.get(response_id)
+            if kept is not None:
+                self._kept[response_id] = kept._replace(response=final)
+        finally:
+            self._running.pop(response_id, None)
+
+    def _update(self, response_id: str, **fields: Any) -> dict[str, Any] | None:
+        kept = self._kept.get(response_id)
+        if kept is None:
+            return None
+        response = {**kept.response, **fields}
+        self._kept[response_id] = kept._replace(response=response)
+        return response
+
     def _keep(self, response: dict[str, Any], chat: ChatRequest) -> None:
         response_id = str(response.get("id"))
         inputs = [m for m in chat.messages if m.role != "system"]
         self._kept[response_id] = _Kept(response, input_items(inputs, response_id))
         while len(self._kept) > MAX_KEPT:
-            self._kept.popitem(last=False)
+            gone, _ = self._kept.popitem(last=False)
+            self._stop(gone)
+
+    def _stop(self, response_id: str) -> bool:
+        """Stop a background response still running; whether there was one."""
+        running = self._running.pop(response_id, None)
+        if running is None:
+            return False
+        running.cancel()
+        return True
 
     # --- routes ----------------------------------------------------------------------
 
@@ -95,6 +144,7 @@ class KeptResponses:
         if isinstance(kept, Response):
             return kept
         response_id = request.path_params["response_id"]
+        self._stop(response_id)
         del self._kept[response_id]
         return _json({"id": response_id, "object": "response", "deleted": True})
 
@@ -102,7 +152,16 @@ class KeptResponses:
         kept = self._found(request)
         if isinstance(kept, Response):
             return kept
-        return _error(BadRequest("Only responses created with background=true can be cancelled."))
+        response_id = request.path_params["response_id"]
+        if self._stop(response_id):
+            return _json(self._update(response_id, status="cancelled"))
+        if kept.response.get("status") == "cancelled":
+            return _json(kept.response)
+        if not kept.response.get("background"):
+            return _error(
+                BadRequest("Only responses created with background=true can be cancelled.")
+            )
+        return _error(BadRequest("Cannot cancel a completed response."))
 
     def _found(self, request: Request) -> _Kept | Response:
         response_id = request.path_params["response_id"]

@@ -377,6 +377,10 @@ class MockServer:
         self.stats.last_request_images = sum(
             isinstance(part, ImagePart) for message in chat.messages for part in message.content
         )
+        if keep is not None and isinstance(body, dict) and body.get("background") is True:
+            answer = dialect.encode_response(fold_events(events))
+            delay = self.pacing.latency + plan.first_token_delay + plan.stall
+            return keep.background(body, chat, answer, delay)
         if not chat.stream:
             await self._delay(plan)
             answer = dialect.encode_response(fold_events(events))
