@@ -218,6 +218,14 @@ class ServerBusy(ModelwayError):
         self.retry_after = retry_after
 
 
+class StoreUnavailable(ModelwayError):
+    """The gateway's own database cannot be read right now (an outage, not the caller's)."""
+
+    status = 503
+    retryable = True
+    code = "store_unavailable"
+
+
 class UpstreamError(ModelwayError):
     """A provider failed to give a usable answer."""
 

@@ -7,6 +7,7 @@ OpenAI does (``mock.kept_responses``), so every read below went to it and back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import time
@@ -18,11 +19,12 @@ from urllib.parse import quote
 import httpx
 import openai
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from modelway.calls.caller import ANONYMOUS
 from modelway.config.schema import Timeouts
+from modelway.errors import ModelwayError
 from modelway.gateway.relayed_responses import forwarded, upstream_of
 from modelway.providers.openai import OpenAIAdapter
 from modelway.providers.upstream import HttpProvider
@@ -108,6 +110,13 @@ def test_store_false_is_not_remembered_and_its_id_never_reaches_the_provider(
     response_id=st.text(min_size=1, max_size=300).filter(lambda s: s not in (".", "..")),
     how=st.sampled_from(["GET", "DELETE", "POST", "items"]),
 )
+@example(response_id="/", how="GET")
+@example(response_id="a/", how="DELETE")
+@example(response_id="a/", how="POST")
+@example(response_id="a/", how="items")
+@example(response_id="a/b", how="GET")
+@example(response_id="%", how="GET")
+@example(response_id="é" * 200, how="DELETE")
 def test_any_id_is_a_clear_error_in_openais_shape(
     gateway_url: str, response_id: str, how: str
 ) -> None:
@@ -118,6 +127,11 @@ def test_any_id_is_a_clear_error_in_openais_shape(
     elif how == "POST":
         path += "/cancel"
     answer = httpx.request(method, path, headers={"authorization": "Bearer x"})
+    if how in ("GET", "DELETE") and response_id.endswith("/"):
+        # "/v1/responses/a/" once decoded: sent on to the path without the slash, as every
+        # route is (Starlette's redirect_slashes)
+        assert answer.status_code == 307
+        return
     assert answer.status_code in (400, 404, 405), answer.text
     if answer.status_code != 405:
         assert isinstance(answer.json()["error"]["message"], str)
@@ -268,8 +282,12 @@ async def test_a_deletion_the_upstream_made_is_answered_though_the_store_cannot_
             await http.post(f"{mock_url}/v1/responses", json={"model": "echo", "input": "gone"})
         ).json()
     backend = HttpProvider("openai", OpenAIAdapter(), f"{mock_url}/v1", None)
+
+    async def reading(query: Any) -> Any:
+        return await query
+
     state: Any = SimpleNamespace(
-        store=SimpleNamespace(responses=Responses(upstream_of(backend))),
+        store=SimpleNamespace(responses=Responses(upstream_of(backend)), reading=reading),
         engine=SimpleNamespace(router=SimpleNamespace(backends={"openai": backend})),
         config=SimpleNamespace(server=SimpleNamespace(timeouts=Timeouts())),
     )
@@ -311,3 +329,41 @@ def test_a_background_response_is_cancelled_through_the_gateway(client: openai.O
 def test_background_without_store_is_refused_by_the_upstream(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="store"):
         client.responses.create(model="openai/echo", input="x", background=True, store=False)
+
+
+@pytest.mark.parametrize("sends", [b"", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"])
+async def test_an_upstream_that_goes_quiet_on_a_read_is_a_504(sends: bytes) -> None:
+    # Silent before its head, or halfway through its body: the total time bounds both.
+    done = asyncio.Event()
+    handlers: list[asyncio.Task[None]] = []
+
+    async def quiet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(sends)
+        await done.wait()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(quiet, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    backend = HttpProvider("openai", OpenAIAdapter(), f"http://127.0.0.1:{port}/v1", None)
+
+    async def reading(query: Any) -> Any:
+        return await query
+
+    state: Any = SimpleNamespace(
+        store=SimpleNamespace(responses=Responses(upstream_of(backend)), reading=reading),
+        engine=SimpleNamespace(router=SimpleNamespace(backends={"openai": backend})),
+        config=SimpleNamespace(server=SimpleNamespace(timeouts=Timeouts(total=0.3))),
+    )
+    try:
+        with pytest.raises(ModelwayError) as waited:
+            await forwarded(state, ANONYMOUS, "resp_quiet", method="GET")
+    finally:
+        await backend.aclose()
+        done.set()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        server.close()
+        await server.wait_closed()
+    assert waited.value.status == 504

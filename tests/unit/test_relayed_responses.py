@@ -16,9 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelway.calls.caller import ANONYMOUS
-from modelway.errors import ModelwayError, UpstreamError
+from modelway.calls.scanners import ResponsesScanner
+from modelway.errors import StoreUnavailable, UpstreamError
 from modelway.gateway import relayed_responses
-from modelway.gateway.relayed_responses import _remembering, _stream_id, upstream_of
+from modelway.gateway.relayed_responses import _remembering, upstream_of
 from modelway.providers.openai import OpenAIAdapter
 from modelway.providers.upstream import HttpProvider
 from modelway.store import Store, database_url
@@ -33,26 +34,56 @@ CREATED = (
 DELTA = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta"}\n\n'
 
 
+def scanned_id(stream: bytes, cut: int) -> tuple[str | None, str | None]:
+    """The id the relay's scanner knows after the first ``cut`` bytes, and at the end."""
+    scanner = ResponsesScanner()
+    scanner.feed(stream[:cut])
+    early = scanner.response_id
+    scanner.feed(stream[cut:])
+    return early, scanner.response_id
+
+
 @given(cut=st.integers(min_value=0, max_value=len(CREATED)), crlf=st.booleans())
-def test_the_id_is_found_once_its_event_is_whole_wherever_the_chunks_split_it(
+def test_the_scanner_knows_the_id_once_its_event_is_whole_wherever_the_chunks_split_it(
     cut: int, crlf: bool
 ) -> None:
-    stream = CREATED + DELTA
+    stream, head = CREATED + DELTA, CREATED[:cut]
+    whole = cut == len(CREATED)
     if crlf:
-        stream = stream.replace(b"\n", b"\r\n")
-    head = stream[: cut * (2 if crlf else 1)]
-    whole_first_event = head.replace(b"\r\n", b"\n").startswith(CREATED)
-    assert _stream_id(head) == ("resp_42abc" if whole_first_event else None)
-    assert _stream_id(stream) == "resp_42abc"
+        stream, head = stream.replace(b"\n", b"\r\n"), head.replace(b"\n", b"\r\n")
+    early, late = scanned_id(stream, len(head))
+    assert early == ("resp_42abc" if whole else None)
+    assert late == "resp_42abc"
 
 
-@pytest.mark.parametrize(
-    "response",
-    [{"id": "resp_../../admin"}, {"id": "x" * 129}, {"id": 7}, {}, "resp_1", None],
-)
-def test_an_id_that_could_not_be_a_path_segment_is_not_taken(response: Any) -> None:
-    event = {"type": "response.created", "response": response}
-    assert _stream_id(b"data: " + orjson.dumps(event) + b"\n\n") is None
+def test_a_first_event_of_any_size_names_the_id() -> None:
+    # ``response.created`` echoes the request's instructions and tools: it may be large.
+    response = {"id": "resp_big", "instructions": "x" * 1_000_000}
+    event = {"type": "response.created", "sequence_number": 0, "response": response}
+    stream = b"event: response.created\ndata: " + orjson.dumps(event) + b"\n\n"
+    assert scanned_id(stream, 70_000) == (None, "resp_big")
+
+
+@pytest.mark.parametrize("response_id", ["resp_../../admin", "x" * 129, "r\n", ""])
+async def test_an_id_that_could_not_be_a_path_segment_is_not_remembered(
+    response_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    saved: list[str] = []
+
+    async def save_relayed(*args: Any, **kwargs: Any) -> None:
+        saved.append(args[0])
+
+    async def upstream() -> AsyncIterator[bytes]:
+        yield b"data: {}\n\n"
+
+    state: Any = SimpleNamespace(
+        store=SimpleNamespace(responses=SimpleNamespace(save_relayed=save_relayed))
+    )
+    scanner = SimpleNamespace(response_id=response_id)
+    backend = HttpProvider("openai", OpenAIAdapter(), "http://upstream.test/v1", None)
+    chunks = [c async for c in _remembering(upstream(), scanner, state, "open", backend, 60.0)]
+    assert chunks == [b"data: {}\n\n"] and saved == []
+    assert "not remembered" in caplog.text
 
 
 def test_store_false_remembers_nothing_and_store_days_only_lengthens_the_memory() -> None:
@@ -83,7 +114,13 @@ async def test_the_chunk_that_names_the_id_goes_out_after_the_id_is_remembered(
 
     state: Any = SimpleNamespace(store=store)
     backend = HttpProvider("openai", OpenAIAdapter(), "http://upstream.test/v1", None)
-    async for _ in _remembering(upstream(), state, "key:a", backend, 60.0):
+    scanner = ResponsesScanner()
+
+    async def scanned() -> AsyncIterator[bytes]:
+        async for chunk in upstream():
+            yield scanner.feed(chunk)
+
+    async for _ in _remembering(scanned(), scanner, state, "key:a", backend, 60.0):
         seen.append(await store.responses.relayed_upstream("resp_42abc", "key:a"))
     assert seen == [None, upstream_of(backend), upstream_of(backend)]
 
@@ -103,7 +140,8 @@ async def test_a_failed_save_is_logged_and_the_stream_goes_on(
     )
     with caplog.at_level(logging.ERROR, "modelway.gateway"):
         backend = HttpProvider("openai", OpenAIAdapter(), "http://upstream.test/v1", None)
-        chunks = [c async for c in _remembering(upstream(), state, "open", backend, 60.0)]
+        scanner = SimpleNamespace(response_id="resp_42abc")
+        chunks = [c async for c in _remembering(upstream(), scanner, state, "open", backend, 60.0)]
     assert chunks == [CREATED, DELTA]
     assert "could not remember relayed response resp_42abc" in caplog.text
 
@@ -128,19 +166,20 @@ async def test_a_read_back_stream_that_ends_early_says_so() -> None:
     assert b"event: error" in chunks[-1] and b"response.completed" in chunks[-1]
 
 
-async def test_a_store_that_cannot_be_read_is_a_503_not_a_500() -> None:
+async def test_a_store_that_cannot_be_read_is_a_503_not_a_500(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     async def store_down(*args: object) -> None:
         raise ConnectionRefusedError("database down")
 
-    state: Any = SimpleNamespace(
-        store=SimpleNamespace(
-            responses=SimpleNamespace(relayed_owner=store_down, relayed_upstream=store_down)
-        )
-    )
+    monkeypatch.setattr(store.responses, "relayed_owner", store_down)
+    monkeypatch.setattr(store.responses, "relayed_upstream", store_down)
+    state: Any = SimpleNamespace(store=store)
     body = {"previous_response_id": "resp_abc"}
-    with pytest.raises(ModelwayError) as continuing:
+    with pytest.raises(StoreUnavailable) as continuing:
         await relayed_responses.check_previous(state, ANONYMOUS, body)
-    with pytest.raises(ModelwayError) as reading:
+    with pytest.raises(StoreUnavailable) as reading:
         await relayed_responses.forwarded(state, ANONYMOUS, "resp_abc", method="GET")
     assert continuing.value.status == reading.value.status == 503
     assert "store" in reading.value.message
+    assert store.outage.down  # reported as the store's outage, once

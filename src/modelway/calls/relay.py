@@ -30,6 +30,7 @@ from modelway.calls.scanners import (
     StreamScanner,
     answer_finish_reason,
     answer_usage,
+    response_id,
     scanner_for,
 )
 from modelway.dialects.anthropic import AnthropicDialect
@@ -88,6 +89,8 @@ class WholeAnswer(NamedTuple):
     finish_reason: str | None = None
     #: UTF-8 bytes of the answer's text, measured only when it reported no ``usage``.
     text_size: int = 0
+    #: A Responses API answer's ``id``.
+    response_id: str | None = None
 
 
 class Relayed(NamedTuple):
@@ -99,6 +102,10 @@ class Relayed(NamedTuple):
     outcome: Outcome
     #: A final error event in the stream's own format (streams only).
     error_event: Callable[[ModelwayError], bytes] | None
+    #: A whole Responses API answer's ``id``.
+    response_id: str | None = None
+    #: What read a stream's chunks as they passed (a Responses stream's id, once seen).
+    scanner: StreamScanner | None = None
 
 
 class OpenedRelay(NamedTuple):
@@ -228,7 +235,9 @@ class Relay:
         (answer, parsed), outcome = await self._engine.attempt_each(self._route, complete)
         usage = answer_usage(self._wire, parsed)
         size = answer_text_size(parsed) if usage is None else 0
-        return WholeAnswer(answer, usage, outcome, answer_finish_reason(self._wire, parsed), size)
+        reason = answer_finish_reason(self._wire, parsed)
+        kept = response_id(parsed) if self._wire == "responses" else None
+        return WholeAnswer(answer, usage, outcome, reason, size, kept)
 
     async def open(self, call: Call) -> OpenedRelay:
         """The stream, committed to a target once its first chunk arrived."""

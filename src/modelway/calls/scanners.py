@@ -224,6 +224,8 @@ class ResponsesScanner:
         self.finish_reason: str | None = None
         self.text_size = 0
         self._sequence = -1  # the last ``sequence_number`` passed on
+        #: The response's id, from the first event that carries the response object.
+        self.response_id: str | None = None
 
     def feed(self, chunk: bytes) -> bytes:
         return self._relay(self._sse.feed(chunk))
@@ -253,6 +255,8 @@ class ResponsesScanner:
                 sequence = parsed.get("sequence_number")
                 if isinstance(sequence, int):
                     self._sequence = sequence
+                if self.response_id is None:
+                    self.response_id = response_id(parsed.get("response"))
                 kind = parsed.get("type")
                 if kind in _RESPONSES_TEXT_DELTAS:
                     delta = parsed.get("delta")
@@ -266,6 +270,12 @@ class ResponsesScanner:
                         self.finish_reason = responses_finish_reason(response)
             out.append(_sse(event))
         return b"".join(out)
+
+
+def response_id(response: Any) -> str | None:
+    """A Responses API response object's ``id``, if it has a string one."""
+    found = response.get("id") if isinstance(response, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def answer_usage(wire: str, answer: Any) -> Usage | None:

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from modelway.background import in_background
 from modelway.calls import ANONYMOUS, MASTER, UNAUTHENTICATED, Caller
 from modelway.config import KeyChecks
-from modelway.errors import AuthenticationError, ModelwayError
+from modelway.errors import AuthenticationError, ModelwayError, StoreUnavailable
 from modelway.gateway.dialect_paths import EMBEDDING_PATHS, error_dialect
 from modelway.gateway.http import error_response
 from modelway.gateway.key_attempts import KeyAttempts
@@ -223,9 +223,7 @@ async def authenticate(auth: Authenticator, key: str | None, client: str | None)
             auth.store.outage.failed(error)  # logged once per outage
         else:
             log.warning("could not check a key", exc_info=True)
-        unreachable = ModelwayError("the key store is unreachable; try again shortly")
-        unreachable.status = 503
-        raise unreachable from None
+        raise StoreUnavailable("the key store is unreachable; try again shortly") from None
 
 
 class AuthMiddleware:

@@ -14,7 +14,8 @@ response's client does.
 ``GET``/``DELETE /v1/responses/{id}``, its ``input_items`` and ``POST …/cancel`` for such
 an id go to that upstream with the gateway's credentials, its query string as sent
 (``include``, ``stream=true`` and ``starting_after`` for a background stream, a page of
-items; printable ASCII only), and its answer, stream or error comes back as it sent it. The
+items; printable ASCII only), and its answer or stream comes back as it sent it, an error
+with the upstream's status and message in the gateway's OpenAI error shape. The
 caller must be the one that created it (``response_state.owner_of``: its key's team, else
 its key): any other id, someone else's included, is a 404 that never reaches the
 provider. Nor may a relayed call continue someone else's (``previous_response_id``,
@@ -25,14 +26,12 @@ is a 503; one that cannot be written loses only the read-back, never the answer.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
-import orjson
 from starlette.responses import Response
 
 from modelway.calls import Caller
@@ -42,7 +41,6 @@ from modelway.errors import BadRequest, ModelwayError, UpstreamStatusError
 from modelway.gateway.response_state import not_found, owner_of
 from modelway.gateway.state import GatewayState
 from modelway.gateway.streaming import EventStream
-from modelway.outages import transient
 from modelway.providers.base import HttpRequest
 from modelway.providers.openai import OpenAIAdapter
 from modelway.providers.upstream import Call, HttpProvider
@@ -53,12 +51,9 @@ log = logging.getLogger("modelway.gateway")
 _RELAYED_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 #: A query string passed on as sent: URL-encoded, nothing that could end the request line.
 _QUERY = re.compile(r"[!-~]{1,4096}")
-#: The bytes of a stream's beginning searched for its id, at most.
-_ID_SEARCH_BYTES = 65_536
 _DAY = 86400.0
 #: Days OpenAI keeps a stored response by default: whose it is is remembered as long.
 PROVIDER_KEEPS_DAYS = 30.0
-T = TypeVar("T")
 
 
 async def check_previous(state: GatewayState, caller: Caller, body: dict[str, Any]) -> None:
@@ -68,7 +63,7 @@ async def check_previous(state: GatewayState, caller: Caller, body: dict[str, An
     previous = body.get("previous_response_id")
     if not isinstance(previous, str) or not _RELAYED_ID.fullmatch(previous):
         return  # a malformed one is the provider's to refuse
-    owner = await _read_store(state.store.responses.relayed_owner(previous))
+    owner = await state.store.reading(state.store.responses.relayed_owner(previous))
     if owner is not None and owner != owner_of(caller):
         raise not_found(previous, "previous_response_id")
 
@@ -89,67 +84,46 @@ async def remembered(
     assert isinstance(backend, HttpProvider)  # a relay goes only to HTTP providers
     owner = owner_of(caller)
     if relayed.body is not None:
-        response_id = _answer_id(relayed.body)
+        response_id = _valid_id(relayed.response_id)
         if response_id is not None:
             await _save(state, response_id, owner, backend, seconds)
         return relayed
     assert relayed.chunks is not None
-    return relayed._replace(chunks=_remembering(relayed.chunks, state, owner, backend, seconds))
+    chunks = _remembering(relayed.chunks, relayed.scanner, state, owner, backend, seconds)
+    return relayed._replace(chunks=chunks)
 
 
 async def _remembering(
     chunks: AsyncIterator[bytes],
+    scanner: object,
     state: GatewayState,
     owner: str,
     backend: HttpProvider,
     seconds: float,
 ) -> AsyncIterator[bytes]:
-    """The stream as it came; the chunk that completes its first event with a response id
-    waits until the id is remembered."""
-    head: bytes | None = b""  # None once the id was found or given up on
+    """The stream as it came; the chunk in which the relay's scanner (which reads every
+    event before it is passed on) first saw the response's id waits until it is remembered."""
+    saved = False
     try:
         async for chunk in chunks:
-            if head is not None:
-                head += chunk
-                response_id = _stream_id(head)
+            if not saved:
+                response_id = getattr(scanner, "response_id", None)
                 if response_id is not None:
-                    head = None
-                    await _save(state, response_id, owner, backend, seconds)
-                elif len(head) > _ID_SEARCH_BYTES:
-                    head = None
-                    log.warning("a relayed response stream named no id early on: not remembered")
+                    saved = True
+                    valid = _valid_id(response_id)
+                    if valid is not None:
+                        await _save(state, valid, owner, backend, seconds)
             yield chunk
     finally:
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
-def _answer_id(body: bytes) -> str | None:
-    try:
-        answer = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return _id_of(answer)
-
-
-def _stream_id(head: bytes) -> str | None:
-    """The response id its first whole events name (``response.created`` names it)."""
-    for event in head.replace(b"\r\n", b"\n").split(b"\n\n")[:-1]:
-        for line in event.split(b"\n"):
-            if line.startswith(b"data:"):
-                try:
-                    data = orjson.loads(line[5:])
-                except orjson.JSONDecodeError:
-                    continue
-                found = _id_of(data.get("response")) if isinstance(data, dict) else None
-                if found is not None:
-                    return found
-    return None
-
-
-def _id_of(response: Any) -> str | None:
-    response_id = response.get("id") if isinstance(response, dict) else None
-    if isinstance(response_id, str) and _RELAYED_ID.fullmatch(response_id):
+def _valid_id(response_id: str | None) -> str | None:
+    """The id, if the gateway can keep it and put it in a URL path later."""
+    if response_id is not None and _RELAYED_ID.fullmatch(response_id):
         return response_id
+    if response_id is not None:
+        log.warning("a relayed response's id is not one the gateway keeps: not remembered")
     return None
 
 
@@ -194,7 +168,9 @@ async def forwarded(
     owner = owner_of(caller)
     upstream = None
     if _RELAYED_ID.fullmatch(response_id):
-        upstream = await _read_store(state.store.responses.relayed_upstream(response_id, owner))
+        upstream = await state.store.reading(
+            state.store.responses.relayed_upstream(response_id, owner)
+        )
     backends = _backends_of(state, upstream) if upstream is not None else []
     if not backends:
         # Never relayed for this caller, expired, or its upstream is no longer configured.
@@ -238,14 +214,13 @@ async def _asked(
     path = adapter.path("responses", "") + where + ("?" + query if query else "")
     body = b"{}" if method == "POST" else b""
     headers = {"content-type": "application/json"} if body else {}
-    upstream = await backend.open(HttpRequest(method, path, body, headers), call)
+    # Within the total time, its head too; a stream's reads also within its watchdog's.
+    upstream = await backend.open(HttpRequest(method, path, body, headers), call, whole=True)
     media_type = upstream.headers.get("content-type") or "application/json"
     if media_type.startswith("text/event-stream"):
         chunks = _scanned(backend.raw_stream(upstream, call))
         return EventStream(chunks, media_type="text/event-stream")
-    async with asyncio.timeout(call.timeouts.total):
-        answer = await backend.read_body(upstream)
-    return Response(answer, media_type="application/json")
+    return Response(await backend.read_body(upstream), media_type="application/json")
 
 
 async def _scanned(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -272,15 +247,3 @@ async def _forget(state: GatewayState, response_id: str, owner: str) -> None:
     except Exception:
         # The upstream's answer still goes out; the row expires in its time.
         log.exception("could not forget relayed response %s", response_id)
-
-
-async def _read_store(query: Awaitable[T]) -> T:
-    """A store read a call cannot go on without: 503 while the store cannot be read."""
-    try:
-        return await query
-    except Exception as error:
-        if not transient(error):
-            log.warning("could not read the relayed responses", exc_info=True)
-        unavailable = ModelwayError("the gateway's store is unreachable; try again shortly")
-        unavailable.status = 503
-        raise unavailable from None

@@ -240,7 +240,7 @@ async def open_turn(
                 "previous_response_id: this gateway stores no responses (responses.store_days "
                 "is 0); send the whole conversation in `input`"
             )
-        earlier = await _stored(state.store.responses, previous, owner)
+        earlier = await _stored(state, previous, owner)
         history = [*_conversation(earlier, previous, request_bytes, max_bytes), *inputs]
         request.messages = [*instructions, *history]
     return ResponseTurn(
@@ -255,7 +255,7 @@ async def open_turn(
 
 async def stored_response(state: GatewayState, caller: Caller, response_id: str) -> bytes:
     """The response object kept under ``response_id`` for ``caller`` (``NotFound``)."""
-    stored = await _stored(state.store.responses, response_id, owner_of(caller), param=None)
+    stored = await _stored(state, response_id, owner_of(caller), param=None)
     return stored.response.encode()
 
 
@@ -269,7 +269,7 @@ async def stored_input_items(
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise BadRequest("order: asc or desc")
-    stored = await _stored(state.store.responses, response_id, owner_of(caller), param=None)
+    stored = await _stored(state, response_id, owner_of(caller), param=None)
     if stored.conversation is None:
         raise BadRequest(
             f"the input items of {response_id!r} were not kept: its conversation was past "
@@ -326,8 +326,8 @@ def _said_something(item: Any) -> bool:
 
 async def delete_stored_response(state: GatewayState, caller: Caller, response_id: str) -> bytes:
     """Delete ``caller``'s response ``response_id``: OpenAI's deletion object (``NotFound``)."""
-    deleted = _GATEWAY_ID.fullmatch(response_id) is not None and await state.store.responses.delete(
-        response_id, owner_of(caller)
+    deleted = _GATEWAY_ID.fullmatch(response_id) is not None and await state.store.reading(
+        state.store.responses.delete(response_id, owner_of(caller))
     )
     if not deleted:
         raise not_found(response_id, None)
@@ -337,12 +337,12 @@ async def delete_stored_response(state: GatewayState, caller: Caller, response_i
 async def cancel_stored_response(state: GatewayState, caller: Caller, response_id: str) -> bytes:
     """Cancel ``caller``'s response ``response_id``: the gateway answered it at once, so
     there is nothing to cancel (``BadRequest``; ``NotFound`` if there is no such response)."""
-    await _stored(state.store.responses, response_id, owner_of(caller), param=None)
+    await _stored(state, response_id, owner_of(caller), param=None)
     raise BadRequest("only a response created with background: true can be cancelled")
 
 
 async def _stored(
-    repository: ResponseRepository,
+    state: GatewayState,
     response_id: str,
     owner: str,
     param: str | None = "previous_response_id",
@@ -350,7 +350,7 @@ async def _stored(
     # Only the gateway's own form can be stored: anything else needs no query.
     found = None
     if _GATEWAY_ID.fullmatch(response_id):
-        found = await repository.get(response_id, owner)
+        found = await state.store.reading(state.store.responses.get(response_id, owner))
     if found is None:
         raise not_found(response_id, param)
     return found

@@ -100,6 +100,13 @@ class KeptResponses:
             gone, _ = self._kept.popitem(last=False)
             self._stop(gone)
 
+    async def aclose(self) -> None:
+        """Stop every background response still running."""
+        running = list(self._running.values())
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
     def _stop(self, response_id: str) -> bool:
         """Stop a background response still running; whether there was one."""
         running = self._running.pop(response_id, None)

@@ -9,8 +9,9 @@ Pacing and faults (``mock.faults``) make it a stand-in for a slow or broken upst
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -257,8 +258,15 @@ class MockServer:
             Route("/mock/stats", self.mock_stats, methods=["GET"]),
         ]
         self.app = Starlette(
-            routes=routes, middleware=[Middleware(RequestCounter, stats=self.stats)]
+            routes=routes,
+            middleware=[Middleware(RequestCounter, stats=self.stats)],
+            lifespan=self._lifespan,
         )
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        await self.kept.aclose()  # background responses still running stop with the mock
 
     # --- routes ------------------------------------------------------------------------
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+from modelway.errors import StoreUnavailable
 from modelway.outages import Outage, transient
 from modelway.store.admin_sessions import AdminSessionRepository
 from modelway.store.cache_clears import CacheClearRepository
@@ -26,6 +28,7 @@ from modelway.store.teams import TeamRepository
 from modelway.store.usage import UsageRepository
 from modelway.store.users import UserRepository
 
+T = TypeVar("T")
 log = logging.getLogger("modelway.store")
 # aiosqlite logs every statement with its parameters at DEBUG; those include saved
 # provider keys, so it never logs below INFO whatever the root level is.
@@ -81,6 +84,21 @@ class Store:
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
+
+    async def reading(self, query: Awaitable[T]) -> T:
+        """``query``'s answer; ``StoreUnavailable`` (503) when the store cannot give it,
+        the outage reported once (``outage``), anything else logged with its traceback."""
+        try:
+            answer = await query
+        except Exception as error:
+            if transient(error):
+                self.outage.failed(error)
+            else:
+                log.warning("a store read failed", exc_info=True)
+            raise StoreUnavailable(
+                "the gateway's store is unreachable; try again shortly"
+            ) from None
+        return answer
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query within ``PING_TIMEOUT`` seconds."""
