@@ -2,7 +2,8 @@
 
 The ``openai`` SDK and the OpenAI Agents SDK call the gateway's Responses API; the
 upstream is ``modelway mock`` speaking Anthropic's, Ollama's and Gemini's formats, so each
-call is translated and its state kept by the gateway. The mock counts every word it was
+call is translated and its state kept by the gateway, and OpenAI's, to which each call is
+relayed and which keeps the state itself, as OpenAI does. The mock counts every word it was
 sent as an input token, and answers a tool result by naming the tool the earlier turn
 called: a second turn shows that the first reached it.
 """
@@ -20,7 +21,9 @@ from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_traci
 from tests.integration.gateway import running_gateway
 from tests.integration.test_keys_pipeline import MASTER, create_key
 
-PROVIDERS = ["anthropic", "ollama", "gemini"]
+#: Translated (the gateway keeps the state), and relayed to OpenAI (the upstream keeps it:
+#: ``modelway mock`` keeps it as OpenAI does).
+PROVIDERS = ["anthropic", "ollama", "gemini", "openai"]
 WEATHER: Any = {
     "type": "function",
     "name": "get_weather",
@@ -155,11 +158,12 @@ def test_input_items_refuse_a_bad_page_and_an_unknown_response(client: openai.Op
 
 
 def test_openai_ids_still_go_to_openai(client: openai.OpenAI) -> None:
-    # A relayed route passes the id on: the mock upstream keeps nothing and ignores it.
-    answer = client.responses.create(
-        model="openai/echo", input="relayed", previous_response_id="resp_0123abcd"
-    )
-    assert answer.output_text == "relayed"
+    # A relayed route passes an id it does not know on: the upstream judges it.
+    with pytest.raises(openai.NotFoundError, match="resp_0123abcd") as refused:
+        client.responses.create(
+            model="openai/echo", input="relayed", previous_response_id="resp_0123abcd"
+        )
+    assert refused.value.code == "previous_response_not_found"
 
 
 def test_an_unknown_id_on_a_translated_route_is_a_404(client: openai.OpenAI) -> None:

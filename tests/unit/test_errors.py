@@ -30,6 +30,7 @@ from modelway.errors import (
     UpstreamStatusError,
     retry_after_seconds,
 )
+from modelway.providers.base import openai_error_code
 
 
 @pytest.mark.parametrize(
@@ -289,3 +290,26 @@ def test_an_upstream_429_keeps_its_retry_after_when_caught_as_rate_limited() -> 
     with pytest.raises(RateLimited) as caught:
         raise UpstreamStatusError("slow down", upstream_status=429, headers={"retry-after": "7"})
     assert caught.value.retry_after == 7.0 and caught.value.retryable
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (
+            b'{"error": {"message": "too long", "code": "context_length_exceeded"}}',
+            "context_length_exceeded",
+        ),
+        (b'{"error": {"message": "no money", "code": "insufficient_quota"}}', "insufficient_quota"),
+        (b'{"error": {"message": "x", "code": null}}', None),
+        (b'{"error": {"message": "x", "code": 400}}', None),
+        (b'{"error": {"message": "x", "code": "a b"}}', None),
+        (b'{"error": {"message": "x", "code": "' + b"c" * 65 + b'"}}', None),
+        (b'{"error": "plain"}', None),
+        (b"[1, 2]", None),
+        (b"<html>bad gateway</html>", None),
+    ],
+)
+def test_an_openai_upstreams_error_code_is_taken_only_as_a_short_identifier(
+    body: bytes, code: str | None
+) -> None:
+    assert openai_error_code(body) == code

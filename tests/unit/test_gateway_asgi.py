@@ -264,11 +264,30 @@ async def test_a_wrong_key_is_refused_in_the_dialect_of_the_path(
     assert shape(refused.json())
 
 
+@pytest.mark.parametrize(
+    ("status", "code"), [(400, "context_length_exceeded"), (429, "insufficient_quota")]
+)
+async def test_an_openai_upstreams_error_code_reaches_the_caller(
+    tmp_path: Path, status: int, code: str
+) -> None:
+    # What clients branch on (compact the context, stop retrying a spent quota).
+    def refusing(request: UpstreamRequest) -> MockReply:
+        return MockReply(status, b'{"error": {"message": "no", "code": "%s"}}' % code.encode())
+
+    async with in_process_gateway(tmp_path, upstream=refusing) as gateway:
+        body = {"model": "openai/gpt-4o", "messages": HELLO}
+        refused = await gateway.http.post("/v1/chat/completions", json=body)
+    assert refused.status_code == status
+    assert refused.json()["error"]["code"] == code
+
+
 async def test_an_upstream_refusing_the_provider_key_is_not_told_as_the_callers_wrong_key(
     tmp_path: Path,
 ) -> None:
     def refusing(request: UpstreamRequest) -> MockReply:
-        return MockReply(401, b'{"error": {"message": "Incorrect API key provided"}}')
+        # OpenAI's own body, code included: the caller must not read it as their key's.
+        body = b'{"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}}'
+        return MockReply(401, body)
 
     async with in_process_gateway(tmp_path, upstream=refusing) as gateway:
         body = {"model": "openai/gpt-4o", "messages": HELLO}

@@ -3,7 +3,10 @@
 Unless a body says ``store: false``, the mock keeps each answer of ``POST /v1/responses``
 it gave (the last ``MAX_KEPT``, in memory): ``GET /v1/responses/{id}`` returns it (with
 ``?stream=true``, as a stream of its ``response.completed`` event), ``GET …/input_items``
-lists what it was made from, ``DELETE`` forgets it. Any other id is a 404.
+lists what it was made from, ``DELETE`` forgets it, and a later request's
+``previous_response_id`` continues it (its conversation before the new input, after the
+new ``instructions``; an unknown id is a 404 ``previous_response_not_found``). Any other
+id is a 404.
 
 ``background: true`` (whole answers; it needs ``store``) is answered at once with the
 response ``queued``; it is ``in_progress`` halfway through the answer's delay (the mock's
@@ -25,7 +28,7 @@ from starlette.responses import Response
 
 from modelway.dialects.responses_items import DEFAULT_PAGE, MAX_PAGE, input_items, items_page
 from modelway.errors import BadRequest, ModelwayError, NotFound
-from modelway.types import ChatRequest
+from modelway.types import ChatRequest, Message
 
 #: Answers kept, at most; the oldest goes first.
 MAX_KEPT = 1_000
@@ -34,6 +37,8 @@ MAX_KEPT = 1_000
 class _Kept(NamedTuple):
     response: dict[str, Any]
     items: list[dict[str, Any]]
+    #: What a later ``previous_response_id`` continues: the inputs, then the answer.
+    conversation: list[Message]
 
 
 class KeptResponses:
@@ -44,12 +49,31 @@ class KeptResponses:
         #: Background responses still running, by id.
         self._running: dict[str, asyncio.Task[None]] = {}
 
-    def keep_answer(self, body: Any, chat: ChatRequest, answer: bytes) -> None:
-        """Keep a whole answer (``answer``, the response object) to ``body``."""
-        if _stores(body):
-            self._keep(orjson.loads(answer), chat)
+    def continue_chat(self, body: Any, chat: ChatRequest) -> None:
+        """Put the conversation ``body``'s ``previous_response_id`` names before its input
+        (after its ``instructions``: earlier ones are not carried over), as OpenAI does;
+        ``NotFound`` for an id the mock does not keep."""
+        previous = body.get("previous_response_id") if isinstance(body, dict) else None
+        if previous is None:
+            return
+        kept = self._kept.get(previous) if isinstance(previous, str) else None
+        if kept is None:
+            raise NotFound(
+                f"Previous response with id '{previous}' not found.",
+                code="previous_response_not_found",
+            )
+        lead = _lead(body)
+        chat.messages = [*chat.messages[:lead], *kept.conversation, *chat.messages[lead:]]
 
-    def keep_stream(self, body: Any, chat: ChatRequest, chunks: list[bytes]) -> None:
+    def keep_answer(self, body: Any, chat: ChatRequest, answer: bytes, said: Message) -> bytes:
+        """Keep a whole answer (``answer``, the response object, which ``said``) to ``body``;
+        the answer as returned, naming what it continued."""
+        response = _described(orjson.loads(answer), body)
+        if _stores(body):
+            self._keep(response, chat, body, said)
+        return orjson.dumps(response)
+
+    def keep_stream(self, body: Any, chat: ChatRequest, chunks: list[bytes], said: Message) -> None:
         """Keep the response a stream's ``response.completed`` event holds (none: nothing)."""
         if not _stores(body):
             return
@@ -58,17 +82,19 @@ class KeptResponses:
                 if line.startswith(b"data: {") and b'"response.completed"' in line:
                     event = orjson.loads(line[6:])
                     if event.get("type") == "response.completed":
-                        self._keep(event["response"], chat)
+                        self._keep(_described(event["response"], body), chat, body, said)
 
-    def background(self, body: Any, chat: ChatRequest, answer: bytes, delay: float) -> Response:
+    def background(
+        self, body: Any, chat: ChatRequest, answer: bytes, said: Message, delay: float
+    ) -> Response:
         """Answer a ``background`` request at once, ``queued``; ``answer`` after ``delay``."""
         if not _stores(body):
             return _error(BadRequest("background mode requires store: true"))
         if chat.stream:
             return _error(BadRequest("background: the mock does not stream background responses"))
-        final = {**orjson.loads(answer), "background": True}
+        final = {**_described(orjson.loads(answer), body), "background": True}
         queued = {**final, "status": "queued", "output": [], "usage": None}
-        self._keep(queued, chat)
+        self._keep(queued, chat, body, said)
         response_id = str(final["id"])
         self._running[response_id] = asyncio.create_task(self._run(response_id, final, delay))
         return _json(queued)
@@ -92,10 +118,11 @@ class KeptResponses:
         self._kept[response_id] = kept._replace(response=response)
         return response
 
-    def _keep(self, response: dict[str, Any], chat: ChatRequest) -> None:
+    def _keep(self, response: dict[str, Any], chat: ChatRequest, body: Any, said: Message) -> None:
         response_id = str(response.get("id"))
-        inputs = [m for m in chat.messages if m.role != "system"]
-        self._kept[response_id] = _Kept(response, input_items(inputs, response_id))
+        inputs = chat.messages[_lead(body) :]
+        items = input_items(inputs, response_id)
+        self._kept[response_id] = _Kept(response, items, [*inputs, said])
         while len(self._kept) > MAX_KEPT:
             gone, _ = self._kept.popitem(last=False)
             self._stop(gone)
@@ -176,6 +203,18 @@ class KeptResponses:
         if kept is None:
             return _error(NotFound(f"No response found with id '{response_id}'."))
         return kept
+
+
+def _lead(body: Any) -> int:
+    """How many of a decoded request's messages are its ``instructions`` (0 or 1)."""
+    instructions = body.get("instructions") if isinstance(body, dict) else None
+    return 1 if isinstance(instructions, str) and instructions else 0
+
+
+def _described(response: dict[str, Any], body: Any) -> dict[str, Any]:
+    """The response object, saying whether it was kept and what it continued."""
+    previous = body.get("previous_response_id") if isinstance(body, dict) else None
+    return {**response, "store": _stores(body), "previous_response_id": previous}
 
 
 def _stores(body: Any) -> bool:

@@ -379,6 +379,8 @@ class MockServer:
             if url_fields and isinstance(body, dict):
                 body.update(url_fields)
             chat = dialect.decode_chat(body)
+            if keep is not None:
+                keep.continue_chat(body, chat)
             events = mock_events(chat, chat.model, dialect.name)
         except ModelwayError as error:
             return _error_response(dialect, error)
@@ -386,18 +388,20 @@ class MockServer:
             isinstance(part, ImagePart) for message in chat.messages for part in message.content
         )
         if keep is not None and isinstance(body, dict) and body.get("background") is True:
-            answer = dialect.encode_response(fold_events(events))
+            folded = fold_events(events)
             delay = self.pacing.latency + plan.first_token_delay + plan.stall
-            return keep.background(body, chat, answer, delay)
+            answer = dialect.encode_response(folded)
+            return keep.background(body, chat, answer, folded.message, delay)
         if not chat.stream:
             await self._delay(plan)
-            answer = dialect.encode_response(fold_events(events))
+            folded = fold_events(events)
+            answer = dialect.encode_response(folded)
             if keep is not None:
-                keep.keep_answer(body, chat, answer)
+                answer = keep.keep_answer(body, chat, answer, folded.message)
             return _body_response(answer, plan)
         chunks = _stream_chunks(dialect, chat, events, plan)
         if keep is not None:
-            keep.keep_stream(body, chat, chunks)
+            keep.keep_stream(body, chat, chunks, fold_events(events).message)
         return PacedStream(chunks, plan, self.pacing, self.stats, dialect.stream_media_type)
 
     async def _json(

@@ -7,7 +7,10 @@ and never touch a socket. Credentials, base URLs and the pooled HTTP client belo
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple, Protocol
+
+import orjson
 
 from modelway.types import (
     ChatRequest,
@@ -80,6 +83,23 @@ class Adapter(Protocol):
     def error_message(self, body: bytes) -> str:
         """The human message inside an upstream error body (the raw text if unparseable)."""
         ...
+
+
+#: An error ``code`` an upstream may give its caller: a short identifier.
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def openai_error_code(body: bytes) -> str | None:
+    """The ``error.code`` of an OpenAI-format error body (``context_length_exceeded``,
+    ``insufficient_quota``, ``previous_response_not_found``, ...), if it has one that is a
+    short identifier: what clients branch on, passed on to the caller."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else None
 
 
 def embedding_vectors(raw: Any) -> list[list[float]] | None:

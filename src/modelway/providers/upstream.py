@@ -15,7 +15,7 @@ import msgspec
 
 from modelway.config import Timeouts
 from modelway.errors import Timeout, UpstreamError, UpstreamStatusError
-from modelway.providers.base import Adapter, HttpRequest
+from modelway.providers.base import Adapter, HttpRequest, openai_error_code
 from modelway.providers.redaction import MASK, redactor_for
 from modelway.providers.transport import (
     AiohttpTransport,
@@ -157,13 +157,19 @@ class HttpProvider:
             if self._key:
                 # Some APIs quote the key they refused; it must not reach our caller.
                 message = message.replace(self._key, MASK.decode())
-            raise UpstreamStatusError(
+            refused = UpstreamStatusError(
                 f"{self.name} answered {response.status}: {message}",
                 upstream_status=response.status,
                 body=body,
                 headers=response.headers,
                 provider=self.name,
             )
+            code = openai_error_code(body) if self.wire == "openai" else None
+            if code is not None and response.status < 500 and response.status not in (401, 403):
+                # What a client branches on: the upstream's own word. A refused provider
+                # key keeps the gateway's code, which says it is not the caller's key.
+                refused.code = code
+            raise refused
         return response
 
     async def read_body(self, response: UpstreamResponse) -> bytes:
