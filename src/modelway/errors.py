@@ -50,6 +50,10 @@ from typing import Self
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 425, 429})
 
 
+#: An OpenAI-format upstream's 429 ``code`` for an account out of quota or credit.
+QUOTA_SPENT = "insufficient_quota"
+
+
 class ModelwayError(Exception):
     """Base of every modelway error."""
 
@@ -58,6 +62,8 @@ class ModelwayError(Exception):
     #: Not worth asking the same deployment again, but the next deployment (or a
     #: fallback) may answer: the fault is this deployment's, not the request's.
     fails_over: bool = False
+    #: Counts towards the deployment's cooldown though not retryable (a spent quota).
+    benches: bool = False
     #: OpenAI-style ``error.type``; dialects map it to their own vocabulary.
     kind: str = "api_error"
     #: Machine-readable ``error.code``.
@@ -260,6 +266,7 @@ class UpstreamStatusError(UpstreamError):
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
         provider: str | None = None,
+        upstream_code: str | None = None,
     ) -> None:
         super().__init__(message, provider=provider)
         self.upstream_status = upstream_status
@@ -282,9 +289,21 @@ class UpstreamStatusError(UpstreamError):
             }.get(upstream_status, "invalid_request_error")
         elif upstream_status in (408, 504):
             self.status = 504
+        if (
+            upstream_code is not None
+            and upstream_status < 500
+            and upstream_status not in (401, 403)
+        ):
+            # What a client branches on: the upstream's own word. A refused provider key
+            # keeps the code that says it is not the caller's key.
+            self.code = upstream_code
+        if upstream_status == 429 and upstream_code == QUOTA_SPENT:
+            # The provider account's quota or billing, not a rate: waiting will not help,
+            # another deployment (another account) may, and this one sits out its cooldown.
+            self.retryable, self.fails_over, self.benches = False, True, True
 
     def blame_deployment_key(self) -> None:
-        """Say, for a 401/403, that the deployment's provider key was refused, not the
+        """Say, for a 401/403 (or a spent quota), that the deployment was at fault, not the
         caller's: a gateway answers it with the same status its own key check uses."""
         note = _NOT_THE_CALLERS_KEY.get(self.upstream_status)
         if note is not None and not self.message.endswith(f"({note})"):
@@ -326,6 +345,8 @@ _NOT_THE_CALLERS_KEY = {
     "the caller's key is not at fault",
     403: "the provider key configured for this deployment lacks access; "
     "the caller's key is not at fault",
+    429: "the provider account behind this deployment is out of quota; "
+    "the caller's own limits are not at fault",
 }
 
 _STATUS_CLASSES: dict[int, type[UpstreamStatusError]] = {

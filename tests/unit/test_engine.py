@@ -140,6 +140,49 @@ async def test_every_deployment_refusing_its_key_is_the_last_refusal_not_the_cal
     )
 
 
+def spent_quota() -> UpstreamStatusError:
+    return UpstreamStatusError(
+        "You exceeded your current quota", upstream_status=429, upstream_code="insufficient_quota"
+    )
+
+
+async def test_a_spent_quota_is_not_retried_but_fails_over_and_benches_its_deployment(
+    sleeps: list[float],
+) -> None:
+    # Waiting does not refill an account: the next deployment answers at once, and the
+    # spent one sits out its cooldown instead of being asked first by every call.
+    a = ScriptedBackend("a", [spent_quota()] * 10)
+    b = ScriptedBackend("b")
+    gateway = engine(a=a, b=b)
+    answer, outcome = await gateway.complete(ask("solo"), request_id="r")  # retries: 1
+    assert answer.message.text() == "b says hi" and outcome.fallback == "backup"
+    assert len(a.calls) == 1 and outcome.attempts == 2 and sleeps == []
+    for _ in range(4):
+        await gateway.complete(ask("solo"), request_id="r")
+    assert len(a.calls) == 3  # benched after 3 failures (the default cooldown)
+
+
+async def test_every_deployment_out_of_quota_says_so_and_not_the_callers_limits(
+    sleeps: list[float],
+) -> None:
+    a = ScriptedBackend("a", [spent_quota()])
+    b = ScriptedBackend("b", [spent_quota()])
+    with pytest.raises(UpstreamStatusError) as caught:
+        await engine(a=a, b=b).complete(ask("pair"), request_id="r")
+    error = caught.value
+    assert (error.status, error.code, error.attempts) == (429, "insufficient_quota", 2)
+    assert "out of quota; the caller's own limits are not at fault" in error.message
+
+
+def test_an_upstream_code_is_kept_but_never_for_a_refused_provider_key() -> None:
+    assert UpstreamStatusError("x", upstream_status=400, upstream_code="c").code == "c"
+    refused = UpstreamStatusError("x", upstream_status=401, upstream_code="invalid_api_key")
+    assert refused.code == "upstream_authentication_failed"
+    assert UpstreamStatusError("x", upstream_status=500, upstream_code="c").code is None
+    rate = UpstreamStatusError("x", upstream_status=429, upstream_code="rate_limit_exceeded")
+    assert (rate.retryable, rate.fails_over, rate.benches) == (True, False, False)
+
+
 async def test_retry_after_is_waited_for_and_not_less(sleeps: list[float]) -> None:
     limited = UpstreamStatusError("slow down", upstream_status=429, headers={"Retry-After": "2"})
     a = ScriptedBackend("a", [limited])

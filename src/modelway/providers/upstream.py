@@ -157,19 +157,14 @@ class HttpProvider:
             if self._key:
                 # Some APIs quote the key they refused; it must not reach our caller.
                 message = message.replace(self._key, MASK.decode())
-            refused = UpstreamStatusError(
+            raise UpstreamStatusError(
                 f"{self.name} answered {response.status}: {message}",
                 upstream_status=response.status,
                 body=body,
                 headers=response.headers,
                 provider=self.name,
+                upstream_code=openai_error_code(body) if self.wire == "openai" else None,
             )
-            code = openai_error_code(body) if self.wire == "openai" else None
-            if code is not None and response.status < 500 and response.status not in (401, 403):
-                # What a client branches on: the upstream's own word. A refused provider
-                # key keeps the gateway's code, which says it is not the caller's key.
-                refused.code = code
-            raise refused
         return response
 
     async def read_body(self, response: UpstreamResponse) -> bytes:

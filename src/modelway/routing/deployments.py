@@ -123,7 +123,7 @@ class DeploymentState:
 
     def failed(self, error: ModelwayError, now: float) -> None:
         """A failure the deployment is to blame for; enough of them cool it down."""
-        if not error.retryable:
+        if not error.retryable and not error.benches:
             # The request's own fault (400, 404, ...) says nothing about the deployment. An
             # upstream 401/403 (its own key refused) moves the call on without benching it:
             # some providers answer 403 to content they will not serve, so a caller could
