@@ -326,6 +326,27 @@ def test_a_background_response_is_cancelled_through_the_gateway(client: openai.O
     assert client.responses.cancel(made.id).status == "cancelled"  # again: the same answer
 
 
+def test_a_running_background_response_read_as_a_stream_is_followed_to_its_end(
+    client: openai.OpenAI,
+) -> None:
+    made = client.responses.create(model="background-short", input="wait for me", background=True)
+    events = list(client.responses.retrieve(made.id, stream=True))
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == "wait for me"  # type: ignore[union-attr]
+
+
+def test_the_upstreams_own_words_on_a_bad_page_reach_the_caller(client: openai.OpenAI) -> None:
+    made = client.responses.create(model="openai/echo", input="page me", instructions="be nice")
+    assert made.instructions == "be nice"  # the upstream echoes them, as OpenAI does
+    for bad, field in (
+        ({"limit": 0}, "limit"),
+        ({"order": "up"}, "order"),
+        ({"after": "x"}, "after"),
+    ):
+        with pytest.raises(openai.BadRequestError, match=f"openai answered 400: {field}:"):
+            client.responses.input_items.list(made.id, **bad)  # type: ignore[arg-type]
+
+
 def test_background_without_store_is_refused_by_the_upstream(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="store"):
         client.responses.create(model="openai/echo", input="x", background=True, store=False)

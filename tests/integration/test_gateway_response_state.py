@@ -60,6 +60,7 @@ def test_a_two_turn_chain_streamed(client: openai.OpenAI, provider: str) -> None
         second = stream.get_final_response()
     assert second.output_text == "four"
     assert second.usage is not None and second.usage.input_tokens == 7
+    assert (first.store, second.previous_response_id) == (True, first.id)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -88,6 +89,9 @@ def test_get_and_delete(client: openai.OpenAI) -> None:
     first = client.responses.create(model="ollama/echo", input="keep me")
     read = client.responses.retrieve(first.id)
     assert read.id == first.id and read.output_text == "keep me"
+    # Answered at once, never in the background: no events were kept to stream again.
+    with pytest.raises(openai.BadRequestError, match="stream: the gateway keeps no events"):
+        client.responses.retrieve(first.id, stream=True)
     client.responses.delete(first.id)
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(first.id)

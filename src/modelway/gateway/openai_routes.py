@@ -116,6 +116,14 @@ async def get_response(request: Request) -> Response:
     keeps (a relayed call), in the caller's scope."""
     if not response_state.is_gateway_id(request.path_params["response_id"]):
         return await _relayed(request, "GET")
+    stream = request.query_params.get("stream", "false")
+    if stream != "false":
+        # Its events were not kept: it was answered at once, never in the background.
+        if stream == "true":
+            reason = "the gateway keeps no events of its own responses; read it whole"
+        else:
+            reason = "expected true or false"
+        return error_response(DIALECT, BadRequest(f"stream: {reason}"))
     return await _stored_response(request, response_state.stored_response)
 
 

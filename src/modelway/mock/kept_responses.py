@@ -65,6 +65,10 @@ class KeptResponses:
         lead = _lead(body)
         chat.messages = [*chat.messages[:lead], *kept.conversation, *chat.messages[lead:]]
 
+    def described(self, body: Any) -> dict[str, Any]:
+        """What every response object for ``body`` says of its keeping and its chain."""
+        return _described({}, body)
+
     def keep_answer(self, body: Any, chat: ChatRequest, answer: bytes, said: Message) -> bytes:
         """Keep a whole answer (``answer``, the response object, which ``said``) to ``body``;
         the answer as returned, naming what it continued."""
@@ -149,8 +153,19 @@ class KeptResponses:
         if isinstance(kept, Response):
             return kept
         if request.query_params.get("stream") == "true":
-            event = {"type": "response.completed", "sequence_number": 0, "response": kept.response}
-            data = b"event: response.completed\ndata: " + orjson.dumps(event) + b"\n\n"
+            # A background response still running is followed to its end, as OpenAI does.
+            running = self._running.get(request.path_params["response_id"])
+            if running is not None:
+                await asyncio.wait({running})
+            kept = self._found(request)
+            if isinstance(kept, Response):
+                return kept
+            response = kept.response
+            kind = (
+                "response.completed" if response.get("status") == "completed" else "response.failed"
+            )
+            event = {"type": kind, "sequence_number": 0, "response": response}
+            data = f"event: {kind}\ndata: ".encode() + orjson.dumps(event) + b"\n\n"
             return Response(data, media_type="text/event-stream")
         return _json(kept.response)
 
@@ -159,18 +174,18 @@ class KeptResponses:
         if isinstance(kept, Response):
             return kept
         query = request.query_params
+        raw = query.get("limit", str(DEFAULT_PAGE))
+        if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_PAGE):
+            return _error(BadRequest(f"limit: an integer from 1 to {MAX_PAGE}"))
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            return _error(BadRequest("order: asc or desc"))
         try:
-            limit = int(query.get("limit", DEFAULT_PAGE))
-            if not 1 <= limit <= MAX_PAGE:
-                raise ValueError(limit)
             page = items_page(
-                kept.items,
-                limit=limit,
-                descending=query.get("order", "desc") == "desc",
-                after=query.get("after"),
+                kept.items, limit=int(raw), descending=order == "desc", after=query.get("after")
             )
         except ValueError:
-            return _error(BadRequest("limit or after: not one the list has"))
+            return _error(BadRequest("after: no such item in this response"))
         return _json(page)
 
     async def delete(self, request: Request) -> Response:

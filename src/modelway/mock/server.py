@@ -27,6 +27,7 @@ from modelway.dialects.anthropic import AnthropicDialect
 from modelway.dialects.base import Dialect
 from modelway.dialects.ollama import OllamaDialect
 from modelway.dialects.openai import OpenAIDialect
+from modelway.dialects.responses_stream import ResponsesStreamEncoder
 from modelway.errors import BadRequest, ModelwayError
 from modelway.mock.embeddings import (
     dimensions_asked,
@@ -390,16 +391,17 @@ class MockServer:
         if keep is not None and isinstance(body, dict) and body.get("background") is True:
             folded = fold_events(events)
             delay = self.pacing.latency + plan.first_token_delay + plan.stall
-            answer = dialect.encode_response(folded)
+            answer = dialect.encode_response(folded, chat)
             return keep.background(body, chat, answer, folded.message, delay)
         if not chat.stream:
             await self._delay(plan)
             folded = fold_events(events)
-            answer = dialect.encode_response(folded)
+            answer = dialect.encode_response(folded, chat)
             if keep is not None:
                 answer = keep.keep_answer(body, chat, answer, folded.message)
             return _body_response(answer, plan)
-        chunks = _stream_chunks(dialect, chat, events, plan)
+        echo = keep.described(body) if keep is not None else None
+        chunks = _stream_chunks(dialect, chat, events, plan, echo)
         if keep is not None:
             keep.keep_stream(body, chat, chunks, fold_events(events).message)
         return PacedStream(chunks, plan, self.pacing, self.stats, dialect.stream_media_type)
@@ -436,10 +438,17 @@ class MockServer:
 
 
 def _stream_chunks(
-    dialect: Dialect, chat: ChatRequest, events: list[StreamEvent], plan: FaultPlan
+    dialect: Dialect,
+    chat: ChatRequest,
+    events: list[StreamEvent],
+    plan: FaultPlan,
+    echo: dict[str, Any] | None = None,
 ) -> list[bytes]:
-    """The encoded chunks of a streamed answer, with the plan's truncation and corruption."""
+    """The encoded chunks of a streamed answer, with the plan's truncation and corruption;
+    ``echo``: fields every response object of a Responses stream says."""
     encoder = dialect.stream_encoder(chat)
+    if echo is not None and isinstance(encoder, ResponsesStreamEncoder):
+        encoder.echo = echo
     chunks: list[bytes] = []
     finish: list[bytes] = []
     target = chunks
