@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelway.calls.caller import ANONYMOUS
+from modelway.calls.finishing import Finisher
 from modelway.calls.scanners import ResponsesScanner
 from modelway.errors import StoreUnavailable, UpstreamError
 from modelway.gateway import relayed_responses
@@ -112,7 +114,7 @@ async def test_the_chunk_that_names_the_id_goes_out_after_the_id_is_remembered(
         for chunk in (CREATED[:20], CREATED[20:], DELTA):
             yield chunk
 
-    state: Any = SimpleNamespace(store=store)
+    state: Any = SimpleNamespace(store=store, calls=SimpleNamespace(finisher=Finisher()))
     backend = HttpProvider("openai", OpenAIAdapter(), "http://upstream.test/v1", None)
     scanner = ResponsesScanner()
 
@@ -136,7 +138,8 @@ async def test_a_failed_save_is_logged_and_the_stream_goes_on(
         raise ConnectionRefusedError("database down")
 
     state: Any = SimpleNamespace(
-        store=SimpleNamespace(responses=SimpleNamespace(save_relayed=store_down))
+        store=SimpleNamespace(responses=SimpleNamespace(save_relayed=store_down)),
+        calls=SimpleNamespace(finisher=Finisher()),
     )
     with caplog.at_level(logging.ERROR, "modelway.gateway"):
         backend = HttpProvider("openai", OpenAIAdapter(), "http://upstream.test/v1", None)
@@ -144,6 +147,37 @@ async def test_a_failed_save_is_logged_and_the_stream_goes_on(
         chunks = [c async for c in _remembering(upstream(), scanner, state, "open", backend, 60.0)]
     assert chunks == [CREATED, DELTA]
     assert "could not remember relayed response resp_42abc" in caplog.text
+
+
+async def test_a_store_slow_to_remember_the_id_delays_the_answer_a_second_at_most(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A held write lock must not hold every relayed Responses answer for its busy timeout:
+    # the answer goes on, and the id is remembered once the store takes it.
+    monkeypatch.setattr(relayed_responses, "SAVE_WAIT", 0.05)
+    locked = asyncio.Event()
+    save = store.responses.save_relayed
+
+    async def slow_save(*args: Any, **kwargs: Any) -> None:
+        await locked.wait()
+        await save(*args, **kwargs)
+
+    monkeypatch.setattr(store.responses, "save_relayed", slow_save)
+    finisher = Finisher()
+    state: Any = SimpleNamespace(store=store, calls=SimpleNamespace(finisher=finisher))
+    backend = HttpProvider("openai", OpenAIAdapter(), "http://upstream.test/v1", None)
+
+    async def upstream() -> AsyncIterator[bytes]:
+        yield CREATED
+
+    scanner = SimpleNamespace(response_id="resp_42abc")
+    with caplog.at_level(logging.WARNING, "modelway.gateway"):
+        chunks = [c async for c in _remembering(upstream(), scanner, state, "open", backend, 60)]
+    assert chunks == [CREATED] and "goes on without waiting" in caplog.text
+    assert await store.responses.relayed_upstream("resp_42abc", "open") is None
+    locked.set()
+    await finisher.drain()
+    assert await store.responses.relayed_upstream("resp_42abc", "open") == upstream_of(backend)
 
 
 async def test_a_read_back_stream_that_breaks_ends_with_an_error_numbered_after_the_last() -> None:

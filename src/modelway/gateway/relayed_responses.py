@@ -9,7 +9,8 @@ a deployment with a ``base_url`` of its own is another upstream), for as long as
 keeps a response by default (30 days; ``responses.store_days`` if longer): a whole answer
 before it is returned, a stream before the chunk that names the id (its first event,
 ``response.created``) is passed on — so a client may ask for it at once, as a background
-response's client does.
+response's client does. A store slow to take it delays the answer ``SAVE_WAIT`` (1 s) at
+most; the save then finishes beside it.
 
 ``GET``/``DELETE /v1/responses/{id}``, its ``input_items`` and ``POST …/cancel`` for such
 an id go to that upstream with the gateway's credentials, its query string as sent
@@ -26,6 +27,7 @@ is a 503; one that cannot be written loses only the read-back, never the answer.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -54,6 +56,8 @@ _QUERY = re.compile(r"[!-~]{1,4096}")
 _DAY = 86400.0
 #: Days OpenAI keeps a stored response by default: whose it is is remembered as long.
 PROVIDER_KEEPS_DAYS = 30.0
+#: Seconds an answer waits for its id to be remembered, at most.
+SAVE_WAIT = 1.0
 
 
 async def check_previous(state: GatewayState, caller: Caller, body: dict[str, Any]) -> None:
@@ -128,6 +132,24 @@ def _valid_id(response_id: str | None) -> str | None:
 
 
 async def _save(
+    state: GatewayState, response_id: str, owner: str, backend: HttpProvider, seconds: float
+) -> None:
+    """Remember the id, waiting at most ``SAVE_WAIT`` seconds: a store that is slow to take
+    it (a held write lock) delays the answer that long, then the save goes on beside it."""
+    saving = _saved(state, response_id, owner, backend, seconds)
+    try:
+        async with asyncio.timeout(SAVE_WAIT):
+            await state.calls.finisher.run(saving)  # finishes on its own if not waited for
+    except TimeoutError:
+        log.warning(
+            "remembering relayed response %s takes over %.0f s; its answer goes on without "
+            "waiting (reading it back may miss until it is saved)",
+            response_id,
+            SAVE_WAIT,
+        )
+
+
+async def _saved(
     state: GatewayState, response_id: str, owner: str, backend: HttpProvider, seconds: float
 ) -> None:
     try:
