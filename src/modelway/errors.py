@@ -42,6 +42,7 @@ place (``modelway.dialects``). Messages never contain a secret.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Self
 
@@ -84,6 +85,19 @@ class ModelwayError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
+
+    @property
+    def param(self) -> str | None:
+        """The request field a refusal is about (OpenAI's ``error.param``): the gateway
+        names it first in its own 4xx messages (``temperature: expected a number``)."""
+        if not 400 <= self.status < 500 or isinstance(self, UpstreamError):
+            return None  # an upstream's refusal speaks for itself, in its message
+        found = _PARAM.match(self.message)
+        return found.group(1) if found else None
+
+
+#: A field named at the start of a message: ``model``, ``messages[0].content``.
+_PARAM = re.compile(r"([A-Za-z_][A-Za-z0-9_]*(?:\[\d+\]|\.[A-Za-z_][A-Za-z0-9_]*)*): ")
 
 
 class BadRequest(ModelwayError):

@@ -313,3 +313,26 @@ def test_an_openai_upstreams_error_code_is_taken_only_as_a_short_identifier(
     body: bytes, code: str | None
 ) -> None:
     assert openai_error_code(body) == code
+
+
+@pytest.mark.parametrize(
+    ("error", "param"),
+    [
+        (BadRequest("temperature: expected a number"), "temperature"),
+        (BadRequest("messages[0].content: expected a string or a list"), "messages[0].content"),
+        (
+            BadRequest("stream_options.include_usage: expected a boolean"),
+            "stream_options.include_usage",
+        ),
+        (BadRequest("the request body must be a JSON object"), None),
+        (BadRequest("request body is not valid JSON"), None),
+        (NotFound("previous_response_id: response 'x' not found"), "previous_response_id"),
+        (UnknownModel("no such model: gpt-9"), None),
+        (UpstreamStatusError("openai answered 400: model: bad", upstream_status=400), None),
+        (ModelwayError("model: something broke"), None),  # a 500 names no field
+    ],
+)
+def test_a_refusal_names_the_field_its_message_starts_with(
+    error: ModelwayError, param: str | None
+) -> None:
+    assert error.param == param

@@ -656,21 +656,31 @@ def test_stream_encoder_follows_the_callers_include_usage() -> None:
 
 
 @pytest.mark.parametrize(
-    ("error", "kind", "code"),
+    ("error", "kind", "param", "code"),
     [
-        (BadRequest("messages: required"), "invalid_request_error", None),
-        (ContextWindowExceeded("too long"), "invalid_request_error", "context_length_exceeded"),
-        (UnknownModel("no such model: gpt-9"), "not_found_error", "model_not_found"),
-        (RateLimited("slow down", retry_after=2.0), "rate_limit_error", "rate_limit_exceeded"),
-        (UpstreamStatusError("boom", upstream_status=500), "upstream_error", None),
+        (BadRequest("messages: required"), "invalid_request_error", "messages", None),
+        (
+            ContextWindowExceeded("too long"),
+            "invalid_request_error",
+            None,
+            "context_length_exceeded",
+        ),
+        (UnknownModel("no such model: gpt-9"), "not_found_error", None, "model_not_found"),
+        (
+            RateLimited("slow down", retry_after=2.0),
+            "rate_limit_error",
+            None,
+            "rate_limit_exceeded",
+        ),
+        (UpstreamStatusError("boom", upstream_status=500), "upstream_error", None, None),
     ],
 )
 def test_error_body_is_openais_error_envelope(
-    error: ModelwayError, kind: str, code: str | None
+    error: ModelwayError, kind: str, param: str | None, code: str | None
 ) -> None:
     body = orjson.loads(encode_error_body(error))
 
-    assert body == {"error": {"message": error.message, "type": kind, "param": None, "code": code}}
+    assert body == {"error": {"message": error.message, "type": kind, "param": param, "code": code}}
     assert ErrorObject.model_validate(body["error"]).message == error.message
     assert dialect.encode_error(error) == encode_error_body(error)
 

@@ -242,7 +242,7 @@ class ResponsesScanner:
             "type": "error",
             "code": error.code or error.kind,
             "message": error.message,
-            "param": None,
+            "param": error.param,
             "sequence_number": self._sequence + 1,
         }
         return b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"

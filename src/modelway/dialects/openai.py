@@ -287,7 +287,14 @@ def encode_tool_calls(calls: list[ToolCall]) -> list[dict[str, Any]]:
 def encode_error_body(error: ModelwayError) -> bytes:
     """OpenAI's error envelope."""
     return orjson.dumps(
-        {"error": {"message": error.message, "type": error.kind, "param": None, "code": error.code}}
+        {
+            "error": {
+                "message": error.message,
+                "type": error.kind,
+                "param": error.param,
+                "code": error.code,
+            }
+        }
     )
 
 

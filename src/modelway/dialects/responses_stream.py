@@ -120,7 +120,7 @@ class ResponsesStreamEncoder:
                 "type": "error",
                 "code": error.code or error.kind,
                 "message": error.message,
-                "param": None,
+                "param": error.param,
             }
         )
         body = self._body("failed")
