@@ -489,6 +489,30 @@ async def test_an_unknown_route_is_a_404_in_the_format_of_its_callers(
         assert body["error"]["message"] == f"no route {method} {path}"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "meant"),
+    [
+        ("POST", "/v1/chat/completions/", "/v1/chat/completions"),
+        ("GET", "/v1/models/", None),  # "/v1/models/{id}" with an empty id: a model not found
+        ("GET", "/health/", "/health"),
+        ("POST", "/api/chat/", "/api/chat"),
+    ],
+)
+async def test_a_trailing_slash_is_told_to_an_api_client_not_redirected(
+    gateway: Setup, method: str, path: str, meant: str | None
+) -> None:
+    # A redirect is no answer to a POST, and most API clients do not follow one.
+    answer = await gateway.http.request(method, path, json={"model": "mock/echo"})
+    assert answer.status_code == 404
+    if meant is not None:
+        assert f"(did you mean {meant}?)" in answer.text
+
+
+async def test_a_browser_is_still_sent_to_the_page_without_the_slash(gateway: Setup) -> None:
+    answer = await gateway.http.get("/admin/", headers={"accept": "text/html"})
+    assert answer.status_code == 307 and answer.headers["location"].endswith("/admin")
+
+
 # --- errors on the paths two dialects share, and errors nobody expected ---------------------------
 
 WRONG_KEY = "mw-wrong-key-000000000000000000000000"

@@ -15,7 +15,8 @@ from starlette.datastructures import Headers, State
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from modelway.background import in_background
@@ -73,7 +74,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error: ModelwayError
     if exc.status_code == 404:
-        error = NotFound(f"no route {request.method} {request.url.path}")
+        path = request.scope["path"]
+        other = _other_slash(request)
+        if other is not None and "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse(request.url.replace(path=other), 307)  # a browser: the page
+        hint = f" (did you mean {other}?)" if other is not None else ""
+        error = NotFound(f"no route {request.method} {path}{hint}")
     elif exc.status_code == 405:
         error = BadRequest(f"{request.url.path} does not take {request.method}")
     else:
@@ -85,6 +91,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         media_type="application/json",
         headers=exc.headers,
     )
+
+
+def _other_slash(request: Request) -> str | None:
+    """The path with its trailing slash added or taken away, if a route serves that: a
+    browser is sent there, an API client told (a redirect is no answer to a POST)."""
+    path: str = request.scope["path"]
+    other = path.removesuffix("/") if path.endswith("/") else path + "/"
+    if not other or other == path:
+        return None
+    scope = {**request.scope, "path": other}
+    for route in request.app.router.routes:
+        if route.matches(scope)[0] is not Match.NONE:
+            return other
+    return None
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
@@ -270,6 +290,7 @@ def create_app(
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # ``_http_error`` tells an API client instead
     bind_host = environ.get(BIND_HOST_VARIABLE) or config.server.host
     guard = BrowserGuard(HostPolicy(config.server.allowed_hosts, bind_host))
     proxies = TrustedProxies(parse_networks(config.server.trusted_proxies))
