@@ -269,6 +269,20 @@ class Responses:
         raise ConnectionRefusedError("database down")
 
 
+def forwarding_state(backend: HttpProvider, timeouts: Timeouts) -> Any:
+    """What ``forwarded`` reads of a gateway: one row naming ``backend``, the router that
+    has it, the time allowed."""
+
+    async def reading(query: Any) -> Any:
+        return await query
+
+    return SimpleNamespace(
+        store=SimpleNamespace(responses=Responses(upstream_of(backend)), reading=reading),
+        engine=SimpleNamespace(router=SimpleNamespace(backends={"openai": backend})),
+        config=SimpleNamespace(server=SimpleNamespace(timeouts=timeouts)),
+    )
+
+
 async def test_a_deletion_the_upstream_made_is_answered_though_the_store_cannot_forget_it(
     mock_url: str,
 ) -> None:
@@ -278,14 +292,7 @@ async def test_a_deletion_the_upstream_made_is_answered_though_the_store_cannot_
         ).json()
     backend = HttpProvider("openai", OpenAIAdapter(), f"{mock_url}/v1", None)
 
-    async def reading(query: Any) -> Any:
-        return await query
-
-    state: Any = SimpleNamespace(
-        store=SimpleNamespace(responses=Responses(upstream_of(backend)), reading=reading),
-        engine=SimpleNamespace(router=SimpleNamespace(backends={"openai": backend})),
-        config=SimpleNamespace(server=SimpleNamespace(timeouts=Timeouts())),
-    )
+    state = forwarding_state(backend, Timeouts())
     try:
         answer = await forwarded(state, ANONYMOUS, made["id"], method="DELETE")
     finally:
@@ -365,14 +372,7 @@ async def test_an_upstream_that_goes_quiet_on_a_read_is_a_504(sends: bytes) -> N
     port = server.sockets[0].getsockname()[1]
     backend = HttpProvider("openai", OpenAIAdapter(), f"http://127.0.0.1:{port}/v1", None)
 
-    async def reading(query: Any) -> Any:
-        return await query
-
-    state: Any = SimpleNamespace(
-        store=SimpleNamespace(responses=Responses(upstream_of(backend)), reading=reading),
-        engine=SimpleNamespace(router=SimpleNamespace(backends={"openai": backend})),
-        config=SimpleNamespace(server=SimpleNamespace(timeouts=Timeouts(total=0.3))),
-    )
+    state = forwarding_state(backend, Timeouts(total=0.3))
     try:
         with pytest.raises(ModelwayError) as waited:
             await forwarded(state, ANONYMOUS, "resp_quiet", method="GET")

@@ -367,16 +367,11 @@ class MeteredCall:
             self._first_byte()
             self.finish_reason = whole.finish_reason
             await self._finish(200, whole.usage, None, whole.text_size)
-            return Relayed(
-                whole.body, None, "application/json", whole.outcome, None, whole.response_id
-            )
+            return Relayed(whole.body, None, "application/json", whole.outcome, whole.response_id)
         opened = await relay.open(call)
         self._outcome = opened.outcome
         chunks = self._metered(opened.chunks, ByteTally(opened.scanner))
-        scanner = opened.scanner
-        return Relayed(
-            None, chunks, opened.media_type, opened.outcome, scanner.error, scanner=scanner
-        )
+        return Relayed(None, chunks, opened.media_type, opened.outcome, scanner=opened.scanner)
 
     # --- metering ------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ translated call), which the face translates so the chain continues
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -100,11 +100,10 @@ class Relayed(NamedTuple):
     chunks: AsyncIterator[bytes] | None
     media_type: str
     outcome: Outcome
-    #: A final error event in the stream's own format (streams only).
-    error_event: Callable[[ModelwayError], bytes] | None
     #: A whole Responses API answer's ``id``.
     response_id: str | None = None
-    #: What read a stream's chunks as they passed (a Responses stream's id, once seen).
+    #: What read a stream's chunks as they passed (its usage; a Responses stream's id, once
+    #: seen); its ``error`` makes the final error event in the stream's own format.
     scanner: StreamScanner | None = None
 
 

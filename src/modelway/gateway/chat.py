@@ -220,9 +220,9 @@ async def _encoded(
 def _relayed_response(relayed: Relayed) -> Response:
     if relayed.body is not None:
         return json_answer(relayed.body, relayed.outcome)
-    assert relayed.chunks is not None and relayed.error_event is not None
+    assert relayed.chunks is not None and relayed.scanner is not None
     return EventStream(
-        _relayed(relayed.chunks, relayed.error_event),
+        _relayed(relayed.chunks, relayed.scanner.error),
         media_type=relayed.media_type,
         headers=outcome_headers(relayed.outcome),
     )
