@@ -51,8 +51,19 @@ from typing import Self
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 409, 425, 429})
 
 
-#: An OpenAI-format upstream's 429 ``code`` for an account out of quota or credit.
+#: The ``code`` of an upstream account out of quota or credit: OpenAI's own (with a 429);
+#: the provider adapters give it for other providers' words for the same
+#: (``Adapter.error_code``: Anthropic's ``billing_error`` or "credit balance is too low").
 QUOTA_SPENT = "insufficient_quota"
+
+
+def spent_quota(upstream_status: int, upstream_code: str | None) -> bool:
+    """Whether an upstream's error status says its account is out of quota or credit:
+    402 Payment Required (OpenRouter, DeepSeek, Anthropic's ``billing_error``) from
+    anyone, or the quota code with the 400 or 429 its provider sends it with."""
+    return upstream_status == 402 or (
+        upstream_code == QUOTA_SPENT and upstream_status in (400, 429)
+    )
 
 
 class ModelwayError(Exception):
@@ -269,7 +280,11 @@ class UpstreamStatusError(UpstreamError):
 
     def __new__(cls, *args: object, upstream_status: int = 500, **kwargs: object) -> Self:
         if cls is UpstreamStatusError:
-            cls = _STATUS_CLASSES.get(upstream_status, cls)  # type: ignore[assignment]
+            code = kwargs.get("upstream_code")
+            if spent_quota(upstream_status, code if isinstance(code, str) else None):
+                cls = UpstreamQuotaSpent  # type: ignore[assignment]
+            else:
+                cls = _STATUS_CLASSES.get(upstream_status, cls)  # type: ignore[assignment]
         return super().__new__(cls)
 
     def __init__(
@@ -311,15 +326,22 @@ class UpstreamStatusError(UpstreamError):
             # What a client branches on: the upstream's own word. A refused provider key
             # keeps the code that says it is not the caller's key.
             self.code = upstream_code
-        if upstream_status == 429 and upstream_code == QUOTA_SPENT:
+        if spent_quota(upstream_status, upstream_code):
             # The provider account's quota or billing, not a rate: waiting will not help,
             # another deployment (another account) may, and this one sits out its cooldown.
+            # Nor is the caller's request at fault: a 400 that says so is told as a 402.
             self.retryable, self.fails_over, self.benches = False, True, True
+            self.code, self.kind = QUOTA_SPENT, "insufficient_quota"
+            if upstream_status != 429:
+                self.status = 402
 
     def blame_deployment_key(self) -> None:
         """Say, for a 401/403 (or a spent quota), that the deployment was at fault, not the
         caller's: a gateway answers it with the same status its own key check uses."""
-        note = _NOT_THE_CALLERS_KEY.get(self.upstream_status)
+        if isinstance(self, UpstreamQuotaSpent):
+            note: str | None = _NOT_THE_CALLERS_QUOTA
+        else:
+            note = _NOT_THE_CALLERS_KEY.get(self.upstream_status)
         if note is not None and not self.message.endswith(f"({note})"):
             self.message = f"{self.message} ({note})"
             self.args = (self.message,)
@@ -327,6 +349,12 @@ class UpstreamStatusError(UpstreamError):
 
 class UpstreamRateLimited(UpstreamStatusError, RateLimited):
     """The upstream answered 429."""
+
+
+class UpstreamQuotaSpent(UpstreamStatusError):
+    """The provider account behind a deployment is out of quota or credit (``spent_quota``):
+    neither a rate to wait out (not ``RateLimited``, even when it came as a 429) nor a
+    malformed request (not ``BadRequest``, even when it came as a 400)."""
 
 
 class UpstreamAuthenticationError(UpstreamStatusError, AuthenticationError):
@@ -359,9 +387,12 @@ _NOT_THE_CALLERS_KEY = {
     "the caller's key is not at fault",
     403: "the provider key configured for this deployment lacks access; "
     "the caller's key is not at fault",
-    429: "the provider account behind this deployment is out of quota; "
-    "the caller's own limits are not at fault",
 }
+_NOT_THE_CALLERS_QUOTA = (
+    "the provider account behind this deployment is out of quota; "
+    "the caller's own limits are not at fault"
+)
+
 
 _STATUS_CLASSES: dict[int, type[UpstreamStatusError]] = {
     400: UpstreamBadRequest,

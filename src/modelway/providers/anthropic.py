@@ -6,13 +6,12 @@ This module builds the requests; reading the answers is ``anthropic_answers``'s.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
-from modelway.errors import (
-    BadRequest,
-)
+from modelway.errors import QUOTA_SPENT, BadRequest
 from modelway.providers.anthropic_answers import (
     ERROR_STATUSES,
     PROVIDER,
@@ -105,16 +104,39 @@ class AnthropicAdapter:
             raise undecodable("anthropic models listing has no data list", body)
         return listed_names(models, "id")
 
+    def error_code(self, body: bytes) -> str | None:
+        """``insufficient_quota`` for an account out of credit, which Anthropic says with a
+        402 ``billing_error`` or, as it long did, a 400 ``invalid_request_error`` whose
+        message is about the credit balance or the workspace's usage limit; else None
+        (Anthropic's ``error.type`` is a kind, not a code)."""
+        error = _error_object(body)
+        kind, message = error.get("type"), error.get("message")
+        if kind == "billing_error":
+            return QUOTA_SPENT
+        if isinstance(message, str) and _QUOTA_WORDS.search(message):
+            return QUOTA_SPENT
+        return None
+
     def error_message(self, body: bytes) -> str:
         """``error.message`` of an Anthropic error body, else the raw text."""
-        text = body.decode(errors="replace")
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return text
-        error = data.get("error") if isinstance(data, dict) else None
-        message = error.get("message") if isinstance(error, dict) else None
-        return message if isinstance(message, str) else text
+        message = _error_object(body).get("message")
+        return message if isinstance(message, str) else body.decode(errors="replace")
+
+
+#: What Anthropic's 400 says when the account, not the request, is at fault.
+_QUOTA_WORDS = re.compile(
+    r"credit balance is too low|reached your specified API usage limits", re.IGNORECASE
+)
+
+
+def _error_object(body: bytes) -> dict[str, Any]:
+    """The ``error`` object of an Anthropic error body (empty when it has none)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    error = data.get("error") if isinstance(data, dict) else None
+    return error if isinstance(error, dict) else {}
 
 
 _NO_EMBEDDINGS = "the anthropic provider has no embeddings API; route embeddings elsewhere"

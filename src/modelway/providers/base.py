@@ -84,6 +84,11 @@ class Adapter(Protocol):
         """The human message inside an upstream error body (the raw text if unparseable)."""
         ...
 
+    def error_code(self, body: bytes) -> str | None:
+        """The ``error.code`` a caller may be told for an upstream error body, in OpenAI's
+        vocabulary (``context_length_exceeded``, ``insufficient_quota``), if any."""
+        ...
+
 
 #: An error ``code`` an upstream may give its caller: a short identifier.
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")

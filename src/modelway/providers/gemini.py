@@ -141,6 +141,10 @@ class GeminiAdapter:
         names = (name.removeprefix("models/") for name in listed_names(models, "name"))
         return [name for name in names if name]
 
+    def error_code(self, body: bytes) -> str | None:
+        """None: Gemini's ``error.status`` (``RESOURCE_EXHAUSTED``) is no OpenAI code."""
+        return None
+
     def error_message(self, body: bytes) -> str:
         """``error.message`` of a Gemini error body, else the raw text."""
         text = body.decode(errors="replace")

@@ -384,6 +384,10 @@ class OllamaAdapter:
             )
         return listed_names(models, "name", "model")
 
+    def error_code(self, body: bytes) -> str | None:
+        """None: Ollama's errors are a message alone."""
+        return None
+
     def error_message(self, body: bytes) -> str:
         try:
             data = orjson.loads(body)

@@ -10,7 +10,12 @@ from typing import Any
 import orjson
 
 from modelway.errors import UndecodableResponse
-from modelway.providers.base import HttpRequest, embedding_vectors, listed_names
+from modelway.providers.base import (
+    HttpRequest,
+    embedding_vectors,
+    listed_names,
+    openai_error_code,
+)
 from modelway.providers.openai_answers import (
     ChunkDecoder,
     parse_chat,
@@ -242,6 +247,9 @@ class OpenAIAdapter:
                 "the models listing has no data list", raw=body.decode("utf-8", "replace")
             )
         return listed_names(models, "id")
+
+    def error_code(self, body: bytes) -> str | None:
+        return openai_error_code(body)
 
     def error_message(self, body: bytes) -> str:
         try:

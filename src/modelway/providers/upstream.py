@@ -15,7 +15,7 @@ import msgspec
 
 from modelway.config import Timeouts
 from modelway.errors import Timeout, UpstreamError, UpstreamStatusError
-from modelway.providers.base import Adapter, HttpRequest, openai_error_code
+from modelway.providers.base import Adapter, HttpRequest
 from modelway.providers.redaction import MASK, redactor_for
 from modelway.providers.transport import (
     AiohttpTransport,
@@ -163,7 +163,7 @@ class HttpProvider:
                 body=body,
                 headers=response.headers,
                 provider=self.name,
-                upstream_code=openai_error_code(body) if self.wire == "openai" else None,
+                upstream_code=self.adapter.error_code(body),
             )
         return response
 
