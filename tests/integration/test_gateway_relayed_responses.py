@@ -177,6 +177,40 @@ def test_a_relayed_answer_is_its_creators_alone(
         assert refused.status_code == 401
 
 
+def test_reading_a_response_back_counts_against_the_keys_rpm(
+    gateway_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, mock_url: str
+) -> None:
+    # Each read of a relayed response is a request to the provider on the gateway's key;
+    # a key's RPM bounds it as it bounds calls, and a kept answer's read alike.
+    data = str(tmp_path_factory.mktemp("relayed-rpm"))
+    env = {**gateway_env, "MODELWAY_DATA_DIR": data, "MODELWAY_MASTER_KEY": MASTER}
+    _, key = create_key({"MODELWAY_DATA_DIR": data}, rpm=4)
+    with (
+        running_gateway(env) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0) as sdk,
+    ):
+        relayed = sdk.responses.create(model="openai/echo", input="relayed")
+        kept = sdk.responses.create(model="anthropic/echo", input="kept")
+        read = sdk.responses.with_raw_response.retrieve(relayed.id)
+        assert read.headers["x-ratelimit-remaining-requests"] == "1"
+        assert read.parse().output_text == "relayed"
+        read = sdk.responses.with_raw_response.retrieve(kept.id)
+        assert read.headers["x-ratelimit-limit-requests"] == "4"
+        assert read.headers["x-ratelimit-remaining-requests"] == "0"
+        asked = upstream_calls(mock_url, relayed.id)
+        for refused_read in (
+            lambda: sdk.responses.input_items.list(relayed.id),
+            lambda: sdk.responses.delete(relayed.id),
+            lambda: sdk.responses.retrieve(kept.id),
+        ):
+            with pytest.raises(openai.RateLimitError) as caught:
+                refused_read()
+            error = caught.value
+            assert error.code == "rate_limit_exceeded" and "requests per minute" in error.message
+            assert float(error.response.headers["retry-after"]) > 0
+        assert upstream_calls(mock_url, relayed.id) == asked  # refused before the provider
+
+
 @pytest.fixture(scope="module")
 def gateway_env(mock_url: str) -> dict[str, str]:
     return {

@@ -95,12 +95,29 @@ class Accounts:
             await limits.budgets.check(
                 f"team:{team.team}", usd=team.usd, tokens=team.tokens, period=team.period
             )
-        rpm = key.rpm if key.rpm is not None else self.key_limits.rpm
-        tpm = key.tpm if key.tpm is not None else self.key_limits.tpm
+        rpm, tpm = self._rates(key)
         if rpm is None and tpm is None:
             return UNLIMITED
         estimate = request_bytes // BYTES_PER_TOKEN + (max_tokens or 0)
         return await limits.rates.admit(scope, rpm=rpm, tpm=tpm, tokens=estimate)
+
+    async def admit_request(self, caller: Caller) -> Ticket:
+        """Count a request that asks no model (a Responses answer read back: the provider is
+        asked all the same) as one against the caller's key's RPM; refused
+        (``RateLimited``) past its RPM or a TPM already spent, as a call would be."""
+        key = caller.key
+        if key is None:
+            return UNLIMITED
+        rpm, tpm = self._rates(key)
+        if rpm is None and tpm is None:
+            return UNLIMITED
+        return await self.limits.rates.admit(f"key:{key.id}", rpm=rpm, tpm=tpm, tokens=0)
+
+    def _rates(self, key: KeyRecord) -> tuple[int | None, int | None]:
+        """The key's RPM and TPM: its own, else the config's ``limits``."""
+        rpm = key.rpm if key.rpm is not None else self.key_limits.rpm
+        tpm = key.tpm if key.tpm is not None else self.key_limits.tpm
+        return rpm, tpm
 
     async def settle(
         self, caller: Caller, tickets: Sequence[Ticket], usage: Usage, cost: float

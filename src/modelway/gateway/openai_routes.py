@@ -158,10 +158,12 @@ async def cancel_response(request: Request) -> Response:
 
 async def _relayed(request: Request, method: str, suffix: str = "") -> Response:
     state: GatewayState = request.app.state.gateway
+    caller = request_caller(request)
     try:
-        return await relayed_responses.forwarded(
+        ticket = await state.calls.accounts.admit_request(caller)
+        response = await relayed_responses.forwarded(
             state,
-            request_caller(request),
+            caller,
             request.path_params["response_id"],
             method=method,
             suffix=suffix,
@@ -171,17 +173,25 @@ async def _relayed(request: Request, method: str, suffix: str = "") -> Response:
         )
     except ModelwayError as error:
         return error_response(DIALECT, error)
+    response.raw_headers += ticket.headers
+    return response
 
 
 async def _stored_response(
     request: Request, action: Callable[[GatewayState, Caller, str], Awaitable[bytes]]
 ) -> Response:
+    """A read of a response the gateway kept: like a relayed one, a request against the
+    key's RPM (``Accounts.admit_request``)."""
     state: GatewayState = request.app.state.gateway
+    caller = request_caller(request)
     try:
-        body = await action(state, request_caller(request), request.path_params["response_id"])
+        ticket = await state.calls.accounts.admit_request(caller)
+        body = await action(state, caller, request.path_params["response_id"])
     except ModelwayError as error:
         return error_response(DIALECT, error)
-    return Response(body, media_type="application/json")
+    response = Response(body, media_type="application/json")
+    response.raw_headers += ticket.headers
+    return response
 
 
 ROUTES = [
