@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from modelway.errors import BadRequest
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -88,6 +89,23 @@ class Adapter(Protocol):
         """The ``error.code`` a caller may be told for an upstream error body, in OpenAI's
         vocabulary (``context_length_exceeded``, ``insufficient_quota``), if any."""
         ...
+
+
+#: A model name an upstream URL's path may carry: one segment, nothing the path, the
+#: query or a method suffix (Gemini's ``:generateContent``) would read.
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+
+
+def model_in_path(model: str, provider: str) -> str:
+    """``model`` for an upstream path (Azure's deployment, Gemini's model), or
+    ``BadRequest``: a name with ``/``, ``..``, ``%``, ``?``, ``#`` or ``:`` in it would
+    reach another path or method than the one the caller's key was allowed and priced."""
+    if _PATH_SEGMENT.fullmatch(model):
+        return model
+    raise BadRequest(
+        f"model: {model[:100]!r} cannot name a {provider} model: it may hold only letters, "
+        "digits, '.', '-' and '_' (at most 200), as a name in the upstream's URL path"
+    )
 
 
 #: An error ``code`` an upstream may give its caller: a short identifier.

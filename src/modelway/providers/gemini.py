@@ -16,7 +16,7 @@ from modelway.errors import (
     UndecodableResponse,
     UpstreamStatusError,
 )
-from modelway.providers.base import HttpRequest, listed_names
+from modelway.providers.base import HttpRequest, listed_names, model_in_path
 from modelway.providers.gemini_request import generate_content_body
 from modelway.reasoning import tagged
 from modelway.streams import SSEDecoder
@@ -158,7 +158,7 @@ class GeminiAdapter:
 
 
 def _model_path(model: str) -> str:
-    return f"{API_PREFIX}/models/{model.removeprefix('models/')}"
+    return f"{API_PREFIX}/models/{model_in_path(model.removeprefix('models/'), PROVIDER)}"
 
 
 # --- response parsing ----------------------------------------------------------------

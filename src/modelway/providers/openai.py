@@ -14,6 +14,7 @@ from modelway.providers.base import (
     HttpRequest,
     embedding_vectors,
     listed_names,
+    model_in_path,
     openai_error_code,
 )
 from modelway.providers.openai_answers import (
@@ -284,7 +285,8 @@ class AzureAdapter(OpenAIAdapter):
             return "/openai/v1/responses"
         if endpoint == "models":
             return f"/openai/models?api-version={self.api_version}"
-        return f"/openai/deployments/{model}/{endpoint}?api-version={self.api_version}"
+        deployment = model_in_path(model, "azure")
+        return f"/openai/deployments/{deployment}/{endpoint}?api-version={self.api_version}"
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         return {"api-key": api_key} if api_key else {}
