@@ -68,6 +68,29 @@ def test_the_native_chat_path_refuses_two_x_api_key_headers_in_anthropic_shape(
     assert post(gateway, "/v1/messages", [("x-api-key", MASTER)]).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("path", "name"), [("/v1/chat/completions", "Authorization"), ("/v1/messages", "x-api-key")]
+)
+def test_a_key_header_that_is_not_ascii_is_told_as_such(gateway: str, path: str, name: str) -> None:
+    # granian gives no value that is not ASCII text: it must not read as no key at all.
+    value = ("Bearer ключ" if name == "Authorization" else "ключ").encode()
+    with httpx.Client(timeout=30) as http:
+        refused = http.post(f"{gateway}{path}", json=BODY, headers=[(name.encode(), value)])
+    assert refused.status_code == 401
+    assert f"the {name} header is not ASCII text" in refused.text
+
+
+def test_an_idempotency_key_that_is_not_ascii_is_refused_not_ignored(gateway: str) -> None:
+    headers = [
+        (b"authorization", f"Bearer {MASTER}".encode()),
+        (b"idempotency-key", "ключ".encode()),
+    ]
+    with httpx.Client(timeout=30) as http:
+        refused = http.post(f"{gateway}/v1/chat/completions", json=BODY, headers=headers)
+    assert refused.status_code == 400
+    assert "Idempotency-Key: not ASCII text" in refused.json()["error"]["message"]
+
+
 def test_wrong_keys_with_a_real_prefix_are_limited_per_address_not_for_the_owner(
     gateway: str, data_env: dict[str, str]
 ) -> None:

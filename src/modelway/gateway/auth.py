@@ -50,10 +50,15 @@ _REPEATED = "more than one {} header: send the API key in one header, once"
 
 
 class GranianHeaders(Protocol):
-    """An RSGI request's headers, as granian gives them (every value of a name: ``get_all``)."""
+    """An RSGI request's headers, as granian gives them (every value of a name: ``get_all``).
+
+    granian gives no value that is not ASCII text, though the name stays ``in`` them: a
+    header sent only with such values reads as present with none (``hidden_value``).
+    """
 
     def get(self, key: str, default: None = None, /) -> str | None: ...
     def get_all(self, key: str, /) -> list[str]: ...
+    def __contains__(self, key: str, /) -> bool: ...
 
 
 #: A request's headers as either server interface gives them.
@@ -72,13 +77,24 @@ def presented_key(scope: Scope) -> str | None:
 
 
 def headers_key(headers: RequestHeaders) -> str | None:
-    """The key in a request's headers (Starlette's or granian's), by ``key_in``."""
-    return key_in(header_values(headers, "authorization"), header_values(headers, "x-api-key"))
+    """The key in a request's headers (Starlette's or granian's), by ``key_in``; a key
+    header whose value is not ASCII text is refused as such, not told as missing."""
+    key = key_in(header_values(headers, "authorization"), header_values(headers, "x-api-key"))
+    if key is None:
+        for name in ("Authorization", "x-api-key"):
+            if hidden_value(headers, name.lower()):
+                raise AuthenticationError(f"the {name} header is not ASCII text, as a key is")
+    return key
 
 
 def header_values(headers: RequestHeaders, name: str) -> list[str]:
     """Every value of header ``name`` (lower case), however many times it was sent."""
     return headers.getlist(name) if isinstance(headers, Headers) else headers.get_all(name)
+
+
+def hidden_value(headers: RequestHeaders, name: str) -> bool:
+    """Whether header ``name`` was sent with no value granian would give (not ASCII)."""
+    return not isinstance(headers, Headers) and name in headers and not headers.get_all(name)
 
 
 def key_in(authorization: Sequence[str], api_key: Sequence[str]) -> str | None:

@@ -26,7 +26,13 @@ from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.dialects.responses import ResponsesDialect, dropped_tools
 from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway import relayed_responses, response_state
-from modelway.gateway.auth import RequestHeaders, authenticate, header_values, headers_key
+from modelway.gateway.auth import (
+    RequestHeaders,
+    authenticate,
+    header_values,
+    headers_key,
+    hidden_value,
+)
 from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.http import (
     BodyLimits,
@@ -246,6 +252,8 @@ def _idempotency_key(headers: RequestHeaders) -> str | None:
     twice: which one would it mean?)."""
     value = headers.get("idempotency-key")
     if value is None:
+        if hidden_value(headers, "idempotency-key"):
+            raise BadRequest("Idempotency-Key: not ASCII text")
         return None
     if len(header_values(headers, "idempotency-key")) > 1:
         raise BadRequest("Idempotency-Key: sent more than once")
