@@ -48,6 +48,16 @@ async def test_a_reached_usd_limit_refuses_with_budget_exceeded() -> None:
     assert error.retry_after == pytest.approx(12 * 3600)  # until midnight UTC
 
 
+@pytest.mark.parametrize(("usd", "tokens"), [(0.0, None), (None, 0)])
+async def test_a_budget_of_nothing_refuses_before_anything_was_spent(
+    usd: float | None, tokens: int | None
+) -> None:
+    # A key created with a budget of 0 while the gateway runs has no spend counted yet.
+    book, _ = book_at("2026-11-23T12:00:00")
+    with pytest.raises(BudgetExceeded, match="used up"):
+        await book.check("key:new", usd=usd, tokens=tokens, period="day")
+
+
 async def test_a_reached_token_limit_refuses() -> None:
     book, _ = book_at("2026-11-23T12:00:00")
     await book.charge("team:ml", usd=0.0, tokens=50_000, period="month")
@@ -129,7 +139,8 @@ async def test_an_unknown_period_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("amount", "shown"),
     [(0, "$0.00"), (12.5, "$12.50"), (1234.5, "$1,234.50"), (0.0001, "$0.0001"),
-     (0.0026, "$0.0026"), (0.0000123, "$0.000012")],
+     (0.0026, "$0.0026"), (0.0000123, "$0.000012"), (1e-9, "$0.000000001"),
+     (3.25e-7, "$0.00000033")],
 )  # fmt: skip
 def test_a_budget_under_a_cent_is_said_with_its_digits_not_as_nothing(
     amount: float, shown: str

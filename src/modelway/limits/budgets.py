@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Literal, Protocol
 
 from modelway.errors import BudgetExceeded
@@ -129,6 +130,9 @@ class _Spend:
         self.tokens = tokens
 
 
+_NOTHING_SPENT = _Spend("")
+
+
 class BudgetBook:
     """Budgets in this process's memory; fill it from stored usage at start with ``seed``."""
 
@@ -143,9 +147,8 @@ class BudgetBook:
         """Raise ``BudgetExceeded`` when this period's spend has reached a limit."""
         if usd is None and tokens is None:
             return
-        spend = self._current(scope, period)
-        if spend is None:
-            return
+        # Nothing counted yet is nothing spent: a budget of 0 is used up all the same.
+        spend = self._current(scope, period) or _NOTHING_SPENT
         refusal = exceeded(
             period,
             usd_limit=usd,
@@ -183,4 +186,5 @@ def dollars(amount: float) -> str:
     """ "$1,234.50"; an amount under a cent with its first significant digits ("$0.00012")."""
     if amount == 0 or abs(amount) >= 0.01:
         return f"${amount:,.2f}"
-    return f"${amount:.2g}" if abs(amount) >= 1e-4 else f"${amount:.6f}".rstrip("0")
+    # Two significant digits written out in full (1e-09: "$0.000000001", never "$0.").
+    return "$" + format(Decimal(f"{amount:.2g}"), "f")
