@@ -122,9 +122,10 @@ async def test_cache_control_refreshes_skips_storing_and_bounds_the_age(
     assert await ask("no-store") == "miss"  # looked up, found nothing, kept nothing
     assert await ask("max-age=60") == "miss"
     assert await ask("max-age=60") == "hit"
+    assert await ask("max-age=0") == "miss"  # however young the entry: asked again
     assert await ask("no-cache") == "miss"  # asked again and refreshed
     assert await ask("no-cache, no-store") == "bypass"
-    assert upstream.calls == 4
+    assert upstream.calls == 5
 
 
 async def test_a_replay_a_minute_later_is_byte_for_byte_the_first_answer(

@@ -79,3 +79,15 @@ def test_a_stray_word_after_another_option_is_still_refused(tmp_path: Path) -> N
         cli_app, ["keys", "create", "--name", "n", "--rpm", "5", "stray"], env=environ
     )
     assert result.exit_code == 2 and "stray" in result.output
+
+
+@pytest.mark.parametrize("given", [["--models", ""], ["--models", ","], ["--models= , "]])
+def test_models_with_no_glob_in_it_is_refused_not_an_unrestricted_key(
+    tmp_path: Path, given: list[str]
+) -> None:
+    # An empty shell variable (--models "$MODELS") must not make a key for every model.
+    environ = {"MODELWAY_DATA_DIR": str(tmp_path), "DATABASE_URL": "", "MODELWAY_MASTER_KEY": ""}
+    result = CliRunner().invoke(cli_app, ["keys", "create", "--name", "n", *given], env=environ)
+    assert result.exit_code == 2 and "no model glob given" in result.output
+    listed = CliRunner().invoke(cli_app, ["keys", "list", "--json"], env=environ)
+    assert json.loads(listed.output) == []

@@ -257,8 +257,10 @@ class CachedCall:
         entry = None if data is None else decode_entry(data)
         if entry is None:
             return
-        if control.max_age is not None and entry.age(cache.now()) > control.max_age:
-            return  # older than the caller accepts: asked again, and the answer refreshed
+        if control.max_age is not None and cache.now() - entry.stored_at >= control.max_age:
+            # Older than the caller accepts (to the instant, not the whole second the
+            # ``Age`` header says: ``max-age=0`` is never a hit): asked again, and refreshed.
+            return
         self._hit(entry)
         if self._claimed:  # the key this request took answers its repeats with this entry
             await self._answer_key(entry)

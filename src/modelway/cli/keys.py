@@ -49,8 +49,15 @@ def target(url: str | None, key: str | None) -> tuple[str | None, str | None, di
 
 
 def _globs(values: list[str] | None) -> list[str]:
-    """``--models a --models b`` and ``--models a,b`` alike."""
-    return [glob.strip() for value in values or [] for glob in value.split(",") if glob.strip()]
+    """``--models a --models b`` and ``--models a,b`` alike. ``--models`` with nothing in
+    it (an empty shell variable) is refused: the key it made would allow every model."""
+    globs = [glob.strip() for value in values or [] for glob in value.split(",") if glob.strip()]
+    if values and not globs:
+        raise typer.BadParameter(
+            "no model glob given; leave --models out for a key that may use every model",
+            param_hint="--models",
+        )
+    return globs
 
 
 def spread_models(args: list[str]) -> list[str]:
