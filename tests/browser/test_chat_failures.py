@@ -128,3 +128,20 @@ def _pick_a_model_that_cannot_be_routed(page: Page) -> None:
                    pick.value = name; pick.dispatchEvent(new Event('change')); }""",
         "groq/gone-model",
     )
+
+
+def test_a_message_the_gateway_never_got_goes_back_in_the_box(page: Page) -> None:
+    """The gateway unreachable when Enter is pressed (the request fails on the network):
+    nothing was kept, so it is as any refusal — no Regenerate, which would answer the
+    message before it — and not a lost message."""
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "kept"))
+    page.route("**/chat/api/sessions/*/messages", lambda route: route.abort())
+    reply = send(page, "typed while the gateway was down")
+    expect(reply.get_by_role("alert")).to_be_visible()
+    expect(reply).to_contain_text("Not saved: your message is back in the box")
+    expect(message_box(page)).to_have_value("typed while the gateway was down")
+    expect(reply.get_by_role("button", name="Regenerate reply")).to_be_hidden()
+    page.unroute("**/chat/api/sessions/*/messages")
+    reload(page)
+    expect(page.locator(".message.user")).to_have_text(["kept"])

@@ -8,7 +8,9 @@ import httpx
 from playwright.sync_api import Browser, Page, Request, Route, expect
 
 from modelway.gateway.web_pages import SECURITY_HEADERS
+from tests.browser.admin_page import MASTER_KEY
 from tests.browser.chat_page import (
+    message_box,
     new_chat,
     open_chat,
     pick_model,
@@ -130,3 +132,28 @@ def test_the_page_carries_its_security_headers_however_it_is_asked_for(gateway_u
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         for name, value in SECURITY_HEADERS.items():
             assert page.headers[name] == value, (path, name)
+
+
+def test_a_key_given_only_when_sending_still_fills_the_model_picker(
+    browser: Browser, admin_gateway_url: str
+) -> None:
+    # The first prompt (the page's start) cancelled: the page has no models. The key given
+    # at the prompt that sending brings up must get them, or every send is a 400.
+    context = browser.new_context(base_url=admin_gateway_url)
+    page = context.new_page()
+    page.goto("/")
+    dialog = page.get_by_role("dialog", name="Gateway key")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#model-picker option")).to_have_count(0)
+    box = message_box(page)
+    box.fill("sent after the key")
+    box.press("Enter")
+    dialog.get_by_label("Key", exact=True).fill(MASTER_KEY)
+    dialog.get_by_role("button", name="Use key").click()
+    expect(page.locator(".message.user")).to_have_text(["sent after the key"])
+    reply = page.locator(".message.assistant")
+    expect(reply).to_have_attribute("data-message-id", re.compile(r"^[0-9a-f]{32}$"))
+    expect(reply).not_to_contain_text("name one")
+    assert page.locator("#model-picker option").count() > 0
+    context.close()

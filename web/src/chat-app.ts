@@ -152,6 +152,9 @@ export class ChatApp {
     this.composer.setBusy(true);
     let session: ChatSession;
     try {
+      // No models yet: the page started without a key (its prompt cancelled). Asking for
+      // them now prompts again, and a key given then fills the picker before the send.
+      if (!this.models.value) await this.models.load();
       session = await this.ensureSession();
     } catch (error) {
       this.composer.setBusy(false);
@@ -183,10 +186,13 @@ export class ChatApp {
     this.hideNotice();
     const reply = this.conversation.startReply(body.model);
     let messageId: string | null = null;
-    // Refused before anything was kept: an error answer, or a stream whose end says so.
+    // Refused before anything was kept: an error answer, a stream whose end says so, or
+    // no answer at all (the gateway unreachable, a key prompt given up).
     let refused = false;
+    let answered = false;
     try {
       const response = await chatApi.sendMessage(session.id, body, controller.signal);
+      answered = true;
       if (!response.ok) {
         reply.showError(await errorMessage(response), response.status);
         refused = true;
@@ -198,7 +204,10 @@ export class ChatApp {
       }
     } catch (error) {
       if (controller.signal.aborted) reply.markStopped();
-      else reply.showError((error as Error).message);
+      else {
+        reply.showError((error as Error).message);
+        refused = !answered;
+      }
     } finally {
       reply.finish(messageId);
       if (refused && body.regenerate) {
