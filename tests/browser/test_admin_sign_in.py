@@ -165,3 +165,15 @@ def test_a_user_who_is_not_an_admin_cannot_sign_in(
 
     expect(page.locator("#sign-in-error")).to_be_visible()
     expect(page.locator("#admin-app")).to_be_hidden()
+
+
+def test_without_a_master_key_the_page_says_the_admin_is_off_and_offers_no_sign_in(
+    page: Page, gateway_url: str
+) -> None:
+    # The chat's gateway runs open: nobody can sign in, so no form that cannot work.
+    session = httpx.get(f"{gateway_url}/admin/api/session")
+    assert session.status_code == 403 and "no master key" in session.json()["error"]["message"]
+    page.goto("/admin")
+    expect(page.locator("body")).to_have_attribute("data-admin-off", "true")
+    expect(page.locator("#boot")).to_contain_text("the admin API is off")
+    expect(page.locator("#sign-in")).to_be_hidden()

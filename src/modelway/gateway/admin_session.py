@@ -105,7 +105,11 @@ async def post_session(request: Request) -> Response:
 
 @answers_errors
 async def get_session(request: Request) -> Response:
-    """Who is signed in, with the session's CSRF token; 401 if nobody."""
+    """Who is signed in, with the session's CSRF token; 401 if nobody, 403 if nobody can
+    be (no master key: the admin API is off, and the page says so instead of a sign-in)."""
+    state: GatewayState = request.app.state.gateway
+    if state.auth.master_key is None:
+        raise PermissionDenied(NO_MASTER_KEY)
     _, session = await signed_in(request)
     return json_response(session_view(session))
 

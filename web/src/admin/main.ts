@@ -2,7 +2,7 @@
 // session), then one view at a time chosen by the address's #fragment.
 import { required } from "../elements";
 import { setUpTheme } from "../theme";
-import { session, whenSignedOut } from "./api";
+import { ApiError, session, whenSignedOut } from "./api";
 import { redrawCharts } from "./charts";
 import { HealthView } from "./health-view";
 import { KeysView } from "./keys-view";
@@ -33,7 +33,17 @@ class AdminApp {
     whenSignedOut(() => void this.signedOut());
     required("sign-out").addEventListener("click", () => void this.signOut());
     window.addEventListener("hashchange", () => this.route());
-    const resumed = await session.current().catch(() => null);
+    let resumed: Session | null = null;
+    try {
+      resumed = await session.current();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 403) {
+        // No master key: nobody can sign in, so no sign-in form — the gateway's reason.
+        required("boot").textContent = error.message;
+        document.body.dataset.adminOff = "true";
+        return;
+      }
+    }
     required("boot").hidden = true;
     this.enter(resumed ?? (await askToSignIn()));
   }
