@@ -130,3 +130,17 @@ def signature_for(wire: str, signature: str | None) -> str | None:
 def tagged(wire: str, signature: str) -> str:
     """A provider's signature in canonical form (``Message.reasoning_signature``)."""
     return f"{wire}:{signature}"
+
+
+#: The tags ``tagged`` puts on signatures (``anthropic-redacted`` is Anthropic's
+#: redacted thinking); no provider's own signature starts with one and a colon.
+SIGNATURE_TAGS = frozenset({"anthropic", "anthropic-redacted", "gemini", "openai", "ollama"})
+
+
+def gateway_tagged(signature: object) -> bool:
+    """Whether a signature a caller sent back is in the gateway's tagged form: it reached
+    them through a translated answer, so it is not the raw value any upstream wrote."""
+    if not isinstance(signature, str):
+        return False
+    owner, colon, _ = signature.partition(":")
+    return bool(colon) and owner in SIGNATURE_TAGS

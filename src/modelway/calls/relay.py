@@ -48,6 +48,7 @@ from modelway.errors import (
 from modelway.providers.base import HttpRequest
 from modelway.providers.openai import OpenAIAdapter, parse_json
 from modelway.providers.upstream import Call, HttpProvider
+from modelway.reasoning import gateway_tagged
 from modelway.routing.targets import Route, Target
 from modelway.tokens import answer_text_size
 from modelway.types import Usage
@@ -131,6 +132,38 @@ def relayable(route: Route, wire: str) -> bool:
 #: API). Most OpenAI-compatible services (DeepSeek, Mistral, ...) serve Chat Completions
 #: only: Responses calls to them are translated, as they worked before the relay existed.
 RESPONSES_PROVIDERS = frozenset({"openai", "azure"})
+
+
+def signed_elsewhere(wire: str, body: dict[str, Any]) -> bool:
+    """Whether a body in the caller's format ``wire`` carries thinking signed by another
+    provider than the one it would be relayed to: an Anthropic ``thinking`` block or a
+    Responses ``reasoning`` item whose signature is in the gateway's tagged form (handed
+    out by a translated answer; a conversation moved between providers). Relayed as sent,
+    the upstream would refuse a signature it did not write; such a call is translated,
+    and each adapter sends its provider only its own."""
+    if wire == "anthropic":
+        messages = body.get("messages")
+        for message in messages if isinstance(messages, list) else ():
+            if not isinstance(message, dict) or message.get("role") != "assistant":
+                continue
+            content = message.get("content")
+            for block in content if isinstance(content, list) else ():
+                if (
+                    isinstance(block, dict)
+                    and block.get("type") == "thinking"
+                    and gateway_tagged(block.get("signature"))
+                ):
+                    return True
+    elif wire == "responses":
+        items = body.get("input")
+        for item in items if isinstance(items, list) else ():
+            if (
+                isinstance(item, dict)
+                and item.get("type") == "reasoning"
+                and gateway_tagged(item.get("encrypted_content"))
+            ):
+                return True
+    return False
 
 
 def speaks_responses(backend: HttpProvider) -> bool:

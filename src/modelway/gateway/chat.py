@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from modelway.cache import CacheControl, parse_cache_control
 from modelway.calls import UNAUTHENTICATED, Caller, MeteredCall, Relayed
-from modelway.calls.relay import Headers
+from modelway.calls.relay import Headers, signed_elsewhere
 from modelway.dialects.base import Dialect, StreamEncoder
 from modelway.dialects.responses import ResponsesDialect, dropped_tools
 from modelway.errors import BadRequest, ModelwayError
@@ -146,6 +146,7 @@ async def chat_call(
         if (
             call.relayable()
             and not call.caches()
+            and not signed_elsewhere(dialect.name, body)
             and not (
                 isinstance(dialect, ResponsesDialect) and response_state.names_stored_response(body)
             )
