@@ -125,3 +125,31 @@ def test_codex_runs_a_command_through_the_gateway(
     done = _run_agent(["codex", "exec", "--skip-git-repo-check", prompt], tmp_path, env)
     assert "The exec_command tool returned" in done.stdout, done.stdout + done.stderr
     assert SECRET in done.stdout.split("The exec_command tool returned", 1)[1]
+
+
+def test_claude_code_stops_at_a_wrong_key_instead_of_retrying_it(
+    mock_url: str, tmp_path: Path
+) -> None:
+    # A 401 with no x-should-retry: false is retried ten times with backoff: minutes of a
+    # hung agent for a typo in the key. With it, Claude Code says so and exits.
+    env = {
+        "MODELWAY_DATA_DIR": str(tmp_path / "gateway"),
+        "MODELWAY_MASTER_KEY": "master-key-for-this-test-0123",
+        **providers_at(mock_url),
+    }
+    (tmp_path / "home").mkdir()
+    with running_gateway(env) as url:
+        agent_env = _agent_env(
+            tmp_path / "home", ANTHROPIC_BASE_URL=url, ANTHROPIC_API_KEY="mw-wrong-key"
+        )
+        done = subprocess.run(
+            [str(AGENTS / "claude"), "-p", "hi", "--model", "anthropic/claude-sonnet-4-6"],
+            cwd=tmp_path,
+            env=agent_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode != 0
+    assert "invalid api key" in (done.stdout + done.stderr).lower(), done.stdout + done.stderr

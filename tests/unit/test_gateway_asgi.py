@@ -593,3 +593,35 @@ async def test_an_unexpected_error_is_a_500_in_the_format_of_its_callers(
         assert anthropic_shaped(body, "api_error")
     else:
         assert body["error"]["message"] == "internal gateway error"
+
+
+async def test_a_refusal_no_retry_would_change_says_so_and_a_rate_limit_does_not(
+    gateway: Setup,
+) -> None:
+    # SDKs and the agents on them obey x-should-retry: a wrong key, a bad body, a spent
+    # budget are not asked again; a rate limit is, after its Retry-After.
+    wrong_key = await gateway.http.post(
+        "/v1/chat/completions",
+        json={"model": "mock/echo", "messages": HELLO},
+        headers={"authorization": "Bearer mw-wrong-key-000000000000000000000000"},
+    )
+    bad_body = await gateway.http.post("/v1/messages", content=b"{not json")
+    created = await gateway.http.post(
+        "/admin/api/keys", json={"name": "one a minute", "rpm": 1, "budget_usd": 0}
+    )
+    key = {"authorization": f"Bearer {created.json()['key']}"}
+    spent = await gateway.http.post(
+        "/v1/chat/completions", json={"model": "mock/echo", "messages": HELLO}, headers=key
+    )
+    for refused, status in ((wrong_key, 401), (bad_body, 400), (spent, 429)):
+        assert refused.status_code == status, refused.text
+        assert refused.headers["x-should-retry"] == "false"
+    assert spent.json()["error"]["code"] == "budget_exceeded"
+    limited_key = await gateway.http.post("/admin/api/keys", json={"name": "rpm", "rpm": 1})
+    key = {"authorization": f"Bearer {limited_key.json()['key']}"}
+    for _ in range(2):
+        limited = await gateway.http.post(
+            "/v1/chat/completions", json={"model": "mock/echo", "messages": HELLO}, headers=key
+        )
+    assert limited.status_code == 429 and "retry-after" in limited.headers
+    assert "x-should-retry" not in limited.headers

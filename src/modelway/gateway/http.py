@@ -231,9 +231,18 @@ class JsonAnswer(Response):
         ]
 
 
+#: Said with a refusal that asking again will not change (a wrong key, a spent budget):
+#: the OpenAI and Anthropic SDKs, and the agents built on them, retry no further. Claude
+#: Code retries a 401 for minutes without it.
+_NO_RETRY = (b"x-should-retry", b"false")
+
+
 def error_response(dialect: Dialect, error: ModelwayError) -> Response:
-    """An error in the caller's dialect with its HTTP status (and ``Retry-After`` if known)."""
+    """An error in the caller's dialect with its HTTP status (and ``Retry-After`` if known;
+    ``x-should-retry: false`` for a refusal no retry would change)."""
     response = JsonAnswer(dialect.encode_error(error), error.status)
+    if not error.retryable and 400 <= error.status < 500:
+        response.raw_headers.append(_NO_RETRY)
     retry_after = error.retry_after
     if retry_after is not None:
         # Rounded up: a client that obeys it to the second is not refused again.
