@@ -70,6 +70,8 @@ def create_key(page: Page, name: str, **fields: str) -> str:
     expect(shown).to_have_text(PLAINTEXT_KEY)
     key = shown.inner_text().strip()
     expect(form.get_by_role("button", name="Copy the new key")).to_be_visible()
+    page.keyboard.press("Escape")  # a stray key press does not lose the key shown once
+    expect(shown).to_be_visible()
     form.get_by_role("button", name="Done").click()
     expect(page.locator("dialog[open]")).to_have_count(0)
     return key

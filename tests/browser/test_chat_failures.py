@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from playwright.sync_api import Dialog, Page, expect
 
 from tests.browser.chat_page import (
@@ -90,6 +93,41 @@ def test_a_rate_limit_is_shown_in_place_with_when_to_retry(page: Page) -> None:
     assert ".." not in shown.inner_text()
     reload(page)
     expect(page.locator(".message.assistant .rate-limited")).to_contain_text("Rate limited")
+
+
+@pytest.mark.parametrize(
+    ("message", "retry_after", "shown"),
+    [
+        (
+            "The daily budget of $1.00 is used up (spent $1.02); it renews tomorrow at 00:00 UTC.",
+            35509,
+            "The daily budget of $1.00 is used up (spent $1.02); it renews tomorrow at 00:00 UTC.",
+        ),
+        (
+            "Rate limit reached on requests per minute: limit 1, used 1, requested 1. "
+            "Please try again in 59.3s.",
+            59.3,
+            "Rate limited: requests per minute: limit 1, used 1, requested 1. Try again in 60 s.",
+        ),
+        ("Rate limit reached on tokens per minute.", 1500, "Try again in 25 min."),
+    ],
+    ids=["budget", "rpm", "long-wait"],
+)
+def test_a_refusal_says_when_in_words_a_person_reads(
+    page: Page, message: str, retry_after: float, shown: str
+) -> None:
+    # A spent budget says when it renews, not "Rate limited ... Try again in 35509 s".
+    event = {"type": "rate_limited", "message": message, "retry_after": retry_after}
+    done = {"type": "done", "message_id": None}
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in (event, done))
+    page.route(
+        "**/chat/api/sessions/*/messages",
+        lambda route: route.fulfill(status=200, body=body, content_type="text/event-stream"),
+    )
+    pick_model(page, "mock/echo")
+    reply = send(page, "refused")
+    expect(reply.locator(".rate-limited")).to_contain_text(shown)
+    assert reply.locator(".rate-limited").inner_text().count("Rate limited") <= 1
 
 
 def test_a_message_refused_before_it_was_kept_goes_back_in_the_box(page: Page) -> None:

@@ -192,14 +192,19 @@ export class Reply {
   }
 
   showRateLimit(message: string, retryAfter: number | null): void {
-    const wait = retryAfter ? ` Try again in ${Math.ceil(retryAfter)} s.` : "";
-    // The provider's own "Please try again in 58.361s." gives way to the wait above.
+    // The provider's own "Please try again in 58.361s." gives way to our wait below, and
+    // the gateway's "Rate limit reached on ..." to the label.
     const said = message
       .replace(/\s*(please )?try again in [\d.]+ ?s(econds)?\.?/i, "")
+      .replace(/^rate limit reached on /i, "")
       .replace(/[.\s]+$/, "");
+    // A spent budget says itself when it renews: no "rate limited", no wait in seconds.
+    const budget = /\bbudget\b/i.test(said);
+    const wait = retryAfter && !budget ? ` Try again in ${waitFor(retryAfter)}.` : "";
+    const label = budget ? "" : "Rate limited: ";
     this.node.classList.add("failed");
     this.node.insertBefore(
-      element("p", { className: "message-error rate-limited", role: "alert" }, `Rate limited: ${said}.${wait}`),
+      element("p", { className: "message-error rate-limited", role: "alert" }, `${label}${said}.${wait}`),
       this.meta,
     );
   }
@@ -227,4 +232,11 @@ export class Reply {
     renderMarkdown(this.body, this.text);
     this.onRender();
   }
+}
+
+/** A wait as a person reads it: "45 s", "12 min", "3 h". */
+function waitFor(seconds: number): string {
+  if (seconds < 90) return `${Math.ceil(seconds)} s`;
+  if (seconds < 90 * 60) return `${Math.ceil(seconds / 60)} min`;
+  return `${Math.round(seconds / 3600)} h`;
 }

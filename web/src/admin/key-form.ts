@@ -227,7 +227,14 @@ function dropEmpty(settings: KeySettings): KeySettings {
 function showCreated(form: HTMLFormElement, created: CreatedKey, done: () => void): void {
   const secret = element("code", { className: "new-key", id: "new-key-value" }, created.key);
   const close = element("button", { type: "button", className: "button primary" }, "Done");
-  close.addEventListener("click", done);
+  // Escape does not close it: one stray key press would lose a key never shown again.
+  const dialog = form.closest("dialog");
+  const stay = (event: Event) => event.preventDefault();
+  dialog?.addEventListener("cancel", stay);
+  close.addEventListener("click", () => {
+    dialog?.removeEventListener("cancel", stay);
+    done();
+  });
   form.replaceChildren(
     element("h2", {}, "Key created"),
     element("p", {}, "Copy the key now: it is shown this once and cannot be shown again."),
