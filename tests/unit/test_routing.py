@@ -69,6 +69,16 @@ def test_bare_name_with_no_default_provider_is_unknown() -> None:
         router().direct_target("llama3.2")
 
 
+def test_the_prefixes_an_unknown_name_is_pointed_to_are_this_gateways() -> None:
+    with pytest.raises(UnknownModel, match=r"\(such as 'mock/'\)"):
+        router("").direct_target("llama3.2")
+    # With the mock off, only a provider it has; none named when it has none.
+    config = "providers:\n  mock: {enabled: false}\n  groq: {api_key: k, enabled: true}\n"
+    with pytest.raises(UnknownModel, match=r"\(such as 'groq/'\)") as caught:
+        router(config).direct_target("llama3.2")
+    assert "openai" not in str(caught.value)
+
+
 def test_a_prefix_rule_for_an_unconfigured_provider_names_the_key_variable() -> None:
     with pytest.raises(UnknownModel, match="ANTHROPIC_API_KEY"):
         router().direct_target("claude-sonnet-4-5")

@@ -198,10 +198,15 @@ class Router:
                     "provider is configured to take the whole name"
                 )
             raise UnknownModel(
-                f"model {model!r} is not an alias, has no provider prefix (such as "
-                "'openai/' or 'mock/') and no default provider is configured"
+                f"model {model!r} is not an alias, has no provider prefix"
+                f"{self._prefix_examples()} and no default provider is configured"
             )
         return Target(self._backend(self.default_provider, model), model)
+
+    def _prefix_examples(self) -> str:
+        """`` (such as 'openai/' or 'mock/')`` from the providers this gateway has."""
+        names = [f"'{name}/'" for name in self.backends if "#" not in name][:2]
+        return f" (such as {' or '.join(names)})" if names else ""
 
     def _backend(self, name: str, model: str) -> Backend:
         backend = self.backends.get(name)
