@@ -28,9 +28,12 @@ from modelway.errors import ModelwayError
 from modelway.gateway.relayed_responses import forwarded, upstream_of
 from modelway.providers.openai import OpenAIAdapter
 from modelway.providers.upstream import HttpProvider
+from modelway.store.records import UsageRecord
+from tests.integration.conftest import FAULTY_ALIASES
 from tests.integration.gateway import running_gateway
 from tests.integration.mockserver import running_mock
-from tests.integration.test_keys_pipeline import MASTER, create_key
+from tests.integration.test_keys_pipeline import MASTER, create_key, store_call
+from tests.polling import wait_until
 
 RELAYING = ["openai", "azure"]
 
@@ -369,6 +372,59 @@ def test_a_running_background_response_read_as_a_stream_is_followed_to_its_end(
     events = list(client.responses.retrieve(made.id, stream=True))
     assert events[-1].type == "response.completed"
     assert events[-1].response.output_text == "wait for me"  # type: ignore[union-attr]
+
+
+def test_a_background_response_is_charged_what_it_spent_when_it_ends(
+    gateway_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Answered "queued" with no usage: the call ends when the response does, read by the
+    # gateway itself (nobody polls here), and its record and budget get the real tokens.
+    data = str(tmp_path_factory.mktemp("background-usage"))
+    env = {**gateway_env, "MODELWAY_DATA_DIR": data, "MODELWAY_MASTER_KEY": MASTER}
+    store_env = {"MODELWAY_DATA_DIR": data}
+    key_id, key = create_key(store_env, budget_tokens=100_000)
+    words = "word " * 300
+    with (
+        running_gateway(env, FAULTY_ALIASES) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0) as sdk,
+    ):
+        made = sdk.responses.create(model="background-short", input=words, background=True)
+        assert made.status == "queued" and made.usage is None
+
+        def ended() -> UsageRecord | None:
+            records = store_call(store_env, lambda s: s.usage.recent(limit=5))
+            return next((r for r in records if r.key_id == key_id), None)
+
+        record = wait_until(ended, every=0.2)
+        done = sdk.responses.retrieve(made.id)
+    assert done.status == "completed" and done.usage is not None
+    assert not record.usage_estimated
+    assert (record.prompt_tokens, record.completion_tokens) == (
+        done.usage.input_tokens,
+        done.usage.output_tokens,
+    )
+    assert record.completion_tokens > 0
+
+
+def test_a_background_response_still_running_at_shutdown_is_recorded_estimated(
+    gateway_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data = str(tmp_path_factory.mktemp("background-shutdown"))
+    env = {**gateway_env, "MODELWAY_DATA_DIR": data, "MODELWAY_MASTER_KEY": MASTER}
+    store_env = {"MODELWAY_DATA_DIR": data}
+    key_id, key = create_key(store_env)
+    with (
+        running_gateway(env, FAULTY_ALIASES) as url,
+        openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0) as sdk,
+    ):
+        made = sdk.responses.create(model="background-long", input="still going", background=True)
+        assert made.status == "queued"
+        records = store_call(store_env, lambda s: s.usage.recent(limit=5))
+        assert [r for r in records if r.key_id == key_id] == []  # not over yet
+    # The gateway stopped: the call ended with what it knew, and nothing was lost.
+    records = store_call(store_env, lambda s: s.usage.recent(limit=5))
+    (record,) = [r for r in records if r.key_id == key_id]
+    assert record.status == 200 and record.usage_estimated and record.prompt_tokens > 0
 
 
 def test_the_upstreams_own_words_on_a_bad_page_reach_the_caller(client: openai.OpenAI) -> None:

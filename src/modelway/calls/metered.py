@@ -16,6 +16,7 @@ when the stream does. The call's state is its own; callers read it through prope
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from types import TracebackType
@@ -25,7 +26,14 @@ from modelway.cache.entries import Entry, replay
 from modelway.cache.policy import NO_DIRECTIVES, CacheControl
 from modelway.calls.caller import Caller
 from modelway.calls.hooks import Chunk
-from modelway.calls.relay import Headers, Relay, Relayed, relayable
+from modelway.calls.relay import (
+    Headers,
+    Relay,
+    Relayed,
+    WholeAnswer,
+    background_ended,
+    relayable,
+)
 from modelway.calls.tallies import ByteTally, EventTally, Tally
 from modelway.config import Timeouts
 from modelway.engine import Outcome
@@ -54,6 +62,8 @@ CLIENT_CLOSED = 499
 MAX_MODEL_NAME = 256
 C = TypeVar("C", bound=Chunk)
 
+log = logging.getLogger("modelway.calls")
+
 
 class MeteredCall:
     """One call from admission to its usage record (see the module docstring)."""
@@ -65,6 +75,7 @@ class MeteredCall:
         "_calls",
         "_cost_saved",
         "_dialect",
+        "_ends_later",
         "_error",
         "_first_byte_at",
         "_handed_out",
@@ -121,6 +132,8 @@ class MeteredCall:
         self._metered_stream: AsyncGenerator[Any, None] | None = None
         self._upstream: AsyncIterator[Any] | None = None
         self._settled = False
+        #: A background response's call, which ends when the response does.
+        self._ends_later = False
         self._time = time.time()
         self._started = time.monotonic()
         self._first_byte_at: float | None = None
@@ -260,7 +273,7 @@ class MeteredCall:
         traceback: TracebackType | None,
     ) -> None:
         if error is None:
-            if self._metered_stream is None and not self._settled:
+            if self._metered_stream is None and not self._settled and not self._ends_later:
                 await self._finish(200, None, None)  # nothing ran: the call is over anyway
             return  # a stream handed out finishes the call when it ends
         if self._metered_stream is not None:
@@ -366,12 +379,34 @@ class MeteredCall:
             self._outcome = whole.outcome
             self._first_byte()
             self.finish_reason = whole.finish_reason
-            await self._finish(200, whole.usage, None, whole.text_size)
+            if whole.running:
+                # Answered "queued": what it costs is known when it ends, and so the call ends
+                # then (its record, its tokens and its budgets), however long it runs.
+                self._ends_later = True
+                self._calls.watch(self._background(whole, call))
+            else:
+                await self._finish(200, whole.usage, None, whole.text_size)
             return Relayed(whole.body, None, "application/json", whole.outcome, whole.response_id)
         opened = await relay.open(call)
         self._outcome = opened.outcome
         chunks = self._metered(opened.chunks, ByteTally(opened.scanner))
         return Relayed(None, chunks, opened.media_type, opened.outcome, scanner=opened.scanner)
+
+    async def _background(self, whole: WholeAnswer, call: Call) -> None:
+        """Read a background response until it ends, then end the call with its usage (with
+        an estimate if it is gone, still running at the limit, or the gateway stops)."""
+        ended: WholeAnswer | None = None
+        try:
+            ended = await background_ended(whole.outcome.target, whole, call)
+        finally:
+            if ended is None:
+                log.warning(
+                    "background response %s: its end was not read; its usage is estimated",
+                    whole.response_id,
+                )
+            answer = ended or whole
+            self.finish_reason = answer.finish_reason
+            await self._calls.finisher.run(self._finish(200, answer.usage, None, answer.text_size))
 
     # --- metering ------------------------------------------------------------------------
 

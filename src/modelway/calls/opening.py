@@ -11,8 +11,9 @@ flight are counted and those hooks are asked. ``open`` gives a ``MeteredCall``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 from modelway.cache.policy import NO_DIRECTIVES, CacheControl
 from modelway.calls.accounts import Accounts
@@ -62,6 +63,9 @@ class Calls:
             self.add_hook(hook)
         #: Settlements (and other steps) that finish even when their caller is cancelled.
         self.finisher = Finisher()
+        #: Calls that end after their answer went out (a background response's, read until
+        #: it ends): stopped at shutdown, when each ends with what it knows.
+        self._watched: set[asyncio.Task[None]] = set()
 
     def add_hook(self, hook: CallHook) -> None:
         """Plug ``hook`` into every call opened from now on."""
@@ -147,9 +151,20 @@ class Calls:
         with its status and error type, and the hooks' ``after`` (its request line)."""
         await self.open(caller, "", dialect=dialect, request_id=request_id).refused(error)
 
+    def watch(self, ending: Coroutine[Any, Any, None]) -> None:
+        """Run a call's ``ending`` beside the requests (``MeteredCall._background``)."""
+        task = asyncio.ensure_future(ending)
+        self._watched.add(task)
+        task.add_done_callback(self._watched.discard)
+
     async def drain(self) -> None:
         """Wait for settlements still running (before the usage writer and limits close),
-        and run the ``later`` hooks over the calls that ended."""
+        and run the ``later`` hooks over the calls that ended. Calls still watched are
+        stopped: each ends now, with what it knows."""
+        for task in self._watched:
+            task.cancel()
+        while self._watched:
+            await asyncio.wait(set(self._watched))
         await self.finisher.drain()
         self.later.run()
 

@@ -21,6 +21,7 @@ translated call), which the face translates so the chain continues
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, NamedTuple, Protocol
 
@@ -92,6 +93,9 @@ class WholeAnswer(NamedTuple):
     text_size: int = 0
     #: A Responses API answer's ``id``.
     response_id: str | None = None
+    #: A Responses API ``background`` answer still queued or running: its usage comes
+    #: when it ends (``background_ended``).
+    running: bool = False
 
 
 class Relayed(NamedTuple):
@@ -132,6 +136,54 @@ def relayable(route: Route, wire: str) -> bool:
 #: API). Most OpenAI-compatible services (DeepSeek, Mistral, ...) serve Chat Completions
 #: only: Responses calls to them are translated, as they worked before the relay existed.
 RESPONSES_PROVIDERS = frozenset({"openai", "azure"})
+
+
+#: A background response's states before its end (OpenAI's ``status``).
+_RUNNING = frozenset({"queued", "in_progress"})
+#: How often a running background response is read for its end: from the first wait,
+#: growing by half each time up to the longest, for at most ``BACKGROUND_WAIT`` seconds.
+BACKGROUND_POLL = (1.0, 15.0)
+BACKGROUND_WAIT = 3 * 3600.0
+
+
+def _still_running(answer: Any) -> bool:
+    return isinstance(answer, dict) and answer.get("status") in _RUNNING
+
+
+async def background_ended(
+    target: Target, answer: WholeAnswer, call: Call, *, wait: float = BACKGROUND_WAIT
+) -> WholeAnswer | None:
+    """A ``background`` Responses answer read from its provider until it ends (completed,
+    failed, incomplete or cancelled), with the usage it ended with; None if it is gone
+    (deleted) or still running after ``wait`` seconds. Each read is the gateway's own
+    (``GET /responses/{id}`` with the deployment's key); one that fails is tried again."""
+    backend = target.backend
+    assert isinstance(backend, HttpProvider) and answer.response_id is not None
+    adapter = backend.adapter
+    assert isinstance(adapter, OpenAIAdapter)  # as speaks_responses checked
+    path = adapter.path("responses", "") + "/" + answer.response_id
+    pause, longest = BACKGROUND_POLL
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while loop.time() + pause < deadline:
+        await asyncio.sleep(pause)
+        pause = min(longest, pause * 1.5)
+        try:
+            body = await backend.request(HttpRequest("GET", path), call)
+            parsed = parse_json(body)
+        except UpstreamStatusError as error:
+            if error.upstream_status == 404:
+                return None
+            continue
+        except UpstreamError:
+            continue
+        if _still_running(parsed):
+            continue
+        usage = answer_usage("responses", parsed)
+        size = answer_text_size(parsed) if usage is None else 0
+        reason = answer_finish_reason("responses", parsed)
+        return answer._replace(body=body, usage=usage, finish_reason=reason, text_size=size)
+    return None
 
 
 def signed_elsewhere(wire: str, body: dict[str, Any]) -> bool:
@@ -269,7 +321,8 @@ class Relay:
         size = answer_text_size(parsed) if usage is None else 0
         reason = answer_finish_reason(self._wire, parsed)
         kept = response_id(parsed) if self._wire == "responses" else None
-        return WholeAnswer(answer, usage, outcome, reason, size, kept)
+        running = kept is not None and _still_running(parsed)
+        return WholeAnswer(answer, usage, outcome, reason, size, kept, running)
 
     async def open(self, call: Call) -> OpenedRelay:
         """The stream, committed to a target once its first chunk arrived."""
