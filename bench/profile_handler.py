@@ -159,7 +159,7 @@ class NoNetwork(lean_transport.LeanAiohttpTransport):
 
 
 class _Headers:
-    """granian's request headers: ``get``, ``get_all``, ``items``."""
+    """granian's request headers: ``get``, ``get_all``, ``items``, ``in``."""
 
     def __init__(self, values: dict[str, str]) -> None:
         self._values = values
@@ -173,6 +173,9 @@ class _Headers:
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._values.items())
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._values
 
 
 class _Scope:

@@ -52,6 +52,9 @@ class Headers:
     def items(self) -> list[tuple[str, str]]:
         return list(self._pairs)
 
+    def __contains__(self, key: str) -> bool:
+        return any(k == key for k, _ in self._pairs)
+
 
 @dataclass
 class Scope:
