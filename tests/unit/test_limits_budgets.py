@@ -113,6 +113,20 @@ async def test_periods_and_scopes_are_kept_apart() -> None:
     await book.check("key:b", usd=10.0, period="day")
 
 
+async def test_seeding_again_keeps_spend_counted_since_that_the_store_has_not_got_yet() -> None:
+    # A key's budget raised over the admin API re-reads the store, which lags the batched
+    # usage writer: the calls counted meanwhile must not be forgotten.
+    book, _ = book_at("2026-11-23T12:00:00")
+    await book.seed("key:a", "day", 0.0, 100)
+    await book.charge("key:a", usd=0.0, tokens=150, period="day")  # 250 counted
+    await book.seed("key:a", "day", 0.0, 200)  # the store has only 200 of them yet
+    with pytest.raises(BudgetExceeded, match="used 250 tokens"):
+        await book.check("key:a", tokens=250, period="day")
+    await book.seed("key:a", "day", 0.0, 300)  # and more than counted: calls never charged
+    with pytest.raises(BudgetExceeded, match="used 300 tokens"):
+        await book.check("key:a", tokens=300, period="day")
+
+
 async def test_seed_starts_the_period_from_stored_usage() -> None:
     book, _ = book_at("2026-11-23T12:00:00")
     await book.seed("key:a", "month", 8.0, 400)

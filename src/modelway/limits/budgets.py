@@ -39,7 +39,8 @@ class BudgetLedger(Protocol):
         ...
 
     async def seed(self, scope: str, period: Period, usd: float, tokens: int) -> None:
-        """Start this period's spend from stored usage (at gateway start)."""
+        """Start this period's spend from stored usage (at start, or a budget changed),
+        never below what is already counted in the window."""
         ...
 
 
@@ -169,8 +170,15 @@ class BudgetBook:
         spend.tokens += tokens
 
     async def seed(self, scope: str, period: Period, usd: float, tokens: int) -> None:
-        """Set this period's spend (from stored usage at start), replacing what was counted."""
-        self._spend[scope, period] = _Spend(self._windows.current(period)[0], usd, tokens)
+        """Start this period's spend from stored usage (at start, or when a key's budget
+        changes). What this process already counted in the window is kept where it is
+        more: the store lags the batched usage writer by a second or two, and spend only
+        grows, so the larger of the two is the nearer to the truth."""
+        window = self._windows.current(period)[0]
+        held = self._current(scope, period)
+        if held is not None:
+            usd, tokens = max(usd, held.usd), max(tokens, held.tokens)
+        self._spend[scope, period] = _Spend(window, usd, tokens)
 
     def _current(self, scope: str, period: Period) -> _Spend | None:
         """The spend of the current window; a past window's is dropped."""
