@@ -139,6 +139,32 @@ async def test_the_openai_agents_sdk_gets_its_output_type(
 
 
 @pytest.mark.parametrize("model", [*FORMATS, "gemini/gemini-2.5-flash"])
+async def test_the_openai_agents_sdk_gets_its_output_type_after_a_tool(
+    gateway_url: str, model: str
+) -> None:
+    """Tools and an output type together: the tool runs, then the answer is a City."""
+    set_tracing_disabled(True)
+    used: list[str] = []
+
+    def look_up_city() -> str:
+        """Look the city up."""
+        used.append("look_up_city")
+        return "Paris, 2,100,000 people, the Eiffel Tower"
+
+    async with AsyncOpenAI(base_url=f"{gateway_url}/v1", api_key=KEY) as client:
+        agent = Agent(
+            name="cities",
+            instructions="Look the city up, then describe it.",
+            tools=[function_tool(look_up_city)],
+            output_type=City,
+            model=OpenAIResponsesModel(model=model, openai_client=client),
+        )
+        output = (await Runner.run(agent, "call look_up_city")).final_output
+    assert used == ["look_up_city"]
+    _valid_city(output)
+
+
+@pytest.mark.parametrize("model", [*FORMATS, "gemini/gemini-2.5-flash"])
 async def test_pydantic_ai_native_output_through_the_openai_endpoint(
     gateway_url: str, model: str
 ) -> None:

@@ -72,8 +72,14 @@ def _run_agent(
 # translated to the others (system turns mid-conversation, cache_control, thinking...).
 @pytest.mark.parametrize(
     "model",
-    ["anthropic/claude-sonnet-4-6", "openai/claude-sonnet-4-6", "ollama/claude-sonnet-4-6"],
-    ids=["anthropic-format", "openai-format", "ollama-format"],
+    [
+        "anthropic/claude-sonnet-4-6",
+        "openai/claude-sonnet-4-6",
+        "ollama/claude-sonnet-4-6",
+        # Another family's name: Claude Code then adds a system turn after the user's.
+        "openai/gpt-4o",
+    ],
+    ids=["anthropic-format", "openai-format", "ollama-format", "not-a-claude-name"],
 )
 def test_claude_code_reads_a_file_through_the_gateway(
     gateway_url: str, tmp_path: Path, model: str

@@ -20,9 +20,11 @@ from modelway.mock.engine import (
 )
 from modelway.types import (
     ChatRequest,
+    ImagePart,
     Message,
     MessageEnd,
     MessageStart,
+    ResponseFormat,
     TextDelta,
     TextPart,
     Tool,
@@ -246,6 +248,61 @@ def test_a_tool_result_is_answered_in_text_that_mentions_it() -> None:
     assert response.message.tool_calls == []
     assert "22 degrees and sunny" in response.message.text()
     assert "get_weather" in response.message.text()
+
+
+def tool_turn(result: list[Any]) -> list[Message]:
+    return [
+        user("weather in Paris?"),
+        Message(
+            role="assistant",
+            tool_calls=[ToolCall(id="call_1", name="get_weather", arguments='{"city": "Paris"}')],
+        ),
+        Message(role="tool", tool_call_id="call_1", content=result),
+    ]
+
+
+def test_a_system_turn_after_the_users_does_not_hide_their_call() -> None:
+    # Claude Code appends one after the user's turn when the model is not Claude-named.
+    request = chat(
+        user('call get_weather {"city": "Oslo"}'),
+        Message(role="system", content=[TextPart("<system-reminder>")]),
+        tools=[CLOCK, WEATHER],
+    )
+    [call] = mock_response(request, "echo").message.tool_calls
+    assert (call.name, orjson.loads(call.arguments)) == ("get_weather", {"city": "Oslo"})
+
+
+def test_an_image_a_tool_returned_is_part_of_its_result_not_a_new_question() -> None:
+    # Some formats carry a tool's image as a user turn of its own after the result.
+    image = Message(role="user", content=[ImagePart(data="aGk=", media_type="image/png")])
+    request = chat(*tool_turn([TextPart("a picture")]), image, tools=[WEATHER])
+    response = mock_response(request, "mock-1")
+    assert response.message.tool_calls == []
+    assert "The get_weather tool returned: a picture" in response.message.text()
+
+
+def test_after_tool_results_a_schema_is_answered_as_the_final_structured_answer() -> None:
+    # An agent with an output type and tools: the answer after the tools fits the schema.
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    request = chat(
+        *tool_turn([TextPart("22 degrees")]),
+        tools=[WEATHER],
+        response_format=ResponseFormat(type="json_schema", schema=schema),
+    )
+    assert conforms(orjson.loads(mock_response(request, "mock-1").message.text()), schema)
+    json_mode = chat(*tool_turn([TextPart("22 degrees")]), tools=[WEATHER],
+                     response_format=ResponseFormat(type="json_object"))  # fmt: skip
+    assert (
+        "The get_weather tool returned: 22 degrees" in mock_response(json_mode, "x").message.text()
+    )
+
+
+def test_a_tool_required_after_results_is_one_not_called_yet() -> None:
+    # Anthropic's "any" with the caller's tools and the one a structured answer comes in.
+    answer = Tool(name="final_answer", parameters={"type": "object", "properties": {}})
+    request = chat(*tool_turn([TextPart("22")]), tools=[WEATHER, answer], tool_choice="required")
+    [call] = mock_response(request, "mock-1").message.tool_calls
+    assert call.name == "final_answer"
 
 
 SCHEMAS: list[dict[str, Any]] = [

@@ -33,6 +33,7 @@ from modelway.reasoning import signature_for, tagged
 from modelway.types import (
     ChatRequest,
     ChatResponse,
+    Message,
     MessageEnd,
     MessageStart,
     Reasoning,
@@ -187,16 +188,44 @@ def mock_answer_text(model: str) -> str:
     )
 
 
+def _conversation(request: ChatRequest) -> list[Message]:
+    """The messages as the mock answers them: trailing system turns left out (Claude Code
+    appends one after the user's for some models), and a user turn of images alone right
+    after tool results (how an image a tool returned travels in some formats) taken as
+    part of those results."""
+    messages = request.messages
+    end = len(messages)
+    while end and messages[end - 1].role == "system":
+        end -= 1
+    last = messages[end - 1] if end else None
+    if (
+        last is not None
+        and end >= 2
+        and last.role == "user"
+        and not last.text().strip()
+        and messages[end - 2].role == "tool"
+    ):
+        end -= 1
+    return messages[:end]
+
+
 def _tool_to_call(request: ChatRequest) -> tuple[Tool | None, str | None]:
     """The tool to call and the arguments the user asked for (JSON text), if any."""
     if not request.tools or request.tool_choice == "none":
         return None, None
-    if not request.messages or request.messages[-1].role != "user":
-        return None, None
     for tool in request.tools:
         if tool.name == request.tool_choice:
-            return tool, None
-    asked = _CALL_TOOL.search(request.messages[-1].text())
+            return tool, None  # forced, as a model is, whatever the last turn was
+    messages = _conversation(request)
+    if request.tool_choice == "required" and messages and messages[-1].role == "tool":
+        # Some tool must be called after the results too: one not called yet, the last
+        # offered (where the gateway puts the tool a structured answer is given through).
+        called = {call.name for message in messages for call in message.tool_calls}
+        fresh = [tool for tool in request.tools if tool.name not in called]
+        return (fresh or request.tools)[-1], None
+    if not messages or messages[-1].role != "user":
+        return None, None
+    asked = _CALL_TOOL.search(messages[-1].text())
     if asked is not None:
         for tool in request.tools:
             if tool.name == asked["name"]:
@@ -217,7 +246,11 @@ def _json_object_text(text: str | None) -> str | None:
 
 def _answer_text(request: ChatRequest, model: str) -> str:
     wanted = request.response_format
-    if wanted is None or (request.messages and request.messages[-1].role == "tool"):
+    messages = _conversation(request)
+    after_tools = bool(messages) and messages[-1].role == "tool"
+    # After tool results an answer with a schema is the final, structured one (an agent
+    # with an output type and tools); a mere JSON mode answers the results in words.
+    if wanted is None or (after_tools and wanted.schema is None):
         return _free_text(request, model)
     if wanted.schema is not None:
         return orjson.dumps(schema_example(wanted.schema)).decode()
@@ -226,7 +259,7 @@ def _answer_text(request: ChatRequest, model: str) -> str:
 
 
 def _free_text(request: ChatRequest, model: str) -> str:
-    messages = request.messages
+    messages = _conversation(request)
     if messages and messages[-1].role == "tool":
         return _tool_result_text(request)
     if model.rsplit("/", 1)[-1] == ECHO_MODEL:
@@ -245,7 +278,7 @@ def _tool_result_text(request: ChatRequest) -> str:
         if message.role == "assistant"
     }
     results: list[str] = []
-    for message in reversed(request.messages):
+    for message in reversed(_conversation(request)):
         if message.role != "tool":
             break
         name = names.get(message.tool_call_id or "") or message.name or "tool"
