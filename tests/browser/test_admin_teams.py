@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from playwright.sync_api import Page, expect
 
-from tests.browser.admin_page import create_key, go_to, unique
+from tests.browser.admin_page import MASTER_KEY, create_key, go_to, unique
 
 
 def test_a_team_gets_a_budget_a_member_and_shows_its_keys(admin: Page) -> None:
@@ -57,3 +58,19 @@ def test_health_shows_each_deployment_and_refreshes_itself(admin: Page) -> None:
     expect(updated).to_have_text(re.compile(r"^Updated "))
     first = updated.inner_text()
     expect(updated).not_to_have_text(first, timeout=12_000)  # polled every 5 s
+
+
+def test_health_says_why_a_deployment_rests(admin: Page, admin_gateway_url: str) -> None:
+    # Its failures start over when the rest begins: "cooling, 0 failures" said nothing.
+    for _ in range(3):  # the default cooldown: 3 failures; the alias retries none
+        answer = httpx.post(
+            f"{admin_gateway_url}/v1/chat/completions",
+            json={"model": "broken", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": f"Bearer {MASTER_KEY}"},
+            timeout=30,
+        )
+        assert answer.status_code in (502, 503)
+    go_to(admin, "Health")
+    row = admin.locator(".health-alias[data-alias='broken'] tbody tr")
+    expect(row).to_contain_text("cooling")
+    expect(row).to_contain_text("3 failures")

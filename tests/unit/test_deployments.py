@@ -85,3 +85,8 @@ def test_the_health_snapshot_names_the_state_and_how_long_it_rests() -> None:
     assert snapshot["state"] == "cooling"
     assert snapshot["cooling_for_seconds"] == 3.0
     assert snapshot["deployment"] == "smart#0"
+    # Why it rests, since its failures start over with the rest (a user saw "cooling, 0").
+    assert (snapshot["recent_failures"], snapshot["cooling_because"]) == (0, "1 failure")
+    assert snapshot["cooldowns"] == 1
+    s.succeeded(0.5)
+    assert s.snapshot(110.0)["cooling_because"] is None

@@ -32,6 +32,7 @@ class DeploymentState:
         "_cooldown",
         "_failures",
         "_probe_running",
+        "_rest_reason",
         "cooldowns",
         "cooled_until",
         "in_flight",
@@ -56,6 +57,8 @@ class DeploymentState:
         #: How many times it has been benched (a cooldown or an upstream's Retry-After).
         self.cooldowns = 0
         self._failures: deque[float] = deque()
+        #: Why the current (or last) rest began: "3 failures", "upstream asked to wait 30 s".
+        self._rest_reason = ""
         self._probe_running = False
 
     @property
@@ -141,6 +144,7 @@ class DeploymentState:
                 if self.cooled_until <= now:
                     self.cooldowns += 1
                 self.cooled_until = until
+                self._rest_reason = f"upstream asked to wait {float(retry_after):.0f} s"
                 log.info(
                     "deployment %s: upstream asked to wait %.1f s",
                     self.name,
@@ -152,7 +156,8 @@ class DeploymentState:
         while failures and failures[0] <= now - self._cooldown.window:
             failures.popleft()
         if len(failures) >= self._cooldown.failures:
-            self._rest(now, self._cooldown.seconds, f"{len(failures)} failures")
+            count = len(failures)
+            self._rest(now, self._cooldown.seconds, f"{count} failure{'s' if count > 1 else ''}")
 
     def _rest(self, now: float, seconds: float, reason: str) -> None:
         until = now + seconds
@@ -160,6 +165,7 @@ class DeploymentState:
             if self.cooled_until <= now:
                 self.cooldowns += 1
             self.cooled_until = until
+            self._rest_reason = reason
             log.warning(
                 "deployment %s cooled down for %.1f s (%s)",
                 self.name,
@@ -183,8 +189,11 @@ class DeploymentState:
             "state": condition,
             "in_flight": self.in_flight,
             "latency_ms": None if self.latency is None else round(self.latency * 1000, 1),
+            # Failures counting towards the next rest: a rest that begins starts them over.
             "recent_failures": len(self._failures),
             "cooling_for_seconds": round(self.cooled_until - now, 1)
             if condition == "cooling"
             else 0.0,
+            "cooling_because": self._rest_reason if condition != "healthy" else None,
+            "cooldowns": self.cooldowns,
         }

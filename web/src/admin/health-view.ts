@@ -90,10 +90,12 @@ export class HealthView implements View {
                 cell: (one) =>
                   one.state === "cooling" ? `${one.cooling_for_seconds.toFixed(1)} s` : "—",
               },
+              { title: "Why", cell: (one) => one.cooling_because ?? "—" },
+              { title: "Rests", numeric: true, cell: (one) => String(one.cooldowns) },
               { title: "In flight", numeric: true, cell: (one) => String(one.in_flight) },
               { title: "Latency", numeric: true, cell: (one) => milliseconds(one.latency_ms) },
               {
-                title: "Recent failures",
+                title: "Failures since",
                 numeric: true,
                 cell: (one) => String(one.recent_failures),
               },

@@ -170,6 +170,8 @@ export interface DeploymentHealth {
   latency_ms: number | null;
   recent_failures: number;
   cooling_for_seconds: number;
+  cooling_because: string | null;
+  cooldowns: number;
 }
 
 export interface Health {
