@@ -49,6 +49,22 @@ def test_a_session_is_titled_by_the_first_line_of_its_first_message_shortened() 
     assert session_title("   ") == "New chat"
 
 
+@pytest.mark.parametrize(
+    ("content", "title"),
+    [
+        ("# Trip planning\nten days in Japan", "Trip planning"),
+        ("```python\nprint('hi')\n```", "print('hi')"),
+        ("> quoted question", "quoted question"),
+        ("- [ ] first task", "first task"),
+        ("1. step one", "step one"),
+        ("#hashtag stays", "#hashtag stays"),
+        ("```\n```", "New chat"),
+    ],
+)
+def test_a_title_leaves_out_the_markdown_a_line_starts_with(content: str, title: str) -> None:
+    assert session_title(content) == title
+
+
 def test_failed_and_stopped_replies_stay_out_of_the_next_request() -> None:
     turns = [
         Turn("user", "first"),

@@ -7,6 +7,7 @@ over HTTP). A reply is a stream of ``ReplyEvent``; failures are ``ModelwayError`
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import NamedTuple, Protocol
 
@@ -108,9 +109,24 @@ class ChatBackend(Protocol):
         ...
 
 
+#: Markdown a line starts with that is no part of what it says: a heading's ``#``s, a
+#: quote's ``>``, a list's marker, a task box.
+_LINE_MARKUP = re.compile(r"^(?:#{1,6}\s+|>\s*|[-*+]\s+|\d{1,9}[.)]\s+|\[[ xX]\]\s+)+")
+
+
 def session_title(content: str) -> str:
-    """A session's title: the first line of its first message, shortened."""
-    line = next((line.strip() for line in content.splitlines() if line.strip()), "New chat")
+    """A session's title: the first line of its first message that says something, as
+    read (a heading's ``#``, a quote's ``>`` and list markers left out; a code fence
+    skipped), shortened."""
+    line = next(
+        (
+            text
+            for raw in content.splitlines()
+            if not raw.strip().startswith(("```", "~~~"))
+            and (text := _LINE_MARKUP.sub("", raw.strip()).strip())
+        ),
+        "New chat",
+    )
     if len(line) <= TITLE_LENGTH:
         return line
     return line[: TITLE_LENGTH - 1].rstrip() + "…"
