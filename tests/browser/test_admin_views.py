@@ -40,6 +40,11 @@ def test_a_view_fits_a_phone_screen(browser: Browser, admin_gateway_url: str, vi
         go_to(page, view)
         overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
         assert overflow <= 0
+        # Every view's link in sight, not scrolled off the edge of a row.
+        links = page.get_by_role("navigation", name="Dashboard").get_by_role("link")
+        assert links.count() >= 6
+        for link in links.all():
+            expect(link).to_be_in_viewport(ratio=1)
     finally:
         context.close()
 

@@ -111,6 +111,15 @@ def test_on_a_phone_the_sessions_open_as_a_drawer(browser: Browser, gateway_url:
     wait_until_answered(send(page, "small screen"))
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390  # nothing sticks out sideways
+    # A code block's Copy button sits above its code, not over the first line.
+    wait_until_answered(send(page, "```\n" + "x = 1  # a line as long as the screen is wide\n```"))
+    block = page.locator(".code-block").last
+    button = block.locator(".copy").bounding_box()
+    first_line = block.locator("code").evaluate(
+        "code => { const r = document.createRange(); r.selectNodeContents(code);"
+        " return r.getClientRects()[0].top; }"
+    )
+    assert button is not None and button["y"] + button["height"] <= first_line
     context.close()
 
 
