@@ -36,6 +36,7 @@ def test_a_key_made_in_the_dashboard_answers_the_openai_sdk_and_shows_in_the_log
     key = create_key(admin, name, **{"Models (globs, comma separated; empty: all)": "openai/*"})
     search_keys(admin, name)
     expect(key_row(admin, name)).to_contain_text("active")
+    expect(key_row(admin, name).locator(".key-models")).to_have_text("openai/*")
 
     assert ask(admin_gateway_url, key, "hello dashboard") == "hello dashboard"
 
@@ -131,12 +132,12 @@ def test_the_keys_table_sorts_by_a_column_both_ways(admin: Page) -> None:
     expect(names).to_have_text([f"{stem}-c", f"{stem}-a", f"{stem}-b"])  # newest first
 
     header = admin.locator(".keys-view th").filter(has_text="Name")
+    header.get_by_role("button").click()  # names: A to Z first
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    expect(names).to_have_text([f"{stem}-a", f"{stem}-b", f"{stem}-c"])
     header.get_by_role("button").click()
     expect(header).to_have_attribute("aria-sort", "descending")
     expect(names).to_have_text([f"{stem}-c", f"{stem}-b", f"{stem}-a"])
-    header.get_by_role("button").click()
-    expect(header).to_have_attribute("aria-sort", "ascending")
-    expect(names).to_have_text([f"{stem}-a", f"{stem}-b", f"{stem}-c"])
 
 
 def test_the_request_log_pages_back_and_forth_by_the_servers_cursor(
@@ -192,6 +193,11 @@ def test_budgets_read_right_in_the_keys_table_and_the_burn_down_charts(
     search_keys(admin, name)
     expect(key_row(admin, name)).to_contain_text("$5.00 and 1,000 tokens / month")
     ask(admin_gateway_url, key)
+    # Under a dollar: cents as for a team's budget ("$0.50", not "$0.5000").
+    half = unique("half")
+    create_key(admin, half, **{"Budget (USD)": "0.5"})
+    search_keys(admin, half)
+    expect(key_row(admin, half)).to_contain_text("$0.50 / month")
 
     go_to(admin, "Usage")
     figure = admin.locator(f'figure.chart[data-chart^="Team {team}:"]')

@@ -5,10 +5,18 @@ const DASH = "—";
 const counts = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const compact = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
 
+/** "$5.00", "$0.50", "$0.0023": cents always, and under a dollar up to four places when
+ * they say something (a budget of half a dollar is "$0.50", not "$0.5000"). */
 export function money(usd: number | null | undefined): string {
   if (usd === null || usd === undefined) return DASH;
-  const digits = usd !== 0 && Math.abs(usd) < 1 ? 4 : 2;
-  return `$${usd.toFixed(digits)}`;
+  const size = Math.abs(usd);
+  if (usd === 0 || size >= 1) return `$${usd.toFixed(2)}`;
+  if (size >= 0.01) {
+    return `$${usd.toFixed(4).replace(/(\.\d\d\d?)0+$/, "$1").replace(/(\.\d\d)0$/, "$1")}`;
+  }
+  // Under a cent: its first two significant digits ("$0.000012"), never "$0.00".
+  const places = Math.min(12, Math.ceil(-Math.log10(size)) + 1);
+  return `$${Number(usd.toPrecision(2)).toFixed(places)}`;
 }
 
 export function count(value: number | null | undefined): string {

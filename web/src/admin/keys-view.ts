@@ -105,7 +105,11 @@ export class KeysView implements View {
         empty: "No keys match.",
         sorted: { sort: this.sort, order: this.order },
         onSort: (sort) => {
-          this.order = this.sort === sort && this.order === "desc" ? "asc" : "desc";
+          // A column again flips its order; a new one starts where a reader looks first:
+          // names A to Z, figures and dates largest and newest first.
+          const first = sort === "name" ? "asc" : "desc";
+          const flipped = this.order === "desc" ? "asc" : "desc";
+          this.order = this.sort === sort ? flipped : first;
           this.sort = sort;
           void this.load();
         },
@@ -123,6 +127,13 @@ export class KeysView implements View {
       },
       { title: "Key", cell: (key) => element("code", {}, keyStart(key.prefix)) },
       { title: "Status", cell: (key) => badge(key.status) },
+      {
+        title: "Models",
+        cell: (key) =>
+          key.models.length
+            ? element("code", { className: "key-models" }, key.models.join(", "))
+            : "all",
+      },
       {
         title: "Owner",
         cell: (key) => [key.owner_team, key.owner_user].filter(Boolean).join(" / ") || "—",
