@@ -91,3 +91,29 @@ def test_models_with_no_glob_in_it_is_refused_not_an_unrestricted_key(
     assert result.exit_code == 2 and "no model glob given" in result.output
     listed = CliRunner().invoke(cli_app, ["keys", "list", "--json"], env=environ)
     assert json.loads(listed.output) == []
+
+
+def test_keys_and_usage_take_the_config_serve_was_given(tmp_path: Path) -> None:
+    # `serve --config team.yaml` keeps its store where that file says: the key commands
+    # must reach the same store (and Redis) without setting MODELWAY_CONFIG.
+    config = tmp_path / "team.yaml"
+    config.write_text(f'store: {{url: "sqlite+aiosqlite:///{tmp_path / "team.db"}"}}\n')
+    environ = {"MODELWAY_DATA_DIR": str(tmp_path / "elsewhere"), "DATABASE_URL": ""}
+    environ["MODELWAY_MASTER_KEY"] = ""
+    runner = CliRunner()
+    made = runner.invoke(
+        cli_app, ["keys", "create", "--name", "t", "--config", str(config)], env=environ
+    )
+    assert made.exit_code == 0, made.output
+    listed = runner.invoke(
+        cli_app, ["keys", "list", "--json", "--config", str(config)], env=environ
+    )
+    assert [key["name"] for key in json.loads(listed.output)] == ["t"]
+    default = runner.invoke(cli_app, ["keys", "list", "--json"], env=environ)
+    assert json.loads(default.output) == []  # the default store is another one
+    summary = runner.invoke(cli_app, ["usage", "--json", "--config", str(config)], env=environ)
+    assert summary.exit_code == 0, summary.output
+    both = runner.invoke(
+        cli_app, ["keys", "list", "--url", "http://x", "--config", str(config)], env=environ
+    )
+    assert both.exit_code == 2 and "--config is for the store" in both.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -35,16 +36,31 @@ KeyOption = Annotated[
     typer.Option(help="Master key for --url (default: $MODELWAY_MASTER_KEY)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="The modelway.yaml whose store and Redis to use, as `serve --config` "
+        "(default: $MODELWAY_CONFIG, else ./modelway.yaml)."
+    ),
+]
 
 
-def target(url: str | None, key: str | None) -> tuple[str | None, str | None, dict[str, str]]:
-    """``--url``, the master key to send there, and the environment (``.env`` included)."""
+def target(
+    url: str | None, key: str | None, config: Path | None = None
+) -> tuple[str | None, str | None, dict[str, str]]:
+    """``--url``, the master key to send there, and the environment (``.env`` included);
+    ``--config`` names the file the store and Redis are read from without ``--url``."""
     from modelway.config import environment
 
     environ = environment()
     if key is not None and url is None:
         typer.echo("--key is for a gateway: give its --url too", err=True)
         raise typer.Exit(2)
+    if config is not None:
+        if url is not None:
+            typer.echo("--config is for the store: a gateway at --url reads its own", err=True)
+            raise typer.Exit(2)
+        environ["MODELWAY_CONFIG"] = str(config)
     return url, key or environ.get("MODELWAY_MASTER_KEY") or None, environ
 
 
@@ -112,6 +128,7 @@ def create(
     json: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Create a key and print it, once."""
     from modelway.cli.admin_client import run_admin
@@ -129,7 +146,7 @@ def create(
         budget_period=period.value,
         expires_in_days=expires_in_days,
     )
-    url, key, environ = target(url, key)
+    url, key, environ = target(url, key, config)
     created = run_admin(lambda admin: admin.create_key(new), url, key, environ)
     if json:
         typer.echo(msgspec.json.encode(created).decode())
@@ -142,14 +159,19 @@ def create(
 
 
 @keys_app.command("list")
-def list_keys(json: JsonOption = False, url: UrlOption = None, key: KeyOption = None) -> None:
+def list_keys(
+    json: JsonOption = False,
+    url: UrlOption = None,
+    key: KeyOption = None,
+    config: ConfigOption = None,
+) -> None:
     """Every key with its limits and status (never the key itself)."""
     from rich.console import Console
     from rich.table import Column, Table
 
     from modelway.cli.admin_client import run_admin
 
-    url, key, environ = target(url, key)
+    url, key, environ = target(url, key, config)
     keys = run_admin(lambda admin: admin.list_keys(), url, key, environ)
     if json:
         typer.echo(msgspec.json.encode(keys).decode())
@@ -177,11 +199,12 @@ def revoke(
     key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id (see `keys list`).")],
     url: UrlOption = None,
     key: KeyOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Revoke a key for good; a gateway refuses it within seconds."""
     from modelway.cli.admin_client import run_admin
 
-    url, key, environ = target(url, key)
+    url, key, environ = target(url, key, config)
     revoked = run_admin(lambda admin: admin.revoke_key(key_id), url, key, environ)
     typer.echo(f"revoked key {revoked['name']!r} (id {revoked['id']})")
 

@@ -9,7 +9,7 @@ import msgspec
 import typer
 
 from modelway.cli.app import app
-from modelway.cli.keys import JsonOption, KeyOption, UrlOption, target
+from modelway.cli.keys import ConfigOption, JsonOption, KeyOption, UrlOption, target
 
 
 class Grouping(StrEnum):
@@ -30,6 +30,7 @@ def usage(
     json: JsonOption = False,
     url: UrlOption = None,
     key: KeyOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Summarise the usage audit."""
     from rich.console import Console
@@ -37,7 +38,7 @@ def usage(
 
     from modelway.cli.admin_client import run_admin
 
-    url, key, environ = target(url, key)
+    url, key, environ = target(url, key, config)
     summary = run_admin(lambda admin: admin.usage(by.value, since, key_id), url, key, environ)
     if json:
         typer.echo(msgspec.json.encode(summary).decode())
