@@ -306,6 +306,10 @@ async def test_with_redis_down_each_replica_limits_to_its_share_and_logs_the_out
             with pytest.raises(RateLimited) as refused:
                 await asyncio.wait_for(limits.rates.admit("key:a", rpm=9), 10)
             assert refused.value.retry_after == 1.0  # Redis is tried again after its pause
+            # Its "used" figures are the limit, not a count: the message says why.
+            assert "Redis, is unreachable: this worker started within the window" in (
+                refused.value.message
+            )
             await asyncio.wait_for(limits.budgets.check("key:a", usd=0.0, period="day"), 10)
             await limits.budgets.charge("key:a", usd=1.0, tokens=1, period="day")
         assert not await limits.ping()
@@ -326,7 +330,7 @@ async def test_a_replica_up_for_a_window_limits_to_its_share_while_redis_is_down
         tickets = [await asyncio.wait_for(limiter.admit("key:a", rpm=9), 10) for _ in range(3)]
         assert all(ticket.local for ticket in tickets)
         assert tickets[-1].request_limit == 3  # this replica's share of 9
-        with pytest.raises(RateLimited):
+        with pytest.raises(RateLimited, match="this worker admits only its share"):
             await limiter.admit("key:a", rpm=9)
         await limiter.settle(tickets[0], 100)  # settled in memory, owed to Redis
     finally:

@@ -14,6 +14,7 @@ from importlib import resources
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from modelway.errors import RateLimited
 from modelway.limits.memory_rates import MemoryLimiter
 from modelway.limits.outage import RedisOutage
 from modelway.limits.tickets import UNLIMITED, Ticket, refusal
@@ -159,7 +160,7 @@ class RedisLimiter:
                 # Started within the window and never told what the scope used there: the
                 # other replicas may have used it all. (A replica up longer that has not
                 # seen the scope for a window saw no traffic for it: the others saw little.)
-                raise self._refuse_share(rpm, tpm, tokens, rpm or 0, tpm or 0)
+                raise self._refuse_share(rpm, tpm, tokens, rpm or 0, tpm or 0, known=False)
         else:
             missing = self._missing.get(scope)
             if missing is None:
@@ -184,7 +185,10 @@ class RedisLimiter:
                     seen[0],
                     seen[1],
                 )
-        ticket = await self.local.admit(scope, rpm=rpm_share, tpm=tpm_share, tokens=tokens)
+        try:
+            ticket = await self.local.admit(scope, rpm=rpm_share, tpm=tpm_share, tokens=tokens)
+        except RateLimited as error:
+            raise _outage_note(error, known=True) from None
         ticket.local = True
         self._owe(scope, 1, tokens)
         return ticket
@@ -196,11 +200,15 @@ class RedisLimiter:
         tokens: int,
         requests_used: int,
         tokens_used: int,
+        *,
+        known: bool = True,
     ) -> Exception:
         """The refusal when this replica's share is used up, by what Redis last counted or
-        for want of knowing; it may pass once Redis answers again (tried after the pause)."""
+        for want of knowing; it may pass once Redis answers again (tried after the pause).
+        Its message says which: the "used" figures of a worker that knows nothing are
+        the limit itself, not anything counted."""
         wait = self.outage.pause
-        return refusal(
+        error = refusal(
             rpm=rpm,
             tpm=tpm,
             requests_used=requests_used,
@@ -210,6 +218,7 @@ class RedisLimiter:
             tokens_wait=None if tpm is None else wait,
             window=self.window,
         )
+        return _outage_note(error, known=known)
 
     def _owe(self, scope: str, requests: int, tokens: int) -> None:
         owed = self._owed.get(scope)
@@ -284,3 +293,16 @@ def _seconds(wait_us: int) -> float | None:
     if wait_us == _NEVER:
         return float("inf")
     return max(0.0, wait_us / 1_000_000)
+
+
+def _outage_note(error: RateLimited, *, known: bool) -> RateLimited:
+    """``error`` saying it was refused in an outage, by a share: its figures are this
+    worker's share of the limit, or (``known`` false) the limit itself, not a count."""
+    why = (
+        "this worker admits only its share of the limit"
+        if known
+        else "this worker started within the window and cannot tell what other workers used"
+    )
+    error.message = f"{error.message} (The shared limiter, Redis, is unreachable: {why}.)"
+    error.args = (error.message,)
+    return error
