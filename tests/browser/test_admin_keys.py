@@ -74,6 +74,44 @@ def test_a_key_made_in_the_dashboard_answers_the_openai_sdk_and_shows_in_the_log
     expect(admin.locator(".top-keys tbody")).to_contain_text(name)
 
 
+def test_a_call_refused_before_routing_is_logged_with_the_model_it_asked_for(
+    admin: Page, admin_gateway_url: str
+) -> None:
+    name = unique("refused")
+    key = create_key(admin, name, **{"Models (globs, comma separated; empty: all)": "openai/*"})
+    refused = httpx.post(
+        f"{admin_gateway_url}/v1/chat/completions",
+        json={"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+    assert refused.status_code == 403
+    ident = key_id(admin_gateway_url, name)
+    go_to(admin, "Requests")
+    admin.locator(".requests-view").get_by_label("Key", exact=True).select_option(ident)
+
+    def logged() -> bool | None:
+        admin.get_by_role("button", name="Apply").click()
+        expect(admin.locator(".requests-view")).not_to_have_attribute("aria-busy", "true")
+        return True if admin.locator(".requests-view tbody tr.openable").count() else None
+
+    eventually(logged, RECORDED_SECONDS, "the refusal in the request log")
+    row = admin.locator(".requests-view tbody tr.openable").first
+    expect(row).to_contain_text("mock/echo")  # not "—": the name the caller asked for
+    expect(row).to_contain_text("403")
+
+    go_to(admin, "Usage")
+    admin.get_by_label("Key", exact=True).select_option(ident)
+
+    def tallied() -> bool | None:
+        admin.get_by_role("button", name="Apply").click()
+        expect(admin.locator(".usage-view")).not_to_have_attribute("aria-busy", "true")
+        return True if admin.locator(".top-models tbody tr").count() else None
+
+    eventually(tallied, RECORDED_SECONDS, "the refusal in the top models")
+    expect(admin.locator(".top-models tbody")).to_contain_text("(refused before routing)")
+
+
 def test_a_lower_rpm_set_in_the_dashboard_refuses_the_next_calls(
     admin: Page, admin_gateway_url: str
 ) -> None:

@@ -70,6 +70,8 @@ def _group(row: dict[str, Any], by: Grouping) -> str:
         if group is None:
             return "(master or open)"
         return f"{row.get('key_name') or '?'} ({group})"
+    if group is None and by is Grouping.model:
+        return "(refused before routing)"  # a limit, a budget, a model the key may not use
     return group or "-"
 
 

@@ -109,7 +109,11 @@ export class RequestsView implements View {
         [
           { title: "Time", cell: (record) => dateTime(record.time) },
           { title: "Key", cell: (record) => this.keyName(record.key_id) },
-          { title: "Model", cell: (record) => orDash(record.model) },
+          {
+            title: "Model",
+            // Refused before it was routed: the name the caller asked for.
+            cell: (record) => orDash(record.model ?? record.alias),
+          },
           { title: "Provider", cell: (record) => orDash(record.provider) },
           { title: "Status", cell: (record) => badge(String(record.status)) },
           { title: "Error", cell: (record) => orDash(record.error_type) },

@@ -281,8 +281,10 @@ export class UsageView implements View {
   }
 
   private showTops(topKeys: TopRow[], topModels: TopRow[]): void {
-    const columns = (title: string) => [
-      { title, cell: (row: TopRow) => row.name ?? row.group ?? "(none)" },
+    // A group with no name: calls without a key (the master key, open mode), or calls
+    // refused before a model was routed (a limit, a budget, a model the key may not use).
+    const columns = (title: string, none: string) => [
+      { title, cell: (row: TopRow) => row.name ?? row.group ?? none },
       { title: "Requests", numeric: true, cell: (row: TopRow) => count(row.requests) },
       { title: "Tokens", numeric: true, cell: (row: TopRow) => shortCount(row.tokens) },
       { title: "Cost", numeric: true, cell: (row: TopRow) => money(row.cost_usd) },
@@ -292,13 +294,13 @@ export class UsageView implements View {
         "div",
         { className: "top-keys" },
         element("h3", {}, "Keys"),
-        table("Top keys by spend", columns("Key"), topKeys, { empty: "No traffic in this range." }),
+        table("Top keys by spend", columns("Key", "(no key)"), topKeys, { empty: "No traffic in this range." }),
       ),
       element(
         "div",
         { className: "top-models" },
         element("h3", {}, "Models"),
-        table("Top models by spend", columns("Model"), topModels, {
+        table("Top models by spend", columns("Model", "(refused before routing)"), topModels, {
           empty: "No traffic in this range.",
         }),
       ),
