@@ -152,6 +152,9 @@ def test_a_key_given_only_when_sending_still_fills_the_model_picker(
     page = context.new_page()
     page.goto("/")
     dialog = page.get_by_role("dialog", name="Gateway key")
+    # In words for a person, not the API's "send it as 'Authorization: Bearer <key>'".
+    expect(dialog).to_contain_text("This gateway asks for a key.")
+    expect(dialog).not_to_contain_text("Authorization")
     dialog.get_by_role("button", name="Cancel").click()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     expect(page.locator("#model-picker option")).to_have_count(0)

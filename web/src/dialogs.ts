@@ -21,7 +21,10 @@ export function askForGatewayKey(reason: string): Promise<boolean> {
   const dialog = required<HTMLDialogElement>("key-dialog");
   const form = required<HTMLFormElement>("key-form");
   const input = required<HTMLInputElement>("key-input");
-  const sentence = /[.!?]$/.test(reason.trim()) ? reason.trim() : `${reason.trim()}.`;
+  // The API's "missing API key: send it as 'Authorization: Bearer <key>'..." is for
+  // programs; a person is asked for the key, which is then sent that way.
+  const said = /^missing API key\b/i.test(reason.trim()) ? "This gateway asks for a key" : reason.trim();
+  const sentence = /[.!?]$/.test(said) ? said : `${said}.`;
   required("key-reason").textContent =
     `${sentence} The key is kept in this browser only and sent to this gateway as a Bearer token.`;
   input.value = "";
