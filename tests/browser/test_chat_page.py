@@ -49,6 +49,22 @@ def test_a_provider_connected_at_run_time_serves_models_and_its_key_never_comes_
     assert bodies and not any(SECRET in body for body in bodies)
 
 
+def test_a_provider_whose_models_cannot_be_listed_says_so(page: Page) -> None:
+    # Connected, yet nothing of it in the picker: the dialog says why.
+    page.get_by_role("button", name="Connect a provider").click()
+    dialog = page.get_by_role("dialog", name="Connect a provider")
+    dialog.get_by_label("Provider", exact=True).select_option("mistral")
+    dialog.get_by_label("API key").fill("not-a-real-key")
+    dialog.get_by_label("Base URL").fill("http://127.0.0.1:9/v1")  # nothing listens there
+    dialog.get_by_role("button", name="Connect").click()
+    connection = dialog.locator(".connection").filter(has_text="mistral")
+    expect(connection.locator(".connection-error")).to_contain_text(
+        "Its models could not be listed"
+    )
+    dialog.get_by_role("button", name="Disconnect mistral").click()
+    expect(dialog.locator(".connection").filter(has_text="mistral")).to_have_count(0)
+
+
 def _text(response: object) -> str:
     try:
         return response.text()  # type: ignore[attr-defined,no-any-return]

@@ -60,11 +60,19 @@ export class ConnectDialog {
     const detail = [connection.has_key ? "key stored" : "no key", connection.base_url]
       .filter(Boolean)
       .join(" · ");
+    // Connected, but no model of it can be picked: say why rather than show nothing.
+    const unlisted = connection.models_error
+      ? element(
+          "span",
+          { className: "connection-error", role: "status" },
+          `Its models could not be listed: ${connection.models_error}`,
+        )
+      : null;
     return element(
       "li",
       { className: "connection" },
       element("strong", {}, connection.provider),
-      element("span", { className: "hint" }, detail),
+      element("span", { className: "hint" }, detail, ...(unlisted ? [unlisted] : [])),
       remove,
     );
   }
@@ -84,8 +92,8 @@ export class ConnectDialog {
     // The key leaves the page's memory as soon as the gateway has it.
     this.key.value = "";
     this.baseUrl.value = "";
+    await this.onChange(); // lists the models, which says whether it could
     await this.refresh();
-    await this.onChange();
   }
 
   private showError(message: string | null): void {

@@ -50,6 +50,8 @@ export interface Connection {
   provider: string;
   base_url: string | null;
   has_key: boolean;
+  /** Why its models could not be listed the last time they were asked for, if so. */
+  models_error: string | null;
 }
 
 export interface ConnectionList {

@@ -33,8 +33,14 @@ async def list_connections(request: Request) -> Response:
     """Providers connected at run time (whether each has a key, never the key)."""
     state: GatewayState = request.app.state.gateway
     _require_admin(request)
+    unlisted = state.engine.unlisted  # as the last model listing found them
     connections = [
-        {"provider": c.provider, "base_url": c.base_url, "has_key": c.has_key}
+        {
+            "provider": c.provider,
+            "base_url": c.base_url,
+            "has_key": c.has_key,
+            "models_error": unlisted.get(c.provider),
+        }
         for c in await state.store.connections.list()
     ]
     return _json({"connections": connections, "providers": _known_providers()})
