@@ -403,7 +403,12 @@ async def test_a_connected_provider_is_routed_to_and_its_key_is_never_answered_o
     assert created.status_code == 201
     listed = await client.get("/chat/api/connections")
     assert listed.json()["connections"] == [
-        {"provider": "groq", "base_url": "http://127.0.0.1:9/v1", "has_key": True}
+        {
+            "provider": "groq",
+            "base_url": "http://127.0.0.1:9/v1",
+            "has_key": True,
+            "models_error": None,  # not listed yet
+        }
     ]
     assert "groq" in listed.json()["providers"]
     assert secret not in created.text + listed.text + caplog.text
