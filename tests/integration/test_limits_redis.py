@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from modelway.errors import BudgetExceeded, RateLimited
 from modelway.limits import UNLIMITED, Limits, RedisBudgetBook, RedisLimiter
@@ -335,6 +336,47 @@ async def test_a_replica_up_for_a_window_limits_to_its_share_while_redis_is_down
         await limiter.settle(tickets[0], 100)  # settled in memory, owed to Redis
     finally:
         await client.aclose()
+
+
+async def test_what_one_outage_estimated_is_not_reused_by_the_next(client: Redis) -> None:
+    """A replica that admitted nothing in an outage kept its estimate of the others' part
+    to the next one, a window later, and let the key past its limit then (found in a trial:
+    31 of 30)."""
+    now = [10_000.0]
+
+    def replica() -> RedisLimiter:
+        limiter = RedisLimiter(
+            client, replicas=2, local_clock=lambda: now[0], outage=RedisOutage(clock=lambda: now[0])
+        )
+        limiter._started = 0.0  # up for hours
+        return limiter
+
+    a, b = replica(), replica()
+    working = a._script
+
+    async def down(*_: object, **__: object) -> object:
+        raise RedisConnectionError("Redis is down")
+
+    async def admitted(limiter: RedisLimiter, times: int = 1) -> int:
+        passed = 0
+        for _ in range(times):
+            try:
+                await limiter.admit("key:k", rpm=10)
+            except RateLimited:
+                continue
+            passed += 1
+        return passed
+
+    assert await admitted(b, 8) + await admitted(a, 2) == 10  # full, as Redis told `a` last
+    a._script = down  # type: ignore[assignment]
+    assert await admitted(a) == 0  # its share, less the others' part: nothing left
+    a._script = working
+    now[0] += 61  # a window later, on both clocks
+    a.clock_offset = b.clock_offset = 61.0
+    assert await admitted(b, 10) == 10  # the other replica fills the new window
+    assert await admitted(a) == 0  # refused by Redis, which tells it so
+    a._script = down  # type: ignore[assignment]
+    assert await admitted(a, 5) == 0  # the others' part is this window's, not the last
 
 
 async def test_a_burst_while_redis_is_down_gets_the_replicas_share_not_a_lockout() -> None:

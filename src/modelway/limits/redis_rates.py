@@ -115,6 +115,10 @@ class RedisLimiter:
                 self.local.release(beside)
             return await self._admit_locally(scope, rpm, tpm, tokens)
         self.outage.succeeded()
+        if self._missing:
+            # Redis answers: what an outage estimated of the others' part is over with it,
+            # admitted in or not (the next outage estimates from what Redis says now).
+            self._missing.clear()
         admitted, requests, used, bucket_or_wait, reset_or_wait = reply
         if len(self._seen) >= self._sweep_seen_at and scope not in self._seen:
             self._sweep_seen()
