@@ -32,7 +32,7 @@ import httpx
 from sqlalchemy import select
 
 from bench.chaos_measure import UNWRITTEN_BEFORE_KILL, Call, Fault, Report, measure
-from bench.chaos_topology import LIMITED, Replica, Topology, running_topology
+from bench.chaos_topology import LIMITED, MASTER_KEY, Replica, Topology, running_topology
 from modelway.store import Store
 from modelway.store.location import database_url
 from modelway.store.tables import usage_records
@@ -218,6 +218,13 @@ def _probe(topology: Topology, fault: Fault) -> None:
             health = httpx.get(f"{replica.url}/health", timeout=10).json()
             for name, state in health.get("dependencies", {}).items():
                 counts[f"/health {name} {state}"] += 1
+            # An API that reads the store (the admin API): 503 in its outage, not a 500.
+            keys = httpx.get(
+                f"{replica.url}/admin/api/keys",
+                headers={"authorization": f"Bearer {MASTER_KEY}"},
+                timeout=10,
+            )
+            counts[f"admin {keys.status_code}"] += 1
         except httpx.HTTPError as error:
             counts[f"probe failed ({type(error).__name__})"] += 1
     fault.probes = dict(counts)

@@ -37,6 +37,8 @@ def test_three_replicas_survive_a_kill_a_rolling_restart_and_redis_and_postgres_
     # the replicas went on serving behind nginx, which does not ask it.
     assert set(redis.probes) >= {"ready 503", "/health redis unreachable"}
     assert set(postgres.probes) >= {"ready 503", "/health store unreachable"}
+    # An API that reads the store answered 503 in its outage, never a 500.
+    assert "admin 503" in postgres.probes and "admin 500" not in postgres.probes
     # Each outage was one line when it began and one when it ended, never a traceback.
     assert report.tracebacks == 0
     lines = report.outage_log_lines

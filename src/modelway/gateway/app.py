@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, State
 from starlette.exceptions import HTTPException
@@ -27,7 +28,7 @@ from modelway.calls.relay import Headers as HeaderLookup
 from modelway.calls.team_budgets import refreshing as refreshing_team_budgets
 from modelway.config import Config, environment, load_config
 from modelway.dialects.base import Dialect
-from modelway.errors import BadRequest, ModelwayError, NotFound
+from modelway.errors import BadRequest, ModelwayError, NotFound, StoreUnavailable
 from modelway.gateway import (
     admin_api,
     admin_cache,
@@ -59,6 +60,7 @@ from modelway.logs import flush_logs
 from modelway.observability import tracing
 from modelway.observability.call_metrics import install as install_metrics
 from modelway.observability.metrics import Metrics
+from modelway.outages import transient
 from modelway.secrets import Secret
 from modelway.store import Store, database_url
 from modelway.store.writer import UsageWriter
@@ -105,6 +107,41 @@ def _other_slash(request: Request) -> str | None:
         if route.matches(scope)[0] is not Match.NONE:
             return other
     return None
+
+
+#: What the store's outage raises on a route's way (its driver's errors, a refused or lost
+#: connection): answered by ``_store_down``, which lets anything else be a bug.
+_OUTAGE_ERRORS: tuple[type[Exception], ...] = (OSError, DBAPIError, DisconnectionError)
+#: The modules the store's connections live in.
+_STORE_MODULES = ("sqlalchemy", "asyncpg", "aiosqlite", "modelway.store")
+
+
+def _from_store(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised on the store's way (not a file, or another service)."""
+    if isinstance(exc, DBAPIError | DisconnectionError):
+        return True
+    frame = exc.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_globals.get("__name__", "").startswith(_STORE_MODULES):
+            return True
+        frame = frame.tb_next
+    return False
+
+
+async def _store_down(request: Request, exc: Exception) -> Response:
+    """A route that met the store down (the admin API, the chat API, sign-up, ...): a 503
+    ``store_unavailable`` in the path's dialect and one warning, as the chat path and
+    ``Store.reading`` answer it, not a 500 with two tracebacks. Anything else it catches
+    goes on to ``_unexpected_error``."""
+    if not (transient(exc) and _from_store(exc)):
+        raise exc
+    path = request.scope["path"]
+    state: GatewayState | None = getattr(request.app.state, "gateway", None)
+    if state is not None:
+        state.store.outage.failed(exc)  # said once per outage, with its cause
+    error = StoreUnavailable("the gateway's store is unreachable; try again shortly")
+    log.info("store unreachable on %s (%s)", path, type(exc).__name__, extra={"path": path})
+    return error_response(error_dialect(path, request.headers), error)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
@@ -287,7 +324,11 @@ def create_app(
             Middleware(RequestIdMiddleware, ids=ids),
             Middleware(AuthMiddleware),
         ],
-        exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
+        exception_handlers={
+            HTTPException: _http_error,
+            **dict.fromkeys(_OUTAGE_ERRORS, _store_down),
+            Exception: _unexpected_error,
+        },
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # ``_http_error`` tells an API client instead
