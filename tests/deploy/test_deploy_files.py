@@ -10,15 +10,22 @@ Terraform binary or providers can be installed on this machine; deploy/terraform
 
 from __future__ import annotations
 
+import http.server
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
+from bench.upstream_nginx import nginx_binary
+
+from tests.polling import wait_until
+from tests.redis_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -192,3 +199,57 @@ def json_documents(text: str) -> list[Any]:
         documents.append(document)
         at = end
     return documents
+
+
+def test_the_nginx_config_keeps_the_callers_request_id(tmp_path: Path) -> None:
+    # deploy/nginx.conf run by nginx itself, its replicas one echo server: the caller's
+    # X-Request-ID reaches the gateway as sent (it replaced it with its own), and a
+    # request without one gets nginx's.
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = (self.headers.get("x-request-id") or "").encode()
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    replica = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=replica.serve_forever, daemon=True).start()
+    port = free_port()
+    site = (DEPLOY / "nginx.conf").read_text()
+    site = site.replace("gateway-1:8080", f"127.0.0.1:{replica.server_port}")
+    site = site.replace("gateway-2:8080", f"127.0.0.1:{replica.server_port}")
+    site = site.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    temp = " ".join(
+        f"{kind}_temp_path {tmp_path / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (tmp_path / "nginx.conf").write_text(
+        f"daemon off; pid {tmp_path / 'nginx.pid'}; error_log {tmp_path / 'error.log'};\n"
+        f"events {{}}\nhttp {{ access_log off; {temp}\n{site}\n}}\n"
+    )
+    nginx = subprocess.Popen(
+        [nginx_binary(), "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        stderr=subprocess.PIPE,
+    )
+    try:
+
+        def answered() -> httpx.Response | None:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/", headers={"x-request-id": "mine-1"})
+            except httpx.TransportError:
+                assert nginx.poll() is None, nginx.stderr.read() if nginx.stderr else ""
+                return None
+
+        assert wait_until(answered).text == "mine-1"
+        made = httpx.get(f"http://127.0.0.1:{port}/").text
+        assert len(made) == 32 and made != "mine-1"  # nginx's $request_id
+    finally:
+        nginx.terminate()
+        nginx.communicate(timeout=10)  # its stderr read and closed
+        replica.shutdown()
+        replica.server_close()
