@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -166,7 +167,7 @@ async def test_an_outage_buffers_then_spills_and_recovery_stores_everything_once
 
 
 async def test_shutdown_during_an_outage_spills_everything_and_the_next_start_replays_it(
-    store: Store, outage: Outage, spill_path: Path
+    store: Store, outage: Outage, spill_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     writer = UsageWriter(store, spill_path, flush_interval=60, close_timeout=0.5)
     writer.start()
@@ -178,11 +179,14 @@ async def test_shutdown_during_an_outage_spills_everything_and_the_next_start_re
     assert await stored_ids(store) == []
 
     outage.down = False
+    caplog.set_level(logging.INFO, logger="modelway.store")
     restarted = UsageWriter(store, spill_path, flush_interval=0.01)
     restarted.start()
     await eventually(lambda: not spill_path.exists())
     await restarted.aclose()
     assert len(await stored_ids(store)) == 12
+    # The operator is told how many came back (it said 0 whatever it replayed).
+    assert "usage spill file replayed into the store: 12 records" in caplog.messages
 
 
 async def test_a_replay_skips_records_already_stored_and_a_torn_last_line(

@@ -68,7 +68,7 @@ def _group(row: dict[str, Any], by: Grouping) -> str:
     group = row["group"]
     if by is Grouping.key:
         if group is None:
-            return "(master or open)"
+            return "(no key: master, open, or refused)"
         return f"{row.get('key_name') or '?'} ({group})"
     if group is None and by is Grouping.model:
         return "(refused before routing)"  # a limit, a budget, a model the key may not use

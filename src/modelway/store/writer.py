@@ -181,12 +181,18 @@ class UsageWriter:
         replay = await asyncio.to_thread(self._spill.claim)
         if replay is None:
             return True  # absent, or another worker is replaying it
+        replayed = 0
         try:
             while batch := await asyncio.to_thread(replay.read_batch, self._batch_size):
                 if not await self._insert(batch):
                     return False
+                replayed += len(batch)
             await asyncio.to_thread(replay.remove)
-            log.info("usage spill file replayed into the store", extra={"spilled": 0})
+            log.info(
+                "usage spill file replayed into the store: %d records",
+                replayed,
+                extra={"replayed": replayed},
+            )
             self._spilled = 0
             return True
         finally:
