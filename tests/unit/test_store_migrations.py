@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -148,6 +149,26 @@ async def test_opening_again_keeps_the_data_and_migrates_nothing(tmp_path: Path)
         assert await second.chats.get_session(session.id) == session
     finally:
         await second.aclose()
+
+
+async def test_an_older_build_opens_a_database_a_newer_one_migrated(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A rollback: the newer build's revision is unknown here. The older build runs on the
+    # database as it is (migrations only add), and says so, instead of failing to start.
+    store = await Store.open(sqlite_url(tmp_path))
+    session = await store.chats.create_session(title="made by the newer build")
+    async with store.engine.begin() as connection:
+        await connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    await store.aclose()
+    with caplog.at_level(logging.WARNING, logger="modelway.store"):
+        older = await Store.open(sqlite_url(tmp_path))
+    try:
+        assert await current_revision(older.engine) == "9999"  # left as the newer build made it
+        assert await older.chats.get_session(session.id) == session
+    finally:
+        await older.aclose()
+    assert any("newer than this gateway's newest" in message for message in caplog.messages)
 
 
 async def test_a_database_behind_head_is_upgraded_on_open(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -33,6 +34,7 @@ from modelway.store.location import display_url, sqlite_path
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
+log = logging.getLogger("modelway.store")
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: Alembic's default version table (``env.py`` does not rename it).
 VERSION_TABLE = "alembic_version"
@@ -78,6 +80,35 @@ def head_revision() -> str | None:
     return _alembic_head() if revisions else None
 
 
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision the package ships."""
+    found: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        for statement in ast.parse(path.read_text(), str(path)).body:
+            target, value = _assignment(statement)
+            if target == "revision" and isinstance(value, str):
+                found.add(value)
+    return frozenset(found)
+
+
+def _ahead(revision: str | None) -> bool:
+    """Whether the database is at a revision this package does not know: a newer build
+    migrated it, and this one is the older build of a rollback (or of a rolling update's
+    restarted pod). It runs on it as it is, said once: migrations only add tables and
+    columns (docs/store.md), so an older build's queries still work there."""
+    if revision is None or revision in known_revisions():
+        return False
+    log.warning(
+        "the store is at revision %s, newer than this gateway's newest (%s): running on it "
+        "unchanged, as an older build may (migrations only add); upgrade this gateway",
+        revision,
+        head_revision(),
+        extra={"revision": revision, "known_head": head_revision()},
+    )
+    return True
+
+
 def _assignment(statement: ast.stmt) -> tuple[str | None, object]:
     """``name = literal`` or ``name: type = literal`` at module level, else ``(None, None)``."""
     if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
@@ -120,7 +151,8 @@ async def upgrade_to_head(
             async with engine.begin() as connection:
                 await connection.run_sync(_upgrade_if_behind)
         return
-    if await current_revision(engine) == head_revision():
+    current = await current_revision(engine)
+    if current == head_revision() or _ahead(current):
         return  # the common start: nothing to do, no lock to take, Alembic not imported
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
@@ -137,7 +169,8 @@ async def current_revision(engine: Database) -> str | None:
 def _upgrade_if_behind(connection: Connection) -> None:
     # Read again under the lock: a starter that waited finds the work done, and a
     # process that migrates nothing never imports Alembic.
-    if _current(connection) != head_revision():
+    current = _current(connection)
+    if current != head_revision() and not _ahead(current):
         _upgrade(connection)
 
 
