@@ -281,6 +281,24 @@ async def test_an_openai_upstreams_error_code_reaches_the_caller(
     assert refused.json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize("code", ["sk-upstream", "key-sk-upstream-x", "upstream", "up"])
+async def test_an_upstream_error_code_that_quotes_the_provider_key_is_dropped(
+    tmp_path: Path, code: str
+) -> None:
+    # The message was masked, but the code (an identifier a key can pass for) was not.
+    def quoting(request: UpstreamRequest) -> MockReply:
+        body = b'{"error": {"message": "bad key sk-upstream", "code": "%s"}}' % code.encode()
+        return MockReply(400, body)
+
+    async with in_process_gateway(tmp_path, upstream=quoting) as gateway:
+        body = {"model": "openai/gpt-4o", "messages": HELLO}
+        refused = await gateway.http.post("/v1/chat/completions", json=body)
+    assert refused.status_code == 400
+    assert "sk-upstream" not in refused.text
+    # A code too short to hold a useful part of the key is not taken for one.
+    assert refused.json()["error"]["code"] == ("up" if code == "up" else None)
+
+
 async def test_an_upstream_refusing_the_provider_key_is_not_told_as_the_callers_wrong_key(
     tmp_path: Path,
 ) -> None:

@@ -154,16 +154,22 @@ class HttpProvider:
                 )
             body = await self.read_body(response)
             message = self.adapter.error_message(body)
+            code = self.adapter.error_code(body)
             if self._key:
-                # Some APIs quote the key they refused; it must not reach our caller.
+                # Some APIs quote the key they refused; it must not reach our caller, in
+                # the message or in the code (an identifier a key can pass for).
                 message = message.replace(self._key, MASK.decode())
+                if code is not None and (
+                    self._key in code or (len(code) >= 8 and code in self._key)
+                ):
+                    code = None
             raise UpstreamStatusError(
                 f"{self.name} answered {response.status}: {message}",
                 upstream_status=response.status,
                 body=body,
                 headers=response.headers,
                 provider=self.name,
-                upstream_code=self.adapter.error_code(body),
+                upstream_code=code,
             )
         return response
 
