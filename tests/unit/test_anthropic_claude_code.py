@@ -300,6 +300,23 @@ async def test_count_tokens_takes_a_claude_code_body_for_any_model(
     assert sent == []  # an offline estimate
 
 
+@pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
+@pytest.mark.parametrize(
+    "text",
+    ["a" * 1_000_000, "a " * 499_999, "é😀" * 400_000],
+    ids=["a-million-letters", "500k-tokens", "wide-characters"],
+)
+async def test_count_tokens_counts_a_text_past_the_tokenizers_own_limits(
+    gateway: tuple[Setup, list[UpstreamRequest]], text: str
+) -> None:
+    # The tokenizer refuses a million characters and 200,000 tokens: that was a 500.
+    setup, _ = gateway
+    body = {"model": "mock/echo", "messages": [{"role": "user", "content": text}]}
+    response = await setup.http.post("/v1/messages/count_tokens", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["input_tokens"] >= len(text.encode()) // 8
+
+
 async def test_an_anthropic_upstream_gets_the_beta_header_and_the_body_as_sent(
     gateway: tuple[Setup, list[UpstreamRequest]],
 ) -> None:
