@@ -175,7 +175,8 @@ class AnthropicScanner:
                 # Most are text; the others thinking, a tool's input JSON, a signature.
                 self.text_size += utf8_size(text) if type(text) is str else text_size(delta)
             elif kind == "message_start":
-                self._count(parsed.get("message", {}).get("usage"))
+                message = parsed.get("message")
+                self._count(message.get("usage") if type(message) is dict else None)
             elif kind == "message_delta":
                 self._count(parsed.get("usage"))
                 reason = _field(parsed.get("delta"), "stop_reason")

@@ -18,6 +18,7 @@ from modelway.errors import (
     UndecodableResponse,
     UpstreamStatusError,
 )
+from modelway.providers.base import token_count
 from modelway.reasoning import tagged
 from modelway.streams import ServerSentEvent, SSEDecoder
 from modelway.types import (
@@ -101,6 +102,8 @@ def parse_message(data: dict[str, Any]) -> ChatResponse:
     signature: str | None = None
     for block in data["content"]:
         kind = block["type"]
+        if kind in ("thinking", "text") and not isinstance(block.get(kind) or "", str):
+            raise undecodable(f"a {kind} block's {kind} is not text", orjson.dumps(data))
         if kind == "thinking":
             thoughts.append(block.get("thinking") or "")
             if block.get("signature"):
@@ -108,7 +111,7 @@ def parse_message(data: dict[str, Any]) -> ChatResponse:
         elif kind == "redacted_thinking" and block.get("data"):
             signature = signature or tagged(REDACTED, block["data"])
         elif kind == "text":
-            parts.append(TextPart(block["text"]))
+            parts.append(TextPart(block.get("text") or ""))
         elif kind == "tool_use" and block["name"] == STRUCTURED_OUTPUT_TOOL:
             parts.append(TextPart(orjson.dumps(block.get("input") or {}).decode()))
         elif kind == "tool_use":
@@ -143,16 +146,16 @@ def parse_usage(usage: dict[str, Any]) -> Usage:
     """Canonical usage; Anthropic's ``input_tokens`` excludes cache reads and writes,
     the canonical ``prompt_tokens`` includes both. ``output_tokens`` includes thinking,
     counted apart in ``output_tokens_details.thinking_tokens`` when Anthropic reports it."""
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    written = int(usage.get("cache_creation_input_tokens") or 0)
+    cached = token_count(usage.get("cache_read_input_tokens"))
+    written = token_count(usage.get("cache_creation_input_tokens"))
     output = usage.get("output_tokens_details")
     thinking = output.get("thinking_tokens") if isinstance(output, dict) else None
     return Usage(
-        prompt_tokens=int(usage.get("input_tokens") or 0) + cached + written,
-        completion_tokens=int(usage.get("output_tokens") or 0),
+        prompt_tokens=token_count(usage.get("input_tokens")) + cached + written,
+        completion_tokens=token_count(usage.get("output_tokens")),
         cached_tokens=cached,
         cache_write_tokens=written,
-        reasoning_tokens=int(thinking or 0),
+        reasoning_tokens=token_count(thinking),
     )
 
 

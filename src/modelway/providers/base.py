@@ -108,6 +108,21 @@ def model_in_path(model: str, provider: str) -> str:
     )
 
 
+#: More tokens than any call spends: a count past it is an upstream's garbage.
+MAX_TOKEN_COUNT = 10**12
+
+
+def token_count(value: Any) -> int:
+    """A token count an upstream reported: a whole number from 0 to ``MAX_TOKEN_COUNT``,
+    else 0 — a string, a fraction, a negative or a 100-bit number is no count (and would
+    fail the answer's encoding, or its record, further on)."""
+    if type(value) is int:
+        return value if 0 <= value <= MAX_TOKEN_COUNT else 0
+    if type(value) is float and value.is_integer() and 0 <= value <= MAX_TOKEN_COUNT:
+        return int(value)
+    return 0
+
+
 #: An error ``code`` an upstream may give its caller: a short identifier.
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 

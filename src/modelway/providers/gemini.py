@@ -16,7 +16,7 @@ from modelway.errors import (
     UndecodableResponse,
     UpstreamStatusError,
 )
-from modelway.providers.base import HttpRequest, listed_names, model_in_path
+from modelway.providers.base import HttpRequest, listed_names, model_in_path, token_count
 from modelway.providers.gemini_request import generate_content_body
 from modelway.reasoning import tagged
 from modelway.streams import SSEDecoder
@@ -184,13 +184,13 @@ def _undecodable(message: str, raw: bytes | str) -> UndecodableResponse:
 def parse_usage(metadata: dict[str, Any]) -> Usage:
     """Canonical usage: ``promptTokenCount`` already includes cached tokens; thinking counts
     as completion, as OpenAI counts reasoning tokens."""
+    thoughts = token_count(metadata.get("thoughtsTokenCount"))
     return Usage(
-        prompt_tokens=(metadata.get("promptTokenCount") or 0)
-        + (metadata.get("toolUsePromptTokenCount") or 0),
-        completion_tokens=(metadata.get("candidatesTokenCount") or 0)
-        + (metadata.get("thoughtsTokenCount") or 0),
-        cached_tokens=metadata.get("cachedContentTokenCount") or 0,
-        reasoning_tokens=metadata.get("thoughtsTokenCount") or 0,
+        prompt_tokens=token_count(metadata.get("promptTokenCount"))
+        + token_count(metadata.get("toolUsePromptTokenCount")),
+        completion_tokens=token_count(metadata.get("candidatesTokenCount")) + thoughts,
+        cached_tokens=token_count(metadata.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
     )
 
 

@@ -19,7 +19,7 @@ from modelway.errors import (
     UndecodableResponse,
     UpstreamStatusError,
 )
-from modelway.providers.base import HttpRequest, embedding_vectors, listed_names
+from modelway.providers.base import HttpRequest, embedding_vectors, listed_names, token_count
 from modelway.reasoning import effort, ollama_thinks
 from modelway.streams import NDJSONDecoder
 from modelway.types import (
@@ -97,8 +97,8 @@ def parse_usage(data: dict[str, Any]) -> Usage | None:
     if "prompt_eval_count" not in data and "eval_count" not in data:
         return None
     return Usage(
-        prompt_tokens=int(data.get("prompt_eval_count") or 0),
-        completion_tokens=int(data.get("eval_count") or 0),
+        prompt_tokens=token_count(data.get("prompt_eval_count")),
+        completion_tokens=token_count(data.get("eval_count")),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from modelway.errors import EmptyResponse, StreamTruncated, UndecodableResponse, UpstreamStatusError
+from modelway.providers.base import token_count
 from modelway.streams import SSEDecoder
 from modelway.types import (
     ChatResponse,
@@ -72,11 +73,11 @@ def parse_usage(raw: Any) -> Usage | None:
     output = raw.get("completion_tokens_details")
     output = output if isinstance(output, dict) else {}
     return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0),
-        cache_write_tokens=int(details.get("cache_write_tokens") or 0),
-        reasoning_tokens=int(output.get("reasoning_tokens") or 0),
+        prompt_tokens=token_count(raw.get("prompt_tokens")),
+        completion_tokens=token_count(raw.get("completion_tokens")),
+        cached_tokens=token_count(details.get("cached_tokens")),
+        cache_write_tokens=token_count(details.get("cache_write_tokens")),
+        reasoning_tokens=token_count(output.get("reasoning_tokens")),
     )
 
 
@@ -87,16 +88,16 @@ def parse_responses_usage(raw: Any) -> Usage | None:
     """
     if not isinstance(raw, dict):
         return None
-    details = raw.get("input_tokens_details") or {}
-    output = raw.get("output_tokens_details") or {}
+    details = raw.get("input_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    output = raw.get("output_tokens_details")
+    output = output if isinstance(output, dict) else {}
     return Usage(
-        prompt_tokens=int(raw.get("input_tokens") or 0),
-        completion_tokens=int(raw.get("output_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0),
-        cache_write_tokens=int(details.get("cache_write_tokens") or 0),
-        reasoning_tokens=int(output.get("reasoning_tokens") or 0)
-        if isinstance(output, dict)
-        else 0,
+        prompt_tokens=token_count(raw.get("input_tokens")),
+        completion_tokens=token_count(raw.get("output_tokens")),
+        cached_tokens=token_count(details.get("cached_tokens")),
+        cache_write_tokens=token_count(details.get("cache_write_tokens")),
+        reasoning_tokens=token_count(output.get("reasoning_tokens")),
     )
 
 
@@ -110,6 +111,22 @@ def reasoning_text(raw: dict[str, Any]) -> str | None:
     return None
 
 
+def _text(content: Any, body: bytes) -> str | None:
+    """A message's text: a string, or a list of text parts (as some OpenAI-compatible
+    upstreams answer); anything else is an answer not in the format (502, not a crash
+    further on)."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [part.get("text") for part in content if isinstance(part, dict)]
+        if all(isinstance(text, str) for text in texts):
+            return "".join(texts)  # type: ignore[arg-type]
+    raise UndecodableResponse(
+        "the upstream answer's message content is not text",
+        raw=body.decode(errors="replace"),
+    )
+
+
 def parse_chat(body: bytes) -> ChatResponse:
     """A non-streamed ``chat.completion``."""
     data = parse_json(body)
@@ -120,16 +137,19 @@ def parse_chat(body: bytes) -> ChatResponse:
     message = Message(role="assistant", reasoning=reasoning_text(raw))
     # A model that declines says why in ``refusal``, not ``content``; other dialects have
     # no such field, so it is the answer's text.
-    text = raw.get("content") or raw.get("refusal")
+    text = _text(raw.get("content") or raw.get("refusal"), body)
     if text:
         message.content = [TextPart(text)]
     for call in raw.get("tool_calls") or ():
         function = call.get("function") or {}
+        arguments = function.get("arguments") or "{}"
+        if not isinstance(arguments, str):  # some upstreams send the object, not its JSON
+            arguments = orjson.dumps(arguments).decode()
         message.tool_calls.append(
             ToolCall(
                 id=str(call.get("id") or new_tool_call_id()),
                 name=str(function.get("name") or ""),
-                arguments=function.get("arguments") or "{}",
+                arguments=arguments,
             )
         )
     return ChatResponse(
