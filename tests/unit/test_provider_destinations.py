@@ -97,6 +97,14 @@ async def test_a_local_or_private_url_is_accepted(
     assert await refused_destination(url) is None
 
 
+@pytest.mark.parametrize(
+    "url", ["http://" + "a" * 64 + ".example.com/v1", "http://a..example.com/v1"]
+)
+async def test_a_host_name_the_resolver_cannot_encode_is_refused_not_a_500(url: str) -> None:
+    reason = await refused_destination(url)
+    assert reason is not None and "not a valid host name" in reason
+
+
 class FixedResolver(AbstractResolver):
     """Resolves every name to one address: a name an attacker re-points after connecting."""
 

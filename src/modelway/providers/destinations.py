@@ -94,6 +94,8 @@ async def refused_destination(url: str) -> str | None:
         return f"base_url: {host} is a cloud metadata service; refused (see {SETTING})"
     try:
         addresses = {host} if _is_address(host) else await _resolve(host)
+    except UnicodeError:  # the IDNA codec: a label over 63 characters, or an empty one
+        return f"base_url: {host[:80]!r} is not a valid host name"
     except (OSError, TimeoutError):
         return None
     refused = sorted(a for a in addresses if _refused_address_text(a))
