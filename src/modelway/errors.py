@@ -138,6 +138,14 @@ class RequestBodyTimeout(BadRequest):
     code = "request_timeout"
 
 
+class ClientGone(ModelwayError):
+    """The caller hung up before its request body was in: nobody to answer, nothing the
+    gateway did wrong (recorded as 499, logged without a traceback)."""
+
+    status = 499
+    code = "client_closed_request"
+
+
 class UnsupportedMediaType(BadRequest):
     """The body is not in the media type the route takes (the browser APIs take JSON)."""
 

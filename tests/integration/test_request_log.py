@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from modelway.observability.request_log import FIELDS
 from modelway.store import Store, database_url
@@ -122,3 +125,27 @@ def test_a_config_can_ask_for_text_and_switch_request_lines_off(tmp_path: Path) 
         said = stderr.read_text()
     assert "INFO modelway.gateway: worker started" in said
     assert "modelway.requests" not in said and "rl-off" not in said
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/embeddings"])
+def test_a_client_gone_mid_body_is_a_499_line_not_a_traceback(tmp_path: Path, path: str) -> None:
+    # Any client could fill the log with "unexpected error" tracebacks this way.
+    stderr = tmp_path / "stderr.log"
+    with gateway_process({"MODELWAY_DATA_DIR": str(tmp_path)}, None, stderr_path=stderr) as (
+        url,
+        _,
+    ):
+        address = urlsplit(url)
+        for _ in range(3):
+            with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+                sock.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode()
+                )
+        # A request after them is answered: the worker is well, and its line comes last.
+        assert httpx.get(f"{url}/health/live", timeout=10).status_code == 200
+        if path == "/v1/chat/completions":
+            lines = wait_until(lambda: _request_lines(stderr, 3), what="three request lines")
+            assert {line["status"] for line in lines} == {499}
+    said = stderr.read_text()
+    assert "unexpected error" not in said and "Traceback" not in said, said

@@ -9,7 +9,8 @@ from typing import Any, ClassVar, NamedTuple
 from urllib.parse import quote
 
 import orjson
-from starlette.requests import Request
+from granian._granian import RSGIProtocolClosed as ProtocolClosed
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from modelway.calls import MeteredCall
@@ -19,6 +20,7 @@ from modelway.dialects.base import Dialect
 from modelway.dialects.openai import OpenAIDialect
 from modelway.errors import (
     BadRequest,
+    ClientGone,
     ModelwayError,
     PayloadTooLarge,
     RateLimited,
@@ -115,6 +117,8 @@ async def read_limited(
         raise RequestBodyTimeout(
             f"the request body did not arrive within {limits.timeout:g} s"
         ) from None
+    except (ClientDisconnect, ProtocolClosed):  # the client left mid-body (ASGI, RSGI)
+        raise ClientGone("the client closed the connection before its body was in") from None
     finally:
         _Arrivals.count -= 1
         left = by_step[step] - 1
