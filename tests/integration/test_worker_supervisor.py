@@ -5,14 +5,22 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
-from modelway.gateway.workers import MAX_OPEN_FILES, RespawnBackoff
-from tests.integration.gateway import _wait_for_banner
+from modelway.gateway.workers import (
+    MAX_CONNECTIONS_PER_WORKER,
+    MAX_OPEN_FILES,
+    RESERVED_FILES,
+    RespawnBackoff,
+    connections_per_worker,
+)
+from tests.integration.gateway import _wait_for_banner, gateway_process
 from tests.polling import wait_until
 from tests.processes import stop
 
@@ -117,3 +125,31 @@ def test_the_workers_may_hold_as_many_connections_as_the_hard_limit_allows(
         finally:
             if process.stdout is not None:
                 process.stdout.close()
+
+
+def test_idle_connections_by_the_thousand_keep_no_one_else_out(tmp_path: Path) -> None:
+    # granian's default let 1,024 connections that never send a request hold every place
+    # a worker had until their header timeout: 1,100 of them, no key needed, and the
+    # gateway answered nobody for ~25 s.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 4096), hard), hard))
+    idle: list[socket.socket] = []
+    try:
+        with gateway_process({"MODELWAY_DATA_DIR": str(tmp_path)}) as (url, _):
+            address = urlsplit(url)
+            for _ in range(1_500):
+                idle.append(socket.create_connection((address.hostname, address.port)))
+            # Answered while they are all open: within far less than their header timeout.
+            live = httpx.get(f"{url}/health/live", timeout=15)
+            assert live.status_code == 200
+    finally:
+        for connection in idle:
+            connection.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_each_worker_serves_a_share_of_the_open_files_within_bounds() -> None:
+    assert connections_per_worker(20_000, 1) == 20_000 - RESERVED_FILES
+    assert connections_per_worker(20_000, 4) == (20_000 - RESERVED_FILES) // 4
+    assert connections_per_worker(1_024, 2) == 1_024  # never below granian's own
+    assert connections_per_worker(MAX_OPEN_FILES, 1) == MAX_CONNECTIONS_PER_WORKER

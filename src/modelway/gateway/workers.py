@@ -49,6 +49,10 @@ log = logging.getLogger("modelway.server")
 TARGET = "modelway.gateway.rsgi:app_from_environment"
 #: The most open files (connections) a worker asks for, when the hard limit allows.
 MAX_OPEN_FILES = 1_048_576
+#: Open files left aside for the store, upstream connections, logs and the like.
+RESERVED_FILES = 256
+#: The most connections one worker serves at once, whatever the open-files limit.
+MAX_CONNECTIONS_PER_WORKER = 32_768
 #: The start of each gateway's metrics directory's name, then its supervisor's pid.
 METRICS_DIR_PREFIX = "modelway-metrics-"
 
@@ -226,9 +230,21 @@ def raise_open_files_limit() -> int:
     return soft
 
 
+def connections_per_worker(open_files: int, workers: int) -> int:
+    """How many connections each worker serves at once (granian's ``backpressure``): a
+    share of the open-files limit, from 1,024 to ``MAX_CONNECTIONS_PER_WORKER``.
+
+    granian's own default is 1,024 over the workers: that many idle connections that never
+    send a request — no key needed — held every place until their header timeout (30 s),
+    and nobody else was answered meanwhile.
+    """
+    share = (open_files - RESERVED_FILES) // max(1, workers)
+    return max(1024, min(MAX_CONNECTIONS_PER_WORKER, share))
+
+
 def serve(host: str, port: int, workers: int, shutdown_grace: float) -> None:
     """Run the workers until a signal stops them."""
-    raise_open_files_limit()
+    open_files = raise_open_files_limit()
     server = Supervisor(
         TARGET,
         factory=True,
@@ -243,6 +259,8 @@ def serve(host: str, port: int, workers: int, shutdown_grace: float) -> None:
         # A stopping worker answers its open requests for up to ``shutdown_grace``.
         workers_kill_timeout=math.ceil(shutdown_grace) + 5,
         respawn_failed_workers=True,
+        backlog=2048,
+        backpressure=connections_per_worker(open_files, workers),
     )
     announce_when_listening(host, port, workers)
     server.serve()
