@@ -138,6 +138,14 @@ class RequestBodyTimeout(BadRequest):
     code = "request_timeout"
 
 
+class ServerStopping(ModelwayError):
+    """The gateway stopped (its shutdown grace ran out) before this answer ended."""
+
+    status = 503
+    retryable = True
+    code = "server_stopping"
+
+
 class ClientGone(ModelwayError):
     """The caller hung up before its request body was in: nobody to answer, nothing the
     gateway did wrong (recorded as 499, logged without a traceback)."""

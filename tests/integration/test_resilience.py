@@ -324,3 +324,39 @@ models:
         assert process.wait(timeout=15) == 0
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{url}/health/live", timeout=2)
+
+
+def test_a_stream_longer_than_the_grace_is_cut_recorded_and_the_worker_exits(
+    mock_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # granian waits for every open connection before the worker's own grace began: a
+    # stream longer than it was killed 5 s later, its usage record lost, nothing logged.
+    config = """
+server: {shutdown_grace: 2}
+models:
+  - name: endless
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "stall:60000"}}
+"""
+    env = {**_env(mock_url), "MODELWAY_DATA_DIR": str(tmp_path_factory.mktemp("cut"))}
+    with gateway_process(env, config) as (url, process):
+        with httpx.stream(
+            "POST",
+            f"{url}/v1/chat/completions",
+            json={
+                "model": "endless",
+                "stream": True,
+                "messages": [{"role": "user", "content": "x y"}],
+            },
+            headers={"x-request-id": "cut-at-grace"},
+            timeout=60,
+        ) as response:
+            chunks = response.iter_text()
+            assert "data:" in next(chunks)
+            process.send_signal(signal.SIGTERM)
+            rest = "".join(chunks)
+        # Cut at the end of the grace with its format's error event, not ended as if done.
+        assert "[DONE]" not in rest and '"error"' in rest and "stopped" in rest, rest
+        assert process.wait(timeout=30) == 0
+    [record] = [r for r in asyncio.run(_recent_records(env)) if r.request_id == "cut-at-grace"]
+    assert (record.status, record.error_type) == (503, "ServerStopping")

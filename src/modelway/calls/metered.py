@@ -16,6 +16,7 @@ when the stream does. The call's state is its own; callers read it through prope
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -37,7 +38,7 @@ from modelway.calls.relay import (
 from modelway.calls.tallies import ByteTally, EventTally, Tally
 from modelway.config import Timeouts
 from modelway.engine import Outcome
-from modelway.errors import BadRequest, ModelwayError
+from modelway.errors import BadRequest, ModelwayError, ServerStopping
 from modelway.limits import UNLIMITED, Ticket
 from modelway.providers.upstream import Call
 from modelway.routing.targets import Route
@@ -286,6 +287,9 @@ class MeteredCall:
             await self._cached.abandon()  # a failed call (or a stream never read) frees its key
         if isinstance(error, ModelwayError):
             await self._finish(error.status, None, error)
+        elif self._calls.stopping and isinstance(error, asyncio.CancelledError):
+            stopped = ServerStopping("the gateway stopped before the answer ended")
+            await self._finish(stopped.status, None, stopped)
         else:
             await self._finish(CLIENT_CLOSED, None, None)
 
@@ -435,6 +439,14 @@ class MeteredCall:
         except ModelwayError as error:
             failure, status = error, error.status
             raise
+        except asyncio.CancelledError:
+            if not self._calls.stopping:
+                raise  # its caller left
+            # Cut by the worker's shutdown: an error the caller's stream ends with (its
+            # format's error event), as any failure mid-stream, and the call's 503.
+            failure = ServerStopping("the gateway stopped before the answer ended")
+            status = failure.status
+            raise failure from None
         finally:
             self._metered_stream = None
             self.finish_reason = tally.finish_reason

@@ -63,6 +63,9 @@ class Calls:
             self.add_hook(hook)
         #: Settlements (and other steps) that finish even when their caller is cancelled.
         self.finisher = Finisher()
+        #: Set when the worker cuts the calls still open at the end of its shutdown grace:
+        #: a call cancelled then ends as the gateway's 503, not as a caller who left.
+        self.stopping = False
         #: Calls that end after their answer went out (a background response's, read until
         #: it ends): stopped at shutdown, when each ends with what it knows.
         self._watched: set[asyncio.Task[None]] = set()

@@ -38,6 +38,7 @@ from modelway.gateway.dialect_paths import CHAT_PATHS
 from modelway.gateway.http import BodyLimits, limited_chunks, read_limited
 from modelway.gateway.state import GatewayState
 from modelway.gateway.streaming import EventStream
+from modelway.gateway.workers import STOPPING_SIGNAL
 from modelway.logs import configure_logging
 
 log = logging.getLogger("modelway.gateway")
@@ -225,16 +226,43 @@ class RsgiGateway:
         self._lifespan = contextlib.AsyncExitStack()
         self._in_flight = 0
         self._drained: asyncio.Event | None = None  # set once stopping, when none are open
+        #: The requests being answered, to cut at the end of the shutdown grace.
+        self._open: set[asyncio.Task[Any]] = set()
+        self._stopping_since: float | None = None
 
     def __rsgi_init__(self, loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(self._lifespan.enter_async_context(self.asgi.lifespan()))
         settle_garbage_collector()
         loop.call_later(_PARENT_CHECK_SECONDS, self._check_parent, os.getppid(), loop)
+        # The supervisor says "stopping" (``STOPPING_SIGNAL``) just before its SIGTERM:
+        # granian then waits for every open connection before ``__rsgi_del__``, so the
+        # grace is counted from here (a stream longer than it was killed with its record).
+        loop.add_signal_handler(STOPPING_SIGNAL, self._stopping, loop)
+
+    def _stopping(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The shutdown began: what is still open when the grace is over is cut."""
+        if self._stopping_since is None:
+            self._stopping_since = loop.time()
+            loop.call_later(self._shutdown_grace, self._cut)
+
+    def _cut(self) -> None:
+        """End the requests still open at the end of the grace, so that each is recorded
+        (a 503 ``server_stopping``) and the usage writer flushed before the worker is
+        killed: the caller's connection closes mid-answer."""
+        if not self._open:
+            return
+        log.warning("shutdown grace over: cutting %d request(s) still open", len(self._open))
+        state = self.asgi.gateway
+        if state is not None:
+            state.calls.stopping = True
+        for task in list(self._open):
+            task.cancel()
 
     def _check_parent(self, parent: int, loop: asyncio.AbstractEventLoop) -> None:
         """A worker whose supervisor was killed (no signal reached it) stops by itself."""
         if os.getppid() != parent:
             log.warning("the supervisor process is gone; this worker stops")
+            self._stopping(loop)
             os.kill(os.getpid(), signal.SIGTERM)  # the same graceful stop as a signal
             return
         loop.call_later(_PARENT_CHECK_SECONDS, self._check_parent, parent, loop)
@@ -256,6 +284,9 @@ class RsgiGateway:
         if scope.proto != "http":
             return  # no websockets here
         self._in_flight += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._open.add(task)
         try:
             state = self.asgi.gateway
             dialect = CHAT_PATHS.get(scope.path) if scope.method == "POST" else None
@@ -270,7 +301,12 @@ class RsgiGateway:
                 await self._chat(state, dialect, scope, protocol)
             else:
                 await self._bridged(scope, protocol)
+        except asyncio.CancelledError:
+            if state is None or not state.calls.stopping:
+                raise
+            # Cut at the end of the shutdown grace (``_cut``): recorded, nothing to say.
         finally:
+            self._open.discard(task)
             self._in_flight -= 1
             if not self._in_flight and self._drained is not None:
                 self._drained.set()

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import math
 import os
 import resource
 import shutil
+import signal
 import socket
 import stat
 import sys
@@ -47,6 +49,9 @@ from modelway.listening import bind_problem, reserve
 log = logging.getLogger("modelway.server")
 #: The workers' application (a factory: each worker builds its own).
 TARGET = "modelway.gateway.rsgi:app_from_environment"
+#: What the supervisor sends a worker just before SIGTERM: "the shutdown begins" (its
+#: grace starts: ``RsgiGateway._stopping``).
+STOPPING_SIGNAL = signal.SIGUSR1
 #: The most open files (connections) a worker asks for, when the hard limit allows.
 MAX_OPEN_FILES = 1_048_576
 #: Open files left aside for the store, upstream connections, logs and the like.
@@ -169,6 +174,17 @@ class Supervisor(MPServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.backoff = RespawnBackoff()
+
+    def _stop_workers(self) -> None:
+        """Tell each worker the shutdown begins (``STOPPING_SIGNAL``: its grace starts
+        now, see ``RsgiGateway._stopping``), then stop them as granian does."""
+        for worker in self.wrks:
+            pid = worker.inner.pid
+            if pid is not None and worker.inner.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, STOPPING_SIGNAL)
+        granian: Any = super()  # untyped
+        granian._stop_workers()
 
     def _serve_loop(self, spawn_target: Any, target_loader: Any) -> None:
         due: dict[int, float] = {}  # worker index -> when to respawn it (monotonic)
