@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 import modelway.cli.config_cmd  # noqa: F401  (registers `modelway config`)
 from modelway.cli.app import app as cli_app
-from modelway.config import parse_config
+from modelway.config import ProviderSettings, parse_config
 from modelway.errors import UnknownModel
 from modelway.routing.resolve import Router
 from tests.unit.fakes import ScriptedBackend
@@ -147,3 +147,21 @@ def test_env_base_url_alone_enables_a_provider() -> None:
     r = router("", {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9"})
     assert "anthropic" in r.backends
     assert "openai" not in r.backends
+
+
+async def test_disconnecting_a_provider_brings_back_the_one_the_environment_set_up() -> None:
+    # Connecting openai at run time replaces the one OPENAI_API_KEY set up; deleting that
+    # connection left openai unconfigured ("provider 'openai' is not configured").
+    r = router("", environ={"OPENAI_API_KEY": "sk-env"})
+    configured = r.direct_target("openai/gpt-4o").backend
+    r.connect("openai", ProviderSettings(api_key="sk-connected", base_url="http://127.0.0.1:9/v1"))
+    assert r.direct_target("openai/gpt-4o").backend is not configured
+    assert r.disconnect("openai")
+    assert r.direct_target("openai/gpt-4o").backend is configured
+    # One connected where none was configured goes for good.
+    r.connect("groq", ProviderSettings(api_key="gsk-x"))
+    r.connect("groq", ProviderSettings(api_key="gsk-y"))  # re-keyed
+    assert r.disconnect("groq")
+    with pytest.raises(UnknownModel):
+        r.direct_target("groq/llama")
+    await r.aclose()

@@ -74,6 +74,10 @@ class Router:
         self._turns = dict.fromkeys(self.aliases, 0)
         self._rng = random.Random()
         self._retired: list[Backend] = []
+        #: A provider the config or the environment set up, replaced by one connected at
+        #: run time: back in service when that one is disconnected.
+        self._replaced: dict[str, tuple[Backend, ProviderSettings]] = {}
+        self._connected: set[str] = set()
         self.default_provider = config.server.default_provider or next(
             (name for name in _DEFAULT_PREFERENCE if name in self.backends), None
         )
@@ -130,10 +134,15 @@ class Router:
             raise BadRequest(str(error)) from None
         previous = self.backends.get(name)
         if previous is not None:
-            # Calls in flight may still hold it: closed with the router, not now.
-            self._retired.append(previous)
+            if name not in self._connected:
+                # The configured one: kept aside, not closed, to come back on disconnect.
+                self._replaced[name] = (previous, self.settings[name])
+            else:
+                # Calls in flight may still hold it: closed with the router, not now.
+                self._retired.append(previous)
         self.backends[name] = backend
         self.settings[name] = settings
+        self._connected.add(name)
         if self.default_provider is None and name in _DEFAULT_PREFERENCE:
             self.default_provider = name
 
@@ -144,6 +153,10 @@ class Router:
             return False
         self._retired.append(self.backends.pop(name))
         self.settings.pop(name, None)
+        self._connected.discard(name)
+        replaced = self._replaced.pop(name, None)
+        if replaced is not None:  # the configured one serves again
+            self.backends[name], self.settings[name] = replaced
         if self.default_provider == name and self._config.server.default_provider is None:
             self.default_provider = next(
                 (other for other in _DEFAULT_PREFERENCE if other in self.backends), None
@@ -220,5 +233,6 @@ class Router:
         return backend
 
     async def aclose(self) -> None:
-        for backend in [*self.backends.values(), *self._retired]:
+        kept_aside = [backend for backend, _ in self._replaced.values()]
+        for backend in [*self.backends.values(), *self._retired, *kept_aside]:
             await backend.aclose()
