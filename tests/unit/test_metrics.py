@@ -22,6 +22,7 @@ from modelway.errors import UpstreamStatusError
 from modelway.limits.outage import RedisOutage
 from modelway.types import ChatRequest, Message
 from tests.polling import eventually
+from tests.redis_server import free_port
 from tests.unit.gateways import MASTER, Setup, in_process_gateway, openai_upstream
 
 CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "one two three"}]}
@@ -365,3 +366,12 @@ async def test_no_authorization_header_makes_metrics_fail(
     except (httpx.LocalProtocolError, ValueError):
         return  # a header httpx itself will not send
     assert response.status_code in (200, 401, 404), response.text
+
+
+async def test_a_scrape_says_redis_is_down_though_no_call_used_it(tmp_path: Path) -> None:
+    # No limited key, no cache: nothing asked Redis, and the gauge stayed 1 all outage.
+    config = f"redis: {{url: 'redis://127.0.0.1:{free_port()}/0'}}\n"
+    async with in_process_gateway(tmp_path, config) as gateway:
+        samples = await scrape(gateway)
+        assert value(samples, "modelway_dependency_up", dependency="redis") == 0
+        assert value(samples, "modelway_dependency_up", dependency="store") == 1

@@ -11,6 +11,8 @@ failure, as on every other route, and against its address's failed key checks
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 from typing import NoReturn
 
@@ -86,7 +88,26 @@ async def metrics(request: Request) -> Response:
     if state is None or state.metrics is None:
         return _json(404 if state is not None else 503, "metrics are off")
     await _check(state, request)
+    await _probe_dependencies(state)
     return Response(state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+#: Seconds a scrape waits for the store's and Redis's answers to a ping.
+PROBE_SECONDS = 1.0
+
+
+async def _probe_dependencies(state: GatewayState) -> None:
+    """Ask the store and Redis whether they answer, so ``modelway_dependency_up`` is
+    what they say now: it followed only the calls, and a gateway whose calls use neither
+    (no limited key, no cache) showed Redis up through its whole outage. A ping that
+    fails starts the outage as a failed call does (logged once)."""
+    pings = [state.store.ping()]
+    limits = state.calls.accounts.limits
+    if limits.backend == "redis":
+        pings.append(limits.ping())
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(PROBE_SECONDS):
+            await asyncio.gather(*pings, return_exceptions=True)
 
 
 ROUTES = [Route("/metrics", metrics, methods=["GET"])]
