@@ -8,6 +8,7 @@ One server serves the whole session; every test starts from empty tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -199,3 +200,19 @@ async def test_migration_0005_rolls_up_the_records_already_stored_on_postgres(
         )
     finally:
         await reopened.aclose()
+
+
+@pytest.mark.parametrize("after", [0.0, 0.002, 0.01])
+async def test_an_insert_cut_short_leaves_no_connection_mid_operation(
+    store: Store, after: float
+) -> None:
+    # The writer's timeout cancels an insert on the driver's own connection; handed out
+    # again mid-operation, its next user met "another operation is in progress".
+    batch = [UsageRecord(request_id=f"cut-{n}", time=1.0) for n in range(2_000)]
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(after):
+            await store.usage.insert_many(batch)
+    for attempt in range(3):  # every pooled connection is fit for the next user
+        more = [UsageRecord(request_id=f"next-{attempt}", time=2.0)]
+        await store.usage.insert_many(more)
+    assert {r.request_id for r in await store.usage.recent(limit=5)} >= {"next-2"}

@@ -55,6 +55,10 @@ class Connection:
         """``function(sync_connection, *args)`` where blocking Core calls are allowed."""
         return await greenlet_spawn(function, self.sync_connection, *args)
 
+    async def invalidate(self) -> None:
+        """Discard the connection: the pool opens a fresh one instead of handing it out."""
+        await greenlet_spawn(self.sync_connection.invalidate)
+
     async def get_raw_connection(self) -> PoolProxiedConnection:
         """The pooled DBAPI connection (``.driver_connection`` is the driver's own)."""
         raw: PoolProxiedConnection = await greenlet_spawn(

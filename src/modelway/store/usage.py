@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import math
@@ -108,10 +109,19 @@ class UsageRepository:
             if dialect not in ("postgresql", "sqlite"):
                 raise ValueError(f"the store runs on PostgreSQL or SQLite, not {dialect!r}")
             driver: Any = (await connection.get_raw_connection()).driver_connection
-            if dialect == "postgresql":
-                await _insert_postgres(driver, records)
-            else:
-                await _insert_sqlite(driver, records)
+            try:
+                if dialect == "postgresql":
+                    await _insert_postgres(driver, records)
+                else:
+                    await _insert_sqlite(driver, records)
+            except BaseException:
+                # The driver's connection, used behind SQLAlchemy's back, may be left
+                # mid-operation (the writer's timeout cancelled it, the server went away):
+                # handed out again, its next user met "another operation is in progress"
+                # (asyncpg), as a chaos run's PostgreSQL restart showed. It goes.
+                with contextlib.suppress(Exception):
+                    await connection.invalidate()
+                raise
 
     async def summary(
         self, by: SummaryBy = "key", since: float | None = None, key_id: str | None = None
