@@ -8,7 +8,7 @@ import time
 
 import httpx
 import openai
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.admin_page import (
     AS_MASTER,
@@ -41,16 +41,7 @@ def test_a_key_made_in_the_dashboard_answers_the_openai_sdk_and_shows_in_the_log
     assert ask(admin_gateway_url, key, "hello dashboard") == "hello dashboard"
 
     ident = key_id(admin_gateway_url, name)
-    go_to(admin, "Requests")
-    admin.locator(".requests-view").get_by_label("Key", exact=True).select_option(ident)
-
-    def logged() -> bool | None:
-        admin.get_by_role("button", name="Apply").click()
-        expect(admin.locator(".requests-view")).not_to_have_attribute("aria-busy", "true")
-        return True if admin.locator(".requests-view tbody tr.openable").count() else None
-
-    eventually(logged, RECORDED_SECONDS, "the call in the request log")
-    row = admin.locator(".requests-view tbody tr.openable").first
+    row = first_logged_request(admin, ident, "the call in the request log")
     expect(row).to_contain_text(name)
     expect(row).to_contain_text("echo")
     expect(row).to_contain_text("200")
@@ -87,16 +78,7 @@ def test_a_call_refused_before_routing_is_logged_with_the_model_it_asked_for(
     )
     assert refused.status_code == 403
     ident = key_id(admin_gateway_url, name)
-    go_to(admin, "Requests")
-    admin.locator(".requests-view").get_by_label("Key", exact=True).select_option(ident)
-
-    def logged() -> bool | None:
-        admin.get_by_role("button", name="Apply").click()
-        expect(admin.locator(".requests-view")).not_to_have_attribute("aria-busy", "true")
-        return True if admin.locator(".requests-view tbody tr.openable").count() else None
-
-    eventually(logged, RECORDED_SECONDS, "the refusal in the request log")
-    row = admin.locator(".requests-view tbody tr.openable").first
+    row = first_logged_request(admin, ident, "the refusal in the request log")
     expect(row).to_contain_text("mock/echo")  # not "—": the name the caller asked for
     expect(row).to_contain_text("403")
 
@@ -297,3 +279,17 @@ def test_an_expired_key_can_still_be_renamed(admin: Page, admin_gateway_url: str
     expect(admin.locator("dialog[open]")).to_have_count(0)
     search_keys(admin, name + "-renamed")
     expect(key_row(admin, name + "-renamed")).to_contain_text("expired")
+
+
+def first_logged_request(admin: Page, ident: str, what: str) -> Locator:
+    """The newest row of the request log for key ``ident``, once its record is stored."""
+    go_to(admin, "Requests")
+    admin.locator(".requests-view").get_by_label("Key", exact=True).select_option(ident)
+
+    def logged() -> bool | None:
+        admin.get_by_role("button", name="Apply").click()
+        expect(admin.locator(".requests-view")).not_to_have_attribute("aria-busy", "true")
+        return True if admin.locator(".requests-view tbody tr.openable").count() else None
+
+    eventually(logged, RECORDED_SECONDS, what)
+    return admin.locator(".requests-view tbody tr.openable").first

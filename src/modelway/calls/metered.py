@@ -288,7 +288,7 @@ class MeteredCall:
         if isinstance(error, ModelwayError):
             await self._finish(error.status, None, error)
         elif self._calls.stopping and isinstance(error, asyncio.CancelledError):
-            stopped = ServerStopping("the gateway stopped before the answer ended")
+            stopped = _stopped()
             await self._finish(stopped.status, None, stopped)
         else:
             await self._finish(CLIENT_CLOSED, None, None)
@@ -444,7 +444,7 @@ class MeteredCall:
                 raise  # its caller left
             # Cut by the worker's shutdown: an error the caller's stream ends with (its
             # format's error event), as any failure mid-stream, and the call's 503.
-            failure = ServerStopping("the gateway stopped before the answer ended")
+            failure = _stopped()
             status = failure.status
             raise failure from None
         finally:
@@ -543,3 +543,8 @@ class MeteredCall:
             cache_hit=hit is not None,
             cost_saved_usd=self._cost_saved,
         )
+
+
+def _stopped() -> ServerStopping:
+    """The error of a call the worker cut at the end of its shutdown grace."""
+    return ServerStopping("the gateway stopped before the answer ended")
