@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 from contextlib import ExitStack
-from pathlib import Path
 
 from bench.pipeline import prepare_store
+from bench.processes import run_directory
 from bench.servers import modelway_data_dir, modelway_server
 from bench.upstream_nginx import nginx_server
 from bench.wrk_load import run_wrk, warm_up
@@ -34,31 +33,32 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
-    run_dir = Path(tempfile.mkdtemp(prefix="modelway-cache-ab-"))
-    with ExitStack() as stack:
-        nginx = stack.enter_context(nginx_server(run_dir))
-        urls = {}
-        for name, config in VARIANTS.items():
-            slug = name.replace(" ", "-")
-            prepare_store(modelway_data_dir(run_dir, slug))
-            env = {"OPENAI_BASE_URL": f"{nginx.url}/v1", "OPENAI_API_KEY": "x"}
-            if config:
-                path = run_dir / f"{slug}.yaml"
-                path.write_text(config)
-                env["MODELWAY_CONFIG"] = str(path)
-            server = stack.enter_context(modelway_server(run_dir, slug, env))
-            urls[name] = f"{server.url}/v1/chat/completions"
-        for url in urls.values():
-            warm_up(url, MODEL, 2, "bench")
-        medians: dict[str, list[float]] = {name: [] for name in urls}
-        for round_number in range(args.rounds):
-            order = list(urls) if round_number % 2 == 0 else list(reversed(urls))
-            for name in order:
-                run = run_wrk(urls[name], MODEL, 1, args.seconds, "bench")
-                medians[name].append(run.p50_ms)
-    for name, values in medians.items():
-        rounds = ", ".join(f"{value:.3f}" for value in values)
-        print(f"{name}: p50 {statistics.median(values):.3f} ms at 1 connection ({rounds})")
+    with run_directory("modelway-cache-ab-") as run:
+        run_dir = run.path
+        with ExitStack() as stack:
+            nginx = stack.enter_context(nginx_server(run_dir))
+            urls = {}
+            for name, config in VARIANTS.items():
+                slug = name.replace(" ", "-")
+                prepare_store(modelway_data_dir(run_dir, slug))
+                env = {"OPENAI_BASE_URL": f"{nginx.url}/v1", "OPENAI_API_KEY": "x"}
+                if config:
+                    path = run_dir / f"{slug}.yaml"
+                    path.write_text(config)
+                    env["MODELWAY_CONFIG"] = str(path)
+                server = stack.enter_context(modelway_server(run_dir, slug, env))
+                urls[name] = f"{server.url}/v1/chat/completions"
+            for url in urls.values():
+                warm_up(url, MODEL, 2, "bench")
+            medians: dict[str, list[float]] = {name: [] for name in urls}
+            for round_number in range(args.rounds):
+                order = list(urls) if round_number % 2 == 0 else list(reversed(urls))
+                for name in order:
+                    run = run_wrk(urls[name], MODEL, 1, args.seconds, "bench")
+                    medians[name].append(run.p50_ms)
+        for name, values in medians.items():
+            rounds = ", ".join(f"{value:.3f}" for value in values)
+            print(f"{name}: p50 {statistics.median(values):.3f} ms at 1 connection ({rounds})")
 
 
 if __name__ == "__main__":

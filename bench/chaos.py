@@ -20,7 +20,6 @@ import asyncio
 import itertools
 import json
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -33,6 +32,7 @@ from sqlalchemy import select
 
 from bench.chaos_measure import UNWRITTEN_BEFORE_KILL, Call, Fault, Report, measure
 from bench.chaos_topology import LIMITED, MASTER_KEY, Replica, Topology, running_topology
+from bench.processes import run_directory
 from modelway.store import Store
 from modelway.store.location import database_url
 from modelway.store.tables import usage_records
@@ -129,18 +129,20 @@ def run(
     unwritten_window: float = UNWRITTEN_BEFORE_KILL,
 ) -> Report:
     """Start the topology, load it for ``seconds`` with the four faults, and count."""
-    if run_dir is None:
-        run_dir = Path(tempfile.mkdtemp(prefix="modelway-chaos-"))
-    with running_topology(run_dir, limited_rpm=limited_rpm) as topology:
-        load, faults = asyncio.run(_loaded(topology, seconds, concurrency))
-        _drain(topology, load)
-        for replica in topology.replicas:  # SIGTERM: each flushes what it still holds
-            replica.server.stop()
-        records = asyncio.run(_stored(topology.postgres.url))
-        logs = [replica.log.read_text(errors="replace") for replica in topology.replicas]
-    calls = [asdict(call) for call in load.calls]
-    (run_dir / "calls.json").write_text(json.dumps(calls))  # every request, to look into
-    return measure(load.calls, faults, records, limited_rpm, seconds, logs, unwritten_window)
+    with run_directory("modelway-chaos-", run_dir) as run:
+        with running_topology(run.path, limited_rpm=limited_rpm) as topology:
+            load, faults = asyncio.run(_loaded(topology, seconds, concurrency))
+            _drain(topology, load)
+            for replica in topology.replicas:  # SIGTERM: each flushes what it still holds
+                replica.server.stop()
+            records = asyncio.run(_stored(topology.postgres.url))
+            logs = [replica.log.read_text(errors="replace") for replica in topology.replicas]
+        calls = [asdict(call) for call in load.calls]
+        (run.path / "calls.json").write_text(json.dumps(calls))  # every request, to look into
+        report = measure(load.calls, faults, records, limited_rpm, seconds, logs, unwritten_window)
+        if report.problems():
+            run.keep()
+        return report
 
 
 async def _loaded(topology: Topology, seconds: float, concurrency: int) -> tuple[Load, list[Fault]]:

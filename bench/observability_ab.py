@@ -17,12 +17,12 @@ import os
 import re
 import statistics
 import subprocess
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 from bench.pipeline import prepare_store
+from bench.processes import run_directory
 from bench.servers import modelway_data_dir, modelway_server
 from bench.upstream_nginx import nginx_server
 from bench.wrk_load import run_wrk, warm_up
@@ -55,48 +55,49 @@ def main() -> None:
     )
     args = parser.parse_args()
     variants = {name: VARIANTS[name] for name in args.only or VARIANTS}
-    run_dir = Path(tempfile.mkdtemp(prefix="modelway-observability-ab-"))
-    with ExitStack() as stack:
-        nginx = stack.enter_context(nginx_server(run_dir))
-        servers = {}
-        for name, config in variants.items():
-            slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")
-            prepare_store(modelway_data_dir(run_dir, slug))
-            path = run_dir / f"{slug}.yaml"
-            path.write_text(config)
-            env = {
-                "OPENAI_BASE_URL": f"{nginx.url}/v1",
-                "OPENAI_API_KEY": "x",
-                "MODELWAY_CONFIG": str(path),
-            }
-            server = modelway_server(run_dir, slug, env)
-            if name.endswith("/dev/null"):
-                server.log_path = Path(os.devnull)
-            servers[name] = stack.enter_context(server)
-        for server in servers.values():
-            warm_up(f"{server.url}/v1/chat/completions", MODEL, 2, "k")
-        results: dict[str, list[str]] = {name: [] for name in servers}
-        rates: dict[str, list[float]] = {name: [] for name in servers}
-        names = list(servers)
-        for round_number in range(args.rounds):
-            for name in names if round_number % 2 == 0 else names[::-1]:
-                server = servers[name]
-                time.sleep(3)  # the previous run's usage records are written meanwhile
-                user, system = worker_cpu(server.port)
-                run = run_wrk(f"{server.url}/v1/chat/completions", MODEL, 32, args.seconds, "k")
-                user_after, system_after = worker_cpu(server.port)
-                per = 1e6 / max(1, run.requests)
-                rates[name].append(run.rps)
-                results[name].append(
-                    f"{run.rps:,.0f} req/s, user {(user_after - user) * per:.0f} µs, "
-                    f"system {(system_after - system) * per:.0f} µs"
-                )
-    for name, runs in results.items():
-        print(f"{name:>18}: " + " | ".join(runs))
-    first = names[0]
-    for name in names[1:]:
-        ratio = statistics.median(rates[first]) / statistics.median(rates[name])
-        print(f"{first} / {name}: {ratio:.3f} (medians of {len(rates[name])} runs)")
+    with run_directory("modelway-observability-ab-") as run:
+        run_dir = run.path
+        with ExitStack() as stack:
+            nginx = stack.enter_context(nginx_server(run_dir))
+            servers = {}
+            for name, config in variants.items():
+                slug = re.sub(r"[^a-z0-9]+", "-", name).strip("-")
+                prepare_store(modelway_data_dir(run_dir, slug))
+                path = run_dir / f"{slug}.yaml"
+                path.write_text(config)
+                env = {
+                    "OPENAI_BASE_URL": f"{nginx.url}/v1",
+                    "OPENAI_API_KEY": "x",
+                    "MODELWAY_CONFIG": str(path),
+                }
+                server = modelway_server(run_dir, slug, env)
+                if name.endswith("/dev/null"):
+                    server.log_path = Path(os.devnull)
+                servers[name] = stack.enter_context(server)
+            for server in servers.values():
+                warm_up(f"{server.url}/v1/chat/completions", MODEL, 2, "k")
+            results: dict[str, list[str]] = {name: [] for name in servers}
+            rates: dict[str, list[float]] = {name: [] for name in servers}
+            names = list(servers)
+            for round_number in range(args.rounds):
+                for name in names if round_number % 2 == 0 else names[::-1]:
+                    server = servers[name]
+                    time.sleep(3)  # the previous run's usage records are written meanwhile
+                    user, system = worker_cpu(server.port)
+                    run = run_wrk(f"{server.url}/v1/chat/completions", MODEL, 32, args.seconds, "k")
+                    user_after, system_after = worker_cpu(server.port)
+                    per = 1e6 / max(1, run.requests)
+                    rates[name].append(run.rps)
+                    results[name].append(
+                        f"{run.rps:,.0f} req/s, user {(user_after - user) * per:.0f} µs, "
+                        f"system {(system_after - system) * per:.0f} µs"
+                    )
+        for name, runs in results.items():
+            print(f"{name:>18}: " + " | ".join(runs))
+        first = names[0]
+        for name in names[1:]:
+            ratio = statistics.median(rates[first]) / statistics.median(rates[name])
+            print(f"{first} / {name}: {ratio:.3f} (medians of {len(rates[name])} runs)")
 
 
 if __name__ == "__main__":

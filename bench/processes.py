@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +22,44 @@ import psutil
 
 READY_TIMEOUT_SECONDS = 90.0
 POLL_SECONDS = 0.01
+KEEP_VARIABLE = "MODELWAY_BENCH_KEEP"  # set to 1: every run directory stays for its logs
+
+
+class RunDirectory:
+    """A run's temp directory (logs, SQLite files, configs): gone when the run ends well.
+
+    A benchmark run writes hundreds of MB of logs and usage rows; left behind, a few dozen
+    runs fill a disk. It stays when the run fails (its logs say why), when ``keep`` is
+    called (a run that found problems), or with ``MODELWAY_BENCH_KEEP=1``.
+    """
+
+    def __init__(self, prefix: str, given: Path | None = None) -> None:
+        self.path = given or Path(tempfile.mkdtemp(prefix=prefix))
+        self.kept = given is not None or os.environ.get(KEEP_VARIABLE, "") not in ("", "0")
+
+    def keep(self) -> None:
+        self.kept = True
+
+    def close(self, failed: bool) -> None:
+        if failed or self.kept:
+            print(f"==> kept {self.path} (its logs and data)", file=sys.stderr, flush=True)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_directory(prefix: str, given: Path | None = None) -> Iterator[RunDirectory]:
+    """A ``RunDirectory`` for a ``with`` block: removed unless the block raised or kept it.
+
+    ``given`` is a directory the caller named (``--run-dir``): used as it is and kept.
+    """
+    directory = RunDirectory(prefix, given)
+    failed = True
+    try:
+        yield directory
+        failed = False
+    finally:
+        directory.close(failed)
 
 
 def free_port() -> int:

@@ -32,7 +32,6 @@ import contextlib
 import cProfile
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from typing import Any
 import uvloop
 
 from bench.pipeline import create_virtual_key, prepare_store
+from bench.processes import run_directory
 from modelway.config import LoggingSettings, parse_config
 from modelway.gateway.app import create_app
 from modelway.gateway.rsgi import RsgiGateway, settle_garbage_collector
@@ -302,14 +302,17 @@ def main() -> None:
     if unknown or not names:
         raise SystemExit(f"variants are {', '.join(CONFIGS)} (not {', '.join(unknown)})")
     variants: dict[str, tuple[Path, str | None]] = {}
-    for name in names:
-        data_dir = Path(tempfile.mkdtemp(prefix=f"modelway-profile-{name}-"))
-        prepare_store(data_dir)
-        variants[name] = (data_dir, create_virtual_key(data_dir) if name == "pipeline" else None)
-    # As a worker logs: JSON request lines, to nowhere here (the formatting is what costs).
-    with open(os.devnull, "w") as devnull:
-        configure_logging(LoggingSettings(format="json"), {}, devnull)
-        uvloop.run(compare(variants, args.requests, args.rounds, args.profile))
+    with run_directory("modelway-profile-") as run:
+        for name in names:
+            data_dir = run.path / name
+            data_dir.mkdir()
+            prepare_store(data_dir)
+            key = create_virtual_key(data_dir) if name == "pipeline" else None
+            variants[name] = (data_dir, key)
+        # As a worker logs: JSON request lines, to nowhere here (the formatting is what costs).
+        with open(os.devnull, "w") as devnull:
+            configure_logging(LoggingSettings(format="json"), {}, devnull)
+            uvloop.run(compare(variants, args.requests, args.rounds, args.profile))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import os
 import pstats
 import secrets
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ from starlette.applications import Starlette
 from starlette.types import Message, Receive, Send
 
 from bench.pipeline import create_virtual_key
+from bench.processes import run_directory
 from bench.upstream_nginx import nginx_server
 from modelway.config import LoggingSettings, parse_config
 from modelway.gateway.app import Gateway, create_app
@@ -198,10 +198,11 @@ def main() -> None:
         "--pipeline-config", default="", help="modelway.yaml text for the full pipeline app"
     )
     args = parser.parse_args()
-    run_dir = Path(tempfile.mkdtemp(prefix="modelway-profile-"))
-    keys = (create_virtual_key(run_dir / "pipeline"), create_virtual_key(run_dir / "quiet"))
-    with nginx_server(run_dir) as nginx:
-        uvloop.run(compare(f"{nginx.url}/v1", run_dir, keys, args))
+    with run_directory("modelway-profile-") as run:
+        run_dir = run.path
+        keys = (create_virtual_key(run_dir / "pipeline"), create_virtual_key(run_dir / "quiet"))
+        with nginx_server(run_dir) as nginx:
+            uvloop.run(compare(f"{nginx.url}/v1", run_dir, keys, args))
 
 
 def stack_devnull() -> TextIO:

@@ -33,7 +33,7 @@ import aiosqlite.core
 import psutil
 
 from bench.pipeline import create_virtual_key, prepare_store
-from bench.processes import Server
+from bench.processes import Server, run_directory
 from bench.servers import (
     REFERENCE_RELAY,
     VENV_BIN,
@@ -253,8 +253,10 @@ def main() -> None:
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
         raise SystemExit("needs 2 cores: the worker on one, nginx and wrk on the other")
-    run_dir = Path(tempfile.mkdtemp(prefix="modelway-profile-served-"))
-    with servers(run_dir, args.pipeline) as chosen:
+    with (
+        run_directory("modelway-profile-served-") as run,
+        servers(run.path, args.pipeline) as chosen,
+    ):
         profiles = [
             profile(name, server, model, key, args.seconds, args.rate, ["taskset", "-c", "0"])
             for name, server, model, key in chosen
@@ -262,7 +264,6 @@ def main() -> None:
     print(table(profiles))
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(profile) for profile in profiles], indent=2))
-    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

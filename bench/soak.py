@@ -16,14 +16,13 @@ import argparse
 import asyncio
 import csv
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 from bench.chaos import Load
 from bench.chaos_topology import Topology, running_topology
-from bench.processes import resident_bytes, tree_total
+from bench.processes import resident_bytes, run_directory, tree_total
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ("minute", "replica", "rss_mib", "open_files")
@@ -128,10 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", type=Path, default=REPO_ROOT / "docs" / "soak.png")
     parser.add_argument("--run-dir", type=Path, help="logs and data (default: a temp dir)")
     options = parser.parse_args(argv)
-    run_dir = options.run_dir or Path(tempfile.mkdtemp(prefix="modelway-soak-"))
     options.csv.parent.mkdir(parents=True, exist_ok=True)
     options.png.parent.mkdir(parents=True, exist_ok=True)
-    with running_topology(run_dir, limited_rpm=600) as topology:
+    with (
+        run_directory("modelway-soak-", options.run_dir) as run,
+        running_topology(run.path, limited_rpm=600) as topology,
+    ):
         samples, outcomes = asyncio.run(
             soak(topology, options.seconds, options.rate, options.interval, options.csv)
         )

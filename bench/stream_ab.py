@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from bench.processes import run_directory
 from bench.servers import REFERENCE_RELAY, REPO_ROOT, mock_server, modelway_server, relay_server
 from bench.stream_load import measure_streams
 
@@ -48,52 +49,54 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000, help="started at once, a round")
     parser.add_argument("--words", type=int, default=40, help="words a stream answers")
     args = parser.parse_args()
-    run_dir = Path(tempfile.mkdtemp(prefix="modelway-stream-ab-"))
-    (run_dir / "logs").mkdir()
-    chunks_a_stream = args.words + 3  # the role, the words, the end, [DONE]
-    figures: dict[str, list[tuple[float, float, float]]] = {}
-    with ExitStack() as stack:
-        base = stack.enter_context(checked_out(args.base))
-        mock = stack.enter_context(mock_server(run_dir, 20.0))
-        upstream = {"OPENAI_BASE_URL": f"{mock.url}/v1", "OPENAI_API_KEY": "x"}
-        # Each gateway creates its store as it starts: the older one at its own migrations.
-        older = {**upstream, "PYTHONPATH": str(base / "src")}
-        relay = relay_server(run_dir, REFERENCE_RELAY, upstream["OPENAI_BASE_URL"])
-        targets = [
-            ("relay", stack.enter_context(relay)),
-            ("base", stack.enter_context(modelway_server(run_dir, "base", older))),
-            ("this", stack.enter_context(modelway_server(run_dir, "this", upstream))),
-        ]
-        for _, server in targets:  # first requests' costs (imports, pools) out of the rounds
-            measure_streams(f"{server.url}/v1/chat/completions", MODEL, 10, words=3)
-        for round_ in range(args.rounds):
-            for name, server in targets if round_ % 2 == 0 else targets[::-1]:
-                summary = measure_streams(
-                    f"{server.url}/v1/chat/completions",
-                    MODEL,
-                    args.streams,
-                    words=args.words,
-                    pid=server.pid,
-                )
-                if summary["errors"]:
-                    raise SystemExit(
-                        f"{name}: {summary['errors']} streams failed: {summary['first_error']}"
+    with run_directory("modelway-stream-ab-") as run:
+        run_dir = run.path
+        (run_dir / "logs").mkdir()
+        chunks_a_stream = args.words + 3  # the role, the words, the end, [DONE]
+        figures: dict[str, list[tuple[float, float, float]]] = {}
+        with ExitStack() as stack:
+            base = stack.enter_context(checked_out(args.base))
+            mock = stack.enter_context(mock_server(run_dir, 20.0))
+            upstream = {"OPENAI_BASE_URL": f"{mock.url}/v1", "OPENAI_API_KEY": "x"}
+            # Each gateway creates its store as it starts: the older one at its own migrations.
+            older = {**upstream, "PYTHONPATH": str(base / "src")}
+            relay = relay_server(run_dir, REFERENCE_RELAY, upstream["OPENAI_BASE_URL"])
+            targets = [
+                ("relay", stack.enter_context(relay)),
+                ("base", stack.enter_context(modelway_server(run_dir, "base", older))),
+                ("this", stack.enter_context(modelway_server(run_dir, "this", upstream))),
+            ]
+            for _, server in targets:  # first requests' costs (imports, pools) out of the rounds
+                measure_streams(f"{server.url}/v1/chat/completions", MODEL, 10, words=3)
+            for round_ in range(args.rounds):
+                for name, server in targets if round_ % 2 == 0 else targets[::-1]:
+                    summary = measure_streams(
+                        f"{server.url}/v1/chat/completions",
+                        MODEL,
+                        args.streams,
+                        words=args.words,
+                        pid=server.pid,
                     )
-                cpu = summary["server_cpu_seconds"] / (summary["streams"] * chunks_a_stream) * 1e6
-                row = (summary["ttft_p50_ms"], summary["extra_max_ms"], cpu)
-                figures.setdefault(name, []).append(row)
-                print(
-                    f"round {round_ + 1} {name:>5}: TTFT {row[0]:7.1f} ms, worst held-back "
-                    f"chunk {row[1]:7.1f} ms, {cpu:5.1f} µs CPU a chunk",
-                    flush=True,
-                )
-    print(f"medians of {args.rounds} rounds of {args.streams} streams ({args.base} as base):")
-    for name, rows in figures.items():
-        ttft, worst, cpu = (statistics.median(row[i] for row in rows) for i in range(3))
-        print(
-            f"  {name:>5}: TTFT {ttft:7.1f} ms, worst held-back chunk {worst:7.1f} ms, "
-            f"{cpu:5.1f} µs CPU a chunk"
-        )
+                    if summary["errors"]:
+                        raise SystemExit(
+                            f"{name}: {summary['errors']} streams failed: {summary['first_error']}"
+                        )
+                    chunks = summary["streams"] * chunks_a_stream
+                    cpu = summary["server_cpu_seconds"] / chunks * 1e6
+                    row = (summary["ttft_p50_ms"], summary["extra_max_ms"], cpu)
+                    figures.setdefault(name, []).append(row)
+                    print(
+                        f"round {round_ + 1} {name:>5}: TTFT {row[0]:7.1f} ms, worst held-back "
+                        f"chunk {row[1]:7.1f} ms, {cpu:5.1f} µs CPU a chunk",
+                        flush=True,
+                    )
+        print(f"medians of {args.rounds} rounds of {args.streams} streams ({args.base} as base):")
+        for name, rows in figures.items():
+            ttft, worst, cpu = (statistics.median(row[i] for row in rows) for i in range(3))
+            print(
+                f"  {name:>5}: TTFT {ttft:7.1f} ms, worst held-back chunk {worst:7.1f} ms, "
+                f"{cpu:5.1f} µs CPU a chunk"
+            )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from bench.pipeline import (
     create_virtual_key,
     prepare_store,
 )
-from bench.processes import Server
+from bench.processes import Server, run_directory
 from bench.report import write_report
 from bench.servers import (
     BENCH_DIR,
@@ -246,9 +246,9 @@ def main() -> None:
     command = args.command or shlex.join(
         [Path(sys.executable).name, "-m", "bench.suite", *sys.argv[1:]]
     )
-    run_dir = Path(tempfile.mkdtemp(prefix="modelway-bench-run-"))
-    print(f"==> {settings.mode} run; processes and logs in {run_dir}", flush=True)
-    results = run_suite(settings, run_dir, not args.skip_litellm, command)
+    with run_directory("modelway-bench-run-") as run:
+        print(f"==> {settings.mode} run; processes and logs in {run.path}", flush=True)
+        results = run_suite(settings, run.path, not args.skip_litellm, command)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     plot = write_report(results, out)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -28,7 +27,7 @@ import orjson
 import psutil
 
 from bench.machine import cpu_model
-from bench.processes import Server
+from bench.processes import Server, run_directory
 from bench.relay_clients import CLIENTS
 from bench.report import ratio
 from bench.servers import RelayVariant, mock_server, relay_server
@@ -232,39 +231,40 @@ def main() -> None:
     parser.add_argument("--command", help="the command to name in the report")
     args = parser.parse_args()
     clients = list(args.only or CLIENTS)
-    run_dir = Path(tempfile.mkdtemp(prefix="modelway-upstream-clients-"))
-    with nginx_server(run_dir) as nginx:
-        print("throughput: relays in front of nginx", flush=True)
-        with relays(run_dir, clients, f"{nginx.url}/v1", "static") as servers:
-            throughput = throughput_phase(servers, args.rounds, args.seconds, args.warmup)
-    with mock_server(run_dir, TOKENS_PER_SECOND) as mock:
-        print("streaming: relays in front of modelway mock", flush=True)
-        with relays(run_dir, clients, f"{mock.url}/v1", "stream") as servers:
-            streaming = streaming_phase(servers, args.rounds, args.streams, args.words)
-    command = args.command or (
-        f".venv/bin/python -m bench.upstream_clients --rounds {args.rounds} "
-        f"--seconds {args.seconds:g} --streams {args.streams}"
-    )
-    results = {
-        "command": command,
-        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{psutil.cpu_count()} cores, {cpu_model()}",
-        "settings": {
-            "rounds": args.rounds,
-            "seconds": args.seconds,
-            "streams": args.streams,
-            "words": args.words,
-        },
-        "rows": summarise(throughput, streaming),
-        "throughput": throughput,
-        "streaming": streaming,
-    }
-    section = render(results)
-    print("\n" + section)
-    if args.out != "-":
-        write_section(Path(args.out), section)
-    if args.json is not None:
-        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    with run_directory("modelway-upstream-clients-") as run:
+        run_dir = run.path
+        with nginx_server(run_dir) as nginx:
+            print("throughput: relays in front of nginx", flush=True)
+            with relays(run_dir, clients, f"{nginx.url}/v1", "static") as servers:
+                throughput = throughput_phase(servers, args.rounds, args.seconds, args.warmup)
+        with mock_server(run_dir, TOKENS_PER_SECOND) as mock:
+            print("streaming: relays in front of modelway mock", flush=True)
+            with relays(run_dir, clients, f"{mock.url}/v1", "stream") as servers:
+                streaming = streaming_phase(servers, args.rounds, args.streams, args.words)
+        command = args.command or (
+            f".venv/bin/python -m bench.upstream_clients --rounds {args.rounds} "
+            f"--seconds {args.seconds:g} --streams {args.streams}"
+        )
+        results = {
+            "command": command,
+            "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{psutil.cpu_count()} cores, {cpu_model()}",
+            "settings": {
+                "rounds": args.rounds,
+                "seconds": args.seconds,
+                "streams": args.streams,
+                "words": args.words,
+            },
+            "rows": summarise(throughput, streaming),
+            "throughput": throughput,
+            "streaming": streaming,
+        }
+        section = render(results)
+        print("\n" + section)
+        if args.out != "-":
+            write_section(Path(args.out), section)
+        if args.json is not None:
+            args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
 
 
 if __name__ == "__main__":

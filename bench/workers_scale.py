@@ -31,7 +31,6 @@ import os
 import resource
 import secrets
 import statistics
-import tempfile
 import threading
 import time
 from contextlib import ExitStack
@@ -43,7 +42,7 @@ import orjson
 import psutil
 
 from bench.pipeline import create_virtual_key
-from bench.processes import Server, cpu_seconds
+from bench.processes import Server, cpu_seconds, run_directory
 from bench.servers import REFERENCE_RELAY, modelway_data_dir, modelway_server, relay_server
 from bench.upstream_nginx import nginx_server
 from bench.wrk_load import WrkRun, run_wrk, warm_up
@@ -315,27 +314,28 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="these targets (e.g. modelway-pipeline-2w)")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     args = parser.parse_args()
-    run_dir = Path(tempfile.mkdtemp(prefix="modelway-workers-scale-"))
-    print(f"==> workers scale; processes and logs in {run_dir}", flush=True)
-    results = run_workers_scale(
-        run_dir,
-        args.rounds,
-        args.seconds,
-        args.connections,
-        args.pin,
-        set(args.only) if args.only else None,
-    )
-    if args.json:
-        args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
-    for key, summary in results["targets"].items():
-        print(
-            f"{key:>22}: {summary['rps']:,.0f} req/s, server {summary['server_us']:.0f} µs "
-            f"on {summary['server_cores']:.2f} cores, wrk {summary['wrk_us']:.1f} + nginx "
-            f"{summary['nginx_us']:.1f} µs per request, {summary['errors']} errors"
+    with run_directory("modelway-workers-scale-") as run:
+        run_dir = run.path
+        print(f"==> workers scale; processes and logs in {run_dir}", flush=True)
+        results = run_workers_scale(
+            run_dir,
+            args.rounds,
+            args.seconds,
+            args.connections,
+            args.pin,
+            set(args.only) if args.only else None,
         )
-    for kind, ratio in results["ratios"].items():
-        over = "1 worker confined to core 1" if kind.endswith("-core1") else "1 worker"
-        print(f"{kind.removesuffix('-core1')}: 2 workers / {over} = {ratio:.2f}\u00d7")
+        if args.json:
+            args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+        for key, summary in results["targets"].items():
+            print(
+                f"{key:>22}: {summary['rps']:,.0f} req/s, server {summary['server_us']:.0f} µs "
+                f"on {summary['server_cores']:.2f} cores, wrk {summary['wrk_us']:.1f} + nginx "
+                f"{summary['nginx_us']:.1f} µs per request, {summary['errors']} errors"
+            )
+        for kind, ratio in results["ratios"].items():
+            over = "1 worker confined to core 1" if kind.endswith("-core1") else "1 worker"
+            print(f"{kind.removesuffix('-core1')}: 2 workers / {over} = {ratio:.2f}\u00d7")
 
 
 if __name__ == "__main__":
