@@ -157,6 +157,37 @@ def test_a_message_refused_before_it_was_kept_goes_back_in_the_box(page: Page) -
     expect(reply_text(page.locator(".message.assistant").last)).to_have_text(kept_text)
 
 
+def test_a_chat_made_for_a_refused_first_message_does_not_stay_behind(page: Page) -> None:
+    """With no chat open (a first visit, or the open one deleted) the first message makes
+    one; when the gateway refuses that message, the chat goes again rather than stay in
+    the list as an empty "New chat" — and one the next message makes is kept."""
+    current = page.locator(".session.current")
+    current.get_by_role("button", name="Delete New chat").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    expect(current).to_have_count(0)
+    before = _session_ids(page)
+    _pick_a_model_that_cannot_be_routed(page)
+    reply = send(page, "refused before a chat held anything")
+    expect(reply).to_contain_text("Not saved: your message is back in the box")
+    expect(message_box(page)).to_have_value("refused before a chat held anything")
+    expect(current).to_have_count(0)
+    expect(page.locator("#chat-title")).to_have_text("New chat")
+    assert _session_ids(page) == before
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "answered"))
+    made = _session_ids(page) - before
+    assert len(made) == 1
+    expect(current).to_have_attribute("data-session-id", made.pop())
+    expect(current).to_have_text("answered")
+
+
+def _session_ids(page: Page) -> set[str]:
+    """The ids of the chats the gateway keeps, read from its API."""
+    listed = page.request.get("/chat/api/sessions")
+    assert listed.ok
+    return {session["id"] for session in listed.json()["sessions"]}
+
+
 def _pick_a_model_that_cannot_be_routed(page: Page) -> None:
     """A provider this gateway has no key for (as a model gone since the page loaded)."""
     page.evaluate(

@@ -151,6 +151,7 @@ export class ChatApp {
     if (this.composer.busy) return;
     this.composer.setBusy(true);
     let session: ChatSession;
+    const made = this.current === null;
     try {
       // No models yet: the page started without a key (its prompt cancelled). Asking for
       // them now prompts again, and a key given then fills the picker before the send.
@@ -162,7 +163,23 @@ export class ChatApp {
       return;
     }
     this.conversation.addUser(text);
-    await this.streamReply(session, { content: text, model: this.models.value });
+    const kept = await this.streamReply(session, { content: text, model: this.models.value });
+    if (!kept && made) await this.discard(session);
+  }
+
+  /** A chat made for a message the gateway then refused holds nothing: it goes, rather
+   * than stay in the list as an empty "New chat". The refusal stays on the page. */
+  private async discard(session: ChatSession): Promise<void> {
+    await this.guard(async () => {
+      await chatApi.deleteSession(session.id);
+      this.sessions = this.sessions.filter((s) => s.id !== session.id);
+      if (this.current?.id === session.id) {
+        this.current = null;
+        this.title.textContent = "New chat";
+        history.replaceState(null, "", location.pathname);
+      }
+      this.sessionList.render(this.sessions, this.current?.id ?? null);
+    });
   }
 
   private async regenerate(): Promise<void> {
@@ -176,10 +193,11 @@ export class ChatApp {
     this.streaming?.abort();
   }
 
+  /** Streams the reply to a message (or a regenerate); false when the gateway kept nothing. */
   private async streamReply(
     session: ChatSession,
     body: { content: string; model: string; regenerate?: boolean },
-  ): Promise<void> {
+  ): Promise<boolean> {
     const controller = new AbortController();
     this.streaming = controller;
     this.composer.setBusy(true);
@@ -228,6 +246,7 @@ export class ChatApp {
       this.current = fresh;
       this.title.textContent = fresh.title;
     }
+    return !refused;
   }
 
   private sidebarShown(): boolean {
