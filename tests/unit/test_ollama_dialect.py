@@ -295,7 +295,7 @@ def test_errors_are_a_bare_error_string() -> None:
 # --- encoding streams -----------------------------------------------------------------
 
 
-def test_text_deltas_stream_as_one_line_each_and_the_done_line_waits_for_usage() -> None:
+def test_text_deltas_stream_as_one_line_each_and_the_done_line_ends_the_stream() -> None:
     encoder = dialect.stream_encoder(ChatRequest("alias", []))
     assert encoder.encode(MessageStart(id="m", model="llama3.2")) == b""
     first = lines(encoder.encode(TextDelta("Hel")))
@@ -309,11 +309,40 @@ def test_text_deltas_stream_as_one_line_each_and_the_done_line_waits_for_usage()
     ]
     assert encoder.encode(TextDelta("")) == b""
     assert encoder.encode(MessageEnd("length")) == b""
-    final = lines(encoder.encode(UsageReport(Usage(prompt_tokens=5, completion_tokens=2))))
+    assert encoder.encode(UsageReport(Usage(prompt_tokens=5, completion_tokens=2))) == b""
+    final = lines(encoder.finish())
     assert final[0]["done"] is True
     assert final[0]["done_reason"] == "length"
     assert (final[0]["prompt_eval_count"], final[0]["eval_count"]) == (5, 2)
     assert encoder.finish() == b""
+
+
+#: An upstream reporting usage in every chunk, before its stop (vLLM's continuous usage
+#: stats; the OpenAI provider passes each on): the answer goes on after the first report.
+USAGE_EVERY_CHUNK = [
+    MessageStart(id="m", model="llama3.2"),
+    TextDelta("one "),
+    UsageReport(Usage(prompt_tokens=11, completion_tokens=1)),
+    TextDelta("two "),
+    UsageReport(Usage(prompt_tokens=11, completion_tokens=2)),
+    TextDelta("three"),
+    MessageEnd("stop"),
+    UsageReport(Usage(prompt_tokens=11, completion_tokens=3)),
+]
+
+
+@pytest.mark.parametrize("chat", [True, False], ids=["api-chat", "api-generate"])
+def test_one_done_line_ends_a_stream_whose_usage_came_in_every_chunk(chat: bool) -> None:
+    encoder = (dialect if chat else OllamaGenerateDialect()).stream_encoder(
+        ChatRequest("alias", [])
+    )
+    data = b"".join(encoder.encode(event) for event in USAGE_EVERY_CHUNK) + encoder.finish()
+    streamed = lines(data)
+    assert [line["done"] for line in streamed] == [False, False, False, True]
+    texts = [line["message"]["content"] if chat else line["response"] for line in streamed]
+    assert "".join(texts) == "one two three"
+    done = streamed[-1]
+    assert (done["done_reason"], done["prompt_eval_count"], done["eval_count"]) == ("stop", 11, 3)
 
 
 def test_tool_calls_are_streamed_whole_once_the_answer_ends() -> None:

@@ -359,13 +359,12 @@ class OllamaStreamEncoder:
             return b""
         if isinstance(event, MessageEnd):
             self._stop_reason = event.stop_reason
-            out = self._tool_calls_line() if self._calls else b""
-            # Usage usually follows MessageEnd; the done line waits for it (or finish()).
-            return out + self._final_line() if self._usage is not None else out
-        if not isinstance(event, UsageReport):
-            return b""
-        self._usage = event.usage
-        return self._final_line() if self._stop_reason is not None else b""
+            return self._tool_calls_line() if self._calls else b""
+        if isinstance(event, UsageReport):
+            # Some upstreams report usage in every chunk (vLLM's continuous usage), some
+            # after the stop: the done line waits for the stream's end and takes the last.
+            self._usage = event.usage
+        return b""
 
     def finish(self) -> bytes:
         return self._final_line()

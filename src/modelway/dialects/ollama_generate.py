@@ -78,8 +78,7 @@ class GenerateStreamEncoder:
         elif isinstance(event, MessageEnd):
             self._stop = event.stop_reason
         elif isinstance(event, UsageReport):
-            self._usage = event.usage
-            return self.finish()
+            self._usage = event.usage  # the last one counts: the done line ends the stream
         return b""
 
     def finish(self) -> bytes:
