@@ -156,6 +156,78 @@ def test_usage_answers_in_the_admin_api_shape(data_dir: Path) -> None:
     assert "m-9" in table.stdout
 
 
+def test_money_is_shown_in_dollars_and_cents_and_small_costs_are_not_zero(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for name, budget in (("million", "1000000"), ("cents", "12345.67")):
+        made = modelway("keys", "create", "--name", name, "--budget-usd", budget, data_dir=data_dir)
+        assert made.returncode == 0, made.stderr
+    listed = modelway("keys", "list", data_dir=data_dir)
+    assert "$1,000,000.00 / month" in listed.stdout and "$12,345.67 / month" in listed.stdout
+    [key_id] = [k["id"] for k in json_of(modelway("keys", "list", "--json", data_dir=data_dir))
+                if k["name"] == "cents"]  # fmt: skip
+    # Three calls to a cheap model cost a few thousandths of a cent: not "0.0000".
+    calls = [
+        UsageRecord(request_id=f"c{n}", time=time.time(), key_id=key_id, model="gpt-4o-mini",
+                    prompt_tokens=18, completion_tokens=1, cost_usd=0.00001095)
+        for n in range(3)
+    ]  # fmt: skip
+    asyncio.run(record_usage(data_dir, *calls))
+    usage = modelway("usage", "--key-id", key_id, data_dir=data_dir)
+    assert usage.returncode == 0, usage.stderr
+    assert "$0.000033" in usage.stdout
+
+
+def _first_column(table: str) -> list[str]:
+    """The text of a Rich table's first column, each row's folded lines joined (the
+    spaces it folded at left out)."""
+    cells: list[str] = []
+    for line in table.splitlines():
+        if line.startswith("│"):
+            text = line.split("│")[1].strip()
+            if text and line.split("│")[2].strip():  # a row's first line has its figures
+                cells.append(text)
+            elif text and cells:
+                cells[-1] += text
+    return cells
+
+
+def test_the_usage_table_keeps_days_ids_and_figures_whole_at_80_columns(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    made = json_of(modelway("keys", "create", "--name", "narrow", "--json", data_dir=data_dir))
+    record = UsageRecord(request_id="n", time=time.time(), key_id=made["id"], model="gpt-4o-mini",
+                         prompt_tokens=1_234_567, completion_tokens=89, cost_usd=12.5)  # fmt: skip
+    asyncio.run(record_usage(data_dir, record))
+    by_key = modelway("usage", data_dir=data_dir, COLUMNS="80")
+    assert by_key.returncode == 0, by_key.stderr
+    assert max(len(line) for line in by_key.stdout.splitlines()) <= 80
+    [cell] = _first_column(by_key.stdout)
+    assert cell == f"narrow({made['id']})"  # every character of the id, to copy
+    assert "1,234,567" in by_key.stdout and "$12.50" in by_key.stdout and "…" not in by_key.stdout
+    by_day = modelway("usage", "--by", "day", data_dir=data_dir, COLUMNS="80")
+    assert time.strftime("%Y-%m-%d", time.gmtime(record.time)) in by_day.stdout
+
+
+@pytest.mark.parametrize("command", [["keys", "list"], ["usage"], ["chat"]])
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("127.0.0.1:9", "starts with http:// or https://"),
+        ("http://bob:s3cr3t-pw@127.0.0.1:9", "no user name or password"),
+        ("http://127.0.0.1:99999", "the port"),
+    ],
+)
+def test_a_gateway_url_that_cannot_be_one_is_refused_without_being_said_back(
+    data_dir: Path, command: list[str], url: str, said: str
+) -> None:
+    result = modelway(*command, "--url", url, data_dir=data_dir)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert said in " ".join(result.stderr.replace("│", " ").split())
+    assert "s3cr3t" not in result.stderr + result.stdout
+
+
 def test_usage_with_a_bad_date_is_one_line_on_stderr(data_dir: Path) -> None:
     assert_one_line_error(modelway("usage", "--since", "last week", data_dir=data_dir), "since")
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from modelway.cli.app import app
+from modelway.cli.urls import gateway_url
 
 
 @app.command()
@@ -22,7 +23,10 @@ def chat(
     ] = None,
     system: Annotated[str | None, typer.Option(help="System prompt for new sessions.")] = None,
     url: Annotated[
-        str | None, typer.Option(help="A running gateway's URL, e.g. http://127.0.0.1:8080.")
+        str | None,
+        typer.Option(
+            help="A running gateway's URL, e.g. http://127.0.0.1:8080.", callback=gateway_url
+        ),
     ] = None,
     key: Annotated[
         str | None,

@@ -12,6 +12,7 @@ import typer
 from typer.core import TyperCommand
 
 from modelway.cli.app import app
+from modelway.cli.urls import gateway_url
 
 keys_app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -29,7 +30,10 @@ class Period(StrEnum):
 
 UrlOption = Annotated[
     str | None,
-    typer.Option(help="A running gateway's URL; without it the configured store is used."),
+    typer.Option(
+        help="A running gateway's URL; without it the configured store is used.",
+        callback=gateway_url,
+    ),
 ]
 KeyOption = Annotated[
     str | None,
@@ -180,8 +184,13 @@ def list_keys(
         typer.echo("no keys yet: create one with `modelway keys create --name NAME`")
         return
     # The id is what `keys revoke` takes: never cut, whatever the terminal's width.
-    table = Table(Column("id", no_wrap=True, min_width=32), "name", "models", "limits", "expires")
-    table.add_column("status", no_wrap=True)
+    # The rest folds at a narrow terminal's edge rather than lose digits to an ellipsis.
+    table = Table(
+        Column("id", no_wrap=True, min_width=32),
+        *(Column(name, overflow="fold") for name in ("name", "models", "limits")),
+        Column("expires", no_wrap=True),
+        Column("status", no_wrap=True),
+    )
     for view in keys:
         table.add_row(
             view["id"],
@@ -210,11 +219,13 @@ def revoke(
 
 
 def _limits(view: dict[str, Any]) -> str:
-    """Rate limits, budget and owner in one cell: ``10 rpm, $5 / day, team ml``."""
+    """Rate limits, budget and owner in one cell: ``10 rpm, $5.00 / day, team ml``."""
+    from modelway.limits.budgets import dollars
+
     parts = [f"{view[name]} {name}" for name in ("rpm", "tpm") if view[name] is not None]
     budget = []
     if view["budget_usd"] is not None:
-        budget.append(f"${view['budget_usd']:g}")
+        budget.append(dollars(view["budget_usd"]))
     if view["budget_tokens"] is not None:
         budget.append(f"{view['budget_tokens']} tokens")
     if budget:

@@ -34,9 +34,10 @@ def usage(
 ) -> None:
     """Summarise the usage audit."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from modelway.cli.admin_client import run_admin
+    from modelway.limits.budgets import dollars
 
     url, key, environ = target(url, key, config)
     summary = run_admin(lambda admin: admin.usage(by.value, since, key_id), url, key, environ)
@@ -47,17 +48,23 @@ def usage(
     if not rows:
         typer.echo("no usage recorded" + (f" since {since}" if since else "") + " yet")
         return
-    table = Table(by.value)
-    for number in ("requests", "errors", "prompt", "completion", "cost USD", "p50 ms", "p95 ms"):
-        table.add_column(number, justify="right")
+    # A day, a model name, a key's id (what --key-id takes): folded at a narrow
+    # terminal's edge, never cut short with an ellipsis.
+    # Headers short enough that the figures keep whole at 80 columns.
+    table = Table(
+        Column(by.value, overflow="fold", min_width=10),
+        caption="input, output: tokens; p50, p95: latency",
+    )
+    for number in ("calls", "errors", "input", "output", "cost", "p50 ms", "p95 ms"):
+        table.add_column(number, justify="right", no_wrap=True)
     for row in rows:
         table.add_row(
             _group(row, by),
-            str(row["requests"]),
-            str(row["errors"]),
-            str(row["prompt_tokens"]),
-            str(row["completion_tokens"]),
-            f"{row['cost_usd']:.4f}",
+            f"{row['requests']:,}",
+            f"{row['errors']:,}",
+            f"{row['prompt_tokens']:,}",
+            f"{row['completion_tokens']:,}",
+            dollars(row["cost_usd"]),
             _milliseconds(row["latency_p50_ms"]),
             _milliseconds(row["latency_p95_ms"]),
         )
