@@ -91,3 +91,26 @@ def test_unknown_model_is_an_ollama_error(client: ollama.Client) -> None:
             model="mistral/mistral-large-latest", messages=[{"role": "user", "content": "x"}]
         )
     assert caught.value.status_code == 404
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_model_load_and_unload_calls_are_answered_as_ollama_does(
+    client: ollama.Client, provider: str
+) -> None:
+    """Clients warm a model up with no messages (or no prompt), and free it with
+    ``keep_alive`` 0: a done line saying ``load`` / ``unload``, not a 400."""
+    model = f"{provider}/echo"
+    loaded = client.chat(model=model, messages=[])
+    assert (loaded.done, loaded.done_reason, loaded.message.content) == (True, "load", "")
+    assert client.chat(model=model, messages=[], keep_alive=0).done_reason == "unload"
+    [streamed] = list(client.chat(model=model, messages=[], stream=True))
+    assert (streamed.done, streamed.done_reason) == (True, "load")
+    generated = client.generate(model=model, prompt="")
+    assert (generated.done, generated.done_reason, generated.response) == (True, "load", "")
+    assert client.generate(model=model, keep_alive="0s").done_reason == "unload"
+
+
+def test_loading_a_model_nobody_serves_is_still_a_404(client: ollama.Client) -> None:
+    with pytest.raises(ollama.ResponseError) as caught:
+        client.chat(model="mistral/mistral-large-latest", messages=[])
+    assert caught.value.status_code == 404

@@ -141,6 +141,27 @@ def test_a_tool_result_without_tool_name_answers_the_next_open_call() -> None:
     assert request.messages[1].tool_call_id == "call_0_0"
 
 
+def test_a_tool_result_whose_name_matches_no_call_answers_the_next_open_one() -> None:
+    """Ollama goes by order and takes such a result; an upstream that needs ids gets the
+    open call's, not a null that OpenAI and Anthropic refuse."""
+    messages = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+                {"function": {"name": "get_time", "arguments": {}}},
+            ],
+        },
+        {"role": "tool", "content": "12:00", "tool_name": "get_time"},
+        {"role": "tool", "content": "sunny", "tool_name": "wrong_name"},
+        {"role": "tool", "content": "one too many", "tool_name": "get_time"},
+    ]
+    request = dialect.decode_chat(chat(messages=messages))
+    ids = [message.tool_call_id for message in request.messages[2:]]
+    assert ids == ["call_1_1", "call_1_0", None]  # the third answers nothing left open
+
+
 def test_an_ollama_request_survives_decoding_and_re_encoding_for_ollama() -> None:
     body = {
         "model": "llama3.2",

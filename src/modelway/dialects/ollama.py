@@ -106,10 +106,13 @@ class _ToolResultLinker:
         self._pending = list(calls)
 
     def answered(self, tool_name: str | None) -> str | None:
+        """The id of the first unanswered call named ``tool_name``, else of the first
+        unanswered one (Ollama itself goes by order: a name that matches no call is the
+        caller's slip, and a tool result with no id is refused by OpenAI and Anthropic)."""
         for i, call in enumerate(self._pending):
-            if tool_name is None or call.name == tool_name:
+            if call.name == tool_name:
                 return self._pending.pop(i).id
-        return None
+        return self._pending.pop(0).id if self._pending else None
 
 
 def _decode_message(raw: Any, turn: int, linker: _ToolResultLinker) -> Message:
@@ -262,6 +265,46 @@ def done_reason(reason: StopReason | None) -> str:
     return "length" if reason == "length" else "stop"
 
 
+def _unloads(keep_alive: Any) -> bool:
+    """Whether ``keep_alive`` is zero (``0``, ``"0"``, ``"0s"``, ``"0m"``): Ollama's unload."""
+    if isinstance(keep_alive, bool) or keep_alive is None:
+        return False
+    if isinstance(keep_alive, int | float):
+        return keep_alive == 0
+    if isinstance(keep_alive, str):
+        number = keep_alive.strip().rstrip("hms")
+        try:
+            return float(number) == 0
+        except ValueError:
+            return False
+    return False
+
+
+def model_load(body: dict[str, Any], generate: bool) -> bytes | None:
+    """The answer to Ollama's load (or, with ``keep_alive`` 0, unload) call, else None.
+
+    An ``/api/chat`` with no messages, an ``/api/generate`` with no prompt (nor images):
+    Ollama loads the model and says ``done_reason: load``, and clients send it to warm a
+    model up. Here the models run at their providers, so there is nothing to load: the
+    call is admitted and routed as any (a model nobody serves is still a 404) and answered
+    at once, no upstream asked.
+    """
+    if generate:
+        if body.get("prompt") or body.get("images"):
+            return None
+    elif body.get("messages") not in (None, []):
+        return None
+    model = body.get("model")
+    answer: dict[str, Any] = {"model": model, "created_at": created_at(time.time())}
+    if generate:
+        answer["response"] = ""
+    else:
+        answer["message"] = {"role": "assistant", "content": ""}
+    answer["done"] = True
+    answer["done_reason"] = "unload" if _unloads(body.get("keep_alive")) else "load"
+    return orjson.dumps(answer)
+
+
 def _arguments_object(arguments: str) -> dict[str, Any]:
     # Ollama clients validate arguments as an object; text that is not one cannot be sent.
     try:
@@ -382,6 +425,9 @@ class OllamaDialect:
 
     def decode_chat(self, body: Any) -> ChatRequest:
         return decode_chat_request(body)
+
+    def model_load(self, body: dict[str, Any]) -> bytes | None:
+        return model_load(body, generate=False)
 
     def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
         message: dict[str, Any] = {"role": "assistant", "content": response.message.text()}

@@ -14,6 +14,7 @@ from modelway.dialects.ollama import (
     done_reason,
     encode_error_body,
     encode_usage,
+    model_load,
 )
 from modelway.errors import BadRequest, ModelwayError
 from modelway.types import (
@@ -106,6 +107,9 @@ class OllamaGenerateDialect:
 
     def decode_chat(self, body: Any) -> ChatRequest:
         return _CHAT.decode_chat(_as_chat_body(body))
+
+    def model_load(self, body: dict[str, Any]) -> bytes | None:
+        return model_load(body, generate=True)
 
     def encode_response(self, response: ChatResponse, request: ChatRequest | None = None) -> bytes:
         thinking = response.message.reasoning

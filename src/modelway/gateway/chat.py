@@ -23,6 +23,8 @@ from modelway.cache import CacheControl, parse_cache_control
 from modelway.calls import UNAUTHENTICATED, Caller, MeteredCall, Relayed
 from modelway.calls.relay import Headers, signed_elsewhere
 from modelway.dialects.base import Dialect, StreamEncoder
+from modelway.dialects.ollama import OllamaDialect
+from modelway.dialects.ollama_generate import OllamaGenerateDialect
 from modelway.dialects.responses import ResponsesDialect, dropped_tools
 from modelway.errors import BadRequest, ModelwayError
 from modelway.gateway import relayed_responses, response_state
@@ -173,6 +175,10 @@ async def chat_call(
 async def _translated_response(
     state: GatewayState, call: MeteredCall, dialect: Dialect, body: dict[str, Any], size: int
 ) -> Response:
+    if isinstance(dialect, OllamaDialect | OllamaGenerateDialect):
+        loaded = dialect.model_load(body)  # Ollama's warm-up call: nothing to ask upstream
+        if loaded is not None:
+            return JsonAnswer(loaded)
     chat = dialect.decode_chat(body)
     turn = None
     if isinstance(dialect, ResponsesDialect):

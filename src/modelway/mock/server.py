@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelway.dialects.anthropic import AnthropicDialect
 from modelway.dialects.base import Dialect
-from modelway.dialects.ollama import OllamaDialect
+from modelway.dialects.ollama import OllamaDialect, model_load
 from modelway.dialects.openai import OpenAIDialect
 from modelway.dialects.responses_stream import ResponsesStreamEncoder
 from modelway.errors import BadRequest, ModelwayError
@@ -288,6 +288,13 @@ class MockServer:
         return await self._chat(request, self.anthropic)
 
     async def ollama_chat(self, request: Request) -> Response:
+        try:
+            body = await _json_body(request)
+        except ModelwayError as error:
+            return _error_response(self.ollama, error)
+        loaded = model_load(body, generate=False) if isinstance(body, dict) else None
+        if loaded is not None:  # Ollama's warm-up call, answered as Ollama does
+            return Response(loaded, media_type="application/json")
         return await self._chat(request, self.ollama)
 
     async def gemini_chat(self, request: Request) -> Response:
