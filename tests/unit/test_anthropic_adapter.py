@@ -278,6 +278,14 @@ def test_temperature_alone_is_sent_when_the_caller_gives_top_p_too() -> None:
     assert "top_p" not in body
 
 
+@pytest.mark.parametrize(("given", "sent"), [(1.7, 1.0), (2.0, 1.0), (1.0, 1.0), (0.0, 0.0)])
+def test_an_openai_temperature_above_anthropics_range_is_sent_as_its_most(
+    given: float, sent: float
+) -> None:
+    body = body_for(ChatRequest(model="x", messages=[user("hi")], temperature=given))
+    assert body["temperature"] == sent
+
+
 def test_top_p_alone_is_sent() -> None:
     body = body_for(ChatRequest(model="x", messages=[user("hi")], top_p=0.9))
     assert body["top_p"] == 0.9

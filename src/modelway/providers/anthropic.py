@@ -207,9 +207,11 @@ def _thinking(request: ChatRequest, model: str, body: dict[str, Any]) -> dict[st
 def _sampling(request: ChatRequest, *, thinking: bool) -> dict[str, float]:
     """``temperature`` or ``top_p``, never both: current Claude models answer 400
     "temperature and top_p cannot both be specified", so temperature wins. With thinking on
-    Anthropic accepts no temperature but 1 and top_p of 0.95 or more."""
+    Anthropic accepts no temperature but 1 and top_p of 0.95 or more. Anthropic's
+    temperature goes up to 1 where OpenAI's goes to 2: more is sent as 1, its most random,
+    rather than refused by Anthropic."""
     if request.temperature is not None and not thinking:
-        return {"temperature": request.temperature}
+        return {"temperature": min(request.temperature, 1.0)}
     if request.top_p is not None and (not thinking or request.top_p >= 0.95):
         return {"top_p": request.top_p}
     return {}
