@@ -54,7 +54,7 @@ async def test_a_budget_of_nothing_refuses_before_anything_was_spent(
 ) -> None:
     # A key created with a budget of 0 while the gateway runs has no spend counted yet.
     book, _ = book_at("2026-11-23T12:00:00")
-    with pytest.raises(BudgetExceeded, match="used up"):
+    with pytest.raises(BudgetExceeded, match="no call may spend"):
         await book.check("key:new", usd=usd, tokens=tokens, period="day")
 
 
@@ -73,6 +73,17 @@ async def test_a_call_may_finish_over_budget_and_the_next_is_refused() -> None:
     with pytest.raises(BudgetExceeded) as refused:
         await book.check("key:a", usd=1.0, period="total")
     assert "total budget of $1.00 is used up (spent $3.50)" in refused.value.message
+    assert refused.value.retry_after is None
+
+
+@pytest.mark.parametrize(("usd", "tokens", "said"), [(0.0, None, "$0.00"), (None, 0, "0 tokens")])
+async def test_a_budget_of_nothing_says_so_and_not_when_it_renews(
+    usd: float | None, tokens: int | None, said: str
+) -> None:
+    book, _ = book_at("2026-11-23T12:00:00")
+    with pytest.raises(BudgetExceeded) as refused:
+        await book.check("key:zero", usd=usd, tokens=tokens, period="month")
+    assert refused.value.message == f"The monthly budget is {said}: no call may spend."
     assert refused.value.retry_after is None
 
 

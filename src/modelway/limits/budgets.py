@@ -103,6 +103,10 @@ def exceeded(
 ) -> BudgetExceeded | None:
     """The refusal when a limit is reached, else None; names the period and limit, no scope."""
     word = _PERIOD_WORDS[period]
+    if usd_limit == 0 or tokens_limit == 0:
+        # Nothing to renew: no period ever lets a call through.
+        nothing = dollars(0) if usd_limit == 0 else "0 tokens"
+        return BudgetExceeded(f"The {word} budget is {nothing}: no call may spend.")
     if usd_limit is not None and usd_spent >= usd_limit:
         used_up = (
             f"The {word} budget of {dollars(usd_limit)} is used up (spent {dollars(usd_spent)})"
