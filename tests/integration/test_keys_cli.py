@@ -228,6 +228,14 @@ def test_a_gateway_url_that_cannot_be_one_is_refused_without_being_said_back(
     assert "s3cr3t" not in result.stderr + result.stdout
 
 
+def test_no_usage_for_a_key_id_names_the_id(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    result = modelway("usage", "--key-id", "nope", "--since", "2026-01-01", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "no usage recorded for key id nope since 2026-01-01 yet"
+
+
 def test_usage_with_a_bad_date_is_one_line_on_stderr(data_dir: Path) -> None:
     assert_one_line_error(modelway("usage", "--since", "last week", data_dir=data_dir), "since")
 

@@ -46,7 +46,8 @@ def usage(
         return
     rows: list[dict[str, Any]] = summary["rows"]
     if not rows:
-        typer.echo("no usage recorded" + (f" since {since}" if since else "") + " yet")
+        whose = f" for key id {key_id}" if key_id else ""
+        typer.echo(f"no usage recorded{whose}" + (f" since {since}" if since else "") + " yet")
         return
     # A day, a model name, a key's id (what --key-id takes): folded at a narrow
     # terminal's edge, never cut short with an ellipsis.
