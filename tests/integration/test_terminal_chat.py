@@ -244,6 +244,21 @@ def test_a_message_of_several_lines_goes_between_triple_quotes(terminal_factory:
     term.child.expect(pexpect.EOF, timeout=PATIENCE)
 
 
+def test_ctrl_d_inside_triple_quotes_sends_what_was_typed(terminal_factory: StartChat) -> None:
+    term = terminal_factory("-m", "mock/echo")
+    term.prompt("mock/echo")
+    for line in ('"""', "typed before", "the end of input"):
+        term.send(line)
+    term.child.sendeof()
+    assert "typed before the end of input" in term.expect("tokens")  # echoed, as Markdown
+    term.prompt("mock/echo")
+    term.send("/history 1")
+    assert "you > typed before\nthe end of input\n" in term.prompt("mock/echo")
+    # The chat went on; a Ctrl-D at the prompt quits it.
+    term.child.sendeof()
+    term.child.expect(pexpect.EOF, timeout=PATIENCE)
+
+
 def test_piped_input_that_is_not_utf8_is_answered_not_a_traceback(workdir: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "modelway.cli", "chat", "-m", "mock/echo"],

@@ -119,12 +119,18 @@ class ChatRepl:
                 self._perform(self._reply(line))
 
     def _read_block(self, first: str) -> str:
-        """The lines of a multi-line message, up to the line that ends with the closing quotes."""
+        """The lines of a multi-line message, up to the line that ends with the closing
+        quotes, or up to the end of input (Ctrl-D), which sends what was typed rather
+        than lose it."""
         lines: list[str] = []
         line = first
         while not line.rstrip().endswith(BLOCK):
             lines.append(line)
-            line = self._ask("[dim]...[/] ")
+            try:
+                line = self._ask("[dim]...[/] ")
+            except EOFError:
+                self.console.print()
+                return "\n".join(lines)
         lines.append(line.rstrip().removesuffix(BLOCK))
         return "\n".join(lines)
 
