@@ -235,6 +235,32 @@ def test_a_cut_off_stream_is_sized_by_its_text_not_by_the_events_around_it(wire:
     assert TEXT_BYTES // 8 <= tally.size // BYTES_PER_TOKEN <= TEXT_BYTES // 2
 
 
+def test_an_anthropic_stream_cut_before_message_delta_counts_the_output_it_wrote() -> None:
+    """``message_start`` counts the input and one output token; the output's count comes
+    in ``message_delta``. Cut before it (the caller hung up, the upstream dropped), the
+    input stays as reported and the output is estimated from the text: before, a cut
+    answer of thousands of tokens was charged one."""
+    start = {
+        "type": "message_start",
+        "message": {"usage": {"input_tokens": 1000, "output_tokens": 1,
+                              "cache_read_input_tokens": 200}},
+    }  # fmt: skip
+    scanner = AnthropicScanner()
+    scanner.feed(b"event: message_start\ndata: " + orjson.dumps(start) + b"\n\n")
+    assert scanner.usage == Usage(prompt_tokens=1200, completion_tokens=1, cached_tokens=200)
+    for chunk in CUT_STREAMS["anthropic"]:
+        scanner.feed(chunk)
+    written = TEXT_BYTES // BYTES_PER_TOKEN
+    assert written > 1
+    assert scanner.usage == Usage(
+        prompt_tokens=1200, completion_tokens=written, cached_tokens=200, estimated=True
+    )
+    delta = {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+             "usage": {"output_tokens": 3}}  # fmt: skip
+    scanner.feed(b"event: message_delta\ndata: " + orjson.dumps(delta) + b"\n\n")
+    assert scanner.usage == Usage(prompt_tokens=1200, completion_tokens=3, cached_tokens=200)
+
+
 @pytest.mark.parametrize("split", [1, 5, 64])
 def test_the_openai_text_size_is_the_same_however_the_bytes_arrive(split: int) -> None:
     stream = b"".join(CUT_STREAMS["openai"])

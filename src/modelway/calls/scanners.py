@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import msgspec
 import orjson
 
 from modelway.dialects.anthropic_stream import error_object
@@ -20,7 +21,7 @@ from modelway.dialects.openai import encode_error_body as openai_error_body
 from modelway.errors import ModelwayError, StreamTruncated, UndecodableResponse
 from modelway.providers import anthropic, ollama, openai
 from modelway.streams import NDJSONDecoder, ServerSentEvent, SSEDecoder
-from modelway.tokens import text_size, utf8_size
+from modelway.tokens import BYTES_PER_TOKEN, text_size, utf8_size
 from modelway.types import Usage
 
 _DONE = b"data: [DONE]\n\n"
@@ -29,7 +30,11 @@ _DONE = b"data: [DONE]\n\n"
 class StreamScanner(Protocol):
     """Relays one upstream stream of a given wire format."""
 
-    usage: Usage | None
+    @property
+    def usage(self) -> Usage | None:
+        """What the upstream reported so far (a stream cut short: with what it wrote)."""
+        ...
+
     #: How the answer ended, as the upstream said (``stop``, ``end_turn``, ...), once known.
     finish_reason: str | None
     #: UTF-8 bytes of the answer's text so far: content, reasoning, tool names and
@@ -147,10 +152,23 @@ class AnthropicScanner:
     def __init__(self) -> None:
         self._sse = SSEDecoder()
         self.done = False
-        self.usage: Usage | None = None
+        self._usage: Usage | None = None
+        self._output_counted = False  # message_delta's output count came
         self.finish_reason: str | None = None
         self.text_size = 0
         self._reported: dict[str, Any] = {}  # input counts at the start, output at the end
+
+    @property
+    def usage(self) -> Usage | None:
+        """The reported usage; before ``message_delta`` (a stream cut short) its output is
+        what was written, estimated: ``message_start`` counts one or two tokens of it."""
+        usage = self._usage
+        if usage is None or self._output_counted:
+            return usage
+        written = self.text_size // BYTES_PER_TOKEN
+        if written <= usage.completion_tokens:
+            return usage
+        return msgspec.structs.replace(usage, completion_tokens=written, estimated=True)
 
     def feed(self, chunk: bytes) -> bytes:
         return self._relay(self._sse.feed(chunk))
@@ -178,7 +196,9 @@ class AnthropicScanner:
                 message = parsed.get("message")
                 self._count(message.get("usage") if type(message) is dict else None)
             elif kind == "message_delta":
-                self._count(parsed.get("usage"))
+                usage = parsed.get("usage")
+                self._count(usage)
+                self._output_counted |= type(usage) is dict and "output_tokens" in usage
                 reason = _field(parsed.get("delta"), "stop_reason")
                 if reason is not None:
                     self.finish_reason = reason
@@ -190,7 +210,7 @@ class AnthropicScanner:
     def _count(self, raw: Any) -> None:
         if isinstance(raw, dict):
             self._reported.update((k, v) for k, v in raw.items() if v is not None)
-            self.usage = anthropic.parse_usage(self._reported)
+            self._usage = anthropic.parse_usage(self._reported)
 
 
 #: The Responses API events that end a stream; each carries the final ``response``.
