@@ -67,9 +67,14 @@ def _candidates(provider: str, model: str) -> list[str]:
 def price_for(
     provider: str, model: str, overrides: Mapping[str, Price] | None = None
 ) -> Price | None:
-    """The price of ``model`` at ``provider``: a config override first, then the table."""
+    """The price of ``model`` at ``provider``: a config override first, then the table.
+
+    A local provider (``free_providers``: mock, Ollama, vLLM, LM Studio) has only the
+    config's prices: a model it serves under a hosted model's name (``vllm/openai/gpt-oss-
+    120b``, ``mock/gpt-4o``) runs on the operator's own machine, not at that price."""
     candidates = _candidates(provider, model)
-    for source in (overrides or {}, _index()):
+    table = {} if provider in price_table().free_providers else _index()
+    for source in (overrides or {}, table):
         for name in candidates:
             price = source.get(name)
             if price is not None:

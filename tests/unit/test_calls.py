@@ -35,6 +35,7 @@ from modelway.types import (
     Message,
     TextDelta,
     TextPart,
+    Usage,
     UsageReport,
 )
 from tests.unit.fakes import ScriptedBackend
@@ -666,3 +667,17 @@ async def test_a_translated_stream_left_early_estimates_its_prompt_from_the_mess
     assert record.status == 499 and record.usage_estimated
     assert record.prompt_tokens == len(PROMPT) // 4  # not the 4000-byte body's 1000
     assert record.completion_tokens == len("quiet ") // 4
+
+
+def test_a_model_with_no_price_is_said_once_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """It is recorded at $0 and counts nothing toward USD budgets: the operator should
+    know, once, not on every call; a local provider's models cost nothing by design."""
+    accounts = Accounts(Limits.from_environment(None), Recorded(), PRICES)
+    usage = Usage(prompt_tokens=1000, completion_tokens=1000)
+    with caplog.at_level("WARNING", logger="modelway.usage"):
+        for _ in range(3):
+            assert accounts.cost("openai", "gpt-99-ultra", usage) == 0.0
+        assert accounts.cost("ollama", "llama3.2", usage) == 0.0
+        assert accounts.cost("quiet", "m", usage) == pytest.approx(3000.0)
+    [said] = [record.getMessage() for record in caplog.records]
+    assert said.startswith("no price for openai/gpt-99-ultra: its calls are recorded at $0")

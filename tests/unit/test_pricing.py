@@ -44,6 +44,17 @@ def test_the_price_table_is_read_once() -> None:
         ("groq", "llama-3.3-70b-versatile"),
         ("mistral", "mistral-small-latest"),
         ("deepseek", "deepseek-chat"),
+        # Names still in wide use that were once unpriced (recorded at $0, past budgets).
+        ("openai", "gpt-4"),
+        ("openai", "gpt-4-0613"),
+        ("openai", "o1-mini"),
+        ("openai", "o3-pro"),
+        ("openai", "chatgpt-4o-latest"),
+        ("openai", "gpt-5-chat-latest"),
+        ("anthropic", "claude-3-5-sonnet-20241022"),
+        ("anthropic", "claude-3-opus-20240229"),
+        ("gemini", "gemini-3-pro-preview"),
+        ("mistral", "mistral-large-latest"),
     ],
 )
 def test_common_models_have_a_price(provider: str, model: str) -> None:
@@ -81,6 +92,11 @@ def test_a_dated_model_name_falls_back_to_its_family() -> None:
     )
 
 
+def test_a_dated_model_priced_apart_from_its_family_keeps_its_own_price() -> None:
+    # gpt-4o-2024-05-13 costs $5 / $15, not gpt-4o's $2.50 / $10.
+    assert cost_usd("openai", "gpt-4o-2024-05-13", MILLION) == pytest.approx(20.0)
+
+
 def test_a_bare_model_is_priced_at_any_provider() -> None:
     assert price_for("azure", "gpt-4o-mini") == price_for("openai", "gpt-4o-mini")
     assert price_for("openrouter", "openai/gpt-4o") == price_for("openai", "gpt-4o")
@@ -89,6 +105,18 @@ def test_a_bare_model_is_priced_at_any_provider() -> None:
 def test_mock_and_local_models_cost_nothing() -> None:
     assert cost_usd("mock", "echo", MILLION) == 0.0
     assert cost_usd("ollama", "llama3.2", MILLION) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [("mock", "gpt-4o"), ("vllm", "openai/gpt-oss-120b"), ("lmstudio", "openai/gpt-oss-20b")],
+)
+def test_a_local_model_named_as_a_hosted_one_costs_nothing(provider: str, model: str) -> None:
+    """It runs on the operator's machine: the hosted model's price is not its price."""
+    assert price_for(provider, model) is None
+    assert cost_usd(provider, model, MILLION) == 0.0
+    priced = {f"{provider}/{model}": Price(input_per_million=1.0, output_per_million=1.0)}
+    assert cost_usd(provider, model, MILLION, priced) == pytest.approx(2.0)
 
 
 def test_an_unknown_model_has_no_cost() -> None:

@@ -17,7 +17,7 @@ from modelway.calls.team_budgets import TeamBudgets
 from modelway.config import LimitSettings, Price, TeamBudget
 from modelway.limits import UNLIMITED, Limits, Ticket
 from modelway.limits.budgets import Period, period_starts
-from modelway.pricing import price_for, priced_cost
+from modelway.pricing import price_for, price_table, priced_cost
 from modelway.store import Store
 from modelway.store.records import KeyRecord, UsageRecord
 from modelway.tokens import BYTES_PER_TOKEN
@@ -74,6 +74,14 @@ class Accounts:
             if len(self._prices) > _PRICE_CACHE_SIZE:
                 self._prices.clear()  # model names come from callers: keep it bounded
             price = self._prices[key] = price_for(provider, model, self.prices)
+            if price is None and provider not in price_table().free_providers:
+                log.warning(
+                    "no price for %s/%s: its calls are recorded at $0 and count nothing "
+                    "toward USD budgets; give it one under prices: in the config",
+                    provider,
+                    model,
+                    extra={"provider": provider, "model": model},
+                )
         return priced_cost(price, provider, usage) or 0.0
 
     async def admit(
