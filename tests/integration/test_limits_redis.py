@@ -4,6 +4,7 @@ while Redis is down."""
 from __future__ import annotations
 
 import asyncio
+import calendar
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -247,7 +248,8 @@ async def test_seed_fills_a_window_redis_does_not_hold_yet(client: Redis) -> Non
     await book.seed("key:a", "total", 3.0, 30)
     await book.seed("key:a", "total", 1.0, 10)  # another replica starting later: no change
     await book.charge("key:a", usd=1.0, tokens=10, period="total")
-    assert await client.hgetall("mw:budget:key:a:total") == {b"usd": b"4", b"tokens": b"40"}
+    window = await client.hgetall("mw:budget:key:a:total")
+    assert window == {b"usd": b"4", b"tokens": b"40", b"filled": b"1"}
 
 
 async def test_a_window_redis_does_not_hold_is_filled_from_the_store_once(client: Redis) -> None:
@@ -266,7 +268,38 @@ async def test_a_window_redis_does_not_hold_is_filled_from_the_store_once(client
     assert asked == [("key:a", "total")]  # one look-up for five checks
     await book.check("key:a", usd=10.0, period="total")  # held now: no second look-up
     assert asked == [("key:a", "total")]
-    assert await client.hgetall("mw:budget:key:a:total") == {b"usd": b"7.0", b"tokens": b"70"}
+    window = await client.hgetall("mw:budget:key:a:total")
+    assert window == {b"usd": b"7.0", b"tokens": b"70", b"filled": b"1"}
+
+
+async def test_a_charge_between_a_flush_and_the_next_check_does_not_restart_the_budget(
+    client: Redis,
+) -> None:
+    """Redis loses its data while a call is in flight; that call's charge makes the
+    window anew. The next check still fills it from the store: before, the one charge
+    passed for the period's whole spend and the key spent its budget over again."""
+    mid_november = calendar.timegm((2026, 11, 15, 12, 0, 0))
+    book = RedisBudgetBook(client, clock=lambda: mid_november)
+    spent = {"usd": 0.0, "tokens": 0}
+
+    async def stored(scope: str, period: str) -> tuple[float, int]:
+        return spent["usd"], int(spent["tokens"])
+
+    book.refill = stored  # type: ignore[assignment]
+    await book.check("key:a", usd=0.05, period="month")
+    for _ in range(3):  # 0.0375 spent, in Redis and in the store
+        await book.charge("key:a", usd=0.0125, tokens=100, period="month")
+        spent["usd"] += 0.0125
+        spent["tokens"] += 100
+    await client.flushdb()
+    await book.charge("key:a", usd=0.0125, tokens=100, period="month")  # the call in flight
+    spent["usd"] += 0.0125
+    spent["tokens"] += 100
+    with pytest.raises(BudgetExceeded):
+        await book.check("key:a", usd=0.05, period="month")
+    usd, tokens = await client.hmget("mw:budget:key:a:2026-11", ("usd", "tokens"))
+    # The larger of each count: the store's, which holds the call in flight too.
+    assert (float(usd), int(tokens)) == (pytest.approx(0.05), 400)
 
 
 async def test_a_store_that_cannot_say_leaves_the_window_to_the_charges(

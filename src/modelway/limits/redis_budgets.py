@@ -6,10 +6,12 @@ set as a time to live, never as an absolute time: Redis's clock and the replica'
 agree (with ``EXPIREAT``, a Redis clock an hour ahead of the replica's drops the window at
 once and the budget is never enforced).
 
-Redis is a shared counter, not the ledger of record: a window it does not hold when a
-budget is checked (Redis flushed, restarted without its data, new to an install, or a
-new period) is filled from the store's usage first (``refill``, with ``HSETNX`` so a
-replica never overwrites what another counted), once per window.
+Redis is a shared counter, not the ledger of record: a window it has not filled from the
+store when a budget is checked (Redis flushed, restarted without its data, new to an
+install, or a new period) is filled from the store's usage first (``refill``), once per
+window. Filling keeps the larger of what Redis counts and what the store holds, field by
+field, and marks the window ``filled``: a call charged between a flush and the next
+check (its charge makes the window anew) no longer passes for the whole period's spend.
 """
 
 from __future__ import annotations
@@ -31,6 +33,20 @@ logger = logging.getLogger("modelway.limits")
 
 #: A finished window lingers this long (seconds) so replicas with a late clock still see it.
 _EXPIRY_GRACE = 3600
+#: After the store failed to say a window's spend, checks go on unfilled this long (s)
+#: before asking again, rather than query a store that is away on every call.
+_REFILL_RETRY_SECONDS = 5.0
+#: KEYS[1] the window; ARGV usd, tokens, seconds to live ('' forever). Each field becomes
+#: the larger of Redis's count and the store's; the window is marked filled.
+_SEED = """
+for i, field in ipairs({'usd', 'tokens'}) do
+  local counted = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+  if tonumber(ARGV[i]) > counted then redis.call('HSET', KEYS[1], field, ARGV[i]) end
+end
+redis.call('HSET', KEYS[1], 'filled', '1')
+if ARGV[3] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 1
+"""
 
 
 class RedisBudgetBook:
@@ -51,6 +67,9 @@ class RedisBudgetBook:
         #: The store's spend for a window Redis does not hold (``calls.accounts``).
         self.refill: StoredSpend | None = None
         self._refilling: dict[str, asyncio.Future[None]] = {}
+        #: Windows whose refill failed: not asked again before this (monotonic) time.
+        self._refill_after: dict[str, float] = {}
+        self._seed = client.register_script(_SEED)
 
     async def check(
         self, scope: str, *, usd: float | None = None, tokens: int | None = None, period: Period
@@ -60,8 +79,10 @@ class RedisBudgetBook:
             return
         key, _ = self._key(scope, period)
         try:
-            usd_spent, tokens_spent = await self._client.hmget(key, ("usd", "tokens"))
-            if usd_spent is None and tokens_spent is None and self.refill is not None:
+            usd_spent, tokens_spent, filled = await self._client.hmget(
+                key, ("usd", "tokens", "filled")
+            )
+            if filled is None and self.refill is not None and self._may_refill(key):
                 await self._refill_window(key, scope, period)
                 usd_spent, tokens_spent = await self._client.hmget(key, ("usd", "tokens"))
         except RedisError as error:
@@ -92,14 +113,24 @@ class RedisBudgetBook:
             await self._run(pipeline)
 
     async def seed(self, scope: str, period: Period, usd: float, tokens: int) -> None:
-        """Start this period's spend from stored usage, unless Redis already counts it."""
+        """Fill this period's spend from stored usage: the larger of it and Redis's count."""
         key, time_to_live = self._key(scope, period)
-        async with self._client.pipeline(transaction=True) as pipeline:
-            pipeline.hsetnx(key, "usd", repr(float(usd)))
-            pipeline.hsetnx(key, "tokens", int(tokens))
-            if time_to_live is not None:
-                pipeline.expire(key, time_to_live)
-            await self._run(pipeline)
+        arguments = (repr(float(usd)), int(tokens), "" if time_to_live is None else time_to_live)
+        try:
+            await self._seed(keys=[key], args=arguments)
+        except RedisError as error:
+            self.outage.failed(error)
+        else:
+            self.outage.succeeded()
+
+    def _may_refill(self, key: str) -> bool:
+        after = self._refill_after.get(key)
+        if after is None:
+            return True
+        if time.monotonic() < after:
+            return False
+        del self._refill_after[key]
+        return True
 
     async def _refill_window(self, key: str, scope: str, period: Period) -> None:
         """Fill a window Redis does not hold from the store; concurrent checks of it wait
@@ -117,6 +148,7 @@ class RedisBudgetBook:
                 logger.warning(
                     "could not read %s's stored spend for its budget", scope, exc_info=True
                 )
+                self._refill_after[key] = time.monotonic() + _REFILL_RETRY_SECONDS
                 return
             await self.seed(scope, period, usd, tokens)
         finally:
