@@ -152,6 +152,9 @@ class ChatRequest(msgspec.Struct):
     messages: list[Message]
     tools: list[Tool] = msgspec.field(default_factory=list)
     tool_choice: str | None = None
+    #: False: at most one tool call an answer (OpenAI's ``parallel_tool_calls: false``,
+    #: Anthropic's ``disable_parallel_tool_use``); None leaves it to the provider.
+    parallel_tool_calls: bool | None = None
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None

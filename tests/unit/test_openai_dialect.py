@@ -287,6 +287,7 @@ def test_realistic_request_decodes_into_the_canonical_request() -> None:
             Tool("get_time", "", {"type": "object", "properties": {}}),
         ],
         tool_choice="get_weather",
+        parallel_tool_calls=False,
         temperature=0.2,
         top_p=1,
         max_tokens=300,
@@ -295,11 +296,7 @@ def test_realistic_request_decodes_into_the_canonical_request() -> None:
         include_usage=True,
         user="user-42",
         response_format=ResponseFormat(type="json_object"),
-        extra={
-            "seed": 7,
-            "parallel_tool_calls": False,
-            "metadata": {"team": "search"},
-        },
+        extra={"seed": 7, "metadata": {"team": "search"}},
     )
 
 
@@ -336,11 +333,7 @@ def test_empty_string_content_and_null_content_are_no_parts() -> None:
 
 
 def test_canonical_fields_do_not_leak_into_extra() -> None:
-    assert dialect.decode_chat(REALISTIC).extra.keys() == {
-        "seed",
-        "parallel_tool_calls",
-        "metadata",
-    }
+    assert dialect.decode_chat(REALISTIC).extra.keys() == {"seed", "metadata"}
 
 
 def test_request_sent_by_the_openai_sdk_decodes() -> None:

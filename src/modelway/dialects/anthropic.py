@@ -92,6 +92,7 @@ class AnthropicDialect:
             messages=messages,
             tools=_tools(body.get("tools")),
             tool_choice=_tool_choice(body.get("tool_choice")),
+            parallel_tool_calls=_parallel_tool_calls(body.get("tool_choice")),
             temperature=_number(body.get("temperature"), "temperature"),
             top_p=_number(body.get("top_p"), "top_p"),
             max_tokens=max_tokens,
@@ -327,6 +328,16 @@ def _tools(raw: Any) -> list[Tool]:
         name = _string(spec.get("name"), f"{where}.name")
         tools.append(Tool(name=name, description=description, parameters=schema))
     return tools
+
+
+def _parallel_tool_calls(raw: Any) -> bool | None:
+    """``tool_choice.disable_parallel_tool_use`` (checked by ``_tool_choice`` first)."""
+    disabled = raw.get("disable_parallel_tool_use") if isinstance(raw, dict) else None
+    if disabled is None:
+        return None
+    if not isinstance(disabled, bool):
+        raise BadRequest("tool_choice.disable_parallel_tool_use: must be a boolean")
+    return not disabled
 
 
 def _tool_choice(raw: Any) -> str | None:

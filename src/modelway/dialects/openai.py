@@ -39,6 +39,7 @@ _CANONICAL_FIELDS = frozenset(
         "messages",
         "tools",
         "tool_choice",
+        "parallel_tool_calls",
         "temperature",
         "top_p",
         "max_tokens",
@@ -59,6 +60,12 @@ _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant"
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise BadRequest(message)
+
+
+def _flag(body: dict[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    _require(value is None or isinstance(value, bool), f"{name}: expected a boolean")
+    return value
 
 
 def _number(body: dict[str, Any], name: str) -> float | None:
@@ -249,6 +256,7 @@ def decode_chat_request(body: Any) -> ChatRequest:
         messages=[_decode_message(m, f"messages.{i}") for i, m in enumerate(messages)],
         tools=_decode_tools(body["tools"]) if body.get("tools") else [],
         tool_choice=_decode_tool_choice(body.get("tool_choice")),
+        parallel_tool_calls=_flag(body, "parallel_tool_calls"),
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
         max_tokens=max_tokens,

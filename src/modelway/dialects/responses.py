@@ -119,15 +119,18 @@ def decode_responses_request(body: Any) -> ChatRequest:
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise BadRequest("user: expected a string")
-    # Fields with no canonical name (include, metadata, truncation, store,
-    # parallel_tool_calls, ...) are dropped: ``extra`` would reach providers that do not
-    # speak this dialect.
+    # Fields with no canonical name (include, metadata, truncation, store, ...) are
+    # dropped: ``extra`` would reach providers that do not speak this dialect.
     tools = _tools(body.get("tools"))
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise BadRequest("parallel_tool_calls: expected a boolean")
     return ChatRequest(
         model=model,
         messages=messages,
         tools=tools,
         tool_choice=_tool_choice(body.get("tool_choice"), tools),
+        parallel_tool_calls=parallel,
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
         max_tokens=max_tokens,

@@ -157,6 +157,7 @@ def messages_body(request: ChatRequest, model: str) -> dict[str, Any]:
         body["tools"] = [_tool(tool) for tool in request.tools]
         if request.tool_choice:
             body["tool_choice"] = _tool_choice(request.tool_choice)
+    _one_tool_call_at_most(request, body)
     thinking = _thinking(request, model, body)
     if thinking:
         body["thinking"] = thinking
@@ -321,6 +322,16 @@ def _tool(tool: Tool) -> dict[str, Any]:
     if tool.description:
         spec["description"] = tool.description
     return spec
+
+
+def _one_tool_call_at_most(request: ChatRequest, body: dict[str, Any]) -> None:
+    """``parallel_tool_calls: false`` as Anthropic says it, on the tool choice it goes with
+    (``auto`` when none was given); never beside ``none``, where no tool is called."""
+    if request.parallel_tool_calls is not False or "tools" not in body:
+        return
+    choice = body.setdefault("tool_choice", {"type": "auto"})
+    if choice["type"] != "none":
+        choice["disable_parallel_tool_use"] = True
 
 
 def _tool_choice(choice: str) -> dict[str, str]:

@@ -125,6 +125,8 @@ def build_chat_body(
         body["tool_choice"] = request.tool_choice
     elif request.tool_choice:
         body["tool_choice"] = {"type": "function", "function": {"name": request.tool_choice}}
+    if request.tools and request.parallel_tool_calls is not None:
+        body["parallel_tool_calls"] = request.parallel_tool_calls  # OpenAI: only with tools
     body.update(_sampling(request, model))
     if request.stop:
         body["stop"] = request.stop
