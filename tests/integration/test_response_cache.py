@@ -477,3 +477,45 @@ def test_the_cli_shows_and_clears_a_gateways_cache(replicas: Replicas) -> None:
         text=True,
     )
     assert refused.returncode == 1 and "error:" in refused.stderr
+
+
+# --- bodies the cache would answer differently: past it, relayed as they came -------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", {"model": "smart", **question("two of them"), "n": 2}),
+        ("/v1/chat/completions", {"model": "smart", **question("odds"), "logprobs": True}),
+        (
+            "/v1/messages",
+            {"model": "claude", "max_tokens": 50, "temperature": 0, "top_k": 1,
+             "messages": [{"role": "user", "content": "top k"}]},
+        ),
+        (
+            "/v1/messages",
+            {"model": "claude", "max_tokens": 50, "temperature": 0,
+             "system": [{"type": "text", "text": "long rules",
+                         "cache_control": {"type": "ephemeral"}}],
+             "messages": [{"role": "user", "content": "prompt caching"}]},
+        ),
+        (
+            "/api/chat",
+            {"model": "local", "stream": False, "options": {"temperature": 0, "seed": 7},
+             "messages": [{"role": "user", "content": "seeded"}]},
+        ),
+    ],
+)  # fmt: skip
+def test_a_body_asking_what_translation_drops_goes_past_the_cache(
+    replicas: Replicas, path: str, body: dict[str, Any]
+) -> None:
+    """The cache keeps canonical answers, so a cached call is translated even to a
+    provider of the caller's own format: ``n``, log probabilities, ``top_k``, prompt-cache
+    breakpoints, Ollama's other options would be lost, and bodies differing only there
+    would share an entry. Such a body is relayed as it came, and not cached."""
+    before = upstream_calls(replicas)
+    first = post(replicas.first, path, body)
+    again = post(replicas.first, path, body)
+    assert first.status_code == again.status_code == 200, first.text
+    assert first.headers["x-modelway-cache"] == again.headers["x-modelway-cache"] == "bypass"
+    assert upstream_calls(replicas) == before + 2

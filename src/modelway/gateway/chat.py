@@ -23,6 +23,7 @@ from modelway.cache import CacheControl, parse_cache_control
 from modelway.calls import UNAUTHENTICATED, Caller, MeteredCall, Relayed
 from modelway.calls.relay import Headers, signed_elsewhere
 from modelway.dialects.base import Dialect, StreamEncoder
+from modelway.dialects.carried import translation_loses
 from modelway.dialects.ollama import OllamaDialect
 from modelway.dialects.ollama_generate import OllamaGenerateDialect
 from modelway.dialects.responses import ResponsesDialect, dropped_tools
@@ -133,6 +134,9 @@ async def chat_call(
     """The answer to one chat body (``size`` bytes) in ``dialect``; rate-limit headers on
     every answer."""
     body = asked.body
+    cache = asked.cache
+    if state.calls.cache is not None and not cache.moot and _past_the_cache(dialect, body):
+        cache = PAST_THE_CACHE
     call = state.calls.open(
         caller,
         asked.model,
@@ -140,7 +144,7 @@ async def chat_call(
         request_id=request_id,
         request_bytes=size,
         max_tokens=asked.max_tokens,
-        cache=asked.cache,
+        cache=cache,
         idempotency_key=asked.idempotency_key,
     )
 
@@ -170,6 +174,18 @@ async def chat_call(
         return response
 
     return await metered_answer(call, dialect, answer)
+
+
+#: Neither looked up nor stored: as a request saying ``Cache-Control: no-cache, no-store``.
+PAST_THE_CACHE = CacheControl(no_cache=True, no_store=True)
+
+
+def _past_the_cache(dialect: Dialect, body: dict[str, Any]) -> bool:
+    """Whether the cache, which keeps canonical answers, would change ``body``'s answer:
+    it asks for something translation drops, or continues a response OpenAI keeps."""
+    if isinstance(dialect, ResponsesDialect):
+        return "previous_response_id" in body and not response_state.names_stored_response(body)
+    return translation_loses(dialect.name, body)
 
 
 async def _translated_response(
