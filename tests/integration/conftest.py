@@ -43,6 +43,18 @@ models:
     timeouts: {first_token: 0.5}
     deployments:
       - {provider: openai, model: echo, headers: {x-mock-fault: "slow-first-token:3000"}}
+  - name: silent-head                 # takes the request, sends no status line at all
+    retries: 0
+    timeouts: {first_token: 0.5}
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "slow-head:30000"}}
+  - name: silent-head-then-another
+    retries: 0
+    timeouts: {first_token: 0.5}
+    cooldown: {failures: 1000000}
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "slow-head:30000"}}
+      - {provider: anthropic, model: echo}
   - name: background-short            # a background response done 0.8 s after it began
     deployments:
       - {provider: openai, model: echo, headers: {x-mock-fault: "slow-first-token:800"}}

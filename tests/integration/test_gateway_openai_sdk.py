@@ -316,6 +316,33 @@ def test_no_first_token_in_time_is_a_504_before_anything_is_sent(client: openai.
     assert "first token" in caught.value.message
 
 
+def test_an_upstream_silent_before_its_headers_is_a_504_after_the_first_token_time(
+    client: openai.OpenAI,
+) -> None:
+    """It took the request and never answered: before, a stream waited for its head with
+    no limit at all (the call, and its fallbacks, held forever)."""
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(
+            model="silent-head", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    assert caught.value.status_code == 504
+    assert "first token" in caught.value.message
+
+
+def test_an_upstream_silent_before_its_headers_fails_over_to_the_next_deployment(
+    client: openai.OpenAI,
+) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="silent-head-then-another",
+        messages=[{"role": "user", "content": "answered by the next deployment"}],
+        stream=True,
+    )
+    assert raw.headers["x-modelway-provider"] == "anthropic"  # not the silent one, late
+    stream = raw.parse()
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "answered by the next deployment"
+
+
 def test_a_stream_that_stalls_ends_with_an_error_event(client: openai.OpenAI) -> None:
     received = []
     with pytest.raises(openai.APIError, match="stall"):

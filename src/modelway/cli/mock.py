@@ -28,8 +28,8 @@ def mock(
     fault: list[str] = typer.Option(  # noqa: B008 - Typer declares options as defaults
         [],
         "--fault",
-        help="A fault for every request: error:STATUS, slow-first-token:MS, stall:MS, "
-        "truncate, corrupt or drop. Repeatable.",
+        help="A fault for every request: error:STATUS, slow-head:MS, slow-first-token:MS, "
+        "stall:MS, truncate, corrupt or drop. Repeatable.",
     ),
     seed: int | None = typer.Option(None, help="Seed for --fail-rate, for reproducible runs."),
 ) -> None:

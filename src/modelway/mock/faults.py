@@ -4,6 +4,7 @@ A fault is named per request in the ``x-mock-fault`` header (comma-separated) or
 every request in ``MockSettings.faults``:
 
     error:<status>          answer with that status, in the route's dialect
+    slow-head:<ms>          wait before the answer's status line and headers
     slow-first-token:<ms>   wait before the first chunk (or the whole answer)
     stall:<ms>              wait after the first chunk
     truncate                end the stream early, without its finish marker
@@ -38,7 +39,7 @@ RETRY_AFTER_HEADER = "x-mock-retry-after"
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 _FLAGS = frozenset({"truncate", "corrupt", "drop"})
-_WITH_VALUE = frozenset({"error", "slow-first-token", "stall", "times"})
+_WITH_VALUE = frozenset({"error", "slow-head", "slow-first-token", "stall", "times"})
 
 
 class Fault(NamedTuple):
@@ -54,6 +55,8 @@ class FaultPlan:
 
     error_status: int | None = None
     retry_after: str = "1"
+    #: Seconds before anything is sent: an upstream that takes the request and is silent.
+    head_delay: float = 0.0
     first_token_delay: float = 0.0
     stall: float = 0.0
     truncate: bool = False
@@ -75,7 +78,7 @@ def parse_fault(text: str) -> Fault:
             raise ValueError(f"fault {text!r}: the status must be 400-599")
         return Fault(kind, number)
     raise ValueError(
-        f"unknown fault {text!r}; expected error:<status>, slow-first-token:<ms>, "
+        f"unknown fault {text!r}; expected error:<status>, slow-head:<ms>, slow-first-token:<ms>, "
         "stall:<ms>, truncate, corrupt, drop or times:<n>"
     )
 
@@ -94,11 +97,13 @@ def plan_faults(
 ) -> FaultPlan:
     """Combine faults into one plan; ``fail_rate`` adds a random 500 drawn from ``rng``."""
     error_status: int | None = None
-    first_token_delay = stall = 0.0
+    head_delay = first_token_delay = stall = 0.0
     flags: set[str] = set()
     for fault in faults:
         if fault.kind == "error":
             error_status = fault.value
+        elif fault.kind == "slow-head":
+            head_delay += fault.value / 1000
         elif fault.kind == "slow-first-token":
             first_token_delay += fault.value / 1000
         elif fault.kind == "stall":
@@ -109,11 +114,12 @@ def plan_faults(
             flags.add(fault.kind)
     if error_status is None and fail_rate > 0 and rng is not None and rng.random() < fail_rate:
         error_status = 500
-    if error_status is None and not first_token_delay and not stall and not flags:
+    if error_status is None and not (head_delay or first_token_delay or stall or flags):
         return NO_FAULTS
     return FaultPlan(
         error_status=error_status,
         retry_after=retry_after or "1",
+        head_delay=head_delay,
         first_token_delay=first_token_delay,
         stall=stall,
         truncate="truncate" in flags,

@@ -381,6 +381,8 @@ class MockServer:
     ) -> Response:
         try:
             plan = self._plan(request)
+            if plan.head_delay:
+                await asyncio.sleep(plan.head_delay)
             if plan.error_status is not None:
                 return _fault_response(dialect, plan)
             body = await _json_body(request)

@@ -140,9 +140,24 @@ class HttpProvider:
             total_timeout=limits.total if whole else None,
         )
         try:
-            response = await self._transport.send(request)
+            if whole:
+                response = await self._transport.send(request)
+            else:
+                # A stream's reads are timed once its head has come; the head itself may
+                # take no longer than the first token may (an upstream that accepts and
+                # never answers held the call, and its fallbacks, forever).
+                async with asyncio.timeout(limits.first_token) as head:
+                    response = await self._transport.send(request)
         except UpstreamError as error:
             raise self.attributed(error) from None
+        except TimeoutError:
+            if whole or not head.expired():
+                raise
+            raise Timeout(
+                f"{self.name}: upstream too slow: waited longer than allowed for "
+                f"the first token ({limits.first_token:g} s)",
+                provider=self.name,
+            ) from None
         if response.status >= 400:
             if not self._quote_errors:
                 await response.aclose()  # unread: whatever it says stays there
