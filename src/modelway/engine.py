@@ -190,6 +190,7 @@ async def _attempt_once(
         raise
     except BaseException:
         state.finished()
+        state.no_verdict()
         raise
     state.succeeded(time.monotonic() - started, whole=not holds)
     if not holds:
@@ -299,6 +300,7 @@ class Engine:
                     ticket = await self.rates.admit(state.limit_scope, rpm=state.rpm, tpm=state.tpm)
                 except RateLimited as error:
                     tries.at_cap(error)  # at its own cap: the next deployment answers
+                    state.no_verdict()
                     return None
             tries.count += 1
             try:

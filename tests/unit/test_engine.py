@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
 from modelway.config import parse_config
@@ -9,12 +12,15 @@ from modelway.engine import Engine
 from modelway.errors import (
     BadRequest,
     ConnectError,
+    ModelwayError,
     RateLimited,
     Unavailable,
     UndecodableResponse,
     UpstreamStatusError,
 )
-from modelway.types import ChatRequest, Message, TextDelta, TextPart
+from modelway.providers.upstream import Call
+from modelway.routing.deployments import DeploymentState
+from modelway.types import ChatRequest, ChatResponse, Message, TextDelta, TextPart
 from tests.unit.fakes import ScriptedBackend
 
 CONFIG = """
@@ -446,3 +452,69 @@ async def test_a_provider_that_cannot_be_listed_is_left_out_with_its_reason(
     assert e.unlisted.keys() == {"a"}
     if isinstance(error, TypeError):  # a fault of ours is in the log, with its traceback
         assert any(r.exc_info and r.exc_info[1] is error for r in caplog.records)
+
+
+PROBED = """
+providers:
+  a: {wire: openai, base_url: "http://a.invalid/v1"}
+models:
+  - name: solo
+    retries: 0
+    cooldown: {failures: 1, window: 60, seconds: 30}
+    deployments: [{provider: a, model: m-a}]
+"""
+CAPPED = PROBED.replace("model: m-a}", "model: m-a, rpm: 2}")
+
+
+class Hanging(ScriptedBackend):
+    """Fails as scripted; then, while ``hang`` is set, never answers."""
+
+    def __init__(self, name: str, failures: list[ModelwayError]) -> None:
+        super().__init__(name, failures)
+        self.hang = True
+        self.waiting = asyncio.Event()
+
+    async def complete(self, request: ChatRequest, model: str, call: Call) -> ChatResponse:
+        if self.hang and not self.failures:
+            self.waiting.set()
+            await asyncio.Event().wait()
+        return await super().complete(request, model, call)
+
+
+def _rest_over(e: Engine) -> DeploymentState:
+    state = e.router.route("solo").targets[0].deployment
+    assert state is not None
+    state.cooled_until = time.monotonic() - 1  # its 30 s rest is over: the next call probes
+    return state
+
+
+async def test_a_probe_whose_caller_left_lets_the_next_call_probe(sleeps: list[float]) -> None:
+    """Before, the probe's slot stayed taken: the deployment answered 503 to every call
+    ("probing") until the gateway restarted."""
+    a = Hanging("a", [server_error()])
+    e = Engine(parse_config(PROBED, {}), {}, {"a": a})
+    with pytest.raises(UpstreamStatusError):
+        await e.complete(ask("solo"), request_id="r")  # benched
+    _rest_over(e)
+    probe = asyncio.create_task(e.complete(ask("solo"), request_id="probe"))
+    await a.waiting.wait()
+    probe.cancel()  # the caller hung up while the probe was out
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    a.hang = False
+    answer, _ = await e.complete(ask("solo"), request_id="next")
+    assert answer.message.text() == "a says hi"
+
+
+async def test_a_probe_refused_by_the_deployments_own_cap_lets_the_next_call_probe(
+    sleeps: list[float],
+) -> None:
+    a = ScriptedBackend("a", [server_error()])
+    e = Engine(parse_config(CAPPED, {}), {}, {"a": a})
+    with pytest.raises(UpstreamStatusError):
+        await e.complete(ask("solo"), request_id="r")  # benched, one of its 2 RPM spent
+    state = _rest_over(e)
+    await e.rates.admit(state.limit_scope, rpm=2)  # another replica's call: the cap is full
+    with pytest.raises(RateLimited):
+        await e.complete(ask("solo"), request_id="capped probe")
+    assert state.admit(time.monotonic())  # the probe's slot is free again

@@ -89,6 +89,12 @@ class DeploymentState:
         )
         return True
 
+    def no_verdict(self) -> None:
+        """An admitted call ended without saying whether the deployment answers (its caller
+        left, its own RPM cap refused it): a probe's slot goes to the next call. Left
+        taken, the deployment stayed "probing", refusing every call, until a restart."""
+        self._probe_running = False
+
     def started(self) -> None:
         self.in_flight += 1
 
