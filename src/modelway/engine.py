@@ -269,12 +269,16 @@ class Engine:
     ) -> tuple[T, Outcome]:
         """Try each target of ``route`` (retrying retryable failures) until one answers.
 
-        Cooling deployments are skipped; retries stop at the route's total time budget.
+        Cooling deployments are skipped; retries, and moving on to the next target, stop
+        once the route's total time budget is spent (an attempt begun before that has its
+        own ``total`` at most).
         With ``holds`` the answer is a stream that stays in flight on its target until
         the caller reports ``Outcome.stream_ended``.
         """
         tries = _Tries(time.monotonic() + route.timeouts.total)
         for target in route.targets:
+            if tries.count and time.monotonic() >= tries.deadline:
+                break  # the call's total time is spent: no further deployment is asked
             answered = await self._try_target(target, route.retries, attempt, holds, tries)
             if answered is not None:
                 result, ticket = answered

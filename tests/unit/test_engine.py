@@ -518,3 +518,36 @@ async def test_a_probe_refused_by_the_deployments_own_cap_lets_the_next_call_pro
     with pytest.raises(RateLimited):
         await e.complete(ask("solo"), request_id="capped probe")
     assert state.admit(time.monotonic())  # the probe's slot is free again
+
+
+class Slow(ScriptedBackend):
+    """Fails as scripted, after ``seconds`` of the call's time (a real wait: at least)."""
+
+    def __init__(self, name: str, failures: list[ModelwayError], seconds: float) -> None:
+        super().__init__(name, failures)
+        self.seconds = seconds
+
+    async def complete(self, request: ChatRequest, model: str, call: Call) -> ChatResponse:
+        await asyncio.sleep(self.seconds)
+        return await super().complete(request, model, call)
+
+
+async def test_no_further_deployment_is_asked_once_the_total_time_is_spent() -> None:
+    """``total`` bounds the call, failover included: before, each deployment got a whole
+    ``total`` of its own, so a call could take several times it."""
+    spent = """
+providers:
+  a: {wire: openai, base_url: "http://a.invalid/v1"}
+  b: {wire: openai, base_url: "http://b.invalid/v1"}
+models:
+  - name: pair
+    retries: 3
+    timeouts: {total: 0.05}
+    deployments: [{provider: a, model: m-a}, {provider: b, model: m-b}]
+"""
+    a = Slow("a", [server_error()], seconds=0.06)  # longer than the whole budget
+    b = ScriptedBackend("b")
+    e = Engine(parse_config(spent, {}), {}, {"a": a, "b": b})
+    with pytest.raises(UpstreamStatusError):
+        await e.complete(ask("pair"), request_id="r")
+    assert (len(a.calls), len(b.calls)) == (1, 0)
