@@ -267,8 +267,8 @@ class Relay:
         self._wire = wire
         self.stream = streams(wire, body)
         self._options = stream_options(wire, body) if self.stream else {}
-        # Made before the body is rewritten: it reads whether the caller asked for usage.
-        self._scanner = scanner_for(wire, body) if self.stream else None
+        # Before the body is rewritten: a scanner reads whether the caller asked for usage.
+        self._asked = {"stream_options": body.get("stream_options")}
         self._headers = dict(_JSON)
         for name in _FORWARDED_HEADERS[wire]:
             value = headers.get(name)
@@ -325,9 +325,11 @@ class Relay:
         return WholeAnswer(answer, usage, outcome, reason, size, kept, running)
 
     async def open(self, call: Call) -> OpenedRelay:
-        """The stream, committed to a target once its first chunk arrived."""
+        """The stream, committed to a target once its first event arrived."""
 
-        async def open_stream(target: Target) -> tuple[bytes, AsyncIterator[bytes]]:
+        async def open_stream(
+            target: Target,
+        ) -> tuple[tuple[bytes, StreamScanner], AsyncIterator[bytes]]:
             backend = target.backend
             assert isinstance(backend, HttpProvider)
             try:
@@ -335,18 +337,23 @@ class Relay:
             except UpstreamStatusError as error:
                 raise self._blamed(error) from None
             chunks = backend.raw_stream(response, call)
-            try:
-                return await anext(chunks), chunks
-            except StopAsyncIteration:
-                raise EmptyResponse(
-                    "the upstream stream was empty", provider=backend.name
-                ) from None
+            # Committed to this target at its first event, not its first bytes: a stream of
+            # comments (``: keepalive``) that then ends fails over as an empty one does.
+            scanner = scanner_for(self._wire, self._asked)
+            while True:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    raise EmptyResponse(
+                        "the upstream stream ended before its first event", provider=backend.name
+                    ) from None
+                first = scanner.feed(chunk)
+                if first:
+                    return (first, scanner), chunks
 
-        (first, rest), outcome = await self._engine.attempt_each(
+        ((first, scanner), rest), outcome = await self._engine.attempt_each(
             self._route, open_stream, holds=True
         )
-        scanner = self._scanner
-        assert scanner is not None, "a body that asked for no stream is read whole"
         return OpenedRelay(
             _scanned(first, rest, scanner, outcome),
             scanner,
@@ -358,12 +365,11 @@ class Relay:
 async def _scanned(
     first: bytes, rest: AsyncIterator[bytes], scanner: StreamScanner, outcome: Outcome
 ) -> AsyncIterator[bytes]:
-    """The upstream's chunks as ``scanner`` passes them on; the target is released at the end."""
+    """``first`` (the first event, scanned), then the upstream's chunks as ``scanner`` passes
+    them on; the target is released at the end."""
     failure: ModelwayError | None = None
     try:
-        data = scanner.feed(first)
-        if data:
-            yield data
+        yield first
         async for chunk in rest:
             data = scanner.feed(chunk)
             if data:
