@@ -131,6 +131,33 @@ def test_alias_names_win_over_every_other_rule() -> None:
     ]
 
 
+def test_a_fallbacks_own_fallbacks_follow_it_and_each_alias_is_tried_once() -> None:
+    chain = """
+providers:
+  a: {wire: openai, base_url: "http://a.invalid/v1"}
+  b: {wire: openai, base_url: "http://b.invalid/v1"}
+models:
+  - name: first
+    deployments: [{provider: a, model: one}]
+    fallbacks: [second, third]
+  - name: second
+    deployments: [{provider: b, model: two}]
+    fallbacks: [fourth, third]
+  - name: third
+    deployments: [{provider: a, model: three}]
+  - name: fourth
+    deployments: [{provider: b, model: four}]
+"""
+    r = router(chain, a=ScriptedBackend("a"), b=ScriptedBackend("b"))
+    route = r.route("first")
+    assert [(t.model, t.fallback) for t in route.targets] == [
+        ("one", None),
+        ("two", "second"),
+        ("three", "third"),
+        ("four", "fourth"),  # second's fallback: a chain no longer stops after one level
+    ]
+
+
 def test_round_robin_starts_each_request_at_the_next_deployment() -> None:
     r = router(a=ScriptedBackend("a"), b=ScriptedBackend("b"))
     firsts = [r.route("smart").targets[0].backend.name for _ in range(4)]

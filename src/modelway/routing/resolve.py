@@ -177,12 +177,22 @@ class Router:
     def _alias_route(self, name: str, take_turn: bool) -> Route:
         alias = self.aliases[name]
         targets = self._ordered(name, take_turn)
-        for fallback in alias.fallbacks:
-            targets.extend(
-                t._replace(fallback=fallback)
-                for t in self._ordered(fallback, take_turn)
-                if t not in targets
-            )
+        if alias.fallbacks:
+            # A fallback's own fallbacks follow it, breadth first (the config refuses cycles;
+            # an alias reached twice is tried once). Before, a chain stopped after one level.
+            pending = list(alias.fallbacks)
+            reached = {name}
+            while pending:
+                fallback = pending.pop(0)
+                if fallback in reached:
+                    continue
+                reached.add(fallback)
+                targets.extend(
+                    t._replace(fallback=fallback)
+                    for t in self._ordered(fallback, take_turn)
+                    if t not in targets
+                )
+                pending.extend(self.aliases[fallback].fallbacks)
         server = self._config.server
         retries = server.retries if alias.retries is None else alias.retries
         return Route(targets, retries, alias.timeouts or server.timeouts, name)
