@@ -168,6 +168,13 @@ def test_limits_out_of_range_are_config_errors() -> None:
             parse_config(text, {})
 
 
+@pytest.mark.parametrize("value", [".inf", ".nan", "0", "-1", "31536001"])
+def test_a_timeout_must_be_a_finite_positive_number_of_seconds(value: str) -> None:
+    # .inf passed once, and every upstream call then failed with aiohttp's OverflowError.
+    with pytest.raises(ConfigError, match=r"timeouts\.connect"):
+        parse_config(f"server:\n  timeouts: {{connect: {value}}}\n", {})
+
+
 def test_a_misspelled_field_is_rejected_with_a_suggestion() -> None:
     assert error_for("misspelled_field.yaml") == (
         "6: models[0].deployments[0].wieght: unknown field (did you mean 'weight'?)"

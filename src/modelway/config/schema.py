@@ -35,7 +35,9 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 #: (``providers/lean_transport.py``; docs/benchmarks.md, "Upstream clients").
 UpstreamClient = Literal["aiohttp", "aiohttp-lean"]
 
-Seconds = Annotated[float, msgspec.Meta(gt=0)]
+#: Up to a year: long enough for any TTL, and finite (``.inf`` reached aiohttp's timers as
+#: an ``OverflowError`` on every upstream call).
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=365 * 86400)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
 Name = Annotated[str, msgspec.Meta(min_length=1)]
