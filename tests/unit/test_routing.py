@@ -115,6 +115,24 @@ def test_config_check_names_the_variable_that_enables_an_alias_provider(
     assert "(set OLLAMA_BASE_URL or add it to the providers section)" in result.output
 
 
+def test_config_check_takes_a_deployment_with_its_own_endpoint_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As routing.md shows it, and as `serve` runs it: no provider to enable."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "modelway.yaml"
+    path.write_text(
+        "models:\n  - name: own\n    deployments:\n"
+        "      - {provider: openai, model: gpt-4o, base_url: 'https://llm.internal/v1',"
+        " api_key: sk-own-key-0123456789}\n"
+    )
+    result = CliRunner().invoke(cli_app, ["config", "check", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "sk-own-key-0123456789" not in result.output
+
+
 def test_mock_is_always_present_with_no_key_and_no_config() -> None:
     target = router("").direct_target("mock/echo")
     assert (target.backend.name, target.model) == ("mock", "echo")

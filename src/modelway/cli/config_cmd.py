@@ -32,7 +32,10 @@ def check(
         enabled = provider_settings(settings, environ)
         for alias in settings.models:
             for deployment in alias.deployments:
-                if deployment.provider not in enabled and deployment.provider != "mock":
+                # A deployment with its own endpoint, key or headers needs no enabled
+                # provider: `serve` builds it from those (routing.resolve, _deployments).
+                own = deployment.base_url or deployment.api_key or deployment.headers
+                if deployment.provider not in enabled and deployment.provider != "mock" and not own:
                     raise ConfigError(
                         f"alias {alias.name!r} uses provider {deployment.provider!r}, which is "
                         f"not enabled (set {enabling_variables(deployment.provider)} or add "
