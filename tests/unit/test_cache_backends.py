@@ -117,3 +117,18 @@ async def test_redis_down_is_one_outage_for_the_cache_and_the_limits(
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "Redis unreachable" in warnings[0].getMessage()
     await client.aclose()
+
+
+async def test_idempotency_keys_outlive_answers_when_the_bytes_run_out() -> None:
+    """A key evicted by answers let its repeat run upstream again: keys go only once no
+    answer is left to drop."""
+    cache = MemoryBackend(max_bytes=1000)
+    await cache.put("ns", "idem:order-1", b"k" * 100, ttl=60)
+    for key in "abcdef":
+        await cache.put("ns", key, b"x" * 200, ttl=60)
+    assert await cache.get("ns", "idem:order-1") == b"k" * 100
+    assert cache.bytes <= 1000
+    await cache.put("ns", "idem:order-2", b"k" * 900, ttl=60)  # no answer left to drop
+    assert await cache.get("ns", "idem:order-1") is None
+    assert (await cache.stats()).entries == 1
+    assert await cache.clear("ns") == 1 and cache.bytes == 0

@@ -419,3 +419,24 @@ async def test_each_namespace_the_cache_uses_can_be_cleared_alone(gateway: Setup
     assert (await _clear(gateway, "master")).json()["removed"] == 1
     assert await _ask(gateway, master) == "miss"
     assert set(await gateway.state.store.cache_clears.generations()) == {*namespaces, "master"}
+
+
+async def test_idempotency_keys_are_each_tenants_own_in_a_shared_cache(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    """Entries of a ``shared`` cache are everyone's; idempotency keys never are: before,
+    one team's key blocked another's (422) and told it that the key had been used."""
+    shared = "cache: {ttl: 300, namespace: shared}\n" + PRICES
+    async with in_process_gateway(tmp_path, shared, upstream=upstream) as setup:
+        red, blue = await _key_of_team(setup, "red"), await _key_of_team(setup, "blue")
+
+        async def order(caller: dict[str, str], text: str) -> httpx.Response:
+            body = {"model": MODEL, "messages": [{"role": "user", "content": text}]}
+            headers = {"authorization": caller["authorization"], "idempotency-key": "order-1"}
+            return await setup.http.post("/v1/chat/completions", json=body, headers=headers)
+
+        assert (await order(red, "red's order")).status_code == 200
+        blues = await order(blue, "blue's order")
+        assert blues.status_code == 200, blues.text
+        assert (await order(red, "another body")).status_code == 422  # red's key, reused
+        assert upstream.calls == 2

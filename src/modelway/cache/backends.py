@@ -12,6 +12,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
+from modelway.cache.keys import IDEMPOTENCY_PREFIX
+
 
 class CacheStats(NamedTuple):
     """What a backend holds: entries and their bytes, against its bound (None: unbounded)."""
@@ -57,32 +59,39 @@ class CacheBackend(Protocol):
 class MemoryBackend:
     """One process's entries, least recently used dropped first past ``max_bytes``.
 
-    Hand-written over an ``OrderedDict``: the bound is in bytes, which ``functools`` and
+    Hand-written over ``OrderedDict``s: the bound is in bytes, which ``functools`` and
     ``cachetools``'s count-bounded caches do not keep. Expiry is checked when a key is read
     (and expired keys met on the way are dropped), on ``clock`` (monotonic, injectable).
-    Invariant: ``bytes`` is the sum of the sizes of the values held, never above
-    ``max_bytes``. Nothing here awaits, so no step is interleaved with another.
+    Idempotency keys (``keys.IDEMPOTENCY_PREFIX``) are held apart and dropped only when no
+    cached answer is left to drop: evicted by answers, a key's repeat ran again. Invariant:
+    ``bytes`` is the sum of the sizes of the values held, never above ``max_bytes``.
+    Nothing here awaits, so no step is interleaved with another.
     """
 
     def __init__(self, max_bytes: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_bytes = max_bytes
         self._clock = clock
-        self._items: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+        self._answers: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
+        self._keys: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
         self.bytes = 0
 
+    def _held(self, slot: tuple[str, str]) -> OrderedDict[tuple[str, str], tuple[float, bytes]]:
+        return self._keys if slot[1].startswith(IDEMPOTENCY_PREFIX) else self._answers
+
     def _live(self, slot: tuple[str, str]) -> bytes | None:
-        item = self._items.get(slot)
+        held = self._held(slot)
+        item = held.get(slot)
         if item is None:
             return None
         expires, value = item
         if expires <= self._clock():
             self._remove(slot)
             return None
-        self._items.move_to_end(slot)
+        held.move_to_end(slot)
         return value
 
     def _remove(self, slot: tuple[str, str]) -> None:
-        _, value = self._items.pop(slot)
+        _, value = self._held(slot).pop(slot)
         self.bytes -= _size(slot, value)
 
     async def get(self, namespace: str, key: str) -> bytes | None:
@@ -90,14 +99,16 @@ class MemoryBackend:
 
     async def put(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
         slot = (namespace, key)
-        if slot in self._items:
+        held = self._held(slot)
+        if slot in held:
             self._remove(slot)
         size = _size(slot, value)
         if size > self.max_bytes:
             return  # larger than the whole cache: kept nowhere rather than emptying it
         while self.bytes + size > self.max_bytes:
-            self._remove(next(iter(self._items)))  # the least recently used
-        self._items[slot] = (self._clock() + ttl, value)
+            # The least recently used answer; an idempotency key only when none is left.
+            self._remove(next(iter(self._answers or self._keys)))
+        held[slot] = (self._clock() + ttl, value)
         self.bytes += size
 
     async def claim(self, namespace: str, key: str, value: bytes, ttl: float) -> bool:
@@ -107,17 +118,24 @@ class MemoryBackend:
         return True
 
     async def delete(self, namespace: str, key: str) -> None:
-        if (namespace, key) in self._items:
-            self._remove((namespace, key))
+        slot = (namespace, key)
+        if slot in self._held(slot):
+            self._remove(slot)
 
     async def clear(self, namespace: str | None = None) -> int:
-        doomed = [slot for slot in self._items if namespace is None or slot[0] == namespace]
+        doomed = [
+            slot
+            for held in (self._answers, self._keys)
+            for slot in held
+            if namespace is None or slot[0] == namespace
+        ]
         for slot in doomed:
             self._remove(slot)
         return len(doomed)
 
     async def stats(self) -> CacheStats:
-        return CacheStats("memory", len(self._items), self.bytes, self.max_bytes)
+        entries = len(self._answers) + len(self._keys)
+        return CacheStats("memory", entries, self.bytes, self.max_bytes)
 
     async def aclose(self) -> None:
         return None

@@ -57,6 +57,11 @@ def namespace_slot(namespace: str, everything: int, own: int) -> str:
     return f"{everything}.{own}:{namespace}"
 
 
+#: What an idempotency key's slot starts with (``MemoryBackend`` holds those apart).
+IDEMPOTENCY_PREFIX = "idem:"
+
+
 def idempotency_slot(idempotency_key: str) -> str:
     """Where an ``Idempotency-Key`` is kept within its namespace (never the key itself)."""
-    return "idem:" + hashlib.sha256(idempotency_key.encode(errors="surrogatepass")).hexdigest()
+    digest = hashlib.sha256(idempotency_key.encode(errors="surrogatepass")).hexdigest()
+    return IDEMPOTENCY_PREFIX + digest

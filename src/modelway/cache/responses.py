@@ -151,7 +151,12 @@ class ResponseCache:
         mode = policy.namespace if policy is not None else self.settings.namespace
         namespace = self._token(namespace_of(caller, mode))
         key = request_key(request, alias, namespace)
-        slot = None if idempotency_key is None else idempotency_slot(idempotency_key)
+        slot = None
+        if idempotency_key is not None:
+            # A caller's own, whatever the alias's cache shares: on a ``shared`` alias one
+            # tenant could otherwise block another's keys (422) or learn they were used.
+            own = "team" if self.settings.namespace == "shared" else self.settings.namespace
+            slot = (self._token(namespace_of(caller, own)), idempotency_slot(idempotency_key))
         call = CachedCall(self, namespace, key, policy, control, slot)
         await call.look_up()
         return call
@@ -222,7 +227,7 @@ class CachedCall:
         key: str,
         policy: CachePolicy | None,
         control: CacheControl,
-        slot: str | None,
+        slot: tuple[str, str] | None,
     ) -> None:
         self._cache = cache
         self._namespace = namespace
@@ -269,18 +274,19 @@ class CachedCall:
         self.status = "hit"
         self.entry = entry
 
-    async def _idempotent_answer(self, slot: str) -> Entry | None:
+    async def _idempotent_answer(self, slot: tuple[str, str]) -> Entry | None:
         """None once this request holds the key; the first request's answer otherwise."""
         cache = self._cache
         backend = cache.backend
         pending = encode(IdempotencyRecord(self._key))
         deadline = time.monotonic() + cache.settings.idempotency_wait
+        owner, name = slot
         while True:
-            claim = backend.claim(self._namespace, slot, pending, CLAIM_SECONDS)
+            claim = backend.claim(owner, name, pending, CLAIM_SECONDS)
             if await cache.safely(claim, True):  # Redis down: run it (fail open)
                 self._claimed = True
                 return None
-            data = await cache.safely(backend.get(self._namespace, slot), None)
+            data = await cache.safely(backend.get(owner, name), None)
             record = None if data is None else decode_record(data)
             if record is not None:
                 if record.fingerprint != self._key:
@@ -324,7 +330,8 @@ class CachedCall:
         cache = self._cache
         record = encode(IdempotencyRecord(self._key, entry))
         ttl = cache.settings.idempotency_ttl
-        await cache.safely(cache.backend.put(self._namespace, self._slot, record, ttl), None)
+        owner, name = self._slot
+        await cache.safely(cache.backend.put(owner, name, record, ttl), None)
         self._claimed = False
 
     async def kept(
@@ -356,4 +363,5 @@ class CachedCall:
         if self._slot is not None and self._claimed:
             self._claimed = False
             cache = self._cache
-            await cache.safely(cache.backend.delete(self._namespace, self._slot), None)
+            owner, name = self._slot
+            await cache.safely(cache.backend.delete(owner, name), None)
