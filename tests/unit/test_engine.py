@@ -316,8 +316,8 @@ models:
     assert len(a.calls) == 1  # failed once, then rested
 
 
-async def test_every_deployment_resting_is_a_503_with_retry_after(sleeps: list[float]) -> None:
-    resting = """
+#: One deployment, benched for 30 s by one failure.
+PROBED = """
 providers:
   a: {wire: openai, base_url: "http://a.invalid/v1"}
 models:
@@ -326,7 +326,11 @@ models:
     cooldown: {failures: 1, window: 60, seconds: 30}
     deployments: [{provider: a, model: m-a}]
 """
-    e = Engine(parse_config(resting, {}), {}, {"a": ScriptedBackend("a", [server_error()] * 3)})
+CAPPED = PROBED.replace("model: m-a}", "model: m-a, rpm: 2}")
+
+
+async def test_every_deployment_resting_is_a_503_with_retry_after(sleeps: list[float]) -> None:
+    e = Engine(parse_config(PROBED, {}), {}, {"a": ScriptedBackend("a", [server_error()] * 3)})
     with pytest.raises(UpstreamStatusError):
         await e.complete(ask("solo"), request_id="r")
     with pytest.raises(Unavailable) as caught:
@@ -452,18 +456,6 @@ async def test_a_provider_that_cannot_be_listed_is_left_out_with_its_reason(
     assert e.unlisted.keys() == {"a"}
     if isinstance(error, TypeError):  # a fault of ours is in the log, with its traceback
         assert any(r.exc_info and r.exc_info[1] is error for r in caplog.records)
-
-
-PROBED = """
-providers:
-  a: {wire: openai, base_url: "http://a.invalid/v1"}
-models:
-  - name: solo
-    retries: 0
-    cooldown: {failures: 1, window: 60, seconds: 30}
-    deployments: [{provider: a, model: m-a}]
-"""
-CAPPED = PROBED.replace("model: m-a}", "model: m-a, rpm: 2}")
 
 
 class Hanging(ScriptedBackend):

@@ -169,6 +169,11 @@ async def test_an_openai_stream_with_wrong_usage_ends_as_a_stream_does(
 ) -> None:
     reply = MockReply(200, OPENAI_STREAMS[case], {"content-type": "text/event-stream"})
     status, text = await answers(tmp_path, "openai", reply, path, stream=True)
+    if status == 502 and path == "/v1/responses":
+        # Chat Completions chunks to a relayed Responses stream are garbage before its
+        # first event: refused before anything was sent, in the caller's format.
+        assert json.loads(text)["error"]["type"] == "upstream_error", text
+        return
     assert status == 200, text
     assert ends_well_or_says_why(path, text), text
 

@@ -344,6 +344,14 @@ class Relay:
                 try:
                     chunk = await anext(chunks)
                 except StopAsyncIteration:
+                    # Its one event may have no line break after it (Ollama answers a load
+                    # call with bare JSON): what the scanner still holds is the first.
+                    try:
+                        first = scanner.close()
+                    except ModelwayError:
+                        first = b""
+                    if first:
+                        return (first, scanner), chunks
                     raise EmptyResponse(
                         "the upstream stream ended before its first event", provider=backend.name
                     ) from None
