@@ -190,12 +190,16 @@ def test_every_request_leaves_one_usage_record(gateway: str, data_env: dict[str,
 
 
 def test_two_replicas_on_postgres_and_redis_enforce_one_global_limit_and_revocation() -> None:
-    with running_postgres() as postgres, running_redis() as redis_url:
+    with (
+        running_postgres() as postgres,
+        running_redis() as redis_url,
+        tempfile.TemporaryDirectory() as data,
+    ):
         env = {
             "DATABASE_URL": postgres.url,
             "REDIS_URL": redis_url,
             "MODELWAY_MASTER_KEY": MASTER,
-            "MODELWAY_DATA_DIR": tempfile.mkdtemp(),
+            "MODELWAY_DATA_DIR": data,
         }
         key_id, key = create_key(env, rpm=5)
         with running_gateway(env) as first, running_gateway(env) as second:
