@@ -233,6 +233,19 @@ async def test_embeddings_are_metered_calls_too(calls: Calls, recorded: Recorded
     assert (recorded.only.provider, recorded.only.status) == ("quiet", 200)
 
 
+async def test_embeddings_whose_provider_reports_no_usage_are_counted_from_their_texts(
+    calls: Calls, recorded: Recorded
+) -> None:
+    """Gemini reports none for embeddings: before, they were recorded at 0 tokens and $0,
+    past token budgets, TPM and prices."""
+    texts = ["a" * 400, "b" * 400]
+    async with open_call(calls, key(models=("quiet/*",))) as call:
+        await call.embed(EmbeddingRequest(model="quiet/m", input=texts))
+    record = recorded.only
+    assert (record.prompt_tokens, record.usage_estimated) == (800 // 4, True)
+    assert record.cost_usd == pytest.approx(200.0)  # PRICES: $1 a token
+
+
 # --- admission -----------------------------------------------------------------------------
 
 

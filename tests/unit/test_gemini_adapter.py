@@ -597,6 +597,13 @@ def test_embeddings_are_one_batch_request_per_text() -> None:
     ]
 
 
+def test_more_texts_than_a_gemini_batch_takes_are_refused_before_the_upstream() -> None:
+    """Google refuses over 100 requests a batch; the gateway takes 2048 texts a call."""
+    assert adapter.embeddings_request(EmbeddingRequest("x", ["t"] * 100), "e").body
+    with pytest.raises(BadRequest, match="at most 100 texts a request, not 150"):
+        adapter.embeddings_request(EmbeddingRequest("x", ["t"] * 150), "e")
+
+
 def test_an_embeddings_answer_of_the_wrong_shape_is_undecodable() -> None:
     with pytest.raises(UndecodableResponse):
         adapter.parse_embeddings(b'{"embedding": {"values": [1]}}')

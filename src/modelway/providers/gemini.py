@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from modelway.errors import (
+    BadRequest,
     EmptyResponse,
     StreamTruncated,
     UndecodableResponse,
@@ -41,6 +42,8 @@ from modelway.types import (
 
 PROVIDER = "gemini"
 API_PREFIX = "/v1beta"
+#: Texts ``:batchEmbedContents`` takes at once (Google refuses more).
+MAX_GEMINI_EMBEDDING_BATCH = 100
 
 #: Gemini's ``finishReason`` in canonical terms. Any other reason (MALFORMED_FUNCTION_CALL,
 #: TOO_MANY_TOOL_CALLS, OTHER, LANGUAGE, ...) is a plain stop after some answer, and
@@ -108,7 +111,13 @@ class GeminiAdapter:
         return GeminiStreamDecoder()
 
     def embeddings_request(self, request: EmbeddingRequest, model: str) -> HttpRequest:
-        """``:batchEmbedContents`` with one request per input text."""
+        """``:batchEmbedContents`` with one request per input text (Gemini takes 100 at most
+        a batch: more is refused here, in the caller's terms, before the upstream is asked)."""
+        if len(request.input) > MAX_GEMINI_EMBEDDING_BATCH:
+            raise BadRequest(
+                f"input: the gemini provider embeds at most {MAX_GEMINI_EMBEDDING_BATCH} "
+                f"texts a request, not {len(request.input)}; send them in smaller batches"
+            )
         name = _model_path(model).removeprefix(f"{API_PREFIX}/")
         requests: list[dict[str, Any]] = []
         for text in request.input:
