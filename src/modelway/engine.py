@@ -392,8 +392,9 @@ class Engine:
     @staticmethod
     def _request_for(request: ChatRequest, target: Target, dialect: str | None) -> ChatRequest:
         # ``extra`` holds fields in the caller's own vocabulary: only a provider of the same
-        # wire format understands them.
-        if request.extra and dialect != target.backend.wire:
+        # wire format understands them (a legacy completions body's are OpenAI's).
+        vocabulary = "openai" if dialect == "completions" else dialect
+        if request.extra and vocabulary != target.backend.wire:
             choices = request.extra.get("n")
             if choices is not None and choices != 1:
                 # Dropped, the caller would get one choice where it counted on several.

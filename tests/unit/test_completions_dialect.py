@@ -11,7 +11,10 @@ import pytest
 from openai.types import Completion, ErrorObject
 
 from modelway.dialects.completions import CompletionsDialect
+from modelway.engine import Engine
 from modelway.errors import BadRequest, UnknownModel
+from modelway.providers.openai import build_chat_body
+from modelway.routing.targets import Target
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -26,6 +29,7 @@ from modelway.types import (
     UsageReport,
     response_events,
 )
+from tests.unit.fakes import ScriptedBackend
 
 dialect = CompletionsDialect()
 MINIMAL: dict[str, Any] = {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi"}
@@ -91,6 +95,19 @@ def test_a_prompt_becomes_one_user_message() -> None:
         stop=["\n"],
         user="u1",
     )
+
+
+def test_seed_penalties_and_logit_bias_reach_an_openai_format_provider_only() -> None:
+    """Dropped silently before: a seeded completion was not one."""
+    sent = {"seed": 7, "presence_penalty": 0.5, "frequency_penalty": 0.2, "logit_bias": {"50": 1}}
+    request = decode(**sent)
+    assert request.extra == sent
+    openai_target = Target(ScriptedBackend("openai"), "gpt-4o")
+    for_openai = Engine._request_for(request, openai_target, "completions")
+    assert {k: build_chat_body(for_openai, "gpt-4o")[k] for k in sent} == sent
+    anthropic = ScriptedBackend("anthropic")
+    anthropic.wire = "anthropic"
+    assert Engine._request_for(request, Target(anthropic, "claude"), "completions").extra == {}
 
 
 def test_a_list_of_one_prompt_is_accepted() -> None:

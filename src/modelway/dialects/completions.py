@@ -68,6 +68,11 @@ class CompletionsDialect:
         return encode_error_body(error)
 
 
+#: Completions fields Chat Completions takes as they are (sent to OpenAI-format providers
+#: only, as a chat body's own extras are); dropped, a seeded call would not be one.
+_PASSED_ON = ("seed", "presence_penalty", "frequency_penalty", "logit_bias", "service_tier")
+
+
 def decode_completion_request(body: Any) -> ChatRequest:
     """The canonical request for a parsed ``POST /v1/completions`` body."""
     if not isinstance(body, dict):
@@ -100,6 +105,8 @@ def decode_completion_request(body: Any) -> ChatRequest:
         stream=stream,
         include_usage=bool(options.get("include_usage")),
         user=user,
+        # Chat Completions takes these too: an OpenAI-format provider gets them as sent.
+        extra={name: body[name] for name in _PASSED_ON if body.get(name) is not None},
     )
 
 
