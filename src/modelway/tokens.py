@@ -50,6 +50,19 @@ def _encoding() -> Any:
         return bpe_openai.get_encoding("cl100k_base")
 
 
+def decode_tokens(ids: list[int]) -> str | None:
+    """The text of ``cl100k_base`` token ids (how OpenAI's embedding models and the clients
+    that tokenize for them count), or None when one is no token of it."""
+    encoding = _encoding()
+    if not all(0 <= token < encoding.n_vocab for token in ids):
+        return None
+    try:
+        text: str = encoding.decode(ids)
+    except Exception:  # a special token's id, or one the table lacks
+        return None
+    return text
+
+
 #: Characters counted at a time: the encoder refuses inputs of a million characters and
 #: more, and counts of over 200,000 tokens; 40,000 characters stay under both (at most
 #: four tokens a character).

@@ -257,6 +257,17 @@ def test_embeddings_through_each_provider(client: openai.OpenAI, provider: str) 
     assert len(answer.data[0].embedding) > 0
 
 
+@pytest.mark.parametrize("provider", ["mock", "openai", "gemini"])
+def test_token_array_embeddings_are_the_texts_embeddings(
+    client: openai.OpenAI, provider: str
+) -> None:
+    """As LangChain's OpenAIEmbeddings sends them (cl100k_base ids): before, a 400."""
+    model = f"{provider}/embed"
+    by_text = client.embeddings.create(model=model, input=["hello world", "hello"])
+    by_tokens = client.embeddings.create(model=model, input=[[15339, 1917], [15339]])
+    assert [d.embedding for d in by_tokens.data] == [d.embedding for d in by_text.data]
+
+
 def test_embeddings_from_anthropic_is_a_clear_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):
         client.embeddings.create(model="anthropic/echo", input="one")
