@@ -694,3 +694,15 @@ def test_a_model_with_no_price_is_said_once_in_the_log(caplog: pytest.LogCapture
         assert accounts.cost("quiet", "m", usage) == pytest.approx(3000.0)
     [said] = [record.getMessage() for record in caplog.records]
     assert said.startswith("no price for openai/gpt-99-ultra: its calls are recorded at $0")
+
+
+def test_models_without_a_price_cannot_fill_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """Model names are callers': one line each for the first 20, one saying so, then none."""
+    accounts = Accounts(Limits.from_environment(None), Recorded(), PRICES)
+    usage = Usage(prompt_tokens=1, completion_tokens=1)
+    with caplog.at_level("WARNING", logger="modelway.usage"):
+        for number in range(200):
+            accounts.cost("openai", f"made-up-{number}", usage)
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 21
+    assert said[-1].startswith("more models have no price")

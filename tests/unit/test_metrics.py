@@ -6,7 +6,11 @@ several workers is ``tests/integration/test_metrics_workers.py``.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +19,8 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelway.calls import ANONYMOUS
@@ -52,8 +58,12 @@ async def scrape(gateway: Setup, **headers: str) -> Samples:
     response = await gateway.http.get("/metrics", headers=headers or None)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
+    return samples_of(response.text)
+
+
+def samples_of(text: str) -> Samples:
     samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
+    for family in text_string_to_metric_families(text):
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return samples
@@ -375,3 +385,42 @@ async def test_a_scrape_says_redis_is_down_though_no_call_used_it(tmp_path: Path
         samples = await scrape(gateway)
         assert value(samples, "modelway_dependency_up", dependency="redis") == 0
         assert value(samples, "modelway_dependency_up", dependency="store") == 1
+
+
+def test_with_several_workers_a_dependency_is_what_the_latest_worker_saw(tmp_path: Path) -> None:
+    """Each worker keeps its own value; the scrape gives the one just pinged for. With the
+    lowest of them, Redis read down for as long as any worker had not yet seen it back."""
+
+    def worker_saw(up: int) -> None:  # a worker process setting the gauge, then gone
+        code = (
+            "from modelway.observability.metrics import Metrics\n"
+            f"Metrics().dependency_up.labels('redis').set({up})\n"
+        )
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+
+    worker_saw(0)  # one worker saw the outage...
+    worker_saw(1)  # ...the one answering this scrape just pinged Redis back up
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    samples = samples_of(generate_latest(merged).decode())
+    assert value(samples, "modelway_dependency_up", dependency="redis") == 1
+
+
+async def test_a_scrape_is_rendered_off_the_event_loop(
+    gateway: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of series (a key holder can name that many models) took ~0.75 s to
+    render: on the loop, every call on the worker waited for each scrape."""
+    metrics = gateway.state.metrics
+    assert metrics is not None
+    rendered_on: list[threading.Thread] = []
+    render = metrics.render
+
+    def recorded() -> bytes:
+        rendered_on.append(threading.current_thread())
+        return render()
+
+    monkeypatch.setattr(metrics, "render", recorded)
+    await scrape(gateway, authorization="Bearer scrape-token-0123")
+    assert rendered_on and rendered_on[0] is not threading.current_thread()

@@ -26,6 +26,8 @@ from modelway.types import Usage
 log = logging.getLogger("modelway.usage")
 #: Bytes per token for the admission estimate (a reservation, settled with real usage).
 _PRICE_CACHE_SIZE = 4096
+#: Models without a price said in the log, each once, before the gateway stops saying.
+_UNPRICED_SAID = 20
 
 
 class UsageRecorder(Protocol):
@@ -57,6 +59,7 @@ class Accounts:
         #: Config and store team budgets (``team_budgets``), refreshed by the gateway.
         self.team_budgets = TeamBudgets(team_budgets)
         self._prices: dict[tuple[str, str], Price | None] = {}
+        self._unpriced_said = 0
 
     async def aclose(self) -> None:
         """Flush the recorder, then close the limits' connections."""
@@ -75,14 +78,26 @@ class Accounts:
                 self._prices.clear()  # model names come from callers: keep it bounded
             price = self._prices[key] = price_for(provider, model, self.prices)
             if price is None and provider not in price_table().free_providers:
-                log.warning(
-                    "no price for %s/%s: its calls are recorded at $0 and count nothing "
-                    "toward USD budgets; give it one under prices: in the config",
-                    provider,
-                    model,
-                    extra={"provider": provider, "model": model},
-                )
+                self._unpriced(provider, model)
         return priced_cost(price, provider, usage) or 0.0
+
+    def _unpriced(self, provider: str, model: str) -> None:
+        """Say once per model that it has no price; the first ``_UNPRICED_SAID`` models
+        only (model names are callers': a line each would let them fill the log)."""
+        said = self._unpriced_said
+        if said > _UNPRICED_SAID:
+            return
+        self._unpriced_said = said + 1
+        if said == _UNPRICED_SAID:
+            log.warning("more models have no price; not said again until a restart")
+            return
+        log.warning(
+            "no price for %s/%s: its calls are recorded at $0 and count nothing "
+            "toward USD budgets; give it one under prices: in the config",
+            provider,
+            model,
+            extra={"provider": provider, "model": model},
+        )
 
     async def admit(
         self, caller: Caller, model: str, request_bytes: int, max_tokens: int | None

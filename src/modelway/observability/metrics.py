@@ -221,7 +221,10 @@ class Metrics:
                                  registry=r)  # fmt: skip
         self.dependency_up = Gauge("modelway_dependency_up",
                                    "1 while the store (or Redis) answers, 0 in an outage",
-                                   ["dependency"], multiprocess_mode="livemin",
+                                   # The value the worker answering the scrape just
+                                   # pinged for (the lowest kept a recovered dependency
+                                   # down while another worker had not seen it back).
+                                   ["dependency"], multiprocess_mode="livemostrecent",
                                    registry=r)  # fmt: skip
         self.per_key: tuple[Family, Family, Family] | None = None
         if per_key:
@@ -344,6 +347,12 @@ class Metrics:
     def exposition(self) -> bytes:
         """The text a scrape gets: every worker's values merged, or this registry's."""
         self.refresh()
+        return self.render()
+
+    def render(self) -> bytes:
+        """``exposition`` without ``refresh``: reads only the registry (and the workers'
+        files), so it may run off the event loop; it is pure Python and takes ~1 s for
+        thousands of series, during which the loop would answer no call."""
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)
         merged = CollectorRegistry()
