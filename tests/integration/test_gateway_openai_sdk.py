@@ -255,6 +255,8 @@ def test_embeddings_through_each_provider(client: openai.OpenAI, provider: str) 
     assert len(answer.data) == 2
     assert answer.data[0].embedding != answer.data[1].embedding
     assert len(answer.data[0].embedding) > 0
+    assert answer.model  # Gemini names no model: the one asked for, not ""
+    assert answer.usage.prompt_tokens > 0  # counted from the texts where none is reported
 
 
 @pytest.mark.parametrize("provider", ["mock", "openai", "gemini"])

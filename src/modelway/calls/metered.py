@@ -373,7 +373,7 @@ class MeteredCall:
             # Gemini reports no usage for embeddings, and some OpenAI-format upstreams leave
             # it out: counted from the texts, so token budgets, TPM and prices hold.
             texts = sum(utf8_size(text) for text in request.input)
-            usage = Usage(prompt_tokens=texts // BYTES_PER_TOKEN, estimated=True)
+            usage = response.usage = Usage(prompt_tokens=texts // BYTES_PER_TOKEN, estimated=True)
         await self._finish(200, usage, None)
         return response
 

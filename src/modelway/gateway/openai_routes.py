@@ -99,7 +99,7 @@ def _openai_embeddings(
                 {"object": "embedding", "index": i, "embedding": _encode_vector(v, encoding)}
                 for i, v in enumerate(embedded.vectors)
             ],
-            "model": embedded.model,
+            "model": embedded.model or embedding_request.model,  # Gemini names none
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
