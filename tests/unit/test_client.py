@@ -621,8 +621,8 @@ def test_client_timeouts_must_be_valid() -> None:
 @pytest.mark.parametrize(
     ("texts", "dimensions", "said"),
     [
-        ([1, 2], None, "input: expected a string or a non-empty list of strings"),
-        ([], None, "input: expected a string or a non-empty list of strings"),
+        ([1, "a"], None, "input: expected a string, a non-empty list of strings or token"),
+        ([], None, "input: expected a string, a non-empty list of strings or token arrays"),
         (["x"] * 2049, None, "input: at most 2048 texts"),
         ("hi", "8", "dimensions: expected a whole number"),
     ],
