@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelway.calls.embeddings import MAX_TOKENS, embedding_request
@@ -55,6 +55,7 @@ def test_token_ids_are_bounded_by_the_request() -> None:
         embedding_request("m", [[15339] * 1000] * (MAX_TOKENS // 1000 + 1), None)
 
 
+@settings(deadline=None)  # the first example loads the encoder's tables (~0.5 s)
 @given(st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=200))
 def test_decoding_gives_back_the_text_the_tokens_were_made_of(text: str) -> None:
     ids = _encoding().encode_ordinary(text)
