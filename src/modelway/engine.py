@@ -20,16 +20,14 @@ from modelway.errors import (
     BadRequest,
     ModelwayError,
     RateLimited,
-    Unavailable,
     UnknownModel,
     UpstreamError,
-    UpstreamStatusError,
 )
 from modelway.limits import UNLIMITED, MemoryLimiter, RateLimiter, Ticket
 from modelway.providers.upstream import Backend, Call
+from modelway.routing.attempts import Tries, attempt_once, retry_delay
 from modelway.routing.deployments import DeploymentState
 from modelway.routing.resolve import Router
-from modelway.routing.retry import backoff_seconds, should_retry_same_target
 from modelway.routing.targets import Route, Target
 from modelway.types import (
     ChatRequest,
@@ -44,8 +42,6 @@ T = TypeVar("T")
 log = logging.getLogger("modelway.engine")
 MODELS_CACHE_SECONDS = 60.0
 MODELS_LIST_TIMEOUT = 5.0
-#: Seconds a deployment's rest may exceed the upstream's Retry-After and still be waited for.
-REST_SLACK = 0.05
 
 
 class Outcome(NamedTuple):
@@ -99,19 +95,6 @@ async def _stream_from(
         await rest.aclose()  # type: ignore[attr-defined]
 
 
-def _resting_error(route: Route) -> Unavailable:
-    now = time.monotonic()
-    soonest = min(
-        (t.deployment.cooled_until - now for t in route.targets if t.deployment is not None),
-        default=None,
-    )
-    name = route.alias or "this model"
-    return Unavailable(
-        f"no deployment of {name!r} can be asked now: each is cooling down after failures",
-        retry_after=None if soonest is None else max(soonest, 0.0),
-    )
-
-
 class AttemptListener(Protocol):
     """Sees every upstream attempt (metrics count them, traces give each a span).
 
@@ -131,87 +114,6 @@ class AttemptListener(Protocol):
 #: seconds; quick, never raising. The attempt that answered a call is in its ``Outcome``
 #: (``upstream_seconds``): what only counts attempts needs no more than these two.
 FailedAttempt = Callable[[Target, float, BaseException], None]
-
-
-class _AtCapacity(RateLimited):
-    """Every deployment left to ask is at its own RPM/TPM cap (a 429 with Retry-After)."""
-
-
-class _Tries:
-    """What ``attempt_each`` has tried so far: how many attempts, the last error, the deadline."""
-
-    __slots__ = ("count", "deadline", "last_error", "seconds")
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.count = 0
-        self.last_error: ModelwayError | None = None
-        #: Seconds the latest attempt took.
-        self.seconds = 0.0
-
-    def at_cap(self, refusal: RateLimited) -> None:
-        """A deployment at its own RPM/TPM cap was passed over. Should none answer, the
-        caller hears that, with the soonest any capped deployment frees up — not the
-        deployment's limiter's words or ``x-ratelimit-*`` headers, which would read as
-        the caller's own limits."""
-        last = self.last_error
-        wait = refusal.retry_after
-        if isinstance(last, _AtCapacity) and last.retry_after is not None:
-            wait = last.retry_after if wait is None else min(wait, last.retry_after)
-        self.last_error = _AtCapacity(
-            "every deployment that could answer is at its own rate limit", retry_after=wait
-        )
-
-    def failure(self, route: Route) -> ModelwayError:
-        """The error to raise once every target has been tried."""
-        error = self.last_error
-        if error is None:
-            return _resting_error(route)
-        if isinstance(error, UpstreamStatusError) and error.fails_over:
-            error.blame_deployment_key()
-        error.attempts = self.count
-        return error
-
-
-async def _attempt_once(
-    target: Target,
-    state: DeploymentState,
-    attempt: Callable[[Target], Awaitable[T]],
-    holds: bool,
-) -> T:
-    """One attempt, kept in its deployment's health; ``holds`` leaves it in flight on success."""
-    started = time.monotonic()
-    state.started()
-    try:
-        result = await attempt(target)
-    except ModelwayError as error:
-        state.finished()
-        state.failed(error, time.monotonic())
-        raise
-    except BaseException:
-        state.finished()
-        state.no_verdict()
-        raise
-    state.succeeded(time.monotonic() - started, whole=not holds)
-    if not holds:
-        state.finished()
-    return result
-
-
-def _retry_delay(
-    state: DeploymentState | None, retry: int, error: ModelwayError, deadline: float
-) -> float | None:
-    """Seconds to wait before trying the same target again; None to move on instead."""
-    if not should_retry_same_target(error):
-        return None
-    now = time.monotonic()
-    delay = backoff_seconds(retry + 1, error)
-    if state is not None:
-        rest = state.cooled_until - now
-        if rest > (error.retry_after or 0.0) + REST_SLACK:
-            return None  # benched by its cooldown, not asked to wait: move on
-        delay = max(delay, rest)
-    return None if now + delay > deadline else delay
 
 
 class Engine:
@@ -275,7 +177,7 @@ class Engine:
         With ``holds`` the answer is a stream that stays in flight on its target until
         the caller reports ``Outcome.stream_ended``.
         """
-        tries = _Tries(time.monotonic() + route.timeouts.total)
+        tries = Tries(time.monotonic() + route.timeouts.total)
         for target in route.targets:
             if tries.count and time.monotonic() >= tries.deadline:
                 break  # the call's total time is spent: no further deployment is asked
@@ -291,7 +193,7 @@ class Engine:
         retries: int,
         attempt: Callable[[Target], Awaitable[T]],
         holds: bool,
-        tries: _Tries,
+        tries: Tries,
     ) -> tuple[T, Ticket] | None:
         """The target's answer and its deployment ticket; None to move on to the next target."""
         state = target.deployment
@@ -318,7 +220,7 @@ class Engine:
                     raise
                 if retry == retries:
                     return None
-                delay = _retry_delay(state, retry, error, tries.deadline)
+                delay = retry_delay(state, retry, error, tries.deadline)
                 if delay is None:
                     return None
                 await asyncio.sleep(delay)
@@ -330,7 +232,7 @@ class Engine:
         state: DeploymentState | None,
         attempt: Callable[[Target], Awaitable[T]],
         holds: bool,
-        tries: _Tries,
+        tries: Tries,
     ) -> T:
         listeners = self.listeners
         handles = [listener.attempt_started(target) for listener in listeners] if listeners else ()
@@ -339,7 +241,7 @@ class Engine:
             if state is None:  # a direct provider/model call: no deployment health to keep
                 result = await attempt(target)
             else:
-                result = await _attempt_once(target, state, attempt, holds)
+                result = await attempt_once(target, state, attempt, holds)
         except BaseException as error:
             seconds = time.monotonic() - started
             if isinstance(error, ModelwayError):

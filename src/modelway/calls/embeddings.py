@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from modelway.errors import BadRequest
-from modelway.tokens import decode_tokens
-from modelway.types import EmbeddingRequest
+from modelway.tokens import BYTES_PER_TOKEN, decode_tokens, utf8_size
+from modelway.types import EmbeddingRequest, Usage
 
 #: The most texts one request may embed (OpenAI's own limit).
 MAX_INPUTS = 2048
@@ -65,3 +65,12 @@ def _texts(raw: Any) -> list[str]:
 
 def _is_token(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def counted_usage(request: EmbeddingRequest, reported: Usage) -> Usage:
+    """``reported``, or counted from the texts when the provider reported none (Gemini for
+    embeddings, some OpenAI-format servers): token budgets, TPM and prices still hold."""
+    if reported.prompt_tokens or reported.estimated:
+        return reported
+    texts = sum(utf8_size(text) for text in request.input)
+    return Usage(prompt_tokens=texts // BYTES_PER_TOKEN, estimated=True)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from modelway.cache.entries import Entry, replay
 from modelway.cache.policy import NO_DIRECTIVES, CacheControl
 from modelway.calls.caller import Caller
+from modelway.calls.embeddings import counted_usage
 from modelway.calls.hooks import Chunk
 from modelway.calls.relay import (
     Headers,
@@ -43,7 +44,7 @@ from modelway.limits import UNLIMITED, Ticket
 from modelway.providers.upstream import Call
 from modelway.routing.targets import Route
 from modelway.store.records import UsageRecord
-from modelway.tokens import BYTES_PER_TOKEN, answer_text_size, estimated_usage, utf8_size
+from modelway.tokens import answer_text_size, estimated_usage
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -368,13 +369,8 @@ class MeteredCall:
             request, request_id=self._request_id, route=self.route
         )
         self._first_byte()
-        usage = response.usage
-        if usage.prompt_tokens == 0 and not usage.estimated:
-            # Gemini reports no usage for embeddings, and some OpenAI-format upstreams leave
-            # it out: counted from the texts, so token budgets, TPM and prices hold.
-            texts = sum(utf8_size(text) for text in request.input)
-            usage = response.usage = Usage(prompt_tokens=texts // BYTES_PER_TOKEN, estimated=True)
-        await self._finish(200, usage, None)
+        response.usage = counted_usage(request, response.usage)
+        await self._finish(200, response.usage, None)
         return response
 
     async def relay(self, body: dict[str, Any], headers: Headers) -> Relayed:
