@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from modelway import engine as engine_module
 from modelway.client import AsyncChatStream, AsyncClient, ChatStream, Client, UsageTracker
 from modelway.client.chat_request import build_chat_request
 from modelway.config import Config, Price
@@ -23,6 +22,7 @@ from modelway.errors import BadRequest, ModelwayError, UnknownModel, UpstreamSta
 from modelway.providers.registry import adapter_for
 from modelway.providers.transport import MockReply, MockTransport, UpstreamRequest
 from modelway.providers.upstream import HttpProvider
+from modelway.routing import attempts as attempts_module
 from modelway.secrets import Secret
 from modelway.types import (
     ChatResponse,
@@ -63,7 +63,7 @@ Handler = Callable[[UpstreamRequest], MockReply]
 @pytest.fixture(autouse=True)
 def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     # Retries are exercised, their waiting is not.
-    monkeypatch.setattr(engine_module, "backoff_seconds", lambda attempt, error=None: 0.0)
+    monkeypatch.setattr(attempts_module, "backoff_seconds", lambda attempt, error=None: 0.0)
 
 
 @pytest.fixture
