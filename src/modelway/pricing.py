@@ -21,6 +21,9 @@ from modelway.config import Price
 from modelway.types import Usage
 
 TOKENS_PER_UNIT = 1_000_000
+#: A one-hour prompt-cache write costs twice the input price (Anthropic's rate) unless
+#: the price names ``cache_write_1h_per_million``.
+HOUR_WRITE_FACTOR = 2
 # OpenAI dates (-2024-08-06), Anthropic dates (-20250929), Mistral and OpenAI short
 # versions (-2411, -0613), Gemini revisions (-001) and moving aliases (-latest).
 _VERSION_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|\d{3}|latest)$")
@@ -90,6 +93,7 @@ def cost_usd(
     Local providers (mock, ollama, vLLM, LM Studio) cost nothing unless a config
     override prices them. Prompt tokens read from the cache are billed at the
     cached-input rate and those written to it at the cache-write rate, each at the input
+    rate when the model has none; one-hour writes at their own rate, twice the input
     rate when the model has none; the rest of the prompt at the input rate.
     """
     return priced_cost(price_for(provider, model, overrides), provider, usage)
@@ -102,13 +106,16 @@ def priced_cost(price: Price | None, provider: str, usage: Usage) -> float | Non
     # Cache reads and writes are parts of prompt_tokens (types.Usage): priced once each.
     cached = min(usage.cached_tokens, usage.prompt_tokens)
     written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+    hour = min(usage.cache_write_1h_tokens, written)
     input_rate = price.input_per_million
     cached_rate = price.cached_input_per_million
     write_rate = price.cache_write_per_million
+    hour_rate = price.cache_write_1h_per_million
     dollars = (
         (usage.prompt_tokens - cached - written) * input_rate
         + cached * (input_rate if cached_rate is None else cached_rate)
-        + written * (input_rate if write_rate is None else write_rate)
+        + (written - hour) * (input_rate if write_rate is None else write_rate)
+        + hour * (HOUR_WRITE_FACTOR * input_rate if hour_rate is None else hour_rate)
         + usage.completion_tokens * price.output_per_million
     )
     return dollars / TOKENS_PER_UNIT

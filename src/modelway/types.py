@@ -193,6 +193,9 @@ class Usage(msgspec.Struct):
     cache_write_tokens: int = 0
     #: Completion tokens the model spent thinking (part of ``completion_tokens``).
     reasoning_tokens: int = 0
+    #: Of ``cache_write_tokens``, those written for an hour (Anthropic's ``ttl: "1h"``),
+    #: which cost more than the default five-minute writes.
+    cache_write_1h_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

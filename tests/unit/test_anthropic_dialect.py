@@ -649,14 +649,20 @@ def test_errors_encode_in_anthropic_vocabulary(error: ModelwayError, error_type:
 
 # --- prompt cache usage --------------------------------------------------------------
 
-#: 30 uncached prompt tokens, 1000 read from the cache and 200 written to it.
+#: 30 uncached prompt tokens, 1000 read from the cache and 200 written to it, 150 of
+#: them for an hour.
 CACHE_USAGE = Usage(
-    prompt_tokens=1230, completion_tokens=5, cached_tokens=1000, cache_write_tokens=200
+    prompt_tokens=1230,
+    completion_tokens=5,
+    cached_tokens=1000,
+    cache_write_tokens=200,
+    cache_write_1h_tokens=150,
 )
 ANTHROPIC_CACHE_USAGE = {
     "input_tokens": 30,
     "cache_creation_input_tokens": 200,
     "cache_read_input_tokens": 1000,
+    "cache_creation": {"ephemeral_5m_input_tokens": 50, "ephemeral_1h_input_tokens": 150},
     "output_tokens": 5,
 }
 

@@ -422,6 +422,17 @@ def test_usage_tracker_counts_unpriced_calls_apart() -> None:
     assert tracker.summary().requests == 0
 
 
+def test_usage_tracker_counts_the_cost_the_call_priced_when_the_model_has_a_price() -> None:
+    # The call knows what its usage cannot say (one-hour cache writes cost more).
+    tracker = UsageTracker()
+    hour_writes = Usage(1000, 0, cache_write_tokens=1000)
+
+    assert tracker.record("anthropic", "claude-sonnet-4-5", hour_writes, cost=0.006) == 0.006
+    assert tracker.record("acme", "mystery-model", Usage(10, 10), cost=0.0) is None
+    assert tracker.summary().cost_usd == pytest.approx(0.006)
+    assert tracker.summary().unpriced_requests == 1
+
+
 def test_usage_summary_says_tokens_requests_and_cost() -> None:
     tracker = UsageTracker()
     tracker.record("openai", "gpt-4o", Usage(1000, 500))

@@ -191,3 +191,20 @@ def test_cache_counts_larger_than_the_prompt_are_never_priced_twice() -> None:
     usage = Usage(prompt_tokens=1_000_000, cached_tokens=600_000, cache_write_tokens=600_000)
 
     assert cost_usd("vllm", "house", usage, overrides) == pytest.approx(0.6 * 1.0 + 0.4 * 3.0)
+
+
+def test_one_hour_cache_writes_cost_their_own_rate_or_twice_input() -> None:
+    usage = Usage(
+        prompt_tokens=3_000_000, cache_write_tokens=2_000_000, cache_write_1h_tokens=1_000_000
+    )
+    plain = Price(input_per_million=2.0, output_per_million=4.0, cache_write_per_million=2.5)
+    own = Price(
+        input_per_million=2.0,
+        output_per_million=4.0,
+        cache_write_per_million=2.5,
+        cache_write_1h_per_million=3.0,
+    )
+
+    # 1M uncached at 2.0, 1M five-minute writes at 2.5, 1M one-hour writes at 4.0 or 3.0.
+    assert cost_usd("vllm", "house", usage, {"house": plain}) == pytest.approx(2.0 + 2.5 + 4.0)
+    assert cost_usd("vllm", "house", usage, {"house": own}) == pytest.approx(2.0 + 2.5 + 3.0)

@@ -8,8 +8,9 @@ a translated OpenAI caller sees OpenAI's, and the record keeps the canonical cou
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,11 @@ def _sse(event: dict[str, Any]) -> str:
 
 def anthropic_upstream(request: UpstreamRequest) -> MockReply:
     """An Anthropic upstream whose every answer read 1000 prompt tokens from its cache."""
+    return anthropic_answer(request, CACHE_COUNTS)
+
+
+def anthropic_answer(request: UpstreamRequest, cache_counts: dict[str, Any]) -> MockReply:
+    """An Anthropic answer to ``request`` (a stream when asked) with ``cache_counts``."""
     body = json.loads(request.body or b"{}")
     message = {
         "id": "msg_1",
@@ -54,7 +60,7 @@ def anthropic_upstream(request: UpstreamRequest) -> MockReply:
         "content": [{"type": "text", "text": "hi"}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": ANTHROPIC_USAGE,
+        "usage": {**cache_counts, "output_tokens": 5},
     }
     if not body.get("stream"):
         return MockReply(200, json.dumps(message).encode())
@@ -62,7 +68,7 @@ def anthropic_upstream(request: UpstreamRequest) -> MockReply:
         **message,
         "content": [],
         "stop_reason": None,
-        "usage": {**CACHE_COUNTS, "output_tokens": 1},
+        "usage": {**cache_counts, "output_tokens": 1},
     }
     events: list[dict[str, Any]] = [
         {"type": "message_start", "message": start},
@@ -82,13 +88,21 @@ def anthropic_upstream(request: UpstreamRequest) -> MockReply:
 
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+    async with gateway_upstream(tmp_path, anthropic_upstream) as setup:
+        yield setup
+
+
+@contextlib.asynccontextmanager
+async def gateway_upstream(
+    tmp_path: Path, upstream: Callable[[UpstreamRequest], MockReply]
+) -> AsyncIterator[Setup]:
     async with in_process_gateway(tmp_path) as setup:
         setup.state.engine.router.backends["anthropic"] = HttpProvider(
             "anthropic",
             adapter_for("anthropic"),
             "http://anthropic.test",
             Secret("sk-ant-upstream"),
-            transport=MockTransport(anthropic_upstream),
+            transport=MockTransport(upstream),
         )
         yield setup
 
@@ -168,3 +182,34 @@ async def test_a_translated_stream_gives_an_openai_caller_openais_meaning(setup:
     assert usage["prompt_tokens"] == 1210
     assert usage["prompt_tokens_details"] == {"cached_tokens": 1000}
     assert_cache_counted(await the_record(setup.state))
+
+
+#: 200 written as before, 150 of them for an hour (Anthropic's ``ttl: "1h"``).
+HOUR_COUNTS = {
+    **CACHE_COUNTS,
+    "cache_creation": {"ephemeral_5m_input_tokens": 50, "ephemeral_1h_input_tokens": 150},
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/messages", anthropic_body(stream=False)),
+        ("/v1/messages", anthropic_body(stream=True)),
+        ("/v1/chat/completions", openai_body(stream=False)),
+        ("/v1/chat/completions", openai_body(stream=True)),
+    ],
+    ids=["relayed", "relayed-stream", "translated", "translated-stream"],
+)
+async def test_one_hour_cache_writes_are_charged_twice_the_input_price(
+    tmp_path: Path, path: str, body: dict[str, Any]
+) -> None:
+    async with gateway_upstream(tmp_path, lambda r: anthropic_answer(r, HOUR_COUNTS)) as setup:
+        response = await setup.http.post(path, json=body)
+        assert response.status_code == 200, response.text
+        record = await the_record(setup.state)
+
+    assert (record.prompt_tokens, record.cache_write_tokens) == (1210, 200)
+    # claude-sonnet-4-5: 50 five-minute writes at 3.75, 150 one-hour writes at 6.0 (2x 3.0).
+    expected = (10 * 3.0 + 1000 * 0.3 + 50 * 3.75 + 150 * 6.0 + 5 * 15.0) / 1e6
+    assert record.cost_usd == pytest.approx(expected)

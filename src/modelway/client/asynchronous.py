@@ -312,15 +312,16 @@ class _TrackedUsage:
             return  # refused before any provider was asked
         if record.status >= 400 and not (record.prompt_tokens or record.completion_tokens):
             return  # the provider failed: nothing answered, nothing spent
-        usage = None
-        if not record.usage_estimated:  # the tracker counts what providers reported
-            usage = Usage(
-                record.prompt_tokens,
-                record.completion_tokens,
-                record.cached_tokens,
-                cache_write_tokens=record.cache_write_tokens,
-            )
-        self._tracker.record(record.provider, record.model, usage)
+        if record.usage_estimated:  # the tracker counts what providers reported
+            self._tracker.record(record.provider, record.model, None)
+            return
+        usage = Usage(
+            record.prompt_tokens,
+            record.completion_tokens,
+            record.cached_tokens,
+            cache_write_tokens=record.cache_write_tokens,
+        )
+        self._tracker.record(record.provider, record.model, usage, cost=record.cost_usd)
 
     async def aclose(self) -> None:
         pass

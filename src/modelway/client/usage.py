@@ -81,14 +81,19 @@ class UsageTracker:
             f"cost_usd={summary.cost_usd:.6f})"
         )
 
-    def record(self, provider: str, model: str, usage: Usage | None) -> float | None:
+    def record(
+        self, provider: str, model: str, usage: Usage | None, *, cost: float | None = None
+    ) -> float | None:
         """Count one answered call of ``model`` at ``provider``; returns its cost in USD.
 
         A call whose usage never arrived (a stream closed early) counts as a request
-        with no tokens.
+        with no tokens. ``cost`` is what the call itself priced its usage at, which can
+        hold more than ``usage`` says (one-hour cache writes); when the model has a price,
+        it is the cost counted.
         """
         usage = usage or Usage()
-        cost = cost_usd(provider, model, usage, self._prices)
+        priced = cost_usd(provider, model, usage, self._prices)
+        cost = priced if priced is None or cost is None else cost
         key = f"{provider}/{model}"
         with self._lock:
             self._by_model[key] = _add(self._by_model.get(key, ModelUsage()), usage, cost)

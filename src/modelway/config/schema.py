@@ -222,6 +222,9 @@ class Price(_Section, frozen=True, kw_only=True):
     #: Prompt tokens written to the prompt cache (Anthropic: 1.25 times input for 5-minute
     #: writes); the input price when unset.
     cache_write_per_million: Dollars | None = None
+    #: Prompt tokens written to the cache for an hour (Anthropic's ``ttl: "1h"``); twice
+    #: the input price when unset, Anthropic's rate.
+    cache_write_1h_per_million: Dollars | None = None
 
 
 class TeamBudget(_Section, frozen=True, kw_only=True):

@@ -117,14 +117,19 @@ def _stop_reason(reason: StopReason, has_tool_calls: bool) -> str:
     return ANTHROPIC_STOP_REASONS[reason]
 
 
-def _usage(usage: Usage | None) -> dict[str, int]:
+def _usage(usage: Usage | None) -> dict[str, Any]:
     # Anthropic's input_tokens leaves out the cache reads and writes the canonical count holds.
     usage = usage or Usage()
     uncached = usage.prompt_tokens - usage.cached_tokens - usage.cache_write_tokens
+    hour = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
     return {
         "input_tokens": max(0, uncached),
         "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": usage.cache_write_tokens - hour,
+            "ephemeral_1h_input_tokens": hour,
+        },
         "output_tokens": usage.completion_tokens,
     }
 

@@ -145,9 +145,13 @@ def _calls_output_tool(blocks: list[dict[str, Any]]) -> bool:
 def parse_usage(usage: dict[str, Any]) -> Usage:
     """Canonical usage; Anthropic's ``input_tokens`` excludes cache reads and writes,
     the canonical ``prompt_tokens`` includes both. ``output_tokens`` includes thinking,
-    counted apart in ``output_tokens_details.thinking_tokens`` when Anthropic reports it."""
+    counted apart in ``output_tokens_details.thinking_tokens`` when Anthropic reports it.
+    ``cache_creation.ephemeral_1h_input_tokens`` says how many of the writes were for an
+    hour (priced higher: ``pricing.priced_cost``)."""
     cached = token_count(usage.get("cache_read_input_tokens"))
     written = token_count(usage.get("cache_creation_input_tokens"))
+    creation = usage.get("cache_creation")
+    hour = creation.get("ephemeral_1h_input_tokens") if isinstance(creation, dict) else None
     output = usage.get("output_tokens_details")
     thinking = output.get("thinking_tokens") if isinstance(output, dict) else None
     return Usage(
@@ -156,6 +160,7 @@ def parse_usage(usage: dict[str, Any]) -> Usage:
         cached_tokens=cached,
         cache_write_tokens=written,
         reasoning_tokens=token_count(thinking),
+        cache_write_1h_tokens=min(token_count(hour), written),
     )
 
 
