@@ -54,6 +54,12 @@ SCHEMA: dict[str, Any] = {
         }
     },
 }
+#: What Gemini can be held to: an enum on strings only ("only allowed for STRING type"),
+#: so the integer enum reaches it as an integer whose values its description names.
+ENFORCED: dict[str, Any] = {
+    **SCHEMA,
+    "properties": {**SCHEMA["properties"], "level": {"type": "integer"}},
+}
 RESPONSE_FORMAT: Any = {
     "type": "json_schema",
     "json_schema": {"name": "Person", "schema": SCHEMA, "strict": True},
@@ -79,7 +85,7 @@ def test_a_json_schema_answer_from_a_gemini_upstream_is_valid(client: openai.Ope
     )
     choice = completion.choices[0]
     assert choice.finish_reason == "stop"
-    jsonschema.validate(orjson.loads(choice.message.content or ""), SCHEMA)
+    jsonschema.validate(orjson.loads(choice.message.content or ""), ENFORCED)
 
 
 def test_a_streamed_json_schema_answer_from_a_gemini_upstream_is_valid(
@@ -95,7 +101,7 @@ def test_a_streamed_json_schema_answer_from_a_gemini_upstream_is_valid(
             if choice.finish_reason is not None:
                 finish_reasons.append(choice.finish_reason)
     assert finish_reasons == ["stop"]
-    jsonschema.validate(orjson.loads("".join(pieces)), SCHEMA)
+    jsonschema.validate(orjson.loads("".join(pieces)), ENFORCED)
 
 
 def test_json_object_from_a_gemini_upstream_is_an_object(client: openai.OpenAI) -> None:
@@ -119,3 +125,37 @@ def test_sdk_parse_gets_a_pydantic_object_from_a_gemini_upstream(
             model=MODEL, messages=MESSAGES, response_format=Person
         )
     assert isinstance(completion.choices[0].message.parsed, Person)
+
+
+def test_tools_and_a_schema_together_call_the_tool_then_answer_valid_json(
+    client: openai.OpenAI,
+) -> None:
+    # An agent with tools and an output type (openai-agents, pydantic-ai): Gemini 2 refuses
+    # tools beside a JSON response, so the answer comes through the output function.
+    tools: Any = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    first = client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, tools=tools, response_format=RESPONSE_FORMAT
+    )
+    (call,) = first.choices[0].message.tool_calls or []
+    assert call.type == "function"
+    assert call.function.name == "get_weather"
+    assert first.choices[0].finish_reason == "tool_calls"
+    history: Any = [
+        *MESSAGES,
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+    ]
+    answer = client.chat.completions.create(
+        model=MODEL, messages=history, tools=tools, response_format=RESPONSE_FORMAT
+    )
+    choice = answer.choices[0]
+    assert (choice.finish_reason, choice.message.tool_calls) == ("stop", None)
+    jsonschema.validate(orjson.loads(choice.message.content or ""), ENFORCED)

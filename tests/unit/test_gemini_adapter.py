@@ -326,11 +326,41 @@ def test_gemini_schema_strips_what_the_api_rejects_and_inlines_local_refs() -> N
         "properties": {
             "unit": {"type": "string", "enum": ["c", "f"]},
             "note": {"type": "string", "nullable": True, "maxLength": 9},
-            "mode": {"enum": ["fast"]},
+            "mode": {"type": "string", "enum": ["fast"]},
             "pick": {"anyOf": [{"type": "integer"}, {"type": "boolean"}]},
             "tags": {"type": "array", "items": {"type": "string"}},
-            "level": {"type": "integer", "enum": ["1", "2"]},
+            # Gemini: "enum: only allowed for STRING type"; as strings, "1" would come back.
+            "level": {"type": "integer", "description": "One of: 1, 2."},
         },
+    }
+
+
+def test_gemini_schema_leaves_out_properties_gemini_refuses() -> None:
+    # Gemini: "properties: should be non-empty for OBJECT type", and properties and
+    # required "only allowed for OBJECT type" (MCP tools' schemas hold both).
+    schema = {
+        "type": "object",
+        "properties": {
+            "meta": {"type": "object", "properties": {}, "required": []},
+            "name": {"type": "string", "properties": {"x": {}}, "required": ["x"]},
+            "kind": {"enum": ["a", "b"]},
+            "size": {"type": "number", "enum": [1.5, 2], "description": "Size"},
+            "on": {"const": True},
+            "code": {"type": "string", "enum": [7], "format": "enum"},
+        },
+        "required": ["meta", "gone"],
+    }
+    assert gemini_schema(schema) == {
+        "type": "object",
+        "properties": {
+            "meta": {"type": "object"},
+            "name": {"type": "string"},
+            "kind": {"enum": ["a", "b"], "type": "string"},
+            "size": {"type": "number", "description": "Size (one of: 1.5, 2)"},
+            "on": {"description": "One of: true."},
+            "code": {"type": "string", "enum": ["7"]},
+        },
+        "required": ["meta"],
     }
 
 

@@ -339,6 +339,24 @@ def test_gemini_gets_a_budget_or_a_level_and_shows_its_thoughts() -> None:
     assert "generationConfig" not in body
 
 
+@pytest.mark.parametrize(
+    ("model", "max_tokens", "sent"),
+    [
+        ("gemini-2.5-flash", 2000, 1999),  # thoughts count toward maxOutputTokens
+        ("gemini-2.5-flash", 1, 0),
+        ("gemini-2.5-pro", 50, 128),  # Pro's smallest budget
+        ("gemini-2.5-flash", 100_000, 16384),
+    ],
+)
+def test_gemini_25_thinking_budget_stays_below_max_tokens(
+    model: str, max_tokens: int, sent: int
+) -> None:
+    wanted = request(reasoning=Reasoning("high"), max_tokens=max_tokens)
+    config = gemini_request.generate_content_body(wanted, model)["generationConfig"]
+    assert config["thinkingConfig"]["thinkingBudget"] == sent
+    assert config["maxOutputTokens"] == max_tokens
+
+
 def test_gemini_gets_its_own_signature_back_on_the_first_call() -> None:
     calls = [ToolCall(id="a", name="t", arguments="{}"), ToolCall(id="b", name="t", arguments="{}")]
     turn = Message(role="assistant", tool_calls=calls, reasoning_signature="gemini:g1")

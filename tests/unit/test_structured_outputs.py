@@ -165,6 +165,64 @@ def test_anthropic_provider_refuses_a_schema_it_cannot_take() -> None:
         messages_body(request, "claude")
 
 
+def test_gemini_provider_with_caller_tools_answers_through_the_output_function() -> None:
+    # Gemini 2 refuses function declarations beside responseMimeType "application/json".
+    weather = {"type": "function", "function": {"name": "weather", "parameters": {}}}
+    body = gemini_request.generate_content_body(chat(PERSON_FORMAT, tools=[weather]))
+    (tools,) = body["tools"]
+    names = [d["name"] for d in tools["functionDeclarations"]]
+    assert names == ["weather", STRUCTURED_OUTPUT_TOOL]
+    output = tools["functionDeclarations"][1]
+    assert set(output["parameters"]["properties"]) == {"name", "age"}
+    assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
+    assert "responseMimeType" not in body.get("generationConfig", {})
+
+    named = chat(PERSON_FORMAT, tools=[weather], tool_choice="required")
+    assert gemini_request.generate_content_body(named)["toolConfig"] == {
+        "functionCallingConfig": {"mode": "ANY"}
+    }
+    # JSON mode without a schema cannot go beside tools: the tools go, the prompt asks.
+    body = gemini_request.generate_content_body(chat({"type": "json_object"}, tools=[weather]))
+    assert [d["name"] for d in body["tools"][0]["functionDeclarations"]] == ["weather"]
+    assert "generationConfig" not in body
+    # tool_choice "none": no function may be called, so the schema goes as responseSchema.
+    body = gemini_request.generate_content_body(
+        chat(PERSON_FORMAT, tools=[weather], tool_choice="none")
+    )
+    assert "tools" not in body
+    assert body["generationConfig"]["responseMimeType"] == "application/json"
+
+
+def test_gemini_provider_refuses_a_schema_it_cannot_take_beside_tools() -> None:
+    weather = {"type": "function", "function": {"name": "weather", "parameters": {}}}
+    array = {"type": "json_schema", "json_schema": {"name": "l", "schema": {"type": "array"}}}
+    with pytest.raises(BadRequest, match="object"):
+        gemini_request.generate_content_body(chat(array, tools=[weather]))
+    reserved = {"type": "function", "function": {"name": STRUCTURED_OUTPUT_TOOL}}
+    with pytest.raises(BadRequest, match="reserved"):
+        gemini_request.generate_content_body(chat(PERSON_FORMAT, tools=[reserved]))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gemini_output_function_call_becomes_the_answer_text(stream: bool) -> None:
+    part = {"functionCall": {"name": STRUCTURED_OUTPUT_TOOL, "args": ANSWER}}
+    chunk = {
+        "candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4},
+        "modelVersion": "gemini-2.5-flash",
+    }
+    adapter = adapter_for("gemini")
+    if stream:
+        decoder = adapter.stream_decoder()
+        events = decoder.feed(b"data: " + orjson.dumps(chunk) + b"\r\n\r\n") + decoder.close()
+        response = fold_events(events)
+    else:
+        response = adapter.parse_chat(orjson.dumps(chunk))
+    assert json.loads(response.message.text()) == ANSWER
+    assert response.message.tool_calls == []
+    assert response.stop_reason == "stop"
+
+
 # --- what comes back from Anthropic ------------------------------------------------------
 
 ANSWER = {"name": "Ada", "age": 36}

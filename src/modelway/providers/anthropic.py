@@ -17,7 +17,6 @@ from modelway.providers.anthropic_answers import (
     PROVIDER,
     REDACTED,
     STOP_REASONS,
-    STRUCTURED_OUTPUT_TOOL,
     AnthropicStreamDecoder,
     load_object,
     parse_message,
@@ -25,7 +24,7 @@ from modelway.providers.anthropic_answers import (
     undecodable,
     upstream_error,
 )
-from modelway.providers.base import HttpRequest, listed_names
+from modelway.providers.base import STRUCTURED_OUTPUT_TOOL, HttpRequest, listed_names
 from modelway.reasoning import (
     ANTHROPIC_MIN_BUDGET,
     anthropic_adaptive_effort,
@@ -115,6 +114,10 @@ class AnthropicAdapter:
             return QUOTA_SPENT
         if isinstance(message, str) and _QUOTA_WORDS.search(message):
             return QUOTA_SPENT
+        return None
+
+    def error_retry_after(self, body: bytes) -> float | None:
+        """None: Anthropic says when to come back in ``retry-after`` alone."""
         return None
 
     def error_message(self, body: bytes) -> str:

@@ -18,7 +18,7 @@ from modelway.errors import (
     UndecodableResponse,
     UpstreamStatusError,
 )
-from modelway.providers.base import token_count
+from modelway.providers.base import STRUCTURED_OUTPUT_TOOL, token_count
 from modelway.reasoning import tagged
 from modelway.streams import ServerSentEvent, SSEDecoder
 from modelway.types import (
@@ -68,11 +68,6 @@ ERROR_STATUSES: dict[str, int] = {
     "timeout_error": 504,
     "overloaded_error": 529,
 }
-
-#: The tool a structured-output request is answered through: Anthropic has no
-#: ``response_format``, so the schema becomes this tool's input schema, the call is
-#: forced, and its input comes back as the answer's text.
-STRUCTURED_OUTPUT_TOOL = "modelway_structured_output"
 
 
 # --- response parsing ----------------------------------------------------------------

@@ -90,6 +90,11 @@ class Adapter(Protocol):
         vocabulary (``context_length_exceeded``, ``insufficient_quota``), if any."""
         ...
 
+    def error_retry_after(self, body: bytes) -> float | None:
+        """Seconds an upstream error body asks to wait before trying again, where the API
+        says so in the body (Gemini's ``RetryInfo``), not only in ``Retry-After``."""
+        ...
+
 
 #: A model name an upstream URL's path may carry: one segment, nothing the path, the
 #: query or a method suffix (Gemini's ``:generateContent``) would read.
@@ -110,6 +115,12 @@ def model_in_path(model: str, provider: str) -> str:
 
 #: More tokens than any call spends: a count past it is an upstream's garbage.
 MAX_TOKEN_COUNT = 10**12
+
+#: The tool a structured-output request is answered through where the provider cannot
+#: take a response schema (Anthropic) or not beside tools (Gemini 2): the schema becomes
+#: this tool's parameters, a call of it is required, and its arguments come back as the
+#: answer's text.
+STRUCTURED_OUTPUT_TOOL = "modelway_structured_output"
 
 
 def token_count(value: Any) -> int:

@@ -6,6 +6,7 @@ Google's SDKs; the API version and the model are part of each path.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -17,7 +18,13 @@ from modelway.errors import (
     UndecodableResponse,
     UpstreamStatusError,
 )
-from modelway.providers.base import HttpRequest, listed_names, model_in_path, token_count
+from modelway.providers.base import (
+    STRUCTURED_OUTPUT_TOOL,
+    HttpRequest,
+    listed_names,
+    model_in_path,
+    token_count,
+)
 from modelway.providers.gemini_request import generate_content_body
 from modelway.reasoning import tagged
 from modelway.streams import SSEDecoder
@@ -154,6 +161,15 @@ class GeminiAdapter:
         """None: Gemini's ``error.status`` (``RESOURCE_EXHAUSTED``) is no OpenAI code."""
         return None
 
+    def error_retry_after(self, body: bytes) -> float | None:
+        """``retryDelay`` of the ``RetryInfo`` in ``error.details`` (``"34s"``): Google
+        sends no ``Retry-After`` header with its 429s."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        return retry_delay(data)
+
     def error_message(self, body: bytes) -> str:
         """``error.message`` of a Gemini error body, else the raw text."""
         text = body.decode(errors="replace")
@@ -203,6 +219,22 @@ def parse_usage(metadata: dict[str, Any]) -> Usage:
     )
 
 
+def retry_delay(data: Any) -> float | None:
+    """Seconds the ``google.rpc.RetryInfo`` of an error body asks to wait, if it has one."""
+    error = data.get("error") if isinstance(data, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else ():
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            try:
+                seconds = float(delay[:-1])
+            except ValueError:
+                continue
+            if math.isfinite(seconds) and seconds >= 0:
+                return seconds
+    return None
+
+
 def upstream_error(data: Any, raw: bytes) -> UpstreamStatusError:
     """The error a Gemini ``{"error": {...}}`` body describes, with its HTTP status."""
     error = data.get("error") if isinstance(data, dict) else None
@@ -212,9 +244,11 @@ def upstream_error(data: Any, raw: bytes) -> UpstreamStatusError:
     if not isinstance(code, int) or not 400 <= code <= 599:
         code = ERROR_STATUSES.get(status, 500)
     message = str(error.get("message") or "no message")
-    return UpstreamStatusError(
+    failure = UpstreamStatusError(
         f"gemini {status}: {message}", upstream_status=code, body=raw, provider=PROVIDER
     )
+    failure.retry_after = retry_delay(data)
+    return failure
 
 
 class ChunkReader:
@@ -281,6 +315,10 @@ class ChunkReader:
             return events
         if "functionCall" in part or (isinstance(text, str) and text):
             self._answered = True
+        if "functionCall" in part and part["functionCall"]["name"] == STRUCTURED_OUTPUT_TOOL:
+            # The structured answer (gemini_request._structured_output_tools) is its text.
+            arguments = orjson.dumps(part["functionCall"].get("args") or {}).decode()
+            return [*events, TextDelta(arguments)]
         if "functionCall" in part:
             call = part["functionCall"]
             index = self._calls

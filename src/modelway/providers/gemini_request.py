@@ -7,9 +7,19 @@ from typing import Any
 import orjson
 
 from modelway.errors import BadRequest
+from modelway.providers.base import STRUCTURED_OUTPUT_TOOL
 from modelway.providers.gemini_schema import gemini_schema
 from modelway.reasoning import budget, effort, gemini_thinks, signature_for
-from modelway.types import ChatRequest, ImagePart, Message, Part, Reasoning, TextPart, Tool
+from modelway.types import (
+    ChatRequest,
+    ImagePart,
+    Message,
+    Part,
+    Reasoning,
+    ResponseFormat,
+    TextPart,
+    Tool,
+)
 
 #: Gemini 3 rejects replayed function calls without the ``thoughtSignature`` it sent;
 #: when the caller did not keep it (``Message.reasoning_signature``), the documented
@@ -18,6 +28,7 @@ SKIP_THOUGHT_SIGNATURE = "skip_thought_signature_validator"
 #: The largest thinking budgets Gemini 2.5 accepts (Pro, the others).
 _MAX_BUDGET_PRO = 32768
 _MAX_BUDGET = 24576
+_MIN_BUDGET_PRO = 128
 
 _FUNCTION_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 
@@ -32,10 +43,18 @@ def generate_content_body(request: ChatRequest, model: str = "") -> dict[str, An
     system = request.system_text()
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
-    if request.tools:
-        body["tools"] = [{"functionDeclarations": [_declaration(t) for t in request.tools]}]
-        if request.tool_choice:
-            body["toolConfig"] = {"functionCallingConfig": _calling_config(request.tool_choice)}
+    wanted = request.response_format
+    if wanted is not None and request.tools and request.tool_choice != "none":
+        # Gemini 2 refuses function calling beside a JSON response ("Function calling
+        # with a response mime type: 'application/json' is unsupported"): a schema is
+        # answered through a function; plain JSON mode (no schema) is left to the prompt.
+        if wanted.schema is not None:
+            body.update(_structured_output_tools(request, wanted, wanted.schema))
+        else:
+            body.update(_function_tools(request))
+        wanted = None
+    elif request.tools and wanted is None:
+        body.update(_function_tools(request))
     config: dict[str, Any] = {}
     if request.temperature is not None:
         config["temperature"] = request.temperature
@@ -45,13 +64,13 @@ def generate_content_body(request: ChatRequest, model: str = "") -> dict[str, An
         config["maxOutputTokens"] = request.max_tokens
     if request.stop:
         config["stopSequences"] = request.stop
-    if request.response_format is not None:
+    if wanted is not None:
         config["responseMimeType"] = "application/json"
-        if request.response_format.schema is not None:
+        if wanted.schema is not None:
             # responseSchema is Gemini's OpenAPI subset, the one its function declarations take.
-            config["responseSchema"] = gemini_schema(request.response_format.schema)
+            config["responseSchema"] = gemini_schema(wanted.schema)
     if request.reasoning is not None and gemini_thinks(model):
-        thinking = _thinking_config(request.reasoning, model)
+        thinking = _thinking_config(request.reasoning, model, request.max_tokens)
         if thinking is not None:
             config["thinkingConfig"] = thinking
     if config:
@@ -65,8 +84,14 @@ def generate_content_body(request: ChatRequest, model: str = "") -> dict[str, An
     return body
 
 
-def _thinking_config(wanted: Reasoning, model: str) -> dict[str, Any] | None:
-    """``thinkingConfig``: a level for Gemini 3, a token budget for 2.5; thoughts shown."""
+def _thinking_config(
+    wanted: Reasoning, model: str, max_tokens: int | None
+) -> dict[str, Any] | None:
+    """``thinkingConfig``: a level for Gemini 3, a token budget for 2.5; thoughts shown.
+
+    Gemini 2.5's thoughts count toward ``maxOutputTokens``: a budget as large would leave
+    no room for the answer (it comes back empty, cut at ``MAX_TOKENS``), so it is kept
+    below the caller's ``max_tokens``, as Anthropic requires of its budgets."""
     level = effort(wanted)
     pro = "pro" in model
     if level == "none":
@@ -75,6 +100,9 @@ def _thinking_config(wanted: Reasoning, model: str) -> dict[str, Any] | None:
     if not model.startswith(("gemini-2", "models/gemini-2")):
         return {"includeThoughts": True, "thinkingLevel": "low" if level in _LOW else "high"}
     tokens = min(budget(wanted), _MAX_BUDGET_PRO if pro else _MAX_BUDGET)
+    if max_tokens is not None:
+        # Pro cannot stop thinking: its smallest budget is 128.
+        tokens = max(min(tokens, max_tokens - 1), _MIN_BUDGET_PRO if pro else 0)
     return {"includeThoughts": True, "thinkingBudget": tokens}
 
 
@@ -198,6 +226,50 @@ def _declaration(tool: Tool) -> dict[str, Any]:
     if tool.parameters.get("properties"):
         declaration["parameters"] = gemini_schema(tool.parameters)
     return declaration
+
+
+def _function_tools(request: ChatRequest) -> dict[str, Any]:
+    """``tools`` (the caller's as function declarations) and ``toolConfig``."""
+    body: dict[str, Any] = {
+        "tools": [{"functionDeclarations": [_declaration(t) for t in request.tools]}]
+    }
+    if request.tool_choice:
+        body["toolConfig"] = {"functionCallingConfig": _calling_config(request.tool_choice)}
+    return body
+
+
+def _structured_output_tools(
+    request: ChatRequest, wanted: ResponseFormat, schema: dict[str, Any]
+) -> dict[str, Any]:
+    """``tools`` and ``toolConfig`` for a structured answer beside the caller's tools: the
+    model must call a function (``ANY``), one of the caller's or the output tool to answer;
+    a function the caller named stays the only one allowed."""
+    if schema.get("type") != "object" or not schema.get("properties"):
+        # A function's parameters must describe an object.
+        raise BadRequest(
+            "response_format.json_schema.schema: beside tools, the gemini provider needs "
+            'a schema of "type": "object" with properties at the top level'
+        )
+    if any(tool.name == STRUCTURED_OUTPUT_TOOL for tool in request.tools):
+        raise BadRequest(f"tools: the name {STRUCTURED_OUTPUT_TOOL!r} is reserved")
+    about = (
+        "Give your final answer by calling this function; "
+        f"its arguments are the answer ({wanted.name})."
+    )
+    if wanted.description:
+        about = f"{about} {wanted.description}"
+    output = {
+        "name": STRUCTURED_OUTPUT_TOOL,
+        "description": about,
+        "parameters": gemini_schema(schema),
+    }
+    declarations = [*(_declaration(t) for t in request.tools), output]
+    choice = request.tool_choice
+    config = {"mode": "ANY"} if choice in (None, "auto", "required") else _calling_config(choice)
+    return {
+        "tools": [{"functionDeclarations": declarations}],
+        "toolConfig": {"functionCallingConfig": config},
+    }
 
 
 def _calling_config(choice: str) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 #: The fields of Gemini's ``Schema`` message; every other keyword is dropped.
 SCHEMA_FIELDS = frozenset(
     {
@@ -47,7 +49,11 @@ def gemini_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` with unsupported keywords dropped and local ``$ref``s inlined.
 
     A ``type`` list such as ``["string", "null"]`` becomes one type plus ``nullable``,
-    ``const`` becomes a one-value ``enum`` and ``oneOf`` becomes ``anyOf``.
+    ``const`` becomes a one-value ``enum`` and ``oneOf`` becomes ``anyOf``. Gemini
+    refuses an ``enum`` on anything but a string ("only allowed for STRING type"), an
+    object with empty ``properties``, and ``properties`` or ``required`` anywhere but on
+    an object: the values of an enum of numbers or booleans are named in the node's
+    description instead, and the rest is left out.
     """
     definitions = {**schema.get("definitions", {}), **schema.get("$defs", {})}
     return _convert(schema, definitions, 0)
@@ -63,9 +69,12 @@ def _convert(schema: Any, definitions: dict[str, Any], depth: int) -> dict[str, 
             return {"type": "object"} if target is not None else {}
         return _convert({**target, **schema, "$ref": None}, definitions, depth + 1)
     out: dict[str, Any] = {}
+    choices: list[Any] | None = None
     for key, value in schema.items():
         if key == "const":
-            out["enum"] = [value if isinstance(value, str) else str(value)]
+            choices = [value]
+        elif key == "enum" and isinstance(value, list):
+            choices = [v for v in value if v is not None]
         elif key == "oneOf" and "anyOf" not in schema:
             out["anyOf"] = [_convert(s, definitions, depth) for s in value]
         elif key not in SCHEMA_FIELDS:
@@ -83,9 +92,34 @@ def _convert(schema: Any, definitions: dict[str, Any], depth: int) -> dict[str, 
             out[key] = [_convert(s, definitions, depth) for s in value]
         elif key == "format" and value not in _FORMATS:
             continue
-        elif key == "enum" and isinstance(value, list):
-            # Gemini's enum values are strings whatever the type.
-            out[key] = [v if isinstance(v, str) else str(v) for v in value if v is not None]
         else:
             out[key] = value
+    if choices is not None:
+        _choose(out, schema.get("type"), choices)
+    return _fit(out)
+
+
+def _choose(out: dict[str, Any], kind: Any, choices: list[Any]) -> None:
+    """An ``enum`` (or ``const``) in Gemini's terms: its values as strings where the node
+    is a string, else named in the description (an integer enum as strings would come back
+    as strings, which the caller's schema refuses)."""
+    if kind == "string" or all(isinstance(v, str) for v in choices):
+        out["enum"] = [v if isinstance(v, str) else str(v) for v in choices]
+        return
+    listed = ", ".join(orjson.dumps(v).decode() for v in choices)
+    about = out.get("description")
+    out["description"] = f"{about} (one of: {listed})" if about else f"One of: {listed}."
+
+
+def _fit(out: dict[str, Any]) -> dict[str, Any]:
+    """``out`` as Gemini's validator takes it (see ``gemini_schema``)."""
+    if "enum" in out:
+        out["type"] = "string"
+        out.pop("format", None)
+    if out.get("type", "object") != "object" or not out.get("properties"):
+        out.pop("properties", None)
+        out.pop("required", None)
+    elif isinstance(out.get("required"), list):
+        # A required name the properties lack is refused too.
+        out["required"] = [name for name in out["required"] if name in out["properties"]]
     return out

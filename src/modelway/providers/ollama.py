@@ -388,6 +388,10 @@ class OllamaAdapter:
         """None: Ollama's errors are a message alone."""
         return None
 
+    def error_retry_after(self, body: bytes) -> float | None:
+        """None: only the ``Retry-After`` header says when to come back."""
+        return None
+
     def error_message(self, body: bytes) -> str:
         try:
             data = orjson.loads(body)

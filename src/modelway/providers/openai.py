@@ -254,6 +254,10 @@ class OpenAIAdapter:
     def error_code(self, body: bytes) -> str | None:
         return openai_error_code(body)
 
+    def error_retry_after(self, body: bytes) -> float | None:
+        """None: only the ``Retry-After`` header says when to come back."""
+        return None
+
     def error_message(self, body: bytes) -> str:
         try:
             data = orjson.loads(body)

@@ -178,7 +178,7 @@ class HttpProvider:
                     self._key in code or (len(code) >= 8 and code in self._key)
                 ):
                     code = None
-            raise UpstreamStatusError(
+            refusal = UpstreamStatusError(
                 f"{self.name} answered {response.status}: {message}",
                 upstream_status=response.status,
                 body=body,
@@ -186,6 +186,9 @@ class HttpProvider:
                 provider=self.name,
                 upstream_code=code,
             )
+            if refusal.retry_after is None:
+                refusal.retry_after = self.adapter.error_retry_after(body)
+            raise refusal
         return response
 
     async def read_body(self, response: UpstreamResponse) -> bytes:
