@@ -319,6 +319,18 @@ def test_tool_choice_keywords_decode_as_themselves(choice: str | None) -> None:
     assert decode(tool_choice=choice).tool_choice == choice
 
 
+def test_allowed_tools_offer_only_the_tools_named() -> None:
+    tools = [{"type": "function", "function": {"name": n}} for n in ("a", "b", "c")]
+    allowed = {"mode": "required", "tools": [{"type": "function", "function": {"name": "b"}}]}
+    request = decode(tools=tools, tool_choice={"type": "allowed_tools", "allowed_tools": allowed})
+    assert ([t.name for t in request.tools], request.tool_choice) == (["b"], "required")
+    unknown = {"mode": "auto", "tools": [{"type": "function", "function": {"name": "z"}}]}
+    with pytest.raises(BadRequest, match=r"^tool_choice\.allowed_tools\.tools\.0:"):
+        decode(tools=tools, tool_choice={"type": "allowed_tools", "allowed_tools": unknown})
+    with pytest.raises(BadRequest, match=r"^tool_choice\.allowed_tools:"):
+        decode(tools=tools, tool_choice={"type": "allowed_tools"})
+
+
 def test_max_tokens_is_used_when_max_completion_tokens_is_absent_or_null() -> None:
     assert decode(max_tokens=64).max_tokens == 64
     assert decode(max_tokens=64, max_completion_tokens=None).max_tokens == 64

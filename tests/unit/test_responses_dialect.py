@@ -257,6 +257,72 @@ def test_tool_choice_decodes(choice: Any, expected: str | None) -> None:
     assert decode(tool_choice=choice).tool_choice == expected
 
 
+RESPONSES_TOOLS = [
+    {"type": "function", "name": name, "parameters": {"type": "object", "properties": {}}}
+    for name in ("a", "b", "c")
+]
+
+
+@pytest.mark.parametrize("mode", ["auto", "required"])
+def test_allowed_tools_offer_only_the_tools_named(mode: str) -> None:
+    allowed = [{"type": "function", "name": "c"}, {"type": "function", "name": "a"}]
+    choice = {"type": "allowed_tools", "mode": mode, "tools": allowed}
+    request = decode(tools=RESPONSES_TOOLS, tool_choice=choice)
+    assert [tool.name for tool in request.tools] == ["a", "c"]
+    assert request.tool_choice == mode
+    body = orjson.loads(dialect.encode_response(TEXT_ANSWER, request))
+    assert (body["tool_choice"], [t["name"] for t in body["tools"]]) == (mode, ["a", "c"])
+
+
+@pytest.mark.parametrize(
+    ("choice", "field"),
+    [
+        (
+            {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": "z"}]},
+            "tool_choice.tools.0",
+        ),
+        (
+            {
+                "type": "allowed_tools",
+                "mode": "always",
+                "tools": [{"type": "function", "name": "a"}],
+            },
+            "tool_choice.mode",
+        ),
+        ({"type": "allowed_tools", "mode": "auto", "tools": []}, "tool_choice.tools"),
+        (
+            {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "mcp"}]},
+            "tool_choice.tools.0",
+        ),
+        ({"type": "allowed_tools", "mode": "auto", "tools": "a"}, "tool_choice.tools"),
+        (
+            {
+                "type": "allowed_tools",
+                "mode": "auto",
+                "tools": [{"type": "function", "name": "a"}] * 4,
+            },
+            "tool_choice.tools",
+        ),
+    ],
+)
+def test_allowed_tools_that_cannot_be_followed_are_a_400_naming_the_field(
+    choice: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(BadRequest) as caught:
+        decode(tools=RESPONSES_TOOLS, tool_choice=choice)
+    assert caught.value.message.startswith(field + ":"), caught.value.message
+
+
+def test_parallel_tool_calls_false_is_echoed() -> None:
+    request = decode(tools=RESPONSES_TOOLS, parallel_tool_calls=False)
+    assert (
+        orjson.loads(dialect.encode_response(TEXT_ANSWER, request))["parallel_tool_calls"] is False
+    )
+    assert (
+        orjson.loads(dialect.encode_response(TEXT_ANSWER, decode()))["parallel_tool_calls"] is True
+    )
+
+
 def test_store_is_accepted_and_ignored() -> None:
     assert decode(store=True) == decode()
 

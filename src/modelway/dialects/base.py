@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import orjson
 
 from modelway.errors import BadRequest, ModelwayError
-from modelway.types import ChatRequest, ChatResponse, StreamEvent
+from modelway.types import ChatRequest, ChatResponse, StreamEvent, Tool
 
 
 class StreamEncoder(Protocol):
@@ -61,3 +61,21 @@ def arguments_text(arguments: Any, where: str) -> str:
         return orjson.dumps(arguments).decode()
     except orjson.JSONEncodeError as exc:
         raise BadRequest(f"{where}: {exc}") from None
+
+
+def allowed_tools(
+    tools: list[Tool], names: list[str], mode: Any, where: str
+) -> tuple[list[Tool], str]:
+    """OpenAI's ``tool_choice`` of ``"type": "allowed_tools"``: of the tools offered, the
+    ones the model may call this turn (named in ``names``), and ``mode`` (``auto`` or
+    ``required``). The canonical request offers only those, which every provider takes."""
+    if mode not in ("auto", "required"):
+        raise BadRequest(f"{where}.mode: must be auto or required, got {mode!r}")
+    offered = {tool.name for tool in tools}
+    for index, name in enumerate(names):
+        if name not in offered:
+            raise BadRequest(f"{where}.tools.{index}: {name!r} is not among the tools offered")
+    if not names:
+        raise BadRequest(f"{where}.tools: name at least one of the tools offered")
+    allowed = set(names)
+    return [tool for tool in tools if tool.name in allowed], mode

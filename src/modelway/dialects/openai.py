@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from modelway.dialects.base import arguments_text
+from modelway.dialects.base import allowed_tools, arguments_text
 from modelway.errors import BadRequest, ModelwayError
 from modelway.reasoning import EFFORTS
 from modelway.types import (
@@ -161,6 +161,33 @@ def _decode_tools(tools: Any) -> list[Tool]:
     return decoded
 
 
+def _decode_tools_and_choice(body: dict[str, Any]) -> tuple[list[Tool], str | None]:
+    """The tools the model may call and the canonical ``tool_choice``."""
+    tools = _decode_tools(body["tools"]) if body.get("tools") else []
+    choice = body.get("tool_choice")
+    if not isinstance(choice, dict) or choice.get("type") != "allowed_tools":
+        return tools, _decode_tool_choice(choice)
+    allowed = choice.get("allowed_tools")
+    _require(isinstance(allowed, dict), "tool_choice.allowed_tools: expected an object")
+    assert isinstance(allowed, dict)
+    listed = allowed.get("tools")
+    _require(
+        isinstance(listed, list) and len(listed) <= len(tools),
+        "tool_choice.allowed_tools.tools: a list of the tools offered",
+    )
+    assert isinstance(listed, list)
+    names = []
+    for index, item in enumerate(listed):
+        function = item.get("function") if isinstance(item, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        _require(
+            isinstance(name, str),
+            f"tool_choice.allowed_tools.tools.{index}.function.name: required",
+        )
+        names.append(str(name))
+    return allowed_tools(tools, names, allowed.get("mode"), "tool_choice.allowed_tools")
+
+
 def _decode_tool_choice(choice: Any) -> str | None:
     if choice is None or isinstance(choice, str):
         _require(choice in (None, "auto", "none", "required"), f"tool_choice: unknown {choice!r}")
@@ -251,11 +278,12 @@ def decode_chat_request(body: Any) -> ChatRequest:
     _require(isinstance(stream, bool), "stream: expected a boolean")
     options = body.get("stream_options") or {}
     _require(isinstance(options, dict), "stream_options: expected an object")
+    tools, tool_choice = _decode_tools_and_choice(body)
     return ChatRequest(
         model=str(model),
         messages=[_decode_message(m, f"messages.{i}") for i, m in enumerate(messages)],
-        tools=_decode_tools(body["tools"]) if body.get("tools") else [],
-        tool_choice=_decode_tool_choice(body.get("tool_choice")),
+        tools=tools,
+        tool_choice=tool_choice,
         parallel_tool_calls=_flag(body, "parallel_tool_calls"),
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),

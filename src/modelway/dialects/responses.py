@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from modelway.dialects.base import allowed_tools
 from modelway.dialects.openai import encode_error_body
 from modelway.dialects.responses_objects import (
     NAMESPACE_SEPARATOR,
@@ -122,6 +123,7 @@ def decode_responses_request(body: Any) -> ChatRequest:
     # Fields with no canonical name (include, metadata, truncation, store, ...) are
     # dropped: ``extra`` would reach providers that do not speak this dialect.
     tools = _tools(body.get("tools"))
+    tools, tool_choice = _tools_and_choice(body.get("tool_choice"), tools)
     parallel = body.get("parallel_tool_calls")
     if parallel is not None and not isinstance(parallel, bool):
         raise BadRequest("parallel_tool_calls: expected a boolean")
@@ -129,7 +131,7 @@ def decode_responses_request(body: Any) -> ChatRequest:
         model=model,
         messages=messages,
         tools=tools,
-        tool_choice=_tool_choice(body.get("tool_choice"), tools),
+        tool_choice=tool_choice,
         parallel_tool_calls=parallel,
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
@@ -426,6 +428,26 @@ def _flattened(namespace: str, name: str, where: str) -> str:
     return flat
 
 
+def _tools_and_choice(raw: Any, tools: list[Tool]) -> tuple[list[Tool], str | None]:
+    """The tools the model may call and the canonical ``tool_choice``."""
+    if not isinstance(raw, dict) or raw.get("type") != "allowed_tools":
+        return tools, _tool_choice(raw, tools)
+    listed = raw.get("tools")
+    if not isinstance(listed, list) or len(listed) > len(tools):
+        raise BadRequest("tool_choice.tools: a list of the tools offered")
+    names = []
+    for index, item in enumerate(listed):
+        where = f"tool_choice.tools.{index}"
+        if not isinstance(item, dict) or item.get("type") != "function":
+            raise BadRequest(f"{where}: only function tools can be allowed")
+        name = _string(item.get("name"), f"{where}.name", empty=False)
+        namespace = item.get("namespace")
+        if namespace is not None:
+            name = _flattened(_string(namespace, f"{where}.namespace", empty=False), name, where)
+        names.append(name)
+    return allowed_tools(tools, names, raw.get("mode"), "tool_choice")
+
+
 def _tool_choice(raw: Any, tools: list[Tool]) -> str | None:
     if raw is None:
         return None
@@ -436,7 +458,10 @@ def _tool_choice(raw: Any, tools: list[Tool]) -> str | None:
     if not isinstance(raw, dict):
         raise BadRequest("tool_choice: expected a string or an object")
     if raw.get("type") != "function":
-        raise BadRequest(f"tool_choice.type: only 'function' is supported, got {raw.get('type')!r}")
+        raise BadRequest(
+            "tool_choice.type: only 'function' and 'allowed_tools' are supported, "
+            f"got {raw.get('type')!r}"
+        )
     name = _string(raw.get("name"), "tool_choice.name", empty=False)
     namespace = raw.get("namespace")
     if namespace is not None:

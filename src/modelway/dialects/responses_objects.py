@@ -182,6 +182,7 @@ def _request_echo(request: ChatRequest) -> dict[str, Any]:
         "top_p": request.top_p,
         "tool_choice": choice,
         "tools": [_tool_object(tool) for tool in request.tools],
+        "parallel_tool_calls": request.parallel_tool_calls is not False,
         "user": request.user,
         "instructions": request.instructions,
     }
