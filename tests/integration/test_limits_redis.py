@@ -532,3 +532,41 @@ async def test_what_redis_last_counted_is_forgotten_for_scopes_idle_for_a_window
     now[0] += 61  # every one of them idle for a window
     await limiter.admit("key:fresh", rpm=10)
     assert list(limiter._seen) == ["key:fresh"]
+
+
+async def test_just_after_an_outage_the_share_counts_what_calls_really_used(
+    client: Redis,
+) -> None:
+    """For one window after an outage each request is counted against the replica's share
+    too; its reservation was never settled there, so a key of 500 tokens a minute passed
+    two calls of 71 reserved (20 used) per replica and was refused "limit 166, used 142"
+    for a minute; and a request over the share but within the limit was "too large"
+    (found in a trial)."""
+    now = [10_000.0]
+    limiter = RedisLimiter(
+        client, replicas=3, local_clock=lambda: now[0], outage=RedisOutage(clock=lambda: now[0])
+    )
+    limiter._started = 0.0  # up for hours
+    working = limiter._script
+
+    async def down(*_: object, **__: object) -> object:
+        raise RedisConnectionError("Redis is down")
+
+    limiter._script = down  # type: ignore[assignment]
+    await limiter.admit("key:then", rpm=10)  # admitted in memory: the outage
+    limiter._script = working
+    now[0] += 1  # Redis answers again; the next window needs both
+
+    passed = 0
+    with pytest.raises(RateLimited) as refused:
+        for _ in range(20):
+            ticket = await limiter.admit("key:new", tpm=500, tokens=71)
+            await limiter.settle(ticket, 20)
+            passed += 1
+    # The share (166) holds the 20s used and the next 71 reserved: 5 pass, not 2.
+    assert passed == 5
+    assert "unreachable within the last window" in refused.value.message
+    assert limiter.local.usage("key:new") == (5, 100)
+
+    big = await limiter.admit("key:big", tpm=10_000, tokens=4_000)  # over the share of 3,333
+    assert big.tokens == 4_000

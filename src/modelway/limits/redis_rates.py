@@ -92,9 +92,7 @@ class RedisLimiter:
         beside: Ticket | None = None
         if counted:  # just after an outage: this replica's share too (on the safe side:
             # a request Redis then refuses stays counted here)
-            beside = await self.local.admit(
-                scope, rpm=self.share(rpm), tpm=self.share(tpm), tokens=tokens
-            )
+            beside = await self._admit_beside(scope, rpm, tpm, tokens)
         arguments = (
             "admit",
             self._bucket_us,
@@ -137,7 +135,25 @@ class RedisLimiter:
         if not counted:
             self.local.count(scope, tokens)
         reset = reset_or_wait / 1_000_000
-        return Ticket(scope, bucket_or_wait, tokens, rpm, requests, tpm, used, reset)
+        ticket = Ticket(scope, bucket_or_wait, tokens, rpm, requests, tpm, used, reset)
+        ticket.beside = beside
+        return ticket
+
+    async def _admit_beside(
+        self, scope: str, rpm: int | None, tpm: int | None, tokens: int
+    ) -> Ticket:
+        """The request counted against this replica's share in memory, just after an outage.
+
+        A request larger than the share but within the limit is not refused for it (it
+        could never pass): its tokens are left to Redis. Its reservation is settled with
+        the Redis ticket (``settle``), so the share holds what calls really used."""
+        tpm_share = self.share(tpm)
+        if tpm_share is not None and tokens > tpm_share and tpm is not None and tokens <= tpm:
+            tpm_share = None
+        try:
+            return await self.local.admit(scope, rpm=self.share(rpm), tpm=tpm_share, tokens=tokens)
+        except RateLimited as error:
+            raise _outage_note(error, known=True, recovering=True) from None
 
     def _sweep_seen(self) -> None:
         """Forget counts older than the window (amortised: runs as the table doubles)."""
@@ -260,6 +276,8 @@ class RedisLimiter:
 
     async def settle(self, ticket: Ticket, actual_tokens: int) -> None:
         """Refund unused reserved tokens where they were counted; charge extra ones to now."""
+        if ticket.beside is not None:
+            await self.local.settle(ticket.beside, actual_tokens)
         delta = actual_tokens - ticket.tokens
         if ticket is UNLIMITED or delta == 0:
             return
@@ -299,14 +317,24 @@ def _seconds(wait_us: int) -> float | None:
     return max(0.0, wait_us / 1_000_000)
 
 
-def _outage_note(error: RateLimited, *, known: bool) -> RateLimited:
+def _outage_note(error: RateLimited, *, known: bool, recovering: bool = False) -> RateLimited:
     """``error`` saying it was refused in an outage, by a share: its figures are this
-    worker's share of the limit, or (``known`` false) the limit itself, not a count."""
+    worker's share of the limit, or (``known`` false) the limit itself, not a count;
+    ``recovering``: in the window after an outage, while other workers may not have
+    told Redis what they admitted meanwhile."""
     why = (
         "this worker admits only its share of the limit"
         if known
         else "this worker started within the window and cannot tell what other workers used"
     )
-    error.message = f"{error.message} (The shared limiter, Redis, is unreachable: {why}.)"
+    if recovering:
+        note = (
+            "The shared limiter, Redis, was unreachable within the last window: until "
+            "every worker has told it what they admitted meanwhile, this worker admits "
+            "only its share of the limit."
+        )
+    else:
+        note = f"The shared limiter, Redis, is unreachable: {why}."
+    error.message = f"{error.message} ({note})"
     error.args = (error.message,)
     return error

@@ -34,6 +34,9 @@ class Ticket(msgspec.Struct, gc=False):
     reset: float = 0.0
     #: Admitted by this replica's memory while the shared limiter (Redis) was unreachable.
     local: bool = False
+    #: Just after such an outage, the same request counted against this replica's share
+    #: in memory too (``RedisLimiter``): settled with it.
+    beside: Ticket | None = None
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
