@@ -37,6 +37,7 @@ from modelway.gateway.rsgi import (
 )
 from modelway.gateway.rsgi import read_body as read_rsgi_body
 from modelway.gateway.streaming import EventStream
+from tests.polling import eventually
 
 
 class Headers:
@@ -377,6 +378,44 @@ async def test_a_stream_whose_caller_hangs_up_while_it_waits_stops_and_closes_it
     assert closed.is_set()
     assert protocol.stream is not None and protocol.stream.sent == [b"data: 1\n\n"]
     assert protocol.watches and all(watch.done() for watch in protocol.watches)
+
+
+async def test_a_caller_who_hangs_up_while_its_key_is_checked_is_recorded_499(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A key's first check (Argon2, the store) takes a while; a caller leaving meanwhile
+    # cancelled the call and left no usage record and no request line (found in a trial).
+    checking = asyncio.Event()
+
+    async def authenticate(*args: Any, **kwargs: Any) -> Any:
+        checking.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr("modelway.gateway.chat.authenticate", authenticate)
+    environ = {"MODELWAY_DATA_DIR": str(tmp_path)}
+    config = parse_config("", environ)
+    app = create_app(config, environ)
+    protocol = Protocol(body=b'{"model": "mock/echo", "messages": []}')
+    async with app.lifespan():
+        gateway = RsgiGateway(app, config.server)
+        scope = post("/v1/chat/completions", ("x-request-id", "left-early"))
+        serving = asyncio.create_task(gateway.__rsgi__(scope, protocol))
+        await asyncio.wait_for(checking.wait(), 10)
+        protocol.disconnected.set()
+        await asyncio.wait_for(serving, 10)  # ends, and without an error
+        state = app.state.gateway
+
+        async def stored() -> list[Any] | None:
+            return await state.store.usage.recent(limit=10) or None
+
+        (record,) = await eventually(stored)
+
+    assert protocol.answered is None  # nobody to answer
+    assert (record.request_id, record.status, record.error_type) == (
+        "left-early",
+        499,
+        "ClientGone",
+    )
 
 
 # --- bodies through the bridge: bounded by server.max_body_bytes -------------------------

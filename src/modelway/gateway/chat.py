@@ -11,6 +11,7 @@ relayable one that continues a response the gateway kept is translated instead.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple
@@ -27,7 +28,7 @@ from modelway.dialects.carried import translation_loses
 from modelway.dialects.ollama import OllamaDialect
 from modelway.dialects.ollama_generate import OllamaGenerateDialect
 from modelway.dialects.responses import ResponsesDialect, dropped_tools
-from modelway.errors import BadRequest, ModelwayError
+from modelway.errors import BadRequest, ClientGone, ModelwayError
 from modelway.gateway import relayed_responses, response_state
 from modelway.gateway.auth import (
     RequestHeaders,
@@ -87,6 +88,14 @@ async def chat_request(
         except ModelwayError as error:
             await state.calls.refused(
                 caller, dialect=dialect.name, request_id=request_id, error=error
+            )
+            raise
+        except asyncio.CancelledError:
+            # The caller hung up (``rsgi._Hangup``) while its key or body was awaited:
+            # recorded as a body read that saw it go would be.
+            gone = ClientGone("the caller hung up before its request was read")
+            await state.calls.refused(
+                caller, dialect=dialect.name, request_id=request_id, error=gone
             )
             raise
         response = await chat_call(state, dialect, asked, len(raw), headers, request_id, caller)
