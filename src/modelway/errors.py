@@ -118,10 +118,14 @@ class BadRequest(ModelwayError):
     kind = "invalid_request_error"
 
 
+#: The code of a prompt too long for the model: OpenAI's, which adapters map others' to.
+CONTEXT_TOO_LONG = "context_length_exceeded"
+
+
 class ContextWindowExceeded(BadRequest):
     """The prompt does not fit the model's context window."""
 
-    code = "context_length_exceeded"
+    code = CONTEXT_TOO_LONG
 
 
 class PayloadTooLarge(BadRequest):
@@ -299,6 +303,8 @@ class UpstreamStatusError(UpstreamError):
             code = kwargs.get("upstream_code")
             if spent_quota(upstream_status, code if isinstance(code, str) else None):
                 cls = UpstreamQuotaSpent  # type: ignore[assignment]
+            elif code == CONTEXT_TOO_LONG and upstream_status in (400, 413):
+                cls = UpstreamContextWindowExceeded  # type: ignore[assignment]
             else:
                 cls = _STATUS_CLASSES.get(upstream_status, cls)  # type: ignore[assignment]
         return super().__new__(cls)
@@ -395,6 +401,13 @@ class UpstreamNotFound(UpstreamStatusError, NotFound):
 
 class UpstreamBadRequest(UpstreamStatusError, BadRequest):
     """The upstream refused the request as malformed (400, 422)."""
+
+
+class UpstreamContextWindowExceeded(UpstreamStatusError, ContextWindowExceeded):
+    """The upstream refused the prompt as longer than the model's context window (its
+    adapter read ``context_length_exceeded`` in the error: ``ProviderAdapter.error_code``)."""
+
+    code = CONTEXT_TOO_LONG
 
 
 #: Said after an upstream's 401/403, which a caller would otherwise read as about their key.

@@ -31,6 +31,7 @@ from modelway.errors import (
     retry_after_seconds,
 )
 from modelway.providers.base import openai_error_code
+from modelway.providers.registry import adapter_for
 
 
 @pytest.mark.parametrize(
@@ -336,3 +337,45 @@ def test_a_refusal_names_the_field_its_message_starts_with(
     error: ModelwayError, param: str | None
 ) -> None:
     assert error.param == param
+
+
+CONTEXT_ERRORS = [
+    (
+        "openai",
+        b'{"error": {"message": "This model\'s maximum context length is 128000 tokens.",'
+        b' "type": "invalid_request_error", "code": "context_length_exceeded"}}',
+    ),
+    (  # an OpenAI-compatible upstream without OpenAI's code
+        "openai",
+        b'{"error": {"message": "This model\'s maximum context length is 65536 tokens.",'
+        b' "type": "invalid_request_error", "code": null}}',
+    ),
+    (
+        "anthropic",
+        b'{"type": "error", "error": {"type": "invalid_request_error",'
+        b' "message": "prompt is too long: 210000 tokens > 200000 maximum"}}',
+    ),
+    (
+        "gemini",
+        b'{"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "The input token'
+        b' count (1234567) exceeds the maximum number of tokens allowed (1048576)."}}',
+    ),
+]
+
+
+@pytest.mark.parametrize(("provider", "body"), CONTEXT_ERRORS)
+def test_a_prompt_too_long_for_the_model_is_a_context_window_error(
+    provider: str, body: bytes
+) -> None:
+    code = adapter_for(provider).error_code(body)
+    error = UpstreamStatusError("too long", upstream_status=400, body=body, upstream_code=code)
+    assert isinstance(error, ContextWindowExceeded)
+    assert isinstance(error, BadRequest) and isinstance(error, UpstreamStatusError)
+    assert (error.status, error.code, error.retryable) == (400, "context_length_exceeded", False)
+
+
+def test_other_bad_requests_are_not_context_window_errors() -> None:
+    body = b'{"error": {"message": "temperature: must be at most 2", "code": null}}'
+    code = adapter_for("openai").error_code(body)
+    error = UpstreamStatusError("no", upstream_status=400, body=body, upstream_code=code)
+    assert not isinstance(error, ContextWindowExceeded)

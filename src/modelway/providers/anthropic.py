@@ -24,7 +24,12 @@ from modelway.providers.anthropic_answers import (
     undecodable,
     upstream_error,
 )
-from modelway.providers.base import STRUCTURED_OUTPUT_TOOL, HttpRequest, listed_names
+from modelway.providers.base import (
+    STRUCTURED_OUTPUT_TOOL,
+    HttpRequest,
+    context_too_long,
+    listed_names,
+)
 from modelway.reasoning import (
     ANTHROPIC_MIN_BUDGET,
     anthropic_adaptive_effort,
@@ -114,7 +119,7 @@ class AnthropicAdapter:
             return QUOTA_SPENT
         if isinstance(message, str) and _QUOTA_WORDS.search(message):
             return QUOTA_SPENT
-        return None
+        return context_too_long(message)  # "prompt is too long: 210000 tokens > 200000"
 
     def error_retry_after(self, body: bytes) -> float | None:
         """None: Anthropic says when to come back in ``retry-after`` alone."""

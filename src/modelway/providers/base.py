@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from modelway.errors import BadRequest
+from modelway.errors import CONTEXT_TOO_LONG, BadRequest
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -148,7 +148,27 @@ def openai_error_code(body: bytes) -> str | None:
         return None
     error = data.get("error") if isinstance(data, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else None
+    if isinstance(code, str) and _ERROR_CODE.fullmatch(code):
+        return code
+    message = error.get("message") if isinstance(error, dict) else None
+    return context_too_long(message)
+
+
+#: How providers say a prompt does not fit the model's context window (OpenAI-compatible
+#: ones without OpenAI's code, Anthropic, Gemini).
+_TOO_LONG = re.compile(
+    r"maximum context length|context length exceeded|context window|prompt is too long"
+    r"|reduce the length of the messages|input token count .{0,40}exceeds the maximum",
+    re.IGNORECASE,
+)
+
+
+def context_too_long(message: Any) -> str | None:
+    """``context_length_exceeded`` when an upstream's error ``message`` says the prompt
+    is too long for the model (``errors.UpstreamContextWindowExceeded``), else None."""
+    if isinstance(message, str) and _TOO_LONG.search(message[:2000]):
+        return CONTEXT_TOO_LONG
+    return None
 
 
 def embedding_vectors(raw: Any) -> list[list[float]] | None:

@@ -21,6 +21,7 @@ from modelway.errors import (
 from modelway.providers.base import (
     STRUCTURED_OUTPUT_TOOL,
     HttpRequest,
+    context_too_long,
     listed_names,
     model_in_path,
     token_count,
@@ -158,8 +159,10 @@ class GeminiAdapter:
         return [name for name in names if name]
 
     def error_code(self, body: bytes) -> str | None:
-        """None: Gemini's ``error.status`` (``RESOURCE_EXHAUSTED``) is no OpenAI code."""
-        return None
+        """``context_length_exceeded`` for a prompt past the model's window ("The input
+        token count (…) exceeds the maximum number of tokens allowed (…)"); else None:
+        Gemini's ``error.status`` (``RESOURCE_EXHAUSTED``) is no OpenAI code."""
+        return context_too_long(self.error_message(body))
 
     def error_retry_after(self, body: bytes) -> float | None:
         """``retryDelay`` of the ``RetryInfo`` in ``error.details`` (``"34s"``): Google
