@@ -12,14 +12,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelway.config import parse_config
+from modelway.config import ProviderSettings, parse_config
+from modelway.errors import UndecodableResponse, UpstreamStatusError
 from modelway.gateway.app import create_app
 from modelway.gateway.state import GatewayState
 from modelway.providers.redaction import StreamRedactor, redactor_for
 from modelway.providers.registry import adapter_for
 from modelway.providers.transport import MockReply, MockTransport, UpstreamRequest
-from modelway.providers.upstream import HttpProvider
+from modelway.providers.upstream import Call, HttpProvider
 from modelway.secrets import Secret
+from modelway.types import ChatRequest, Message, TextPart
 
 KEY = "sk-live-0123456789abcdefghijklmnop"
 
@@ -115,3 +117,48 @@ async def test_a_key_quoted_in_a_stream_error_never_reaches_the_caller(
         text = (await response.aread()).decode()
     assert "revoked" in text  # the error itself is passed on
     assert KEY not in text and KEY[:12] not in text.replace("****", "")
+
+
+def _quoting(status: int, body: bytes, content_type: str = "application/json") -> HttpProvider:
+    def upstream(request: UpstreamRequest) -> MockReply:
+        return MockReply(status, body, {"content-type": content_type})
+
+    return HttpProvider(
+        "openai",
+        adapter_for("openai"),
+        "http://upstream.test/v1",
+        Secret(KEY),
+        transport=MockTransport(upstream),
+    )
+
+
+ASK = ChatRequest(model="gpt-x", messages=[Message("user", [TextPart("hi")])])
+
+
+@pytest.mark.parametrize("status", [401, 500])
+async def test_a_key_quoted_in_an_error_status_is_masked_in_the_error_body_too(
+    status: int,
+) -> None:
+    # Error trackers (Sentry) keep an exception's attributes: the body is one.
+    quoted = json.dumps({"error": {"message": f"Incorrect API key provided: {KEY}"}}).encode()
+    with pytest.raises(UpstreamStatusError) as caught:
+        await _quoting(status, quoted).complete(ASK, "gpt-x", Call("r1"))
+    assert KEY not in str(caught.value)
+    assert KEY.encode() not in caught.value.body
+    assert b"****" in caught.value.body
+
+
+async def test_a_key_quoted_in_an_answer_that_is_not_json_is_masked_in_its_raw_text() -> None:
+    with pytest.raises(UndecodableResponse) as caught:
+        await _quoting(200, f"not json; your key is {KEY}".encode()).complete(
+            ASK, "gpt-x", Call("r1")
+        )
+    assert KEY not in caught.value.raw and "****" in caught.value.raw
+
+
+def test_a_password_in_a_base_url_is_masked_in_reprs() -> None:
+    url = "http://user:hunter2pass@127.0.0.1:9/v1?key=hunter2q"
+    provider = HttpProvider("openai", adapter_for("openai"), url, Secret(KEY))
+    settings = ProviderSettings(base_url=url, api_key=KEY)
+    for shown in (repr(provider), repr(settings)):
+        assert "hunter2" not in shown and "user:****@127.0.0.1" in shown

@@ -8,7 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from modelway.config.masking import mask_secret
+from modelway.config.masking import mask_secret, shown_url
 
 #: Provider names usable without declaring them under ``providers``.
 KNOWN_PROVIDERS: tuple[str, ...] = (
@@ -51,11 +51,15 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     #: Fields shown masked: keys, and header values (they often carry ``Authorization``).
     _secret_fields: ClassVar[frozenset[str]] = frozenset()
+    #: URL fields shown with a password and query values masked (``shown_url``).
+    _url_fields: ClassVar[frozenset[str]] = frozenset({"base_url"})
 
     def _safe_items(self) -> Iterator[tuple[str, Any]]:
         for name in self.__struct_fields__:
             value = getattr(self, name)
-            if name in self._secret_fields:
+            if name in self._url_fields and isinstance(value, str):
+                value = shown_url(value)
+            elif name in self._secret_fields:
                 if isinstance(value, dict):
                     value = {key: mask_secret(item) for key, item in value.items()}
                 elif isinstance(value, str):

@@ -14,9 +14,10 @@ from typing import NamedTuple, Protocol
 import msgspec
 
 from modelway.config import Timeouts
+from modelway.config.masking import shown_url
 from modelway.errors import Timeout, UpstreamError, UpstreamStatusError
 from modelway.providers.base import Adapter, HttpRequest
-from modelway.providers.redaction import MASK, redactor_for
+from modelway.providers.redaction import MASK, MIN_SECRET_LENGTH, redactor_for
 from modelway.providers.transport import (
     AiohttpTransport,
     Transport,
@@ -103,10 +104,18 @@ class HttpProvider:
         }
         self._transport: Transport = transport or AiohttpTransport()
         self._key = api_key.reveal() if api_key else ""
+        #: The key as it is kept out of what the upstream answers (``hidden``).
+        self._masked_key = self._key.encode() if len(self._key) >= MIN_SECRET_LENGTH else b""
         self._quote_errors = quote_errors
 
     def __repr__(self) -> str:
-        return f"HttpProvider(name={self.name!r}, base_url={self.base_url!r})"
+        return f"HttpProvider(name={self.name!r}, base_url={shown_url(self.base_url)!r})"
+
+    def hidden(self, body: bytes) -> bytes:
+        """``body`` with this provider's key masked, should the upstream quote it (a whole
+        answer, an error's body; streams are masked as they are read: ``raw_stream``)."""
+        key = self._masked_key
+        return body.replace(key, MASK) if key and key in body else body
 
     def attributed(self, error: UpstreamError) -> UpstreamError:
         """The transport's error, naming this provider."""
@@ -167,7 +176,7 @@ class HttpProvider:
                     headers=response.headers,
                     provider=self.name,
                 )
-            body = await self.read_body(response)
+            body = self.hidden(await self.read_body(response))
             message = self.adapter.error_message(body)
             code = self.adapter.error_code(body)
             if self._key:
@@ -201,8 +210,9 @@ class HttpProvider:
             await response.aclose()
 
     async def request(self, http: HttpRequest, call: Call) -> bytes:
-        """Send a request and return the whole body of a good answer within the total time."""
-        return await self.read_body(await self.open(http, call, whole=True))
+        """Send a request and return the whole body of a good answer within the total time
+        (this provider's key masked in it: ``hidden``)."""
+        return self.hidden(await self.read_body(await self.open(http, call, whole=True)))
 
     async def raw_stream(self, response: UpstreamResponse, call: Call) -> AsyncIterator[bytes]:
         """The bytes of an opened response as they arrive; closes it at the end.
