@@ -18,10 +18,10 @@ import msgspec
 from modelway.config import Config, ProviderSettings
 from modelway.errors import (
     BadRequest,
+    EmptyResponse,
     ModelwayError,
     RateLimited,
     UnknownModel,
-    UpstreamError,
 )
 from modelway.limits import UNLIMITED, MemoryLimiter, RateLimiter, Ticket
 from modelway.providers.upstream import Backend, Call
@@ -347,7 +347,7 @@ class Engine:
             try:
                 return await anext(events), events
             except StopAsyncIteration:
-                raise UpstreamError(
+                raise EmptyResponse(
                     "the upstream stream was empty", provider=target.backend.name
                 ) from None
 

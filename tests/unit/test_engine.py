@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,6 +13,7 @@ from modelway.engine import Engine
 from modelway.errors import (
     BadRequest,
     ConnectError,
+    EmptyResponse,
     ModelwayError,
     RateLimited,
     Unavailable,
@@ -20,7 +22,14 @@ from modelway.errors import (
 )
 from modelway.providers.upstream import Call
 from modelway.routing.deployments import DeploymentState
-from modelway.types import ChatRequest, ChatResponse, Message, TextDelta, TextPart
+from modelway.types import (
+    ChatRequest,
+    ChatResponse,
+    Message,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+)
 from tests.unit.fakes import ScriptedBackend
 
 CONFIG = """
@@ -237,6 +246,28 @@ async def test_a_stream_fails_over_before_its_first_event(sleeps: list[float]) -
     text = "".join([e.text async for e in opened.events if isinstance(e, TextDelta)])
     assert text == "b says hi "
     assert opened.outcome.target.backend is b
+
+
+class EmptyStream(ScriptedBackend):
+    """Answers every stream with no event at all (``data: [DONE]`` alone)."""
+
+    async def stream(
+        self, request: ChatRequest, model: str, call: Call
+    ) -> AsyncIterator[StreamEvent]:
+        self._next_failure(model, call)
+        return
+        yield  # an async generator
+
+
+async def test_an_empty_stream_is_an_empty_response_that_fails_over(sleeps: list[float]) -> None:
+    a, b = EmptyStream("a"), ScriptedBackend("b")
+    opened = await engine(a=a, b=b).open_stream(ask("pair", stream=True), request_id="r")
+    assert opened.outcome.target.backend is b
+    assert len(a.calls) == 3  # retried, as an empty answer may be a fluke
+    with pytest.raises(EmptyResponse):
+        await engine(a=EmptyStream("a"), b=EmptyStream("b")).open_stream(
+            ask("pair", stream=True), request_id="r"
+        )
 
 
 async def test_alias_timeouts_and_request_id_reach_the_backend(sleeps: list[float]) -> None:

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelway.config import ProviderSettings, parse_config
-from modelway.errors import UndecodableResponse, UpstreamStatusError
+from modelway.errors import StreamTruncated, UndecodableResponse, UpstreamStatusError
 from modelway.gateway.app import create_app
 from modelway.gateway.state import GatewayState
 from modelway.providers.redaction import StreamRedactor, redactor_for
@@ -162,3 +162,29 @@ def test_a_password_in_a_base_url_is_masked_in_reprs() -> None:
     settings = ProviderSettings(base_url=url, api_key=KEY)
     for shown in (repr(provider), repr(settings)):
         assert "hunter2" not in shown and "user:****@127.0.0.1" in shown
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"<html><body>Cloudflare: please wait</body></html>", "text/html"),
+        (b'{"id": "c1", "object": "chat.completion", "choices": []}', "application/json"),
+    ],
+    ids=["html", "json"],
+)
+async def test_a_streamed_request_answered_with_no_stream_carries_what_it_said(
+    body: bytes, content_type: str
+) -> None:
+    provider = _quoting(200, body, content_type)
+    with pytest.raises(UndecodableResponse) as caught:
+        async for _ in provider.stream(ASK, "gpt-x", Call("r1")):
+            pass
+    assert caught.value.raw == body.decode()
+    assert "not an event stream" in caught.value.message
+
+
+async def test_a_stream_cut_before_its_first_event_is_still_truncated() -> None:
+    provider = _quoting(200, b": keep-alive\n\n", "text/event-stream")
+    with pytest.raises(StreamTruncated):
+        async for _ in provider.stream(ASK, "gpt-x", Call("r1")):
+            pass

@@ -15,7 +15,13 @@ import msgspec
 
 from modelway.config import Timeouts
 from modelway.config.masking import shown_url
-from modelway.errors import Timeout, UpstreamError, UpstreamStatusError
+from modelway.errors import (
+    StreamTruncated,
+    Timeout,
+    UndecodableResponse,
+    UpstreamError,
+    UpstreamStatusError,
+)
 from modelway.providers.base import Adapter, HttpRequest
 from modelway.providers.redaction import MASK, MIN_SECRET_LENGTH, redactor_for
 from modelway.providers.transport import (
@@ -275,10 +281,31 @@ class HttpProvider:
             request = _with_stream(request)
         response = await self.open(self.adapter.chat_request(request, model), call)
         decoder = self.adapter.stream_decoder()
+        # Until the first event, the first bytes are kept: an answer that is no stream at
+        # all (an HTML error page with a 200) is told by what it said, not as cut short.
+        head: bytes | None = b""
         async for chunk in self.raw_stream(response, call):
-            for event in decoder.feed(chunk):
+            events = decoder.feed(chunk)
+            if head is not None:
+                head = None if events else (head + chunk)[:MAX_HEAD]
+            for event in events:
                 yield event
-        for event in decoder.close():
+        try:
+            closing = decoder.close()
+        except StreamTruncated:
+            if (
+                head is None
+                or not head.strip()
+                or head.lstrip().startswith(_SSE_STARTS)
+                or self.wire == "ollama"  # lines of JSON, which its decoder reads itself
+            ):
+                raise
+            raise UndecodableResponse(
+                f"{self.name}: the answer to a streamed request is not an event stream",
+                raw=head.decode(errors="replace"),
+                provider=self.name,
+            ) from None
+        for event in closing:
             yield event
 
     async def embeddings(
@@ -294,6 +321,12 @@ class HttpProvider:
 
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+#: The bytes of a streamed answer kept to show what it was, when it was no stream.
+MAX_HEAD = 2048
+#: How an event stream's first line starts: a field or a comment.
+_SSE_STARTS = (b"data:", b"event:", b"id:", b"retry:", b":")
 
 
 def withheld_error(provider: str, status: int) -> str:
