@@ -375,6 +375,24 @@ async def test_extra_keyword_arguments_reach_an_openai_wire_provider(
     assert reply.message.text() == "Hello! How can I assist you today?"
 
 
+@pytest.mark.parametrize(
+    "option",
+    ["timeout", "api_key", "base_url", "extra_headers", "extra_body", "num_retries"],
+)
+async def test_an_sdk_client_option_is_refused_not_sent_to_the_provider(
+    aclient: AsyncClient, option: str
+) -> None:
+    calls: list[UpstreamRequest] = []
+    use_openai(aclient, answering(calls))
+
+    with pytest.raises(BadRequest) as refused:
+        await aclient.chat("openai/gpt-4.1", messages=HELLO, **{option: "sk-per-call-secret"})
+
+    assert refused.value.message.startswith(f"{option}: a client option")
+    assert "sk-per-call-secret" not in refused.value.message
+    assert calls == []
+
+
 # --- usage and cost -------------------------------------------------------------------------
 
 
@@ -420,6 +438,7 @@ def test_usage_tracker_counts_unpriced_calls_apart() -> None:
     assert summary.by_model["acme/mystery-model"].unpriced_requests == 1
     tracker.reset()
     assert tracker.summary().requests == 0
+    assert type(tracker.summary().cost_usd) is float  # 0.0, as with any calls
 
 
 def test_usage_tracker_counts_the_cost_the_call_priced_when_the_model_has_a_price() -> None:

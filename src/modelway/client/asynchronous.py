@@ -231,7 +231,9 @@ class AsyncClient:
 
         ``messages`` and ``tools`` take OpenAI-style dicts or canonical ``Message`` /
         ``Tool`` structs. Other keyword arguments (``seed``, ``response_format``, ...)
-        reach providers that speak OpenAI's wire format. ``fallbacks`` are models tried
+        reach providers that speak OpenAI's wire format; the openai SDK's and LiteLLM's
+        client options (``timeout``, ``api_key``, ``extra_headers``, ``num_retries``, ...)
+        are a ``BadRequest`` saying what to use instead. ``fallbacks`` are models tried
         after every target of ``model`` failed with a retryable error.
         """
         self._check_open()

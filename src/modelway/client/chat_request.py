@@ -19,6 +19,21 @@ from modelway.types import ChatRequest, Message, Tool
 MessageLike = Message | Mapping[str, Any]
 ToolLike = Tool | Mapping[str, Any]
 
+#: Keyword arguments of the openai SDK and LiteLLM that configure the client, not the
+#: request: sent on, a provider would get them in its body (a per-call key too) and none
+#: would take effect, so each is refused with what to do instead.
+_CLIENT_OPTIONS = {
+    "timeout": "set timeouts on the Client (Client(timeouts=...)) or the model alias",
+    "request_timeout": "set timeouts on the Client (Client(timeouts=...)) or the model alias",
+    "api_key": "keys come from the environment or modelway.yaml, per provider",
+    "api_base": "base URLs come from the environment or modelway.yaml, per provider",
+    "base_url": "base URLs come from the environment or modelway.yaml, per provider",
+    "extra_headers": "headers go on a provider or deployment in modelway.yaml",
+    "extra_query": "query parameters are not sent; configure the provider's base_url",
+    "extra_body": "pass the body's fields as keyword arguments themselves",
+    "num_retries": "use max_retries=",
+}
+
 # Stand-ins that keep the dicts' positions (and so their error paths) while the decoder
 # reads them; the canonical structs take their places afterwards.
 _MESSAGE_STAND_IN: dict[str, Any] = {"role": "user", "content": ""}
@@ -52,6 +67,12 @@ def build_chat_request(
         raise BadRequest("messages: expected a list of messages")
     if tools is not None and isinstance(tools, str | bytes | Mapping):
         raise BadRequest("tools: expected a list of tools")
+    options = sorted(extra.keys() & _CLIENT_OPTIONS.keys())
+    if options:
+        name = options[0]
+        raise BadRequest(
+            f"{name}: a client option, not part of the request: {_CLIENT_OPTIONS[name]}"
+        )
     body: dict[str, Any] = {
         **extra,
         "model": model,

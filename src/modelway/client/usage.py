@@ -111,7 +111,7 @@ class UsageTracker:
             cached_tokens=sum(row.cached_tokens for row in rows),
             cache_write_tokens=sum(row.cache_write_tokens for row in rows),
             total_tokens=sum(row.total_tokens for row in rows),
-            cost_usd=sum(row.cost_usd for row in rows),
+            cost_usd=sum((row.cost_usd for row in rows), 0.0),
             unpriced_requests=sum(row.unpriced_requests for row in rows),
             by_model=by_model,
         )
