@@ -64,6 +64,17 @@ def test_retry_after_rests_the_deployment_until_the_upstream_said() -> None:
     assert s.admit(102.0)
 
 
+def test_a_429_rests_as_long_as_it_asked_and_counts_no_failure_toward_a_cooldown() -> None:
+    s = state(failures=2, seconds=30.0)
+    for now in (100.0, 102.0, 104.0):  # each waited out, each asked again
+        s.failed(RateLimited("slow down", retry_after=2.0), now=now)
+        assert s.rate_limited
+    assert s.admit(106.0)  # not the 30 s of two failures
+    s.failed(server_error(), now=106.0)
+    s.failed(server_error(), now=106.5)
+    assert s.condition(110.0) == "cooling" and not s.rate_limited
+
+
 def test_the_callers_own_mistakes_never_cool_a_deployment() -> None:
     s = state(failures=1)
     s.failed(BadRequest("bad field"), now=100.0)

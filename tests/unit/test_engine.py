@@ -370,6 +370,19 @@ async def test_every_deployment_resting_is_a_503_with_retry_after(sleeps: list[f
     assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 30
 
 
+async def test_every_deployment_resting_after_a_429_is_a_429_with_retry_after(
+    sleeps: list[float],
+) -> None:
+    limited = UpstreamStatusError("slow down", upstream_status=429, headers={"Retry-After": "7"})
+    e = Engine(parse_config(PROBED, {}), {}, {"a": ScriptedBackend("a", [limited])})
+    with pytest.raises(RateLimited):
+        await e.complete(ask("solo"), request_id="r")
+    with pytest.raises(RateLimited) as caught:  # `except RateLimited` catches the rest too
+        await e.complete(ask("solo"), request_id="r")
+    assert caught.value.status == 429
+    assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 7
+
+
 async def test_retries_stop_at_the_total_time_budget(sleeps: list[float]) -> None:
     # "pair" allows 4 s in total; a Retry-After of 10 s cannot be waited for inside it.
     a = ScriptedBackend("a", [RateLimited("wait", retry_after=10.0)])

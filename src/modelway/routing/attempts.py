@@ -20,17 +20,29 @@ T = TypeVar("T")
 REST_SLACK = 0.05
 
 
-def resting_error(route: Route) -> Unavailable:
+def resting_error(route: Route) -> Unavailable | RateLimited:
+    """The error when no target could be asked, each resting: ``RateLimited`` when every
+    one rests because its provider answered 429 (its Retry-After), as that 429 was;
+    ``Unavailable`` (503) when any is cooling down after failures."""
     now = time.monotonic()
-    soonest = min(
-        (t.deployment.cooled_until - now for t in route.targets if t.deployment is not None),
-        default=None,
-    )
+    states = [t.deployment for t in route.targets if t.deployment is not None]
+    soonest = min((state.cooled_until - now for state in states), default=None)
+    wait = None if soonest is None else max(soonest, 0.0)
     name = route.alias or "this model"
+    if states and all(state.rate_limited for state in states):
+        return UpstreamsRateLimited(
+            f"every deployment of {name!r} is rate limited by its provider, which asked to wait",
+            retry_after=wait,
+        )
     return Unavailable(
         f"no deployment of {name!r} can be asked now: each is cooling down after failures",
-        retry_after=None if soonest is None else max(soonest, 0.0),
+        retry_after=wait,
     )
+
+
+class UpstreamsRateLimited(RateLimited):
+    """Every deployment rests after its provider's 429 asked it to wait: told as that 429
+    (``except RateLimited`` catches it; ``retry_after`` is the soonest one frees up)."""
 
 
 class AtCapacity(RateLimited):

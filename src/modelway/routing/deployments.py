@@ -14,7 +14,7 @@ from collections import deque
 from typing import Any, Literal
 
 from modelway.config import Cooldown
-from modelway.errors import ModelwayError
+from modelway.errors import ModelwayError, RateLimited
 
 log = logging.getLogger("modelway.routing")
 #: Weight of the newest sample in the moving average of time to first token.
@@ -38,6 +38,7 @@ class DeploymentState:
         "in_flight",
         "latency",
         "name",
+        "rate_limited",
         "rpm",
         "tpm",
     )
@@ -60,6 +61,8 @@ class DeploymentState:
         #: Why the current (or last) rest began: "3 failures", "upstream asked to wait 30 s".
         self._rest_reason = ""
         self._probe_running = False
+        #: The current rest is the upstream's own rate limit (a 429's Retry-After).
+        self.rate_limited = False
 
     @property
     def limit_scope(self) -> str:
@@ -150,6 +153,7 @@ class DeploymentState:
                 if self.cooled_until <= now:
                     self.cooldowns += 1
                 self.cooled_until = until
+                self.rate_limited = isinstance(error, RateLimited)
                 self._rest_reason = f"upstream asked to wait {float(retry_after):.0f} s"
                 log.info(
                     "deployment %s: upstream asked to wait %.1f s",
@@ -157,6 +161,10 @@ class DeploymentState:
                     retry_after,
                     extra={"deployment": self.name, "state": "cooling", "seconds": retry_after},
                 )
+            if isinstance(error, RateLimited):
+                # It said how long, which is the rest: its 429s are no failures that
+                # bench it longer (a 7 s wait became the 30 s cooldown of 3 failures).
+                return
         failures = self._failures
         failures.append(now)
         while failures and failures[0] <= now - self._cooldown.window:
@@ -171,6 +179,7 @@ class DeploymentState:
             if self.cooled_until <= now:
                 self.cooldowns += 1
             self.cooled_until = until
+            self.rate_limited = False
             self._rest_reason = reason
             log.warning(
                 "deployment %s cooled down for %.1f s (%s)",
