@@ -757,3 +757,26 @@ def test_stream_usage_chunk_carries_the_cached_tokens() -> None:
     chunk = orjson.loads(out.split(b"\n")[0][6:])
     assert chunk["usage"]["prompt_tokens"] == 1230
     assert chunk["usage"]["prompt_tokens_details"] == {"cached_tokens": 1000}
+
+
+def test_an_azure_stream_starts_with_the_chunk_that_names_the_model() -> None:
+    # Azure's first chunk holds prompt_filter_results only: no choices, id and model "".
+    filtered = {
+        "choices": [],
+        "created": 0,
+        "id": "",
+        "model": "",
+        "object": "",
+        "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}],
+    }
+    chunk = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o-2024-11-20",
+        "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}],
+    }
+    stream = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in (filtered, chunk))
+    events = decode_stream(stream + b"data: [DONE]\n\n")
+    assert events[0] == MessageStart(id="chatcmpl-1", model="gpt-4o-2024-11-20")
+    assert [type(e) for e in events] == [MessageStart, TextDelta, MessageEnd]

@@ -598,6 +598,10 @@ def test_a_failure_mid_stream_is_an_error_event_then_response_failed(error: Any,
     assert failed["type"] == "response.failed"
     assert failed["response"]["status"] == "failed"
     assert failed["response"]["error"] == {"code": code, "message": error.message}
+    # What was streamed stays in the failed response, marked incomplete.
+    (message,) = failed["response"]["output"]
+    assert message["status"] == "incomplete"
+    assert message["content"][0]["text"] == "Hi"
     assert encoder.encode(TextDelta("more")) == b"" and encoder.finish() == b""
 
 

@@ -123,6 +123,15 @@ class ResponsesStreamEncoder:
                 "param": error.param,
             }
         )
+        # What was streamed stays in the failed response: the open message holds its text so
+        # far, and every item left open is incomplete (not "in_progress" for ever).
+        if self._text_index is not None:
+            item = self._output[self._text_index]
+            text = "".join(self._text)
+            self._output[self._text_index] = message_item(item["id"], text, "incomplete")
+        for item in self._output:
+            if item.get("status") == "in_progress":
+                item["status"] = "incomplete"
         body = self._body("failed")
         # The response's error code is a closed vocabulary; these two are the retryable ones.
         code = "rate_limit_exceeded" if error.status == 429 else "server_error"

@@ -201,7 +201,9 @@ class ChunkDecoder:
             )
         if chunk.get("error"):
             raise upstream_stream_error(chunk["error"])
-        if not self._started:
+        if not self._started and (chunk.get("choices") or chunk.get("id") or chunk.get("model")):
+            # Azure's first chunk (prompt_filter_results, no choices) has id and model "":
+            # the answer starts with the first chunk that says which.
             self._started = True
             events.append(
                 MessageStart(id=str(chunk.get("id") or ""), model=str(chunk.get("model") or ""))
