@@ -314,13 +314,11 @@ class _TrackedUsage:
             return  # refused before any provider was asked
         if record.status >= 400 and not (record.prompt_tokens or record.completion_tokens):
             return  # the provider failed: nothing answered, nothing spent
-        if record.usage_estimated:  # the tracker counts what providers reported
-            self._tracker.record(record.provider, record.model, None)
-            return
         usage = Usage(
             record.prompt_tokens,
             record.completion_tokens,
             record.cached_tokens,
+            estimated=record.usage_estimated,  # a cut stream: counted locally, billed still
             cache_write_tokens=record.cache_write_tokens,
         )
         self._tracker.record(record.provider, record.model, usage, cost=record.cost_usd)

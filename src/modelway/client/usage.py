@@ -16,7 +16,9 @@ class ModelUsage(msgspec.Struct, frozen=True):
     """Totals for one ``provider/model``.
 
     ``cost_usd`` sums the calls whose price is known; ``unpriced_requests`` counts the
-    others, so a zero cost is never mistaken for a complete one.
+    others, so a zero cost is never mistaken for a complete one. ``estimated_requests``
+    counts the calls whose tokens were counted locally because the provider never said
+    (a stream cut off before its usage): the provider bills them all the same.
     """
 
     requests: int = 0
@@ -27,6 +29,7 @@ class ModelUsage(msgspec.Struct, frozen=True):
     total_tokens: int = 0
     cost_usd: float = 0.0
     unpriced_requests: int = 0
+    estimated_requests: int = 0
 
     @property
     def tokens(self) -> int:
@@ -45,6 +48,7 @@ class UsageSummary(msgspec.Struct, frozen=True):
     total_tokens: int = 0
     cost_usd: float = 0.0
     unpriced_requests: int = 0
+    estimated_requests: int = 0
     by_model: dict[str, ModelUsage] = msgspec.field(default_factory=dict)
 
     @property
@@ -63,6 +67,7 @@ def _add(totals: ModelUsage, usage: Usage, cost: float | None) -> ModelUsage:
         total_tokens=totals.total_tokens + usage.total_tokens,
         cost_usd=totals.cost_usd + (cost or 0.0),
         unpriced_requests=totals.unpriced_requests + (cost is None),
+        estimated_requests=totals.estimated_requests + usage.estimated,
     )
 
 
@@ -86,8 +91,9 @@ class UsageTracker:
     ) -> float | None:
         """Count one answered call of ``model`` at ``provider``; returns its cost in USD.
 
-        A call whose usage never arrived (a stream closed early) counts as a request
-        with no tokens. ``cost`` is what the call itself priced its usage at, which can
+        A call whose usage never arrived counts as a request with no tokens; one whose
+        tokens were counted locally (``usage.estimated``) counts them, and as estimated.
+        ``cost`` is what the call itself priced its usage at, which can
         hold more than ``usage`` says (one-hour cache writes); when the model has a price,
         it is the cost counted.
         """
@@ -113,6 +119,7 @@ class UsageTracker:
             total_tokens=sum(row.total_tokens for row in rows),
             cost_usd=sum((row.cost_usd for row in rows), 0.0),
             unpriced_requests=sum(row.unpriced_requests for row in rows),
+            estimated_requests=sum(row.estimated_requests for row in rows),
             by_model=by_model,
         )
 
