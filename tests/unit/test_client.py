@@ -7,6 +7,7 @@ whose HTTP goes to a ``MockTransport`` instead of a socket.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -539,6 +540,24 @@ async def test_leaving_an_async_stream_block_early_closes_the_upstream_response(
                 break
 
     await asyncio.wait_for(asyncio.to_thread(body.closed.wait, 5), timeout=6)
+    assert body.closed.is_set()
+
+
+async def test_an_async_stream_left_without_closing_closes_the_upstream_response(
+    aclient: AsyncClient,
+) -> None:
+    # A plain ``break`` with no ``async with`` and no ``aclose()``: the upstream went on
+    # generating until the cyclic garbage collector ran (found in a trial).
+    body = EndlessStream()
+    use_openai(aclient, endless(body))
+    gc.disable()  # so only the stream's own release can close it
+    try:
+        async for event in await aclient.chat("openai/gpt-4o", messages=HELLO, stream=True):
+            if isinstance(event, TextDelta):
+                break
+        await asyncio.wait_for(asyncio.to_thread(body.closed.wait, 5), timeout=6)
+    finally:
+        gc.enable()
     assert body.closed.is_set()
 
 

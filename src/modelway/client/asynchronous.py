@@ -15,9 +15,10 @@ One ``AsyncClient`` belongs to one event loop: its pooled HTTP connections do.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, overload
@@ -61,6 +62,17 @@ class AsyncChatStream:
         self._events = events
         self.outcome = outcome
         self._finished = False
+        self._loop = asyncio.get_running_loop()
+
+    def __del__(self) -> None:
+        # Left open (a ``break`` outside ``async with``, no ``aclose()``): the upstream call
+        # is cancelled now, on the stream's loop, not once the cyclic collector finds it.
+        if getattr(self, "_finished", True) or self._loop.is_closed():
+            return
+        self._finished = True
+        aclose = getattr(self._events, "aclose", None)
+        if aclose is not None:
+            self._loop.call_soon_threadsafe(_close_later, aclose)
 
     def __repr__(self) -> str:
         target = self.outcome.target
@@ -100,6 +112,16 @@ class AsyncChatStream:
         traceback: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+#: Closings of streams left open, kept until each is done (a task nobody holds may vanish).
+_CLOSING: set[asyncio.Task[Any]] = set()
+
+
+def _close_later(aclose: Callable[[], Awaitable[Any]]) -> None:
+    task = asyncio.ensure_future(aclose())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
 
 
 class AsyncClient:
