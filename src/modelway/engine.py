@@ -146,13 +146,16 @@ class Engine:
     ) -> None:
         """Enable or re-key provider ``name`` at run time; ``BadRequest`` if impossible."""
         known = self.router.settings.get(name) or self.config.providers.get(name)
-        settings = ProviderSettings(
-            api_key=api_key,
-            base_url=base_url or (known.base_url if known else None),
-            headers=known.headers if known else {},
-            wire=known.wire if known else None,
-            api_version=known.api_version if known else None,
-        )
+        try:
+            settings = ProviderSettings(
+                api_key=api_key,
+                base_url=base_url or (known.base_url if known else None),
+                headers=known.headers if known else {},
+                wire=known.wire if known else None,
+                api_version=known.api_version if known else None,
+            )
+        except ValueError as error:
+            raise BadRequest(str(error)) from None
         self.router.connect(name, settings)
         self._models_cache = None
 

@@ -20,6 +20,7 @@ from modelway.config import (
     mask_secret,
     parse_config,
 )
+from modelway.providers.registry import provider_settings
 from modelway.store import database_url
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "config"
@@ -173,6 +174,39 @@ def test_a_timeout_must_be_a_finite_positive_number_of_seconds(value: str) -> No
     # .inf passed once, and every upstream call then failed with aiohttp's OverflowError.
     with pytest.raises(ConfigError, match=r"timeouts\.connect"):
         parse_config(f"server:\n  timeouts: {{connect: {value}}}\n", {})
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ('base_url: "http://127.0.0.1:abc/v1"', "base_url: not a URL"),
+        ('base_url: "http://127.0.0.1:99999/v1"', "base_url: not a URL"),
+        ('base_url: "http://[::1/v1"', "base_url: not a URL"),
+        ('base_url: "ftp://u:pw@h/v1"', "base_url: an http:// or https:// URL with a host"),
+        ('headers: {"X-A": "a\\nb"}', "headers.X-A: a value on one line"),
+        ('headers: {"X A:": "a"}', "headers: 'X A:' is not an HTTP header name"),
+    ],
+)
+def test_an_endpoint_no_request_can_reach_is_a_config_error_naming_its_line(
+    endpoint: str, message: str
+) -> None:
+    # Each passed `config check` and `serve`; every call then failed (a 500 for the port).
+    provider = f"providers:\n  openai:\n    api_key: sk-abcdefghijklmnop\n    {endpoint}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(provider, {})
+    assert str(caught.value).startswith(f"modelway.yaml:2: providers.openai: {message}")
+    assert "pw" not in str(caught.value) and "sk-abc" not in str(caught.value)
+    deployment = (
+        "models:\n  - name: a\n    deployments:\n"
+        f"      - {{provider: openai, model: m, {endpoint}}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"models\[0\]\.deployments\[0\]: "):
+        parse_config(deployment, {})
+
+
+def test_a_provider_base_url_from_the_environment_is_checked_too() -> None:
+    with pytest.raises(ConfigError, match=r"^OPENAI_BASE_URL: not a URL"):
+        provider_settings(parse_config("", {}), {"OPENAI_BASE_URL": "http://h:abc/v1"})
 
 
 def test_a_misspelled_field_is_rejected_with_a_suggestion() -> None:
@@ -380,3 +414,28 @@ def test_the_repr_of_a_config_never_shows_a_key_or_header_value() -> None:
     assert KEYS["ANTHROPIC_API_KEY"] not in text
     assert "research" not in text
     assert "sk-…ef" in text
+
+
+def test_a_config_whose_aliases_expand_past_any_memory_is_refused() -> None:
+    # "Billion laughs": each level nine aliases of the one before; eight levels held 4 GB
+    # and were still growing when the check was stopped.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 9)]
+    text = "x-anchors:\n" + "".join(f"  {line}\n" for line in lines)
+    with pytest.raises(ConfigError, match="more than 200,000 values once YAML aliases"):
+        parse_config(text, {})
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+def test_values_nested_too_deeply_are_a_config_error_not_a_traceback(depth: int) -> None:
+    with pytest.raises(ConfigError, match="nest"):
+        parse_config("server: " + "[" * depth + "]" * depth + "\n", {})
+
+
+def test_top_level_x_keys_hold_anchors_as_in_compose_files() -> None:
+    text = (
+        "x-deployment: &openai {provider: openai, model: gpt-4o}\n"
+        "models:\n  - {name: a, deployments: [*openai]}\n"
+    )
+    config = parse_config(text, {})
+    assert config.models[0].deployments[0].model == "gpt-4o"

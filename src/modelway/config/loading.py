@@ -42,7 +42,12 @@ def parse_config(
 ) -> Config:
     """Validate YAML ``text`` as a config; problems are reported against ``source_name``."""
     source = SourceMap(source_name)
-    config = convert_config(read_yaml(text, source, environ), source)
+    document = read_yaml(text, source, environ)
+    if isinstance(document, dict):
+        # Top-level ``x-`` keys hold YAML anchors for the sections to use (compose files'
+        # convention): read for their anchors, otherwise not part of the config.
+        document = {k: v for k, v in document.items() if not k.startswith("x-")}
+    config = convert_config(document, source)
     problems = check_config(config, source)
     if problems:
         raise ConfigError(*problems)

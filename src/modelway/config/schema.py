@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -75,6 +77,29 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         return list(self._safe_items())
 
 
+#: An HTTP header name (RFC 9110 ``token``).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")
+
+
+def check_endpoint(base_url: str | None, headers: Mapping[str, str]) -> None:
+    """``ValueError`` naming the field for a base URL no request can go to (not http(s),
+    no host, a port that is no number) or a header no request can carry; neither is shown,
+    as either may hold a secret."""
+    if base_url is not None:
+        try:
+            address = urlsplit(base_url)
+            address.port  # noqa: B018 - raises for a port that is no number or out of range
+        except ValueError as error:
+            raise ValueError(f"base_url: not a URL ({error})") from None
+        if address.scheme not in ("http", "https") or not address.hostname:
+            raise ValueError("base_url: an http:// or https:// URL with a host")
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"headers: {name[:40]!r} is not an HTTP header name")
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"headers.{name}: a value on one line (no line break)")
+
+
 class ProviderSettings(_Section, frozen=True, kw_only=True):
     """Credentials and endpoint for one provider; any name with a ``wire`` is a custom one."""
 
@@ -88,6 +113,9 @@ class ProviderSettings(_Section, frozen=True, kw_only=True):
     #: ``false`` switches the provider off, its key in the environment notwithstanding
     #: (the built-in ``mock``, which is otherwise always on, included).
     enabled: bool = True
+
+    def __post_init__(self) -> None:
+        check_endpoint(self.base_url, self.headers)
 
 
 class Timeouts(_Section, frozen=True, kw_only=True):
@@ -120,6 +148,9 @@ class Deployment(_Section, frozen=True, kw_only=True):
     weight: Positive = 1
     rpm: Positive | None = None
     tpm: Positive | None = None
+
+    def __post_init__(self) -> None:
+        check_endpoint(self.base_url, self.headers)
 
 
 CacheNamespace = Literal["team", "key", "shared"]

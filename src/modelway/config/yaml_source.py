@@ -23,6 +23,13 @@ _CONSTRUCTED = frozenset(f"{_CORE}{name}" for name in ("null", "bool", "int", "f
 _KEPT_AS_WRITTEN = frozenset({f"{_CORE}timestamp", f"{_CORE}merge"})
 
 
+#: The most values a config may hold once its aliases are expanded: a real one holds a
+#: few thousand; a "billion laughs" file (aliases of aliases) expands past any memory.
+MAX_VALUES = 200_000
+#: How deep values may nest (a real config is under ten levels).
+MAX_DEPTH = 64
+
+
 def read_yaml(text: str, source: SourceMap, environ: Mapping[str, str]) -> Any:
     """Parse ``text`` into dicts, lists and scalars, recording lines in ``source``."""
     try:
@@ -31,6 +38,9 @@ def read_yaml(text: str, source: SourceMap, environ: Mapping[str, str]) -> Any:
         raise ConfigError(_syntax_problem(source.name, error)) from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{source.name}: cannot read YAML: {error}") from None
+    except RecursionError:
+        # PyYAML's parser recurses once per level of nesting.
+        raise ConfigError(f"{source.name}: values nest too deeply to read") from None
     if root is None:
         return {}
     return _TreeReader(source, environ).read(root, ())
@@ -59,9 +69,17 @@ class _TreeReader:
         self._constructor = SafeConstructor()
         # Nodes being read right now: an alias back into one would recurse forever.
         self._open: set[int] = set()
+        self._values = 0
 
     def read(self, node: yaml.Node, path: ConfigPath) -> Any:
         line = node.start_mark.line + 1
+        self._values += 1
+        if self._values > MAX_VALUES:
+            message = f"more than {MAX_VALUES:,} values once YAML aliases are expanded"
+            raise ConfigError(self._source.problem(path, message, line=line))
+        if len(path) > MAX_DEPTH:
+            message = f"values nest more than {MAX_DEPTH} deep"
+            raise ConfigError(self._source.problem(path, message, line=line))
         self._source.value_lines[path] = line
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path, line)

@@ -76,9 +76,14 @@ def env_settings(name: str, environ: Mapping[str, str]) -> ProviderSettings | No
     base_url = environ.get(f"{prefix}_BASE_URL") or None
     if key is None and base_url is None:
         return None
-    return ProviderSettings(
-        api_key=key, base_url=base_url, api_version=environ.get(f"{prefix}_API_VERSION") or None
-    )
+    try:
+        return ProviderSettings(
+            api_key=key,
+            base_url=base_url,
+            api_version=environ.get(f"{prefix}_API_VERSION") or None,
+        )
+    except ValueError as error:
+        raise ConfigError(f"{prefix}_BASE_URL: {str(error).removeprefix('base_url: ')}") from None
 
 
 def provider_settings(config: Config, environ: Mapping[str, str]) -> dict[str, ProviderSettings]:
