@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from modelway.listening import reserve
 from tests.integration.gateway import running_gateway
@@ -121,6 +122,31 @@ def test_config_check_and_serve_refuse_the_same_unbuildable_provider(tmp_path: P
     for result in (checked, served):
         assert result.returncode == 2
         assert "azure" in result.stderr and "base_url" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        # No ANTHROPIC_API_KEY: serve started and sent every call to Anthropic with no key.
+        "models:\n  - name: smart\n    deployments: [{provider: anthropic, model: claude-x}]\n",
+        # A port that is no number: every call was a 500.
+        'providers:\n  openai: {api_key: sk-abcdefghijklmnop, base_url: "http://127.0.0.1:abc/v1"}\n',
+        # Nested past what the YAML parser's recursion holds: a traceback.
+        "server: " + "[" * 100_000 + "]" * 100_000 + "\n",
+    ],
+    ids=["provider-not-enabled", "port-not-a-number", "nested-too-deep"],
+)
+def test_config_check_and_serve_refuse_the_same_config_in_one_line(
+    tmp_path: Path, config: str
+) -> None:
+    (tmp_path / "modelway.yaml").write_text(config)
+    for result in (
+        modelway("config", "check", cwd=tmp_path),
+        modelway("serve", "--port", "0", cwd=tmp_path),
+    ):
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr.startswith("config error: ")
         assert "Traceback" not in result.stderr
 
 
@@ -287,3 +313,15 @@ def test_mock_says_when_it_cannot_listen(tmp_path: Path) -> None:
     assert taken.returncode == 1 and "Traceback" not in taken.stderr
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in taken.stderr
     assert modelway("mock", "--port", "70000", cwd=tmp_path).returncode == 2
+
+
+def test_db_upgrade_says_in_one_line_when_the_data_directory_cannot_be_made(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "afile").write_text("")
+    result = modelway(
+        "db", "upgrade", cwd=tmp_path, env={"MODELWAY_DATA_DIR": str(tmp_path / "afile" / "sub")}
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("cannot use the data directory: ")
+    assert "Traceback" not in result.stderr

@@ -23,24 +23,14 @@ def check(
 
     from modelway.config import ConfigError, environment, load_config, mask_secret, shown_url
     from modelway.providers.registry import SPECS, provider_settings
-    from modelway.routing.resolve import Router, enabling_variables
+    from modelway.routing.resolve import Router, check_deployments_enabled
 
     environ = environment()
     try:
         settings = load_config(config, environ)
         Router(settings, environ)  # exactly what `serve` builds: what fails there fails here
+        check_deployments_enabled(settings, environ)  # as `serve` does
         enabled = provider_settings(settings, environ)
-        for alias in settings.models:
-            for deployment in alias.deployments:
-                # A deployment with its own endpoint, key or headers needs no enabled
-                # provider: `serve` builds it from those (routing.resolve, _deployments).
-                own = deployment.base_url or deployment.api_key or deployment.headers
-                if deployment.provider not in enabled and deployment.provider != "mock" and not own:
-                    raise ConfigError(
-                        f"alias {alias.name!r} uses provider {deployment.provider!r}, which is "
-                        f"not enabled (set {enabling_variables(deployment.provider)} or add "
-                        "it to the providers section)"
-                    )
     except ConfigError as exc:
         typer.echo(f"config error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -37,6 +37,9 @@ def upgrade() -> None:
     except (ValueError, ConfigError) as exc:
         typer.echo(f"database error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except OSError as exc:  # the data directory cannot be made (as `serve` says it)
+        typer.echo(f"cannot use the data directory: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"database: {display_url(url)}")
     try:
         revision = asyncio.run(_upgrade(url))

@@ -294,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from modelway.config import ConfigError, load_config, load_dotenv_file
-    from modelway.routing.resolve import Router
+    from modelway.routing.resolve import Router, check_deployments_enabled
     from modelway.store import database_url
     from modelway.store.location import privacy_warning
 
@@ -302,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         environ = {**load_dotenv_file(".env"), **os.environ}
         settings = load_config(args.config, environ)
         Router(settings, environ)  # every provider builds now, or the error is shown now
+        check_deployments_enabled(settings, environ)  # as `config check` does
         url = database_url(environ, settings.store.url)  # an unusable store URL is said now
         settings.redis_url(environ)  # a REDIS_URL of the wrong kind is said now, not per worker
     except (ConfigError, ValueError) as exc:

@@ -41,6 +41,24 @@ def enabling_variables(name: str) -> str:
     return f"{prefix}_API_KEY"
 
 
+def check_deployments_enabled(config: Config, environ: Mapping[str, str]) -> None:
+    """``ConfigError`` for an alias deployment whose provider is not enabled: with neither
+    its own endpoint, key or headers nor the provider's, every call to it would go to the
+    vendor's default address with no key (``modelway serve`` and ``config check`` ask)."""
+    enabled = provider_settings(config, environ)
+    for index, alias in enumerate(config.models):
+        for number, deployment in enumerate(alias.deployments):
+            own = deployment.base_url or deployment.api_key or deployment.headers
+            if deployment.provider in enabled or deployment.provider == "mock" or own:
+                continue
+            raise ConfigError(
+                f"models[{index}].deployments[{number}]: alias {alias.name!r} uses provider "
+                f"{deployment.provider!r}, which is not enabled (set "
+                f"{enabling_variables(deployment.provider)} or add it to the providers "
+                "section)"
+            )
+
+
 class Router:
     """Resolves model names; owns every backend and closes them."""
 
