@@ -308,6 +308,11 @@ def test_without_a_master_key_the_admin_api_says_so(signup_gateway: httpx.Client
     response = signup_gateway.get("/admin/api/keys", headers=bearer(key))
     assert response.status_code == 403
     assert "MODELWAY_MASTER_KEY" in error_message(response)
+    # Any key, even one the gateway never made (the CLI sent its own master key): the
+    # answer says the admin API is off, not "invalid API key".
+    unknown = signup_gateway.get("/admin/api/keys", headers=bearer("mw-" + "x" * 40))
+    assert unknown.status_code == 403
+    assert "the admin API is off" in error_message(unknown)
 
 
 # --- request bodies ----------------------------------------------------------------------

@@ -165,6 +165,23 @@ async def test_a_cross_site_page_cannot_create_sessions_or_chat(
     assert [s.id for s in sessions] == [session]  # only the one made without an Origin
 
 
+async def test_a_cross_site_page_cannot_open_accounts_or_keys_on_a_keyed_gateway(
+    tmp_path: Path,
+) -> None:
+    # Sign-up needs no key, so a page's visitors' browsers could open accounts (each one
+    # spending the visitor's address's budget of failed key checks).
+    env = {"MODELWAY_MASTER_KEY": MASTER}
+    async with serving(tmp_path, env, "server: {signup: true}\n") as (_app, client):
+        account = {"email": "ada@example.com", "password": "correct horse battery"}
+        for path, body in (("/auth/register", account), ("/auth/keys", {**account, "name": "k"})):
+            for headers in ({**SIMPLE, "origin": EVIL}, {"sec-fetch-site": "cross-site"}):
+                refused = await client.post(path, content=orjson.dumps(body), headers=headers)
+                assert refused.status_code == 403, (path, headers)
+                assert error_of(refused)["code"] == "cross_site_request"
+        registered = await client.post("/auth/register", json=account)  # no browser: as ever
+        assert registered.status_code == 201
+
+
 async def test_a_port_on_the_same_machine_is_another_origin(
     open_gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:

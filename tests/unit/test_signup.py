@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from modelway.errors import BadRequest
 from modelway.store import users
 from tests.unit.gateways import Setup, in_process_gateway
 from tests.unit.test_store_keys import cheap_argon2  # noqa: F401  (autouse)
@@ -181,3 +182,25 @@ async def test_an_account_deleted_as_its_key_is_stored_gets_no_working_key(
     assert made.status_code == 401
     listed = (await gateway.http.get("/admin/api/keys", params={"q": "mal"})).json()["keys"]
     assert [row["status"] for row in listed] == ["revoked"]
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("  Ada@Example.COM ", "ada@example.com"),
+        ("\uff41da@example.com", "ada@example.com"),  # a fullwidth a
+        ("e\u0301@example.com", "\u00e9@example.com"),  # e + combining acute is é
+        ("\u00e9@example.com", "\u00e9@example.com"),
+    ],
+)
+def test_an_email_is_stored_in_one_form_whatever_way_it_was_typed(given: str, stored: str) -> None:
+    assert users.normalise_email(given) == stored
+
+
+@pytest.mark.parametrize(
+    "given",
+    ["nul\u0000x@example.com", "zero\u200bwidth@example.com", "bell\u0007@example.com"],
+)
+def test_an_email_with_a_control_or_invisible_character_is_refused(given: str) -> None:
+    with pytest.raises(BadRequest):
+        users.normalise_email(given)

@@ -205,7 +205,8 @@ class ServerSettings(_Section, frozen=True, kw_only=True):
 
     host: Name = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8080
-    workers: Positive = 1
+    #: Worker processes (``modelway serve --workers``); one per core is usual.
+    workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1
     default_provider: Name | None = None
     max_body_bytes: Positive = 10 * 1024 * 1024
     #: Seconds a caller has to send a whole request body (408 after).

@@ -119,18 +119,18 @@ def admin_only(handler: Handler) -> Handler:
 
     async def guarded(request: Request) -> Response:
         state: GatewayState = request.app.state.gateway
+        if state.auth.master_key is None:
+            # Said before any key is checked: a key presented here cannot be the master
+            # key, and the caller is told why (not "invalid API key"), nor counted failing.
+            raise PermissionDenied(NO_MASTER_KEY)
         key = presented_key(request.scope)
         if key is None and COOKIE in request.cookies:
-            if state.auth.master_key is None:
-                raise PermissionDenied(NO_MASTER_KEY)
             _, session = await signed_in(request)
             check_csrf(request, session)
             return await handler(request)
         caller: Caller | None = request.scope.get("state", {}).get("caller")
         if caller is None:  # AuthMiddleware leaves /admin/api/ to this guard
             caller = await authenticate(state.auth, key, peer_host(request.scope))
-        if state.auth.master_key is None:
-            raise PermissionDenied(NO_MASTER_KEY)
         if not caller.is_master:
             raise PermissionDenied(NOT_MASTER)
         return await handler(request)

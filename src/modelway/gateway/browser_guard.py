@@ -43,9 +43,12 @@ from modelway.errors import (
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: The API the gateway's own pages call: never from another origin, always JSON. (The
 #: admin API takes the master key as a header, or a session cookie whose requests its
-#: own guard checks for a CSRF token and origin (``admin_guard``); sign-up takes its
-#: credentials in the body: a page has none to borrow.)
+#: own guard checks for a CSRF token and origin (``admin_guard``).)
 BROWSER_PATHS = ("/chat/api/",)
+#: Self-service sign-up: no key is needed to open an account, so a page of another site
+#: could open accounts from its visitors' browsers (each one counting against the
+#: visitor's address's budget of failed key checks): cross-site requests are refused.
+SIGNUP_PATHS = ("/auth/",)
 #: Bind addresses that mean "every interface".
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
 #: ``Sec-Fetch-Site`` values of a request the page's own origin (or the user) made.
@@ -121,14 +124,18 @@ class BrowserGuard:
         if method in SAFE_METHODS:
             return None
         browser_api = path.startswith(BROWSER_PATHS)
-        if not (browser_api or open_mode):
+        if not (browser_api or open_mode or path.startswith(SIGNUP_PATHS)):
             return None  # the caller's key is the credential, and no page has it ambiently
         if cross_origin(headers):
             origin = headers.get("origin") or "another site"
             return CrossSiteRequest(
                 f"cross-site request refused: {method} {path} from {_shown(origin)}. "
                 "The gateway takes state-changing requests only from its own pages"
-                + (" while it runs with no key (open mode)" if not browser_api else "")
+                + (
+                    " while it runs with no key (open mode)"
+                    if open_mode and not browser_api
+                    else ""
+                )
                 + "; API clients send no Origin header."
             )
         if browser_api and method != "DELETE" and not _is_json(headers.get("content-type")):

@@ -335,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     port = held.getsockname()[1]
     workers = args.workers if args.workers is not None else settings.server.workers
     if not 1 <= workers <= MAX_WORKERS:
-        print(f"--workers: 1 to {MAX_WORKERS} (one per core is usual)", file=sys.stderr)
+        told = "--workers" if args.workers is not None else "server.workers"
+        print(f"{told}: 1 to {MAX_WORKERS} (one per core is usual)", file=sys.stderr)
         sys.exit(2)
     try:
         keys_exist = _live_keys(url)
@@ -366,6 +367,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "server.allowed_hosts (421 for any other Host)",
                 shown,
             )
+    if settings.server.signup and not environ.get("MODELWAY_MASTER_KEY"):
+        log.warning(
+            "server.signup is on and there is no MODELWAY_MASTER_KEY: the first key an "
+            "account makes closes the gateway to callers without a key, and there is no "
+            "admin API to manage accounts and keys (only the CLI on this machine)"
+        )
     if workers > 1 and not settings.redis_url(environ):
         log.warning(
             "%d workers and no REDIS_URL: each worker counts rate limits and budgets on its "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections import defaultdict
 from typing import Any
 
@@ -25,9 +26,16 @@ WRONG_CREDENTIALS = "wrong email or password"
 
 
 def normalise_email(email: str) -> str:
-    """The email as stored: trimmed and lower-cased, or BadRequest if it is not one."""
-    cleaned = email.strip().lower()
-    if len(cleaned) > 320 or not _EMAIL.fullmatch(cleaned):
+    """The email as stored: NFKC-normalised (a fullwidth ``e``, and ``e`` + a combining
+    accent, are one address with ``e`` and ``é``), trimmed and lower-cased; BadRequest if
+    it is not one or holds a control or formatting character (a NUL, a zero-width space:
+    look-alikes)."""
+    cleaned = unicodedata.normalize("NFKC", email[:1000]).strip().lower()
+    if (
+        len(cleaned) > 320
+        or not _EMAIL.fullmatch(cleaned)
+        or any(unicodedata.category(c).startswith("C") for c in cleaned)
+    ):
         raise BadRequest("that is not an email address")
     return cleaned
 
