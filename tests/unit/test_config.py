@@ -404,8 +404,12 @@ def test_a_long_secret_shows_only_its_first_three_and_last_two_characters() -> N
 
 def test_a_short_secret_is_hidden_entirely_and_none_shows_a_dash() -> None:
     assert mask_secret("12345678901") == "****"
-    assert mask_secret("") == "****"
     assert mask_secret(None) == "-"
+
+
+def test_an_empty_secret_says_so_not_that_one_is_hidden() -> None:
+    # `api_key: ${KEY}` with KEY set to nothing showed **** like a real short key.
+    assert mask_secret("") == "(empty)"
 
 
 def test_the_repr_of_a_config_never_shows_a_key_or_header_value() -> None:

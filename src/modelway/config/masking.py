@@ -9,9 +9,12 @@ _SHORTEST_PARTLY_SHOWN = 12
 
 
 def mask_secret(value: str | None) -> str:
-    """Return ``sk-…Xy`` for a long secret, ``****`` for a short one and ``-`` for none."""
+    """Return ``sk-…Xy`` for a long secret, ``****`` for a short one, ``(empty)`` for an
+    empty one (``api_key: ${KEY}`` with ``KEY`` set to nothing) and ``-`` for none."""
     if value is None:
         return "-"
+    if not value:
+        return "(empty)"
     if len(value) < _SHORTEST_PARTLY_SHOWN:
         return "****"
     return f"{value[:3]}…{value[-2:]}"
