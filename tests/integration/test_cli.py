@@ -269,7 +269,9 @@ def test_a_base_url_that_is_not_http_is_refused_and_one_with_secrets_is_masked(
         modelway("serve", "--port", "0", cwd=tmp_path),
     ):
         assert result.returncode == 2 and "Traceback" not in result.stderr
-        assert "base_url must be an http(s) URL" in result.stderr
+        assert "modelway.yaml:2: providers.openai: base_url: an http:// or https:// URL" in (
+            result.stderr
+        )
     (tmp_path / "modelway.yaml").write_text(
         "providers:\n  openai:\n"
         '    base_url: "http://admin:P4ssw0rdSECRET@host.example/v1?api_key=QUERYSECRET"\n'
