@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import openai
@@ -75,6 +75,16 @@ def create_key(page: Page, name: str, **fields: str) -> str:
     form.get_by_role("button", name="Done").click()
     expect(page.locator("dialog[open]")).to_have_count(0)
     return key
+
+
+def make_key(gateway_url: str, name: str, **settings: object) -> dict[str, Any]:
+    """A key made through the admin API, as a script or the CLI makes one: its view and
+    ``key``, the plaintext."""
+    made = httpx.post(
+        f"{gateway_url}/admin/api/keys", json={"name": name, **settings}, headers=AS_MASTER
+    )
+    assert made.status_code == 201, made.text
+    return dict(made.json())
 
 
 def key_row(page: Page, name: str) -> Locator:

@@ -20,6 +20,7 @@ from tests.browser.admin_page import (
     go_to,
     key_id,
     key_row,
+    make_key,
     search_keys,
     unique,
 )
@@ -50,7 +51,7 @@ def test_a_key_made_in_the_dashboard_answers_the_openai_sdk_and_shows_in_the_log
     dialog(admin).get_by_role("button", name="Close").click()
 
     go_to(admin, "Usage")
-    admin.get_by_label("Key", exact=True).select_option(ident)
+    admin.get_by_label("Key", exact=True).fill(ident)
 
     def charted() -> bool | None:
         admin.get_by_role("button", name="Apply").click()
@@ -83,7 +84,7 @@ def test_a_call_refused_before_routing_is_logged_with_the_model_it_asked_for(
     expect(row).to_contain_text("403")
 
     go_to(admin, "Usage")
-    admin.get_by_label("Key", exact=True).select_option(ident)
+    admin.get_by_label("Key", exact=True).fill(ident)
 
     def tallied() -> bool | None:
         admin.get_by_role("button", name="Apply").click()
@@ -173,7 +174,7 @@ def test_the_request_log_pages_back_and_forth_by_the_servers_cursor(
 
     go_to(admin, "Requests")
     log = admin.locator(".requests-view")
-    log.get_by_label("Key", exact=True).select_option(key_id(admin_gateway_url, name))
+    log.get_by_label("Key", exact=True).fill(key_id(admin_gateway_url, name))
     log.get_by_label("Rows").select_option("25")
     older = log.get_by_role("button", name="Older")
 
@@ -281,10 +282,33 @@ def test_an_expired_key_can_still_be_renamed(admin: Page, admin_gateway_url: str
     expect(key_row(admin, name + "-renamed")).to_contain_text("expired")
 
 
+def test_a_budget_under_a_cent_is_kept_and_set_in_the_key_dialog(
+    admin: Page, admin_gateway_url: str
+) -> None:
+    name = unique("cents")
+    make_key(admin_gateway_url, name, budget_usd=0.005)  # as the API or the CLI may set it
+    go_to(admin, "Keys")
+    search_keys(admin, name)
+    expect(key_row(admin, name)).to_contain_text("$0.0050 / month")
+    key_row(admin, name).get_by_role("button", name=f"Edit {name}").click()
+    expect(dialog(admin).get_by_label("Budget (USD)")).to_have_value("0.005")
+    dialog(admin).get_by_label("Name", exact=True).fill(f"{name}-renamed")
+    dialog(admin).get_by_role("button", name="Save").click()
+    expect(admin.locator("dialog[open]")).to_have_count(0)
+    search_keys(admin, f"{name}-renamed")
+    expect(key_row(admin, name)).to_contain_text("$0.0050 / month")
+
+    key_row(admin, name).get_by_role("button", name=f"Edit {name}-renamed").click()
+    dialog(admin).get_by_label("Budget (USD)").fill("0.0001")
+    dialog(admin).get_by_role("button", name="Save").click()
+    expect(admin.locator("dialog[open]")).to_have_count(0)
+    expect(key_row(admin, name)).to_contain_text("$0.00010 / month")
+
+
 def first_logged_request(admin: Page, ident: str, what: str) -> Locator:
     """The newest row of the request log for key ``ident``, once its record is stored."""
     go_to(admin, "Requests")
-    admin.locator(".requests-view").get_by_label("Key", exact=True).select_option(ident)
+    admin.locator(".requests-view").get_by_label("Key", exact=True).fill(ident)
 
     def logged() -> bool | None:
         admin.get_by_role("button", name="Apply").click()

@@ -48,6 +48,22 @@ def test_a_team_gets_a_budget_a_member_and_shows_its_keys(admin: Page) -> None:
     expect(panel).to_contain_text("No members yet.")
 
 
+def test_a_team_budget_under_a_cent_is_set_in_the_dashboard(admin: Page) -> None:
+    team = unique("cents")
+    go_to(admin, "Teams")
+    admin.get_by_label("Team name").fill(team)
+    admin.get_by_label("Budget (USD)").fill("0.0001")
+    admin.get_by_role("button", name="Create team").click()
+    row = admin.locator(".teams-view tbody tr").filter(has_text=team)
+    expect(row).to_contain_text("$0.00010 / month")
+
+    panel = admin.locator(".teams-view .panel")
+    expect(panel.get_by_role("heading", name=f"Team {team}")).to_be_visible()
+    panel.get_by_label("Budget (USD, empty: none)").fill("0.005")
+    panel.get_by_role("button", name="Save budget").click()
+    expect(row).to_contain_text("$0.0050 / month")
+
+
 def test_health_shows_each_deployment_and_refreshes_itself(admin: Page) -> None:
     go_to(admin, "Health")
     alias = admin.locator(".health-alias[data-alias='slow']")

@@ -15,8 +15,11 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modelway.gateway.admin_guard import COOKIE
+from modelway.gateway.admin_keys import MAX_ID_CHARS, MAX_IDS
 from modelway.secrets import Secret
 from tests.polling import eventually
 from tests.unit.gateways import MASTER, Setup, in_process_gateway
@@ -250,6 +253,71 @@ async def test_keys_are_searched_sorted_and_paged(gateway: Setup) -> None:
     assert [key["name"] for key in found["keys"]] == ["bravo"]
     everything = (await gateway.http.get("/admin/api/keys")).json()  # the CLI's call
     assert len(everything["keys"]) == 4
+
+
+async def test_keys_are_read_by_their_ids(gateway: Setup) -> None:
+    # What the request log asks to name the keys of its page.
+    made = [await new_key(gateway, name=f"k{n}") for n in range(3)]
+    asked = [made[2]["id"], made[0]["id"], "0" * 32, "", made[0]["id"]]
+    listed = await gateway.http.get("/admin/api/keys", params=[("id", one) for one in asked])
+    assert listed.status_code == 200, listed.text
+    body = listed.json()
+    assert {key["name"] for key in body["keys"]} == {"k0", "k2"} and body["total"] == 2
+    await gateway.http.delete(f"/admin/api/keys/{made[2]['id']}")
+    revoked = await gateway.http.get(
+        "/admin/api/keys",
+        params=[("id", made[2]["id"]), ("id", made[1]["id"]), ("status", "revoked")],
+    )
+    assert [key["name"] for key in revoked.json()["keys"]] == ["k2"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        [("id", f"{n:032x}") for n in range(MAX_IDS + 1)],
+        [("id", "a" * (MAX_ID_CHARS + 1))],
+    ],
+)
+async def test_too_many_or_too_long_ids_are_400(
+    gateway: Setup, params: list[tuple[str, str]]
+) -> None:
+    answer = await gateway.http.get("/admin/api/keys", params=params)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["message"].startswith("id:")
+
+
+_IDS = st.lists(
+    st.text(max_size=MAX_ID_CHARS + 2)
+    | st.text("0123456789abcdef", min_size=32, max_size=32)
+    | st.just(""),
+    max_size=MAX_IDS + 3,
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_any_ids_answer_exactly_the_keys_they_name_or_a_400(
+    gateway: Setup, data: st.DataObject
+) -> None:
+    existing = [key.id for key in await gateway.state.store.keys.list()]
+    if not existing:
+        existing = [str((await new_key(gateway))["id"]) for _ in range(3)]
+    ids = data.draw(_IDS | st.lists(st.sampled_from(existing), max_size=5), label="ids")
+    extra = data.draw(st.lists(st.sampled_from(existing), max_size=3), label="extra")
+    asked = [*ids, *extra]
+    answer = await gateway.http.get("/admin/api/keys", params=[("id", one) for one in asked])
+    named = [one for one in asked if one]
+    if len(named) > MAX_IDS or any(len(one) > MAX_ID_CHARS for one in named):
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["message"].startswith("id:")
+        return
+    assert answer.status_code == 200, answer.text
+    found = {key["id"] for key in answer.json()["keys"]}
+    assert found == (set(named) & set(existing) if named else set(existing))
 
 
 @pytest.mark.parametrize(

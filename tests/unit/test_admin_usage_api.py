@@ -130,6 +130,46 @@ async def test_a_team_budget_shows_as_admission_enforces_it(gateway: Setup) -> N
     assert team["spent_usd"] == 0.5
 
 
+async def test_the_team_filter_is_offered_every_team_however_it_is_known(tmp_path: Path) -> None:
+    # A team exists once anything names it: made here, a config budget, a key's owner_team,
+    # or only the usage it recorded (its key has another team now).
+    config = "budgets:\n  - {team: Finance, usd: 10}\n"
+    async with in_process_gateway(tmp_path, config) as gateway:
+        made = await gateway.http.post("/admin/api/teams", json={"name": "made"})
+        assert made.status_code == 201, made.text
+        store = gateway.state.store
+        await store.keys.create("k", owner_team="keyed")
+        await store.usage.insert_many([UsageRecord(request_id="r", time=START, team="used")])
+
+        body = await get(gateway, "/admin/api/usage/teams")
+        assert body == {"teams": ["Finance", "keyed", "made", "used"]}
+        assert (await get(gateway, "/admin/api/usage/teams", q="E"))["teams"] == [
+            "Finance",
+            "keyed",
+            "made",
+            "used",
+        ]
+        assert (await get(gateway, "/admin/api/usage/teams", q="SE"))["teams"] == ["used"]
+        assert (await get(gateway, "/admin/api/usage/teams", q="_"))["teams"] == []
+        assert (await get(gateway, "/admin/api/usage/teams", limit=2))["teams"] == [
+            "Finance",
+            "keyed",
+        ]
+
+
+async def test_the_teams_offered_are_bounded(gateway: Setup) -> None:
+    store = gateway.state.store
+    await store.usage.insert_many(
+        [UsageRecord(request_id=f"r{n}", time=START, team=f"t{n:03d}") for n in range(250)]
+    )
+    assert len((await get(gateway, "/admin/api/usage/teams"))["teams"]) == 50
+    most = (await get(gateway, "/admin/api/usage/teams", limit=200))["teams"]
+    assert most == [f"t{n:03d}" for n in range(200)]
+    refused = await gateway.http.get("/admin/api/usage/teams", params={"limit": "201"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"].startswith("limit")
+
+
 async def test_the_request_log_pages_through_a_cursor(
     gateway: Setup, records: list[UsageRecord]
 ) -> None:
@@ -212,11 +252,12 @@ PATHS = [
     "/admin/api/usage/totals",
     "/admin/api/usage/top",
     "/admin/api/usage/budgets",
+    "/admin/api/usage/teams",
     "/admin/api/requests",
     "/admin/api/requests/x",
 ]
 NAMES = ["bucket", "from", "to", "key_id", "team", "model", "provider", "alias", "by", "limit",
-         "cursor", "status", "error_type", "since"]  # fmt: skip
+         "cursor", "status", "error_type", "since", "q"]  # fmt: skip
 VALUES = st.sampled_from(
     ["", "0", "-1", "1e9", "2**63", "9" * 30, "NaN", "hour", "day", "key", "2025-03-01",
      "2025-02-30", "9999-12-31T23:59:59Z", "0001-01-01", "2025-03-01T00:00:00+25:00",

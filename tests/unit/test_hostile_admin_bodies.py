@@ -102,9 +102,11 @@ async def test_any_bytes_are_never_a_5xx(gateway: Setup, raw: bytes, path: str) 
 async def test_any_key_listing_parameters_are_never_a_5xx(
     gateway: Setup, data: st.DataObject
 ) -> None:
-    names = ["q", "status", "sort", "order", "limit", "offset"]
+    names = ["q", "status", "sort", "order", "limit", "offset", "id"]
     chosen = data.draw(st.lists(st.sampled_from(names), unique=True), label="names")
-    params = {name: data.draw(_QUERY_TEXT, label=name) for name in chosen}
+    params = [(name, data.draw(_QUERY_TEXT, label=name)) for name in chosen]
+    ids = data.draw(st.lists(_QUERY_TEXT, max_size=3), label="more ids")  # ``id`` repeats
+    params += [("id", one) for one in ids]
     check("/admin/api/keys", await gateway.http.get("/admin/api/keys", params=params))
 
 

@@ -44,6 +44,10 @@ STATUSES = ("active", "revoked", "expired", "all")
 SORTS = ("created_at", "name", "spend")
 MAX_PAGE = 200
 MAX_QUERY = 200
+#: Keys asked for by id at once (``?id=``): a page of the request log names at most 200.
+MAX_IDS = 200
+#: A key id is 32 hex digits; a longer ``id`` names no key.
+MAX_ID_CHARS = 64
 #: The largest offset a page may start at: the largest integer SQLite and PostgreSQL hold.
 MAX_OFFSET = 2**63 - 1
 #: Fields whose change moves a key's budget: its spend is re-seeded on this worker.
@@ -95,6 +99,16 @@ def _choice(request: Request, name: str, choices: tuple[str, ...], default: str)
     return value
 
 
+def _ids(request: Request) -> list[str] | None:
+    """``?id=a&id=b``: the keys asked for by id (empty values ignored), or None for any key."""
+    ids = [value for value in request.query_params.getlist("id") if value]
+    if len(ids) > MAX_IDS:
+        raise BadRequest(f"id: at most {MAX_IDS} ids at once (not {len(ids)})")
+    if any(len(value) > MAX_ID_CHARS for value in ids):
+        raise BadRequest(f"id: each at most {MAX_ID_CHARS} characters")
+    return ids or None
+
+
 def _whole(request: Request, name: str, low: int, high: int | None) -> int | None:
     text = request.query_params.get(name)
     if text is None or text == "":
@@ -111,7 +125,8 @@ def _whole(request: Request, name: str, low: int, high: int | None) -> int | Non
 
 @admin_only
 async def get_keys(request: Request) -> Response:
-    """Keys, searched, filtered, sorted and paged: ``?q=&status=&sort=&order=&limit=&offset=``.
+    """Keys, searched, filtered, sorted and paged: ``?q=&status=&sort=&order=&limit=&offset=``,
+    and ``?id=`` (repeated, at most ``MAX_IDS``) for the keys with those ids.
 
     Without ``limit``, every match (the CLI's ``modelway keys list --url``).
     """
@@ -124,6 +139,7 @@ async def get_keys(request: Request) -> Response:
     order = _choice(request, "order", ("asc", "desc"), "desc")
     limit = _whole(request, "limit", 1, MAX_PAGE)
     offset = _whole(request, "offset", 0, MAX_OFFSET) or 0
+    ids = _ids(request)
     now = time.time()
     page, total = await state.store.keys.search(
         now=now,
@@ -134,6 +150,7 @@ async def get_keys(request: Request) -> Response:
         descending=order == "desc",
         limit=limit,
         offset=offset,
+        ids=ids,
     )
     keys = [{**key_view(record, now), "spend_usd": spend} for record, spend in page]
     return json_response({"keys": keys, "total": total})

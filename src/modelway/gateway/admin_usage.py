@@ -1,9 +1,10 @@
-"""The dashboard's usage API under ``/admin/api/``: series, totals, top-N, budgets, request log.
+"""The dashboard's usage API under ``/admin/api/``: series, totals, top-N, budgets, request log,
+and the team names its filter offers.
 
-Everything but the request log is read from the hourly roll-ups (``store.dashboard``).
-Every query parameter is checked (a wrong one is a 400 naming it, never a 500) and every
-answer is bounded: hour buckets span at most 31 days, day buckets ~3 years, pages 200
-records. The guard is the admin API's own.
+Everything but the request log and the team names is read from the hourly roll-ups
+(``store.dashboard``). Every query parameter is checked (a wrong one is a 400 naming it,
+never a 500) and every answer is bounded: hour buckets span at most 31 days, day buckets
+~3 years, pages 200 records, team names 200. The guard is the admin API's own.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ DEFAULT_RANGE = 7 * DAY_SECONDS
 MAX_RANGE = {"hour": 31 * DAY_SECONDS, "day": 1_100 * DAY_SECONDS}
 MAX_PAGE = 200
 MAX_TOP = 50
+#: Team names a filter is offered at once (``/usage/teams``): typing narrows them.
+MAX_TEAM_NAMES = 200
 #: A filter value longer than this matches nothing a record can hold; it is refused.
 MAX_FILTER_CHARS = 1_000
 #: Epoch bounds of a date filter (years 2000 to 9999).
@@ -226,6 +229,22 @@ async def budget_owners(store: Store, team_budgets: Sequence[TeamBudget] = ()) -
 
 
 @admin_only
+async def get_team_names(request: Request) -> Response:
+    """Every team a filter can name, sorted, at most ``limit``: ``?q=&limit=1..200``.
+
+    The teams made in the admin API, those the config's ``budgets:`` name, and those only
+    keys' ``owner_team`` or the usage records name; ``q`` matches a part of a name.
+    """
+    text = (_text(request, "q") or "").strip()
+    limit = _whole(request, "limit", 50, 1, MAX_TEAM_NAMES)
+    state: GatewayState = request.app.state.gateway
+    names = set(await state.store.teams.names(text=text or None, limit=limit))
+    configured = (budget.team for budget in state.calls.accounts.team_budgets.all())
+    names.update(name for name in configured if text.lower() in name.lower())
+    return json_response({"teams": sorted(names)[:limit]})
+
+
+@admin_only
 async def get_requests(request: Request) -> Response:
     """The request log, newest first: filters, ``?limit=1..200&cursor=``.
 
@@ -275,6 +294,7 @@ ROUTES = [
     Route("/admin/api/usage/totals", get_totals, methods=["GET"]),
     Route("/admin/api/usage/top", get_top, methods=["GET"]),
     Route("/admin/api/usage/budgets", get_budgets, methods=["GET"]),
+    Route("/admin/api/usage/teams", get_team_names, methods=["GET"]),
     Route("/admin/api/requests", get_requests, methods=["GET"]),
     Route("/admin/api/requests/{record_id}", get_one_request, methods=["GET"]),
 ]

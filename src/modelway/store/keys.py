@@ -213,16 +213,17 @@ class KeyRepository:
         descending: bool = True,
         limit: int | None = None,
         offset: int = 0,
-        key_id: str | None = None,
+        ids: Sequence[str] | None = None,
     ) -> tuple[builtins.list[tuple[KeyRecord, float]], int]:
         """One page of keys with what each spent this budget period, and how many match.
 
-        ``text`` matches a part of the name, id, prefix or owner (any case); ``starts``
-        holds the epoch seconds the current ``day`` and ``month`` began.
+        ``text`` matches a part of the name, id, prefix or owner (any case); ``ids``, when
+        given, keeps only the keys with those ids; ``starts`` holds the epoch seconds the
+        current ``day`` and ``month`` began.
         """
         filters = _search_filters(text, status, now)
-        if key_id is not None:
-            filters.append(api_keys.c.id == key_id)
+        if ids is not None:
+            filters.append(api_keys.c.id.in_(ids))
         spent = (
             select(func.coalesce(func.sum(usage_records.c.cost_usd), 0.0))
             .where(
@@ -248,7 +249,7 @@ class KeyRepository:
         self, key_id: str, *, now: float, starts: Mapping[str, float]
     ) -> tuple[KeyRecord, float] | None:
         """One key and what it spent this budget period (``search``); None if no such key."""
-        page, _ = await self.search(now=now, starts=starts, key_id=key_id)
+        page, _ = await self.search(now=now, starts=starts, ids=(key_id,))
         return page[0] if page else None
 
     async def find_candidates(self, prefix: str) -> builtins.list[KeyCandidate]:

@@ -1,7 +1,9 @@
 """Teams: a name keys' ``owner_team`` holds, a budget for all its keys together, members.
 
 Spend is summed from usage records in one grouped query per list (never one per row),
-counted from the start of each team's budget period, which the caller passes in.
+counted from the start of each team's budget period, which the caller passes in. A team
+need not be made here to exist: a key's ``owner_team`` and the usage it records name it
+too (``names``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from modelway.errors import BadRequest, NotFound
 from modelway.store.engine import Database
 from modelway.store.names import check_team_name
 from modelway.store.records import BudgetPeriod, TeamMember, TeamRecord
-from modelway.store.tables import api_keys, team_members, teams, usage_records, users
+from modelway.store.rollups import dimension_bit
+from modelway.store.tables import (
+    api_keys,
+    team_members,
+    teams,
+    usage_hourly,
+    usage_records,
+    users,
+)
 
 #: Columns ``update`` may change (the name is the team's identity: keys and records hold it).
 EDITABLE = frozenset({"budget_usd", "budget_period", "metadata"})
@@ -148,6 +158,31 @@ class TeamRepository:
             }
         names = set(spend) | set(keys)
         return {name: (int(keys.get(name, 0)), float(spend.get(name, 0.0))) for name in names}
+
+    async def names(self, *, text: str | None = None, limit: int) -> builtins.list[str]:
+        """Team names from every place one is written: the teams made here, keys'
+        ``owner_team`` and the usage roll-ups; sorted, at most ``limit``.
+
+        ``text`` matches a part of the name in any case. Each place gives at most ``limit``
+        distinct names, read in the order of its index on the name (no table row is read).
+        """
+        team_level = usage_hourly.c.dims == dimension_bit("team")
+        places: builtins.list[tuple[ColumnElement[Any], builtins.list[ColumnElement[bool]]]] = [
+            (teams.c.name, []),
+            (api_keys.c.owner_team, [api_keys.c.owner_team.is_not(None)]),
+            (usage_hourly.c.team, [team_level, usage_hourly.c.team != ""]),
+        ]
+        found: set[str] = set()
+        async with self._engine.connect() as connection:
+            for column, conditions in places:
+                if text:
+                    conditions = [
+                        *conditions,
+                        func.lower(column).contains(text.lower(), autoescape=True),
+                    ]
+                query = select(column).where(*conditions).distinct().order_by(column).limit(limit)
+                found.update(name for (name,) in await connection.execute(query))
+        return sorted(found)[:limit]
 
     async def _read(self, name: str | None) -> builtins.list[TeamRecord]:
         query = select(teams).order_by(teams.c.name)

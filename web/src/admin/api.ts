@@ -51,12 +51,15 @@ async function errorMessage(response: Response): Promise<string> {
   return `${response.status} ${response.statusText}`.trim();
 }
 
-type Query = Record<string, string | number | undefined | null>;
+/** A query's parameters; a list repeats its parameter (``id=a&id=b``). */
+type Query = Record<string, string | number | string[] | undefined | null>;
 
 export function withQuery(path: string, query: Query = {}): string {
   const params = new URLSearchParams();
   for (const [name, value] of Object.entries(query)) {
-    if (value !== undefined && value !== null && value !== "") params.set(name, String(value));
+    for (const one of Array.isArray(value) ? value : [value]) {
+      if (one !== undefined && one !== null && one !== "") params.append(name, String(one));
+    }
   }
   const text = params.toString();
   return text ? `${path}?${text}` : path;
@@ -113,6 +116,8 @@ export const session = {
 
 export interface KeyQuery {
   q?: string;
+  /** Only the keys with these ids (at most 200). */
+  id?: string[];
   status?: string;
   sort?: string;
   order?: "asc" | "desc";
@@ -159,6 +164,9 @@ export const usage = {
   top: async (by: TopBy, limit: number, filters: UsageFilters) =>
     (await get<{ rows: TopRow[] }>(`${BASE}/usage/top`, { by, limit, ...filters })).rows,
   budgets: async () => (await get<{ budgets: Budget[] }>(`${BASE}/usage/budgets`)).budgets,
+  /** Team names to filter by: made here, or named by keys or usage; ``q`` narrows them. */
+  teams: async (q: string, limit: number) =>
+    (await get<{ teams: string[] }>(`${BASE}/usage/teams`, { q, limit })).teams,
 };
 
 export interface RequestQuery {

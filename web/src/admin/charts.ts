@@ -16,6 +16,8 @@ export interface ChartSpec {
   times: number[];
   lines: Line[];
   format: (value: number) => string;
+  /** The values are counts (requests, tokens): ticks only at whole numbers. */
+  whole?: boolean;
   height?: number;
   /** The time axis's span in epoch seconds; by default the first time to the last. */
   span?: [number, number];
@@ -28,6 +30,14 @@ export function lonePoints(values: (number | null)[]): number[] {
   if (known !== 1) return [];
   return [values.findIndex((value) => value !== null)];
 }
+
+/** Tick steps for counts: uPlot's own steps for numbers, less the fractions
+ * (1, 2, 5, 10, 20, 25…). */
+const WHOLE_STEPS = Array.from({ length: 16 }, (_, exponent) =>
+  [1, 2, 2.5, 5].map((multiple) => multiple * 10 ** exponent),
+)
+  .flat()
+  .filter(Number.isInteger);
 
 const charts = new Set<TimeChart>();
 
@@ -60,12 +70,18 @@ export class TimeChart {
     const { spec } = this;
     const text = cssColor("--text-muted");
     const grid = cssColor("--border");
-    const axis = (values?: (u: uPlot, splits: number[]) => string[]): uPlot.Axis => ({
+    const axis = (extra: uPlot.Axis = {}): uPlot.Axis => ({
       stroke: text,
       grid: { stroke: grid, width: 1 },
       ticks: { stroke: grid, width: 1 },
-      ...(values ? { values, size: 64 } : {}),
+      ...extra,
     });
+    const values = (_u: uPlot, splits: number[]) => {
+      const labels = splits.map((value) => spec.format(value));
+      // What the canvas shows, for a reader of the page's text (and its tests).
+      this.root.dataset.yTicks = JSON.stringify(labels);
+      return labels;
+    };
     const options: uPlot.Options = {
       width: Math.max(this.body.clientWidth, 200),
       height: spec.height ?? 200,
@@ -85,7 +101,7 @@ export class TimeChart {
               : { show: true, filter: lonePoints(line.values), size: 7 },
         })),
       ],
-      axes: [axis(), axis((_u, splits) => splits.map((value) => spec.format(value)))],
+      axes: [axis(), axis({ values, size: 64, ...(spec.whole ? { incrs: WHOLE_STEPS } : {}) })],
       scales: {
         ...(spec.span ? { x: { time: true, auto: false, range: spec.span } } : {}),
         y: { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] },

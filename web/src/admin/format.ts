@@ -27,9 +27,12 @@ export function shortCount(value: number): string {
   return compact.format(value);
 }
 
+/** "2.35 s", "812 ms", and under 10 ms two significant digits ("0.5 ms", "2.4 ms"). */
 export function milliseconds(value: number | null | undefined): string {
   if (value === null || value === undefined) return DASH;
-  return value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${Math.round(value)} ms`;
+  if (value >= 1000) return `${(value / 1000).toFixed(2)} s`;
+  if (value >= 10 || value === 0) return `${Math.round(value)} ms`;
+  return `${Number(value.toPrecision(2))} ms`;
 }
 
 export function dateTime(epoch: number | null | undefined): string {

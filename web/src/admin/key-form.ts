@@ -75,7 +75,7 @@ export function editKey(
   const budgetUsd = field(scope, "budget_usd", "Budget (USD)", {
     type: "number",
     min: "0",
-    step: "0.01",
+    step: "any",
   });
   const budgetTokens = field(scope, "budget_tokens", "Budget (tokens)", {
     type: "number",

@@ -5,7 +5,7 @@ import { element } from "../elements";
 import { type RequestQuery, requests } from "./api";
 import { count, dateTime, dayRange, milliseconds, money, orDash } from "./format";
 import type { UsageRecord } from "./types";
-import { fillKeyChoices } from "./key-choices";
+import { KeyNames, KeyPicker } from "./pickers";
 import {
   badge,
   field,
@@ -29,9 +29,9 @@ export class RequestsView implements View {
     className: "pager",
     "aria-label": "Request log pages",
   });
-  private keyNames = new Map<string, string>();
+  private readonly keyNames = new KeyNames();
+  private readonly key = new KeyPicker("log", this.keyNames);
   private readonly inputs = {
-    key_id: selectField("log", "key_id", "Key", [["", "All keys"]]),
     model: field("log", "model", "Model", { autocomplete: "off" }),
     provider: field("log", "provider", "Provider", { autocomplete: "off" }),
     status: field("log", "status", "Status", {
@@ -61,6 +61,7 @@ export class RequestsView implements View {
     const form = element(
       "form",
       { className: "filters" },
+      this.key.wrap,
       ...Object.values(this.inputs).map((one) => one.wrap),
       this.rows.wrap,
       apply,
@@ -74,7 +75,7 @@ export class RequestsView implements View {
   }
 
   async start(): Promise<void> {
-    this.keyNames = await fillKeyChoices(this.inputs.key_id.select);
+    void this.key.refresh();
     await this.load();
   }
 
@@ -82,11 +83,11 @@ export class RequestsView implements View {
     document.getElementById("record-dialog")?.remove();
   }
 
-  private query(): RequestQuery {
-    const value = (name: Exclude<keyof typeof this.inputs, "key_id">) =>
+  private async query(): Promise<RequestQuery> {
+    const value = (name: keyof typeof this.inputs) =>
       this.inputs[name].input.value.trim() || undefined;
     return {
-      key_id: this.inputs.key_id.select.value || undefined,
+      key_id: await this.key.keyId(),
       model: value("model"),
       provider: value("provider"),
       status: value("status"),
@@ -99,16 +100,19 @@ export class RequestsView implements View {
 
   private async load(): Promise<void> {
     const load = ++this.loads;
-    const page = await withProgress(this.root, this.status, () =>
-      requests.list(this.query()),
-    ).catch(() => null);
+    const page = await withProgress(this.root, this.status, async () => {
+      const found = await requests.list(await this.query());
+      // Every key of the page by name, however far down the list of names it is.
+      await this.keyNames.lookUp(found.requests.map((record) => record.key_id));
+      return found;
+    }).catch(() => null);
     if (page === null || load !== this.loads) return;
     this.results.replaceChildren(
       table<UsageRecord>(
         "Requests, newest first",
         [
           { title: "Time", cell: (record) => dateTime(record.time) },
-          { title: "Key", cell: (record) => this.keyName(record.key_id) },
+          { title: "Key", cell: (record) => this.keyNames.name(record.key_id) },
           {
             title: "Model",
             // Refused before it was routed: the name the caller asked for.
@@ -134,11 +138,6 @@ export class RequestsView implements View {
       ),
     );
     this.renderPager(page.next_cursor);
-  }
-
-  /** A key's name where the listing has it, else its id; a dash for the master key. */
-  private keyName(keyId: string | null): string {
-    return keyId === null ? "—" : (this.keyNames.get(keyId) ?? keyId);
   }
 
   private renderPager(nextCursor: string | null): void {

@@ -67,7 +67,7 @@ export class TeamsView implements View {
     const budget = field("new-team", "budget_usd", "Budget (USD)", {
       type: "number",
       min: "0",
-      step: "0.01",
+      step: "any",
     });
     const period = selectField("new-team", "budget_period", "Budget period", PERIODS);
     const submit = element(
@@ -189,7 +189,7 @@ export class TeamsView implements View {
     const budget = field("team-budget", "budget_usd", "Budget (USD, empty: none)", {
       type: "number",
       min: "0",
-      step: "0.01",
+      step: "any",
       value: team.budget_usd?.toString() ?? "",
     });
     const period = selectField("team-budget", "budget_period", "Budget period", PERIODS);

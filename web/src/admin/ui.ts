@@ -58,6 +58,9 @@ export function viewHeader(title: string, ...actions: Node[]): HTMLElement {
   return element("div", { className: "view-head" }, element("h1", {}, title), ...actions);
 }
 
+/** A word longer than a text column is wide (``td`` in admin.css): its cell breaks it anywhere. */
+const LONG_WORD = /\S{31}/;
+
 export interface Column<Row> {
   title: string;
   cell: (row: Row) => Node | string;
@@ -116,13 +119,15 @@ export function table<Row>(
     const tr = element(
       "tr",
       {},
-      ...columns.map((column) =>
-        element(
+      ...columns.map((column) => {
+        const td = element(
           "td",
           { className: column.numeric ? "numeric" : "", "data-label": column.title },
           column.cell(row),
-        ),
-      ),
+        );
+        if (LONG_WORD.test(td.textContent ?? "")) td.classList.add("long-words");
+        return td;
+      }),
     );
     if (options.onOpen) {
       const open = options.onOpen;

@@ -1,10 +1,10 @@
 // Usage and spend: charts over time, totals, top keys and models by spend, and each
 // key's and team's budget burn-down — all from the hourly roll-ups behind /admin/api/usage.
 import { element } from "../elements";
-import { health, teams, usage } from "./api";
+import { health, usage } from "./api";
 import { type Line, TimeChart } from "./charts";
 import { count, dayRange, daysAgo, milliseconds, money, shortCount } from "./format";
-import { fillKeyChoices } from "./key-choices";
+import { KeyNames, KeyPicker, TeamPicker } from "./pickers";
 import type {
   Budget,
   Bucket,
@@ -69,8 +69,8 @@ export class UsageView implements View {
     ["hour", "Hour"],
     ["day", "Day"],
   ]);
-  private readonly key = selectField("usage", "key_id", "Key", [["", "All keys"]]);
-  private readonly team = selectField("usage", "team", "Team", [["", "All teams"]]);
+  private readonly key = new KeyPicker("usage", new KeyNames());
+  private readonly team = new TeamPicker("usage");
   private readonly model = field("usage", "model", "Model", {
     autocomplete: "off",
     placeholder: "any",
@@ -114,9 +114,9 @@ export class UsageView implements View {
       event.preventDefault();
       void this.load();
     });
-    for (const select of [this.bucket.select, this.key.select, this.team.select]) {
-      select.addEventListener("change", () => void this.load());
-    }
+    this.bucket.select.addEventListener("change", () => void this.load());
+    this.key.onPick(() => void this.load());
+    this.team.onPick(() => void this.load());
     this.root.append(
       heading,
       filterBox(filters),
@@ -140,26 +140,24 @@ export class UsageView implements View {
     this.drawn = [];
   }
 
-  private filters(): UsageFilters {
+  private async filters(): Promise<UsageFilters> {
     return {
       ...dayRange(this.from.input.value, this.to.input.value),
-      key_id: this.key.select.value || undefined,
-      team: this.team.select.value || undefined,
+      key_id: await this.key.keyId(),
+      team: this.team.team(),
       model: this.model.input.value.trim() || undefined,
       provider: this.provider.input.value.trim() || undefined,
       alias: this.alias.input.value.trim() || undefined,
     };
   }
 
-  /** The key and team pickers and the provider and alias suggestions; optional extras. */
+  /** The pickers' first suggestions and the provider and alias ones: optional extras. */
   private async fillChoices(): Promise<void> {
-    const [, teamList, gateway] = await Promise.all([
-      fillKeyChoices(this.key.select),
-      teams.list().catch(() => null),
+    const [, , gateway] = await Promise.all([
+      this.key.refresh(),
+      this.team.refresh(),
       health().catch(() => null),
     ]);
-    for (const team of teamList ?? [])
-      this.team.select.append(element("option", { value: team.name }, team.name));
     for (const name of gateway?.providers ?? [])
       this.providers.append(element("option", { value: name }));
     for (const name of gateway?.aliases ?? [])
@@ -168,17 +166,17 @@ export class UsageView implements View {
 
   private async load(): Promise<void> {
     const load = ++this.loads;
-    const filters = this.filters();
     const bucket = this.bucket.select.value as Bucket;
-    const answers = await withProgress(this.root, this.status, () =>
-      Promise.all([
+    const answers = await withProgress(this.root, this.status, async () => {
+      const filters = await this.filters();
+      return Promise.all([
         usage.series(bucket, filters),
         usage.totals(filters),
         usage.top("key", 10, filters),
         usage.top("model", 10, filters),
         usage.budgets(),
-      ]),
-    ).catch(() => null);
+      ]);
+    }).catch(() => null);
     if (load !== this.loads) return;
     if (answers === null) {
       // The error is in the status line; figures of another range must not stay beside
@@ -236,8 +234,12 @@ export class UsageView implements View {
     const points = filled(series);
     const times = points.map((point) => point.t);
     const of = (name: keyof UsageFigures) => points.map((point) => point[name] as number | null);
-    const chart = (title: string, lines: Line[], format: (value: number) => string) =>
-      new TimeChart({ title, times, lines, format });
+    const chart = (
+      title: string,
+      lines: Line[],
+      format: (value: number) => string,
+      whole = false,
+    ) => new TimeChart({ title, times, lines, format, whole });
     const made = [
       chart(
         "Requests and errors",
@@ -246,6 +248,7 @@ export class UsageView implements View {
           { label: "Errors", values: of("errors"), color: "--chart-err" },
         ],
         shortCount,
+        true,
       ),
       chart(
         "Tokens",
@@ -255,6 +258,7 @@ export class UsageView implements View {
           { label: "Cached", values: of("cached_tokens"), color: "--chart-3" },
         ],
         shortCount,
+        true,
       ),
       chart("Cost", [{ label: "Cost (USD)", values: of("cost_usd"), color: "--chart-2" }], money),
       chart(
