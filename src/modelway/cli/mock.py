@@ -33,7 +33,7 @@ def mock(
     ),
     seed: int | None = typer.Option(None, help="Seed for --fail-rate, for reproducible runs."),
 ) -> None:
-    """A local upstream speaking the OpenAI (and Azure), Anthropic, Ollama and Gemini formats, with faults on demand."""
+    """A local upstream speaking the OpenAI, Azure, Anthropic, Ollama and Gemini formats."""
     import uvicorn
 
     from modelway.listening import bind_problem
