@@ -657,3 +657,80 @@ def test_usage_counts_cached_content_inside_the_prompt_and_reports_no_cache_writ
     assert parse_usage(metadata) == Usage(
         prompt_tokens=1404, completion_tokens=9, cached_tokens=1000, cache_write_tokens=0
     )
+
+
+def test_refs_that_fan_out_are_refused_not_expanded_exponentially() -> None:
+    # Six references a level, inlined at every use to the depth bound: 1.7 million nodes,
+    # and a worker that froze and grew to 11 GB (found by fuzzing).
+    props = {f"p{i}": {"$ref": "#/$defs/n"} for i in range(6)}
+    schema = {"type": "object", "$defs": {"n": {"type": "object", "properties": props}}}
+    with pytest.raises(BadRequest, match=r"^where: past 10,000 nodes"):
+        gemini_schema({**schema, "properties": props}, "where")
+    tools = [Tool(name="f", parameters={**schema, "properties": props})]
+    with pytest.raises(BadRequest, match="tool 'f' parameters"):
+        body_for(ChatRequest(model="x", messages=[user("hi")], tools=tools))
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": 1, "required": ["a"]},
+        {"type": "object", "properties": {"a": {"type": "string"}}, "required": [{}]},
+        {"$defs": []},
+        {"definitions": "x", "$defs": {"n": 5}, "properties": {"a": {"$ref": "#/$defs/n"}}},
+        {"format": []},
+        {"format": {}},
+        {"oneOf": None},
+        {"oneOf": 3},
+        {"anyOf": 3},
+        {"type": 5},
+        {"type": [None, {}]},
+        {"enum": [2**70, True]},
+    ],
+)
+def test_keywords_of_the_wrong_kind_are_left_out_not_a_crash(schema: dict[str, Any]) -> None:
+    converted = gemini_schema(schema)
+    assert isinstance(converted, dict)
+    orjson.dumps(converted)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "type",
+                    "properties",
+                    "required",
+                    "items",
+                    "enum",
+                    "const",
+                    "$ref",
+                    "$defs",
+                    "anyOf",
+                    "oneOf",
+                    "format",
+                    "description",
+                    "nullable",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=30,
+)
+
+
+@given(schema=st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=6) | JSON_VALUES)
+def test_any_json_schema_converts_or_is_a_bad_request(schema: Any) -> None:
+    if not isinstance(schema, dict):
+        schema = {"properties": {"a": schema}}
+    try:
+        converted = gemini_schema(schema)
+    except BadRequest:
+        return
+    assert isinstance(converted, dict)

@@ -31,6 +31,8 @@ _MAX_BUDGET = 24576
 _MIN_BUDGET_PRO = 128
 
 _FUNCTION_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+#: Where a structured answer's schema is, in the words of callers' errors.
+SCHEMA_FIELD = "response_format.json_schema.schema"
 
 
 def generate_content_body(request: ChatRequest, model: str = "") -> dict[str, Any]:
@@ -68,7 +70,7 @@ def generate_content_body(request: ChatRequest, model: str = "") -> dict[str, An
         config["responseMimeType"] = "application/json"
         if wanted.schema is not None:
             # responseSchema is Gemini's OpenAPI subset, the one its function declarations take.
-            config["responseSchema"] = gemini_schema(wanted.schema)
+            config["responseSchema"] = gemini_schema(wanted.schema, SCHEMA_FIELD)
     if request.reasoning is not None and gemini_thinks(model):
         thinking = _thinking_config(request.reasoning, model, request.max_tokens)
         if thinking is not None:
@@ -224,7 +226,7 @@ def _declaration(tool: Tool) -> dict[str, Any]:
     if tool.description:
         declaration["description"] = tool.description
     if tool.parameters.get("properties"):
-        declaration["parameters"] = gemini_schema(tool.parameters)
+        declaration["parameters"] = gemini_schema(tool.parameters, f"tool {tool.name!r} parameters")
     return declaration
 
 
@@ -261,7 +263,7 @@ def _structured_output_tools(
     output = {
         "name": STRUCTURED_OUTPUT_TOOL,
         "description": about,
-        "parameters": gemini_schema(schema),
+        "parameters": gemini_schema(schema, SCHEMA_FIELD),
     }
     declarations = [*(_declaration(t) for t in request.tools), output]
     choice = request.tool_choice

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from modelway.errors import BadRequest
+
 #: The fields of Gemini's ``Schema`` message; every other keyword is dropped.
 SCHEMA_FIELDS = frozenset(
     {
@@ -45,7 +47,13 @@ _FORMATS = frozenset({"enum", "date-time", "float", "double", "int32", "int64"})
 MAX_REF_DEPTH = 8
 
 
-def gemini_schema(schema: dict[str, Any]) -> dict[str, Any]:
+#: The most schema nodes one conversion writes: ``$ref``s are inlined at every use, so a
+#: definition whose properties refer back to it several times grows exponentially with
+#: the depth (six references a level, eight levels: 1.7 million nodes, gigabytes).
+MAX_NODES = 10_000
+
+
+def gemini_schema(schema: dict[str, Any], where: str = "schema") -> dict[str, Any]:
     """``schema`` with unsupported keywords dropped and local ``$ref``s inlined.
 
     A ``type`` list such as ``["string", "null"]`` becomes one type plus ``nullable``,
@@ -53,50 +61,81 @@ def gemini_schema(schema: dict[str, Any]) -> dict[str, Any]:
     refuses an ``enum`` on anything but a string ("only allowed for STRING type"), an
     object with empty ``properties``, and ``properties`` or ``required`` anywhere but on
     an object: the values of an enum of numbers or booleans are named in the node's
-    description instead, and the rest is left out.
+    description instead, and the rest is left out. A keyword whose value is of the wrong
+    kind (``properties`` that is no object, a ``required`` entry that is no name) is left
+    out too. ``BadRequest`` naming ``where`` when the inlined schema passes ``MAX_NODES``.
     """
-    definitions = {**schema.get("definitions", {}), **schema.get("$defs", {})}
-    return _convert(schema, definitions, 0)
+    definitions: dict[str, Any] = {}
+    for name in ("definitions", "$defs"):
+        found = schema.get(name)
+        if isinstance(found, dict):
+            definitions.update(found)
+    return _Converter(definitions, where).convert(schema, 0)
 
 
-def _convert(schema: Any, definitions: dict[str, Any], depth: int) -> dict[str, Any]:
-    if not isinstance(schema, dict):
-        return {}
-    ref = schema.get("$ref")
-    if isinstance(ref, str):
-        target = definitions.get(ref.rsplit("/", 1)[-1])
-        if target is None or depth >= MAX_REF_DEPTH:
-            return {"type": "object"} if target is not None else {}
-        return _convert({**target, **schema, "$ref": None}, definitions, depth + 1)
-    out: dict[str, Any] = {}
-    choices: list[Any] | None = None
-    for key, value in schema.items():
-        if key == "const":
-            choices = [value]
-        elif key == "enum" and isinstance(value, list):
-            choices = [v for v in value if v is not None]
-        elif key == "oneOf" and "anyOf" not in schema:
-            out["anyOf"] = [_convert(s, definitions, depth) for s in value]
-        elif key not in SCHEMA_FIELDS:
-            continue
-        elif key == "type" and isinstance(value, list):
-            types = [t for t in value if t != "null"]
-            out["type"] = types[0] if types else "null"
-            if len(types) < len(value):
-                out["nullable"] = True
-        elif key == "properties" and isinstance(value, dict):
-            out[key] = {name: _convert(s, definitions, depth) for name, s in value.items()}
-        elif key == "items":
-            out[key] = _convert(value, definitions, depth)
-        elif key == "anyOf" and isinstance(value, list):
-            out[key] = [_convert(s, definitions, depth) for s in value]
-        elif key == "format" and value not in _FORMATS:
-            continue
-        else:
-            out[key] = value
-    if choices is not None:
-        _choose(out, schema.get("type"), choices)
-    return _fit(out)
+class _Converter:
+    """One schema's conversion, counting the nodes it writes."""
+
+    def __init__(self, definitions: dict[str, Any], where: str) -> None:
+        self._definitions = definitions
+        self._where = where
+        self._nodes = 0
+
+    def convert(self, schema: Any, depth: int) -> dict[str, Any]:
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise BadRequest(
+                f"{self._where}: past {MAX_NODES:,} nodes once its $refs are inlined, which "
+                "the gemini provider needs (it takes no $ref); refer to fewer definitions"
+            )
+        if not isinstance(schema, dict):
+            return {}
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            target = self._definitions.get(ref.rsplit("/", 1)[-1])
+            if not isinstance(target, dict) or depth >= MAX_REF_DEPTH:
+                return {"type": "object"} if isinstance(target, dict) else {}
+            return self.convert({**target, **schema, "$ref": None}, depth + 1)
+        out: dict[str, Any] = {}
+        choices: list[Any] | None = None
+        for key, value in schema.items():
+            if key == "const":
+                choices = [value]
+            elif key == "enum":
+                if isinstance(value, list):
+                    choices = [v for v in value if v is not None]
+            elif key == "oneOf":
+                if "anyOf" not in schema and isinstance(value, list):
+                    out["anyOf"] = [self.convert(s, depth) for s in value]
+            elif key not in SCHEMA_FIELDS:
+                continue
+            elif key == "type":
+                if isinstance(value, str):
+                    out["type"] = value
+                elif isinstance(value, list):
+                    types = [t for t in value if isinstance(t, str) and t != "null"]
+                    out["type"] = types[0] if types else "null"
+                    if len(types) < len(value):
+                        out["nullable"] = True
+            elif key == "properties":
+                if isinstance(value, dict):
+                    out[key] = {name: self.convert(s, depth) for name, s in value.items()}
+            elif key == "required":
+                if isinstance(value, list):
+                    out[key] = [name for name in value if isinstance(name, str)]
+            elif key == "items":
+                out[key] = self.convert(value, depth)
+            elif key == "anyOf":
+                if isinstance(value, list):
+                    out[key] = [self.convert(s, depth) for s in value]
+            elif key == "format":
+                if isinstance(value, str) and value in _FORMATS:
+                    out[key] = value
+            else:
+                out[key] = value
+        if choices is not None:
+            _choose(out, schema.get("type"), choices)
+        return _fit(out)
 
 
 def _choose(out: dict[str, Any], kind: Any, choices: list[Any]) -> None:
@@ -106,7 +145,7 @@ def _choose(out: dict[str, Any], kind: Any, choices: list[Any]) -> None:
     if kind == "string" or all(isinstance(v, str) for v in choices):
         out["enum"] = [v if isinstance(v, str) else str(v) for v in choices]
         return
-    listed = ", ".join(orjson.dumps(v).decode() for v in choices)
+    listed = ", ".join(_shown(v) for v in choices)
     about = out.get("description")
     out["description"] = f"{about} (one of: {listed})" if about else f"One of: {listed}."
 
@@ -123,3 +162,10 @@ def _fit(out: dict[str, Any]) -> dict[str, Any]:
         # A required name the properties lack is refused too.
         out["required"] = [name for name in out["required"] if name in out["properties"]]
     return out
+
+
+def _shown(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an integer past 64 bits
+        return repr(value)[:100]
