@@ -426,9 +426,14 @@ async def test_only_known_providers_can_be_connected(
         {"provider": "mock"},
         {"provider": "nonsense"},
         {"provider": "openai", "base_url": "file:///etc"},
+        # Stored and echoed once; urlsplit drops the line break, so another URL was used.
+        {"provider": "openai", "base_url": "http://127.0.0.1:9/v1\r\nX-Injected: y"},
+        {"provider": "openai", "base_url": "http://127.0.0.1:0/v1"},
+        {"provider": "openai", "base_url": "http://127.0.0.1:abc/v1"},
     ):
         response = await client.post("/chat/api/connections", json=body)
-        assert response.status_code == 400
+        assert response.status_code == 400, body
+    assert (await client.get("/chat/api/connections")).json()["connections"] == []
 
 
 async def test_saved_connections_are_restored_at_start(

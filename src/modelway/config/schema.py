@@ -86,13 +86,18 @@ def check_endpoint(base_url: str | None, headers: Mapping[str, str]) -> None:
     no host, a port that is no number) or a header no request can carry; neither is shown,
     as either may hold a secret."""
     if base_url is not None:
+        if any(c < " " or c == "\x7f" for c in base_url):
+            # urlsplit drops tabs and line breaks unseen; the URL said is not the URL used.
+            raise ValueError("base_url: no control characters (a line break, a tab)")
         try:
             address = urlsplit(base_url)
-            address.port  # noqa: B018 - raises for a port that is no number or out of range
+            port = address.port  # raises for a port that is no number or out of range
         except ValueError as error:
             raise ValueError(f"base_url: not a URL ({error})") from None
         if address.scheme not in ("http", "https") or not address.hostname:
             raise ValueError("base_url: an http:// or https:// URL with a host")
+        if port == 0:
+            raise ValueError("base_url: not a URL (port 0)")
     for name, value in headers.items():
         if not _HEADER_NAME.fullmatch(name):
             raise ValueError(f"headers: {name[:40]!r} is not an HTTP header name")
