@@ -233,7 +233,14 @@ def test_no_usage_for_a_key_id_names_the_id(tmp_path: Path) -> None:
     data_dir.mkdir()
     result = modelway("usage", "--key-id", "nope", "--since", "2026-01-01", data_dir=data_dir)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "no usage recorded for key id nope since 2026-01-01 yet"
+    first, hint = result.stdout.strip().splitlines()
+    assert first == "no usage recorded for key id nope since 2026-01-01 yet"
+    # A key id's start (as the docs once showed it) finds nothing: the hint says why.
+    assert hint.startswith("(--key-id takes a key's whole id, 32 characters")
+    whole = modelway("usage", "--key-id", "3f0c5d2e9a7b4c1d8e6f0a2b3c4d5e6f", data_dir=data_dir)
+    assert (
+        whole.stdout.strip() == "no usage recorded for key id 3f0c5d2e9a7b4c1d8e6f0a2b3c4d5e6f yet"
+    )
 
 
 def test_usage_with_a_bad_date_is_one_line_on_stderr(data_dir: Path) -> None:

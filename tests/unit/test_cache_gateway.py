@@ -440,3 +440,20 @@ async def test_idempotency_keys_are_each_tenants_own_in_a_shared_cache(
         assert blues.status_code == 200, blues.text
         assert (await order(red, "another body")).status_code == 422  # red's key, reused
         assert upstream.calls == 2
+
+
+async def test_cache_stats_say_which_aliases_the_cache_is_on_for(
+    tmp_path: Path, upstream: Upstream
+) -> None:
+    # Only an alias turns it on: the stats said "ttl 300 s" as if every alias cached.
+    config = (
+        "models:\n  - name: smart\n    cache: {ttl: 60}\n"
+        "    deployments: [{provider: openai, model: gpt-4o}]\n"
+    )
+    async with in_process_gateway(tmp_path, config, upstream=upstream) as setup:
+        stats = (await setup.http.get("/admin/api/cache")).json()
+    assert stats["every_alias"] is False
+    assert stats["aliases"] == [{"alias": "smart", "enabled": True, "ttl": 60.0}]
+    async with in_process_gateway(tmp_path, CONFIG, upstream=upstream) as setup:
+        stats = (await setup.http.get("/admin/api/cache")).json()
+    assert stats["every_alias"] is True

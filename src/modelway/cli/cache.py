@@ -32,10 +32,15 @@ def stats(json: JsonOption = False, url: GatewayUrl = DEFAULT_URL, key: KeyOptio
         return
     bound = answer.get("max_bytes")
     of = f" of {bound}" if bound else ""
-    typer.echo(
-        f"{answer['backend']}: {answer['entries']} entries, {answer['bytes']} bytes{of}; "
-        f"ttl {answer['ttl']:g} s, namespace {answer['namespace']}"
-    )
+    typer.echo(f"{answer['backend']}: {answer['entries']} entries, {answer['bytes']} bytes{of}")
+    section = f"ttl {answer['ttl']:g} s, namespace {answer['namespace']}"
+    if answer.get("every_alias", True):
+        typer.echo(f"every alias: {section}")
+    else:
+        typer.echo(f"no cache: section (aliases that turn it on take {section})")
+    for own in answer.get("aliases", []):
+        fields = ", ".join(f"{name} {value}" for name, value in own.items() if name != "alias")
+        typer.echo(f"alias {own['alias']}: {fields}")
 
 
 @cache_app.command("clear")

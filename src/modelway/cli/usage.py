@@ -11,6 +11,9 @@ import typer
 from modelway.cli.app import app
 from modelway.cli.keys import ConfigOption, JsonOption, KeyOption, UrlOption, target
 
+#: The length of a key's id (uuid4 hex, ``store.records.new_id``).
+KEY_ID_LENGTH = 32
+
 
 class Grouping(StrEnum):
     """What a usage summary groups by."""
@@ -48,6 +51,11 @@ def usage(
     if not rows:
         whose = f" for key id {key_id}" if key_id else ""
         typer.echo(f"no usage recorded{whose}" + (f" since {since}" if since else "") + " yet")
+        if key_id and len(key_id) < KEY_ID_LENGTH:
+            typer.echo(
+                f"(--key-id takes a key's whole id, {KEY_ID_LENGTH} characters, as "
+                "`modelway keys list` shows it)"
+            )
         return
     # A day, a model name, a key's id (what --key-id takes): folded at a narrow
     # terminal's edge, never cut short with an ellipsis.

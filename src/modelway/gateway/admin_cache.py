@@ -13,11 +13,14 @@ this worker's.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from modelway.cache import ResponseCache, parse_namespace
+from modelway.config import AliasCache
 from modelway.errors import BadRequest, NotFound
 from modelway.gateway.admin_api import json_response
 from modelway.gateway.admin_guard import admin_only
@@ -37,21 +40,39 @@ def _cache(request: Request) -> ResponseCache:
 
 @admin_only
 async def get_cache(request: Request) -> Response:
-    """The backend, its entries and their bytes, and the ``cache:`` settings in force."""
+    """The backend, its entries and their bytes, and the settings in force: the ``cache:``
+    section's (``every_alias``: whether it is there, turning the cache on for every alias)
+    and each alias's own ``cache:`` where it sets one."""
     cache = _cache(request)
     stats = await cache.stats()
     settings = cache.settings
+    config = request.app.state.gateway.config
+    aliases = [
+        {"alias": alias.name, **_own(alias.cache)}
+        for alias in config.models
+        if alias.cache is not None
+    ]
     return json_response(
         {
             "backend": stats.backend,
             "entries": stats.entries,
             "bytes": stats.bytes,
             "max_bytes": stats.max_bytes,
+            "every_alias": config.cache is not None,
             "ttl": settings.ttl,
             "namespace": settings.namespace,
             "deterministic_only": settings.deterministic_only,
+            "aliases": aliases,
         }
     )
+
+
+def _own(setting: bool | AliasCache) -> dict[str, Any]:
+    """What an alias's own ``cache:`` sets (its unset fields follow the section's)."""
+    if isinstance(setting, bool):
+        return {"enabled": setting}
+    own = {name: getattr(setting, name) for name in setting.__struct_fields__}
+    return {name: value for name, value in own.items() if value is not None}
 
 
 @admin_only
