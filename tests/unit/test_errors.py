@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import math
+import time
 
 import pytest
 
@@ -221,7 +223,9 @@ def test_status_mapping_does_not_leak_between_instances() -> None:
         ({"retry-after": "0.5"}, 0.5),
         ({"RETRY-AFTER-MS": "250"}, 0.25),
         ({"retry-after-ms": "oops", "retry-after": "3"}, 3.0),
-        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, None),
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # a date gone by
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00"}, None),  # no zone: no HTTP date
+        ({"Retry-After": "soon"}, None),
         ({"Retry-After": "-5"}, 0.0),
         ({"retry-after-ms": "-5"}, 0.0),
         ({"retry-after": "nan"}, None),
@@ -231,6 +235,14 @@ def test_retry_after_seconds_reads_the_delay_headers(
     headers: dict[str, str], seconds: float | None
 ) -> None:
     assert retry_after_seconds(headers) == seconds
+
+
+def test_retry_after_as_an_http_date_is_the_seconds_until_it() -> None:
+    # As the openai SDK reads it; the clock is the caller's, here a moment long after now.
+    moment = time.time() + 400 * 86400
+    header = email.utils.formatdate(moment + 30, usegmt=True)
+    seconds = retry_after_seconds({"Retry-After": header}, now=lambda: moment)
+    assert seconds is not None and 29 <= seconds <= 31
 
 
 @pytest.mark.parametrize("value", ["inf", "Infinity", "1e999"])
