@@ -7,8 +7,9 @@ resource "aws_lb" "this" {
   subnets                    = var.public_subnet_ids
   drop_invalid_header_fields = true
   enable_deletion_protection = var.deletion_protection
-  # Streams may be quiet for a while between chunks (slow first token).
-  idle_timeout = 300
+  # Longer than timeouts.total (600 s by default): a whole answer a slow model takes
+  # minutes over sends nothing until it is done, and must not be cut here first.
+  idle_timeout = 660
   access_logs {
     bucket  = var.alb_access_logs_bucket
     prefix  = var.name
@@ -23,10 +24,13 @@ resource "aws_lb_target_group" "this" {
   protocol    = "HTTP"
   target_type = "ip"
   vpc_id      = var.vpc_id
-  # Longer than the time a stopping task keeps serving (stopTimeout): open streams drain.
+  # A stopping task leaves the target group first and is drained this long (no new
+  # requests; open ones, streams too, go on), then gets SIGTERM: what is still open then
+  # has server.shutdown_grace (stopTimeout covers it) and ends with its error event.
   deregistration_delay = 40
   health_check {
-    # Ready: the task can serve; a database or Redis outage does not fail every task.
+    # Ready: the task can serve; with ready_needs_dependencies: false (ecs.tf) a database
+    # or Redis outage does not fail every task.
     path                = "/health/ready"
     matcher             = "200"
     interval            = 10

@@ -17,7 +17,7 @@ locals {
   # down is the limit divided by the most tasks there can be; the load balancer, the only
   # peer the tasks' security group lets in, is believed on who each client is and whether
   # it came over HTTPS (X-Forwarded-For, X-Forwarded-Proto: server.trusted_proxies).
-  config = "redis: {replicas: ${var.max_tasks}}\nserver: {shutdown_grace: 30, trusted_proxies: [\"${data.aws_vpc.this.cidr_block}\"]}\n"
+  config = "redis: {replicas: ${var.max_tasks}}\nserver: {shutdown_grace: 30, ready_needs_dependencies: false, trusted_proxies: [\"${data.aws_vpc.this.cidr_block}\"]}\n"
 }
 
 resource "aws_ecs_task_definition" "this" {
@@ -50,6 +50,9 @@ resource "aws_ecs_task_definition" "this" {
       { name = "MODELWAY_CONFIG", value = "/tmp/modelway.yaml" },
       { name = "MODELWAY_CONFIG_TEXT", value = local.config },
       { name = "MODELWAY_DATA_DIR", value = "/data" },
+      # Unread by the gateway: a new secret version changes the task definition, so the
+      # service rolls onto the new values (a secret is read only when a task starts).
+      { name = "MODELWAY_SECRETS_VERSION", value = aws_secretsmanager_secret_version.this.version_id },
     ]
     secrets = [for name in local.secret_names : {
       name      = name

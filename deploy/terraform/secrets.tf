@@ -2,16 +2,19 @@
 # database and Redis URLs (their passwords generated here) and the provider keys.
 
 resource "random_password" "master_key" {
+  keepers = { rotation = var.secrets_rotation }
   length  = 48
   special = false
 }
 
 resource "random_password" "database" {
+  keepers = { rotation = var.secrets_rotation }
   length  = 40
   special = false # it goes inside DATABASE_URL
 }
 
 resource "random_password" "redis" {
+  keepers = { rotation = var.secrets_rotation }
   length  = 48
   special = false # it goes inside REDIS_URL
 }
@@ -27,7 +30,7 @@ locals {
 }
 
 resource "aws_secretsmanager_secret" "this" {
-  # checkov:skip=CKV2_AWS_57: rotating them means restarting every task with new URLs; rotate by re-applying with new random_password keepers (README)
+  # checkov:skip=CKV2_AWS_57: rotating them means restarting every task with new URLs; rotate by re-applying with a new var.secrets_rotation (README)
   name                    = "${var.name}/gateway"
   description             = "modelway: master key, DATABASE_URL, REDIS_URL, provider keys"
   kms_key_id              = aws_kms_key.this.arn

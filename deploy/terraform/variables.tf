@@ -89,10 +89,16 @@ variable "redis_node_type" {
 }
 
 variable "provider_api_keys" {
-  description = "Provider keys stored in Secrets Manager and given to the tasks, e.g. {OPENAI_API_KEY = \"...\"}. Better set through a tfvars file that is not committed, or left empty and filled in the secret afterwards."
+  description = "Provider keys stored in Secrets Manager and given to the tasks, e.g. {OPENAI_API_KEY = \"...\"}: set them through a tfvars file that is not committed. Only the keys named here reach the tasks; the secret is written whole on every apply."
   type        = map(string)
   default     = {}
   sensitive   = true
+}
+
+variable "secrets_rotation" {
+  description = "Change this (a date, a counter) and apply to generate a new master key and new database and Redis passwords; the service rolls onto them."
+  type        = string
+  default     = "1"
 }
 
 variable "log_retention_days" {
