@@ -184,7 +184,7 @@ class Engine:
         for target in route.targets:
             if tries.count and time.monotonic() >= tries.deadline:
                 break  # the call's total time is spent: no further deployment is asked
-            answered = await self._try_target(target, route.retries, attempt, holds, tries)
+            answered = await self._try_target(target, route, attempt, holds, tries)
             if answered is not None:
                 result, ticket = answered
                 return result, Outcome(target, tries.count, ticket, tries.seconds)
@@ -193,7 +193,7 @@ class Engine:
     async def _try_target(
         self,
         target: Target,
-        retries: int,
+        route: Route,
         attempt: Callable[[Target], Awaitable[T]],
         holds: bool,
         tries: Tries,
@@ -202,11 +202,14 @@ class Engine:
         state = target.deployment
         if state is not None and not state.admit(time.monotonic()):
             return None  # cooling down (a retry below has already waited out its rest)
+        retries = route.retries
         for retry in range(retries + 1):
             ticket = UNLIMITED
             if state is not None and (state.rpm or state.tpm):
                 try:
-                    ticket = await self.rates.admit(state.limit_scope, rpm=state.rpm, tpm=state.tpm)
+                    ticket = await self.rates.admit(
+                        state.limit_scope, rpm=state.rpm, tpm=state.tpm, tokens=route.tokens
+                    )
                 except RateLimited as error:
                     tries.at_cap(error)  # at its own cap: the next deployment answers
                     state.no_verdict()

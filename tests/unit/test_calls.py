@@ -706,3 +706,34 @@ def test_models_without_a_price_cannot_fill_the_log(caplog: pytest.LogCaptureFix
     said = [record.getMessage() for record in caplog.records]
     assert len(said) == 21
     assert said[-1].startswith("more models have no price")
+
+
+async def test_a_call_to_an_alias_reserves_its_estimate_on_a_deployments_tpm_cap(
+    recorded: Recorded,
+) -> None:
+    # "a" takes 100 tokens a minute; a call of 400 bytes (100 tokens) and max_tokens 50
+    # is more than that: it goes to "b" without asking "a" (it went to "a" before).
+    config = parse_config(
+        "providers:\n"
+        '  a: {wire: openai, base_url: "http://a.invalid/v1"}\n'
+        '  b: {wire: openai, base_url: "http://b.invalid/v1"}\n'
+        "models:\n  - name: pair\n    retries: 0\n"
+        "    deployments: [{provider: a, model: m, tpm: 100}, {provider: b, model: m}]\n",
+        {},
+    )
+    a, b = ScriptedBackend("a"), ScriptedBackend("b")
+    calls = make_calls(recorded, config, a=a, b=b)
+    try:
+        for _ in range(2):  # whichever round-robin asks first
+            async with calls.open(
+                ANONYMOUS,
+                "pair",
+                dialect="openai",
+                request_id="r",
+                request_bytes=400,
+                max_tokens=50,
+            ) as call:
+                await call.complete(chat("pair"))
+    finally:
+        await calls.aclose()
+    assert a.calls == [] and len(b.calls) == 2

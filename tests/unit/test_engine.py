@@ -22,6 +22,7 @@ from modelway.errors import (
 )
 from modelway.providers.upstream import Call
 from modelway.routing.deployments import DeploymentState
+from modelway.routing.targets import Route
 from modelway.types import (
     ChatRequest,
     ChatResponse,
@@ -587,3 +588,37 @@ models:
     with pytest.raises(UpstreamStatusError):
         await e.complete(ask("pair"), request_id="r")
     assert (len(a.calls), len(b.calls)) == (1, 0)
+
+
+#: "a" with a provider quota of 100 tokens a minute, "b" with none.
+TOKEN_CAPPED = """
+providers:
+  a: {wire: openai, base_url: "http://a.invalid/v1"}
+  b: {wire: openai, base_url: "http://b.invalid/v1"}
+models:
+  - name: pair
+    retries: 0
+    deployments: [{provider: a, model: m-a, tpm: 100}, {provider: b, model: m-b}]
+"""
+
+
+async def test_a_deployments_tpm_cap_reserves_the_calls_estimate_before_it_is_asked(
+    sleeps: list[float],
+) -> None:
+    # It reserved nothing: ten calls of 500 estimated tokens each went to a 100-token cap,
+    # which only the usage settled afterwards began to fill (found in a trial).
+    a, b = ScriptedBackend("a"), ScriptedBackend("b")
+    e = Engine(parse_config(TOKEN_CAPPED, {}), {}, {"a": a, "b": b})
+
+    def a_first(tokens: int) -> Route:  # round-robin takes turns: "a" is asked first here
+        route = e.route("pair")
+        ordered = sorted(route.targets, key=lambda target: target.backend.name)
+        return route._replace(targets=ordered, tokens=tokens)
+
+    large = a_first(500)  # more than a's whole cap
+    _, outcome = await e.complete(ask("pair"), request_id="r", route=large)
+    assert outcome.target.backend is b and a.calls == []
+    shares = [a_first(60) for _ in range(2)]
+    answered = [(await e.complete(ask("pair"), request_id="r", route=r))[1] for r in shares]
+    # The first reserves 60 of a's 100 (settled only when a call ends): the second fails over.
+    assert [o.target.backend for o in answered] == [a, b]

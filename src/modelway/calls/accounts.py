@@ -40,6 +40,13 @@ class UsageRecorder(Protocol):
         ...
 
 
+def token_estimate(request_bytes: int, max_tokens: int | None) -> int:
+    """Tokens a call is taken to use before it ran, reserved against a TPM limit (a key's,
+    a deployment's) and settled with its real usage: its body's size in tokens and the
+    most it may write."""
+    return request_bytes // BYTES_PER_TOKEN + (max_tokens or 0)
+
+
 class Accounts:
     """Limits, budgets, prices and the recorder every metered call of a process shares."""
 
@@ -121,7 +128,7 @@ class Accounts:
         rpm, tpm = self._rates(key)
         if rpm is None and tpm is None:
             return UNLIMITED
-        estimate = request_bytes // BYTES_PER_TOKEN + (max_tokens or 0)
+        estimate = token_estimate(request_bytes, max_tokens)
         return await limits.rates.admit(scope, rpm=rpm, tpm=tpm, tokens=estimate)
 
     async def admit_request(self, caller: Caller) -> Ticket:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from modelway.cache.entries import Entry, replay
 from modelway.cache.policy import NO_DIRECTIVES, CacheControl
+from modelway.calls.accounts import token_estimate
 from modelway.calls.caller import Caller
 from modelway.calls.embeddings import counted_usage
 from modelway.calls.hooks import Chunk
@@ -261,7 +262,11 @@ class MeteredCall:
             )
             fallbacks, max_retries, timeouts = self._route_options
             route = calls.engine.route(self._model, fallbacks, max_retries)
-            self._route = route if timeouts is None else route._replace(timeouts=timeouts)
+            if timeouts is not None:
+                route = route._replace(timeouts=timeouts)
+            if route.alias is not None:  # its deployments may have TPM caps of their own
+                route = route._replace(tokens=token_estimate(self._request_bytes, self._max_tokens))
+            self._route = route
             calls.begun(self)
         except ModelwayError as error:
             await self._finish(error.status, None, error)

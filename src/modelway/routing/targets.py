@@ -28,3 +28,6 @@ class Route(NamedTuple):
     retries: int
     timeouts: Timeouts
     alias: str | None
+    #: The call's token estimate (prompt bytes and ``max_tokens``), reserved against a
+    #: deployment's own TPM cap before it is asked, as a key's TPM reserves it.
+    tokens: int = 0
