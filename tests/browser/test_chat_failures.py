@@ -199,6 +199,25 @@ def _pick_a_model_that_cannot_be_routed(page: Page) -> None:
     )
 
 
+def test_a_first_message_with_the_gateway_down_goes_back_in_the_box(page: Page) -> None:
+    """No chat open and the gateway unreachable: the chat cannot even be made, so
+    nothing is sent and the text is not lost."""
+    current = page.locator(".session.current")
+    current.get_by_role("button", name="Delete New chat").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    expect(current).to_have_count(0)
+    pick_model(page, "mock/echo")
+    page.route("**/chat/api/sessions", lambda route: route.abort())
+    box = message_box(page)
+    box.fill("typed with no chat open")
+    box.press("Enter")
+    notice = page.locator("#notice")
+    expect(notice).to_contain_text("The gateway cannot be reached")
+    expect(box).to_have_value("typed with no chat open")
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    expect(page.locator(".message")).to_have_count(0)
+
+
 def test_a_message_the_gateway_never_got_goes_back_in_the_box(page: Page) -> None:
     """The gateway unreachable when Enter is pressed (the request fails on the network):
     nothing was kept, so it is as any refusal — no Regenerate, which would answer the

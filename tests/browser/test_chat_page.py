@@ -185,3 +185,28 @@ def test_a_key_given_only_when_sending_still_fills_the_model_picker(
     expect(reply).not_to_contain_text("name one")
     assert page.locator("#model-picker option").count() > 0
     context.close()
+
+
+def test_a_message_sent_with_the_key_prompt_cancelled_goes_back_in_the_box(
+    browser: Browser, admin_gateway_url: str
+) -> None:
+    # Cancelled at the start and again when sending: nothing could be sent, so the text
+    # is not lost, and the notice says why in words for a person.
+    context = browser.new_context(base_url=admin_gateway_url)
+    page = context.new_page()
+    page.goto("/")
+    dialog = page.get_by_role("dialog", name="Gateway key")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    box = message_box(page)
+    box.fill("typed without a key")
+    box.press("Enter")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(box).to_have_value("typed without a key")
+    notice = page.locator("#notice")
+    expect(notice).to_contain_text("This gateway asks for a key")
+    expect(notice).to_contain_text("back in the box")
+    expect(notice).not_to_contain_text("Authorization")
+    expect(page.locator(".message")).to_have_count(0)
+    context.close()

@@ -49,6 +49,22 @@ export async function authorizedFetch(path: string, init: RequestInit = {}): Pro
   }
 }
 
+/** A 401's reason as a person reads it: the API's "missing API key: send it as
+ * 'Authorization: Bearer <key>'..." is for programs, which the page does for them. */
+export function keyReason(reason: string): string {
+  return /^missing API key\b/i.test(reason.trim()) ? "This gateway asks for a key" : reason.trim();
+}
+
+/** Why a call failed, in words for the page: a key that was not given, a gateway that
+ * cannot be reached (fetch's own "Failed to fetch"), else the gateway's message. */
+export function failureReason(error: unknown): string {
+  if (error instanceof ApiError && error.status === 401) {
+    return `${keyReason(error.message)}: give it with “Gateway key” in the sidebar`;
+  }
+  if (error instanceof TypeError) return "The gateway cannot be reached";
+  return error instanceof Error ? error.message : String(error);
+}
+
 export async function errorMessage(response: Response): Promise<string> {
   try {
     const body = await response.json();

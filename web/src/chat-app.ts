@@ -1,5 +1,5 @@
 // The page's controller: sessions, the current conversation, and one reply stream at a time.
-import { chatApi, errorMessage } from "./api";
+import { chatApi, errorMessage, failureReason } from "./api";
 import { Composer } from "./composer";
 import { ConnectDialog } from "./connect";
 import { Conversation, type Reply } from "./conversation";
@@ -158,8 +158,10 @@ export class ChatApp {
       if (!this.models.value) await this.models.load();
       session = await this.ensureSession();
     } catch (error) {
+      // Nothing was sent (no key given, the gateway down): the text goes back in the box.
       this.composer.setBusy(false);
-      this.showNotice((error as Error).message);
+      this.composer.restore(text);
+      this.showNotice(`Not sent. ${sentence(failureReason(error))} Your message is back in the box.`);
       return;
     }
     this.conversation.addUser(text);
@@ -264,7 +266,7 @@ export class ChatApp {
     try {
       await action();
     } catch (error) {
-      this.showNotice((error as Error).message);
+      this.showNotice(sentence(failureReason(error)));
     }
   }
 
@@ -276,6 +278,11 @@ export class ChatApp {
   private hideNotice(): void {
     this.notice.hidden = true;
   }
+}
+
+/** ``text`` ending as a sentence does. */
+function sentence(text: string): string {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
 }
 
 /** Applies one stream event to the reply; returns the saved message's id when done. */

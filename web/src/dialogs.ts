@@ -1,5 +1,5 @@
 // Small modal dialogs: a yes/no confirmation and the gateway key prompt.
-import { gatewayKey, setGatewayKey } from "./api";
+import { gatewayKey, keyReason, setGatewayKey } from "./api";
 import { required } from "./elements";
 
 /** Resolves true when the user confirms. Native dialogs (confirm()) are never used. */
@@ -21,9 +21,7 @@ export function askForGatewayKey(reason: string): Promise<boolean> {
   const dialog = required<HTMLDialogElement>("key-dialog");
   const form = required<HTMLFormElement>("key-form");
   const input = required<HTMLInputElement>("key-input");
-  // The API's "missing API key: send it as 'Authorization: Bearer <key>'..." is for
-  // programs; a person is asked for the key, which is then sent that way.
-  const said = /^missing API key\b/i.test(reason.trim()) ? "This gateway asks for a key" : reason.trim();
+  const said = keyReason(reason);
   const sentence = /[.!?]$/.test(said) ? said : `${said}.`;
   required("key-reason").textContent =
     `${sentence} The key is kept in this browser only and sent to this gateway as a Bearer token.`;
