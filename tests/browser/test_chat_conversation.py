@@ -121,3 +121,28 @@ def test_regenerate_replaces_the_last_reply(page: Page) -> None:
     reload(page)
     expect(page.locator(".message.assistant")).to_have_count(1)
     expect(page.locator(".message.user")).to_have_count(1)
+
+
+def test_a_regenerate_that_fails_keeps_the_reply_it_would_have_replaced(page: Page) -> None:
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "keep this answer"))
+    pick_model(page, "broken")  # its upstream answers 500
+    page.get_by_role("button", name="Regenerate reply").click()
+    replies = page.locator(".message.assistant")
+    expect(replies).to_have_count(2)
+    expect(replies.last.get_by_role("alert")).to_contain_text("Error 502")
+    expect(reply_text(replies.first)).to_have_text("keep this answer")
+    expect(replies.first).to_be_visible()
+    reload(page)  # the gateway kept both, in that order
+    expect(reply_text(replies.first)).to_have_text("keep this answer")
+    expect(replies.last.get_by_role("alert")).to_contain_text("Error 502")
+    # One that ends well replaces them both.
+    pick_model(page, "mock/echo")
+    replies.last.get_by_role("button", name="Regenerate reply").click()
+    expect(replies).to_have_count(1)
+    wait_until_answered(replies)
+    expect(reply_text(replies)).to_have_text("keep this answer")
+    expect(replies.get_by_role("alert")).to_have_count(0)
+    reload(page)
+    expect(replies).to_have_count(1)
+    expect(replies.get_by_role("alert")).to_have_count(0)

@@ -222,6 +222,50 @@ async def test_regenerate_answers_the_last_message_again_in_place_of_its_reply(
     assert messages[-1]["id"] != first_reply["id"]
 
 
+@pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
+async def test_a_regenerate_that_fails_upstream_keeps_the_reply_it_would_replace(
+    gateway: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    session_id = await _new_session(client, model="quiet/m")
+    await _events(client, session_id, content="once more")
+    good = (await _messages(client, session_id))[-1]
+    events = await _events(client, session_id, content="", regenerate=True, model="flaky/m")
+    assert [e["type"] for e in events] == ["provider", "delta", "error", "done"]
+    _, kept, failed = await _messages(client, session_id)
+    assert (kept["id"], kept["content"], kept["error"]) == (good["id"], "partial answer", None)
+    assert (failed["content"], failed["error"]) == ("partial ", "the upstream went away")
+    assert failed["id"] == events[-1]["message_id"]
+    # The next regenerate that ends well replaces both; the good one was in its prompt.
+    await _events(client, session_id, content="", regenerate=True, model="quiet/m")
+    messages = await _messages(client, session_id)
+    assert [(m["role"], m["error"]) for m in messages] == [("user", None), ("assistant", None)]
+    assert messages[-1]["id"] not in (good["id"], failed["id"])
+
+
+async def test_a_regenerate_stopped_by_the_caller_keeps_the_reply_it_would_replace(
+    gateway: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    app, client = gateway
+    session_id = await _new_session(client, model="mock/echo")
+    await _events(client, session_id, content="once more")
+    good = (await _messages(client, session_id))[-1]
+    first_delta = asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        if b'"delta"' in message.get("body", b""):
+            first_delta.set()
+
+    body = orjson.dumps({"content": "", "regenerate": True, "model": "quiet/hangs"})
+    receive = _receive_then_hang_up(body, first_delta)
+    await asyncio.wait_for(app(_post_message_scope(session_id), receive, send), timeout=10)
+    messages = await _messages(client, session_id)
+    assert [(m["id"], m["error"]) for m in messages[1:]] == [
+        (good["id"], None),
+        (messages[2]["id"], "stopped"),
+    ]
+
+
 def _post_message_scope(session_id: str) -> dict[str, Any]:
     path = f"/chat/api/sessions/{session_id}/messages"
     return {

@@ -165,8 +165,8 @@ export class ChatApp {
       return;
     }
     this.conversation.addUser(text);
-    const kept = await this.streamReply(session, { content: text, model: this.models.value });
-    if (!kept && made) await this.discard(session);
+    const outcome = await this.streamReply(session, { content: text, model: this.models.value });
+    if (outcome === "refused" && made) await this.discard(session);
   }
 
   /** A chat made for a message the gateway then refused holds nothing: it goes, rather
@@ -187,19 +187,27 @@ export class ChatApp {
   private async regenerate(): Promise<void> {
     if (this.composer.busy || !this.current) return;
     this.composer.setBusy(true);
-    this.conversation.dropLastReply();
-    await this.streamReply(this.current, { content: "", regenerate: true, model: this.models.value });
+    // The gateway replaces the old reply only with one that ended well; until then it is
+    // hidden here, and it comes back if the new one fails, is stopped or is refused.
+    const held = this.conversation.holdLastReplies();
+    const outcome = await this.streamReply(this.current, {
+      content: "",
+      regenerate: true,
+      model: this.models.value,
+    });
+    this.conversation.releaseReplies(held, outcome === "answered");
   }
 
   private stop(): void {
     this.streaming?.abort();
   }
 
-  /** Streams the reply to a message (or a regenerate); false when the gateway kept nothing. */
+  /** Streams the reply to a message (or a regenerate): "refused" when the gateway kept
+   * nothing, "answered" when it kept a reply that ended well, else "kept". */
   private async streamReply(
     session: ChatSession,
     body: { content: string; model: string; regenerate?: boolean },
-  ): Promise<boolean> {
+  ): Promise<"refused" | "kept" | "answered"> {
     const controller = new AbortController();
     this.streaming = controller;
     this.composer.setBusy(true);
@@ -248,7 +256,8 @@ export class ChatApp {
       this.current = fresh;
       this.title.textContent = fresh.title;
     }
-    return !refused;
+    if (refused) return "refused";
+    return messageId !== null && reply.endedWell ? "answered" : "kept";
   }
 
   private sidebarShown(): boolean {

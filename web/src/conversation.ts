@@ -66,10 +66,26 @@ export class Conversation {
     return reply;
   }
 
-  /** Removes the last reply, which a regenerate replaces. */
-  dropLastReply(): void {
-    const last = this.container.lastElementChild;
-    if (last?.classList.contains("assistant")) last.remove();
+  /** Hides the replies to the last message while a regenerate answers it again. */
+  holdLastReplies(): HTMLElement[] {
+    const held: HTMLElement[] = [];
+    let node = this.container.lastElementChild;
+    while (node instanceof HTMLElement && node.classList.contains("assistant")) {
+      held.push(node);
+      node = node.previousElementSibling;
+    }
+    for (const reply of held) reply.hidden = true;
+    return held;
+  }
+
+  /** The held replies go once the new one ended well (the gateway deleted them); else
+   * they come back, above the one that failed, as the gateway kept them. */
+  releaseReplies(held: HTMLElement[], replaced: boolean): void {
+    for (const reply of held) {
+      if (replaced) reply.remove();
+      else reply.hidden = false;
+    }
+    this.refreshRegenerate();
   }
 
   /** Only the last reply offers to be regenerated. */
@@ -207,6 +223,11 @@ export class Reply {
       element("p", { className: "message-error rate-limited", role: "alert" }, `${label}${said}.${wait}`),
       this.meta,
     );
+  }
+
+  /** Whether it arrived whole: not failed, rate limited, stopped or refused. */
+  get endedWell(): boolean {
+    return !["failed", "stopped", "unsaved"].some((name) => this.node.classList.contains(name));
   }
 
   markStopped(): void {

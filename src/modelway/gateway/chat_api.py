@@ -5,7 +5,8 @@ A reply streams as server-sent events, each ``data: <json>`` with a ``type`` of
 docs/chat.md). The user's message is saved once the call is admitted (a key's limits,
 budget and models allow it: the store grows only as fast as they let a key call) and
 the reply after it, also when the call fails (with its error) or the caller stops it
-(marked stopped). A call refused before it starts saves nothing.
+(marked stopped). A call refused before it starts saves nothing. A regenerate's new
+reply replaces the old only once it has ended well.
 Provider keys given to the connect dialog stay on the server: answers only say
 whether a provider has one.
 """
@@ -222,7 +223,7 @@ async def post_message(request: Request) -> Response:
     history = await state.store.chats.list_messages(session.id)
     if regenerate:
         content, history, replies = _last_question(history)
-        prepare = functools.partial(_drop_replies, state, session, model, replies)
+        prepare = functools.partial(_replace_replies, state, session, model, replies)
     else:
         check_room(history, str(content))
         prepare = functools.partial(
@@ -286,16 +287,16 @@ def _last_question(
     return history[-1].content, history[:-1], replies
 
 
-async def _drop_replies(
+async def _replace_replies(
     state: GatewayState,
     session: ChatSession,
     model: str,
     replies: list[ChatMessage],
     reply: _Reply,
 ) -> None:
-    """Regenerating: the replies answered again go, the new one takes their place."""
-    for old in replies:
-        await state.store.chats.delete_message(old.id)
+    """Regenerating: the replies answered again are replaced by the new one once it has
+    ended well (``_save_reply``); one that fails or is stopped is kept beside them."""
+    reply.replaces = [old.id for old in replies]
     reply.asked = True
     if model != session.model:
         await state.store.chats.update_session(session.id, model=model)
@@ -311,7 +312,7 @@ async def _stream_reply(
 ) -> None:
     """Emit the reply's events and save it, whatever happens once the call is admitted:
     done, failed or stopped. ``prepare`` (the user's message saved, or the replies being
-    answered again deleted) runs once it is: a refused call changes nothing."""
+    answered again marked for replacing) runs once it is: a refused call changes nothing."""
     reply = _Reply(chat.model)
     try:
         async with call:
@@ -365,6 +366,8 @@ class _Reply:
         self.status: int | None = None
         #: Whether the question it answers is in the store: only then is it saved.
         self.asked = False
+        #: The replies a regenerate answers again, deleted once this one ended well.
+        self.replaces: list[str] = []
 
 
 async def _save_reply(state: GatewayState, session_id: str, reply: _Reply) -> str | None:
@@ -384,6 +387,10 @@ async def _save_reply(state: GatewayState, session_id: str, reply: _Reply) -> st
         )
     except NotFound:
         return None  # the session was deleted while it answered
+    if reply.error is None:
+        # Saved first, deleted after: a failure in between leaves both, never neither.
+        for old_id in reply.replaces:
+            await state.store.chats.delete_message(old_id)
     return saved.id
 
 
