@@ -210,3 +210,38 @@ def test_a_message_sent_with_the_key_prompt_cancelled_goes_back_in_the_box(
     expect(notice).not_to_contain_text("Authorization")
     expect(page.locator(".message")).to_have_count(0)
     context.close()
+
+
+def test_a_wide_table_keeps_its_words_whole_and_scrolls_sideways_on_a_phone(
+    browser: Browser, gateway_url: str
+) -> None:
+    context = browser.new_context(
+        base_url=gateway_url, viewport={"width": 390, "height": 800}, is_mobile=True
+    )
+    page = context.new_page()
+    open_chat(page)
+    page.get_by_role("button", name="Show chats").click()
+    new_chat(page)
+    pick_model(page, "mock/echo")
+    headers = [f"Heading{n}" for n in range(12)]
+    table = "\n".join(
+        [
+            "| " + " | ".join(headers) + " |",
+            "|" + "---|" * len(headers),
+            "| " + " | ".join(f"value{n}" for n in range(12)) + " |",
+        ]
+    )
+    reply = send(page, table)
+    wait_until_answered(reply)
+    shown = reply.locator("table")
+    expect(shown.locator("th")).to_have_count(12)
+    # Each heading on one line (not a column of letters), the table wider than the reply
+    # and scrolled within it, the page itself no wider than the phone.
+    lines = shown.locator("th").evaluate_all(
+        """cells => cells.map(cell => { const r = document.createRange();
+             r.selectNodeContents(cell); return r.getClientRects().length; })"""
+    )
+    assert lines == [1] * 12
+    assert shown.evaluate("t => t.scrollWidth > t.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    context.close()
