@@ -7,6 +7,11 @@ import type { ChatMessage, TokenCounts } from "./types";
 /** The error a reply the user stopped is saved with (the terminal chat uses it too). */
 const STOPPED = "stopped";
 
+/** A wait stated in a rate limit's message: the gateway's own ("250ms", "59.5s",
+ * "1m0.244s", "6m0s", "1h2m3s": limits.format_reset) or a provider's ("20 seconds"). */
+const STATED_WAIT =
+  /\s*(please )?try again in (?:[\d.]+ ?(?:h|m(?!s))\s*)*[\d.]+ ?(?:ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?)\b\.?/i;
+
 /** How close to the bottom (px) still counts as following the conversation. */
 const FOLLOW_DISTANCE = 80;
 
@@ -211,7 +216,7 @@ export class Reply {
     // The provider's own "Please try again in 58.361s." gives way to our wait below, and
     // the gateway's "Rate limit reached on ..." to the label.
     const said = message
-      .replace(/\s*(please )?try again in [\d.]+ ?s(econds)?\.?/i, "")
+      .replace(STATED_WAIT, "")
       .replace(/^rate limit reached on /i, "")
       .replace(/[.\s]+$/, "");
     // A spent budget says itself when it renews: no "rate limited", no wait in seconds.
