@@ -266,3 +266,38 @@ def test_a_message_the_gateway_never_got_goes_back_in_the_box(page: Page) -> Non
     page.unroute("**/chat/api/sessions/*/messages")
     reload(page)
     expect(page.locator(".message.user")).to_have_text(["kept"])
+
+
+#: A one-pixel PNG, inline: an image the page's CSP allows.
+DOT = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def test_an_image_from_elsewhere_is_a_link_not_a_blocked_load(page: Page) -> None:
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    pick_model(page, "mock/echo")
+    reply = send(
+        page,
+        "![a remote picture](http://tracker.invalid/pixel.png)\n\n"
+        "[![linked picture](https://tracker.invalid/b.png)](https://example.invalid/)\n\n"
+        f"![an inline dot]({DOT})",
+    )
+    wait_until_answered(reply)
+    body = reply_text(reply)
+    link = body.get_by_role("link", name="a remote picture")
+    expect(link).to_have_attribute("href", "http://tracker.invalid/pixel.png")
+    expect(link).to_have_attribute("rel", "noopener noreferrer nofollow")
+    expect(body.get_by_role("link", name="linked picture")).to_have_attribute(
+        "href", "https://example.invalid/"
+    )
+    expect(body.locator("img")).to_have_count(1)
+    expect(body.locator("img")).to_have_attribute("alt", "an inline dot")
+    reload(page)  # rendered again from history, the same way
+    expect(page.locator(".message.assistant img")).to_have_count(1)
+    assert not any("tracker.invalid" in url for url in requested)
+    assert console_errors == []

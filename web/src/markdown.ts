@@ -28,11 +28,43 @@ markdown.use({
 
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
   // Links leave the page in a new tab that cannot reach back to this one.
-  if (node instanceof HTMLAnchorElement) {
-    node.setAttribute("target", "_blank");
-    node.setAttribute("rel", "noopener noreferrer nofollow");
+  if (node instanceof HTMLAnchorElement) leaveInNewTab(node);
+  // The CSP would block an image from elsewhere (a tracking pixel), leaving a broken
+  // image and a console error: it becomes a link to it instead. This runs in DOMPurify's
+  // inert document, before the page's document adopts the node and would start the load.
+  if (node instanceof HTMLImageElement && !servedHere(node.getAttribute("src") ?? "")) {
+    node.replaceWith(imageLink(node));
   }
 });
+
+function leaveInNewTab(link: HTMLAnchorElement): void {
+  link.setAttribute("target", "_blank");
+  link.setAttribute("rel", "noopener noreferrer nofollow");
+}
+
+/** Whether an image's source is one the page's CSP lets it load: this origin or data:. */
+function servedHere(source: string): boolean {
+  try {
+    const url = new URL(source, location.href);
+    return url.protocol === "data:" || url.origin === location.origin;
+  } catch {
+    return false;
+  }
+}
+
+/** An image's alt text as a link to it (or as text alone inside a link already). */
+function imageLink(image: HTMLImageElement): Node {
+  const document = image.ownerDocument;
+  const source = image.getAttribute("src");
+  const label = image.getAttribute("alt")?.trim() || "image";
+  if (!source || image.closest("a")) return document.createTextNode(label);
+  const link = document.createElement("a");
+  link.href = source;
+  link.textContent = label;
+  link.className = "image-link";
+  leaveInNewTab(link);
+  return link;
+}
 
 const PURIFY_OPTIONS = {
   RETURN_DOM_FRAGMENT: true as const,
