@@ -104,6 +104,8 @@ def test_stop_ends_a_reply_mid_stream_and_keeps_what_arrived(page: Page) -> None
 
     wait_until(saved_after_a_refresh)
     expect(saved).to_have_class(re.compile(r"\bstopped\b"))
+    # With the usage the gateway recorded for the call: estimated, none was reported.
+    expect(saved.locator(".usage")).to_contain_text("tokens · estimated")
     expect(reply_text(saved)).to_contain_text("w0")
     assert "w399" not in reply_text(saved).inner_text()
 

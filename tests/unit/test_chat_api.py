@@ -175,16 +175,25 @@ async def test_the_first_message_names_the_session_and_the_model_is_remembered(
     assert session["model"] == "quiet/m"
 
 
+@pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
 async def test_a_failure_mid_stream_is_an_error_event_and_the_partial_reply_keeps_it(
     gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
     _, client = gateway
     session_id = await _new_session(client, model="flaky/m")
     events = await _events(client, session_id, content="go")
-    assert [e["type"] for e in events] == ["provider", "delta", "error", "done"]
+    assert [e["type"] for e in events] == ["provider", "delta", "error", "usage", "done"]
     assert events[2] == {"type": "error", "message": "the upstream went away", "status": 502}
     reply = (await _messages(client, session_id))[-1]
     assert (reply["content"], reply["error"]) == ("partial ", "the upstream went away")
+    # The usage the call was recorded with, estimated: the upstream reported none.
+    usage = events[3]
+    assert usage["accurate"] is False and usage["tokens"]["completion"] > 0
+    assert (reply["prompt_tokens"], reply["completion_tokens"], reply["usage_accurate"]) == (
+        usage["tokens"]["prompt"],
+        usage["tokens"]["completion"],
+        False,
+    )
 
 
 async def test_a_refusal_before_the_stream_opens_is_a_rate_limited_event(
@@ -231,7 +240,7 @@ async def test_a_regenerate_that_fails_upstream_keeps_the_reply_it_would_replace
     await _events(client, session_id, content="once more")
     good = (await _messages(client, session_id))[-1]
     events = await _events(client, session_id, content="", regenerate=True, model="flaky/m")
-    assert [e["type"] for e in events] == ["provider", "delta", "error", "done"]
+    assert [e["type"] for e in events] == ["provider", "delta", "error", "usage", "done"]
     _, kept, failed = await _messages(client, session_id)
     assert (kept["id"], kept["content"], kept["error"]) == (good["id"], "partial answer", None)
     assert (failed["content"], failed["error"]) == ("partial ", "the upstream went away")
@@ -298,6 +307,7 @@ def _receive_then_hang_up(body: bytes, hung_up: asyncio.Event) -> Any:
     return receive
 
 
+@pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
 async def test_stopping_a_reply_closes_the_upstream_and_saves_what_arrived_as_stopped(
     gateway: tuple[Gateway, httpx.AsyncClient],
 ) -> None:
@@ -318,6 +328,9 @@ async def test_stopping_a_reply_closes_the_upstream_and_saves_what_arrived_as_st
     assert not any(b'"done"' in chunk for chunk in sent)
     reply = (await _messages(client, session_id))[-1]
     assert (reply["content"], reply["error"]) == ("partial ", "stopped")
+    # With the usage its call was recorded with, estimated.
+    assert reply["prompt_tokens"] is not None and reply["completion_tokens"] > 0
+    assert reply["usage_accurate"] is False
 
 
 async def test_a_hang_up_seen_twice_while_the_reply_saves_still_saves_it_as_stopped(

@@ -97,6 +97,7 @@ class MeteredCall:
         "_ticket",
         "_time",
         "_upstream",
+        "_usage",
         "finish_reason",
     )
 
@@ -141,6 +142,7 @@ class MeteredCall:
         self._started = time.monotonic()
         self._first_byte_at: float | None = None
         self._error: ModelwayError | None = None
+        self._usage: Usage | None = None
         self._handed_out = False
         #: How the answer ended, as its provider said (``stop``, ``end_turn``, ...), once known.
         self.finish_reason: str | None = None
@@ -185,6 +187,12 @@ class MeteredCall:
     def error(self) -> ModelwayError | None:
         """What the call ended with, when it failed or was refused (for ``after`` hooks)."""
         return self._error
+
+    @property
+    def usage(self) -> Usage | None:
+        """The tokens the call was recorded with once it ended (estimated when no usage
+        was reported: a stream stopped or cut short); None until then."""
+        return self._usage
 
     @property
     def outcome(self) -> Outcome | None:
@@ -487,6 +495,7 @@ class MeteredCall:
             usage = Usage()  # a cache hit spent nothing: no tokens, no cost
         elif outcome is not None:
             cost = accounts.cost(outcome.target.backend.name, outcome.target.model, usage)
+        self._usage = usage
         record = self._record(status, usage, error, cost)
         accounts.recorder.record(record)
         calls.ended(self, record)

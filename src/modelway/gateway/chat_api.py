@@ -343,6 +343,9 @@ async def _stream_reply(
         reply.error, reply.status = "internal gateway error", 500
         await emit({"type": "error", "message": reply.error, "status": 500})
     finally:
+        # Stopped or cut mid-stream, no usage came: the call's usage record has its estimate.
+        late_tokens = _recorded_tokens(call) if reply.tokens is None and reply.provider else None
+        reply.tokens = reply.tokens or late_tokens
         # Also runs when the caller stops the reply: what arrived is kept, marked stopped.
         # Run to the end even if the caller's leaving cancels this task again meanwhile.
         saved_id = (
@@ -350,7 +353,17 @@ async def _stream_reply(
             if reply.asked
             else None
         )
+    if late_tokens is not None:
+        await emit(_usage_event(late_tokens))
     await emit({"type": "done", "message_id": saved_id})
+
+
+def _recorded_tokens(call: MeteredCall) -> TokensUsed | None:
+    """The tokens a call that ended was recorded with, if it reached a provider."""
+    usage = call.usage
+    if usage is None:
+        return None
+    return TokensUsed(usage.prompt_tokens, usage.completion_tokens, usage.estimated)
 
 
 class _Reply:
