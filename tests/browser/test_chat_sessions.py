@@ -79,3 +79,20 @@ def test_system_prompt_temperature_and_max_tokens_are_kept_per_session(page: Pag
     expect(page.get_by_label("System prompt")).to_have_value("Answer like a pirate.")
     expect(page.get_by_label("Temperature")).to_have_value("0.4")
     expect(page.get_by_label("Max tokens")).to_have_value("256")
+
+
+def test_settings_typed_for_a_new_chat_but_not_saved_are_used_by_its_first_message(
+    page: Page,
+) -> None:
+    # The page fixture made the chat with "New chat"; nobody pressed Save settings.
+    page.get_by_role("button", name="Chat settings").click()
+    page.get_by_label("System prompt").fill("Answer like a pirate.")
+    page.get_by_label("Max tokens").fill("64")
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "ahoy"))
+    session_id = page.locator(".session.current").get_attribute("data-session-id")
+    session = page.request.get(f"/chat/api/sessions/{session_id}").json()["session"]
+    assert (session["system"], session["max_tokens"]) == ("Answer like a pirate.", 64)
+    expect(page.locator("#settings-status")).to_have_text("Saved")
+    reload(page)
+    expect(page.get_by_label("System prompt")).to_have_value("Answer like a pirate.")

@@ -157,6 +157,7 @@ export class ChatApp {
       // them now prompts again, and a key given then fills the picker before the send.
       if (!this.models.value) await this.models.load();
       session = await this.ensureSession();
+      session = await this.saveShownSettings(session);
     } catch (error) {
       // Nothing was sent (no key given, the gateway down): the text goes back in the box.
       this.composer.setBusy(false);
@@ -167,6 +168,16 @@ export class ChatApp {
     this.conversation.addUser(text);
     const outcome = await this.streamReply(session, { content: text, model: this.models.value });
     if (outcome === "refused" && made) await this.discard(session);
+  }
+
+  /** Settings typed in the panel but not saved (a chat made with "New chat", say) are
+   * saved before the message goes: the reply uses what the panel shows. */
+  private async saveShownSettings(session: ChatSession): Promise<ChatSession> {
+    const changes = this.settings.unsavedChanges(session);
+    if (!changes) return session;
+    await this.apply(session.id, changes);
+    this.settings.markSaved();
+    return this.current ?? session;
   }
 
   /** A chat made for a message the gateway then refused holds nothing: it goes, rather

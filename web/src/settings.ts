@@ -35,6 +35,22 @@ export class SettingsPanel {
     this.status.textContent = "";
   }
 
+  /** What the panel shows that ``session`` does not have (typed, never saved), or null:
+   * a send applies it first, so a reply never uses settings other than those shown. */
+  unsavedChanges(session: ChatSession): SessionSettings | null {
+    if (!this.form.checkValidity()) throw new Error("A chat setting is out of range");
+    const shown = this.values();
+    const changes: SessionSettings = {};
+    if (shown.system !== session.system) changes.system = shown.system;
+    if (shown.temperature !== session.temperature) changes.temperature = shown.temperature;
+    if (shown.max_tokens !== session.max_tokens) changes.max_tokens = shown.max_tokens;
+    return Object.keys(changes).length > 0 ? changes : null;
+  }
+
+  markSaved(): void {
+    this.status.textContent = "Saved";
+  }
+
   values(): SessionSettings {
     return {
       system: this.system.value.trim() || null,
