@@ -30,10 +30,10 @@ from modelway.errors import (
     UnsupportedMediaType,
     UpstreamError,
     UpstreamStatusError,
-    retry_after_seconds,
 )
 from modelway.providers.base import openai_error_code
 from modelway.providers.registry import adapter_for
+from modelway.retry_after import retry_after_seconds
 
 
 @pytest.mark.parametrize(
