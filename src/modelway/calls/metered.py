@@ -270,11 +270,12 @@ class MeteredCall:
             )
             fallbacks, max_retries, timeouts = self._route_options
             route = calls.engine.route(self._model, fallbacks, max_retries)
-            if timeouts is not None:
-                route = route._replace(timeouts=timeouts)
-            if route.alias is not None:  # its deployments may have TPM caps of their own
-                route = route._replace(tokens=token_estimate(self._request_bytes, self._max_tokens))
-            self._route = route
+            # The estimate goes with the route: any deployment on it, a fallback's too, may
+            # have a TPM cap of its own to reserve it against.
+            self._route = route._replace(
+                timeouts=timeouts or route.timeouts,
+                tokens=token_estimate(self._request_bytes, self._max_tokens),
+            )
             calls.begun(self)
         except ModelwayError as error:
             await self._finish(error.status, None, error)
