@@ -6,8 +6,10 @@ to stderr at ``logging.level``, as JSON lines or as text (``logging.format``: ``
 is text when stderr is a terminal, JSON otherwise; ``MODELWAY_LOG_FORMAT``, which
 ``modelway serve --log-format`` sets for its workers, overrides it). A JSON line holds
 ``time`` (RFC 3339, UTC), ``level``, ``logger``, ``message`` and the record's ``extra``
-fields. Embedding the gateway (``create_app`` in a test or another program) leaves
-logging as the host set it up.
+fields. Other libraries' warnings and errors (asyncio's "Task exception was never
+retrieved", aiohttp's, granian's own) go the same way, in the same format, so a JSON log
+holds nothing but JSON lines. Embedding the gateway (``create_app`` in a test or another
+program) leaves logging as the host set it up.
 
 ``logging.log_bodies`` asks for each request body to be logged (``log_body``); it is
 off by default because bodies are the users' conversations.
@@ -441,16 +443,31 @@ def configure_logging(
     format ``settings.format`` or ``MODELWAY_LOG_FORMAT`` says; again: replaced."""
     stream = sys.stderr if stream is None else stream
     kind = log_format(settings.format, os.environ if environ is None else environ, stream)
-    root = logging.getLogger("modelway")
-    for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
-        root.removeHandler(handler)
     handler = BatchingHandler(stream)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter(kind))
-    root.addHandler(handler)
-    root.setLevel(settings.level.upper())
-    root.propagate = False
+    # The root logger takes the other libraries' lines, at their own levels (warnings and
+    # errors unless one says otherwise): without it they reached stderr as bare text.
+    for logger in (logging.getLogger("modelway"), logging.getLogger()):
+        for old in [h for h in logger.handlers if h.get_name() == _HANDLER_NAME]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+    ours = logging.getLogger("modelway")
+    ours.setLevel(settings.level.upper())
+    ours.propagate = False
     return kind
+
+
+#: granian's logging (``log_dictconfig``): its loggers pass their lines to the root
+#: logger, which ``configure_logging`` gave the gateway's handler, not to stdout as text.
+GRANIAN_LOGGING: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {
+        "_granian": {"handlers": [], "propagate": True},
+        "granian.access": {"handlers": [], "propagate": True},
+    },
+}
 
 
 def log_body(request_id: str, path: str, raw: bytes) -> None:

@@ -478,8 +478,11 @@ def test_logging_format_is_a_setting() -> None:
 def modelway_logger() -> Iterator[logging.Logger]:
     logger = logging.getLogger("modelway")
     saved = (list(logger.handlers), logger.level, logger.propagate)
+    root = logging.getLogger()
+    root_handlers = list(root.handlers)
     yield logger
     logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+    root.handlers[:] = root_handlers
 
 
 @pytest.mark.parametrize("terminal", [False, True])
@@ -510,6 +513,41 @@ def test_an_exception_is_in_the_json_line(modelway_logger: logging.Logger) -> No
         logging.getLogger("modelway.test").exception("failed")
     said = json.loads(stream.getvalue())
     assert said["level"] == "error" and "ValueError: boom" in said["exc_info"]
+
+
+def test_other_libraries_lines_are_json_lines_too(modelway_logger: logging.Logger) -> None:
+    # asyncio's exception handler reports an unclosed connection in several lines; a
+    # JSON log took them as bare text, which a log shipper cannot parse.
+    stream = io.StringIO()
+    configure_logging(LoggingSettings(), {FORMAT_VARIABLE: "json"}, stream)
+    logging.getLogger("asyncio").error("Unclosed connection\nclient_connection: <Connection>")
+    logging.getLogger("_granian").warning("worker %s died", 2)
+    logging.getLogger("asyncio").debug("not at the default level")
+    configure_logging(LoggingSettings(), {FORMAT_VARIABLE: "json"}, stream)  # again: replaced
+    logging.getLogger("aiohttp.client").warning("once")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(said["logger"], said["level"]) for said in lines] == [
+        ("asyncio", "error"),
+        ("_granian", "warning"),
+        ("aiohttp.client", "warning"),
+    ]
+    assert lines[0]["message"].startswith("Unclosed connection\nclient_connection")
+
+
+def test_granian_passes_its_lines_to_the_gateways_handler(
+    modelway_logger: logging.Logger,
+) -> None:
+    from granian.log import LogLevels
+    from granian.log import configure_logging as granian_logging
+
+    from modelway.logs import GRANIAN_LOGGING
+
+    stream = io.StringIO()
+    configure_logging(LoggingSettings(), {FORMAT_VARIABLE: "json"}, stream)
+    granian_logging(LogLevels.warning, GRANIAN_LOGGING)  # as the supervisor does after us
+    logging.getLogger("_granian").warning("listening")
+    [line] = stream.getvalue().splitlines()
+    assert json.loads(line)["message"] == "listening"
 
 
 # --- the other events: cooldowns, store outages -----------------------------------------

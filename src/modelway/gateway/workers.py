@@ -45,6 +45,7 @@ from granian.server import MPServer
 
 from modelway import __version__
 from modelway.listening import bind_problem, reserve
+from modelway.logs import GRANIAN_LOGGING
 
 log = logging.getLogger("modelway.server")
 #: The workers' application (a factory: each worker builds its own).
@@ -272,6 +273,7 @@ def serve(host: str, port: int, workers: int, shutdown_grace: float) -> None:
         http=HTTPModes.http1,
         websockets=False,
         log_level=LogLevels.warning,
+        log_dictconfig=GRANIAN_LOGGING,
         # A stopping worker answers its open requests for up to ``shutdown_grace``.
         workers_kill_timeout=math.ceil(shutdown_grace) + 5,
         respawn_failed_workers=True,
