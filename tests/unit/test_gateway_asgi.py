@@ -462,6 +462,11 @@ async def test_readiness_asks_the_store_and_health_reports_it(
     before = asked
     answers = await asyncio.gather(*(gateway.http.get("/health/ready") for _ in range(20)))
     assert {answer.status_code for answer in answers} == {200} and asked <= before + 1
+    # /health shares that asking: called in a loop, it sends the store no query per call.
+    before = asked
+    for _ in range(20):
+        assert (await gateway.http.get("/health")).json()["dependencies"]["store"] == "ok"
+    assert asked <= before + 1
 
 
 async def test_readiness_can_leave_the_shared_store_out(tmp_path: Path) -> None:

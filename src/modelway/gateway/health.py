@@ -44,8 +44,7 @@ async def ready(request: Request) -> Response:
         return Response(b'{"status":"starting"}', status_code=503, media_type="application/json")
     needed = ["usage_records"]
     if state.config.server.ready_needs_dependencies:
-        probe: _Probe = request.app.state.__dict__.setdefault("ready_probe", _Probe())
-        dependencies = await probe.asked(state)
+        dependencies = await _probe(request).asked(state)
         needed += dependencies
     else:
         dependencies = _last_seen(state)
@@ -65,10 +64,11 @@ async def ready(request: Request) -> Response:
 
 async def health(request: Request) -> Response:
     """Uptime, version, the providers that are enabled and whether the store and Redis
-    answer now (asked here; an outage begun or ended is logged once)."""
+    answer (asked now, or at most ``ASKED_FOR`` ago, as readiness is: anyone calling it in
+    a loop sends the database no query per call; an outage begun or ended is logged once)."""
     state: GatewayState = request.app.state.gateway
     router = state.engine.router
-    dependencies = await _dependencies(state)
+    dependencies = await _probe(request).asked(state)
     body = {
         "status": "ok" if all(v == "ok" for v in dependencies.values()) else "degraded",
         "dependencies": dependencies,
@@ -80,6 +80,12 @@ async def health(request: Request) -> Response:
         "deployments": _deployments(router),
     }
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _probe(request: Request) -> _Probe:
+    """The app's one probe of the store and Redis, shared by readiness and ``/health``."""
+    probe: _Probe = request.app.state.__dict__.setdefault("dependency_probe", _Probe())
+    return probe
 
 
 class _Probe:
