@@ -7,7 +7,7 @@ from collections import Counter
 
 from modelway.config import Cooldown
 from modelway.routing.deployments import DeploymentState
-from modelway.routing.strategies import order_targets
+from modelway.routing.strategies import EXPLORE_EVERY, order_targets
 from modelway.routing.targets import Target
 from tests.unit.fakes import ScriptedBackend
 
@@ -60,3 +60,14 @@ def test_lowest_latency_prefers_the_fastest_once_measured_and_tries_unmeasured_f
     assert set(first_names("lowest-latency", targets, 3)) == {"d2"}
     unmeasured.succeeded(0.5)
     assert set(first_names("lowest-latency", targets, 3)) == {"d1"}
+
+
+def test_lowest_latency_measures_a_slow_deployment_again_now_and_then() -> None:
+    # Measured slow once (a cold connection), a deployment was never asked again while
+    # another was faster: one call in EXPLORE_EVERY goes to each deployment in turn.
+    targets = deployments(1, 1, 1)
+    for state, seconds in zip((t.deployment for t in targets), (0.3, 0.01, 0.2), strict=True):
+        assert state is not None
+        state.succeeded(seconds)
+    firsts = Counter(first_names("lowest-latency", targets, 3 * 10 * EXPLORE_EVERY))
+    assert firsts == {"d1": 3 * 10 * EXPLORE_EVERY - 20, "d0": 10, "d2": 10}

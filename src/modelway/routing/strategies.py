@@ -3,7 +3,9 @@
 ``round-robin`` takes turns (a deployment of weight 2 gets two turns in a cycle);
 ``weighted`` draws at random in proportion to weight; ``least-busy`` prefers the fewest
 calls in flight; ``lowest-latency`` prefers the lowest moving average of time to first
-byte (a deployment not yet measured goes first, so it gets measured). Ties keep the
+byte (a deployment not yet measured goes first, so it gets measured; one call in
+``EXPLORE_EVERY`` goes to each deployment in turn, so one measured slow once, a cold
+connection or a bad minute, is measured again and not left out for good). Ties keep the
 round-robin order, so equal deployments still share the load.
 """
 
@@ -14,6 +16,10 @@ from collections.abc import Sequence
 
 from modelway.config import Strategy
 from modelway.routing.targets import Target
+
+#: Under ``lowest-latency``, one call in this many is a measuring call: the deployments'
+#: turn order, not their latency, decides which goes first.
+EXPLORE_EVERY = 20
 
 
 def rotation(targets: Sequence[Target], turn: int) -> list[Target]:
@@ -42,9 +48,19 @@ def order_targets(
         return list(targets)
     if strategy == "weighted":
         return weighted_draw(targets, rng)
+    if strategy == "lowest-latency":
+        if turn % EXPLORE_EVERY == EXPLORE_EVERY - 1:
+            # A measuring call: each deployment's turn comes every EXPLORE_EVERY * n calls
+            # (not-yet-measured ones still go first).
+            ordered = rotation(targets, turn // EXPLORE_EVERY)
+            ordered.sort(
+                key=lambda t: t.deployment is not None and t.deployment.latency is not None
+            )
+        else:
+            ordered = rotation(targets, turn)
+            ordered.sort(key=lambda t: (t.deployment.latency or 0.0) if t.deployment else 0.0)
+        return ordered
     ordered = rotation(targets, turn)
     if strategy == "least-busy":
         ordered.sort(key=lambda t: t.deployment.in_flight if t.deployment else 0)
-    elif strategy == "lowest-latency":
-        ordered.sort(key=lambda t: (t.deployment.latency or 0.0) if t.deployment else 0.0)
     return ordered
