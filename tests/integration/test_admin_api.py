@@ -204,9 +204,34 @@ def test_usage_is_summarised_by_key_model_and_day(admin: httpx.Client, data_dir:
     day = float(calendar.timegm((2031, 3, 4, 12, 0, 0)))
     _record_usage(
         data_dir,
-        UsageRecord(request_id="r1", time=day, key_id=key_id, model="gpt-x", prompt_tokens=10),
-        UsageRecord(request_id="r2", time=day, key_id=key_id, model="gpt-x", status=429),
-        UsageRecord(request_id="r3", time=day + 1, key_id=key_id, model="claude-y", cost_usd=0.5),
+        UsageRecord(
+            request_id="r1",
+            time=day,
+            key_id=key_id,
+            alias="fast",
+            provider="openai",
+            model="gpt-x",
+            prompt_tokens=10,
+        ),
+        UsageRecord(
+            request_id="r2",
+            time=day,
+            key_id=key_id,
+            alias="fast",
+            provider="azure",
+            model="gpt-x",
+            status=429,
+        ),
+        UsageRecord(
+            request_id="r3",
+            time=day + 1,
+            key_id=key_id,
+            team="research",
+            alias="fast",
+            provider="anthropic",
+            model="claude-y",
+            cost_usd=0.5,
+        ),
     )
 
     by_key = admin.get(f"/admin/api/usage?by=key&key_id={key_id}", headers=AS_MASTER).json()
@@ -221,6 +246,17 @@ def test_usage_is_summarised_by_key_model_and_day(admin: httpx.Client, data_dir:
         "gpt-x": 2,
         "claude-y": 1,
     }
+    # One model served by two providers, one alias over three: each view tells them apart.
+    for by, groups in {
+        "provider": {"openai": 1, "azure": 1, "anthropic": 1},
+        "alias": {"fast": 3},
+        "team": {None: 2, "research": 1},
+    }.items():
+        rows = admin.get(f"/admin/api/usage?by={by}&key_id={key_id}", headers=AS_MASTER).json()
+        assert {row["group"]: row["requests"] for row in rows["rows"]} == groups, by
+    wrong = admin.get("/admin/api/usage?by=colour", headers=AS_MASTER)
+    assert wrong.status_code == 400
+    assert "key, model, provider, alias, team, day" in wrong.json()["error"]["message"]
 
     by_day = admin.get("/admin/api/usage?by=day&since=2031-03-04", headers=AS_MASTER).json()
     assert [row["group"] for row in by_day["rows"]] == ["2031-03-04"]

@@ -156,6 +156,29 @@ def test_usage_answers_in_the_admin_api_shape(data_dir: Path) -> None:
     assert "m-9" in table.stdout
 
 
+def test_usage_by_provider_alias_and_team(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"  # its own store: the usage it records is its own
+    data_dir.mkdir()
+    now = time.time()
+    asyncio.run(
+        record_usage(
+            data_dir,
+            UsageRecord(request_id="a", time=now, alias="fast", provider="groq", model="llama"),
+            UsageRecord(
+                request_id="b", time=now, team="ml", alias="fast", provider="ollama", model="llama"
+            ),
+        )
+    )
+    for by, shown in {
+        "provider": ["groq", "ollama"],
+        "alias": ["fast"],
+        "team": ["ml", "(no team)"],
+    }.items():
+        table = modelway("usage", "--by", by, data_dir=data_dir)
+        assert table.returncode == 0, table.stderr
+        assert all(name in table.stdout for name in shown), table.stdout
+
+
 def test_money_is_shown_in_dollars_and_cents_and_small_costs_are_not_zero(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()

@@ -1,4 +1,5 @@
-"""``modelway usage``: requests, tokens, cost and latency per key, model or day."""
+"""``modelway usage``: requests, tokens, cost and latency per key, model, provider, alias,
+team or day."""
 
 from __future__ import annotations
 
@@ -20,12 +21,21 @@ class Grouping(StrEnum):
 
     key = "key"
     model = "model"
+    provider = "provider"
+    alias = "alias"
+    team = "team"
     day = "day"
 
 
 @app.command()
 def usage(
-    by: Annotated[Grouping, typer.Option(help="Group by key, model or UTC day.")] = Grouping.key,
+    by: Annotated[
+        Grouping,
+        typer.Option(
+            help="Group by key, model (the provider's name for it), provider, alias "
+            "(the name called), team or UTC day."
+        ),
+    ] = Grouping.key,
     since: Annotated[
         str | None, typer.Option(help="Only usage from this date on (YYYY-MM-DD, UTC).")
     ] = None,
@@ -86,8 +96,10 @@ def _group(row: dict[str, Any], by: Grouping) -> str:
         if group is None:
             return "(no key: master, open, or refused)"
         return f"{row.get('key_name') or '?'} ({group})"
-    if group is None and by is Grouping.model:
+    if group is None and by in (Grouping.model, Grouping.provider):
         return "(refused before routing)"  # a limit, a budget, a model the key may not use
+    if group is None and by is Grouping.team:
+        return "(no team)"
     return group or "-"
 
 

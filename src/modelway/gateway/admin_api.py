@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, get_args
 
 import msgspec
 from starlette.requests import Request
@@ -38,7 +38,7 @@ from modelway.store.names import MAX_NAME
 from modelway.store.records import BudgetPeriod
 from modelway.store.usage import SummaryBy
 
-SUMMARY_GROUPS = ("key", "model", "day")
+SUMMARY_GROUPS: tuple[SummaryBy, ...] = get_args(SummaryBy)
 DAY_SECONDS = 86_400.0
 
 #: An ``rpm`` or ``tpm``; a token budget (bounded by the store's columns).
@@ -202,11 +202,11 @@ def since_epoch(text: str | None) -> float | None:
 async def usage_summary(
     store: Store, by: str = "key", since: str | None = None, key_id: str | None = None
 ) -> dict[str, Any]:
-    """Requests, errors, tokens, cost and latency per key, model or UTC day."""
+    """Requests, errors, tokens, cost and latency per key, model, provider, alias, team
+    or UTC day."""
     if by not in SUMMARY_GROUPS:
-        raise BadRequest(f"by: one of key, model, day (not {by!r})")
-    group = cast(SummaryBy, by)
-    summary = await store.usage.summary(by=group, since=since_epoch(since), key_id=key_id or None)
+        raise BadRequest(f"by: one of {', '.join(SUMMARY_GROUPS)} (not {by!r})")
+    summary = await store.usage.summary(by=by, since=since_epoch(since), key_id=key_id or None)
     rows: list[dict[str, Any]] = msgspec.to_builtins(summary)
     if by == "key":
         names = {record.id: record.name for record in await store.keys.list()}

@@ -22,10 +22,13 @@ from modelway.store.records import UsageRecord, UsageRow
 from modelway.store.rollups import UPSERT_SQL, rollup_rows
 from modelway.store.tables import usage_records
 
-SummaryBy = Literal["key", "model", "day"]
+SummaryBy = Literal["key", "model", "provider", "alias", "team", "day"]
 _GROUP_COLUMNS = {
     "key": usage_records.c.key_id,
     "model": usage_records.c.model,
+    "provider": usage_records.c.provider,
+    "alias": usage_records.c.alias,
+    "team": usage_records.c.team,
     "day": usage_records.c.day,
 }
 _RECORD_COLUMNS = [usage_records.c[name] for name in UsageRecord.__struct_fields__]
@@ -126,9 +129,10 @@ class UsageRepository:
     async def summary(
         self, by: SummaryBy = "key", since: float | None = None, key_id: str | None = None
     ) -> list[UsageRow]:
-        """Requests, errors, tokens, cost and latency percentiles per key, model or UTC day."""
+        """Requests, errors, tokens, cost and latency percentiles per key, model (as the
+        provider names it), provider, alias (as the caller named it), team or UTC day."""
         if by not in _GROUP_COLUMNS:
-            raise BadRequest(f"usage is summarised by key, model or day (not {by!r})")
+            raise BadRequest(f"usage is summarised by {', '.join(_GROUP_COLUMNS)} (not {by!r})")
         group = _GROUP_COLUMNS[by]
         table = usage_records
         filters = _filters(since=since, key_id=key_id)
