@@ -18,6 +18,7 @@ from modelway.errors import BudgetExceeded
 from modelway.limits import Limits, MemoryLimiter, Period
 from modelway.store import Store, UsageWriter, database_url
 from modelway.store.records import KeyRecord
+from tests.polling import WITHIN
 from tests.unit.fakes import ScriptedBackend
 from tests.unit.test_calls import PRICES, chat
 from tests.unit.test_store_keys import cheap_argon2  # noqa: F401  (autouse)
@@ -139,3 +140,55 @@ async def test_a_charge_on_its_way_when_the_seed_reads_counts_once() -> None:
     ledger.charges_arrive.set()
     await asyncio.gather(charging, seeding)
     assert ledger.spent == {"key:k": 1.0}
+
+
+async def test_a_call_recorded_after_the_seed_read_is_charged_after_the_seed() -> None:
+    ledger = RoundTrips()
+    book = spending(ledger, OnFile(usd=5.0))  # earlier calls
+    ledger.seeds_arrive.clear()
+    seeding = asyncio.create_task(book.seed("key:k", "total"))
+    await turns()  # read; the seed is on its way to the ledger
+    charges = book.charging([("key:k", "total")])  # a call ends now
+    charging = asyncio.create_task(book.charge(charges, usd=1.0, tokens=0))
+    await turns()
+    assert ledger.spent == {}  # the charge waits: arriving first, the seed would swallow it
+    ledger.seeds_arrive.set()
+    await asyncio.gather(seeding, charging)
+    assert ledger.spent == {"key:k": 6.0}
+
+
+async def test_a_charge_that_stops_waiting_for_the_seed_leaves_the_others_to_land(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("modelway.calls.spending.CHARGES_WAIT", 3600.0)
+    ledger = RoundTrips()
+    book = spending(ledger, OnFile(usd=5.0))
+    ledger.seeds_arrive.clear()
+    seeding = asyncio.create_task(book.seed("key:k", "total"))
+    await turns()
+    first, second = [
+        asyncio.create_task(book.charge(book.charging([("key:k", "total")]), usd=1.0, tokens=0))
+        for _ in range(2)
+    ]
+    await turns()
+    first.cancel()  # its task ends (shutdown); the seed and the other charge go on
+    await turns()
+    ledger.seeds_arrive.set()
+    await asyncio.gather(seeding, second)
+    assert ledger.spent == {"key:k": 6.0}
+    # Nothing is left counted as on its way: the next seed does not wait for it.
+    await asyncio.wait_for(book.seed("key:k", "total"), timeout=WITHIN)
+
+
+async def test_a_seed_that_cannot_read_starts_nothing() -> None:
+    class Away:
+        async def spend(self, **filters: Any) -> tuple[float, int]:
+            raise OSError("the store is away")
+
+    started: list[str] = []
+    book = spending(RoundTrips(), Away())  # type: ignore[arg-type]
+    with pytest.raises(OSError):
+        await book.seed("team:red", "month", then=lambda: started.append("red"))
+    assert started == []
+    charges = book.charging([("team:red", "month")])
+    await book.charge(charges, usd=1.0, tokens=0)  # nothing left waiting

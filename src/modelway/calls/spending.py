@@ -11,9 +11,10 @@ Each call has to count in exactly one of the two, the reading or a charge:
 
 - the budgets a call is charged to are chosen as its record is queued (``charging``),
   before anything awaits, so the reading holds every call that was not charged;
-- a seed waits for the charges on their way when it read: their calls are in the
-  reading, and a ledger's seed keeps the larger of what it counted and what is on file,
-  so a charge landing after it would count its call twice.
+- a seed waits for the charges on their way when it read (their calls are in the
+  reading, and a ledger's seed keeps the larger of what it counted and what is on file),
+  and the charges of calls recorded after the reading wait for the seed (Redis would
+  otherwise take the two in either order, and the seed would swallow them).
 
 In memory nothing waits: a charge never suspends, so it lands as its record is queued.
 Another process's calls not stored yet cannot be seen: docs/limits.md says what that
@@ -25,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from modelway.limits import Limits
@@ -52,16 +53,20 @@ class Charge(NamedTuple):
 
     scope: str
     period: Period
+    #: The end of the seed that had read the scope's spend when the call was recorded.
+    after_seed: asyncio.Future[None] | None
 
 
 class _Seeds:
-    """One scope's seeds, one at a time."""
+    """One scope's seeds, one at a time, and the charges that wait for the running one."""
 
-    __slots__ = ("drained", "turn", "users")
+    __slots__ = ("after", "drained", "turn", "users", "waiting")
 
     def __init__(self) -> None:
         self.turn = asyncio.Lock()
         self.users = 0  # seeds running or waiting for their turn
+        self.after: asyncio.Future[None] | None = None  # set once the running one has read
+        self.waiting = 0  # charges chosen since it read
         self.drained: asyncio.Future[None] | None = None  # it waits for charges on their way
 
 
@@ -81,23 +86,40 @@ class Spending:
         of each budget it counts toward. Call it before anything awaits, then ``charge``."""
         charges = []
         for scope, period in budgets:
-            self._on_way[scope] = self._on_way.get(scope, 0) + 1
-            charges.append(Charge(scope, period))
+            seeds = self._seeds.get(scope)
+            after = seeds.after if seeds is not None else None
+            if seeds is not None and after is not None:
+                seeds.waiting += 1
+            else:
+                self._on_way[scope] = self._on_way.get(scope, 0) + 1
+            charges.append(Charge(scope, period, after))
         return charges
 
     async def charge(self, charges: Sequence[Charge], *, usd: float, tokens: int) -> None:
-        """Add a finished call's cost and tokens to each budget in ``charges``."""
-        for scope, period in charges:
+        """Add a finished call's cost and tokens to each budget in ``charges``, in order
+        (a key's before its team's: a key's charge never waits behind a team's seed)."""
+        for scope, period, after_seed in charges:
             try:
+                if after_seed is not None:
+                    await asyncio.shield(after_seed)  # shared: one caller leaving must not end it
                 await self._ledger.charge(scope, usd=usd, tokens=tokens, period=period)
             except Exception:
                 # The answer was delivered; a ledger's hiccup must not turn it into an error.
                 log.warning("could not charge a call to its budget", exc_info=True)
             finally:
-                self._landed(scope)
+                if after_seed is None or after_seed.done():
+                    self._landed(scope)
+                else:  # its task ended while it waited (shutdown): the seed need not count it
+                    seeds = self._seeds.get(scope)
+                    if seeds is not None and seeds.after is after_seed:
+                        seeds.waiting -= 1
 
-    async def seed(self, scope: str, period: Period) -> None:
-        """Start ``scope``'s spend this period from the spend on file."""
+    async def seed(
+        self, scope: str, period: Period, *, then: Callable[[], None] | None = None
+    ) -> None:
+        """Start ``scope``'s spend this period from the spend on file. ``then`` runs the
+        moment it is read, before anything awaits: a budget the process starts charging
+        then (a new team's) counts every call once."""
         seeds = self._seeds.get(scope)
         if seeds is None:
             seeds = self._seeds[scope] = _Seeds()
@@ -105,8 +127,19 @@ class Spending:
         try:
             async with seeds.turn:
                 usd, tokens = await self._read(scope, period)
-                await self._charges_landed(scope, seeds)
-                await self._ledger.seed(scope, period, usd, tokens)
+                if then is not None:
+                    then()
+                after = seeds.after = asyncio.get_running_loop().create_future()
+                try:
+                    await self._charges_landed(scope, seeds)
+                    await self._ledger.seed(scope, period, usd, tokens)
+                finally:
+                    # The charges that waited are on their way now: the next seed waits for them.
+                    seeds.after = None
+                    if seeds.waiting:
+                        self._on_way[scope] = self._on_way.get(scope, 0) + seeds.waiting
+                        seeds.waiting = 0
+                    after.set_result(None)
         finally:
             seeds.users -= 1
             if not seeds.users:
