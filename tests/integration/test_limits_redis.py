@@ -47,6 +47,15 @@ async def test_requests_beyond_rpm_are_refused_with_a_retry_time(client: Redis) 
     assert "requests per minute: limit 3, used 3, requested 1" in refused.value.message
 
 
+async def test_a_limit_of_zero_refuses_every_request_without_a_retry_time(client: Redis) -> None:
+    limiter = RedisLimiter(client)
+    for limits in ({"rpm": 0}, {"tpm": 0}):
+        with pytest.raises(RateLimited) as refused:
+            await limiter.admit("key:a", tokens=42, **limits)
+        assert refused.value.retry_after is None
+        assert "limit 0" in refused.value.message and "shorter" not in refused.value.message
+
+
 async def test_the_window_slides_on_the_redis_clock(client: Redis) -> None:
     limiter = RedisLimiter(client)
     for _ in range(2):
