@@ -119,6 +119,30 @@ def test_a_lower_rpm_set_in_the_dashboard_refuses_the_next_calls(
     assert error.status_code == 429
 
 
+def test_an_rpm_of_0_set_in_the_dashboard_is_kept_and_refuses_every_call(
+    admin: Page, admin_gateway_url: str
+) -> None:
+    name = unique("rpm0")
+    key = create_key(admin, name)
+    ask(admin_gateway_url, key)
+
+    search_keys(admin, name)
+    key_row(admin, name).get_by_role("button", name=f"Edit {name}").click()
+    dialog(admin).get_by_label("Requests per minute").fill("0")
+    dialog(admin).get_by_role("button", name="Save").click()
+    expect(key_row(admin, name)).to_contain_text("0 rpm")
+
+    def refused() -> openai.RateLimitError | None:
+        try:
+            ask(admin_gateway_url, key)
+        except openai.RateLimitError as error:
+            return error
+        return None
+
+    error = eventually(refused, KEY_CHANGE_SECONDS + 5, "a call refused by an rpm of 0")
+    assert "limit 0" in str(error)
+
+
 def test_a_key_revoked_in_the_dashboard_is_refused_within_5_seconds(
     admin: Page, admin_gateway_url: str
 ) -> None:

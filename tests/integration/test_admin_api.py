@@ -145,7 +145,7 @@ def test_an_expiry_time_may_be_an_rfc3339_time(admin: httpx.Client) -> None:
         (b'["a list"]', "object"),
         (b'{"name": "x", "colour": "red"}', "colour"),
         (b'{"name": "x", "rpm": "sixty"}', "rpm"),
-        (b'{"name": "x", "rpm": 0}', "rpm"),
+        (b'{"name": "x", "rpm": -1}', "rpm"),
         (b'{"name": "x", "models": "gpt-*"}', "models"),
         (b'{"name": "x", "budget_period": "week"}', "budget_period"),
         (b'{"rpm": 5}', "name"),

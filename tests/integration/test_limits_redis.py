@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from modelway.errors import BudgetExceeded, RateLimited
-from modelway.limits import UNLIMITED, Limits, RedisBudgetBook, RedisLimiter
+from modelway.limits import UNLIMITED, Limits, Period, RedisBudgetBook, RedisLimiter
 from modelway.limits.outage import RedisOutage
 from tests.redis_server import RedisServer, free_port, restartable_redis, running_redis
 
@@ -45,6 +45,15 @@ async def test_requests_beyond_rpm_are_refused_with_a_retry_time(client: Redis) 
     assert refused.value.retry_after is not None
     assert 59.0 < refused.value.retry_after <= 61.0
     assert "requests per minute: limit 3, used 3, requested 1" in refused.value.message
+
+
+async def test_a_limit_of_zero_refuses_every_request_without_a_retry_time(client: Redis) -> None:
+    limiter = RedisLimiter(client)
+    for limits in ({"rpm": 0}, {"tpm": 0}):
+        with pytest.raises(RateLimited) as refused:
+            await limiter.admit("key:a", tokens=42, **limits)
+        assert refused.value.retry_after is None
+        assert "limit 0" in refused.value.message and "shorter" not in refused.value.message
 
 
 async def test_the_window_slides_on_the_redis_clock(client: Redis) -> None:
@@ -256,12 +265,12 @@ async def test_a_window_redis_does_not_hold_is_filled_from_the_store_once(client
     book = RedisBudgetBook(client)
     asked: list[tuple[str, str]] = []
 
-    async def stored(scope: str, period: str) -> tuple[float, int]:
+    async def stored(scope: str, period: Period) -> None:
         asked.append((scope, period))
         await asyncio.sleep(0.01)  # the other checks arrive while this one reads
-        return 7.0, 70
+        await book.seed(scope, period, 7.0, 70)
 
-    book.refill = stored  # type: ignore[assignment]
+    book.refill = stored
     checks = [book.check("key:a", usd=5.0, period="total") for _ in range(5)]
     results = await asyncio.gather(*checks, return_exceptions=True)
     assert all(isinstance(result, BudgetExceeded) for result in results)
@@ -282,10 +291,10 @@ async def test_a_charge_between_a_flush_and_the_next_check_does_not_restart_the_
     book = RedisBudgetBook(client, clock=lambda: mid_november)
     spent = {"usd": 0.0, "tokens": 0}
 
-    async def stored(scope: str, period: str) -> tuple[float, int]:
-        return spent["usd"], int(spent["tokens"])
+    async def stored(scope: str, period: Period) -> None:
+        await book.seed(scope, period, spent["usd"], int(spent["tokens"]))
 
-    book.refill = stored  # type: ignore[assignment]
+    book.refill = stored
     await book.check("key:a", usd=0.05, period="month")
     for _ in range(3):  # 0.0375 spent, in Redis and in the store
         await book.charge("key:a", usd=0.0125, tokens=100, period="month")
@@ -307,10 +316,10 @@ async def test_a_store_that_cannot_say_leaves_the_window_to_the_charges(
 ) -> None:
     book = RedisBudgetBook(client)
 
-    async def broken(scope: str, period: str) -> tuple[float, int]:
+    async def broken(scope: str, period: Period) -> None:
         raise OSError("the store is away")
 
-    book.refill = broken  # type: ignore[assignment]
+    book.refill = broken
     with caplog.at_level(logging.WARNING, logger="modelway.limits"):
         await book.check("key:a", usd=5.0, period="day")  # unchecked, not an error
     assert "could not read key:a's stored spend" in caplog.text

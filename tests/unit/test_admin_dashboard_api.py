@@ -356,7 +356,7 @@ async def test_an_edit_applies_to_the_next_request(gateway: Setup) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"rpm": 0}, {"name": ""}, {"budget_period": None}, {"expires_at": 1.0}, {"owner": "x"}],
+    [{"rpm": -1}, {"name": ""}, {"budget_period": None}, {"expires_at": 1.0}, {"owner": "x"}],
 )
 async def test_a_wrong_edit_is_400_and_changes_nothing(
     gateway: Setup, body: dict[str, object]

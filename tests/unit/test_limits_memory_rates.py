@@ -122,6 +122,15 @@ async def test_a_limit_of_zero_refuses_without_a_retry_time() -> None:
     assert refused.value.retry_after is None
 
 
+async def test_a_token_limit_of_zero_says_so_rather_than_asking_for_a_shorter_request() -> None:
+    limiter, _ = limiter_at()
+    with pytest.raises(RateLimited) as refused:
+        await limiter.admit("key:a", tpm=0, tokens=42)
+    assert refused.value.retry_after is None
+    assert "tokens per minute: limit 0, used 0, requested 42" in refused.value.message
+    assert "shorter" not in refused.value.message
+
+
 async def test_retry_after_waits_only_for_the_tokens_that_must_leave() -> None:
     limiter, clock = limiter_at(1000.0)
     await limiter.admit("key:a", tpm=1000, tokens=600)  # leaves at 1061

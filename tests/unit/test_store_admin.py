@@ -251,7 +251,7 @@ async def test_a_key_edit_changes_only_what_it_names_and_null_clears(store: Stor
     ("changes", "message"),
     [
         ({"name": " "}, "needs a name"),
-        ({"rpm": 0}, "rpm"),
+        ({"rpm": -1}, "rpm"),
         ({"budget_usd": float("nan")}, "budget_usd"),
         ({"budget_period": "week"}, "budget period"),
         ({"expires_at": 1e300}, "expires_at"),

@@ -129,7 +129,7 @@ async def test_candidates_are_the_keys_sharing_a_prefix(store: Store) -> None:
         ({"name": "n" * 201}, "at most 200 characters"),
         ({"name": "laptop\n2099-01-01 INFO forged"}, "control"),
         ({"name": "x", "budget_period": "week"}, "period"),
-        ({"name": "x", "rpm": 0}, "rpm"),
+        ({"name": "x", "rpm": -1}, "rpm"),
         ({"name": "x", "budget_usd": -1.0}, "budget_usd"),
     ],
 )

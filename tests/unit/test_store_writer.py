@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -32,6 +33,9 @@ class Outage:
             raise ConnectionRefusedError("database unreachable")
         self.batches.append(len(records))
         await self._usage.insert_many(records)
+
+    async def spend(self, **filters: Any) -> tuple[float, int]:
+        return await self._usage.spend(**filters)
 
 
 @pytest.fixture
@@ -290,4 +294,115 @@ async def test_a_store_failure_makes_the_held_records_durable_at_once(
     assert writer.writable
     outage.down = False
     await eventually(lambda: writer.pending == 0 and not spill_path.exists())
+    await writer.aclose()
+
+
+# --- the spend on file: the store plus the records held, each once -------------------------
+
+
+def spent(count: int, start: int = 0, key_id: str = "k") -> list[UsageRecord]:
+    """Records of ``key_id`` costing $1 and 3 tokens each."""
+    return [
+        UsageRecord(
+            request_id=f"req-{n}",
+            time=1_700_000_000.0 + n,
+            key_id=key_id,
+            cost_usd=1.0,
+            prompt_tokens=2,
+            completion_tokens=1,
+        )
+        for n in range(start, start + count)
+    ]
+
+
+async def test_the_spend_holds_the_records_not_stored_yet(store: Store, spill_path: Path) -> None:
+    writer = UsageWriter(store, spill_path, flush_interval=3600)
+    writer.start()
+    for record in [*spent(2), *spent(1, start=2, key_id="other")]:
+        writer.record(record)
+    assert await writer.spend(key_id="k") == (2.0, 6)
+    assert await writer.spend(key_id="k", since=1_700_000_001.0) == (1.0, 3)
+    await writer.aclose()
+    assert await writer.spend(key_id="k") == (2.0, 6)  # now from the store alone
+
+
+async def test_the_spend_counts_a_batch_being_stored_once(store: Store, spill_path: Path) -> None:
+    gated = Gated(store.usage)
+    store.usage = gated  # type: ignore[assignment]
+    writer = UsageWriter(store, spill_path, batch_size=10, flush_interval=3600)
+    writer.start()
+    for record in spent(10):
+        writer.record(record)
+    await eventually(lambda: gated.batches == [10])  # stored, not yet out of memory
+    for record in spent(3, start=10):
+        writer.record(record)
+    reading = asyncio.create_task(writer.spend(key_id="k"))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not reading.done()  # it waits for the batch rather than count it twice or never
+    gated.gate.set()
+    assert await reading == (13.0, 39)
+    await writer.aclose()
+
+
+async def test_the_spend_is_exact_while_records_come_and_batches_are_stored(
+    store: Store, spill_path: Path
+) -> None:
+    """Whenever it is read, the spend is every record queued until the reading returned:
+    none counted twice as a batch leaves memory, none missed."""
+    writer = UsageWriter(store, spill_path, batch_size=7, flush_interval=0.001)
+    writer.start()
+    queued = 0
+
+    async def calls_ending() -> None:
+        nonlocal queued
+        for record in spent(400):
+            writer.record(record)
+            queued += 1
+            await asyncio.sleep(0)
+
+    ending = asyncio.create_task(calls_ending())
+    readings = 0
+    while not ending.done():
+        usd, tokens = await writer.spend(key_id="k")
+        assert (usd, tokens) == (queued, 3 * queued)
+        readings += 1
+    await ending
+    await writer.aclose()
+    assert readings > 1 and writer.written == 400
+
+
+async def test_records_spilled_while_the_store_was_down_count_once_it_answers(
+    store: Store, outage: Outage, spill_path: Path
+) -> None:
+    writer = UsageWriter(store, spill_path, flush_interval=0.01)
+    writer.start()
+    outage.down = True
+    for record in spent(5):
+        writer.record(record)
+    await eventually(lambda: spill_path.exists() and spilled(spill_path) == 5)
+    outage.down = False
+    assert await writer.spend(key_id="k") == (5.0, 15)
+    await writer.aclose()
+    assert len(await stored_ids(store)) == 5
+
+
+async def test_a_writer_stuck_storing_leaves_the_spend_to_the_store(
+    store: Store,
+    spill_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr("modelway.store.writer.SPEND_WAIT", 0.05)
+    gated = Gated(store.usage)
+    store.usage = gated  # type: ignore[assignment]
+    writer = UsageWriter(store, spill_path, batch_size=2, flush_interval=3600)
+    writer.start()
+    for record in spent(2):
+        writer.record(record)
+    await eventually(lambda: gated.batches == [2])
+    with caplog.at_level(logging.WARNING, logger="modelway.store"):
+        assert await writer.spend(key_id="k") == (0.0, 0)  # not stored, and not counted twice
+    assert "reading stored spend without the records it holds" in caplog.text
+    gated.gate.set()
     await writer.aclose()

@@ -2,21 +2,23 @@
 
 Admission for a caller with a key: model allowed? → budget left (key, then its team)?
 → RPM/TPM (tokens reserved from an estimate). Settlement: the reservation settled with
-the real token count, the cost charged to the budgets. Nothing here awaits the store.
+the real token count, the cost charged to the budgets (``spending``: which budgets is
+decided as the call's record is queued). Nothing on the request path awaits the store;
+seeding a budget reads it (``seed_budgets``, ``seed_key_budget``).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any, Protocol
 
 from modelway.calls.caller import Caller
+from modelway.calls.spending import Charge, Spending, SpendOnFile
 from modelway.calls.team_budgets import TeamBudgets
 from modelway.config import LimitSettings, Price, TeamBudget
 from modelway.limits import UNLIMITED, Limits, Ticket
-from modelway.limits.budgets import Period, period_starts
+from modelway.limits.budgets import Period
 from modelway.pricing import price_for, price_table, priced_cost
 from modelway.store import Store
 from modelway.store.records import KeyRecord, UsageRecord
@@ -57,7 +59,10 @@ class Accounts:
         prices: Mapping[str, Price],
         team_budgets: Sequence[TeamBudget] = (),
         key_limits: LimitSettings | None = None,
+        on_file: SpendOnFile | None = None,
     ) -> None:
+        """``on_file``: where budgets are seeded from (the usage writer; None: nothing is
+        on file, as for the library)."""
         self.limits = limits
         #: The config's ``limits``: the RPM and TPM of a key that sets none of its own.
         self.key_limits = key_limits or LimitSettings()
@@ -65,6 +70,8 @@ class Accounts:
         self.prices = prices
         #: Config and store team budgets (``team_budgets``), refreshed by the gateway.
         self.team_budgets = TeamBudgets(team_budgets)
+        #: Budget charges and seeds, ordered so each call counts once.
+        self.spending = Spending(limits, on_file)
         self._prices: dict[tuple[str, str], Price | None] = {}
         self._unpriced_said = 0
 
@@ -149,76 +156,64 @@ class Accounts:
         tpm = key.tpm if key.tpm is not None else self.key_limits.tpm
         return rpm, tpm
 
-    async def settle(
+    def settle(
         self, caller: Caller, tickets: Sequence[Ticket], usage: Usage, cost: float
+    ) -> Coroutine[Any, Any, None]:
+        """Settle reservations with the real token count and charge the caller's budgets.
+
+        Call it as the call's usage record is queued: the budgets charged are chosen then,
+        before the returned coroutine first runs (``Spending.charging``)."""
+        key = caller.key
+        charges = self.spending.charging(self._budgets(key)) if key is not None else []
+        return self._settle(tickets, usage.total_tokens, cost, charges)
+
+    def _budgets(self, key: KeyRecord) -> list[tuple[str, Period]]:
+        """The budget scopes a call of ``key`` counts toward: its own, then its team's."""
+        budgets: list[tuple[str, Period]] = []
+        if key.budget_usd is not None or key.budget_tokens is not None:
+            budgets.append((f"key:{key.id}", key.budget_period))
+        team = self.team_budgets.get(key.owner_team or "")
+        if team is not None:
+            budgets.append((f"team:{team.team}", team.period))
+        return budgets
+
+    async def _settle(
+        self, tickets: Sequence[Ticket], tokens: int, cost: float, charges: list[Charge]
     ) -> None:
-        """Settle reservations with the real token count and charge the caller's budgets."""
-        limits = self.limits
         try:
             for ticket in tickets:
                 if ticket is not UNLIMITED:
-                    await limits.rates.settle(ticket, usage.total_tokens)
-            key = caller.key
-            if key is None:
-                return
-            tokens = usage.total_tokens
-            if key.budget_usd is not None or key.budget_tokens is not None:
-                await limits.budgets.charge(
-                    f"key:{key.id}", usd=cost, tokens=tokens, period=key.budget_period
-                )
-            team = self.team_budgets.get(key.owner_team or "")
-            if team is not None:
-                await limits.budgets.charge(
-                    f"team:{team.team}", usd=cost, tokens=tokens, period=team.period
-                )
+                    await self.limits.rates.settle(ticket, tokens)
         except Exception:
             # The answer was delivered; a limits store hiccup must not turn it into an error.
             log.warning("could not settle limits for a call", exc_info=True)
+        if charges:
+            await self.spending.charge(charges, usd=cost, tokens=tokens)
 
 
-def _period_starts() -> dict[str, float | None]:
-    starts: dict[str, float | None] = dict(period_starts(time.time()))
-    starts["total"] = None
-    return starts
-
-
-async def seed_budgets(store: Store, limits: Limits, team_budgets: Sequence[TeamBudget]) -> None:
-    """Start every budget's current period from stored spend.
+async def seed_budgets(
+    store: Store, accounts: Accounts, team_budgets: Sequence[TeamBudget]
+) -> None:
+    """Start every budget's current period from the spend on file.
 
     In memory this sets each spend at start. Redis keeps its own across restarts, and a
     window it does not hold (flushed, restarted without its data, new to an install, a
-    new day) is filled from the store the first time a check misses it
-    (``refill_budgets_from``).
+    new day) is filled from the spend on file the first time a check misses it
+    (``RedisBudgetBook.refill``).
     """
+    limits = accounts.limits
     if limits.backend != "memory":
-        refill_budgets_from(store, limits)
+        # The store is the ledger of record, Redis a shared counter that can lose its data.
+        limits.budgets.refill = accounts.spending.seed
         return
     for key in await store.keys.list(include_revoked=False):
-        await seed_key_budget(store, limits, key)
-    starts = _period_starts()
+        await seed_key_budget(accounts, key)
     for team in team_budgets:
-        usd, tokens = await store.usage.spend(team=team.team, since=starts[team.period])
-        await limits.budgets.seed(f"team:{team.team}", team.period, usd, tokens)
+        await accounts.spending.seed(f"team:{team.team}", team.period)
 
 
-async def seed_key_budget(store: Store, limits: Limits, key: KeyRecord) -> None:
-    """Start one key's budget from its stored spend this period (at start, after an edit)."""
+async def seed_key_budget(accounts: Accounts, key: KeyRecord) -> None:
+    """Start one key's budget from its spend on file this period (at start, after an edit)."""
     if key.budget_usd is None and key.budget_tokens is None:
         return
-    since = _period_starts()[key.budget_period]
-    usd, tokens = await store.usage.spend(key_id=key.id, since=since)
-    await limits.budgets.seed(f"key:{key.id}", key.budget_period, usd, tokens)
-
-
-def refill_budgets_from(store: Store, limits: Limits) -> None:
-    """Give the shared budget book the store's spend to fill a window it does not hold:
-    the store is the ledger of record, Redis a shared counter that can lose its data."""
-
-    async def stored_spend(scope: str, period: Period) -> tuple[float, int]:
-        kind, _, name = scope.partition(":")
-        since = _period_starts()[period]
-        if kind == "team":
-            return await store.usage.spend(team=name, since=since)
-        return await store.usage.spend(key_id=name, since=since)
-
-    limits.budgets.refill = stored_spend
+    await accounts.spending.seed(f"key:{key.id}", key.budget_period)

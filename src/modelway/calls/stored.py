@@ -40,7 +40,9 @@ def stored_calls(config: Config, environ: Mapping[str, str], store: Store) -> Ca
     writer.start()
     # In the limits' Redis when there is one, so replicas share entries and idempotency keys.
     cache = ResponseCache.build(config.cache, config.models, limits.redis, limits.outage)
-    accounts = Accounts(limits, writer, config.prices, config.budgets, config.limits)
+    accounts = Accounts(
+        limits, writer, config.prices, config.budgets, config.limits, on_file=writer
+    )
     calls = Calls(engine, accounts, cache=cache)
     # First, so the request log can name each call's trace (nothing without OTEL_* set).
     tracing.install(calls, environ)

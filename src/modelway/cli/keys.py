@@ -13,6 +13,7 @@ from typer.core import TyperCommand
 
 from modelway.cli.app import app
 from modelway.cli.urls import gateway_url
+from modelway.store.keys import MAX_RATE, MAX_TOKEN_BUDGET
 
 keys_app = typer.Typer(help="Create, list and revoke virtual keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -119,10 +120,19 @@ def create(
             "comma-separated; default: all."
         ),
     ] = None,
-    rpm: Annotated[int | None, typer.Option(min=1, help="Requests per minute.")] = None,
-    tpm: Annotated[int | None, typer.Option(min=1, help="Tokens per minute.")] = None,
-    budget_usd: Annotated[float | None, typer.Option(min=0, help="Budget in USD.")] = None,
-    budget_tokens: Annotated[int | None, typer.Option(min=1, help="Budget in tokens.")] = None,
+    rpm: Annotated[
+        int | None, typer.Option(min=0, max=MAX_RATE, help="Requests per minute (0: none).")
+    ] = None,
+    tpm: Annotated[
+        int | None, typer.Option(min=0, max=MAX_RATE, help="Tokens per minute (0: none).")
+    ] = None,
+    budget_usd: Annotated[
+        float | None, typer.Option(min=0, help="Budget in USD (0: no call may spend).")
+    ] = None,
+    budget_tokens: Annotated[
+        int | None,
+        typer.Option(min=0, max=MAX_TOKEN_BUDGET, help="Budget in tokens (0: no call may spend)."),
+    ] = None,
     period: Annotated[Period, typer.Option(help="What the budget covers.")] = Period.month,
     user: Annotated[str | None, typer.Option(help="Owning user.")] = None,
     team: Annotated[str | None, typer.Option(help="Owning team.")] = None,

@@ -41,9 +41,10 @@ from modelway.store.usage import SummaryBy
 SUMMARY_GROUPS: tuple[SummaryBy, ...] = get_args(SummaryBy)
 DAY_SECONDS = 86_400.0
 
-#: An ``rpm`` or ``tpm``; a token budget (bounded by the store's columns).
-Rate = Annotated[int, msgspec.Meta(ge=1, le=MAX_RATE)]
-Tokens = Annotated[int, msgspec.Meta(ge=1, le=MAX_TOKEN_BUDGET)]
+#: An ``rpm`` or ``tpm``; a token budget (bounded by the store's columns). 0 is a limit
+#: no call passes (docs/limits.md), as a budget of $0 is.
+Rate = Annotated[int, msgspec.Meta(ge=0, le=MAX_RATE)]
+Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKEN_BUDGET)]
 #: The HTTP statuses a usage record can hold (``?status=`` outside them is a 400).
 STATUSES = range(100, 600)
 #: A key's name, user or team: each reaches every usage record and report of the key.

@@ -184,7 +184,7 @@ async def patch_key(request: Request) -> Response:
         raise no_such_key(key_id)
     await state.auth.key_changes.changed(key_id)  # every worker: at once with Redis
     if _BUDGET_FIELDS & changes.keys():
-        await seed_key_budget(state.store, state.calls.accounts.limits, record)
+        await seed_key_budget(state.calls.accounts, record)
     return json_response(await _one(state, key_id))
 
 

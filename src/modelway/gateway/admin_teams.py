@@ -97,7 +97,7 @@ async def _one_team(state: GatewayState, name: str) -> dict[str, Any]:
 async def _budgets_changed(state: GatewayState) -> None:
     """This worker applies team budgets at once; the others within ``REFRESH_SECONDS``."""
     accounts = state.calls.accounts
-    await accounts.team_budgets.refresh(state.store, accounts.limits)
+    await accounts.team_budgets.refresh(state.store, accounts.spending.seed)
 
 
 @admin_only

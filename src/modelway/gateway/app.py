@@ -268,7 +268,7 @@ def create_app(
             if await auth.refresh_open_mode():
                 # `modelway serve` has already said so loudly, once for all workers.
                 log.info("open mode: no MODELWAY_MASTER_KEY and no virtual keys")
-            await seed_budgets(store, calls.accounts.limits, config.budgets)
+            await seed_budgets(store, calls.accounts, config.budgets)
             metrics = _metrics(config, calls, auth)
             state = GatewayState(
                 config=config, calls=calls, store=store, auth=auth, metrics=metrics, clock=clock
@@ -281,7 +281,7 @@ def create_app(
                 _refreshing(metrics),
                 auth.watching_open_mode(),
                 auth.key_changes.listening(),
-                refreshing_team_budgets(accounts.team_budgets, store, accounts.limits),
+                refreshing_team_budgets(accounts.team_budgets, store, accounts.spending.seed),
                 _refreshing_cache_clears(calls.cache, store),
             ):
                 yield

@@ -16,17 +16,18 @@ from modelway.errors import BudgetExceeded
 
 Period = Literal["day", "month", "total"]
 PERIODS: tuple[Period, ...] = ("day", "month", "total")
-#: The spend on file (USD, tokens) of a scope's current period window.
-StoredSpend = Callable[[str, Period], Awaitable[tuple[float, int]]]
+#: Fills a scope's current period window from the spend on file: reads it, then ``seed``s
+#: (``calls.spending.Spending.seed``).
+Refill = Callable[[str, Period], Awaitable[None]]
 _PERIOD_WORDS = {"day": "daily", "month": "monthly", "total": "total"}
 
 
 class BudgetLedger(Protocol):
     """Spend per scope and period: refuse when a limit is reached, add after a call."""
 
-    #: Where a window the ledger does not hold is filled from (the store), when it can
-    #: lose what it counted (Redis); None in memory, seeded at start instead.
-    refill: StoredSpend | None
+    #: Fills a window the ledger does not hold from the spend on file, when it can lose
+    #: what it counted (Redis); None in memory, seeded at start instead.
+    refill: Refill | None
 
     async def check(
         self, scope: str, *, usd: float | None = None, tokens: int | None = None, period: Period
@@ -144,7 +145,7 @@ class BudgetBook:
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self._windows = PeriodWindow(clock)
         self._spend: dict[tuple[str, Period], _Spend] = {}
-        self.refill: StoredSpend | None = None  # seeded at start: this process counts all
+        self.refill: Refill | None = None  # seeded at start: this process counts all
 
     async def check(
         self, scope: str, *, usd: float | None = None, tokens: int | None = None, period: Period

@@ -8,10 +8,11 @@ once and the budget is never enforced).
 
 Redis is a shared counter, not the ledger of record: a window it has not filled from the
 store when a budget is checked (Redis flushed, restarted without its data, new to an
-install, or a new period) is filled from the store's usage first (``refill``), once per
-window. Filling keeps the larger of what Redis counts and what the store holds, field by
-field, and marks the window ``filled``: a call charged between a flush and the next
-check (its charge makes the window anew) no longer passes for the whole period's spend.
+install, or a new period) is filled from the spend on file first (``refill``: the
+store's usage and this process's records not stored yet), once per window. Filling
+keeps the larger of what Redis counts and what is on file, field by field, and marks the
+window ``filled``: a call charged between a flush and the next check (its charge makes
+the window anew) no longer passes for the whole period's spend.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from modelway.limits.budgets import Period, PeriodWindow, StoredSpend, exceeded
+from modelway.limits.budgets import Period, PeriodWindow, Refill, exceeded
 from modelway.limits.outage import RedisOutage
 
 logger = logging.getLogger("modelway.limits")
@@ -64,8 +65,8 @@ class RedisBudgetBook:
         self._prefix = prefix + "budget:"
         self._windows = PeriodWindow(clock)
         self.outage = outage if outage is not None else RedisOutage()
-        #: The store's spend for a window Redis does not hold (``calls.accounts``).
-        self.refill: StoredSpend | None = None
+        #: Fills a window Redis does not hold from the spend on file (``calls.spending``).
+        self.refill: Refill | None = None
         self._refilling: dict[str, asyncio.Future[None]] = {}
         #: Windows whose refill failed: not asked again before this (monotonic) time.
         self._refill_after: dict[str, float] = {}
@@ -143,14 +144,12 @@ class RedisBudgetBook:
         try:
             assert self.refill is not None
             try:
-                usd, tokens = await self.refill(scope, period)
+                await self.refill(scope, period)  # reads the spend on file, then ``seed``
             except Exception:
                 logger.warning(
                     "could not read %s's stored spend for its budget", scope, exc_info=True
                 )
                 self._refill_after[key] = time.monotonic() + _REFILL_RETRY_SECONDS
-                return
-            await self.seed(scope, period, usd, tokens)
         finally:
             del self._refilling[key]
             done.set_result(None)

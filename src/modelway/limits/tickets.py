@@ -114,7 +114,7 @@ def refusal(
     ``retry_after`` then.
     """
     per = "minute" if window == 60 else f"{window:g} seconds"
-    if tpm is not None and tokens > tpm:
+    if tpm and tokens > tpm:  # a limit of 0 is no limit of size: no request passes it
         error = RateLimited(
             f"Request too large: it needs {tokens} tokens and the limit is {tpm} tokens "
             f"per {per}. Send a shorter request.",

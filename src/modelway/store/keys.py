@@ -315,7 +315,7 @@ def _check_settings(
     limits = [("rpm", rpm, MAX_RATE), ("tpm", tpm, MAX_RATE)]
     limits.append(("budget_tokens", budget_tokens, MAX_TOKEN_BUDGET))
     for label, limit, most in limits:
-        if limit is not None and not 1 <= limit <= most:
-            raise BadRequest(f"{label} must be from 1 to {most}")
+        if limit is not None and not 0 <= limit <= most:  # 0: no call passes
+            raise BadRequest(f"{label} must be from 0 to {most}")
     if budget_usd is not None and not 0 <= budget_usd < math.inf:  # NaN is neither
         raise BadRequest("budget_usd must be a finite number, not negative")

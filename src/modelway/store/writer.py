@@ -10,11 +10,16 @@ When the spill file cannot be written either (a full disk holding both), ``writa
 turns false (readiness says so), records wait in memory — at most ``max_buffer``, the
 oldest dropped past that — and reach the store when it takes them again. Every record
 dropped is counted (``dropped``) and logged at error level.
+
+``spend`` is what budgets are seeded from: the store's records plus the ones this process
+has not stored yet, each counted once (records move out of memory only under a lock the
+reading holds).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -37,6 +42,9 @@ FIRST_BACKOFF = 0.2
 INSERT_TIMEOUT = 30.0
 #: At most one "records dropped" error line per this many seconds (with the count since).
 DROP_LOG_INTERVAL = 10.0
+#: How long reading the spend waits for a batch being stored, and for the spill file's
+#: replay, before it reads the store without them (seconds).
+SPEND_WAIT = 2.0
 
 
 class UsageWriter:
@@ -66,6 +74,9 @@ class UsageWriter:
         self._max_backoff = max_backoff
         self._close_timeout = close_timeout
         self._buffer: deque[UsageRecord] = deque()
+        #: Held while records leave the buffer (stored, spilled, dropped), and by ``spend``
+        #: while it reads the store: a record is then in the store or the buffer, not both.
+        self._moving = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -107,6 +118,43 @@ class UsageWriter:
     def dropped(self) -> int:
         """Records lost since start because nothing could hold them."""
         return self._dropped
+
+    async def spend(
+        self, *, key_id: str | None = None, team: str | None = None, since: float | None = None
+    ) -> tuple[float, int]:
+        """USD and tokens a key or team spent since ``since`` (epoch seconds): the store's
+        records plus the ones this process holds, each once.
+
+        The store is read while no record leaves memory (a batch being stored is waited
+        for, at most ``SPEND_WAIT``), and the buffer is summed with no await after it, so
+        a caller that acts on the answer before its next await knows exactly which records
+        it holds. Records this process spilled while the store was down are replayed first
+        (at most ``SPEND_WAIT``): they count once they are in the store. Another process's
+        records not stored yet cannot be seen.
+        """
+        try:
+            async with asyncio.timeout(SPEND_WAIT):
+                await self._moving.acquire()
+        except TimeoutError:
+            log.warning("usage writer busy: reading stored spend without the records it holds")
+            return await self._usage.spend(key_id=key_id, team=team, since=since)
+        try:
+            if self._spilled and self._spill.exists():  # spilled while the store was down
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SPEND_WAIT):
+                        await self._replay_spill()
+            usd, tokens = await self._usage.spend(key_id=key_id, team=team, since=since)
+        finally:
+            self._moving.release()
+        for held in self._buffer:
+            if (
+                (key_id is None or held.key_id == key_id)
+                and (team is None or held.team == team)
+                and (since is None or held.time >= since)
+            ):
+                usd += held.cost_usd
+                tokens += held.prompt_tokens + held.completion_tokens
+        return usd, tokens
 
     def record(self, record: UsageRecord) -> None:
         """Queue one record; never blocks, never awaits."""
@@ -152,10 +200,12 @@ class UsageWriter:
                 await self._replay_spill()
             elif self._buffer:
                 # The store failed: what is held becomes durable now, not at the limit.
-                records = list(self._buffer)
-                self._buffer.clear()
-                await self._spill_records(records)
-        await self._spill_overflow()
+                async with self._moving:
+                    records = list(self._buffer)
+                    self._buffer.clear()
+                    await self._spill_records(records)
+        async with self._moving:
+            await self._spill_overflow()
 
     async def _flush_buffer(self, everything: bool = False) -> bool:
         """Store what the buffer held when the flush began, batch by batch; False (and a
@@ -166,11 +216,12 @@ class UsageWriter:
         throughput. ``everything``: until the buffer is empty (at shutdown)."""
         left = len(self._buffer)
         while self._buffer and (everything or left > 0):
-            batch = list(itertools.islice(self._buffer, self._batch_size))
-            if not await self._insert(batch):
-                return False
-            for _ in batch:
-                self._buffer.popleft()
+            async with self._moving:
+                batch = list(itertools.islice(self._buffer, self._batch_size))
+                if not await self._insert(batch):
+                    return False
+                for _ in batch:
+                    self._buffer.popleft()
             left -= len(batch)
         return True
 
@@ -298,8 +349,9 @@ class UsageWriter:
                 "usage store too slow at shutdown; spilling the rest to a local file",
                 extra={"error": "timeout", "spilled": self._spilled + len(self._buffer)},
             )
-        if self._buffer:
-            records = list(self._buffer)
-            self._buffer.clear()
-            await self._spill_records(records)
-        self._drop_oldest(keep=0)  # nowhere left to keep them: the process is ending
+        async with self._moving:
+            if self._buffer:
+                records = list(self._buffer)
+                self._buffer.clear()
+                await self._spill_records(records)
+            self._drop_oldest(keep=0)  # nowhere left to keep them: the process is ending

@@ -70,8 +70,9 @@ export function editKey(
     placeholder: "gpt-4o*, claude-*",
     autocomplete: "off",
   });
-  const rpm = field(scope, "rpm", "Requests per minute", { type: "number", min: "1", step: "1" });
-  const tpm = field(scope, "tpm", "Tokens per minute", { type: "number", min: "1", step: "1" });
+  // 0 is a limit no call passes (as a budget of 0 is), so the fields take it.
+  const rpm = field(scope, "rpm", "Requests per minute", { type: "number", min: "0", step: "1" });
+  const tpm = field(scope, "tpm", "Tokens per minute", { type: "number", min: "0", step: "1" });
   const budgetUsd = field(scope, "budget_usd", "Budget (USD)", {
     type: "number",
     min: "0",
@@ -79,7 +80,7 @@ export function editKey(
   });
   const budgetTokens = field(scope, "budget_tokens", "Budget (tokens)", {
     type: "number",
-    min: "1",
+    min: "0",
     step: "1",
   });
   const period = selectField(scope, "budget_period", "Budget period", PERIODS);
