@@ -313,6 +313,22 @@ async def test_a_spent_budget_refuses_the_next_call(calls: Calls, recorded: Reco
     assert [r.status for r in recorded.records] == [200, 429]
 
 
+# --- models with no price ---------------------------------------------------------------
+
+
+async def test_a_call_to_a_model_with_no_price_is_recorded_as_unpriced_not_free(
+    calls: Calls, recorded: Recorded
+) -> None:
+    async with open_call(calls, key(), model="quiet/no-price") as call:
+        await call.complete(chat("quiet/no-price"))
+    async with open_call(calls, key(), model="quiet/m") as call:
+        await call.complete(chat())
+    unpriced, priced = recorded.records
+    assert (unpriced.status, unpriced.prompt_tokens, unpriced.completion_tokens) == (200, 1, 3)
+    assert unpriced.unpriced and unpriced.cost_usd == 0.0
+    assert not priced.unpriced and priced.cost_usd == pytest.approx(7.0)
+
+
 async def test_showing_a_model_takes_no_round_robin_turn(recorded: Recorded) -> None:
     config = parse_config(
         "models:\n  - name: pair\n    deployments: [{provider: openai, model: a}, "
@@ -683,17 +699,17 @@ async def test_a_translated_stream_left_early_estimates_its_prompt_from_the_mess
 
 
 def test_a_model_with_no_price_is_said_once_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
-    """It is recorded at $0 and counts nothing toward USD budgets: the operator should
-    know, once, not on every call; a local provider's models cost nothing by design."""
+    """Its cost is unknown (None, not 0): the operator should know, once, not on every
+    call; a local provider's models cost nothing by design."""
     accounts = Accounts(Limits.from_environment(None), Recorded(), PRICES)
     usage = Usage(prompt_tokens=1000, completion_tokens=1000)
     with caplog.at_level("WARNING", logger="modelway.usage"):
         for _ in range(3):
-            assert accounts.cost("openai", "gpt-99-ultra", usage) == 0.0
+            assert accounts.cost("openai", "gpt-99-ultra", usage) is None
         assert accounts.cost("ollama", "llama3.2", usage) == 0.0
         assert accounts.cost("quiet", "m", usage) == pytest.approx(3000.0)
     [said] = [record.getMessage() for record in caplog.records]
-    assert said.startswith("no price for openai/gpt-99-ultra: its calls are recorded at $0")
+    assert said.startswith("no price for openai/gpt-99-ultra: its calls are recorded as unpriced")
 
 
 def test_models_without_a_price_cannot_fill_the_log(caplog: pytest.LogCaptureFixture) -> None:

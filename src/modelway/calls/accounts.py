@@ -75,18 +75,26 @@ class Accounts:
         finally:
             await self.limits.aclose()
 
-    def cost(self, provider: str, model: str, usage: Usage) -> float:
-        """USD for ``usage`` (0 when the price is unknown); prices are looked up once."""
+    def cost(self, provider: str, model: str, usage: Usage) -> float | None:
+        """USD for ``usage``; None when the model has no price (its cost is unknown)."""
+        try:
+            price = self._prices[provider, model]
+        except KeyError:
+            price = self._price(provider, model)
+        return priced_cost(price, provider, usage)
+
+    def _price(self, provider: str, model: str) -> Price | None:
+        """The model's price, looked up once (None: none, or a local provider's model)."""
         key = (provider, model)
         try:
-            price = self._prices[key]
+            return self._prices[key]
         except KeyError:
             if len(self._prices) > _PRICE_CACHE_SIZE:
                 self._prices.clear()  # model names come from callers: keep it bounded
             price = self._prices[key] = price_for(provider, model, self.prices)
             if price is None and provider not in price_table().free_providers:
                 self._unpriced(provider, model)
-        return priced_cost(price, provider, usage) or 0.0
+            return price
 
     def _unpriced(self, provider: str, model: str) -> None:
         """Say once per model that it has no price; the first ``_UNPRICED_SAID`` models
@@ -99,8 +107,8 @@ class Accounts:
             log.warning("more models have no price; not said again until a restart")
             return
         log.warning(
-            "no price for %s/%s: its calls are recorded at $0 and count nothing "
-            "toward USD budgets; give it one under prices: in the config",
+            "no price for %s/%s: its calls are recorded as unpriced (cost unknown, not "
+            "counted toward USD budgets); give it one under prices: in the config",
             provider,
             model,
             extra={"provider": provider, "model": model},
@@ -150,9 +158,10 @@ class Accounts:
         return rpm, tpm
 
     async def settle(
-        self, caller: Caller, tickets: Sequence[Ticket], usage: Usage, cost: float
+        self, caller: Caller, tickets: Sequence[Ticket], usage: Usage, cost: float | None
     ) -> None:
-        """Settle reservations with the real token count and charge the caller's budgets."""
+        """Settle reservations with the real token count and charge the caller's budgets
+        (an unknown cost, None, charges only tokens)."""
         limits = self.limits
         try:
             for ticket in tickets:
@@ -162,14 +171,15 @@ class Accounts:
             if key is None:
                 return
             tokens = usage.total_tokens
+            usd = cost or 0.0
             if key.budget_usd is not None or key.budget_tokens is not None:
                 await limits.budgets.charge(
-                    f"key:{key.id}", usd=cost, tokens=tokens, period=key.budget_period
+                    f"key:{key.id}", usd=usd, tokens=tokens, period=key.budget_period
                 )
             team = self.team_budgets.get(key.owner_team or "")
             if team is not None:
                 await limits.budgets.charge(
-                    f"team:{team.team}", usd=cost, tokens=tokens, period=team.period
+                    f"team:{team.team}", usd=usd, tokens=tokens, period=team.period
                 )
         except Exception:
             # The answer was delivered; a limits store hiccup must not turn it into an error.
