@@ -22,7 +22,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from modelway.config import LongPromptPrice, Price
+from modelway.config import Config, LongPromptPrice, Price
 from modelway.types import Usage
 
 TOKENS_PER_UNIT = 1_000_000
@@ -168,3 +168,71 @@ def long_prompt_rates(
         ),
         long_prompt.output_per_million,
     )
+
+
+def unpriced_aliases(config: Config) -> dict[str, list[str]]:
+    """Each alias of ``config`` that can reach a model with no price, with those models
+    (``provider/model``): their calls are recorded as unpriced, and refused to keys and
+    teams with a USD budget (``Accounts.refuse_unpriced``). A local provider's are free."""
+    free = price_table().free_providers
+    found: dict[str, list[str]] = {}
+    for alias in config.models:
+        for deployment in alias.deployments:
+            provider, model = deployment.provider, deployment.model
+            if provider in free or price_for(provider, model, config.prices) is not None:
+                continue
+            named = found.setdefault(alias.name, [])
+            if f"{provider}/{model}" not in named:
+                named.append(f"{provider}/{model}")
+    return found
+
+
+def unpriced_warnings(config: Config) -> list[str]:
+    """What ``config check`` and ``serve`` say of each alias ``unpriced_aliases`` finds."""
+    return [
+        f"alias {alias}: no price for {', '.join(models)}: calls to it are recorded as "
+        "unpriced (cost unknown, not $0) and refused to keys and teams with a USD budget; "
+        f"give {'it' if len(models) == 1 else 'each'} a price under prices: in the config "
+        "(a model you host yourself: 0)"
+        for alias, models in unpriced_aliases(config).items()
+    ]
+
+
+def described(price: Price | None, provider: str) -> str:
+    """A price in a line, USD per million tokens, for listings (``config check``)."""
+    if price is None:
+        if provider in price_table().free_providers:
+            return "free (runs locally)"
+        return "unpriced: no price (cost unknown)"
+    cached, written = price.cached_input_per_million, price.cache_write_per_million
+    text = _rates(price.input_per_million, price.output_per_million, cached, written)
+    long_prompt = price.long_prompt
+    if long_prompt is not None:
+        rates = long_prompt_rates(price, long_prompt)
+        # A cache rate only where the price names one (the rest is the input rate).
+        named_cached = cached is not None or long_prompt.cached_input_per_million is not None
+        named_written = written is not None or long_prompt.cache_write_per_million is not None
+        text += f"; prompts over {long_prompt.above_tokens:,} tokens: " + _rates(
+            rates[0],
+            rates[4],
+            rates[1] if named_cached else None,
+            rates[2] if named_written else None,
+        )
+    return text
+
+
+def _rates(input_rate: float, output: float, cached: float | None, write: float | None) -> str:
+    text = f"in {_usd(input_rate)}, out {_usd(output)}"
+    if cached is not None:
+        text += f", cache read {_usd(cached)}"
+    if write is not None:
+        text += f", cache write {_usd(write)}"
+    return text
+
+
+def _usd(amount: float) -> str:
+    """$3, $22.50, $0.125: cents shown when there are any, and any smaller part kept."""
+    cents = f"{amount:,.2f}"
+    if float(cents.replace(",", "")) != amount:
+        return f"${amount:,g}"
+    return "$" + cents.removesuffix(".00")

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from modelway.config import LongPromptPrice, Price
-from modelway.pricing import cost_usd, long_prompt_rates, price_for, price_table
+from modelway.pricing import cost_usd, described, long_prompt_rates, price_for, price_table
 from modelway.types import Usage
 
 MILLION = Usage(prompt_tokens=1_000_000, completion_tokens=1_000_000)
@@ -340,3 +340,16 @@ def test_cache_rates_a_long_prompt_tier_leaves_unset_scale_as_its_input_does() -
     # 1M fresh at 4, 1M read at 1, 1M 5-minute writes at 5, 1M 1-hour writes at 8 (2x 4),
     # 1M out at 12.
     assert cost_usd("vllm", "house", usage, {"house": price}) == pytest.approx(4 + 1 + 5 + 8 + 12)
+
+
+def test_a_listed_price_shows_its_long_prompt_rates_and_an_unknown_one_says_unpriced() -> None:
+    sonnet = described(price_for("anthropic", "claude-sonnet-4-5"), "anthropic")
+    gemini = described(price_for("gemini", "gemini-2.5-pro"), "gemini")
+
+    assert sonnet == (
+        "in $3, out $15, cache read $0.30, cache write $3.75; prompts over 200,000 tokens: "
+        "in $6, out $22.50, cache read $0.60, cache write $7.50"
+    )
+    assert gemini.endswith("prompts over 200,000 tokens: in $2.50, out $15, cache read $0.25")
+    assert described(None, "openai").startswith("unpriced")
+    assert described(None, "ollama") == "free (runs locally)"

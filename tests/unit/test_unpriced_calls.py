@@ -1,5 +1,5 @@
 """Calls to a model with no price, through the gateway: recorded as unpriced (its cost
-unknown, never a silent $0) and shown so in the admin API and ``modelway usage``."""
+unknown, never a silent $0), shown so in the admin API, and refused to a USD budget."""
 
 from __future__ import annotations
 
@@ -42,6 +42,29 @@ async def stored(setup: Setup, count: int) -> list[UsageRecord]:
 async def setup(tmp_path: Path) -> Any:
     async with in_process_gateway(tmp_path) as setup:
         yield setup
+
+
+async def test_a_usd_budget_is_refused_a_model_with_no_price_in_the_callers_own_format(
+    setup: Setup,
+) -> None:
+    headers = await key_headers(setup, budget_usd=0.000001, budget_period="total")
+
+    openai = await setup.http.post("/v1/chat/completions", json=chat(UNPRICED), headers=headers)
+    anthropic = await setup.http.post(
+        "/v1/messages", json={**chat(UNPRICED), "max_tokens": 10}, headers=headers
+    )
+
+    assert openai.status_code == 403, openai.text
+    error = openai.json()["error"]
+    assert error["code"] == "model_unpriced"
+    assert error["message"].startswith(f"model {UNPRICED} has no price")
+    assert openai.headers["x-should-retry"] == "false"
+    assert anthropic.status_code == 403
+    assert anthropic.json()["error"]["type"] == "permission_error"
+    # A priced model is served, and then the spent budget refuses: it holds.
+    served = await setup.http.post("/v1/chat/completions", json=chat(PRICED), headers=headers)
+    spent = await setup.http.post("/v1/chat/completions", json=chat(PRICED), headers=headers)
+    assert (served.status_code, spent.status_code) == (200, 429)
 
 
 async def test_an_unpriced_call_shows_as_unpriced_in_the_admin_api_never_as_free(

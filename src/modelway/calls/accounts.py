@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from modelway.calls.caller import Caller
 from modelway.calls.team_budgets import TeamBudgets
 from modelway.config import LimitSettings, Price, TeamBudget
+from modelway.errors import UnpricedModel
 from modelway.limits import UNLIMITED, Limits, Ticket
 from modelway.limits.budgets import Period, period_starts
 from modelway.pricing import price_for, price_table, priced_cost
@@ -96,6 +97,35 @@ class Accounts:
                 self._unpriced(provider, model)
             return price
 
+    def usd_budgeted(self, caller: Caller) -> bool:
+        """Whether the caller's key, or its key's team, has a USD budget."""
+        key = caller.key
+        if key is None:
+            return False
+        if key.budget_usd is not None:
+            return True
+        team = self.team_budgets.get(key.owner_team or "")
+        return team is not None and team.usd is not None
+
+    def refuse_unpriced(self, targets: Iterable[tuple[str, str]]) -> None:
+        """``UnpricedModel`` when any of ``targets`` (provider, model) has no price, for a
+        caller that is ``usd_budgeted``: what such a call spends could not be counted
+        against its budget, which would then not hold."""
+        free = price_table().free_providers
+        unpriced = [
+            f"{provider}/{model}"
+            for provider, model in targets
+            if provider not in free and self._price(provider, model) is None
+        ]
+        if unpriced:
+            named = ", ".join(dict.fromkeys(unpriced))
+            raise UnpricedModel(
+                f"model {named} has no price, and this key (or its team) has a USD budget "
+                "that could not count what a call to it costs; the gateway's operator can "
+                f"give it one under prices: in modelway.yaml ({named}: {{input_per_million: "
+                "..., output_per_million: ...}, docs/keys-and-usage.md#pricing)"
+            )
+
     def _unpriced(self, provider: str, model: str) -> None:
         """Say once per model that it has no price; the first ``_UNPRICED_SAID`` models
         only (model names are callers': a line each would let them fill the log)."""
@@ -108,7 +138,8 @@ class Accounts:
             return
         log.warning(
             "no price for %s/%s: its calls are recorded as unpriced (cost unknown, not "
-            "counted toward USD budgets); give it one under prices: in the config",
+            "counted toward USD budgets) and refused to keys and teams with a USD budget; "
+            "give it one under prices: in the config",
             provider,
             model,
             extra={"provider": provider, "model": model},
@@ -161,7 +192,8 @@ class Accounts:
         self, caller: Caller, tickets: Sequence[Ticket], usage: Usage, cost: float | None
     ) -> None:
         """Settle reservations with the real token count and charge the caller's budgets
-        (an unknown cost, None, charges only tokens)."""
+        (an unknown cost, None, charges only tokens: ``refuse_unpriced`` kept USD budgets
+        from such calls, but a budget set while one ran meets its end)."""
         limits = self.limits
         try:
             for ticket in tickets:

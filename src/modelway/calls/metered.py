@@ -272,6 +272,8 @@ class MeteredCall:
             route = calls.engine.route(self._model, fallbacks, max_retries)
             # The estimate goes with the route: any deployment on it, a fallback's too, may
             # have a TPM cap of its own to reserve it against.
+            if calls.accounts.usd_budgeted(self._caller):
+                calls.accounts.refuse_unpriced((t.backend.name, t.model) for t in route.targets)
             self._route = route._replace(
                 timeouts=timeouts or route.timeouts,
                 tokens=token_estimate(self._request_bytes, self._max_tokens),
