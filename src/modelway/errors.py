@@ -17,7 +17,8 @@ place (``modelway.dialects``). Messages never contain a secret.
     ├── AuthenticationError         401
     ├── PermissionDenied            403
     │   ├── CrossSiteRequest        403  a state-changing request from another origin
-    │   └── CsrfFailed              403  an admin session's request without its CSRF token
+    │   ├── CsrfFailed              403  an admin session's request without its CSRF token
+    │   └── UnpricedModel           403  a model with no price, for a key with a USD budget
     ├── NotFound                    404
     │   └── UnknownModel            404
     ├── RateLimited                 429  retryable, ``retry_after``
@@ -216,6 +217,13 @@ class CsrfFailed(PermissionDenied):
     (``X-CSRF-Token``), or from another origin: refused."""
 
     code = "csrf_failed"
+
+
+class UnpricedModel(PermissionDenied):
+    """A call a key or team with a USD budget may not make: a model it could reach has no
+    price, so what it spends could not be counted against the budget."""
+
+    code = "model_unpriced"
 
 
 class NotFound(ModelwayError):

@@ -51,6 +51,10 @@ models:
     retries: 0
     deployments:
       - {provider: openai, model: echo, headers: {x-mock-fault: "error:429"}}
+prices:
+  # The mock stands in for OpenAI: its echo has a price, so keys with a USD budget may
+  # call it (a model with no price is refused to them). Any other openai/ model has none.
+  openai/echo: {input_per_million: 1.0, output_per_million: 2.0}
 """
 
 

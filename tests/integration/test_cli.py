@@ -327,3 +327,52 @@ def test_db_upgrade_says_in_one_line_when_the_data_directory_cannot_be_made(
     assert result.returncode == 1
     assert result.stderr.startswith("cannot use the data directory: ")
     assert "Traceback" not in result.stderr
+
+
+#: ``modelway serve --port 0`` up to the moment it would start its workers.
+_SERVE_NO_WORKERS = """
+from modelway.gateway import workers
+workers.serve = lambda host, port, count, grace: None
+workers.main(["--port", "0"])
+"""
+
+_HOUSE_CONFIG = (
+    "providers:\n"
+    '  office-llm: {wire: openai, base_url: "http://10.0.0.9:8000/v1"}\n'
+    "models:\n"
+    "  - name: house\n"
+    "    deployments: [{provider: office-llm, model: qwen-72b}]\n"
+    "  - name: local\n"
+    "    deployments: [{provider: mock, model: echo}]\n"
+)
+
+
+def test_config_check_and_serve_warn_of_each_alias_whose_model_has_no_price(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "modelway.yaml").write_text(_HOUSE_CONFIG)
+    env = {**os.environ, "MODELWAY_DATA_DIR": str(tmp_path / "data")}
+    env.pop("MODELWAY_MASTER_KEY", None)
+    env.pop("MODELWAY_CONFIG", None)
+    checked = modelway("config", "check", cwd=tmp_path)
+    served = subprocess.run(
+        [sys.executable, "-c", _SERVE_NO_WORKERS],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    for result in (checked, served):
+        assert result.returncode == 0, result.stderr
+        assert "alias house: no price for office-llm/qwen-72b" in result.stderr
+        assert "refused to keys and teams with a USD budget" in result.stderr
+        assert "alias local" not in result.stderr  # the mock runs locally: free
+    assert "office-llm/qwen-72b" in checked.stdout and "unpriced" in checked.stdout
+
+    (tmp_path / "modelway.yaml").write_text(
+        _HOUSE_CONFIG
+        + "prices:\n  office-llm/qwen-72b: {input_per_million: 0, output_per_million: 0}\n"
+    )
+    priced = modelway("config", "check", cwd=tmp_path)
+    assert priced.returncode == 0 and "no price" not in priced.stderr, priced.stderr

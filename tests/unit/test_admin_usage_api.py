@@ -22,8 +22,8 @@ DAY = 86_400
 RANGE = {"from": "2025-03-01", "to": "2025-03-04T00:00:00Z"}
 POINT_FIELDS = {
     "requests", "errors", "prompt_tokens", "completion_tokens", "cached_tokens",
-    "reasoning_tokens", "cost_usd", "latency_p50_ms", "latency_p95_ms", "ttft_p50_ms",
-    "ttft_p95_ms",
+    "reasoning_tokens", "cost_usd", "unpriced_requests", "latency_p50_ms", "latency_p95_ms",
+    "ttft_p50_ms", "ttft_p95_ms",
 }  # fmt: skip
 
 
@@ -70,6 +70,7 @@ async def test_totals_sum_the_filtered_traffic(gateway: Setup, records: list[Usa
         sum(r.status >= 400 for r in chosen),
     )
     assert body["prompt_tokens"] == sum(r.prompt_tokens for r in chosen)
+    assert body["unpriced_requests"] == sum(r.unpriced for r in chosen)
 
 
 async def test_top_keys_are_named_and_ordered_by_cost(gateway: Setup) -> None:
@@ -80,16 +81,19 @@ async def test_top_keys_are_named_and_ordered_by_cost(gateway: Setup) -> None:
                         prompt_tokens=3, completion_tokens=4),
             UsageRecord(request_id="b", time=START + 60, key_id="other", cost_usd=1.0),
             UsageRecord(request_id="c", time=START + 60, key_id="other", cost_usd=1.0),
+            UsageRecord(request_id="d", time=START + 60, key_id="other", unpriced=True),
         ]
     )  # fmt: skip
     body = await get(gateway, "/admin/api/usage/top", by="key", limit="5", **RANGE)
     assert body == {
         "by": "key",
         "rows": [
-            {"group": key.id, "name": "batch jobs", "requests": 1, "tokens": 7, "cost_usd": 3.0},
-            {"group": "other", "name": None, "requests": 2, "tokens": 0, "cost_usd": 2.0},
+            {"group": key.id, "name": "batch jobs", "requests": 1, "tokens": 7, "cost_usd": 3.0,
+             "unpriced_requests": 0},
+            {"group": "other", "name": None, "requests": 3, "tokens": 0, "cost_usd": 2.0,
+             "unpriced_requests": 1},
         ],
-    }
+    }  # fmt: skip
     by_model = await get(gateway, "/admin/api/usage/top", by="model", **RANGE)
     assert by_model["rows"][0]["name"] == by_model["rows"][0]["group"]
 

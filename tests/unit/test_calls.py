@@ -12,7 +12,7 @@ import pytest
 
 from modelway.calls import ANONYMOUS, Accounts, CallEnd, Caller, CallHook, Calls, Chunk, MeteredCall
 from modelway.calls.metered import MAX_MODEL_NAME
-from modelway.config import Config, LimitSettings, Price, parse_config
+from modelway.config import Config, LimitSettings, Price, TeamBudget, parse_config
 from modelway.engine import Engine
 from modelway.errors import (
     BadRequest,
@@ -21,6 +21,7 @@ from modelway.errors import (
     PermissionDenied,
     RateLimited,
     UnknownModel,
+    UnpricedModel,
     UpstreamError,
 )
 from modelway.limits import Limits
@@ -311,6 +312,112 @@ async def test_a_spent_budget_refuses_the_next_call(calls: Calls, recorded: Reco
         async with open_call(calls, caller):
             pass
     assert [r.status for r in recorded.records] == [200, 429]
+
+
+# --- models with no price ---------------------------------------------------------------
+
+
+async def test_a_call_to_a_model_with_no_price_is_recorded_as_unpriced_not_free(
+    calls: Calls, recorded: Recorded
+) -> None:
+    async with open_call(calls, key(), model="quiet/no-price") as call:
+        await call.complete(chat("quiet/no-price"))
+    async with open_call(calls, key(), model="quiet/m") as call:
+        await call.complete(chat())
+    unpriced, priced = recorded.records
+    assert (unpriced.status, unpriced.prompt_tokens, unpriced.completion_tokens) == (200, 1, 3)
+    assert unpriced.unpriced and unpriced.cost_usd == 0.0
+    assert not priced.unpriced and priced.cost_usd == pytest.approx(7.0)
+
+
+async def test_a_key_with_a_usd_budget_is_refused_a_model_with_no_price_naming_it(
+    calls: Calls, recorded: Recorded
+) -> None:
+    """Its spend could not be counted, so the budget would not hold: refused before the
+    provider is asked, with what to do about it."""
+    quiet = calls.engine.router.backends["quiet"]
+    assert isinstance(quiet, ScriptedBackend)
+    with pytest.raises(UnpricedModel) as refused:
+        async with open_call(calls, key(budget_usd=100.0), model="quiet/no-price") as call:
+            await call.complete(chat("quiet/no-price"))
+    message = str(refused.value)
+    assert message.startswith("model quiet/no-price has no price")
+    assert "USD budget" in message and "prices:" in message
+    assert refused.value.status == 403 and refused.value.code == "model_unpriced"
+    assert quiet.calls == []
+    assert [(r.status, r.error_type, r.unpriced) for r in recorded.records] == [
+        (403, "UnpricedModel", False)
+    ]
+
+
+async def test_a_key_in_a_team_with_a_usd_budget_is_refused_a_model_with_no_price(
+    recorded: Recorded,
+) -> None:
+    limits = Limits.from_environment(None)
+    engine = Engine(Config(), {}, {"quiet": ScriptedBackend("quiet")}, rates=limits.rates)
+    budgets = [TeamBudget(team="red", usd=50.0)]
+    calls = Calls(engine, Accounts(limits, recorded, PRICES, budgets))
+    try:
+        with pytest.raises(UnpricedModel):
+            async with open_call(calls, key(), model="quiet/no-price"):
+                pass
+        async with open_call(calls, key(), model="quiet/m") as call:
+            await call.complete(chat())  # a priced model: served, charged to the team
+    finally:
+        await calls.aclose()
+    assert [r.status for r in recorded.records] == [403, 200]
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [ANONYMOUS, key(), key(budget_tokens=1_000)],
+    ids=["no-key", "key-without-budget", "token-budget-only"],
+)
+async def test_callers_without_a_usd_budget_may_call_a_model_with_no_price(
+    calls: Calls, recorded: Recorded, caller: Caller
+) -> None:
+    async with open_call(calls, caller, model="quiet/no-price") as call:
+        await call.complete(chat("quiet/no-price"))
+    assert recorded.only.unpriced and recorded.only.status == 200
+
+
+async def test_a_usd_budget_may_call_a_local_model_or_a_priced_one(
+    recorded: Recorded,
+) -> None:
+    calls = make_calls(recorded, ollama=ScriptedBackend("ollama"))
+    try:
+        for model in ("ollama/llama3.2", "quiet/m"):
+            async with open_call(calls, key(budget_usd=100.0), model=model) as call:
+                await call.complete(chat(model))
+    finally:
+        await calls.aclose()
+    assert [(r.status, r.unpriced) for r in recorded.records] == [(200, False), (200, False)]
+    assert recorded.records[0].cost_usd == 0.0  # a local model costs nothing, knowingly
+
+
+async def test_an_alias_with_an_unpriced_fallback_is_refused_to_a_usd_budget_naming_it(
+    recorded: Recorded,
+) -> None:
+    config = parse_config(
+        'providers: {quiet: {wire: openai, base_url: "http://quiet.invalid/v1"}}\n'
+        "models:\n"
+        "  - name: smart\n"
+        "    deployments: [{provider: quiet, model: m}]\n"
+        "    fallbacks: [spare]\n"
+        "  - name: spare\n"
+        "    deployments: [{provider: quiet, model: no-price}]\n",
+        {},
+    )
+    calls = make_calls(recorded, config)
+    try:
+        with pytest.raises(UnpricedModel, match=r"^model quiet/no-price has no price"):
+            async with open_call(calls, key(budget_usd=100.0), model="smart"):
+                pass
+        async with open_call(calls, key(), model="smart") as call:
+            await call.complete(chat("smart"))  # without a USD budget: served as before
+    finally:
+        await calls.aclose()
+    assert [r.status for r in recorded.records] == [403, 200]
 
 
 async def test_showing_a_model_takes_no_round_robin_turn(recorded: Recorded) -> None:
@@ -683,17 +790,17 @@ async def test_a_translated_stream_left_early_estimates_its_prompt_from_the_mess
 
 
 def test_a_model_with_no_price_is_said_once_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
-    """It is recorded at $0 and counts nothing toward USD budgets: the operator should
-    know, once, not on every call; a local provider's models cost nothing by design."""
+    """Its cost is unknown (None, not 0): the operator should know, once, not on every
+    call; a local provider's models cost nothing by design."""
     accounts = Accounts(Limits.from_environment(None), Recorded(), PRICES)
     usage = Usage(prompt_tokens=1000, completion_tokens=1000)
     with caplog.at_level("WARNING", logger="modelway.usage"):
         for _ in range(3):
-            assert accounts.cost("openai", "gpt-99-ultra", usage) == 0.0
+            assert accounts.cost("openai", "gpt-99-ultra", usage) is None
         assert accounts.cost("ollama", "llama3.2", usage) == 0.0
         assert accounts.cost("quiet", "m", usage) == pytest.approx(3000.0)
     [said] = [record.getMessage() for record in caplog.records]
-    assert said.startswith("no price for openai/gpt-99-ultra: its calls are recorded at $0")
+    assert said.startswith("no price for openai/gpt-99-ultra: its calls are recorded as unpriced")
 
 
 def test_models_without_a_price_cannot_fill_the_log(caplog: pytest.LogCaptureFixture) -> None:

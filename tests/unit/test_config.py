@@ -163,6 +163,79 @@ def test_store_redis_and_limits_sections_are_read_and_their_urls_never_shown() -
     assert Config().redis_url({}) is None
 
 
+GEMINI_PRICE = (
+    "prices:\n"
+    "  gemini/gemini-2.5-pro:\n"
+    "    input_per_million: 1.25\n"
+    "    output_per_million: 10\n"
+    "    long_prompt:\n"
+)
+
+
+def test_a_price_reads_an_optional_long_prompt_tier_and_prices_without_one_still_parse() -> None:
+    text = GEMINI_PRICE + (
+        "      above_tokens: 200000\n"
+        "      input_per_million: 2.5\n"
+        "      output_per_million: 15\n"
+        "      cached_input_per_million: 0.25\n"
+        "  openai/gpt-4o: {input_per_million: 2.5, output_per_million: 10}\n"
+    )
+    prices = parse_config(text, {}).prices
+
+    long = prices["gemini/gemini-2.5-pro"].long_prompt
+    assert long is not None
+    assert (long.above_tokens, long.input_per_million, long.output_per_million) == (
+        200_000,
+        2.5,
+        15.0,
+    )
+    assert long.cached_input_per_million == 0.25 and long.cache_write_per_million is None
+    assert prices["openai/gpt-4o"].long_prompt is None
+
+
+@pytest.mark.parametrize(
+    ("tier", "problem"),
+    [
+        (
+            "      input_per_million: 2.5\n      output_per_million: 15\n",
+            "5: prices['gemini/gemini-2.5-pro'].long_prompt: missing required field 'above_tokens'",
+        ),
+        (
+            "      above_tokens: 0\n      input_per_million: 2.5\n      output_per_million: 15\n",
+            "6: prices['gemini/gemini-2.5-pro'].long_prompt.above_tokens: Expected int >= 1, got 0",
+        ),
+        (
+            "      above_tokens: 200k\n      input_per_million: 2.5\n"
+            "      output_per_million: 15\n",
+            "6: prices['gemini/gemini-2.5-pro'].long_prompt.above_tokens: Expected int, got str",
+        ),
+        (
+            "      above_tokens: 200000\n      input_per_million: 2.5\n",
+            "5: prices['gemini/gemini-2.5-pro'].long_prompt: missing required field "
+            "'output_per_million'",
+        ),
+        (
+            "      above_tokens: 200000\n      input_per_milion: 2.5\n"
+            "      output_per_million: 15\n",
+            "7: prices['gemini/gemini-2.5-pro'].long_prompt.input_per_milion: unknown field "
+            "(did you mean 'input_per_million'?)",
+        ),
+        (
+            "      above_tokens: 200000\n      input_per_million: -2.5\n"
+            "      output_per_million: 1\n",
+            "7: prices['gemini/gemini-2.5-pro'].long_prompt.input_per_million: "
+            "Expected float >= 0.0, got -2.5",
+        ),
+    ],
+    ids=["no-threshold", "zero-threshold", "threshold-text", "no-output", "misspelled", "negative"],
+)
+def test_a_wrong_long_prompt_tier_is_an_error_naming_its_line(tier: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(GEMINI_PRICE + tier, {})
+
+    assert str(caught.value) == f"modelway.yaml:{problem}"
+
+
 def test_limits_out_of_range_are_config_errors() -> None:
     for text in ("limits: {rpm: 0}\n", "limits: {tpm: -5}\n", "limits: {rpm: 2147483648}\n"):
         with pytest.raises(ConfigError, match="limits"):

@@ -213,3 +213,37 @@ async def test_one_hour_cache_writes_are_charged_twice_the_input_price(
     # claude-sonnet-4-5: 50 five-minute writes at 3.75, 150 one-hour writes at 6.0 (2x 3.0).
     expected = (10 * 3.0 + 1000 * 0.3 + 50 * 3.75 + 150 * 6.0 + 5 * 15.0) / 1e6
     assert record.cost_usd == pytest.approx(expected)
+
+
+#: A 250k-token prompt (150k fresh, 50k read from the cache, 50k written): past the 200k
+#: that Claude Sonnet 4.5's 1M-context calls are billed higher above.
+LONG_COUNTS = {
+    "input_tokens": 150_000,
+    "cache_creation_input_tokens": 50_000,
+    "cache_read_input_tokens": 50_000,
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/messages", anthropic_body(stream=False)),
+        ("/v1/messages", anthropic_body(stream=True)),
+        ("/v1/chat/completions", openai_body(stream=False)),
+        ("/v1/chat/completions", openai_body(stream=True)),
+    ],
+    ids=["relayed", "relayed-stream", "translated", "translated-stream"],
+)
+async def test_a_long_prompt_is_recorded_at_the_long_prompt_rates(
+    tmp_path: Path, path: str, body: dict[str, Any]
+) -> None:
+    async with gateway_upstream(tmp_path, lambda r: anthropic_answer(r, LONG_COUNTS)) as setup:
+        response = await setup.http.post(path, json=body)
+        assert response.status_code == 200, response.text
+        record = await the_record(setup.state)
+
+    assert (record.prompt_tokens, record.completion_tokens) == (250_000, 5)
+    # Above 200k every token costs the 1M-context rates: input 6, cache read 0.6, cache
+    # write 7.5, output 22.5 (the base rates would make it about half).
+    expected = (150_000 * 6.0 + 50_000 * 0.6 + 50_000 * 7.5 + 5 * 22.5) / 1e6
+    assert record.cost_usd == pytest.approx(expected)

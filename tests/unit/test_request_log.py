@@ -409,6 +409,16 @@ def test_text_lines_are_short_and_human(request_text: Captured) -> None:
     assert not line.lstrip().startswith("{")
 
 
+def test_an_unpriced_calls_line_says_its_cost_is_unknown_not_zero(
+    request_lines: Captured, request_text: Captured
+) -> None:
+    RequestLog().after_batch([call_end(record(cost_usd=0.0, unpriced=True))])
+    [line] = request_lines.json()
+    assert "cost_usd" in line and line["cost_usd"] is None
+    [text] = request_text.lines()
+    assert "tokens 12+3 unpriced" in text and "$" not in text
+
+
 def test_a_text_line_cannot_be_forged_by_what_a_caller_named(request_text: Captured) -> None:
     forged = "x\n2099-01-01 00:00:00,000 INFO modelway.requests: request 200 key admin"
     RequestLog().after_batch([call_end(record(alias=forged, model="m\x1b[2J\r\x85"))])

@@ -324,7 +324,8 @@ async def test_migration_0005_rolls_up_the_records_already_stored(tmp_path: Path
     from modelway.store.dashboard import UsageFilters
     from tests.unit.test_store_rollups import START, assert_matches, traffic
 
-    records = traffic(700, seed=21)
+    # Revision 0004 has no ``unpriced``: the records it held read back priced.
+    records = [msgspec.structs.replace(record, unpriced=False) for record in traffic(700, seed=21)]
     await rolled_up_by_the_migration(sqlite_url(tmp_path), records)
     reopened = await Store.open(sqlite_url(tmp_path))
     try:
@@ -341,7 +342,7 @@ async def test_migration_0005_rolls_up_the_records_already_stored(tmp_path: Path
 
 
 #: Usage record fields added after revision 0004.
-_AFTER_0004 = frozenset({"cost_saved_usd"})
+_AFTER_0004 = frozenset({"cost_saved_usd", "unpriced"})
 
 
 def _at_0004(record: Any) -> dict[str, Any]:
@@ -394,5 +395,45 @@ async def test_migration_0007_gives_usage_records_already_stored_no_saved_cost(
     try:
         stored = await reopened.usage.get(old.id)
         assert stored is not None and stored.cost_saved_usd == 0.0 and stored.cost_usd == 0.5
+    finally:
+        await reopened.aclose()
+
+
+async def test_migration_0011_marks_records_already_stored_priced_and_counts_new_unpriced_ones(
+    tmp_path: Path,
+) -> None:
+    from modelway.store.dashboard import UsageFilters
+    from modelway.store.records import UsageRecord
+
+    store = await Store.open(sqlite_url(tmp_path))
+    async with store.engine.begin() as connection:
+
+        def downgrade_to_0010(sync: object) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = sync
+            command.downgrade(config, "0010")
+
+        await connection.run_sync(downgrade_to_0010)
+        for table in ("usage_records", "usage_hourly"):
+            assert "unpriced" not in await connection.run_sync(
+                lambda sync, name=table: {c["name"] for c in inspect(sync).get_columns(name)}
+            )
+        old = UsageRecord(request_id="before-0011", time=3600.0, cost_usd=0.0)
+        row = {**msgspec.to_builtins(old), "day": "1970-01-01"}
+        del row["unpriced"]
+        await connection.execute(usage_records.insert(), [row])
+    await store.aclose()
+    reopened = await Store.open(sqlite_url(tmp_path))
+    try:
+        stored = await reopened.usage.get(old.id)
+        assert stored is not None and stored.unpriced is False
+        new = UsageRecord(request_id="after-0011", time=3600.0, unpriced=True)
+        await reopened.usage.insert_many([new])
+        fetched = await reopened.usage.get(new.id)
+        assert fetched is not None and fetched.unpriced is True
+        totals = await reopened.dashboard.totals(UsageFilters(start=0.0, end=7200.0))
+        assert (totals.requests, totals.unpriced_requests) == (1, 1)  # the old one: no roll-up
+        (row_summary,) = await reopened.usage.summary(by="day")
+        assert (row_summary.requests, row_summary.unpriced_requests) == (2, 1)
     finally:
         await reopened.aclose()

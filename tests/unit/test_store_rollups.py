@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from modelway.store import Store, UsageRecord, UsageWriter, database_url
@@ -62,6 +63,8 @@ def traffic(count: int, seed: int = 7, start: float = START, days: float = 3) ->
                 stream=chance.random() < 0.5,
             )
         )
+        if chance.random() < 0.1:  # a model with no price: its cost unknown, not 0
+            records[-1] = msgspec.structs.replace(records[-1], cost_usd=0.0, unpriced=True)
     return records
 
 
@@ -107,6 +110,7 @@ def assert_matches(totals: Any, records: Sequence[UsageRecord]) -> None:
     assert totals.cached_tokens == sum(record.cached_tokens for record in records)
     assert totals.reasoning_tokens == sum(record.reasoning_tokens for record in records)
     assert totals.cost_usd == pytest.approx(sum(record.cost_usd for record in records))
+    assert totals.unpriced_requests == sum(record.unpriced for record in records)
     latencies = [record.latency_ms for record in records]
     ttfts = [record.ttft_ms for record in records if record.ttft_ms is not None]
     assert_close_percentile(totals.latency_p50_ms, nearest_rank(latencies, 0.5))

@@ -10,13 +10,14 @@ seeding a budget reads it (``seed_budgets``, ``seed_key_budget``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from modelway.calls.caller import Caller
 from modelway.calls.spending import Charge, Spending, SpendOnFile
 from modelway.calls.team_budgets import TeamBudgets
 from modelway.config import LimitSettings, Price, TeamBudget
+from modelway.errors import UnpricedModel
 from modelway.limits import UNLIMITED, Limits, Ticket
 from modelway.limits.budgets import Period
 from modelway.pricing import price_for, price_table, priced_cost
@@ -82,18 +83,55 @@ class Accounts:
         finally:
             await self.limits.aclose()
 
-    def cost(self, provider: str, model: str, usage: Usage) -> float:
-        """USD for ``usage`` (0 when the price is unknown); prices are looked up once."""
+    def cost(self, provider: str, model: str, usage: Usage) -> float | None:
+        """USD for ``usage``; None when the model has no price (its cost is unknown)."""
+        try:
+            price = self._prices[provider, model]
+        except KeyError:
+            price = self._price(provider, model)
+        return priced_cost(price, provider, usage)
+
+    def _price(self, provider: str, model: str) -> Price | None:
+        """The model's price, looked up once (None: none, or a local provider's model)."""
         key = (provider, model)
         try:
-            price = self._prices[key]
+            return self._prices[key]
         except KeyError:
             if len(self._prices) > _PRICE_CACHE_SIZE:
                 self._prices.clear()  # model names come from callers: keep it bounded
             price = self._prices[key] = price_for(provider, model, self.prices)
             if price is None and provider not in price_table().free_providers:
                 self._unpriced(provider, model)
-        return priced_cost(price, provider, usage) or 0.0
+            return price
+
+    def usd_budgeted(self, caller: Caller) -> bool:
+        """Whether the caller's key, or its key's team, has a USD budget."""
+        key = caller.key
+        if key is None:
+            return False
+        if key.budget_usd is not None:
+            return True
+        team = self.team_budgets.get(key.owner_team or "")
+        return team is not None and team.usd is not None
+
+    def refuse_unpriced(self, targets: Iterable[tuple[str, str]]) -> None:
+        """``UnpricedModel`` when any of ``targets`` (provider, model) has no price, for a
+        caller that is ``usd_budgeted``: what such a call spends could not be counted
+        against its budget, which would then not hold."""
+        free = price_table().free_providers
+        unpriced = [
+            f"{provider}/{model}"
+            for provider, model in targets
+            if provider not in free and self._price(provider, model) is None
+        ]
+        if unpriced:
+            named = ", ".join(dict.fromkeys(unpriced))
+            raise UnpricedModel(
+                f"model {named} has no price, and this key (or its team) has a USD budget "
+                "that could not count what a call to it costs; the gateway's operator can "
+                f"give it one under prices: in modelway.yaml ({named}: {{input_per_million: "
+                "..., output_per_million: ...}, docs/keys-and-usage.md#pricing)"
+            )
 
     def _unpriced(self, provider: str, model: str) -> None:
         """Say once per model that it has no price; the first ``_UNPRICED_SAID`` models
@@ -106,8 +144,9 @@ class Accounts:
             log.warning("more models have no price; not said again until a restart")
             return
         log.warning(
-            "no price for %s/%s: its calls are recorded at $0 and count nothing "
-            "toward USD budgets; give it one under prices: in the config",
+            "no price for %s/%s: its calls are recorded as unpriced (cost unknown, not "
+            "counted toward USD budgets) and refused to keys and teams with a USD budget; "
+            "give it one under prices: in the config",
             provider,
             model,
             extra={"provider": provider, "model": model},
@@ -157,15 +196,17 @@ class Accounts:
         return rpm, tpm
 
     def settle(
-        self, caller: Caller, tickets: Sequence[Ticket], usage: Usage, cost: float
+        self, caller: Caller, tickets: Sequence[Ticket], usage: Usage, cost: float | None
     ) -> Coroutine[Any, Any, None]:
-        """Settle reservations with the real token count and charge the caller's budgets.
+        """Settle reservations with the real token count and charge the caller's budgets
+        (an unknown cost, None, charges only tokens: ``refuse_unpriced`` kept USD budgets
+        from such calls, but a budget set while one ran meets its end).
 
         Call it as the call's usage record is queued: the budgets charged are chosen then,
         before the returned coroutine first runs (``Spending.charging``)."""
         key = caller.key
         charges = self.spending.charging(self._budgets(key)) if key is not None else []
-        return self._settle(tickets, usage.total_tokens, cost, charges)
+        return self._settle(tickets, usage.total_tokens, cost or 0.0, charges)
 
     def _budgets(self, key: KeyRecord) -> list[tuple[str, Period]]:
         """The budget scopes a call of ``key`` counts toward: its own, then its team's."""

@@ -272,6 +272,8 @@ class MeteredCall:
             route = calls.engine.route(self._model, fallbacks, max_retries)
             # The estimate goes with the route: any deployment on it, a fallback's too, may
             # have a TPM cap of its own to reserve it against.
+            if calls.accounts.usd_budgeted(self._caller):
+                calls.accounts.refuse_unpriced((t.backend.name, t.model) for t in route.targets)
             self._route = route._replace(
                 timeouts=timeouts or route.timeouts,
                 tokens=token_estimate(self._request_bytes, self._max_tokens),
@@ -374,7 +376,7 @@ class MeteredCall:
         response = entry.response
         self.finish_reason = response.stop_reason
         usage = response.usage or Usage()
-        self._cost_saved = self._calls.accounts.cost(entry.provider, entry.model, usage)
+        self._cost_saved = self._calls.accounts.cost(entry.provider, entry.model, usage) or 0.0
         return response
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
@@ -491,7 +493,7 @@ class MeteredCall:
         elif usage is None:
             usage = estimated_usage(self._prompt, self._request_bytes, answer_size)
         accounts = calls.accounts
-        cost = 0.0
+        cost: float | None = 0.0  # None: the model has no price
         if self._cached is not None and self._cached.entry is not None:
             usage = Usage()  # a cache hit spent nothing: no tokens, no cost
         elif outcome is not None:
@@ -517,7 +519,7 @@ class MeteredCall:
             await self._calls.finisher.run(settle)
 
     def _record(
-        self, status: int, usage: Usage, error: ModelwayError | None, cost: float
+        self, status: int, usage: Usage, error: ModelwayError | None, cost: float | None
     ) -> UsageRecord:
         outcome = self._outcome
         caller = self._caller
@@ -551,7 +553,8 @@ class MeteredCall:
             cache_write_tokens=usage.cache_write_tokens,
             reasoning_tokens=usage.reasoning_tokens,
             usage_estimated=usage.estimated,
-            cost_usd=cost,
+            cost_usd=cost or 0.0,
+            unpriced=cost is None,
             latency_ms=(time.monotonic() - self._started) * 1000,
             ttft_ms=None if first_byte is None else (first_byte - self._started) * 1000,
             stream=self._stream,

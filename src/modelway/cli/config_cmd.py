@@ -22,6 +22,7 @@ def check(
     from rich.table import Table
 
     from modelway.config import ConfigError, environment, load_config, mask_secret, shown_url
+    from modelway.pricing import described, price_for, unpriced_warnings
     from modelway.providers.registry import SPECS, provider_settings
     from modelway.routing.resolve import Router, check_deployments_enabled
 
@@ -55,4 +56,16 @@ def check(
         )
         aliases.add_row(alias.name, alias.strategy, deployments, ", ".join(alias.fallbacks) or "-")
     console.print(aliases)
+    prices = Table("deployment", "USD per million tokens", title="Prices")
+    shown: set[tuple[str, str]] = set()
+    for alias in settings.models:
+        for d in alias.deployments:
+            if (d.provider, d.model) not in shown:
+                shown.add((d.provider, d.model))
+                price = price_for(d.provider, d.model, settings.prices)
+                prices.add_row(f"{d.provider}/{d.model}", described(price, d.provider))
+    if shown:
+        console.print(prices)
+    for warning in unpriced_warnings(settings):
+        typer.echo(f"warning: {warning}", err=True)
     console.print("config OK", style="green")

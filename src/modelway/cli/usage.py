@@ -50,7 +50,6 @@ def usage(
     from rich.table import Column, Table
 
     from modelway.cli.admin_client import run_admin
-    from modelway.limits.budgets import dollars
 
     url, key, environ = target(url, key, config)
     summary = run_admin(lambda admin: admin.usage(by.value, since, key_id), url, key, environ)
@@ -70,10 +69,10 @@ def usage(
     # A day, a model name, a key's id (what --key-id takes): folded at a narrow
     # terminal's edge, never cut short with an ellipsis.
     # Headers short enough that the figures keep whole at 80 columns.
-    table = Table(
-        Column(by.value, overflow="fold", min_width=10),
-        caption="input, output: tokens; p50, p95: latency",
-    )
+    caption = "input, output: tokens; p50, p95: latency"
+    if any(row.get("unpriced_requests") for row in rows):
+        caption += "\nunpriced, +?: calls to a model with no price (cost unknown, not $0)"
+    table = Table(Column(by.value, overflow="fold", min_width=10), caption=caption)
     for number in ("calls", "errors", "input", "output", "cost", "p50 ms", "p95 ms"):
         table.add_column(number, justify="right", no_wrap=True)
     for row in rows:
@@ -83,7 +82,7 @@ def usage(
             f"{row['errors']:,}",
             f"{row['prompt_tokens']:,}",
             f"{row['completion_tokens']:,}",
-            dollars(row["cost_usd"]),
+            _cost(row),
             _milliseconds(row["latency_p50_ms"]),
             _milliseconds(row["latency_p95_ms"]),
         )
@@ -101,6 +100,19 @@ def _group(row: dict[str, Any], by: Grouping) -> str:
     if group is None and by is Grouping.team:
         return "(no team)"
     return group or "-"
+
+
+def _cost(row: dict[str, Any]) -> str:
+    """The row's cost; "unpriced" when nothing priced was spent but some calls had no
+    price, and "$1.20+?" when some had none (an older gateway's rows say nothing of it)."""
+    from modelway.limits.budgets import dollars
+
+    unpriced = row.get("unpriced_requests") or 0
+    if not unpriced:
+        return dollars(row["cost_usd"])
+    if not row["cost_usd"]:
+        return "unpriced"
+    return f"{dollars(row['cost_usd'])}+?"
 
 
 def _milliseconds(value: float | None) -> str:

@@ -343,7 +343,8 @@ class _TrackedUsage:
             estimated=record.usage_estimated,  # a cut stream: counted locally, billed still
             cache_write_tokens=record.cache_write_tokens,
         )
-        self._tracker.record(record.provider, record.model, usage, cost=record.cost_usd)
+        cost = None if record.unpriced else record.cost_usd
+        self._tracker.record(record.provider, record.model, usage, cost=cost)
 
     async def aclose(self) -> None:
         pass

@@ -253,6 +253,25 @@ class ServerSettings(_Section, frozen=True, kw_only=True):
                 ) from None
 
 
+class LongPromptPrice(_Section, frozen=True, kw_only=True):
+    """The rates of a call whose prompt is longer than ``above_tokens``, for all its tokens.
+
+    Vendors bill a long prompt's whole call higher, the answer too: Gemini 2.5 Pro above
+    200k prompt tokens, Claude Sonnet 4 and 4.5 with the 1M context above 200k, Gemini
+    1.5 above 128k. The prompt counts cache reads and writes (``Usage.prompt_tokens``).
+    """
+
+    #: The longest prompt still billed at the base price (Gemini: "prompts <= 200k").
+    above_tokens: Annotated[int, msgspec.Meta(ge=1)]
+    input_per_million: Dollars
+    output_per_million: Dollars
+    #: Unset: the base price's rate scaled as input is (``input_per_million`` here over
+    #: the base's); the same for the cache writes below.
+    cached_input_per_million: Dollars | None = None
+    cache_write_per_million: Dollars | None = None
+    cache_write_1h_per_million: Dollars | None = None
+
+
 class Price(_Section, frozen=True, kw_only=True):
     """USD per million tokens for one model, overriding the shipped price table."""
 
@@ -266,6 +285,8 @@ class Price(_Section, frozen=True, kw_only=True):
     #: Prompt tokens written to the cache for an hour (Anthropic's ``ttl: "1h"``); twice
     #: the input price when unset, Anthropic's rate.
     cache_write_1h_per_million: Dollars | None = None
+    #: Higher rates for a call whose prompt passes a length; none: one price at any length.
+    long_prompt: LongPromptPrice | None = None
 
 
 class TeamBudget(_Section, frozen=True, kw_only=True):

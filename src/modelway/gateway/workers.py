@@ -296,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from modelway.config import ConfigError, load_config, load_dotenv_file
+    from modelway.pricing import unpriced_warnings
     from modelway.routing.resolve import Router, check_deployments_enabled
     from modelway.store import database_url
     from modelway.store.location import privacy_warning
@@ -321,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     exposed = privacy_warning(url)
     if exposed is not None:
         log.warning("%s", exposed)
+    for unpriced in unpriced_warnings(settings):
+        log.warning("%s", unpriced)
     host = args.host if args.host is not None else settings.server.host
     if host == "localhost":
         host = "127.0.0.1"  # granian binds addresses, not names

@@ -56,7 +56,8 @@ class RequestLine(msgspec.Struct, gc=False):
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
-    cost_usd: float
+    #: None: the model has no price (the cost is unknown).
+    cost_usd: float | None
     attempts: int
     fallback: str | None
     cache: str | None
@@ -175,7 +176,7 @@ def request_line(end: CallEnd, time: str, logger: str) -> RequestLine:
         record.prompt_tokens,
         record.completion_tokens,
         record.cached_tokens,
-        record.cost_usd,
+        None if record.unpriced else record.cost_usd,
         # A cache hit (an idempotent replay too) names the provider of the answer it
         # replays, but reached none: no attempts, as its headers and metrics say.
         0 if record.cache_hit or not reached else record.retries + 1,
@@ -215,6 +216,8 @@ def describe(line: logging.LogRecord) -> str:
     cost = fields.get("cost_usd")
     if cost:
         parts.append(f"${cost:.6f}")
+    elif cost is None and "cost_usd" in fields:
+        parts.append("unpriced")
     attempts = fields.get("attempts") or 0
     if attempts > 1:
         parts.append(f"attempts {attempts}")

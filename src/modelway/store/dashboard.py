@@ -67,6 +67,8 @@ class UsageTotals(msgspec.Struct, kw_only=True):
     cached_tokens: int
     reasoning_tokens: int
     cost_usd: float
+    #: Requests whose cost is unknown (their model has no price): not in ``cost_usd``.
+    unpriced_requests: int
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     ttft_p50_ms: float | None
@@ -87,6 +89,8 @@ class TopRow(msgspec.Struct, kw_only=True):
     requests: int
     tokens: int
     cost_usd: float
+    #: Of ``requests``, those whose cost is unknown (no price): not in ``cost_usd``.
+    unpriced_requests: int
 
 
 class BudgetOwner(msgspec.Struct, frozen=True, kw_only=True):
@@ -171,6 +175,7 @@ class DashboardQueries:
                 requests,
                 func.sum(table.c.prompt_tokens + table.c.completion_tokens),
                 cost,
+                func.sum(table.c.unpriced),
             )
             .where(*_conditions(filters, dims))
             .group_by(group)
@@ -193,6 +198,7 @@ class DashboardQueries:
                 requests=int(row[1]),
                 tokens=int(row[2]),
                 cost_usd=float(row[3]),
+                unpriced_requests=int(row[4]),
             )
             for row in rows
         ]
@@ -331,6 +337,7 @@ def _totals(row: Sequence[Any]) -> dict[str, Any]:
         "cached_tokens": int(values["cached_tokens"]),
         "reasoning_tokens": int(values["reasoning_tokens"]),
         "cost_usd": float(values["cost_usd"]),
+        "unpriced_requests": int(values["unpriced"]),
         "latency_p50_ms": percentile(latency, 0.5),
         "latency_p95_ms": percentile(latency, 0.95),
         "ttft_p50_ms": percentile(ttft, 0.5),

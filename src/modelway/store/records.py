@@ -198,6 +198,9 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
     cache_hit: bool = False
     #: USD a cache hit saved: what its answer cost when asked upstream (``cost_usd`` is 0).
     cost_saved_usd: float = 0.0
+    #: The cost is unknown: the model that answered has no price (``cost_usd`` is 0, and
+    #: is not what the call cost). Records written before migration 0011 say False.
+    unpriced: bool = False
     id: str = msgspec.field(default_factory=new_usage_id)
 
 
@@ -210,5 +213,7 @@ class UsageRow(msgspec.Struct, frozen=True, kw_only=True):
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    #: Requests whose cost is unknown (their model has no price): not in ``cost_usd``.
+    unpriced_requests: int = 0
     latency_p50_ms: float | None
     latency_p95_ms: float | None

@@ -47,6 +47,7 @@ COUNTER_COLUMNS = (
     "latency_ms_sum",
     "ttft_count",
     "ttft_ms_sum",
+    "unpriced",
     *LATENCY_BUCKET_COLUMNS,
     *TTFT_BUCKET_COLUMNS,
 )
@@ -113,6 +114,8 @@ def rollup_rows(records: Iterable[Any]) -> list[tuple[Any, ...]]:
             totals[9] += record.ttft_ms
             bucket = HISTOGRAM_BUCKETS + bisect_right(bounds, record.ttft_ms)
             buckets[bucket] = buckets.get(bucket, 0) + 1
+        if record.unpriced:
+            totals[10] += 1
     groups: dict[Group, _Counters] = dict(full)
     for (_, hour, key_id, team, model, provider, alias), counters in full.items():
         for key in (
@@ -137,7 +140,7 @@ class _Counters:
     __slots__ = ("buckets", "totals")
 
     def __init__(self) -> None:
-        self.totals: list[Any] = [0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0.0]
+        self.totals: list[Any] = [0, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0.0, 0]
         #: Latency buckets at 0..55, TTFT buckets at 56..111.
         self.buckets: dict[int, int] = {}
 
@@ -160,9 +163,10 @@ class _Counters:
         return self.totals + histograms
 
 
-def upsert_sql(dialect: str) -> str:
-    """Add rows to ``usage_hourly``, in the driver's own parameter style (or ``named``)."""
-    names = (*KEY_COLUMNS, *COUNTER_COLUMNS)
+def upsert_sql(dialect: str, counters: Sequence[str] = COUNTER_COLUMNS) -> str:
+    """Add rows to ``usage_hourly``, in the driver's own parameter style (or ``named``);
+    ``counters``: the table's counter columns at an older revision (a migration's)."""
+    names = (*KEY_COLUMNS, *counters)
     if dialect == "postgresql":
         marks = ", ".join(f"${n}" for n in range(1, len(names) + 1))
     elif dialect == "named":
@@ -170,7 +174,7 @@ def upsert_sql(dialect: str) -> str:
     else:
         marks = ", ".join("?" for _ in names)
     updates = ", ".join(
-        f'"{name}" = usage_hourly."{name}" + excluded."{name}"' for name in COUNTER_COLUMNS
+        f'"{name}" = usage_hourly."{name}" + excluded."{name}"' for name in counters
     )
     keys = ", ".join(f'"{name}"' for name in KEY_COLUMNS)
     columns = ", ".join(f'"{name}"' for name in names)

@@ -147,6 +147,10 @@ usage_records = Table(
     Column("cache_hit", Boolean, nullable=False),
     # Added by migration 0007: a cache hit's saved cost.
     Column("cost_saved_usd", Double, nullable=False, server_default=text("0")),
+    # Added by migration 0011: the cost is unknown (no price; cost_usd holds 0). A flag
+    # beside cost_usd, not a nullable cost_usd: SQLite adds a column in place, but would
+    # copy the whole table to let cost_usd hold NULL.
+    Column("unpriced", Boolean, nullable=False, server_default=text("false")),
     # The request log pages newest first on (time, id), alone or with one filter: each
     # filter's index ends in (time, id), so any page is one index range scan.
     Index(None, "time", "id"),
@@ -191,6 +195,8 @@ usage_hourly = Table(
     Column("latency_ms_sum", Double, nullable=False),
     Column("ttft_count", BigInteger, nullable=False),
     Column("ttft_ms_sum", Double, nullable=False),
+    # Added by migration 0011: records whose cost is unknown (``unpriced``).
+    Column("unpriced", BigInteger, nullable=False, server_default=text("0")),
     *(Column(name, Integer, nullable=False) for name in LATENCY_BUCKET_COLUMNS),
     *(Column(name, Integer, nullable=False) for name in TTFT_BUCKET_COLUMNS),
     # With several filters the full level (31) is read: through one key's, one team's or

@@ -147,6 +147,9 @@ class UsageRepository:
                 func.coalesce(func.sum(table.c.prompt_tokens), 0).label("prompt_tokens"),
                 func.coalesce(func.sum(table.c.completion_tokens), 0).label("completion_tokens"),
                 func.coalesce(func.sum(table.c.cost_usd), 0.0).label("cost_usd"),
+                func.coalesce(func.sum(case((table.c.unpriced, 1), else_=0)), 0)
+                .cast(Integer)
+                .label("unpriced"),
             ]
             if on_postgres:
                 columns += [
@@ -167,6 +170,7 @@ class UsageRepository:
                 prompt_tokens=int(row.prompt_tokens),
                 completion_tokens=int(row.completion_tokens),
                 cost_usd=float(row.cost_usd),
+                unpriced_requests=int(row.unpriced),
                 latency_p50_ms=_float(percentiles.get(row.group, (None, None))[0]),
                 latency_p95_ms=_float(percentiles.get(row.group, (None, None))[1]),
             )

@@ -19,6 +19,14 @@ export function money(usd: number | null | undefined): string {
   return `$${Number(usd.toPrecision(2)).toFixed(places)}`;
 }
 
+/** A spend that may hold calls of unknown cost (a model with no price): "unpriced" when
+ * nothing priced was spent, "$1.20 + 3 unpriced" when some calls were, else money(). */
+export function spend(usd: number, unpriced: number | undefined): string {
+  if (!unpriced) return money(usd);
+  if (usd === 0) return "unpriced";
+  return `${money(usd)} + ${count(unpriced)} unpriced`;
+}
+
 export function count(value: number | null | undefined): string {
   return value === null || value === undefined ? DASH : counts.format(value);
 }

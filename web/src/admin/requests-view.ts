@@ -126,7 +126,12 @@ export class RequestsView implements View {
             numeric: true,
             cell: (record) => count(record.prompt_tokens + record.completion_tokens),
           },
-          { title: "Cost", numeric: true, cell: (record) => money(record.cost_usd) },
+          {
+            title: "Cost",
+            numeric: true,
+            // A model with no price: the cost is unknown, not $0.00.
+            cell: (record) => (record.unpriced ? "unpriced" : money(record.cost_usd)),
+          },
           { title: "Latency", numeric: true, cell: (record) => milliseconds(record.latency_ms) },
         ],
         page.requests,

@@ -89,6 +89,8 @@ export interface UsageFigures {
   completion_tokens: number;
   cached_tokens: number;
   cost_usd: number;
+  /** Requests whose model had no price: their cost is unknown, not in cost_usd. */
+  unpriced_requests: number;
   latency_p50_ms: number | null;
   latency_p95_ms: number | null;
   ttft_p50_ms: number | null;
@@ -116,6 +118,7 @@ export interface TopRow {
   requests: number;
   tokens: number;
   cost_usd: number;
+  unpriced_requests: number;
 }
 
 export interface Budget {
@@ -150,6 +153,8 @@ export interface UsageRecord {
   reasoning_tokens?: number;
   usage_estimated: boolean;
   cost_usd: number;
+  /** The model had no price: the cost is unknown (cost_usd holds 0). */
+  unpriced: boolean;
   latency_ms: number;
   ttft_ms: number | null;
   stream: boolean;

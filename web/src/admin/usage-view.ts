@@ -3,7 +3,7 @@
 import { element } from "../elements";
 import { health, usage } from "./api";
 import { type Line, TimeChart } from "./charts";
-import { count, dayRange, daysAgo, milliseconds, money, shortCount } from "./format";
+import { count, dayRange, daysAgo, milliseconds, money, shortCount, spend } from "./format";
 import { KeyNames, KeyPicker, TeamPicker } from "./pickers";
 import type {
   Budget,
@@ -40,6 +40,7 @@ function filled(series: UsageSeries): UsagePoint[] {
       completion_tokens: 0,
       cached_tokens: 0,
       cost_usd: 0,
+      unpriced_requests: 0,
       latency_p50_ms: null,
       latency_p95_ms: null,
       ttft_p50_ms: null,
@@ -218,7 +219,7 @@ export class UsageView implements View {
         `${shortCount(totals.prompt_tokens)} / ${shortCount(totals.completion_tokens)}`,
       ),
       tile("Cached tokens", shortCount(totals.cached_tokens)),
-      tile("Cost", money(totals.cost_usd)),
+      tile("Cost", spend(totals.cost_usd, totals.unpriced_requests)),
       tile(
         "Latency p50 / p95",
         `${milliseconds(totals.latency_p50_ms)} / ${milliseconds(totals.latency_p95_ms)}`,
@@ -291,7 +292,11 @@ export class UsageView implements View {
       { title, cell: (row: TopRow) => row.name ?? row.group ?? none },
       { title: "Requests", numeric: true, cell: (row: TopRow) => count(row.requests) },
       { title: "Tokens", numeric: true, cell: (row: TopRow) => shortCount(row.tokens) },
-      { title: "Cost", numeric: true, cell: (row: TopRow) => money(row.cost_usd) },
+      {
+        title: "Cost",
+        numeric: true,
+        cell: (row: TopRow) => spend(row.cost_usd, row.unpriced_requests),
+      },
     ];
     this.tops.replaceChildren(
       element(

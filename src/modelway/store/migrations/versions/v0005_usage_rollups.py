@@ -25,6 +25,8 @@ depends_on: str | None = None
 BUCKETS = 56
 #: Records read per chunk of the back-fill.
 CHUNK = 50_000
+#: Roll-up counters later revisions added (0011): not in the table this revision makes.
+_LATER_COUNTERS = ("unpriced",)
 #: The roll-up dimensions with an index (dims, dimension, hour).
 _INDEXED_DIMENSIONS = ("key_id", "team", "model")
 _NEW_INDEXES = {
@@ -112,11 +114,16 @@ def _back_fill(connection: sa.Connection) -> None:
             )
         ),
     )
+    # The writer's function reads columns later revisions added: the records here have none.
+    later = [sa.false().label(name) for name in _LATER_COUNTERS]
     totals: dict[tuple[Any, ...], list[Any]] = {}
     after = ""
     while True:
         chunk = connection.execute(
-            sa.select(records).where(records.c.id > after).order_by(records.c.id).limit(CHUNK)
+            sa.select(records, *later)
+            .where(records.c.id > after)
+            .order_by(records.c.id)
+            .limit(CHUNK)
         ).all()
         if not chunk:
             break
@@ -129,11 +136,18 @@ def _back_fill(connection: sa.Connection) -> None:
             )
     if not totals:
         return
-    # Named parameters through SQLAlchemy: the upsert is the writer's, in one style.
+    # Named parameters through SQLAlchemy: the upsert is the writer's, in one style, of
+    # this revision's counters.
     names = [*KEY_COLUMNS, *COUNTER_COLUMNS]
-    statement = sa.text(upsert_sql("named"))
+    counters = [name for name in COUNTER_COLUMNS if name not in _LATER_COUNTERS]
+    statement = sa.text(upsert_sql("named", counters))
     rows = [
-        dict(zip(names, (*key, *values), strict=True)) for key, values in sorted(totals.items())
+        {
+            name: value
+            for name, value in zip(names, (*key, *values), strict=True)
+            if name not in _LATER_COUNTERS
+        }
+        for key, values in sorted(totals.items())
     ]
     for start in range(0, len(rows), 5_000):
         connection.execute(statement, rows[start : start + 5_000])
