@@ -75,6 +75,11 @@ models:
   - name: long-stall-anthropic
     deployments:
       - {provider: anthropic, model: echo, headers: {x-mock-fault: "stall:8000"}}
+  - name: always-429
+    cooldown: {failures: 1000, window: 60, seconds: 30}
+    deployments:
+      - {provider: openai, model: echo,
+         headers: {x-mock-fault: "error:429", x-mock-retry-after: "1"}}
 """
 
 
@@ -153,6 +158,22 @@ def test_streams_that_break_mid_way_cool_their_deployment_down(gateway: str) -> 
     refused = chat(gateway, "breaks-mid-stream")
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "no_deployment_available"
+
+
+def test_a_probe_answered_429_rests_as_asked_and_callers_keep_getting_429(
+    gateway: str,
+) -> None:
+    """The probe's 429 (Retry-After 1) benched the deployment for the 30 s cooldown: every
+    caller got 503 no_deployment_available for 30 s instead of the provider's 429."""
+    assert chat(gateway, "always-429").status_code == 429
+    wait_until(lambda: deployment_states(gateway, "always-429") == ["probing"])
+    assert chat(gateway, "always-429").status_code == 429  # the probe, answered 429
+    after = chat(gateway, "always-429")  # resting as asked (or probing again: 1 s is short)
+    assert after.status_code == 429, after.text
+    assert after.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(after.headers["retry-after"]) <= 2
+    [health] = httpx.get(f"{gateway}/health").json()["deployments"]["always-429"]
+    assert health["cooling_because"] == "upstream asked to wait 1 s"
 
 
 def test_a_failing_deployment_fails_over_to_the_next(gateway: str) -> None:
