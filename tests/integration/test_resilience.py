@@ -158,6 +158,7 @@ def test_streams_that_break_mid_way_cool_their_deployment_down(gateway: str) -> 
     refused = chat(gateway, "breaks-mid-stream")
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "no_deployment_available"
+    assert refused.headers["x-modelway-attempts"] == "0"  # as every error says: none asked
 
 
 def test_a_probe_answered_429_rests_as_asked_and_callers_keep_getting_429(

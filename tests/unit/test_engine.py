@@ -578,6 +578,19 @@ async def test_a_probe_answered_429_with_retry_after_leaves_callers_a_429_not_a_
     assert caught.value.retry_after is not None and 4 < caught.value.retry_after <= 5
 
 
+async def test_every_error_says_how_many_attempts_were_made_none_included(
+    sleeps: list[float],
+) -> None:
+    # The all-resting 503 said nothing (no x-modelway-attempts), unlike the others.
+    e = Engine(parse_config(PROBED, {}), {}, {"a": ScriptedBackend("a", [server_error()])})
+    with pytest.raises(UpstreamStatusError) as failed:
+        await e.complete(ask("solo"), request_id="r")
+    assert failed.value.attempts == 1
+    with pytest.raises(Unavailable) as resting:
+        await e.complete(ask("solo"), request_id="r")
+    assert resting.value.attempts == 0
+
+
 class Slow(ScriptedBackend):
     """Fails as scripted, after ``seconds`` of the call's time (a real wait: at least)."""
 
