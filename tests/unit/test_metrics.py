@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelway.calls import ANONYMOUS
+from modelway.config import Cooldown
 from modelway.errors import UpstreamStatusError
 from modelway.limits.outage import RedisOutage
+from modelway.observability.metrics import Metrics
+from modelway.routing.deployments import DeploymentState
 from modelway.types import ChatRequest, Message
 from tests.polling import eventually
 from tests.redis_server import free_port
@@ -231,6 +235,51 @@ async def test_deployment_health_and_the_usage_writer_are_copied_in(tmp_path: Pa
 
 def _failing(request: Any) -> Any:
     raise UpstreamStatusError("upstream 503", upstream_status=503)
+
+
+class Deployments:
+    """A router's deployment health, as ``Metrics.refresh`` reads it."""
+
+    def __init__(self, *states: DeploymentState) -> None:
+        self.states = list(states)
+
+    def deployment_states(self) -> dict[str, list[DeploymentState]]:
+        return {"smart": self.states}
+
+
+def copied(state: DeploymentState) -> Samples:
+    metrics = Metrics()
+    metrics.watch(Deployments(state), None)  # type: ignore[arg-type]
+    return samples_of(metrics.exposition().decode())
+
+
+def test_a_rest_the_upstream_asked_for_is_no_failure_cooldown() -> None:
+    # Every 503 with Retry-After counted as a cooldown: ModelwayDeploymentFlapping fired on
+    # a healthy provider that only asked, now and then, to wait a second.
+    state = DeploymentState("smart#0", Cooldown(failures=3, window=60, seconds=30))
+    busy = UpstreamStatusError("busy", upstream_status=503, headers={"Retry-After": "1"})
+    state.failed(busy, now=100.0)
+    state.failed(busy, now=101.0)
+    cooldowns = "modelway_deployment_cooldowns_total"
+    samples = copied(state)
+    assert value(samples, cooldowns, reason="retry_after") == 2
+    assert value(samples, cooldowns, reason="failures") == 0
+    state.failed(busy, now=102.0)  # the third failure in the window: benched for them
+    samples = copied(state)
+    assert value(samples, cooldowns, reason="failures") == 1
+    assert value(samples, cooldowns, reason="probe_failed") == 0
+
+
+def test_an_idle_deployment_whose_rest_is_over_is_not_reported_probing() -> None:
+    # After its rest an idle deployment stayed "probing" (1) until a call came, forever on
+    # an idle alias: ModelwayDeploymentCooling fired on it.
+    state = DeploymentState("smart#0", Cooldown(failures=1, window=60, seconds=30))
+    state.failed(UpstreamStatusError("boom", upstream_status=500), now=time.monotonic() - 60)
+    assert value(copied(state), "modelway_deployment_state") == 0.5  # rest over, not probed
+    assert state.admit(time.monotonic())  # a call probes it
+    assert value(copied(state), "modelway_deployment_state") == 1
+    state.failed(UpstreamStatusError("boom", upstream_status=500), now=time.monotonic())
+    assert value(copied(state), "modelway_deployment_state") == 2
 
 
 async def test_redis_fail_open_episodes_are_counted(gateway: Setup) -> None:
