@@ -75,6 +75,14 @@ models:
   - name: long-stall-anthropic
     deployments:
       - {provider: anthropic, model: echo, headers: {x-mock-fault: "stall:8000"}}
+  - name: head-after-total
+    timeouts: {connect: 2, first_token: 10, stall: 10, total: 1}
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "slow-head:3000"}}
+  - name: head-after-total-anthropic
+    timeouts: {connect: 2, first_token: 10, stall: 10, total: 1}
+    deployments:
+      - {provider: anthropic, model: echo, headers: {x-mock-fault: "slow-head:3000"}}
   - name: always-429
     cooldown: {failures: 1000, window: 60, seconds: 30}
     deployments:
@@ -239,6 +247,19 @@ def test_a_stream_longer_than_the_total_timeout_is_cut_with_an_error_event(
     assert response.status_code == 200
     assert '"error"' in body and "too slow" in body
     assert "[DONE]" not in body
+
+
+@pytest.mark.parametrize("model", ["head-after-total", "head-after-total-anthropic"])
+def test_a_streams_wait_for_its_head_is_bounded_by_the_total_timeout(
+    gateway: str, model: str
+) -> None:
+    """total: 1, first_token: 10, an upstream that sends its head after 3 s: the same call
+    unstreamed was a 504, streamed it was a 200 with the whole answer (relayed, and
+    translated from another provider's format)."""
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "a b"}]}
+    response = httpx.post(f"{gateway}/v1/chat/completions", json=body, timeout=30)
+    assert response.status_code == 504, response.text
+    assert "waited longer than allowed for the whole answer (1 s" in response.text
 
 
 def _open_stream_and_leave(gateway: str, path: str, body: bytes, headers: str = "") -> None:
