@@ -6,6 +6,7 @@ several workers is ``tests/integration/test_metrics_workers.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -29,6 +30,7 @@ from modelway.config import Cooldown
 from modelway.errors import UpstreamStatusError
 from modelway.limits.outage import RedisOutage
 from modelway.observability.metrics import Metrics
+from modelway.providers.transport import MockReply
 from modelway.routing.deployments import DeploymentState
 from modelway.types import ChatRequest, Message
 from tests.polling import eventually
@@ -105,6 +107,38 @@ async def test_each_dialects_calls_are_counted_timed_and_priced(gateway: Setup) 
     assert value(samples, "modelway_in_flight_calls") == 0
     assert value(samples, "modelway_in_flight_streams") == 0
     assert value(samples, "modelway_build_info") == 1
+
+
+def _cut_mid_stream(request: Any) -> Any:
+    """An OpenAI stream that stops after its first chunk: no finish, no ``[DONE]``."""
+    chunk = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "gpt-x",
+        "choices": [{"index": 0, "delta": {"content": "half an"}, "finish_reason": None}],
+    }
+    return MockReply(200, b"data: " + json.dumps(chunk).encode() + b"\n\n",
+                     {"content-type": "text/event-stream"})  # fmt: skip
+
+
+async def test_an_attempt_whose_stream_broke_mid_way_is_an_error_not_ok(tmp_path: Path) -> None:
+    # The caller got a 502 (an error event) and the call counted as a 5xx, but its
+    # attempt counted as outcome="ok".
+    async with in_process_gateway(tmp_path, upstream=_cut_mid_stream) as gateway:
+        relayed = {**CHAT, "model": "openai/gpt-x", "stream": True}
+        translated = {**ANTHROPIC, "model": "openai/gpt-x", "stream": True}
+        for path, body in (("/v1/chat/completions", relayed), ("/v1/messages", translated)):
+            answer = await gateway.http.post(path, json=body)
+            assert answer.status_code == 200 and "error" in answer.text  # an error event
+        samples = await scrape(gateway)
+        assert value(samples, "modelway_requests_total", status_class="5xx") == 2
+        attempts = "modelway_upstream_attempts_total"
+        assert value(samples, attempts, provider="openai", outcome="error") == 2
+        assert value(samples, attempts, provider="openai", outcome="ok") == 0
+        durations = "modelway_upstream_duration_seconds_count"
+        assert value(samples, durations, outcome="error") == 2
+        assert value(samples, durations, outcome="ok") == 0
 
 
 async def test_calls_and_streams_in_flight_are_counted_while_they_run(gateway: Setup) -> None:
