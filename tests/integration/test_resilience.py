@@ -259,7 +259,15 @@ def test_a_streams_wait_for_its_head_is_bounded_by_the_total_timeout(
     body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "a b"}]}
     response = httpx.post(f"{gateway}/v1/chat/completions", json=body, timeout=30)
     assert response.status_code == 504, response.text
-    assert "waited longer than allowed for the whole answer (1 s" in response.text
+    assert "waited longer than allowed for the whole answer (1 s total)" in response.text
+
+
+def test_a_whole_answer_past_the_total_timeout_names_the_limit(gateway: str) -> None:
+    # It said "upstream did not answer in time", naming neither the limit nor its seconds.
+    response = chat(gateway, "head-after-total")
+    assert response.status_code == 504, response.text
+    message = response.json()["error"]["message"]
+    assert message.endswith("waited longer than allowed for the whole answer (1 s total)")
 
 
 def _open_stream_and_leave(gateway: str, path: str, body: bytes, headers: str = "") -> None:

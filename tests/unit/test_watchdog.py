@@ -199,7 +199,7 @@ async def test_the_whole_answer_limit_wins_over_a_later_stall_deadline() -> None
     await stream.chunk_arrives_at(4.0)
     await stream.wait_for_a_chunk()
 
-    assert await stream.cut_at(7.0) == "the whole answer (7 s)"
+    assert await stream.cut_at(7.0) == "the whole answer (7 s total)"
 
 
 async def test_the_whole_answer_counts_from_the_attempts_start_not_from_its_head() -> None:
@@ -209,7 +209,7 @@ async def test_the_whole_answer_counts_from_the_attempts_start_not_from_its_head
     await stream.wait_for_a_chunk()
 
     assert await stream.cut_at(1.9) is None
-    assert await stream.cut_at(2.0) == "the whole answer (5 s)"
+    assert await stream.cut_at(2.0) == "the whole answer (5 s total)"
 
 
 def silent_head(request: object) -> Awaitable[MockReply]:
@@ -224,5 +224,5 @@ async def test_a_streams_wait_for_its_head_is_bounded_by_total() -> None:
         "up", OpenAIAdapter(), "http://u/v1", None, transport=MockTransport(silent_head)
     )
     call = Call("r", Timeouts(first_token=10, stall=10, total=0.05))
-    with pytest.raises(Timeout, match=r"whole answer \(0.05 s"):
+    with pytest.raises(Timeout, match=r"whole answer \(0.05 s total\)"):
         await upstream.open(HttpRequest("POST", "/chat/completions", b"{}"), call)

@@ -179,7 +179,7 @@ class HttpProvider:
             if whole or not head.expired:
                 raise
             waited_for = (
-                f"the whole answer ({limits.total:g} s)"
+                f"the whole answer ({limits.total:g} s total)"
                 if limits.total < limits.first_token
                 else f"the first token ({limits.first_token:g} s)"
             )
@@ -207,8 +207,9 @@ class HttpProvider:
                     self._key in code or (len(code) >= 8 and code in self._key)
                 ):
                     code = None
+            said = f": {message}" if message.strip() else " with an empty body"
             refusal = UpstreamStatusError(
-                f"{self.name} answered {response.status}: {message}",
+                f"{self.name} answered {response.status}{said}",
                 upstream_status=response.status,
                 body=body,
                 headers=response.headers,

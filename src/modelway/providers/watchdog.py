@@ -62,7 +62,7 @@ class ReadWatchdog:
         """A read is about to wait; ``TimeoutError`` if the total time is already spent."""
         now = self._clock.time()
         if now >= self._deadline:
-            self.expired = f"the whole answer ({self._total:g} s)"
+            self.expired = f"the whole answer ({self._total:g} s total)"
             raise TimeoutError
         self._read_started = now
         self._reader = asyncio.current_task()
@@ -85,7 +85,7 @@ class ReadWatchdog:
         now = self._clock.time()
         if self._reader is not None:
             if now >= self._deadline:
-                self._expire(f"the whole answer ({self._total:g} s)")
+                self._expire(f"the whole answer ({self._total:g} s total)")
                 return
             if now - self._read_started >= self._limit:
                 self._expire(self._phase())
