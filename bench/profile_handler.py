@@ -145,17 +145,24 @@ class NoNetwork(lean_transport.LeanAiohttpTransport):
     """The gateway's transport with the socket left out: the upstream answers at once."""
 
     async def _exchange(
-        self, route: Any, limits: Any, method: str, data: bytes, deadline: float | None
+        self,
+        route: Any,
+        limits: Any,
+        method: str,
+        data: bytes,
+        deadline: float | None,
+        total: float | None,
     ) -> lean_transport._LeanResponse:
         await asyncio.sleep(0)  # the answer comes after a suspension, as over a socket
         if b'"stream":true' in data:
             return lean_transport._LeanResponse(
                 _Connection(),
                 _StreamHead(),
-                _StreamPayload(),
-                deadline,  # type: ignore[arg-type]
+                _StreamPayload(),  # type: ignore[arg-type]
+                deadline,
+                total,
             )
-        return lean_transport._LeanResponse(_Connection(), _Head(), _Payload(), deadline)  # type: ignore[arg-type]
+        return lean_transport._LeanResponse(_Connection(), _Head(), _Payload(), deadline, total)  # type: ignore[arg-type]
 
 
 class _Headers:

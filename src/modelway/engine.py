@@ -181,14 +181,20 @@ class Engine:
         the caller reports ``Outcome.stream_ended``.
         """
         tries = Tries(time.monotonic() + route.timeouts.total)
-        for target in route.targets:
-            if tries.count and time.monotonic() >= tries.deadline:
-                break  # the call's total time is spent: no further deployment is asked
-            answered = await self._try_target(target, route, attempt, holds, tries)
-            if answered is not None:
-                result, ticket = answered
-                return result, Outcome(target, tries.count, ticket, tries.seconds)
-        raise tries.failure(route)
+        try:
+            for target in route.targets:
+                if tries.count and time.monotonic() >= tries.deadline:
+                    break  # the call's total time is spent: no further deployment is asked
+                answered = await self._try_target(target, route, attempt, holds, tries)
+                if answered is not None:
+                    result, ticket = answered
+                    return result, Outcome(target, tries.count, ticket, tries.seconds)
+            raise tries.failure(route)
+        except ModelwayError as error:
+            # Whatever ended the call says how many upstream calls it made (0: every
+            # deployment resting or at its cap), in x-modelway-attempts.
+            error.attempts = tries.count
+            raise
 
     async def _try_target(
         self,
@@ -222,7 +228,6 @@ class Engine:
                 if not error.retryable:
                     if error.fails_over:
                         return None  # this deployment's own key refused: not again, next one
-                    error.attempts = tries.count  # said in x-modelway-attempts
                     raise
                 if retry == retries:
                     return None

@@ -75,6 +75,19 @@ models:
   - name: long-stall-anthropic
     deployments:
       - {provider: anthropic, model: echo, headers: {x-mock-fault: "stall:8000"}}
+  - name: head-after-total
+    timeouts: {connect: 2, first_token: 10, stall: 10, total: 1}
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "slow-head:3000"}}
+  - name: head-after-total-anthropic
+    timeouts: {connect: 2, first_token: 10, stall: 10, total: 1}
+    deployments:
+      - {provider: anthropic, model: echo, headers: {x-mock-fault: "slow-head:3000"}}
+  - name: always-429
+    cooldown: {failures: 1000, window: 60, seconds: 30}
+    deployments:
+      - {provider: openai, model: echo,
+         headers: {x-mock-fault: "error:429", x-mock-retry-after: "1"}}
 """
 
 
@@ -153,6 +166,23 @@ def test_streams_that_break_mid_way_cool_their_deployment_down(gateway: str) -> 
     refused = chat(gateway, "breaks-mid-stream")
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "no_deployment_available"
+    assert refused.headers["x-modelway-attempts"] == "0"  # as every error says: none asked
+
+
+def test_a_probe_answered_429_rests_as_asked_and_callers_keep_getting_429(
+    gateway: str,
+) -> None:
+    """The probe's 429 (Retry-After 1) benched the deployment for the 30 s cooldown: every
+    caller got 503 no_deployment_available for 30 s instead of the provider's 429."""
+    assert chat(gateway, "always-429").status_code == 429
+    wait_until(lambda: deployment_states(gateway, "always-429") == ["probing"])
+    assert chat(gateway, "always-429").status_code == 429  # the probe, answered 429
+    after = chat(gateway, "always-429")  # resting as asked (or probing again: 1 s is short)
+    assert after.status_code == 429, after.text
+    assert after.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(after.headers["retry-after"]) <= 2
+    [health] = httpx.get(f"{gateway}/health").json()["deployments"]["always-429"]
+    assert health["cooling_because"] == "upstream asked to wait 1 s"
 
 
 def test_a_failing_deployment_fails_over_to_the_next(gateway: str) -> None:
@@ -217,6 +247,27 @@ def test_a_stream_longer_than_the_total_timeout_is_cut_with_an_error_event(
     assert response.status_code == 200
     assert '"error"' in body and "too slow" in body
     assert "[DONE]" not in body
+
+
+@pytest.mark.parametrize("model", ["head-after-total", "head-after-total-anthropic"])
+def test_a_streams_wait_for_its_head_is_bounded_by_the_total_timeout(
+    gateway: str, model: str
+) -> None:
+    """total: 1, first_token: 10, an upstream that sends its head after 3 s: the same call
+    unstreamed was a 504, streamed it was a 200 with the whole answer (relayed, and
+    translated from another provider's format)."""
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "a b"}]}
+    response = httpx.post(f"{gateway}/v1/chat/completions", json=body, timeout=30)
+    assert response.status_code == 504, response.text
+    assert "waited longer than allowed for the whole answer (1 s total)" in response.text
+
+
+def test_a_whole_answer_past_the_total_timeout_names_the_limit(gateway: str) -> None:
+    # It said "upstream did not answer in time", naming neither the limit nor its seconds.
+    response = chat(gateway, "head-after-total")
+    assert response.status_code == 504, response.text
+    message = response.json()["error"]["message"]
+    assert message.endswith("waited longer than allowed for the whole answer (1 s total)")
 
 
 def _open_stream_and_leave(gateway: str, path: str, body: bytes, headers: str = "") -> None:

@@ -101,3 +101,55 @@ def test_the_health_snapshot_names_the_state_and_how_long_it_rests() -> None:
     assert snapshot["cooldowns"] == 1
     s.succeeded(0.5)
     assert s.snapshot(110.0)["cooling_because"] is None
+
+
+def rate_limited(seconds: float) -> UpstreamStatusError:
+    return UpstreamStatusError(
+        "slow down", upstream_status=429, headers={"Retry-After": f"{seconds:g}"}
+    )
+
+
+def test_a_probe_answered_429_with_retry_after_rests_that_long_not_the_cooldown() -> None:
+    # A user saw the probe's 429 (Retry-After 5) bench the deployment for the 30 s
+    # cooldown: every caller got 503 no_deployment_available for 30 s instead of a 429.
+    s = state(failures=1000, seconds=30.0)
+    s.failed(rate_limited(5), now=100.0)
+    assert s.admit(105.0)  # the rest is over: this call is the probe
+    s.failed(rate_limited(5), now=105.0)
+    assert s.rate_limited  # every caller is told 429, as the upstream said
+    assert s.condition(109.9) == "cooling"
+    assert s.admit(110.0)  # 5 s later the next probe, not 30
+    assert s.snapshot(106.0)["cooling_because"] == "upstream asked to wait 5 s"
+
+
+def test_a_failed_probe_never_comes_back_before_the_upstreams_retry_after() -> None:
+    s = state(failures=1, seconds=5.0)
+    s.failed(server_error(), now=100.0)
+    assert s.admit(105.0)
+    overloaded = UpstreamStatusError("busy", upstream_status=503, headers={"Retry-After": "20"})
+    s.failed(overloaded, now=105.0)
+    assert s.condition(124.9) == "cooling" and not s.rate_limited
+    assert s.snapshot(106.0)["cooling_because"] == "probe failed"
+
+
+def test_rests_are_counted_by_why_they_began() -> None:
+    # An upstream's Retry-After is no failure: alerts on cooldowns count failures only.
+    s = state(failures=2, seconds=5.0)
+    s.failed(rate_limited(1), now=100.0)
+    overloaded = UpstreamStatusError("busy", upstream_status=503, headers={"Retry-After": "1"})
+    s.failed(overloaded, now=101.0)  # a rest asked for, and one failure
+    assert s.rests == {"retry_after": 2, "failures": 0, "probe_failed": 0}
+    s.failed(server_error(), now=101.5)  # the second failure: a cooldown beyond the rest
+    assert s.rests == {"retry_after": 2, "failures": 1, "probe_failed": 0}
+    assert s.admit(106.5)
+    s.failed(server_error(), now=106.5)
+    assert s.rests == {"retry_after": 2, "failures": 1, "probe_failed": 1}
+    assert s.cooldowns == 4  # /health's count: every rest
+
+
+def test_a_deployment_whose_rest_is_over_waits_for_its_probe_until_a_call_comes() -> None:
+    s = state(failures=1, seconds=5.0)
+    s.failed(server_error(), now=100.0)
+    assert s.condition(200.0) == "probing" and not s.probe_running  # idle: nobody asked
+    assert s.admit(200.0)
+    assert s.probe_running

@@ -557,6 +557,40 @@ async def test_a_probe_refused_by_the_deployments_own_cap_lets_the_next_call_pro
     assert state.admit(time.monotonic())  # the probe's slot is free again
 
 
+async def test_a_probe_answered_429_with_retry_after_leaves_callers_a_429_not_a_503(
+    sleeps: list[float],
+) -> None:
+    """Before, the probe's 429 benched the deployment for the whole cooldown (30 s): every
+    caller was told 503 no_deployment_available, though the upstream had asked for 5 s."""
+
+    def limited() -> UpstreamStatusError:
+        return UpstreamStatusError("slow down", upstream_status=429, headers={"Retry-After": "5"})
+
+    e = Engine(parse_config(PROBED, {}), {}, {"a": ScriptedBackend("a", [limited(), limited()])})
+    with pytest.raises(RateLimited):
+        await e.complete(ask("solo"), request_id="r")
+    _rest_over(e)
+    with pytest.raises(RateLimited):
+        await e.complete(ask("solo"), request_id="probe")
+    with pytest.raises(RateLimited) as caught:
+        await e.complete(ask("solo"), request_id="next")
+    assert not isinstance(caught.value, Unavailable) and caught.value.status == 429
+    assert caught.value.retry_after is not None and 4 < caught.value.retry_after <= 5
+
+
+async def test_every_error_says_how_many_attempts_were_made_none_included(
+    sleeps: list[float],
+) -> None:
+    # The all-resting 503 said nothing (no x-modelway-attempts), unlike the others.
+    e = Engine(parse_config(PROBED, {}), {}, {"a": ScriptedBackend("a", [server_error()])})
+    with pytest.raises(UpstreamStatusError) as failed:
+        await e.complete(ask("solo"), request_id="r")
+    assert failed.value.attempts == 1
+    with pytest.raises(Unavailable) as resting:
+        await e.complete(ask("solo"), request_id="r")
+    assert resting.value.attempts == 0
+
+
 class Slow(ScriptedBackend):
     """Fails as scripted, after ``seconds`` of the call's time (a real wait: at least)."""
 

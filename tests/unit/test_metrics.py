@@ -6,11 +6,13 @@ several workers is ``tests/integration/test_metrics_workers.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,12 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelway.calls import ANONYMOUS
+from modelway.config import Cooldown
 from modelway.errors import UpstreamStatusError
 from modelway.limits.outage import RedisOutage
+from modelway.observability.metrics import Metrics
+from modelway.providers.transport import MockReply
+from modelway.routing.deployments import DeploymentState
 from modelway.types import ChatRequest, Message
 from tests.polling import eventually
 from tests.redis_server import free_port
@@ -101,6 +107,38 @@ async def test_each_dialects_calls_are_counted_timed_and_priced(gateway: Setup) 
     assert value(samples, "modelway_in_flight_calls") == 0
     assert value(samples, "modelway_in_flight_streams") == 0
     assert value(samples, "modelway_build_info") == 1
+
+
+def _cut_mid_stream(request: Any) -> Any:
+    """An OpenAI stream that stops after its first chunk: no finish, no ``[DONE]``."""
+    chunk = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "gpt-x",
+        "choices": [{"index": 0, "delta": {"content": "half an"}, "finish_reason": None}],
+    }
+    return MockReply(200, b"data: " + json.dumps(chunk).encode() + b"\n\n",
+                     {"content-type": "text/event-stream"})  # fmt: skip
+
+
+async def test_an_attempt_whose_stream_broke_mid_way_is_an_error_not_ok(tmp_path: Path) -> None:
+    # The caller got a 502 (an error event) and the call counted as a 5xx, but its
+    # attempt counted as outcome="ok".
+    async with in_process_gateway(tmp_path, upstream=_cut_mid_stream) as gateway:
+        relayed = {**CHAT, "model": "openai/gpt-x", "stream": True}
+        translated = {**ANTHROPIC, "model": "openai/gpt-x", "stream": True}
+        for path, body in (("/v1/chat/completions", relayed), ("/v1/messages", translated)):
+            answer = await gateway.http.post(path, json=body)
+            assert answer.status_code == 200 and "error" in answer.text  # an error event
+        samples = await scrape(gateway)
+        assert value(samples, "modelway_requests_total", status_class="5xx") == 2
+        attempts = "modelway_upstream_attempts_total"
+        assert value(samples, attempts, provider="openai", outcome="error") == 2
+        assert value(samples, attempts, provider="openai", outcome="ok") == 0
+        durations = "modelway_upstream_duration_seconds_count"
+        assert value(samples, durations, outcome="error") == 2
+        assert value(samples, durations, outcome="ok") == 0
 
 
 async def test_calls_and_streams_in_flight_are_counted_while_they_run(gateway: Setup) -> None:
@@ -231,6 +269,51 @@ async def test_deployment_health_and_the_usage_writer_are_copied_in(tmp_path: Pa
 
 def _failing(request: Any) -> Any:
     raise UpstreamStatusError("upstream 503", upstream_status=503)
+
+
+class Deployments:
+    """A router's deployment health, as ``Metrics.refresh`` reads it."""
+
+    def __init__(self, *states: DeploymentState) -> None:
+        self.states = list(states)
+
+    def deployment_states(self) -> dict[str, list[DeploymentState]]:
+        return {"smart": self.states}
+
+
+def copied(state: DeploymentState) -> Samples:
+    metrics = Metrics()
+    metrics.watch(Deployments(state), None)  # type: ignore[arg-type]
+    return samples_of(metrics.exposition().decode())
+
+
+def test_a_rest_the_upstream_asked_for_is_no_failure_cooldown() -> None:
+    # Every 503 with Retry-After counted as a cooldown: ModelwayDeploymentFlapping fired on
+    # a healthy provider that only asked, now and then, to wait a second.
+    state = DeploymentState("smart#0", Cooldown(failures=3, window=60, seconds=30))
+    busy = UpstreamStatusError("busy", upstream_status=503, headers={"Retry-After": "1"})
+    state.failed(busy, now=100.0)
+    state.failed(busy, now=101.0)
+    cooldowns = "modelway_deployment_cooldowns_total"
+    samples = copied(state)
+    assert value(samples, cooldowns, reason="retry_after") == 2
+    assert value(samples, cooldowns, reason="failures") == 0
+    state.failed(busy, now=102.0)  # the third failure in the window: benched for them
+    samples = copied(state)
+    assert value(samples, cooldowns, reason="failures") == 1
+    assert value(samples, cooldowns, reason="probe_failed") == 0
+
+
+def test_an_idle_deployment_whose_rest_is_over_is_not_reported_probing() -> None:
+    # After its rest an idle deployment stayed "probing" (1) until a call came, forever on
+    # an idle alias: ModelwayDeploymentCooling fired on it.
+    state = DeploymentState("smart#0", Cooldown(failures=1, window=60, seconds=30))
+    state.failed(UpstreamStatusError("boom", upstream_status=500), now=time.monotonic() - 60)
+    assert value(copied(state), "modelway_deployment_state") == 0.5  # rest over, not probed
+    assert state.admit(time.monotonic())  # a call probes it
+    assert value(copied(state), "modelway_deployment_state") == 1
+    state.failed(UpstreamStatusError("boom", upstream_status=500), now=time.monotonic())
+    assert value(copied(state), "modelway_deployment_state") == 2
 
 
 async def test_redis_fail_open_episodes_are_counted(gateway: Setup) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -199,4 +199,30 @@ async def test_the_whole_answer_limit_wins_over_a_later_stall_deadline() -> None
     await stream.chunk_arrives_at(4.0)
     await stream.wait_for_a_chunk()
 
-    assert await stream.cut_at(7.0) == "the whole answer (7 s)"
+    assert await stream.cut_at(7.0) == "the whole answer (7 s total)"
+
+
+async def test_the_whole_answer_counts_from_the_attempts_start_not_from_its_head() -> None:
+    # The head took 3 s of a 5 s total: 2 s are left for the body, not 5.
+    stream = Stream(first_token=10.0, stall=10.0)
+    stream.watchdog = ReadWatchdog(10.0, 10.0, 5.0, clock=stream.clock, started=-3.0)
+    await stream.wait_for_a_chunk()
+
+    assert await stream.cut_at(1.9) is None
+    assert await stream.cut_at(2.0) == "the whole answer (5 s total)"
+
+
+def silent_head(request: object) -> Awaitable[MockReply]:
+    """An upstream that takes the request and never sends a status line."""
+    return asyncio.get_running_loop().create_future()
+
+
+async def test_a_streams_wait_for_its_head_is_bounded_by_total() -> None:
+    # total: 2 with first_token: 10 and an upstream silent for 3 s: the stream was 200
+    # and whole after 3 s, the same answer unstreamed a 504 at 2 s.
+    upstream = HttpProvider(
+        "up", OpenAIAdapter(), "http://u/v1", None, transport=MockTransport(silent_head)
+    )
+    call = Call("r", Timeouts(first_token=10, stall=10, total=0.05))
+    with pytest.raises(Timeout, match=r"whole answer \(0.05 s total\)"):
+        await upstream.open(HttpRequest("POST", "/chat/completions", b"{}"), call)

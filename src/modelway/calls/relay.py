@@ -332,11 +332,12 @@ class Relay:
         ) -> tuple[tuple[bytes, StreamScanner], AsyncIterator[bytes]]:
             backend = target.backend
             assert isinstance(backend, HttpProvider)
+            started = asyncio.get_running_loop().time()  # ``total`` counts from here
             try:
-                response = await backend.open(self._upstream_request(target), call)
+                response = await backend.open(self._upstream_request(target), call, started=started)
             except UpstreamStatusError as error:
                 raise self._blamed(error) from None
-            chunks = backend.raw_stream(response, call)
+            chunks = backend.raw_stream(response, call, started)
             # Committed to this target at its first event, not its first bytes: a stream of
             # comments (``: keepalive``) that then ends fails over as an empty one does.
             scanner = scanner_for(self._wire, self._asked)

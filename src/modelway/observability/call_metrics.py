@@ -16,7 +16,7 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from modelway.calls.hooks import CallEnd, CallHook
-from modelway.errors import BudgetExceeded, ModelwayError, RateLimited
+from modelway.errors import BudgetExceeded, ModelwayError, RateLimited, UpstreamError
 from modelway.observability.families import Family, empty_counts
 from modelway.observability.metrics import STATUS_CLASSES, CallTally, Metrics, status_class
 
@@ -87,7 +87,14 @@ class MetricsHook(CallHook):
                 first[bisect_left(ttft_bounds, spent)] += 1
                 first[-1] += spent
             upstream = end.upstream_seconds
-            if upstream is not None:  # the attempt that answered, under its call's labels
+            if upstream is not None and isinstance(end.error, UpstreamError):
+                # Its stream broke after the first event (cut short, dropped, stalled): the
+                # attempt ended with that error, counted as the failed ones are, to the end.
+                spent_upstream = upstream
+                if ttft is not None:
+                    spent_upstream += max(0.0, latency - ttft / 1000)
+                failed_attempt(m, (provider, model, "error"), spent_upstream)
+            elif upstream is not None:  # the attempt that answered, under its call's labels
                 answered = tally.attempt
                 if answered is None:
                     answered = tally.attempt = empty_counts(attempt_bounds)
@@ -147,13 +154,16 @@ class FailedAttempts:
         self.metrics = metrics
 
     def __call__(self, target: Target, seconds: float, error: BaseException) -> None:
-        m = self.metrics
-        labels = (target.backend.name, target.model, "error")
-        counts = m.attempt_tallies.get(labels)
-        if counts is None:
-            counts = m.attempt_tallies[labels] = empty_counts(m.attempt_bounds)
-        counts[bisect_left(m.attempt_bounds, seconds)] += 1
-        counts[-1] += seconds
+        failed_attempt(self.metrics, (target.backend.name, target.model, "error"), seconds)
+
+
+def failed_attempt(m: Metrics, labels: tuple[str, str, str], seconds: float) -> None:
+    """Tally an upstream attempt that failed after ``seconds``."""
+    counts = m.attempt_tallies.get(labels)
+    if counts is None:
+        counts = m.attempt_tallies[labels] = empty_counts(m.attempt_bounds)
+    counts[bisect_left(m.attempt_bounds, seconds)] += 1
+    counts[-1] += seconds
 
 
 def install(calls: Calls, writer: UsageWriter | None, auth: Any = None, **settings: Any) -> Metrics:

@@ -194,7 +194,9 @@ class AnthropicStreamDecoder:
 
     def close(self) -> list[StreamEvent]:
         """Events left at the end; ``StreamTruncated`` if ``message_stop`` never came."""
-        truncated = StreamTruncated("anthropic stream ended before message_stop", provider=PROVIDER)
+        truncated = StreamTruncated(
+            "the anthropic stream was cut off before its end", provider=PROVIDER
+        )
         try:
             events = self._decode_all(self._sse.close())
         except UndecodableResponse as exc:

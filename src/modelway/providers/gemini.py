@@ -365,7 +365,9 @@ class GeminiStreamDecoder:
 
     def close(self) -> list[StreamEvent]:
         """Events left at the end; ``StreamTruncated`` if no chunk carried a finishReason."""
-        truncated = StreamTruncated("gemini stream ended before a finishReason", provider=PROVIDER)
+        truncated = StreamTruncated(
+            "the gemini stream was cut off before its end", provider=PROVIDER
+        )
         events: list[StreamEvent] = []
         try:
             for item in self._sse.close():

@@ -29,9 +29,15 @@ from aiohttp.client_reqrep import ClientRequest
 from yarl import URL
 
 from modelway.deadlines import deadline_at
-from modelway.errors import ConnectError, ConnectionLost, Timeout, UpstreamError
+from modelway.errors import ConnectError, ConnectionLost, UpstreamError
 from modelway.providers.destinations import guarded_socket
-from modelway.providers.transport import UpstreamRequest, UpstreamResponse, connection_failed
+from modelway.providers.transport import (
+    UpstreamRequest,
+    UpstreamResponse,
+    connect_timeout,
+    connection_failed,
+    whole_answer_timeout,
+)
 
 #: What a ``ClientSession`` sends unless told otherwise (its User-Agent is skipped, as in
 #: ``AiohttpTransport``): the upstream answers the same way to either transport.
@@ -77,10 +83,13 @@ class _LeanResponse:
         message: Any,
         payload: aiohttp.StreamReader,
         deadline: float | None,
+        total: float | None,
     ) -> None:
         self._connection = connection
         self._payload = payload
         self._deadline = deadline
+        #: The total timeout the deadline came from, named when it passes.
+        self._total = total
         self.status: int = message.code
         self.headers: Mapping[str, str] = message.headers
 
@@ -99,7 +108,7 @@ class _LeanResponse:
             async with deadline_at(self._deadline):
                 return await payload.read()
         except TimeoutError:
-            raise Timeout("upstream timed out mid-answer") from None
+            raise whole_answer_timeout(self._total) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise ConnectionLost(f"connection lost mid-answer ({type(exc).__name__})") from None
         finally:
@@ -117,8 +126,8 @@ class _LeanResponse:
                 if not chunk:
                     return
                 yield chunk
-        except TimeoutError:
-            raise Timeout("upstream stream stalled") from None
+        except TimeoutError:  # only a deadline times these reads: the total's
+            raise whole_answer_timeout(self._total) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise ConnectionLost(f"connection lost mid-stream ({type(exc).__name__})") from None
 
@@ -177,9 +186,13 @@ class LeanAiohttpTransport:
         for attempt in range(attempts):
             try:
                 async with deadline_at(deadline):
-                    return await self._exchange(route, timeout, method, data, deadline)
+                    return await self._exchange(
+                        route, timeout, method, data, deadline, request.total_timeout
+                    )
+            except aiohttp.ConnectionTimeoutError:
+                raise connect_timeout(request.connect_timeout) from None
             except TimeoutError:
-                raise Timeout("upstream did not answer in time") from None
+                raise whole_answer_timeout(request.total_timeout) from None
             except aiohttp.ClientConnectorError as exc:
                 raise connection_failed(exc, request.url) from None
             except aiohttp.ServerDisconnectedError as exc:
@@ -197,6 +210,7 @@ class LeanAiohttpTransport:
         method: str,
         data: bytes,
         deadline: float | None,
+        total: float | None,
     ) -> _LeanResponse:
         connection = await self._open_connector().connect(route.key, [], limits)
         try:
@@ -214,7 +228,7 @@ class LeanAiohttpTransport:
         except BaseException:
             connection.close()
             raise
-        return _LeanResponse(connection, message, payload, deadline)
+        return _LeanResponse(connection, message, payload, deadline, total)
 
     async def aclose(self) -> None:
         if self._connector is not None:

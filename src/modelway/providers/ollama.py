@@ -256,9 +256,7 @@ class OllamaStreamDecoder:
         for line in self._lines.close():
             self._line(line, events)
         if not self._done:
-            raise StreamTruncated(
-                "the ollama stream ended before its done: true chunk", provider=PROVIDER
-            )
+            raise StreamTruncated("the ollama stream was cut off before its end", provider=PROVIDER)
         return events
 
     def _line(self, line: bytes, events: list[StreamEvent]) -> None:

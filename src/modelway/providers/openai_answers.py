@@ -182,7 +182,8 @@ class ChunkDecoder:
         for sse in self._sse.close():
             self._event(sse.data, events)
         if not self._done:
-            raise StreamTruncated("the upstream stream ended before [DONE]")
+            # Said in no wire's terms: a caller of any dialect may read it.
+            raise StreamTruncated("the upstream stream was cut off before its end")
         return events
 
     def _event(self, data: str, events: list[StreamEvent]) -> None:

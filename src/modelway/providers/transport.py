@@ -74,18 +74,30 @@ class Transport(Protocol):
 # --- aiohttp ---------------------------------------------------------------------------
 
 
+def whole_answer_timeout(total: float | None) -> Timeout:
+    """The error of an answer not whole within the total timeout, which it names."""
+    limit = "" if total is None else f" ({total:g} s total)"
+    return Timeout(f"upstream too slow: waited longer than allowed for the whole answer{limit}")
+
+
+def connect_timeout(connect: float) -> Timeout:
+    """The error of a connection not open within the connect timeout, which it names."""
+    return Timeout(f"upstream too slow: waited longer than allowed to connect ({connect:g} s)")
+
+
 class _AiohttpResponse:
-    def __init__(self, response: aiohttp.ClientResponse, url: str) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, url: str, total: float | None) -> None:
         self._response = response
         self._url = url
+        self._total = total
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
     async def read(self) -> bytes:
         try:
             return await self._response.read()
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise Timeout("upstream timed out mid-answer") from None
+        except TimeoutError:  # aiohttp's total (no read timer is set: see send)
+            raise whole_answer_timeout(self._total) from None
         except aiohttp.ClientError as exc:
             raise ConnectionLost(f"connection lost mid-answer ({type(exc).__name__})") from None
         finally:
@@ -99,8 +111,8 @@ class _AiohttpResponse:
                 if not chunk:
                     return
                 yield chunk
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise Timeout("upstream stream stalled") from None
+        except TimeoutError:  # aiohttp's total (no read timer is set: see send)
+            raise whole_answer_timeout(self._total) from None
         except aiohttp.ClientError as exc:
             raise ConnectionLost(f"connection lost mid-stream ({type(exc).__name__})") from None
 
@@ -166,13 +178,15 @@ class AiohttpTransport:
                 headers=request.headers,
                 timeout=timeout,
             )
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            raise Timeout("upstream did not answer in time") from None
+        except aiohttp.ConnectionTimeoutError:
+            raise connect_timeout(request.connect_timeout) from None
+        except TimeoutError:
+            raise whole_answer_timeout(request.total_timeout) from None
         except aiohttp.ClientConnectorError as exc:
             raise connection_failed(exc, request.url) from None
         except aiohttp.ClientError as exc:
             raise ConnectError(f"cannot reach upstream ({type(exc).__name__})") from None
-        return _AiohttpResponse(response, request.url)
+        return _AiohttpResponse(response, request.url, request.total_timeout)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -15,6 +15,7 @@ import msgspec
 
 from modelway.config import Timeouts
 from modelway.config.masking import shown_url
+from modelway.deadlines import deadline_at
 from modelway.errors import (
     StreamTruncated,
     Timeout,
@@ -130,12 +131,17 @@ class HttpProvider:
         error.args = (error.message,)
         return error
 
-    async def open(self, http: HttpRequest, call: Call, *, whole: bool = False) -> UpstreamResponse:
+    async def open(
+        self, http: HttpRequest, call: Call, *, whole: bool = False, started: float | None = None
+    ) -> UpstreamResponse:
         """Send a request and return the response once its status is known good.
 
         The caller must ``aclose()`` it. An error status is read, closed and raised as
         ``UpstreamStatusError``. ``whole`` asks the transport to bound the whole exchange
-        by the total timeout (for answers read at once, not streamed).
+        by the total timeout (for answers read at once, not streamed); a stream's head
+        may take neither ``first_token`` nor ``total`` counted from ``started`` (the
+        event loop's time the attempt began, which ``raw_stream`` then counts from too;
+        now when not given).
         """
         limits = call.timeouts
         headers = (
@@ -160,17 +166,25 @@ class HttpProvider:
             else:
                 # A stream's reads are timed once its head has come; the head itself may
                 # take no longer than the first token may (an upstream that accepts and
-                # never answers held the call, and its fallbacks, forever).
-                async with asyncio.timeout(limits.first_token) as head:
+                # never answers held the call, and its fallbacks, forever), nor than the
+                # whole answer may. One deadline table for every call, not a timer each.
+                if started is None:
+                    started = asyncio.get_running_loop().time()
+                head_limit = min(limits.first_token, limits.total)
+                async with deadline_at(started + head_limit) as head:
                     response = await self._transport.send(request)
         except UpstreamError as error:
             raise self.attributed(error) from None
         except TimeoutError:
-            if whole or not head.expired():
+            if whole or not head.expired:
                 raise
+            waited_for = (
+                f"the whole answer ({limits.total:g} s total)"
+                if limits.total < limits.first_token
+                else f"the first token ({limits.first_token:g} s)"
+            )
             raise Timeout(
-                f"{self.name}: upstream too slow: waited longer than allowed for "
-                f"the first token ({limits.first_token:g} s)",
+                f"{self.name}: upstream too slow: waited longer than allowed for {waited_for}",
                 provider=self.name,
             ) from None
         if response.status >= 400:
@@ -193,8 +207,9 @@ class HttpProvider:
                     self._key in code or (len(code) >= 8 and code in self._key)
                 ):
                     code = None
+            said = f": {message}" if message.strip() else " with an empty body"
             refusal = UpstreamStatusError(
-                f"{self.name} answered {response.status}: {message}",
+                f"{self.name} answered {response.status}{said}",
                 upstream_status=response.status,
                 body=body,
                 headers=response.headers,
@@ -220,15 +235,18 @@ class HttpProvider:
         (this provider's key masked in it: ``hidden``)."""
         return self.hidden(await self.read_body(await self.open(http, call, whole=True)))
 
-    async def raw_stream(self, response: UpstreamResponse, call: Call) -> AsyncIterator[bytes]:
+    async def raw_stream(
+        self, response: UpstreamResponse, call: Call, started: float | None = None
+    ) -> AsyncIterator[bytes]:
         """The bytes of an opened response as they arrive; closes it at the end.
 
-        Enforces the first-token, stall and total timeouts. Only our own reads are timed,
-        never the consumer's work between chunks. This provider's key, should the upstream
-        quote it, is replaced (``redaction``).
+        Enforces the first-token, stall and total timeouts, the total counted from
+        ``started`` (the loop's time the attempt began, as given to ``open``; now when not
+        given). Only our own reads are timed, never the consumer's work between chunks.
+        This provider's key, should the upstream quote it, is replaced (``redaction``).
         """
         limits = call.timeouts
-        watchdog = ReadWatchdog(limits.first_token, limits.stall, limits.total)
+        watchdog = ReadWatchdog(limits.first_token, limits.stall, limits.total, started=started)
         chunks = response.chunks()
         redactor = redactor_for(self._key)
         try:
@@ -279,12 +297,13 @@ class HttpProvider:
     ) -> AsyncIterator[StreamEvent]:
         if not request.stream:
             request = _with_stream(request)
-        response = await self.open(self.adapter.chat_request(request, model), call)
+        started = asyncio.get_running_loop().time()  # ``total`` counts from here
+        response = await self.open(self.adapter.chat_request(request, model), call, started=started)
         decoder = self.adapter.stream_decoder()
         # Until the first event, the first bytes are kept: an answer that is no stream at
         # all (an HTML error page with a 200) is told by what it said, not as cut short.
         head: bytes | None = b""
-        async for chunk in self.raw_stream(response, call):
+        async for chunk in self.raw_stream(response, call, started):
             events = decoder.feed(chunk)
             if head is not None:
                 head = None if events else (head + chunk)[:MAX_HEAD]

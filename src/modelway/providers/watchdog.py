@@ -29,16 +29,24 @@ class ReadWatchdog:
 
     Until the first chunk arrives a read may wait ``first_token`` seconds; after it,
     ``stall`` seconds. Which of the two ran out is told by whether a chunk came, never
-    by comparing the limits (they may well be equal). ``clock`` is the running loop
-    unless given (tests pass one they move by hand).
+    by comparing the limits (they may well be equal). ``total`` counts from ``started``
+    (on ``clock``: when the attempt sent its request, so its head's wait counts too),
+    or from now. ``clock`` is the running loop unless given (tests pass one they move
+    by hand).
     """
 
     def __init__(
-        self, first_token: float, stall: float, total: float, clock: Clock | None = None
+        self,
+        first_token: float,
+        stall: float,
+        total: float,
+        clock: Clock | None = None,
+        *,
+        started: float | None = None,
     ) -> None:
         self._clock: Clock = clock if clock is not None else asyncio.get_running_loop()
         now = self._clock.time()
-        self._deadline = now + total
+        self._deadline = (now if started is None else started) + total
         self._first_token = first_token
         self._stall = stall
         self._total = total
@@ -54,7 +62,7 @@ class ReadWatchdog:
         """A read is about to wait; ``TimeoutError`` if the total time is already spent."""
         now = self._clock.time()
         if now >= self._deadline:
-            self.expired = f"the whole answer ({self._total:g} s)"
+            self.expired = f"the whole answer ({self._total:g} s total)"
             raise TimeoutError
         self._read_started = now
         self._reader = asyncio.current_task()
@@ -77,7 +85,7 @@ class ReadWatchdog:
         now = self._clock.time()
         if self._reader is not None:
             if now >= self._deadline:
-                self._expire(f"the whole answer ({self._total:g} s)")
+                self._expire(f"the whole answer ({self._total:g} s total)")
                 return
             if now - self._read_started >= self._limit:
                 self._expire(self._phase())

@@ -81,7 +81,6 @@ class Tries:
             return resting_error(route)
         if isinstance(error, UpstreamStatusError) and error.fails_over:
             error.blame_deployment_key()
-        error.attempts = self.count
         return error
 
 

@@ -2,8 +2,9 @@
 
 A deployment is *healthy*, *cooling* (skipped after ``failures`` failures within
 ``window`` seconds, or while an upstream's ``Retry-After`` runs), or *probing* (its rest
-is over and one request is let through: a success makes it healthy, a failure cools it
-down again). Strategies read ``in_flight`` and ``latency``.
+is over and the next request is let through, alone: a success makes it healthy, a
+failure cools it down again; a 429 that says how long rests it that long). Strategies
+read ``in_flight`` and ``latency``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ LATENCY_SMOOTHING = 0.3
 MAX_REST_SECONDS = 300.0
 
 Condition = Literal["healthy", "cooling", "probing"]
+#: Why a rest began: the upstream asked (a 429 or 503 with ``Retry-After``), failures
+#: within the window, or a probe that failed. Only the last two are the deployment's fault.
+Rest = Literal["retry_after", "failures", "probe_failed"]
 
 
 class DeploymentState:
@@ -33,12 +37,13 @@ class DeploymentState:
         "_failures",
         "_probe_running",
         "_rest_reason",
-        "cooldowns",
+        "_resting_for",
         "cooled_until",
         "in_flight",
         "latency",
         "name",
         "rate_limited",
+        "rests",
         "rpm",
         "tpm",
     )
@@ -55,14 +60,25 @@ class DeploymentState:
         #: Moving average of seconds to the first byte of an answer; ``None`` until measured.
         self.latency: float | None = None
         self.cooled_until = 0.0
-        #: How many times it has been benched (a cooldown or an upstream's Retry-After).
-        self.cooldowns = 0
+        #: How many times it has been benched, by why (``Rest``).
+        self.rests: dict[Rest, int] = {"retry_after": 0, "failures": 0, "probe_failed": 0}
+        self._resting_for: Rest | None = None
         self._failures: deque[float] = deque()
         #: Why the current (or last) rest began: "3 failures", "upstream asked to wait 30 s".
         self._rest_reason = ""
         self._probe_running = False
         #: The current rest is the upstream's own rate limit (a 429's Retry-After).
         self.rate_limited = False
+
+    @property
+    def cooldowns(self) -> int:
+        """How many times it has been benched, for any reason."""
+        return sum(self.rests.values())
+
+    @property
+    def probe_running(self) -> bool:
+        """Whether the call probing it after a rest is under way (probing, and not idle)."""
+        return self._probe_running
 
     @property
     def limit_scope(self) -> str:
@@ -135,51 +151,62 @@ class DeploymentState:
 
     def failed(self, error: ModelwayError, now: float) -> None:
         """A failure the deployment is to blame for; enough of them cool it down."""
+        probe, self._probe_running = self._probe_running, False
         if not error.retryable and not error.benches:
             # The request's own fault (400, 404, ...) says nothing about the deployment. An
             # upstream 401/403 (its own key refused) moves the call on without benching it:
             # some providers answer 403 to content they will not serve, so a caller could
             # otherwise bench a deployment for everyone.
-            self._probe_running = False
             return
         retry_after = error.retry_after
-        if self._probe_running:
-            self._rest(now, self._cooldown.seconds, "probe failed")
+        if retry_after and isinstance(error, RateLimited):
+            # It said how long, which is the rest: its 429s are no failures that bench it
+            # longer (a 7 s wait became the 30 s cooldown of 3 failures), nor is a probe's
+            # (benched for the cooldown, its callers were told 503 for 30 s where the
+            # upstream had said "429, wait 5 s").
+            self._wait(now, retry_after, rate_limited=True)
+            return
+        if probe:
+            # Never back sooner than the upstream asked, should it have said.
+            self._rest(now, max(self._cooldown.seconds, retry_after or 0.0), "probe_failed")
             return
         if retry_after:
             # The upstream said when to come back: nobody asks it again sooner.
-            until = now + min(float(retry_after), MAX_REST_SECONDS)
-            if until > self.cooled_until:
-                if self.cooled_until <= now:
-                    self.cooldowns += 1
-                self.cooled_until = until
-                self.rate_limited = isinstance(error, RateLimited)
-                self._rest_reason = f"upstream asked to wait {float(retry_after):.0f} s"
-                log.info(
-                    "deployment %s: upstream asked to wait %.1f s",
-                    self.name,
-                    retry_after,
-                    extra={"deployment": self.name, "state": "cooling", "seconds": retry_after},
-                )
-            if isinstance(error, RateLimited):
-                # It said how long, which is the rest: its 429s are no failures that
-                # bench it longer (a 7 s wait became the 30 s cooldown of 3 failures).
-                return
+            self._wait(now, retry_after, rate_limited=False)
         failures = self._failures
         failures.append(now)
         while failures and failures[0] <= now - self._cooldown.window:
             failures.popleft()
         if len(failures) >= self._cooldown.failures:
-            count = len(failures)
-            self._rest(now, self._cooldown.seconds, f"{count} failure{'s' if count > 1 else ''}")
+            self._rest(now, self._cooldown.seconds, "failures")
 
-    def _rest(self, now: float, seconds: float, reason: str) -> None:
+    def _wait(self, now: float, retry_after: float, *, rate_limited: bool) -> None:
+        """Rest as long as the upstream's ``Retry-After`` asked (capped)."""
+        until = now + min(float(retry_after), MAX_REST_SECONDS)
+        if until <= self.cooled_until:
+            return
+        self._begin_rest(now, until, "retry_after")
+        self.rate_limited = rate_limited
+        self._rest_reason = f"upstream asked to wait {float(retry_after):.0f} s"
+        log.info(
+            "deployment %s: upstream asked to wait %.1f s",
+            self.name,
+            retry_after,
+            extra={"deployment": self.name, "state": "cooling", "seconds": retry_after},
+        )
+
+    def _rest(self, now: float, seconds: float, why: Rest) -> None:
+        """Cool down for ``seconds`` after failures (or a failed probe)."""
         until = now + seconds
         if until > self.cooled_until:
-            if self.cooled_until <= now:
-                self.cooldowns += 1
-            self.cooled_until = until
+            self._begin_rest(now, until, why)
             self.rate_limited = False
+            count = len(self._failures)
+            reason = (
+                f"{count} failure{'s' if count > 1 else ''}"
+                if why == "failures"
+                else "probe failed"
+            )
             self._rest_reason = reason
             log.warning(
                 "deployment %s cooled down for %.1f s (%s)",
@@ -193,8 +220,15 @@ class DeploymentState:
                     "reason": reason,
                 },
             )
-        self._probe_running = False
         self._failures.clear()
+
+    def _begin_rest(self, now: float, until: float, why: Rest) -> None:
+        """Rest until ``until``: counted as ``why`` when a rest begins, or when one under way
+        is lengthened for another reason (failures that outlast a Retry-After)."""
+        if self.cooled_until <= now or self._resting_for != why:
+            self.rests[why] += 1
+        self.cooled_until = until
+        self._resting_for = why
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """What ``/health`` shows about this deployment."""
