@@ -304,14 +304,17 @@ def test_a_rest_the_upstream_asked_for_is_no_failure_cooldown() -> None:
     assert value(samples, cooldowns, reason="probe_failed") == 0
 
 
-def test_an_idle_deployment_whose_rest_is_over_is_not_reported_probing() -> None:
-    # After its rest an idle deployment stayed "probing" (1) until a call came, forever on
-    # an idle alias: ModelwayDeploymentCooling fired on it.
+def test_deployment_state_is_healthy_probing_or_cooling() -> None:
+    # The contract's values (0 healthy, 1 probing, 2 cooling); an idle deployment whose
+    # rest is over is probing until a call comes (ModelwayDeploymentCooling counts only
+    # cooling, so it does not fire on an idle alias: deploy/prometheus/alerts-test.yml).
     state = DeploymentState("smart#0", Cooldown(failures=1, window=60, seconds=30))
-    state.failed(UpstreamStatusError("boom", upstream_status=500), now=time.monotonic() - 60)
-    assert value(copied(state), "modelway_deployment_state") == 0.5  # rest over, not probed
-    assert state.admit(time.monotonic())  # a call probes it
+    assert value(copied(state), "modelway_deployment_state") == 0
+    state.failed(UpstreamStatusError("boom", upstream_status=500), now=time.monotonic())
+    assert value(copied(state), "modelway_deployment_state") == 2
+    state.cooled_until = time.monotonic() - 1  # its rest is over
     assert value(copied(state), "modelway_deployment_state") == 1
+    assert state.admit(time.monotonic())  # a call probes it
     state.failed(UpstreamStatusError("boom", upstream_status=500), now=time.monotonic())
     assert value(copied(state), "modelway_deployment_state") == 2
 

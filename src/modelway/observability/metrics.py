@@ -64,9 +64,6 @@ TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                     0.25)  # fmt: skip
 _STATES = {"healthy": 0, "probing": 1, "cooling": 2}
-#: A deployment whose rest is over and that no call has probed yet (an idle alias): not
-#: known to be unhealthy, so below ``probing`` (a probe under way), which alerts count.
-READY_TO_PROBE = 0.5
 #: ``status // 100`` -> its class; anything else is ``5xx`` (``status_class``).
 STATUS_CLASSES = {2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
@@ -198,7 +195,7 @@ class Metrics:
         # Copied in by refresh() (live state kept elsewhere).
         self.deployment_state = family(
             Gauge("modelway_deployment_state",
-                  "0 healthy, 0.5 rest over (waiting for a call to probe it), 1 probing, 2 cooling",
+                  "0 healthy, 1 probing, 2 cooling",
                   ["deployment"], multiprocess_mode="livemax", registry=r),
             ["deployment"],
         )  # fmt: skip
@@ -289,11 +286,7 @@ class Metrics:
             for states in self.router.deployment_states().values():
                 for state in states:
                     name = state.name
-                    condition = state.condition(now)
-                    if condition == "probing" and not state.probe_running:
-                        self.deployment_state.child(name).set(READY_TO_PROBE)
-                    else:
-                        self.deployment_state.child(name).set(_STATES[condition])
+                    self.deployment_state.child(name).set(_STATES[state.condition(now)])
                     self.deployment_in_flight.child(name).set(state.in_flight)
                     for reason, count in state.rests.items():
                         # Each reason's series from the start (at 0), so increase() sees
