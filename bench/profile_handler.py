@@ -17,10 +17,12 @@ few per cent; variants alternate round by round.
 Variants: ``open`` (open mode, metrics and request lines on: the defaults), ``quiet``
 (the same with metrics and request lines off), ``pipeline`` (a virtual key with RPM and
 TPM limits, as ``make bench``'s full pipeline), ``metrics`` (open mode, request lines
-off), ``lines`` (open mode, metrics off) and ``stream`` (open mode, a streamed answer:
+off), ``lines`` (open mode, metrics off), ``stream`` (open mode, a streamed answer:
 44 OpenAI events, each read after a suspension, 43 passed on; what a stream's chunks
-cost is the difference to ``open`` over 43). ``--profile`` runs cProfile over the first
-variant's rounds (it inflates every Python call: read it for where, not how much).
+cost is the difference to ``open`` over 43) and ``hit`` (open mode with ``cache: {ttl: 300}``
+and a deterministic body: after the warm-up every call is a cache hit, translated).
+``--profile`` runs cProfile over the first variant's rounds (it inflates every Python call:
+read it for where, not how much).
 Figures and what they say: docs/performance.md.
 """
 
@@ -78,6 +80,8 @@ STREAM_CHUNKS = (
     b"data: [DONE]\n\n",
 )
 STREAM_BODY = BODY[:-1] + b',"stream":true}'
+#: Temperature 0: an answer the response cache keeps, so repeats are hits.
+HIT_BODY = BODY[:-1] + b',"temperature":0}'
 CONFIGS = {
     "open": "",
     "stream": "",
@@ -85,7 +89,9 @@ CONFIGS = {
     "pipeline": "",
     "metrics": "logging:\n  requests: false\n",
     "lines": "metrics:\n  enabled: false\n",
+    "hit": "cache: {ttl: 300}\n",
 }
+BODIES = {"stream": STREAM_BODY, "hit": HIT_BODY}
 CONCURRENCY = 32
 
 
@@ -275,7 +281,7 @@ async def compare(
             config = parse_config(CONFIGS[name], environ)
             asgi = create_app(config, environ)
             await stack.enter_async_context(asgi.lifespan())
-            body = STREAM_BODY if name == "stream" else BODY
+            body = BODIES.get(name, BODY)
             apps[name] = (RsgiGateway(asgi, config.server), scope(key, body), body)
             await load(*apps[name], requests)  # warm-up: keys verified, pools and caches made
         settle_garbage_collector()

@@ -39,6 +39,9 @@ models:
   - name: slow
     deployments:
       - {provider: openai, model: echo, headers: {x-mock-fault: "slow-first-token:400"}}
+  - name: slower
+    deployments:
+      - {provider: openai, model: echo, headers: {x-mock-fault: "slow-first-token:1500"}}
   - name: truncated
     retries: 0
     deployments: [{provider: openai, model: echo, headers: {x-mock-fault: truncate}}]
@@ -141,6 +144,47 @@ def test_an_answer_asked_through_one_replica_is_a_hit_on_the_other(replicas: Rep
     assert second.headers["x-modelway-cache"] == "hit"
     assert second.json() == first.json()
     assert upstream_calls(replicas) == before + 1
+
+
+# --- identical requests at the same time: one upstream call -------------------------------
+
+
+async def _five_at_once(url: str, text: str, *, stream: bool) -> list[tuple[str, str]]:
+    """Five identical requests at once through the openai SDK: each one's cache header and
+    answer text."""
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=MASTER, max_retries=0) as client:
+        ask: dict[str, Any] = dict(
+            model="slower", messages=[{"role": "user", "content": text}], temperature=0
+        )
+
+        async def whole() -> tuple[str, str]:
+            raw = await client.chat.completions.with_raw_response.create(**ask)
+            return raw.headers["x-modelway-cache"], raw.parse().choices[0].message.content or ""
+
+        async def streamed() -> tuple[str, str]:
+            async with client.chat.completions.with_streaming_response.create(
+                **ask, stream=True
+            ) as response:
+                chunks = [chunk async for chunk in await response.parse()]
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            return response.headers["x-modelway-cache"], text
+
+        return await asyncio.gather(*((streamed if stream else whole)() for _ in range(5)))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_five_identical_requests_at_once_reach_the_upstream_once(
+    replicas: Replicas, stream: bool
+) -> None:
+    """The upstream takes 1.5 s to answer: the four that arrive meanwhile wait for the first
+    (in this process: the Redis cache is shared, the waiting is not) and get its answer as
+    a hit — a stream replayed as a stream once the first one ended."""
+    before = upstream_calls(replicas)
+    text = f"asked five times at once ({'streamed' if stream else 'whole'})"
+    answers = asyncio.run(_five_at_once(replicas.first, text, stream=stream))
+    assert upstream_calls(replicas) == before + 1
+    assert sorted(cache for cache, _ in answers) == ["hit"] * 4 + ["miss"]
+    assert {answer for _, answer in answers} == {text}
 
 
 # --- every dialect, whole and streamed ----------------------------------------------------

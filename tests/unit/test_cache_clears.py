@@ -36,6 +36,7 @@ async def _store_answer(cache: ResponseCache, caller: Caller) -> None:
 
 async def _hit(cache: ResponseCache, caller: Caller) -> bool:
     call = await cache.begin(caller, "m", _question(), CacheControl(), None)
+    call.land()  # as a metered call's end does: a miss no longer in flight
     return call.status == "hit"
 
 

@@ -3,7 +3,8 @@
 ``policy`` (the ``cache:`` settings per alias, ``Cache-Control``, determinism),
 ``keys`` (the dialect-independent request key), ``entries`` (canonical answers as
 bytes, replayed as streams), ``backends`` (the Protocol and the in-memory LRU),
-``redis_backend`` (shared by replicas) and ``responses`` (lookup, keep, idempotency).
+``redis_backend`` (shared by replicas), ``flights`` (requests in flight in this process:
+identical ones wait for the first) and ``responses`` (lookup, keep, idempotency).
 """
 
 from modelway.cache.backends import CacheBackend, CacheStats, MemoryBackend

@@ -68,6 +68,12 @@ class CacheControl(NamedTuple):
         """Neither looked up nor stored: the cache has nothing to do for this request."""
         return self.no_cache and self.no_store
 
+    @property
+    def shares(self) -> bool:
+        """Whether the request may wait for an identical one in flight, or be waited for: it
+        takes a stored answer and stores its own (no ``no-cache``, ``no-store``, ``max-age=0``)."""
+        return not (self.no_cache or self.no_store) and self.max_age != 0
+
 
 #: A request without the header (or with nothing in it the cache reads).
 NO_DIRECTIVES = CacheControl()

@@ -4,9 +4,18 @@
 alias's policy, determinism, ``Cache-Control``), and gives a ``CachedCall``: a ``hit``
 with its entry, or a ``miss``/``bypass`` that runs upstream and ``keep``s the answer once
 it ended cleanly. With an ``Idempotency-Key``, ``begin`` first claims the key: the first
-request takes it and runs; a concurrent repeat polls until the first's answer is kept
+request takes it and runs; a concurrent repeat waits until the first's answer is kept
 (then it is a hit), the first failed (then it claims again), or ``idempotency_wait``
 passes (409); a repeat with another body is a 422.
+
+Identical cacheable requests are coalesced the same way: a miss while the identical
+request is in flight in this process waits for its answer (then it is a hit) instead of
+asking upstream again; if that request fails or its caller leaves, exactly one waiter
+runs it next, the others waiting for that one; past ``wait`` seconds (the alias's total
+timeout) a waiter runs beside it. Every such wait is on one future per request in flight
+(``flights``), woken by its end with its answer: a repeat of an idempotency key polls
+only while its first request runs in another process (Redis). What a request holds in
+flight is let go when its call ends, however it ends (``keep``, ``abandon``, ``land``).
 
 The backend failing (Redis down) never fails a call: the cache is skipped, and said so
 in the log.
@@ -28,6 +37,7 @@ from modelway.cache.entries import (
     decode_record,
     encode,
 )
+from modelway.cache.flights import Flight, Flights
 from modelway.cache.keys import idempotency_slot, namespace_slot, request_key
 from modelway.cache.policy import (
     DEFAULT_SETTINGS,
@@ -37,7 +47,7 @@ from modelway.cache.policy import (
     namespace_of,
     policy_for,
 )
-from modelway.config import CacheSettings, ModelAlias
+from modelway.config import CacheSettings, ModelAlias, Timeouts
 from modelway.errors import IdempotencyKeyInProgress, IdempotencyKeyReused
 from modelway.types import ChatRequest, ChatResponse, MessageEnd, ResponseBuilder, StreamEvent
 
@@ -55,6 +65,9 @@ POLL_SECONDS = 0.02
 #: Seconds a claimed key stays claimed should its request never say how it ended (its
 #: process died): then a repeat runs it again.
 CLAIM_SECONDS = 660.0
+#: Seconds a request waits for an identical one in flight when its call gives no bound (the
+#: metered call gives its alias's total timeout): then it runs beside it.
+DEFAULT_WAIT = Timeouts().total
 T = TypeVar("T")
 
 
@@ -82,6 +95,8 @@ class ResponseCache:
         self._poll = poll
         #: Clears counted in the store, by namespace (``*``: all), as this worker last read them.
         self._generations: dict[str, int] = {}
+        #: This process's requests in flight: cached misses, and idempotency keys it holds.
+        self.flights = Flights()
 
     @classmethod
     def build(
@@ -139,8 +154,13 @@ class ResponseCache:
         request: ChatRequest,
         control: CacheControl,
         idempotency_key: str | None,
+        wait: float = DEFAULT_WAIT,
     ) -> CachedCall:
-        """The cache's part in one chat request; raises 422/409 for an idempotency key."""
+        """The cache's part in one chat request; raises 422/409 for an idempotency key.
+
+        A miss while the identical request is in flight in this process waits for its
+        answer, ``wait`` seconds at most (see the module docstring).
+        """
         policy = self.policy(alias)
         if policy is not None and (
             control.moot or (policy.deterministic_only and not deterministic(request))
@@ -158,7 +178,12 @@ class ResponseCache:
             own = "team" if self.settings.namespace == "shared" else self.settings.namespace
             slot = (self._token(namespace_of(caller, own)), idempotency_slot(idempotency_key))
         call = CachedCall(self, namespace, key, policy, control, slot)
-        await call.look_up()
+        try:
+            await call.look_up(wait)
+        except BaseException:
+            # Refused (409, 422), or its caller left while it waited: free what it took.
+            await call.abandon()
+            raise
         return call
 
     async def stats(self) -> CacheStats:
@@ -211,7 +236,9 @@ class CachedCall:
         "_cache",
         "_claimed",
         "_control",
+        "_flight",
         "_key",
+        "_key_flight",
         "_namespace",
         "_policy",
         "_slot",
@@ -236,6 +263,10 @@ class CachedCall:
         self._control = control
         self._slot = slot
         self._claimed = False
+        #: The slot this request holds in flight in this process (waited for by its twins).
+        self._flight: Flight | None = None
+        #: The same for its idempotency key, while claimed (waited for by its repeats here).
+        self._key_flight: Flight | None = None
         #: ``hit`` (``entry`` answers), ``miss`` (run and kept: in the cache, or under the
         #: idempotency key) or ``bypass`` (run, not kept).
         self.status: CacheStatus = "bypass" if policy is None and slot is None else "miss"
@@ -247,8 +278,9 @@ class CachedCall:
     def namespace(self) -> str:
         return self._namespace
 
-    async def look_up(self) -> None:
-        """Claim the idempotency key or find its answer; then the cache, unless ``no-cache``."""
+    async def look_up(self, wait: float = DEFAULT_WAIT) -> None:
+        """Claim the idempotency key or find its answer; then the cache, unless ``no-cache``;
+        on a miss, the answer of the identical request in flight here (``wait`` s at most)."""
         if self._slot is not None:
             entry = await self._idempotent_answer(self._slot)
             if entry is not None:
@@ -258,13 +290,37 @@ class CachedCall:
         if policy is None or control.no_cache:
             return
         cache = self._cache
-        data = await cache.safely(cache.backend.get(self._namespace, self._key), None)
-        entry = None if data is None else decode_entry(data)
+        until: float | None = None
+        while True:
+            data = await cache.safely(cache.backend.get(self._namespace, self._key), None)
+            entry = None if data is None else decode_entry(data)
+            if (
+                entry is not None
+                and control.max_age is not None
+                and cache.now() - entry.stored_at >= control.max_age
+            ):
+                # Older than the caller accepts (to the instant, not the whole second the
+                # ``Age`` header says: ``max-age=0`` is never a hit): asked again, refreshed.
+                entry = None
+            if entry is not None or not control.shares:
+                break
+            flights = cache.flights
+            flight, mine = flights.take((self._namespace, self._key))
+            if mine:  # the first: it runs, and its twins wait for it
+                self._flight = flight
+                break
+            if until is None:
+                until = asyncio.get_running_loop().time() + wait
+            try:
+                answer = await flights.wait(flight, until)
+            except TimeoutError:
+                break  # waited long enough: it runs beside the first
+            entry = None if answer is None else decode_entry(answer)
+            if entry is not None:
+                break
+            # The first failed: look again (the one that ran next may have answered by
+            # now), and take its place if not.
         if entry is None:
-            return
-        if control.max_age is not None and cache.now() - entry.stored_at >= control.max_age:
-            # Older than the caller accepts (to the instant, not the whole second the
-            # ``Age`` header says: ``max-age=0`` is never a hit): asked again, and refreshed.
             return
         self._hit(entry)
         if self._claimed:  # the key this request took answers its repeats with this entry
@@ -285,6 +341,9 @@ class CachedCall:
             claim = backend.claim(owner, name, pending, CLAIM_SECONDS)
             if await cache.safely(claim, True):  # Redis down: run it (fail open)
                 self._claimed = True
+                flight, mine = cache.flights.take(slot)
+                if mine:  # its repeats in this process wait for it here, not in the backend
+                    self._key_flight = flight
                 return None
             data = await cache.safely(backend.get(owner, name), None)
             record = None if data is None else decode_record(data)
@@ -295,11 +354,22 @@ class CachedCall:
                     )
                 if record.entry is not None:
                     return record.entry
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise IdempotencyKeyInProgress(
                     "Idempotency-Key: its first request is still running; try again shortly"
                 )
-            await asyncio.sleep(cache._poll)
+            first = cache.flights.flying(slot)
+            if first is None:  # it runs in another process: look again shortly
+                await asyncio.sleep(cache._poll)
+                continue
+            try:
+                answer = await cache.flights.wait(first, asyncio.get_running_loop().time() + left)
+            except TimeoutError:
+                continue  # out of time: a last look, then 409
+            entry = None if answer is None else decode_entry(answer)
+            if entry is not None:
+                return entry
 
     async def keep(self, response: ChatResponse, provider: str, model: str) -> int:
         """Store a cleanly ended answer (as policy, ``no-store`` and the key say); its bytes."""
@@ -315,24 +385,35 @@ class CachedCall:
         entry = Entry(response, provider, model, cache.now())
         data = encode(entry)
         stored = 0
-        if store:
-            assert policy is not None
-            put = cache.backend.put(self._namespace, self._key, data, policy.ttl)
-            await cache.safely(put, None)
-            stored = self.stored_bytes = len(data)
+        try:
+            if store:
+                assert policy is not None
+                put = cache.backend.put(self._namespace, self._key, data, policy.ttl)
+                await cache.safely(put, None)
+                stored = self.stored_bytes = len(data)
+        finally:
+            # Once stored, so a request arriving now finds it; its twins waiting here get it
+            # even if the backend did not keep it (down, or the answer too large for it).
+            self._land(data)
         if slot is not None and self._claimed:
-            await self._answer_key(entry)
+            await self._answer_key(entry, data)
         return stored
 
-    async def _answer_key(self, entry: Entry) -> None:
-        """Keep ``entry`` under the idempotency key this request claimed."""
+    async def _answer_key(self, entry: Entry, data: bytes | None = None) -> None:
+        """Keep ``entry`` (``data`` encoded) under the idempotency key this request claimed."""
         assert self._slot is not None
         cache = self._cache
         record = encode(IdempotencyRecord(self._key, entry))
         ttl = cache.settings.idempotency_ttl
         owner, name = self._slot
-        await cache.safely(cache.backend.put(owner, name, record, ttl), None)
-        self._claimed = False
+        try:
+            await cache.safely(cache.backend.put(owner, name, record, ttl), None)
+            self._claimed = False
+        finally:
+            flight = self._key_flight
+            if flight is not None:
+                self._key_flight = None
+                cache.flights.land(self._slot, flight, data or encode(entry))
 
     async def kept(
         self, events: AsyncIterator[StreamEvent], provider: str, model: str
@@ -359,9 +440,32 @@ class CachedCall:
                 await self.abandon()  # nothing once kept
 
     async def abandon(self) -> None:
-        """The request failed or was cancelled: free its idempotency key for a repeat."""
-        if self._slot is not None and self._claimed:
-            self._claimed = False
-            cache = self._cache
-            owner, name = self._slot
-            await cache.safely(cache.backend.delete(owner, name), None)
+        """The request failed or was cancelled: free what it holds — its slot in flight (one
+        of its twins waiting here runs next) and its idempotency key (for a repeat)."""
+        self._land(None)
+        try:
+            if self._slot is not None and self._claimed:
+                self._claimed = False
+                cache = self._cache
+                owner, name = self._slot
+                await cache.safely(cache.backend.delete(owner, name), None)
+        finally:
+            self.land()  # once the key is free: a repeat woken here claims it
+
+    def land(self) -> None:
+        """Leave whatever this request still holds in flight, without an answer: its waiters
+        run (one of them) or look again. The metered call's end does it, whatever the end."""
+        if self._flight is not None:
+            self._land(None)
+        flight = self._key_flight
+        if flight is not None:
+            self._key_flight = None
+            assert self._slot is not None
+            self._cache.flights.land(self._slot, flight, None)
+
+    def _land(self, answer: bytes | None) -> None:
+        """Leave this request's slot in flight, its twins waiting here getting ``answer``."""
+        flight = self._flight
+        if flight is not None:
+            self._flight = None
+            self._cache.flights.land((self._namespace, self._key), flight, answer)

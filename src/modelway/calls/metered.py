@@ -360,14 +360,21 @@ class MeteredCall:
         return self._metered(events, EventTally())
 
     async def _begin_cache(self, request: ChatRequest) -> CachedCall | None:
-        """The response cache's part in this call, when it applies (may raise 422/409)."""
+        """The response cache's part in this call, when it applies (may raise 422/409).
+
+        A miss while the identical request is in flight in this process waits for its
+        answer, at most the route's total timeout (then it runs beside it).
+        """
         if not self.caches():
             return None
         cache = self._calls.cache
         assert cache is not None
         control, idempotency_key = self._cache_options
-        alias = self.route.alias or self._model
-        self._cached = await cache.begin(self._caller, alias, request, control, idempotency_key)
+        route = self.route
+        alias = route.alias or self._model
+        self._cached = await cache.begin(
+            self._caller, alias, request, control, idempotency_key, route.timeouts.total
+        )
         return self._cached
 
     def _hit(self, entry: Entry) -> ChatResponse:
@@ -494,7 +501,10 @@ class MeteredCall:
             usage = estimated_usage(self._prompt, self._request_bytes, answer_size)
         accounts = calls.accounts
         cost: float | None = 0.0  # None: the model has no price
-        if self._cached is not None and self._cached.entry is not None:
+        cached = self._cached
+        if cached is not None:
+            cached.land()  # nothing it held in flight outlives the call, however it ended
+        if cached is not None and cached.entry is not None:
             usage = Usage()  # a cache hit spent nothing: no tokens, no cost
         elif outcome is not None:
             cost = accounts.cost(outcome.target.backend.name, outcome.target.model, usage)
