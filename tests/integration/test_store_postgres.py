@@ -218,3 +218,15 @@ async def test_an_insert_cut_short_leaves_no_connection_mid_operation(
         more = [UsageRecord(request_id=f"next-{attempt}", time=2.0)]
         await store.usage.insert_many(more)
     assert {r.request_id for r in await store.usage.recent(limit=5)} >= {"next-2"}
+
+
+async def test_a_relayed_response_id_given_twice_keeps_its_first_owner(store: Store) -> None:
+    # PostgreSQL's own ON CONFLICT (the unit test runs on SQLite): the second save was a
+    # unique-key error, the caller's 500.
+    day = 86_400.0
+    await store.responses.save_relayed("resp_1", "key:a", "openai", "up1", keep_seconds=day)
+    await store.responses.save_relayed("resp_1", "key:b", "custom", "up9", keep_seconds=day)
+    assert await store.responses.relayed_owner("resp_1") == "key:a"
+    await store.responses.save_relayed("resp_2", "key:b", "custom", "up9", keep_seconds=-1.0)
+    await store.responses.save_relayed("resp_2", "key:c", "openai", "up1", keep_seconds=day)
+    assert await store.responses.relayed_owner("resp_2") == "key:c"  # the first had expired

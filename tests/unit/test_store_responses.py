@@ -173,6 +173,19 @@ async def test_a_relayed_response_names_its_provider_to_its_owner_alone(
     assert await responses.relayed_upstream("resp_abc", "team:red") is None
 
 
+async def test_an_id_given_twice_keeps_its_first_owner_until_it_expires(
+    responses: ResponseRepository, clock: Clock
+) -> None:
+    # An upstream answering one id twice made the second call a 500 (the id is unique).
+    await responses.save_relayed("resp_1", "key:a", "openai", "up1", keep_seconds=DAY)
+    await responses.save_relayed("resp_1", "key:b", "custom", "up9", keep_seconds=DAY)
+    assert await responses.relayed_owner("resp_1") == "key:a"
+    assert await responses.relayed_upstream("resp_1", "key:a") == "up1"
+    clock.now += DAY  # expired (not yet purged): the id is free again
+    await responses.save_relayed("resp_1", "key:b", "custom", "up9", keep_seconds=DAY)
+    assert await responses.relayed_upstream("resp_1", "key:b") == "up9"
+
+
 async def test_a_relayed_response_expires_and_is_purged_in_bounded_batches(
     responses: ResponseRepository, clock: Clock, store: Store
 ) -> None:

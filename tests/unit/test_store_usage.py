@@ -174,9 +174,9 @@ async def test_summary_of_nothing_is_empty(store: Store) -> None:
     assert await store.usage.summary(by="day") == []
 
 
-async def test_summary_groups_are_key_model_or_day(store: Store) -> None:
-    with pytest.raises(BadRequest):
-        await store.usage.summary(by="provider")  # type: ignore[arg-type]
+async def test_summary_groups_are_the_records_own_columns(store: Store) -> None:
+    with pytest.raises(BadRequest, match="key, model, provider, alias, team, day"):
+        await store.usage.summary(by="colour")  # type: ignore[arg-type]
 
 
 async def test_recent_lists_newest_first_with_filters(store: Store) -> None:

@@ -353,13 +353,17 @@ async def test_the_spend_is_exact_while_records_come_and_batches_are_stored(
     writer = UsageWriter(store, spill_path, batch_size=7, flush_interval=0.001)
     writer.start()
     queued = 0
+    read = asyncio.Event()
 
     async def calls_ending() -> None:
         nonlocal queued
-        for record in spent(400):
+        for number, record in enumerate(spent(400)):
             writer.record(record)
             queued += 1
             await asyncio.sleep(0)
+            if number % 40 == 39:  # readings come between these, however slow the store
+                read.clear()
+                await read.wait()
 
     ending = asyncio.create_task(calls_ending())
     readings = 0
@@ -367,9 +371,10 @@ async def test_the_spend_is_exact_while_records_come_and_batches_are_stored(
         usd, tokens = await writer.spend(key_id="k")
         assert (usd, tokens) == (queued, 3 * queued)
         readings += 1
+        read.set()
     await ending
     await writer.aclose()
-    assert readings > 1 and writer.written == 400
+    assert readings >= 10 and writer.written == 400
 
 
 async def test_records_spilled_while_the_store_was_down_count_once_it_answers(

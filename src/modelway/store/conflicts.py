@@ -26,3 +26,19 @@ def insert_or_update(dialect: str, table: Table, values: Mapping[str, Any], key:
         lite = sqlite.insert(table).values(**values)
         return lite.on_conflict_do_update(index_elements=[key], set_=changes)
     raise ValueError(f"the store runs on PostgreSQL or SQLite, not {dialect!r}")
+
+
+def insert_or_keep(dialect: str, table: Table, values: Mapping[str, Any], key: str) -> Insert:
+    """An INSERT of one row that leaves the row with the same ``key``, when there is one,
+    as it is (and inserts nothing)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return (
+            postgresql.insert(table).values(**values).on_conflict_do_nothing(index_elements=[key])
+        )
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table).values(**values).on_conflict_do_nothing(index_elements=[key])
+    raise ValueError(f"the store runs on PostgreSQL or SQLite, not {dialect!r}")

@@ -11,6 +11,7 @@ returned and is deleted, a bounded batch at a time, by later writes. Time comes 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -18,9 +19,12 @@ import msgspec
 from msgspec.structs import asdict
 from sqlalchemy import Delete, Table, delete, insert, select
 
+from modelway.store.conflicts import insert_or_keep
 from modelway.store.engine import Database
 from modelway.store.tables import relayed_responses, stored_responses
 from modelway.types import Message
+
+log = logging.getLogger("modelway.store")
 
 #: Expired rows one write deletes, at most (the rest go with later writes).
 PURGE_BATCH = 100
@@ -110,7 +114,11 @@ class ResponseRepository:
         self, response_id: str, owner: str, provider: str, upstream: str, *, keep_seconds: float
     ) -> None:
         """Remember that ``upstream`` (of ``provider``) keeps ``owner``'s relayed response
-        ``response_id``, for ``keep_seconds``; first deletes a batch of expired ones."""
+        ``response_id``, for ``keep_seconds``; first deletes a batch of expired ones.
+
+        An id already remembered and not expired keeps its owner: an upstream that gives
+        one id twice (a broken one, or one a caller set up to answer another's id) can
+        neither take a response from its owner nor fail the call; it is logged."""
         now = self._clock()
         row = {
             "id": response_id,
@@ -122,7 +130,19 @@ class ResponseRepository:
         }
         async with self._engine.begin() as connection:
             await connection.execute(_purge(relayed_responses, now, PURGE_BATCH))
-            await connection.execute(insert(relayed_responses).values(row))
+            await connection.execute(
+                delete(relayed_responses).where(
+                    relayed_responses.c.id == response_id, relayed_responses.c.expires_at <= now
+                )
+            )
+            dialect = connection.dialect.name
+            saved = await connection.execute(insert_or_keep(dialect, relayed_responses, row, "id"))
+        if not saved.rowcount:
+            log.warning(
+                "%s answered with the id of a response it gave before; the first is kept",
+                provider,
+                extra={"provider": provider},
+            )
 
     async def relayed_upstream(self, response_id: str, owner: str) -> str | None:
         """The upstream that keeps ``owner``'s unexpired relayed response, or None."""
