@@ -389,7 +389,10 @@ _CHAT_FIELDS = st.fixed_dictionaries(
 )
 async def test_no_chat_body_is_a_500_in_any_dialect(gateway: Setup, path: str, body: bytes) -> None:
     response = await gateway.http.post(path, content=body)
-    assert response.status_code < 500, response.text
+    # The upstream speaks Chat Completions only: a Responses call relayed to it is answered
+    # in the wrong wire, which is the upstream's fault (502), never the gateway's (500).
+    allowed = {502} if path.startswith("/v1/responses") else set()
+    assert response.status_code < 500 or response.status_code in allowed, response.text
 
 
 # --- readiness -------------------------------------------------------------------------------

@@ -262,6 +262,13 @@ def test_an_incomplete_or_failed_response_ends_the_stream(end: str) -> None:
     assert out == stream and scanner.done and scanner.usage is None
 
 
+def test_a_done_marker_some_compatible_servers_add_is_dropped_not_an_error() -> None:
+    # A [DONE] after response.completed was "a stream chunk that is not JSON": an error
+    # event after a whole answer.
+    out, scanner = scan([STREAM, b"data: [DONE]\n\n"])
+    assert out == STREAM and scanner.done and scanner.usage is not None
+
+
 def test_a_stream_without_its_final_event_is_truncated() -> None:
     cut = STREAM.index(b"event: response.completed")
     scanner = ResponsesScanner()

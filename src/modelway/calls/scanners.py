@@ -271,6 +271,10 @@ class ResponsesScanner:
     def _relay(self, events: list[ServerSentEvent]) -> bytes:
         out: list[bytes] = []
         for event in events:
+            if event.data == "[DONE]":
+                # Not the Responses API's own, but some compatible servers end with it:
+                # no error after a whole answer, and the caller's SDK is not sent it.
+                continue
             parsed = _json(event.data)
             if isinstance(parsed, dict):
                 sequence = parsed.get("sequence_number")
