@@ -5,7 +5,10 @@ import hljs from "highlight.js/lib/common";
 import { Marked } from "marked";
 import { copyButton } from "./clipboard";
 
-const markdown = new Marked({ gfm: true, breaks: false, async: false });
+// ``breaks``: a single line break in a reply (a poem, an address, lines of a list written
+// without markers) stays a line break, as chat apps show it; code, lists and tables are
+// their own blocks and keep their own layout.
+const markdown = new Marked({ gfm: true, breaks: true, async: false });
 
 const ESCAPES: Record<string, string> = {
   "&": "&amp;",
