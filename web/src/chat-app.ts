@@ -11,6 +11,9 @@ import { SessionList } from "./sessions";
 import { SettingsPanel } from "./settings";
 import type { ChatEvent, ChatSession, SessionSettings } from "./types";
 
+/** Where the sessions become a drawer (the stylesheet's breakpoint). */
+const PHONE_WIDTH = window.matchMedia("(max-width: 720px)");
+
 export class ChatApp {
   private sessions: ChatSession[] = [];
   private current: ChatSession | null = null;
@@ -19,6 +22,8 @@ export class ChatApp {
   private readonly title = required<HTMLElement>("chat-title");
   private readonly notice = required<HTMLElement>("notice");
   private readonly layout = required<HTMLElement>("app");
+  private readonly sidebar = required<HTMLElement>("sidebar");
+  private readonly main = required<HTMLElement>("main");
   private readonly sidebarToggle = required<HTMLButtonElement>("toggle-sidebar");
   private readonly conversation = new Conversation(required("messages"), () => void this.regenerate());
   private readonly composer = new Composer((text) => void this.send(text), () => this.stop());
@@ -35,6 +40,16 @@ export class ChatApp {
     required("new-chat").addEventListener("click", () => void this.newChat());
     this.sidebarToggle.addEventListener("click", () => this.showSidebar(!this.sidebarShown()));
     required("backdrop").addEventListener("click", () => this.showSidebar(false));
+    // The drawer is a phone's: a window grown past phone width has no drawer to close.
+    PHONE_WIDTH.addEventListener("change", () => this.showSidebar(false));
+    this.sidebar.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && this.sidebarShown()) this.showSidebar(false);
+    });
+    // The skip link's own jump would put "#prompt" where the open chat's id belongs.
+    required("skip-link").addEventListener("click", (event) => {
+      event.preventDefault();
+      this.composer.focus();
+    });
   }
 
   async start(): Promise<void> {
@@ -57,12 +72,14 @@ export class ChatApp {
 
   private async open(id: string): Promise<void> {
     if (this.composer.busy) this.stop();
+    const fromDrawer = this.sidebarShown();
     await this.guard(async () => {
       const { session, messages } = await chatApi.getSession(id);
       this.showSession(session);
       this.conversation.show(messages);
     });
     this.showSidebar(false);
+    if (fromDrawer) this.composer.focus();
   }
 
   private showSession(session: ChatSession | null): void {
@@ -275,10 +292,18 @@ export class ChatApp {
     return this.layout.classList.contains("sidebar-open");
   }
 
+  /** Opens or closes the sessions drawer (phones). Open, it has the focus and the chat
+   * behind it takes none; closed, the focus it had goes back to the menu button. */
   private showSidebar(shown: boolean): void {
+    const wasShown = this.sidebarShown();
     this.layout.classList.toggle("sidebar-open", shown);
     this.sidebarToggle.setAttribute("aria-expanded", String(shown));
     required("backdrop").hidden = !shown;
+    this.main.inert = shown;
+    if (shown && !wasShown) required("new-chat").focus();
+    if (!shown && wasShown && this.sidebar.contains(document.activeElement)) {
+      this.sidebarToggle.focus();
+    }
   }
 
   /** Runs an action, showing its failure in the notice bar rather than losing it. */
