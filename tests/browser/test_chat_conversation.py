@@ -179,3 +179,31 @@ def test_single_line_breaks_are_kept_in_a_reply_and_in_the_message_sent(page: Pa
     assert sent.inner_text().startswith(POEM)
     reload(page)
     expect(page.locator(".message.assistant .message-body p").first.locator("br")).to_have_count(2)
+
+
+def test_a_streaming_reply_draws_again_only_its_last_block(page: Page) -> None:
+    # Paragraphs of two long words, paced by the slow upstream: many renders, each one
+    # after the reply has grown. A render that parsed and drew the whole reply again each
+    # time made a long reply slower with every word (and the page with it).
+    pick_model(page, "slow")
+    paragraphs = [f"paragraph-{n:03d}-starts-here and-ends-here-{n:03d}" for n in range(200)]
+    reply = send(page, "\n\n".join(paragraphs))
+    expect(reply_text(reply)).to_contain_text("paragraph-003")
+    first = reply_text(reply).locator("p").first.element_handle()
+    expect(reply_text(reply)).to_contain_text("paragraph-030")
+    # The first paragraph is the node drawn when it arrived, never replaced since.
+    assert first.evaluate("p => p.isConnected && p.closest('.message').matches('.streaming')")
+    renders = page.evaluate(
+        "performance.getEntriesByName('modelway:markdown').map(mark => mark.detail.characters)"
+    )
+    shown = len(reply_text(reply).inner_text())
+    assert len(renders) >= 2 and shown > 1000
+    # Each render parsed what follows the settled paragraphs: about one paragraph, never
+    # the whole reply again.
+    assert max(renders) < 200, renders
+    page.get_by_role("button", name="Stop").click()
+    expect(reply).not_to_have_class(STREAMING)
+    # Ended, the reply is drawn whole once: the same paragraphs, one <p> each.
+    count = reply_text(reply).locator("p").count()
+    assert 30 < count < 200
+    expect(reply_text(reply).locator("p").first).to_have_text(paragraphs[0])

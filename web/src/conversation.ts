@@ -1,7 +1,7 @@
 // The message list: past turns from the store, and the reply being streamed.
 import { copyButton } from "./clipboard";
 import { element } from "./elements";
-import { renderMarkdown } from "./markdown";
+import { RENDER_MARK, renderMarkdown, StreamingMarkdown } from "./markdown";
 import type { ChatMessage, TokenCounts } from "./types";
 
 /** The error a reply the user stopped is saved with (the terminal chat uses it too). */
@@ -11,6 +11,9 @@ const STOPPED = "stopped";
  * "1m0.244s", "6m0s", "1h2m3s": limits.format_reset) or a provider's ("20 seconds"). */
 const STATED_WAIT =
   /\s*(please )?try again in (?:[\d.]+ ?(?:h|m(?!s))\s*)*[\d.]+ ?(?:ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?)\b\.?/i;
+
+/** The least time (ms) between two renders of a reply as it streams. */
+const MIN_RENDER_INTERVAL = 50;
 
 /** How close to the bottom (px) still counts as following the conversation. */
 const FOLLOW_DISTANCE = 80;
@@ -64,6 +67,7 @@ export class Conversation {
   }
 
   startReply(model: string): Reply {
+    performance.clearMarks(RENDER_MARK); // the last reply's: one reply's marks at a time
     this.container.querySelector(".empty")?.remove();
     const reply = this.newReply(model);
     this.container.append(reply.node);
@@ -124,7 +128,7 @@ export class Conversation {
     const reply = this.newReply(message.model ?? "assistant");
     reply.node.dataset.messageId = message.id;
     if (message.provider) reply.setProvider(message.provider, message.model ?? "");
-    reply.appendText(message.content);
+    reply.setText(message.content);
     if (message.prompt_tokens !== null || message.completion_tokens !== null) {
       const prompt = message.prompt_tokens ?? 0;
       const completion = message.completion_tokens ?? 0;
@@ -149,7 +153,12 @@ export class Reply {
   private readonly origin: HTMLElement;
   private readonly usage: HTMLElement;
   private text = "";
+  private readonly streamed: StreamingMarkdown;
   private renderPending = false;
+  private finished = false;
+  /** When the next render may start: a frame's render of a very long last block (one
+   * huge code block, say) is spaced out so it never takes most of the page's time. */
+  private nextRenderAt = 0;
 
   constructor(
     model: string,
@@ -159,6 +168,7 @@ export class Reply {
     this.origin = element("span", { className: "origin" }, model);
     this.usage = element("span", { className: "usage", hidden: true });
     this.body = element("div", { className: "message-body markdown" });
+    this.streamed = new StreamingMarkdown(this.body);
     const regenerate = element(
       "button",
       { type: "button", className: "regenerate", "aria-label": "Regenerate reply" },
@@ -187,10 +197,17 @@ export class Reply {
 
   appendText(text: string): void {
     this.text += text;
-    if (this.renderPending) return;
-    // Many deltas arrive per frame: parse and highlight once per frame, not once per delta.
+    if (this.renderPending || this.finished) return;
+    // Many deltas arrive per frame: render once per frame at most, not once per delta.
     this.renderPending = true;
-    requestAnimationFrame(() => this.render());
+    const wait = this.nextRenderAt - performance.now();
+    if (wait > 0) setTimeout(() => requestAnimationFrame(() => this.renderStreamed()), wait);
+    else requestAnimationFrame(() => this.renderStreamed());
+  }
+
+  /** The whole text of a reply that arrived before (from the store): rendered at ``finish``. */
+  setText(text: string): void {
+    this.text = text;
   }
 
   setUsage(tokens: TokenCounts, accurate: boolean): void {
@@ -248,15 +265,24 @@ export class Reply {
 
   finish(messageId: string | null): void {
     if (messageId) this.node.dataset.messageId = messageId;
-    this.render();
+    this.finished = true;
+    // Whole, once: what was shown block by block is now exactly the reply's Markdown.
+    renderMarkdown(this.body, this.text);
+    this.onRender();
     this.node.classList.remove("streaming");
     this.node.removeAttribute("aria-busy");
   }
 
-  private render(): void {
+  private renderStreamed(): void {
     this.renderPending = false;
-    renderMarkdown(this.body, this.text);
+    if (this.finished) return;
+    const started = performance.now();
+    this.streamed.update(this.text);
     this.onRender();
+    // A frame's worth of words at a time is more than the eye follows: 20 renders a second
+    // at most, and fewer when one takes long (a huge last block), so that rendering never
+    // takes more than about a quarter of the page's time.
+    this.nextRenderAt = started + Math.max(MIN_RENDER_INTERVAL, (performance.now() - started) * 4);
   }
 }
 
