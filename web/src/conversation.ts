@@ -46,7 +46,7 @@ export class Conversation {
     if (messages.length === 0) return this.clear();
     this.container.replaceChildren();
     for (const message of messages) {
-      if (message.role === "user") this.addUser(message.content);
+      if (message.role === "user") this.addUser(message.content, message.id);
       else this.addStoredReply(message);
     }
     this.refreshRegenerate();
@@ -57,13 +57,37 @@ export class Conversation {
     return this.container.querySelector(".message") === null;
   }
 
-  addUser(text: string): void {
+  /** Shows a message the user sent; its id once the gateway has saved it. */
+  addUser(text: string, id?: string): HTMLElement {
     this.container.querySelector(".empty")?.remove();
     const body = element("div", { className: "message-body plain" }, text);
-    this.container.append(
-      element("article", { className: "message user", "aria-label": "You" }, body),
+    const node = element(
+      "article",
+      { className: "message user", "aria-label": "You", "data-message-id": id },
+      body,
     );
+    this.container.append(node);
     this.jumpToEnd();
+    return node;
+  }
+
+  /** The ids of the messages shown that the gateway keeps, oldest first. */
+  savedIds(): string[] {
+    return this.saved().map((node) => node.dataset.messageId ?? "");
+  }
+
+  /** The id of the last message the gateway keeps (null: none), which a send names so
+   * the gateway can refuse it if the chat changed elsewhere; undefined if not known (a
+   * reply stopped before the gateway said its id). */
+  lastSavedId(): string | null | undefined {
+    const saved = this.saved();
+    if (saved.length === 0) return null;
+    return saved[saved.length - 1].dataset.messageId || undefined;
+  }
+
+  /** Messages shown that the gateway keeps: all but the refused ones it never saved. */
+  private saved(): HTMLElement[] {
+    return [...this.container.querySelectorAll<HTMLElement>(".message:not(.unsaved)")];
   }
 
   startReply(model: string): Reply {
@@ -189,6 +213,11 @@ export class Reply {
       this.body,
       this.meta,
     );
+  }
+
+  /** The gateway took the message: the reply will be saved with this id, however it ends. */
+  accept(replyId: string): void {
+    this.node.dataset.messageId = replyId;
   }
 
   setProvider(provider: string, model: string): void {
