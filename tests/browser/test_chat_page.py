@@ -272,3 +272,31 @@ def test_a_chat_whose_model_is_not_offered_now_says_what_that_means_and_what_to_
         expect(picker).to_have_accessible_description("")
     finally:
         page.request.delete(f"/chat/api/sessions/{session['id']}")
+
+
+def test_a_disconnect_that_fails_says_so(page: Page, mock_url: str) -> None:
+    page.get_by_role("button", name="Connect a provider").click()
+    dialog = page.get_by_role("dialog", name="Connect a provider")
+    dialog.get_by_label("Provider", exact=True).select_option("together")
+    dialog.get_by_label("API key").fill("together-test-key")
+    dialog.get_by_label("Base URL").fill(f"{mock_url}/v1")
+    dialog.get_by_role("button", name="Connect").click()
+    expect(dialog.locator(".connection")).to_contain_text("together")
+
+    def unreachable(route: Route, request: Request) -> None:
+        if request.method != "DELETE":
+            route.continue_()
+            return
+        body = {"error": {"message": "the gateway's store is unreachable; try again shortly"}}
+        route.fulfill(status=503, json=body)
+
+    page.route("**/chat/api/connections/together", unreachable)
+    dialog.get_by_role("button", name="Disconnect together").click()
+    expect(dialog.get_by_role("alert")).to_have_text(
+        "together is still connected: the gateway's store is unreachable; try again shortly"
+    )
+    expect(dialog.locator(".connection")).to_contain_text("together")
+    page.unroute("**/chat/api/connections/together")
+    dialog.get_by_role("button", name="Disconnect together").click()
+    expect(dialog.locator(".connection").filter(has_text="together")).to_have_count(0)
+    expect(dialog.get_by_role("alert")).to_be_hidden()

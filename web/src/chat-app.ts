@@ -24,6 +24,9 @@ interface MessageBody {
   after: string | null;
 }
 
+/** The title of a chat not named yet (the gateway's default). */
+const NEW_CHAT = "New chat";
+
 /** Where the sessions become a drawer (the stylesheet's breakpoint). */
 const PHONE_WIDTH = window.matchMedia("(max-width: 720px)");
 
@@ -61,6 +64,11 @@ export class ChatApp {
     PHONE_WIDTH.addEventListener("change", () => this.showSidebar(false));
     this.sidebar.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && this.sidebarShown()) this.showSidebar(false);
+    });
+    // A chat's address typed or pasted into this tab's address bar opens it.
+    window.addEventListener("hashchange", () => {
+      const wanted = decodeURIComponent(location.hash.slice(1));
+      if (wanted && wanted !== this.current?.id) void this.open(wanted);
     });
     // Back from another tab or window: the chat may have changed there.
     window.addEventListener("focus", () => void this.refresh());
@@ -117,8 +125,9 @@ export class ChatApp {
 
   private async newChat(): Promise<void> {
     if (this.composer.busy) this.stop();
-    if (this.current && this.conversation.isEmpty()) {
-      // An untouched chat is already a new one: no second empty session.
+    if (this.current && this.conversation.isEmpty() && this.current.title === NEW_CHAT) {
+      // An untouched chat is already a new one: no second empty session. (One renamed,
+      // say "Old chat", is not: a new conversation would land under that name.)
       this.showSidebar(false);
       this.composer.focus();
       return;

@@ -176,6 +176,7 @@ export class Reply {
   private readonly meta: HTMLElement;
   private readonly origin: HTMLElement;
   private readonly usage: HTMLElement;
+  private readonly copy: HTMLButtonElement;
   private text = "";
   private readonly streamed: StreamingMarkdown;
   private renderPending = false;
@@ -199,12 +200,13 @@ export class Reply {
       "Regenerate",
     );
     regenerate.addEventListener("click", onRegenerate);
+    this.copy = copyButton(() => this.text, "Copy reply");
     this.meta = element(
       "footer",
       { className: "message-meta" },
       this.origin,
       this.usage,
-      copyButton(() => this.text, "Copy reply"),
+      this.copy,
       regenerate,
     );
     this.node = element(
@@ -295,6 +297,7 @@ export class Reply {
   finish(messageId: string | null): void {
     if (messageId) this.node.dataset.messageId = messageId;
     this.finished = true;
+    this.copy.hidden = this.text === ""; // a failure with no words has nothing to copy
     // Whole, once: what was shown block by block is now exactly the reply's Markdown.
     renderMarkdown(this.body, this.text);
     this.onRender();
