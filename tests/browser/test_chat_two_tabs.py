@@ -128,9 +128,11 @@ def test_while_another_tab_is_answered_a_message_waits_for_that_reply(
     pick_model(other, "slow")
     streaming = send(other, " ".join(f"slowly{n}" for n in range(300)))
     expect(streaming.locator(".message-body")).to_contain_text("slowly1")
-    # Back in this tab: it shows the other tab's question, its reply not saved yet.
+    # Back in this tab: it shows the other tab's question, its reply not saved yet (and
+    # offers no Regenerate: the reply above it does not answer it).
     regain_focus(page)
     expect(page.locator(".message.user")).to_have_count(2)
+    expect(page.get_by_role("button", name="Regenerate reply")).to_be_hidden()
     box = message_box(page)
     box.fill("in between")
     box.press("Enter")

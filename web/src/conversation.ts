@@ -121,13 +121,14 @@ export class Conversation {
     this.refreshRegenerate();
   }
 
-  /** Only the last reply offers to be regenerated. */
+  /** Only the last reply offers to be regenerated, and only when it is the last message
+   * the gateway keeps (a question another tab sent, its reply still coming, is not). */
   refreshRegenerate(): void {
-    const replies = this.container.querySelectorAll(".message.assistant");
-    replies.forEach((node, index) => {
-      const last = index === replies.length - 1 && !node.classList.contains("unsaved");
-      node.classList.toggle("is-last", last);
-    });
+    const saved = this.saved();
+    const last = saved[saved.length - 1];
+    for (const node of this.container.querySelectorAll(".message.assistant")) {
+      node.classList.toggle("is-last", node === last);
+    }
   }
 
   /** Keeps the newest text in view, unless the reader scrolled up. */
