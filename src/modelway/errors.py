@@ -24,6 +24,8 @@ place (``modelway.dialects``). Messages never contain a secret.
     ├── RateLimited                 429  retryable, ``retry_after``
     │   └── BudgetExceeded          429  code ``budget_exceeded``, not retryable
     ├── IdempotencyKeyInProgress    409  retryable: the key's first request is still running
+    ├── ChatChanged                 409  a chat message sent from a stale view of the chat
+    │   └── ChatAnswering           409  retryable: a reply to another tab's message streams
     ├── ServerBusy                  503  retryable: too many key checks queued
     └── UpstreamError               502  (an upstream's own status when it sent one)
         ├── UpstreamStatusError     the upstream answered with an HTTP error; its
@@ -189,6 +191,37 @@ class IdempotencyKeyInProgress(ModelwayError):
     kind = "invalid_request_error"
     code = "idempotency_key_in_progress"
     retry_after = 1.0
+
+
+class ChatChanged(ModelwayError):
+    """A web chat message sent from a view of the chat that is no longer its history (another
+    tab or window added or replaced messages since): sending it would garble the history."""
+
+    status = 409
+    kind = "invalid_request_error"
+    code = "chat_changed"
+
+    def __init__(
+        self,
+        message: str = "this chat changed in another tab or window: "
+        "reload it to see the latest messages, then send again",
+    ) -> None:
+        super().__init__(message)
+
+
+class ChatAnswering(ChatChanged):
+    """A web chat message sent while a reply to another tab's message is still streaming:
+    its question is saved, its reply not yet, so this one would land between them."""
+
+    retryable = True
+    code = "chat_answering"
+
+    def __init__(
+        self,
+        message: str = "this chat is still answering a message sent from another tab or "
+        "window: wait for that reply, then send again",
+    ) -> None:
+        super().__init__(message)
 
 
 class AuthenticationError(ModelwayError):

@@ -20,7 +20,8 @@ from tests.integration.gateway import running_gateway
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 QUESTION = "How do I read a large file line by line in Python without loading it all?"
-ANSWER = """Iterate over the file object: it yields **one line at a time**, so memory use
+# One line per paragraph, as models write them: a line break in a reply is shown as one.
+ANSWER = """Iterate over the file object: it yields **one line at a time**, so memory use \
 stays flat however large the file is.
 
 ```python

@@ -148,3 +148,62 @@ def test_a_regenerate_that_fails_keeps_the_reply_it_would_have_replaced(page: Pa
     reload(page)
     expect(replies).to_have_count(1)
     expect(replies.get_by_role("alert")).to_have_count(0)
+
+
+POEM = "Roses are red,\nViolets are blue,\n  indented, as typed\n\n1 Main St\nSpringfield"
+
+
+def test_single_line_breaks_are_kept_in_a_reply_and_in_the_message_sent(page: Page) -> None:
+    pick_model(page, "mock/echo")
+    code = "```python\ndef f():\n    return 1\n```"
+    table = "| x | y |\n|---|---|\n| 1 | 2 |"
+    reply = send(page, f"{POEM}\n\n{code}\n\n- one\n- two\n\n{table}")
+    wait_until_answered(reply)
+    # Each line of the poem and of the address is a line of its own paragraph.
+    paragraphs = reply_text(reply).locator("p")
+    expect(paragraphs).to_have_count(2)
+    expect(paragraphs.first.locator("br")).to_have_count(2)
+    assert paragraphs.first.inner_text().splitlines() == [
+        "Roses are red,",
+        "Violets are blue,",
+        "indented, as typed",
+    ]
+    assert paragraphs.nth(1).inner_text().splitlines() == ["1 Main St", "Springfield"]
+    # Code, lists and tables keep their own layout: no <br> inside them.
+    expect(reply_text(reply).locator("pre code")).to_have_text("def f():\n    return 1\n")
+    expect(reply_text(reply).locator("pre br, li br, table br")).to_have_count(0)
+    expect(reply_text(reply).locator("li")).to_have_text(["one", "two"])
+    expect(reply_text(reply).locator("td")).to_have_text(["1", "2"])
+    # The message sent is shown as typed: its line breaks and leading spaces kept.
+    sent = page.locator(".message.user .message-body")
+    assert sent.inner_text().startswith(POEM)
+    reload(page)
+    expect(page.locator(".message.assistant .message-body p").first.locator("br")).to_have_count(2)
+
+
+def test_a_streaming_reply_draws_again_only_its_last_block(page: Page) -> None:
+    # Paragraphs of two long words, paced by the slow upstream: many renders, each one
+    # after the reply has grown. A render that parsed and drew the whole reply again each
+    # time made a long reply slower with every word (and the page with it).
+    pick_model(page, "slow")
+    paragraphs = [f"paragraph-{n:03d}-starts-here and-ends-here-{n:03d}" for n in range(200)]
+    reply = send(page, "\n\n".join(paragraphs))
+    expect(reply_text(reply)).to_contain_text("paragraph-003")
+    first = reply_text(reply).locator("p").first.element_handle()
+    expect(reply_text(reply)).to_contain_text("paragraph-030")
+    # The first paragraph is the node drawn when it arrived, never replaced since.
+    assert first.evaluate("p => p.isConnected && p.closest('.message').matches('.streaming')")
+    renders = page.evaluate(
+        "performance.getEntriesByName('modelway:markdown').map(mark => mark.detail.characters)"
+    )
+    shown = len(reply_text(reply).inner_text())
+    assert len(renders) >= 2 and shown > 1000
+    # Each render parsed what follows the settled paragraphs: about one paragraph, never
+    # the whole reply again.
+    assert max(renders) < 200, renders
+    page.get_by_role("button", name="Stop").click()
+    expect(reply).not_to_have_class(STREAMING)
+    # Ended, the reply is drawn whole once: the same paragraphs, one <p> each.
+    count = reply_text(reply).locator("p").count()
+    assert 30 < count < 200
+    expect(reply_text(reply).locator("p").first).to_have_text(paragraphs[0])

@@ -76,9 +76,12 @@ def test_an_upstream_failure_is_shown_in_place_of_the_reply(page: Page) -> None:
     reply = send(page, "this upstream answers 500")
     wait_until_answered(reply)
     expect(reply.get_by_role("alert")).to_contain_text("Error 502")
+    # No words arrived: there is nothing to copy, and no button offers to.
+    expect(reply.get_by_role("button", name="Copy reply")).to_be_hidden()
     reload(page)
     # From history, as it was shown live: with its status.
     expect(page.locator(".message.assistant").get_by_role("alert")).to_contain_text("Error 502")
+    expect(page.get_by_role("button", name="Copy reply")).to_be_hidden()
 
 
 def test_a_rate_limit_is_shown_in_place_with_when_to_retry(page: Page) -> None:

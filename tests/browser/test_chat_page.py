@@ -245,3 +245,58 @@ def test_a_wide_table_keeps_its_words_whole_and_scrolls_sideways_on_a_phone(
     assert shown.evaluate("t => t.scrollWidth > t.clientWidth")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     context.close()
+
+
+def test_a_chat_whose_model_is_not_offered_now_says_what_that_means_and_what_to_do(
+    page: Page,
+) -> None:
+    session = page.request.post(
+        "/chat/api/sessions", data={"title": "Old chat", "model": "groq/llama-3.3-70b"}
+    ).json()
+    try:
+        open_chat(page, f"/#{session['id']}")
+        reload(page)  # the page was open already: a new hash alone loads nothing
+        picker = page.get_by_label("Model", exact=True)
+        expect(picker).to_have_value("groq/llama-3.3-70b")
+        expect(picker.locator("option:checked")).to_have_text(
+            "groq/llama-3.3-70b (not offered now)"
+        )
+        note = page.locator("#model-note")
+        expect(note).to_be_visible()
+        expect(note).to_contain_text("groq/llama-3.3-70b, is not offered by the gateway now")
+        expect(note).to_contain_text("Pick another model, or connect its provider")
+        expect(picker).to_have_accessible_description(re.compile("not offered by the gateway now"))
+        # Another model picked: nothing left to explain.
+        pick_model(page, "mock/echo")
+        expect(note).to_be_hidden()
+        expect(picker).to_have_accessible_description("")
+    finally:
+        page.request.delete(f"/chat/api/sessions/{session['id']}")
+
+
+def test_a_disconnect_that_fails_says_so(page: Page, mock_url: str) -> None:
+    page.get_by_role("button", name="Connect a provider").click()
+    dialog = page.get_by_role("dialog", name="Connect a provider")
+    dialog.get_by_label("Provider", exact=True).select_option("together")
+    dialog.get_by_label("API key").fill("together-test-key")
+    dialog.get_by_label("Base URL").fill(f"{mock_url}/v1")
+    dialog.get_by_role("button", name="Connect").click()
+    expect(dialog.locator(".connection")).to_contain_text("together")
+
+    def unreachable(route: Route, request: Request) -> None:
+        if request.method != "DELETE":
+            route.continue_()
+            return
+        body = {"error": {"message": "the gateway's store is unreachable; try again shortly"}}
+        route.fulfill(status=503, json=body)
+
+    page.route("**/chat/api/connections/together", unreachable)
+    dialog.get_by_role("button", name="Disconnect together").click()
+    expect(dialog.get_by_role("alert")).to_have_text(
+        "together is still connected: the gateway's store is unreachable; try again shortly"
+    )
+    expect(dialog.locator(".connection")).to_contain_text("together")
+    page.unroute("**/chat/api/connections/together")
+    dialog.get_by_role("button", name="Disconnect together").click()
+    expect(dialog.locator(".connection").filter(has_text="together")).to_have_count(0)
+    expect(dialog.get_by_role("alert")).to_be_hidden()

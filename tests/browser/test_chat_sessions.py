@@ -96,3 +96,27 @@ def test_settings_typed_for_a_new_chat_but_not_saved_are_used_by_its_first_messa
     expect(page.locator("#settings-status")).to_have_text("Saved")
     reload(page)
     expect(page.get_by_label("System prompt")).to_have_value("Answer like a pirate.")
+
+
+def test_new_chat_from_an_empty_chat_with_a_name_of_its_own_starts_another(page: Page) -> None:
+    named = page.locator(".session.current")
+    named.get_by_role("button", name="Rename New chat").click()
+    page.get_by_role("textbox", name="Chat title").fill("Kept for later")
+    page.get_by_role("textbox", name="Chat title").press("Enter")
+    expect(named).to_have_text("Kept for later")
+    # Still empty, but not an untouched new chat: a new conversation must not land in it.
+    new_chat(page)
+    expect(page.locator("#chat-title")).to_have_text("New chat")
+    expect(page.locator(".session").filter(has_text="Kept for later")).to_have_count(1)
+
+
+def test_a_chat_address_put_in_the_address_bar_opens_that_chat(page: Page) -> None:
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "the first chat"))
+    first = page.locator(".session.current").get_attribute("data-session-id")
+    new_chat(page)
+    wait_until_answered(send(page, "the second chat"))
+    # Same page, another address: only the part after # changes, and the page follows.
+    page.goto(f"/#{first}")
+    expect(page.locator("#chat-title")).to_have_text("the first chat")
+    expect(page.locator(".message.user")).to_have_text(["the first chat"])

@@ -112,7 +112,9 @@ async def test_a_reply_streams_provider_deltas_usage_and_done_and_both_turns_are
     _, client = gateway
     session_id = await _new_session(client, model="mock/echo")
     events = await _events(client, session_id, content="hello there")
-    assert events[0] == {"type": "provider", "provider": "mock", "model": "echo"}
+    accepted = events[0]
+    assert accepted["type"] == "accepted"
+    assert events[1] == {"type": "provider", "provider": "mock", "model": "echo"}
     assert "".join(e["text"] for e in events if e["type"] == "delta") == "hello there"
     usage = next(e for e in events if e["type"] == "usage")
     assert usage["accurate"] is True
@@ -123,6 +125,8 @@ async def test_a_reply_streams_provider_deltas_usage_and_done_and_both_turns_are
     assert (reply["role"], reply["content"], reply["error"]) == ("assistant", "hello there", None)
     assert reply["id"] == events[-1]["message_id"]
     assert reply["usage_accurate"] is True
+    # The ids are told before the reply streams (a client stopping it knows them too).
+    assert (accepted["question_id"], accepted["reply_id"]) == (user["id"], reply["id"])
 
 
 # bpe-openai (the local tokenizer) loads its data through a deprecated importlib call.
@@ -182,12 +186,13 @@ async def test_a_failure_mid_stream_is_an_error_event_and_the_partial_reply_keep
     _, client = gateway
     session_id = await _new_session(client, model="flaky/m")
     events = await _events(client, session_id, content="go")
-    assert [e["type"] for e in events] == ["provider", "delta", "error", "usage", "done"]
-    assert events[2] == {"type": "error", "message": "the upstream went away", "status": 502}
+    kinds = ["accepted", "provider", "delta", "error", "usage", "done"]
+    assert [e["type"] for e in events] == kinds
+    assert events[3] == {"type": "error", "message": "the upstream went away", "status": 502}
     reply = (await _messages(client, session_id))[-1]
     assert (reply["content"], reply["error"]) == ("partial ", "the upstream went away")
     # The usage the call was recorded with, estimated: the upstream reported none.
-    usage = events[3]
+    usage = events[4]
     assert usage["accurate"] is False and usage["tokens"]["completion"] > 0
     assert (reply["prompt_tokens"], reply["completion_tokens"], reply["usage_accurate"]) == (
         usage["tokens"]["prompt"],
@@ -202,8 +207,9 @@ async def test_a_refusal_before_the_stream_opens_is_a_rate_limited_event(
     _, client = gateway
     session_id = await _new_session(client, model="broke/m")
     events = await _events(client, session_id, content="go")
-    assert events[0] == {"type": "rate_limited", "message": "budget used up", "retry_after": None}
-    assert events[1]["type"] == "done"
+    assert events[0]["type"] == "accepted"
+    assert events[1] == {"type": "rate_limited", "message": "budget used up", "retry_after": None}
+    assert events[2]["type"] == "done"
     assert (await _messages(client, session_id))[-1]["error"] == "budget used up"
 
 
@@ -240,7 +246,8 @@ async def test_a_regenerate_that_fails_upstream_keeps_the_reply_it_would_replace
     await _events(client, session_id, content="once more")
     good = (await _messages(client, session_id))[-1]
     events = await _events(client, session_id, content="", regenerate=True, model="flaky/m")
-    assert [e["type"] for e in events] == ["provider", "delta", "error", "usage", "done"]
+    kinds = ["accepted", "provider", "delta", "error", "usage", "done"]
+    assert [e["type"] for e in events] == kinds
     _, kept, failed = await _messages(client, session_id)
     assert (kept["id"], kept["content"], kept["error"]) == (good["id"], "partial answer", None)
     assert (failed["content"], failed["error"]) == ("partial ", "the upstream went away")
@@ -516,3 +523,149 @@ async def test_a_page_says_to_run_setup_when_the_web_pages_are_not_built(
     assert response.status_code == 503
     assert "scripts/setup" in response.text
     assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+# --- two tabs on one chat -------------------------------------------------------------
+
+
+async def _post(client: httpx.AsyncClient, session_id: str, **body: Any) -> httpx.Response:
+    return await client.post(f"/chat/api/sessions/{session_id}/messages", json=body)
+
+
+async def test_a_message_sent_from_a_stale_view_of_the_chat_is_refused_and_changes_nothing(
+    gateway: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    session_id = await _new_session(client, model="mock/echo")
+    # Both tabs showed the empty chat; the first one's message is taken.
+    first = await _events(client, session_id, content="from tab A", after=None)
+    before = await _messages(client, session_id)
+    assert [m["content"] for m in before] == ["from tab A", "from tab A"]
+    # The other tab still shows an empty chat: its message would follow a history it
+    # has not seen.
+    stale = await _post(client, session_id, content="from tab B", after=None)
+    assert stale.status_code == 409
+    error = stale.json()["error"]
+    assert error["code"] == "chat_changed"
+    assert "changed in another tab or window: reload it" in error["message"]
+    assert await _messages(client, session_id) == before
+    # Reloaded, it names the last message it now shows, and its message is taken.
+    events = await _events(client, session_id, content="from tab B", after=first[-1]["message_id"])
+    assert events[-1]["message_id"] is not None
+    contents = [m["content"] for m in await _messages(client, session_id)]
+    assert contents == ["from tab A"] * 2 + ["from tab B"] * 2
+
+
+async def test_a_regenerate_from_a_stale_view_cannot_delete_another_tabs_reply(
+    gateway: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    session_id = await _new_session(client, model="mock/echo")
+    shown = (await _events(client, session_id, content="one", after=None))[-1]["message_id"]
+    # Tab A asks again; tab B, which still shows "one" answered last, regenerates.
+    await _events(client, session_id, content="two", after=shown)
+    before = await _messages(client, session_id)
+    stale = await _post(client, session_id, content="", regenerate=True, after=shown)
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "chat_changed"
+    assert await _messages(client, session_id) == before
+
+
+async def test_after_must_name_a_message_or_be_null(
+    gateway: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    _, client = gateway
+    session_id = await _new_session(client, model="mock/echo")
+    for bad in (1, [], {"id": "x"}):
+        response = await _post(client, session_id, content="hi", after=bad)
+        assert response.status_code == 400
+        assert response.json()["error"]["message"].startswith("after: ")
+
+
+@pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
+async def test_a_message_sent_while_another_tabs_reply_streams_waits_its_turn(
+    gateway: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    app, client = gateway
+    session_id = await _new_session(client, model="quiet/hangs")
+    sent: list[dict[str, Any]] = []
+    streaming = asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        for block in message.get("body", b"").split(b"\n\n"):
+            if block.startswith(b"data: "):
+                sent.append(orjson.loads(block[len(b"data: ") :]))
+        if any(event["type"] == "delta" for event in sent):
+            streaming.set()
+
+    # Tab A's message: its question is saved, its reply streams (and hangs).
+    body = orjson.dumps({"content": "from tab A", "after": None})
+    tab_a = asyncio.ensure_future(
+        app(_post_message_scope(session_id), _receive_then_hang_up(body, asyncio.Event()), send)
+    )
+    await asyncio.wait_for(streaming.wait(), timeout=10)
+    accepted = sent[0]
+    assert accepted["type"] == "accepted"
+    # Tab B reloaded: it shows tab A's question, without its reply, and sends after it.
+    busy = await _post(client, session_id, content="from tab B", after=accepted["question_id"])
+    assert busy.status_code == 409
+    error = busy.json()["error"]
+    assert error["code"] == "chat_answering"
+    assert "still answering a message sent from another tab or window" in error["message"]
+    assert [m["content"] for m in await _messages(client, session_id)] == ["from tab A"]
+    # The reply ends and is saved: tab B, reloaded again, sends after it.
+    app.state.gateway.engine.router.backends["quiet"].hang.set()
+    await asyncio.wait_for(tab_a, timeout=10)
+    assert sent[-1] == {"type": "done", "message_id": accepted["reply_id"]}
+    await _events(client, session_id, content="from tab B", after=accepted["reply_id"])
+    saved = await _messages(client, session_id)
+    assert [(m["role"], m["content"]) for m in saved] == [
+        ("user", "from tab A"),
+        ("assistant", "partial answer"),
+        ("user", "from tab B"),
+        ("assistant", "partial answer"),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
+async def test_a_message_sent_right_after_stop_waits_for_the_stopped_reply_to_be_saved(
+    gateway: tuple[Gateway, httpx.AsyncClient],
+) -> None:
+    app, client = gateway
+    session_id = await _new_session(client, model="quiet/hangs")
+    sent: list[dict[str, Any]] = []
+    streaming, hung_up = asyncio.Event(), asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        for block in message.get("body", b"").split(b"\n\n"):
+            if block.startswith(b"data: "):
+                sent.append(orjson.loads(block[len(b"data: ") :]))
+        if any(event["type"] == "delta" for event in sent):
+            streaming.set()
+
+    body = orjson.dumps({"content": "first", "after": None})
+    stopping = asyncio.ensure_future(
+        app(_post_message_scope(session_id), _receive_then_hang_up(body, hung_up), send)
+    )
+    await asyncio.wait_for(streaming.wait(), timeout=10)
+    reply_id = sent[0]["reply_id"]
+    # The page stopped the reply and sends again at once, naming the stopped reply: the
+    # gateway may not have seen the hang-up yet. The message waits for the reply's save
+    # rather than be refused, or saved before it.
+    again = asyncio.ensure_future(
+        _post(client, session_id, content="second", after=reply_id, model="quiet/m")
+    )
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert not again.done()
+    hung_up.set()
+    await asyncio.wait_for(stopping, timeout=10)
+    answered = await asyncio.wait_for(again, timeout=10)
+    assert answered.status_code == 200
+    saved = await _messages(client, session_id)
+    assert [(m["content"], m["error"]) for m in saved] == [
+        ("first", None),
+        ("partial ", "stopped"),
+        ("second", None),
+        ("partial answer", None),
+    ]
+    assert saved[1]["id"] == reply_id

@@ -111,7 +111,7 @@ export const chatApi = {
   /** Opens the reply stream; the caller reads it with ``readEvents``. */
   sendMessage: (
     id: string,
-    body: { content: string; model?: string; regenerate?: boolean },
+    body: { content: string; model?: string; regenerate?: boolean; after?: string | null },
     signal: AbortSignal,
   ) =>
     authorizedFetch(`${SESSIONS}/${id}/messages`, {

@@ -31,8 +31,12 @@ export class Composer {
   }
 
   setBusy(busy: boolean): void {
+    // A keyboard user who pressed Send (or Regenerate, whose reply is then hidden) would
+    // be left with the focus nowhere: it goes to Stop, the one thing to press meanwhile.
+    const stranded = busy && (document.activeElement === this.send || focusLost());
     this.stop.hidden = !busy;
     this.send.hidden = busy;
+    if (stranded) this.stop.focus();
     if (!busy) this.input.focus();
   }
 
@@ -52,4 +56,10 @@ export class Composer {
     this.input.style.height = "auto";
     this.input.style.height = `${this.input.scrollHeight}px`;
   }
+}
+
+/** Whether the focus is on nothing, or on a control no longer shown. */
+export function focusLost(): boolean {
+  const focused = document.activeElement;
+  return !(focused instanceof HTMLElement) || focused === document.body || !focused.checkVisibility();
 }

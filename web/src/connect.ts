@@ -53,7 +53,13 @@ export class ConnectDialog {
       "Disconnect",
     );
     remove.addEventListener("click", async () => {
-      await chatApi.disconnect(connection.provider);
+      this.showError(null);
+      try {
+        await chatApi.disconnect(connection.provider);
+      } catch (error) {
+        this.showError(`${connection.provider} is still connected: ${(error as Error).message}`);
+        return;
+      }
       await this.refresh();
       await this.onChange();
     });

@@ -1,7 +1,7 @@
 // The message list: past turns from the store, and the reply being streamed.
 import { copyButton } from "./clipboard";
 import { element } from "./elements";
-import { renderMarkdown } from "./markdown";
+import { RENDER_MARK, renderMarkdown, StreamingMarkdown } from "./markdown";
 import type { ChatMessage, TokenCounts } from "./types";
 
 /** The error a reply the user stopped is saved with (the terminal chat uses it too). */
@@ -11,6 +11,9 @@ const STOPPED = "stopped";
  * "1m0.244s", "6m0s", "1h2m3s": limits.format_reset) or a provider's ("20 seconds"). */
 const STATED_WAIT =
   /\s*(please )?try again in (?:[\d.]+ ?(?:h|m(?!s))\s*)*[\d.]+ ?(?:ms|milliseconds?|s|secs?|seconds?|m|mins?|minutes?|h|hours?)\b\.?/i;
+
+/** The least time (ms) between two renders of a reply as it streams. */
+const MIN_RENDER_INTERVAL = 50;
 
 /** How close to the bottom (px) still counts as following the conversation. */
 const FOLLOW_DISTANCE = 80;
@@ -43,7 +46,7 @@ export class Conversation {
     if (messages.length === 0) return this.clear();
     this.container.replaceChildren();
     for (const message of messages) {
-      if (message.role === "user") this.addUser(message.content);
+      if (message.role === "user") this.addUser(message.content, message.id);
       else this.addStoredReply(message);
     }
     this.refreshRegenerate();
@@ -54,16 +57,41 @@ export class Conversation {
     return this.container.querySelector(".message") === null;
   }
 
-  addUser(text: string): void {
+  /** Shows a message the user sent; its id once the gateway has saved it. */
+  addUser(text: string, id?: string): HTMLElement {
     this.container.querySelector(".empty")?.remove();
     const body = element("div", { className: "message-body plain" }, text);
-    this.container.append(
-      element("article", { className: "message user", "aria-label": "You" }, body),
+    const node = element(
+      "article",
+      { className: "message user", "aria-label": "You", "data-message-id": id },
+      body,
     );
+    this.container.append(node);
     this.jumpToEnd();
+    return node;
+  }
+
+  /** The ids of the messages shown that the gateway keeps, oldest first. */
+  savedIds(): string[] {
+    return this.saved().map((node) => node.dataset.messageId ?? "");
+  }
+
+  /** The id of the last message the gateway keeps (null: none), which a send names so
+   * the gateway can refuse it if the chat changed elsewhere; undefined if not known (a
+   * reply stopped before the gateway said its id). */
+  lastSavedId(): string | null | undefined {
+    const saved = this.saved();
+    if (saved.length === 0) return null;
+    return saved[saved.length - 1].dataset.messageId || undefined;
+  }
+
+  /** Messages shown that the gateway keeps: all but the refused ones it never saved. */
+  private saved(): HTMLElement[] {
+    return [...this.container.querySelectorAll<HTMLElement>(".message:not(.unsaved)")];
   }
 
   startReply(model: string): Reply {
+    performance.clearMarks(RENDER_MARK); // the last reply's: one reply's marks at a time
     this.container.querySelector(".empty")?.remove();
     const reply = this.newReply(model);
     this.container.append(reply.node);
@@ -93,13 +121,14 @@ export class Conversation {
     this.refreshRegenerate();
   }
 
-  /** Only the last reply offers to be regenerated. */
+  /** Only the last reply offers to be regenerated, and only when it is the last message
+   * the gateway keeps (a question another tab sent, its reply still coming, is not). */
   refreshRegenerate(): void {
-    const replies = this.container.querySelectorAll(".message.assistant");
-    replies.forEach((node, index) => {
-      const last = index === replies.length - 1 && !node.classList.contains("unsaved");
-      node.classList.toggle("is-last", last);
-    });
+    const saved = this.saved();
+    const last = saved[saved.length - 1];
+    for (const node of this.container.querySelectorAll(".message.assistant")) {
+      node.classList.toggle("is-last", node === last);
+    }
   }
 
   /** Keeps the newest text in view, unless the reader scrolled up. */
@@ -124,7 +153,7 @@ export class Conversation {
     const reply = this.newReply(message.model ?? "assistant");
     reply.node.dataset.messageId = message.id;
     if (message.provider) reply.setProvider(message.provider, message.model ?? "");
-    reply.appendText(message.content);
+    reply.setText(message.content);
     if (message.prompt_tokens !== null || message.completion_tokens !== null) {
       const prompt = message.prompt_tokens ?? 0;
       const completion = message.completion_tokens ?? 0;
@@ -148,8 +177,14 @@ export class Reply {
   private readonly meta: HTMLElement;
   private readonly origin: HTMLElement;
   private readonly usage: HTMLElement;
+  private readonly copy: HTMLButtonElement;
   private text = "";
+  private readonly streamed: StreamingMarkdown;
   private renderPending = false;
+  private finished = false;
+  /** When the next render may start: a frame's render of a very long last block (one
+   * huge code block, say) is spaced out so it never takes most of the page's time. */
+  private nextRenderAt = 0;
 
   constructor(
     model: string,
@@ -159,18 +194,20 @@ export class Reply {
     this.origin = element("span", { className: "origin" }, model);
     this.usage = element("span", { className: "usage", hidden: true });
     this.body = element("div", { className: "message-body markdown" });
+    this.streamed = new StreamingMarkdown(this.body);
     const regenerate = element(
       "button",
       { type: "button", className: "regenerate", "aria-label": "Regenerate reply" },
       "Regenerate",
     );
     regenerate.addEventListener("click", onRegenerate);
+    this.copy = copyButton(() => this.text, "Copy reply");
     this.meta = element(
       "footer",
       { className: "message-meta" },
       this.origin,
       this.usage,
-      copyButton(() => this.text, "Copy reply"),
+      this.copy,
       regenerate,
     );
     this.node = element(
@@ -181,16 +218,28 @@ export class Reply {
     );
   }
 
+  /** The gateway took the message: the reply will be saved with this id, however it ends. */
+  accept(replyId: string): void {
+    this.node.dataset.messageId = replyId;
+  }
+
   setProvider(provider: string, model: string): void {
     this.origin.textContent = model ? `${provider} · ${model}` : provider;
   }
 
   appendText(text: string): void {
     this.text += text;
-    if (this.renderPending) return;
-    // Many deltas arrive per frame: parse and highlight once per frame, not once per delta.
+    if (this.renderPending || this.finished) return;
+    // Many deltas arrive per frame: render once per frame at most, not once per delta.
     this.renderPending = true;
-    requestAnimationFrame(() => this.render());
+    const wait = this.nextRenderAt - performance.now();
+    if (wait > 0) setTimeout(() => requestAnimationFrame(() => this.renderStreamed()), wait);
+    else requestAnimationFrame(() => this.renderStreamed());
+  }
+
+  /** The whole text of a reply that arrived before (from the store): rendered at ``finish``. */
+  setText(text: string): void {
+    this.text = text;
   }
 
   setUsage(tokens: TokenCounts, accurate: boolean): void {
@@ -248,15 +297,25 @@ export class Reply {
 
   finish(messageId: string | null): void {
     if (messageId) this.node.dataset.messageId = messageId;
-    this.render();
+    this.finished = true;
+    this.copy.hidden = this.text === ""; // a failure with no words has nothing to copy
+    // Whole, once: what was shown block by block is now exactly the reply's Markdown.
+    renderMarkdown(this.body, this.text);
+    this.onRender();
     this.node.classList.remove("streaming");
     this.node.removeAttribute("aria-busy");
   }
 
-  private render(): void {
+  private renderStreamed(): void {
     this.renderPending = false;
-    renderMarkdown(this.body, this.text);
+    if (this.finished) return;
+    const started = performance.now();
+    this.streamed.update(this.text);
     this.onRender();
+    // A frame's worth of words at a time is more than the eye follows: 20 renders a second
+    // at most, and fewer when one takes long (a huge last block), so that rendering never
+    // takes more than about a quarter of the page's time.
+    this.nextRenderAt = started + Math.max(MIN_RENDER_INTERVAL, (performance.now() - started) * 4);
   }
 }
 

@@ -2,10 +2,13 @@
 // highlight.js. Output is untrusted: only DOMPurify's result ever reaches the DOM.
 import DOMPurify from "dompurify";
 import hljs from "highlight.js/lib/common";
-import { Marked } from "marked";
+import { Marked, type Token } from "marked";
 import { copyButton } from "./clipboard";
 
-const markdown = new Marked({ gfm: true, breaks: false, async: false });
+// ``breaks``: a single line break in a reply (a poem, an address, lines of a list written
+// without markers) stays a line break, as chat apps show it; code, lists and tables are
+// their own blocks and keep their own layout.
+const markdown = new Marked({ gfm: true, breaks: true, async: false });
 
 const ESCAPES: Record<string, string> = {
   "&": "&amp;",
@@ -72,28 +75,101 @@ const PURIFY_OPTIONS = {
   FORBID_ATTR: ["style"],
 };
 
+/** The performance mark each render leaves, with the characters it parsed: DevTools'
+ * timeline shows them, and the browser tests count them. */
+export const RENDER_MARK = "modelway:markdown";
+
 /** Replaces ``target``'s content with ``text`` rendered as sanitised, highlighted Markdown. */
 export function renderMarkdown(target: HTMLElement, text: string): void {
-  const html = markdown.parse(text) as string;
+  target.replaceChildren(fragmentOf(markdown.parse(text) as string, true));
+  performance.mark(RENDER_MARK, { detail: { characters: text.length } });
+}
+
+/**
+ * A reply's Markdown while it streams in. Each update parses only what follows the blocks
+ * already shown that no later text can change (every block before the last one), and
+ * redraws only the last block: a long reply costs each frame what its last paragraph
+ * costs, not the whole reply again (parse, sanitise, highlight, layout). The reply is
+ * rendered whole once it has ended (``renderMarkdown``), which settles what a block seen
+ * alone can get wrong (a link defined further down, a list with a blank line in it).
+ */
+export class StreamingMarkdown {
+  /** Characters of the text (as it came) shown as settled blocks. */
+  private settled = 0;
+  /** The nodes of the last block, redrawn by each update. */
+  private live: ChildNode[] = [];
+
+  constructor(private readonly target: HTMLElement) {}
+
+  update(text: string): void {
+    const tail = text.slice(this.settled);
+    const tokens = markdown.lexer(tail);
+    const last = lastBlock(tokens);
+    const settled = tokens.slice(0, last);
+    const settledText = settled.map((token) => token.raw).join("");
+    let live: Token[] = tokens;
+    // The tokens' text is the tail as the lexer reads it ("\r\n" as "\n"); anything else
+    // (never seen) settles nothing, and the tail is drawn whole.
+    if (settled.length > 0 && tail.replace(/\r\n?/g, "\n").startsWith(settledText)) {
+      this.clearLive();
+      this.target.append(fragmentOf(markdown.parser(settled) as string, true));
+      this.settled += lengthAsItCame(tail, settledText.length);
+      live = tokens.slice(last);
+    }
+    this.clearLive();
+    // A code block still arriving is highlighted only if it names its language: guessing
+    // one (highlight.js tries them all) would cost each frame more than the block itself.
+    const fragment = fragmentOf(markdown.parser(live) as string, false);
+    this.live = [...fragment.childNodes];
+    this.target.append(fragment);
+    performance.mark(RENDER_MARK, { detail: { characters: tail.length } });
+  }
+
+  private clearLive(): void {
+    for (const node of this.live) node.remove();
+    this.live = [];
+  }
+}
+
+/** How many characters of ``text`` the lexer read as its first ``read`` ("\r\n" is one). */
+function lengthAsItCame(text: string, read: number): number {
+  if (!text.includes("\r")) return read;
+  let position = 0;
+  for (let counted = 0; counted < read && position < text.length; counted += 1) {
+    position += text.startsWith("\r\n", position) ? 2 : 1;
+  }
+  return position;
+}
+
+/** Where the last block starts: blank lines after it are part of it (more may follow). */
+function lastBlock(tokens: Token[]): number {
+  let last = tokens.length - 1;
+  while (last > 0 && tokens[last].type === "space") last -= 1;
+  return Math.max(last, 0);
+}
+
+/** ``html`` sanitised, with its code highlighted and given a Copy button. */
+function fragmentOf(html: string, guessLanguages: boolean): DocumentFragment {
   const fragment = DOMPurify.sanitize(html, PURIFY_OPTIONS);
   for (const code of fragment.querySelectorAll<HTMLElement>("pre > code")) {
-    highlight(code);
+    highlight(code, guessLanguages);
     const pre = code.parentElement as HTMLElement;
     pre.classList.add("code-block");
     pre.prepend(copyButton(() => code.textContent ?? "", "Copy code"));
   }
-  target.replaceChildren(fragment);
+  return fragment;
 }
 
-function highlight(code: HTMLElement): void {
+function highlight(code: HTMLElement, guessLanguages: boolean): void {
   // highlight.js reads textContent and writes escaped spans, so it adds no markup of its own.
   const language = /language-([\w+#.-]+)/.exec(code.className)?.[1];
   const source = code.textContent ?? "";
-  const result =
-    language && hljs.getLanguage(language)
-      ? hljs.highlight(source, { language, ignoreIllegals: true })
-      : hljs.highlightAuto(source);
-  code.innerHTML = result.value;
+  const known = language && hljs.getLanguage(language);
   code.classList.add("hljs");
+  if (!known && !guessLanguages) return;
+  const result = known
+    ? hljs.highlight(source, { language, ignoreIllegals: true })
+    : hljs.highlightAuto(source);
+  code.innerHTML = result.value;
   if (result.language) code.dataset.language = result.language;
 }

@@ -1,11 +1,12 @@
 // The model picker, fed by the gateway's own /v1/models.
 import { chatApi } from "./api";
-import { element } from "./elements";
+import { element, required } from "./elements";
 
 const LAST_MODEL = "modelway.model";
 
 export class ModelPicker {
   private models: string[] = [];
+  private readonly note = required<HTMLElement>("model-note");
 
   constructor(
     private readonly select: HTMLSelectElement,
@@ -13,6 +14,7 @@ export class ModelPicker {
   ) {
     select.addEventListener("change", () => {
       localStorage.setItem(LAST_MODEL, select.value);
+      this.explain();
       onChange(select.value);
     });
   }
@@ -38,10 +40,26 @@ export class ModelPicker {
       if (!this.models.includes(option.value)) option.remove();
     }
     if (model && !this.models.includes(model)) {
-      // A session's model that no provider serves now stays visible, so it is not lost.
-      this.select.append(element("option", { value: model }, `${model} (unavailable)`));
+      // A session's model the gateway does not list now stays visible, so it is not lost,
+      // and the note under the header says what that means and what to do.
+      this.select.append(element("option", { value: model }, `${model} (not offered now)`));
       pick = model;
     }
     if (pick) this.select.value = pick;
+    this.explain();
+  }
+
+  /** Says, under the header, why the model picked is not among the gateway's models. */
+  private explain(): void {
+    const model = this.select.value;
+    const unlisted = model !== "" && !this.models.includes(model);
+    this.note.hidden = !unlisted;
+    this.note.textContent = unlisted
+      ? `This chat's model, ${model}, is not offered by the gateway now: its provider ` +
+        "is not connected, or did not list its models. Pick another model, or connect " +
+        "its provider with “Connect a provider”."
+      : "";
+    if (unlisted) this.select.setAttribute("aria-describedby", "model-note");
+    else this.select.removeAttribute("aria-describedby");
   }
 }

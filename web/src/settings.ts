@@ -12,6 +12,11 @@ export class SettingsPanel {
 
   constructor(save: (settings: SessionSettings) => Promise<void>) {
     this.toggle.addEventListener("click", () => this.setOpen(this.form.hidden));
+    this.form.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape") return;
+      this.setOpen(false);
+      this.toggle.focus();
+    });
     this.form.addEventListener("submit", async (event) => {
       event.preventDefault();
       if (!this.form.reportValidity()) {

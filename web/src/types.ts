@@ -39,6 +39,7 @@ export interface TokenCounts {
 }
 
 export type ChatEvent =
+  | { type: "accepted"; question_id: string | null; reply_id: string }
   | { type: "provider"; provider: string; model: string }
   | { type: "delta"; text: string }
   | { type: "usage"; tokens: TokenCounts; accurate: boolean }

@@ -1,20 +1,20 @@
 """The web chat's API: sessions and history in the store, replies streamed as JSON events.
 
 A reply streams as server-sent events, each ``data: <json>`` with a ``type`` of
-``provider``, ``delta``, ``usage``, ``error``, ``rate_limited`` or ``done`` (see
-docs/chat.md). The user's message is saved once the call is admitted (a key's limits,
-budget and models allow it: the store grows only as fast as they let a key call) and
-the reply after it, also when the call fails (with its error) or the caller stops it
+``accepted``, ``provider``, ``delta``, ``usage``, ``error``, ``rate_limited`` or ``done``
+(see docs/chat.md). The user's message is saved once the call is admitted (a key's
+limits, budget and models allow it: the store grows only as fast as they let a key call)
+and the reply after it, also when the call fails (with its error) or the caller stops it
 (marked stopped). A call refused before it starts saves nothing. A regenerate's new
-reply replaces the old only once it has ended well.
+reply replaces the old only once it has ended well. A message that names the last one
+its client shows (``after``) is refused (409) if the chat has changed since, or while a
+reply to another client's message streams (``chat_replies``).
 Provider keys given to the connect dialog stay on the server: answers only say
 whether a provider has one.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
 import math
@@ -22,31 +22,36 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from modelway.calls import ANONYMOUS, MeteredCall
 from modelway.calls.metered import MAX_MODEL_NAME
 from modelway.chat.backend import TokensUsed, Turn, chat_request, reply_events, session_title
 from modelway.chat.local import STOPPED
-from modelway.errors import BadRequest, ModelwayError, NotFound, PermissionDenied, RateLimited
+from modelway.errors import (
+    BadRequest,
+    ChatAnswering,
+    ChatChanged,
+    ModelwayError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+)
 from modelway.gateway.auth import request_caller
+from modelway.gateway.chat_events import ChatEventStream, Emit, Event
+from modelway.gateway.chat_replies import RepliesInFlight, ReplyInFlight
 from modelway.gateway.http import answers_errors, parse_json_body, read_body
 from modelway.gateway.state import GatewayState
 from modelway.observability.context import Tracing, operation, traceparent
 from modelway.store.chats import MAX_SESSIONS, MAX_SYSTEM, check_room
-from modelway.store.records import ChatMessage, ChatSession
+from modelway.store.records import ChatMessage, ChatSession, new_id
 from modelway.types import ChatRequest, TextDelta
 
 log = logging.getLogger("modelway.gateway.chat_api")
 DEFAULT_TITLE = "New chat"
 TITLE_LIMIT = 200
-#: A chat event, as sent to the page (``type`` plus its fields).
-Event = dict[str, Any]
-Emit = Callable[[Event], Awaitable[None]]
 
 
 async def _caller(request: Request) -> str | None:
@@ -220,17 +225,60 @@ async def post_message(request: Request) -> Response:
     model = _model(body.get("model")) or session.model
     if model is None:
         raise BadRequest("model: name one, or set the session's model")
+    checked = "after" in body
+    after = _after(body.get("after"))
+    if checked:
+        await state.chat_replies.wait_for_turn(session.id, after)
     history = await state.store.chats.list_messages(session.id)
+    if checked and (history[-1].id if history else None) != after:
+        raise ChatChanged()
     if regenerate:
-        content, history, replies = _last_question(history)
-        prepare = functools.partial(_replace_replies, state, session, model, replies)
+        question, history, replies = _last_question(history)
+        content = question.content
+        prepare = functools.partial(_replace_replies, state, session, model, question, replies)
     else:
         check_room(history, str(content))
         prepare = functools.partial(
             _save_user_message, state, session, model, history, str(content)
         )
+    reply = _Reply(model)
+    # A client without ``after`` (an API script, the terminal chat) is not held up, nor
+    # noted when another reply already streams: only one reply per session is.
+    in_flight = state.chat_replies.claim(session.id, reply.id)
+    if in_flight is None and checked:
+        raise ChatAnswering()  # another client's message was taken meanwhile
+    reply.in_flight = functools.partial(_release, state.chat_replies, in_flight)
+    try:
+        return _reply_stream(request, state, session, reply, history, str(content), prepare)
+    except BaseException:
+        reply.in_flight()
+        raise
+
+
+def _after(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise BadRequest("after: the id of the chat's last message, or null for an empty chat")
+    return value
+
+
+def _release(replies: RepliesInFlight, in_flight: ReplyInFlight | None) -> None:
+    if in_flight is not None:
+        replies.release(in_flight)
+
+
+def _reply_stream(
+    request: Request,
+    state: GatewayState,
+    session: ChatSession,
+    reply: _Reply,
+    history: list[ChatMessage],
+    content: str,
+    prepare: Prepare,
+) -> ChatEventStream:
+    """The reply's event stream, its call opened (admitted once the stream starts)."""
+    model = reply.model
     turns = [Turn(m.role, m.content, m.model, m.error) for m in history]
-    chat = chat_request(model, session.system, turns, str(content))
+    chat = chat_request(model, session.system, turns, content)
     chat = msgspec.structs.replace(
         chat, temperature=session.temperature, max_tokens=session.max_tokens
     )
@@ -247,9 +295,9 @@ async def post_message(request: Request) -> Response:
     )
 
     async def produce(emit: Emit) -> None:
-        await _stream_reply(state, session.id, chat, call, emit, prepare)
+        await _stream_reply(state, session.id, reply, chat, call, emit, prepare)
 
-    return ChatEventStream(produce)
+    return ChatEventStream(produce, unstarted=reply.in_flight)
 
 
 #: What a call changes in the store before it streams, run once it is admitted; it marks
@@ -265,7 +313,8 @@ async def _save_user_message(
     content: str,
     reply: _Reply,
 ) -> None:
-    await state.store.chats.add_message(session.id, "user", content)
+    question = await state.store.chats.add_message(session.id, "user", content)
+    reply.question_id = question.id
     reply.asked = True
     changes: dict[str, Any] = {"model": model} if model != session.model else {}
     if session.title == DEFAULT_TITLE and not any(m.role == "user" for m in history):
@@ -276,7 +325,7 @@ async def _save_user_message(
 
 def _last_question(
     history: list[ChatMessage],
-) -> tuple[str, list[ChatMessage], list[ChatMessage]]:
+) -> tuple[ChatMessage, list[ChatMessage], list[ChatMessage]]:
     """The last user message, the history before it, and the replies after it."""
     replies: list[ChatMessage] = []
     while history and history[-1].role == "assistant":
@@ -284,19 +333,21 @@ def _last_question(
         history = history[:-1]
     if not history:
         raise BadRequest("there is no message to answer again")
-    return history[-1].content, history[:-1], replies
+    return history[-1], history[:-1], replies
 
 
 async def _replace_replies(
     state: GatewayState,
     session: ChatSession,
     model: str,
+    question: ChatMessage,
     replies: list[ChatMessage],
     reply: _Reply,
 ) -> None:
     """Regenerating: the replies answered again are replaced by the new one once it has
     ended well (``_save_reply``); one that fails or is stopped is kept beside them."""
     reply.replaces = [old.id for old in replies]
+    reply.question_id = question.id
     reply.asked = True
     if model != session.model:
         await state.store.chats.update_session(session.id, model=model)
@@ -305,6 +356,7 @@ async def _replace_replies(
 async def _stream_reply(
     state: GatewayState,
     session_id: str,
+    reply: _Reply,
     chat: ChatRequest,
     call: MeteredCall,
     emit: Emit,
@@ -312,11 +364,15 @@ async def _stream_reply(
 ) -> None:
     """Emit the reply's events and save it, whatever happens once the call is admitted:
     done, failed or stopped. ``prepare`` (the user's message saved, or the replies being
-    answered again marked for replacing) runs once it is: a refused call changes nothing."""
-    reply = _Reply(chat.model)
+    answered again marked for replacing) runs once it is: a refused call changes nothing.
+    The session is free for another reply once this one is saved."""
     try:
         async with call:
             await prepare(reply)
+            # The ids the question has and the reply will have, however it ends: a client
+            # names the last of them when it sends again (``after``), also after a Stop.
+            accepted = {"question_id": reply.question_id, "reply_id": reply.id}
+            await emit({"type": "accepted", **accepted})
             events = await call.stream(chat)
             answered_by = call.answered_by
             assert answered_by is not None
@@ -351,7 +407,7 @@ async def _stream_reply(
         saved_id = (
             await state.calls.finisher.run(_save_reply(state, session_id, reply))
             if reply.asked
-            else None
+            else reply.in_flight()
         )
     if late_tokens is not None:
         await emit(_usage_event(late_tokens))
@@ -370,6 +426,8 @@ class _Reply:
     """What is known of a reply so far, to be saved however it ends."""
 
     def __init__(self, model: str) -> None:
+        #: The id it is saved with, told to the client before it streams.
+        self.id = new_id()
         self.model = model
         self.provider: str | None = None
         self.text: list[str] = []
@@ -381,9 +439,20 @@ class _Reply:
         self.asked = False
         #: The replies a regenerate answers again, deleted once this one ended well.
         self.replaces: list[str] = []
+        #: The message it answers, once saved (or, regenerating, found).
+        self.question_id: str | None = None
+        #: Frees the session for another client's reply (``chat_replies``): once saved.
+        self.in_flight: Callable[[], None] = lambda: None
 
 
 async def _save_reply(state: GatewayState, session_id: str, reply: _Reply) -> str | None:
+    try:
+        return await _save_reply_once(state, session_id, reply)
+    finally:
+        reply.in_flight()
+
+
+async def _save_reply_once(state: GatewayState, session_id: str, reply: _Reply) -> str | None:
     tokens = reply.tokens
     try:
         saved = await state.store.chats.add_message(
@@ -397,6 +466,7 @@ async def _save_reply(state: GatewayState, session_id: str, reply: _Reply) -> st
             usage_accurate=not tokens.estimated if tokens else None,
             error=reply.error,
             error_status=reply.status,
+            message_id=reply.id,
         )
     except NotFound:
         return None  # the session was deleted while it answered
@@ -410,53 +480,6 @@ async def _save_reply(state: GatewayState, session_id: str, reply: _Reply) -> st
 def _usage_event(tokens: TokensUsed) -> Event:
     counts = {"prompt": tokens.prompt, "completion": tokens.completion, "total": tokens.total}
     return {"type": "usage", "tokens": counts, "accurate": not tokens.estimated}
-
-
-class ChatEventStream(Response):
-    """Server-sent chat events; the caller leaving cancels the reply (which then saves itself).
-
-    Starlette's streaming response would keep reading the upstream after a browser's
-    Stop on some servers; watching for ``http.disconnect`` here makes Stop stop the call.
-    """
-
-    media_type = "text/event-stream"
-
-    def __init__(self, produce: Callable[[Emit], Awaitable[None]]) -> None:
-        super().__init__(headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
-        # Response sets "content-length: 0" for an empty body; a stream is chunked instead.
-        self.raw_headers = [h for h in self.raw_headers if h[0] != b"content-length"]
-        self.produce = produce
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-
-        async def emit(event: Event) -> None:
-            body = b"data: " + orjson.dumps(event) + b"\n\n"
-            await send({"type": "http.response.body", "body": body, "more_body": True})
-
-        producing = asyncio.ensure_future(self.produce(emit))
-        watching = asyncio.ensure_future(_caller_gone(receive))
-        try:
-            await asyncio.wait((producing, watching), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watching.cancel()
-            if not producing.done():
-                producing.cancel()
-                # The reply saves what arrived before it lets go.
-                with contextlib.suppress(asyncio.CancelledError):
-                    await producing
-        if producing.cancelled():
-            return
-        failure = producing.exception()
-        if failure is not None and not isinstance(failure, OSError | ClientDisconnect):
-            raise failure
-        with contextlib.suppress(OSError, ClientDisconnect):
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _caller_gone(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 ROUTES = [

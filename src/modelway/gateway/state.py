@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from modelway.calls import Caller, Calls, MeteredCall
 from modelway.config import Config
 from modelway.engine import Engine, Outcome
+from modelway.gateway.chat_replies import RepliesInFlight
 from modelway.gateway.http import BodyLimits, JsonAnswer, body_limits, header_value
 from modelway.store import Store
 
@@ -36,6 +37,8 @@ class GatewayState:
     body_limits: BodyLimits = field(init=False)
     #: Signed-in admin dashboard sessions (``admin_guard``).
     admin_sessions: AdminSessions = field(init=False)
+    #: The web chat's replies streaming in this worker (``chat_replies``).
+    chat_replies: RepliesInFlight = field(default_factory=RepliesInFlight)
 
     def __post_init__(self) -> None:
         from modelway.gateway.admin_guard import AdminSessions  # it imports this module

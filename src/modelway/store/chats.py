@@ -130,9 +130,12 @@ class ChatRepository:
         usage_accurate: bool | None = None,
         error: str | None = None,
         error_status: int | None = None,
+        message_id: str | None = None,
     ) -> ChatMessage:
         """Append a message to a session (and bump its ``updated_at``); a NUL in it is kept
         as U+FFFD, as PostgreSQL keeps it, so SQLite counts its characters the same.
+        ``message_id`` is the id to save it with (the web chat names a reply before it
+        ends), else a new one.
 
         A user's message that would take the session past ``MAX_SESSION_MESSAGES`` or
         ``MAX_SESSION_TEXT`` is refused (``BadRequest``); a reply is always kept.
@@ -141,7 +144,7 @@ class ChatRepository:
             raise BadRequest(f"a chat message's role is user or assistant, not {role!r}")
         content = content.replace("\x00", "\ufffd")
         message = ChatMessage(
-            id=new_id(),
+            id=message_id or new_id(),
             session_id=session_id,
             role=role,
             content=content,

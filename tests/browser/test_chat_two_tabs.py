@@ -1,0 +1,173 @@
+"""One chat open in two tabs: each shows what the other did, and neither garbles the
+history (messages saved out of order, a reply deleted by the other tab's regenerate)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.browser.chat_page import (
+    message_box,
+    open_chat,
+    pick_model,
+    send,
+    wait_until_answered,
+)
+from tests.polling import wait_until
+
+
+def second_tab(page: Page) -> Page:
+    """The chat ``page`` shows, opened in another tab of the same browser."""
+    other = page.context.new_page()
+    open_chat(other, f"/#{chat_id(page)}")
+    return other
+
+
+def chat_id(page: Page) -> str:
+    return str(page.evaluate("decodeURIComponent(location.hash.slice(1))"))
+
+
+def saved(page: Page) -> list[tuple[str, str]]:
+    """The chat's history as the gateway keeps it: (role, content), oldest first."""
+    messages: list[dict[str, Any]] = page.request.get(f"/chat/api/sessions/{chat_id(page)}").json()[
+        "messages"
+    ]
+    return [(message["role"], message["content"]) for message in messages]
+
+
+def shown(page: Page) -> list[str]:
+    """The messages the page shows, as text."""
+    return [text.strip() for text in page.locator(".message .message-body").all_inner_texts()]
+
+
+def sent_elsewhere(page: Page, content: str) -> None:
+    """Another tab (here, another client of the API) sends ``content`` after the last
+    message the chat has, and its reply is saved."""
+    messages = page.request.get(f"/chat/api/sessions/{chat_id(page)}").json()["messages"]
+    answer = page.request.post(
+        f"/chat/api/sessions/{chat_id(page)}/messages",
+        data={"content": content, "model": "mock/echo", "after": messages[-1]["id"]},
+    )
+    assert answer.ok and '"type":"done"' in answer.text()
+
+
+def regain_focus(page: Page) -> None:
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+
+
+def shown_once_saved(page: Page, replies: int) -> None:
+    """Once the gateway keeps ``replies`` replies in the chat (a stopped one is saved when
+    the gateway sees its tab hang up), the page brought back shows them."""
+    wait_until(lambda: [role for role, _ in saved(page)].count("assistant") == replies)
+    regain_focus(page)
+    expect(page.locator(".message.assistant")).to_have_count(replies)
+
+
+def test_a_tab_brought_back_shows_what_another_tab_sent(page: Page) -> None:
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "first"))
+    other = second_tab(page)
+    wait_until_answered(send(other, "from the other tab"))
+    regain_focus(page)
+    expect(page.locator(".message.user")).to_have_text(["first", "from the other tab"])
+    expect(page.locator(".message.assistant")).to_have_count(2)
+
+
+def test_a_message_sent_from_a_stale_tab_is_refused_and_put_back(page: Page) -> None:
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "first"))
+    sent_elsewhere(page, "from the other tab")
+    # This tab still shows only "first": its message would follow a history it has not
+    # seen, so the gateway refuses it and the page shows the chat as it is now.
+    box = message_box(page)
+    box.fill("from this tab")
+    box.press("Enter")
+    notice = page.get_by_role("alert").filter(has_text="changed in another tab")
+    expect(notice).to_have_text(
+        "Not sent: this chat changed in another tab or window. It now shows the latest"
+        " messages. Your message is back in the box."
+    )
+    expect(page.locator(".message.user")).to_have_text(["first", "from the other tab"])
+    expect(box).to_have_value("from this tab")
+    assert saved(page) == [
+        ("user", "first"),
+        ("assistant", "first"),
+        ("user", "from the other tab"),
+        ("assistant", "from the other tab"),
+    ]
+    # Sent again, it follows what the other tab said.
+    box.press("Enter")
+    expect(page.locator(".message.user")).to_have_count(3)
+    wait_until_answered(page.locator(".message.assistant").last)
+    assert saved(page)[4:] == [("user", "from this tab"), ("assistant", "from this tab")]
+    expect(notice).to_be_hidden()
+
+
+def test_a_stale_tab_cannot_regenerate_away_the_other_tabs_reply(page: Page) -> None:
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "first"))
+    sent_elsewhere(page, "from the other tab")
+    # This tab's Regenerate would answer "first" again in place of... the other tab's
+    # question and reply, which it has never shown.
+    page.get_by_role("button", name="Regenerate reply").click()
+    expect(page.get_by_role("alert").filter(has_text="Not regenerated")).to_contain_text(
+        "this chat changed in another tab or window"
+    )
+    expect(page.locator(".message.user")).to_have_text(["first", "from the other tab"])
+    assert saved(page)[2:] == [("user", "from the other tab"), ("assistant", "from the other tab")]
+
+
+def test_while_another_tab_is_answered_a_message_waits_for_that_reply(
+    page: Page, context: BrowserContext
+) -> None:
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "first"))
+    other = second_tab(page)
+    pick_model(other, "slow")
+    streaming = send(other, " ".join(f"slowly{n}" for n in range(300)))
+    expect(streaming.locator(".message-body")).to_contain_text("slowly1")
+    # Back in this tab: it shows the other tab's question, its reply not saved yet (and
+    # offers no Regenerate: the reply above it does not answer it).
+    regain_focus(page)
+    expect(page.locator(".message.user")).to_have_count(2)
+    expect(page.get_by_role("button", name="Regenerate reply")).to_be_hidden()
+    box = message_box(page)
+    box.fill("in between")
+    box.press("Enter")
+    expect(page.get_by_role("alert").filter(has_text="still answering")).to_have_text(
+        "Not sent: this chat is still answering a message sent from another tab or window."
+        " Wait for that reply, then try again. Your message is back in the box."
+    )
+    expect(box).to_have_value("in between")
+    other.get_by_role("button", name="Stop").click()
+    expect(streaming).to_have_class(re.compile(r"\bstopped\b"))
+    # Back in this tab, the stopped reply is shown in its place, and the message goes
+    # after it.
+    shown_once_saved(page, 2)
+    box.press("Enter")
+    expect(page.locator(".message.user")).to_have_count(3)
+    wait_until_answered(page.locator(".message.assistant").last)
+    roles = [role for role, _ in saved(page)]
+    assert roles == ["user", "assistant"] * 3
+    assert saved(page)[4:] == [("user", "in between"), ("assistant", "in between")]
+    assert shown(page)[-2:] == ["in between", "in between"]
+
+
+def test_sending_from_two_tabs_keeps_each_question_before_its_reply(page: Page) -> None:
+    pick_model(page, "slow")
+    wait_until_answered(send(page, "first"))
+    other = second_tab(page)
+    # Both tabs send, one after the other, without looking at the other.
+    streaming = send(page, " ".join(f"a{n}" for n in range(20)))
+    expect(streaming.locator(".message-body")).to_contain_text("a1")
+    box = message_box(other)
+    box.fill("b0 b1 b2")
+    box.press("Enter")
+    expect(other.get_by_role("alert")).to_contain_text("Not sent")
+    wait_until_answered(page.locator(".message.assistant").last)
+    expect(other.locator(".message.assistant.streaming")).to_have_count(0)
+    history = saved(page)
+    assert [role for role, _ in history] == ["user", "assistant"] * (len(history) // 2)
+    assert history[2][1] == history[3][1]  # the question and its own reply, together
