@@ -58,6 +58,36 @@ def test_a_code_block_in_a_reply_is_highlighted_and_can_be_copied(page: Page) ->
     assert copied == "def add(a, b):\n    return a + b\n"
 
 
+UNTAGGED_LOG = (
+    "2024-01-01 12:00:00 INFO server started on port 8080\n"
+    "2024-01-01 12:00:01 ERROR failed: connection refused {retry: 3}\n"
+    "$ ls -la /tmp\n"
+)
+UNTAGGED_TEXT = "Hello world. This is just some plain text; nothing to see.\nbody { color: red; }\n"
+
+
+def test_a_code_block_that_names_no_language_is_shown_plain(page: Page) -> None:
+    # highlight.js guessed these as YAML and CSS and coloured them so: a block whose
+    # fence names no language (or one highlight.js does not know) is left as text.
+    pick_model(page, "mock/echo")
+    reply = send(
+        page,
+        f"Log:\n\n```\n{UNTAGGED_LOG}```\n\nText:\n\n```\n{UNTAGGED_TEXT}```\n\n"
+        "Unknown:\n\n```no-such-language\nkey: value\n```\n\n"
+        "Tagged:\n\n```yaml\nkey: value\n```\n",
+    )
+    wait_until_answered(reply)
+    blocks = reply.locator("pre code.hljs")
+    expect(blocks).to_have_count(4)
+    expect(blocks.nth(0)).to_have_text(UNTAGGED_LOG)
+    expect(blocks.nth(1)).to_have_text(UNTAGGED_TEXT)
+    for plain in range(3):
+        expect(blocks.nth(plain).locator("span")).to_have_count(0)
+        expect(blocks.nth(plain)).not_to_have_attribute("data-language", re.compile(".*"))
+    expect(blocks.nth(3)).to_have_attribute("data-language", "yaml")
+    expect(blocks.nth(3).locator(".hljs-attr")).to_have_text("key:")
+
+
 def test_the_conversation_is_still_there_after_a_refresh(page: Page) -> None:
     pick_model(page, "mock/echo")
     wait_until_answered(send(page, "remember **this** please"))

@@ -81,7 +81,7 @@ export const RENDER_MARK = "modelway:markdown";
 
 /** Replaces ``target``'s content with ``text`` rendered as sanitised, highlighted Markdown. */
 export function renderMarkdown(target: HTMLElement, text: string): void {
-  target.replaceChildren(fragmentOf(markdown.parse(text) as string, true));
+  target.replaceChildren(fragmentOf(markdown.parse(text) as string));
   performance.mark(RENDER_MARK, { detail: { characters: text.length } });
 }
 
@@ -112,14 +112,12 @@ export class StreamingMarkdown {
     // (never seen) settles nothing, and the tail is drawn whole.
     if (settled.length > 0 && tail.replace(/\r\n?/g, "\n").startsWith(settledText)) {
       this.clearLive();
-      this.target.append(fragmentOf(markdown.parser(settled) as string, true));
+      this.target.append(fragmentOf(markdown.parser(settled) as string));
       this.settled += lengthAsItCame(tail, settledText.length);
       live = tokens.slice(last);
     }
     this.clearLive();
-    // A code block still arriving is highlighted only if it names its language: guessing
-    // one (highlight.js tries them all) would cost each frame more than the block itself.
-    const fragment = fragmentOf(markdown.parser(live) as string, false);
+    const fragment = fragmentOf(markdown.parser(live) as string);
     this.live = [...fragment.childNodes];
     this.target.append(fragment);
     performance.mark(RENDER_MARK, { detail: { characters: tail.length } });
@@ -149,10 +147,10 @@ function lastBlock(tokens: Token[]): number {
 }
 
 /** ``html`` sanitised, with its code highlighted and given a Copy button. */
-function fragmentOf(html: string, guessLanguages: boolean): DocumentFragment {
+function fragmentOf(html: string): DocumentFragment {
   const fragment = DOMPurify.sanitize(html, PURIFY_OPTIONS);
   for (const code of fragment.querySelectorAll<HTMLElement>("pre > code")) {
-    highlight(code, guessLanguages);
+    highlight(code);
     const pre = code.parentElement as HTMLElement;
     pre.classList.add("code-block");
     pre.prepend(copyButton(() => code.textContent ?? "", "Copy code"));
@@ -160,16 +158,21 @@ function fragmentOf(html: string, guessLanguages: boolean): DocumentFragment {
   return fragment;
 }
 
-function highlight(code: HTMLElement, guessLanguages: boolean): void {
+/**
+ * Colours a code block in the language its fence names (```python). A block that names
+ * none, or one highlight.js does not know, stays plain text: models tag the code they
+ * write, so an untagged block is mostly output, a log, a shell session or prose, and
+ * highlight.js's guess at a language reads such text as YAML or CSS (a short snippet
+ * gives it little to go on). Wrong colours mislead more than none help, as on GitHub,
+ * which shows an untagged block plain too; and the block looks the same while it streams
+ * in and once it has ended.
+ */
+function highlight(code: HTMLElement): void {
   // highlight.js reads textContent and writes escaped spans, so it adds no markup of its own.
   const language = /language-([\w+#.-]+)/.exec(code.className)?.[1];
-  const source = code.textContent ?? "";
-  const known = language && hljs.getLanguage(language);
   code.classList.add("hljs");
-  if (!known && !guessLanguages) return;
-  const result = known
-    ? hljs.highlight(source, { language, ignoreIllegals: true })
-    : hljs.highlightAuto(source);
+  if (!language || !hljs.getLanguage(language)) return;
+  const result = hljs.highlight(code.textContent ?? "", { language, ignoreIllegals: true });
   code.innerHTML = result.value;
-  if (result.language) code.dataset.language = result.language;
+  code.dataset.language = result.language ?? language;
 }
