@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.browser.chat_page import (
     message_box,
@@ -84,7 +84,7 @@ def test_a_message_sent_from_a_stale_tab_is_refused_and_put_back(page: Page) -> 
     box = message_box(page)
     box.fill("from this tab")
     box.press("Enter")
-    notice = page.get_by_role("alert").filter(has_text="changed in another tab")
+    notice = page.get_by_role("status").filter(has_text="changed in another tab")
     expect(notice).to_have_text(
         "Not sent: this chat changed in another tab or window. It now shows the latest"
         " messages. Your message is back in the box."
@@ -112,7 +112,7 @@ def test_a_stale_tab_cannot_regenerate_away_the_other_tabs_reply(page: Page) -> 
     # This tab's Regenerate would answer "first" again in place of... the other tab's
     # question and reply, which it has never shown.
     page.get_by_role("button", name="Regenerate reply").click()
-    expect(page.get_by_role("alert").filter(has_text="Not regenerated")).to_contain_text(
+    expect(page.get_by_role("status").filter(has_text="Not regenerated")).to_contain_text(
         "this chat changed in another tab or window"
     )
     expect(page.locator(".message.user")).to_have_text(["first", "from the other tab"])
@@ -136,7 +136,7 @@ def test_while_another_tab_is_answered_a_message_waits_for_that_reply(
     box = message_box(page)
     box.fill("in between")
     box.press("Enter")
-    expect(page.get_by_role("alert").filter(has_text="still answering")).to_have_text(
+    expect(page.get_by_role("status").filter(has_text="still answering")).to_have_text(
         "Not sent: this chat is still answering a message sent from another tab or window."
         " Wait for that reply, then try again. Your message is back in the box."
     )
@@ -165,9 +165,67 @@ def test_sending_from_two_tabs_keeps_each_question_before_its_reply(page: Page) 
     box = message_box(other)
     box.fill("b0 b1 b2")
     box.press("Enter")
-    expect(other.get_by_role("alert")).to_contain_text("Not sent")
+    expect(other.get_by_role("status").filter(has_text="Not sent")).to_be_visible()
     wait_until_answered(page.locator(".message.assistant").last)
     expect(other.locator(".message.assistant.streaming")).to_have_count(0)
     history = saved(page)
     assert [role for role, _ in history] == ["user", "assistant"] * (len(history) // 2)
     assert history[2][1] == history[3][1]  # the question and its own reply, together
+
+
+#: WCAG's contrast ratio of an element's text on its own background (both opaque here).
+CONTRAST = """(element) => {
+  const style = getComputedStyle(element);
+  const luminance = (color) => {
+    const [r, g, b] = color.match(/[\\d.]+/g).slice(0, 3).map((c) => {
+      const v = Number(c) / 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const [light, dark] = [luminance(style.color), luminance(style.backgroundColor)].sort(
+    (a, b) => b - a);
+  return (light + 0.05) / (dark + 0.05);
+}"""
+
+
+def notice_colours(page: Page, notice: Locator) -> dict[str, tuple[str, float]]:
+    """The notice's background and its text's contrast ratio, in light and in dark mode."""
+    colours = {}
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
+        expect(page.locator("html")).to_have_attribute("data-theme", scheme)
+        background = notice.evaluate("element => getComputedStyle(element).backgroundColor")
+        colours[scheme] = (background, float(notice.evaluate(CONTRAST)))
+    return colours
+
+
+def test_a_notice_of_what_happened_is_a_status_and_one_of_a_failure_an_alert(page: Page) -> None:
+    # A message refused because another tab changed the chat lost nothing: the page says
+    # so as news (role status, not red), and a failure as an alert, in red.
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "first"))
+    sent_elsewhere(page, "from the other tab")
+    box = message_box(page)
+    box.fill("from this tab")
+    box.press("Enter")
+    info = page.get_by_role("status").filter(has_text="changed in another tab")
+    expect(info).to_be_visible()
+    expect(page.get_by_role("alert").filter(has_text="changed in another tab")).to_have_count(0)
+    info_colours = notice_colours(page, info)
+
+    # A model picked while the gateway cannot be reached is not saved: that is an error.
+    page.route(
+        "**/chat/api/sessions/*",
+        lambda route: route.abort() if route.request.method == "PATCH" else route.fallback(),
+    )
+    pick_model(page, "mock/mock-1")
+    error = page.get_by_role("alert").filter(has_text="The gateway cannot be reached")
+    expect(error).to_be_visible()
+    expect(info).to_have_count(0)  # one notice at a time: the newest
+    error_colours = notice_colours(page, error)
+
+    for scheme in ("light", "dark"):
+        assert info_colours[scheme][1] >= 4.5, (scheme, info_colours)
+        assert error_colours[scheme][1] >= 4.5, (scheme, error_colours)
+        assert info_colours[scheme][0] != error_colours[scheme][0], scheme

@@ -24,6 +24,10 @@ interface MessageBody {
   after: string | null;
 }
 
+/** What a notice above the message box tells: "info", what happened that the person
+ * should know (another tab changed the chat); "error", that something they did failed. */
+type NoticeKind = "info" | "error";
+
 /** The title of a chat not named yet (the gateway's default). */
 const NEW_CHAT = "New chat";
 
@@ -40,7 +44,13 @@ export class ChatApp {
   private refreshing = false;
 
   private readonly title = required<HTMLElement>("chat-title");
-  private readonly notice = required<HTMLElement>("notice");
+  /** One live region per kind, always in the page (a region added or shown together
+   * with its text is not reliably read): a status is read once the screen reader is
+   * idle, an alert at once. */
+  private readonly notices: Record<NoticeKind, HTMLElement> = {
+    info: required("notice-info"),
+    error: required("notice-error"),
+  };
   private readonly layout = required<HTMLElement>("app");
   private readonly sidebar = required<HTMLElement>("sidebar");
   private readonly main = required<HTMLElement>("main");
@@ -216,7 +226,10 @@ export class ChatApp {
       // Nothing was sent (no key given, the gateway down): the text goes back in the box.
       this.composer.setBusy(false);
       this.composer.restore(text);
-      this.showNotice(`Not sent. ${sentence(failureReason(error))} Your message is back in the box.`);
+      this.showNotice(
+        `Not sent. ${sentence(failureReason(error))} Your message is back in the box.`,
+        "error",
+      );
       return;
     }
     const question = this.conversation.addUser(text);
@@ -257,7 +270,7 @@ export class ChatApp {
       this.sessions = sessions;
       if (shown && fresh === null) {
         this.showSession(null);
-        this.showNotice("This chat was deleted in another tab or window.");
+        this.showNotice("This chat was deleted in another tab or window.", "info");
       } else if (fresh) {
         this.showChanges(fresh.session, fresh.messages);
       }
@@ -302,7 +315,8 @@ export class ChatApp {
       const fresh = await chatApi.getSession(session.id);
       if (this.current?.id === session.id) this.showChanges(fresh.session, fresh.messages);
     });
-    this.showNotice(`${what}: ${why}${back}`);
+    // Nothing failed: the chat is shown as it is now, and nothing typed is lost.
+    this.showNotice(`${what}: ${why}${back}`, "info");
   }
 
   /** Settings typed in the panel but not saved (a chat made with "New chat", say) are
@@ -341,7 +355,7 @@ export class ChatApp {
       after = await this.lastMessageId(session);
     } catch (error) {
       this.composer.setBusy(false);
-      this.showNotice(`Not regenerated. ${sentence(failureReason(error))}`);
+      this.showNotice(`Not regenerated. ${sentence(failureReason(error))}`, "error");
       return;
     }
     // The gateway replaces the old reply only with one that ended well; until then it is
@@ -453,17 +467,18 @@ export class ChatApp {
     try {
       await action();
     } catch (error) {
-      this.showNotice(sentence(failureReason(error)));
+      this.showNotice(sentence(failureReason(error)), "error");
     }
   }
 
-  private showNotice(message: string): void {
-    this.notice.textContent = message;
-    this.notice.hidden = false;
+  private showNotice(message: string, kind: NoticeKind): void {
+    this.hideNotice();
+    this.notices[kind].textContent = message;
   }
 
+  /** Empty, a notice's region takes no room (the stylesheet's ``.notice:empty``). */
   private hideNotice(): void {
-    this.notice.hidden = true;
+    for (const region of Object.values(this.notices)) region.textContent = "";
   }
 }
 
