@@ -229,3 +229,24 @@ def test_a_notice_of_what_happened_is_a_status_and_one_of_a_failure_an_alert(pag
         assert info_colours[scheme][1] >= 4.5, (scheme, info_colours)
         assert error_colours[scheme][1] >= 4.5, (scheme, error_colours)
         assert info_colours[scheme][0] != error_colours[scheme][0], scheme
+
+
+def test_a_tab_brought_back_still_says_its_settings_were_saved(page: Page) -> None:
+    # The refresh a tab does when it is brought back showed the settings again and, with
+    # them, wiped the panel's "Saved".
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "first"))
+    page.get_by_role("button", name="Chat settings").click()
+    page.get_by_label("Temperature").fill("0.7")
+    page.get_by_role("button", name="Save settings").click()
+    status = page.locator("#settings-status")
+    expect(status).to_have_text("Saved")
+    sent_elsewhere(page, "from the other tab")
+    regain_focus(page)
+    expect(page.locator(".message.user")).to_have_text(["first", "from the other tab"])
+    expect(status).to_have_text("Saved")
+    expect(page.get_by_label("Temperature")).to_have_value("0.7")
+    # Settings changed in another tab are shown when this one is brought back.
+    page.request.patch(f"/chat/api/sessions/{chat_id(page)}", data={"temperature": 1.2})
+    regain_focus(page)
+    expect(page.get_by_label("Temperature")).to_have_value("1.2")

@@ -296,7 +296,7 @@ export class ChatApp {
     } catch {
       edited = true; // a value out of range: being typed
     }
-    if (!edited) this.settings.show(session);
+    if (!edited) this.settings.update(session);
     this.current = session;
     this.title.textContent = session.title;
     this.models.choose(session.model);

@@ -33,11 +33,19 @@ export class SettingsPanel {
     });
   }
 
+  /** Shows another chat's settings (or a new chat's, none): what the panel said of the
+   * last one's save is no longer news. */
   show(session: ChatSession | null): void {
+    this.update(session);
+    this.status.textContent = "";
+  }
+
+  /** Shows the open chat's settings as the gateway has them now (another tab may have
+   * changed them); what the panel says of its own last save ("Saved") stays. */
+  update(session: ChatSession | null): void {
     this.system.value = session?.system ?? "";
     this.temperature.value = session?.temperature?.toString() ?? "";
     this.maxTokens.value = session?.max_tokens?.toString() ?? "";
-    this.status.textContent = "";
   }
 
   /** What the panel shows that ``session`` does not have (typed, never saved), or null:
