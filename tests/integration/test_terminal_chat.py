@@ -9,13 +9,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+import httpx
 import pexpect
 import pytest
 
 from tests.integration.gateway import running_gateway
 from tests.integration.mockserver import running_mock
+from tests.polling import wait_until
 
 #: Escape sequences (colours, cursor moves, bracketed paste) and carriage returns.
 _TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|[\r\x01\x02]")
@@ -325,10 +327,28 @@ def test_ctrl_c_stops_a_reply_without_leaving_the_chat(terminal_factory: StartCh
 # --- against a running gateway ------------------------------------------------------------
 
 
+#: ``stalling``: a model (``modelway mock`` as an Ollama upstream, whose first chunk has
+#: text) that sends its first word, "Hello", and then nothing for minutes: a reply still
+#: streaming, for as long as a test needs one.
+STALLING_ALIAS = """
+models:
+  - name: stalling
+    retries: 0
+    timeouts: {stall: 300, total: 600}
+    deployments:
+      - {provider: ollama, model: other, headers: {x-mock-fault: "stall:240000"}}
+"""
+
+
 @pytest.fixture(scope="module")
 def chat_gateway() -> Iterator[str]:
-    with running_gateway({"MODELWAY_MASTER_KEY": MASTER_KEY}) as url:
-        yield url
+    with running_mock() as mock_url:
+        env = {
+            "MODELWAY_MASTER_KEY": MASTER_KEY,
+            "OLLAMA_BASE_URL": mock_url,
+        }
+        with running_gateway(env, STALLING_ALIAS) as url:
+            yield url
 
 
 def test_piped_chat_against_a_gateway(workdir: Path, chat_gateway: str) -> None:
@@ -406,3 +426,161 @@ def test_resume_in_a_pipe_is_refused_not_ignored(workdir: Path) -> None:
     result = chat_in_pipe("--resume", "abc", stdin="hi\n", cwd=workdir)
     assert result.returncode == 2 and result.stdout == ""
     assert "--resume reopens a session in the interactive chat" in result.stderr
+
+
+# --- the same chat changed elsewhere -------------------------------------------------------
+
+
+class WebChat:
+    """Another client of the gateway's chat API on the terminal's chat, as the web chat is."""
+
+    def __init__(self, url: str) -> None:
+        self.client = httpx.Client(
+            base_url=url, headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=PATIENCE
+        )
+
+    def latest_chat(self) -> str:
+        return str(self.client.get("/chat/api/sessions").json()["sessions"][0]["id"])
+
+    def messages(self, chat: str) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = self.client.get(f"/chat/api/sessions/{chat}").json()[
+            "messages"
+        ]
+        return messages
+
+    def contents(self, chat: str) -> list[str]:
+        return [message["content"] for message in self.messages(chat)]
+
+    def body(self, chat: str, content: str, model: str) -> dict[str, Any]:
+        """A message sent after the chat's last message, as the web chat sends one."""
+        last = self.messages(chat)[-1]["id"]
+        return {"content": content, "model": model, "after": last}
+
+    def regenerate(self, chat: str) -> None:
+        body = {**self.body(chat, "", "mock/echo"), "regenerate": True}
+        answer = self.client.post(f"/chat/api/sessions/{chat}/messages", json=body)
+        assert answer.status_code == 200 and '"type":"done"' in answer.text
+
+    def send(self, chat: str, content: str) -> None:
+        answer = self.client.post(
+            f"/chat/api/sessions/{chat}/messages", json=self.body(chat, content, "mock/echo")
+        )
+        assert answer.status_code == 200 and '"type":"done"' in answer.text
+
+
+@pytest.fixture
+def web_chat(chat_gateway: str) -> Iterator[WebChat]:
+    web = WebChat(chat_gateway)
+    yield web
+    web.client.close()
+
+
+def test_a_message_sent_after_the_chat_changed_elsewhere_is_kept_to_send_again(
+    terminal_factory: StartChat, chat_gateway: str, web_chat: WebChat
+) -> None:
+    term = terminal_factory(
+        "--url", chat_gateway, "-m", "mock/echo", env={"MODELWAY_API_KEY": MASTER_KEY}
+    )
+    term.prompt("mock/echo")
+    term.send("first here")
+    term.prompt("mock/echo")
+    chat = web_chat.latest_chat()
+    web_chat.send(chat, "from the web")
+    # The terminal shows "first here" only: its message would follow messages it never
+    # showed. The gateway refuses it, and the terminal shows what changed.
+    term.send("second here")
+    shown = term.prompt("mock/echo")
+    assert "Not sent: this chat changed elsewhere" in shown
+    assert "you > from the web" in shown
+    assert "Your message is back at the prompt: Enter sends it" in shown
+    assert web_chat.contents(chat) == ["first here", "first here", "from the web", "from the web"]
+    term.send("")  # Enter sends the message put back at the prompt
+    assert "second here" in term.expect("tokens")
+    term.prompt("mock/echo")
+    assert web_chat.contents(chat)[4:] == ["second here", "second here"]
+    term.send("/resend")
+    assert "no message to send again" in term.prompt("mock/echo")
+    # The reply the terminal shows last is regenerated elsewhere: the chat is shown again
+    # from the top. A message of several lines cannot go back on the prompt line: it is
+    # kept for /resend.
+    web_chat.regenerate(chat)
+    term.send('"""')
+    term.send("line one")
+    term.send('line two"""')
+    shown = term.prompt("mock/echo")
+    assert "Not sent: this chat changed elsewhere" in shown
+    assert "you > first here" in shown and "you > second here" in shown
+    assert "Your message is kept: /resend sends it again" in shown
+    term.send("/resend")
+    assert "line two" in term.expect("tokens")
+    term.prompt("mock/echo")
+    assert web_chat.contents(chat)[-2:] == ["line one\nline two", "line one\nline two"]
+    term.send("/exit")
+    term.child.expect(pexpect.EOF, timeout=PATIENCE)
+
+
+def test_a_message_sent_while_another_client_is_answered_waits_for_that_reply(
+    terminal_factory: StartChat, chat_gateway: str, web_chat: WebChat
+) -> None:
+    term = terminal_factory(
+        "--url", chat_gateway, "-m", "mock/echo", env={"MODELWAY_API_KEY": MASTER_KEY}
+    )
+    term.prompt("mock/echo")
+    term.send("first here")
+    term.prompt("mock/echo")
+    chat = web_chat.latest_chat()
+    body = web_chat.body(chat, "a question from the web", "stalling")
+    with web_chat.client.stream("POST", f"/chat/api/sessions/{chat}/messages", json=body) as reply:
+        lines = reply.iter_lines()  # held: a generator dropped closes the stream
+        next(line for line in lines if '"delta"' in line)  # the reply is streaming
+        # A message now would land between that question and its reply: refused, and
+        # the terminal shows the question.
+        term.send("in between")
+        shown = term.prompt("mock/echo")
+        assert "Not sent: this chat is still answering a message sent from" in shown
+        assert "you > a question from the web" in shown
+        term.send("")  # sent again too soon: the same
+        shown = term.prompt("mock/echo")
+        assert "Not sent: this chat is still answering a message sent from" in shown
+    # The other client stopped its reply; once it is saved, the terminal shows it before
+    # the message goes after it (the message was typed before it was seen).
+    wait_until(lambda: len(web_chat.messages(chat)) == 4)
+    term.send("")
+    shown = term.prompt("mock/echo")
+    assert "Not sent: this chat changed elsewhere" in shown
+    assert "Hello" in shown and "(stopped)" in shown
+    term.send("")
+    assert "in between" in term.expect("tokens")
+    term.prompt("mock/echo")
+    history = web_chat.messages(chat)
+    assert [message["role"] for message in history] == ["user", "assistant"] * 3
+    assert [message["content"] for message in history][4:] == ["in between", "in between"]
+    term.send("/exit")
+    term.child.expect(pexpect.EOF, timeout=PATIENCE)
+
+
+def test_a_message_sent_at_once_after_a_stopped_reply_follows_it(
+    terminal_factory: StartChat, chat_gateway: str, web_chat: WebChat
+) -> None:
+    # The reply stopped is saved by the gateway once it sees the terminal hang up; the
+    # message after it names it, so the gateway waits for it rather than refuse it.
+    term = terminal_factory(
+        "--url", chat_gateway, "-m", "stalling", env={"MODELWAY_API_KEY": MASTER_KEY}
+    )
+    term.prompt("stalling")
+    term.send("tell me something")
+    term.expect("Hello")  # the reply has begun (and stalls)
+    term.child.sendintr()
+    term.expect("stopped")
+    term.prompt("stalling")
+    term.send("/model mock/echo")
+    term.prompt("mock/echo")
+    term.send("after the stop")
+    shown = term.expect("tokens")
+    assert "after the stop" in shown and "Not sent" not in shown
+    term.prompt("mock/echo")
+    chat = web_chat.latest_chat()
+    said = ["tell me something", "Hello ", "after the stop", "after the stop"]
+    assert web_chat.contents(chat) == said
+    term.send("/exit")
+    term.child.expect(pexpect.EOF, timeout=PATIENCE)

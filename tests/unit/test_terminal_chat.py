@@ -11,6 +11,7 @@ import pytest
 
 from modelway.calls import stored_calls
 from modelway.chat.backend import (
+    Accepted,
     Answered,
     ReplyEvent,
     SessionInfo,
@@ -23,7 +24,14 @@ from modelway.chat.local import STOPPED, LocalBackend
 from modelway.chat.remote import RemoteBackend
 from modelway.chat.render import when
 from modelway.config import Config
-from modelway.errors import AuthenticationError, ModelwayError, RateLimited, UnknownModel
+from modelway.errors import (
+    AuthenticationError,
+    ChatAnswering,
+    ChatChanged,
+    ModelwayError,
+    RateLimited,
+    UnknownModel,
+)
 from modelway.providers.transport import MockReply, MockTransport, UpstreamRequest
 from modelway.store import Store, database_url
 from modelway.types import TextDelta
@@ -111,7 +119,7 @@ async def test_local_replies_are_metered_calls_recorded_in_the_store(tmp_path: P
     store = await Store.open(database_url(environ))
     backend = LocalBackend(stored_calls(Config(), environ, store), store)
     session = await _session(backend)
-    await _collect(backend.send(session, "count me", "mock/echo"))
+    await _collect(backend.send(session, "count me", "mock/echo", after=None))
     await backend.aclose()  # flushes the usage writer
     store = await Store.open(database_url(environ))
     try:
@@ -129,8 +137,8 @@ async def test_local_replies_are_metered_calls_recorded_in_the_store(tmp_path: P
 
 async def test_local_replies_are_streamed_and_both_messages_saved(local: LocalBackend) -> None:
     session = await _session(local)
-    events = await _collect(local.send(session, "hello there", "mock/echo"))
-    assert events[0] == Answered("mock", "echo")
+    events = await _collect(local.send(session, "hello there", "mock/echo", after=None))
+    assert events[1] == Answered("mock", "echo")
     assert _text(events) == "hello there"
     assert isinstance(events[-1], TokensUsed) and events[-1].completion > 0
 
@@ -139,6 +147,43 @@ async def test_local_replies_are_streamed_and_both_messages_saved(local: LocalBa
         ("user", "hello there", None),
         ("assistant", "hello there", None),
     ]
+    # The ids the terminal names as the chat's last message when it sends again.
+    assert events[0] == Accepted(str(turns[0].id), str(turns[1].id))
+
+
+async def test_a_local_message_sent_after_the_chat_changed_elsewhere_is_refused(
+    local: LocalBackend,
+) -> None:
+    session = await _session(local)
+    [accepted, *_] = await _collect(local.send(session, "first", "mock/echo", after=None))
+    assert isinstance(accepted, Accepted)
+    # Another client (the web chat of a gateway on this store) answered meanwhile.
+    elsewhere = await _collect(
+        local.send(session, "from elsewhere", "mock/echo", after=accepted.reply_id)
+    )
+    with pytest.raises(ChatChanged):
+        await _collect(local.send(session, "stale", "mock/echo", after=accepted.reply_id))
+    _, turns = await local.open_session(session.id)
+    assert [t.content for t in turns] == ["first", "first", "from elsewhere", "from elsewhere"]
+    assert isinstance(elsewhere[0], Accepted)
+    await _collect(local.send(session, "caught up", "mock/echo", after=elsewhere[0].reply_id))
+    _, turns = await local.open_session(session.id)
+    assert [t.content for t in turns][-2:] == ["caught up", "caught up"]
+
+
+async def test_a_local_reply_stopped_as_soon_as_it_is_accepted_is_saved_with_its_id(
+    local: LocalBackend,
+) -> None:
+    session = await _session(local)
+    events = local.send(session, "one two", "mock/echo", after=None)
+    async with contextlib.aclosing(events):
+        accepted = await anext(events)
+    assert isinstance(accepted, Accepted)
+    _, turns = await local.open_session(session.id)
+    assert [(t.id, t.role, t.error) for t in turns] == [
+        (accepted.question_id, "user", None),
+        (accepted.reply_id, "assistant", STOPPED),
+    ]
 
 
 async def test_local_sessions_list_newest_first_and_remember_the_model(
@@ -146,9 +191,9 @@ async def test_local_sessions_list_newest_first_and_remember_the_model(
 ) -> None:
     older = await _session(local)
     newer = await _session(local)
-    await _collect(local.send(newer, "hi", "mock/echo"))
+    await _collect(local.send(newer, "hi", "mock/echo", after=None))
     await local.set_model(older.id, "mock/other")
-    await _collect(local.send(older, "again", "mock/other"))
+    await _collect(local.send(older, "again", "mock/other", after=None))
     sessions = await local.sessions()
     assert [s.id for s in sessions] == [older.id, newer.id]
     assert sessions[0].model == "mock/other"
@@ -156,7 +201,7 @@ async def test_local_sessions_list_newest_first_and_remember_the_model(
 
 async def test_a_local_reply_stopped_early_is_kept_and_marked_stopped(local: LocalBackend) -> None:
     session = await _session(local)
-    events = local.send(session, "one two three four", "mock/echo")
+    events = local.send(session, "one two three four", "mock/echo", after=None)
     async with contextlib.aclosing(events):
         async for event in events:
             if isinstance(event, TextDelta):
@@ -171,7 +216,7 @@ async def test_a_local_reply_to_an_unknown_model_fails_and_saves_the_error(
 ) -> None:
     session = await _session(local)
     with pytest.raises(UnknownModel):
-        await _collect(local.send(session, "hi", "nosuch/model"))
+        await _collect(local.send(session, "hi", "nosuch/model", after=None))
     _, turns = await local.open_session(session.id)
     assert turns[-1].error is not None and "nosuch/model" in turns[-1].error
     with pytest.raises(UnknownModel):
@@ -207,6 +252,7 @@ SESSION = SessionInfo("abc123", "t", "mock/echo", None, 0.0)
 
 async def test_remote_replies_come_from_the_chat_api_stream() -> None:
     body = _sse(
+        {"type": "accepted", "question_id": "q1", "reply_id": "r1"},
         {"type": "provider", "provider": "mock", "model": "echo"},
         {"type": "delta", "text": "hel"},
         {"type": "delta", "text": "lo"},
@@ -214,8 +260,9 @@ async def test_remote_replies_come_from_the_chat_api_stream() -> None:
         {"type": "done", "message_id": "m1"},
     )
     backend, gateway = _remote(MockReply(200, body, {"content-type": "text/event-stream"}))
-    events = await _collect(backend.send(SESSION, "hello", "mock/echo"))
+    events = await _collect(backend.send(SESSION, "hello", "mock/echo", after="m0"))
     assert events == [
+        Accepted("q1", "r1"),
         Answered("mock", "echo"),
         TextDelta("hel"),
         TextDelta("lo"),
@@ -224,7 +271,26 @@ async def test_remote_replies_come_from_the_chat_api_stream() -> None:
     sent = gateway.requests[0]
     assert sent.url == "http://gw.test/chat/api/sessions/abc123/messages"
     assert sent.headers["authorization"] == f"Bearer {KEY}"
-    assert orjson.loads(sent.body or b"") == {"content": "hello", "model": "mock/echo"}
+    # The last message the terminal shows: the gateway refuses a message sent after a
+    # history that has changed since.
+    assert orjson.loads(sent.body or b"") == {
+        "content": "hello",
+        "model": "mock/echo",
+        "after": "m0",
+    }
+
+
+@pytest.mark.parametrize(
+    ("code", "refusal"), [("chat_changed", ChatChanged), ("chat_answering", ChatAnswering)]
+)
+async def test_a_remote_message_refused_as_the_chat_changed_says_which_way(
+    code: str, refusal: type[ChatChanged]
+) -> None:
+    conflict = orjson.dumps({"error": {"message": "changed", "code": code}})
+    backend, _ = _remote(MockReply(409, conflict, {"content-type": "application/json"}))
+    with pytest.raises(refusal) as caught:
+        await _collect(backend.send(SESSION, "hi", "mock/echo", after=None))
+    assert type(caught.value) is refusal
 
 
 async def test_remote_error_events_are_raised_with_their_message() -> None:
@@ -234,12 +300,12 @@ async def test_remote_error_events_are_raised_with_their_message() -> None:
     )
     backend, _ = _remote(MockReply(200, body))
     with pytest.raises(ModelwayError, match="upstream fell over"):
-        await _collect(backend.send(SESSION, "hi", "mock/echo"))
+        await _collect(backend.send(SESSION, "hi", "mock/echo", after=None))
 
     body = _sse({"type": "rate_limited", "message": "slow down", "retry_after": 7})
     backend, _ = _remote(MockReply(200, body))
     with pytest.raises(RateLimited) as caught:
-        await _collect(backend.send(SESSION, "hi", "mock/echo"))
+        await _collect(backend.send(SESSION, "hi", "mock/echo", after=None))
     assert caught.value.retry_after == 7
 
 

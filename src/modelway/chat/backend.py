@@ -42,6 +42,7 @@ class Turn(NamedTuple):
     content: str
     model: str | None = None
     error: str | None = None
+    id: str | None = None
 
 
 class Answered(NamedTuple):
@@ -63,7 +64,15 @@ class TokensUsed(NamedTuple):
         return self.prompt + self.completion
 
 
-ReplyEvent = Answered | TextDelta | TokensUsed
+class Accepted(NamedTuple):
+    """The message is saved (``question_id``), and its reply will be, as ``reply_id``,
+    however it ends: the chat's last message once the reply is over."""
+
+    question_id: str
+    reply_id: str
+
+
+ReplyEvent = Accepted | Answered | TextDelta | TokensUsed
 
 
 class ChatBackend(Protocol):
@@ -99,9 +108,15 @@ class ChatBackend(Protocol):
         ...
 
     def send(
-        self, session: SessionInfo, content: str, model: str
+        self, session: SessionInfo, content: str, model: str, *, after: str | None
     ) -> AsyncGenerator[ReplyEvent, None]:
-        """Save ``content`` as the next user message and stream the reply, which is saved too."""
+        """Save ``content`` as the next user message and stream the reply, which is saved too.
+
+        ``after`` is the id of the chat's last message as this terminal shows it (None: an
+        empty chat). If the chat has changed since (the web chat or another terminal sent,
+        regenerated or deleted there), nothing is saved: ``ChatChanged`` is raised, or
+        ``ChatAnswering`` while a reply to another client's message is still streaming.
+        """
         ...
 
     async def aclose(self) -> None:

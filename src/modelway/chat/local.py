@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator
 
 from modelway.calls import ANONYMOUS, Calls, MeteredCall
 from modelway.chat.backend import (
+    Accepted,
     Answered,
     ReplyEvent,
     SessionInfo,
@@ -16,9 +17,9 @@ from modelway.chat.backend import (
     chat_request,
     reply_events,
 )
-from modelway.errors import ModelwayError, NotFound
+from modelway.errors import ChatChanged, ModelwayError, NotFound
 from modelway.store import ChatRepository, Store
-from modelway.store.records import ChatMessage, ChatSession
+from modelway.store.records import ChatMessage, ChatSession, new_id
 from modelway.types import ChatRequest
 
 #: What a reply that the user stopped is saved with, so it stays out of later context.
@@ -89,17 +90,24 @@ class LocalBackend:
         await self._chats.update_session(session_id, model=model)
 
     async def send(
-        self, session: SessionInfo, content: str, model: str
+        self, session: SessionInfo, content: str, model: str, *, after: str | None
     ) -> AsyncGenerator[ReplyEvent, None]:
         chats = self._chats
         history = [_turn(message) for message in await chats.list_messages(session.id)]
-        await chats.add_message(session.id, "user", content)
+        # The web chat of a gateway on this store may have changed the chat meanwhile (its
+        # replies streaming there are not known here, the saved history is).
+        if (history[-1].id if history else None) != after:
+            raise ChatChanged()
+        question = await chats.add_message(session.id, "user", content)
+        reply_id = new_id()
         request = chat_request(model, session.system, history, content)
         reply: list[str] = []
         answered: Answered | None = None
         tokens: TokensUsed | None = None
         error: str | None = STOPPED  # until the stream ends well or fails
         try:
+            # Inside: a reply stopped as soon as its id is known is saved with that id.
+            yield Accepted(question.id, reply_id)
             async with self._open(request) as call:
                 events = await call.stream(request)
                 answered = _answered(call)
@@ -124,6 +132,7 @@ class LocalBackend:
                 completion_tokens=tokens.completion if tokens else None,
                 usage_accurate=not tokens.estimated if tokens else None,
                 error=error,
+                message_id=reply_id,
             )
             await self._calls.finisher.run(saved)
 
@@ -145,4 +154,4 @@ def _session_info(session: ChatSession) -> SessionInfo:
 
 
 def _turn(message: ChatMessage) -> Turn:
-    return Turn(message.role, message.content, message.model, message.error)
+    return Turn(message.role, message.content, message.model, message.error, message.id)

@@ -1,7 +1,9 @@
 """The terminal chat against a running gateway: its chat API keeps the history.
 
 Replies to saved sessions stream from ``POST /chat/api/sessions/{id}/messages`` (the
-gateway saves both messages); one-shot answers stream from ``/v1/chat/completions``.
+gateway saves both messages), which is told the last message the terminal shows
+(``after``): a chat changed elsewhere meanwhile is refused (409), not garbled.
+One-shot answers stream from ``/v1/chat/completions``.
 The gateway speaks OpenAI's format, so the OpenAI adapter does the talking.
 """
 
@@ -15,6 +17,7 @@ from urllib.parse import quote
 import orjson
 
 from modelway.chat.backend import (
+    Accepted,
     Answered,
     ReplyEvent,
     SessionInfo,
@@ -24,6 +27,8 @@ from modelway.chat.backend import (
     reply_events,
 )
 from modelway.errors import (
+    ChatAnswering,
+    ChatChanged,
     ConnectError,
     ModelwayError,
     RateLimited,
@@ -91,6 +96,7 @@ class RemoteBackend:
                 str(item.get("content") or ""),
                 item.get("model"),
                 item.get("error"),
+                item.get("id"),
             )
             for item in body.get("messages") or ()
         ]
@@ -100,12 +106,19 @@ class RemoteBackend:
         await self._json("PATCH", f"{SESSIONS}/{quote(session_id, safe='')}", {"model": model})
 
     async def send(
-        self, session: SessionInfo, content: str, model: str
+        self, session: SessionInfo, content: str, model: str, *, after: str | None
     ) -> AsyncGenerator[ReplyEvent, None]:
         path = f"{SESSIONS}/{quote(session.id, safe='')}/messages"
-        body = orjson.dumps({"content": content, "model": model})
+        body = orjson.dumps({"content": content, "model": model, "after": after})
         request = HttpRequest("POST", path, body, {"content-type": "application/json"})
-        response = await self._open(request)
+        try:
+            response = await self._open(request)
+        except UpstreamStatusError as error:
+            if error.upstream_status != 409:
+                raise
+            if error.code == "chat_answering":
+                raise ChatAnswering() from None
+            raise ChatChanged() from None
         decoder = SSEDecoder()
         async for chunk in self._guarded(self._gateway.raw_stream(response, _call())):
             for message in decoder.feed(chunk):
@@ -190,6 +203,8 @@ def _chat_event(data: str) -> ReplyEvent | None:
     except orjson.JSONDecodeError:
         raise UndecodableResponse("the gateway sent an undecodable event", raw=data) from None
     kind = event.get("type") if isinstance(event, dict) else None
+    if kind == "accepted":
+        return Accepted(str(event.get("question_id") or ""), str(event.get("reply_id") or ""))
     if kind == "delta":
         return TextDelta(str(event.get("text") or ""))
     if kind == "provider":

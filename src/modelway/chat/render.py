@@ -104,6 +104,12 @@ def print_transcript(console: Console, session: SessionInfo, turns: Iterable[Tur
     console.rule(Text(session.title), style="dim")
     if session.system:
         console.print(Text(f"system: {session.system}", style="dim"))
+    print_turns(console, turns)
+    console.rule(style="dim")
+
+
+def print_turns(console: Console, turns: Iterable[Turn]) -> None:
+    """Saved messages: the user's after ``you >``, replies as Markdown."""
     for turn in turns:
         if turn.role == "user":
             console.print(Text("you > ", style="bold green") + Text(turn.content))
@@ -112,7 +118,6 @@ def print_transcript(console: Console, session: SessionInfo, turns: Iterable[Tur
             console.print(Markdown(turn.content, code_theme=CODE_THEME))
         if turn.error:
             console.print(Text(f"({turn.error})", style="red dim"))
-    console.rule(style="dim")
 
 
 def print_tokens(console: Console, answered: Answered | None, tokens: TokensUsed) -> None:
@@ -129,3 +134,9 @@ def print_tokens(console: Console, answered: Answered | None, tokens: TokensUsed
 def print_error(console: Console, message: str) -> None:
     """One red line."""
     console.print(f"[red]error: {escape(message)}[/]", highlight=False)
+
+
+def print_note(console: Console, message: str) -> None:
+    """What happened that is no failure (a message refused because the chat changed
+    elsewhere), in yellow: nothing is lost."""
+    console.print(Text(message, style="yellow"))

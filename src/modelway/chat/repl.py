@@ -15,20 +15,37 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
-from modelway.chat.backend import Answered, ChatBackend, SessionInfo, TokensUsed, session_title
+from modelway.chat.backend import (
+    Accepted,
+    Answered,
+    ChatBackend,
+    SessionInfo,
+    TokensUsed,
+    session_title,
+)
 from modelway.chat.render import (
     LiveReply,
     print_error,
+    print_note,
     print_sessions,
     print_tokens,
     print_transcript,
+    print_turns,
 )
-from modelway.errors import ModelwayError, NotFound
+from modelway.errors import (
+    ChatAnswering,
+    ChatChanged,
+    ModelwayError,
+    NotFound,
+    UpstreamError,
+    UpstreamStatusError,
+)
 from modelway.types import TextDelta
 
 try:  # line editing and history where the platform has it
-    import readline  # noqa: F401
+    import readline
 
     HAS_READLINE = True
 except ImportError:
@@ -39,12 +56,21 @@ _ESCAPE = re.compile(r"(\x1b\[[0-9;]*m)")
 
 #: Opens and closes a message of several lines.
 BLOCK = '"""'
+
+
+class _Unknown:
+    """The last message of the chat is not known: a send ended before the backend said
+    whether it kept the message (stopped at once, the connection lost)."""
+
+
+UNKNOWN = _Unknown()
 HELP = """\
 [bold]\"\"\"[/]           start a message of several lines; end it with \"\"\"
 [bold]/model NAME[/]   switch model (alone: show the current one)
 [bold]/new[/]          start a new session
 [bold]/history[/]      list saved sessions; [bold]/history N[/] or [bold]/resume N[/] reopens one
 [bold]/resume ID[/]    reopen a session by number, id or id prefix
+[bold]/resend[/]       send again a message refused as the chat changed elsewhere
 [bold]/help[/]         this list
 [bold]/exit[/]         quit (also /quit, Ctrl-D); Ctrl-C stops a reply
 A message that starts with "/" goes between \"\"\" quotes."""
@@ -68,11 +94,19 @@ class ChatRepl:
         self.model = model
         self.system = system
         self.session: SessionInfo | None = None
+        #: The id of the chat's last message as this terminal shows it (None: an empty
+        #: chat), sent with each message so one changed elsewhere is not garbled.
+        self.last_shown: str | _Unknown | None = None
+        #: A message refused because the chat changed elsewhere, kept for ``/resend``.
+        self.unsent: str | None = None
+        #: Text to put on the next prompt line, ready to send or edit.
+        self._prefill: str | None = None
         self._commands: dict[str, Callable[[str], Coroutine[Any, Any, bool]]] = {
             "/model": self._switch_model,
             "/new": self._new,
             "/history": self._history,
             "/resume": self._resume,
+            "/resend": self._resend,
             "/help": self._help,
             "/exit": self._exit,
             "/quit": self._exit,
@@ -142,7 +176,14 @@ class ChatRepl:
         if HAS_READLINE:
             # Readline redraws the line when editing; it must know the prompt's real width.
             text = _ESCAPE.sub("\x01\\1\x02", text)
-        return input(text)
+        prefill, self._prefill = self._prefill, None
+        if prefill is None:
+            return input(text)
+        readline.set_pre_input_hook(lambda: _insert(prefill))
+        try:
+            return input(text)
+        finally:
+            readline.set_pre_input_hook()
 
     def _perform(self, step: Coroutine[Any, Any, bool | None]) -> bool | None:
         """Run one step; its failure is one red line and the session goes on."""
@@ -161,20 +202,87 @@ class ChatRepl:
             self.session = await self.backend.create_session(
                 session_title(content), self.model, self.system
             )
+            self.last_shown = None
+        if isinstance(self.last_shown, _Unknown):
+            # The last send ended before its message was known to be kept: read the chat
+            # again for its last message, as the web chat does after a Stop.
+            _, turns = await self.backend.open_session(self.session.id)
+            self.last_shown = turns[-1].id if turns else None
+        after, self.last_shown = self.last_shown, UNKNOWN
+        self.unsent = None
         answered: Answered | None = None
         tokens: TokensUsed | None = None
-        with LiveReply(self.console) as live:
-            events = self.backend.send(self.session, content, self.model)
-            async with contextlib.aclosing(events):
-                async for event in events:
-                    if isinstance(event, TextDelta):
-                        live.add(event.text)
-                    elif isinstance(event, Answered):
-                        answered = event
-                    else:
-                        tokens = event
+        try:
+            with LiveReply(self.console) as live:
+                events = self.backend.send(self.session, content, self.model, after=after)
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        if isinstance(event, TextDelta):
+                            live.add(event.text)
+                        elif isinstance(event, Accepted):
+                            self.last_shown = event.reply_id
+                        elif isinstance(event, Answered):
+                            answered = event
+                        else:
+                            tokens = event
+        except ChatChanged as refusal:
+            self.last_shown = after
+            await self._changed_elsewhere(self.session, refusal, content)
+            return
+        except ModelwayError as error:
+            # Refused before anything was kept (an answer with an error status, or an
+            # error event before the message was taken): the chat is as it was.
+            refused = not isinstance(error, UpstreamError) or isinstance(error, UpstreamStatusError)
+            if refused and isinstance(self.last_shown, _Unknown):
+                self.last_shown = after
+            raise
         if tokens is not None:
             print_tokens(self.console, answered, tokens)
+
+    async def _changed_elsewhere(
+        self, session: SessionInfo, refusal: ChatChanged, content: str
+    ) -> None:
+        """The message was refused, the chat having changed elsewhere: say so, show what
+        this terminal had not shown, and keep the message to send again."""
+        self.unsent = content
+        prefill = "\n" not in content and HAS_READLINE and hasattr(readline, "set_pre_input_hook")
+        if prefill:
+            self._prefill = content  # kept even if the chat cannot be read again now
+        if isinstance(refusal, ChatAnswering):
+            why = (
+                "this chat is still answering a message sent from elsewhere (the web chat "
+                "or another terminal). Wait for that reply, then send yours again."
+            )
+        else:
+            why = "this chat changed elsewhere (in the web chat or another terminal)."
+        fresh, turns = await self.backend.open_session(session.id)
+        self.session = fresh
+        ids = [turn.id for turn in turns]
+        if self.last_shown is None or self.last_shown in ids:
+            start = 0 if self.last_shown is None else ids.index(self.last_shown) + 1
+            print_note(self.console, f"Not sent: {why}")
+            if news := turns[start:]:
+                self.console.rule(Text("new in this chat"), style="dim")
+                print_turns(self.console, news)
+                self.console.rule(style="dim")
+        else:  # what this terminal showed was replaced or deleted: the chat from the top
+            print_note(self.console, f"Not sent: {why} The chat now:")
+            print_transcript(self.console, fresh, turns)
+        self.last_shown = turns[-1].id if turns else None
+        if prefill:
+            print_note(
+                self.console,
+                "Your message is back at the prompt: Enter sends it again, Ctrl-U clears it.",
+            )
+        else:
+            print_note(self.console, "Your message is kept: /resend sends it again.")
+
+    async def _resend(self, argument: str) -> bool:
+        if self.unsent is None:
+            print_error(self.console, "no message to send again: none was refused")
+            return True
+        await self._reply(self.unsent)
+        return True
 
     async def _switch_model(self, name: str) -> bool:
         if not name:
@@ -189,6 +297,7 @@ class ChatRepl:
 
     async def _new(self, argument: str) -> bool:
         self.session = None
+        self.unsent = None
         self.console.print("[dim]new session: your next message starts it[/]")
         return True
 
@@ -205,6 +314,8 @@ class ChatRepl:
             return True
         session, turns = await self.backend.open_session(await self._session_id(reference))
         self.session = session
+        self.last_shown = turns[-1].id if turns else None
+        self.unsent = None
         if session.model:
             self.model = session.model
         print_transcript(self.console, session, turns)
@@ -229,3 +340,9 @@ class ChatRepl:
 
     async def _exit(self, argument: str) -> bool:
         return False
+
+
+def _insert(text: str) -> None:
+    """Readline's hook before a line is read: ``text`` is typed in, ready to edit."""
+    readline.insert_text(text)
+    readline.redisplay()

@@ -242,7 +242,7 @@ async def post_message(request: Request) -> Response:
             _save_user_message, state, session, model, history, str(content)
         )
     reply = _Reply(model)
-    # A client without ``after`` (an API script, the terminal chat) is not held up, nor
+    # A client without ``after`` (an API script) is not held up, nor
     # noted when another reply already streams: only one reply per session is.
     in_flight = state.chat_replies.claim(session.id, reply.id)
     if in_flight is None and checked:
