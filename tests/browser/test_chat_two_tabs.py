@@ -10,6 +10,7 @@ from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.browser.chat_page import (
     message_box,
+    new_chat,
     open_chat,
     pick_model,
     send,
@@ -250,3 +251,22 @@ def test_a_tab_brought_back_still_says_its_settings_were_saved(page: Page) -> No
     page.request.patch(f"/chat/api/sessions/{chat_id(page)}", data={"temperature": 1.2})
     regain_focus(page)
     expect(page.get_by_label("Temperature")).to_have_value("1.2")
+
+
+def test_a_chat_deleted_in_another_tab_says_so_until_another_chat_is_opened(
+    page: Page,
+) -> None:
+    pick_model(page, "mock/echo")
+    wait_until_answered(send(page, "kept elsewhere"))
+    kept = chat_id(page)
+    new_chat(page)
+    wait_until_answered(send(page, "deleted elsewhere"))
+    page.request.delete(f"/chat/api/sessions/{chat_id(page)}")
+    regain_focus(page)
+    notice = page.get_by_role("status").filter(has_text="deleted in another tab")
+    expect(notice).to_have_text("This chat was deleted in another tab or window.")
+    expect(page.locator(".message")).to_have_count(0)
+    # Another chat opened: the notice was about the one that went, and goes too.
+    page.locator(f".session[data-session-id='{kept}'] .session-open").click()
+    expect(page.locator(".message.user")).to_have_text(["kept elsewhere"])
+    expect(notice).to_have_count(0)

@@ -124,6 +124,8 @@ export class ChatApp {
 
   private showSession(session: ChatSession | null): void {
     this.version += 1;
+    // A notice is about the chat shown (or what was done there): not the next one's.
+    if (session?.id !== this.current?.id) this.hideNotice();
     this.current = session;
     this.title.textContent = session?.title ?? "New chat";
     history.replaceState(null, "", session ? `#${encodeURIComponent(session.id)}` : location.pathname);
