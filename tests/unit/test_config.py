@@ -172,6 +172,17 @@ GEMINI_PRICE = (
 )
 
 
+@pytest.mark.parametrize("amount", [".inf", "1e13"])
+def test_a_price_or_budget_in_dollars_is_finite(amount: str) -> None:
+    # YAML's .inf was taken: every call then cost infinity, which no JSON can carry.
+    price = f"prices:\n  openai/x: {{input_per_million: {amount}, output_per_million: 1}}\n"
+    with pytest.raises(ConfigError, match=r"modelway.yaml:2: .*input_per_million"):
+        parse_config(price, {})
+    budget = f"budgets:\n  - {{team: red, usd: {amount}}}\n"
+    with pytest.raises(ConfigError, match=r"modelway.yaml:2: .*usd"):
+        parse_config(budget, {})
+
+
 def test_a_price_reads_an_optional_long_prompt_tier_and_prices_without_one_still_parse() -> None:
     text = GEMINI_PRICE + (
         "      above_tokens: 200000\n"

@@ -45,7 +45,8 @@ Positive = Annotated[int, msgspec.Meta(ge=1)]
 Name = Annotated[str, msgspec.Meta(min_length=1)]
 #: What a Redis URL starts with (redis-py's ``from_url`` takes no other).
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-Dollars = Annotated[float, msgspec.Meta(ge=0)]
+#: A price or budget in USD: finite (YAML's ``.inf`` priced every call at infinity).
+Dollars = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
