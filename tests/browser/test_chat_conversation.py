@@ -88,6 +88,26 @@ def test_a_code_block_that_names_no_language_is_shown_plain(page: Page) -> None:
     expect(blocks.nth(3).locator(".hljs-attr")).to_have_text("key:")
 
 
+def test_a_replys_headings_sit_below_the_pages_own(page: Page) -> None:
+    # "# Title" in a reply was a 2em h1, bigger than the chat's title and an h1 in the
+    # page's outline: a reply's headings start at h3, at a reply's size.
+    pick_model(page, "mock/echo")
+    reply = send(page, "# Big title\n\n## Part\n\ntext\n\n###### Deepest")
+    wait_until_answered(reply)
+    expect(reply.locator("h1, h2")).to_have_count(0)
+    expect(reply.locator("h3")).to_have_text("Big title")
+    expect(reply.locator("h4")).to_have_text("Part")
+    expect(reply.locator("h6")).to_have_text("Deepest")
+    expect(page.locator("h1")).to_have_count(1)  # the chat's title alone
+    sizes = page.evaluate(
+        """() => [document.querySelector(".chat-title"), document.querySelector(".markdown h3"),
+                  document.querySelector(".markdown p")]
+                 .map((node) => parseFloat(getComputedStyle(node).fontSize))"""
+    )
+    title, heading, text = sizes
+    assert text < heading <= 1.25 * text and heading <= 1.25 * title, sizes
+
+
 def test_the_conversation_is_still_there_after_a_refresh(page: Page) -> None:
     pick_model(page, "mock/echo")
     wait_until_answered(send(page, "remember **this** please"))

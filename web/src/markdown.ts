@@ -26,6 +26,12 @@ markdown.use({
     html({ text }) {
       return text.replace(/[&<>"']/g, (character) => ESCAPES[character]);
     },
+    // A reply's headings sit below the page's own (the chat's title is its h1): "# Title"
+    // is an h3 of a reply's size, not a 2em h1 above everything in the page's outline.
+    heading({ tokens, depth }) {
+      const level = Math.min(depth + 2, 6);
+      return `<h${level}>${this.parser.parseInline(tokens)}</h${level}>\n`;
+    },
   },
 });
 
