@@ -519,6 +519,32 @@ def test_a_message_sent_after_the_chat_changed_elsewhere_is_kept_to_send_again(
     term.child.expect(pexpect.EOF, timeout=PATIENCE)
 
 
+def test_a_message_sent_to_a_chat_deleted_elsewhere_is_kept_for_a_new_chat(
+    terminal_factory: StartChat, chat_gateway: str, web_chat: WebChat
+) -> None:
+    # It was a red "gateway answered 404" and the message was lost.
+    term = terminal_factory(
+        "--url", chat_gateway, "-m", "mock/echo", env={"MODELWAY_API_KEY": MASTER_KEY}
+    )
+    term.prompt("mock/echo")
+    term.send("before the delete")
+    term.prompt("mock/echo")
+    chat = web_chat.latest_chat()
+    assert web_chat.client.delete(f"/chat/api/sessions/{chat}").status_code in (200, 204)
+    term.send("after the delete")
+    shown = term.prompt("mock/echo")
+    assert "Not sent: this chat was deleted elsewhere" in shown and "404" not in shown
+    assert "Your message is back at the prompt" in shown
+    term.send("")  # Enter sends it again: a new chat begins with it
+    assert "after the delete" in term.expect("tokens")
+    term.prompt("mock/echo")
+    fresh = web_chat.latest_chat()
+    assert fresh != chat
+    assert web_chat.contents(fresh) == ["after the delete", "after the delete"]
+    term.send("/exit")
+    term.child.expect(pexpect.EOF, timeout=PATIENCE)
+
+
 def test_a_message_sent_while_another_client_is_answered_waits_for_that_reply(
     terminal_factory: StartChat, chat_gateway: str, web_chat: WebChat
 ) -> None:

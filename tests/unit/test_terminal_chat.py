@@ -29,6 +29,7 @@ from modelway.errors import (
     ChatAnswering,
     ChatChanged,
     ModelwayError,
+    NotFound,
     RateLimited,
     UnknownModel,
 )
@@ -171,6 +172,17 @@ async def test_a_local_message_sent_after_the_chat_changed_elsewhere_is_refused(
     assert [t.content for t in turns][-2:] == ["caught up", "caught up"]
 
 
+async def test_a_local_message_to_a_chat_deleted_elsewhere_is_not_found(
+    local: LocalBackend,
+) -> None:
+    session = await _session(local)
+    [accepted, *_] = await _collect(local.send(session, "first", "mock/echo", after=None))
+    assert isinstance(accepted, Accepted)
+    await local._chats.delete_session(session.id)
+    with pytest.raises(NotFound):  # not "changed elsewhere": there is nothing to reload
+        await _collect(local.send(session, "late", "mock/echo", after=accepted.reply_id))
+
+
 async def test_a_local_reply_stopped_as_soon_as_it_is_accepted_is_saved_with_its_id(
     local: LocalBackend,
 ) -> None:
@@ -291,6 +303,18 @@ async def test_a_remote_message_refused_as_the_chat_changed_says_which_way(
     with pytest.raises(refusal) as caught:
         await _collect(backend.send(SESSION, "hi", "mock/echo", after=None))
     assert type(caught.value) is refusal
+
+
+async def test_a_remote_message_to_a_chat_deleted_elsewhere_is_not_found() -> None:
+    gone = orjson.dumps({"error": {"message": "no chat session abc123"}})
+    backend, _ = _remote(MockReply(404, gone, {"content-type": "application/json"}))
+    with pytest.raises(NotFound):
+        await _collect(backend.send(SESSION, "hi", "mock/echo", after=None))
+    # A gateway without the chat API is still said to be one.
+    missing = orjson.dumps({"error": {"message": "no route POST /chat/api/sessions/x"}})
+    backend, _ = _remote(MockReply(404, missing))
+    with pytest.raises(ModelwayError, match="no chat API"):
+        await _collect(backend.send(SESSION, "hi", "mock/echo", after=None))
 
 
 async def test_remote_error_events_are_raised_with_their_message() -> None:

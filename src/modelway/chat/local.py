@@ -93,6 +93,8 @@ class LocalBackend:
         self, session: SessionInfo, content: str, model: str, *, after: str | None
     ) -> AsyncGenerator[ReplyEvent, None]:
         chats = self._chats
+        if await chats.get_session(session.id) is None:  # deleted elsewhere meanwhile
+            raise NotFound(f"no chat session {session.id}")
         history = [_turn(message) for message in await chats.list_messages(session.id)]
         # The web chat of a gateway on this store may have changed the chat meanwhile (its
         # replies streaming there are not known here, the saved history is).

@@ -31,6 +31,7 @@ from modelway.errors import (
     ChatChanged,
     ConnectError,
     ModelwayError,
+    NotFound,
     RateLimited,
     Timeout,
     UndecodableResponse,
@@ -114,6 +115,10 @@ class RemoteBackend:
         try:
             response = await self._open(request)
         except UpstreamStatusError as error:
+            if error.upstream_status == 404 and "no chat session" in error.message:
+                # The chat API is there (the session was read), the chat is not: deleted
+                # in the web chat or another terminal meanwhile.
+                raise NotFound(f"no chat session {session.id}") from None
             if error.upstream_status != 409:
                 raise
             if error.code == "chat_answering":

@@ -229,6 +229,16 @@ class ChatRepl:
             self.last_shown = after
             await self._changed_elsewhere(self.session, refusal, content)
             return
+        except NotFound:
+            # Deleted in the web chat or another terminal: the next message starts a new
+            # chat, and this one is kept for it rather than lost with a bare 404.
+            self.session = None
+            self._keep_unsent(
+                content,
+                "this chat was deleted elsewhere (in the web chat or "
+                "another terminal); your next message starts a new chat.",
+            )
+            return
         except ModelwayError as error:
             # Refused before anything was kept (an answer with an error status, or an
             # error event before the message was taken): the chat is as it was.
@@ -245,7 +255,7 @@ class ChatRepl:
         """The message was refused, the chat having changed elsewhere: say so, show what
         this terminal had not shown, and keep the message to send again."""
         self.unsent = content
-        prefill = "\n" not in content and HAS_READLINE and hasattr(readline, "set_pre_input_hook")
+        prefill = self._can_prefill(content)
         if prefill:
             self._prefill = content  # kept even if the chat cannot be read again now
         if isinstance(refusal, ChatAnswering):
@@ -269,6 +279,23 @@ class ChatRepl:
             print_note(self.console, f"Not sent: {why} The chat now:")
             print_transcript(self.console, fresh, turns)
         self.last_shown = turns[-1].id if turns else None
+        self._say_kept(prefill)
+
+    def _keep_unsent(self, content: str, why: str) -> None:
+        """A message refused with nothing to show of the chat: say why, keep the message."""
+        self.unsent = content
+        prefill = self._can_prefill(content)
+        if prefill:
+            self._prefill = content
+        print_note(self.console, f"Not sent: {why}")
+        self._say_kept(prefill)
+
+    @staticmethod
+    def _can_prefill(content: str) -> bool:
+        """Whether a message can be put back at the prompt (one line, with readline)."""
+        return "\n" not in content and HAS_READLINE and hasattr(readline, "set_pre_input_hook")
+
+    def _say_kept(self, prefill: bool) -> None:
         if prefill:
             print_note(
                 self.console,
