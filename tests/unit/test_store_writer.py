@@ -392,6 +392,48 @@ async def test_records_spilled_while_the_store_was_down_count_once_it_answers(
     assert len(await stored_ids(store)) == 5
 
 
+class SlowSpend(Outage):
+    """A store whose first reading of the spend hangs until the test lets it go."""
+
+    def __init__(self, usage: UsageRepository) -> None:
+        super().__init__(usage)
+        self.gate = asyncio.Event()
+        self.readings = 0
+
+    async def spend(self, **filters: Any) -> tuple[float, int]:
+        self.readings += 1
+        if self.readings == 1:
+            await self.gate.wait()
+        return await self._usage.spend(**filters)
+
+
+async def test_a_store_slow_to_read_the_spend_does_not_hold_the_writer_back(
+    store: Store,
+    spill_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The reading held the writer's lock for as long as the store took: every record
+    # stayed in memory meanwhile, and a stopping process could neither store nor spill.
+    monkeypatch.setattr("modelway.store.writer.SPEND_WAIT", 0.05)
+    slow = SlowSpend(store.usage)
+    store.usage = slow  # type: ignore[assignment]
+    writer = UsageWriter(store, spill_path, batch_size=2, flush_interval=0.01)
+    writer.start()
+    with caplog.at_level(logging.WARNING, logger="modelway.store"):
+        reading = asyncio.create_task(writer.spend(key_id="k"))
+        await eventually(lambda: slow.readings == 1)
+        for record in spent(2):
+            writer.record(record)
+        await eventually(lambda: writer.written == 2)  # stored, the first reading still hung
+        # Read again from the store alone: before or after the two were stored in it.
+        assert await reading in {(0.0, 0), (2.0, 6)}
+    assert "store slow to read the spend" in caplog.text
+    assert not slow.gate.is_set() and slow.readings == 2
+    slow.gate.set()
+    await writer.aclose()
+
+
 async def test_a_writer_stuck_storing_leaves_the_spend_to_the_store(
     store: Store,
     spill_path: Path,

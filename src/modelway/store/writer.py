@@ -130,7 +130,10 @@ class UsageWriter:
         a caller that acts on the answer before its next await knows exactly which records
         it holds. Records this process spilled while the store was down are replayed first
         (at most ``SPEND_WAIT``): they count once they are in the store. Another process's
-        records not stored yet cannot be seen.
+        records not stored yet cannot be seen. The store's reading holds the writer back
+        for at most ``SPEND_WAIT`` too (a slow store would otherwise keep every record in
+        memory, and a stopping process from storing or spilling them): past it, the
+        store is read again without the records held.
         """
         try:
             async with asyncio.timeout(SPEND_WAIT):
@@ -143,9 +146,18 @@ class UsageWriter:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(SPEND_WAIT):
                         await self._replay_spill()
-            usd, tokens = await self._usage.spend(key_id=key_id, team=team, since=since)
+            try:
+                async with asyncio.timeout(SPEND_WAIT):
+                    usd, tokens = await self._usage.spend(key_id=key_id, team=team, since=since)
+            except TimeoutError:
+                slow = True
+            else:
+                slow = False
         finally:
             self._moving.release()
+        if slow:
+            log.warning("store slow to read the spend: reading it without the records held")
+            return await self._usage.spend(key_id=key_id, team=team, since=since)
         for held in self._buffer:
             if (
                 (key_id is None or held.key_id == key_id)
